@@ -1,0 +1,24 @@
+// One error type for every malformed or hostile input file. The message always starts with the file
+// (or format) and names the offending field, so a user can tell what is wrong and what to do next.
+
+export class FormatError extends Error {
+  constructor(readonly source: string, message: string) {
+    super(`${source}: ${message}`);
+    this.name = 'FormatError';
+  }
+}
+
+/** Converts a u64/i64 read as BigInt to a Number, refusing values above `max` (default 2^53 − 1). */
+export function checkedNumber(source: string, what: string, value: bigint, max: number = Number.MAX_SAFE_INTEGER): number {
+  if (value < 0n || value > BigInt(max)) {
+    throw new FormatError(source, `${what} = ${value} is out of range (must be between 0 and ${max})`);
+  }
+  return Number(value);
+}
+
+/** a · b with overflow detection (products above 2^53 − 1 are refused). */
+export function checkedMul(source: string, what: string, a: number, b: number): number {
+  const p = a * b;
+  if (!Number.isSafeInteger(p) || p < 0) throw new FormatError(source, `${what}: ${a} × ${b} overflows`);
+  return p;
+}

@@ -1,0 +1,88 @@
+// The kernel contract. Every compute kernel in Tessera works on one linear memory (an arena, see
+// src/runtime/arena.ts) and takes byte offsets ("pointers") and sizes; kernels allocate nothing.
+// Two implementations exist side by side:
+//   - src/kernels/wasm.ts       the WebAssembly SIMD build of kernels/*.ts (AssemblyScript) — the fast path
+//   - src/kernels/reference.ts  plain TypeScript over typed-array views of the same memory — the test oracle
+// Both implement `Kernels`, and tests run the same cases through both (sizes not multiple of 4/32).
+//
+// Shape legend: n = tokens in a batch, rows/cols = weight matrix shape (row-major, rows = out features),
+// H = query heads, Hkv = key/value heads, D = head dim, S = keys in the cache.
+// All activations are f32. Weights may be f32, f16, bf16 or GGUF q8_0 / q4_0 blocks.
+// Kernels that can be split across threads take a half-open range [r0, r1) of rows or heads.
+
+/** Byte offset into one arena's linear memory. Always < 2^32. */
+export type Ptr = number;
+
+/** Storage type of a weight matrix. Quantised types use GGUF block layouts:
+ *  q8_0: blocks of 32 values = f16 scale d + 32 × int8 q           (34 bytes), x = d·q
+ *  q4_0: blocks of 32 values = f16 scale d + 16 bytes of nibbles   (18 bytes), x = d·(q − 8);
+ *        byte j holds element j (low nibble) and element j+16 (high nibble). */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+
+/** Storage type of the KV cache rows. */
+export type CacheDType = 'f32' | 'f16';
+
+/** Rotary embedding layout. 'neox': pairs (i, i + D/2) (Hugging Face rotate_half).
+ *  'normal': adjacent pairs (2i, 2i+1) (llama.cpp's LLAMA_ROPE_TYPE_NORM, used with GGUF's permuted Q/K). */
+export type RopeStyle = 'neox' | 'normal';
+
+/** Bytes needed to store `count` elements of a weight dtype (count must be a multiple of 32 for q types). */
+export function weightBytes(dtype: WeightDType, count: number): number {
+  switch (dtype) {
+    case 'f32': return count * 4;
+    case 'f16': case 'bf16': return count * 2;
+    case 'q8_0': return (count / 32) * 34;
+    case 'q4_0': return (count / 32) * 18;
+    default: { const never: never = dtype; throw new Error(`weightBytes: unknown dtype ${String(never)}`); }
+  }
+}
+
+export interface Kernels {
+  /** Y (n, rows) = X (n, cols) · Wᵀ for output rows [r0, r1); W (rows, cols) stored as `dtype`.
+   *  For 'q8_0' and 'q4_0', `x` must point to X already quantised by `quantizeQ8(x, xq, n*cols)`
+   *  (llama.cpp does the same, so the integer dot products match it); otherwise `x` is f32.
+   *  cols must be a multiple of 32 for quantised dtypes. n = 1 is the decode (matrix–vector) case. */
+  matmul(dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+
+  /** xq = q8_0 blocks of x (count values, count % 32 == 0): per block d = max|x|/127, q = round(x/d). */
+  quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+
+  /** dst (count) f32 = src (count) converted from dtype (dequantisation, f16/bf16 widening, copy). */
+  toF32(dtype: WeightDType, src: Ptr, dst: Ptr, count: number): void;
+
+  /** y (n, dim) = x / sqrt(mean(x²) + eps) ⊙ w;  w (dim) f32. y may equal x. */
+  rmsNorm(x: Ptr, w: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
+
+  /** y (n, dim) = (x − mean) / sqrt(var + eps) ⊙ w (+ b if b != 0); y may equal x. */
+  layerNorm(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
+
+  /** Rotates x (n, heads, D) in place. pos (n) i32 absolute positions; invFreq (D/2) f32 per pair,
+   *  already including any rope scaling. angle = pos·invFreq[i]. */
+  rope(x: Ptr, pos: Ptr, invFreq: Ptr, n: number, heads: number, headDim: number, style: RopeStyle): void;
+
+  /** In place softmax over each of the n rows of length len (rows of -Infinity only → all zeros). */
+  softmax(x: Ptr, n: number, len: number): void;
+
+  /** gate (count) = silu(gate) ⊙ up  (SwiGLU). */
+  siluMul(gate: Ptr, up: Ptr, count: number): void;
+  /** gate (count) = gelu_tanh(gate) ⊙ up  (GeGLU). */
+  geluMul(gate: Ptr, up: Ptr, count: number): void;
+
+  /** y (count) += x (count). */
+  add(y: Ptr, x: Ptr, count: number): void;
+  /** y (rows, cols) += bias (cols) broadcast over rows. */
+  addBias(y: Ptr, bias: Ptr, rows: number, cols: number): void;
+
+  /** Causal attention over a KV cache, for query heads [h0, h1).
+   *  q   (n, H, D) f32 — queries of n new tokens whose absolute positions are qPos (n, i32)
+   *  k,v (S, Hkv, D) in cacheDType — rows 0..S-1 of the cache, row s holds position s
+   *  out (n, H, D) f32
+   *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
+   *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
+   *  scores buffer), so memory does not grow with S. */
+  attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
+            n: number, S: number, H: number, Hkv: number, D: number, scale: number, h0: number, h1: number): void;
+
+  /** dst (count) in cacheDType = src (count) f32 (used to append K/V rows to an f16 cache). */
+  storeRows(cacheDType: CacheDType, src: Ptr, dst: Ptr, count: number): void;
+}
