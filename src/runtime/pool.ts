@@ -1,0 +1,217 @@
+// The thread pool: the main thread plus `threads − 1` worker_threads, all running the same kernels
+// over the same shared arenas. Calls are synchronous for the caller: the main thread publishes the
+// job in a shared control block (protocol.ts), wakes the workers, computes its own slice, then waits
+// in Atomics.wait until every worker has reported. Work is split into contiguous slices of rows
+// (matmul) or heads (attention); thread 0 (the main thread) takes the first slice, never the longest.
+//
+// Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
+// synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
+// port with receiveMessageOnPort during a Register job).
+// Limitation: a worker killed from outside (e.g. out of memory) would leave the main thread waiting;
+// every JavaScript or WebAssembly error inside a worker is caught and rethrown in the caller.
+
+import { availableParallelism } from 'node:os';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
+import { kernelModule } from '../kernels/wasm.js';
+import type { Arena } from './arena.js';
+import { checkKernelKind, type KernelKind } from './kernel-factory.js';
+import {
+  ARENA, CACHE_DTYPES, ERROR, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
+  createControl, readError, runSlice, splitRange, type Control,
+} from './protocol.js';
+import type { RegisterMessage, WorkerInit } from './worker.js';
+
+export interface ThreadPoolOptions {
+  /** Threads including the main thread; default os.availableParallelism(). */
+  threads?: number;
+  kernels: KernelKind;
+  /** How long an idle worker (and the waiting main thread) polls before sleeping in Atomics.wait.
+   *  Default DEFAULT_SPIN_MICROS; 0 = always sleep. */
+  spinMicros?: number;
+}
+
+/** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
+export const ROW_ALIGN = 8;
+/** See src/bench/threads-bench.ts for the measurement behind this default. */
+export const DEFAULT_SPIN_MICROS = 50;
+
+interface WorkerHandle { worker: Worker; port: MessagePort }
+
+export class ThreadPool {
+  /** Threads including the main thread. */
+  readonly threads: number;
+  readonly kernelKind: KernelKind;
+  private readonly control: Control;
+  private readonly workers: WorkerHandle[];
+  private readonly spinMs: number;
+  private readonly registered = new Map<number, Arena>();
+  private disposed = false;
+  private failure: Error | undefined;
+
+  private constructor(threads: number, kind: KernelKind, control: Control, workers: WorkerHandle[], spinMicros: number) {
+    this.threads = threads;
+    this.kernelKind = kind;
+    this.control = control;
+    this.workers = workers;
+    this.spinMs = spinMicros / 1000;
+    for (const { worker } of workers) {
+      // Workers catch their own errors; this only fires if one dies, which later calls report.
+      worker.on('error', (err) => { this.failure ??= err; });
+      worker.unref();
+    }
+  }
+
+  static async create(opts: ThreadPoolOptions): Promise<ThreadPool> {
+    checkKernelKind('ThreadPool.create', opts.kernels);
+    const threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+      throw new Error(`ThreadPool.create: threads must be an integer in [1, ${MAX_THREADS}], got ${threads}`);
+    }
+    const spinMicros = opts.spinMicros ?? DEFAULT_SPIN_MICROS;
+    if (!(spinMicros >= 0 && spinMicros <= 1e6)) {
+      throw new Error(`ThreadPool.create: spinMicros must be in [0, 1e6], got ${spinMicros}`);
+    }
+    const control = createControl();
+    const module = opts.kernels === 'wasm' ? kernelModule() : undefined;
+    const workers: WorkerHandle[] = [];
+    try {
+      for (let index = 1; index < threads; index++) {
+        const { port1, port2 } = new MessageChannel();
+        const init: WorkerInit = { control: control.sab, index, kind: opts.kernels, module, port: port2, spinMicros };
+        const worker = new Worker(new URL('./worker.js', import.meta.url), {
+          workerData: init, transferList: [port2],
+          // Workers inherit the process's flags; --input-type (from `node --input-type=module -e`) makes them fail.
+          execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+        });
+        workers.push({ worker, port: port1 });
+      }
+      await Promise.all(workers.map(({ worker }, i) => new Promise<void>((resolve, reject) => {
+        worker.once('message', () => resolve());
+        worker.once('error', (err) => reject(new Error(`ThreadPool.create: worker ${i + 1} failed to start: ${err.message}`, { cause: err })));
+        worker.once('exit', (code) => reject(new Error(`ThreadPool.create: worker ${i + 1} exited with code ${code} while starting`)));
+      })));
+    } catch (err) {
+      for (const { worker } of workers) void worker.terminate();
+      throw err;
+    }
+    for (const { worker } of workers) worker.removeAllListeners();
+    return new ThreadPool(threads, opts.kernels, control, workers, spinMicros);
+  }
+
+  /** Makes `arena` usable by the workers (each binds its own kernels to the shared memory). */
+  register(arena: Arena): void {
+    this.checkUsable('register');
+    if (arena.kernelKind !== this.kernelKind) {
+      throw new Error(`ThreadPool.register: arena "${arena.label}" uses '${arena.kernelKind}' kernels but the pool ` +
+        `runs '${this.kernelKind}'; create both with the same kind so every thread computes alike`);
+    }
+    if (this.registered.has(arena.id)) return;
+    const msg: RegisterMessage = { id: arena.id, memory: arena.memory };
+    for (const { port } of this.workers) port.postMessage(msg);
+    this.dispatch(Op.Register, arena.id, undefined);
+    this.registered.set(arena.id, arena);
+  }
+
+  /** Drops the workers' kernels for `arena`, so its memory can be freed once the caller drops it. */
+  unregister(arena: Arena): void {
+    if (this.disposed || !this.registered.has(arena.id)) return;
+    this.registered.delete(arena.id);
+    this.dispatch(Op.Unregister, arena.id, undefined);
+  }
+
+  /** Kernels.matmul over rows [0, rows), split by rows across the threads. Same arguments. */
+  matmul(arena: Arena, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number): void {
+    const dt = WEIGHT_DTYPES.indexOf(dtype);
+    if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
+    this.job('matmul', arena, Op.Matmul, rows, ROW_ALIGN, [dt, w, x, y, n, rows, cols]);
+  }
+
+  /** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough). */
+  attention(arena: Arena, q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
+            n: number, S: number, H: number, Hkv: number, D: number, scale: number): void {
+    const ct = CACHE_DTYPES.indexOf(cacheDType);
+    if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
+    // Keeping a group's heads on one thread lets it read that KV head once per group.
+    const unit = Hkv >= this.threads && H % Hkv === 0 ? H / Hkv : 1;
+    this.job('attention', arena, Op.Attention, H, unit, [q, qPos, k, v, out, ct, n, S, H, Hkv, D, scale]);
+  }
+
+  /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.registered.clear();
+    if (this.workers.length > 0 && this.failure === undefined) {
+      try { this.dispatch(Op.Stop, 0, undefined, 1000); } catch { /* terminate below regardless */ }
+    }
+    for (const { worker, port } of this.workers) {
+      port.close();
+      worker.terminate().catch(() => { /* already gone */ });
+    }
+  }
+
+  private checkUsable(fn: string): void {
+    if (this.disposed) throw new Error(`ThreadPool.${fn}: the pool was disposed`);
+    if (this.failure !== undefined) {
+      throw new Error(`ThreadPool.${fn}: a worker died (${this.failure.message}); create a new pool`, { cause: this.failure });
+    }
+  }
+
+  private job(name: string, arena: Arena, op: number, total: number, unit: number, a: readonly number[]): void {
+    this.checkUsable(name);
+    if (!this.registered.has(arena.id)) {
+      throw new Error(`ThreadPool.${name}: arena "${arena.label}" is not registered; call pool.register(arena) after creating it`);
+    }
+    const c = this.control;
+    splitRange(total, this.threads, unit, c.ints, RANGES);
+    c.args.set(a);
+    // Jobs too small to split (a single non-empty slice) run here without waking the workers.
+    let busy = 0;
+    for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
+    if (busy <= 1) {
+      runSlice(arena.kernels, op, c.args, 0, total);
+      return;
+    }
+    const r0 = c.ints[RANGES]!, r1 = c.ints[RANGES + 1]!;
+    this.dispatch(op, arena.id, () => runSlice(arena.kernels, op, c.args, r0, r1));
+  }
+
+  /** Posts a job to every worker, runs `own` on this thread, waits for all, rethrows any failure. */
+  private dispatch(op: number, arenaId: number, own: (() => void) | undefined, timeoutMs = Infinity): void {
+    const ints = this.control.ints;
+    Atomics.store(ints, OP, op);
+    Atomics.store(ints, ARENA, arenaId);
+    Atomics.store(ints, ERROR, 0);
+    Atomics.store(ints, PENDING, this.workers.length);
+    Atomics.add(ints, SEQ, 1);
+    Atomics.notify(ints, SEQ);
+    let ownError: unknown;
+    if (own !== undefined) {
+      try { own(); } catch (err) { ownError = err; }
+    }
+    this.waitForWorkers(timeoutMs);
+    const opName = OP_NAMES[op] ?? String(op);
+    if (ownError !== undefined) throw ownError;
+    const failed = readError(this.control);
+    if (failed !== undefined) {
+      throw new Error(`ThreadPool.${opName}: worker ${failed.thread} failed: ${failed.message}`);
+    }
+  }
+
+  private waitForWorkers(timeoutMs: number): void {
+    const ints = this.control.ints;
+    if (this.spinMs > 0) {
+      const deadline = performance.now() + this.spinMs;
+      while (Atomics.load(ints, PENDING) !== 0 && performance.now() < deadline) { /* spin */ }
+    }
+    const giveUp = performance.now() + timeoutMs;
+    for (;;) {
+      const pending = Atomics.load(ints, PENDING);
+      if (pending === 0) return;
+      const left = giveUp - performance.now();
+      if (left <= 0) throw new Error(`ThreadPool: ${pending} worker(s) did not answer within ${timeoutMs} ms`);
+      Atomics.wait(ints, PENDING, pending, left);
+    }
+  }
+}

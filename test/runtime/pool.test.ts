@@ -1,0 +1,219 @@
+// The pool must give bit-identical results to one thread running the same kernels over [0, rows)
+// or [0, H), whatever the split (rows < threads, odd rows, GQA groups), and must turn worker
+// failures into exceptions. f32 results are also checked against a naive loop written here.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
+import { weightBytes } from '../../src/kernels/types.js';
+import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
+import { ThreadPool } from '../../src/runtime/pool.js';
+
+function rng(seed: number): () => number {
+  return () => { // mulberry32, uniform in [0, 1)
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random weights of `dtype` (rows, cols) written at w; finite values of moderate size. */
+function fillWeights(arena: Arena, dtype: WeightDType, w: number, rows: number, cols: number, rand: () => number): void {
+  const count = rows * cols;
+  const f16 = (): number => ((rand() < 0.5 ? 0x8000 : 0) | ((10 + Math.floor(rand() * 6)) << 10) | Math.floor(rand() * 1024));
+  switch (dtype) {
+    case 'f32': { const v = arena.f32(w, count); for (let i = 0; i < count; i++) v[i] = rand() * 2 - 1; return; }
+    case 'f16': { const v = arena.u16(w, count); for (let i = 0; i < count; i++) v[i] = f16(); return; }
+    case 'bf16': {
+      const v = arena.u16(w, count), f = new Float32Array(1), u = new Uint32Array(f.buffer);
+      for (let i = 0; i < count; i++) { f[0] = rand() * 2 - 1; v[i] = u[0]! >>> 16; }
+      return;
+    }
+    case 'q8_0': case 'q4_0': {
+      const blockBytes = dtype === 'q8_0' ? 34 : 18, bytes = arena.u8(w, weightBytes(dtype, count));
+      for (let b = 0; b < count / 32; b++) {
+        const o = b * blockBytes, d = f16() & 0x7fff;
+        bytes[o] = d & 0xff; bytes[o + 1] = d >> 8;
+        for (let j = 2; j < blockBytes; j++) bytes[o + j] = Math.floor(rand() * 256);
+      }
+      return;
+    }
+  }
+}
+
+function fillF32(arena: Arena, p: number, count: number, rand: () => number): void {
+  const v = arena.f32(p, count);
+  for (let i = 0; i < count; i++) v[i] = rand() * 2 - 1;
+}
+
+const THREADS = 3; // more threads than CI cores on purpose: splits into 3 slices must still be exact
+
+describe('ThreadPool with reference kernels', () => {
+  let pool: ThreadPool;
+  before(async () => { pool = await ThreadPool.create({ threads: THREADS, kernels: 'reference' }); });
+  after(() => pool.dispose());
+
+  const dtypes: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+  for (const dtype of dtypes) {
+    test(`matmul ${dtype} equals the single-thread kernel for rows < threads, odd rows and batches`, () => {
+      const rand = rng(dtypes.indexOf(dtype) + 1);
+      const quant = dtype === 'q8_0' || dtype === 'q4_0';
+      for (const cols of quant ? [32, 96] : [33, 64]) {
+        for (const rows of [1, 2, 3, 8, 9, 17, 64, 257]) {
+          for (const n of [1, 3]) {
+            const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, weightBytes('q8_0', n * 96), n * rows * 4, n * rows * 4];
+            const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'matmul' });
+            const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
+            pool.register(arena);
+            fillWeights(arena, dtype, w, rows, cols, rand);
+            fillF32(arena, x, n * cols, rand);
+            let input = x;
+            if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
+            arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
+            pool.matmul(arena, dtype, w, input, y2, n, rows, cols);
+            const single = arena.f32(y1, n * rows), pooled = arena.f32(y2, n * rows);
+            assert.deepEqual(pooled, single, `${dtype} n=${n} rows=${rows} cols=${cols}`);
+            assert.ok(single.some((v) => v !== 0) && single.every(Number.isFinite));
+            if (dtype === 'f32') {
+              const W = arena.f32(w, rows * cols), X = arena.f32(x, n * cols);
+              for (let t = 0; t < n; t++) for (let r = 0; r < rows; r++) {
+                let s = 0;
+                for (let c = 0; c < cols; c++) s += W[r * cols + c]! * X[t * cols + c]!;
+                assert.ok(Math.abs(pooled[t * rows + r]! - s) <= 1e-5 * (1 + Math.abs(s)), `naive f32 r=${r}`);
+              }
+            }
+            pool.unregister(arena);
+          }
+        }
+      }
+    });
+  }
+
+  for (const cacheDType of ['f32', 'f16'] as CacheDType[]) {
+    test(`attention (${cacheDType} cache) equals the single-thread kernel for MHA, GQA and MQA`, () => {
+      const rand = rng(cacheDType === 'f32' ? 11 : 12);
+      for (const [H, Hkv] of [[1, 1], [2, 2], [4, 4], [8, 2], [3, 1], [6, 3], [12, 4]] as const) {
+        for (const [n, S] of [[1, 1], [1, 7], [3, 17]] as const) {
+          const D = 20, scale = 1 / Math.sqrt(D), elem = cacheDType === 'f32' ? 4 : 2;
+          const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, n * H * D * 4, n * H * D * 4];
+          const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'attention' });
+          const [q, pos, kf, vf, k, v, o1, o2] = sizes.map((s) => arena.alloc(s)) as number[] as
+            [number, number, number, number, number, number, number, number];
+          pool.register(arena);
+          fillF32(arena, q, n * H * D, rand);
+          fillF32(arena, kf, S * Hkv * D, rand);
+          fillF32(arena, vf, S * Hkv * D, rand);
+          arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
+          arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
+          const positions = arena.i32(pos, n);
+          for (let i = 0; i < n; i++) positions[i] = S - n + i; // the last n cache rows are the new tokens
+          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, H);
+          pool.attention(arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale);
+          const single = arena.f32(o1, n * H * D), pooled = arena.f32(o2, n * H * D);
+          assert.deepEqual(pooled, single, `H=${H} Hkv=${Hkv} n=${n} S=${S}`);
+          if (cacheDType === 'f32') {
+            const Q = arena.f32(q, n * H * D), K = arena.f32(kf, S * Hkv * D), V = arena.f32(vf, S * Hkv * D);
+            for (let i = 0; i < n; i++) for (let h = 0; h < H; h++) {
+              const g = Math.floor(h / (H / Hkv)), last = positions[i]!;
+              const scores: number[] = [];
+              for (let s = 0; s <= last; s++) {
+                let dot = 0;
+                for (let d = 0; d < D; d++) dot += Q[(i * H + h) * D + d]! * K[(s * Hkv + g) * D + d]!;
+                scores.push(dot * scale);
+              }
+              const m = Math.max(...scores), e = scores.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
+              for (let d = 0; d < D; d++) {
+                let acc = 0;
+                for (let s = 0; s <= last; s++) acc += e[s]! * V[(s * Hkv + g) * D + d]!;
+                assert.ok(Math.abs(pooled[(i * H + h) * D + d]! - acc / z) < 1e-5, `naive attention h=${h} d=${d}`);
+              }
+            }
+          }
+          pool.unregister(arena);
+        }
+      }
+    });
+  }
+
+  test('several arenas stay registered side by side; unknown or mismatched arenas are refused', () => {
+    const cols = 32, rows = 40;
+    const make = (seed: number): { arena: Arena; w: number; x: number; y: number } => {
+      const arena = Arena.create(planArena([rows * cols * 4, cols * 4, rows * 4]), { kernels: 'reference', label: `multi ${seed}` });
+      const w = arena.alloc(rows * cols * 4), x = arena.alloc(cols * 4), y = arena.alloc(rows * 4);
+      const rand = rng(seed);
+      fillF32(arena, w, rows * cols, rand);
+      fillF32(arena, x, cols, rand);
+      pool.register(arena);
+      pool.register(arena); // idempotent
+      return { arena, w, x, y };
+    };
+    const parts = [make(21), make(22), make(23)];
+    for (const { arena, w, x, y } of parts.reverse()) {
+      pool.matmul(arena, 'f32', w, x, y, 1, rows, cols);
+      const expected = new Float32Array(rows);
+      const W = arena.f32(w, rows * cols), X = arena.f32(x, cols);
+      for (let r = 0; r < rows; r++) { let s = 0; for (let c = 0; c < cols; c++) s += W[r * cols + c]! * X[c]!; expected[r] = s; }
+      const got = arena.f32(y, rows);
+      for (let r = 0; r < rows; r++) assert.ok(Math.abs(got[r]! - expected[r]!) < 1e-5, arena.label);
+    }
+    const stranger = Arena.create(1024, { kernels: 'reference', label: 'stranger' });
+    assert.throws(() => pool.matmul(stranger, 'f32', RESERVED_BYTES, RESERVED_BYTES, RESERVED_BYTES, 1, 8, 32), /"stranger" is not registered/);
+    assert.throws(() => pool.register(Arena.create(1024, { kernels: 'wasm', label: 'w' })), /'wasm' kernels but the pool runs 'reference'/);
+    assert.throws(() => pool.matmul(parts[0]!.arena, 'q2_k' as WeightDType, 0, 0, 0, 1, 8, 32), /unknown weight dtype/);
+  });
+});
+
+describe('ThreadPool failures and lifetime', () => {
+  test('a failure inside a worker is thrown in the caller, and the pool keeps working', async () => {
+    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm' });
+    try {
+      const rows = 16, cols = 32;
+      const arena = Arena.create(1, { kernels: 'wasm', label: 'edge' });
+      const x = arena.alloc(cols * 4), y = arena.alloc(rows * 4);
+      fillF32(arena, x, cols, rng(5));
+      pool.register(arena);
+      // W's first 8 rows end exactly at the end of the memory, so the main thread's slice [0, 8)
+      // succeeds and the worker's slice [8, 16) reads out of bounds.
+      const end = arena.memory.buffer.byteLength, w = end - 8 * cols * 4;
+      fillF32(arena, w, 8 * cols, rng(6));
+      assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, rows, cols), /ThreadPool\.matmul: worker 1 failed: .+/);
+      // The next job runs normally: rows [0, 8) over both threads.
+      const y2 = arena.alloc(8 * 4);
+      pool.matmul(arena, 'f32', w, x, y2, 1, 8, cols);
+      arena.kernels.matmul('f32', w, x, y, 1, 8, cols, 0, 8);
+      assert.deepEqual(arena.f32(y2, 8), arena.f32(y, 8));
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  test('one thread runs everything on the main thread; dispose is idempotent and final', async () => {
+    const pool = await ThreadPool.create({ threads: 1, kernels: 'reference' });
+    assert.equal(pool.threads, 1);
+    const arena = Arena.create(4096, { kernels: 'reference' });
+    const w = arena.alloc(8 * 32 * 4), x = arena.alloc(32 * 4), y = arena.alloc(8 * 4);
+    fillF32(arena, w, 8 * 32, rng(7));
+    fillF32(arena, x, 32, rng(8));
+    pool.register(arena);
+    pool.matmul(arena, 'f32', w, x, y, 1, 8, 32);
+    const W = arena.f32(w, 256), X = arena.f32(x, 32);
+    let s = 0;
+    for (let c = 0; c < 32; c++) s += W[7 * 32 + c]! * X[c]!;
+    assert.ok(Math.abs(arena.f32(y, 8)[7]! - s) < 1e-5);
+    pool.dispose();
+    pool.dispose();
+    assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, 8, 32), /disposed/);
+
+    const multi = await ThreadPool.create({ threads: 2, kernels: 'reference' });
+    multi.register(arena);
+    multi.dispose();
+    multi.dispose();
+    assert.throws(() => multi.register(arena), /disposed/);
+  });
+
+  test('option errors name the option', async () => {
+    await assert.rejects(ThreadPool.create({ threads: 0, kernels: 'reference' }), /threads must be an integer/);
+    await assert.rejects(ThreadPool.create({ threads: 1.5, kernels: 'reference' }), /threads must be an integer/);
+    await assert.rejects(ThreadPool.create({ kernels: 'gpu' as never }), /'wasm' or 'reference'/);
+  });
+});
