@@ -94,28 +94,25 @@ export function parseJsonStrict(text: string, source: string, opts: StrictJsonOp
     return key;
   };
 
-  const push = (frame: Frame): void => {
-    if (stack.length >= maxDepth) fail(`nesting deeper than ${maxDepth} levels`);
-    stack.push(frame);
-  };
 
   for (;;) {
     // State: a value is expected at i.
     skipWs();
     let value: unknown;
     const c = text.charCodeAt(i);
+    if ((c === 0x7b || c === 0x5b) && stack.length >= maxDepth) fail(`nesting deeper than ${maxDepth} levels`);
     if (c === 0x7b) { // {
       i++;
       const obj: Record<string, unknown> = {};
       skipWs();
       if (text.charCodeAt(i) === 0x7d) { i++; value = obj; }
-      else { push({ array: false, value: obj, key: parseKey() }); continue; }
+      else { stack.push({ array: false, value: obj, key: parseKey() }); continue; }
     } else if (c === 0x5b) { // [
       i++;
       const arr: unknown[] = [];
       skipWs();
       if (text.charCodeAt(i) === 0x5d) { i++; value = arr; }
-      else { push({ array: true, value: arr }); continue; }
+      else { stack.push({ array: true, value: arr }); continue; }
     } else if (c === 0x22) {
       value = parseString();
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
