@@ -26,6 +26,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Continue in this cache: the prompt is appended after the cache.length positions it holds.
    *  Default: a fresh cache. At the end the cache holds every fed token (all but the last sampled one). */
   cache?: ModelCache;
+  /** The tokens `cache` already holds, if known: repetition penalties then see them as history too. */
+  context?: readonly number[];
   /** Called after each prefill chunk with (tokens done, prompt tokens). */
   onPrefillProgress?: (done: number, total: number) => void;
   /** Ids that end generation (default: tokenizer.eosTokenIds). */
@@ -125,7 +127,7 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
 
   const eos = new Set(opts.ignoreEos ? [] : (opts.eosTokenIds ?? tokenizer.eosTokenIds));
   const decoder = new StreamDecoder((t) => tokenizer.decode(t, { skipSpecialTokens: true }));
-  const history = [...ids]; // prompt + generated, for repetition penalties
+  const history = [...(opts.context ?? []), ...ids]; // context + prompt + generated, for penalties
   const tokens: number[] = [];
   let text = '';
   const t0 = performance.now();

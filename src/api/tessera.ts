@@ -1,0 +1,183 @@
+// Tessera: one loaded model + tokenizer behind a small API (generate, complete, logits, chat).
+//
+// The instance owns ONE KV cache and runs one generation at a time (later calls wait their turn).
+// It remembers which tokens the cache holds, so a request that starts with the same tokens as the
+// previous one (the next turn of a chat) only prefills what is new.
+
+import { basename } from 'node:path';
+import { loadModel, type LoadOptions, type LoadedModel, type ModelInfo } from '../models/load.js';
+import type { LlamaConfig } from '../models/config.js';
+import type { LanguageModel, ModelCache } from '../models/types.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import {
+  ContextOverflowError, evaluateLogits, generate,
+  type GenerateOptions, type GenerationChunk, type GenerationResult,
+} from '../generation/generate.js';
+import { ChatCompletions } from './chat.js';
+import type { ChatRole } from './validate.js';
+
+/** Renders chat messages into a prompt string (the checkpoint's Jinja chat template by default). */
+export type ChatRenderer = (messages: { role: ChatRole; content: string }[], opts: { addGenerationPrompt: boolean }) => string | Promise<string>;
+
+export interface TesseraOptions {
+  /** Model name reported by chat completions (default: the checkpoint's file or folder name). */
+  name?: string;
+  /** Overrides the checkpoint's chat template (a Jinja source string). */
+  chatTemplate?: string;
+  /** Overrides chat rendering altogether. */
+  renderChat?: ChatRenderer;
+}
+
+type RenderChatTemplate = (template: string, args: {
+  messages: { role: string; content: string }[]; addGenerationPrompt: boolean; bosToken: string | null; eosToken: string | null;
+}) => string;
+
+/** Loads the tokenizer's Jinja renderer lazily (it pulls in @huggingface/jinja). */
+async function jinjaRenderer(): Promise<RenderChatTemplate> {
+  const spec = '../tokenizer/chat-template.js';
+  const mod = await import(spec) as { renderChatTemplate: RenderChatTemplate };
+  return mod.renderChatTemplate;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class Tessera {
+  readonly model: LanguageModel;
+  readonly tokenizer: Tokenizer;
+  readonly config?: LlamaConfig;
+  readonly info?: ModelInfo;
+  readonly generationConfig?: Record<string, unknown>;
+  readonly name: string;
+  /** OpenAI-shaped chat completions: `tessera.chat.completions.create({messages, …})`. */
+  readonly chat: { completions: ChatCompletions };
+  private readonly opts: TesseraOptions;
+  private cache?: ModelCache;
+  private cached: number[] = []; // the tokens the cache holds, in order
+  private queue: Promise<void> = Promise.resolve();
+  private disposed = false;
+
+  /** Wraps an already loaded model (see `load` to read a checkpoint). */
+  constructor(loaded: Pick<LoadedModel, 'model' | 'tokenizer'> & Partial<LoadedModel>, opts: TesseraOptions = {}) {
+    this.model = loaded.model;
+    this.tokenizer = loaded.tokenizer;
+    this.config = loaded.config;
+    this.info = loaded.info;
+    this.generationConfig = loaded.generationConfig;
+    this.name = opts.name ?? (loaded.info ? basename(loaded.info.path) : 'tessera');
+    this.opts = opts;
+    this.chat = { completions: new ChatCompletions(this) };
+  }
+
+  /** Reads a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file. */
+  static async load(path: string, opts: LoadOptions & TesseraOptions = {}): Promise<Tessera> {
+    const { name, chatTemplate, renderChat, ...loadOpts } = opts;
+    return new Tessera(await loadModel(path, loadOpts), { name: name ?? basename(path.replace(/[\\/]+$/, '')), chatTemplate, renderChat });
+  }
+
+  /** Tokens the model accepts in one sequence (prompt + generated). */
+  get contextLength(): number { return this.model.contextLength; }
+
+  /** Text → ids; `addSpecialTokens` (default true) adds BOS as the tokenizer is configured to. */
+  tokenize(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, { addSpecialTokens: opts.addSpecialTokens ?? true });
+  }
+
+  /** Ids → text (special tokens skipped unless asked). */
+  detokenize(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    return this.tokenizer.decode(ids, { skipSpecialTokens: opts.skipSpecialTokens ?? true });
+  }
+
+  /** Renders messages with the chat template, ending with the assistant's generation prompt. */
+  async applyChatTemplate(messages: { role: ChatRole; content: string }[], opts: { addGenerationPrompt?: boolean } = {}): Promise<string> {
+    const addGenerationPrompt = opts.addGenerationPrompt ?? true;
+    if (this.opts.renderChat) return this.opts.renderChat(messages, { addGenerationPrompt });
+    const template = this.opts.chatTemplate ?? this.tokenizer.chatTemplate;
+    if (!template) {
+      throw new Error(`${this.name} has no chat template (a base model?): pass a chatTemplate, or use complete()/generate() with a plain prompt`);
+    }
+    const bos = this.tokenizer.bosTokenId;
+    const eos = this.tokenizer.eosTokenIds[0];
+    const render = await jinjaRenderer();
+    return render(template, {
+      messages, addGenerationPrompt,
+      bosToken: bos === null ? null : this.tokenizer.idToToken(bos) ?? null,
+      eosToken: eos === undefined ? null : this.tokenizer.idToToken(eos) ?? null,
+    });
+  }
+
+  /** Streams a completion of `prompt` (text is tokenized with BOS; ids are used as given).
+   *  Yields chunks {text, tokens} and returns the GenerationResult. Finish or `break` the loop: the
+   *  instance runs one generation at a time. */
+  async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    if (this.disposed) throw new Error('this Tessera instance was disposed');
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
+    if (opts.maxTokens !== undefined && Number.isInteger(opts.maxTokens) && ids.length + opts.maxTokens > this.contextLength && opts.truncate !== 'start') {
+      throw new ContextOverflowError(ids.length, opts.maxTokens, this.contextLength);
+    }
+    const release = await this.lock();
+    const generated: number[] = [];
+    let failed = false;
+    try {
+      const cache = this.cache ??= this.model.createCache();
+      // Reuse the cached prefix, but always feed at least one token (the logits come from it).
+      const keep = opts.truncate === 'start' ? 0 : Math.max(0, Math.min(commonPrefix(this.cached, ids), ids.length - 1));
+      cache.truncate(keep);
+      this.cached.length = keep;
+      const it = generate(this.model, this.tokenizer, ids.slice(keep), { ...opts, cache, context: ids.slice(0, keep) });
+      for (;;) {
+        const step = await it.next();
+        if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep };
+        generated.push(...step.value.tokens);
+        yield step.value;
+      }
+    } catch (e) {
+      failed = true;
+      throw e;
+    } finally {
+      // The cache now holds the prompt, then the generated tokens that were fed back (all but the last).
+      // After an error, or a prompt truncated inside generate, its content is unknown: start over next time.
+      const cache = this.cache;
+      this.cached = failed || !cache || opts.truncate === 'start' ? [] : [...ids, ...generated].slice(0, cache.length);
+      if (cache && this.cached.length !== cache.length) { cache.truncate(0); this.cached = []; }
+      release();
+    }
+  }
+
+  /** Runs a completion to the end (non-streaming). */
+  async complete(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): Promise<GenerationResult> {
+    const it = this.generate(prompt, opts);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** Logits of every position (n, V) row-major for `tokens` (in a fresh cache; for evaluation). */
+  async logits(tokens: readonly number[]): Promise<Float32Array> {
+    const release = await this.lock();
+    try {
+      return evaluateLogits(this.model, tokens);
+    } finally { release(); }
+  }
+
+  /** Frees the model's memory and threads. The instance is unusable afterwards. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.model.dispose();
+  }
+
+  /** One generation at a time: resolves when the previous holder released. */
+  private lock(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    const prev = this.queue;
+    this.queue = prev.then(() => held);
+    return prev.then(() => release);
+  }
+}

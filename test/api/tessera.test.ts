@@ -1,0 +1,70 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Tessera, evaluateLogits, generateText } from '../../src/api/index.js';
+import { ByteTokenizer, EOS, FakeModel } from '../generation/fake-model.js';
+
+const tok = new ByteTokenizer();
+
+test('a follow-up prompt sharing a prefix only prefills the new tokens, with identical output', async () => {
+  const model = new FakeModel({ suppress: [EOS] });
+  const t = new Tessera({ model, tokenizer: tok });
+  const opts = { maxTokens: 6, seed: 4, repetitionPenalty: 1.3, repetitionWindow: Infinity };
+  const first = await t.complete('The first turn. ', opts);
+  const second = [...tok.encode('The first turn. '), ...first.tokens, ...tok.encode(' And the second.', { addSpecialTokens: false })];
+  model.calls = [];
+  const r = await t.complete(second, opts);
+  const fed = model.calls[0];
+  const shared = tok.encode('The first turn. ').length + first.tokens.length - 1; // last sampled token was never fed
+  assert.equal(fed.start, shared);
+  assert.equal(r.promptTokens, second.length);
+  // a fresh model run gives the same tokens (penalties saw the cached prefix as history too)
+  const fresh = await generateText(new FakeModel({ suppress: [EOS] }), tok, second, opts);
+  assert.deepEqual(r.tokens, fresh.tokens);
+  // an unrelated prompt starts over at position 0 (after BOS, which is shared)
+  model.calls = [];
+  await t.complete('Zzz', { maxTokens: 2, seed: 1 });
+  assert.equal(model.calls[0].start, 1);
+});
+
+test('concurrent completions run one at a time and each gets its own correct answer', async () => {
+  const t = new Tessera({ model: new FakeModel({ suppress: [EOS] }), tokenizer: tok });
+  const prompts = ['alpha', 'beta beta', 'gamma'];
+  const got = await Promise.all(prompts.map((p) => t.complete(p, { temperature: 0, maxTokens: 5 })));
+  for (let i = 0; i < prompts.length; i++) {
+    const want = await generateText(new FakeModel({ suppress: [EOS] }), tok, prompts[i], { temperature: 0, maxTokens: 5 });
+    assert.deepEqual(got[i].tokens, want.tokens);
+  }
+});
+
+test('streaming via generate() and complete() agree; breaking the stream frees the instance', async () => {
+  const t = new Tessera({ model: new FakeModel({ suppress: [EOS] }), tokenizer: tok });
+  let text = '';
+  for await (const c of t.generate('stream me', { seed: 2, maxTokens: 10 })) text += c.text;
+  const r = await new Tessera({ model: new FakeModel({ suppress: [EOS] }), tokenizer: tok }).complete('stream me', { seed: 2, maxTokens: 10 });
+  assert.equal(text, r.text);
+  for await (const _ of t.generate('x', { maxTokens: 50 })) { void _; break; }
+  const after = await t.complete('again', { maxTokens: 3, temperature: 0 });
+  assert.equal(after.tokens.length, 3);
+});
+
+test('tokenize / detokenize / logits / dispose', async () => {
+  let disposed = 0;
+  const model = new FakeModel();
+  model.dispose = () => { disposed++; };
+  const t = new Tessera({ model, tokenizer: tok }, { name: 'n' });
+  assert.deepEqual(t.tokenize('hé'), [256, 0x68, 0xc3, 0xa9]);
+  assert.deepEqual(t.tokenize('h', { addSpecialTokens: false }), [0x68]);
+  assert.equal(t.detokenize([256, 0x68, 0xc3, 0xa9]), 'hé');
+  const ids = t.tokenize('abc');
+  assert.deepEqual(await t.logits(ids), evaluateLogits(new FakeModel(), ids));
+  assert.equal(t.contextLength, 512);
+  t.dispose();
+  t.dispose();
+  assert.equal(disposed, 1);
+  await assert.rejects(t.complete('x'), /disposed/);
+});
+
+test('context overflow through the API names both numbers', async () => {
+  const t = new Tessera({ model: new FakeModel({ contextLength: 16 }), tokenizer: tok });
+  await assert.rejects(t.complete('0123456789', { maxTokens: 10 }), /11 tokens.*\(10\).*16/);
+});
