@@ -1,2 +1,12 @@
 // Entry point of the WebAssembly kernel module: re-exports every kernel file.
+// Kernels take byte offsets (usize: JS passes numbers >= 2^31 through ToInt32, and the bits are
+// read back unsigned) into the imported shared memory; they allocate nothing and use no static
+// data, so the first 64 KiB of every memory stay untouched.
 export function kernelsVersion(): i32 { return 1; }
+export { matmulF32, matmulF16, matmulBF16 } from './matmul';
+export { matmulQ8_0, matmulQ4_0 } from './matmul-quant';
+export { quantizeQ8, toF32F32, toF32F16, toF32BF16, toF32Q8_0, toF32Q4_0, storeRowsF16 } from './quant';
+export { rmsNorm, layerNorm } from './norm';
+export { rope } from './rope';
+export { siluMul, geluMul, add, addBias, softmax } from './activations';
+export { attentionF32, attentionF16 } from './attention';

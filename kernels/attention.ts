@@ -1,0 +1,125 @@
+// Causal attention over a KV cache with an online softmax (one pass over the keys, no scores buffer;
+// Milakov & Gimelshein 2018 / FlashAttention): running max m, running sum l, and the output row
+// itself as the accumulator, rescaled by e^(m_old − m_new) whenever a block raises the max.
+//   q   (n, H, D) f32,  qPos (n) i32
+//   k,v (S, Hkv, D) f32 or f16 (cacheF16 != 0)
+//   out (n, H, D) f32
+// Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
+// Keys are processed four at a time: four dot products, one vector exp, one pass over V.
+
+import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
+
+@inline function loadKV(p: usize, f16: bool): v128 {
+  return f16 ? loadF16x4(p) : v128.load(p);
+}
+
+@inline function attendHead(qp: usize, kp: usize, vp: usize, op: usize, kvRow: usize, limit: i32, D: i32, scale: f32, f16: bool): void {
+  const es: usize = f16 ? 2 : 4;
+  const D4 = D & ~3;
+  for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), 0);
+  if (limit <= 0) return;
+  let m: f32 = -Infinity, l: f32 = 0;
+  let s = 0;
+  for (; s + 4 <= limit; s += 4) {
+    const k0 = kp + <usize>s * kvRow, k1 = k0 + kvRow, k2 = k1 + kvRow, k3 = k2 + kvRow;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let d = 0; d < D4; d += 4) {
+      const qv = v128.load(qp + (<usize>d << 2)), o = <usize>d * es;
+      a0 = f32x4.add(a0, f32x4.mul(qv, loadKV(k0 + o, f16)));
+      a1 = f32x4.add(a1, f32x4.mul(qv, loadKV(k1 + o, f16)));
+      a2 = f32x4.add(a2, f32x4.mul(qv, loadKV(k2 + o, f16)));
+      a3 = f32x4.add(a3, f32x4.mul(qv, loadKV(k3 + o, f16)));
+    }
+    let sc = hsum4(a0, a1, a2, a3);
+    for (let d = D4; d < D; d++) {
+      const qs = load<f32>(qp + (<usize>d << 2)), o = <usize>d * es;
+      let t = f32x4.splat(0);
+      t = f32x4.replace_lane(t, 0, qs * loadScalar(k0 + o, f16));
+      t = f32x4.replace_lane(t, 1, qs * loadScalar(k1 + o, f16));
+      t = f32x4.replace_lane(t, 2, qs * loadScalar(k2 + o, f16));
+      t = f32x4.replace_lane(t, 3, qs * loadScalar(k3 + o, f16));
+      sc = f32x4.add(sc, t);
+    }
+    sc = f32x4.mul(sc, f32x4.splat(scale));
+    const mNew = max<f32>(m, hmax(sc));
+    const corr = expS(m - mNew); // 0 on the first block (m = −inf)
+    const p = expV(f32x4.sub(sc, f32x4.splat(mNew)));
+    l = l * corr + hsum(p);
+    m = mNew;
+    const cv = f32x4.splat(corr);
+    const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
+    const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
+    const v0 = vp + <usize>s * kvRow, v1 = v0 + kvRow, v2 = v1 + kvRow, v3 = v2 + kvRow;
+    for (let d = 0; d < D4; d += 4) {
+      const od = op + (<usize>d << 2), o = <usize>d * es;
+      let acc = f32x4.mul(v128.load(od), cv);
+      acc = f32x4.add(acc, f32x4.mul(p0, loadKV(v0 + o, f16)));
+      acc = f32x4.add(acc, f32x4.mul(p1, loadKV(v1 + o, f16)));
+      acc = f32x4.add(acc, f32x4.mul(p2, loadKV(v2 + o, f16)));
+      acc = f32x4.add(acc, f32x4.mul(p3, loadKV(v3 + o, f16)));
+      v128.store(od, acc);
+    }
+    for (let d = D4; d < D; d++) {
+      const od = op + (<usize>d << 2), o = <usize>d * es;
+      store<f32>(od, load<f32>(od) * corr
+        + f32x4.extract_lane(p, 0) * loadScalar(v0 + o, f16) + f32x4.extract_lane(p, 1) * loadScalar(v1 + o, f16)
+        + f32x4.extract_lane(p, 2) * loadScalar(v2 + o, f16) + f32x4.extract_lane(p, 3) * loadScalar(v3 + o, f16));
+    }
+  }
+  // Remaining 1..3 keys one at a time (never reading rows at or past `limit`).
+  for (; s < limit; s++) {
+    const k0 = kp + <usize>s * kvRow, v0 = vp + <usize>s * kvRow;
+    let a = f32x4.splat(0);
+    for (let d = 0; d < D4; d += 4) a = f32x4.add(a, f32x4.mul(v128.load(qp + (<usize>d << 2)), loadKV(k0 + <usize>d * es, f16)));
+    let sc = hsum(a);
+    for (let d = D4; d < D; d++) sc += load<f32>(qp + (<usize>d << 2)) * loadScalar(k0 + <usize>d * es, f16);
+    sc *= scale;
+    const mNew = max<f32>(m, sc);
+    const corr = expS(m - mNew), p = expS(sc - mNew);
+    l = l * corr + p;
+    m = mNew;
+    const cv = f32x4.splat(corr), pv = f32x4.splat(p);
+    for (let d = 0; d < D4; d += 4) {
+      const od = op + (<usize>d << 2);
+      v128.store(od, f32x4.add(f32x4.mul(v128.load(od), cv), f32x4.mul(pv, loadKV(v0 + <usize>d * es, f16))));
+    }
+    for (let d = D4; d < D; d++) {
+      const od = op + (<usize>d << 2);
+      store<f32>(od, load<f32>(od) * corr + p * loadScalar(v0 + <usize>d * es, f16));
+    }
+  }
+  const inv = f32x4.splat(1.0 / l);
+  let d = 0;
+  for (; d < D4; d += 4) v128.store(op + (<usize>d << 2), f32x4.mul(v128.load(op + (<usize>d << 2)), inv));
+  for (; d < D; d++) store<f32>(op + (<usize>d << 2), load<f32>(op + (<usize>d << 2)) / l);
+}
+
+@inline function loadScalar(p: usize, f16: bool): f32 {
+  return f16 ? loadF16(p) : load<f32>(p);
+}
+
+@inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
+                              n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
+  const es: usize = f16 ? 2 : 4;
+  const group = H / Hkv;
+  const kvRow = <usize>Hkv * <usize>D * es;
+  const headBytes = <usize>D << 2;
+  for (let t = 0; t < n; t++) {
+    const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
+    for (let h = h0; h < h1; h++) {
+      const qo = (<usize>t * <usize>H + <usize>h) * headBytes;
+      const kvo = <usize>(h / group) * <usize>D * es;
+      attendHead(q + qo, k + kvo, v + kvo, out + qo, kvRow, limit, D, scale, f16);
+    }
+  }
+}
+
+export function attentionF32(q: usize, qPos: usize, k: usize, v: usize, out: usize,
+                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, h0, h1);
+}
+
+export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usize,
+                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, h0, h1);
+}

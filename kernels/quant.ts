@@ -1,0 +1,91 @@
+// Quantisation and widening: X -> q8_0 blocks (activations before a quantised matmul), any weight
+// dtype -> f32 (dequantisation), f32 -> cache dtype (K/V append). Block layouts as in matmul-quant.ts.
+// quantizeQ8 follows llama.cpp's quantize_row_q8_0_ref: d = amax/127, id = 1/d (0 if d == 0),
+// q = roundf(x·id) (half away from zero), d stored as f16.
+
+import { hmax, loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
+
+/** roundf on four lanes: round half away from zero. */
+@inline function roundAway(v: v128): v128 {
+  const t = f32x4.trunc(v);
+  const big = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5));
+  const one = v128.or(f32x4.splat(1.0), v128.and(v, i32x4.splat(0x80000000))); // copysign(1, v)
+  return f32x4.add(t, v128.and(big, one));
+}
+
+/** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32); count % 32 == 0. */
+export function quantizeQ8(x: usize, xq: usize, count: i32): void {
+  const nb = count >> 5;
+  for (let b = 0; b < nb; b++) {
+    const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34;
+    let m = f32x4.splat(0);
+    for (let k: usize = 0; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(xp + k)));
+    const d: f32 = hmax(m) / 127.0;
+    const id: f32 = d != 0 ? 1.0 / d : 0.0;
+    store<u16>(qp, <u16>f32ToF16Bits(d));
+    const idv = f32x4.splat(id);
+    for (let k: usize = 0; k < 2; k++) {
+      const p = xp + (k << 6);
+      const q0 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p), idv)));
+      const q1 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 16), idv)));
+      const q2 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 32), idv)));
+      const q3 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 48), idv)));
+      const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
+      v128.store(qp + 2 + (k << 4), q);
+    }
+  }
+}
+
+// dst (count) f32 = src (count) in the named dtype.
+export function toF32F32(src: usize, dst: usize, count: i32): void {
+  memory.copy(dst, src, <usize>count << 2);
+}
+
+export function toF32F16(src: usize, dst: usize, count: i32): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), loadF16x4(src + (<usize>i << 1)));
+  for (; i < count; i++) store<f32>(dst + (<usize>i << 2), loadF16(src + (<usize>i << 1)));
+}
+
+export function toF32BF16(src: usize, dst: usize, count: i32): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) v128.store(dst + (<usize>i << 2), loadBF16x4(src + (<usize>i << 1)));
+  for (; i < count; i++) store<u32>(dst + (<usize>i << 2), <u32>load<u16>(src + (<usize>i << 1)) << 16);
+}
+
+/** Stores 16 i8 (as i8x16) times d as 16 f32 at p. */
+@inline function storeScaled16(p: usize, q: v128, d: v128): void {
+  const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d), 16);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), d), 32);
+  v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), d), 48);
+}
+
+/** q8_0: x = d·q. */
+export function toF32Q8_0(src: usize, dst: usize, count: i32): void {
+  const nb = count >> 5;
+  for (let b = 0; b < nb; b++) {
+    const bp = src + <usize>b * 34, dp = dst + (<usize>b << 7);
+    const d = f32x4.splat(loadF16(bp));
+    storeScaled16(dp, v128.load(bp, 2), d);
+    storeScaled16(dp + 64, v128.load(bp, 18), d);
+  }
+}
+
+/** q4_0: x = d·(q − 8), low nibbles are elements 0..15, high nibbles 16..31. */
+export function toF32Q4_0(src: usize, dst: usize, count: i32): void {
+  const nb = count >> 5;
+  for (let b = 0; b < nb; b++) {
+    const bp = src + <usize>b * 18, dp = dst + (<usize>b << 7);
+    const d = f32x4.splat(loadF16(bp));
+    const q = v128.load(bp, 2);
+    storeScaled16(dp, i8x16.sub(v128.and(q, i8x16.splat(15)), i8x16.splat(8)), d);
+    storeScaled16(dp + 64, i8x16.sub(i8x16.shr_u(q, 4), i8x16.splat(8)), d);
+  }
+}
+
+/** dst (count) f16 = src (count) f32, round to nearest even (K/V rows into an f16 cache). */
+export function storeRowsF16(src: usize, dst: usize, count: i32): void {
+  for (let i = 0; i < count; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(load<f32>(src + (<usize>i << 2))));
+}

@@ -1,0 +1,101 @@
+// Shared SIMD building blocks for the kernels: horizontal sums, f16/bf16 widening, f32 -> f16
+// rounding and a vectorised exp. Everything here is @inline, so it costs no call and no memory.
+
+/** Sum of the four f32 lanes of v. */
+@inline export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
+}
+
+/** Largest of the four f32 lanes of v. */
+@inline export function hmax(v: v128): f32 {
+  const s = f32x4.max(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1));
+}
+
+/** [hsum(a), hsum(b), hsum(c), hsum(d)] in one vector (a 4×4 transpose-and-add). */
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(f32x4.shuffle(a, b, 0, 1, 4, 5), f32x4.shuffle(a, b, 2, 3, 6, 7)); // [a01 a23 b01 b23] parts
+  const cd = f32x4.add(f32x4.shuffle(c, d, 0, 1, 4, 5), f32x4.shuffle(c, d, 2, 3, 6, 7));
+  return f32x4.add(f32x4.shuffle(ab, cd, 0, 2, 4, 6), f32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
+
+// 2^112 as f32 bits: rebiases an f16 exponent (bias 15) to f32 (bias 127); exact for subnormals too.
+const F16_REBIAS: u32 = 0x77800000;
+
+/** Four f16 values (one per i32 lane, zero-extended) -> four f32. Finite values only (inf/NaN
+ *  weights do not occur); subnormals are exact because the rebias is a multiplication. */
+@inline export function f16x4(h: v128): v128 {
+  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(reinterpret<f32>(F16_REBIAS)));
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+/** Loads 4 f16 at p as 4 f32. */
+@inline export function loadF16x4(p: usize): v128 {
+  return f16x4(v128.load16x4_u(p));
+}
+
+/** Loads 4 bf16 at p as 4 f32 (bf16 is the top half of an f32). */
+@inline export function loadBF16x4(p: usize): v128 {
+  return i32x4.shl(v128.load16x4_u(p), 16);
+}
+
+/** One f16 at p as f32 (finite values). */
+@inline export function loadF16(p: usize): f32 {
+  const h = <u32>load<u16>(p);
+  const mag = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(F16_REBIAS);
+  return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
+}
+
+/** f32 -> f16 bits, round to nearest even, overflow to ±inf, NaN kept NaN (IEEE 754 binary16). */
+export function f32ToF16Bits(f: f32): u32 {
+  const x = reinterpret<u32>(f);
+  const sign = (x >> 16) & 0x8000;
+  const e = <i32>((x >> 23) & 0xff);
+  let m = x & 0x7fffff;
+  if (e == 0xff) return sign | 0x7c00 | (m != 0 ? 0x200 : 0);
+  const ex = e - 112; // f16 biased exponent
+  if (ex >= 31) return sign | 0x7c00;
+  if (ex <= 0) {
+    if (ex < -10) return sign; // below half the smallest subnormal: ±0
+    m |= 0x800000;
+    const shift = <u32>(14 - ex);
+    let h = m >> shift;
+    const rem = m & ((1 << shift) - 1);
+    const half = <u32>1 << (shift - 1);
+    if (rem > half || (rem == half && (h & 1) != 0)) h++;
+    return sign | h;
+  }
+  let h = (<u32>ex << 10) | (m >> 13);
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1) != 0)) h++; // a carry into the exponent is correct (may reach inf)
+  return sign | h;
+}
+
+/** e^x on four lanes, relative error ~2e-7 (Cephes expf: Cody–Waite reduction + degree-5 polynomial).
+ *  Saturates properly: x > 88.72 -> +inf, x < -104 (or -inf) -> 0, subnormal results in between. */
+@inline export function expV(x: v128): v128 {
+  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.8)), f32x4.splat(-104.0));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
+  // 2^n as two factors so that n in [-150, 128] never leaves the normal exponent range.
+  const ni = i32x4.trunc_sat_f32x4_s(n);
+  const n1 = i32x4.shr_s(ni, 1);
+  const n2 = i32x4.sub(ni, n1);
+  const s1 = i32x4.shl(i32x4.add(n1, i32x4.splat(127)), 23);
+  const s2 = i32x4.shl(i32x4.add(n2, i32x4.splat(127)), 23);
+  return f32x4.mul(f32x4.mul(y, s1), s2);
+}
+
+/** Scalar e^x with the same arithmetic as expV. */
+@inline export function expS(x: f32): f32 {
+  return f32x4.extract_lane(expV(f32x4.splat(x)), 0);
+}

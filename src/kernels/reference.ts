@@ -1,0 +1,337 @@
+// The plain-TypeScript twin of the kernel module: straightforward loops over typed-array views of the
+// same memory, written to be obviously correct. It is the oracle every SIMD kernel is tested against,
+// and it exports the exact f16/bf16 conversions and GGUF quantisers other modules need (GGUF writer,
+// quantise-at-load). Views are created per call: the memory may be shared and may grow.
+// Shape legend as in ./types.ts.
+
+import type { CacheDType, Kernels, Ptr, RopeStyle, WeightDType } from './types.js';
+
+const f32 = Math.fround;
+
+// ---- f16 / bf16 ---------------------------------------------------------------------------------
+
+/** IEEE 754 binary16 bits -> number (exact; subnormals, ±inf and NaN included). */
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m === 0 ? sign * Infinity : NaN;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const convBuf = new DataView(new ArrayBuffer(4));
+
+/** f32 value -> binary16 bits, round to nearest even; overflow -> ±inf; NaN -> quiet NaN. */
+export function f32ToF16(x: number): number {
+  convBuf.setFloat32(0, x, true);
+  const bits = convBuf.getUint32(0, true);
+  const sign = (bits >>> 16) & 0x8000;
+  const e = (bits >>> 23) & 0xff;
+  let m = bits & 0x7fffff;
+  if (e === 0xff) return sign | 0x7c00 | (m !== 0 ? 0x200 : 0);
+  const ex = e - 127 + 15; // f16 biased exponent
+  if (ex >= 31) return sign | 0x7c00;
+  if (ex <= 0) {
+    // Subnormal f16: value = m' · 2^-24 with m' = (1.m · 2^(e-127)) / 2^-24.
+    if (ex < -10) return sign;
+    m |= 0x800000;
+    const shift = 14 - ex;
+    let h = m >>> shift;
+    const rem = m - h * 2 ** shift, half = 2 ** (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (ex << 10) | (m >>> 13);
+  const rem = m & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is correct
+  return sign | h;
+}
+
+/** bfloat16 bits -> number (the top 16 bits of an f32). */
+export function bf16ToF32(h: number): number {
+  convBuf.setUint32(0, (h & 0xffff) << 16, true);
+  return convBuf.getFloat32(0, true);
+}
+
+/** f32 -> bfloat16 bits, round to nearest even (NaN stays NaN). */
+export function f32ToBF16(x: number): number {
+  convBuf.setFloat32(0, x, true);
+  const bits = convBuf.getUint32(0, true);
+  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x40) & 0xffff;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+// ---- GGUF quantisers (llama.cpp quantize_row_q8_0_ref / quantize_row_q4_0_ref, in f32) ---------
+
+/** C roundf: round half away from zero. */
+function roundAway(x: number): number {
+  return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
+}
+
+/** One q8_0 block (34 bytes at out[o]) of 32 values src[s..s+32). d = amax/127, q = roundf(x·(1/d)). */
+function quantizeBlockQ8_0(src: ArrayLike<number>, s: number, out: Uint8Array, o: number): void {
+  let amax = 0;
+  for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(src[s + j]!));
+  const d = f32(amax / 127);
+  const id = d !== 0 ? f32(1 / d) : 0;
+  const h = f32ToF16(d);
+  out[o] = h & 0xff;
+  out[o + 1] = h >> 8;
+  for (let j = 0; j < 32; j++) out[o + 2 + j] = roundAway(f32(src[s + j]! * id)) & 0xff;
+}
+
+/** GGUF q8_0 blocks of src (length % 32 == 0): 34 bytes per 32 values. */
+export function quantizeToQ8_0(src: Float32Array): Uint8Array {
+  if (src.length % 32 !== 0) throw new Error(`quantizeToQ8_0: length ${src.length} is not a multiple of 32`);
+  const out = new Uint8Array((src.length / 32) * 34);
+  for (let b = 0; b < src.length / 32; b++) quantizeBlockQ8_0(src, b * 32, out, b * 34);
+  return out;
+}
+
+/** GGUF q4_0 blocks of src (length % 32 == 0): 18 bytes per 32 values. As llama.cpp: max = the
+ *  value of largest magnitude (signed), d = max / −8, q = min(15, trunc(x·(1/d) + 8.5)),
+ *  byte j = q[j] | q[j+16] << 4. */
+export function quantizeToQ4_0(src: Float32Array): Uint8Array {
+  if (src.length % 32 !== 0) throw new Error(`quantizeToQ4_0: length ${src.length} is not a multiple of 32`);
+  const out = new Uint8Array((src.length / 32) * 18);
+  for (let b = 0; b < src.length / 32; b++) {
+    const s = b * 32, o = b * 18;
+    let amax = 0, max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = src[s + j]!;
+      if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
+    }
+    const d = f32(max / -8);
+    const id = d !== 0 ? f32(1 / d) : 0;
+    const h = f32ToF16(d);
+    out[o] = h & 0xff;
+    out[o + 1] = h >> 8;
+    for (let j = 0; j < 16; j++) {
+      const q0 = Math.min(15, Math.trunc(f32(f32(src[s + j]! * id) + 8.5)));
+      const q1 = Math.min(15, Math.trunc(f32(f32(src[s + 16 + j]! * id) + 8.5)));
+      out[o + 2 + j] = q0 | (q1 << 4);
+    }
+  }
+  return out;
+}
+
+/** f32 values of GGUF q8_0 / q4_0 blocks (count values). */
+export function dequantize(dtype: 'q8_0' | 'q4_0', blocks: Uint8Array, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const bb = dtype === 'q8_0' ? 34 : 18;
+  for (let b = 0; b < count / 32; b++) {
+    const o = b * bb;
+    const d = f16ToF32(blocks[o]! | (blocks[o + 1]! << 8));
+    for (let j = 0; j < 32; j++) {
+      if (dtype === 'q8_0') out[b * 32 + j] = d * ((blocks[o + 2 + j]! << 24) >> 24);
+      else out[b * 32 + j] = d * (((j < 16 ? blocks[o + 2 + j]! : blocks[o + 2 + j - 16]! >> 4) & 15) - 8);
+    }
+  }
+  return out;
+}
+
+// ---- the kernels --------------------------------------------------------------------------------
+
+export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
+  const F = (p: Ptr, count: number): Float32Array => new Float32Array(memory.buffer, p, count);
+  const I = (p: Ptr, count: number): Int32Array => new Int32Array(memory.buffer, p, count);
+  const U16 = (p: Ptr, count: number): Uint16Array => new Uint16Array(memory.buffer, p, count);
+  const U8 = (p: Ptr, count: number): Uint8Array => new Uint8Array(memory.buffer, p, count);
+
+  /** Weight row r as f32 values (cols), for the float dtypes. */
+  function weightRow(dtype: 'f32' | 'f16' | 'bf16', w: Ptr, r: number, cols: number): Float32Array {
+    if (dtype === 'f32') return F(w + r * cols * 4, cols);
+    const h = U16(w + r * cols * 2, cols);
+    const out = new Float32Array(cols);
+    for (let c = 0; c < cols; c++) out[c] = dtype === 'f16' ? f16ToF32(h[c]!) : bf16ToF32(h[c]!);
+    return out;
+  }
+
+  /** Signed q values (32) and f32 scale of block b of a q8_0 / q4_0 buffer. */
+  function block(dtype: 'q8_0' | 'q4_0', base: Ptr, b: number): { d: number; q: Int8Array } {
+    const bb = dtype === 'q8_0' ? 34 : 18;
+    const bytes = U8(base + b * bb, bb);
+    const d = f16ToF32(bytes[0]! | (bytes[1]! << 8));
+    const q = new Int8Array(32);
+    for (let j = 0; j < 32; j++) {
+      if (dtype === 'q8_0') q[j] = (bytes[2 + j]! << 24) >> 24;
+      else q[j] = ((j < 16 ? bytes[2 + j]! : bytes[2 + j - 16]! >> 4) & 15) - 8;
+    }
+    return { d, q };
+  }
+
+  const kernels: Kernels = {
+    matmul(dtype: WeightDType, w, x, y, n, rows, cols, r0, r1) {
+      const Y = F(y, n * rows);
+      if (dtype === 'q8_0' || dtype === 'q4_0') {
+        // llama.cpp ggml_vec_dot_q{8,4}_0_q8_0: sumf += sumi · (d_w · d_x), in f32.
+        const nb = cols / 32;
+        for (let r = r0; r < r1; r++) {
+          for (let t = 0; t < n; t++) {
+            let sumf = 0;
+            for (let b = 0; b < nb; b++) {
+              const wb = block(dtype, w, r * nb + b), xb = block('q8_0', x, t * nb + b);
+              let sumi = 0;
+              for (let j = 0; j < 32; j++) sumi += wb.q[j]! * xb.q[j]!;
+              sumf = f32(sumf + f32(sumi * f32(wb.d * xb.d)));
+            }
+            Y[t * rows + r] = sumf;
+          }
+        }
+        return;
+      }
+      const X = F(x, n * cols);
+      for (let r = r0; r < r1; r++) {
+        const wr = weightRow(dtype, w, r, cols);
+        for (let t = 0; t < n; t++) {
+          let s = 0;
+          for (let c = 0; c < cols; c++) s += wr[c]! * X[t * cols + c]!;
+          Y[t * rows + r] = s;
+        }
+      }
+    },
+
+    quantizeQ8(x, xq, count) {
+      const X = F(x, count), Q = U8(xq, (count / 32) * 34);
+      for (let b = 0; b < count / 32; b++) quantizeBlockQ8_0(X, b * 32, Q, b * 34);
+    },
+
+    toF32(dtype, src, dst, count) {
+      const D = F(dst, count);
+      switch (dtype) {
+        case 'f32': D.set(F(src, count)); return;
+        case 'f16': { const h = U16(src, count); for (let i = 0; i < count; i++) D[i] = f16ToF32(h[i]!); return; }
+        case 'bf16': { const h = U16(src, count); for (let i = 0; i < count; i++) D[i] = bf16ToF32(h[i]!); return; }
+        case 'q8_0': case 'q4_0':
+          for (let b = 0; b < count / 32; b++) {
+            const { d, q } = block(dtype, src, b);
+            for (let j = 0; j < 32; j++) D[b * 32 + j] = d * q[j]!;
+          }
+          return;
+        default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
+      }
+    },
+
+    rmsNorm(x, w, y, n, dim, eps) {
+      const X = F(x, n * dim), W = F(w, dim), Y = F(y, n * dim);
+      for (let t = 0; t < n; t++) {
+        let ss = 0;
+        for (let c = 0; c < dim; c++) ss += X[t * dim + c]! ** 2;
+        const scale = f32(1 / Math.sqrt(ss / dim + eps));
+        for (let c = 0; c < dim; c++) Y[t * dim + c] = f32(X[t * dim + c]! * scale) * W[c]!;
+      }
+    },
+
+    layerNorm(x, w, b, y, n, dim, eps) {
+      const X = F(x, n * dim), W = F(w, dim), Y = F(y, n * dim);
+      const B = b !== 0 ? F(b, dim) : null;
+      for (let t = 0; t < n; t++) {
+        let mean = 0;
+        for (let c = 0; c < dim; c++) mean += X[t * dim + c]!;
+        mean /= dim;
+        let v = 0;
+        for (let c = 0; c < dim; c++) v += (X[t * dim + c]! - mean) ** 2;
+        const scale = 1 / Math.sqrt(v / dim + eps);
+        for (let c = 0; c < dim; c++) Y[t * dim + c] = (X[t * dim + c]! - mean) * scale * W[c]! + (B ? B[c]! : 0);
+      }
+    },
+
+    rope(x, pos, invFreq, n, heads, headDim, style: RopeStyle) {
+      const X = F(x, n * heads * headDim), P = I(pos, n), IF = F(invFreq, headDim / 2);
+      const half = headDim / 2;
+      for (let t = 0; t < n; t++) {
+        for (let i = 0; i < half; i++) {
+          const angle = f32(P[t]! * IF[i]!);
+          const c = f32(Math.cos(angle)), s = f32(Math.sin(angle));
+          for (let h = 0; h < heads; h++) {
+            const base = (t * heads + h) * headDim;
+            const ia = style === 'neox' ? base + i : base + 2 * i;
+            const ib = style === 'neox' ? ia + half : ia + 1;
+            const a = X[ia]!, bb = X[ib]!;
+            X[ia] = a * c - bb * s;
+            X[ib] = a * s + bb * c;
+          }
+        }
+      }
+    },
+
+    softmax(x, n, len) {
+      const X = F(x, n * len);
+      for (let t = 0; t < n; t++) {
+        const row = X.subarray(t * len, (t + 1) * len);
+        let m = -Infinity;
+        for (const v of row) m = Math.max(m, v);
+        if (m === -Infinity) { row.fill(0); continue; }
+        let s = 0;
+        for (let i = 0; i < len; i++) { row[i] = Math.exp(row[i]! - m); s += row[i]!; }
+        for (let i = 0; i < len; i++) row[i] = row[i]! / s;
+      }
+    },
+
+    siluMul(gate, up, count) {
+      const G = F(gate, count), U = F(up, count);
+      for (let i = 0; i < count; i++) G[i] = (G[i]! / (1 + Math.exp(-G[i]!))) * U[i]!;
+    },
+
+    geluMul(gate, up, count) {
+      const G = F(gate, count), U = F(up, count);
+      for (let i = 0; i < count; i++) {
+        const g = G[i]!;
+        G[i] = 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g ** 3))) * U[i]!;
+      }
+    },
+
+    add(y, x, count) {
+      const Y = F(y, count), X = F(x, count);
+      for (let i = 0; i < count; i++) Y[i] = Y[i]! + X[i]!;
+    },
+
+    addBias(y, bias, rows, cols) {
+      const Y = F(y, rows * cols), B = F(bias, cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Y[r * cols + c] = Y[r * cols + c]! + B[c]!;
+    },
+
+    attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, h0, h1) {
+      // Two-pass softmax over explicit scores: independent of the online formulation it checks.
+      const Q = F(q, n * H * D), P = I(qPos, n), O = F(out, n * H * D);
+      const kvRow = (s: number, base: Ptr, kvh: number): Float32Array => {
+        const off = (s * Hkv + kvh) * D;
+        if (cacheDType === 'f32') return F(base + off * 4, D);
+        const h = U16(base + off * 2, D);
+        return Float32Array.from(h, f16ToF32);
+      };
+      const group = H / Hkv;
+      for (let t = 0; t < n; t++) {
+        const limit = Math.min(S, P[t]! + 1);
+        for (let h = h0; h < h1; h++) {
+          const o = (t * H + h) * D, kvh = Math.floor(h / group);
+          const scores: number[] = [];
+          for (let s = 0; s < limit; s++) {
+            const kr = kvRow(s, k, kvh);
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += Q[o + d]! * kr[d]!;
+            scores.push(dot * scale);
+          }
+          let m = -Infinity;
+          for (const sc of scores) m = Math.max(m, sc);
+          const p = scores.map((sc) => Math.exp(sc - m));
+          const l = p.reduce((a, b) => a + b, 0);
+          for (let d = 0; d < D; d++) O[o + d] = 0;
+          for (let s = 0; s < limit; s++) {
+            const vr = kvRow(s, v, kvh);
+            for (let d = 0; d < D; d++) O[o + d] = O[o + d]! + (p[s]! / l) * vr[d]!;
+          }
+        }
+      }
+    },
+
+    storeRows(cacheDType, src, dst, count) {
+      const S = F(src, count);
+      if (cacheDType === 'f32') { F(dst, count).set(S); return; }
+      const h = U16(dst, count);
+      for (let i = 0; i < count; i++) h[i] = f32ToF16(S[i]!);
+    },
+  };
+  return kernels;
+}

@@ -1,0 +1,111 @@
+// Binds the WebAssembly SIMD build of kernels/*.ts (dist/kernels.wasm) to one memory. The module is
+// compiled once per process (synchronously, cached) and instantiated once per arena memory; every
+// worker thread instantiates the same compiled module against the same shared memories.
+// Pointers are byte offsets < 2^32: JS numbers >= 2^31 reach the wasm i32 parameters through ToInt32
+// (same bits) and the kernels read them back as unsigned usize, so all of a 4 GiB memory is addressable.
+
+import { readFileSync } from 'node:fs';
+import type { Kernels, Ptr } from './types.js';
+
+/** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
+interface KernelExports {
+  matmulF32(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulBF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ8_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ4_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+  toF32F32(src: Ptr, dst: Ptr, count: number): void;
+  toF32F16(src: Ptr, dst: Ptr, count: number): void;
+  toF32BF16(src: Ptr, dst: Ptr, count: number): void;
+  toF32Q8_0(src: Ptr, dst: Ptr, count: number): void;
+  toF32Q4_0(src: Ptr, dst: Ptr, count: number): void;
+  storeRowsF16(src: Ptr, dst: Ptr, count: number): void;
+  rmsNorm(x: Ptr, w: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
+  layerNorm(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
+  rope(x: Ptr, pos: Ptr, invFreq: Ptr, n: number, heads: number, headDim: number, style: number): void;
+  siluMul(gate: Ptr, up: Ptr, count: number): void;
+  geluMul(gate: Ptr, up: Ptr, count: number): void;
+  add(y: Ptr, x: Ptr, count: number): void;
+  addBias(y: Ptr, bias: Ptr, rows: number, cols: number): void;
+  softmax(x: Ptr, n: number, len: number): void;
+  attentionF32(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
+               D: number, scale: number, h0: number, h1: number): void;
+  attentionF16(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
+               D: number, scale: number, h0: number, h1: number): void;
+}
+
+let cached: WebAssembly.Module | undefined;
+
+/** The compiled kernel module (dist/kernels.wasm, next to dist/src/), compiled on first use. */
+export function kernelModule(): WebAssembly.Module {
+  if (cached) return cached;
+  const url = new URL('../../kernels.wasm', import.meta.url);
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = new Uint8Array(readFileSync(url));
+  } catch (e) {
+    throw new Error(`kernelModule: cannot read ${url.pathname} (${(e as Error).message}); run \`npm run build:kernels\``);
+  }
+  if (!simdSupported()) throw new Error('kernelModule: this JavaScript engine lacks WebAssembly SIMD; use the reference kernels');
+  cached = new WebAssembly.Module(bytes);
+  return cached;
+}
+
+// (module (func (result v128) v128.const i32x4 0 0 0 0)): validates only where SIMD is supported.
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03,
+  0x02, 0x01, 0x00, 0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0b,
+]);
+
+/** Whether this engine validates WebAssembly SIMD (v128) code. */
+export function simdSupported(): boolean {
+  return WebAssembly.validate(SIMD_PROBE);
+}
+
+/** Kernels running in a fresh instance of `module` bound to `memory` (imported as env.memory; the
+ *  memory must be shared with maximum <= 65536 pages, as the module declares). */
+export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembly.Memory): Kernels {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const k = instance.exports as unknown as KernelExports;
+  return {
+    matmul(dtype, w, x, y, n, rows, cols, r0, r1) {
+      switch (dtype) {
+        case 'f32': return k.matmulF32(w, x, y, n, rows, cols, r0, r1);
+        case 'f16': return k.matmulF16(w, x, y, n, rows, cols, r0, r1);
+        case 'bf16': return k.matmulBF16(w, x, y, n, rows, cols, r0, r1);
+        case 'q8_0': return k.matmulQ8_0(w, x, y, n, rows, cols, r0, r1);
+        case 'q4_0': return k.matmulQ4_0(w, x, y, n, rows, cols, r0, r1);
+        default: { const never: never = dtype; throw new Error(`matmul: unknown dtype ${String(never)}`); }
+      }
+    },
+    quantizeQ8: (x, xq, count) => k.quantizeQ8(x, xq, count),
+    toF32(dtype, src, dst, count) {
+      switch (dtype) {
+        case 'f32': return k.toF32F32(src, dst, count);
+        case 'f16': return k.toF32F16(src, dst, count);
+        case 'bf16': return k.toF32BF16(src, dst, count);
+        case 'q8_0': return k.toF32Q8_0(src, dst, count);
+        case 'q4_0': return k.toF32Q4_0(src, dst, count);
+        default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
+      }
+    },
+    rmsNorm: (x, w, y, n, dim, eps) => k.rmsNorm(x, w, y, n, dim, eps),
+    layerNorm: (x, w, b, y, n, dim, eps) => k.layerNorm(x, w, b, y, n, dim, eps),
+    rope: (x, pos, invFreq, n, heads, headDim, style) => k.rope(x, pos, invFreq, n, heads, headDim, style === 'neox' ? 0 : 1),
+    softmax: (x, n, len) => k.softmax(x, n, len),
+    siluMul: (gate, up, count) => k.siluMul(gate, up, count),
+    geluMul: (gate, up, count) => k.geluMul(gate, up, count),
+    add: (y, x, count) => k.add(y, x, count),
+    addBias: (y, bias, rows, cols) => k.addBias(y, bias, rows, cols),
+    attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, h0, h1) {
+      if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, h0, h1);
+      else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, h0, h1);
+    },
+    storeRows(cacheDType, src, dst, count) {
+      if (cacheDType === 'f16') k.storeRowsF16(src, dst, count);
+      else k.toF32F32(src, dst, count);
+    },
+  };
+}

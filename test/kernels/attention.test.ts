@@ -1,0 +1,69 @@
+// attention: SIMD online softmax against the reference's explicit two-pass softmax.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { CacheDType } from '../../src/kernels/types.js';
+import { assertClose, makeBench, randomF32, rng, toF16Bits } from './harness.js';
+
+const b = makeBench(128);
+
+function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number, D: number, positions: number[], h0 = 0, h1 = H): void {
+  b.reset();
+  const rand = rng(S * 131 + H * 7 + D);
+  const q = b.alloc(n * H * D * 4), qPos = b.alloc(n * 4);
+  b.f32(q, n * H * D).set(randomF32(rand, n * H * D, 2));
+  b.i32(qPos, n).set(positions);
+  const es = cache === 'f16' ? 2 : 4;
+  const kvCount = Math.max(1, S * Hkv * D);
+  const k = b.alloc(kvCount * es), v = b.alloc(kvCount * es);
+  const kv = randomF32(rand, kvCount, 2), vv = randomF32(rand, kvCount, 3);
+  if (cache === 'f16') { b.u16(k, kvCount).set(toF16Bits(kv)); b.u16(v, kvCount).set(toF16Bits(vv)); }
+  else { b.f32(k, kvCount).set(kv); b.f32(v, kvCount).set(vv); }
+  const or = b.alloc(n * H * D * 4), ow = b.alloc(n * H * D * 4);
+  b.f32(or, n * H * D).fill(777);
+  b.f32(ow, n * H * D).fill(777);
+  const scale = 1 / Math.sqrt(D);
+  b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, h0, h1);
+  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, h0, h1);
+  const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
+  assertClose(b.f32(ow, n * H * D), b.f32(or, n * H * D), 2e-6, what);
+  const O = b.f32(ow, n * H * D);
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < H; h++) {
+      const row = O.subarray((t * H + h) * D, (t * H + h + 1) * D);
+      if (h < h0 || h >= h1) assert.ok(row.every((x) => x === 777), `${what}: head ${h} written`);
+      else if (Math.min(S, positions[t]! + 1) <= 0) assert.ok(row.every((x) => x === 0), `${what}: empty range not zeros`);
+    }
+  }
+}
+
+test('attention matches the reference: f32/f16 cache, GQA 4:2 and 6:1, S = 0, 1, 63, 200', () => {
+  for (const cache of ['f32', 'f16'] as const) {
+    for (const [H, Hkv] of [[4, 2], [6, 1]] as const) {
+      for (const D of [6, 64]) {
+        for (const S of [0, 1, 63, 200]) {
+          runCase(cache, 1, S, H, Hkv, D, [Math.max(0, S - 1)]);                       // decode
+          runCase(cache, 3, S, H, Hkv, D, [S - 3, S - 2, S - 1].map((p) => Math.max(0, p))); // prefill chunk
+        }
+      }
+    }
+  }
+});
+
+test('attention: positions past S read only rows < S; head ranges; empty key range gives zeros', () => {
+  runCase('f32', 2, 10, 4, 2, 64, [50, 5], 1, 3);
+  runCase('f16', 2, 63, 6, 1, 64, [100, 62], 2, 5);
+  runCase('f32', 1, 0, 4, 2, 64, [0]);
+});
+
+test('attention with one key returns that key\'s value row', () => {
+  b.reset();
+  const D = 8;
+  const q = b.alloc(D * 4), pos = b.alloc(4), k = b.alloc(D * 4), v = b.alloc(D * 4), out = b.alloc(D * 4);
+  b.f32(q, D).set(randomF32(rng(1), D));
+  b.f32(k, D).set(randomF32(rng(2), D));
+  b.f32(v, D).set([1, 2, 3, 4, 5, 6, 7, 8]);
+  b.i32(pos, 1)[0] = 0;
+  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 1);
+  assert.deepEqual([...b.f32(out, D)], [1, 2, 3, 4, 5, 6, 7, 8]);
+});

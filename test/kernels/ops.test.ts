@@ -1,0 +1,153 @@
+// Elementwise, normalisation, rope, softmax and conversion kernels: SIMD build against the reference.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
+import type { WeightDType } from '../../src/kernels/types.js';
+import { weightBytes } from '../../src/kernels/types.js';
+import { assertBytesEqual, assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits } from './harness.js';
+
+const b = makeBench(64);
+
+test('quantizeQ8 is bit-identical to the reference (incl. ties, zero and constant blocks)', () => {
+  for (const count of [32, 96, 4032]) {
+    b.reset();
+    const rand = rng(count);
+    const x = b.alloc(count * 4), qr = b.alloc(weightBytes('q8_0', count)), qw = b.alloc(weightBytes('q8_0', count));
+    const v = randomF32(rand, count, 3);
+    v.fill(0, 0, 32); // an all-zero block: d = 0, id = 0
+    if (count >= 96) { v.fill(0.5, 32, 64); v[64] = 127; v[65] = 2.5; v[66] = -2.5; v[67] = 0.5; v[68] = -1.5; } // d = 1: exact ties
+    b.f32(x, count).set(v);
+    b.ref.quantizeQ8(x, qr, count);
+    b.wasm.quantizeQ8(x, qw, count);
+    assertBytesEqual(b.u8(qw, weightBytes('q8_0', count)), b.u8(qr, weightBytes('q8_0', count)), `quantizeQ8 count=${count}`);
+    if (count >= 96) {
+      const q = new Int8Array(b.memory.buffer, qr + 2 * 34 + 2, 5);
+      assert.deepEqual([...q], [127, 3, -3, 1, -2], 'roundf rounds ties away from zero');
+    }
+  }
+});
+
+test('toF32 of every dtype matches the reference exactly', () => {
+  for (const dtype of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as WeightDType[]) {
+    for (const count of dtype.startsWith('q') ? [32, 96, 4032] : [1, 7, 33, 130]) {
+      b.reset();
+      const v = randomF32(rng(count), count, 4);
+      if (dtype === 'f16' && count > 7) { v[0] = 2 ** -24; v[1] = -3 * 2 ** -20; v[2] = 65504; v[3] = -0; } // subnormals, max
+      const src = b.alloc(weightBytes(dtype, count));
+      const bytes = dtype === 'f32' ? new Uint8Array(v.buffer) : dtype === 'f16' ? new Uint8Array(toF16Bits(v).buffer)
+        : dtype === 'bf16' ? new Uint8Array(toBF16Bits(v).buffer) : dtype === 'q8_0' ? quantizeToQ8_0(v) : quantizeToQ4_0(v);
+      b.u8(src, bytes.length).set(bytes);
+      const dr = b.alloc(count * 4), dw = b.alloc(count * 4);
+      b.ref.toF32(dtype, src, dr, count);
+      b.wasm.toF32(dtype, src, dw, count);
+      assertBytesEqual(b.u8(dw, count * 4), b.u8(dr, count * 4), `toF32 ${dtype} count=${count}`);
+    }
+  }
+});
+
+test('storeRows f16 rounds like the reference (ties to even, overflow, subnormals)', () => {
+  b.reset();
+  const special = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 65519.99, 65520, 1e6, -1e6, 2 ** -25, 3 * 2 ** -26, 2 ** -26,
+    5.960464477539063e-8, 6.1e-5, -0, 0, Infinity, -Infinity, 1 / 3, -2 / 3];
+  const v = new Float32Array([...special, ...randomF32(rng(5), 130, 100)]);
+  const src = b.alloc(v.length * 4), dr = b.alloc(v.length * 2), dw = b.alloc(v.length * 2);
+  b.f32(src, v.length).set(v);
+  b.ref.storeRows('f16', src, dr, v.length);
+  b.wasm.storeRows('f16', src, dw, v.length);
+  assertBytesEqual(b.u16(dw, v.length), b.u16(dr, v.length), 'storeRows f16');
+  const f32dst = b.alloc(v.length * 4);
+  b.wasm.storeRows('f32', src, f32dst, v.length);
+  assertBytesEqual(b.f32(f32dst, v.length), v, 'storeRows f32');
+});
+
+test('rmsNorm and layerNorm match the reference (in place and out of place)', () => {
+  for (const dim of [1, 7, 33, 130]) {
+    for (const inPlace of [false, true]) {
+      b.reset();
+      const rand = rng(dim);
+      const n = 3;
+      const x = b.alloc(n * dim * 4), w = b.alloc(dim * 4), bias = b.alloc(dim * 4), keep = randomF32(rand, n * dim, 5);
+      b.f32(w, dim).set(randomF32(rand, dim));
+      b.f32(bias, dim).set(randomF32(rand, dim));
+      const yr = b.alloc(n * dim * 4), yw = inPlace ? x : b.alloc(n * dim * 4);
+      for (const kind of ['rms', 'layer', 'layer+bias'] as const) {
+        b.f32(x, n * dim).set(keep);
+        const run = (k: typeof b.ref, y: number): void => {
+          if (kind === 'rms') k.rmsNorm(x, w, y, n, dim, 1e-5);
+          else k.layerNorm(x, w, kind === 'layer' ? 0 : bias, y, n, dim, 1e-5);
+        };
+        run(b.ref, yr);
+        run(b.wasm, yw);
+        assertClose(b.f32(yw, n * dim), b.f32(yr, n * dim), 2e-6, `${kind} dim=${dim} inPlace=${inPlace}`);
+      }
+    }
+  }
+});
+
+test('rope neox and normal match the reference, including large positions', () => {
+  for (const D of [2, 6, 8, 10, 64, 128]) {
+    for (const style of ['neox', 'normal'] as const) {
+      b.reset();
+      const rand = rng(D);
+      const n = 5, heads = 3;
+      const pos = b.alloc(n * 4);
+      b.i32(pos, n).set([0, 1, 17, 4095, 131071]);
+      const invFreq = b.alloc((D / 2) * 4);
+      const inv = b.f32(invFreq, D / 2);
+      for (let i = 0; i < D / 2; i++) inv[i] = 500000 ** (-(2 * i) / D);
+      const v = randomF32(rand, n * heads * D);
+      const xr = b.alloc(v.length * 4), xw = b.alloc(v.length * 4);
+      b.f32(xr, v.length).set(v);
+      b.f32(xw, v.length).set(v);
+      b.ref.rope(xr, pos, invFreq, n, heads, D, style);
+      b.wasm.rope(xw, pos, invFreq, n, heads, D, style);
+      assertClose(b.f32(xw, v.length), b.f32(xr, v.length), 1e-6, `rope ${style} D=${D}`);
+    }
+  }
+});
+
+test('softmax matches the reference; all −inf rows give zeros', () => {
+  for (const len of [1, 7, 33, 130]) {
+    b.reset();
+    const n = 4;
+    const v = randomF32(rng(len), n * len, 30);
+    v.fill(-Infinity, len, 2 * len); // row 1: fully masked
+    for (let i = 0; i < len; i += 2) v[2 * len + i] = -Infinity; // row 2: partly masked
+    v[3 * len] = -200; // row 3: one value far below the rest (exp underflows to 0, no NaN)
+    const xr = b.alloc(v.length * 4), xw = b.alloc(v.length * 4);
+    b.f32(xr, v.length).set(v);
+    b.f32(xw, v.length).set(v);
+    b.ref.softmax(xr, n, len);
+    b.wasm.softmax(xw, n, len);
+    assertClose(b.f32(xw, v.length), b.f32(xr, v.length), 2e-6, `softmax len=${len}`);
+    assert.ok(b.f32(xw, v.length).subarray(len, 2 * len).every((e) => e === 0), 'masked row is zeros');
+  }
+});
+
+test('siluMul, geluMul, add and addBias match the reference', () => {
+  for (const count of [1, 7, 33, 130]) {
+    b.reset();
+    const rand = rng(count);
+    const g = randomF32(rand, count, 12), u = randomF32(rand, count, 2);
+    if (count > 7) { g[0] = 100; g[1] = -100; g[2] = 0; g[3] = -90; g[4] = 1e-3; }
+    for (const op of ['silu', 'gelu', 'add'] as const) {
+      const gr = b.alloc(count * 4), gw = b.alloc(count * 4), up = b.alloc(count * 4);
+      b.f32(gr, count).set(g);
+      b.f32(gw, count).set(g);
+      b.f32(up, count).set(u);
+      if (op === 'silu') { b.ref.siluMul(gr, up, count); b.wasm.siluMul(gw, up, count); }
+      else if (op === 'gelu') { b.ref.geluMul(gr, up, count); b.wasm.geluMul(gw, up, count); }
+      else { b.ref.add(gr, up, count); b.wasm.add(gw, up, count); }
+      assertClose(b.f32(gw, count), b.f32(gr, count), 2e-6, `${op} count=${count}`);
+    }
+    const rows = 3, yr = b.alloc(rows * count * 4), yw = b.alloc(rows * count * 4), bias = b.alloc(count * 4);
+    const y = randomF32(rand, rows * count);
+    b.f32(yr, rows * count).set(y);
+    b.f32(yw, rows * count).set(y);
+    b.f32(bias, count).set(u);
+    b.ref.addBias(yr, bias, rows, count);
+    b.wasm.addBias(yw, bias, rows, count);
+    assertBytesEqual(b.f32(yw, rows * count), b.f32(yr, rows * count), `addBias cols=${count}`);
+  }
+});
