@@ -6,7 +6,7 @@
 //     instead of a stack overflow;
 //   - runs in time linear in the input (every character is looked at a bounded number of times);
 //   - follows RFC 8259's grammar exactly (no comments, trailing commas, NaN, leading zeros…);
-//   - stores keys with defineProperty, so a key named "__proto__" is plain data, never a prototype.
+//   - stores a key named "__proto__" with defineProperty, so it is plain data, never a prototype.
 // Numbers become JS numbers (1e400 → Infinity); callers check ranges/integrality themselves.
 
 import { FormatError } from './errors.js';
@@ -140,7 +140,9 @@ export function parseJsonStrict(text: string, source: string, opts: StrictJsonOp
           const shown = top.key.length > 80 ? `${top.key.slice(0, 80)}…` : top.key;
           throw new FormatError(source, `${prefix}duplicate key ${JSON.stringify(shown)} in a JSON object (offset ${i})`);
         }
-        Object.defineProperty(top.value, top.key, { value, enumerable: true, writable: true, configurable: true });
+        // Plain assignment keeps objects fast; only "__proto__" would hit the prototype setter.
+        if (top.key === '__proto__') Object.defineProperty(top.value, top.key, { value, enumerable: true, writable: true, configurable: true });
+        else top.value[top.key] = value;
       }
       skipWs();
       const d = text.charCodeAt(i);

@@ -181,11 +181,12 @@ function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
 }
 
-/** Reads exactly dst.byteLength bytes at `position` (in ≤ 1 GiB calls); a short read is a FormatError. */
-export function readFully(fd: number, dst: Uint8Array, position: number, file: string): void {
+/** Reads exactly dst.byteLength bytes at `position` (in calls of ≤ chunk bytes, default 1 GiB); a short
+ *  read is a FormatError. */
+export function readFully(fd: number, dst: Uint8Array, position: number, file: string, chunk = READ_CHUNK): void {
   let done = 0;
   while (done < dst.byteLength) {
-    const len = Math.min(READ_CHUNK, dst.byteLength - done);
+    const len = Math.min(chunk, dst.byteLength - done);
     const got = readSync(fd, dst, done, len, position + done);
     if (got === 0) {
       throw new FormatError(file, `unexpected end of file at byte ${position + done} (wanted ${dst.byteLength - done} more bytes); was the file modified while open?`);

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
@@ -135,12 +135,13 @@ function mutate(src: Uint8Array, rnd: () => number): Uint8Array {
 test('5000+ random mutations: each opens consistently or throws FormatError', { timeout: 60_000 }, () => {
   const rnd = prng(0x7e55e7a);
   const bases = seeds();
-  const path = join(dir, 'mutant.safetensors');
   let opened = 0, refused = 0;
   const reasons = new Set<string>();
   for (let c = 0; c < 6000; c++) {
     let f = mutate(pick(bases, rnd), rnd);
     if (rnd() < 0.3) f = mutate(f, rnd); // some cases get two mutations
+    // A new file per case: rewriting one file in place makes some filesystems flush on every truncate.
+    const path = join(dir, `mutant${c}.safetensors`);
     writeFileSync(path, f);
     let src;
     try {
@@ -150,6 +151,7 @@ test('5000+ random mutations: each opens consistently or throws FormatError', { 
       assert.ok(e.message.startsWith(`${path}: `));
       reasons.add(e.message.slice(path.length + 2).replace(/"(?:[^"\\]|\\.)*"|\(.*?\)|-?[\d.]+(e[+-]?\d+)?|Infinity/g, '_'));
       refused++;
+      unlinkSync(path);
       continue;
     }
     // Accepted: every tensor inside the data section, and together they tile it exactly.
@@ -165,6 +167,7 @@ test('5000+ random mutations: each opens consistently or throws FormatError', { 
     }
     assert.equal(src.dataStart + sum, f.byteLength);
     src.close();
+    unlinkSync(path);
     opened++;
   }
   // The fuzz must reach both outcomes and many distinct rules, or it tests nothing.

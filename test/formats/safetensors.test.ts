@@ -3,11 +3,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
-import { openSafetensors, readSafetensorsMetadata } from '../../src/formats/safetensors.js';
+import { openSafetensors, readFully, readSafetensorsMetadata } from '../../src/formats/safetensors.js';
 import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../../src/formats/safetensors-writer.js';
 import { openShardedSafetensors } from '../../src/formats/hf-folder.js';
 import type { TensorSource } from '../../src/formats/tensor-source.js';
@@ -243,4 +243,32 @@ test('every truncation of a valid file is rejected with the right reason', () =>
   const ok = openSafetensors(put(full));
   assert.equal(ok.tensors.size, 4);
   ok.close();
+});
+
+test('readFully loops over chunks and reports a short read as a FormatError', () => {
+  const bytes = Uint8Array.from({ length: 50 }, (_, i) => i * 3);
+  const p = put(bytes);
+  const fd = openSync(p, 'r');
+  try {
+    const dst = new Uint8Array(47);
+    readFully(fd, dst, 2, p, 5); // 10 calls of ≤ 5 bytes
+    assert.deepEqual(dst, bytes.subarray(2, 49));
+    assert.throws(() => readFully(fd, new Uint8Array(10), 45, p, 4), /unexpected end of file at byte 50 \(wanted 5 more bytes\)/);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('writer accepts views into larger buffers (byteOffset ≠ 0)', () => {
+  const backing = Uint8Array.from({ length: 64 }, (_, i) => i);
+  const p = join(dir, 'views.safetensors');
+  writeSafetensors(p, [
+    { name: 'x', dtype: 'U8', shape: [5], data: backing.subarray(10, 15) },
+    { name: 'y', dtype: 'I16', shape: [2], data: backing.subarray(33, 37) },
+  ]);
+  const f = openSafetensors(p);
+  const got = readAll(f);
+  assert.deepEqual([...got.get('x')!], [10, 11, 12, 13, 14]);
+  assert.deepEqual([...got.get('y')!], [33, 34, 35, 36]);
+  f.close();
 });
