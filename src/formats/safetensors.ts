@@ -61,6 +61,9 @@ function isSafetensorsDType(s: string): s is SafetensorsDType {
 
 /** Validates N (the u64 in the first 8 bytes) against the cap and the file size; returns it as a Number. */
 export function checkHeaderLength(first8: Uint8Array, fileSize: number, file: string, maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES): number {
+  if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 0) {
+    throw new Error(`openSafetensors: maxHeaderBytes must be a non-negative integer, got ${maxHeaderBytes}`);
+  }
   if (fileSize < 8) {
     throw new FormatError(file, `file is ${fileSize} bytes, smaller than the 8-byte header length; not a safetensors file`);
   }

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
@@ -146,4 +146,16 @@ test('a malformed shard is reported with the shard file name', () => {
   unlinkSync(join(d, 's2.safetensors'));
   mkdirSync(join(d, 's2.safetensors'));
   rejects(() => openHfFolder(d), /s2\.safetensors/);
+});
+
+test('failed opens and close() release every shard file handle', { skip: !existsSync('/proc/self/fd') }, () => {
+  const fds = (): number => readdirSync('/proc/self/fd').length;
+  const bad = shardedFolder(wm(OK), [f32('a', [9]), f32('c', [5])]); // fails after both shards are open
+  const good = shardedFolder(wm(OK));
+  const before = fds();
+  for (let i = 0; i < 20; i++) {
+    rejects(() => openHfFolder(bad), /is in two shards/);
+    openHfFolder(good).source.close();
+  }
+  assert.equal(fds(), before);
 });
