@@ -13,6 +13,7 @@ import {
   ContextOverflowError, evaluateLogits, generate,
   type GenerateOptions, type GenerationChunk, type GenerationResult,
 } from '../generation/generate.js';
+import { renderChatTemplate } from '../tokenizer/chat-template.js';
 import { ChatCompletions } from './chat.js';
 import type { ChatRole } from './validate.js';
 
@@ -26,17 +27,6 @@ export interface TesseraOptions {
   chatTemplate?: string;
   /** Overrides chat rendering altogether. */
   renderChat?: ChatRenderer;
-}
-
-type RenderChatTemplate = (template: string, args: {
-  messages: { role: string; content: string }[]; addGenerationPrompt: boolean; bosToken: string | null; eosToken: string | null;
-}) => string;
-
-/** Loads the tokenizer's Jinja renderer lazily (it pulls in @huggingface/jinja). */
-async function jinjaRenderer(): Promise<RenderChatTemplate> {
-  const spec = '../tokenizer/chat-template.js';
-  const mod = await import(spec) as { renderChatTemplate: RenderChatTemplate };
-  return mod.renderChatTemplate;
 }
 
 function commonPrefix(a: readonly number[], b: readonly number[]): number {
@@ -102,11 +92,10 @@ export class Tessera {
     }
     const bos = this.tokenizer.bosTokenId;
     const eos = this.tokenizer.eosTokenIds[0];
-    const render = await jinjaRenderer();
-    return render(template, {
+    return renderChatTemplate(template, {
       messages, addGenerationPrompt,
-      bosToken: bos === null ? null : this.tokenizer.idToToken(bos) ?? null,
-      eosToken: eos === undefined ? null : this.tokenizer.idToToken(eos) ?? null,
+      bosToken: bos === null ? '' : this.tokenizer.idToToken(bos) ?? '',
+      eosToken: eos === undefined ? '' : this.tokenizer.idToToken(eos) ?? '',
     });
   }
 
@@ -131,7 +120,7 @@ export class Tessera {
       const it = generate(this.model, this.tokenizer, ids.slice(keep), { ...opts, cache, context: ids.slice(0, keep) });
       for (;;) {
         const step = await it.next();
-        if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep };
+        if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep, cachedTokens: keep };
         generated.push(...step.value.tokens);
         yield step.value;
       }

@@ -63,8 +63,10 @@ export interface GenerationResult {
   /** Generated ids (the eos id that ended generation is not included). */
   tokens: number[];
   finishReason: FinishReason;
-  /** Prompt tokens fed to the model (after any truncation). */
+  /** Prompt tokens (after any truncation), including those already in a reused cache. */
   promptTokens: number;
+  /** Of those, tokens whose keys/values were reused from the cache instead of recomputed. */
+  cachedTokens: number;
   /** The seed the sampler used (pass it back to reproduce a sampled run). */
   seed: number;
   timings: GenerationTimings;
@@ -137,7 +139,7 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
     const prefillMs = (tDecode < 0 ? now : tDecode) - t0;
     const decodeMs = tDecode < 0 ? 0 : now - tDecode;
     return {
-      text, tokens, finishReason, promptTokens: ids.length, seed: sampler.seed,
+      text, tokens, finishReason, promptTokens: ids.length, cachedTokens: 0, seed: sampler.seed,
       timings: {
         prefillMs, decodeMs,
         prefillTokensPerSecond: tDecode >= 0 && prefillMs > 0 ? ids.length / (prefillMs / 1000) : 0,

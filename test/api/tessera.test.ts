@@ -17,6 +17,7 @@ test('a follow-up prompt sharing a prefix only prefills the new tokens, with ide
   const shared = tok.encode('The first turn. ').length + first.tokens.length - 1; // last sampled token was never fed
   assert.equal(fed.start, shared);
   assert.equal(r.promptTokens, second.length);
+  assert.equal(r.cachedTokens, shared);
   // a fresh model run gives the same tokens (penalties saw the cached prefix as history too)
   const fresh = await generateText(new FakeModel({ suppress: [EOS] }), tok, second, opts);
   assert.deepEqual(r.tokens, fresh.tokens);

@@ -1,0 +1,123 @@
+// A small argv parser for the `tessera` subcommands: typed flags, range checks and generated --help.
+// Every mistake is a UsageError that names the flag (exit code 2); runtime failures are CliErrors
+// (exit code 1) that carry a hint of what to do.
+
+export class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A runtime failure with a hint for the user (printed on the next line). */
+export class CliError extends Error {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface FlagSpec {
+  type: 'string' | 'number' | 'integer' | 'boolean';
+  description: string;
+  /** Shown in help after the flag, e.g. PATH or N. */
+  placeholder?: string;
+  /** May be given several times (values collected in an array). */
+  multiple?: boolean;
+  required?: boolean;
+  /** Inclusive bounds for numbers; `exclusiveMin` makes the lower bound strict. */
+  min?: number;
+  max?: number;
+  exclusiveMin?: boolean;
+  choices?: readonly string[];
+  default?: string | number | boolean;
+  short?: string;
+}
+
+export type FlagSpecs = Record<string, FlagSpec>;
+export type FlagValues = Record<string, string | number | boolean | string[] | undefined>;
+
+function convert(flag: string, spec: FlagSpec, raw: string, command: string): string | number {
+  if (spec.type === 'string') {
+    if (spec.choices && !spec.choices.includes(raw)) {
+      throw new UsageError(`--${flag} must be one of ${spec.choices.join(', ')}, got '${raw}'`, command);
+    }
+    return raw;
+  }
+  const x = raw.trim() === '' ? NaN : Number(raw);
+  const what = spec.type === 'integer' ? 'an integer' : 'a number';
+  if (!Number.isFinite(x) || (spec.type === 'integer' && !Number.isSafeInteger(x))) {
+    throw new UsageError(`--${flag} expects ${what}, got '${raw}'`, command);
+  }
+  const lowOk = spec.min === undefined || (spec.exclusiveMin ? x > spec.min : x >= spec.min);
+  const highOk = spec.max === undefined || x <= spec.max;
+  if (!lowOk || !highOk) {
+    const lo = spec.min === undefined ? '' : `${spec.exclusiveMin ? '>' : '≥'} ${spec.min}`;
+    const hi = spec.max === undefined ? '' : `≤ ${spec.max}`;
+    throw new UsageError(`--${flag} must be ${what} ${[lo, hi].filter(Boolean).join(' and ')}, got ${raw}`, command);
+  }
+  return x;
+}
+
+/** Parses `--flag value`, `--flag=value`, `--bool`, `--no-bool`, `-h`. No positionals are accepted. */
+export function parseFlags(argv: readonly string[], specs: FlagSpecs, command: string): FlagValues {
+  const values: FlagValues = {};
+  const shorts = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([name, s]) => [s.short!, name]));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    let name: string, inline: string | undefined;
+    if (arg.startsWith('--') && arg.length > 2) {
+      const eq = arg.indexOf('=');
+      name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      inline = eq < 0 ? undefined : arg.slice(eq + 1);
+    } else if (/^-[a-zA-Z]$/.test(arg) && shorts.has(arg[1])) {
+      name = shorts.get(arg[1])!;
+    } else if (arg.startsWith('-') && arg.length > 1 && Number.isNaN(Number(arg))) {
+      throw new UsageError(`unknown option ${arg}`, command);
+    } else {
+      throw new UsageError(`unexpected argument '${arg}' (options are given as --name value)`, command);
+    }
+    const spec = specs[name];
+    if (!spec && name.startsWith('no-') && specs[name.slice(3)]?.type === 'boolean' && inline === undefined) {
+      values[name.slice(3)] = false;
+      continue;
+    }
+    if (!spec) throw new UsageError(`unknown option --${name}`, command);
+    if (spec.type === 'boolean') {
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got '${inline}'`, command);
+      values[name] = inline !== 'false';
+      continue;
+    }
+    let raw = inline;
+    if (raw === undefined) {
+      if (i + 1 >= argv.length || (argv[i + 1].startsWith('--') && argv[i + 1].length > 2)) throw new UsageError(`--${name} needs a value${spec.placeholder ? ` (${spec.placeholder})` : ''}`, command);
+      raw = argv[++i];
+    }
+    const v = convert(name, spec, raw, command);
+    if (spec.multiple) {
+      const list = (values[name] as string[] | undefined) ?? [];
+      list.push(String(v));
+      values[name] = list;
+    } else {
+      values[name] = v;
+    }
+  }
+  if (values.help) return values; // --help wins over missing required flags
+  for (const [name, spec] of Object.entries(specs)) {
+    if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
+    if (values[name] === undefined && spec.required) throw new UsageError(`missing required option --${name}${spec.placeholder ? ` ${spec.placeholder}` : ''}`, command);
+  }
+  return values;
+}
+
+/** Help text: usage line, summary, then one line per flag. */
+export function formatHelp(command: string, summary: string, specs: FlagSpecs): string {
+  const rows = Object.entries(specs).map(([name, s]) => {
+    const left = `  ${s.short ? `-${s.short}, ` : ''}--${name}${s.type === 'boolean' ? '' : ` ${s.placeholder ?? (s.type === 'string' ? 'TEXT' : 'N')}`}`;
+    const extra = [s.required ? 'required' : '', s.default !== undefined && s.type !== 'boolean' ? `default ${s.default}` : '', s.multiple ? 'repeatable' : '']
+      .filter(Boolean).join(', ');
+    return [left, s.description + (extra ? ` (${extra})` : '')];
+  });
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  return `Usage: tessera ${command} [options]\n\n${summary}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(width) + r).join('\n')}\n`;
+}

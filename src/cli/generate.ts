@@ -1,0 +1,77 @@
+// `tessera generate`: complete a prompt, streaming text to stdout (or one JSON object with --json).
+// Diagnostics and stats go to stderr, so stdout is only the model's text.
+
+import { readFileSync } from 'node:fs';
+import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
+import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
+import type { GenerationResult } from '../generation/generate.js';
+
+const FLAGS: FlagSpecs = {
+  ...MODEL_FLAGS,
+  prompt: { type: 'string', placeholder: 'TEXT', description: 'the prompt to complete', short: 'p' },
+  'prompt-file': { type: 'string', placeholder: 'PATH', description: 'read the prompt from a file instead' },
+  'max-tokens': { type: 'integer', min: 1, default: 256, placeholder: 'N', description: 'most tokens to generate', short: 'n' },
+  ...SAMPLING_FLAGS,
+  stop: { type: 'string', multiple: true, placeholder: 'STR', description: 'stop before this text' },
+  'ignore-eos': { type: 'boolean', description: 'keep generating past end-of-sequence tokens' },
+  json: { type: 'boolean', description: 'print one JSON object {text, tokens, prompt_tokens, finish_reason, timings} instead of streaming' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
+
+export const GENERATE_HELP = formatHelp('generate', 'Completes a prompt with a model and streams the text to stdout.\nExample: tessera generate --model models/SmolLM2-135M --prompt "Once upon a time" --max-tokens 48', FLAGS);
+
+export function statsLine(r: GenerationResult): string {
+  const t = r.timings;
+  const cached = r.cachedTokens > 0 ? ` (${r.cachedTokens} cached)` : '';
+  return `prompt: ${r.promptTokens} tokens${cached} in ${(t.prefillMs / 1000).toFixed(2)} s (${t.prefillTokensPerSecond.toFixed(1)} tok/s) | `
+    + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s (${t.decodeTokensPerSecond.toFixed(1)} tok/s) | `
+    + `finish: ${r.finishReason} | seed: ${r.seed}`;
+}
+
+export async function runGenerate(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, FLAGS, 'generate');
+  if (v.help) { process.stdout.write(GENERATE_HELP); return 0; }
+  if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --prompt-file PATH', 'generate');
+  let prompt = v.prompt as string | undefined;
+  if (prompt === undefined) {
+    try { prompt = readFileSync(v['prompt-file'] as string, 'utf8'); } catch (e) {
+      throw new CliError(`cannot read --prompt-file ${String(v['prompt-file'])}: ${(e as Error).message}`, 'check the path');
+    }
+  }
+  const json = v.json === true;
+  const tessera = await loadForCli(v);
+  // Ctrl-C stops the generation (the text so far and the stats are still printed); a second one kills.
+  const ac = new AbortController();
+  const onSigint = () => { if (ac.signal.aborted) process.exit(130); ac.abort(); };
+  process.on('SIGINT', onSigint);
+  try {
+    const it = tessera.generate(prompt, {
+      ...samplingFrom(v), maxTokens: v['max-tokens'] as number, stop: (v.stop as string[] | undefined) ?? [],
+      ignoreEos: v['ignore-eos'] === true, signal: ac.signal,
+    });
+    let result: GenerationResult;
+    let last = '';
+    for (;;) {
+      const step = await it.next();
+      if (step.done) { result = step.value; break; }
+      if (!json && step.value.text) { process.stdout.write(step.value.text); last = step.value.text; }
+    }
+    if (json) {
+      const t = result.timings;
+      process.stdout.write(JSON.stringify({
+        text: result.text, tokens: result.tokens, prompt_tokens: result.promptTokens, finish_reason: result.finishReason,
+        timings: {
+          prefill_ms: t.prefillMs, decode_ms: t.decodeMs,
+          prefill_tokens_per_second: t.prefillTokensPerSecond, decode_tokens_per_second: t.decodeTokensPerSecond,
+        },
+      }) + '\n');
+    } else {
+      if (process.stdout.isTTY && !last.endsWith('\n')) process.stdout.write('\n');
+      process.stderr.write(statsLine(result) + '\n');
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSigint);
+    tessera.dispose();
+  }
+}

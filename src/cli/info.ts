@@ -1,0 +1,66 @@
+// `tessera info`: what a checkpoint is and how much memory it needs, from its headers alone.
+
+import { existsSync } from 'node:fs';
+import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
+import { MODEL_HINT } from './model-flags.js';
+import { describeModel, type ModelInfo } from '../models/load.js';
+import { derive } from '../models/config.js';
+
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
+  ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length for the memory estimate (default: min(model max, 4096))' },
+  quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'describe the model as it would be loaded with --quantize' },
+  json: { type: 'boolean', description: 'print one JSON object' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
+
+export const INFO_HELP = formatHelp('info', 'Describes a checkpoint (reads headers only): architecture, sizes, dtypes and memory needed.', FLAGS);
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
+}
+
+/** The facts `info` prints, as a flat object (also the --json output). */
+export function infoRecord(info: ModelInfo, ctx: number): Record<string, unknown> {
+  const c = info.config, d = derive(c);
+  return {
+    path: info.path, format: info.format, architecture: c.model_type,
+    layers: c.num_hidden_layers, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, head_dim: d.headDim,
+    hidden_size: c.hidden_size, intermediate_size: c.intermediate_size, vocab_size: c.vocab_size,
+    max_position_embeddings: c.max_position_embeddings, rope_theta: c.rope_theta, tie_word_embeddings: c.tie_word_embeddings,
+    parameters: info.parameters, dtypes: info.dtypes, weight_bytes: info.weightBytes,
+    kv_bytes_per_token: info.kvBytesPerToken, ctx, memory_needed_bytes: info.memoryNeeded(ctx),
+  };
+}
+
+export async function runInfo(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, FLAGS, 'info');
+  if (v.help) { process.stdout.write(INFO_HELP); return 0; }
+  const path = v.model as string;
+  if (!existsSync(path)) throw new CliError(`model path ${path} does not exist`, MODEL_HINT);
+  const info = describeModel(path, v.quantize ? { quantize: v.quantize as 'q8_0' } : {});
+  const ctx = (v.ctx as number | undefined) ?? Math.min(info.config.max_position_embeddings, 4096);
+  const r = infoRecord(info, ctx);
+  if (v.json) { process.stdout.write(JSON.stringify(r) + '\n'); return 0; }
+  const rows: [string, string][] = [
+    ['path', String(r.path)],
+    ['format', String(r.format)],
+    ['architecture', String(r.architecture)],
+    ['layers', String(r.layers)],
+    ['heads (q / kv)', `${r.heads} / ${r.kv_heads}, head dim ${r.head_dim}`],
+    ['hidden / ffn', `${r.hidden_size} / ${r.intermediate_size}`],
+    ['vocabulary', String(r.vocab_size)],
+    ['max context', String(r.max_position_embeddings)],
+    ['parameters', `${info.parameters.toLocaleString('en-US')} (${(info.parameters / 1e9).toFixed(2)} B)`],
+    ['dtypes (tensors)', Object.entries(info.dtypes).map(([k, n]) => `${k}: ${n}`).join(', ')],
+    ['weights', bytes(info.weightBytes) + (v.quantize ? ` (with --quantize ${String(v.quantize)})` : '')],
+    ['KV cache', `${bytes(info.kvBytesPerToken)} per token`],
+    [`memory at ctx ${ctx}`, bytes(info.memoryNeeded(ctx))],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  process.stdout.write(rows.map(([k, val]) => `${k.padEnd(w)}${val}`).join('\n') + '\n');
+  return 0;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// The `tessera` command: dispatches to one file per subcommand. Exit codes: 0 ok, 1 runtime error,
+// 2 usage error (unknown flag, missing value, bad number), 130 interrupted.
+
+import { readFileSync } from 'node:fs';
+import { CliError, UsageError } from './args.js';
+import { MODEL_HINT } from './model-flags.js';
+import { runGenerate } from './generate.js';
+import { runChat } from './chat.js';
+import { runInfo } from './info.js';
+import { FormatError } from '../formats/errors.js';
+import { ContextOverflowError } from '../generation/generate.js';
+
+const HELP = `Usage: tessera <command> [options]
+
+Commands:
+  generate   complete a prompt, streaming the text (--json for one JSON object)
+  chat       chat with a model in the terminal (uses the model's chat template)
+  info       describe a checkpoint: architecture, sizes, dtypes, memory needed
+  bench      measure prefill and decode speed
+
+Run 'tessera <command> --help' for the options of a command.
+Models: a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
+Options: --help, --version
+`;
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function runBenchCommand(argv: string[]): Promise<number> {
+  const { runBench } = await import('../bench/run.js'); // loaded on demand: it pulls in the bench fixtures
+  await runBench(argv);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined: process.stderr.write(HELP); return 2;
+    case '--help': case '-h': case 'help': process.stdout.write(HELP); return 0;
+    case '--version': case '-v': process.stdout.write(`tessera ${version()}\n`); return 0;
+    case 'generate': return runGenerate(rest);
+    case 'chat': return runChat(rest);
+    case 'info': return runInfo(rest);
+    case 'bench': return runBenchCommand(rest);
+    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench)`);
+  }
+}
+
+/** Prints `tessera: <message>` and a hint; returns the exit code. */
+function report(e: unknown): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const say = (msg: string, hint?: string) => process.stderr.write(`tessera: ${msg}\n${hint ? `  hint: ${hint}\n` : ''}`);
+  if (err instanceof UsageError) {
+    say(err.message, err.command ? `run 'tessera ${err.command} --help' for the options` : "run 'tessera --help' for the commands");
+    return 2;
+  }
+  if (process.env.TESSERA_DEBUG) process.stderr.write(`${err.stack}\n`);
+  if (err instanceof CliError) { say(err.message, err.hint); return 1; }
+  if (err instanceof FormatError) { say(err.message, `the file is damaged or not a supported checkpoint; ${MODEL_HINT}`); return 1; }
+  if (err instanceof ContextOverflowError) { say(err.message, 'load with a larger --ctx or lower --max-tokens'); return 1; }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') { say(err.message, MODEL_HINT); return 1; }
+  if (code === 'ERR_MODULE_NOT_FOUND') { say(err.message, 'this build is incomplete: run npm run build'); return 1; }
+  say(err.message, process.env.TESSERA_DEBUG ? undefined : 'set TESSERA_DEBUG=1 for a stack trace');
+  return 1;
+}
+
+// `tessera … | head` closes stdout early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+
+let code: number;
+try {
+  code = await main(process.argv.slice(2));
+} catch (e) {
+  code = report(e);
+}
+// Exit once stdout is flushed (worker threads or a readline could otherwise keep the process alive).
+process.stdout.write('', () => process.exit(code));

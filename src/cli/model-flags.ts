@@ -1,0 +1,76 @@
+// Flags shared by the subcommands that load a model or sample from it, and loading with a progress bar.
+
+import { existsSync } from 'node:fs';
+import { CliError, type FlagSpecs, type FlagValues } from './args.js';
+import type { LoadOptions, LoadProgress } from '../models/load.js';
+import type { SamplingOptions } from '../generation/sampler.js';
+import { Tessera, type TesseraOptions } from '../api/tessera.js';
+
+export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
+
+export const MODEL_FLAGS: FlagSpecs = {
+  model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
+  threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
+  ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
+  quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
+};
+
+// Defaults are llama.cpp's (common/common.h), so a run here and there can be compared.
+export const SAMPLING_FLAGS: FlagSpecs = {
+  temperature: { type: 'number', min: 0, default: 0.8, placeholder: 'T', description: 'sampling temperature; 0 = greedy', short: 't' },
+  'top-k': { type: 'integer', min: 0, default: 40, placeholder: 'K', description: 'keep the K most likely tokens; 0 = off' },
+  'top-p': { type: 'number', min: 0, exclusiveMin: true, max: 1, default: 0.95, placeholder: 'P', description: 'nucleus sampling mass; 1 = off' },
+  'min-p': { type: 'number', min: 0, max: 1, default: 0.05, placeholder: 'P', description: 'drop tokens below P × the top probability; 0 = off' },
+  'repeat-penalty': { type: 'number', min: 0, exclusiveMin: true, default: 1, placeholder: 'R', description: 'repetition penalty over the last 64 tokens; 1 = off' },
+  seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
+};
+
+export function samplingFrom(v: FlagValues): SamplingOptions {
+  const o: SamplingOptions = {
+    temperature: v.temperature as number, topK: v['top-k'] as number, topP: v['top-p'] as number,
+    minP: v['min-p'] as number, repetitionPenalty: v['repeat-penalty'] as number,
+  };
+  if (v.seed !== undefined) o.seed = v.seed as number;
+  return o;
+}
+
+const MB = 1024 * 1024;
+
+/** Progress on stderr: a redrawn bar on a terminal, a plain line every 25% otherwise. */
+export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr): { onProgress: (p: LoadProgress) => void; done: () => void } {
+  let lastQuarter = -1, lastDraw = 0, drawn = false;
+  return {
+    onProgress(p) {
+      const frac = p.totalBytes > 0 ? Math.min(p.loadedBytes / p.totalBytes, 1) : 1;
+      const sizes = `${(p.loadedBytes / MB).toFixed(0)}/${(p.totalBytes / MB).toFixed(0)} MiB`;
+      if (stream.isTTY) {
+        const now = Date.now();
+        if (now - lastDraw < 50 && frac < 1) return;
+        lastDraw = now;
+        const width = 30, full = Math.round(frac * width);
+        stream.write(`\r${label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${sizes} ${p.stage}   `);
+        drawn = true;
+      } else {
+        const q = Math.floor(frac * 4);
+        if (q > lastQuarter) { lastQuarter = q; stream.write(`${label}: ${(frac * 100).toFixed(0)}% (${sizes}, ${p.stage})\n`); }
+      }
+    },
+    done() { if (drawn) stream.write('\n'); drawn = false; },
+  };
+}
+
+/** Checks the path, then loads with a progress bar. */
+export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Promise<Tessera> {
+  const path = v.model as string;
+  if (!existsSync(path)) throw new CliError(`model path ${path} does not exist`, MODEL_HINT);
+  const progress = progressReporter('loading');
+  const opts: LoadOptions = { onProgress: progress.onProgress };
+  if (v.threads !== undefined) opts.threads = v.threads as number;
+  if (v.ctx !== undefined) opts.contextLength = v.ctx as number;
+  if (v.quantize !== undefined) opts.quantize = v.quantize as 'q8_0';
+  try {
+    return await Tessera.load(path, { ...opts, ...extra });
+  } finally {
+    progress.done();
+  }
+}

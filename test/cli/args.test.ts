@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageError, formatHelp, parseFlags, type FlagSpecs } from '../../src/cli/args.js';
+
+const SPECS: FlagSpecs = {
+  model: { type: 'string', required: true, placeholder: 'PATH', description: 'model', short: 'm' },
+  'max-tokens': { type: 'integer', min: 1, default: 16, description: 'n' },
+  temperature: { type: 'number', min: 0, description: 't' },
+  'top-p': { type: 'number', min: 0, exclusiveMin: true, max: 1, description: 'p' },
+  quantize: { type: 'string', choices: ['q8_0'], description: 'q' },
+  stop: { type: 'string', multiple: true, description: 's' },
+  json: { type: 'boolean', description: 'j' },
+  help: { type: 'boolean', description: 'h', short: 'h' },
+};
+
+test('flags parse in all their forms, with defaults', () => {
+  const v = parseFlags(['-m', 'x', '--temperature=0.5', '--stop', 'a', '--stop=b', '--json', '--top-p', '1'], SPECS, 'cmd');
+  assert.deepEqual(v, { model: 'x', temperature: 0.5, stop: ['a', 'b'], json: true, 'top-p': 1, 'max-tokens': 16 });
+  assert.equal(parseFlags(['--model', 'x', '--no-json'], SPECS, 'cmd').json, false);
+  assert.equal(parseFlags(['--model', 'x', '--temperature', '-0'], SPECS, 'cmd').temperature, -0);
+  assert.deepEqual(parseFlags(['--model', 'x', '--stop', '-'], SPECS, 'cmd').stop, ['-']);
+  assert.deepEqual(parseFlags(['--help'], SPECS, 'cmd'), { help: true }); // no "missing --model" with --help
+});
+
+test('every mistake is a UsageError naming the flag', () => {
+  const cases: [string[], RegExp][] = [
+    [['--model', 'x', '--bogus'], /unknown option --bogus/],
+    [['--model', 'x', '-z'], /unknown option -z/],
+    [['--model', 'x', 'stray'], /unexpected argument 'stray'/],
+    [['--model'], /--model needs a value/],
+    [['--model', '--json'], /--model needs a value/],
+    [['--model', 'x', '--max-tokens', 'abc'], /--max-tokens expects an integer, got 'abc'/],
+    [['--model', 'x', '--max-tokens', '1.5'], /--max-tokens expects an integer/],
+    [['--model', 'x', '--max-tokens', '0'], /--max-tokens must be an integer ≥ 1, got 0/],
+    [['--model', 'x', '--max-tokens', ''], /--max-tokens expects an integer/],
+    [['--model', 'x', '--temperature', '-1'], /--temperature must be a number ≥ 0/],
+    [['--model', 'x', '--temperature', 'NaN'], /--temperature expects a number/],
+    [['--model', 'x', '--top-p', '0'], /--top-p must be a number > 0 and ≤ 1/],
+    [['--model', 'x', '--quantize', 'q4'], /--quantize must be one of q8_0, got 'q4'/],
+    [['--model', 'x', '--json=maybe'], /--json takes no value/],
+    [['--json'], /missing required option --model PATH/],
+  ];
+  for (const [argv, re] of cases) {
+    assert.throws(() => parseFlags(argv, SPECS, 'cmd'), (e: unknown) => e instanceof UsageError && re.test(e.message) && e.command === 'cmd', argv.join(' '));
+  }
+});
+
+test('help lists every flag with its placeholder and default', () => {
+  const h = formatHelp('cmd', 'Does things.', SPECS);
+  assert.match(h, /^Usage: tessera cmd \[options\]/);
+  for (const name of Object.keys(SPECS)) assert.ok(h.includes(`--${name}`), name);
+  assert.match(h, /-m, --model PATH +model \(required\)/);
+  assert.match(h, /--max-tokens N +n \(default 16\)/);
+});

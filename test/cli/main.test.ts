@@ -1,0 +1,96 @@
+// The built CLI, spawned as a user runs it: exit codes, messages, help, --json output.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+function tessera(...args: string[]) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('usage errors exit 2 and name the flag, with a hint', () => {
+  const cases: [string[], RegExp][] = [
+    [['generate', '--model', 'm', '--prompt', 'hi', '--bogus'], /unknown option --bogus/],
+    [['generate', '--model', 'm', '--prompt'], /--prompt needs a value/],
+    [['generate', '--model', 'm', '--prompt', 'hi', '--max-tokens', 'ten'], /--max-tokens expects an integer, got 'ten'/],
+    [['generate', '--model', 'm', '--prompt', 'hi', '--temperature', '-1'], /--temperature must be a number ≥ 0/],
+    [['generate', '--model', 'm', '--prompt', 'hi', '--top-p', '1.5'], /--top-p must be/],
+    [['generate', '--model', 'm', '--prompt', 'hi', '--quantize', 'q4_0'], /--quantize must be one of q8_0/],
+    [['generate', '--prompt', 'hi'], /missing required option --model/],
+    [['generate', '--model', 'm'], /exactly one of --prompt TEXT or --prompt-file PATH/],
+    [['chat', '--model', 'm', '--ctx', '0'], /--ctx must be an integer ≥ 1/],
+    [['info'], /missing required option --model/],
+    [['info', '--model', 'm', 'extra'], /unexpected argument 'extra'/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ];
+  for (const [argv, re] of cases) {
+    const r = tessera(...argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^tessera: /);
+    assert.match(r.stderr, re);
+    assert.match(r.stderr, /hint: run 'tessera/);
+    assert.equal(r.stdout, '');
+  }
+  const none = tessera();
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /Usage: tessera <command>/);
+});
+
+test('a missing model path is a runtime error (exit 1) with a hint of what a model is', () => {
+  for (const cmd of ['generate', 'info', 'chat']) {
+    const r = tessera(cmd, '--model', '/no/such/model', ...(cmd === 'generate' ? ['--prompt', 'x'] : []));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /tessera: model path \/no\/such\/model does not exist/);
+    assert.match(r.stderr, /Hugging Face model folder \(config\.json \+ \*\.safetensors\) or a \.gguf file/);
+  }
+});
+
+test('--help for the program and each command; --version', () => {
+  const top = tessera('--help');
+  assert.equal(top.code, 0);
+  for (const cmd of ['generate', 'chat', 'info', 'bench']) assert.ok(top.stdout.includes(cmd));
+  const flags: Record<string, string[]> = {
+    generate: ['--model', '--prompt', '--max-tokens', '--temperature', '--top-k', '--top-p', '--min-p', '--repeat-penalty', '--seed', '--stop', '--threads', '--ctx', '--quantize', '--json'],
+    chat: ['--model', '--system', '--chat-template', '--max-tokens', '--temperature', '--threads', '--ctx'],
+    info: ['--model', '--ctx', '--json', '--quantize'],
+  };
+  for (const [cmd, list] of Object.entries(flags)) {
+    const r = tessera(cmd, '--help');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Usage: tessera ${cmd}`));
+    for (const f of list) assert.ok(r.stdout.includes(f), `${cmd} --help lists ${f}`);
+  }
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(tessera('--version').stdout.trim(), `tessera ${pkg.version}`);
+});
+
+test('generate --json prints exactly one JSON object on stdout (tiny random checkpoint)', async () => {
+  const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
+  try {
+    const ck = writeTestCheckpoint(dir, 'smollm2-tiny', { formats: ['hf'] });
+    const r = tessera('generate', '--model', ck.hfDir!, '--prompt', 'Once upon a time', '--max-tokens', '5', '--temperature', '0', '--ignore-eos', '--json', '--threads', '1');
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const o = JSON.parse(lines[0]) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(o).sort(), ['finish_reason', 'prompt_tokens', 'text', 'timings', 'tokens']);
+    assert.equal((o.tokens as number[]).length, 5);
+    assert.equal(o.finish_reason, 'length');
+    assert.ok((o.prompt_tokens as number) > 0);
+    // greedy is deterministic: streaming mode prints the same text
+    const streamed = tessera('generate', '--model', ck.hfDir!, '--prompt', 'Once upon a time', '--max-tokens', '5', '--temperature', '0', '--ignore-eos', '--threads', '1');
+    assert.equal(streamed.code, 0, streamed.stderr);
+    assert.equal(streamed.stdout, o.text);
+    assert.match(streamed.stderr, /finish: length/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
