@@ -141,3 +141,13 @@ test('no chat template: a clear error', async () => {
   const t = new Tessera({ model: new FakeModel(), tokenizer: tok });
   await assert.rejects(t.chat.completions.create({ messages }), /no chat template/);
 });
+
+test("the checkpoint's Jinja chat template is rendered with its bos token, and chatTemplate overrides it", async () => {
+  const withTemplate = new ByteTokenizer();
+  withTemplate.chatTemplate = "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}]{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}";
+  const t = new Tessera({ model: new FakeModel(), tokenizer: withTemplate });
+  assert.equal(await t.applyChatTemplate(messages), '<s>[system]Be brief.[user]Hi?[assistant]');
+  assert.equal(await t.applyChatTemplate(messages, { addGenerationPrompt: false }), '<s>[system]Be brief.[user]Hi?');
+  const o = new Tessera({ model: new FakeModel(), tokenizer: withTemplate }, { chatTemplate: '{% for m in messages %}{{ m.content }};{% endfor %}' });
+  assert.equal(await o.applyChatTemplate(messages), 'Be brief.;Hi?;');
+});

@@ -94,3 +94,32 @@ test('generate --json prints exactly one JSON object on stdout (tiny random chec
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('chat reads piped lines; SIGINT stops the current reply, not the process; /exit quits', async () => {
+  const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
+  const { spawn } = await import('node:child_process');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-chat-'));
+  try {
+    const ck = writeTestCheckpoint(dir, 'smollm2-tiny', { formats: ['hf'] });
+    // greedy on this checkpoint never emits eos: the reply would run to the end of the 512-token context
+    const p = spawn(process.execPath, [MAIN, 'chat', '--model', ck.hfDir!, '--temperature', '0', '--threads', '1', '--stats'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    p.stdin.write('Tell me a long story\n');
+    await new Promise<void>((resolve) => { const iv = setInterval(() => { if (out.length > 0) { clearInterval(iv); resolve(); } }, 2); });
+    p.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 100));
+    p.stdin.write('/reset\nsecond question\n/exit\nnever read\n');
+    p.stdin.end();
+    const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
+    assert.equal(code, 0, err);
+    assert.match(err, /\(reply stopped\)/);
+    assert.match(err, /\(conversation cleared\)/);
+    const stats = err.split('\n').filter((l) => l.startsWith('prompt: '));
+    assert.equal(stats.length, 2, err); // the stopped reply and the second question; nothing after /exit
+    assert.match(stats[0], /finish: abort/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
