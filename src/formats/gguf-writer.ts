@@ -51,17 +51,18 @@ class Bytes {
     this.length += n;
     return at;
   }
-  u8(v: number): void { this.dv.setUint8(this.room(1), v); }
-  i8(v: number): void { this.dv.setInt8(this.room(1), v); }
-  u16(v: number): void { this.dv.setUint16(this.room(2), v, true); }
-  i16(v: number): void { this.dv.setInt16(this.room(2), v, true); }
-  u32(v: number): void { this.dv.setUint32(this.room(4), v, true); }
-  i32(v: number): void { this.dv.setInt32(this.room(4), v, true); }
-  f32(v: number): void { this.dv.setFloat32(this.room(4), v, true); }
-  f64(v: number): void { this.dv.setFloat64(this.room(8), v, true); }
-  u64(v: bigint): void { this.dv.setBigUint64(this.room(8), v, true); }
-  i64(v: bigint): void { this.dv.setBigInt64(this.room(8), v, true); }
-  bytes(b: Uint8Array): void { this.buf.set(b, this.room(b.byteLength)); }
+  // room() may replace this.dv, so it must run before this.dv is read
+  u8(v: number): void { const o = this.room(1); this.dv.setUint8(o, v); }
+  i8(v: number): void { const o = this.room(1); this.dv.setInt8(o, v); }
+  u16(v: number): void { const o = this.room(2); this.dv.setUint16(o, v, true); }
+  i16(v: number): void { const o = this.room(2); this.dv.setInt16(o, v, true); }
+  u32(v: number): void { const o = this.room(4); this.dv.setUint32(o, v, true); }
+  i32(v: number): void { const o = this.room(4); this.dv.setInt32(o, v, true); }
+  f32(v: number): void { const o = this.room(4); this.dv.setFloat32(o, v, true); }
+  f64(v: number): void { const o = this.room(8); this.dv.setFloat64(o, v, true); }
+  u64(v: bigint): void { const o = this.room(8); this.dv.setBigUint64(o, v, true); }
+  i64(v: bigint): void { const o = this.room(8); this.dv.setBigInt64(o, v, true); }
+  bytes(b: Uint8Array): void { const o = this.room(b.byteLength); this.buf.set(b, o); }
   string(s: string): void {
     const b = Buffer.from(s, 'utf8');
     this.u64(BigInt(b.byteLength));

@@ -17,7 +17,7 @@ import type { LlamaConfig } from '../models/config.js';
 import { derive } from '../models/config.js';
 import { ggufTensorName } from './gguf-llama.js';
 import { writeGguf, type GgufMetadataEntry, type GgufTensorToWrite, type GgufWriteType } from './gguf-writer.js';
-import { f16Bytes, f32Bytes, quantizeQ4_0, quantizeQ8_0, toFloat32 } from './gguf-quantize.js';
+import { f16Bytes, f32Bytes, quantizeToQ4_0, quantizeToQ8_0, toFloat32 } from './gguf-quantize.js';
 
 export interface HfTensor {
   name: string;
@@ -200,8 +200,8 @@ function encode(t: HfTensor, data: Uint8Array, type: GgufWriteType): Uint8Array 
   switch (type) {
     case 'F32': return t.dtype === 'f32' ? data : f32Bytes(toFloat32(t.dtype, data));
     case 'F16': return t.dtype === 'f16' ? data : f16Bytes(toFloat32(t.dtype, data));
-    case 'Q8_0': return quantizeQ8_0(toFloat32(t.dtype, data));
-    case 'Q4_0': return quantizeQ4_0(toFloat32(t.dtype, data));
+    case 'Q8_0': return quantizeToQ8_0(toFloat32(t.dtype, data));
+    case 'Q4_0': return quantizeToQ4_0(toFloat32(t.dtype, data));
     case 'BF16': throw new Error('convertHfToGguf: bf16 output is not offered');
   }
 }

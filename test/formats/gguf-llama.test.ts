@@ -12,9 +12,8 @@ import { openGguf, type GgufFile } from '../../src/formats/gguf.js';
 import { writeGguf } from '../../src/formats/gguf-writer.js';
 import { ggufRopeFreqFactors, ggufTensorName, hfTensorName, llamaConfigFromGguf } from '../../src/formats/gguf-llama.js';
 import { convertHfToGguf, llama3RopeFreqFactors, type GgufOutType, type GgufTokenizerSpec, type HfTensor } from '../../src/formats/hf-to-gguf.js';
-import {
-  dequantizeQ4_0, dequantizeQ8_0, f16BitsToF32, f32ToF16Bits, quantizeQ4_0, quantizeQ8_0, toFloat32,
-} from '../../src/formats/gguf-quantize.js';
+import { dequantizeQ4_0, dequantizeQ8_0, quantizeToQ4_0, quantizeToQ8_0, toFloat32 } from '../../src/formats/gguf-quantize.js';
+import { f16ToF32, f32ToF16 } from '../../src/kernels/reference.js';
 import { tempDir } from './gguf-bytes.js';
 
 function rng(seed: number): () => number {
@@ -331,14 +330,14 @@ test('f32 → f16 rounding matches IEEE round-to-nearest-even', () => {
     [2 ** -24, 0x0001], [2 ** -25, 0x0000], [1.5 * 2 ** -25, 0x0001], [2 ** -14, 0x0400], [-0, 0x8000],
     [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [Infinity, 0x7c00], [-Infinity, 0xfc00],
   ];
-  for (const [x, h] of cases) assert.equal(f32ToF16Bits(x), h, `${x}`);
-  assert.equal(f32ToF16Bits(NaN) & 0x7e00, 0x7e00);
-  for (let h = 0; h < 0x7c00; h += 37) assert.equal(f32ToF16Bits(f16BitsToF32(h)), h);
+  for (const [x, h] of cases) assert.equal(f32ToF16(x), h, `${x}`);
+  assert.equal(f32ToF16(NaN) & 0x7e00, 0x7e00);
+  for (let h = 0; h < 0x7c00; h += 37) assert.equal(f32ToF16(f16ToF32(h)), h);
 });
 
 test('q8_0 and q4_0 blocks match hand-computed bytes', () => {
   const x = Float32Array.from({ length: 32 }, (_, j) => j - 16); // amax 16 → d = 16/127
-  const q8 = quantizeQ8_0(x);
+  const q8 = quantizeToQ8_0(x);
   assert.equal(q8.length, 34);
   assert.equal(q8[0]! | (q8[1]! << 8), 0x3008); // f16(0.1259843) = 2^-3 · (1 + 8/1024)
   const q = Int8Array.from(q8.subarray(2));
@@ -347,11 +346,11 @@ test('q8_0 and q4_0 blocks match hand-computed bytes', () => {
   assert.equal(q[18], 16);    // 15.875
   assert.equal(q[31], 119);   // 15 · 127/16 = 119.06
   assert.equal(q[16], 0);
-  assert.deepEqual(quantizeQ8_0(new Float32Array(32)), new Uint8Array(34));
+  assert.deepEqual(quantizeToQ8_0(new Float32Array(32)), new Uint8Array(34));
 
   const y = new Float32Array(32);
   y[0] = -4; y[1] = 4; y[16] = 2; y[17] = -1; // max (signed) = −4 → d = 0.5, id = 2
-  const q4 = quantizeQ4_0(y);
+  const q4 = quantizeToQ4_0(y);
   assert.equal(q4[0]! | (q4[1]! << 8), 0x3800); // f16(0.5)
   assert.equal(q4[2], 0x00 | (12 << 4)); // q0 = trunc(−8 + 8.5) = 0, q16 = trunc(4 + 8.5) = 12
   assert.equal(q4[3], 15 | (6 << 4));    // q1 = min(15, 16), q17 = trunc(−2 + 8.5) = 6

@@ -100,6 +100,26 @@ test('f32 metadata values are rounded to f32; the header is little-endian v3 wit
   assert.equal(b.readBigUInt64LE(16), 2n);
 });
 
+test('large header (vocabulary-sized arrays, > 1 MiB) round-trips across buffer growth and read chunks', () => {
+  const n = 150_000;
+  const tokens = Array.from({ length: n }, (_, i) => `tok_${i}_${'é'.repeat(i % 5)}`);
+  const types = Array.from({ length: n }, (_, i) => (i % 7) - 3);
+  const scores = Array.from({ length: n }, (_, i) => Math.fround(i / 3));
+  const path = join(tempDir(), 'big-header.gguf');
+  const data = randomBytes(64 * 4, rng(9));
+  writeGguf(path, [['tokenizer.ggml.tokens', tokens], ['tokenizer.ggml.token_type', types, 'i32[]'], ['tokenizer.ggml.scores', scores, 'f32[]']],
+    [{ name: 'w', ggmlType: 'F32', shape: [64], data }]);
+  const f = openGguf(path);
+  assert.ok(f.dataOffset > 2 * 1024 * 1024);
+  assert.deepEqual(f.metadata.get('tokenizer.ggml.tokens'), tokens);
+  assert.deepEqual(f.metadata.get('tokenizer.ggml.token_type'), types);
+  assert.deepEqual(f.metadata.get('tokenizer.ggml.scores'), scores);
+  const got = new Uint8Array(data.length);
+  f.read(f.tensors.get('w')!, got);
+  assert.deepEqual(got, data);
+  f.close();
+});
+
 test('writer refuses bad input and leaves no file or temp file behind', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-gguf-w-'));
   const path = join(dir, 'bad.gguf');
