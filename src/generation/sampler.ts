@@ -12,8 +12,8 @@
 // q actually sampled from, not the raw softmax.
 //
 // Shape legend: V = vocabulary size, m = number of candidates kept.
-// Nothing here sorts the whole vocabulary when top-k is set: candidates come from a size-k heap,
-// O(V log k). Top-p alone grows a heap (64, 512, 4096, …) until its mass reaches p.
+// Nothing here sorts the vocabulary: top-k takes a size-k heap, O(V log k); top-p is a quickselect on
+// rank, O(V) expected; min-p is a threshold. Ranks break ties by the lower id, so sets are exact.
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax). Default 1. Must be finite and ≥ 0. */
@@ -37,8 +37,7 @@ export interface SamplingOptions {
 }
 
 /** The processed distribution a token is drawn from: `probs[i]` is the probability of `ids[i]`
- *  (sums to 1). Ids are in rank order (descending probability, ties by ascending id) whenever a
- *  truncation (top-k/top-p/min-p) is active, and in id order otherwise. */
+ *  (sums to 1). The order of the ids is unspecified (but deterministic). */
 export interface Distribution {
   ids: Int32Array;    // (m)
   probs: Float64Array; // (m)
@@ -176,14 +175,42 @@ export function topKIndices(x: Float32Array, k: number): Int32Array {
         if (!worse(heap[i], heap[p])) break;
         const t = heap[i]; heap[i] = heap[p]; heap[p] = t; i = p;
       }
-    } else if (k > 0 && before(x, id, heap[0])) {
-      heap[0] = id;
-      down(0);
+    } else if (k > 0) {
+      const v = x[id], w = x[heap[0]]; // inline test first: most ids lose to the worst kept one
+      if (v > w || (v === w && id < heap[0])) { heap[0] = id; down(0); }
     }
   }
   const out = Array.from(heap.subarray(0, n));
   out.sort((a, b) => (before(x, a, b) ? -1 : 1));
   return Int32Array.from(out);
+}
+
+/** Reorders ids/probs[0..m) so that the first `returned` entries are the nucleus: the smallest set of
+ *  best-ranked tokens whose mass reaches p. Quickselect on rank, so O(m) expected and no full sort. */
+function nucleus(ids: Int32Array, probs: Float64Array, m: number, x: Float32Array, p: number): number {
+  const swap = (i: number, j: number) => {
+    const t = ids[i]; ids[i] = ids[j]; ids[j] = t;
+    const q = probs[i]; probs[i] = probs[j]; probs[j] = q;
+  };
+  let lo = 0, hi = m, acc = 0; // ids[0..lo) are kept (mass acc); the cutoff lies in [lo, hi)
+  while (hi - lo > 32) {
+    swap(lo, (lo + hi) >> 1); // pivot to the front
+    const pivot = ids[lo];
+    let k = lo + 1, mass = 0;
+    for (let i = lo + 1; i < hi; i++) if (before(x, ids[i], pivot)) { swap(i, k); mass += probs[k]; k++; }
+    swap(lo, k - 1); // [lo, k−1) ranks above the pivot, the pivot is at k−1, the rest below
+    if (acc + mass >= p) hi = k - 1;
+    else if (acc + mass + probs[k - 1] >= p) return k;
+    else { acc += mass + probs[k - 1]; lo = k; }
+  }
+  const seg = Array.from(ids.subarray(lo, hi), (id, j) => ({ id, p: probs[lo + j] }));
+  seg.sort((a, b) => (before(x, a.id, b.id) ? -1 : 1));
+  for (let j = 0; j < seg.length; j++) {
+    ids[lo + j] = seg[j].id; probs[lo + j] = seg[j].p;
+    acc += seg[j].p;
+    if (acc >= p) return lo + j + 1;
+  }
+  return hi; // rounding left the mass a hair under p: keep the segment
 }
 
 /** The processed distribution for already-penalised logits `x` (V). */
@@ -193,54 +220,37 @@ function distributionOf(x: Float32Array, o: Opts): Distribution {
   const maxLogit = x[argmax(x)];
   if (!Number.isFinite(maxLogit)) throw new RangeError('sampler: logits have no finite maximum (all NaN or ±Infinity)');
   const invT = 1 / o.temperature;
-  const w = (id: number) => Math.exp((x[id] - maxLogit) * invT); // unnormalised softmax weight
-  let fullZ = 0;
-  if (o.topK === 0) for (let i = 0; i < V; i++) { const v = x[i]; if (v === v) fullZ += Math.exp((v - maxLogit) * invT); }
 
-  // Candidate ids (m): sorted by rank whenever a truncation needs the order.
-  let ids: Int32Array;
+  // Candidates (m) and their softmax weights: the top-k (HF: softmax over the top-k logits) or all.
+  let ids: Int32Array, m = 0;
   if (o.topK > 0) {
     ids = topKIndices(x, o.topK);
-  } else if (o.topP < 1) {
-    for (let k = 64; ; k *= 8) { // grow until the heap holds mass ≥ p
-      ids = topKIndices(x, Math.min(k, V));
-      let mass = 0;
-      for (const id of ids) mass += w(id) / fullZ;
-      if (mass >= o.topP || ids.length >= V) break;
-    }
-  } else if (o.minP > 0) {
-    // min-p alone: p ≥ minP · pmax  ⇔  x ≥ max + T · ln(minP); sort only the survivors.
-    const cut = maxLogit + o.temperature * Math.log(o.minP);
-    const kept: number[] = [];
-    for (let i = 0; i < V; i++) if (x[i] >= cut) kept.push(i);
-    kept.sort((a, b) => (before(x, a, b) ? -1 : 1));
-    ids = Int32Array.from(kept);
+    m = ids.length;
   } else {
-    const all: number[] = []; // no truncation: every id, in id order (no sort needed)
-    for (let i = 0; i < V; i++) if (x[i] === x[i]) all.push(i);
-    ids = Int32Array.from(all);
+    // min-p without top-p needs no full normaliser: p ≥ minP·pmax ⇔ x ≥ max + T·ln(minP), so only the
+    // survivors are exponentiated. Otherwise every id is a candidate (NaN never competes).
+    const cut = o.topP === 1 && o.minP > 0 ? maxLogit + o.temperature * Math.log(o.minP) : -Infinity;
+    ids = new Int32Array(V);
+    for (let i = 0; i < V; i++) if (x[i] >= cut) ids[m++] = i;
   }
+  const probs = new Float64Array(m); // (m)
+  let Z = 0;
+  for (let j = 0; j < m; j++) { const w = Math.exp((x[ids[j]] - maxLogit) * invT); probs[j] = w; Z += w; }
+  for (let j = 0; j < m; j++) probs[j] /= Z;
 
-  let Z = fullZ;
-  if (o.topK > 0) { Z = 0; for (const id of ids) Z += w(id); } // HF: softmax of the top-k logits
-  let probs = new Float64Array(ids.length); // (m)
-  for (let i = 0; i < ids.length; i++) probs[i] = w(ids[i]) / Z;
-  let m = ids.length;
-  if (o.topP < 1) { // smallest rank prefix whose mass reaches p
-    let cum = 0;
-    for (let i = 0; i < m; i++) { cum += probs[i]; if (cum >= o.topP) { m = i + 1; break; } }
+  if (o.topP < 1) m = nucleus(ids, probs, m, x, o.topP);
+  if (o.minP > 0) { // keep p ≥ minP · pmax (order-preserving compaction)
+    let pmax = 0;
+    for (let j = 0; j < m; j++) if (probs[j] > pmax) pmax = probs[j];
+    const cut = o.minP * pmax;
+    let k = 0;
+    for (let j = 0; j < m; j++) if (probs[j] >= cut) { ids[k] = ids[j]; probs[k] = probs[j]; k++; }
+    m = k;
   }
-  if (o.minP > 0) { // probs is rank-sorted here, probs[0] = pmax
-    const cut = o.minP * probs[0];
-    let keep = 1;
-    while (keep < m && probs[keep] >= cut) keep++;
-    m = keep;
-  }
-  ids = ids.subarray(0, m);
-  probs = probs.subarray(0, m);
-  let s = 0; for (let i = 0; i < m; i++) s += probs[i];
-  for (let i = 0; i < m; i++) probs[i] /= s;
-  return { ids, probs };
+  let s = 0;
+  for (let j = 0; j < m; j++) s += probs[j];
+  for (let j = 0; j < m; j++) probs[j] /= s;
+  return { ids: ids.subarray(0, m), probs: probs.subarray(0, m) };
 }
 
 /** The distribution a sampler with `opts` draws from, given `logits` (V) and the token history. */

@@ -53,14 +53,14 @@ test('top-k, top-p and min-p keep exactly the expected sets (hand-computed)', ()
 
 test('processed distribution matches an independent full-sort reference on random logits', () => {
   const rng = new Rng(7);
-  for (let trial = 0; trial < 40; trial++) {
+  for (let trial = 0; trial < 60; trial++) {
     const V = 1 + Math.floor(rng.next() * 3000);
     const logits = Array.from({ length: V }, () => (rng.next() - 0.5) * 12);
     const o = {
       temperature: 0.3 + rng.next() * 1.5,
       topK: trial % 3 === 0 ? 0 : 1 + Math.floor(rng.next() * 80),
       topP: trial % 2 === 0 ? 1 : 0.5 + rng.next() * 0.49,
-      minP: trial % 4 === 1 ? rng.next() * 0.2 : 0,
+      minP: trial % 5 < 2 ? rng.next() * 0.2 : 0,
     };
     const f32 = Float32Array.from(logits);
     assertSameDist(dense(processDistribution(f32, [], o)), reference(Array.from(f32), o), 1e-6);
@@ -171,4 +171,14 @@ test('invalid options throw a RangeError naming the option and its range', () =>
 
 test('logits with no finite value are refused', () => {
   assert.throws(() => createSampler({ seed: 1 }).sample(Float32Array.of(NaN, NaN)), /no finite maximum/);
+});
+
+test('top-p with many tied logits keeps the lower ids first, like a stable rank order', () => {
+  const rng = new Rng(11);
+  for (const topP of [0.1, 0.37, 0.5, 0.83]) {
+    const logits = Float32Array.from({ length: 700 }, () => Math.floor(rng.next() * 5));
+    for (const topK of [0, 300]) {
+      assertSameDist(dense(processDistribution(logits, [], { topP, topK })), reference(Array.from(logits), { topP, topK }), 1e-9);
+    }
+  }
 });
