@@ -86,6 +86,14 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   else if (embd !== undefined) vocab = embd.shape[0]!;
   else throw new FormatError(src(file), 'cannot tell the vocabulary size: no tokenizer.ggml.tokens, vocab_size or token_embd.weight');
 
+  // llama.cpp requires the embedding (and output) matrices to be (V, E) in this orientation
+  for (const name of ['token_embd.weight', 'output.weight']) {
+    const e = file.tensors.get(name);
+    if (e !== undefined && (e.shape.length !== 2 || e.shape[0] !== vocab || e.shape[1] !== hidden)) {
+      throw new FormatError(src(file), `${name} has shape [${e.shape.join(', ')}], expected [${vocab}, ${hidden}] (vocabulary × embedding_length)`);
+    }
+  }
+
   let ropeScaling: RopeScaling | null = null;
   const scalingType = getString(file, k('rope.scaling.type'));
   if (scalingType === 'linear') {

@@ -1,7 +1,7 @@
 // Builds raw GGUF bytes field by field, independently of src/formats/gguf-writer.ts, so tests can
 // write malformed files (wrong counts, bad types, misplaced offsets) that the writer would refuse.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -80,4 +80,18 @@ export function tempFile(bytes: Uint8Array, name?: string): string {
 export function tempDir(): string {
   dir ??= mkdtempSync(join(tmpdir(), 'tessera-gguf-'));
   return dir;
+}
+
+/** Rewrites one file in place many times (write + ftruncate on a held descriptor: truncating
+ *  through writeFileSync costs milliseconds per call on some filesystems). */
+export class Rewriter {
+  private readonly fd: number;
+  constructor(readonly path: string) { this.fd = openSync(path, 'w+'); }
+  write(bytes: Uint8Array): string {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, done);
+    ftruncateSync(this.fd, bytes.length);
+    return this.path;
+  }
+  close(): void { closeSync(this.fd); }
 }

@@ -4,12 +4,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
 import { openGguf } from '../../src/formats/gguf.js';
 import { writeGguf } from '../../src/formats/gguf-writer.js';
-import { tempDir } from './gguf-bytes.js';
+import { Rewriter, tempDir } from './gguf-bytes.js';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -88,12 +88,12 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
 test('fuzz: 6000 mutations of valid GGUF files open cleanly or throw FormatError', () => {
   const bases = seeds();
   const r = rng(0x6775_6766);
-  const path = join(tempDir(), 'fuzz.gguf');
+  const file = new Rewriter(join(tempDir(), 'fuzz.gguf'));
   let opened = 0;
   let refused = 0;
   for (let i = 0; i < 6000; i++) {
     const bytes = mutate(bases[i % bases.length]!, r);
-    writeFileSync(path, bytes);
+    const path = file.write(bytes);
     try {
       const f = openGguf(path);
       try {
@@ -115,6 +115,7 @@ test('fuzz: 6000 mutations of valid GGUF files open cleanly or throw FormatError
       refused++;
     }
   }
+  file.close();
   if (process.env.GGUF_FUZZ_VERBOSE) console.log({ opened, refused });
   // both outcomes must occur, or the mutations are too weak / too strong to test anything
   assert.ok(opened > 100, `opened ${opened}`);

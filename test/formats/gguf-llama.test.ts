@@ -320,6 +320,12 @@ test('llamaConfigFromGguf refuses other architectures and missing keys', () => {
   const f2 = openGguf(p2);
   assert.throws(() => llamaConfigFromGguf(f2), (e: unknown) => e instanceof FormatError && /missing metadata key llama\.block_count$/.test(e.message));
   f2.close();
+  const p3 = join(tempDir(), 'badvocab.gguf');
+  writeGguf(p3, [['general.architecture', 'llama'], ['llama.embedding_length', 64, 'u32'], ['llama.attention.head_count', 4, 'u32'],
+    ['tokenizer.ggml.tokens', ['a', 'b', 'c']]], [{ name: 'token_embd.weight', ggmlType: 'F32', shape: [4, 64], data: new Uint8Array(4 * 64 * 4) }]);
+  const f3 = openGguf(p3);
+  assert.throws(() => llamaConfigFromGguf(f3), /token_embd.weight has shape \[4, 64\], expected \[3, 64\]/);
+  f3.close();
 });
 
 // ---- quantisers and f16 against hand-computed values ------------------------------------------
