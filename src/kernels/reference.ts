@@ -148,15 +148,18 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     return out;
   }
 
-  /** Signed q values (32) and f32 scale of block b of a q8_0 / q4_0 buffer. */
-  function block(dtype: 'q8_0' | 'q4_0', base: Ptr, b: number): { d: number; q: Int8Array } {
+  /** Scales (nb) and signed q values (nb × 32) of blocks [b0, b0 + nb) of a q8_0 / q4_0 buffer. */
+  function blocks(dtype: 'q8_0' | 'q4_0', base: Ptr, b0: number, nb: number): { d: Float32Array; q: Int8Array } {
     const bb = dtype === 'q8_0' ? 34 : 18;
-    const bytes = U8(base + b * bb, bb);
-    const d = f16ToF32(bytes[0]! | (bytes[1]! << 8));
-    const q = new Int8Array(32);
-    for (let j = 0; j < 32; j++) {
-      if (dtype === 'q8_0') q[j] = (bytes[2 + j]! << 24) >> 24;
-      else q[j] = ((j < 16 ? bytes[2 + j]! : bytes[2 + j - 16]! >> 4) & 15) - 8;
+    const bytes = U8(base + b0 * bb, nb * bb);
+    const d = new Float32Array(nb), q = new Int8Array(nb * 32);
+    for (let b = 0; b < nb; b++) {
+      const o = b * bb;
+      d[b] = f16ToF32(bytes[o]! | (bytes[o + 1]! << 8));
+      for (let j = 0; j < 32; j++) {
+        if (dtype === 'q8_0') q[b * 32 + j] = (bytes[o + 2 + j]! << 24) >> 24;
+        else q[b * 32 + j] = ((j < 16 ? bytes[o + 2 + j]! : bytes[o + 2 + j - 16]! >> 4) & 15) - 8;
+      }
     }
     return { d, q };
   }
@@ -167,14 +170,15 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       if (dtype === 'q8_0' || dtype === 'q4_0') {
         // llama.cpp ggml_vec_dot_q{8,4}_0_q8_0: sumf += sumi · (d_w · d_x), in f32.
         const nb = cols / 32;
+        const xb = blocks('q8_0', x, 0, n * nb);
         for (let r = r0; r < r1; r++) {
+          const wb = blocks(dtype, w, r * nb, nb);
           for (let t = 0; t < n; t++) {
             let sumf = 0;
             for (let b = 0; b < nb; b++) {
-              const wb = block(dtype, w, r * nb + b), xb = block('q8_0', x, t * nb + b);
               let sumi = 0;
-              for (let j = 0; j < 32; j++) sumi += wb.q[j]! * xb.q[j]!;
-              sumf = f32(sumf + f32(sumi * f32(wb.d * xb.d)));
+              for (let j = 0; j < 32; j++) sumi += wb.q[b * 32 + j]! * xb.q[(t * nb + b) * 32 + j]!;
+              sumf = f32(sumf + f32(sumi * f32(wb.d[b]! * xb.d[t * nb + b]!)));
             }
             Y[t * rows + r] = sumf;
           }
@@ -204,9 +208,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
         case 'f16': { const h = U16(src, count); for (let i = 0; i < count; i++) D[i] = f16ToF32(h[i]!); return; }
         case 'bf16': { const h = U16(src, count); for (let i = 0; i < count; i++) D[i] = bf16ToF32(h[i]!); return; }
         case 'q8_0': case 'q4_0':
-          for (let b = 0; b < count / 32; b++) {
-            const { d, q } = block(dtype, src, b);
-            for (let j = 0; j < 32; j++) D[b * 32 + j] = d * q[j]!;
+          {
+            const { d, q } = blocks(dtype, src, 0, count / 32);
+            for (let i = 0; i < count; i++) D[i] = d[i >> 5]! * q[i]!;
           }
           return;
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
