@@ -1,10 +1,24 @@
-// Loading a checkpoint (Hugging Face folder or GGUF file) into a runnable model + tokenizer.
-// (Interface first; implementation lands with src/models/llama.ts.)
+// Loading a checkpoint (Hugging Face folder or GGUF file) into a runnable model + tokenizer:
+//   1. open the checkpoint (headers only) and validate every tensor's presence, dtype and shape;
+//   2. plan the arenas: the head arena (embedding, final norm, output head) and one per layer
+//      (weights + KV cache + scratch), each sized exactly before it is created;
+//   3. read each tensor straight into its arena, converting or quantising where asked.
 
 import type { LlamaConfig } from './config.js';
+import { derive } from './config.js';
 import type { LanguageModel } from './types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import type { CacheDType } from '../kernels/types.js';
+import type { CacheDType, WeightDType } from '../kernels/types.js';
+import { weightBytes } from '../kernels/types.js';
+import type { TensorEntry } from '../formats/tensor-source.js';
+import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
+import { ThreadPool } from '../runtime/pool.js';
+import { denseCacheBytes } from '../attention/dense.js';
+import { openCheckpoint, type Checkpoint } from './checkpoint.js';
+import { layerTensorNames, type LayerWeights, type Mat, type ModelWeights } from './weights.js';
+import { LlamaModel, headScratchBytes, layerScratchBytes } from './llama.js';
+import { ropeInverseFrequencies } from './rope-frequencies.js';
+import { readTensorInto } from './tensor-convert.js';
 
 export interface LoadProgress {
   stage: 'reading' | 'quantizing' | 'ready';
@@ -23,6 +37,8 @@ export interface LoadOptions {
   quantize?: 'q8_0';
   /** KV-cache storage type (default 'f32'). */
   cacheDType?: CacheDType;
+  /** Tokens per internal prefill chunk (default 64). */
+  prefillChunk?: number;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -32,7 +48,7 @@ export interface ModelInfo {
   format: 'safetensors' | 'gguf';
   config: LlamaConfig;
   parameters: number;
-  /** Tensor count per stored dtype. */
+  /** Tensor count per stored dtype (in the file). */
   dtypes: Record<string, number>;
   /** Bytes of weights as loaded (after optional quantisation). */
   weightBytes: number;
@@ -51,13 +67,162 @@ export interface LoadedModel {
   generationConfig?: Record<string, unknown>;
 }
 
-export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  void path; void opts;
-  throw new Error('loadModel: not implemented yet');
+const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0']);
+
+interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
+
+/** Every tensor the model needs, checked against the config, with the dtype it will be stored as. */
+function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
+  const c = ck.config, d = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const { qDim, kvDim } = derive(c);
+  const want = (name: string, shape: number[], optional = false): TensorPlan | null => {
+    const entry = ck.tensor(name);
+    if (!entry) {
+      if (optional) return null;
+      throw new Error(`${ck.path}: tensor ${name} is missing (config says ${c.num_hidden_layers} layers, ${c.model_type})`);
+    }
+    if (entry.shape.length !== shape.length || entry.shape.some((s, i) => s !== shape[i])) {
+      throw new Error(`${ck.path}: tensor ${name} has shape [${entry.shape}], expected [${shape}] from the config`);
+    }
+    if (!LOADABLE.has(entry.dtype)) {
+      throw new Error(`${ck.path}: tensor ${name} is stored as ${entry.dtype}; Tessera loads f32, f16, bf16, q8_0 and q4_0 (re-quantise the file)`);
+    }
+    const src = entry.dtype as WeightDType;
+    let stored: WeightDType;
+    if (shape.length === 1) stored = 'f32';                                  // norms and biases: always f32
+    else if (quantize === 'q8_0' && (src === 'f32' || src === 'f16' || src === 'bf16') && shape[1] % 32 === 0) stored = 'q8_0';
+    else stored = src;
+    const count = shape.reduce((a, b) => a * b, 1);
+    return { name, entry, stored, bytes: weightBytes(stored, count) };
+  };
+  const embed = want('model.embed_tokens.weight', [V, d])!;
+  const norm = want('model.norm.weight', [d])!;
+  const lmHead = c.tie_word_embeddings ? null : want('lm_head.weight', [V, d])!;
+  const layers = [] as Record<string, TensorPlan | null>[];
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const n = layerTensorNames(i);
+    layers.push({
+      attnNorm: want(n.attnNorm, [d]), q: want(n.q, [qDim, d]), k: want(n.k, [kvDim, d]), v: want(n.v, [kvDim, d]),
+      o: want(n.o, [d, qDim]), qBias: want(n.qBias, [qDim], !c.attention_bias), kBias: want(n.kBias, [kvDim], !c.attention_bias),
+      vBias: want(n.vBias, [kvDim], !c.attention_bias), ffnNorm: want(n.ffnNorm, [d]),
+      gate: want(n.gate, [F, d]), up: want(n.up, [F, d]), down: want(n.down, [d, F]),
+    });
+  }
+  return { embed, norm, lmHead, layers };
 }
 
+type Plan = ReturnType<typeof planTensors>;
+const sizesOf = (ts: Record<string, TensorPlan | null>) => Object.values(ts).filter((t): t is TensorPlan => t !== null).map((t) => t.bytes);
+
+function arenaSizes(ck: Checkpoint, plan: Plan, capacity: number, chunk: number, cacheDType: CacheDType) {
+  const c = ck.config, { headDim } = derive(c);
+  const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : []), headScratchBytes(c, chunk)]);
+  const kv = denseCacheBytes({ heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim, capacity, dtype: cacheDType });
+  const layers = plan.layers.map((l) => planArena([...sizesOf(l), kv / 2, kv / 2, layerScratchBytes(c, chunk)]));
+  return { head, layers };
+}
+
+function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType): ModelInfo {
+  const all = [plan.embed, plan.norm, plan.lmHead, ...plan.layers.flatMap((l) => Object.values(l))].filter((t): t is TensorPlan => t !== null);
+  const dtypes: Record<string, number> = {};
+  let parameters = 0, wBytes = 0;
+  for (const t of all) {
+    dtypes[t.entry.dtype] = (dtypes[t.entry.dtype] ?? 0) + 1;
+    parameters += t.entry.shape.reduce((a, b) => a * b, 1);
+    wBytes += t.bytes;
+  }
+  const c = ck.config, { kvDim } = derive(c);
+  const es = cacheDType === 'f16' ? 2 : 4;
+  return {
+    path: ck.path, format: ck.format, config: c, parameters, dtypes, weightBytes: wBytes,
+    kvBytesPerToken: 2 * kvDim * es * c.num_hidden_layers,
+    memoryNeeded: (ctx: number) => {
+      const s = arenaSizes(ck, plan, ctx, chunk, cacheDType);
+      return s.head + s.layers.reduce((a, b) => a + b, 0);
+    },
+  };
+}
+
+function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096); }
+
 /** Reads headers only (no weights) and describes a checkpoint: for `tessera info`. */
-export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType'> = {}): ModelInfo {
-  void path; void opts;
-  throw new Error('describeModel: not implemented yet');
+export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk'> = {}): ModelInfo {
+  const ck = openCheckpoint(path);
+  try {
+    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32');
+  } finally { ck.source.close(); }
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('loadModel: aborted'), { name: 'AbortError' });
+}
+
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const ck = openCheckpoint(path);
+  let pool: ThreadPool | null = null;
+  try {
+    const c = ck.config;
+    const chunk = opts.prefillChunk ?? 64;
+    const cacheDType = opts.cacheDType ?? 'f32';
+    const capacity = opts.contextLength ?? defaultContext(c);
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength}`);
+    if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
+    const plan = planTensors(ck, opts.quantize);
+    const info = describe(ck, plan, chunk, cacheDType);
+    const tokenizer = ck.tokenizer();
+    const sizes = arenaSizes(ck, plan, capacity, chunk, cacheDType);
+    sizes.layers.forEach((bytes, i) => {
+      if (bytes > MAX_ARENA_BYTES) {
+        throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + KV cache for ${capacity} tokens), more than one 4 GiB WebAssembly memory; use a smaller contextLength or cacheDType 'f16'`);
+      }
+    });
+    if (sizes.head > MAX_ARENA_BYTES) throw new RangeError(`loadModel: the embedding/output arena needs ${(sizes.head / 2 ** 30).toFixed(2)} GiB, over the 4 GiB limit of one WebAssembly memory; load with quantize: 'q8_0'`);
+
+    const kernels = opts.kernels ?? 'wasm';
+    pool = await ThreadPool.create({ threads: opts.threads, kernels });
+    const total = info.weightBytes;
+    let loaded = 0;
+    const step = async (t: TensorPlan, arena: Arena) => {
+      if (opts.signal?.aborted) throw abortError();
+      const ptr = arena.alloc(t.bytes);
+      readTensorInto(ck.source, t.entry, t.stored, arena.u8(ptr, t.bytes));
+      loaded += t.bytes;
+      opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });
+      await new Promise((r) => setImmediate(r));                               // let progress render and aborts arrive
+      return ptr;
+    };
+    const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> =>
+      ({ ptr: await step(t, arena), dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+
+    const head = Arena.create(sizes.head, { kernels, label: 'embeddings/output' });
+    pool.register(head);
+    const embed = await mat(plan.embed, head);
+    const norm = await step(plan.norm, head);
+    const lmHead = plan.lmHead ? await mat(plan.lmHead, head) : embed;
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < plan.layers.length; i++) {
+      const p = plan.layers[i];
+      const arena = Arena.create(sizes.layers[i], { kernels, label: `layer ${i}` });
+      pool.register(arena);
+      layers.push({
+        arena,
+        attnNorm: await step(p.attnNorm!, arena),
+        q: await mat(p.q!, arena), k: await mat(p.k!, arena), v: await mat(p.v!, arena), o: await mat(p.o!, arena),
+        qBias: p.qBias ? await step(p.qBias, arena) : 0, kBias: p.kBias ? await step(p.kBias, arena) : 0,
+        vBias: p.vBias ? await step(p.vBias, arena) : 0,
+        ffnNorm: await step(p.ffnNorm!, arena),
+        gate: await mat(p.gate!, arena), up: await mat(p.up!, arena), down: await mat(p.down!, arena),
+      });
+    }
+    const weights: ModelWeights = { head, embed, norm, lmHead, layers };
+    const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
+    const model = new LlamaModel(c, weights, pool, { capacity, chunk, cacheDType, invFreq });
+    opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
+    return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
+  } catch (e) {
+    pool?.dispose();
+    throw e;
+  } finally {
+    ck.source.close();
+  }
 }

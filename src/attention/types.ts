@@ -1,0 +1,20 @@
+// The attention-backend contract. A backend owns one layer's key/value state (dense K/V rows, a
+// rolling window, K/V plus hash tables, …) inside that layer's arena, and answers attention for new
+// queries. The model never looks inside: it stores the new tokens' post-RoPE K/V rows, then asks
+// for the attention output. Dense is the reference every other backend is tested against.
+//
+// Shapes: n = new tokens, H = query heads, Hkv = KV heads, D = head dim, kvDim = Hkv·D.
+
+import type { Ptr } from '../kernels/types.js';
+
+export interface LayerAttention {
+  /** Stores K and V rows (n, kvDim) f32 of positions p0 … p0+n−1 (post-RoPE keys). */
+  store(k: Ptr, v: Ptr, p0: number, n: number): void;
+  /** out (n, H, D) = causal attention of q (n, H, D) at positions qPos (n, i32) over every stored
+   *  position ≤ qPos[i]; `length` = number of positions stored so far (p0 + n after store). */
+  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void;
+  /** Forgets positions ≥ n. */
+  truncate(n: number): void;
+  /** Bytes this layer's state occupies per stored token. */
+  readonly bytesPerToken: number;
+}
