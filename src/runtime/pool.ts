@@ -12,7 +12,7 @@
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
+import { weightBytes, type CacheDType, type Ptr, type WeightDType } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
@@ -29,12 +29,18 @@ export interface ThreadPoolOptions {
   /** How long an idle worker (and the waiting main thread) polls before sleeping in Atomics.wait.
    *  Default DEFAULT_SPIN_MICROS; 0 = always sleep. */
   spinMicros?: number;
+  /** Jobs that touch fewer bytes than this (weights × n for matmul, K/V reads for attention) run on
+   *  the main thread alone, since waking a worker costs more than they do. Default MIN_SPLIT_BYTES. */
+  minSplitBytes?: number;
 }
 
 /** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
 export const ROW_ALIGN = 8;
-/** See src/bench/threads-bench.ts for the measurement behind this default. */
-export const DEFAULT_SPIN_MICROS = 50;
+/** Spinning helps only on an idle, dedicated machine; on a shared or virtualised one (a 2-vCPU VM
+ *  measured with src/bench/threads-bench.ts) it made jobs slower, so by default workers sleep at once. */
+export const DEFAULT_SPIN_MICROS = 0;
+/** 256 KiB: a 256×256 f32 matmul (~5 µs on one thread) costs about what a wake-up does. */
+export const MIN_SPLIT_BYTES = 256 * 1024;
 
 interface WorkerHandle { worker: Worker; port: MessagePort }
 
@@ -45,16 +51,18 @@ export class ThreadPool {
   private readonly control: Control;
   private readonly workers: WorkerHandle[];
   private readonly spinMs: number;
+  private readonly minSplitBytes: number;
   private readonly registered = new Map<number, Arena>();
   private disposed = false;
   private failure: Error | undefined;
 
-  private constructor(threads: number, kind: KernelKind, control: Control, workers: WorkerHandle[], spinMicros: number) {
+  private constructor(threads: number, kind: KernelKind, control: Control, workers: WorkerHandle[], spinMicros: number, minSplitBytes: number) {
     this.threads = threads;
     this.kernelKind = kind;
     this.control = control;
     this.workers = workers;
     this.spinMs = spinMicros / 1000;
+    this.minSplitBytes = minSplitBytes;
     for (const { worker } of workers) {
       // Workers catch their own errors; this only fires if one dies, which later calls report.
       worker.on('error', (err) => { this.failure ??= err; });
@@ -72,6 +80,8 @@ export class ThreadPool {
     if (!(spinMicros >= 0 && spinMicros <= 1e6)) {
       throw new Error(`ThreadPool.create: spinMicros must be in [0, 1e6], got ${spinMicros}`);
     }
+    const minSplitBytes = opts.minSplitBytes ?? MIN_SPLIT_BYTES;
+    if (!(minSplitBytes >= 0)) throw new Error(`ThreadPool.create: minSplitBytes must be >= 0, got ${minSplitBytes}`);
     const control = createControl();
     const module = opts.kernels === 'wasm' ? kernelModule() : undefined;
     const workers: WorkerHandle[] = [];
@@ -96,7 +106,7 @@ export class ThreadPool {
       throw err;
     }
     for (const { worker } of workers) worker.removeAllListeners();
-    return new ThreadPool(threads, opts.kernels, control, workers, spinMicros);
+    return new ThreadPool(threads, opts.kernels, control, workers, spinMicros, minSplitBytes);
   }
 
   /** Makes `arena` usable by the workers (each binds its own kernels to the shared memory). */
@@ -124,7 +134,8 @@ export class ThreadPool {
   matmul(arena: Arena, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number): void {
     const dt = WEIGHT_DTYPES.indexOf(dtype);
     if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
-    this.job('matmul', arena, Op.Matmul, rows, ROW_ALIGN, [dt, w, x, y, n, rows, cols]);
+    const work = n * weightBytes(dtype, rows * cols);
+    this.job('matmul', arena, Op.Matmul, rows, ROW_ALIGN, work, [dt, w, x, y, n, rows, cols]);
   }
 
   /** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough). */
@@ -134,7 +145,8 @@ export class ThreadPool {
     if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
     // Keeping a group's heads on one thread lets it read that KV head once per group.
     const unit = Hkv >= this.threads && H % Hkv === 0 ? H / Hkv : 1;
-    this.job('attention', arena, Op.Attention, H, unit, [q, qPos, k, v, out, ct, n, S, H, Hkv, D, scale]);
+    const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
+    this.job('attention', arena, Op.Attention, H, unit, work, [q, qPos, k, v, out, ct, n, S, H, Hkv, D, scale]);
   }
 
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
@@ -158,7 +170,7 @@ export class ThreadPool {
     }
   }
 
-  private job(name: string, arena: Arena, op: number, total: number, unit: number, a: readonly number[]): void {
+  private job(name: string, arena: Arena, op: number, total: number, unit: number, work: number, a: readonly number[]): void {
     this.checkUsable(name);
     if (!this.registered.has(arena.id)) {
       throw new Error(`ThreadPool.${name}: arena "${arena.label}" is not registered; call pool.register(arena) after creating it`);
@@ -166,10 +178,10 @@ export class ThreadPool {
     const c = this.control;
     splitRange(total, this.threads, unit, c.ints, RANGES);
     c.args.set(a);
-    // Jobs too small to split (a single non-empty slice) run here without waking the workers.
+    // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
     let busy = 0;
     for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
-    if (busy <= 1) {
+    if (busy <= 1 || work < this.minSplitBytes) {
       runSlice(arena.kernels, op, c.args, 0, total);
       return;
     }

@@ -50,7 +50,8 @@ const THREADS = 3; // more threads than CI cores on purpose: splits into 3 slice
 
 describe('ThreadPool with reference kernels', () => {
   let pool: ThreadPool;
-  before(async () => { pool = await ThreadPool.create({ threads: THREADS, kernels: 'reference' }); });
+  // minSplitBytes 0: split even these tiny jobs, which would otherwise run on the main thread alone.
+  before(async () => { pool = await ThreadPool.create({ threads: THREADS, kernels: 'reference', minSplitBytes: 0 }); });
   after(() => pool.dispose());
 
   const dtypes: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -165,7 +166,7 @@ describe('ThreadPool with reference kernels', () => {
 
 describe('ThreadPool failures and lifetime', () => {
   test('a failure inside a worker is thrown in the caller, and the pool keeps working', async () => {
-    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm' });
+    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', minSplitBytes: 0 });
     try {
       const rows = 16, cols = 32;
       const arena = Arena.create(1, { kernels: 'wasm', label: 'edge' });
@@ -182,6 +183,22 @@ describe('ThreadPool failures and lifetime', () => {
       pool.matmul(arena, 'f32', w, x, y2, 1, 8, cols);
       arena.kernels.matmul('f32', w, x, y, 1, 8, cols, 0, 8);
       assert.deepEqual(arena.f32(y2, 8), arena.f32(y, 8));
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  test('jobs below minSplitBytes run on the main thread alone', async () => {
+    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', minSplitBytes: 16 * 32 * 4 + 1 });
+    try {
+      const rows = 16, cols = 32;
+      const arena = Arena.create(1, { kernels: 'wasm', label: 'edge' });
+      const x = arena.alloc(cols * 4), y = arena.alloc(rows * 4);
+      pool.register(arena);
+      const w = arena.memory.buffer.byteLength - 8 * cols * 4;
+      // The same out-of-bounds job as above now fails on the main thread: no worker was involved.
+      assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, rows, cols), (err: Error) =>
+        err instanceof WebAssembly.RuntimeError && !/worker/.test(err.message));
     } finally {
       pool.dispose();
     }
