@@ -1,8 +1,10 @@
 // Thread-pool benchmark: decode-shaped matmuls (n = 1) on 1 thread vs the pool, the cost of one
 // dispatch (a job too small to matter), and the effect of spinning before Atomics.wait.
 // Run: node dist/src/bench/threads-bench.js [maxThreads]
-// Timings are medians of several batches; a shared or busy machine makes them noisy.
+// Timings are medians of several batches. On a shared or virtualised machine they are noisy: check
+// /proc/pressure/cpu ("some" near 0) or run twice. The bench prints the CPU pressure it started under.
 
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { weightBytes, type WeightDType } from '../kernels/types.js';
@@ -45,13 +47,52 @@ function fillRandom(arena: Arena, dtype: WeightDType, w: number, count: number):
   }
 }
 
+/** Linux PSI: share of the last 10 s in which some runnable thread waited for a CPU. */
+function cpuPressure(): string {
+  try {
+    const some = /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'));
+    return some ? `CPU pressure ${some[1]}% (0 = machine otherwise idle)` : 'CPU pressure unknown';
+  } catch { return 'CPU pressure unknown'; }
+}
+
+/** A decode step's matmuls for `layers` layers of Llama-3.2-1B shapes (hidden 2048, KV 512, FFN 8192)
+ *  with 10 µs of main-thread work (norms, rope, attention bookkeeping) before each block: ms per token. */
+async function layerSequence(threads: number, dtype: WeightDType, layers: number): Promise<number> {
+  const hidden = 2048, kv = 512, ffn = 8192;
+  const mats: Array<[number, number]> = [[hidden, hidden], [kv, hidden], [kv, hidden], [hidden, hidden], [ffn, hidden], [ffn, hidden], [hidden, ffn]];
+  const pool = await ThreadPool.create({ threads, kernels: 'wasm' });
+  const parts: Array<{ arena: Arena; ptrs: number[] }> = [];
+  for (let l = 0; l < layers; l++) {
+    const sizes = [...mats.map(([r, c]) => weightBytes(dtype, r * c)), ffn * 4, weightBytes('q8_0', ffn), ffn * 4];
+    const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: `layer ${l}` });
+    const ptrs = sizes.map((b) => arena.alloc(b));
+    mats.forEach(([r, c], i) => fillRandom(arena, dtype, ptrs[i]!, r * c));
+    fillRandom(arena, 'f32', ptrs[7]!, ffn);
+    arena.kernels.quantizeQ8(ptrs[7]!, ptrs[8]!, ffn);
+    pool.register(arena);
+    parts.push({ arena, ptrs });
+  }
+  const input = dtype === 'q8_0' || dtype === 'q4_0' ? 8 : 7;
+  const mainWork = (): void => { const until = performance.now() + 0.01; while (performance.now() < until) { /* norms… */ } };
+  const ms = timeMs(() => {
+    for (const { arena, ptrs } of parts) {
+      mats.forEach(([r, c], i) => {
+        if (i === 0 || i === 3 || i === 4 || i === 6) mainWork();
+        pool.matmul(arena, dtype, ptrs[i]!, ptrs[input]!, ptrs[9]!, 1, r, c);
+      });
+    }
+  }, 5, 200);
+  pool.dispose();
+  return ms;
+}
+
 export async function threadsBench(maxThreads = Math.max(2, availableParallelism()), print = console.log): Promise<void> {
   const shapes: Shape[] = [{ rows: 2048, cols: 2048 }, { rows: 8192, cols: 2048 }];
   const dtypes: WeightDType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
   const threadCounts = [...new Set([2, maxThreads])].filter((t) => t >= 2 && t <= maxThreads);
   const pools = new Map<number, ThreadPool>();
   for (const t of [1, ...threadCounts]) pools.set(t, await ThreadPool.create({ threads: t, kernels: 'wasm' }));
-  print(`threads bench: ${availableParallelism()} cores, wasm kernels, decode (n = 1), median ms per call`);
+  print(`threads bench: ${availableParallelism()} cores, wasm kernels, decode (n = 1), median ms per call; ${cpuPressure()}`);
   print(['shape', 'dtype', 'MiB', '1 thread', ...threadCounts.map((t) => `${t} threads`), 'speedup', 'same result'].join(' | '));
   for (const { rows, cols } of shapes) {
     for (const dtype of dtypes) {
@@ -85,6 +126,16 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   }
   for (const pool of pools.values()) pool.dispose();
 
+  print('');
+  print('decode-like sequence: 4 layers × 7 q8_0 matmuls of Llama-3.2-1B shapes, 10 µs main-thread work between blocks');
+  print(['threads', 'ms per 4 layers', 'speedup'].join(' | '));
+  const seq1 = await layerSequence(1, 'q8_0', 4);
+  print(`1 | ${seq1.toFixed(2)} | 1.00x`);
+  for (const t of threadCounts) {
+    const ms = await layerSequence(t, 'q8_0', 4);
+    print(`${t} | ${ms.toFixed(2)} | ${(seq1 / ms).toFixed(2)}x`);
+  }
+
   // Dispatch cost: 16 rows × 32 cols is ~0.1 µs of arithmetic, so the time is the round trip.
   // "with gap" runs 30 µs of main-thread work between jobs, as norms/rope do between decode matmuls.
   print('');
@@ -99,7 +150,7 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   const mainWork = (): void => { const until = performance.now() + 0.03; while (performance.now() < until) { /* norms, rope… */ } };
   const direct = timeMs(() => arena.kernels.matmul('f32', w, x, y, 1, 16, 32, 0, 16));
   for (const spinMicros of [0, 20, 100]) {
-    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', spinMicros });
+    const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', spinMicros, minSplitBytes: 0 });
     pool.register(arena);
     const tiny = (): void => pool.matmul(arena, 'f32', w, x, y, 1, 16, 32);
     const back = timeMs(tiny) - direct;
