@@ -1,0 +1,107 @@
+// llama.cpp's speed on a GGUF file, measured the way `tessera bench` measures Tessera, so the two can
+// be printed side by side: for each context length C, prefill C random token ids into a fresh
+// context (timed: prefill tokens/s), then decode --decode tokens greedily one at a time (timed alone:
+// decode tokens/s at context ≈ C).
+//
+// Usage (after tools/reference/install.sh):
+//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--json]
+// Prints one line per context: a JSON object with --json, a readable line otherwise.
+
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { contextOptions, loadLlama, referenceVersion } from './llama.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    threads: { type: 'string' },
+    ctx: { type: 'string', default: '512' },
+    decode: { type: 'string', default: '32' },
+    batch: { type: 'string', default: '512' },
+    seed: { type: 'string', default: '1' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+function fail(msg) {
+  process.stderr.write(`bench-llamacpp: ${msg}\n`);
+  process.exit(2);
+}
+
+if (!args.model) fail('--model FILE.gguf is required');
+if (!args.threads) fail('--threads N is required (node-llama-cpp would otherwise pick its own count)');
+const threads = Number(args.threads);
+const decodeTokens = Number(args.decode);
+const batchSize = Number(args.batch);
+const contexts = args.ctx.split(',').map(Number);
+if (!(Number.isInteger(threads) && threads > 0)) fail(`--threads ${args.threads} must be a positive integer`);
+if (!(Number.isInteger(decodeTokens) && decodeTokens > 0)) fail(`--decode ${args.decode} must be a positive integer`);
+if (!(Number.isInteger(batchSize) && batchSize > 0)) fail(`--batch ${args.batch} must be a positive integer`);
+if (!contexts.every((c) => Number.isInteger(c) && c > 0)) fail(`--ctx ${args.ctx} must be a comma-separated list of positive integers`);
+
+// mulberry32: the same integer-only PRNG as src/testing/random-model.ts.
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+const { llama } = await loadLlama(threads);
+const loadStart = performance.now();
+const model = await llama.loadModel({ modelPath: args.model, gpuLayers: 0 });
+const loadSeconds = (performance.now() - loadStart) / 1000;
+const nVocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length;
+if (!nVocab) fail(`${args.model}: no tokenizer.ggml.tokens in the GGUF metadata`);
+
+for (const ctx of contexts) {
+  const context = await model.createContext(contextOptions(threads, ctx + decodeTokens + 8, Math.min(batchSize, ctx)));
+  const seq = context.getSequence();
+  const next = mulberry32(Number(args.seed) + ctx);
+  const prompt = Array.from({ length: ctx }, () => next() % nVocab);
+
+  // Prefill: all but the last prompt token without logits, then the last one producing the first
+  // generated token (llama.cpp computes logits only where asked, as Tessera's 'last' does).
+  const t0 = performance.now();
+  const out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[ctx - 1], { generateNext: { token: true, options: { temperature: 0 } } }]]);
+  const prefillSeconds = (performance.now() - t0) / 1000;
+  let token = out[ctx - 1]?.next?.token;
+  if (token == null) fail('llama.cpp returned no token after prefill');
+
+  const t1 = performance.now();
+  for (let i = 0; i < decodeTokens; i++) {
+    const r = await seq.controlledEvaluate([[token, { generateNext: { token: true, options: { temperature: 0 } } }]]);
+    token = r[0]?.next?.token;
+    if (token == null) fail(`llama.cpp returned no token at decode step ${i}`);
+  }
+  const decodeSeconds = (performance.now() - t1) / 1000;
+
+  const row = {
+    engine: 'llama.cpp',
+    reference: referenceVersion(llama),
+    model: basename(args.model),
+    threads,
+    ctx,
+    loadSeconds: round(loadSeconds),
+    prefillTokens: ctx,
+    prefillSeconds: round(prefillSeconds),
+    prefillTokensPerSecond: round(ctx / prefillSeconds),
+    decodeTokens,
+    decodeSeconds: round(decodeSeconds),
+    decodeTokensPerSecond: round(decodeTokens / decodeSeconds),
+  };
+  if (args.json) console.log(JSON.stringify(row));
+  else console.log(`llama.cpp ${row.model} threads=${threads} ctx=${ctx}: prefill ${row.prefillTokensPerSecond} tok/s, decode ${row.decodeTokensPerSecond} tok/s`);
+  await context.dispose();
+}
+
+await model.dispose();
+await llama.dispose();
+
+function round(x) {
+  return Math.round(x * 1000) / 1000;
+}
