@@ -12,7 +12,7 @@
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { weightBytes, type CacheDType, type Ptr, type WeightDType } from '../kernels/types.js';
+import { weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
@@ -134,8 +134,10 @@ export class ThreadPool {
   matmul(arena: Arena, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number): void {
     const dt = WEIGHT_DTYPES.indexOf(dtype);
     if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
-    const work = n * weightBytes(dtype, rows * cols);
-    this.job('matmul', arena, Op.Matmul, rows, ROW_ALIGN, work, [dt, w, x, y, n, rows, cols]);
+    this.checkJob('matmul', arena);
+    const a = this.control.args; // layout read by runSlice
+    a[0] = dt; a[1] = w; a[2] = x; a[3] = y; a[4] = n; a[5] = rows; a[6] = cols;
+    this.job(arena, Op.Matmul, rows, ROW_ALIGN, n * weightBytes(dtype, rows * cols));
   }
 
   /** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough). */
@@ -145,8 +147,12 @@ export class ThreadPool {
     if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
     // Keeping a group's heads on one thread lets it read that KV head once per group.
     const unit = Hkv >= this.threads && H % Hkv === 0 ? H / Hkv : 1;
+    this.checkJob('attention', arena);
+    const a = this.control.args; // layout read by runSlice
+    a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
+    a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale;
     const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
-    this.job('attention', arena, Op.Attention, H, unit, work, [q, qPos, k, v, out, ct, n, S, H, Hkv, D, scale]);
+    this.job(arena, Op.Attention, H, unit, work);
   }
 
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
@@ -170,14 +176,17 @@ export class ThreadPool {
     }
   }
 
-  private job(name: string, arena: Arena, op: number, total: number, unit: number, work: number, a: readonly number[]): void {
+  private checkJob(name: string, arena: Arena): void {
     this.checkUsable(name);
     if (!this.registered.has(arena.id)) {
       throw new Error(`ThreadPool.${name}: arena "${arena.label}" is not registered; call pool.register(arena) after creating it`);
     }
+  }
+
+  /** Runs a job whose arguments are already in control.args over [0, total). */
+  private job(arena: Arena, op: number, total: number, unit: number, work: number): void {
     const c = this.control;
     splitRange(total, this.threads, unit, c.ints, RANGES);
-    c.args.set(a);
     // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
     let busy = 0;
     for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
@@ -185,12 +194,12 @@ export class ThreadPool {
       runSlice(arena.kernels, op, c.args, 0, total);
       return;
     }
-    const r0 = c.ints[RANGES]!, r1 = c.ints[RANGES + 1]!;
-    this.dispatch(op, arena.id, () => runSlice(arena.kernels, op, c.args, r0, r1));
+    this.dispatch(op, arena.id, arena.kernels);
   }
 
-  /** Posts a job to every worker, runs `own` on this thread, waits for all, rethrows any failure. */
-  private dispatch(op: number, arenaId: number, own: (() => void) | undefined, timeoutMs = Infinity): void {
+  /** Posts a job to every worker, runs slice 0 on this thread with `own` kernels (if given), waits
+   *  for all, and rethrows the first failure. */
+  private dispatch(op: number, arenaId: number, own: Kernels | undefined, timeoutMs = Infinity): void {
     const ints = this.control.ints;
     Atomics.store(ints, OP, op);
     Atomics.store(ints, ARENA, arenaId);
@@ -200,7 +209,7 @@ export class ThreadPool {
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
-      try { own(); } catch (err) { ownError = err; }
+      try { runSlice(own, op, this.control.args, ints[RANGES]!, ints[RANGES + 1]!); } catch (err) { ownError = err; }
     }
     this.waitForWorkers(timeoutMs);
     const opName = OP_NAMES[op] ?? String(op);
