@@ -7,8 +7,10 @@
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
 // synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
 // port with receiveMessageOnPort during a Register job).
-// Limitation: a worker killed from outside (e.g. out of memory) would leave the main thread waiting;
-// every JavaScript or WebAssembly error inside a worker is caught and rethrown in the caller.
+// Errors: every JavaScript or WebAssembly error inside a worker is caught and rethrown in the caller.
+// A worker that dies (killed, out of memory) while idle makes the next call throw; one that dies in
+// the middle of a job would leave the main thread waiting, since its exit event cannot be delivered
+// while the main thread blocks.
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -66,6 +68,7 @@ export class ThreadPool {
     for (const { worker } of workers) {
       // Workers catch their own errors; this only fires if one dies, which later calls report.
       worker.on('error', (err) => { this.failure ??= err; });
+      worker.on('exit', (code) => { if (!this.disposed) this.failure ??= new Error(`worker exited with code ${code}`); });
       worker.unref();
     }
   }

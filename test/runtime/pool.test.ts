@@ -3,6 +3,7 @@
 // failures into exceptions. f32 results are also checked against a naive loop written here.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
@@ -186,6 +187,19 @@ describe('ThreadPool failures and lifetime', () => {
     } finally {
       pool.dispose();
     }
+  });
+
+  test('a worker that died while idle is reported by the next call, not waited for', async () => {
+    const pool = await ThreadPool.create({ threads: 2, kernels: 'reference', minSplitBytes: 0 });
+    const arena = Arena.create(65536, { kernels: 'reference' });
+    pool.register(arena);
+    const w = arena.alloc(16 * 32 * 4), x = arena.alloc(32 * 4), y = arena.alloc(16 * 4);
+    // Reach into the pool to kill its worker, as an out-of-memory crash would.
+    const { worker } = (pool as unknown as { workers: Array<{ worker: Worker }> }).workers[0]!;
+    await worker.terminate();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, 16, 32), /a worker died.*create a new pool/);
+    pool.dispose(); // returns at once
   });
 
   test('jobs below minSplitBytes run on the main thread alone', async () => {
