@@ -10,6 +10,7 @@
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { FormatError } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
+import { installLongWordBpe, type BpeModelInternals } from './long-word-bpe.js';
 
 /** The part of @huggingface/tokenizers' Tokenizer we use. Its .d.ts files use extensionless
  *  relative imports, which NodeNext resolution cannot follow, so the types are restated here. */
@@ -140,11 +141,14 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
 
 /** Builds the library tokenizer from a validated tokenizer.json; library errors name the source. */
 export function buildHfTokenizer(json: Json, config: Json, source: string): HfTokenizer {
+  let lib: HfTokenizer;
   try {
-    return new HfTokenizerCtor(json, config);
+    lib = new HfTokenizerCtor(json, config);
   } catch (e) {
     throw new FormatError(source, `cannot build the tokenizer: ${(e as Error).message}`);
   }
+  if ((json.model as Json).type === 'BPE') installLongWordBpe(lib.model as unknown as BpeModelInternals);
+  return lib;
 }
 
 /** The tokens of `text`'s encoding that the post-processor puts before and after the text. */

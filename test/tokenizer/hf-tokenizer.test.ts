@@ -162,8 +162,8 @@ test('tokenizer.json read from disk: bad JSON, missing file and size cap name th
 });
 
 test('pathological input: 64K of one repeated character encodes and round-trips', () => {
-  // The library's BPE is O(n log n) in a word's length but slow (~8 µs/char measured for a
-  // 1 MB single-character word), so the unit test stays at 64K.
+  // Every pre-tokenizer branch (letters, spaces, newlines, punctuation, digits, emoji); the 1 MB
+  // case is in long-word-bpe.test.ts.
   for (const ch of ['a', ' ', '\n', '.', '7', '🦙']) {
     const s = ch.repeat(1 << 16);
     const ids = tk.encode(s, { addSpecialTokens: false });
