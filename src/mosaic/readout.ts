@@ -1,0 +1,78 @@
+// The contextual-memory read-out (PAPERS.md §3): y_t = Σ_{s<t} softmax_s(k_t·k_s) v_s with y_0 = 0.
+// The key is also the query (no Q projection) and only STRICTLY earlier positions are read: v_s peeks
+// at x_{s+1}, so reading s = t would leak the token the model must predict.
+//
+// Forward: Tessera's causal attention kernel (SIMD, online softmax) with query positions shifted by one
+// (qPos = t − 1 ⇒ rows s ≤ t − 1; qPos = −1 for t = 0 reads nothing and writes zeros) and scale 1
+// (the learned key scale e^b is already in k).
+// Backward (recomputes the softmax row per position, no T×T buffer kept between passes):
+//   p_s = softmax_s(k_t·k_s), dp_s = g_t·v_s, D_t = Σ_s p_s dp_s = g_t·y_t, z_s = p_s (dp_s − D_t)
+//   dk_t += Σ_s z_s k_s (query role),  dk_s += z_s k_t (key role),  dv_s += p_s g_t
+// Shape legend: B batch, T tokens, d = H·hs, k, v, y (B, T, d).
+
+import type { Tape } from '../training/autograd/tape.js';
+import { type Tensor, shapeStr } from '../training/autograd/tensor.js';
+import { batchTime } from './ops.js';
+
+/** Strictly causal kernel-regression read-out of H heads; k and v (B, T, d). */
+export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number): Tensor {
+  const { B, T, d } = batchTime('causalReadout', k);
+  if (v.shape.length !== k.shape.length || v.shape.some((x, i) => x !== k.shape[i])) {
+    throw new Error(`causalReadout: values ${shapeStr(v.shape)} must have the keys' shape ${shapeStr(k.shape)}`);
+  }
+  if (d % H !== 0) throw new Error(`causalReadout: width ${d} is not divisible by H = ${H}`);
+  const hs = d / H;
+  const y = tape.output(k.shape, tape.needsGrad(k, v));                   // (B, T, d)
+  const mem = tape.mem;
+  const qPos = mem.allocStep(T * 4);
+  const pos = new Int32Array(mem.arena.memory.buffer, qPos, T);
+  for (let t = 0; t < T; t++) pos[t] = t - 1;                              // read s ≤ t − 1
+  for (let b = 0; b < B; b++) {
+    const o = b * T * d * 4;
+    tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, H);
+  }
+  tape.record(y, () => readoutBackward(k, v, y, B, T, H, hs));
+  return y;
+}
+
+function readoutBackward(k: Tensor, v: Tensor, y: Tensor, B: number, T: number, H: number, hs: number): void {
+  const d = H * hs;
+  const K = k.data, V = v.data, Y = y.data, G = y.grad!;
+  const gk = k.requiresGrad ? k.ensureGrad() : null;
+  const gv = v.requiresGrad ? v.ensureGrad() : null;
+  const p = new Float64Array(T);
+  const acc = new Float64Array(hs);
+  for (let b = 0; b < B; b++) {
+    const base = b * T * d;
+    for (let h = 0; h < H; h++) {
+      const c0 = base + h * hs;
+      for (let t = 1; t < T; t++) {
+        const qt = c0 + t * d;
+        let m = -Infinity;
+        for (let s = 0; s < t; s++) {
+          const ks = c0 + s * d;
+          let dot = 0;
+          for (let j = 0; j < hs; j++) dot += K[qt + j] * K[ks + j];
+          p[s] = dot;
+          if (dot > m) m = dot;
+        }
+        let z = 0;
+        for (let s = 0; s < t; s++) { p[s] = Math.exp(p[s] - m); z += p[s]; }
+        let D = 0;
+        for (let j = 0; j < hs; j++) D += G[qt + j] * Y[qt + j];
+        acc.fill(0);
+        for (let s = 0; s < t; s++) {
+          const ks = c0 + s * d;
+          const ps = p[s] / z;
+          let dp = 0;
+          for (let j = 0; j < hs; j++) dp += G[qt + j] * V[ks + j];
+          if (gv) for (let j = 0; j < hs; j++) gv[ks + j] += ps * G[qt + j];
+          if (!gk) continue;
+          const zs = ps * (dp - D);
+          for (let j = 0; j < hs; j++) { acc[j] += zs * K[ks + j]; gk[ks + j] += zs * K[qt + j]; }
+        }
+        if (gk) for (let j = 0; j < hs; j++) gk[qt + j] += acc[j];
+      }
+    }
+  }
+}
