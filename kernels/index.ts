@@ -10,3 +10,5 @@ export { rmsNorm, layerNorm } from './norm';
 export { rope } from './rope';
 export { siluMul, geluMul, add, addBias, softmax } from './activations';
 export { attentionF32, attentionF16 } from './attention';
+export * from './train-layout';
+export * from './train-attention';

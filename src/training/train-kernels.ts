@@ -1,23 +1,59 @@
-// The training kernels: small memory-bound helpers and the fused causal attention forward/backward,
-// bound to one TrainMemory. Two implementations of one interface, as for the inference kernels:
-// the SIMD build of kernels/train-*.ts (when the memory's kernels are 'wasm') and the plain
-// TypeScript twin in kernels-reference.ts (the test oracle).
+// The training kernels: a transpose for the matmul backward and the fused causal attention
+// forward/backward, bound to one TrainMemory. Two implementations of one contract, as for the
+// inference kernels: the SIMD build of kernels/train-*.ts (exported from dist/kernels.wasm, used
+// when the memory's arena runs 'wasm' kernels) and the plain-TypeScript twin in
+// kernels-reference.ts (the test oracle, used with 'reference').
+// Attention layout (one sequence): q (T, H, D), k/v (T, Hkv, D), out (T, H, D), lse (T, H);
+// query head h reads KV head floor(h / (H/Hkv)); token i attends to keys j <= i (causal).
 
 import type { Ptr } from '../kernels/types.js';
+import { kernelModule } from '../kernels/wasm.js';
 import type { TrainMemory } from './memory.js';
 import { referenceTrainKernels } from './kernels-reference.js';
 
 export interface TrainKernels {
   /** dst (cols, rows) = srcᵀ, src (rows, cols). */
   transpose(src: Ptr, dst: Ptr, rows: number, cols: number): void;
+  /** out = softmax(scale·q·kᵀ + causal mask)·v for query heads [h0, h1); lse[i, h] = log Σ_j e^{s_ij}
+   *  (saved for the backward). */
+  attnForward(q: Ptr, k: Ptr, v: Ptr, out: Ptr, lse: Ptr, T: number, H: number, Hkv: number, D: number,
+              scale: number, h0: number, h1: number): void;
+  /** ADDS dq, dk, dv for KV heads [g0, g1) (and their query heads), recomputing p_ij = e^{s_ij − lse_i}:
+   *  dv_j += p_ij·do_i;  ds_ij = p_ij·(do_i·v_j − do_i·o_i);  dq_i += scale·ds_ij·k_j;  dk_j += scale·ds_ij·q_i. */
+  attnBackward(q: Ptr, k: Ptr, v: Ptr, out: Ptr, dout: Ptr, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr,
+               T: number, H: number, Hkv: number, D: number, scale: number, g0: number, g1: number): void;
+}
+
+interface TrainExports {
+  trainTranspose(src: Ptr, dst: Ptr, rows: number, cols: number): void;
+  trainAttnForward(q: Ptr, k: Ptr, v: Ptr, out: Ptr, lse: Ptr, T: number, H: number, Hkv: number, D: number,
+                   scale: number, h0: number, h1: number): void;
+  trainAttnBackward(q: Ptr, k: Ptr, v: Ptr, out: Ptr, dout: Ptr, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr,
+                    T: number, H: number, Hkv: number, D: number, scale: number, g0: number, g1: number): void;
+}
+
+/** The SIMD training kernels bound to `memory` (throws if dist/kernels.wasm predates them). */
+export function wasmTrainKernels(memory: WebAssembly.Memory): TrainKernels {
+  const instance = new WebAssembly.Instance(kernelModule(), { env: { memory } });
+  const k = instance.exports as unknown as TrainExports;
+  if (typeof k.trainAttnForward !== 'function') {
+    throw new Error('wasmTrainKernels: dist/kernels.wasm has no training kernels; run `npm run build:kernels`');
+  }
+  return {
+    transpose: (src, dst, rows, cols) => k.trainTranspose(src, dst, rows, cols),
+    attnForward: (q, kk, v, out, lse, T, H, Hkv, D, scale, h0, h1) => k.trainAttnForward(q, kk, v, out, lse, T, H, Hkv, D, scale, h0, h1),
+    attnBackward: (q, kk, v, out, dout, lse, dq, dk, dv, T, H, Hkv, D, scale, g0, g1) =>
+      k.trainAttnBackward(q, kk, v, out, dout, lse, dq, dk, dv, T, H, Hkv, D, scale, g0, g1),
+  };
 }
 
 const cache = new WeakMap<TrainMemory, TrainKernels>();
 
+/** The training kernels of the memory's kind ('wasm' or 'reference'), created once per memory. */
 export function trainKernels(mem: TrainMemory): TrainKernels {
   let k = cache.get(mem);
   if (!k) {
-    k = referenceTrainKernels(mem.arena.memory);
+    k = mem.arena.kernelKind === 'wasm' ? wasmTrainKernels(mem.arena.memory) : referenceTrainKernels(mem.arena.memory);
     cache.set(mem, k);
   }
   return k;
