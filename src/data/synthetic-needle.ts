@@ -1,0 +1,124 @@
+// Needle retrieval in a haystack (after RULER, Hsieh et al. 2024, "NIAH" tasks): sentences
+// "The special magic number for <key> is <value>." hidden in filler text, a question at the end.
+//   single      one needle, asked for
+//   multikey    numNeedles needles with different keys; one is asked for (the others distract)
+//   multivalue  numValues needles with the same key; all values are asked for, in text order
+//   multiquery  numQueries needles with different keys, all asked for, in the order asked
+// Keys are "<adjective>-<noun>", values numbers of valueDigits digits (no leading zero). The
+// haystack is natural text cut into sentences (joined by single spaces, starting at a random
+// sentence, wrapping around) or, by default, RULER's repeated "noise" sentences.
+// The input is sized to at most `length` tokens as measured by `countTokens`.
+
+import { preTokenize } from './byte-level.js';
+import { Rng } from './rng.js';
+import { matchAllFraction, type CountTokens, type TextTask } from './synthetic-task.js';
+import { ADJECTIVES, NOUNS } from './synthetic-words.js';
+
+export type NeedleVariant = 'single' | 'multikey' | 'multivalue' | 'multiquery';
+
+/** RULER's noise haystack. */
+export const NOISE_SENTENCES: readonly string[] = [
+  'The grass is green.', 'The sky is blue.', 'The sun is yellow.', 'Here we go.', 'There and back again.',
+];
+
+export interface NeedleOptions {
+  seed: number;
+  /** Largest token count of `input`. */
+  length: number;
+  variant?: NeedleVariant;
+  /** Natural text for the haystack (default: NOISE_SENTENCES repeated). */
+  haystack?: string;
+  /** Depth in [0, 1] of the (first) asked needle; default random. */
+  depth?: number;
+  /** multikey: needles in all (default 4). */
+  numNeedles?: number;
+  /** multivalue: values of the asked key (default 4). */
+  numValues?: number;
+  /** multiquery: keys asked (default 2). */
+  numQueries?: number;
+  /** Digits of each value (default 7, as RULER). */
+  valueDigits?: number;
+  /** Token counter (default: the number of Llama-3 pre-tokens, a lower bound of BPE tokens). */
+  countTokens?: CountTokens;
+}
+
+const defaultCount: CountTokens = (s) => preTokenize(s).length;
+
+export function splitSentences(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/[^.!?]*[.!?]+["'”’)\]]*/g)) {
+    const s = m[0].replace(/\s+/g, ' ').trim();
+    if (s.length > 0) out.push(s);
+  }
+  return out;
+}
+
+export function needleTask(opts: NeedleOptions): TextTask {
+  const variant = opts.variant ?? 'single';
+  const count = opts.countTokens ?? defaultCount;
+  const digits = opts.valueDigits ?? 7;
+  if (!Number.isInteger(digits) || digits < 1 || digits > 15) throw new RangeError(`needleTask: valueDigits ${digits} must be in [1, 15]`);
+  const rng = new Rng(opts.seed);
+
+  const numKeys = variant === 'multikey' ? opts.numNeedles ?? 4 : variant === 'multiquery' ? opts.numQueries ?? 2 : 1;
+  const numValues = variant === 'multivalue' ? opts.numValues ?? 4 : 1;
+  if (!(numKeys >= 1 && numValues >= 1)) throw new RangeError(`needleTask: needle counts must be ≥ 1`);
+  const keys = rng.distinct(numKeys, ADJECTIVES.length * NOUNS.length)
+    .map((k) => `${ADJECTIVES[Math.floor(k / NOUNS.length)]}-${NOUNS[k % NOUNS.length]}`);
+  const value = () => String(rng.range(10 ** (digits - 1), 10 ** digits - 1));
+  // Needles: (key index, value), each with a depth; the first is the asked one at opts.depth.
+  const needles: { key: number; value: string; depth: number }[] = [];
+  for (let k = 0; k < numKeys; k++) for (let v = 0; v < numValues; v++) needles.push({ key: k, value: value(), depth: rng.float() });
+  if (opts.depth !== undefined) {
+    if (!(opts.depth >= 0 && opts.depth <= 1)) throw new RangeError(`needleTask: depth ${opts.depth} must be in [0, 1]`);
+    needles[0].depth = opts.depth;
+  }
+  const sentence = (n: { key: number; value: string }) => `The special magic number for ${keys[n.key]} is ${n.value}.`;
+
+  let question: string, target: string, answers: string[];
+  const byDepth = [...needles].sort((a, b) => a.depth - b.depth);
+  if (variant === 'single' || variant === 'multikey') {
+    answers = [needles[0].value];
+    question = `Question: What is the special magic number for ${keys[0]}?\nAnswer: The special magic number for ${keys[0]} is`;
+  } else if (variant === 'multivalue') {
+    answers = byDepth.map((n) => n.value);
+    question = `Question: What are all the special magic numbers for ${keys[0]}?\nAnswer: The special magic numbers for ${keys[0]} are`;
+  } else if (variant === 'multiquery') {
+    answers = needles.map((n) => n.value);
+    const asked = keys.join(' and ');
+    question = `Question: What are the special magic numbers for ${asked}?\nAnswer: The special magic numbers for ${asked} are`;
+  } else {
+    throw new RangeError(`needleTask: unknown variant ${JSON.stringify(variant satisfies never)}`);
+  }
+  target = ' ' + answers.join(', ');
+
+  const source = opts.haystack === undefined ? [...NOISE_SENTENCES] : splitSentences(opts.haystack);
+  if (source.length === 0) throw new RangeError('needleTask: the haystack has no sentences');
+  const start = rng.int(source.length);
+  const overhead = count(needles.map(sentence).join(' ')) + count('\n' + question) + needles.length;
+  if (overhead > opts.length) throw new RangeError(`needleTask: length ${opts.length} is too short for the needles and question (${overhead} tokens)`);
+
+  // Filler sentences within the budget, then drop from the end until the measured input fits.
+  const filler: string[] = [];
+  for (let used = overhead, i = 0; ; i++) {
+    const s = source[(start + i) % source.length];
+    const c = count(' ' + s);
+    if (used + c > opts.length) break;
+    filler.push(s); used += c;
+  }
+  const build = () => {
+    const parts = [...filler];
+    // Insert deepest first so earlier indices stay valid; ties keep needle order.
+    const at = needles.map((n) => Math.round(n.depth * filler.length));
+    const order = needles.map((_, i) => i).sort((a, b) => at[b] - at[a] || b - a);
+    for (const i of order) parts.splice(at[i], 0, sentence(needles[i]));
+    return parts.join(' ') + '\n' + question;
+  };
+  let input = build(), tokens = count(input);
+  while (tokens > opts.length && filler.length > 0) { filler.pop(); input = build(); tokens = count(input); }
+  return {
+    input, target, answers,
+    score: (prediction) => matchAllFraction(answers, prediction),
+    meta: { variant, depth: needles[0].depth, needles: needles.length, fillerSentences: filler.length, tokens },
+  };
+}
