@@ -75,13 +75,12 @@ export function needleTask(opts: NeedleOptions): TextTask {
   }
   const sentence = (n: { key: number; value: string }) => `The special magic number for ${keys[n.key]} is ${n.value}.`;
 
-  let question: string, target: string, answers: string[];
-  const byDepth = [...needles].sort((a, b) => a.depth - b.depth);
+  let question: string, answers: string[];
   if (variant === 'single' || variant === 'multikey') {
     answers = [needles[0].value];
     question = `Question: What is the special magic number for ${keys[0]}?\nAnswer: The special magic number for ${keys[0]} is`;
   } else if (variant === 'multivalue') {
-    answers = byDepth.map((n) => n.value);
+    answers = []; // in text order, known once the filler is
     question = `Question: What are all the special magic numbers for ${keys[0]}?\nAnswer: The special magic numbers for ${keys[0]} are`;
   } else if (variant === 'multiquery') {
     answers = needles.map((n) => n.value);
@@ -90,7 +89,6 @@ export function needleTask(opts: NeedleOptions): TextTask {
   } else {
     throw new RangeError(`needleTask: unknown variant ${JSON.stringify(variant satisfies never)}`);
   }
-  target = ' ' + answers.join(', ');
 
   const source = opts.haystack === undefined ? [...NOISE_SENTENCES] : splitSentences(opts.haystack);
   if (source.length === 0) throw new RangeError('needleTask: the haystack has no sentences');
@@ -103,19 +101,29 @@ export function needleTask(opts: NeedleOptions): TextTask {
   for (let used = overhead, i = 0; ; i++) {
     const s = source[(start + i) % source.length];
     const c = count(' ' + s);
-    if (used + c > opts.length) break;
+    if (used + c > opts.length) {
+      // The last sentence is cut at a word so the input comes close to `length`.
+      const words = s.split(' ');
+      const k = Math.floor((words.length * (opts.length - used)) / c);
+      if (k > 0) filler.push(words.slice(0, k).join(' '));
+      break;
+    }
     filler.push(s); used += c;
   }
+  // Needle i goes after round(depth_i · #filler) filler sentences; needles at one place keep their order.
+  const textOrder = () => {
+    const at = needles.map((n) => Math.round(n.depth * filler.length));
+    return needles.map((_, i) => i).sort((a, b) => at[a] - at[b] || a - b).map((i) => ({ i, at: at[i] }));
+  };
   const build = () => {
     const parts = [...filler];
-    // Insert deepest first so earlier indices stay valid; ties keep needle order.
-    const at = needles.map((n) => Math.round(n.depth * filler.length));
-    const order = needles.map((_, i) => i).sort((a, b) => at[b] - at[a] || b - a);
-    for (const i of order) parts.splice(at[i], 0, sentence(needles[i]));
+    for (const { i, at } of textOrder().reverse()) parts.splice(at, 0, sentence(needles[i])); // deepest first
     return parts.join(' ') + '\n' + question;
   };
   let input = build(), tokens = count(input);
   while (tokens > opts.length && filler.length > 0) { filler.pop(); input = build(); tokens = count(input); }
+  if (variant === 'multivalue') answers = textOrder().map(({ i }) => needles[i].value);
+  const target = ' ' + answers.join(', ');
   return {
     input, target, answers,
     score: (prediction) => matchAllFraction(answers, prediction),
