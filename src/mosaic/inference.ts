@@ -1,0 +1,207 @@
+// Memory Mosaic inference as a LanguageModel (src/models/types.ts): forward(tokens, cache) → logits,
+// token by token, through Tessera's kernels on one arena (mosaic checkpoints are small; the weights,
+// the cache and the scratch share it).
+//
+// The cache (per layer) holds, for every position s < length:
+//   K    (cap, d)  contextual keys k_s (already unit-norm × e^b)
+//   V    (cap, d)  contextual values v_s; the NEWEST slot s = length−1 is pending: v_s needs x_{s+1}
+//   Wv   (cap, d)  raw W_v x_s, kept so the pending value can be completed (and rebuilt after truncate)
+//   Lc, Lp (cap, d) the CM and PM leaky-average states k̃_s (so truncate(n) can resume from s = n−1)
+// Persistent memory needs no cache. When token t arrives: v_{t−1} = e^γ norm((1−c) W_v x_t + c W_v x_{t−1})
+// is completed, then y_t reads rows s ≤ t−1 with the attention kernel (qPos = t−1, scale 1).
+// Shape legend: d width, H heads, hs head size, Np persistent slots, V vocab, cap cache capacity.
+
+import type { ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
+import type { Ptr } from '../kernels/types.js';
+import { Arena, planArena } from '../runtime/arena.js';
+import type { KernelKind } from '../runtime/kernel-factory.js';
+import type { MosaicConfig } from './config.js';
+import { mosaicDims } from './config.js';
+import { checkMosaicParams, keyLogScale, leakRate, mosaicParamSpecs, valueLogScale } from './params.js';
+import { NORM_EPS } from './reference.js';
+
+export interface MosaicInferenceOptions {
+  /** Cache capacity in tokens (default block_size; the model itself accepts any length). */
+  contextLength?: number;
+  kernels?: KernelKind;
+}
+
+interface LayerPtrs {
+  ln1: Ptr; wk: Ptr; wv: Ptr; cproj: Ptr; ln2: Ptr; pwk: Ptr; pk: Ptr; pvT: Ptr; pcproj: Ptr;
+  /** Per-head constants: leak a = e^{−β}, key scale e^b, value mix c, value scale e^γ; PM leak, e^{2b}, e^γ. */
+  a: Float64Array; kscale: Float64Array; c: Float64Array; vscale: Float64Array;
+  pa: Float64Array; pkscale: Float64Array; oscale: Float64Array;
+}
+
+class MosaicCache implements ModelCache {
+  length = 0;
+  constructor(readonly capacity: number, readonly layers: { K: Ptr; V: Ptr; Wv: Ptr; Lc: Ptr; Lp: Ptr }[], readonly owner: MosaicInference) {}
+  truncate(n: number): void {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`MosaicCache.truncate: n must be a non-negative integer, got ${n}`);
+    this.length = Math.min(this.length, n);                 // slot n−1 becomes pending again: Wv[n−1] is kept
+  }
+}
+
+export class MosaicInference implements LanguageModel {
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly config: MosaicConfig;
+  private readonly arena: Arena;
+  private readonly wte: Ptr;
+  private readonly lnf: Ptr;
+  private readonly layers: LayerPtrs[] = [];
+  private readonly s: Record<'x' | 'a' | 'k' | 'v' | 'y' | 'o' | 'sc' | 'logits' | 'pos', Ptr>;
+  private caches = 0;
+  private disposed = false;
+
+  constructor(config: MosaicConfig, params: ReadonlyMap<string, Float32Array>, opts: MosaicInferenceOptions = {}) {
+    checkMosaicParams(config, params, 'MosaicInference');
+    const { d, H, Np } = mosaicDims(config);
+    this.config = config;
+    this.vocabSize = config.vocab_size;
+    this.contextLength = opts.contextLength ?? config.block_size;
+    if (!Number.isInteger(this.contextLength) || this.contextLength < 1) throw new RangeError(`MosaicInference: contextLength must be a positive integer, got ${opts.contextLength}`);
+    const weights = mosaicParamSpecs(config).filter((s) => s.shape.length >= 2 || s.name.includes('ln_'));
+    const sizes = [...weights.map((s) => 4 * s.shape.reduce((a, b) => a * b, 1)), ...Array(9).fill(4 * Math.max(d, Np, config.vocab_size)),
+      ...Array(5 * config.n_layer).fill(4 * this.contextLength * d)];
+    this.arena = Arena.create(planArena(sizes), { kernels: opts.kernels ?? 'wasm', label: 'memory mosaic' });
+    const put = (name: string, transposeRows?: [number, number, number]): Ptr => {
+      const src = params.get(name)!;
+      const ptr = this.arena.alloc(src.length * 4);
+      const dst = this.arena.f32(ptr, src.length);
+      if (!transposeRows) dst.set(src);
+      else {                                                  // (H, Np, hs) → per head (hs, Np)
+        const [nh, rows, cols] = transposeRows;
+        for (let h = 0; h < nh; h++) for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) dst[h * rows * cols + j * rows + r] = src[h * rows * cols + r * cols + j];
+      }
+      return ptr;
+    };
+    const hs = d / H;
+    const per = (name: string, f: (x: number) => number) => Float64Array.from(params.get(name)!, f);
+    this.wte = put('wte.weight');
+    for (let i = 0; i < config.n_layer; i++) {
+      const p = `h.${i}.`;
+      this.layers.push({
+        ln1: put(`${p}ln_1.weight`), wk: put(`${p}attn.k_proj.weight`), wv: put(`${p}attn.v_proj.weight`), cproj: put(`${p}attn.c_proj.weight`),
+        ln2: put(`${p}ln_2.weight`), pwk: put(`${p}pmem.k_proj.weight`), pk: put(`${p}pmem.P_k`), pvT: put(`${p}pmem.P_v`, [H, Np, hs]),
+        pcproj: put(`${p}pmem.c_proj.weight`),
+        a: per(`${p}attn.leaky_beta`, (t) => Math.exp(-leakRate(t))),
+        kscale: per(`${p}attn.key_scale`, (t) => Math.exp(keyLogScale(t, config.key_scale_max))),
+        c: per(`${p}attn.value_mix`, (t) => t),
+        vscale: per(`${p}attn.value_scale`, (t) => Math.exp(valueLogScale(t))),
+        pa: per(`${p}pmem.leaky_beta`, (t) => Math.exp(-leakRate(t))),
+        pkscale: per(`${p}pmem.key_scale`, (t) => Math.exp(2 * keyLogScale(t, config.key_scale_max))),
+        oscale: per(`${p}pmem.out_scale`, (t) => Math.exp(valueLogScale(t))),
+      });
+    }
+    this.lnf = put('ln_f.weight');
+    const scratch = () => this.arena.alloc(4 * Math.max(d, Np, config.vocab_size));
+    this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch() };
+  }
+
+  /** One cache per model instance (its memory is sized into the arena once). */
+  createCache(capacity?: number): ModelCache {
+    if (this.disposed) throw new Error('MosaicInference: the model was disposed');
+    if (this.caches > 0) throw new Error('MosaicInference.createCache: this model holds one cache; reuse it with truncate(0)');
+    if (capacity !== undefined && capacity !== this.contextLength) throw new RangeError(`MosaicInference.createCache: capacity is fixed at load (${this.contextLength}), got ${capacity}`);
+    this.caches++;
+    const bytes = 4 * this.contextLength * this.config.n_embd;
+    const layers = this.layers.map(() => ({ K: this.arena.alloc(bytes), V: this.arena.alloc(bytes), Wv: this.arena.alloc(bytes), Lc: this.arena.alloc(bytes), Lp: this.arena.alloc(bytes) }));
+    return new MosaicCache(this.contextLength, layers, this);
+  }
+
+  forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
+    if (this.disposed) throw new Error('MosaicInference: the model was disposed');
+    if (!(cache instanceof MosaicCache) || cache.owner !== this) throw new Error('MosaicInference.forward: the cache was not created by this model');
+    const n = tokens.length, V = this.vocabSize;
+    if (n === 0) throw new RangeError('MosaicInference.forward: no tokens');
+    if (cache.length + n > cache.capacity) throw new RangeError(`MosaicInference.forward: ${cache.length} + ${n} tokens exceed the cache capacity ${cache.capacity}`);
+    for (let i = 0; i < n; i++) {
+      const id = tokens[i];
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`MosaicInference.forward: token ${id} at ${i} is outside [0, ${V})`);
+    }
+    const all = opts.logits === 'all';
+    const out = new Float32Array(all ? n * V : V);
+    for (let i = 0; i < n; i++) {
+      const logits = this.step(tokens[i], cache.length, cache);
+      cache.length++;
+      if (all) out.set(logits, i * V);
+      else if (i === n - 1) out.set(logits);
+    }
+    return out;
+  }
+
+  /** Runs token `id` at position t through every layer; returns a view of its logits. */
+  private step(id: number, t: number, cache: MosaicCache): Float32Array {
+    const c = this.config, { d, H, hs, Np } = mosaicDims(c), K = this.arena.kernels, s = this.s;
+    const f = (p: Ptr, len = d) => this.arena.f32(p, len);
+    const x = f(s.x);
+    x.set(f(this.wte + id * d * 4));
+    for (let l = 0; l < this.layers.length; l++) {
+      const w = this.layers[l], cl = cache.layers[l];
+      // Contextual memory
+      K.layerNorm(s.x, w.ln1, 0, s.a, 1, d, c.layer_norm_eps);
+      K.matmul('f32', w.wk, s.a, s.k, 1, d, d, 0, d);                             // W_k a (d)
+      const kt = this.leaky(s.k, cl.Lc, t, w.a);                                  // k̃_t (d), stored in Lc[t]
+      const Kt = f(cl.K + t * d * 4);
+      Kt.set(kt);
+      unitNorm(Kt, w.kscale, H, hs);
+      K.matmul('f32', w.wv, s.a, cl.Wv + t * d * 4, 1, d, d, 0, d);               // W_v a_t (d), pending
+      if (t > 0) this.completeValue(cl, t - 1, f(cl.Wv + t * d * 4), w);          // v_{t−1} now that x_t is known
+      this.arena.i32(s.pos, 1)[0] = t - 1;                                        // read rows s ≤ t−1 (none at t = 0)
+      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, H);
+      K.matmul('f32', w.cproj, s.y, s.o, 1, d, d, 0, d);
+      K.add(s.x, s.o, d);
+      // Persistent memory
+      K.layerNorm(s.x, w.ln2, 0, s.a, 1, d, c.layer_norm_eps);
+      K.matmul('f32', w.pwk, s.a, s.k, 1, d, d, 0, d);
+      const pk = this.leaky(s.k, cl.Lp, t, w.pa);
+      f(s.k).set(pk);
+      unitNorm(f(s.k), w.pkscale, H, hs);
+      for (let h = 0; h < H; h++) {
+        K.matmul('f32', w.pk + h * Np * hs * 4, s.k + h * hs * 4, s.sc, 1, Np, hs, 0, Np);   // k_h · P_kᵀ (Np)
+        K.softmax(s.sc, 1, Np);
+        K.matmul('f32', w.pvT + h * Np * hs * 4, s.sc, s.y + h * hs * 4, 1, hs, Np, 0, hs);  // p · P_v (hs)
+        const yh = f(s.y + h * hs * 4, hs);
+        for (let j = 0; j < hs; j++) yh[j] *= w.oscale[h];
+      }
+      K.matmul('f32', w.pcproj, s.y, s.o, 1, d, d, 0, d);
+      K.add(s.x, s.o, d);
+    }
+    K.layerNorm(s.x, this.lnf, 0, s.a, 1, d, c.layer_norm_eps);
+    K.matmul('f32', this.wte, s.a, s.logits, 1, c.vocab_size, d, 0, c.vocab_size);
+    const logits = f(s.logits, c.vocab_size);
+    const inv = 1 / Math.sqrt(d);
+    for (let i = 0; i < logits.length; i++) logits[i] *= inv;
+    return logits;
+  }
+
+  /** k̃_t = u + a_h k̃_{t−1} per head; stored in state row t; returns that row. */
+  private leaky(u: Ptr, state: Ptr, t: number, a: Float64Array): Float32Array {
+    const { d, H, hs } = mosaicDims(this.config);
+    const cur = this.arena.f32(state + t * d * 4, d), src = this.arena.f32(u, d);
+    const prev = t > 0 ? this.arena.f32(state + (t - 1) * d * 4, d) : null;
+    for (let h = 0; h < H; h++) for (let j = h * hs; j < (h + 1) * hs; j++) cur[j] = src[j] + (prev ? a[h] * prev[j] : 0);
+    return cur;
+  }
+
+  /** V[s] = e^γ norm((1 − c) W_v x_{s+1} + c W_v x_s). */
+  private completeValue(cl: { V: Ptr; Wv: Ptr }, s: number, next: Float32Array, w: LayerPtrs): void {
+    const { d, H, hs } = mosaicDims(this.config);
+    const v = this.arena.f32(cl.V + s * d * 4, d), cur = this.arena.f32(cl.Wv + s * d * 4, d);
+    for (let h = 0; h < H; h++) for (let j = h * hs; j < (h + 1) * hs; j++) v[j] = (1 - w.c[h]) * next[j] + w.c[h] * cur[j];
+    unitNorm(v, w.vscale, H, hs);
+  }
+
+  dispose(): void { this.disposed = true; }
+}
+
+/** Per-head u ← scale_h · u / (|u| + ε), in place. */
+function unitNorm(u: Float32Array, scale: Float64Array, H: number, hs: number): void {
+  for (let h = 0; h < H; h++) {
+    let n2 = 0;
+    for (let j = h * hs; j < (h + 1) * hs; j++) n2 += u[j] * u[j];
+    const g = scale[h] / (Math.sqrt(n2) + NORM_EPS);
+    for (let j = h * hs; j < (h + 1) * hs; j++) u[j] *= g;
+  }
+}
