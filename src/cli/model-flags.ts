@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { CliError, type FlagSpecs, type FlagValues } from './args.js';
 import type { LoadOptions, LoadProgress } from '../models/load.js';
+import { parseAttentionSpec } from '../attention/spec.js';
 import type { SamplingOptions } from '../generation/sampler.js';
 import { Tessera, type TesseraOptions } from '../api/tessera.js';
 
@@ -13,6 +14,8 @@ export const MODEL_FLAGS: FlagSpecs = {
   threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
+  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32)' },
+  attention: { type: 'string', placeholder: 'SPEC', description: 'attention backend: dense (default), or e.g. magicpig:K=10,L=150' },
 };
 
 // Defaults are llama.cpp's (common/common.h), so a run here and there can be compared.
@@ -68,6 +71,10 @@ export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Pro
   if (v.threads !== undefined) opts.threads = v.threads as number;
   if (v.ctx !== undefined) opts.contextLength = v.ctx as number;
   if (v.quantize !== undefined) opts.quantize = v.quantize as 'q8_0';
+  if (v['kv-type'] !== undefined) opts.cacheDType = v['kv-type'] as 'f32' | 'f16';
+  if (v.attention !== undefined) {
+    try { opts.attention = parseAttentionSpec(v.attention as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+  }
   try {
     return await Tessera.load(path, { ...opts, ...extra });
   } finally {

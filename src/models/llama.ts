@@ -14,7 +14,7 @@ import type { Ptr } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
-import { DenseAttention } from '../attention/dense.js';
+import type { AttentionBackend } from '../attention/create.js';
 import type { LayerAttention } from '../attention/types.js';
 import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from './config.js';
@@ -67,6 +67,8 @@ export interface LlamaModelOptions {
   chunk: number;
   cacheDType: CacheDType;
   invFreq: Float32Array;
+  /** Attention backend of each layer (dense, or a sparse one behind the same interface). */
+  attention: (layer: number) => AttentionBackend;
 }
 
 export class LlamaModel implements LanguageModel {
@@ -102,8 +104,9 @@ export class LlamaModel implements LanguageModel {
       a.f32(s.invFreq, headDim / 2).set(opts.invFreq);
       return s;
     });
-    this.attention = w.layers.map((L) => new DenseAttention(L.arena, pool, {
-      heads: config.num_attention_heads, kvHeads: config.num_key_value_heads, headDim, capacity: opts.capacity, dtype: opts.cacheDType,
+    this.attention = w.layers.map((L, layer) => opts.attention(layer).create(L.arena, pool, {
+      layer, layers: w.layers.length, heads: config.num_attention_heads, kvHeads: config.num_key_value_heads,
+      headDim, capacity: opts.capacity, dtype: opts.cacheDType,
     }));
     const h = w.head;
     this.headX = h.alloc(C * d * 4);

@@ -13,7 +13,8 @@ import { weightBytes } from '../kernels/types.js';
 import type { TensorEntry } from '../formats/tensor-source.js';
 import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
-import { denseCacheBytes } from '../attention/dense.js';
+import { attentionBackend, type AttentionBackend } from '../attention/create.js';
+import { DENSE, parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { layerTensorNames, type LayerWeights, type Mat, type ModelWeights } from './weights.js';
 import { LlamaModel, headScratchBytes, layerScratchBytes } from './llama.js';
@@ -39,6 +40,8 @@ export interface LoadOptions {
   cacheDType?: CacheDType;
   /** Tokens per internal prefill chunk (default 64). */
   prefillChunk?: number;
+  /** Attention backend for every layer: a spec or its text form ("dense", "magicpig:K=10,L=150"). */
+  attention?: AttentionSpec | string;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -114,15 +117,17 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
 type Plan = ReturnType<typeof planTensors>;
 const sizesOf = (ts: Record<string, TensorPlan | null>) => Object.values(ts).filter((t): t is TensorPlan => t !== null).map((t) => t.bytes);
 
-function arenaSizes(ck: Checkpoint, plan: Plan, capacity: number, chunk: number, cacheDType: CacheDType) {
+function arenaSizes(ck: Checkpoint, plan: Plan, capacity: number, chunk: number, cacheDType: CacheDType, backend: AttentionBackend) {
   const c = ck.config, { headDim } = derive(c);
   const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : []), headScratchBytes(c, chunk)]);
-  const kv = denseCacheBytes({ heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim, capacity, dtype: cacheDType });
-  const layers = plan.layers.map((l) => planArena([...sizesOf(l), kv / 2, kv / 2, layerScratchBytes(c, chunk)]));
+  const layers = plan.layers.map((l, layer) => {
+    const att = backend.arenaBytes({ layer, layers: plan.layers.length, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim, capacity, dtype: cacheDType });
+    return planArena([...sizesOf(l), att, layerScratchBytes(c, chunk)]) + 64 * 16; // + alignment slack of the backend's own buffers
+  });
   return { head, layers };
 }
 
-function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType): ModelInfo {
+function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend): ModelInfo {
   const all = [plan.embed, plan.norm, plan.lmHead, ...plan.layers.flatMap((l) => Object.values(l))].filter((t): t is TensorPlan => t !== null);
   const dtypes: Record<string, number> = {};
   let parameters = 0, wBytes = 0;
@@ -137,7 +142,7 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
     path: ck.path, format: ck.format, config: c, parameters, dtypes, weightBytes: wBytes,
     kvBytesPerToken: 2 * kvDim * es * c.num_hidden_layers,
     memoryNeeded: (ctx: number) => {
-      const s = arenaSizes(ck, plan, ctx, chunk, cacheDType);
+      const s = arenaSizes(ck, plan, ctx, chunk, cacheDType, backend);
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
   };
@@ -146,10 +151,15 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
 function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096); }
 
 /** Reads headers only (no weights) and describes a checkpoint: for `tessera info`. */
-export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk'> = {}): ModelInfo {
+function backendOf(spec: AttentionSpec | string | undefined): AttentionBackend {
+  return attentionBackend(typeof spec === 'string' ? parseAttentionSpec(spec) : spec ?? DENSE);
+}
+
+export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk' | 'attention'> = {}): ModelInfo {
+  const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   try {
-    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32');
+    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32', backend);
   } finally { ck.source.close(); }
 }
 
@@ -158,6 +168,7 @@ function abortError(): Error {
 }
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   let pool: ThreadPool | null = null;
   try {
@@ -168,9 +179,9 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength}`);
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
     const plan = planTensors(ck, opts.quantize);
-    const info = describe(ck, plan, chunk, cacheDType);
+    const info = describe(ck, plan, chunk, cacheDType, backend);
     const tokenizer = ck.tokenizer();
-    const sizes = arenaSizes(ck, plan, capacity, chunk, cacheDType);
+    const sizes = arenaSizes(ck, plan, capacity, chunk, cacheDType, backend);
     sizes.layers.forEach((bytes, i) => {
       if (bytes > MAX_ARENA_BYTES) {
         throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + KV cache for ${capacity} tokens), more than one 4 GiB WebAssembly memory; use a smaller contextLength or cacheDType 'f16'`);
@@ -216,7 +227,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };
     const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
-    const model = new LlamaModel(c, weights, pool, { capacity, chunk, cacheDType, invFreq });
+    const model = new LlamaModel(c, weights, pool, { capacity, chunk, cacheDType, invFreq, attention: () => backend });
     opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
     return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
   } catch (e) {

@@ -1,0 +1,41 @@
+// Which attention backend a run uses, as written on the command line and in the API:
+//   "dense" | "magicpig" | "magicpig:K=10,L=150" | "streaming:window=256,sinks=4" …
+// Parameters are numbers (or strings for list-valued ones such as dense layers "0,16" written "0+16").
+
+export const ATTENTION_KINDS = ['dense', 'topk', 'quest', 'streaming', 'oracle-sampling', 'magicpig'] as const;
+export type AttentionKind = (typeof ATTENTION_KINDS)[number];
+
+export interface AttentionSpec {
+  kind: AttentionKind;
+  params: Readonly<Record<string, number | string>>;
+}
+
+export const DENSE: AttentionSpec = { kind: 'dense', params: {} };
+
+export function parseAttentionSpec(text: string): AttentionSpec {
+  const [kindText, paramText] = splitOnce(text.trim(), ':');
+  if (!(ATTENTION_KINDS as readonly string[]).includes(kindText)) {
+    throw new RangeError(`attention: unknown backend "${kindText}"; choose one of ${ATTENTION_KINDS.join(', ')} (e.g. magicpig:K=10,L=150)`);
+  }
+  const params: Record<string, number | string> = {};
+  if (paramText !== undefined && paramText !== '') {
+    for (const part of paramText.split(',')) {
+      const [key, value] = splitOnce(part, '=');
+      if (!key || value === undefined || value === '') throw new RangeError(`attention: parameter "${part}" must look like NAME=VALUE (in "${text}")`);
+      if (key in params) throw new RangeError(`attention: parameter ${key} given twice (in "${text}")`);
+      const num = Number(value);
+      params[key] = Number.isFinite(num) ? num : value;
+    }
+  }
+  return { kind: kindText as AttentionKind, params };
+}
+
+export function formatAttentionSpec(s: AttentionSpec): string {
+  const p = Object.entries(s.params).map(([k, v]) => `${k}=${v}`).join(',');
+  return p ? `${s.kind}:${p}` : s.kind;
+}
+
+function splitOnce(s: string, sep: string): [string, string | undefined] {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s, undefined] : [s.slice(0, i), s.slice(i + 1)];
+}
