@@ -1,0 +1,96 @@
+// Loading: progress, cancellation, memory reporting and the errors a user sees for broken checkpoints.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
+import { loadModel, describeModel } from '../../src/models/load.js';
+import { openSafetensors } from '../../src/formats/safetensors.js';
+import { writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors-writer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tessera-load-'));
+const ck = writeTestCheckpoint(join(dir, 'base'), 'llama3-tiny', { formats: ['hf', 'gguf-q8_0'] });
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A copy of the HF folder whose tensors went through `edit`. */
+function editedFolder(name: string, edit: (ts: TensorToWrite[]) => TensorToWrite[]): string {
+  const out = join(dir, name);
+  cpSync(ck.hfDir!, out, { recursive: true });
+  const src = openSafetensors(join(ck.hfDir!, 'model.safetensors'));
+  const tensors: TensorToWrite[] = [...src.tensors.values()].map((e) => {
+    const data = new Uint8Array(e.byteLength);
+    src.read(e, data);
+    return { name: e.name, dtype: 'F32', shape: e.shape, data };
+  });
+  src.close();
+  writeSafetensors(join(out, 'model.safetensors'), edit(tensors));
+  return out;
+}
+
+test('progress is reported up to the total and ends with ready', async () => {
+  const seen: { stage: string; loaded: number; total: number }[] = [];
+  const { model } = await loadModel(ck.hfDir!, { threads: 1, onProgress: (p) => seen.push({ stage: p.stage, loaded: p.loadedBytes, total: p.totalBytes }) });
+  model.dispose();
+  assert.ok(seen.length > 5);
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].loaded >= seen[i - 1].loaded, 'monotonic');
+  const last = seen[seen.length - 1];
+  assert.equal(last.stage, 'ready');
+  assert.equal(last.loaded, last.total);
+});
+
+test('an AbortSignal cancels loading with an AbortError', async () => {
+  const ac = new AbortController();
+  let calls = 0;
+  await assert.rejects(loadModel(ck.hfDir!, { threads: 2, signal: ac.signal, onProgress: () => { if (++calls === 3) ac.abort(); } }),
+    (e: Error) => e.name === 'AbortError');
+  const pre = new AbortController();
+  pre.abort();
+  await assert.rejects(loadModel(ck.hfDir!, { signal: pre.signal }), (e: Error) => e.name === 'AbortError');
+});
+
+test('describeModel reports parameters, dtypes and memory without reading weights', () => {
+  const f32 = describeModel(ck.hfDir!);
+  const q8 = describeModel(ck.gguf.q8_0);
+  assert.equal(f32.format, 'safetensors');
+  assert.equal(q8.format, 'gguf');
+  assert.equal(f32.parameters, q8.parameters);
+  const c = f32.config;
+  const expected = c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2) + c.hidden_size
+    + c.num_hidden_layers * (2 * c.hidden_size + 3 * c.hidden_size * c.intermediate_size
+      + c.hidden_size * 16 * (c.num_attention_heads * 2 + c.num_key_value_heads * 2));
+  assert.equal(f32.parameters, expected);
+  assert.deepEqual(f32.dtypes, { f32: 3 + 9 * c.num_hidden_layers });
+  assert.ok(q8.weightBytes < f32.weightBytes / 3, 'q8_0 is about a quarter of f32');
+  assert.equal(f32.kvBytesPerToken, 2 * c.num_key_value_heads * 16 * 4 * c.num_hidden_layers);
+  assert.ok(f32.memoryNeeded(4096) - f32.memoryNeeded(1024) >= 3072 * f32.kvBytesPerToken);
+  assert.ok(describeModel(ck.hfDir!, { quantize: 'q8_0' }).weightBytes < f32.weightBytes / 3);
+  assert.ok(describeModel(ck.hfDir!, { cacheDType: 'f16' }).kvBytesPerToken === f32.kvBytesPerToken / 2);
+});
+
+test('broken checkpoints fail with errors that name the tensor and the problem', async () => {
+  const missing = editedFolder('missing', (ts) => ts.filter((t) => t.name !== 'model.layers.1.mlp.up_proj.weight'));
+  await assert.rejects(loadModel(missing), /tensor model\.layers\.1\.mlp\.up_proj\.weight is missing/);
+  const misshapen = editedFolder('misshapen', (ts) => ts.map((t) => t.name === 'model.norm.weight'
+    ? { ...t, shape: [t.shape[0] / 2, 2] } : t));
+  await assert.rejects(loadModel(misshapen), /tensor model\.norm\.weight has shape \[32,2\], expected \[64\]/);
+  const intTensor = editedFolder('int', (ts) => ts.map((t) => t.name === 'model.norm.weight' ? { ...t, dtype: 'I32' } : t));
+  await assert.rejects(loadModel(intTensor), /model\.norm\.weight is stored as i32; Tessera loads f32, f16, bf16, q8_0 and q4_0/);
+  const badConfig = join(dir, 'badconfig');
+  cpSync(ck.hfDir!, badConfig, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(badConfig, 'config.json'), 'utf8'));
+  cfg.num_attention_heads = 5;
+  writeFileSync(join(badConfig, 'config.json'), JSON.stringify(cfg));
+  await assert.rejects(loadModel(badConfig), /num_attention_heads/);
+  await assert.rejects(loadModel(join(dir, 'nowhere')), /no such file or folder; expected a Hugging Face model folder/);
+  writeFileSync(join(dir, 'notgguf.bin'), 'hello');
+  await assert.rejects(loadModel(join(dir, 'notgguf.bin')), /not a GGUF file/);
+});
+
+test('impossible options are refused before anything is allocated', async () => {
+  await assert.rejects(loadModel(ck.hfDir!, { contextLength: 0 }), /contextLength must be a positive integer/);
+  await assert.rejects(loadModel(ck.hfDir!, { prefillChunk: 1e6 }), /prefillChunk must be an integer/);
+  await assert.rejects(loadModel(ck.hfDir!, { contextLength: 2 ** 40 }), /more than one 4 GiB WebAssembly memory/);
+  await assert.rejects(loadModel(ck.hfDir!, { attention: 'sparse' }), /unknown backend "sparse"/);
+});
