@@ -28,7 +28,8 @@ const q8Bytes = (count: number) => Math.ceil(count / 32) * 34;
 export function layerScratchBytes(c: LlamaConfig, C: number): number {
   const { qDim, kvDim, headDim } = derive(c);
   const d = c.hidden_size, F = c.intermediate_size;
-  const f32 = [C * d, C * d, C * qDim, C * kvDim, C * kvDim, C * qDim, C * d, C * F, C * F, C, headDim / 2];
+  const f32 = [C * d, C * d, C * qDim, C * kvDim, C * kvDim, C * qDim, C * d, C * F, C * F, C, headDim / 2,
+    C * (qDim + 2 * kvDim), C * 2 * F];
   return f32.reduce((s, n) => s + n * 4 + ALIGN, 0) + q8Bytes(C * Math.max(d, qDim, F)) + ALIGN;
 }
 
@@ -47,6 +48,8 @@ interface LayerScratch {
   pos: Ptr;                      // (C) i32
   invFreq: Ptr;                  // (D/2)
   xq: Ptr;                       // q8_0 blocks of the current matmul input
+  qkv: Ptr;                      // (C, qDim + 2·kvDim) output of the stacked q|k|v matmul
+  gateUp: Ptr;                   // (C, 2F) output of the stacked gate|up matmul
 }
 
 class LlamaCache implements ModelCache {
@@ -100,6 +103,7 @@ export class LlamaModel implements LanguageModel {
         v: a.alloc(C * kvDim * 4), att: a.alloc(C * qDim * 4), o: a.alloc(C * d * 4), gate: a.alloc(C * F * 4),
         up: a.alloc(C * F * 4), pos: a.alloc(C * 4), invFreq: a.alloc((headDim / 2) * 4),
         xq: a.alloc(q8Bytes(C * Math.max(d, qDim, F))),
+        qkv: a.alloc(C * (qDim + 2 * kvDim) * 4), gateUp: a.alloc(C * 2 * F * 4),
       };
       a.f32(s.invFreq, headDim / 2).set(opts.invFreq);
       return s;
@@ -196,33 +200,57 @@ export class LlamaModel implements LanguageModel {
     // attention block
     k.rmsNorm(s.x, L.attnNorm, s.xn, n, d, c.rms_norm_eps);                   // (n, d)
     let qz = { done: false };
-    this.matmul(a, L.q, s.xn, s.xq, s.q, n, qz);                             // (n, qDim)
-    this.matmul(a, L.k, s.xn, s.xq, s.k, n, qz);                             // (n, kvDim)
-    this.matmul(a, L.v, s.xn, s.xq, s.v, n, qz);                             // (n, kvDim)
-    if (L.qBias) k.addBias(s.q, L.qBias, n, qDim);
-    if (L.kBias) k.addBias(s.k, L.kBias, n, kvDim);
-    if (L.vBias) k.addBias(s.v, L.vBias, n, kvDim);
-    k.rope(s.q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
-    k.rope(s.k, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
+    let q = s.q, kk = s.k, v = s.v;
+    if (L.qkv) {
+      const rows = qDim + 2 * kvDim;
+      this.matmul(a, L.qkv, s.xn, s.xq, s.qkv, n, qz);                       // (n, qDim + 2·kvDim)
+      if (L.qBias) k.addBias(s.qkv, L.qBias, n, rows);                       // q|k|v biases are contiguous too
+      if (n === 1) { q = s.qkv; kk = s.qkv + qDim * 4; v = kk + kvDim * 4; }
+      else this.unstack(a, s.qkv, n, [[s.q, qDim], [s.k, kvDim], [s.v, kvDim]]);
+    } else {
+      this.matmul(a, L.q, s.xn, s.xq, s.q, n, qz);                           // (n, qDim)
+      this.matmul(a, L.k, s.xn, s.xq, s.k, n, qz);                           // (n, kvDim)
+      this.matmul(a, L.v, s.xn, s.xq, s.v, n, qz);                           // (n, kvDim)
+      if (L.qBias) { k.addBias(s.q, L.qBias, n, qDim); k.addBias(s.k, L.kBias, n, kvDim); k.addBias(s.v, L.vBias, n, kvDim); }
+    }
+    k.rope(q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
+    k.rope(kk, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
     const att = this.attention[l];
-    att.store(s.k, s.v, p0, n);
-    att.attend(s.q, s.pos, s.att, n, p0 + n);                                  // (n, qDim)
+    att.store(kk, v, p0, n);
+    att.attend(q, s.pos, s.att, n, p0 + n);                                    // (n, qDim)
     qz = { done: false };
     this.matmul(a, L.o, s.att, s.xq, s.o, n, qz);                            // (n, d)
     k.add(s.x, s.o, n * d);
 
     // feed-forward block
+    const F = c.intermediate_size;
     k.rmsNorm(s.x, L.ffnNorm, s.xn, n, d, c.rms_norm_eps);
     qz = { done: false };
-    this.matmul(a, L.gate, s.xn, s.xq, s.gate, n, qz);                       // (n, F)
-    this.matmul(a, L.up, s.xn, s.xq, s.up, n, qz);                           // (n, F)
-    if (c.hidden_act === 'silu') k.siluMul(s.gate, s.up, n * c.intermediate_size);
-    else k.geluMul(s.gate, s.up, n * c.intermediate_size);
+    let gate = s.gate, up = s.up;
+    if (L.gateUp) {
+      this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n, qz);                 // (n, 2F)
+      if (n === 1) { gate = s.gateUp; up = s.gateUp + F * 4; }
+      else this.unstack(a, s.gateUp, n, [[s.gate, F], [s.up, F]]);
+    } else {
+      this.matmul(a, L.gate, s.xn, s.xq, s.gate, n, qz);                     // (n, F)
+      this.matmul(a, L.up, s.xn, s.xq, s.up, n, qz);                         // (n, F)
+    }
+    if (c.hidden_act === 'silu') k.siluMul(gate, up, n * F);
+    else k.geluMul(gate, up, n * F);
     qz = { done: false };
-    this.matmul(a, L.down, s.gate, s.xq, s.o, n, qz);                        // (n, d)
+    this.matmul(a, L.down, gate, s.xq, s.o, n, qz);                          // (n, d)
     k.add(s.x, s.o, n * d);
 
     this.w.head.f32(this.headX, n * d).set(a.f32(s.x, n * d));               // residual out
+  }
+
+  // Splits the rows of a stacked output (n, Σ widths) into separate (n, width) buffers.
+  private unstack(a: Arena, src: Ptr, n: number, parts: [Ptr, number][]): void {
+    const total = parts.reduce((t, [, w]) => t + w, 0);
+    const all = a.f32(src, n * total);
+    for (let t = 0, off = 0; t < n; t++) {
+      for (const [dst, w] of parts) { a.f32(dst + t * w * 4, w).set(all.subarray(off, off + w)); off += w; }
+    }
   }
 
   // logits (m, V) of residual rows [row, row + m)

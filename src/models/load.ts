@@ -8,7 +8,7 @@ import type { LlamaConfig } from './config.js';
 import { derive } from './config.js';
 import type { LanguageModel } from './types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import type { CacheDType, WeightDType } from '../kernels/types.js';
+import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
 import type { TensorEntry } from '../formats/tensor-source.js';
 import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
@@ -204,6 +204,36 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     };
     const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> =>
       ({ ptr: await step(t, arena), dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+    /** Matrices with one dtype read back to back into one region, so one matmul covers them all. */
+    const stacked = async (ts: TensorPlan[], arena: Arena): Promise<{ parts: Mat[]; all: Mat | null }> => {
+      if (ts.some((t) => t.stored !== ts[0].stored)) return { parts: await Promise.all(ts.map((t) => mat(t, arena))), all: null };
+      const base = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
+      const parts: Mat[] = [];
+      let at = base;
+      for (const t of ts) {
+        if (opts.signal?.aborted) throw abortError();
+        readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
+        parts.push({ ptr: at, dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+        at += t.bytes;
+        loaded += t.bytes;
+        opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });
+        await new Promise((r) => setImmediate(r));
+      }
+      return { parts, all: { ptr: base, dtype: ts[0].stored, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
+    };
+    /** 1-D f32 vectors (biases) back to back. */
+    const vectors = async (ts: TensorPlan[], arena: Arena): Promise<Ptr[]> => {
+      const base = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
+      let at = base;
+      const out: Ptr[] = [];
+      for (const t of ts) {
+        readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
+        out.push(at);
+        at += t.bytes;
+        loaded += t.bytes;
+      }
+      return out;
+    };
 
     const head = Arena.create(sizes.head, { kernels, label: 'embeddings/output' });
     pool.register(head);
@@ -215,14 +245,16 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       const p = plan.layers[i];
       const arena = Arena.create(sizes.layers[i], { kernels, label: `layer ${i}` });
       pool.register(arena);
+      const attnNorm = await step(p.attnNorm!, arena);
+      const qkv = await stacked([p.q!, p.k!, p.v!], arena);
+      const [qBias, kBias, vBias] = p.qBias ? await vectors([p.qBias, p.kBias!, p.vBias!], arena) : [0, 0, 0];
+      const o = await mat(p.o!, arena);
+      const ffnNorm = await step(p.ffnNorm!, arena);
+      const gateUp = await stacked([p.gate!, p.up!], arena);
+      const down = await mat(p.down!, arena);
       layers.push({
-        arena,
-        attnNorm: await step(p.attnNorm!, arena),
-        q: await mat(p.q!, arena), k: await mat(p.k!, arena), v: await mat(p.v!, arena), o: await mat(p.o!, arena),
-        qBias: p.qBias ? await step(p.qBias, arena) : 0, kBias: p.kBias ? await step(p.kBias, arena) : 0,
-        vBias: p.vBias ? await step(p.vBias, arena) : 0,
-        ffnNorm: await step(p.ffnNorm!, arena),
-        gate: await mat(p.gate!, arena), up: await mat(p.up!, arena), down: await mat(p.down!, arena),
+        arena, attnNorm, q: qkv.parts[0], k: qkv.parts[1], v: qkv.parts[2], qkv: qkv.all, qBias, kBias, vBias, o,
+        ffnNorm, gate: gateUp.parts[0], up: gateUp.parts[1], gateUp: gateUp.all, down,
       });
     }
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };

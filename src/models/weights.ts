@@ -12,9 +12,14 @@ export interface LayerWeights {
   arena: Arena;
   attnNorm: Ptr;                 // (d) f32
   q: Mat; k: Mat; v: Mat; o: Mat;
-  qBias: Ptr; kBias: Ptr; vBias: Ptr; // (qDim | kvDim) f32, 0 when absent
+  /** q, k and v stacked (qDim + 2·kvDim, d) when they share a dtype: their rows are stored
+   *  contiguously, so one matmul (one thread-pool job) computes all three. */
+  qkv: Mat | null;
+  qBias: Ptr; kBias: Ptr; vBias: Ptr; // (qDim | kvDim) f32, 0 when absent; contiguous when present
   ffnNorm: Ptr;                  // (d) f32
   gate: Mat; up: Mat; down: Mat;
+  /** gate and up stacked (2F, d) when they share a dtype. */
+  gateUp: Mat | null;
 }
 
 export interface ModelWeights {
