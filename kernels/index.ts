@@ -12,3 +12,4 @@ export { siluMul, geluMul, add, addBias, softmax } from './activations';
 export { attentionF32, attentionF16 } from './attention';
 export * from './train-layout';
 export * from './train-attention';
+export * from './train-mosaic';

@@ -5,14 +5,33 @@
 // Forward: Tessera's causal attention kernel (SIMD, online softmax) with query positions shifted by one
 // (qPos = t − 1 ⇒ rows s ≤ t − 1; qPos = −1 for t = 0 reads nothing and writes zeros) and scale 1
 // (the learned key scale e^b is already in k).
-// Backward (recomputes the softmax row per position, no T×T buffer kept between passes):
+// Backward (SIMD kernel kernels/train-mosaic.ts; TypeScript twin below; recomputes the softmax row per position, no T×T buffer kept between passes):
 //   p_s = softmax_s(k_t·k_s), dp_s = g_t·v_s, D_t = Σ_s p_s dp_s = g_t·y_t, z_s = p_s (dp_s − D_t)
 //   dk_t += Σ_s z_s k_s (query role),  dk_s += z_s k_t (key role),  dv_s += p_s g_t
 // Shape legend: B batch, T tokens, d = H·hs, k, v, y (B, T, d).
 
 import type { Tape } from '../training/autograd/tape.js';
 import { type Tensor, shapeStr } from '../training/autograd/tensor.js';
+import type { TrainMemory } from '../training/memory.js';
+import type { Ptr } from '../kernels/types.js';
+import { kernelModule } from '../kernels/wasm.js';
 import { batchTime } from './ops.js';
+
+type ReadoutBackwardKernel = (k: Ptr, v: Ptr, y: Ptr, g: Ptr, gk: Ptr, gv: Ptr, scratch: Ptr,
+  T: number, H: number, hs: number, h0: number, h1: number, wantK: number, wantV: number) => void;
+
+const simd = new WeakMap<TrainMemory, ReadoutBackwardKernel | null>();
+
+/** kernels/train-mosaic.ts bound to the memory's arena, when it runs the wasm kernels and the
+ *  build has the kernel (a dist/kernels.wasm older than kernels/train-mosaic.ts falls back to TS). */
+export function simdBackward(mem: TrainMemory): ReadoutBackwardKernel | null {
+  if (mem.arena.kernelKind !== 'wasm') return null;
+  if (!simd.has(mem)) {
+    const inst = new WebAssembly.Instance(kernelModule(), { env: { memory: mem.arena.memory } });
+    simd.set(mem, (inst.exports.mosaicReadoutBackward as ReadoutBackwardKernel | undefined) ?? null);
+  }
+  return simd.get(mem)!;
+}
 
 /** Strictly causal kernel-regression read-out of H heads; k and v (B, T, d). */
 export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number): Tensor {
@@ -31,11 +50,21 @@ export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number): Tens
     const o = b * T * d * 4;
     tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, H);
   }
-  tape.record(y, () => readoutBackward(k, v, y, B, T, H, hs));
+  tape.record(y, () => {
+    const kern = simdBackward(mem);
+    if (!kern) { readoutBackward(k, v, y, B, T, H, hs); return; }
+    const gk = k.requiresGrad ? k.gradPtr : 0, gv = v.requiresGrad ? v.gradPtr : 0, gy = y.gradPtr;
+    const scratch = mem.allocStep((T + hs) * 4);
+    for (let b = 0; b < B; b++) {
+      const o = b * T * d * 4;
+      kern(k.ptr + o, v.ptr + o, y.ptr + o, gy + o, gk && gk + o, gv && gv + o, scratch, T, H, hs, 0, H, gk ? 1 : 0, gv ? 1 : 0);
+    }
+  });
   return y;
 }
 
-function readoutBackward(k: Tensor, v: Tensor, y: Tensor, B: number, T: number, H: number, hs: number): void {
+/** The TypeScript twin of kernels/train-mosaic.ts (and the path for 'reference' kernels). */
+export function readoutBackward(k: Tensor, v: Tensor, y: Tensor, B: number, T: number, H: number, hs: number): void {
   const d = H * hs;
   const K = k.data, V = v.data, Y = y.data, G = y.grad!;
   const gk = k.requiresGrad ? k.ensureGrad() : null;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/training/rng.js';
 import type { Tape } from '../../src/training/autograd/tape.js';
 import { leakyAverage, valueLookAhead, unitNormScale, headScale, splitHeads, mergeHeads, embedTokens } from '../../src/mosaic/ops.js';
-import { causalReadout } from '../../src/mosaic/readout.js';
+import { causalReadout, readoutBackward, simdBackward } from '../../src/mosaic/readout.js';
 import { referenceLeakyAverage } from '../../src/mosaic/reference.js';
 import { gradCheck, leaf, makeTape } from './gradcheck.js';
 
@@ -105,6 +105,33 @@ test('causalReadout: gradients to keys (query and key roles) and values match fi
   const v = leaf(tape, [B, T, d], rng);
   gradCheck(tape, (tp) => causalReadout(tp, k, v, H), [k, v], { samples: 40 });
 });
+
+test('causalReadout backward: the SIMD kernel equals its TypeScript twin (hs = 5, 7; T = 1, 9, 13)', () => {
+  for (const [Tn, Hn, hsn] of [[9, 3, 5], [13, 2, 7], [1, 2, 4]]) {
+    const tape = makeTape('wasm');
+    assert.ok(simdBackward(tape.mem), 'dist/kernels.wasm lacks mosaicReadoutBackward: run npm run build:kernels');
+    const rng = new Rng(10 + Tn);
+    const dn = Hn * hsn;
+    const k = leaf(tape, [2, Tn, dn], rng, 0.9), v = leaf(tape, [2, Tn, dn], rng);
+    const y = causalReadout(tape, k, v, Hn);
+    const g = y.ensureGrad();
+    for (let i = 0; i < g.length; i++) g[i] = rng.normal();
+    tape.backward(sumAsLoss(tape, y));
+    const simdK = k.toArray(), gkS = Float32Array.from(k.grad!), gvS = Float32Array.from(v.grad!);
+    k.zeroGrad(); v.zeroGrad();
+    readoutBackward(k, v, y, 2, Tn, Hn, hsn);
+    close(gkS, k.grad!, 2e-5, `gk T=${Tn}`);
+    close(gvS, v.grad!, 2e-5, `gv T=${Tn}`);
+    assert.deepEqual(k.toArray(), simdK);
+  }
+});
+
+/** A loss whose backward leaves y.grad as set by the caller (seed 0). */
+function sumAsLoss(tape: Tape, y: import('../../src/training/autograd/tensor.js').Tensor) {
+  const l = tape.output([1], true);
+  tape.record(l, () => { void y.ensureGrad(); });
+  return l;
+}
 
 test('causalReadout: value v_t reaches only positions > t; key k_t only positions ≥ t', () => {
   const tape = makeTape();
