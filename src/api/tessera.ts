@@ -6,7 +6,7 @@
 
 import { basename } from 'node:path';
 import { loadModel, type LoadOptions, type LoadedModel, type ModelInfo } from '../models/load.js';
-import type { LlamaConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/load.js';
 import type { LanguageModel, ModelCache } from '../models/types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import {
@@ -39,7 +39,7 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
 export class Tessera {
   readonly model: LanguageModel;
   readonly tokenizer: Tokenizer;
-  readonly config?: LlamaConfig;
+  readonly config?: ModelConfig;
   readonly info?: ModelInfo;
   readonly generationConfig?: Record<string, unknown>;
   readonly name: string;

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_HINT } from './model-flags.js';
 import { describeModel, type ModelInfo } from '../models/load.js';
-import { derive } from '../models/config.js';
+import { derive, type LlamaConfig } from '../models/config.js';
+import type { MosaicConfig } from '../mosaic/config.js';
 
 const FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
@@ -25,12 +26,23 @@ function bytes(n: number): string {
 
 /** The facts `info` prints, as a flat object (also the --json output). */
 export function infoRecord(info: ModelInfo, ctx: number): Record<string, unknown> {
-  const c = info.config, d = derive(c);
+  const c = info.config;
+  if (c.model_type === 'memory_mosaic') {
+    const m = c as MosaicConfig;
+    return {
+      path: info.path, format: info.format, architecture: m.model_type,
+      layers: m.n_layer, heads: m.n_head, kv_heads: m.n_head, head_dim: m.n_embd / m.n_head,
+      hidden_size: m.n_embd, intermediate_size: `persistent memory ${m.pmem_size} slots/head`, vocab_size: m.vocab_size,
+      max_position_embeddings: m.block_size, parameters: info.parameters, dtypes: info.dtypes, weight_bytes: info.weightBytes,
+      kv_bytes_per_token: info.kvBytesPerToken, ctx, memory_needed_bytes: info.memoryNeeded(ctx),
+    };
+  }
+  const l = c as LlamaConfig, d = derive(l);
   return {
     path: info.path, format: info.format, architecture: c.model_type,
-    layers: c.num_hidden_layers, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads, head_dim: d.headDim,
-    hidden_size: c.hidden_size, intermediate_size: c.intermediate_size, vocab_size: c.vocab_size,
-    max_position_embeddings: c.max_position_embeddings, rope_theta: c.rope_theta, tie_word_embeddings: c.tie_word_embeddings,
+    layers: l.num_hidden_layers, heads: l.num_attention_heads, kv_heads: l.num_key_value_heads, head_dim: d.headDim,
+    hidden_size: l.hidden_size, intermediate_size: l.intermediate_size, vocab_size: l.vocab_size,
+    max_position_embeddings: l.max_position_embeddings, rope_theta: l.rope_theta, tie_word_embeddings: l.tie_word_embeddings,
     parameters: info.parameters, dtypes: info.dtypes, weight_bytes: info.weightBytes,
     kv_bytes_per_token: info.kvBytesPerToken, ctx, memory_needed_bytes: info.memoryNeeded(ctx),
   };
@@ -42,7 +54,8 @@ export async function runInfo(argv: string[]): Promise<number> {
   const path = v.model as string;
   if (!existsSync(path)) throw new CliError(`model path ${path} does not exist`, MODEL_HINT);
   const info = describeModel(path, v.quantize ? { quantize: v.quantize as 'q8_0' } : {});
-  const ctx = (v.ctx as number | undefined) ?? Math.min(info.config.max_position_embeddings, 4096);
+  const r0 = infoRecord(info, 0);
+  const ctx = (v.ctx as number | undefined) ?? Math.min(r0.max_position_embeddings as number, 4096);
   const r = infoRecord(info, ctx);
   if (v.json) { process.stdout.write(JSON.stringify(r) + '\n'); return 0; }
   const rows: [string, string][] = [

@@ -20,6 +20,14 @@ import { layerTensorNames, type LayerWeights, type Mat, type ModelWeights } from
 import { LlamaModel, headScratchBytes, layerScratchBytes } from './llama.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
 import { readTensorInto } from './tensor-convert.js';
+import { isMosaicFolder, loadMosaic } from '../mosaic/load.js';
+import { mosaicParameterCount, mosaicConfigFromJson, type MosaicConfig } from '../mosaic/config.js';
+import { readJsonFile } from '../formats/hf-folder.js';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Every model family Tessera runs, told apart by `model_type`. */
+export type ModelConfig = LlamaConfig | MosaicConfig;
 
 export interface LoadProgress {
   stage: 'reading' | 'quantizing' | 'ready';
@@ -49,7 +57,7 @@ export interface LoadOptions {
 export interface ModelInfo {
   path: string;
   format: 'safetensors' | 'gguf';
-  config: LlamaConfig;
+  config: ModelConfig;
   parameters: number;
   /** Tensor count per stored dtype (in the file). */
   dtypes: Record<string, number>;
@@ -64,7 +72,7 @@ export interface ModelInfo {
 export interface LoadedModel {
   model: LanguageModel;
   tokenizer: Tokenizer;
-  config: LlamaConfig;
+  config: ModelConfig;
   info: ModelInfo;
   /** Raw generation_config.json (HF folders) if present: sampling defaults suggested by the authors. */
   generationConfig?: Record<string, unknown>;
@@ -155,7 +163,22 @@ function backendOf(spec: AttentionSpec | string | undefined): AttentionBackend {
   return attentionBackend(typeof spec === 'string' ? parseAttentionSpec(spec) : spec ?? DENSE);
 }
 
+const isMosaic = (path: string) => existsSync(path) && statSync(path).isDirectory() && isMosaicFolder(path);
+
+/** ModelInfo of a Memory Mosaic folder: f32 weights; per position and layer the cache keeps five
+ *  d-wide rows (keys, values, and the pending-value inputs; see src/mosaic/inference.ts). */
+function describeMosaic(path: string): ModelInfo {
+  const config = mosaicConfigFromJson(readJsonFile(join(path, 'config.json')), join(path, 'config.json'));
+  const parameters = mosaicParameterCount(config);
+  const kvBytesPerToken = 5 * config.n_embd * 4 * config.n_layer;
+  return {
+    path, format: 'safetensors', config, parameters, dtypes: { f32: 1 }, weightBytes: parameters * 4, kvBytesPerToken,
+    memoryNeeded: (ctx) => parameters * 4 + ctx * kvBytesPerToken,
+  };
+}
+
 export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk' | 'attention'> = {}): ModelInfo {
+  if (isMosaic(path)) return describeMosaic(path);
   const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   try {
@@ -168,6 +191,16 @@ function abortError(): Error {
 }
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  if (isMosaic(path)) {
+    if (opts.quantize || (opts.attention && opts.attention !== 'dense')) {
+      throw new RangeError(`loadModel: ${path} is a Memory Mosaic; quantize and sparse attention apply to Llama-family models only`);
+    }
+    if (opts.signal?.aborted) throw abortError();
+    const m = await loadMosaic(path, { contextLength: opts.contextLength, kernels: opts.kernels });
+    const info = describeMosaic(path);
+    opts.onProgress?.({ stage: 'ready', loadedBytes: info.weightBytes, totalBytes: info.weightBytes });
+    return { model: m.model, tokenizer: m.tokenizer!, config: m.config, info, generationConfig: m.generationConfig };
+  }
   const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   let pool: ThreadPool | null = null;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { loadModel, describeModel } from '../../src/models/load.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
+import type { LlamaConfig } from '../../src/models/config.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors-writer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-load-'));
@@ -56,7 +57,7 @@ test('describeModel reports parameters, dtypes and memory without reading weight
   assert.equal(f32.format, 'safetensors');
   assert.equal(q8.format, 'gguf');
   assert.equal(f32.parameters, q8.parameters);
-  const c = f32.config;
+  const c = f32.config as LlamaConfig;
   const expected = c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2) + c.hidden_size
     + c.num_hidden_layers * (2 * c.hidden_size + 3 * c.hidden_size * c.intermediate_size
       + c.hidden_size * 16 * (c.num_attention_heads * 2 + c.num_key_value_heads * 2));
