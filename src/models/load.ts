@@ -48,8 +48,9 @@ export interface LoadOptions {
   cacheDType?: CacheDType;
   /** Tokens per internal prefill chunk (default 64). */
   prefillChunk?: number;
-  /** Attention backend for every layer: a spec or its text form ("dense", "magicpig:K=10,L=150"). */
-  attention?: AttentionSpec | string;
+  /** Attention backend for every layer: a spec, its text form ("dense", "magicpig:K=10,L=150"), or
+   *  a backend object (e.g. one that records Q/K/V for operator-level evaluation). */
+  attention?: AttentionSpec | string | AttentionBackend;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -159,7 +160,8 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
 function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096); }
 
 /** Reads headers only (no weights) and describes a checkpoint: for `tessera info`. */
-function backendOf(spec: AttentionSpec | string | undefined): AttentionBackend {
+function backendOf(spec: AttentionSpec | string | AttentionBackend | undefined): AttentionBackend {
+  if (spec && typeof spec === 'object' && 'create' in spec) return spec;
   return attentionBackend(typeof spec === 'string' ? parseAttentionSpec(spec) : spec ?? DENSE);
 }
 
