@@ -13,3 +13,5 @@ export { attentionF32, attentionF16 } from './attention';
 export * from './train-layout';
 export * from './train-attention';
 export * from './train-mosaic';
+export * from './lsh';
+export * from './sparse';

@@ -6,6 +6,7 @@ import type { CacheDType } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { DenseAttention, denseCacheBytes } from './dense.js';
+import { magicpigBackend } from './magicpig.js';
 import type { AttentionSpec } from './spec.js';
 import type { LayerAttention } from './types.js';
 
@@ -35,7 +36,9 @@ export function attentionBackend(spec: AttentionSpec): AttentionBackend {
     case 'dense':
       if (Object.keys(spec.params).length) throw new RangeError(`attention: dense takes no parameters, got ${Object.keys(spec.params).join(', ')}`);
       return dense;
-    case 'topk': case 'quest': case 'streaming': case 'oracle-sampling': case 'magicpig':
+    case 'magicpig':
+      return magicpigBackend(spec.params);
+    case 'topk': case 'quest': case 'streaming': case 'oracle-sampling':
       throw new RangeError(`attention: the ${spec.kind} backend is not available in this build yet; use dense`);
     default: {
       const never: never = spec.kind;

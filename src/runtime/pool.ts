@@ -14,14 +14,15 @@
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from '../kernels/types.js';
+import { weightBytes, type CacheDType, type Ptr, type WeightDType } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import {
   ARENA, CACHE_DTYPES, ERROR, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
-  createControl, readError, runSlice, splitRange, type Control,
+  createControl, isSparseOp, readError, runSlice, runSparseSlice, splitRange, type Control,
 } from './protocol.js';
+import { sparseKernels } from '../attention/sparse-kernels.js';
 import type { RegisterMessage, WorkerInit } from './worker.js';
 
 export interface ThreadPoolOptions {
@@ -158,6 +159,25 @@ export class ThreadPool {
     this.job(arena, Op.Attention, H, unit, work);
   }
 
+  /** SimHash codes of key rows [r0, r1) (SparseKernels.lshCodes), split by tokens across the threads. */
+  lshCodes(arena: Arena, x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, rmu: Ptr, D: number, K: number, L: number,
+           codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void {
+    this.checkJob('lshCodes', arena);
+    const a = this.control.args; // layout read by runSparseSlice
+    a[0] = x; a[1] = f16 ? 1 : 0; a[2] = rowStride; a[3] = mu; a[4] = R; a[5] = rmu; a[6] = D; a[7] = K; a[8] = L;
+    a[9] = codes; a[10] = codeStride; a[11] = norms; a[12] = i0;
+    // Offset the split range by r0: slices are [r0 + s, r0 + e).
+    this.jobAt(arena, Op.LshCodes, r0, r1 - r0, 4, (r1 - r0) * K * L * D * 4);
+  }
+
+  /** One MagicPIG decode step (SparseKernels.magicpigDecode) over query heads [0, H), split by heads;
+   *  `work` estimates the bytes it touches (small jobs stay on this thread). */
+  magicpig(arena: Arena, desc: Ptr, H: number, work: number): void {
+    this.checkJob('magicpig', arena);
+    this.control.args[0] = desc;
+    this.job(arena, Op.MagicPig, H, 1, work);
+  }
+
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
@@ -188,21 +208,33 @@ export class ThreadPool {
 
   /** Runs a job whose arguments are already in control.args over [0, total). */
   private job(arena: Arena, op: number, total: number, unit: number, work: number): void {
+    this.jobAt(arena, op, 0, total, unit, work);
+  }
+
+  /** job() over [start, start + total). */
+  private jobAt(arena: Arena, op: number, start: number, total: number, unit: number, work: number): void {
     const c = this.control;
     splitRange(total, this.threads, unit, c.ints, RANGES);
+    if (start !== 0) for (let t = 0; t < 2 * this.threads; t++) c.ints[RANGES + t]! += start;
     // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
     let busy = 0;
     for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
     if (busy <= 1 || work < this.minSplitBytes) {
-      runSlice(arena.kernels, op, c.args, 0, total);
+      this.runOwn(arena, op, start, start + total);
       return;
     }
-    this.dispatch(op, arena.id, arena.kernels);
+    this.dispatch(op, arena.id, arena);
+  }
+
+  /** This thread's slice of a job, with the arena's kernels (dense or sparse ones). */
+  private runOwn(arena: Arena, op: number, r0: number, r1: number): void {
+    if (isSparseOp(op)) runSparseSlice(sparseKernels(arena.kernelKind, arena.memory), op, this.control.args, r0, r1);
+    else runSlice(arena.kernels, op, this.control.args, r0, r1);
   }
 
   /** Posts a job to every worker, runs slice 0 on this thread with `own` kernels (if given), waits
    *  for all, and rethrows the first failure. */
-  private dispatch(op: number, arenaId: number, own: Kernels | undefined, timeoutMs = Infinity): void {
+  private dispatch(op: number, arenaId: number, own: Arena | undefined, timeoutMs = Infinity): void {
     const ints = this.control.ints;
     Atomics.store(ints, OP, op);
     Atomics.store(ints, ARENA, arenaId);
@@ -212,7 +244,7 @@ export class ThreadPool {
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
-      try { runSlice(own, op, this.control.args, ints[RANGES]!, ints[RANGES + 1]!); } catch (err) { ownError = err; }
+      try { this.runOwn(own, op, ints[RANGES]!, ints[RANGES + 1]!); } catch (err) { ownError = err; }
     }
     this.waitForWorkers(timeoutMs);
     const opName = OP_NAMES[op] ?? String(op);

@@ -6,6 +6,7 @@
 // before its `Atomics.sub(PENDING)` are visible to the main thread once it reads PENDING == 0.
 
 import type { CacheDType, Kernels, WeightDType } from '../kernels/types.js';
+import type { SparseKernels } from '../attention/sparse-kernels.js';
 
 export const MAX_THREADS = 256;
 
@@ -25,12 +26,17 @@ const MESSAGE_OFFSET = ARGS_OFFSET + MAX_ARGS * 8;
 const MESSAGE_BYTES = 4096;
 export const CONTROL_BYTES = MESSAGE_OFFSET + MESSAGE_BYTES;
 
-export const Op = { Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5 } as const;
+export const Op = { Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7 } as const;
 
 export const OP_NAMES: Record<number, string> = {
   [Op.Stop]: 'stop', [Op.Register]: 'register', [Op.Unregister]: 'unregister',
-  [Op.Matmul]: 'matmul', [Op.Attention]: 'attention',
+  [Op.Matmul]: 'matmul', [Op.Attention]: 'attention', [Op.LshCodes]: 'lshCodes', [Op.MagicPig]: 'magicpig',
 };
+
+/** Ops whose kernels are the sparse-attention ones (src/attention/sparse-kernels.ts). */
+export function isSparseOp(op: number): boolean {
+  return op === Op.LshCodes || op === Op.MagicPig;
+}
 
 // Dtypes travel as indices into these tables.
 export const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
@@ -87,6 +93,23 @@ export function runSlice(kernels: Kernels, op: number, a: Float64Array, r0: numb
       return;
     default:
       throw new Error(`runSlice: unknown op ${op}`);
+  }
+}
+
+/** runSlice for the sparse-attention ops (split over tokens for LshCodes, query heads for MagicPig). */
+export function runSparseSlice(k: SparseKernels, op: number, a: Float64Array, r0: number, r1: number): void {
+  if (r0 >= r1) return;
+  switch (op) {
+    case Op.LshCodes:
+      // a = [x, f16, rowStride, mu, R, rmu, D, K, L, codes, codeStride, norms, i0]
+      k.lshCodes(a[0]!, a[1] !== 0, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, r0, r1);
+      return;
+    case Op.MagicPig:
+      // a = [desc]
+      k.magicpigDecode(a[0]!, r0, r1);
+      return;
+    default:
+      throw new Error(`runSparseSlice: unknown op ${op}`);
   }
 }
 

@@ -7,7 +7,8 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Kernels } from '../kernels/types.js';
 import { createKernels, type KernelKind } from './kernel-factory.js';
-import { ARENA, OP, Op, PENDING, RANGES, SEQ, controlViews, runSlice, writeError } from './protocol.js';
+import { ARENA, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, runSlice, runSparseSlice, writeError } from './protocol.js';
+import { sparseKernels } from '../attention/sparse-kernels.js';
 
 export interface WorkerInit {
   control: SharedArrayBuffer;
@@ -28,6 +29,7 @@ const init = workerData as WorkerInit;
 const control = controlViews(init.control);
 const { ints, args } = control;
 const arenas = new Map<number, Kernels>();
+const memories = new Map<number, WebAssembly.Memory>();
 
 function register(id: number): void {
   // postMessage enqueues synchronously, so the memory is already on the port; older messages
@@ -38,6 +40,7 @@ function register(id: number): void {
     const msg = received.message as RegisterMessage;
     if (msg.id !== id) continue;
     arenas.set(id, createKernels(init.kind, msg.memory, init.module));
+    memories.set(id, msg.memory);
     return;
   }
 }
@@ -46,11 +49,13 @@ function runJob(op: number): void {
   const arenaId = Atomics.load(ints, ARENA);
   switch (op) {
     case Op.Register: register(arenaId); return;
-    case Op.Unregister: arenas.delete(arenaId); return;
+    case Op.Unregister: arenas.delete(arenaId); memories.delete(arenaId); return;
     default: {
       const kernels = arenas.get(arenaId);
       if (kernels === undefined) throw new Error(`worker ${init.index}: arena ${arenaId} is not registered`);
-      runSlice(kernels, op, args, ints[RANGES + 2 * init.index]!, ints[RANGES + 2 * init.index + 1]!);
+      const r0 = ints[RANGES + 2 * init.index]!, r1 = ints[RANGES + 2 * init.index + 1]!;
+      if (isSparseOp(op)) runSparseSlice(sparseKernels(init.kind, memories.get(arenaId)!, init.module), op, args, r0, r1);
+      else runSlice(kernels, op, args, r0, r1);
     }
   }
 }

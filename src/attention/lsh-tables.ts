@@ -1,0 +1,157 @@
+// MagicPIG's hash tables for one layer (PAPERS.md §1, "Tables"): per (KV head, table) a CSR layout —
+// token ids sorted by bucket plus 2^K + 1 offsets — over the "middle" tokens, which are always a
+// contiguous range [start, hashedEnd) of positions:
+//   main  CSR of [start, mainEnd): built once after prefill, grown only by merges;
+//   delta CSR of [mainEnd, hashedEnd): tokens hashed during generation (≤ deltaCap of them), its
+//         codes kept so it can be re-sorted cheaply each time tokens are appended; when full it is
+//         merged into main in place (one backward pass per table, O(main) moves).
+// The decode kernel walks both. Keys are centered by μ, the mean of the keys tabled at build time
+// (later tokens are hashed with the same μ so every code is against one center).
+//
+// Shape legend: Hkv KV heads, D head dim, K bits per table, L tables, NB = 2^K buckets,
+// cap = KV capacity (tokens), dcap = delta capacity (tokens).
+
+import type { Ptr } from '../kernels/types.js';
+import type { Arena } from '../runtime/arena.js';
+import type { ThreadPool } from '../runtime/pool.js';
+import type { KVStore } from './kv-store.js';
+import { hashDirections } from './lsh-math.js';
+
+const u32 = (a: Arena, p: Ptr, n: number) => new Uint32Array(a.memory.buffer, p, n);
+
+export interface LshDims { layer: number; kvHeads: number; headDim: number; capacity: number; K: number; L: number; deltaCap: number; seed: number }
+
+/** Sizes of the buffers LshTables allocates, in order (for planArena). */
+export function lshTableSizes(d: LshDims): number[] {
+  const { kvHeads: G, headDim: D, capacity: cap, K, L, deltaCap: dcap } = d, KL = K * L, NB = 1 << K;
+  return [G * KL * D * 4, G * KL * 4, G * D * 4, G * cap * 4, G * L * (NB + 1) * 4, G * L * cap * 4,
+    G * L * (NB + 1) * 4, G * L * dcap * 4, G * L * dcap * 2];
+}
+
+/** Table bytes per stored token (ids in main + the key norm), per layer. */
+export function lshBytesPerToken(d: Pick<LshDims, 'kvHeads' | 'L'>): number {
+  return d.kvHeads * (4 * d.L + 4);
+}
+
+export class LshTables {
+  readonly R: Ptr;          // (Hkv, KL, D) f32 Gaussian directions
+  readonly rmu: Ptr;        // (Hkv, KL) f32 = R·μ
+  readonly mu: Ptr;         // (Hkv, D) f32 key mean
+  readonly knorm: Ptr;      // (Hkv, cap) f32 |k − μ| per token
+  readonly mainOff: Ptr;    // (Hkv, L, NB + 1) u32
+  readonly mainIds: Ptr;    // (Hkv, L, cap) u32
+  readonly deltaOff: Ptr;   // (Hkv, L, NB + 1) u32
+  readonly deltaIds: Ptr;   // (Hkv, L, dcap) u32
+  readonly deltaCodes: Ptr; // (Hkv, L, dcap) u16
+  start = 0;
+  mainEnd = 0;
+  hashedEnd = 0;
+  /** Wall time of the last build/append in ms (for the benchmark). */
+  lastBuildMs = 0;
+  private readonly NB: number;
+
+  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly kv: KVStore, readonly d: LshDims) {
+    const s = lshTableSizes(d);
+    [this.R, this.rmu, this.mu, this.knorm, this.mainOff, this.mainIds, this.deltaOff, this.deltaIds, this.deltaCodes] = s.map((b) => arena.alloc(b));
+    this.NB = 1 << d.K;
+    const KL = d.K * d.L;
+    for (let g = 0; g < d.kvHeads; g++) arena.f32(this.R + g * KL * d.headDim * 4, KL * d.headDim).set(hashDirections(d.seed, d.layer, g, KL, d.headDim));
+  }
+
+  get mainCount(): number { return this.mainEnd - this.start; }
+  get deltaCount(): number { return this.hashedEnd - this.mainEnd; }
+
+  /** Forgets every table (e.g. after truncating below the hashed range). */
+  clear(): void { this.start = this.mainEnd = this.hashedEnd = 0; }
+
+  /** Builds main over tokens [start, end): μ, codes, CSR. */
+  build(start: number, end: number): void {
+    const t0 = performance.now();
+    const { kvHeads: G, headDim: D, capacity: cap, K, L } = this.d, N = end - start, KL = K * L;
+    const key = new Float32Array(D);
+    for (let g = 0; g < G; g++) {
+      // μ = mean of the tabled keys (f64 sum: 10^5 f16 keys would lose digits in f32)
+      const sum = new Float64Array(D);
+      for (let s = start; s < end; s++) { this.kv.readKey(s, g, key); for (let i = 0; i < D; i++) sum[i] += key[i]!; }
+      const mu = this.arena.f32(this.mu + g * D * 4, D);
+      for (let i = 0; i < D; i++) mu[i] = sum[i]! / N;
+      const R = this.arena.f32(this.R + g * KL * D * 4, KL * D), rmu = this.arena.f32(this.rmu + g * KL * 4, KL);
+      for (let j = 0; j < KL; j++) { let a = 0; for (let i = 0; i < D; i++) a += R[j * D + i]! * mu[i]!; rmu[j] = a; }
+      // Codes (L, N) u16 go to the top of this head's id block: table l's ids, written in order,
+      // never reach the codes of tables > l (see the arithmetic in the header of this file).
+      const idsBase = this.mainIds + g * L * cap * 4;
+      const codes = idsBase + 4 * L * cap - 2 * L * N;
+      this.hash(g, codes, N, start, start, end);
+      for (let l = 0; l < L; l++) {
+        const c = this.arena.u16(codes + 2 * l * N, N).slice();
+        this.countingSort(c, start, u32(this.arena, this.mainOff + (g * L + l) * (this.NB + 1) * 4, this.NB + 1),
+          u32(this.arena, idsBase + l * cap * 4, N));
+      }
+    }
+    this.start = start; this.mainEnd = end; this.hashedEnd = end;
+    this.lastBuildMs = performance.now() - t0;
+  }
+
+  /** Hashes tokens [hashedEnd, end) into the tables (delta, merged into main whenever it fills). */
+  append(end: number): void {
+    const t0 = performance.now();
+    const { kvHeads: G, L, deltaCap: dcap } = this.d;
+    while (this.hashedEnd < end) {
+      if (this.deltaCount === dcap) this.mergeDelta();
+      const col = this.deltaCount, take = Math.min(end - this.hashedEnd, dcap - col);
+      for (let g = 0; g < G; g++) {
+        const codes = this.deltaCodes + g * L * dcap * 2;
+        this.hash(g, codes + col * 2, dcap, this.hashedEnd, this.hashedEnd, this.hashedEnd + take);
+      }
+      this.hashedEnd += take;
+      this.sortDelta();
+    }
+    this.lastBuildMs = performance.now() - t0;
+  }
+
+  private hash(g: number, codes: Ptr, codeStride: number, i0: number, r0: number, r1: number): void {
+    const { headDim: D, capacity: cap, K, L } = this.d, KL = K * L, es = this.kv.f16 ? 2 : 4;
+    this.pool.lshCodes(this.arena, this.kv.k + g * D * es, this.kv.f16, this.kv.rowBytes, this.mu + g * D * 4,
+      this.R + g * KL * D * 4, this.rmu + g * KL * 4, D, K, L, codes, codeStride, this.knorm + g * cap * 4, i0, r0, r1);
+  }
+
+  // ids[off[b] …] = first + i for every i with codes[i] = b, in increasing i (stable counting sort).
+  private countingSort(codes: Uint16Array, first: number, off: Uint32Array, ids: Uint32Array): void {
+    off.fill(0);
+    for (let i = 0; i < codes.length; i++) off[codes[i]! + 1]++;
+    for (let b = 0; b < this.NB; b++) off[b + 1] += off[b]!;
+    const next = off.slice(0, this.NB);
+    for (let i = 0; i < codes.length; i++) ids[next[codes[i]!]!++] = first + i;
+  }
+
+  private sortDelta(): void {
+    const { kvHeads: G, L, deltaCap: dcap } = this.d, n = this.deltaCount;
+    for (let g = 0; g < G; g++) {
+      for (let l = 0; l < L; l++) {
+        const t = g * L + l;
+        this.countingSort(this.arena.u16(this.deltaCodes + (t * dcap) * 2, n), this.mainEnd,
+          u32(this.arena, this.deltaOff + t * (this.NB + 1) * 4, this.NB + 1), u32(this.arena, this.deltaIds + t * dcap * 4, n));
+      }
+    }
+  }
+
+  // main ∪ delta → main, bucket by bucket from the last one backwards: bucket b's main entries move
+  // right by the number of delta entries in buckets < b, so nothing not yet moved is overwritten.
+  private mergeDelta(): void {
+    const { kvHeads: G, capacity: cap, L, deltaCap: dcap } = this.d, NB = this.NB;
+    for (let g = 0; g < G; g++) {
+      for (let l = 0; l < L; l++) {
+        const t = g * L + l;
+        const mo = u32(this.arena, this.mainOff + t * (NB + 1) * 4, NB + 1), mi = u32(this.arena, this.mainIds + t * cap * 4, cap);
+        const dOff = u32(this.arena, this.deltaOff + t * (NB + 1) * 4, NB + 1), di = u32(this.arena, this.deltaIds + t * dcap * 4, dcap);
+        for (let b = NB - 1; b >= 0; b--) {
+          const dst = mo[b]! + dOff[b]!, mCount = mo[b + 1]! - mo[b]!;
+          mi.copyWithin(dst, mo[b]!, mo[b + 1]!);
+          mi.set(di.subarray(dOff[b]!, dOff[b + 1]!), dst + mCount);
+        }
+        for (let b = 0; b <= NB; b++) mo[b] += dOff[b]!;
+      }
+    }
+    this.mainEnd = this.hashedEnd;
+  }
+}

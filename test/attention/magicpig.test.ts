@@ -1,0 +1,146 @@
+// MagicPIG against the float64 dense reference: exact where every key is retrieved (K=0, floor 0),
+// converging as L grows, the SIMD kernel equal to its TypeScript twin, tables that hold every hashed
+// token exactly once through appends and merges, and the edge cases (short contexts, the window
+// boundary, an empty sample, a zero query).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ThreadPool } from '../../src/runtime/pool.js';
+import type { MagicPigAttention } from '../../src/attention/magicpig.js';
+import { decode, denseRef, makeLayer, maxAbsDiff, realisticKV, relError, storeRows, type Layer } from './harness.js';
+
+let pool: ThreadPool, refPool: ThreadPool;
+before(async () => {
+  pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', minSplitBytes: 0 });
+  refPool = await ThreadPool.create({ threads: 1, kernels: 'reference' });
+});
+after(() => { pool.dispose(); refPool.dispose(); });
+
+function filled(p: ThreadPool, spec: string, n: number, seed = 1, extra: object = {}): { L: Layer; query: (H: number) => Float32Array } {
+  const L = makeLayer(p, spec, { capacity: 2048, ...extra });
+  const kv = realisticKV(seed, n, L.d.kvHeads, L.d.headDim);
+  storeRows(L, kv.keys, kv.values);
+  return { L, query: kv.query };
+}
+
+/** One more token (the decode step's own K/V), then the decode output. */
+function step(L: Layer, query: (H: number) => Float32Array, seed: number): { out: Float32Array; q: Float32Array } {
+  const kv = realisticKV(seed + 100, 1, L.d.kvHeads, L.d.headDim);
+  storeRows(L, kv.keys, kv.values);
+  const q = query(L.d.heads);
+  return { out: decode(L, q), q };
+}
+
+describe('magicpig', () => {
+  for (const dtype of ['f32', 'f16'] as const) {
+    test(`every key retrieved (K=0, floor=0) equals dense, ${dtype}, 2 threads`, () => {
+      const { L, query } = filled(pool, 'magicpig:K=0,L=4,floor=0', 700, 3, { dtype });
+      for (let i = 0; i < 3; i++) {
+        const { out, q } = step(L, query, i);
+        assert.ok(maxAbsDiff(out, denseRef(L, q)) < 2e-5, `step ${i}: ${maxAbsDiff(out, denseRef(L, q))}`);
+      }
+      assert.ok((L.att as MagicPigAttention).lastSampled > 600, 'the middle tokens were sampled, not attended densely');
+    });
+  }
+
+  test('error decreases as L grows (K=8, realistic keys)', (t) => {
+    const errs: number[] = [];
+    for (const Lt of [4, 16, 64, 256]) {
+      let e = 0;
+      for (const seed of [1, 2, 3]) {
+        const { L, query } = filled(pool, `magicpig:K=8,L=${Lt},seed=${seed}`, 1500, seed);
+        for (let i = 0; i < 3; i++) { const { out, q } = step(L, query, i); e += relError(out, denseRef(L, q)); }
+      }
+      errs.push(e / 9);
+    }
+    t.diagnostic(`relative error by L=[4,16,64,256]: ${errs.map((x) => x.toFixed(4)).join(' ')}`);
+    for (let i = 1; i < errs.length; i++) assert.ok(errs[i]! < errs[i - 1]!, `relative errors by L=[4,16,64,256]: ${errs.map((x) => x.toFixed(4))}`);
+    assert.ok(errs[3]! < 0.1, `L=256 error ${errs[3]}`);
+  });
+
+  for (const dtype of ['f32', 'f16'] as const) {
+    test(`SIMD kernel equals its TypeScript twin (${dtype}, through appends)`, () => {
+      const spec = 'magicpig:K=4,L=12,threshold=8,delta=16,window=8';
+      const a = filled(pool, spec, 300, 5, { dtype }), b = filled(refPool, spec, 300, 5, { dtype });
+      for (let i = 0; i < 40; i++) {
+        const x = step(a.L, a.query, i), y = step(b.L, b.query, i);
+        assert.ok(maxAbsDiff(x.out, y.out) < 1e-4, `step ${i}: ${maxAbsDiff(x.out, y.out)}`);
+      }
+      assert.equal((a.L.att as MagicPigAttention).lastSampled, (b.L.att as MagicPigAttention).lastSampled);
+    });
+  }
+
+  test('generated tokens are hashed in: K=0 stays exact through 120 steps of appends and merges', () => {
+    const { L, query } = filled(pool, 'magicpig:K=0,L=3,floor=0,threshold=8,delta=24,window=16', 200, 7);
+    const mp = L.att as MagicPigAttention;
+    for (let i = 0; i < 120; i++) {
+      const { out, q } = step(L, query, i);
+      assert.ok(maxAbsDiff(out, denseRef(L, q)) < 2e-5, `step ${i}`);
+    }
+    const t = mp.tables;
+    assert.ok(t.hashedEnd >= L.keys.length - 1 - 16 - 8, `hashed up to ${t.hashedEnd} of ${L.keys.length}`);
+    assert.ok(t.mainEnd > 200 - 16, 'the delta tables were merged into the main ones');
+    checkTables(L, mp);
+  });
+
+  test('tables hold every hashed token exactly once per table, in bucket order (K=5)', () => {
+    const { L, query } = filled(pool, 'magicpig:K=5,L=6,threshold=8,delta=20,window=8', 150, 9);
+    const mp = L.att as MagicPigAttention;
+    for (let i = 0; i < 70; i++) step(L, query, i);
+    checkTables(L, mp);
+  });
+
+  test('context shorter than sinks + window, and lengths around the window, match dense', () => {
+    for (const n of [3, 20, 66, 67, 68]) {             // sinks 4 + window 64: 68 tokens leave 0..1 to hash
+      const { L, query } = filled(pool, 'magicpig:K=10,L=20', n, n);
+      const { out, q } = step(L, query, 0);
+      const err = maxAbsDiff(out, denseRef(L, q));
+      assert.ok(Number.isFinite(err), `n=${n}: NaN`);
+      if (L.keys.length <= 4 + 64 + 1) assert.ok(err < 2e-5, `length ${L.keys.length}: ${err}`);
+    }
+  });
+
+  test('nothing sampled: the output is the dense part alone; a zero query gives no NaN', () => {
+    const { L, query } = filled(pool, 'magicpig:K=16,L=2,window=8,sinks=2', 400, 11);
+    const { out, q } = step(L, (H) => query(H).map((x) => -x), 0);     // away from every cluster
+    const dense = () => [0, 1, ...Array.from({ length: 9 }, (_, i) => L.keys.length - 9 + i)];
+    const mp = L.att as MagicPigAttention;
+    assert.equal(mp.lastSampled, 0);
+    assert.ok(maxAbsDiff(out, denseRef(L, q, dense)) < 2e-5);
+    const z = decode(L, new Float32Array(L.d.heads * L.d.headDim));
+    assert.ok(z.every(Number.isFinite));
+  });
+
+  test('truncate below the hashed range rebuilds the tables', () => {
+    const { L, query } = filled(pool, 'magicpig:K=0,L=3,floor=0,window=8', 300, 13);
+    step(L, query, 0);
+    L.att.truncate(150);
+    L.keys.length = 150; L.values.length = 150;
+    const { out, q } = step(L, query, 1);
+    assert.ok(maxAbsDiff(out, denseRef(L, q)) < 2e-5);
+    assert.equal((L.att as MagicPigAttention).tables.hashedEnd, 150 - 8);
+  });
+
+  test('bad parameters are rejected with the name of the parameter', () => {
+    assert.throws(() => makeLayer(pool, 'magicpig:K=40', {}), /parameter K/);
+    assert.throws(() => makeLayer(pool, 'magicpig:Q=1', {}), /no parameter "Q"/);
+    assert.throws(() => makeLayer(pool, 'magicpig:dense=a', {}), /dense layers/);
+  });
+});
+
+/** Each table of each KV head: offsets monotone, ids = [start, hashedEnd) exactly once. */
+function checkTables(L: Layer, mp: MagicPigAttention): void {
+  const t = mp.tables, { K, L: nt, capacity: cap, deltaCap: dcap, kvHeads } = t.d, NB = 1 << K;
+  const mem = L.arena.memory.buffer;
+  for (let g = 0; g < kvHeads; g++) {
+    for (let l = 0; l < nt; l++) {
+      const seen = new Uint8Array(t.hashedEnd);
+      for (const [offP, idsP, stride, n] of [[t.mainOff, t.mainIds, cap, t.mainCount], [t.deltaOff, t.deltaIds, dcap, t.deltaCount]] as const) {
+        const off = new Uint32Array(mem, offP + (g * nt + l) * (NB + 1) * 4, NB + 1), ids = new Uint32Array(mem, idsP + (g * nt + l) * stride * 4, stride);
+        assert.equal(off[NB], n);
+        for (let b = 0; b < NB; b++) assert.ok(off[b]! <= off[b + 1]!);
+        for (let i = 0; i < n; i++) seen[ids[i]!]++;
+      }
+      for (let s = 0; s < t.hashedEnd; s++) assert.equal(seen[s], s >= t.start ? 1 : 0, `head ${g} table ${l} token ${s}`);
+    }
+  }
+}
