@@ -13,14 +13,39 @@ import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
   return f16 ? loadF16x4(p) : v128.load(p);
 }
 
-@inline function attendHead(qp: usize, kp: usize, vp: usize, op: usize, kvRow: usize, limit: i32, D: i32, scale: f32, f16: bool): void {
+// Online-softmax state (running max m, running sum l) of up to GROUP query heads that share one KV
+// head. Wasm globals, not memory: every thread has its own instance, and kernels keep no memory.
+const GROUP = 8;
+let m0: f32 = 0, m1: f32 = 0, m2: f32 = 0, m3: f32 = 0, m4: f32 = 0, m5: f32 = 0, m6: f32 = 0, m7: f32 = 0;
+let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0, l4: f32 = 0, l5: f32 = 0, l6: f32 = 0, l7: f32 = 0;
+
+function getM(j: i32): f32 {
+  switch (j) { case 0: return m0; case 1: return m1; case 2: return m2; case 3: return m3;
+               case 4: return m4; case 5: return m5; case 6: return m6; default: return m7; }
+}
+function getL(j: i32): f32 {
+  switch (j) { case 0: return l0; case 1: return l1; case 2: return l2; case 3: return l3;
+               case 4: return l4; case 5: return l5; case 6: return l6; default: return l7; }
+}
+function setML(j: i32, m: f32, l: f32): void {
+  switch (j) {
+    case 0: m0 = m; l0 = l; break; case 1: m1 = m; l1 = l; break;
+    case 2: m2 = m; l2 = l; break; case 3: m3 = m; l3 = l; break;
+    case 4: m4 = m; l4 = l; break; case 5: m5 = m; l5 = l; break;
+    case 6: m6 = m; l6 = l; break; default: m7 = m; l7 = l; break;
+  }
+}
+
+/** Keys [s0, s1) for one query head whose state sits in slot j (out row op is the accumulator).
+ *  s0 is a multiple of 4 and only the last tile has s1 % 4 != 0, so the arithmetic is the same
+ *  as one pass over [0, limit) for this head. */
+@inline function attendTile(qp: usize, kp: usize, vp: usize, op: usize, kvRow: usize, s0: i32, s1: i32, D: i32,
+                            scale: f32, f16: bool, j: i32): void {
   const es: usize = f16 ? 2 : 4;
   const D4 = D & ~3;
-  for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), 0);
-  if (limit <= 0) return;
-  let m: f32 = -Infinity, l: f32 = 0;
-  let s = 0;
-  for (; s + 4 <= limit; s += 4) {
+  let m = getM(j), l = getL(j);
+  let s = s0;
+  for (; s + 4 <= s1; s += 4) {
     const k0 = kp + <usize>s * kvRow, k1 = k0 + kvRow, k2 = k1 + kvRow, k3 = k2 + kvRow;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let d = 0; d < D4; d += 4) {
@@ -67,7 +92,7 @@ import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
     }
   }
   // Remaining 1..3 keys one at a time (never reading rows at or past `limit`).
-  for (; s < limit; s++) {
+  for (; s < s1; s++) {
     const k0 = kp + <usize>s * kvRow, v0 = vp + <usize>s * kvRow;
     let a = f32x4.splat(0);
     for (let d = 0; d < D4; d += 4) a = f32x4.add(a, f32x4.mul(v128.load(qp + (<usize>d << 2)), loadKV(k0 + <usize>d * es, f16)));
@@ -88,6 +113,13 @@ import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
       store<f32>(od, load<f32>(od) * corr + p * loadScalar(v0 + <usize>d * es, f16));
     }
   }
+  setML(j, m, l);
+}
+
+/** out row op /= l (the softmax denominator); an empty key range leaves the zeros. */
+@inline function finishHead(op: usize, D: i32, l: f32): void {
+  if (l == 0) return;
+  const D4 = D & ~3;
   const inv = f32x4.splat(1.0 / l);
   let d = 0;
   for (; d < D4; d += 4) v128.store(op + (<usize>d << 2), f32x4.mul(v128.load(op + (<usize>d << 2)), inv));
@@ -104,12 +136,33 @@ import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
   const group = H / Hkv;
   const kvRow = <usize>Hkv * <usize>D * es;
   const headBytes = <usize>D << 2;
+  // GQA: the query heads of [h0, h1) that read the same KV head (at most GROUP at a time) walk the
+  // keys together, tile by tile, so each tile of K/V rows comes from memory once and stays in L1
+  // for the other heads (K/V reads dominate at long context).
+  const tile = max<i32>(4, <i32>(<usize>8192 / (<usize>D * es)) & ~3); // ~8 KiB of K + 8 KiB of V per tile
   for (let t = 0; t < n; t++) {
     const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
-    for (let h = h0; h < h1; h++) {
+    let h = h0;
+    while (h < h1) {
+      const kvh = h / group;
+      const hEnd = min<i32>(min<i32>(h1, (kvh + 1) * group), h + GROUP); // heads [h, hEnd) share KV head kvh
+      const kvo = <usize>kvh * <usize>D * es;
       const qo = (<usize>t * <usize>H + <usize>h) * headBytes;
-      const kvo = <usize>(h / group) * <usize>D * es;
-      attendHead(q + qo, k + kvo, v + kvo, out + qo, kvRow, limit, D, scale, f16);
+      const cnt = hEnd - h;
+      for (let j = 0; j < cnt; j++) {
+        const op = out + qo + <usize>j * headBytes;
+        for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), 0);
+        setML(j, -Infinity, 0);
+      }
+      for (let s0 = 0; s0 < limit; s0 += tile) {
+        const s1 = min<i32>(limit, s0 + tile);
+        for (let j = 0; j < cnt; j++) {
+          const hq = qo + <usize>j * headBytes;
+          attendTile(q + hq, k + kvo, v + kvo, out + hq, kvRow, s0, s1, D, scale, f16, j);
+        }
+      }
+      for (let j = 0; j < cnt; j++) finishHead(out + qo + <usize>j * headBytes, D, getL(j));
+      h = hEnd;
     }
   }
 }

@@ -1,13 +1,15 @@
 // Single-thread kernel throughput: matmul decode (n = 1, memory-bound: GB/s of weights read) and
 // prefill (n = 8, GFLOP/s), SIMD build vs the plain-TypeScript reference, per weight dtype.
-// Run: node dist/src/bench/kernels-bench.js [--quick]
+// Run: node dist/src/bench/kernels-bench.js [--quick] [--ref] [--only=f32,q8_0,attention]
+//   --ref: also time the plain-TypeScript reference (slow); --only: these weight dtypes.
 
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
 const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
-const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048]]; // (rows, cols)
+// (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
+const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [1536, 576], [576, 1536]];
 
 function weightsOf(dtype: WeightDType, values: Float32Array): Uint8Array {
   switch (dtype) {
@@ -36,13 +38,16 @@ function timeIt(fn: () => void, minMs: number): number {
 function main(): void {
   const quick = process.argv.includes('--quick');
   const minMs = quick ? 100 : 600;
+  const withRef = process.argv.includes('--ref');
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  const dtypes = only ? DTYPES.filter((d) => only.includes(d)) : DTYPES;
   const rows: string[][] = [['dtype', 'rows×cols', 'impl', 'n=1 ms', 'n=1 GB/s', 'n=8 ms', 'n=8 GFLOP/s']];
   let seed = 1;
   const rand = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 * 2 - 1; };
   for (const [R, C] of SHAPES) {
     const values = new Float32Array(R * C);
     for (let i = 0; i < values.length; i++) values[i] = rand();
-    for (const dtype of DTYPES) {
+    for (const dtype of dtypes) {
       const w = weightsOf(dtype, values);
       const n = 8;
       const bytes = 65536 + w.length + n * C * 4 + weightBytes('q8_0', n * C) + n * R * 4 + 4096;
@@ -52,7 +57,8 @@ function main(): void {
       new Uint8Array(memory.buffer, W, w.length).set(w);
       const xs = new Float32Array(memory.buffer, X, n * C);
       for (let i = 0; i < xs.length; i++) xs[i] = rand();
-      const impls: [string, Kernels][] = [['wasm', createWasmKernels(kernelModule(), memory)], ['reference', createReferenceKernels(memory)]];
+      const impls: [string, Kernels][] = [['wasm', createWasmKernels(kernelModule(), memory)]];
+      if (withRef) impls.push(['reference', createReferenceKernels(memory)]);
       for (const [name, k] of impls) {
         const quant = dtype === 'q8_0' || dtype === 'q4_0';
         const x = quant ? XQ : X;
@@ -63,6 +69,32 @@ function main(): void {
         rows.push([dtype, `${R}×${C}`, name, t1.toFixed(3), (w.length / t1 / 1e6).toFixed(2),
           t8.toFixed(2), (2 * R * C * n / t8 / 1e6).toFixed(2)]);
       }
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  if (!only || only.includes('attention')) attentionBench(minMs, rand);
+}
+
+/** Decode attention (n = 1) over a synthetic cache of SmolLM2-135M's shape (9 query heads, 3 KV
+ *  heads, D = 64): ms per call and GB/s of K+V read, for f32 and f16 caches. */
+function attentionBench(minMs: number, rand: () => number): void {
+  const H = 9, Hkv = 3, D = 64;
+  const rows: string[][] = [['cache', 'S', 'ms', 'K+V GB/s']];
+  for (const cache of ['f32', 'f16'] as const) {
+    for (const S of [4096, 32768]) {
+      const es = cache === 'f16' ? 2 : 4, kvBytes = S * Hkv * D * es;
+      const pages = Math.ceil((65536 + 2 * kvBytes + 4 * H * D * 4 + 4096) / 65536);
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const K = 65536, V = K + kvBytes, Q = V + kvBytes, O = Q + H * D * 4, P = O + H * D * 4;
+      const f32 = new Float32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
+      if (cache === 'f16') for (let i = 0; i < 2 * kvBytes / 2; i++) u16[K / 2 + i] = f32ToF16(rand());
+      else for (let i = 0; i < 2 * kvBytes / 4; i++) f32[K / 4 + i] = rand();
+      for (let i = 0; i < H * D; i++) f32[Q / 4 + i] = rand();
+      new Int32Array(memory.buffer, P, 1)[0] = S - 1;
+      const k = createWasmKernels(kernelModule(), memory);
+      const t = timeIt(() => k.attention(Q, P, K, V, O, cache, 1, S, H, Hkv, D, 0.125, 0, H), minMs);
+      rows.push([cache, String(S), t.toFixed(3), (2 * kvBytes / t / 1e6).toFixed(2)]);
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

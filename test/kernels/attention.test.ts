@@ -67,3 +67,12 @@ test('attention with one key returns that key\'s value row', () => {
   b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 1);
   assert.deepEqual([...b.f32(out, D)], [1, 2, 3, 4, 5, 6, 7, 8]);
 });
+
+test('attention GQA grouping: groups wider than 8 heads, ranges cutting groups, several key tiles', () => {
+  // 20:2 → 10 query heads per KV head (processed 8 + 2); [3, 17) starts and ends inside groups.
+  runCase('f32', 2, 300, 20, 2, 64, [299, 150], 3, 17);
+  runCase('f16', 1, 300, 20, 2, 64, [299], 3, 17);
+  runCase('f16', 2, 131, 9, 3, 6, [130, 64], 2, 8); // D = 6: scalar tails; tiles of 680 keys → one tile
+  runCase('f32', 1, 4100, 9, 3, 2, [4099]);          // D = 2: 1024-key tiles, 4 full + a 4-key tail
+  runCase('f32', 1, 200, 4, 4, 64, [199], 1, 4);     // MHA: one head per group
+});
