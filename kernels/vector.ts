@@ -30,9 +30,12 @@ const F16_REBIAS: u32 = 0x77800000;
   return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 
-/** Loads 4 f16 at p as 4 f32. */
+/** Loads 4 f16 at p as 4 f32 (finite values, subnormals exact). Sign-extending load: after << 13
+ *  the f16 sign lands on bit 31 with copies on bits 28-30, which the mask clears, leaving sign,
+ *  exponent and mantissa in f32 position; the multiply rebiases (4 operations instead of f16x4's 7). */
 @inline export function loadF16x4(p: usize): v128 {
-  return f16x4(v128.load16x4_u(p));
+  const bits = v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(<i32>0x8fffe000));
+  return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(F16_REBIAS)));
 }
 
 /** Loads 4 bf16 at p as 4 f32 (bf16 is the top half of an f32). */

@@ -151,3 +151,17 @@ test('siluMul, geluMul, add and addBias match the reference', () => {
     assertBytesEqual(b.f32(yw, rows * count), b.f32(yr, rows * count), `addBias cols=${count}`);
   }
 });
+
+test('toF32 f16 widens every finite f16 bit pattern exactly (sign, subnormals, ±0)', () => {
+  const b = makeBench(16);
+  const bits: number[] = [];
+  for (let h = 0; h < 65536; h++) if ((h & 0x7c00) !== 0x7c00) bits.push(h); // skip inf/NaN
+  const src = b.alloc(bits.length * 2), dr = b.alloc(bits.length * 4), dw = b.alloc(bits.length * 4);
+  b.u16(src, bits.length).set(bits);
+  b.ref.toF32('f16', src, dr, bits.length);
+  b.wasm.toF32('f16', src, dw, bits.length);
+  const r = b.f32(dr, bits.length), w = b.f32(dw, bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    if (!Object.is(w[i], r[i])) assert.fail(`f16 0x${bits[i]!.toString(16)}: wasm ${w[i]} reference ${r[i]}`);
+  }
+});
