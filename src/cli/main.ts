@@ -18,6 +18,8 @@ Commands:
   chat       chat with a model in the terminal (uses the model's chat template)
   info       describe a checkpoint: architecture, sizes, dtypes, memory needed
   bench      measure prefill and decode speed
+  train      train a Llama-architecture transformer or a Memory Mosaic from a JSON config
+  eval-ppl   held-out loss / perplexity of a model on a corpus
 
 Run 'tessera <command> --help' for the options of a command.
 Models: a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
@@ -49,7 +51,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'chat': return runChat(rest);
     case 'info': return runInfo(rest);
     case 'bench': return runBenchCommand(rest);
-    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench)`);
+    case 'train': return (await import('./train.js')).runTrain(rest);
+    case 'eval-ppl': return (await import('./eval-ppl.js')).runEvalPpl(rest);
+    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench, train, eval-ppl)`);
   }
 }
 

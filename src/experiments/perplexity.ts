@@ -1,0 +1,95 @@
+// Held-out perplexity of a model folder through the inference engine (loadModel → LanguageModel,
+// either family): the corpus split is tokenised with the model's own tokenizer (documents separated
+// by its end-of-sequence token, as in training), cut into consecutive windows of ctx tokens, and each
+// window is run from an empty cache with logits for every position. Loss at position t predicts token
+// t+1 from tokens 0..t, so the per-position curve shows how much a model gains from more context.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../models/load.js';
+import { loadCorpus, type CorpusName } from '../data/corpora.js';
+import { tokenizeCached } from '../data/batches.js';
+
+export interface PerplexityOptions {
+  corpus: CorpusName;
+  split?: 'train' | 'validation';
+  /** Window length (default: the model's training context from config.json, capped at 1024). */
+  ctx?: number;
+  /** Most windows to score (default 64). */
+  maxWindows?: number;
+  threads?: number;
+  kernels?: 'wasm' | 'reference';
+}
+
+export interface PerplexityResult {
+  model: string;
+  corpus: CorpusName;
+  split: string;
+  ctx: number;
+  windows: number;
+  tokens: number;
+  /** Mean next-token loss (nats) and its exponential. */
+  loss: number;
+  perplexity: number;
+  /** Bits per byte of UTF-8 text scored (comparable across tokenizers), approximate: windows cover
+   *  tokens·(bytes/token of the split). */
+  bitsPerByte: number;
+  /** Mean loss at each position of the window.  (ctx − 1 … ctx entries) */
+  perPosition: number[];
+  seconds: number;
+}
+
+function trainingContext(dir: string): number | undefined {
+  try {
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const v = c.training_context ?? c.block_size ?? c.max_position_embeddings;
+    return typeof v === 'number' ? v : undefined;
+  } catch { return undefined; }
+}
+
+export async function evalPerplexity(modelPath: string, o: PerplexityOptions): Promise<PerplexityResult> {
+  const t0 = performance.now();
+  const split = o.split ?? 'validation';
+  const ctx = o.ctx ?? Math.min(1024, trainingContext(modelPath) ?? 512);
+  const maxWindows = o.maxWindows ?? 64;
+  const loaded = await loadModel(modelPath, { contextLength: ctx, threads: o.threads, kernels: o.kernels });
+  const { model, tokenizer } = loaded;
+  try {
+    const docs = loadCorpus(o.corpus)[split];
+    const sep = tokenizer.eosTokenIds[0];
+    const tokJsonPath = join(modelPath, 'tokenizer.json');
+    const tokens = tokenizeCached({
+      corpusName: `${o.corpus}-${split}`, tokenizerJson: existsSync(tokJsonPath) ? readFileSync(tokJsonPath, 'utf8') : modelPath,
+      documents: docs, encode: (s) => tokenizer.encode(s, { addSpecialTokens: false }), eotId: sep,
+    });
+    const bytesPerToken = docs.reduce((n, d) => n + Buffer.byteLength(d.text), 0) / tokens.length;
+    const windows = Math.min(maxWindows, Math.floor((tokens.length - 1) / ctx));
+    if (windows < 1) throw new Error(`evalPerplexity: ${tokens.length} tokens hold no window of ${ctx} + 1`);
+    const V = model.vocabSize;
+    const sum = new Float64Array(ctx), cnt = new Float64Array(ctx);
+    const cache = model.createCache(ctx);
+    let total = 0, n = 0;
+    for (let w = 0; w < windows; w++) {
+      cache.truncate(0);
+      const s = w * ctx;
+      const logits = model.forward(tokens.subarray(s, s + ctx), cache, { logits: 'all' });   // (ctx, V)
+      for (let t = 0; t < ctx; t++) {
+        const o2 = t * V, target = tokens[s + t + 1];
+        let max = -Infinity;
+        for (let j = 0; j < V; j++) if (logits[o2 + j] > max) max = logits[o2 + j];
+        let z = 0;
+        for (let j = 0; j < V; j++) z += Math.exp(logits[o2 + j] - max);
+        const l = Math.log(z) + max - logits[o2 + target];
+        sum[t] += l; cnt[t]++; total += l; n++;
+      }
+    }
+    const loss = total / n;
+    return {
+      model: modelPath, corpus: o.corpus, split, ctx, windows, tokens: n, loss, perplexity: Math.exp(loss),
+      bitsPerByte: loss / Math.LN2 / bytesPerToken,
+      perPosition: Array.from(sum, (x, i) => x / cnt[i]), seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,50 @@
+// Small helpers shared by the experiments: markdown tables, the command-line switches every
+// experiment takes (--quick, --out, --docs), and writing a results file set.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+
+/** A GitHub markdown table; numbers are right-aligned. */
+export function markdownTable(headers: string[], rows: (string | number)[][]): string {
+  const numeric = headers.map((_, c) => rows.length > 0 && rows.every((r) => typeof r[c] === 'number' || /^[\d.,%+−-]+( ?[a-zA-Z/%]*)?$/.test(String(r[c]))));
+  const line = (cells: (string | number)[]) => `| ${cells.map(String).join(' | ')} |`;
+  return [line(headers), `|${numeric.map((n) => (n ? '---:' : '---')).join('|')}|`, ...rows.map(line)].join('\n') + '\n';
+}
+
+export interface ExperimentArgs {
+  quick: boolean;
+  /** Where run folders go (checkpoints, models, logs). */
+  runsDir: string;
+  /** Where the markdown table, SVG plots and results JSON go (docs/ for full runs). */
+  docsDir: string;
+}
+
+/** Parses `[--quick] [--runs DIR] [--docs DIR]`; quick runs write to a temporary folder by default. */
+export function experimentArgs(argv: readonly string[], name: string, repoRoot: string): ExperimentArgs {
+  const quick = argv.includes('--quick');
+  const value = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--runs' || a === '--docs') { i++; continue; }
+    if (a !== '--quick') throw new Error(`${name}: unknown argument ${a} (use [--quick] [--runs DIR] [--docs DIR])`);
+  }
+  const scratch = join(tmpdir(), `tessera-${name}-quick`);
+  return {
+    quick,
+    runsDir: value('--runs') ?? (quick ? join(scratch, 'runs') : join(repoRoot, 'results', name)),
+    docsDir: value('--docs') ?? (quick ? join(scratch, 'docs') : join(repoRoot, 'docs')),
+  };
+}
+
+/** Writes text files relative to a base folder (creating folders). */
+export function writeFiles(base: string, files: Record<string, string>): string[] {
+  return Object.entries(files).map(([rel, text]) => {
+    const path = join(base, rel);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, text);
+    return path;
+  });
+}
+
+export const fmt = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
