@@ -7,6 +7,7 @@ import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { DenseAttention, denseCacheBytes } from './dense.js';
 import { magicpigBackend } from './magicpig.js';
+import { selectiveBackend } from './selective.js';
 import type { AttentionSpec } from './spec.js';
 import type { LayerAttention } from './types.js';
 
@@ -39,7 +40,7 @@ export function attentionBackend(spec: AttentionSpec): AttentionBackend {
     case 'magicpig':
       return magicpigBackend(spec.params);
     case 'topk': case 'quest': case 'streaming': case 'oracle-sampling':
-      throw new RangeError(`attention: the ${spec.kind} backend is not available in this build yet; use dense`);
+      return selectiveBackend(spec.kind, spec.params);
     default: {
       const never: never = spec.kind;
       throw new RangeError(`attention: unknown backend ${String(never)}`);

@@ -17,7 +17,7 @@ export interface Layer {
 }
 
 export function makeLayer(pool: ThreadPool, spec: string, dims: Partial<LayerAttentionDims> & { kernels?: 'wasm' | 'reference' }, chunk = 256): Layer {
-  const d: LayerAttentionDims = { layer: 1, layers: 4, heads: 4, kvHeads: 2, headDim: 16, capacity: 1024, dtype: 'f32', ...dims };
+  const d: LayerAttentionDims = { layer: 3, layers: 4, heads: 4, kvHeads: 2, headDim: 16, capacity: 1024, dtype: 'f32', ...dims };
   const backend = attentionBackend(parseAttentionSpec(spec));
   const kvDim = d.kvHeads * d.headDim, qDim = d.heads * d.headDim;
   const bytes = planArena([backend.arenaBytes(d), chunk * qDim * 4, chunk * kvDim * 4, chunk * kvDim * 4, chunk * qDim * 4, chunk * 4]) + 4096;

@@ -1,0 +1,209 @@
+// The baselines MagicPIG is measured against (PAPERS.md §1), each a rule that picks which keys one
+// query head attends to during decoding; the chosen rows are then attended with the gathered SIMD
+// kernel (kernels/sparse.ts attendList), optionally with per-key logit offsets:
+//   topk             exact top-k keys by score (+ sinks and local window); k or fraction
+//   quest            pages of 16 keys with per-dim min/max; page score Σ_d max(q_d·min_d, q_d·max_d);
+//                    the top pages within a budget fraction (default 4%)
+//   streaming        sinks + recent window (StreamingLLM)
+//   oracle-sampling  `budget` keys drawn i.i.d. from the exact softmax; the estimate is the mean of
+//                    their values (logits shifted to 0), unbiased for the dense output
+// Prefill (n > 1) and dense layers are exact. Baselines run on the calling thread (they are for
+// accuracy evaluation; MagicPIG is the fast path).
+
+import type { Ptr } from '../kernels/types.js';
+import type { Arena } from '../runtime/arena.js';
+import { planArena } from '../runtime/arena.js';
+import type { ThreadPool } from '../runtime/pool.js';
+import type { AttentionBackend, LayerAttentionDims } from './create.js';
+import { DenseAttention, denseCacheBytes } from './dense.js';
+import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
+import { rng } from './lsh-math.js';
+import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
+import type { LayerAttention } from './types.js';
+
+export type SelectiveKind = 'topk' | 'quest' | 'streaming' | 'oracle-sampling';
+type Params = Readonly<Record<string, number | string>>;
+
+export const QUEST_PAGE = 16;
+
+interface Selection {
+  /** Writes the chosen ids (and logit offsets when `biased`) for head h; returns their count. */
+  select(h: number, q: Float32Array, length: number, ids: Int32Array, bias: Float32Array): number;
+  readonly biased: boolean;
+  /** Called on store with the new f32 key rows (quest keeps page bounds). */
+  onStore?(k: Float32Array, p0: number, n: number): void;
+  readonly bytesPerToken: number;
+}
+
+interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; scores: Ptr; arena: Arena; scratchQ: Ptr }
+
+/** scores (length) = scale·q·k_s for head h's KV head, in the arena scratch; returned as a view. */
+function allScores(c: Ctx, h: number, q: Float32Array, length: number): Float32Array {
+  const { headDim: D, heads: H, kvHeads: G } = c.d, g = Math.floor(h / (H / G)), es = c.kv.f16 ? 2 : 4;
+  c.arena.f32(c.scratchQ, D).set(q);
+  c.sk().sparseScores(c.scratchQ, c.kv.k + g * D * es, c.kv.f16, c.kv.rowBytes, D, 1 / Math.sqrt(D), 0, length, c.scores);
+  return c.arena.f32(c.scores, length);
+}
+
+/** Sinks [0, sinks) and window [length − window, length), written in order; returns the count. */
+function sinksAndWindow(ids: Int32Array, length: number, sinks: number, window: number): number {
+  let c = 0;
+  for (let s = 0; s < Math.min(sinks, length); s++) ids[c++] = s;
+  for (let s = Math.max(sinks, length - window); s < length; s++) ids[c++] = s;
+  return c;
+}
+
+function streaming(p: Params): (c: Ctx) => Selection {
+  const sinks = numParam('streaming', p, 'sinks', 4, 0, 1 << 24), window = numParam('streaming', p, 'window', 256, 1, 1 << 24);
+  return () => ({ biased: false, bytesPerToken: 0, select: (_h, _q, length, ids) => sinksAndWindow(ids, length, sinks, window) });
+}
+
+function topk(p: Params): (c: Ctx) => Selection {
+  const sinks = numParam('topk', p, 'sinks', 4, 0, 1 << 24), window = numParam('topk', p, 'window', 64, 0, 1 << 24);
+  const k = p.k === undefined ? undefined : numParam('topk', p, 'k', 0, 0, 2 ** 31);
+  const fraction = numParam('topk', p, 'fraction', 0.02, 0, 1, false);
+  return (c) => {
+    const order = new Int32Array(c.d.capacity);
+    return {
+      biased: false, bytesPerToken: 0,
+      select(h, q, length, ids) {
+        let n = sinksAndWindow(ids, length, sinks, window);
+        const lo = Math.min(sinks, length), hi = Math.max(lo, length - window), mid = hi - lo;
+        const want = Math.min(mid, k ?? Math.ceil(fraction * length));
+        if (want === 0) return n;
+        if (want === mid) { for (let s = lo; s < hi; s++) ids[n++] = s; return n; }
+        const sc = allScores(c, h, q, length);
+        for (let i = 0; i < mid; i++) order[i] = lo + i;
+        const o = order.subarray(0, mid);
+        o.sort((a, b) => sc[b]! - sc[a]! || a - b);
+        for (let i = 0; i < want; i++) ids[n++] = o[i]!;
+        return n;
+      },
+    };
+  };
+}
+
+function quest(p: Params): (c: Ctx) => Selection {
+  const budget = numParam('quest', p, 'budget', 0.04, 0, 1, false);
+  return (c) => {
+    const { headDim: D, kvHeads: G, heads: H, capacity } = c.d, pages = Math.ceil(capacity / QUEST_PAGE), kvDim = G * D;
+    const lo = new Float32Array(pages * kvDim).fill(Infinity), hi = new Float32Array(pages * kvDim).fill(-Infinity);
+    const order = new Int32Array(pages), score = new Float64Array(pages);
+    return {
+      biased: false, bytesPerToken: (2 * kvDim * 4) / QUEST_PAGE,
+      onStore(k, p0, n) {
+        for (let i = 0; i < n; i++) {
+          const pg = Math.floor((p0 + i) / QUEST_PAGE) * kvDim;
+          if ((p0 + i) % QUEST_PAGE === 0) { lo.fill(Infinity, pg, pg + kvDim); hi.fill(-Infinity, pg, pg + kvDim); }
+          for (let j = 0; j < kvDim; j++) { const x = k[i * kvDim + j]!; if (x < lo[pg + j]!) lo[pg + j] = x; if (x > hi[pg + j]!) hi[pg + j] = x; }
+        }
+      },
+      select(h, q, length, ids) {
+        const g = Math.floor(h / (H / G)), np = Math.ceil(length / QUEST_PAGE);
+        const keep = Math.min(np, Math.max(1, Math.ceil((budget * length) / QUEST_PAGE)));
+        for (let pg = 0; pg < np; pg++) {
+          let s = 0;
+          for (let d = 0; d < D; d++) { const o = pg * kvDim + g * D + d, qd = q[d]!; s += Math.max(qd * lo[o]!, qd * hi[o]!); }
+          score[pg] = s; order[pg] = pg;
+        }
+        const o = order.subarray(0, np);
+        o.sort((a, b) => score[b]! - score[a]! || a - b);
+        const chosen = o.subarray(0, keep).slice().sort();
+        let n = 0;
+        for (const pg of chosen) for (let s = pg * QUEST_PAGE; s < Math.min(length, (pg + 1) * QUEST_PAGE); s++) ids[n++] = s;
+        return n;
+      },
+    };
+  };
+}
+
+function oracleSampling(p: Params): (c: Ctx) => Selection {
+  const fraction = numParam('oracle-sampling', p, 'budget', 0.02, 0, 1, false);
+  const samples = p.samples === undefined ? undefined : numParam('oracle-sampling', p, 'samples', 1, 1, 2 ** 31);
+  const next = rng(numParam('oracle-sampling', p, 'seed', 1, 0, 2 ** 31));
+  return (c) => {
+    const cdf = new Float64Array(c.d.capacity);
+    return {
+      biased: true, bytesPerToken: 0,
+      select(h, q, length, ids, bias) {
+        const sc = allScores(c, h, q, length);
+        let m = -Infinity;
+        for (let s = 0; s < length; s++) m = Math.max(m, sc[s]!);
+        let acc = 0;
+        for (let s = 0; s < length; s++) { acc += Math.exp(sc[s]! - m); cdf[s] = acc; }
+        const n = Math.min(c.d.capacity, samples ?? Math.max(1, Math.ceil(fraction * length)));
+        for (let i = 0; i < n; i++) {
+          const x = next() * acc;
+          let a = 0, b = length - 1;                       // first s with cdf[s] > x
+          while (a < b) { const mid = (a + b) >> 1; if (cdf[mid]! > x) b = mid; else a = mid + 1; }
+          ids[i] = a;
+          bias[i] = -sc[a]!;                               // every drawn key gets logit 0: the mean of values
+        }
+        return n;
+      },
+    };
+  };
+}
+
+class SelectiveAttention implements LayerAttention {
+  readonly bytesPerToken: number;
+  private readonly kv: KVStore;
+  private readonly sel: Selection;
+  private readonly ids: Ptr; private readonly bias: Ptr; private readonly part: Ptr; private readonly lse: Ptr;
+  private readonly scratchQ: Ptr;
+  private readonly sk: SparseKernels;
+
+  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, make: (c: Ctx) => Selection) {
+    if (d.headDim % 4 !== 0) throw new RangeError(`sparse attention: head_dim must be a multiple of 4, got ${d.headDim}`);
+    this.kv = new KVStore(arena, d);
+    const [ids, bias, scores, part, lse, scratchQ] = selectiveScratch(d).map((b) => arena.alloc(b));
+    this.ids = ids!; this.bias = bias!; this.part = part!; this.lse = lse!; this.scratchQ = scratchQ!;
+    this.sk = sparseKernels(arena.kernelKind, arena.memory);
+    this.sel = make({ d, kv: this.kv, sk: () => this.sk, scores: scores!, arena, scratchQ: scratchQ! });
+    this.bytesPerToken = 2 * this.kv.rowBytes + this.sel.bytesPerToken;
+  }
+
+  store(k: Ptr, v: Ptr, p0: number, n: number): void {
+    this.kv.store(k, v, p0, n);
+    this.sel.onStore?.(this.arena.f32(k, n * this.d.kvHeads * this.d.headDim), p0, n);
+  }
+
+  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
+    if (n > 1) { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }
+    const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
+    const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
+    for (let h = 0; h < H; h++) {
+      const qh = this.arena.f32(q + h * D * 4, D).slice(), g = Math.floor(h / (H / G));
+      const count = this.sel.select(h, qh, length, ids, bias);
+      this.sk.attendList(q + h * D * 4, this.kv.k + g * D * es, this.kv.v + g * D * es, this.kv.f16, this.kv.rowBytes, D,
+        1 / Math.sqrt(D), this.ids, this.sel.biased ? this.bias : 0, count, this.part, this.lse);
+      this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.part, D));
+    }
+  }
+
+  truncate(_n: number): void { /* rows are indexed by position; quest pages restart when rewritten */ }
+}
+
+// ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).
+function selectiveScratch(d: LayerAttentionDims): number[] {
+  return [d.capacity * 4, d.capacity * 4, d.capacity * 4, (d.headDim + 4) * 4, 16, d.headDim * 4];
+}
+
+const KNOWN: Record<SelectiveKind, string[]> = {
+  topk: ['k', 'fraction', 'sinks', 'window', 'dense'], quest: ['budget', 'dense'],
+  streaming: ['sinks', 'window', 'dense'], 'oracle-sampling': ['budget', 'samples', 'seed', 'dense'],
+};
+// Dense layers by default: TopK and Quest as in their papers' comparisons ({0, 1}); none otherwise.
+const DEFAULT_DENSE: Record<SelectiveKind, number[]> = { topk: [0, 1], quest: [0, 1], streaming: [], 'oracle-sampling': [] };
+const MAKERS: Record<SelectiveKind, (p: Params) => (c: Ctx) => Selection> = { topk, quest, streaming, 'oracle-sampling': oracleSampling };
+
+export function selectiveBackend(kind: SelectiveKind, params: Params): AttentionBackend {
+  checkParams(kind, params, KNOWN[kind]);
+  denseLayers(params.dense, 1, []);
+  const make = MAKERS[kind](params);
+  const isDense = (d: LayerAttentionDims) => denseLayers(params.dense, d.layers, DEFAULT_DENSE[kind]).has(d.layer);
+  return {
+    arenaBytes: (d) => (isDense(d) ? denseCacheBytes(d) + 128 : planArena([...KVStore.bytes(d), ...selectiveScratch(d)]) + 64),
+    create: (arena, pool, d) => (isDense(d) ? new DenseAttention(arena, pool, d) : new SelectiveAttention(arena, pool, d, make)),
+  };
+}

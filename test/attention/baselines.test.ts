@@ -1,0 +1,93 @@
+// The baseline backends (topk, quest, streaming, oracle-sampling) against the float64 dense
+// reference: dense-equivalent settings equal dense; small budgets attend exactly the keys their rule
+// picks (computed independently here); oracle sampling is unbiased.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ThreadPool } from '../../src/runtime/pool.js';
+import { decode, denseRef, makeLayer, maxAbsDiff, realisticKV, relError, storeRows, type Layer } from './harness.js';
+
+let pool: ThreadPool, refPool: ThreadPool;
+before(async () => {
+  pool = await ThreadPool.create({ threads: 2, kernels: 'wasm' });
+  refPool = await ThreadPool.create({ threads: 1, kernels: 'reference' });
+});
+after(() => { pool.dispose(); refPool.dispose(); });
+
+function setup(p: ThreadPool, spec: string, n: number, dtype: 'f32' | 'f16' = 'f32') {
+  const L = makeLayer(p, spec, { capacity: 1024, dtype });
+  const kv = realisticKV(n, n + 1, L.d.kvHeads, L.d.headDim);
+  storeRows(L, kv.keys, kv.values);
+  return { L, q: kv.query(L.d.heads) };
+}
+
+/** float64 scores of head h over every stored key. */
+function scores(L: Layer, q: Float32Array, h: number): number[] {
+  const { heads: H, kvHeads: G, headDim: D } = L.d, g = Math.floor(h / (H / G));
+  return L.keys.map((k) => { let a = 0; for (let d = 0; d < D; d++) a += q[h * D + d]! * k[g * D + d]!; return a; });
+}
+
+describe('baselines', () => {
+  const equivalent = ['topk:k=100000', 'topk:fraction=1,window=0,sinks=0', 'streaming:window=5000', 'quest:budget=1'];
+  for (const spec of equivalent) {
+    for (const [p, dtype, kind] of [[() => pool, 'f32', 'wasm'], [() => pool, 'f16', 'wasm'], [() => refPool, 'f32', 'reference']] as const) {
+      test(`${spec} equals dense (${kind}, ${dtype})`, () => {
+        const { L, q } = setup(p(), spec, 300, dtype);
+        assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q)) < 2e-5);
+      });
+    }
+  }
+
+  test('topk:k=7 attends sinks + window + the 7 best-scoring middle keys of each head', () => {
+    const { L, q } = setup(pool, 'topk:k=7,sinks=4,window=16', 400);
+    const n = L.keys.length;
+    const ref = denseRef(L, q, (h) => {
+      const s = scores(L, q, h), mid = Array.from({ length: n - 20 }, (_, i) => i + 4).sort((a, b) => s[b]! - s[a]!);
+      return [0, 1, 2, 3, ...mid.slice(0, 7), ...Array.from({ length: 16 }, (_, i) => n - 16 + i)];
+    });
+    assert.ok(maxAbsDiff(decode(L, q), ref) < 2e-5);
+  });
+
+  test('streaming:sinks=2,window=10 attends exactly those keys', () => {
+    const { L, q } = setup(pool, 'streaming:sinks=2,window=10', 200);
+    const n = L.keys.length;
+    assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q, () => [0, 1, ...Array.from({ length: 10 }, (_, i) => n - 10 + i)])) < 2e-5);
+  });
+
+  test('quest:budget=0.1 attends the top pages by Σ max(q·min, q·max)', () => {
+    const { L, q } = setup(pool, 'quest:budget=0.1', 330);
+    const n = L.keys.length, { heads: H, kvHeads: G, headDim: D } = L.d, pages = Math.ceil(n / 16), keep = Math.ceil(0.1 * n / 16);
+    const ref = denseRef(L, q, (h) => {
+      const g = Math.floor(h / (H / G));
+      const score = Array.from({ length: pages }, (_, pg) => {
+        let s = 0;
+        for (let d = 0; d < D; d++) {
+          const col = L.keys.slice(pg * 16, pg * 16 + 16).map((k) => k[g * D + d]!);
+          s += Math.max(q[h * D + d]! * Math.min(...col), q[h * D + d]! * Math.max(...col));
+        }
+        return s;
+      });
+      const top = Array.from({ length: pages }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, keep).sort((a, b) => a - b);
+      return top.flatMap((pg) => Array.from({ length: Math.min(16, n - pg * 16) }, (_, i) => pg * 16 + i));
+    });
+    assert.ok(maxAbsDiff(decode(L, q), ref) < 2e-5);
+  });
+
+  test('oracle sampling is unbiased: the mean over many draws approaches dense', () => {
+    const { L, q } = setup(pool, 'oracle-sampling:samples=8,seed=3', 300);
+    const dense = denseRef(L, q), mean = new Float64Array(dense.length);
+    let single = 0;
+    const draws = 600;
+    for (let i = 0; i < draws; i++) {
+      const o = decode(L, q);
+      single += relError(o, dense) / draws;
+      for (let j = 0; j < o.length; j++) mean[j] += o[j]! / draws;
+    }
+    const err = relError(mean, dense);
+    assert.ok(err < single / 8, `mean-of-draws error ${err} vs single-draw ${single}`); // ~1/sqrt(600) ≈ 1/24
+  });
+
+  test('unknown parameters are rejected', () => {
+    assert.throws(() => makeLayer(pool, 'topk:K=3', {}), /no parameter "K"/);
+    assert.throws(() => makeLayer(pool, 'quest:budget=2', {}), /budget/);
+  });
+});
