@@ -10,16 +10,14 @@
 //       node dist/src/experiments/lm-sotu.js --quick    (seconds; tiny models, temp folder)
 
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseTrainConfig, type TrainConfig } from './train-config.js';
 import { runTraining, type RunResult } from './train-run.js';
 import { evalPerplexity, type PerplexityResult } from './perplexity.js';
 import { bucketed } from './evaluate.js';
-import { experimentArgs, fmt, markdownTable, writeFiles, type ExperimentArgs } from './report.js';
+import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const LM_RUNS = ['sotu-llama-d128-l1', 'sotu-mosaic-d128-l1', 'sotu-llama-d128-l4', 'sotu-mosaic-d128-l4'] as const;
 
 export interface LmRun { name: string; config: TrainConfig; result: RunResult; engine: PerplexityResult[] }
@@ -36,7 +34,7 @@ export function lmConfig(name: string, args: ExperimentArgs): TrainConfig {
   return parseTrainConfig(raw, `configs/${name}.json`);
 }
 
-export async function runLmExperiment(args: ExperimentArgs, log = (s: string) => process.stderr.write(s + '\n')): Promise<LmRun[]> {
+export async function runLmExperiment(args: ExperimentArgs, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<LmRun[]> {
   const runs: LmRun[] = [];
   for (const name of LM_RUNS) {
     const config = lmConfig(name, args);

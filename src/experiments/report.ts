@@ -2,8 +2,12 @@
 // experiment takes (--quick, --out, --docs), and writing a results file set.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file is dist/src/experiments/report.js once built). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** A GitHub markdown table; numbers are right-aligned. */
 export function markdownTable(headers: string[], rows: (string | number)[][]): string {
