@@ -74,37 +74,14 @@ export function sharpReadout(tape: Tape, k: Tensor, v: Tensor, H: number, scale:
   if (keep && scratch.p.length < B * H * rowPairs) scratch.p = new Float32Array(B * H * rowPairs);
   const P = scratch.p;
   const K = new Float64Array(T * hs), V = new Float64Array(T * hs), row = new Float64Array(T), acc = new Float64Array(hs);
+  const Y = y.data;
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       gatherHead(k.data, K, b, h, T, d, hs);
       gatherHead(v.data, V, b, h, T, d, hs);
       const pBase = (b * H + h) * rowPairs;
-      for (let t = 1; t < T; t++) {
-        let m = -Infinity;
-        for (let s = 0; s < t; s++) {
-          let x = 0;
-          for (let j = 0; j < hs; j++) x += K[t * hs + j] * K[s * hs + j];
-          x *= scale;
-          row[s] = x;
-          if (x > m) m = x;
-        }
-        const lim = m - SKIP;
-        let z = 0;
-        acc.fill(0);
-        for (let s = 0; s < t; s++) {
-          const x = row[s];
-          if (x <= lim) { row[s] = 0; continue; }
-          const e = Math.exp(x - m);
-          row[s] = e; z += e;
-          for (let j = 0; j < hs; j++) acc[j] += e * V[s * hs + j];
-        }
-        const o = (b * T + t) * d + h * hs;
-        for (let j = 0; j < hs; j++) y.data[o + j] = acc[j] / z;
-        if (keep) {
-          const pr = pBase + (t * (t - 1)) / 2, iz = 1 / z;
-          for (let s = 0; s < t; s++) P[pr + s] = row[s] * iz;
-        }
-      }
+      if (hs === 2) forwardHead2(K, V, T, scale, keep ? P : null, pBase, row, Y, b * T * d + h * hs, d);
+      else forwardHead(K, V, T, hs, scale, keep ? P : null, pBase, row, acc, Y, b * T * d + h * hs, d);
     }
   }
   tape.record(y, () => {
@@ -117,29 +94,107 @@ export function sharpReadout(tape: Tape, k: Tensor, v: Tensor, H: number, scale:
         gatherHead(v.data, V, b, h, T, d, hs);
         gatherHead(g, G, b, h, T, d, hs);
         GK.fill(0); GV.fill(0);
-        const pBase = (b * H + h) * rowPairs;
-        for (let t = 1; t < T; t++) {
-          const o = (b * T + t) * d + h * hs;
-          let D = 0;
-          for (let j = 0; j < hs; j++) D += G[t * hs + j] * y.data[o + j];
-          acc.fill(0);
-          const pr = pBase + (t * (t - 1)) / 2;
-          for (let s = 0; s < t; s++) {
-            const p = P[pr + s];
-            if (p === 0) continue;
-            let dp = 0;
-            for (let j = 0; j < hs; j++) { dp += G[t * hs + j] * V[s * hs + j]; GV[s * hs + j] += p * G[t * hs + j]; }
-            const zs = p * (dp - D) * scale;
-            for (let j = 0; j < hs; j++) { acc[j] += zs * K[s * hs + j]; GK[s * hs + j] += zs * K[t * hs + j]; }
-          }
-          for (let j = 0; j < hs; j++) GK[t * hs + j] += acc[j];
-        }
+        const pBase = (b * H + h) * rowPairs, o = b * T * d + h * hs;
+        if (hs === 2) backwardHead2(K, V, G, GK, GV, T, scale, P, pBase, Y, o, d);
+        else backwardHead(K, V, G, GK, GV, T, hs, scale, P, pBase, acc, Y, o, d);
         if (gk) scatterHeadAdd(GK, gk, b, h, T, d, hs);
         if (gv) scatterHeadAdd(GV, gv, b, h, T, d, hs);
       }
     }
   });
   return y;
+}
+
+/** One head's forward (generic head size); Y rows at o + t·d. Softmax rows go to P (when kept). */
+function forwardHead(K: Float64Array, V: Float64Array, T: number, hs: number, scale: number, P: Float32Array | null, pBase: number,
+  row: Float64Array, acc: Float64Array, Y: Float32Array, o: number, d: number): void {
+  for (let t = 1; t < T; t++) {
+    let m = -Infinity;
+    for (let s = 0; s < t; s++) {
+      let x = 0;
+      for (let j = 0; j < hs; j++) x += K[t * hs + j] * K[s * hs + j];
+      x *= scale;
+      row[s] = x;
+      if (x > m) m = x;
+    }
+    const lim = m - SKIP;
+    let z = 0;
+    acc.fill(0);
+    for (let s = 0; s < t; s++) {
+      const x = row[s];
+      if (x <= lim) { row[s] = 0; continue; }
+      const e = Math.exp(x - m);
+      row[s] = e; z += e;
+      for (let j = 0; j < hs; j++) acc[j] += e * V[s * hs + j];
+    }
+    for (let j = 0; j < hs; j++) Y[o + t * d + j] = acc[j] / z;
+    if (P) { const pr = pBase + (t * (t - 1)) / 2, iz = 1 / z; for (let s = 0; s < t; s++) P[pr + s] = row[s] * iz; }
+  }
+}
+
+/** forwardHead for head size 2 (the 3-head model), unrolled. */
+function forwardHead2(K: Float64Array, V: Float64Array, T: number, scale: number, P: Float32Array | null, pBase: number,
+  row: Float64Array, Y: Float32Array, o: number, d: number): void {
+  for (let t = 1; t < T; t++) {
+    const q0 = K[2 * t] * scale, q1 = K[2 * t + 1] * scale;
+    let m = -Infinity;
+    for (let s = 0; s < t; s++) {
+      const x = q0 * K[2 * s] + q1 * K[2 * s + 1];
+      row[s] = x;
+      if (x > m) m = x;
+    }
+    const lim = m - SKIP;
+    let z = 0, a0 = 0, a1 = 0;
+    for (let s = 0; s < t; s++) {
+      const x = row[s];
+      if (x <= lim) { row[s] = 0; continue; }
+      const e = Math.exp(x - m);
+      row[s] = e; z += e; a0 += e * V[2 * s]; a1 += e * V[2 * s + 1];
+    }
+    Y[o + t * d] = a0 / z; Y[o + t * d + 1] = a1 / z;
+    if (P) { const pr = pBase + (t * (t - 1)) / 2, iz = 1 / z; for (let s = 0; s < t; s++) P[pr + s] = row[s] * iz; }
+  }
+}
+
+/** One head's backward from the kept softmax rows; G, GK, GV (T, hs) planar, Y the forward output. */
+function backwardHead(K: Float64Array, V: Float64Array, G: Float64Array, GK: Float64Array, GV: Float64Array, T: number, hs: number,
+  scale: number, P: Float32Array, pBase: number, acc: Float64Array, Y: Float32Array, o: number, d: number): void {
+  for (let t = 1; t < T; t++) {
+    let D = 0;
+    for (let j = 0; j < hs; j++) D += G[t * hs + j] * Y[o + t * d + j];
+    acc.fill(0);
+    const pr = pBase + (t * (t - 1)) / 2;
+    for (let s = 0; s < t; s++) {
+      const p = P[pr + s];
+      if (p === 0) continue;
+      let dp = 0;
+      for (let j = 0; j < hs; j++) { dp += G[t * hs + j] * V[s * hs + j]; GV[s * hs + j] += p * G[t * hs + j]; }
+      const zs = p * (dp - D) * scale;
+      for (let j = 0; j < hs; j++) { acc[j] += zs * K[s * hs + j]; GK[s * hs + j] += zs * K[t * hs + j]; }
+    }
+    for (let j = 0; j < hs; j++) GK[t * hs + j] += acc[j];
+  }
+}
+
+/** backwardHead for head size 2, unrolled. */
+function backwardHead2(K: Float64Array, V: Float64Array, G: Float64Array, GK: Float64Array, GV: Float64Array, T: number,
+  scale: number, P: Float32Array, pBase: number, Y: Float32Array, o: number, d: number): void {
+  for (let t = 1; t < T; t++) {
+    const g0 = G[2 * t], g1 = G[2 * t + 1];
+    const D = g0 * Y[o + t * d] + g1 * Y[o + t * d + 1];
+    const k0 = K[2 * t] * scale, k1 = K[2 * t + 1] * scale;
+    let a0 = 0, a1 = 0;
+    const pr = pBase + (t * (t - 1)) / 2;
+    for (let s = 0; s < t; s++) {
+      const p = P[pr + s];
+      if (p === 0) continue;
+      GV[2 * s] += p * g0; GV[2 * s + 1] += p * g1;
+      const zs = p * (g0 * V[2 * s] + g1 * V[2 * s + 1] - D);
+      a0 += zs * K[2 * s]; a1 += zs * K[2 * s + 1];
+      GK[2 * s] += zs * k0; GK[2 * s + 1] += zs * k1;
+    }
+    GK[2 * t] += a0 * scale; GK[2 * t + 1] += a1 * scale;
+  }
 }
 
 /** out (T, hs) = head h of sequence b of a (B, T, d) array. */
