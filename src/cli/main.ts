@@ -20,6 +20,7 @@ Commands:
   bench      measure prefill and decode speed
   train      train a Llama-architecture transformer or a Memory Mosaic from a JSON config
   eval-ppl   held-out loss / perplexity of a model on a corpus
+  eval       long-context accuracy (RULER-style tasks) and attention error per attention backend
 
 Run 'tessera <command> --help' for the options of a command.
 Models: a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
@@ -53,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'bench': return runBenchCommand(rest);
     case 'train': return (await import('./train.js')).runTrain(rest);
     case 'eval-ppl': return (await import('./eval-ppl.js')).runEvalPpl(rest);
-    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench, train, eval-ppl)`);
+    case 'eval': return (await import('./eval.js')).runEval(rest);
+    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench, train, eval-ppl, eval)`);
   }
 }
 

@@ -1,0 +1,81 @@
+// `tessera eval`: RULER-style long-context accuracy of a model under one or more attention
+// backends, or (--operator) the attention-output error vs keys touched on captured Q/K/V.
+// Writes tables, JSON and SVG plots to --out (default results/eval-<time>).
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, formatHelp, parseFlags, UsageError, type FlagSpecs } from './args.js';
+import { MODEL_HINT } from './model-flags.js';
+import { runAccuracyEval } from '../eval/harness.js';
+import { accuracyRows, formatTable, writeAccuracyReport } from '../eval/report.js';
+import { parseTaskSpec, PROFILES } from '../eval/tasks.js';
+import { DEFAULT_BUDGETS, runOperatorEval } from '../eval/operator.js';
+import { operatorTable, writeOperatorReport } from '../eval/operator-report.js';
+
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
+  tasks: { type: 'string', placeholder: 'LIST', default: 'niah_single,niah_multikey,niah_multivalue,cwe,fwe,vt', description: 'comma-separated tasks (niah_single, niah_multikey, niah_multivalue, niah_multiquery, cwe, fwe, vt, most_frequent, count); options as task:key=value+key=value' },
+  length: { type: 'integer', min: 16, multiple: true, placeholder: 'N', description: 'prompt length in tokens (repeatable; default 2048)' },
+  samples: { type: 'integer', min: 1, default: 50, placeholder: 'N', description: 'prompts per task and length' },
+  attention: { type: 'string', multiple: true, placeholder: 'SPEC', description: 'attention backend (repeatable; default dense), e.g. magicpig:K=10,L=150' },
+  profile: { type: 'string', choices: Object.keys(PROFILES), default: 'ruler', placeholder: 'NAME', description: 'task options: ruler, or long-context (as the long-context model was trained)' },
+  'decode-last': { type: 'integer', min: 0, default: 0, placeholder: 'K', description: 'feed the last K prompt tokens one at a time (sparse decode path) instead of prefilling them densely' },
+  seed: { type: 'integer', default: 1, placeholder: 'S', description: 'task seed' },
+  out: { type: 'string', placeholder: 'DIR', description: 'output folder (default results/eval-<timestamp>)' },
+  threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
+  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32)' },
+  operator: { type: 'boolean', description: 'operator-level measurement: attention-output error vs fraction of keys, on Q/K/V captured from a forward pass' },
+  layers: { type: 'string', placeholder: 'LIST', description: '--operator: layers to measure, e.g. 1,3 (default all)' },
+  queries: { type: 'integer', min: 1, default: 16, placeholder: 'N', description: '--operator: decode positions measured (the last N of the prompt)' },
+  budgets: { type: 'string', placeholder: 'LIST', description: `--operator: key fractions for topk/oracle-sampling/quest/streaming (default ${DEFAULT_BUDGETS.join(',')})` },
+  magicpig: { type: 'string', placeholder: 'LIST', description: '--operator: offline MagicPIG settings K:L,… (default 8:75,10:50,10:150,10:300,11:300)' },
+  quiet: { type: 'boolean', description: 'no per-sample progress' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+
+const SUMMARY = 'Evaluate long-context accuracy (RULER-style synthetic tasks, exact scoring, greedy decoding) under attention backends,\nor with --operator the attention-output error vs fraction of keys touched on Q/K/V captured from a real forward pass.';
+
+const list = (s: string | undefined) => (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+
+export async function runEval(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, FLAGS, 'eval');
+  if (v.help) { process.stdout.write(formatHelp('eval', SUMMARY, FLAGS)); return 0; }
+  const model = v.model as string;
+  if (!existsSync(model)) throw new CliError(`model path ${model} does not exist`, MODEL_HINT);
+  const out = (v.out as string | undefined) ?? join('results', `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const lengths = (v.length as string[] | undefined)?.map(Number) ?? [2048];
+  const attention = (v.attention as string[] | undefined) ?? ['dense'];
+  const threads = v.threads as number | undefined;
+  // Task options are written task:key=value+key=value on the command line (commas separate tasks).
+  const taskTexts = list(v.tasks as string).map((t) => t.replace(/\+/g, ','));
+  let tasks;
+  try { tasks = taskTexts.map(parseTaskSpec); } catch (e) { throw new UsageError((e as Error).message, 'eval'); }
+
+  if (v.operator) {
+    const num = (s: string, what: string) => { const x = Number(s); if (!Number.isFinite(x)) throw new UsageError(`--${what}: '${s}' is not a number`, 'eval'); return x; };
+    const pigs = v.magicpig === undefined ? undefined : list(v.magicpig as string).map((s) => {
+      const [K, L] = s.split(':').map((x) => num(x, 'magicpig'));
+      if (!Number.isInteger(K) || !Number.isInteger(L)) throw new UsageError(`--magicpig: '${s}' must be K:L with integers`, 'eval');
+      return [K, L] as [number, number];
+    });
+    const r = await runOperatorEval({
+      model, length: lengths[0], task: taskTexts[0], profile: v.profile as string, queries: v.queries as number,
+      layers: v.layers === undefined ? undefined : list(v.layers as string).map((s) => num(s, 'layers')),
+      budgets: v.budgets === undefined ? undefined : list(v.budgets as string).map((s) => num(s, 'budgets')),
+      magicpig: pigs, engine: (v.attention as string[] | undefined) ?? ['dense', 'topk', 'quest', 'streaming', 'oracle-sampling', 'magicpig'],
+      seed: v.seed as number, threads,
+    });
+    process.stdout.write(operatorTable(r));
+    for (const f of writeOperatorReport(r, out)) process.stderr.write(`wrote ${f}\n`);
+    return 0;
+  }
+
+  const r = await runAccuracyEval({
+    model, tasks, lengths, samples: v.samples as number, attention, profile: v.profile as string, seed: v.seed as number,
+    decodeLast: v['decode-last'] as number, threads, cacheDType: v['kv-type'] as 'f32' | 'f16' | undefined,
+    onSample: v.quiet ? undefined : (s, done, total) => process.stderr.write(`[${done}/${total}] ${s.backend} ${s.task} @${s.length} #${s.index}: ${s.score.toFixed(2)}  ${JSON.stringify(s.output.slice(0, 60))}\n`),
+  });
+  process.stdout.write(formatTable(accuracyRows(r)));
+  for (const f of writeAccuracyReport(r, out)) process.stderr.write(`wrote ${f}\n`);
+  return 0;
+}
