@@ -70,6 +70,7 @@ export function moonBatch(rng: Rng, B: number, T: number, trajectories: readonly
   const x = new Float32Array(B * T * DIM), y = new Float32Array(B * T * DIM);
   for (let b = 0; b < B; b++) {
     const traj = trajectories[rng.int(trajectories.length)];
+    if (traj.length < TOTAL_POINTS * DIM) throw new Error(`moonBatch: trajectories must have ${TOTAL_POINTS} points (random starts reach ${TOTAL_POINTS - 2 * T - 2})`);
     const s = randomStart(rng, T);
     x.set(traj.subarray(s * DIM, (s + T) * DIM), b * T * DIM);
     y.set(traj.subarray((s + 1) * DIM, (s + 1 + T) * DIM), b * T * DIM);

@@ -27,7 +27,9 @@ test('data: 9 smallest-period triples, [1, 2, 3] held out, trajectories periodic
   assert.ok(Math.abs(tr[10 * DIM] - Math.sin((2 * Math.PI * 10) / (800 / 18) + 0.3)) < 1e-12);
   assert.ok(Math.abs(tr[4 * DIM + 5] - Math.cos((2 * Math.PI * 4) / (3 * 800 / 18) + 0.3)) < 1e-12);
   for (let m = 0; m < 3; m++) assert.ok(Math.abs(tr[DIM * 0 + 2 * m] ** 2 + tr[2 * m + 1] ** 2 - 1) < 1e-12);
-  const { x, y } = moonBatch(new Rng(1), 2, 50, [tr.subarray(0), trajectory([0.5, 1, 2], 2000)]);
+  const { x, y } = moonBatch(new Rng(1), 2, 50, [trajectory([1, 2, 3]), trajectory([0.5, 1, 2])]);
+  assert.throws(() => moonBatch(new Rng(1), 1, 50, [tr]), /10000 points/);
+  assert.ok(x.some((v) => v !== 0));
   for (let b = 0; b < 2; b++) for (let t = 0; t < 49; t++) for (let j = 0; j < DIM; j++) assert.equal(y[(b * 50 + t) * DIM + j], x[(b * 50 + t + 1) * DIM + j]);
 });
 
@@ -44,9 +46,10 @@ function setup(heads: number, B: number, T: number, seed: number) {
   const mem = new TrainMemory({ bytes: 16 << 20, kernels: 'wasm' });
   const tape = new Tape(mem);
   const model = new MoonModel(mem, heads, seed);
-  // larger weights than the init so that the scale-50 softmax is sharp and some errors exceed the clip
-  for (const p of model.params.list()) for (let i = 0; i < p.size; i++) p.data[i] *= 2.5;
-  const { x, y } = moonBatch(new Rng(seed), B, T, trainTriples().map((p) => trajectory(p, 2000)));
+  // larger keys than the init so that the scale-50 softmax is sharp
+  const wk = model.params.get('w_k');
+  for (let i = 0; i < wk.size; i++) wk.data[i] *= 2.5;
+  const { x, y } = moonBatch(new Rng(seed), B, T, trainTriples().map((p) => trajectory(p)));
   return { mem, tape, model, x, y };
 }
 
@@ -78,12 +81,12 @@ for (const heads of [1, 3]) {
         // params are float32: evaluate the twin at the exactly representable perturbed values
         const hi = Math.fround(saved + h), lo = Math.fround(saved - h);
         const fd = (at(hi) - at(lo)) / (hi - lo);
-        const err = Math.abs(g[i] - fd) / Math.max(1e-3, Math.abs(fd));
+        const err = Math.abs(g[i] - fd) / Math.max(1e-4, Math.abs(fd));
         worst = Math.max(worst, err);
         assert.ok(err < 2e-2, `${p.name}[${i}]: tape ${g[i]} vs finite difference ${fd}`);
       }
     }
-    assert.ok(worst < 2e-2 && largest > 1e-2, `worst relative error ${worst}, largest gradient ${largest}`);
+    assert.ok(worst < 2e-2 && largest > 1e-3, `worst relative error ${worst}, largest gradient ${largest}`);
   });
 }
 
