@@ -1,0 +1,123 @@
+// Evaluates the long-context model with Tessera's INFERENCE engine: loadModel (HF Llama folder) and
+// greedy generation, dense attention by default (--attention takes any spec loadModel accepts, e.g.
+// "magicpig:K=10,L=150", so the same script measures sparse attention). Held-out examples (seeds the
+// training stream never draws) are built with the model's own tokenizer so BOS + prompt + answer
+// fits the window; the generated text is scored by the task's scorer (needles: the exact 6-digit
+// value(s); most-frequent: the word).
+//
+//   node dist/src/experiments/long-context/eval.js [--model models/long-context] [--n 100]
+//        [--contexts 1024,2048] [--tasks needle-single,needle-multikey,most-frequent] [--attention dense]
+//        [--seed 1] [--json FILE]
+//
+// Chance: a blind guess of a 6-digit value is 1 in 900 000; guessing among the values present in the
+// context is 1 (single), 1/4 (multikey, four needles); most-frequent: 1/distinctWords (10).
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '../../models/load.js';
+import { generateText } from '../../generation/generate.js';
+import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
+import { deriveSeed } from '../../data/rng.js';
+import { NOUNS } from '../../data/synthetic-words.js';
+import { DEFAULT_COUNTING, LongContextTasks, TASK_KINDS, type CountingSpec, type TaskKind } from './tasks.js';
+
+/** Chance levels: a blind guess of the answer (6-digit values: 1 in 900 000; the word: one of the
+ *  96 nouns) and a guess among the candidates present in the context (the one value of a single
+ *  needle, one of four keys' values, one of the list's distinct words). */
+export function chanceOf(kind: TaskKind, counting: CountingSpec = DEFAULT_COUNTING): { blind: number; inContext: number } {
+  switch (kind) {
+    case 'needle-single': return { blind: 1 / 900000, inContext: 1 };
+    case 'needle-multikey': return { blind: 1 / 900000, inContext: 1 / 4 };
+    case 'needle-multiquery': return { blind: 1 / 900000 ** 2, inContext: 1 / 2 }; // the two values present, the order to pick
+    case 'most-frequent': return { blind: 1 / NOUNS.length, inContext: 1 / counting.distinctWords };
+  }
+}
+
+export interface EvalRow { kind: TaskKind; context: number; n: number; accuracy: number; chance: { blind: number; inContext: number }; meanPromptTokens: number; byDepth?: number[] }
+
+export interface EvalOptions {
+  model: string;
+  n: number;
+  contexts: number[];
+  tasks: TaskKind[];
+  attention?: string;
+  seed?: number;
+  counting?: CountingSpec;
+  threads?: number;
+  /** Called after each example (progress). */
+  onExample?: (kind: TaskKind, context: number, i: number, score: number, prediction: string) => void;
+}
+
+/** Held-out seed i of the evaluation (disjoint from the training seeds deriveSeed(seed, step, b)). */
+export function evalSeed(seed: number, context: number, i: number): number {
+  return deriveSeed(seed, 0xe7a1, context, i);
+}
+
+/** Accuracy per (task, context) by greedy generation with the inference engine. */
+export async function evaluateLongContext(o: EvalOptions): Promise<EvalRow[]> {
+  const tokJson = JSON.parse(readFileSync(join(o.model, 'tokenizer.json'), 'utf8')) as object;
+  const tasks = new LongContextTasks(bpeFromTokenizerJson(tokJson), o.counting ?? DEFAULT_COUNTING);
+  const maxCtx = Math.max(...o.contexts);
+  const loaded = await loadModel(o.model, { contextLength: maxCtx, threads: o.threads ?? 1, attention: o.attention ?? 'dense' });
+  const rows: EvalRow[] = [];
+  try {
+    for (const context of o.contexts) {
+      for (const kind of o.tasks) {
+        let sum = 0, promptTokens = 0;
+        const depth = [0, 0, 0, 0, 0], depthN = [0, 0, 0, 0, 0];
+        for (let i = 0; i < o.n; i++) {
+          const task = tasks.textTask(kind, context, evalSeed(o.seed ?? 1, context, i));
+          const r = await generateText(loaded.model, loaded.tokenizer, task.input, { temperature: 0, maxTokens: 9 });
+          const s = task.score(r.text);
+          sum += s; promptTokens += r.promptTokens;
+          if (typeof task.meta.depth === 'number') { const b = Math.min(4, Math.floor(task.meta.depth * 5)); depth[b] += s; depthN[b]++; }
+          o.onExample?.(kind, context, i, s, r.text);
+        }
+        rows.push({
+          kind, context, n: o.n, accuracy: sum / o.n, chance: chanceOf(kind, o.counting), meanPromptTokens: promptTokens / o.n,
+          ...(kind.startsWith('needle') ? { byDepth: depth.map((a, b) => (depthN[b] ? a / depthN[b] : NaN)) } : {}),
+        });
+      }
+    }
+  } finally {
+    loaded.model.dispose();
+  }
+  return rows;
+}
+
+/** The rows as a Markdown table. */
+export function markdownTable(rows: readonly EvalRow[]): string {
+  const pct = (x: number) => (Number.isNaN(x) ? '–' : `${(100 * x).toFixed(0)}%`);
+  const chance = (x: number) => (x >= 0.001 ? `${(100 * x).toFixed(1)}%` : `${(100 * x).toExponential(0)}%`);
+  const out = ['| task | context | examples | mean prompt tokens | accuracy | chance: blind guess | chance: guess among candidates in context | accuracy by needle depth (fifths of the haystack) |',
+    '|---|---:|---:|---:|---:|---:|---:|---|'];
+  for (const r of rows) {
+    out.push(`| ${r.kind} | ${r.context} | ${r.n} | ${r.meanPromptTokens.toFixed(0)} | **${(100 * r.accuracy).toFixed(1)}%** | ${chance(r.chance.blind)} | ${chance(r.chance.inContext)} | ${r.byDepth ? r.byDepth.map(pct).join(' / ') : ''} |`);
+  }
+  return out.join('\n');
+}
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const tasks = (arg(args, '--tasks') ?? 'needle-single,needle-multikey,most-frequent').split(',') as TaskKind[];
+  for (const t of tasks) if (!TASK_KINDS.includes(t)) { process.stderr.write(`eval: unknown task ${t} (known: ${TASK_KINDS.join(', ')})\n`); process.exit(2); }
+  const opts: EvalOptions = {
+    model: arg(args, '--model') ?? 'models/long-context', n: Number(arg(args, '--n') ?? 100),
+    contexts: (arg(args, '--contexts') ?? '2048').split(',').map(Number), tasks,
+    attention: arg(args, '--attention'), seed: Number(arg(args, '--seed') ?? 1),
+    onExample: (kind, ctx, i, s) => { if ((i + 1) % 10 === 0) process.stderr.write(`${kind} @${ctx}: ${i + 1} done${s ? '' : ''}\r`); },
+  };
+  const t0 = performance.now();
+  evaluateLongContext(opts).then((rows) => {
+    process.stderr.write('\n');
+    process.stdout.write(`Attention: ${opts.attention ?? 'dense'}; model ${opts.model}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n${markdownTable(rows)}\n`);
+    const json = arg(args, '--json');
+    if (json) writeFileSync(json, JSON.stringify({ model: opts.model, attention: opts.attention ?? 'dense', seed: opts.seed, rows }, null, 2) + '\n');
+  }).catch((e: Error) => { process.stderr.write(`eval: ${e.message}\n`); process.exit(1); });
+}

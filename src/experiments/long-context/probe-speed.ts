@@ -1,0 +1,33 @@
+// Throughput probe for sizing the long-context run: one training step (forward, backward, AdamW) of
+// LongContextModel at a few (d, layers, T), 1 thread. Run: node dist/src/experiments/long-context/probe-speed.js
+import { TrainMemory } from '../../training/memory.js';
+import { Tape } from '../../training/autograd/tape.js';
+import { Params } from '../../training/params.js';
+import { AdamW } from '../../training/optim.js';
+import { llamaTrainConfig } from '../../training/models/llama-train.js';
+import { Rng } from '../../training/rng.js';
+import { LongContextModel } from './model.js';
+
+const V = 1400;
+for (const [d, L, H, T, B] of JSON.parse(process.argv[2] ?? '[[128,2,4,2048,1],[128,2,4,512,4],[96,2,4,2048,1],[128,3,4,2048,1]]') as number[][]) {
+  const c = llamaTrainConfig({ vocab_size: V, hidden_size: d, intermediate_size: Math.round(8 * d / 3 / 8) * 8, num_hidden_layers: L, num_attention_heads: H, max_position_embeddings: 4096 });
+  const mem = new TrainMemory({ bytes: 1024 << 20, kernels: 'wasm', label: 'probe' });
+  const tape = new Tape(mem);
+  const params = new Params(mem, 0);
+  const model = new LongContextModel(c, params);
+  const opt = new AdamW(params);
+  const rng = new Rng(1);
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const rows = Int32Array.from({ length: 128 * B }, () => rng.int(B * T)), targets = Int32Array.from(rows, () => rng.int(V));
+  const times: number[] = [];
+  for (let s = 0; s < 4; s++) {
+    const t0 = performance.now();
+    params.zeroGrad();
+    tape.backward(model.loss(tape, ids, B, T, { rows: rows.subarray(0, 4), targets: targets.subarray(0, 4) }, { rows, targets }, 0.2));
+    tape.reset();
+    opt.step(1e-3);
+    times.push(performance.now() - t0);
+  }
+  const ms = Math.min(...times.slice(1));
+  console.log(`d=${d} L=${L} H=${H} T=${T} B=${B}: ${ms.toFixed(0)} ms/step, ${(B * T / ms * 1000).toFixed(0)} tokens/s, params ${params.count()}`);
+}

@@ -1,0 +1,192 @@
+// Trains the long-context model: a Llama-architecture transformer, on the synthetic long-context
+// tasks (tasks.ts) with a context curriculum (config stages), by Tessera's training engine, and
+// exports a Hugging Face Llama folder that loadModel runs.
+//
+//   node dist/src/experiments/long-context/train.js [--config configs/long-context.json] [--resume]
+//        [--stop-at N] [--export-only] [--no-progress]
+//
+// Loss: cross-entropy on the answer tokens and the EOS after them, plus lmWeight × cross-entropy on
+// lmRows random positions per sequence (ordinary next-token loss, which shapes the copy heads early).
+// Everything random is a function of the config seed; an interrupted run resumes exactly from
+// <out>/checkpoint (parameters, AdamW moments, step, data cursor). Held-out answer loss and
+// teacher-forced answer accuracy at evalContext are logged to <out>/eval.jsonl.
+
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TrainMemory } from '../../training/memory.js';
+import { Tape } from '../../training/autograd/tape.js';
+import { Params } from '../../training/params.js';
+import { AdamW } from '../../training/optim.js';
+import { Trainer } from '../../training/trainer.js';
+import { loadCheckpoint, findCheckpoint } from '../../training/checkpoint.js';
+import type { Batch, BatchSource } from '../../training/batches.js';
+import { hfConfigJson, llamaTrainConfig } from '../../training/models/llama-train.js';
+import type { LlamaConfig } from '../../models/config.js';
+import { writeSafetensors } from '../../formats/safetensors-writer.js';
+import { ThreadPool } from '../../runtime/pool.js';
+import { deriveSeed, Rng } from '../../data/rng.js';
+import { LongContextModel, type ScoredRows } from './model.js';
+import { LongContextTasks, trainLongContextTokenizer, tokenizerConfig, TASK_KINDS, type TaskKind } from './tasks.js';
+import { finalContext, readConfig, stageAt, totalSteps, type LongContextConfig } from './config.js';
+
+/** A batch with its scored rows split into answers (targets ≠ −100) and sampled LM rows. */
+export interface LongBatch extends Batch { lm: ScoredRows }
+
+/** The curriculum's batches: batch `step` holds examples deriveSeed(seed, step, b) at the stage's context. */
+export class CurriculumBatches implements BatchSource {
+  step = 0;
+  constructor(readonly cfg: LongContextConfig, readonly tasks: LongContextTasks) {}
+
+  next(): LongBatch {
+    const { context: T, batch: B } = stageAt(this.cfg, this.step);
+    const pad = this.tasks.eot;
+    const ids = new Int32Array(B * T).fill(pad), targets = new Int32Array(B * T).fill(-100); // (B, T)
+    const lmRows: number[] = [], lmTargets: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const seed = deriveSeed(this.cfg.seed, this.step, b);
+      const ex = this.tasks.example(LongContextTasks.pickKind(this.cfg.mix, seed), T, seed);
+      const n = ex.tokens.length;
+      if (n > T + 1) throw new Error(`CurriculumBatches: an example of ${n} tokens does not fit a window of ${T} + 1`);
+      ids.set(ex.tokens.subarray(0, Math.min(n, T)), b * T);
+      for (const p of ex.answerPositions) targets[b * T + p - 1] = ex.tokens[p];
+      // LM rows: positions before the answers (the answers are scored already).
+      const rng = new Rng(deriveSeed(seed, 0x1a));
+      const before = ex.answerPositions[0] - 1;
+      for (let i = 0; i < Math.min(this.cfg.lmRows, before); i++) {
+        const t = rng.int(before);
+        lmRows.push(b * T + t); lmTargets.push(ex.tokens[t + 1]);
+      }
+    }
+    this.step++;
+    return { ids, targets, B, T, lm: { rows: Int32Array.from(lmRows), targets: Int32Array.from(lmTargets) } };
+  }
+
+  getState(): { step: number } { return { step: this.step }; }
+  setState(s: unknown): void { this.step = (s as { step: number }).step; }
+}
+
+/** The answer rows of a batch: where targets ≠ −100. */
+export function answerRows(b: Batch): ScoredRows {
+  const rows: number[] = [], targets: number[] = [];
+  b.targets.forEach((t, i) => { if (t !== -100) { rows.push(i); targets.push(t); } });
+  return { rows: Int32Array.from(rows), targets: Int32Array.from(targets) };
+}
+
+export function modelConfig(cfg: LongContextConfig, vocabSize: number, eot: number): LlamaConfig {
+  const m = cfg.model;
+  return llamaTrainConfig({
+    vocab_size: vocabSize, hidden_size: m.d, intermediate_size: m.ffn, num_hidden_layers: m.layers,
+    num_attention_heads: m.heads, num_key_value_heads: m.kvHeads, rope_theta: m.ropeTheta,
+    max_position_embeddings: finalContext(cfg), bos_token_id: eot, eos_token_id: eot,
+  });
+}
+
+/** Held-out examples at evalContext (seeds the training stream never draws), kinds in turn. */
+export function heldOutExamples(cfg: LongContextConfig, tasks: LongContextTasks, count: number, context: number, kinds: readonly TaskKind[] = TASK_KINDS) {
+  return Array.from({ length: count }, (_, i) => tasks.example(kinds[i % kinds.length], context, deriveSeed(cfg.seed, 0x5eed, i)));
+}
+
+/** Answer loss and teacher-forced accuracy (every answer token right) per kind. */
+export function evaluateHeldOut(tape: Tape, model: LongContextModel, examples: ReturnType<typeof heldOutExamples>) {
+  let lossSum = 0;
+  const right: Record<string, [number, number]> = {};
+  for (const ex of examples) {
+    const T = ex.tokens.length - 1;
+    const rows = Int32Array.from(ex.answerPositions, (p) => p - 1), targets = Int32Array.from(ex.answerPositions, (p) => ex.tokens[p]);
+    const logits = model.rowLogits(tape, model.hidden(tape, ex.tokens.subarray(0, T), 1, T), rows); // (n, V)
+    const V = model.config.vocab_size;
+    let ok = true, loss = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const row = logits.data.subarray(r * V, (r + 1) * V);
+      let max = -Infinity, arg = 0, z = 0;
+      for (let v = 0; v < V; v++) if (row[v] > max) { max = row[v]; arg = v; }
+      for (let v = 0; v < V; v++) z += Math.exp(row[v] - max);
+      loss += Math.log(z) + max - row[targets[r]];
+      if (arg !== targets[r]) ok = false;
+    }
+    lossSum += loss / rows.length;
+    const acc = (right[ex.kind] ??= [0, 0]);
+    acc[0] += ok ? 1 : 0; acc[1]++;
+    tape.reset();
+  }
+  return { loss: lossSum / examples.length, accuracy: Object.fromEntries(Object.entries(right).map(([k, [a, n]]) => [k, a / n])) };
+}
+
+/** Writes config.json, model.safetensors (f32), tokenizer.json and tokenizer_config.json. */
+export function exportModel(dir: string, config: LlamaConfig, params: Params, tasks: LongContextTasks, meta: Record<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, 'model.safetensors'), params.list().map((t) => ({
+    name: t.name, dtype: 'F32' as const, shape: [...t.shape], data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength).slice(),
+  })), { format: 'pt', ...meta });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config), null, 2) + '\n');
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tasks.tokenizerJson));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(config.max_position_embeddings), null, 2) + '\n');
+}
+
+export interface TrainOptions { resume?: boolean; stopAt?: number; exportOnly?: boolean; progress?: boolean; log?: (s: string) => void }
+
+/** Runs (or resumes) the configured training and exports the model; returns the final held-out result. */
+export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions = {}) {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  mkdirSync(cfg.out, { recursive: true });
+  writeFileSync(join(cfg.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  const tasks = new LongContextTasks(trainLongContextTokenizer(cfg.tokenizer.vocabSize, cfg.tokenizer.seed), cfg.counting);
+  const config = modelConfig(cfg, tasks.vocabSize, tasks.eot);
+  const maxTokens = Math.max(...cfg.stages.map((s) => s.batch * s.context), cfg.evalContext);
+  const mem = new TrainMemory({ bytes: Math.min(3 * 2 ** 30, (96 << 20) + maxTokens * cfg.model.layers * 40 * (6 * cfg.model.d + 3 * cfg.model.ffn) + 40 * tasks.vocabSize * cfg.model.d * 4), kernels: 'wasm', label: 'train-long-context' });
+  const pool = cfg.threads > 1 ? await ThreadPool.create({ threads: cfg.threads, kernels: 'wasm' }) : undefined;
+  try {
+    const tape = new Tape(mem, pool);
+    const params = new Params(mem, cfg.seed);
+    const model = new LongContextModel(config, params);
+    const optimizer = new AdamW(params, { weightDecay: cfg.weightDecay });
+    const data = new CurriculumBatches(cfg, tasks);
+    const held = heldOutExamples(cfg, tasks, cfg.evalExamples, cfg.evalContext);
+    const ckDir = join(cfg.out, 'checkpoint');
+    const steps = totalSteps(cfg);
+    let trainer: Trainer | null = null;
+    const evalLog = (tape: Tape) => {
+      const r = evaluateHeldOut(tape, model, held);
+      const line = { step: trainer?.step ?? 0, loss: r.loss, accuracy: r.accuracy };
+      appendFileSync(join(cfg.out, 'eval.jsonl'), JSON.stringify(line) + '\n');
+      log(`\n[eval @${line.step}, ${cfg.evalContext} tokens] answer loss ${r.loss.toFixed(3)}; accuracy ${Object.entries(r.accuracy).map(([k, a]) => `${k} ${(100 * a).toFixed(0)}%`).join(', ')}`);
+      return r.loss;
+    };
+    trainer = new Trainer({
+      tape, params, optimizer, data,
+      schedule: { lr: cfg.lr, minLr: cfg.minLr, warmup: cfg.warmup, total: steps },
+      steps, clip: cfg.clip, seed: cfg.seed, config: hfConfigJson(config),
+      checkpointDir: ckDir, checkpointEvery: cfg.checkpointEvery || steps, logDir: cfg.out, progress: o.progress ?? true,
+      evaluate: cfg.evalEvery > 0 ? { every: cfg.evalEvery, fn: evalLog } : undefined,
+      loss: (t, b) => model.loss(t, b.ids, b.B, b.T, answerRows(b), (b as LongBatch).lm, cfg.lmWeight),
+    });
+    if (o.exportOnly) {
+      if (!findCheckpoint(ckDir)) throw new Error(`--export-only: no checkpoint in ${ckDir}; train first`);
+      loadCheckpoint(ckDir, { params });
+    } else {
+      if (o.resume && trainer.resume()) log(`resumed from ${ckDir} at step ${trainer.step}`);
+      log(`long-context: ${params.count().toLocaleString('en-US')} parameters, vocab ${tasks.vocabSize}, ${steps} steps: ${cfg.stages.map((s) => `${s.steps} × ${s.batch} × ${s.context}`).join(', then ')}`);
+      trainer.run(Math.min(steps, o.stopAt ?? steps));
+    }
+    const final = tape.noGrad(() => evaluateHeldOut(tape, model, held));
+    exportModel(cfg.modelDir, config, params, tasks, { tessera_train: JSON.stringify({ experiment: 'long-context', steps: trainer.step, seed: cfg.seed }) });
+    log(`long-context: step ${trainer.step}, held-out answer loss ${final.loss.toFixed(3)}; model in ${cfg.modelDir}`);
+    return { step: trainer.step, ...final, parameters: params.count(), vocabSize: tasks.vocabSize, history: trainer.history };
+  } finally {
+    pool?.dispose();
+  }
+}
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const cfg = readConfig(arg(args, '--config') ?? 'configs/long-context.json');
+  const stop = arg(args, '--stop-at');
+  trainLongContext(cfg, { resume: args.includes('--resume'), exportOnly: args.includes('--export-only'), progress: !args.includes('--no-progress'),
+    stopAt: stop === undefined ? undefined : Number(stop) }).catch((e: Error) => { process.stderr.write(`train: ${e.message}\n`); process.exit(1); });
+}
