@@ -21,10 +21,13 @@ const u32 = (a: Arena, p: Ptr, n: number) => new Uint32Array(a.memory.buffer, p,
 
 export interface LshDims { layer: number; kvHeads: number; headDim: number; capacity: number; K: number; L: number; deltaCap: number; seed: number }
 
+/** Tokens hashed per pool job (their centered f32 rows fit the xs scratch). */
+export const HASH_CHUNK = 4096;
+
 /** Sizes of the buffers LshTables allocates, in order (for planArena). */
 export function lshTableSizes(d: LshDims): number[] {
   const { kvHeads: G, headDim: D, capacity: cap, K, L, deltaCap: dcap } = d, KL = K * L, NB = 1 << K;
-  return [G * KL * D * 4, G * KL * 4, G * D * 4, G * cap * 4, G * L * (NB + 1) * 4, G * L * cap * 4,
+  return [G * KL * D * 4, Math.min(cap, HASH_CHUNK) * D * 4, G * D * 4, G * cap * 4, G * L * (NB + 1) * 4, G * L * cap * 4,
     G * L * (NB + 1) * 4, G * L * dcap * 4, G * L * dcap * 2];
 }
 
@@ -35,7 +38,7 @@ export function lshBytesPerToken(d: Pick<LshDims, 'kvHeads' | 'L'>): number {
 
 export class LshTables {
   readonly R: Ptr;          // (Hkv, KL, D) f32 Gaussian directions
-  readonly rmu: Ptr;        // (Hkv, KL) f32 = R·μ
+  readonly xs: Ptr;         // (HASH_CHUNK, D) f32 scratch: centered rows being hashed
   readonly mu: Ptr;         // (Hkv, D) f32 key mean
   readonly knorm: Ptr;      // (Hkv, cap) f32 |k − μ| per token
   readonly mainOff: Ptr;    // (Hkv, L, NB + 1) u32
@@ -52,7 +55,7 @@ export class LshTables {
 
   constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly kv: KVStore, readonly d: LshDims) {
     const s = lshTableSizes(d);
-    [this.R, this.rmu, this.mu, this.knorm, this.mainOff, this.mainIds, this.deltaOff, this.deltaIds, this.deltaCodes] = s.map((b) => arena.alloc(b));
+    [this.R, this.xs, this.mu, this.knorm, this.mainOff, this.mainIds, this.deltaOff, this.deltaIds, this.deltaCodes] = s.map((b) => arena.alloc(b));
     this.NB = 1 << d.K;
     const KL = d.K * d.L;
     for (let g = 0; g < d.kvHeads; g++) arena.f32(this.R + g * KL * d.headDim * 4, KL * d.headDim).set(hashDirections(d.seed, d.layer, g, KL, d.headDim));
@@ -75,8 +78,6 @@ export class LshTables {
       for (let s = start; s < end; s++) { this.kv.readKey(s, g, key); for (let i = 0; i < D; i++) sum[i] += key[i]!; }
       const mu = this.arena.f32(this.mu + g * D * 4, D);
       for (let i = 0; i < D; i++) mu[i] = sum[i]! / N;
-      const R = this.arena.f32(this.R + g * KL * D * 4, KL * D), rmu = this.arena.f32(this.rmu + g * KL * 4, KL);
-      for (let j = 0; j < KL; j++) { let a = 0; for (let i = 0; i < D; i++) a += R[j * D + i]! * mu[i]!; rmu[j] = a; }
       // Codes (L, N) u16 go to the top of this head's id block: table l's ids, written in order,
       // never reach the codes of tables > l (see the arithmetic in the header of this file).
       const idsBase = this.mainIds + g * L * cap * 4;
@@ -111,8 +112,10 @@ export class LshTables {
 
   private hash(g: number, codes: Ptr, codeStride: number, i0: number, r0: number, r1: number): void {
     const { headDim: D, capacity: cap, K, L } = this.d, KL = K * L, es = this.kv.f16 ? 2 : 4;
-    this.pool.lshCodes(this.arena, this.kv.k + g * D * es, this.kv.f16, this.kv.rowBytes, this.mu + g * D * 4,
-      this.R + g * KL * D * 4, this.rmu + g * KL * 4, D, K, L, codes, codeStride, this.knorm + g * cap * 4, i0, r0, r1);
+    for (let c = r0; c < r1; c += HASH_CHUNK) {
+      this.pool.lshCodes(this.arena, this.kv.k + g * D * es, this.kv.f16, this.kv.rowBytes, this.mu + g * D * 4,
+        this.R + g * KL * D * 4, this.xs, D, K, L, codes + (c - i0) * 2, codeStride, this.knorm + g * cap * 4, c, c, Math.min(r1, c + HASH_CHUNK));
+    }
   }
 
   // ids[off[b] …] = first + i for every i with codes[i] = b, in increasing i (stable counting sort).

@@ -43,21 +43,22 @@ export function createReferenceSparseKernels(memory: WebAssembly.Memory): Sparse
   }
 
   return {
-    lshCodes(x, f16, rowStride, mu, R, rmu, D, K, L, codes, codeStride, norms, i0, r0, r1) {
-      const Rm = F32(R, K * L * D), rm = F32(rmu, K * L), m = F32(mu, D);
+    lshCodes(x, f16, rowStride, mu, R, xs, D, K, L, codes, codeStride, norms, i0, r0, r1) {
+      const Rm = F32(R, K * L * D), m = F32(mu, D);
       const C = new Uint16Array(buf(), codes, L * codeStride), N = F32(norms, r1);
       for (let r = r0; r < r1; r++) {
-        const xr = row(x + r * rowStride, f16, D);
+        const xr = row(x + r * rowStride, f16, D).map((v, d) => v - m[d]!);
+        F32(xs + (r - i0) * D * 4, D).set(xr);
         for (let l = 0; l < L; l++) {
           let code = 0;
           for (let b = 0; b < K; b++) {
             const j = l * K + b;
-            if (dot(xr, Rm.subarray(j * D, j * D + D), D) > rm[j]!) code |= 1 << b;
+            if (dot(xr, Rm.subarray(j * D, j * D + D), D) > 0) code |= 1 << b;
           }
           C[l * codeStride + r - i0] = code;
         }
         let s = 0;
-        for (let d = 0; d < D; d++) s += (xr[d]! - m[d]!) ** 2;
+        for (let d = 0; d < D; d++) s += xr[d]! ** 2;
         N[r] = Math.sqrt(s);
       }
     },

@@ -12,9 +12,9 @@ import { createReferenceSparseKernels } from './reference-sparse.js';
 
 export interface SparseKernels {
   /** SimHash codes of rows [r0, r1) of x (rows of rowStride bytes, f32 or f16), centered by mu (D):
-   *  codes (L, codeStride) u16 at column r − i0, bit b of table l = [x·R[lK+b] > rmu[lK+b]];
-   *  norms[r] = |x_r − mu|. R (KL, D) f32, rmu (KL) = R·mu. */
-  lshCodes(x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, rmu: Ptr, D: number, K: number, L: number,
+   *  codes (L, codeStride) u16 at column r − i0, bit b of table l = [(x − mu)·R[lK+b] > 0];
+   *  norms[r] = |x_r − mu|. R (KL, D) f32; xs scratch (r1 − i0, D) f32 receives the centered rows. */
+  lshCodes(x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void;
   /** out (D) = softmax-weighted sum of v rows ids[0..count) with logits scale·q·k + bias (bias 0 =
    *  none); lse (1) = log Σ e^logit (−inf when count = 0). out needs room for D + 2 floats. */
@@ -27,7 +27,7 @@ export interface SparseKernels {
 }
 
 interface SparseExports {
-  lshCodes(x: Ptr, f16: number, rowStride: number, mu: Ptr, R: Ptr, rmu: Ptr, D: number, K: number, L: number,
+  lshCodes(x: Ptr, f16: number, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void;
   attendList(q: Ptr, k: Ptr, v: Ptr, f16: number, rowStride: number, D: number, scale: number,
              ids: Ptr, bias: Ptr, count: number, out: Ptr, lse: Ptr): void;
@@ -41,8 +41,8 @@ function createWasmSparseKernels(module: WebAssembly.Module, memory: WebAssembly
     throw new Error('sparse kernels: dist/kernels.wasm lacks magicpigDecode; rebuild it with `npm run build:kernels`');
   }
   return {
-    lshCodes: (xp, f16, rs, mu, R, rmu, D, K, L, codes, cs, norms, i0, r0, r1) =>
-      x.lshCodes(xp, f16 ? 1 : 0, rs, mu, R, rmu, D, K, L, codes, cs, norms, i0, r0, r1),
+    lshCodes: (xp, f16, rs, mu, R, xs, D, K, L, codes, cs, norms, i0, r0, r1) =>
+      x.lshCodes(xp, f16 ? 1 : 0, rs, mu, R, xs, D, K, L, codes, cs, norms, i0, r0, r1),
     attendList: (q, k, v, f16, rs, D, scale, ids, bias, count, out, lse) =>
       x.attendList(q, k, v, f16 ? 1 : 0, rs, D, scale, ids, bias, count, out, lse),
     sparseScores: (q, k, f16, rs, D, scale, s0, s1, out) => x.sparseScores(q, k, f16 ? 1 : 0, rs, D, scale, s0, s1, out),

@@ -160,11 +160,11 @@ export class ThreadPool {
   }
 
   /** SimHash codes of key rows [r0, r1) (SparseKernels.lshCodes), split by tokens across the threads. */
-  lshCodes(arena: Arena, x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, rmu: Ptr, D: number, K: number, L: number,
+  lshCodes(arena: Arena, x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void {
     this.checkJob('lshCodes', arena);
     const a = this.control.args; // layout read by runSparseSlice
-    a[0] = x; a[1] = f16 ? 1 : 0; a[2] = rowStride; a[3] = mu; a[4] = R; a[5] = rmu; a[6] = D; a[7] = K; a[8] = L;
+    a[0] = x; a[1] = f16 ? 1 : 0; a[2] = rowStride; a[3] = mu; a[4] = R; a[5] = xs; a[6] = D; a[7] = K; a[8] = L;
     a[9] = codes; a[10] = codeStride; a[11] = norms; a[12] = i0;
     // Offset the split range by r0: slices are [r0 + s, r0 + e).
     this.jobAt(arena, Op.LshCodes, r0, r1 - r0, 4, (r1 - r0) * K * L * D * 4);

@@ -101,7 +101,7 @@ export function runSparseSlice(k: SparseKernels, op: number, a: Float64Array, r0
   if (r0 >= r1) return;
   switch (op) {
     case Op.LshCodes:
-      // a = [x, f16, rowStride, mu, R, rmu, D, K, L, codes, codeStride, norms, i0]
+      // a = [x, f16, rowStride, mu, R, xs, D, K, L, codes, codeStride, norms, i0]
       k.lshCodes(a[0]!, a[1] !== 0, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, r0, r1);
       return;
     case Op.MagicPig:
