@@ -161,8 +161,12 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
   tDecode = performance.now();
 
   // ---- decode
+  // Checkpoints may pad the embedding past the tokenizer (Qwen2: 151936 rows, 151665 tokens): ids
+  // with no text are never sampled.
+  const textVocab = Math.min(tokenizer.vocabSize, model.vocabSize);
   for (;;) {
     if (aborted()) return result('abort');
+    if (textVocab < logits!.length) logits!.fill(-Infinity, textVocab);
     const token = sampler.sample(logits!, history);
     if (eos.has(token)) return yield* finish('eos');
     tokens.push(token);
