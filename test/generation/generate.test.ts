@@ -170,3 +170,18 @@ test('evaluateLogits returns (n, V) rows equal to the per-position logits', () =
     assert.deepEqual(L.subarray(i * model.vocabSize, (i + 1) * model.vocabSize), model.logitsAt(tokens, i + 1));
   }
 });
+
+test('ids past the tokenizer vocabulary (padded embeddings) are never sampled', async () => {
+  // 400 logits but a 258-token tokenizer: the 142 padding ids must be masked, whatever their scores.
+  const model = new FakeModel({ vocabSize: 400, suppress: [EOS] });
+  for (const temperature of [0, 1.5]) {
+    const r = await generateText(model, tok, 'pad', { temperature, maxTokens: 200, seed: 3 });
+    assert.equal(r.tokens.length, 200);
+    assert.ok(r.tokens.every((t) => t < tok.vocabSize), `sampled ${r.tokens.find((t) => t >= tok.vocabSize)}`);
+  }
+  // control: the unmasked model does rank padding ids first sometimes
+  const ctx = tok.encode('pad');
+  let padWins = 0;
+  for (let i = 0; i < 50; i++) { if (argmax(model.logitsAt([...ctx, i], ctx.length + 1)) >= tok.vocabSize) padWins++; }
+  assert.ok(padWins > 0, 'the test model would pick padding ids without the mask');
+});
