@@ -4,10 +4,10 @@
 // Expected: 3 heads improve after each moon's period (≈ 44, 89, 133 steps), 1 head only after the
 // common period (≈ 267), and each of the 3 heads locks onto one moon.
 // Run: node dist/src/experiments/three-moons.js [--quick] [--heads 1,3] [--iters 500] [--batch 64]
-//        [--starts 64] [--seed 100] [--out docs/plots]
+//        [--starts 64] [--seed 100] [--out docs/plots]   or   --merge A.json,B.json [--out DIR]
 // Writes OUT/three-moons.json, three-moons-error.svg, three-moons-weights.svg, three-moons-loss.svg.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TrainMemory } from '../training/memory.js';
 import { Tape } from '../training/autograd/tape.js';
@@ -38,6 +38,8 @@ export interface ThreeMoonsOptions {
 
 export interface HeadsResult {
   heads: number;
+  /** Settings this model was trained with (merged results may mix runs). */
+  seed: number; batch: number; iters: number;
   losses: number[];
   trainSeconds: number;
   evalSeconds: number;
@@ -130,7 +132,7 @@ export function runThreeMoons(o: ThreeMoonsOptions): ThreeMoonsResult {
     const errors = evaluateHeldOut(W, o);
     const evalSeconds = (performance.now() - t0) / 1000;
     runs.push({
-      heads, losses, trainSeconds: seconds, evalSeconds, errors,
+      heads, seed: o.seed, batch: o.batch, iters: o.iters, losses, trainSeconds: seconds, evalSeconds, errors,
       weights: { k: blockNorms(W.k), v: blockNorms(W.v), o: blockNorms(W.o) },
       specialisation: headSpecialisation(W),
     });
@@ -149,6 +151,23 @@ export function meanErrorIn(r: HeadsResult, contexts: readonly number[], lo: num
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'];
 
+/** "3 heads", or "3 heads (seed 1)" when several runs have the same head count. */
+export function runLabel(res: ThreeMoonsResult, r: HeadsResult): string {
+  const base = `${r.heads} head${r.heads > 1 ? 's' : ''}`;
+  return res.runs.filter((x) => x.heads === r.heads).length > 1 ? `${base} (seed ${r.seed})` : base;
+}
+
+/** Several results (e.g. one process per head count) as one; their evaluations must match. */
+export function mergeResults(parts: ThreeMoonsResult[]): ThreeMoonsResult {
+  const first = parts[0];
+  for (const p of parts) {
+    if (p.options.contexts.join() !== first.options.contexts.join() || p.options.steps !== first.options.steps || p.options.starts !== first.options.starts) {
+      throw new Error('three-moons --merge: the results were evaluated on different context lengths, steps or starts; rerun them with the same options');
+    }
+  }
+  return { ...first, options: { ...first.options, heads: parts.flatMap((p) => p.options.heads) }, runs: parts.flatMap((p) => p.runs.map((r) => ({ ...r, seed: r.seed ?? p.options.seed, batch: r.batch ?? p.options.batch, iters: r.iters ?? p.options.iters }))) };
+}
+
 export function errorPlotSvg(res: ThreeMoonsResult): string {
   const ctx = res.options.contexts;
   const top = Math.max(0.05, ...res.runs.flatMap((r) => r.errors)) * 1.05;
@@ -159,7 +178,7 @@ export function errorPlotSvg(res: ThreeMoonsResult): string {
   return linePlotSvg({
     title: `Three moons, held-out [${res.heldOut.join(', ')}]: error of ${res.options.steps} free-running steps`,
     xLabel: 'context length (true steps seen)', yLabel: 'mean |prediction − truth|',
-    series: [...res.runs.map((r, i) => ({ name: `${r.heads} head${r.heads > 1 ? 's' : ''}`, points: ctx.map((c, j) => [c, r.errors[j]] as [number, number]), color: COLORS[i % COLORS.length] })), ...marks],
+    series: [...res.runs.map((r, i) => ({ name: runLabel(res, r), points: ctx.map((c, j) => [c, r.errors[j]] as [number, number]), color: COLORS[i % COLORS.length] })), ...marks],
     yRange: [0, top], xRange: [0, Math.max(...ctx)], width: 760, height: 440,
   });
 }
@@ -167,7 +186,7 @@ export function errorPlotSvg(res: ThreeMoonsResult): string {
 export function lossPlotSvg(res: ThreeMoonsResult): string {
   return linePlotSvg({
     title: 'Three moons: training loss (clipped MSE)', xLabel: 'iteration', yLabel: 'loss', logY: true,
-    series: res.runs.map((r, i) => ({ name: `${r.heads} head${r.heads > 1 ? 's' : ''}`, points: r.losses.map((l, s) => [s + 1, l] as [number, number]), color: COLORS[i % COLORS.length] })),
+    series: res.runs.map((r, i) => ({ name: runLabel(res, r), points: r.losses.map((l, s) => [s + 1, l] as [number, number]), color: COLORS[i % COLORS.length] })),
   });
 }
 
@@ -180,7 +199,7 @@ export function weightsSvg(res: ThreeMoonsResult): string {
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">Learned block norms |z| = √(a²+b²) per 2×2 block (rows: output plane / head; columns: input plane / head)</text>`];
   res.runs.forEach((r, ri) => {
     const y0 = topPad + ri * rowH;
-    parts.push(`<text x="10" y="${y0 + 1.5 * cell + 16}">${r.heads} head${r.heads > 1 ? 's' : ''}</text>`);
+    parts.push(`<text x="10" y="${y0 + 1.5 * cell + 16}">${runLabel(res, r)}</text>`);
     (['k', 'v', 'o'] as const).forEach((name, pi) => {
       const m = r.weights[name], max = Math.max(1e-12, ...m.flat());
       const x0 = left + pi * (3 * cell + gap);
@@ -203,7 +222,7 @@ export function weightsSvg(res: ThreeMoonsResult): string {
 export function weightsMarkdown(res: ThreeMoonsResult): string {
   const lines: string[] = [];
   for (const r of res.runs) {
-    lines.push(`${r.heads} head${r.heads > 1 ? 's' : ''} — block norms |z| (rows 0–2 = output planes, i.e. heads for W_k/W_v when H = 3; columns = moons p = 1, 2, 3 for W_k/W_v):`, '');
+    lines.push(`${runLabel(res, r)} — block norms |z| (rows 0–2 = output planes, i.e. heads for W_k/W_v when H = 3; columns = moons p = 1, 2, 3 for W_k/W_v):`, '');
     lines.push('| row | W_k | W_v | W_o |', '|---|---|---|---|');
     for (let i = 0; i < 3; i++) {
       const f = (m: number[][]) => m[i].map((x) => x.toFixed(2)).join(' · ');
@@ -225,8 +244,8 @@ export function weightsMarkdown(res: ThreeMoonsResult): string {
 /** Markdown summary of the error at a few context ranges. */
 export function errorMarkdown(res: ThreeMoonsResult): string {
   const ranges: [number, number][] = [[1, 40], [50, 85], [95, 130], [140, 260], [275, 400], [400, 776]];
-  const head = `| heads | ${ranges.map(([a, b]) => `ctx ${a}–${b - 1}`).join(' | ')} | final train loss |`;
-  const rows = res.runs.map((r) => `| ${r.heads} | ${ranges.map(([a, b]) => meanErrorIn(r, res.options.contexts, a, b).toFixed(4)).join(' | ')} | ${r.losses[r.losses.length - 1].toExponential(2)} |`);
+  const head = `| model | ${ranges.map(([a, b]) => `ctx ${a}–${b - 1}`).join(' | ')} | final train loss |`;
+  const rows = res.runs.map((r) => `| ${runLabel(res, r)} | ${ranges.map(([a, b]) => meanErrorIn(r, res.options.contexts, a, b).toFixed(4)).join(' | ')} | ${r.losses[r.losses.length - 1].toExponential(2)} |`);
   return [head, `|---|${ranges.map(() => '---|').join('')}---|`, ...rows].join('\n');
 }
 
@@ -241,9 +260,9 @@ export function writeOutputs(res: ThreeMoonsResult, dir: string): string[] {
   return files.map(([name, text]) => { const p = join(dir, name); writeFileSync(p, text); return p; });
 }
 
-function parseArgs(argv: string[]): { o: ThreeMoonsOptions; out: string } {
+function parseArgs(argv: string[]): { o: ThreeMoonsOptions; out: string; merge: string[] } {
   const o = argv.includes('--quick') ? quickOptions() : fullOptions();
-  let out = 'docs/plots';
+  let out = 'docs/plots', merge: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = argv[i + 1];
     const num = (): number => { const n = Number(v); if (!Number.isFinite(n) || n <= 0) throw new Error(`three-moons: ${a} needs a positive number, got ${v}`); i++; return n; };
@@ -254,16 +273,22 @@ function parseArgs(argv: string[]): { o: ThreeMoonsOptions; out: string } {
     else if (a === '--starts') o.starts = num();
     else if (a === '--seed') o.seed = num();
     else if (a === '--out') { out = v; i++; }
-    else throw new Error(`three-moons: unknown argument ${a} (use --quick, --heads 1,3, --iters N, --batch N, --starts N, --seed N, --out DIR)`);
+    else if (a === '--merge') { merge = (v ?? '').split(','); i++; }
+    else throw new Error(`three-moons: unknown argument ${a} (use --quick, --heads 1,3, --iters N, --batch N, --starts N, --seed N, --out DIR, --merge A.json,B.json)`);
   }
-  return { o, out };
+  return { o, out, merge };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { o, out } = parseArgs(process.argv.slice(2));
+  const { o, out, merge } = parseArgs(process.argv.slice(2));
   o.log = (line) => console.log(line);
-  console.log(`three moons: heads ${o.heads.join(',')}, ${o.iters} iterations, batch ${o.batch}, T ${o.T}, ${o.starts} eval starts, ${o.contexts.length} context lengths`);
-  const res = runThreeMoons(o);
+  let res: ThreeMoonsResult;
+  if (merge.length) {
+    res = mergeResults(merge.map((f) => JSON.parse(readFileSync(f, 'utf8')) as ThreeMoonsResult));
+  } else {
+    console.log(`three moons: heads ${o.heads.join(',')}, ${o.iters} iterations, batch ${o.batch}, T ${o.T}, ${o.starts} eval starts, ${o.contexts.length} context lengths`);
+    res = runThreeMoons(o);
+  }
   for (const p of writeOutputs(res, out)) console.log(`wrote ${p}`);
   console.log('\n' + errorMarkdown(res) + '\n\n' + weightsMarkdown(res));
 }
