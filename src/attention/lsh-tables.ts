@@ -78,8 +78,9 @@ export class LshTables {
       for (let s = start; s < end; s++) { this.kv.readKey(s, g, key); for (let i = 0; i < D; i++) sum[i] += key[i]!; }
       const mu = this.arena.f32(this.mu + g * D * 4, D);
       for (let i = 0; i < D; i++) mu[i] = sum[i]! / N;
-      // Codes (L, N) u16 go to the top of this head's id block: table l's ids, written in order,
-      // never reach the codes of tables > l (see the arithmetic in the header of this file).
+      // Codes (L, N) u16 go to the top of this head's id block: table l's ids end at byte
+      // 4l·cap + 4N ≤ 4L·cap − 2LN + 2(l+1)N, where table l+1's codes start (as cap ≥ N), so sorting
+      // the tables in order never overwrites codes still to be read (table l's own are copied first).
       const idsBase = this.mainIds + g * L * cap * 4;
       const codes = idsBase + 4 * L * cap - 2 * L * N;
       this.hash(g, codes, N, start, start, end);
