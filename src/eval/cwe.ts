@@ -19,12 +19,13 @@ export interface CommonWordsOptions {
   numCommon?: number;
   /** Occurrences of each common word (RULER: 30); lowered to fit short lengths, never below freqUncommon + 2. */
   freqCommon?: number;
-  /** Occurrences of each other word (RULER: 3). */
+  /** Occurrences of each other word (RULER: 3; 1 when the length is too short for 3). */
   freqUncommon?: number;
 }
 
 export function commonWordsTask(o: CommonWordsOptions): TextTask {
-  const numCommon = o.numCommon ?? 10, freqUncommon = o.freqUncommon ?? 3;
+  const numCommon = o.numCommon ?? 10;
+  let freqUncommon = o.freqUncommon ?? 3;
   if (!Number.isInteger(numCommon) || numCommon < 1) throw new RangeError(`cwe: numCommon ${numCommon} must be an integer ≥ 1`);
   if (!Number.isInteger(freqUncommon) || freqUncommon < 1) throw new RangeError(`cwe: freqUncommon ${freqUncommon} must be an integer ≥ 1`);
   const header = 'Below is a numbered list of words. In these words, some appear more often than others. Memorize the ones that appear most often.\n';
@@ -33,7 +34,12 @@ export function commonWordsTask(o: CommonWordsOptions): TextTask {
   const sample = Array.from({ length: 50 }, (_, i) => `${i + 101}. ${['apple', 'violin', 'harbor', 'kettle', 'tulip'][i % 5]}`).join(' ');
   const perItem = o.countTokens(sample) / 50;
   const items = Math.floor((o.length - o.countTokens(header + question)) / perItem);
-  const freqCommon = Math.min(o.freqCommon ?? 30, Math.floor(items / 2 / numCommon));
+  let freqCommon = Math.min(o.freqCommon ?? 30, Math.floor(items / 2 / numCommon));
+  if (freqCommon < freqUncommon + 2 && o.freqUncommon === undefined) {
+    // Short contexts: other words occur once and the common ones may fill up to 3/4 of the list.
+    freqUncommon = 1;
+    freqCommon = Math.min(o.freqCommon ?? 30, Math.floor((items * 3) / 4 / numCommon));
+  }
   if (freqCommon < freqUncommon + 2) throw new RangeError(`cwe: length ${o.length} is too short for ${numCommon} common words (each would occur only ${freqCommon} times)`);
 
   const build = (nUncommon: number) => {

@@ -21,7 +21,8 @@ export function fitToLength<T extends { input: string }>(build: (n: number) => T
     const m = measure(probe);
     const perItem = Math.max((m.tokens - good.tokens) / (m.n - good.n), 1e-6);
     if (m.tokens <= length) good = m; else bad = m.n;
-    probe = Math.min(bad - 1, good.n + Math.max(1, Math.floor((length - good.tokens) / perItem)));
+    // At most doubling per step: counts that grow in steps (fwe) can make perItem look tiny.
+    probe = Math.min(bad - 1, 2 * good.n + 16, good.n + Math.max(1, Math.floor((length - good.tokens) / perItem)));
     if (probe === good.n) break;
   }
   while (bad - good.n > 1) {
