@@ -7,12 +7,16 @@
 
 import type { Ptr } from '../kernels/types.js';
 
+export type AttentionPhase = 'prefill' | 'decode';
+
 export interface LayerAttention {
   /** Stores K and V rows (n, kvDim) f32 of positions p0 … p0+n−1 (post-RoPE keys). */
   store(k: Ptr, v: Ptr, p0: number, n: number): void;
   /** out (n, H, D) = causal attention of q (n, H, D) at positions qPos (n, i32) over every stored
-   *  position ≤ qPos[i]; `length` = number of positions stored so far (p0 + n after store). */
-  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void;
+   *  position ≤ qPos[i]; `length` = number of positions stored so far (p0 + n after store).
+   *  `phase` says whether these queries are prompt tokens ('prefill': sparse backends answer them
+   *  exactly, as the papers do) or generated tokens ('decode'). When omitted: n > 1 is prefill. */
+  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void;
   /** Forgets positions ≥ n. */
   truncate(n: number): void;
   /** Bytes this layer's state occupies per stored token. */

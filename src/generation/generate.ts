@@ -155,7 +155,7 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
     if (i > 0) await yieldToEventLoop();
     if (aborted()) return result('abort');
     const chunk = ids.slice(i, i + chunkSize);
-    logits = model.forward(chunk, cache, { logits: 'last' }); // (V)
+    logits = model.forward(chunk, cache, { logits: 'last', phase: 'prefill' }); // (V)
     opts.onPrefillProgress?.(Math.min(i + chunkSize, ids.length), ids.length);
   }
   tDecode = performance.now();
@@ -181,7 +181,7 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
     if (tokens.length >= maxTokens) return yield* finish('length');
     await yieldToEventLoop();
     if (aborted()) return result('abort');
-    logits = model.forward([token], cache, { logits: 'last' }); // (V)
+    logits = model.forward([token], cache, { logits: 'last', phase: 'decode' }); // (V)
   }
 
   /** Flushes held text (incomplete characters, stop-string prefixes) as a last chunk. */

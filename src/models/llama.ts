@@ -15,7 +15,7 @@ import { weightBytes } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { AttentionBackend } from '../attention/create.js';
-import type { LayerAttention } from '../attention/types.js';
+import type { AttentionPhase, LayerAttention } from '../attention/types.js';
 import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from './config.js';
 import type { ForwardOptions, LanguageModel, ModelCache } from './types.js';
@@ -150,7 +150,8 @@ export class LlamaModel implements LanguageModel {
       const m = Math.min(C, n - start);
       const p0 = cache.length;
       this.embed(tokens, start, m);
-      for (let l = 0; l < this.w.layers.length; l++) this.layer(l, p0, m);
+      const phase = opts.phase ?? (n > 1 ? 'prefill' : 'decode');
+      for (let l = 0; l < this.w.layers.length; l++) this.layer(l, p0, m, phase);
       cache.length = p0 + m;
       if (all) {
         this.logits(0, m);
@@ -188,7 +189,7 @@ export class LlamaModel implements LanguageModel {
     }
   }
 
-  private layer(l: number, p0: number, n: number): void {
+  private layer(l: number, p0: number, n: number, phase: AttentionPhase): void {
     const L = this.w.layers[l], s = this.scratch[l], a = L.arena, k = a.kernels;
     const c = this.config, d = c.hidden_size, { qDim, kvDim, headDim } = this.dims;
     const style = c.rope_style ?? 'neox';
@@ -217,7 +218,7 @@ export class LlamaModel implements LanguageModel {
     k.rope(kk, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
     const att = this.attention[l];
     att.store(kk, v, p0, n);
-    att.attend(q, s.pos, s.att, n, p0 + n);                                    // (n, qDim)
+    att.attend(q, s.pos, s.att, n, p0 + n, phase);                                    // (n, qDim)
     qz = { done: false };
     this.matmul(a, L.o, s.att, s.xq, s.o, n, qz);                            // (n, d)
     k.add(s.x, s.o, n * d);

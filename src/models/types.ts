@@ -13,6 +13,9 @@ export interface ModelCache {
 export interface ForwardOptions {
   /** Which rows of logits to return: only the last token's (default) or every token's. */
   logits?: 'last' | 'all';
+  /** 'prefill' for prompt tokens, 'decode' for generated ones (sparse attention backends attend
+   *  exactly during prefill). Default: 'prefill' when more than one token is given, else 'decode'. */
+  phase?: 'prefill' | 'decode';
 }
 
 export interface LanguageModel {
