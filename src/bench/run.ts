@@ -44,8 +44,8 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
-async function benchTessera(file: string, shape: string, dtype: string, ctx: number, threads: number, decodeTokens: number): Promise<Row> {
-  const { model, info } = await loadModel(file, { threads, contextLength: ctx + decodeTokens + 1, prefillChunk: 64 });
+async function benchTessera(file: string, shape: string, dtype: string, ctx: number, threads: number, decodeTokens: number, cacheDType: 'f32' | 'f16'): Promise<Row> {
+  const { model, info } = await loadModel(file, { threads, contextLength: ctx + decodeTokens + 1, prefillChunk: 64, cacheDType });
   try {
     const cache = model.createCache();
     const prompt = randomIds(1234, ctx, model.vocabSize);
@@ -82,16 +82,20 @@ export async function runBench(argv: string[]): Promise<void> {
       threads: { type: 'string', default: String(availableParallelism()) },
       'decode-tokens': { type: 'string', default: '32' },
       'llama-cpp': { type: 'boolean', default: true },
+      'kv-type': { type: 'string', default: 'f16' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`tessera bench [--shapes smollm2-135m,llama3.2-1b] [--dtypes f32,q8_0] [--ctx 512,4096] [--threads N] [--decode-tokens N] [--no-llama-cpp]
+    process.stdout.write(`tessera bench [--shapes smollm2-135m,llama3.2-1b] [--dtypes f32,q8_0] [--ctx 512,4096] [--threads N] [--decode-tokens N] [--kv-type f16|f32] [--no-llama-cpp]
+  The KV cache is f16 by default, as llama.cpp's is, so both engines read the same bytes per token.
   Random-weight GGUF files with each shape are written once to $TESSERA_BENCH_DIR (default ~/.cache/tessera/bench).
   llama.cpp rows appear when tools/reference is installed (bash tools/reference/install.sh).\n`);
     return;
   }
   const threads = Number(values.threads), decodeTokens = Number(values['decode-tokens']);
+  const kvType = values['kv-type'];
+  if (kvType !== 'f32' && kvType !== 'f16') throw new Error(`bench: --kv-type must be f32 or f16, got ${kvType}`);
   const ctxs = values.ctx!.split(',').map(Number);
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`bench: --threads must be a positive integer, got ${values.threads}`);
   if (ctxs.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`bench: --ctx must be a comma-separated list of positive integers, got ${values.ctx}`);
@@ -103,7 +107,7 @@ export async function runBench(argv: string[]): Promise<void> {
       const file = benchFile(shape, dtype);
       for (const ctx of ctxs) {
         process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx}: tessera…\n`);
-        const t = await benchTessera(file, shape, dtype, ctx, threads, decodeTokens);
+        const t = await benchTessera(file, shape, dtype, ctx, threads, decodeTokens, kvType);
         rows.push(t);
         if (values['llama-cpp']) {
           process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx}: llama.cpp…\n`);
@@ -118,7 +122,8 @@ export async function runBench(argv: string[]): Promise<void> {
 
 export function formatTable(rows: Row[], sustained: number): string {
   const lines = [
-    `Sustained read bandwidth (native memcmp, ${rows[0]?.threads ?? 1} threads): ${(sustained / 1e9).toFixed(1)} GB/s`,
+    `Sustained read bandwidth (native memcmp, ${rows[0]?.threads ?? 1} threads): ${(sustained / 1e9).toFixed(1)} GB/s.`,
+    'decode GB/s = (weights + K/V rows read per token) × decode tok/s; both engines use an f16 KV cache unless --kv-type says otherwise.',
     '',
     '| model | dtype | ctx | engine | threads | prefill tok/s | decode tok/s | decode GB/s | % of sustained | tessera/llama.cpp decode |',
     '|---|---|---|---|---|---|---|---|---|---|',
