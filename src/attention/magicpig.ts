@@ -19,7 +19,7 @@ import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
 import { DESC, DESC_WORDS } from './magicpig-desc.js';
 import { LOGU_STEPS, logUTable } from './lsh-math.js';
 import { LshTables, lshBytesPerToken, lshTableSizes, type LshDims } from './lsh-tables.js';
-import type { LayerAttention } from './types.js';
+import type { AttentionPhase, LayerAttention } from './types.js';
 
 export interface MagicPigParams {
   /** Bits per table (bucket count 2^K). Paper default 10. */
@@ -109,8 +109,9 @@ export class MagicPigAttention implements LayerAttention {
 
   store(k: Ptr, v: Ptr, p0: number, n: number): void { this.kv.store(k, v, p0, n); }
 
-  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
-    if (n > 1) { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }   // prefill is dense
+  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void {
+    // prompt tokens (and multi-token verification) are exact; sparsity is for one decoded token
+    if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }   // prefill is dense
     this.ensureTables(length);
     const p = this.p, t = this.tables;
     // Dense part: sinks, then everything from the end of the hashed range (window + generated).

@@ -19,7 +19,7 @@ import { DenseAttention, denseCacheBytes } from './dense.js';
 import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
 import { rng } from './lsh-math.js';
 import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
-import type { LayerAttention } from './types.js';
+import type { AttentionPhase, LayerAttention } from './types.js';
 
 export type SelectiveKind = 'topk' | 'quest' | 'streaming' | 'oracle-sampling';
 type Params = Readonly<Record<string, number | string>>;
@@ -168,8 +168,9 @@ class SelectiveAttention implements LayerAttention {
     this.sel.onStore?.(this.arena.f32(k, n * this.d.kvHeads * this.d.headDim), p0, n);
   }
 
-  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
-    if (n > 1) { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }
+  attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void {
+    // prompt tokens (and multi-token verification) are exact; sparsity is for one decoded token
+    if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
     for (let h = 0; h < H; h++) {

@@ -41,7 +41,7 @@ function recording(inner: AttentionBackend, prefill: number, out: Recorded[]): A
           if (m > 0) { r.rowsK.set(arena.f32(k, m * kvDim), p0 * kvDim); r.rowsV.set(arena.f32(v, m * kvDim), p0 * kvDim); }
           att.store(k, v, p0, n);
         },
-        attend: (q, qPos, o, n, length) => att.attend(q, qPos, o, n, length),
+        attend: (q, qPos, o, n, length, phase) => att.attend(q, qPos, o, n, length, phase),
         truncate: (n) => att.truncate(n),
         get bytesPerToken() { return att.bytesPerToken; },
       };
