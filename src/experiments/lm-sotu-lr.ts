@@ -7,7 +7,7 @@
 
 import { join } from 'node:path';
 import { runTraining, type RunResult } from './train-run.js';
-import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { lmConfig } from './lm-sotu.js';
 import { parseTrainConfig } from './train-config.js';
 
@@ -26,7 +26,7 @@ export async function runLrCheck(args: ExperimentArgs, lrs: number[], log: (s: s
   const rows = runs.map((r) => [r.name, r.lr, fmt(r.result.final.loss), fmt(r.result.final.perplexity, 1)]);
   writeFiles(args.docsDir, {
     'experiments/lm-sotu-lr.md': `# Experiment b, depth 1: other learning rates\n\n${markdownTable(['config', 'peak lr', 'val loss', 'val ppl'], rows)}`,
-    'experiments/lm-sotu-lr.json': JSON.stringify(runs.map((r) => ({ name: r.name, lr: r.lr, ...r.result, history: r.result.history })), null, 1) + '\n',
+    'experiments/lm-sotu-lr.json': JSON.stringify(runs.map((r) => ({ name: r.name, lr: r.lr, ...r.result, history: thinHistory(r.result.history) }))) + '\n',
   });
   return runs;
 }

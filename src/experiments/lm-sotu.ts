@@ -15,7 +15,7 @@ import { parseTrainConfig, type TrainConfig } from './train-config.js';
 import { runTraining, type RunResult } from './train-run.js';
 import { evalPerplexity, type PerplexityResult } from './perplexity.js';
 import { bucketed } from './evaluate.js';
-import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 
 export const LM_RUNS = ['sotu-llama-d128-l1', 'sotu-mosaic-d128-l1', 'sotu-llama-d128-l4', 'sotu-mosaic-d128-l4'] as const;
@@ -87,11 +87,11 @@ export function writeLmReport(runs: LmRun[], args: ExperimentArgs): string[] {
     title: `SOTU: loss by position beyond the training context (inference engine, ${runs[0].engine[1].ctx} tokens)`, xLabel: 'position', yLabel: 'loss (nats)',
     series: runs.map((r) => ({ name: label(r), dashed: r.config.family === 'llama', points: bucketed(r.engine[1].perPosition, 32) })),
   }) : null;
-  const json = runs.map((r) => ({ name: r.name, config: r.config, ...r.result, history: r.result.history, engine: r.engine }));
+  const json = runs.map((r) => ({ name: r.name, config: r.config, ...r.result, history: thinHistory(r.result.history), engine: r.engine }));
   const md = `# Experiment b: language modelling on State of the Union\n\n${table}\n## Held-out loss by position\n\n${posTable}`;
   return writeFiles(args.docsDir, {
     'experiments/lm-sotu.md': md,
-    'experiments/lm-sotu.json': JSON.stringify(json, null, 1) + '\n',
+    'experiments/lm-sotu.json': JSON.stringify(json) + '\n',
     'plots/lm-sotu-eval-loss.svg': curves,
     'plots/lm-sotu-train-loss.svg': train,
     'plots/lm-sotu-per-position.svg': perPos,

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrainConfig, type TrainConfig } from './train-config.js';
 import { runTraining, type RunResult } from './train-run.js';
-import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 
 export const RECALL_RUNS = ['recall-mosaic-l1', 'recall-llama-l1', 'recall-llama-l2', 'induction-mosaic-l1', 'induction-llama-l1', 'induction-llama-l2'] as const;
@@ -68,10 +68,10 @@ export function writeRecallReport(runs: RecallRun[], args: ExperimentArgs): stri
         points: r.result.history.filter((h) => h.evalLoss !== undefined).map((h) => [h.step, h.evalLoss!] as [number, number]) })),
     });
   }
-  const json = runs.map((r) => ({ name: r.name, config: r.config, chance: r.chance, ...r.result }));
+  const json = runs.map((r) => ({ name: r.name, config: r.config, chance: r.chance, ...r.result, history: thinHistory(r.result.history) }));
   return writeFiles(args.docsDir, {
     'experiments/recall.md': `# Experiment a: associative recall and induction with one layer\n\n${table}`,
-    'experiments/recall.json': JSON.stringify(json, null, 1) + '\n',
+    'experiments/recall.json': JSON.stringify(json) + '\n',
     ...plots,
   });
 }

@@ -52,3 +52,10 @@ export function writeFiles(base: string, files: Record<string, string>): string[
 }
 
 export const fmt = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+
+/** Loss history for a results file: rows with a held-out loss and every `every`-th step, numbers to 5 digits. */
+export function thinHistory<T extends { step: number; evalLoss?: number }>(rows: readonly T[], every = 10): T[] {
+  const round = (v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(5)) : v);
+  return rows.filter((r, i) => r.evalLoss !== undefined || r.step % every === 0 || i === rows.length - 1)
+    .map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)])) as T);
+}
