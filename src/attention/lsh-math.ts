@@ -2,6 +2,8 @@
 // the probability u that the "≥ 2 of L tables" rule retrieves a key, the log-weight table the decode
 // kernel interpolates, and seeded Gaussian hash directions.
 
+import { uniform01 } from '../data/rng.js';
+
 /** p = 1 − acos(cos)/π: the probability that one random hyperplane puts q and k on the same side. */
 export function collisionProbability(cos: number): number {
   return 1 - Math.acos(Math.min(1, Math.max(-1, cos))) / Math.PI;
@@ -27,17 +29,8 @@ export function logUTable(K: number, L: number, floor: number): Float32Array {
   return t;
 }
 
-/** A small seeded generator (mulberry32): the same seed gives the same hash directions everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) numbers: the same seed gives the same hash directions everywhere. */
+export const rng = uniform01;
 
 /** Standard normal samples (Box–Muller) from a uniform generator. */
 export function gaussian(next: () => number): () => number {

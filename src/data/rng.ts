@@ -3,6 +3,25 @@
 // give unrelated streams. The same seed gives the same numbers on every platform (32-bit integer
 // arithmetic only). Its state is four numbers, so a generator can be saved and restored.
 
+/** mulberry32: a tiny generator with 32 bits of state, returning u32 values. Integer arithmetic
+ *  only, so a seed gives the same stream everywhere (test checkpoints pin their bytes on it). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+/** Uniform floats in [0, 1) from mulberry32(seed). */
+export function uniform01(seed: number): () => number {
+  const next = mulberry32(seed);
+  return () => next() / 4294967296;
+}
+
 /** splitmix32 finaliser: a 32-bit integer hash. */
 export function mix32(x: number): number {
   x = (x + 0x9e3779b9) | 0;

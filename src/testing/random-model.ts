@@ -25,6 +25,7 @@
 
 import type { LlamaConfig } from '../models/config.js';
 import { derive } from '../models/config.js';
+import { mulberry32 } from '../data/rng.js';
 
 export interface RandomTensor {
   /** Hugging Face tensor name (model.layers.0.self_attn.q_proj.weight …). */
@@ -40,17 +41,7 @@ export const LOGIT_GAIN = 8;
 export const QK_GAIN = 2;
 export const RESIDUAL_GAIN = 4;
 
-/** mulberry32: a 32-bit state PRNG; returns u32 values. Deterministic, integer-only. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+export { mulberry32 };
 
 /** FNV-1a hash of a string mixed with a seed: the per-tensor stream seed. */
 export function streamSeed(seed: number, name: string): number {

@@ -15,17 +15,9 @@ import { convertHfToGguf, llama3RopeFreqFactors, type GgufOutType, type GgufToke
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeToQ4_0, quantizeToQ8_0, toFloat32 } from '../../src/formats/gguf-quantize.js';
 import { f16ToF32, f32ToF16 } from '../../src/kernels/reference.js';
 import { tempDir } from './gguf-bytes.js';
+import { uniform01 } from '../../src/data/rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = uniform01;
 
 /** Random HF tensors for a config, values in (−1, 1), stored as f32 or bf16 (truncated f32). */
 function hfTensors(c: LlamaConfig, seed: number, dtype: 'f32' | 'bf16' = 'f32'): HfTensor[] {

@@ -11,17 +11,9 @@ import { FormatError } from '../../src/formats/errors.js';
 import { openGguf, type GgufType, type GgufValue } from '../../src/formats/gguf.js';
 import { writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from '../../src/formats/gguf-writer.js';
 import { GT, Raw, Rewriter, VT, kvString, kvU32, rawGguf, tempDir, tempFile, type RawSpec } from './gguf-bytes.js';
+import { uniform01 } from '../../src/data/rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = uniform01;
 
 function randomBytes(n: number, r: () => number): Uint8Array {
   const b = new Uint8Array(n);

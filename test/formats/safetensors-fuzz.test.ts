@@ -10,21 +10,12 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.js';
 import { SAFETENSORS_DTYPES, openSafetensors } from '../../src/formats/safetensors.js';
 import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
+import { uniform01 } from '../../src/data/rng.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-fuzz-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-/** mulberry32: a tiny seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = uniform01;
 
 function seeds(): Uint8Array[] {
   const u8 = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 37 + 11) & 255);

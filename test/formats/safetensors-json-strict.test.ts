@@ -6,17 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FormatError } from '../../src/formats/errors.js';
 import { parseJsonStrict } from '../../src/formats/json-strict.js';
+import { uniform01 } from '../../src/data/rng.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = uniform01;
 
 const LEAVES = ['0', '-0', '12', '-3.5e-2', '1E+2', '1e400', 'true', 'false', 'null', '""', '"a"', '"é\\u00e9\\ud83d\\ude00"', '"\\ud800"', '"\\"\\\\\\/\\b\\f\\n\\r\\t"', '"__proto__"'];
 const KEYS = ['"a"', '"b"', '"__proto__"', '"constructor"', '""', '"\\u0061"'];

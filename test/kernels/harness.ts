@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createReferenceKernels, f32ToBF16, f32ToF16 } from '../../src/kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../../src/kernels/wasm.js';
 import type { Kernels, Ptr } from '../../src/kernels/types.js';
+import { uniform01 } from '../../src/data/rng.js';
 
 export interface Bench {
   memory: WebAssembly.Memory;
@@ -41,17 +42,8 @@ export function makeBench(pages = 256): Bench {
   };
 }
 
-/** mulberry32: a small seeded generator so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) numbers so failures reproduce. */
+export const rng = uniform01;
 
 /** count uniform values in [-scale, scale). */
 export function randomF32(rand: () => number, count: number, scale = 1): Float32Array {

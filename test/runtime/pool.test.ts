@@ -8,15 +8,9 @@ import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { ThreadPool } from '../../src/runtime/pool.js';
+import { uniform01 } from '../../src/data/rng.js';
 
-function rng(seed: number): () => number {
-  return () => { // mulberry32, uniform in [0, 1)
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = uniform01;
 
 /** Random weights of `dtype` (rows, cols) written at w; finite values of moderate size. */
 function fillWeights(arena: Arena, dtype: WeightDType, w: number, rows: number, cols: number, rand: () => number): void {
