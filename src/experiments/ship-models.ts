@@ -31,10 +31,10 @@ function folderBytes(dir: string): number {
   return n;
 }
 
-function readme(s: RunSummary, title: string, extra = ''): string {
+function readme(s: RunSummary, title: string, folder: string, extra = ''): string {
   const kind = s.family === 'llama'
-    ? 'a Llama-architecture transformer (RMSNorm, RoPE, SwiGLU, tied embedding; Hugging Face `LlamaForCausalLM` names)'
-    : 'a Memory Mosaic (PAPERS.md §3: leaky-average keys, look-ahead values, persistent memory; `"model_type": "memory_mosaic"`)';
+    ? 'A Llama-architecture transformer (RMSNorm, RoPE, SwiGLU, tied embedding; Hugging Face `LlamaForCausalLM` names)'
+    : 'A Memory Mosaic (PAPERS.md §3: leaky-average keys, look-ahead values, persistent memory; `"model_type": "memory_mosaic"`)';
   return `# ${title}
 
 ${kind}, ${s.layers} layer${s.layers > 1 ? 's' : ''}, ${s.parameters.toLocaleString('en-US')} parameters (f32), trained by Tessera from
@@ -44,7 +44,7 @@ the validation suffix) with a 2,048-token byte-level BPE trained on the same spl
 - Trained with: \`${s.command}\` (config: \`${s.configPath}\`), ${s.tokens.toLocaleString('en-US')} training tokens.
 - Held-out loss on the SOTU validation split (the most recent addresses), 256 windows of 128 tokens:
   **${s.loss.toFixed(3)} nats/token (perplexity ${s.perplexity.toFixed(1)})**.
-- Check it: \`tessera eval-ppl --model ${'<this folder>'} --corpus sotu\`; run it: \`tessera generate --model <this folder> --prompt "The Congress"\`.
+- Check it: \`tessera eval-ppl --model ${folder} --corpus sotu\`; run it: \`tessera generate --model ${folder} --prompt "The Congress"\`.
 ${extra}
 It is a small research model: it writes speech-like English with the corpus's vocabulary, not facts.
 `;
@@ -59,7 +59,7 @@ export function shipModel(from: string, name: string, s: RunSummary, title: stri
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
     if (existsSync(join(from, f))) cpSync(join(from, f), join(dir, f));
   }
-  writeFileSync(join(dir, 'README.md'), readme(s, title, extra));
+  writeFileSync(join(dir, 'README.md'), readme(s, title, `models/${name}`, extra));
   return { dir, bytes: folderBytes(dir) };
 }
 
