@@ -29,8 +29,8 @@ const FLAGS: FlagSpecs = {
 
 export const TRAIN_HELP = formatHelp('train',
   'Trains a model from a JSON config and writes OUT/{checkpoint,model,loss.json,loss.svg,per-position.svg,result.json}.\n' +
-  'Example: tessera train --config configs/sotu-llama-d128-l1.json --steps 20 --out runs/try\n' +
-  'Then:    tessera generate --model runs/try/model --prompt "The Congress"', FLAGS);
+  'Example: tessera train --config configs/sotu-llama-d128-l1.json --steps 20 --out results/try\n' +
+  'Then:    tessera generate --model results/try/model --prompt "The Congress"', FLAGS);
 
 const OVERRIDES: Record<string, string> = {
   family: 'family', layers: 'model.layers', d: 'model.d', heads: 'model.heads', steps: 'steps', batch: 'batch', context: 'context',
