@@ -85,6 +85,38 @@ test('curriculum batches: stage shapes, answer + EOS are the only scored targets
   }
   data.setState({ step: 1 });
   assert.deepEqual(data.next().ids, b1.ids);
+  assert.throws(() => validateConfig({ ...cfg, mix: { 'needle-typo': 1 } }), /unknown task "needle-typo"/);
+  assert.throws(() => validateConfig({ ...cfg, stages: [] }), /stages must be a non-empty list/);
+});
+
+test('multikey training examples ask about every needle; each scored answer is that key\'s value in the haystack', () => {
+  for (const seed of [1, 2, 3]) {
+    const ex = tasks.example('needle-multikey', 512, seed, { extraQuestions: true });
+    const text = tasks.enc.decode(Array.from(ex.tokens));
+    const valueOf = new Map([...text.matchAll(/The special magic number for ([a-z]+-[a-z]+) is (\d{6})\./g)].map((m) => [m[1], m[2]]));
+    assert.equal(valueOf.size, 4);
+    const asked = [...text.matchAll(/Answer: The special magic number for ([a-z]+-[a-z]+) is/g)].map((m) => m[1]);
+    assert.deepEqual([...asked].sort(), [...valueOf.keys()].sort(), 'every key asked once');
+    const answers = tasks.enc.decode(Array.from(ex.answerPositions, (p) => ex.tokens[p])).split('<|endoftext|>').slice(0, -1);
+    assert.deepEqual(answers, asked.map((k) => ` ${valueOf.get(k)}`));
+    assert.equal(asked[0], ex.task.input.match(/for ([a-z]+-[a-z]+)\?/)![1], 'the first question is the evaluation question');
+    assert.ok(ex.tokens.length <= 513);
+  }
+});
+
+test('copy examples: the scored answer is the list again, whose length and offset vary with the seed', () => {
+  const offsets = new Set<number>();
+  for (const kind of ['copy-digits', 'copy-words'] as const) {
+    for (const seed of [1, 2, 3, 4]) {
+      const ex = tasks.example(kind, 256, seed);
+      assert.ok(ex.tokens.length <= 257);
+      const list = ex.task.input.split('Here is a list of words:\n')[1].split('\nRepeat the list:')[0];
+      assert.equal(tasks.enc.decode(Array.from(ex.answerPositions, (p) => ex.tokens[p])), ` ${list}<|endoftext|>`);
+      if (kind === 'copy-digits') assert.match(list, /^\d+$/);
+      offsets.add(ex.answerPositions.length);
+    }
+  }
+  assert.ok(offsets.size >= 6, 'list lengths differ');
 });
 
 test('tiny training run exports a folder that loadModel runs with the training model\'s logits', async () => {

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { TASK_KINDS, type CountingSpec, type TaskKind } from './tasks.js';
 
-export interface Stage { steps: number; context: number; batch: number }
+/** A curriculum stage; `mix` overrides the run's task mix during it. */
+export interface Stage { steps: number; context: number; batch: number; mix?: Partial<Record<TaskKind, number>> }
 
 export interface LongContextConfig {
   model: { d: number; layers: number; heads: number; kvHeads: number; ffn: number; ropeTheta: number };
@@ -16,6 +17,8 @@ export interface LongContextConfig {
   /** Language-model rows scored per sequence (besides the answers), and their loss weight. */
   lmRows: number;
   lmWeight: number;
+  /** Multikey training examples also ask about every other needle after the first answer. */
+  extraQuestions: boolean;
   lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
   seed: number;
   /** Threads for the matmuls (1 = main thread only). */
@@ -46,14 +49,21 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
   const t = (o.tokenizer ?? {}) as Record<string, unknown>;
   const c = (o.counting ?? {}) as Record<string, unknown>;
   const mix = (o.mix ?? {}) as Record<string, unknown>;
-  for (const k of Object.keys(mix)) {
-    if (!TASK_KINDS.includes(k as TaskKind)) throw new Error(`long-context config: mix names an unknown task ${JSON.stringify(k)} (known: ${TASK_KINDS.join(', ')})`);
-    num(mix[k], `mix.${k}`);
-  }
+  const checkMix = (m: Record<string, unknown>, where: string) => {
+    for (const k of Object.keys(m)) {
+      if (!TASK_KINDS.includes(k as TaskKind)) throw new Error(`long-context config: ${where} names an unknown task ${JSON.stringify(k)} (known: ${TASK_KINDS.join(', ')})`);
+      num(m[k], `${where}.${k}`);
+    }
+  };
+  checkMix(mix, 'mix');
   if (!Array.isArray(o.stages) || o.stages.length === 0) throw new Error('long-context config: stages must be a non-empty list of { steps, context, batch }');
-  const stages = (o.stages as Record<string, unknown>[]).map((s, i) => ({
-    steps: int(s.steps, `stages[${i}].steps`, 1), context: int(s.context, `stages[${i}].context`, 64), batch: int(s.batch, `stages[${i}].batch`, 1),
-  }));
+  const stages: Stage[] = (o.stages as Record<string, unknown>[]).map((s, i) => {
+    if (s.mix !== undefined) checkMix(s.mix as Record<string, unknown>, `stages[${i}].mix`);
+    return {
+      steps: int(s.steps, `stages[${i}].steps`, 1), context: int(s.context, `stages[${i}].context`, 64), batch: int(s.batch, `stages[${i}].batch`, 1),
+      ...(s.mix !== undefined ? { mix: s.mix as Partial<Record<TaskKind, number>> } : {}),
+    };
+  });
   const cfg: LongContextConfig = {
     model: {
       d: int(m.d, 'model.d', 8), layers: int(m.layers, 'model.layers', 1), heads: int(m.heads, 'model.heads', 1),
@@ -63,7 +73,7 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
     counting: { distinctWords: int(c.distinctWords ?? 10, 'counting.distinctWords', 2), marginFraction: num(c.marginFraction ?? 0.5, 'counting.marginFraction') },
     mix: mix as Partial<Record<TaskKind, number>>,
     stages,
-    lmRows: int(o.lmRows ?? 0, 'lmRows'), lmWeight: num(o.lmWeight ?? 0, 'lmWeight'),
+    lmRows: int(o.lmRows ?? 0, 'lmRows'), lmWeight: num(o.lmWeight ?? 0, 'lmWeight'), extraQuestions: o.extraQuestions === true,
     lr: num(o.lr, 'lr'), minLr: num(o.minLr ?? (o.lr as number) / 10, 'minLr'), warmup: int(o.warmup ?? 0, 'warmup'),
     weightDecay: num(o.weightDecay ?? 0.1, 'weightDecay'), clip: num(o.clip ?? 1, 'clip'),
     seed: int(o.seed ?? 1, 'seed'), threads: int(o.threads ?? 1, 'threads', 1),

@@ -4,6 +4,11 @@
 //   needle-multiquery two needles asked at once ("… for A and B?" → " v1, v2")
 //   most-frequent     a list of `distinctWords` nouns, one planted `margin` times more often than
 //                     the runner-up; "Which word appears most often?" → the word
+//   copy-digits       (training aids) a run of random digits (3-digit tokens back to back), or
+//   copy-words        a list of random words and 3-digit numbers, then the same again, every
+//                     repeated token scored: the dense copying signal from which induction heads
+//                     form (a 2-layer model trained on the tasks alone had not formed them after
+//                     500 steps; on clean digit copying they form in ~150)
 // Generators are data/synthetic-needle.ts and data/synthetic-count.ts, sized by the real BPE token
 // count so that BOS + input + answer + EOS fills a window of exactly the asked length or less.
 // Needle values have 6 digits: the tokenizer holds every 3-digit string, so a value is two tokens
@@ -21,8 +26,8 @@ import { BpeEncoder } from '../../data/bpe-encoder.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 
 export const EOT = '<|endoftext|>';
-export type TaskKind = 'needle-single' | 'needle-multikey' | 'needle-multiquery' | 'most-frequent';
-export const TASK_KINDS: readonly TaskKind[] = ['needle-single', 'needle-multikey', 'needle-multiquery', 'most-frequent'];
+export type TaskKind = 'needle-single' | 'needle-multikey' | 'needle-multiquery' | 'most-frequent' | 'copy-digits' | 'copy-words';
+export const TASK_KINDS: readonly TaskKind[] = ['needle-single', 'needle-multikey', 'needle-multiquery', 'most-frequent', 'copy-digits', 'copy-words'];
 
 /** Aggregation difficulty: distinct words in the list; margin = ceil(marginFraction · list/distinct). */
 export interface CountingSpec { distinctWords: number; marginFraction: number }
@@ -30,6 +35,9 @@ export const DEFAULT_COUNTING: CountingSpec = { distinctWords: 10, marginFractio
 
 /** Tokens an answer may take, with EOS (" 408112, 553201" + EOS is 8). */
 const ANSWER_ROOM = 9;
+/** Tokens of one extra question + answer + EOS (training multikey examples), with a margin. */
+const EXTRA_QA_ROOM = 34;
+const MULTIKEY_NEEDLES = 4;
 
 /** A task as ids: BOS + input + target + EOS; the loss is on target and EOS. */
 export interface TaskExample {
@@ -85,14 +93,16 @@ export class LongContextTasks {
 
   count = (s: string): number => this.enc.encode(s).length;
 
-  /** The text task of `kind` whose BOS + input + answer + EOS fits in `window` tokens. */
-  textTask(kind: TaskKind, window: number, seed: number): TextTask {
-    const length = window - 1 - ANSWER_ROOM;
+  /** The text task of `kind` whose BOS + input + answer + EOS (+ `reserve` tokens) fits in `window` tokens. */
+  textTask(kind: TaskKind, window: number, seed: number, reserve = 0): TextTask {
+    const length = window - 1 - ANSWER_ROOM - reserve;
     const count = this.count;
     switch (kind) {
       case 'needle-single': return needleTask({ seed, length, variant: 'single', valueDigits: 6, countTokens: count });
-      case 'needle-multikey': return needleTask({ seed, length, variant: 'multikey', numNeedles: 4, valueDigits: 6, countTokens: count });
+      case 'needle-multikey': return needleTask({ seed, length, variant: 'multikey', numNeedles: MULTIKEY_NEEDLES, valueDigits: 6, countTokens: count });
       case 'needle-multiquery': return needleTask({ seed, length, variant: 'multiquery', numQueries: 2, valueDigits: 6, countTokens: count });
+      case 'copy-digits': return copyTask(seed, length, count, true);
+      case 'copy-words': return copyTask(seed, length, count, false);
       case 'most-frequent': {
         const m = this.counting.distinctWords;
         const listWords = length - 30; // nouns are one token each
@@ -102,13 +112,27 @@ export class LongContextTasks {
     }
   }
 
-  /** The example as ids. */
-  example(kind: TaskKind, window: number, seed: number): TaskExample {
-    const task = this.textTask(kind, window, seed);
+  /** The example as ids. With `extraQuestions` (training), a multikey example goes on after its
+   *  answer with the same question about each other needle (its answer + EOS scored too): four
+   *  retrievals per haystack instead of one. The first question and answer are exactly the
+   *  evaluation's. */
+  example(kind: TaskKind, window: number, seed: number, opts: { extraQuestions?: boolean } = {}): TaskExample {
+    const extra = opts.extraQuestions === true && kind === 'needle-multikey';
+    const task = this.textTask(kind, window, seed, extra ? EXTRA_QA_ROOM * (MULTIKEY_NEEDLES - 1) : 0);
     const input = this.enc.encode(task.input), target = this.enc.encode(task.target);
-    const tokens = Int32Array.from([this.eot, ...input, ...target, this.eot]);
-    const first = 1 + input.length;
-    return { kind, task, tokens, answerPositions: Int32Array.from({ length: target.length + 1 }, (_, i) => first + i) };
+    const tokens = [this.eot, ...input, ...target, this.eot];
+    const answers = Array.from({ length: target.length + 1 }, (_, i) => 1 + input.length + i);
+    if (extra) {
+      const needles = [...task.input.matchAll(/The special magic number for ([a-z]+-[a-z]+) is (\d+)\./g)].map((m) => ({ key: m[1], value: m[2] }));
+      const others = new Rng(deriveSeed(seed, 0xa5c)).shuffle(needles.filter((n) => n.value !== task.answers[0]));
+      for (const n of others) {
+        tokens.push(...this.enc.encode(`\nQuestion: What is the special magic number for ${n.key}?\nAnswer: The special magic number for ${n.key} is`));
+        const v = [...this.enc.encode(` ${n.value}`), this.eot];
+        for (let i = 0; i < v.length; i++) answers.push(tokens.length + i);
+        tokens.push(...v);
+      }
+    }
+    return { kind, task, tokens: Int32Array.from(tokens), answerPositions: Int32Array.from(answers) };
   }
 
   /** A kind drawn from `mix` (weights by kind) for example `seed`. */
@@ -120,4 +144,42 @@ export class LongContextTasks {
     for (const k of kinds) { u -= mix[k]!; if (u < 0) return k; }
     return kinds[kinds.length - 1];
   }
+}
+
+const COPY_HEADER = 'Here is a list of words:\n', COPY_QUESTION = '\nRepeat the list:';
+
+/** A run of random digits (Llama-3's split makes it 3-digit tokens with nothing between them, the
+ *  plainest induction data) or a list of random nouns, adjectives and 3-digit numbers, after a
+ *  random amount of noise filler; the answer repeats the list. The list's length is random too, so
+ *  the copy distance varies and only content matching (an induction head), not a fixed offset,
+ *  solves it. */
+export function copyTask(seed: number, length: number, count: (s: string) => number, digits: boolean): TextTask {
+  const rng = new Rng(seed);
+  const pool = (): string => {
+    if (digits) return String(rng.range(100, 999));
+    const u = rng.int(3);
+    return u === 0 ? NOUNS[rng.int(NOUNS.length)] : u === 1 ? ADJECTIVES[rng.int(ADJECTIVES.length)] : String(rng.range(100, 999));
+  };
+  const room = length - count(COPY_HEADER) - count(COPY_QUESTION) - 2;
+  const budget = Math.max(4, Math.floor((room / 2) * (0.2 + 0.8 * rng.float())));
+  const words: string[] = [];
+  for (let used = 0; ;) {
+    const w = pool(), c = digits ? 1 : count(' ' + w);
+    if (used + c > budget) break;
+    words.push(w); used += c;
+  }
+  const list = words.join(digits ? '' : ' ');
+  // Noise filler in front, up to what the two copies leave.
+  const fillerRoom = Math.floor((room - 2 * count(' ' + list)) * rng.float());
+  const filler: string[] = [];
+  for (let used = 0, i = rng.int(NOISE_SENTENCES.length); ; i++) {
+    const sentence = NOISE_SENTENCES[i % NOISE_SENTENCES.length], c = count(sentence + ' ');
+    if (used + c > fillerRoom) break;
+    filler.push(sentence); used += c;
+  }
+  const prefix = filler.length ? filler.join(' ') + '\n' : '';
+  return {
+    input: `${prefix}${COPY_HEADER}${list}${COPY_QUESTION}`, target: ' ' + list, answers: [list],
+    score: (p) => (p.trim().startsWith(list) ? 1 : 0), meta: { variant: digits ? 'copy-digits' : 'copy-words', words: words.length },
+  };
 }

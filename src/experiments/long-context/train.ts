@@ -39,22 +39,27 @@ export class CurriculumBatches implements BatchSource {
   constructor(readonly cfg: LongContextConfig, readonly tasks: LongContextTasks) {}
 
   next(): LongBatch {
-    const { context: T, batch: B } = stageAt(this.cfg, this.step);
+    const stage = stageAt(this.cfg, this.step), { context: T, batch: B } = stage, mix = stage.mix ?? this.cfg.mix;
     const pad = this.tasks.eot;
     const ids = new Int32Array(B * T).fill(pad), targets = new Int32Array(B * T).fill(-100); // (B, T)
     const lmRows: number[] = [], lmTargets: number[] = [];
     for (let b = 0; b < B; b++) {
       const seed = deriveSeed(this.cfg.seed, this.step, b);
-      const ex = this.tasks.example(LongContextTasks.pickKind(this.cfg.mix, seed), T, seed);
+      const ex = this.tasks.example(LongContextTasks.pickKind(mix, seed), T, seed, { extraQuestions: this.cfg.extraQuestions });
       const n = ex.tokens.length;
       if (n > T + 1) throw new Error(`CurriculumBatches: an example of ${n} tokens does not fit a window of ${T} + 1`);
       ids.set(ex.tokens.subarray(0, Math.min(n, T)), b * T);
       for (const p of ex.answerPositions) targets[b * T + p - 1] = ex.tokens[p];
-      // LM rows: positions before the answers (the answers are scored already).
+      // LM rows: positions whose next token is not an answer (those are scored already).
+      const isAnswer = new Uint8Array(n);
+      for (const p of ex.answerPositions) isAnswer[p] = 1;
+      const free: number[] = [];
+      for (let t = 0; t + 1 < Math.min(n, T + 1); t++) if (!isAnswer[t + 1]) free.push(t);
+      // lmRows ≥ the free rows: all of them; fewer: a random sample.
       const rng = new Rng(deriveSeed(seed, 0x1a));
-      const before = ex.answerPositions[0] - 1;
-      for (let i = 0; i < Math.min(this.cfg.lmRows, before); i++) {
-        const t = rng.int(before);
+      const all = this.cfg.lmRows >= free.length;
+      for (let i = 0; i < Math.min(this.cfg.lmRows, free.length); i++) {
+        const t = all ? free[i] : free[rng.int(free.length)];
         lmRows.push(b * T + t); lmTargets.push(ex.tokens[t + 1]);
       }
     }
@@ -134,7 +139,7 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
   const tasks = new LongContextTasks(trainLongContextTokenizer(cfg.tokenizer.vocabSize, cfg.tokenizer.seed), cfg.counting);
   const config = modelConfig(cfg, tasks.vocabSize, tasks.eot);
   const maxTokens = Math.max(...cfg.stages.map((s) => s.batch * s.context), cfg.evalContext);
-  const mem = new TrainMemory({ bytes: Math.min(3 * 2 ** 30, (96 << 20) + maxTokens * cfg.model.layers * 40 * (6 * cfg.model.d + 3 * cfg.model.ffn) + 40 * tasks.vocabSize * cfg.model.d * 4), kernels: 'wasm', label: 'train-long-context' });
+  const mem = new TrainMemory({ bytes: Math.min(3 * 2 ** 30, (96 << 20) + maxTokens * cfg.model.layers * 40 * (6 * cfg.model.d + 3 * cfg.model.ffn) + 40 * tasks.vocabSize * cfg.model.d * 4 + (cfg.lmRows > 0 ? maxTokens * tasks.vocabSize * 16 : 0)), kernels: 'wasm', label: 'train-long-context' });
   const pool = cfg.threads > 1 ? await ThreadPool.create({ threads: cfg.threads, kernels: 'wasm' }) : undefined;
   try {
     const tape = new Tape(mem, pool);
