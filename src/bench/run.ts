@@ -81,7 +81,7 @@ export async function runBench(argv: string[]): Promise<void> {
       ctx: { type: 'string', default: '512,4096' },
       threads: { type: 'string', default: String(availableParallelism()) },
       'decode-tokens': { type: 'string', default: '32' },
-      'llama-cpp': { type: 'boolean', default: true },
+      'no-llama-cpp': { type: 'boolean', default: false },
       'kv-type': { type: 'string', default: 'f16' },
       help: { type: 'boolean', default: false },
     },
@@ -109,7 +109,7 @@ export async function runBench(argv: string[]): Promise<void> {
         process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx}: tessera…\n`);
         const t = await benchTessera(file, shape, dtype, ctx, threads, decodeTokens, kvType);
         rows.push(t);
-        if (values['llama-cpp']) {
+        if (!values['no-llama-cpp']) {
           process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx}: llama.cpp…\n`);
           const l = benchLlamaCpp(file, shape, dtype, ctx, threads, decodeTokens, t.decodeBytesPerToken);
           if (l) rows.push(l);
