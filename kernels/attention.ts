@@ -13,6 +13,28 @@ import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
   return f16 ? loadF16x4(p) : v128.load(p);
 }
 
+/** The i-th group of four values (i = 0..3, a constant after inlining) of a K/V row at p, loaded
+ *  with a constant offset instead of an address add. f32 rows: the values. f16 rows: the values
+ *  × 2^-112 (f16Bits without its rebias multiply); the caller folds 2^112 into its other factor. */
+@inline function kvAt(p: usize, f16: bool, i: i32): v128 {
+  if (f16) {
+    switch (i) {
+      case 0: return f16Bits(v128.load16x4_s(p, 0)); case 1: return f16Bits(v128.load16x4_s(p, 8));
+      case 2: return f16Bits(v128.load16x4_s(p, 16)); default: return f16Bits(v128.load16x4_s(p, 24));
+    }
+  }
+  switch (i) {
+    case 0: return v128.load(p, 0); case 1: return v128.load(p, 16);
+    case 2: return v128.load(p, 32); default: return v128.load(p, 48);
+  }
+}
+
+/** Four sign-extended f16 (one per i32 lane) as f32 bit patterns worth value × 2^-112 (loadF16x4
+ *  before its × 2^112 rebias): exact, normal f32 for every normal f16. */
+@inline function f16Bits(h: v128): v128 {
+  return v128.and(i32x4.shl(h, 13), i32x4.splat(<i32>0x8fffe000));
+}
+
 // Online-softmax state (running max m, running sum l) of up to GROUP query heads that share one KV
 // head. Wasm globals, not memory: every thread has its own instance, and kernels keep no memory.
 const GROUP = 8;
@@ -45,6 +67,120 @@ function setML(j: i32, m: f32, l: f32): void {
   const D4 = D & ~3;
   let m = getM(j), l = getL(j);
   let s = s0;
+  // Blocks of 8 keys (two score vectors) halve the per-key cost of the softmax bookkeeping (max,
+  // exps, sums) and of loading, rescaling and storing the output row. For D % 16 == 0 the loops
+  // over d step 16 with constant load offsets (kvAt), so most loads need no address arithmetic.
+  if ((D & 15) == 0) {
+    const kStep = <usize>16 * es;
+    // f16: q × 2^100 and scores × 2^12 restore the 2^112 that kvAt leaves out (powers of two: exact
+    // for |q| < 2^28); p × 2^112 likewise for V.
+    const qf = f32x4.splat(f16 ? reinterpret<f32>(<u32>(127 + 100) << 23) : 1);
+    const sv = f32x4.splat(f16 ? scale * reinterpret<f32>(<u32>(127 + 12) << 23) : scale);
+    const pf: f32 = f16 ? reinterpret<f32>(<u32>(127 + 112) << 23) : 1;
+    for (; s + 8 <= s1; s += 8) {
+      let r0 = kp + <usize>s * kvRow, r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
+      let r4 = r3 + kvRow, r5 = r4 + kvRow, r6 = r5 + kvRow, r7 = r6 + kvRow;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let qb = qp, qe = qp + (<usize>D << 2); qb < qe; qb += 64) {
+        const qv0 = f16 ? f32x4.mul(v128.load(qb, 0), qf) : v128.load(qb, 0);
+        a0 = f32x4.add(a0, f32x4.mul(qv0, kvAt(r0, f16, 0)));
+        a1 = f32x4.add(a1, f32x4.mul(qv0, kvAt(r1, f16, 0)));
+        a2 = f32x4.add(a2, f32x4.mul(qv0, kvAt(r2, f16, 0)));
+        a3 = f32x4.add(a3, f32x4.mul(qv0, kvAt(r3, f16, 0)));
+        a4 = f32x4.add(a4, f32x4.mul(qv0, kvAt(r4, f16, 0)));
+        a5 = f32x4.add(a5, f32x4.mul(qv0, kvAt(r5, f16, 0)));
+        a6 = f32x4.add(a6, f32x4.mul(qv0, kvAt(r6, f16, 0)));
+        a7 = f32x4.add(a7, f32x4.mul(qv0, kvAt(r7, f16, 0)));
+        const qv1 = f16 ? f32x4.mul(v128.load(qb, 16), qf) : v128.load(qb, 16);
+        a0 = f32x4.add(a0, f32x4.mul(qv1, kvAt(r0, f16, 1)));
+        a1 = f32x4.add(a1, f32x4.mul(qv1, kvAt(r1, f16, 1)));
+        a2 = f32x4.add(a2, f32x4.mul(qv1, kvAt(r2, f16, 1)));
+        a3 = f32x4.add(a3, f32x4.mul(qv1, kvAt(r3, f16, 1)));
+        a4 = f32x4.add(a4, f32x4.mul(qv1, kvAt(r4, f16, 1)));
+        a5 = f32x4.add(a5, f32x4.mul(qv1, kvAt(r5, f16, 1)));
+        a6 = f32x4.add(a6, f32x4.mul(qv1, kvAt(r6, f16, 1)));
+        a7 = f32x4.add(a7, f32x4.mul(qv1, kvAt(r7, f16, 1)));
+        const qv2 = f16 ? f32x4.mul(v128.load(qb, 32), qf) : v128.load(qb, 32);
+        a0 = f32x4.add(a0, f32x4.mul(qv2, kvAt(r0, f16, 2)));
+        a1 = f32x4.add(a1, f32x4.mul(qv2, kvAt(r1, f16, 2)));
+        a2 = f32x4.add(a2, f32x4.mul(qv2, kvAt(r2, f16, 2)));
+        a3 = f32x4.add(a3, f32x4.mul(qv2, kvAt(r3, f16, 2)));
+        a4 = f32x4.add(a4, f32x4.mul(qv2, kvAt(r4, f16, 2)));
+        a5 = f32x4.add(a5, f32x4.mul(qv2, kvAt(r5, f16, 2)));
+        a6 = f32x4.add(a6, f32x4.mul(qv2, kvAt(r6, f16, 2)));
+        a7 = f32x4.add(a7, f32x4.mul(qv2, kvAt(r7, f16, 2)));
+        const qv3 = f16 ? f32x4.mul(v128.load(qb, 48), qf) : v128.load(qb, 48);
+        a0 = f32x4.add(a0, f32x4.mul(qv3, kvAt(r0, f16, 3)));
+        a1 = f32x4.add(a1, f32x4.mul(qv3, kvAt(r1, f16, 3)));
+        a2 = f32x4.add(a2, f32x4.mul(qv3, kvAt(r2, f16, 3)));
+        a3 = f32x4.add(a3, f32x4.mul(qv3, kvAt(r3, f16, 3)));
+        a4 = f32x4.add(a4, f32x4.mul(qv3, kvAt(r4, f16, 3)));
+        a5 = f32x4.add(a5, f32x4.mul(qv3, kvAt(r5, f16, 3)));
+        a6 = f32x4.add(a6, f32x4.mul(qv3, kvAt(r6, f16, 3)));
+        a7 = f32x4.add(a7, f32x4.mul(qv3, kvAt(r7, f16, 3)));
+        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep; r4 += kStep; r5 += kStep; r6 += kStep; r7 += kStep;
+      }
+      const sa = f32x4.mul(hsum4(a0, a1, a2, a3), sv), sb = f32x4.mul(hsum4(a4, a5, a6, a7), sv);
+      const mNew = max<f32>(m, hmax(f32x4.max(sa, sb)));
+      const corr = mNew == m ? <f32>1 : expS(m - mNew); // 0 on the first block (m = −inf)
+      const mv = f32x4.splat(mNew);
+      const pa = expV(f32x4.sub(sa, mv)), pb = expV(f32x4.sub(sb, mv));
+      l = l * corr + hsum(f32x4.add(pa, pb));
+      m = mNew;
+      const cv = f32x4.splat(corr);
+      const qa = f16 ? f32x4.mul(pa, f32x4.splat(pf)) : pa, qb = f16 ? f32x4.mul(pb, f32x4.splat(pf)) : pb;
+      const p0 = f32x4.splat(f32x4.extract_lane(qa, 0)), p1 = f32x4.splat(f32x4.extract_lane(qa, 1));
+      const p2 = f32x4.splat(f32x4.extract_lane(qa, 2)), p3 = f32x4.splat(f32x4.extract_lane(qa, 3));
+      const p4 = f32x4.splat(f32x4.extract_lane(qb, 0)), p5 = f32x4.splat(f32x4.extract_lane(qb, 1));
+      const p6 = f32x4.splat(f32x4.extract_lane(qb, 2)), p7 = f32x4.splat(f32x4.extract_lane(qb, 3));
+      r0 = vp + <usize>s * kvRow; r1 = r0 + kvRow; r2 = r1 + kvRow; r3 = r2 + kvRow;
+      r4 = r3 + kvRow; r5 = r4 + kvRow; r6 = r5 + kvRow; r7 = r6 + kvRow;
+      for (let od = op, oe = op + (<usize>D << 2); od < oe; od += 64) {
+        let acc0 = f32x4.mul(v128.load(od, 0), cv);
+        acc0 = f32x4.add(acc0, f32x4.mul(p0, kvAt(r0, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p1, kvAt(r1, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p2, kvAt(r2, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p3, kvAt(r3, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p4, kvAt(r4, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p5, kvAt(r5, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p6, kvAt(r6, f16, 0)));
+        acc0 = f32x4.add(acc0, f32x4.mul(p7, kvAt(r7, f16, 0)));
+        v128.store(od, acc0, 0);
+        let acc1 = f32x4.mul(v128.load(od, 16), cv);
+        acc1 = f32x4.add(acc1, f32x4.mul(p0, kvAt(r0, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p1, kvAt(r1, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p2, kvAt(r2, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p3, kvAt(r3, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p4, kvAt(r4, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p5, kvAt(r5, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p6, kvAt(r6, f16, 1)));
+        acc1 = f32x4.add(acc1, f32x4.mul(p7, kvAt(r7, f16, 1)));
+        v128.store(od, acc1, 16);
+        let acc2 = f32x4.mul(v128.load(od, 32), cv);
+        acc2 = f32x4.add(acc2, f32x4.mul(p0, kvAt(r0, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p1, kvAt(r1, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p2, kvAt(r2, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p3, kvAt(r3, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p4, kvAt(r4, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p5, kvAt(r5, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p6, kvAt(r6, f16, 2)));
+        acc2 = f32x4.add(acc2, f32x4.mul(p7, kvAt(r7, f16, 2)));
+        v128.store(od, acc2, 32);
+        let acc3 = f32x4.mul(v128.load(od, 48), cv);
+        acc3 = f32x4.add(acc3, f32x4.mul(p0, kvAt(r0, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p1, kvAt(r1, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p2, kvAt(r2, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p3, kvAt(r3, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p4, kvAt(r4, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p5, kvAt(r5, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p6, kvAt(r6, f16, 3)));
+        acc3 = f32x4.add(acc3, f32x4.mul(p7, kvAt(r7, f16, 3)));
+        v128.store(od, acc3, 48);
+        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep; r4 += kStep; r5 += kStep; r6 += kStep; r7 += kStep;
+      }
+    }
+  }
   for (; s + 4 <= s1; s += 4) {
     const k0 = kp + <usize>s * kvRow, k1 = k0 + kvRow, k2 = k1 + kvRow, k3 = k2 + kvRow;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
@@ -139,7 +275,7 @@ function setML(j: i32, m: f32, l: f32): void {
   // GQA: the query heads of [h0, h1) that read the same KV head (at most GROUP at a time) walk the
   // keys together, tile by tile, so each tile of K/V rows comes from memory once and stays in L1
   // for the other heads (K/V reads dominate at long context).
-  const tile = max<i32>(4, <i32>(<usize>8192 / (<usize>D * es)) & ~3); // ~8 KiB of K + 8 KiB of V per tile
+  const tile = max<i32>(8, <i32>(<usize>8192 / (<usize>D * es)) & ~7); // ~8 KiB of K + 8 KiB of V per tile
   for (let t = 0; t < n; t++) {
     const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
     let h = h0;

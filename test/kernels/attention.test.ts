@@ -76,3 +76,12 @@ test('attention GQA grouping: groups wider than 8 heads, ranges cutting groups, 
   runCase('f32', 1, 4100, 9, 3, 2, [4099]);          // D = 2: 1024-key tiles, 4 full + a 4-key tail
   runCase('f32', 1, 200, 4, 4, 64, [199], 1, 4);     // MHA: one head per group
 });
+
+test('attention 8-key blocks: D = 16, 48, 128 (unrolled path), lengths not multiples of 8, f16 and f32', () => {
+  for (const cache of ['f32', 'f16'] as const) {
+    for (const D of [16, 48, 128]) {
+      runCase(cache, 1, 77, 6, 2, D, [76], 1, 5);
+      runCase(cache, 2, 45, 3, 1, D, [44, 9]);
+    }
+  }
+});
