@@ -168,7 +168,8 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
     });
     if (o.exportOnly) {
       if (!findCheckpoint(ckDir)) throw new Error(`--export-only: no checkpoint in ${ckDir}; train first`);
-      loadCheckpoint(ckDir, { params });
+      const ck = loadCheckpoint(ckDir, { params });
+      trainer.step = (ck.state as { step?: number } | null)?.step ?? 0;
     } else {
       if (o.resume && trainer.resume()) log(`resumed from ${ckDir} at step ${trainer.step}`);
       log(`long-context: ${params.count().toLocaleString('en-US')} parameters, vocab ${tasks.vocabSize}, ${steps} steps: ${cfg.stages.map((s) => `${s.steps} × ${s.batch} × ${s.context}`).join(', then ')}`);
