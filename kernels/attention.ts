@@ -128,7 +128,10 @@ function setML(j: i32, m: f32, l: f32): void {
       const pa = expV(f32x4.sub(sa, mv)), pb = expV(f32x4.sub(sb, mv));
       l = l * corr + hsum(f32x4.add(pa, pb));
       m = mNew;
-      const cv = f32x4.splat(corr);
+      if (corr != 1) { // the max rose: rescale the accumulator (rare once the max has settled)
+        const cv = f32x4.splat(corr);
+        for (let od = op, oe = op + (<usize>D << 2); od < oe; od += 16) v128.store(od, f32x4.mul(v128.load(od), cv));
+      }
       const qa = f16 ? f32x4.mul(pa, f32x4.splat(pf)) : pa, qb = f16 ? f32x4.mul(pb, f32x4.splat(pf)) : pb;
       const p0 = f32x4.splat(f32x4.extract_lane(qa, 0)), p1 = f32x4.splat(f32x4.extract_lane(qa, 1));
       const p2 = f32x4.splat(f32x4.extract_lane(qa, 2)), p3 = f32x4.splat(f32x4.extract_lane(qa, 3));
@@ -137,7 +140,7 @@ function setML(j: i32, m: f32, l: f32): void {
       r0 = vp + <usize>s * kvRow; r1 = r0 + kvRow; r2 = r1 + kvRow; r3 = r2 + kvRow;
       r4 = r3 + kvRow; r5 = r4 + kvRow; r6 = r5 + kvRow; r7 = r6 + kvRow;
       for (let od = op, oe = op + (<usize>D << 2); od < oe; od += 64) {
-        let acc0 = f32x4.mul(v128.load(od, 0), cv);
+        let acc0 = v128.load(od, 0);
         acc0 = f32x4.add(acc0, f32x4.mul(p0, kvAt(r0, f16, 0)));
         acc0 = f32x4.add(acc0, f32x4.mul(p1, kvAt(r1, f16, 0)));
         acc0 = f32x4.add(acc0, f32x4.mul(p2, kvAt(r2, f16, 0)));
@@ -147,7 +150,7 @@ function setML(j: i32, m: f32, l: f32): void {
         acc0 = f32x4.add(acc0, f32x4.mul(p6, kvAt(r6, f16, 0)));
         acc0 = f32x4.add(acc0, f32x4.mul(p7, kvAt(r7, f16, 0)));
         v128.store(od, acc0, 0);
-        let acc1 = f32x4.mul(v128.load(od, 16), cv);
+        let acc1 = v128.load(od, 16);
         acc1 = f32x4.add(acc1, f32x4.mul(p0, kvAt(r0, f16, 1)));
         acc1 = f32x4.add(acc1, f32x4.mul(p1, kvAt(r1, f16, 1)));
         acc1 = f32x4.add(acc1, f32x4.mul(p2, kvAt(r2, f16, 1)));
@@ -157,7 +160,7 @@ function setML(j: i32, m: f32, l: f32): void {
         acc1 = f32x4.add(acc1, f32x4.mul(p6, kvAt(r6, f16, 1)));
         acc1 = f32x4.add(acc1, f32x4.mul(p7, kvAt(r7, f16, 1)));
         v128.store(od, acc1, 16);
-        let acc2 = f32x4.mul(v128.load(od, 32), cv);
+        let acc2 = v128.load(od, 32);
         acc2 = f32x4.add(acc2, f32x4.mul(p0, kvAt(r0, f16, 2)));
         acc2 = f32x4.add(acc2, f32x4.mul(p1, kvAt(r1, f16, 2)));
         acc2 = f32x4.add(acc2, f32x4.mul(p2, kvAt(r2, f16, 2)));
@@ -167,7 +170,7 @@ function setML(j: i32, m: f32, l: f32): void {
         acc2 = f32x4.add(acc2, f32x4.mul(p6, kvAt(r6, f16, 2)));
         acc2 = f32x4.add(acc2, f32x4.mul(p7, kvAt(r7, f16, 2)));
         v128.store(od, acc2, 32);
-        let acc3 = f32x4.mul(v128.load(od, 48), cv);
+        let acc3 = v128.load(od, 48);
         acc3 = f32x4.add(acc3, f32x4.mul(p0, kvAt(r0, f16, 3)));
         acc3 = f32x4.add(acc3, f32x4.mul(p1, kvAt(r1, f16, 3)));
         acc3 = f32x4.add(acc3, f32x4.mul(p2, kvAt(r2, f16, 3)));
