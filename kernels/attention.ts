@@ -5,7 +5,9 @@
 //   k,v (S, Hkv, D) f32 or f16 (cacheF16 != 0)
 //   out (n, H, D) f32
 // Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
-// Keys are processed four at a time: four dot products, one vector exp, one pass over V.
+// Keys are processed eight at a time (D % 16 == 0; otherwise four, then one): eight dot products,
+// two vector exps, one pass over V. With an f16 cache two query heads of a GQA group share each
+// K/V load (attendPair).
 
 import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
 
