@@ -149,8 +149,10 @@ export class ThreadPool {
             n: number, S: number, H: number, Hkv: number, D: number, scale: number): void {
     const ct = CACHE_DTYPES.indexOf(cacheDType);
     if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
-    // Keeping a group's heads on one thread lets it read that KV head once per group.
-    const unit = Hkv >= this.threads && H % Hkv === 0 ? H / Hkv : 1;
+    // Keeping a group's heads on one thread lets it read that KV head once per group — but only
+    // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
+    // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
+    const unit = Hkv % this.threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
     this.checkJob('attention', arena);
     const a = this.control.args; // layout read by runSlice
     a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
