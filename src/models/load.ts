@@ -228,46 +228,35 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     pool = await ThreadPool.create({ threads: opts.threads, kernels });
     const total = info.weightBytes;
     let loaded = 0;
-    const step = async (t: TensorPlan, arena: Arena) => {
-      if (opts.signal?.aborted) throw abortError();
-      const ptr = arena.alloc(t.bytes);
-      readTensorInto(ck.source, t.entry, t.stored, arena.u8(ptr, t.bytes));
-      loaded += t.bytes;
-      opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });
-      await new Promise((r) => setImmediate(r));                               // let progress render and aborts arrive
-      return ptr;
-    };
-    const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> =>
-      ({ ptr: await step(t, arena), dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
-    /** Matrices with one dtype read back to back into one region, so one matmul covers them all. */
-    const stacked = async (ts: TensorPlan[], arena: Arena): Promise<{ parts: Mat[]; all: Mat | null }> => {
-      if (ts.some((t) => t.stored !== ts[0].stored)) return { parts: await Promise.all(ts.map((t) => mat(t, arena))), all: null };
-      const base = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
-      const parts: Mat[] = [];
-      let at = base;
+    /** Reads tensors back to back into one new region of `arena` (so stacked matrices are contiguous),
+     *  reporting progress and honouring the abort signal between tensors; returns their pointers. */
+    const readInto = async (ts: TensorPlan[], arena: Arena): Promise<Ptr[]> => {
+      let at = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
+      const ptrs: Ptr[] = [];
       for (const t of ts) {
         if (opts.signal?.aborted) throw abortError();
         readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
-        parts.push({ ptr: at, dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+        ptrs.push(at);
         at += t.bytes;
         loaded += t.bytes;
         opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });
-        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));                             // let progress render and aborts arrive
       }
-      return { parts, all: { ptr: base, dtype: ts[0].stored, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
+      return ptrs;
     };
-    /** 1-D f32 vectors (biases) back to back. */
-    const vectors = async (ts: TensorPlan[], arena: Arena): Promise<Ptr[]> => {
-      const base = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
-      let at = base;
-      const out: Ptr[] = [];
-      for (const t of ts) {
-        readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
-        out.push(at);
-        at += t.bytes;
-        loaded += t.bytes;
+    const step = async (t: TensorPlan, arena: Arena): Promise<Ptr> => (await readInto([t], arena))[0];
+    const matAt = (t: TensorPlan, ptr: Ptr): Mat => ({ ptr, dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+    const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> => matAt(t, await step(t, arena));
+    /** Matrices with one dtype stored back to back, so one matmul covers them all. */
+    const stacked = async (ts: TensorPlan[], arena: Arena): Promise<{ parts: Mat[]; all: Mat | null }> => {
+      if (ts.some((t) => t.stored !== ts[0].stored)) {
+        const parts: Mat[] = [];
+        for (const t of ts) parts.push(await mat(t, arena));
+        return { parts, all: null };
       }
-      return out;
+      const ptrs = await readInto(ts, arena);
+      const parts = ts.map((t, i) => matAt(t, ptrs[i]));
+      return { parts, all: { ptr: ptrs[0], dtype: ts[0].stored, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
     };
 
     const head = Arena.create(sizes.head, { kernels, label: 'embeddings/output' });
@@ -282,7 +271,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       pool.register(arena);
       const attnNorm = await step(p.attnNorm!, arena);
       const qkv = await stacked([p.q!, p.k!, p.v!], arena);
-      const [qBias, kBias, vBias] = p.qBias ? await vectors([p.qBias, p.kBias!, p.vBias!], arena) : [0, 0, 0];
+      const [qBias, kBias, vBias] = p.qBias ? await readInto([p.qBias, p.kBias!, p.vBias!], arena) : [0, 0, 0];
       const o = await mat(p.o!, arena);
       const ffnNorm = await step(p.ffnNorm!, arena);
       const gateUp = await stacked([p.gate!, p.up!], arena);
