@@ -18,10 +18,11 @@ import { Rng } from '../training/rng.js';
 import { abs, add, minimum, scale } from '../training/autograd/ops-basic.js';
 import { linear, matmul } from '../training/autograd/ops-linear.js';
 import { crossEntropy, dropout, layerNorm, softmax } from '../training/autograd/ops-nn.js';
+import { embedding } from '../training/autograd/ops-shape.js';
 import type { MosaicConfig } from './config.js';
 import { mosaicDims } from './config.js';
 import { fillMosaicInit, mosaicParamSpecs, SCALAR_REPARAM } from './params.js';
-import { embedTokens, headScale, leakyAverage, mergeHeads, splitHeads, unitNormScale, valueLookAhead } from './ops.js';
+import { headScale, leakyAverage, mergeHeads, splitHeads, unitNormScale, valueLookAhead } from './ops.js';
 import { causalReadout } from './readout.js';
 
 export interface MosaicForwardOptions {
@@ -87,7 +88,7 @@ export class MosaicTrainModel {
       if (!opts.rng) throw new Error('MosaicTrainModel: dropout > 0 in training mode needs opts.rng');
       return dropout(tape, x, c.dropout, opts.rng);
     };
-    let x = embedTokens(tape, this.p('wte.weight'), tokens, B, T);                               // (B, T, d)
+    let x = embedding(tape, this.p('wte.weight'), tokens, [B, T]);                               // (B, T, d)
     for (let i = 0; i < c.n_layer; i++) {
       const a = layerNorm(tape, x, this.p(`h.${i}.ln_1.weight`), null, c.layer_norm_eps);
       x = add(tape, x, drop(linear(tape, this.contextMemory(tape, a, i), this.p(`h.${i}.attn.c_proj.weight`))));

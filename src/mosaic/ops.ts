@@ -216,21 +216,3 @@ export function mergeHeads(tape: Tape, x: Tensor, shape: readonly number[]): Ten
   return y;
 }
 
-/** Token embedding rows: y (B, T, d) = wte[tokens]; backward scatters into wte's gradient rows. */
-export function embedTokens(tape: Tape, wte: Tensor, tokens: ArrayLike<number>, B: number, T: number): Tensor {
-  const [V, d] = wte.shape;
-  if (tokens.length !== B * T) throw new Error(`embedTokens: ${tokens.length} tokens for B·T = ${B}·${T}`);
-  const y = tape.output([B, T, d], tape.needsGrad(wte));
-  const W = wte.data, Y = y.data;
-  const ids = Int32Array.from(tokens);
-  for (let r = 0; r < ids.length; r++) {
-    const id = ids[r];
-    if (!(id >= 0 && id < V)) throw new Error(`embedTokens: token ${tokens[r]} at ${r} is outside [0, ${V})`);
-    Y.set(W.subarray(id * d, id * d + d), r * d);
-  }
-  tape.record(y, () => {
-    const g = y.grad!, gw = wte.ensureGrad();
-    for (let r = 0; r < ids.length; r++) { const o = ids[r] * d; for (let j = 0; j < d; j++) gw[o + j] += g[r * d + j]; }
-  });
-  return y;
-}

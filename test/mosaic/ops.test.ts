@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/training/rng.js';
 import type { Tape } from '../../src/training/autograd/tape.js';
-import { leakyAverage, valueLookAhead, unitNormScale, headScale, splitHeads, mergeHeads, embedTokens } from '../../src/mosaic/ops.js';
+import { leakyAverage, valueLookAhead, unitNormScale, headScale, splitHeads, mergeHeads } from '../../src/mosaic/ops.js';
+import { embedding } from '../../src/training/autograd/ops-shape.js';
 import { causalReadout, readoutBackward, simdBackward } from '../../src/mosaic/readout.js';
 import { referenceLeakyAverage } from '../../src/mosaic/reference.js';
 import { gradCheck, leaf, makeTape } from './gradcheck.js';
@@ -150,7 +151,7 @@ test('causalReadout: value v_t reaches only positions > t; key k_t only position
   for (let t = 0; t < T; t++) { probe(t, v, t + 1); if (t > 0) probe(t, k, t); }
 });
 
-test('headScale, splitHeads/mergeHeads, embedTokens: gradients and round trip', () => {
+test('headScale, splitHeads/mergeHeads, embedding: gradients and round trip', () => {
   const tape = makeTape();
   const rng = new Rng(8);
   const x = leaf(tape, [B, T, d], rng);
@@ -163,5 +164,5 @@ test('headScale, splitHeads/mergeHeads, embedTokens: gradients and round trip', 
   gradCheck(tape, (tp: Tape) => mergeHeads(tp, splitHeads(tp, x, H), x.shape), [x]);
   const wte = leaf(tape, [7, d], rng);
   const tokens = [3, 0, 6, 3, 1, 1];
-  gradCheck(tape, (tp) => embedTokens(tp, wte, tokens, 2, 3), [wte]);
+  gradCheck(tape, (tp) => embedding(tp, wte, tokens, [2, 3]), [wte]);
 });

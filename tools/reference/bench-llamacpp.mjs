@@ -39,17 +39,9 @@ if (!(Number.isInteger(decodeTokens) && decodeTokens > 0)) fail(`--decode ${args
 if (!(Number.isInteger(batchSize) && batchSize > 0)) fail(`--batch ${args.batch} must be a positive integer`);
 if (!contexts.every((c) => Number.isInteger(c) && c > 0)) fail(`--ctx ${args.ctx} must be a comma-separated list of positive integers`);
 
-// mulberry32: the same integer-only PRNG as src/testing/random-model.ts.
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+// The same integer-only PRNG the test checkpoints use (src/data/rng.ts), from the built tree.
+const { mulberry32 } = await import(new URL('../../dist/src/data/rng.js', import.meta.url).href)
+  .catch(() => fail('dist/ is missing: run `npm run build` in the repository first'));
 
 const { llama } = await loadLlama(threads);
 const loadStart = performance.now();
