@@ -87,6 +87,8 @@ export class LlamaModel implements LanguageModel {
   private readonly last: Float32Array;
   private all = new Float32Array(0);
   private cacheGeneration = 0;
+  /** Which input the q8_0 scratch currently holds (0: none); see matmul. */
+  private xqHolds: Ptr = 0;
   private disposed = false;
 
   constructor(readonly config: LlamaConfig, private readonly w: ModelWeights, private readonly pool: ThreadPool,
@@ -179,10 +181,13 @@ export class LlamaModel implements LanguageModel {
     }
   }
 
-  // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 form of x when W is quantised.
-  private matmul(a: Arena, W: Mat, x: Ptr, xq: Ptr, y: Ptr, n: number, quantized: { done: boolean }): void {
+  // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 form of x when W is quantised, once per
+  // input: matmuls that share an input (q/k/v, gate/up) reuse it until newInput() is called.
+  private newInput(): void { this.xqHolds = 0; }
+
+  private matmul(a: Arena, W: Mat, x: Ptr, xq: Ptr, y: Ptr, n: number): void {
     if (W.dtype === 'q8_0' || W.dtype === 'q4_0') {
-      if (!quantized.done) { a.kernels.quantizeQ8(x, xq, n * W.cols); quantized.done = true; }
+      if (this.xqHolds !== x) { a.kernels.quantizeQ8(x, xq, n * W.cols); this.xqHolds = x; }
       this.pool.matmul(a, W.dtype, W.ptr, xq, y, n, W.rows, W.cols);
     } else {
       this.pool.matmul(a, W.dtype, W.ptr, x, y, n, W.rows, W.cols);
@@ -200,18 +205,18 @@ export class LlamaModel implements LanguageModel {
 
     // attention block
     k.rmsNorm(s.x, L.attnNorm, s.xn, n, d, c.rms_norm_eps);                   // (n, d)
-    let qz = { done: false };
-    let q = s.q, kk = s.k, v = s.v;
+    this.newInput();
+        let q = s.q, kk = s.k, v = s.v;
     if (L.qkv) {
       const rows = qDim + 2 * kvDim;
-      this.matmul(a, L.qkv, s.xn, s.xq, s.qkv, n, qz);                       // (n, qDim + 2·kvDim)
+      this.matmul(a, L.qkv, s.xn, s.xq, s.qkv, n);                       // (n, qDim + 2·kvDim)
       if (L.qBias) k.addBias(s.qkv, L.qBias, n, rows);                       // q|k|v biases are contiguous too
       if (n === 1) { q = s.qkv; kk = s.qkv + qDim * 4; v = kk + kvDim * 4; }
       else this.unstack(a, s.qkv, n, [[s.q, qDim], [s.k, kvDim], [s.v, kvDim]]);
     } else {
-      this.matmul(a, L.q, s.xn, s.xq, s.q, n, qz);                           // (n, qDim)
-      this.matmul(a, L.k, s.xn, s.xq, s.k, n, qz);                           // (n, kvDim)
-      this.matmul(a, L.v, s.xn, s.xq, s.v, n, qz);                           // (n, kvDim)
+      this.matmul(a, L.q, s.xn, s.xq, s.q, n);                           // (n, qDim)
+      this.matmul(a, L.k, s.xn, s.xq, s.k, n);                           // (n, kvDim)
+      this.matmul(a, L.v, s.xn, s.xq, s.v, n);                           // (n, kvDim)
       if (L.qBias) { k.addBias(s.q, L.qBias, n, qDim); k.addBias(s.k, L.kBias, n, kvDim); k.addBias(s.v, L.vBias, n, kvDim); }
     }
     k.rope(q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
@@ -219,27 +224,27 @@ export class LlamaModel implements LanguageModel {
     const att = this.attention[l];
     att.store(kk, v, p0, n);
     att.attend(q, s.pos, s.att, n, p0 + n, phase);                                    // (n, qDim)
-    qz = { done: false };
-    this.matmul(a, L.o, s.att, s.xq, s.o, n, qz);                            // (n, d)
+    this.newInput();
+    this.matmul(a, L.o, s.att, s.xq, s.o, n);                            // (n, d)
     k.add(s.x, s.o, n * d);
 
     // feed-forward block
     const F = c.intermediate_size;
     k.rmsNorm(s.x, L.ffnNorm, s.xn, n, d, c.rms_norm_eps);
-    qz = { done: false };
+    this.newInput();
     let gate = s.gate, up = s.up;
     if (L.gateUp) {
-      this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n, qz);                 // (n, 2F)
+      this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                 // (n, 2F)
       if (n === 1) { gate = s.gateUp; up = s.gateUp + F * 4; }
       else this.unstack(a, s.gateUp, n, [[s.gate, F], [s.up, F]]);
     } else {
-      this.matmul(a, L.gate, s.xn, s.xq, s.gate, n, qz);                     // (n, F)
-      this.matmul(a, L.up, s.xn, s.xq, s.up, n, qz);                         // (n, F)
+      this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                     // (n, F)
+      this.matmul(a, L.up, s.xn, s.xq, s.up, n);                         // (n, F)
     }
     if (c.hidden_act === 'silu') k.siluMul(gate, up, n * F);
     else k.geluMul(gate, up, n * F);
-    qz = { done: false };
-    this.matmul(a, L.down, gate, s.xq, s.o, n, qz);                          // (n, d)
+    this.newInput();
+    this.matmul(a, L.down, gate, s.xq, s.o, n);                          // (n, d)
     k.add(s.x, s.o, n * d);
 
     this.w.head.f32(this.headX, n * d).set(a.f32(s.x, n * d));               // residual out
@@ -258,6 +263,7 @@ export class LlamaModel implements LanguageModel {
   private logits(row: number, m: number): void {
     const h = this.w.head, d = this.config.hidden_size;
     h.kernels.rmsNorm(this.headX + row * d * 4, this.w.norm, this.headXn, m, d, this.config.rms_norm_eps);
-    this.matmul(h, this.w.lmHead, this.headXn, this.headXq, this.headLogits, m, { done: false });
+    this.newInput();
+    this.matmul(h, this.w.lmHead, this.headXn, this.headXq, this.headLogits, m);
   }
 }
