@@ -1,67 +1,40 @@
 // Long-context decode benchmark: dense vs MagicPIG on random-weight SmolLM2-135M- / Llama-3.2-1B-
-// shaped models, f16 KV cache, 2 threads. Prints one table: decode latency and tokens/s per context
-// length, the keys MagicPIG sampled, its table build time and memory per token (KV + tables).
+// shaped models (q8_0 weights, f16 KV cache, 2 threads), next to llama.cpp's dense decode of the same
+// SmolLM2-135M-shaped GGUF file. Prints one table: decode latency and tokens/s per context length,
+// the speed-ups, the keys MagicPIG sampled, its table build time and memory per token (KV + tables).
 //
 // How long caches are made (a real 64K prefill takes hours on 2 cores): the model prefills a
 // `--prefill`-token random text normally, then every layer's K/V rows of that text are tiled
 // (repeated, RoPE phases included) up to the context length, written through the backend's own
 // store(); MagicPIG then builds its tables over the tiled cache at the first decode step (timed as
-// "build"). The table says "tiled P" for such rows. Decode steps then run the real model.
+// "build"). Decode steps then run the real model. llama.cpp's rows are real prefills of random tokens.
 //
-//   node dist/src/bench/long-context.js [--shape smollm2-135m|llama3.2-1b] [--contexts 4096,16384,...]
-//        [--steps 5] [--prefill 512] [--magicpig magicpig] [--threads 2]
+//   node dist/src/bench/long-context.js [--shape smollm2-135m,llama3.2-1b]
+//        [--contexts 4096,16384] (default: 4K..64K for 135M, 4K..128K for 1B) [--steps 5]
+//        [--prefill 512] [--magicpig magicpig:K=10,L=150] [--threads 2]
+//        [--llamacpp auto|off|PATH/bench-llamacpp.mjs] [--llamacpp-max 32768] [--json FILE] [--plan-only]
+// A row that fails (or would not fit in the available memory) prints as a row saying why.
 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
-import { loadModel } from '../models/load.js';
-import { attentionBackend, type AttentionBackend, type LayerAttentionDims } from '../attention/create.js';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describeModel, loadModel } from '../models/load.js';
+import { attentionBackend, type AttentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
-import type { LayerAttention } from '../attention/types.js';
 import { MagicPigAttention } from '../attention/magicpig.js';
-import type { Arena } from '../runtime/arena.js';
-import { planArena } from '../runtime/arena.js';
 import { writeTestCheckpoint, type PresetName } from '../testing/checkpoints.js';
+import { recording, tile, type Recorded } from './kv-tiling.js';
+import { llamaCppScript, runLlamaCpp, type LlamaCppRow } from './llamacpp-child.js';
 
-interface Recorded { att: LayerAttention; arena: Arena; d: LayerAttentionDims; k: number; v: number; rowsK: Float32Array; rowsV: Float32Array }
+const GiB = 2 ** 30;
 
-/** Wraps a backend so the prefill's K/V rows are kept (for tiling) and the layers are reachable. */
-function recording(inner: AttentionBackend, prefill: number, out: Recorded[]): AttentionBackend {
-  const scratch = (d: LayerAttentionDims) => prefill * d.kvHeads * d.headDim * 4;
-  return {
-    arenaBytes: (d) => inner.arenaBytes(d) + planArena([scratch(d), scratch(d)]) + 128,
-    create: (arena, pool, d) => {
-      const att = inner.create(arena, pool, d), kvDim = d.kvHeads * d.headDim;
-      const r: Recorded = { att, arena, d, k: arena.alloc(scratch(d)), v: arena.alloc(scratch(d)),
-        rowsK: new Float32Array(prefill * kvDim), rowsV: new Float32Array(prefill * kvDim) };
-      out.push(r);
-      return {
-        store(k, v, p0, n) {
-          const m = Math.min(n, prefill - p0);
-          if (m > 0) { r.rowsK.set(arena.f32(k, m * kvDim), p0 * kvDim); r.rowsV.set(arena.f32(v, m * kvDim), p0 * kvDim); }
-          att.store(k, v, p0, n);
-        },
-        attend: (q, qPos, o, n, length, phase) => att.attend(q, qPos, o, n, length, phase),
-        truncate: (n) => att.truncate(n),
-        get bytesPerToken() { return att.bytesPerToken; },
-      };
-    },
-  };
-}
-
-/** Fills positions [from, to) of every layer with the prefill rows repeated. */
-function tile(layers: Recorded[], prefill: number, from: number, to: number): void {
-  for (const r of layers) {
-    const kvDim = r.d.kvHeads * r.d.headDim;
-    r.arena.f32(r.k, prefill * kvDim).set(r.rowsK);
-    r.arena.f32(r.v, prefill * kvDim).set(r.rowsV);
-    for (let p = from; p < to;) {
-      const src = p % prefill, n = Math.min(prefill - src, to - p);
-      r.att.store(r.k + src * kvDim * 4, r.v + src * kvDim * 4, p, n);
-      p += n;
-    }
-  }
-}
+// A full collection between rows frees the previous model's arenas (a 1B-shaped 128K row plans 14.5
+// GiB; two at once would not fit in 24 GiB). --expose-gc on the command line would reach the pool's
+// workers too, which reject it, so the flag is set here and gc taken from a fresh context.
+setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
 
 function benchFile(shape: PresetName): { path: string; quantize?: 'q8_0' } {
   const dir = join(process.env.TESSERA_BENCH_DIR ?? join(homedir(), '.cache', 'tessera', 'bench'), shape);
@@ -69,13 +42,31 @@ function benchFile(shape: PresetName): { path: string; quantize?: 'q8_0' } {
   return { path: writeTestCheckpoint(dir, shape, { formats: ['gguf-q8_0'] }).gguf.q8_0! };
 }
 
-interface Row { shape: string; ctx: number; backend: string; made: string; ms: number; tps: number; sampled: string; buildS: string; bytesPerToken: number }
+/** MemAvailable from /proc/meminfo (bytes), or undefined off Linux. */
+function availableBytes(): number | undefined {
+  try { const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8')); return m ? Number(m[1]) * 1024 : undefined; } catch { return undefined; }
+}
+
+interface Row {
+  shape: string; ctx: number; engine: 'tessera' | 'llama.cpp'; backend: string; made: string;
+  ms?: number; tps?: number; sampled?: string; buildS?: number; firstStepS?: number;
+  bytesPerToken?: number; planBytes?: number; note?: string;
+}
+
+/** Arena bytes the loader will reserve for this row (weights + KV + tables + scratch), and its parts. */
+function plan(shape: PresetName, ctx: number, spec: string, capacity: number): { total: number; weights: number; kv: number; rest: number } {
+  const { path, quantize } = benchFile(shape);
+  const info = describeModel(path, { cacheDType: 'f16', attention: spec, quantize });
+  const total = info.memoryNeeded(capacity), kv = capacity * info.kvBytesPerToken;
+  return { total, weights: info.weightBytes, kv, rest: total - info.weightBytes - kv };
+}
 
 async function measure(shape: PresetName, ctx: number, spec: string, prefill: number, steps: number, threads: number): Promise<Row> {
   const { path, quantize } = benchFile(shape);
   const layers: Recorded[] = [];
-  const backend = recording(attentionBackend(parseAttentionSpec(spec)), prefill, layers);
-  const { model } = await loadModel(path, { threads, attention: backend, contextLength: ctx + steps + 4, cacheDType: 'f16', quantize });
+  const backend: AttentionBackend = recording(attentionBackend(parseAttentionSpec(spec)), prefill, layers);
+  const capacity = ctx + steps + 4;
+  const { model } = await loadModel(path, { threads, attention: backend, contextLength: capacity, cacheDType: 'f16', quantize });
   try {
     const cache = model.createCache();
     let seed = 7;
@@ -93,11 +84,15 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
     const ms = (performance.now() - t0) / steps;
     const frac = mp.length ? mp.reduce((s, a) => s + a.lastSampled / a.lastLength, 0) / mp.length : 1;
     return {
-      shape, ctx, backend: spec, made: ctx > prefill ? `prefill ${prefill} + tiled` : `prefill ${ctx}`, ms, tps: 1000 / ms,
-      sampled: mp.length ? `${(100 * frac).toFixed(2)}%` : '100%', buildS: mp.length ? `${(build / 1000).toFixed(1)} (first step ${(first / 1000).toFixed(1)})` : '-',
+      shape, ctx, engine: 'tessera', backend: spec, made: ctx > prefill ? `real prefill of ${prefill} tokens, K/V tiled to ${ctx}` : `real prefill of ${ctx} tokens`,
+      ms, tps: 1000 / ms, sampled: mp.length ? `${(100 * frac).toFixed(2)}%` : '100%',
+      buildS: mp.length ? build / 1000 : undefined, firstStepS: first / 1000,
       bytesPerToken: layers.reduce((s, l) => s + l.att.bytesPerToken, 0),
     };
-  } finally { model.dispose(); }
+  } finally {
+    model.dispose();
+    collect();                                                         // free the arenas before the next row
+  }
 }
 
 function arg(name: string, fallback: string): string {
@@ -105,25 +100,66 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
+const DEFAULT_CONTEXTS: Record<string, string> = { 'smollm2-135m': '4096,16384,32768,65536', 'llama3.2-1b': '4096,16384,32768,65536,131072' };
+const f = (x: number | undefined, digits: number) => (x === undefined ? '' : x.toFixed(digits));
+
+function printRow(r: Row, speedDense: string, speedLlama: string): void {
+  const mem = r.bytesPerToken !== undefined ? String(r.bytesPerToken) : '';
+  const build = r.buildS !== undefined ? `${r.buildS.toFixed(1)} (first step ${f(r.firstStepS, 1)})` : r.engine === 'tessera' && r.ms !== undefined ? '-' : '';
+  const plan = r.planBytes !== undefined ? (r.planBytes / GiB).toFixed(2) : '';
+  console.log(`| ${r.shape} | ${r.ctx} | ${r.engine} ${r.backend} | ${r.made} | ${f(r.ms, 1)} | ${f(r.tps, 2)} | ${speedDense} | ${speedLlama} | ${r.sampled ?? ''} | ${build} | ${mem} | ${plan} | ${r.note ?? ''} |`);
+}
+
 async function main(): Promise<void> {
-  const shapes = arg('shape', 'smollm2-135m').split(',') as PresetName[];
-  const contexts = arg('contexts', '4096,16384,32768,65536').split(',').map(Number);
+  const shapes = arg('shape', 'smollm2-135m,llama3.2-1b').split(',') as PresetName[];
   const steps = Number(arg('steps', '5')), prefill = Number(arg('prefill', '512')), threads = Number(arg('threads', '2'));
-  const sparse = arg('magicpig', 'magicpig');
+  const sparse = arg('magicpig', 'magicpig:K=10,L=150'), planOnly = process.argv.includes('--plan-only');
+  const llamaMax = Number(arg('llamacpp-max', '32768')), jsonFile = arg('json', '');
+  const llama = planOnly ? { note: 'llama.cpp not run (--plan-only)' } : llamaCppScript(arg('llamacpp', 'auto'));
   const rows: Row[] = [];
-  console.log('| model | context | backend | cache made from | decode ms/token | tokens/s | keys sampled (per head, sparse layers) | table build s | bytes/token (KV f16 + tables) |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  console.log(`threads ${threads}, q8_0 weights, f16 KV cache, ${steps} timed decode steps after 1 build step + 1 warm-up${planOnly ? ' (plan only: nothing allocated)' : ''}`);
+  console.log('| model | context | engine / backend | cache made from | decode ms/token | tokens/s | speed-up vs Tessera dense | speed-up vs llama.cpp | keys sampled (per head, sparse layers) | table build s (prefill cost) | bytes/token (KV f16 + tables) | arenas GiB | note |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const shape of shapes) {
+    const contexts = arg('contexts', DEFAULT_CONTEXTS[shape] ?? '4096').split(',').map(Number);
     for (const ctx of contexts) {
+      const pair: Row[] = [];
       for (const spec of ['dense', sparse]) {
-        const r = await measure(shape, ctx, spec, prefill, steps, threads);
-        rows.push(r);
-        console.log(`| ${r.shape} | ${r.ctx} | ${r.backend} | ${r.made} | ${r.ms.toFixed(1)} | ${r.tps.toFixed(2)} | ${r.sampled} | ${r.buildS} | ${r.bytesPerToken} |`);
+        let r: Row = { shape, ctx, engine: 'tessera', backend: spec, made: '' };
+        try {
+          const p = plan(shape, ctx, spec, ctx + steps + 4), avail = availableBytes();
+          r.planBytes = p.total;
+          const parts = `weights ${(p.weights / GiB).toFixed(2)} + KV ${(p.kv / GiB).toFixed(2)} + tables/scratch ${(p.rest / GiB).toFixed(2)} GiB`;
+          if (planOnly) r.note = parts;
+          else if (avail !== undefined && p.total > avail - 0.5 * GiB) r.note = `skipped: needs ${(p.total / GiB).toFixed(2)} GiB (${parts}), ${(avail / GiB).toFixed(2)} GiB available`;
+          else { log(`${shape} ${ctx} ${spec}: loading (${parts})`); r = { ...(await measure(shape, ctx, spec, prefill, steps, threads)), planBytes: p.total }; }
+        } catch (e) { r.note = `failed: ${(e as Error).message.split('\n')[0]}`; }
+        pair.push(r); rows.push(r);
+        log(`${shape} ${ctx} ${spec}: ${r.ms !== undefined ? `${r.ms.toFixed(1)} ms/token${r.buildS !== undefined ? `, build ${r.buildS.toFixed(1)} s` : ''}` : r.note}`);
       }
-      const [d, m] = rows.slice(-2);
-      console.log(`|  |  | speed-up |  | ${(d!.ms / m!.ms).toFixed(2)}× |  |  |  |  |`);
+      const [d, m] = pair;
+      printRow(d!, '1.00×', '');
+      printRow(m!, d!.ms && m!.ms ? `${(d!.ms / m!.ms).toFixed(2)}×` : '', '');
     }
   }
+  // llama.cpp last, so its threads never compete with Tessera's rows.
+  const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
+  let lrows: LlamaCppRow[] = [], lnote = llama.note;
+  if (llama.script && llamaCtx.length) {
+    log(`llama.cpp dense on ${benchFile('smollm2-135m').path}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
+    try { lrows = runLlamaCpp(llama.script, benchFile('smollm2-135m').path, llamaCtx, threads, Math.max(steps, 8)); } catch (e) { lnote = `llama.cpp failed: ${(e as Error).message}`; }
+  }
+  for (const ctx of lrows.length ? llamaCtx : []) {
+    const l = lrows.find((x) => x.ctx === ctx);
+    const r: Row = { shape: 'smollm2-135m', ctx, engine: 'llama.cpp', backend: 'dense', made: `real prefill of ${ctx} random tokens${l ? ` (${l.prefillSeconds.toFixed(0)} s)` : ''}`,
+      ms: l ? 1000 / l.decodeTokensPerSecond : undefined, tps: l?.decodeTokensPerSecond, note: l ? l.reference : lnote };
+    rows.push(r);
+    const mp = rows.find((x) => x.engine === 'tessera' && x.shape === 'smollm2-135m' && x.ctx === ctx && x.backend === sparse);
+    printRow(r, '', mp?.tps && r.tps ? `magicpig ${(mp.tps / r.tps).toFixed(2)}×` : '');
+  }
+  if (!lrows.length) console.log(`\n${lnote ?? 'llama.cpp column: no SmolLM2-135M context <= --llamacpp-max'}`);
+  if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), threads, steps, prefill, rows }, null, 1) + '\n');
 }
 
 await main();
