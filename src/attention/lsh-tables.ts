@@ -16,13 +16,19 @@ import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { KVStore } from './kv-store.js';
 import { hashDirections } from './lsh-math.js';
+import { f16ToF32 } from '../kernels/reference.js';
+
+/** f16 bits → f32 value for all 65536 patterns (the mean reads f16 keys straight from the cache). */
+const F16 = (() => { const t = new Float32Array(65536); for (let i = 0; i < 65536; i++) t[i] = f16ToF32(i); return t; })();
 
 const u32 = (a: Arena, p: Ptr, n: number) => new Uint32Array(a.memory.buffer, p, n);
 
 export interface LshDims { layer: number; kvHeads: number; headDim: number; capacity: number; K: number; L: number; deltaCap: number; seed: number }
 
-/** Tokens hashed per pool job (their centered f32 rows fit the xs scratch). */
-export const HASH_CHUNK = 4096;
+/** Tokens hashed per pool job. The xs scratch ((HASH_CHUNK, D) f32) also holds the SIMD kernel's i16
+ *  copies of R and of the keys, which need ≥ ~1600 tokens per thread (kernels/lsh.ts): 8192 keeps
+ *  that true up to 5 threads. */
+export const HASH_CHUNK = 8192;
 
 /** Sizes of the buffers LshTables allocates, in order (for planArena). */
 export function lshTableSizes(d: LshDims): number[] {
@@ -70,14 +76,10 @@ export class LshTables {
   /** Builds main over tokens [start, end): μ, codes, CSR. */
   build(start: number, end: number): void {
     const t0 = performance.now();
-    const { kvHeads: G, headDim: D, capacity: cap, K, L } = this.d, N = end - start, KL = K * L;
-    const key = new Float32Array(D);
+    const { kvHeads: G, capacity: cap, L } = this.d, N = end - start;
+    const c = new Uint16Array(N);                                        // (N) one table's codes
+    this.mean(start, end);
     for (let g = 0; g < G; g++) {
-      // μ = mean of the tabled keys (f64 sum: 10^5 f16 keys would lose digits in f32)
-      const sum = new Float64Array(D);
-      for (let s = start; s < end; s++) { this.kv.readKey(s, g, key); for (let i = 0; i < D; i++) sum[i] += key[i]!; }
-      const mu = this.arena.f32(this.mu + g * D * 4, D);
-      for (let i = 0; i < D; i++) mu[i] = sum[i]! / N;
       // Codes (L, N) u16 go to the top of this head's id block: table l's ids end at byte
       // 4l·cap + 4N ≤ 4L·cap − 2LN + 2(l+1)N, where table l+1's codes start (as cap ≥ N), so sorting
       // the tables in order never overwrites codes still to be read (table l's own are copied first).
@@ -85,13 +87,28 @@ export class LshTables {
       const codes = idsBase + 4 * L * cap - 2 * L * N;
       this.hash(g, codes, N, start, start, end);
       for (let l = 0; l < L; l++) {
-        const c = this.arena.u16(codes + 2 * l * N, N).slice();
+        c.set(this.arena.u16(codes + 2 * l * N, N));
         this.countingSort(c, start, u32(this.arena, this.mainOff + (g * L + l) * (this.NB + 1) * 4, this.NB + 1),
           u32(this.arena, idsBase + l * cap * 4, N));
       }
     }
     this.start = start; this.mainEnd = end; this.hashedEnd = end;
     this.lastBuildMs = performance.now() - t0;
+  }
+
+  // μ (Hkv, D) = mean of the keys [start, end), every head in one pass over the rows (f64 sums:
+  // 10^5 f16 keys would lose digits in f32).
+  private mean(start: number, end: number): void {
+    const { kvHeads: G, headDim: D } = this.d, W = G * D, N = end - start, sum = new Float64Array(W);
+    if (this.kv.f16) {
+      const h = this.arena.u16(this.kv.k + start * this.kv.rowBytes, N * W);          // (N, Hkv·D) f16 bits
+      for (let s = 0, o = 0; s < N; s++) for (let i = 0; i < W; i++) sum[i] += F16[h[o++]!]!;
+    } else {
+      const x = this.arena.f32(this.kv.k + start * this.kv.rowBytes, N * W);          // (N, Hkv·D)
+      for (let s = 0, o = 0; s < N; s++) for (let i = 0; i < W; i++) sum[i] += x[o++]!;
+    }
+    const mu = this.arena.f32(this.mu, W);
+    for (let i = 0; i < W; i++) mu[i] = sum[i]! / N;
   }
 
   /** Hashes tokens [hashedEnd, end) into the tables (delta, merged into main whenever it fills). */
