@@ -61,6 +61,9 @@ function plan(shape: PresetName, ctx: number, spec: string, capacity: number): {
   return { total, weights: info.weightBytes, kv, rest: total - info.weightBytes - kv };
 }
 
+/** The recorded K/V rows of each shape's prefill, per layer (see measure). */
+const prefills = new Map<string, { k: Float32Array[]; v: Float32Array[] }>();
+
 async function measure(shape: PresetName, ctx: number, spec: string, prefill: number, steps: number, threads: number): Promise<Row> {
   const { path, quantize } = benchFile(shape);
   const layers: Recorded[] = [];
@@ -71,8 +74,18 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
     const cache = model.createCache();
     let seed = 7;
     const tok = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 200 + 3;
-    model.forward(Array.from({ length: Math.min(prefill, ctx) }, tok), cache);
-    if (ctx > prefill) { tile(layers, prefill, prefill, ctx); (cache as { length: number }).length = ctx; }
+    const prompt = Array.from({ length: Math.min(prefill, ctx) }, tok);
+    const key = `${shape}/${prefill}`, kept = prefills.get(key);
+    if (ctx > prefill && kept) {
+      // Prefill is dense for every backend, so its K/V rows are the same in every row of a shape:
+      // computed once (a 512-token prefill of the 1B shape takes ~20 s), then tiled from position 0.
+      layers.forEach((l, i) => { l.rowsK.set(kept.k[i]!); l.rowsV.set(kept.v[i]!); });
+      tile(layers, prefill, 0, ctx);
+    } else {
+      model.forward(prompt, cache);
+      if (ctx > prefill) { prefills.set(key, { k: layers.map((l) => l.rowsK), v: layers.map((l) => l.rowsV) }); tile(layers, prefill, prefill, ctx); }
+    }
+    if (ctx > prefill) (cache as { length: number }).length = ctx;
     let t0 = performance.now();
     model.forward([tok()], cache);                                     // first step: MagicPIG builds its tables
     const first = performance.now() - t0;
