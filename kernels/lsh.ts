@@ -138,8 +138,9 @@ function exactDot(xp: usize, f16: bool, mu: usize, rp: usize, D: i32): f32 {
  *  the bound cannot decide get the f32 dot of their row x0 + lane·rowStride with direction fp. */
 @inline function decide(acc: v128, B: v128, nB: v128, x0: usize, rowStride: i32, f16: bool, mu: usize, fp: usize, D: i32): v128 {
   let pos = i32x4.gt_s(acc, B);
-  const unsure = v128.not(v128.or(pos, i32x4.lt_s(acc, nB)));
-  if (v128.any_true(unsure)) {
+  const sure = v128.or(pos, i32x4.lt_s(acc, nB));
+  if (!i32x4.all_true(sure)) {
+    const unsure = v128.not(sure);
     const rs = <usize>rowStride;
     if (i32x4.extract_lane(unsure, 0) != 0) pos = i32x4.replace_lane(pos, 0, exactDot(x0, f16, mu, fp, D) > 0 ? -1 : 0);
     if (i32x4.extract_lane(unsure, 1) != 0) pos = i32x4.replace_lane(pos, 1, exactDot(x0 + rs, f16, mu, fp, D) > 0 ? -1 : 0);
