@@ -7,7 +7,9 @@
 // `--prefill`-token random text normally, then every layer's K/V rows of that text are tiled
 // (repeated, RoPE phases included) up to the context length, written through the backend's own
 // store(); MagicPIG then builds its tables over the tiled cache at the first decode step (timed as
-// "build"). Decode steps then run the real model. llama.cpp's rows are real prefills of random tokens.
+// "build"). Decode steps then run the real model. The prefill is computed once per shape (it is
+// dense for every backend) and reused by every row. llama.cpp's rows are real prefills of random
+// tokens; it runs first, alone, as every row does (its spinning threads suffer most from other load).
 //
 //   node dist/src/bench/long-context.js [--shape smollm2-135m,llama3.2-1b]
 //        [--contexts 4096,16384] (default: 4K..64K for 135M, 4K..128K for 1B) [--steps 5]
@@ -131,6 +133,14 @@ async function main(): Promise<void> {
   const llama = planOnly ? { note: 'llama.cpp not run (--plan-only)' } : llamaCppScript(arg('llamacpp', 'auto'));
   const rows: Row[] = [];
   const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  // llama.cpp first (alone on the machine, as every row is), so its rows can sit beside Tessera's.
+  const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
+  let lrows: LlamaCppRow[] = [], lnote = llama.note;
+  if (llama.script && llamaCtx.length) {
+    log(`llama.cpp dense on ${benchFile('smollm2-135m').path}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
+    try { lrows = runLlamaCpp(llama.script, benchFile('smollm2-135m').path, llamaCtx, threads, Math.max(steps, 8)); } catch (e) { lnote = `llama.cpp failed: ${(e as Error).message}`; }
+    log(`llama.cpp: ${lrows.map((l) => `${l.ctx}: ${l.decodeTokensPerSecond} tok/s`).join(', ') || lnote}`);
+  }
   console.log(`threads ${threads}, q8_0 weights, f16 KV cache, ${steps} timed decode steps after 1 build step + 1 warm-up${planOnly ? ' (plan only: nothing allocated)' : ''}`);
   console.log('| model | context | engine / backend | cache made from | decode ms/token | tokens/s | speed-up vs Tessera dense | speed-up vs llama.cpp | keys sampled (per head, sparse layers) | table build s (prefill cost) | bytes/token (KV f16 + tables) | arenas GiB | note |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -152,24 +162,16 @@ async function main(): Promise<void> {
         log(`${shape} ${ctx} ${spec}: ${r.ms !== undefined ? `${r.ms.toFixed(1)} ms/token${r.buildS !== undefined ? `, build ${r.buildS.toFixed(1)} s` : ''}` : r.note}`);
       }
       const [d, m] = pair;
-      printRow(d!, '1.00×', '');
-      printRow(m!, d!.ms && m!.ms ? `${(d!.ms / m!.ms).toFixed(2)}×` : '', '');
+      const l = shape === 'smollm2-135m' ? lrows.find((x) => x.ctx === ctx) : undefined;
+      printRow(d!, '1.00×', l && d!.tps ? `${(d!.tps / l.decodeTokensPerSecond).toFixed(2)}×` : '');
+      printRow(m!, d!.ms && m!.ms ? `${(d!.ms / m!.ms).toFixed(2)}×` : '', l && m!.tps ? `${(m!.tps / l.decodeTokensPerSecond).toFixed(2)}×` : '');
+      if (l) {
+        const r: Row = { shape, ctx, engine: 'llama.cpp', backend: 'dense', made: `real prefill of ${ctx} random tokens (${l.prefillSeconds.toFixed(0)} s)`,
+          ms: 1000 / l.decodeTokensPerSecond, tps: l.decodeTokensPerSecond, note: l.reference };
+        rows.push(r);
+        printRow(r, '', '1.00×');
+      }
     }
-  }
-  // llama.cpp last, so its threads never compete with Tessera's rows.
-  const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
-  let lrows: LlamaCppRow[] = [], lnote = llama.note;
-  if (llama.script && llamaCtx.length) {
-    log(`llama.cpp dense on ${benchFile('smollm2-135m').path}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
-    try { lrows = runLlamaCpp(llama.script, benchFile('smollm2-135m').path, llamaCtx, threads, Math.max(steps, 8)); } catch (e) { lnote = `llama.cpp failed: ${(e as Error).message}`; }
-  }
-  for (const ctx of lrows.length ? llamaCtx : []) {
-    const l = lrows.find((x) => x.ctx === ctx);
-    const r: Row = { shape: 'smollm2-135m', ctx, engine: 'llama.cpp', backend: 'dense', made: `real prefill of ${ctx} random tokens${l ? ` (${l.prefillSeconds.toFixed(0)} s)` : ''}`,
-      ms: l ? 1000 / l.decodeTokensPerSecond : undefined, tps: l?.decodeTokensPerSecond, note: l ? l.reference : lnote };
-    rows.push(r);
-    const mp = rows.find((x) => x.engine === 'tessera' && x.shape === 'smollm2-135m' && x.ctx === ctx && x.backend === sparse);
-    printRow(r, '', mp?.tps && r.tps ? `magicpig ${(mp.tps / r.tps).toFixed(2)}×` : '');
   }
   if (!lrows.length) console.log(`\n${lnote ?? 'llama.cpp column: no SmolLM2-135M context <= --llamacpp-max'}`);
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), threads, steps, prefill, rows }, null, 1) + '\n');
