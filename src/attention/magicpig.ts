@@ -16,7 +16,7 @@ import type { ThreadPool } from '../runtime/pool.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
 import { DenseAttention, denseCacheBytes } from './dense.js';
 import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
-import { DESC, DESC_WORDS } from './magicpig-desc.js';
+import { DESC, DESC_WORDS, MAGICPIG_CHUNK, counterStride } from './magicpig-desc.js';
 import { LOGU_STEPS, logUTable } from './lsh-math.js';
 import { LshTables, lshBytesPerToken, lshTableSizes, type LshDims } from './lsh-tables.js';
 import type { AttentionPhase, LayerAttention } from './types.js';
@@ -65,7 +65,8 @@ function denseIdsCap(m: MagicPigParams): number { return m.sinks + m.window + m.
 function layerSizes(d: LayerAttentionDims, m: MagicPigParams): number[] {
   const H = d.heads, cap = d.capacity, D = d.headDim;
   return [...KVStore.bytes(d), ...lshTableSizes(lshDims(d, m)),
-    H * cap, H * cap * 4, (LOGU_STEPS + 1) * 4, denseIdsCap(m) * 4, H * 4, H * m.L * 4, H * 2 * (D + 4) * 4, DESC_WORDS * 4];
+    H * counterStride(cap), H * cap * 4, (LOGU_STEPS + 1) * 4, denseIdsCap(m) * 4, H * 4, H * m.L * 4, H * 2 * (D + 4) * 4,
+    H * MAGICPIG_CHUNK * 4, DESC_WORDS * 4];
 }
 
 export class MagicPigAttention implements LayerAttention {
@@ -86,10 +87,10 @@ export class MagicPigAttention implements LayerAttention {
     this.kv = new KVStore(arena, d);
     this.tables = new LshTables(arena, pool, this.kv, lshDims(d, p));
     const H = d.heads, cap = d.capacity;
-    const counters = arena.alloc(H * cap), lists = arena.alloc(H * cap * 4), logU = arena.alloc((LOGU_STEPS + 1) * 4);
+    const counters = arena.alloc(H * counterStride(cap)), lists = arena.alloc(H * cap * 4), logU = arena.alloc((LOGU_STEPS + 1) * 4);
     this.denseIds = arena.alloc(denseIdsCap(p) * 4);
     this.stats = arena.alloc(H * 4);
-    const qb = arena.alloc(H * p.L * 4), parts = arena.alloc(H * 2 * (d.headDim + 4) * 4);
+    const qb = arena.alloc(H * p.L * 4), parts = arena.alloc(H * 2 * (d.headDim + 4) * 4), scratch = arena.alloc(H * MAGICPIG_CHUNK * 4);
     this.desc = arena.alloc(DESC_WORDS * 4);
     arena.f32(logU, LOGU_STEPS + 1).set(logUTable(p.K, p.L, p.floor));
     const t = this.tables, dcap = t.d.deltaCap;
@@ -100,7 +101,7 @@ export class MagicPigAttention implements LayerAttention {
       [DESC.KNORM, t.knorm], [DESC.CAP, cap], [DESC.MAIN_OFF, t.mainOff], [DESC.MAIN_IDS, t.mainIds], [DESC.MAIN_STRIDE, cap],
       [DESC.DELTA_OFF, t.deltaOff], [DESC.DELTA_IDS, t.deltaIds], [DESC.DELTA_STRIDE, dcap], [DESC.COUNTERS, counters],
       [DESC.LISTS, lists], [DESC.LOGU, logU], [DESC.LOGU_N, LOGU_STEPS], [DESC.DENSE_IDS, this.denseIds], [DESC.STATS, this.stats],
-      [DESC.QB, qb], [DESC.PARTS, parts],
+      [DESC.QB, qb], [DESC.PARTS, parts], [DESC.SCRATCH, scratch],
     ];
     for (const [i, v] of set) w[i] = v | 0;
     arena.f32(this.desc, DESC_WORDS)[DESC.SCALE] = 1 / Math.sqrt(d.headDim);
@@ -123,8 +124,9 @@ export class MagicPigAttention implements LayerAttention {
     const w = this.arena.i32(this.desc, DESC_WORDS);
     w[DESC.Q] = q; w[DESC.OUT] = out; w[DESC.DENSE_N] = c;
     w[DESC.MAIN_N] = this.built ? t.mainCount : 0; w[DESC.DELTA_N] = this.built ? t.deltaCount : 0;
+    w[DESC.ID_LO] = this.built ? t.start : 0; w[DESC.ID_HI] = this.built ? t.hashedEnd : 0;
     const H = this.d.heads, hashed = this.built ? t.hashedEnd - t.start : 0;
-    // bytes touched: table walk (ids + counters, twice) + expected sampled rows + dense rows + hashing q
+    // bytes touched: table walk (ids + hit bits) + expected sampled rows + dense rows + hashing q
     const work = H * (hashed * p.L / (1 << p.K) * 10 + (hashed * 0.03 + c) * this.kv.rowBytes * 2 / this.d.kvHeads + p.K * p.L * this.d.headDim * 4);
     this.pool.magicpig(this.arena, this.desc, H, work);
     const st = this.arena.i32(this.stats, H);

@@ -13,7 +13,8 @@ import { createReferenceSparseKernels } from './reference-sparse.js';
 export interface SparseKernels {
   /** SimHash codes of rows [r0, r1) of x (rows of rowStride bytes, f32 or f16), centered by mu (D):
    *  codes (L, codeStride) u16 at column r − i0, bit b of table l = [(x − mu)·R[lK+b] > 0];
-   *  norms[r] = |x_r − mu|. R (KL, D) f32; xs scratch (r1 − i0, D) f32 receives the centered rows. */
+   *  norms[r] = |x_r − mu|. R (KL, D) f32; xs (r1 − i0, D) f32 is scratch: its contents afterwards are
+   *  unspecified (the SIMD kernel keeps 16-bit copies of R and of the rows there). */
   lshCodes(x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void;
   /** out (D) = softmax-weighted sum of v rows ids[0..count) with logits scale·q·k + bias (bias 0 =
@@ -22,7 +23,9 @@ export interface SparseKernels {
              ids: Ptr, bias: Ptr, count: number, out: Ptr, lse: Ptr): void;
   /** out (s1 − s0) = scale · q · k_s, s in [s0, s1). */
   sparseScores(q: Ptr, k: Ptr, f16: boolean, rowStride: number, D: number, scale: number, s0: number, s1: number, out: Ptr): void;
-  /** One MagicPIG decode step for query heads [h0, h1) described by the words at desc (magicpig-desc.ts). */
+  /** One MagicPIG decode step for query heads [h0, h1) described by the words at desc (magicpig-desc.ts).
+   *  LISTS receives each head's sampled ids (the SIMD kernel in increasing order, the twin in order
+   *  of retrieval), STATS their count; COUNTERS is scratch whose contents need not be zero. */
   magicpigDecode(desc: Ptr, h0: number, h1: number): void;
 }
 
