@@ -12,7 +12,7 @@
 import { preTokenize } from './byte-level.js';
 import { Rng } from './rng.js';
 import { matchAllFraction, type CountTokens, type TextTask } from './synthetic-task.js';
-import { ADJECTIVES, NOUNS } from './synthetic-words.js';
+import { ADJECTIVES, NAMES, NOUNS } from './synthetic-words.js';
 
 export type NeedleVariant = 'single' | 'multikey' | 'multivalue' | 'multiquery';
 
@@ -38,6 +38,9 @@ export interface NeedleOptions {
   numQueries?: number;
   /** Digits of each value (default 7, as RULER). */
   valueDigits?: number;
+  /** Kind of value (RULER's value types): numbers of valueDigits digits (default), or words (first
+   *  names, one of NAMES, distinct within a haystack): "The special magic word for KEY is Alice." */
+  valueType?: 'number' | 'word';
   /** Token counter (default: the number of Llama-3 pre-tokens, a lower bound of BPE tokens). */
   countTokens?: CountTokens;
 }
@@ -65,7 +68,13 @@ export function needleTask(opts: NeedleOptions): TextTask {
   if (!(numKeys >= 1 && numValues >= 1)) throw new RangeError(`needleTask: needle counts must be ≥ 1`);
   const keys = rng.distinct(numKeys, ADJECTIVES.length * NOUNS.length)
     .map((k) => `${ADJECTIVES[Math.floor(k / NOUNS.length)]}-${NOUNS[k % NOUNS.length]}`);
-  const value = () => String(rng.range(10 ** (digits - 1), 10 ** digits - 1));
+  const valueType = opts.valueType ?? 'number';
+  if (valueType !== 'number' && valueType !== 'word') throw new RangeError(`needleTask: valueType ${JSON.stringify(valueType)} must be "number" or "word"`);
+  const names = valueType === 'word' ? rng.distinct(Math.min(NAMES.length, numKeys * numValues), NAMES.length) : [];
+  if (valueType === 'word' && numKeys * numValues > NAMES.length) throw new RangeError(`needleTask: ${numKeys * numValues} word values need more than the ${NAMES.length} names`);
+  let made = 0;
+  const value = () => (valueType === 'word' ? NAMES[names[made++]] : String(rng.range(10 ** (digits - 1), 10 ** digits - 1)));
+  const noun = valueType === 'word' ? 'word' : 'number';
   // Needles: (key index, value), each with a depth; the first is the asked one at opts.depth.
   const needles: { key: number; value: string; depth: number }[] = [];
   for (let k = 0; k < numKeys; k++) for (let v = 0; v < numValues; v++) needles.push({ key: k, value: value(), depth: rng.float() });
@@ -73,19 +82,19 @@ export function needleTask(opts: NeedleOptions): TextTask {
     if (!(opts.depth >= 0 && opts.depth <= 1)) throw new RangeError(`needleTask: depth ${opts.depth} must be in [0, 1]`);
     needles[0].depth = opts.depth;
   }
-  const sentence = (n: { key: number; value: string }) => `The special magic number for ${keys[n.key]} is ${n.value}.`;
+  const sentence = (n: { key: number; value: string }) => `The special magic ${noun} for ${keys[n.key]} is ${n.value}.`;
 
   let question: string, answers: string[];
   if (variant === 'single' || variant === 'multikey') {
     answers = [needles[0].value];
-    question = `Question: What is the special magic number for ${keys[0]}?\nAnswer: The special magic number for ${keys[0]} is`;
+    question = `Question: What is the special magic ${noun} for ${keys[0]}?\nAnswer: The special magic ${noun} for ${keys[0]} is`;
   } else if (variant === 'multivalue') {
     answers = []; // in text order, known once the filler is
-    question = `Question: What are all the special magic numbers for ${keys[0]}?\nAnswer: The special magic numbers for ${keys[0]} are`;
+    question = `Question: What are all the special magic ${noun}s for ${keys[0]}?\nAnswer: The special magic ${noun}s for ${keys[0]} are`;
   } else if (variant === 'multiquery') {
     answers = needles.map((n) => n.value);
     const asked = keys.join(' and ');
-    question = `Question: What are the special magic numbers for ${asked}?\nAnswer: The special magic numbers for ${asked} are`;
+    question = `Question: What are the special magic ${noun}s for ${asked}?\nAnswer: The special magic ${noun}s for ${asked} are`;
   } else {
     throw new RangeError(`needleTask: unknown variant ${JSON.stringify(variant satisfies never)}`);
   }

@@ -24,3 +24,17 @@ export const NOUNS: readonly string[] = [
   'sail', 'shell', 'shovel', 'spoon', 'star', 'stone', 'table', 'tiger', 'tower', 'train', 'tree',
   'trumpet', 'tulip', 'valley', 'violin', 'wagon', 'whale', 'window', 'wolf',
 ];
+
+/** Needle values of the "word" kind (RULER's words value type): first names, disjoint from the key
+ *  words above and from the noise haystack, so the asked value is the only name in the context. */
+export const NAMES: readonly string[] = [
+  'Alice', 'Amber', 'Arthur', 'Bella', 'Benny', 'Bruno', 'Carla', 'Cedric', 'Chloe', 'Clara', 'Dante',
+  'Daisy', 'Dexter', 'Diana', 'Edgar', 'Elena', 'Emil', 'Ethan', 'Fabian', 'Felix', 'Fiona', 'Freya',
+  'Gavin', 'Gemma', 'Gideon', 'Greta', 'Hannah', 'Harvey', 'Hector', 'Helga', 'Igor', 'Ingrid', 'Irene',
+  'Isaac', 'Ivan', 'Jasper', 'Jenna', 'Joel', 'Julia', 'Karen', 'Kevin', 'Klaus', 'Kyle', 'Laura',
+  'Leon', 'Lola', 'Lucas', 'Magnus', 'Maria', 'Martin', 'Milo', 'Nadia', 'Nathan', 'Nina', 'Norman',
+  'Olga', 'Oliver', 'Oscar', 'Otto', 'Pablo', 'Paula', 'Peter', 'Petra', 'Quentin', 'Rachel', 'Ralph',
+  'Rita', 'Rosa', 'Rufus', 'Sabine', 'Simon', 'Sofia', 'Stella', 'Tanya', 'Tobias', 'Tina', 'Trevor',
+  'Ursula', 'Victor', 'Vera', 'Viktor', 'Walter', 'Wendy', 'Xavier', 'Yara', 'Yusuf', 'Zelda', 'Zoe',
+  'Boris', 'Celia', 'Damian', 'Edith', 'Franz', 'Gloria', 'Hugo', 'Irma',
+];

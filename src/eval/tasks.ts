@@ -35,8 +35,8 @@ export interface TaskSpec {
 }
 
 const OPTIONS: Record<TaskName, readonly string[]> = {
-  niah_single: ['valueDigits'], niah_multikey: ['numNeedles', 'valueDigits'], niah_multivalue: ['numValues', 'valueDigits'],
-  niah_multiquery: ['numQueries', 'valueDigits'], cwe: ['numCommon', 'freqCommon', 'freqUncommon'],
+  niah_single: ['valueDigits', 'words'], niah_multikey: ['numNeedles', 'valueDigits', 'words'], niah_multivalue: ['numValues', 'valueDigits', 'words'],
+  niah_multiquery: ['numQueries', 'valueDigits', 'words'], cwe: ['numCommon', 'freqCommon', 'freqUncommon'],
   fwe: ['alpha', 'wordLength', 'vocabSize'], vt: ['numChains', 'numHops'], most_frequent: ['distinctWords', 'margin', 'marginFraction'], count: ['distinctWords'],
 };
 
@@ -87,7 +87,11 @@ export function makeTask(spec: TaskSpec, length: number, countTokens: CountToken
   const s = deriveSeed(seed, TASK_NAMES.indexOf(spec.name), index);
   const o = spec.options;
   const variant = NEEDLE[spec.name];
-  if (variant) return needleTask({ seed: s, length, variant, countTokens, ...o });
+  if (variant) {
+    // words=1: word values (first names) instead of numbers (RULER's "words" value type).
+    const { words, ...rest } = o;
+    return needleTask({ seed: s, length, variant, countTokens, ...rest, valueType: words === 1 ? 'word' : 'number' });
+  }
   switch (spec.name) {
     case 'cwe': return commonWordsTask({ seed: s, length, countTokens, ...o });
     case 'fwe': return frequentWordsTask({ seed: s, length, countTokens, ...o });

@@ -7,6 +7,7 @@ import {
   associativeRecall, countingTask, encodeTextTask, inductionCopy, needleTask, type IdTask, type TextTask,
 } from '../../src/data/synthetic.js';
 import { Rng } from '../../src/data/rng.js';
+import { NAMES } from '../../src/data/synthetic-words.js';
 import { trainBpe } from '../../src/data/bpe-trainer.js';
 import { BpeEncoder } from '../../src/data/bpe-encoder.js';
 import { joinDocuments, loadMobyDick } from '../../src/data/corpora.js';
@@ -56,7 +57,7 @@ function needleOracle(task: TextTask): string {
   const q = task.input.slice(task.input.lastIndexOf('Question:'));
   const keys = [...q.matchAll(/([a-z]+-[a-z]+)/g)].map((m) => m[1]).filter((k, i, a) => a.indexOf(k) === i);
   const values: string[] = [];
-  for (const k of keys) for (const m of task.input.matchAll(new RegExp(`The special magic number for ${k} is (\\d+)\\.`, 'g'))) values.push(m[1]);
+  for (const k of keys) for (const m of task.input.matchAll(new RegExp(`The special magic (?:number|word) for ${k} is (\\w+)\\.`, 'g'))) values.push(m[1]);
   return ' ' + values.join(', ');
 }
 
@@ -105,6 +106,28 @@ test('needle tasks: oracle reads the needle, random numbers miss, lengths fit th
   assert.equal(encoder().decode(Array.from(ids.tokens)), noise.input + noise.target);
   assert.equal(encoder().decode(Array.from(ids.target)), noise.target);
   assert.equal(ids.score(ids.target), 1);
+});
+
+test('needle tasks with word values: one distinct name per needle, the only names in the context, scored as words', () => {
+  for (const variant of ['single', 'multikey', 'multivalue', 'multiquery'] as const) {
+    for (let seed = 0; seed < 10; seed++) {
+      const task = needleTask({ seed, length: 300, variant, valueType: 'word' });
+      assert.equal(needleOracle(task), task.target, variant);
+      assert.equal(task.score(needleOracle(task)), 1);
+      const names = [...task.input.matchAll(/The special magic word for [a-z]+-[a-z]+ is ([A-Z][a-z]+)\./g)].map((m) => m[1]);
+      assert.ok(names.every((n) => NAMES.includes(n)), names.join());
+      assert.equal(new Set(names).size, names.length, 'distinct values');
+      const everyName = NAMES.filter((n) => new RegExp(`\\b${n}\\b`).test(task.input.replace(/Question:[^]*$/, '')));
+      assert.deepEqual(everyName.sort(), [...names].sort(), 'no other name in the haystack');
+      assert.match(task.input, /Question: What (is|are)( all)? the special magic words? for/);
+      const wrong = NAMES.find((n) => !names.includes(n))!;
+      assert.equal(task.score(' ' + wrong), 0);
+    }
+  }
+  // number values are unchanged by the option's existence (same stream)
+  assert.deepEqual(needleTask({ seed: 4, length: 200 }).input, needleTask({ seed: 4, length: 200, valueType: 'number' }).input);
+  assert.throws(() => needleTask({ seed: 1, length: 300, valueType: 'uuid' as 'word' }), /valueType "uuid" must be "number" or "word"/);
+  assert.throws(() => needleTask({ seed: 1, length: 9000, variant: 'multikey', numNeedles: 97, valueType: 'word' }), /97 word values need more than the 96 names/);
 });
 
 test('counting tasks: planted word is the strict maximum, counts are exact, random guessing is near chance', () => {

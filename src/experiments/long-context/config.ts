@@ -3,7 +3,7 @@
 // optimisation and output folders. Every field is checked here, so a typo fails before training.
 
 import { readFileSync } from 'node:fs';
-import { TASK_KINDS, type CountingSpec, type TaskKind } from './tasks.js';
+import { TASK_KINDS, type CountingSpec, type NeedleSpec, type TaskKind } from './tasks.js';
 
 /** A curriculum stage; `mix` overrides the run's task mix during it. */
 export interface Stage { steps: number; context: number; batch: number; mix?: Partial<Record<TaskKind, number>> }
@@ -12,6 +12,8 @@ export interface LongContextConfig {
   model: { d: number; layers: number; heads: number; kvHeads: number; ffn: number; ropeTheta: number };
   tokenizer: { vocabSize: number; seed: number };
   counting: CountingSpec;
+  /** Needle values: numbers of `digits` digits, or words (one-token names). */
+  needle: NeedleSpec;
   mix: Partial<Record<TaskKind, number>>;
   stages: Stage[];
   /** Language-model rows scored per sequence (besides the answers), and their loss weight. */
@@ -49,6 +51,8 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
   const t = (o.tokenizer ?? {}) as Record<string, unknown>;
   const c = (o.counting ?? {}) as Record<string, unknown>;
   const mix = (o.mix ?? {}) as Record<string, unknown>;
+  const nd = (o.needle ?? {}) as Record<string, unknown>;
+  const badValues = (v: unknown): never => { throw new Error(`long-context config: needle.values = ${JSON.stringify(v)} must be "number" or "word"`); };
   const checkMix = (m: Record<string, unknown>, where: string) => {
     for (const k of Object.keys(m)) {
       if (!TASK_KINDS.includes(k as TaskKind)) throw new Error(`long-context config: ${where} names an unknown task ${JSON.stringify(k)} (known: ${TASK_KINDS.join(', ')})`);
@@ -71,6 +75,7 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
     },
     tokenizer: { vocabSize: int(t.vocabSize, 'tokenizer.vocabSize', 1300), seed: int(t.seed ?? 7, 'tokenizer.seed') },
     counting: { distinctWords: int(c.distinctWords ?? 10, 'counting.distinctWords', 2), marginFraction: num(c.marginFraction ?? 0.5, 'counting.marginFraction') },
+    needle: { values: nd.values === 'word' ? 'word' : nd.values === undefined || nd.values === 'number' ? 'number' : badValues(nd.values), digits: int(nd.digits ?? 6, 'needle.digits', 1) },
     mix: mix as Partial<Record<TaskKind, number>>,
     stages,
     lmRows: int(o.lmRows ?? 0, 'lmRows'), lmWeight: num(o.lmWeight ?? 0, 'lmWeight'), extraQuestions: o.extraQuestions === true,

@@ -19,17 +19,18 @@ import { loadModel } from '../../models/load.js';
 import { generateText } from '../../generation/generate.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
 import { deriveSeed } from '../../data/rng.js';
-import { NOUNS } from '../../data/synthetic-words.js';
-import { DEFAULT_COUNTING, LongContextTasks, TASK_KINDS, type CountingSpec, type TaskKind } from './tasks.js';
+import { NAMES, NOUNS } from '../../data/synthetic-words.js';
+import { DEFAULT_COUNTING, DEFAULT_NEEDLE, LongContextTasks, readTaskOptions, TASK_KINDS, type CountingSpec, type NeedleSpec, type TaskKind } from './tasks.js';
 
 /** Chance levels: a blind guess of the answer (6-digit values: 1 in 900 000; the word: one of the
  *  96 nouns) and a guess among the candidates present in the context (the one value of a single
  *  needle, one of four keys' values, one of the list's distinct words). */
-export function chanceOf(kind: TaskKind, counting: CountingSpec = DEFAULT_COUNTING): { blind: number; inContext: number } {
+export function chanceOf(kind: TaskKind, counting: CountingSpec = DEFAULT_COUNTING, needle: NeedleSpec = DEFAULT_NEEDLE): { blind: number; inContext: number } {
+  const values = needle.values === 'word' ? NAMES.length : 9 * 10 ** (needle.digits - 1); // numbers: no leading zero
   switch (kind) {
-    case 'needle-single': return { blind: 1 / 900000, inContext: 1 };
-    case 'needle-multikey': return { blind: 1 / 900000, inContext: 1 / 4 };
-    case 'needle-multiquery': return { blind: 1 / 900000 ** 2, inContext: 1 / 2 }; // the two values present, the order to pick
+    case 'needle-single': return { blind: 1 / values, inContext: 1 };
+    case 'needle-multikey': return { blind: 1 / values, inContext: 1 / 4 };
+    case 'needle-multiquery': return { blind: 1 / values ** 2, inContext: 1 / 2 }; // the two values present, the order to pick
     case 'most-frequent': return { blind: 1 / NOUNS.length, inContext: 1 / counting.distinctWords };
     case 'copy-digits': case 'copy-words': return { blind: 0, inContext: 0 }; // the whole list, in order
   }
@@ -58,7 +59,8 @@ export function evalSeed(seed: number, context: number, i: number): number {
 /** Accuracy per (task, context) by greedy generation with the inference engine. */
 export async function evaluateLongContext(o: EvalOptions): Promise<EvalRow[]> {
   const tokJson = JSON.parse(readFileSync(join(o.model, 'tokenizer.json'), 'utf8')) as object;
-  const tasks = new LongContextTasks(bpeFromTokenizerJson(tokJson), o.counting ?? DEFAULT_COUNTING);
+  const trained = readTaskOptions(o.model);
+  const tasks = new LongContextTasks(bpeFromTokenizerJson(tokJson), o.counting ?? trained.counting, trained.needle);
   const maxCtx = Math.max(...o.contexts);
   const loaded = await loadModel(o.model, { contextLength: maxCtx, threads: o.threads ?? 1, attention: o.attention ?? 'dense' });
   const rows: EvalRow[] = [];
@@ -76,7 +78,7 @@ export async function evaluateLongContext(o: EvalOptions): Promise<EvalRow[]> {
           o.onExample?.(kind, context, i, s, r.text);
         }
         rows.push({
-          kind, context, n: o.n, accuracy: sum / o.n, chance: chanceOf(kind, o.counting), meanPromptTokens: promptTokens / o.n,
+          kind, context, n: o.n, accuracy: sum / o.n, chance: chanceOf(kind, tasks.counting, tasks.needle), meanPromptTokens: promptTokens / o.n,
           ...(kind.startsWith('needle') ? { byDepth: depth.map((a, b) => (depthN[b] ? a / depthN[b] : NaN)) } : {}),
         });
       }

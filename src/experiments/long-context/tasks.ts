@@ -17,10 +17,12 @@
 // Tokenizer: a byte-level BPE trained on task text plus every number 000–999, so each key word,
 // noun and 3-digit group is one token; <|endoftext|> is BOS (prepended to prompts) and EOS.
 
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { needleTask, NOISE_SENTENCES } from '../../data/synthetic-needle.js';
 import { countingTask } from '../../data/synthetic-count.js';
 import type { TextTask } from '../../data/synthetic-task.js';
-import { ADJECTIVES, NOUNS } from '../../data/synthetic-words.js';
+import { ADJECTIVES, NAMES, NOUNS } from '../../data/synthetic-words.js';
 import { trainBpe, toTokenizerJson, type BpeModel } from '../../data/bpe-trainer.js';
 import { BpeEncoder } from '../../data/bpe-encoder.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
@@ -29,9 +31,24 @@ export const EOT = '<|endoftext|>';
 export type TaskKind = 'needle-single' | 'needle-multikey' | 'needle-multiquery' | 'most-frequent' | 'copy-digits' | 'copy-words';
 export const TASK_KINDS: readonly TaskKind[] = ['needle-single', 'needle-multikey', 'needle-multiquery', 'most-frequent', 'copy-digits', 'copy-words'];
 
+/** Needle values: numbers of `digits` digits (6: two number tokens) or words (first names, one token). */
+export interface NeedleSpec { values: 'number' | 'word'; digits: number }
+export const DEFAULT_NEEDLE: NeedleSpec = { values: 'number', digits: 6 };
+
 /** Aggregation difficulty: distinct words in the list; margin = ceil(marginFraction · list/distinct). */
 export interface CountingSpec { distinctWords: number; marginFraction: number }
 export const DEFAULT_COUNTING: CountingSpec = { distinctWords: 10, marginFraction: 0.5 };
+
+/** The model folder's record of the task options it was trained with (read by the evaluations). */
+export const TASK_OPTIONS_FILE = 'long_context_tasks.json';
+
+/** The task options a model folder was trained with (the defaults where the file is absent). */
+export function readTaskOptions(dir: string): { counting: CountingSpec; needle: NeedleSpec } {
+  const path = join(dir, TASK_OPTIONS_FILE);
+  if (!existsSync(path)) return { counting: DEFAULT_COUNTING, needle: DEFAULT_NEEDLE };
+  const o = JSON.parse(readFileSync(path, 'utf8')) as { counting?: CountingSpec; needle?: NeedleSpec };
+  return { counting: o.counting ?? DEFAULT_COUNTING, needle: o.needle ?? DEFAULT_NEEDLE };
+}
 
 /** Tokens an answer may take, with EOS (" 408112, 553201" + EOS is 8). */
 const ANSWER_ROOM = 9;
@@ -56,9 +73,10 @@ export function tokenizerCorpus(seed: number): string[] {
     docs.push(needleTask({ seed: deriveSeed(seed, 1, i), length: 600, variant: 'multikey', numNeedles: 8, valueDigits: 6, countTokens: plain }).input);
     docs.push(needleTask({ seed: deriveSeed(seed, 2, i), length: 200, variant: 'multiquery', valueDigits: 6, countTokens: plain }).input);
     docs.push(countingTask({ seed: deriveSeed(seed, 3, i), length: 400, distinctWords: 20, countTokens: plain }).input);
+    docs.push(needleTask({ seed: deriveSeed(seed, 4, i), length: 600, variant: 'multikey', numNeedles: 8, valueType: 'word', countTokens: plain }).input);
   }
   const words = [...ADJECTIVES.map((a) => `${a}-${NOUNS[0]} ${a}`), ...NOUNS.map((n) => `${ADJECTIVES[0]}-${n} ${n}`)];
-  for (let r = 0; r < 6; r++) docs.push(words.join(' '), NOISE_SENTENCES.join(' '));
+  for (let r = 0; r < 6; r++) docs.push(words.join(' '), NOISE_SENTENCES.join(' '), NAMES.map((n) => `is ${n}.`).join(' '));
   const nums: string[] = [];
   for (let r = 0; r < 2; r++) for (let n = 0; n < 1000; n++) nums.push(String(n).padStart(3, '0'), String(n));
   docs.push(nums.join(' '));
@@ -81,7 +99,9 @@ export class LongContextTasks {
   readonly eot: number;
   readonly tokenizerJson: object;
 
-  constructor(readonly bpe: BpeModel, readonly counting: CountingSpec = DEFAULT_COUNTING) {
+  constructor(readonly bpe: BpeModel, readonly counting: CountingSpec = DEFAULT_COUNTING, readonly needle: NeedleSpec = DEFAULT_NEEDLE) {
+    if (!Number.isInteger(needle.digits) || needle.digits < 1 || needle.digits > 9) throw new RangeError(`needle digits ${needle.digits} must be an integer in [1, 9]`);
+    if (needle.values !== 'number' && needle.values !== 'word') throw new RangeError(`needle values ${JSON.stringify(needle.values)} must be "number" or "word"`);
     this.enc = new BpeEncoder(bpe);
     const eot = this.enc.specialId(EOT);
     if (eot === undefined) throw new Error(`the long-context tokenizer has no ${EOT} token`);
@@ -98,9 +118,9 @@ export class LongContextTasks {
     const length = window - 1 - ANSWER_ROOM - reserve;
     const count = this.count;
     switch (kind) {
-      case 'needle-single': return needleTask({ seed, length, variant: 'single', valueDigits: 6, countTokens: count });
-      case 'needle-multikey': return needleTask({ seed, length, variant: 'multikey', numNeedles: MULTIKEY_NEEDLES, valueDigits: 6, countTokens: count });
-      case 'needle-multiquery': return needleTask({ seed, length, variant: 'multiquery', numQueries: 2, valueDigits: 6, countTokens: count });
+      case 'needle-single': return needleTask({ seed, length, variant: 'single', valueDigits: this.needle.digits, valueType: this.needle.values, countTokens: count });
+      case 'needle-multikey': return needleTask({ seed, length, variant: 'multikey', numNeedles: MULTIKEY_NEEDLES, valueDigits: this.needle.digits, valueType: this.needle.values, countTokens: count });
+      case 'needle-multiquery': return needleTask({ seed, length, variant: 'multiquery', numQueries: 2, valueDigits: this.needle.digits, valueType: this.needle.values, countTokens: count });
       case 'copy-digits': return copyTask(seed, length, count, true);
       case 'copy-words': return copyTask(seed, length, count, false);
       case 'most-frequent': {
@@ -123,10 +143,11 @@ export class LongContextTasks {
     const tokens = [this.eot, ...input, ...target, this.eot];
     const answers = Array.from({ length: target.length + 1 }, (_, i) => 1 + input.length + i);
     if (extra) {
-      const needles = [...task.input.matchAll(/The special magic number for ([a-z]+-[a-z]+) is (\d+)\./g)].map((m) => ({ key: m[1], value: m[2] }));
+      const what = this.needle.values;
+      const needles = [...task.input.matchAll(new RegExp(`The special magic ${what} for ([a-z]+-[a-z]+) is (\\w+)\\.`, 'g'))].map((m) => ({ key: m[1], value: m[2] }));
       const others = new Rng(deriveSeed(seed, 0xa5c)).shuffle(needles.filter((n) => n.value !== task.answers[0]));
       for (const n of others) {
-        tokens.push(...this.enc.encode(`\nQuestion: What is the special magic number for ${n.key}?\nAnswer: The special magic number for ${n.key} is`));
+        tokens.push(...this.enc.encode(`\nQuestion: What is the special magic ${what} for ${n.key}?\nAnswer: The special magic ${what} for ${n.key} is`));
         const v = [...this.enc.encode(` ${n.value}`), this.eot];
         for (let i = 0; i < v.length; i++) answers.push(tokens.length + i);
         tokens.push(...v);

@@ -27,7 +27,7 @@ import { writeSafetensors } from '../../formats/safetensors-writer.js';
 import { ThreadPool } from '../../runtime/pool.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 import { LongContextModel, type ScoredRows } from './model.js';
-import { LongContextTasks, trainLongContextTokenizer, tokenizerConfig, TASK_KINDS, type TaskKind } from './tasks.js';
+import { LongContextTasks, trainLongContextTokenizer, tokenizerConfig, TASK_KINDS, TASK_OPTIONS_FILE, type TaskKind } from './tasks.js';
 import { finalContext, readConfig, stageAt, totalSteps, type LongContextConfig } from './config.js';
 
 /** A batch with its scored rows split into answers (targets ≠ −100) and sampled LM rows. */
@@ -95,7 +95,7 @@ export function heldOutExamples(cfg: LongContextConfig, tasks: LongContextTasks,
 /** Answer loss and teacher-forced accuracy (every answer token right) per kind. */
 export function evaluateHeldOut(tape: Tape, model: LongContextModel, examples: ReturnType<typeof heldOutExamples>) {
   let lossSum = 0;
-  const right: Record<string, [number, number]> = {};
+  const right: Record<string, [number, number]> = {}, kindLoss: Record<string, [number, number]> = {};
   for (const ex of examples) {
     const T = ex.tokens.length - 1;
     const rows = Int32Array.from(ex.answerPositions, (p) => p - 1), targets = Int32Array.from(ex.answerPositions, (p) => ex.tokens[p]);
@@ -111,11 +111,14 @@ export function evaluateHeldOut(tape: Tape, model: LongContextModel, examples: R
       if (arg !== targets[r]) ok = false;
     }
     lossSum += loss / rows.length;
+    const kl = (kindLoss[ex.kind] ??= [0, 0]);
+    kl[0] += loss / rows.length; kl[1]++;
     const acc = (right[ex.kind] ??= [0, 0]);
     acc[0] += ok ? 1 : 0; acc[1]++;
     tape.reset();
   }
-  return { loss: lossSum / examples.length, accuracy: Object.fromEntries(Object.entries(right).map(([k, [a, n]]) => [k, a / n])) };
+  return { loss: lossSum / examples.length, accuracy: Object.fromEntries(Object.entries(right).map(([k, [a, n]]) => [k, a / n])),
+    lossByKind: Object.fromEntries(Object.entries(kindLoss).map(([k, [l, n]]) => [k, l / n])) };
 }
 
 /** Writes config.json, model.safetensors (f32), tokenizer.json and tokenizer_config.json. */
@@ -127,6 +130,7 @@ export function exportModel(dir: string, config: LlamaConfig, params: Params, ta
   writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config), null, 2) + '\n');
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tasks.tokenizerJson));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig(config.max_position_embeddings), null, 2) + '\n');
+  writeFileSync(join(dir, TASK_OPTIONS_FILE), JSON.stringify({ counting: tasks.counting, needle: tasks.needle }, null, 2) + '\n');
 }
 
 export interface TrainOptions { resume?: boolean; stopAt?: number; exportOnly?: boolean; progress?: boolean; log?: (s: string) => void }
@@ -136,7 +140,7 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   mkdirSync(cfg.out, { recursive: true });
   writeFileSync(join(cfg.out, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
-  const tasks = new LongContextTasks(trainLongContextTokenizer(cfg.tokenizer.vocabSize, cfg.tokenizer.seed), cfg.counting);
+  const tasks = new LongContextTasks(trainLongContextTokenizer(cfg.tokenizer.vocabSize, cfg.tokenizer.seed), cfg.counting, cfg.needle);
   const config = modelConfig(cfg, tasks.vocabSize, tasks.eot);
   const maxTokens = Math.max(...cfg.stages.map((s) => s.batch * s.context), cfg.evalContext);
   const mem = new TrainMemory({ bytes: Math.min(3 * 2 ** 30, (96 << 20) + maxTokens * cfg.model.layers * 40 * (6 * cfg.model.d + 3 * cfg.model.ffn) + 40 * tasks.vocabSize * cfg.model.d * 4 + (cfg.lmRows > 0 ? maxTokens * tasks.vocabSize * 16 : 0)), kernels: 'wasm', label: 'train-long-context' });
@@ -147,15 +151,17 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
     const model = new LongContextModel(config, params);
     const optimizer = new AdamW(params, { weightDecay: cfg.weightDecay });
     const data = new CurriculumBatches(cfg, tasks);
-    const held = heldOutExamples(cfg, tasks, cfg.evalExamples, cfg.evalContext);
+    // Held-out examples of the kinds the final stage trains on (untrained kinds would only add noise).
+    const lastMix = cfg.stages[cfg.stages.length - 1].mix ?? cfg.mix;
+    const held = heldOutExamples(cfg, tasks, cfg.evalExamples, cfg.evalContext, TASK_KINDS.filter((k) => (lastMix[k] ?? 0) > 0));
     const ckDir = join(cfg.out, 'checkpoint');
     const steps = totalSteps(cfg);
     let trainer: Trainer | null = null;
     const evalLog = (tape: Tape) => {
       const r = evaluateHeldOut(tape, model, held);
-      const line = { step: trainer?.step ?? 0, loss: r.loss, accuracy: r.accuracy };
+      const line = { step: trainer?.step ?? 0, loss: r.loss, accuracy: r.accuracy, lossByKind: r.lossByKind };
       appendFileSync(join(cfg.out, 'eval.jsonl'), JSON.stringify(line) + '\n');
-      log(`\n[eval @${line.step}, ${cfg.evalContext} tokens] answer loss ${r.loss.toFixed(3)}; accuracy ${Object.entries(r.accuracy).map(([k, a]) => `${k} ${(100 * a).toFixed(0)}%`).join(', ')}`);
+      log(`\n[eval @${line.step}, ${cfg.evalContext} tokens] answer loss ${r.loss.toFixed(3)}; ${Object.entries(r.accuracy).map(([k, a]) => `${k} ${(100 * a).toFixed(0)}% (loss ${r.lossByKind[k].toFixed(2)})`).join(', ')}`);
       return r.loss;
     };
     trainer = new Trainer({
