@@ -41,13 +41,14 @@ const OPTIONS: Record<TaskName, readonly string[]> = {
 };
 
 /** Prompt/option profiles: `ruler` (RULER's defaults) and `long-context`, the options the
- *  long-context model was trained with (src/experiments/long-context/tasks.ts: 6-digit needle
- *  values, lists of 10 nouns with the planted word ahead by half a share). Explicit task options win. */
+ *  long-context model was trained with (src/experiments/long-context/tasks.ts: needle values are
+ *  words — one-token first names —, lists of 10 nouns with the planted word ahead by half a share).
+ *  Explicit task options win. */
 export const PROFILES: Record<string, Partial<Record<TaskName, Record<string, number>>>> = {
   ruler: {},
   'long-context': {
-    niah_single: { valueDigits: 6 }, niah_multikey: { valueDigits: 6 }, niah_multivalue: { valueDigits: 6 },
-    niah_multiquery: { valueDigits: 6 }, most_frequent: { distinctWords: 10, marginFraction: 0.5 },
+    niah_single: { words: 1 }, niah_multikey: { words: 1 }, niah_multivalue: { words: 1 },
+    niah_multiquery: { words: 1 }, most_frequent: { distinctWords: 10, marginFraction: 0.5 },
   },
 };
 

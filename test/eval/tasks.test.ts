@@ -102,9 +102,12 @@ test('scorers: oracle answer 1, wrong 0, partial credit, whole words only', () =
 
 test('task options and profiles', () => {
   const p = withProfile(parseTaskSpec('niah_single'), 'long-context');
-  assert.equal(p.options.valueDigits, 6);
-  assert.equal(makeTask(p, 400, count, 1, 0).answers[0].length, 6);
-  assert.equal(withProfile(parseTaskSpec('niah_single:valueDigits=4'), 'long-context').options.valueDigits, 4, 'explicit options win');
+  assert.equal(p.options.words, 1);
+  const t = makeTask(p, 400, count, 1, 0);
+  assert.match(t.answers[0], /^[A-Z][a-z]+$/, 'word values');
+  assert.match(t.input, /The special magic word for [a-z]+-[a-z]+ is [A-Z][a-z]+\./);
+  assert.equal(makeTask(withProfile(parseTaskSpec('niah_single:words=0,valueDigits=4'), 'long-context'), 400, count, 1, 0).answers[0].length, 4, 'explicit options win');
+  assert.equal(makeTask(parseTaskSpec('niah_single'), 400, count, 1, 0).answers[0].length, 7, 'RULER: 7-digit numbers');
   assert.throws(() => parseTaskSpec('cwe:numNeedles=3'), /no option "numNeedles"/);
   assert.throws(() => parseTaskSpec('ruler_magic'), /unknown task/);
   assert.throws(() => withProfile(parseTaskSpec('cwe'), 'nope'), /unknown profile/);

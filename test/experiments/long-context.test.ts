@@ -24,6 +24,7 @@ import { CurriculumBatches, answerRows, modelConfig, trainLongContext } from '..
 import { evaluateLongContext } from '../../src/experiments/long-context/eval.js';
 
 const tasks = new LongContextTasks(trainLongContextTokenizer(2100, 7));
+const wordTasks = new LongContextTasks(trainLongContextTokenizer(2100, 7), undefined, { values: 'word', digits: 6 });
 
 function tinyConfig(out: string, steps = 3) {
   return validateConfig({
@@ -104,6 +105,20 @@ test('multikey training examples ask about every needle; each scored answer is t
   }
 });
 
+test('word-valued needles: one-token names; multikey training examples ask every key and score each name', () => {
+  for (const seed of [1, 2]) {
+    const ex = wordTasks.example('needle-multikey', 512, seed, { extraQuestions: true });
+    const text = wordTasks.enc.decode(Array.from(ex.tokens));
+    const valueOf = new Map([...text.matchAll(/The special magic word for ([a-z]+-[a-z]+) is ([A-Z][a-z]+)\./g)].map((m) => [m[1], m[2]]));
+    assert.equal(valueOf.size, 4);
+    const asked = [...text.matchAll(/Answer: The special magic word for ([a-z]+-[a-z]+) is/g)].map((m) => m[1]);
+    assert.deepEqual([...asked].sort(), [...valueOf.keys()].sort());
+    const answers = Array.from(ex.answerPositions, (p) => wordTasks.enc.decode([ex.tokens[p]]));
+    assert.deepEqual(answers, asked.flatMap((k) => [` ${valueOf.get(k)}`, '<|endoftext|>']), 'each answer is one name token + EOS');
+  }
+  assert.throws(() => new LongContextTasks(trainLongContextTokenizer(2100, 7), undefined, { values: 'uuid' as 'word', digits: 6 }), /needle values "uuid"/);
+});
+
 test('copy examples: the scored answer is the list again, whose length and offset vary with the seed', () => {
   const offsets = new Set<number>();
   for (const kind of ['copy-digits', 'copy-words'] as const) {
@@ -155,9 +170,10 @@ test('tiny training run exports a folder that loadModel runs with the training m
 
 const SHIPPED = 'models/long-context';
 test('the shipped long-context model answers held-out 2048-token questions well above chance (inference engine, dense)', { skip: !existsSync(join(SHIPPED, 'model.safetensors')) }, async () => {
-  const rows = await evaluateLongContext({ model: SHIPPED, n: 5, contexts: [2048], tasks: ['needle-multikey', 'most-frequent'], seed: 1 });
-  const [multikey, frequent] = rows;
-  // chance among the candidates in context: 1/4 (multikey), 1/10 (most-frequent)
-  assert.ok(multikey.accuracy >= 0.8, `needle-multikey ${multikey.accuracy}`);
-  assert.ok(frequent.accuracy >= 0.6, `most-frequent ${frequent.accuracy}`);
+  const rows = await evaluateLongContext({ model: SHIPPED, n: 10, contexts: [2048], tasks: ['needle-single', 'most-frequent'], seed: 1 });
+  const [single, frequent] = rows;
+  // chance: a blind guess is 1/96 for both (names, nouns); among the candidates in context 1/10 for most-frequent
+  assert.ok(single.accuracy >= 0.7, `needle-single ${single.accuracy}`);
+  assert.ok(frequent.accuracy >= 0.4, `most-frequent ${frequent.accuracy}`);
+  assert.ok(single.meanPromptTokens > 2000 && frequent.meanPromptTokens > 2000, 'prompts fill the 2048-token window');
 });
