@@ -61,8 +61,10 @@ export interface Schedule {
   minLr?: number;
   /** Linear warm-up steps (from lr/warmup to lr). */
   warmup: number;
-  /** Total steps; the cosine runs from step `warmup` to `total`. */
+  /** Total steps; the cosine runs from step `warmup` (or `decayFrom`) to `total`. */
   total: number;
+  /** Hold the peak rate until this step, then decay (default: decay right after the warm-up). */
+  decayFrom?: number;
 }
 
 /** Learning rate at (0-based) `step`: linear warm-up, then cosine decay to minLr. */
@@ -70,7 +72,9 @@ export function lrAt(step: number, s: Schedule): number {
   const minLr = s.minLr ?? s.lr / 10;
   if (step < s.warmup) return (s.lr * (step + 1)) / s.warmup;
   if (step >= s.total) return minLr;
-  const progress = (step - s.warmup) / Math.max(1, s.total - s.warmup);
+  const start = Math.max(s.warmup, s.decayFrom ?? 0);
+  if (step < start) return s.lr;
+  const progress = (step - start) / Math.max(1, s.total - start);
   return minLr + 0.5 * (s.lr - minLr) * (1 + Math.cos(Math.PI * progress));
 }
 

@@ -29,13 +29,20 @@ test('AdamW: two steps equal the textbook update; decay only on ≥2-D tensors',
   assert.notEqual(w.data[3], 0.5);
 });
 
-test('schedule: linear warm-up, cosine to minLr; clipping scales to the limit', () => {
+test('schedule: linear warm-up, cosine to minLr (optionally held at the peak until decayFrom); clipping scales to the limit', () => {
   const s = { lr: 1, minLr: 0.1, warmup: 4, total: 14 };
   assert.equal(lrAt(0, s), 0.25);
   assert.equal(lrAt(3, s), 1);
   assert.equal(lrAt(4, s), 1);
   assert.ok(Math.abs(lrAt(9, s) - 0.55) < 1e-12);
   assert.ok(Math.abs(lrAt(14, s) - 0.1) < 1e-12);
+  // decayFrom: the peak holds until step 8, then the cosine spans [8, 14)
+  const h = { ...s, decayFrom: 8 };
+  assert.equal(lrAt(2, h), lrAt(2, s), 'warm-up unchanged');
+  assert.equal(lrAt(7, h), 1);
+  assert.equal(lrAt(8, h), 1);
+  assert.ok(Math.abs(lrAt(11, h) - 0.55) < 1e-12);
+  assert.ok(Math.abs(lrAt(14, h) - 0.1) < 1e-12);
   const mem = new TrainMemory({ bytes: 1 << 20, kernels: 'reference' });
   const params = new Params(mem, 1);
   const p = params.create('p', [2], { kind: 'zeros' });

@@ -22,6 +22,8 @@ export interface LongContextConfig {
   /** Multikey training examples also ask about every other needle after the first answer. */
   extraQuestions: boolean;
   lr: number; minLr: number; warmup: number; weightDecay: number; clip: number;
+  /** The learning rate stays at `lr` until this step, then follows a cosine down to minLr (default: right after warm-up). */
+  decayFrom?: number;
   seed: number;
   /** Threads for the matmuls (1 = main thread only). */
   threads: number;
@@ -81,6 +83,7 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
     lmRows: int(o.lmRows ?? 0, 'lmRows'), lmWeight: num(o.lmWeight ?? 0, 'lmWeight'), extraQuestions: o.extraQuestions === true,
     lr: num(o.lr, 'lr'), minLr: num(o.minLr ?? (o.lr as number) / 10, 'minLr'), warmup: int(o.warmup ?? 0, 'warmup'),
     weightDecay: num(o.weightDecay ?? 0.1, 'weightDecay'), clip: num(o.clip ?? 1, 'clip'),
+    ...(o.decayFrom !== undefined ? { decayFrom: int(o.decayFrom, 'decayFrom') } : {}),
     seed: int(o.seed ?? 1, 'seed'), threads: int(o.threads ?? 1, 'threads', 1),
     evalEvery: int(o.evalEvery ?? 0, 'evalEvery'), evalExamples: int(o.evalExamples ?? 8, 'evalExamples', 1),
     evalContext: int(o.evalContext ?? stages[stages.length - 1].context, 'evalContext', 64),

@@ -166,7 +166,7 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
     };
     trainer = new Trainer({
       tape, params, optimizer, data,
-      schedule: { lr: cfg.lr, minLr: cfg.minLr, warmup: cfg.warmup, total: steps },
+      schedule: { lr: cfg.lr, minLr: cfg.minLr, warmup: cfg.warmup, total: steps, decayFrom: cfg.decayFrom },
       steps, clip: cfg.clip, seed: cfg.seed, config: hfConfigJson(config),
       checkpointDir: ckDir, checkpointEvery: cfg.checkpointEvery || steps, logDir: cfg.out, progress: o.progress ?? true,
       evaluate: cfg.evalEvery > 0 ? { every: cfg.evalEvery, fn: evalLog } : undefined,
