@@ -18,8 +18,10 @@ export interface CountingOptions {
   /** Largest token count of `input`. */
   length: number;
   variant?: CountingVariant;
-  /** Different words in the list (default 20, at most NOUNS.length). */
+  /** Different words in the list (default 20, at most the vocabulary's size). */
   distinctWords?: number;
+  /** The words the list draws from (default NOUNS; e.g. NAMES for a list of first names). */
+  vocabulary?: readonly string[];
   /** most-frequent: how many more times the planted word occurs than the runner-up (default 2). */
   margin?: number;
   /** Token counter (default: the number of Llama-3 pre-tokens). */
@@ -34,7 +36,8 @@ export function countingTask(opts: CountingOptions): TextTask {
   const count = opts.countTokens ?? defaultCount;
   const m = opts.distinctWords ?? 20;
   const margin = opts.margin ?? 2;
-  if (!Number.isInteger(m) || m < 2 || m > NOUNS.length) throw new RangeError(`countingTask: distinctWords ${m} must be in [2, ${NOUNS.length}]`);
+  const vocab = opts.vocabulary ?? NOUNS;
+  if (!Number.isInteger(m) || m < 2 || m > vocab.length) throw new RangeError(`countingTask: distinctWords ${m} must be in [2, ${vocab.length}]`);
   if (!Number.isInteger(margin) || margin < 1) throw new RangeError(`countingTask: margin ${margin} must be an integer ≥ 1`);
   if (variant !== 'most-frequent' && variant !== 'count') throw new RangeError(`countingTask: unknown variant ${JSON.stringify(variant)}`);
 
@@ -42,7 +45,7 @@ export function countingTask(opts: CountingOptions): TextTask {
   // fit the token budget stays deterministic.
   const build = (n: number) => {
     const rng = new Rng(opts.seed);
-    const words = rng.distinct(m, NOUNS.length).map((i) => NOUNS[i]);
+    const words = rng.distinct(m, vocab.length).map((i) => vocab[i]);
     let list: string[], answer: string, question: string;
     if (variant === 'most-frequent') {
       const planted = words[0];
@@ -67,7 +70,7 @@ export function countingTask(opts: CountingOptions): TextTask {
     return { input: `${HEADER}${list.join(' ')}\n${question}`, answer, listLength: list.length };
   };
 
-  const perWord = NOUNS.slice(0, m).reduce((s, w) => s + count(' ' + w), 0) / m;
+  const perWord = vocab.slice(0, m).reduce((s, w) => s + count(' ' + w), 0) / m;
   const overhead = count(HEADER) + count('\nQuestion: How many times does the word "word" appear in the list?\nAnswer:');
   let n = Math.floor((opts.length - overhead) / perWord);
   if (n < margin + 2) throw new RangeError(`countingTask: length ${opts.length} is too short for a list of words and the question`);
@@ -79,7 +82,7 @@ export function countingTask(opts: CountingOptions): TextTask {
   if (tokens > opts.length) throw new RangeError(`countingTask: length ${opts.length} is too short`);
   const answer = built.answer;
   const score = variant === 'most-frequent'
-    ? (p: string) => ((p.match(/\p{L}+/u)?.[0] ?? '').toLowerCase() === answer ? 1 : 0)
+    ? (p: string) => ((p.match(/\p{L}+/u)?.[0] ?? '').toLowerCase() === answer.toLowerCase() ? 1 : 0)
     : (p: string) => (p.match(/\d+/)?.[0] === answer ? 1 : 0);
   return { input: built.input, target: ' ' + answer, answers: [answer], score, meta: { variant, words: built.listLength, tokens } };
 }

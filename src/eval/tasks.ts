@@ -16,6 +16,7 @@ import type { CountTokens, TextTask } from '../data/synthetic-task.js';
 import { commonWordsTask } from './cwe.js';
 import { frequentWordsTask } from './fwe.js';
 import { variableTrackingTask } from './vt.js';
+import { NAMES } from '../data/synthetic-words.js';
 
 export const TASK_NAMES = ['niah_single', 'niah_multikey', 'niah_multivalue', 'niah_multiquery', 'cwe', 'fwe', 'vt', 'most_frequent', 'count'] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
@@ -37,7 +38,7 @@ export interface TaskSpec {
 const OPTIONS: Record<TaskName, readonly string[]> = {
   niah_single: ['valueDigits', 'words'], niah_multikey: ['numNeedles', 'valueDigits', 'words'], niah_multivalue: ['numValues', 'valueDigits', 'words'],
   niah_multiquery: ['numQueries', 'valueDigits', 'words'], cwe: ['numCommon', 'freqCommon', 'freqUncommon'],
-  fwe: ['alpha', 'wordLength', 'vocabSize'], vt: ['numChains', 'numHops'], most_frequent: ['distinctWords', 'margin', 'marginFraction'], count: ['distinctWords'],
+  fwe: ['alpha', 'wordLength', 'vocabSize'], vt: ['numChains', 'numHops'], most_frequent: ['distinctWords', 'margin', 'marginFraction', 'names'], count: ['distinctWords'],
 };
 
 /** Prompt/option profiles: `ruler` (RULER's defaults) and `long-context`, the options the
@@ -99,10 +100,11 @@ export function makeTask(spec: TaskSpec, length: number, countTokens: CountToken
     case 'vt': return variableTrackingTask({ seed: s, length, countTokens, ...o });
     case 'most_frequent': {
       // marginFraction: the planted word's lead as a fraction of one word's share (list ≈ length − 30 words).
-      const { marginFraction, ...rest } = o;
+      // names=1: a list of first names instead of nouns.
+      const { marginFraction, names, ...rest } = o;
       const margin = marginFraction === undefined ? rest.margin
         : Math.max(2, Math.ceil((marginFraction * (length - 30)) / (rest.distinctWords ?? 20)));
-      return countingTask({ seed: s, length, countTokens, variant: 'most-frequent', ...rest, margin });
+      return countingTask({ seed: s, length, countTokens, variant: 'most-frequent', ...rest, margin, ...(names === 1 ? { vocabulary: NAMES } : {}) });
     }
     case 'count': return countingTask({ seed: s, length, countTokens, variant: 'count', ...o });
     default: throw new RangeError(`eval: task ${spec.name} has no generator`);

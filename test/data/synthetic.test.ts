@@ -159,3 +159,21 @@ test('counting tasks: planted word is the strict maximum, counts are exact, rand
   assert.equal(long.score(' ' + long.answers[0] + ' is the answer'), 1);
   assert.equal(long.score(' nothing'), 0);
 });
+
+test('counting over another vocabulary (first names): list drawn from it, planted name is the strict maximum, case-insensitive score', () => {
+  for (let seed = 0; seed < 10; seed++) {
+    const task = countingTask({ seed, length: 300, distinctWords: 10, margin: 3, vocabulary: NAMES });
+    const list = task.input.split('\n')[1].split(' ');
+    assert.ok(list.every((w) => NAMES.includes(w)), 'names only');
+    assert.equal(new Set(list).size, 10);
+    const tally = new Map<string, number>();
+    for (const w of list) tally.set(w, (tally.get(w) ?? 0) + 1);
+    const sorted = [...tally].sort((x, y) => y[1] - x[1]);
+    assert.equal(sorted[0][0], task.answers[0]);
+    assert.equal(sorted[0][1] - sorted[1][1], 3);
+    assert.equal(task.score(` ${task.answers[0]}`), 1);
+    assert.equal(task.score(` ${task.answers[0].toLowerCase()}`), 1);
+    assert.equal(task.score(` ${sorted[1][0]}`), 0);
+  }
+  assert.throws(() => countingTask({ seed: 1, length: 300, distinctWords: 5, vocabulary: ['a', 'b'] }), /distinctWords 5 must be in \[2, 2\]/);
+});

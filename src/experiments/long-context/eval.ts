@@ -32,6 +32,7 @@ export function chanceOf(kind: TaskKind, counting: CountingSpec = DEFAULT_COUNTI
     case 'needle-multikey': return { blind: 1 / values, inContext: 1 / 4 };
     case 'needle-multiquery': return { blind: 1 / values ** 2, inContext: 1 / 2 }; // the two values present, the order to pick
     case 'most-frequent': return { blind: 1 / NOUNS.length, inContext: 1 / counting.distinctWords };
+    case 'most-frequent-name': return { blind: 1 / NAMES.length, inContext: 1 / counting.distinctWords };
     case 'copy-digits': case 'copy-words': return { blind: 0, inContext: 0 }; // the whole list, in order
   }
 }

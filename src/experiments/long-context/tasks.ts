@@ -4,6 +4,7 @@
 //   needle-multiquery two needles asked at once ("… for A and B?" → " v1, v2")
 //   most-frequent     a list of `distinctWords` nouns, one planted `margin` times more often than
 //                     the runner-up; "Which word appears most often?" → the word
+//   most-frequent-name the same over first names (the needle values' vocabulary)
 //   copy-digits       (training aids) a run of random digits (3-digit tokens back to back), or
 //   copy-words        a list of random words and 3-digit numbers, then the same again, every
 //                     repeated token scored: the dense copying signal from which induction heads
@@ -28,8 +29,8 @@ import { BpeEncoder } from '../../data/bpe-encoder.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 
 export const EOT = '<|endoftext|>';
-export type TaskKind = 'needle-single' | 'needle-multikey' | 'needle-multiquery' | 'most-frequent' | 'copy-digits' | 'copy-words';
-export const TASK_KINDS: readonly TaskKind[] = ['needle-single', 'needle-multikey', 'needle-multiquery', 'most-frequent', 'copy-digits', 'copy-words'];
+export type TaskKind = 'needle-single' | 'needle-multikey' | 'needle-multiquery' | 'most-frequent' | 'most-frequent-name' | 'copy-digits' | 'copy-words';
+export const TASK_KINDS: readonly TaskKind[] = ['needle-single', 'needle-multikey', 'needle-multiquery', 'most-frequent', 'most-frequent-name', 'copy-digits', 'copy-words'];
 
 /** Needle values: numbers of `digits` digits (6: two number tokens) or words (first names, one token). */
 export interface NeedleSpec { values: 'number' | 'word'; digits: number }
@@ -123,11 +124,12 @@ export class LongContextTasks {
       case 'needle-multiquery': return needleTask({ seed, length, variant: 'multiquery', numQueries: 2, valueDigits: this.needle.digits, valueType: this.needle.values, countTokens: count });
       case 'copy-digits': return copyTask(seed, length, count, true);
       case 'copy-words': return copyTask(seed, length, count, false);
-      case 'most-frequent': {
+      case 'most-frequent': case 'most-frequent-name': {
         const m = this.counting.distinctWords;
-        const listWords = length - 30; // nouns are one token each
+        const listWords = length - 30; // nouns and names are one token each
         const margin = Math.max(2, Math.ceil((this.counting.marginFraction * listWords) / m));
-        return countingTask({ seed, length, variant: 'most-frequent', distinctWords: m, margin, countTokens: count });
+        const vocabulary = kind === 'most-frequent-name' ? NAMES : NOUNS;
+        return countingTask({ seed, length, variant: 'most-frequent', distinctWords: m, margin, vocabulary, countTokens: count });
       }
     }
   }
