@@ -1,8 +1,8 @@
 // The long-context experiment: the row-gathered training forward equals LlamaTrain's full forward and a
 // plain cross-entropy; curriculum batches hold the task's answer + EOS as the only scored targets;
 // a few training steps at tiny size export a folder whose inference logits equal the training
-// model's; and the shipped model (models/long-context) retrieves held-out 2048-token
-// needles far above chance through loadModel + greedy generation.
+// model's; and the shipped model (models/long-context) retrieves held-out 2048-token needles and
+// finds the most frequent name of a list above chance through loadModel + greedy generation.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -169,10 +169,11 @@ test('tiny training run exports a folder that loadModel runs with the training m
 });
 
 const SHIPPED = 'models/long-context';
-test('the shipped long-context model retrieves held-out needles at 2048 tokens far above chance (inference engine, dense)', { skip: !existsSync(join(SHIPPED, 'model.safetensors')) }, async () => {
-  const [single] = await evaluateLongContext({ model: SHIPPED, n: 10, contexts: [2048], tasks: ['needle-single'], seed: 1 });
-  // a blind guess of the name is 1/96; measured 50/50 on held-out seeds (docs/LONG_CONTEXT_MODEL.md)
-  assert.ok(single.accuracy >= 0.8, `needle-single ${single.accuracy}`);
-  assert.ok(single.meanPromptTokens > 2000, 'prompts fill the 2048-token window');
-  // (aggregation is not asserted: the most-frequent tasks are not reliably above chance yet)
+test('the shipped long-context model retrieves needles and finds the most frequent name at 2048 tokens above chance (inference engine, dense)', { skip: !existsSync(join(SHIPPED, 'model.safetensors')) }, async () => {
+  const [single, frequent] = await evaluateLongContext({ model: SHIPPED, n: 20, contexts: [2048], tasks: ['needle-single', 'most-frequent-name'], seed: 1 });
+  // chance: a blind guess is 1/96 (names); among the 10 names of a list 1/10. These 20 held-out
+  // examples are fixed (greedy decoding): measured 85% and 35% (50 examples: 94% and 38%).
+  assert.ok(single.accuracy >= 0.7, `needle-single ${single.accuracy}`);
+  assert.ok(frequent.accuracy >= 0.25, `most-frequent-name ${frequent.accuracy}`);
+  assert.ok(single.meanPromptTokens > 2000 && frequent.meanPromptTokens > 2000, 'prompts fill the 2048-token window');
 });
