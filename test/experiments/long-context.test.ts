@@ -88,6 +88,11 @@ test('curriculum batches: stage shapes, answer + EOS are the only scored targets
   assert.deepEqual(data.next().ids, b1.ids);
   assert.throws(() => validateConfig({ ...cfg, mix: { 'needle-typo': 1 } }), /unknown task "needle-typo"/);
   assert.throws(() => validateConfig({ ...cfg, stages: [] }), /stages must be a non-empty list/);
+  assert.deepEqual(cfg.needle, { values: 'number', digits: 6 }, 'default needle values');
+  assert.deepEqual(validateConfig({ ...cfg, needle: { values: 'word' } }).needle, { values: 'word', digits: 6 });
+  assert.throws(() => validateConfig({ ...cfg, needle: { values: 'uuid' } }), /needle.values = "uuid" must be "number" or "word"/);
+  assert.equal(validateConfig({ ...cfg, decayFrom: 7 }).decayFrom, 7);
+  assert.throws(() => validateConfig({ ...cfg, decayFrom: -1 }), /decayFrom = -1 must be an integer/);
 });
 
 test('multikey training examples ask about every needle; each scored answer is that key\'s value in the haystack', () => {
