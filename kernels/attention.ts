@@ -257,6 +257,82 @@ function setML(j: i32, m: f32, l: f32): void {
   setML(j, m, l);
 }
 
+// Head B's scores from pairScores (a wasm global: AssemblyScript functions return one value).
+let pairScoreB: v128 = f32x4.splat(0);
+
+/** Scores (× sv) of the 4 keys at rows r0, r0 + kvRow, … for two query heads qa, qb: head A's are
+ *  returned, head B's left in pairScoreB. Each K vector is loaded and widened once for both. */
+@inline function pairScores(qa: usize, qb: usize, r0: usize, kvRow: usize, D: i32, f16: bool, qf: v128, sv: v128, kStep: usize): v128 {
+  let r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
+  let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
+  let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+  for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
+      const a0 = f16 ? f32x4.mul(v128.load(qa + d, 0), qf) : v128.load(qa + d, 0);
+      const b0 = f16 ? f32x4.mul(v128.load(qb + d, 0), qf) : v128.load(qb + d, 0);
+      { const kv = kvAt(r0, f16, 0); x0 = f32x4.add(x0, f32x4.mul(a0, kv)); y0 = f32x4.add(y0, f32x4.mul(b0, kv)); }
+      { const kv = kvAt(r1, f16, 0); x1 = f32x4.add(x1, f32x4.mul(a0, kv)); y1 = f32x4.add(y1, f32x4.mul(b0, kv)); }
+      { const kv = kvAt(r2, f16, 0); x2 = f32x4.add(x2, f32x4.mul(a0, kv)); y2 = f32x4.add(y2, f32x4.mul(b0, kv)); }
+      { const kv = kvAt(r3, f16, 0); x3 = f32x4.add(x3, f32x4.mul(a0, kv)); y3 = f32x4.add(y3, f32x4.mul(b0, kv)); }
+      const a1 = f16 ? f32x4.mul(v128.load(qa + d, 16), qf) : v128.load(qa + d, 16);
+      const b1 = f16 ? f32x4.mul(v128.load(qb + d, 16), qf) : v128.load(qb + d, 16);
+      { const kv = kvAt(r0, f16, 1); x0 = f32x4.add(x0, f32x4.mul(a1, kv)); y0 = f32x4.add(y0, f32x4.mul(b1, kv)); }
+      { const kv = kvAt(r1, f16, 1); x1 = f32x4.add(x1, f32x4.mul(a1, kv)); y1 = f32x4.add(y1, f32x4.mul(b1, kv)); }
+      { const kv = kvAt(r2, f16, 1); x2 = f32x4.add(x2, f32x4.mul(a1, kv)); y2 = f32x4.add(y2, f32x4.mul(b1, kv)); }
+      { const kv = kvAt(r3, f16, 1); x3 = f32x4.add(x3, f32x4.mul(a1, kv)); y3 = f32x4.add(y3, f32x4.mul(b1, kv)); }
+      const a2 = f16 ? f32x4.mul(v128.load(qa + d, 32), qf) : v128.load(qa + d, 32);
+      const b2 = f16 ? f32x4.mul(v128.load(qb + d, 32), qf) : v128.load(qb + d, 32);
+      { const kv = kvAt(r0, f16, 2); x0 = f32x4.add(x0, f32x4.mul(a2, kv)); y0 = f32x4.add(y0, f32x4.mul(b2, kv)); }
+      { const kv = kvAt(r1, f16, 2); x1 = f32x4.add(x1, f32x4.mul(a2, kv)); y1 = f32x4.add(y1, f32x4.mul(b2, kv)); }
+      { const kv = kvAt(r2, f16, 2); x2 = f32x4.add(x2, f32x4.mul(a2, kv)); y2 = f32x4.add(y2, f32x4.mul(b2, kv)); }
+      { const kv = kvAt(r3, f16, 2); x3 = f32x4.add(x3, f32x4.mul(a2, kv)); y3 = f32x4.add(y3, f32x4.mul(b2, kv)); }
+      const a3 = f16 ? f32x4.mul(v128.load(qa + d, 48), qf) : v128.load(qa + d, 48);
+      const b3 = f16 ? f32x4.mul(v128.load(qb + d, 48), qf) : v128.load(qb + d, 48);
+      { const kv = kvAt(r0, f16, 3); x0 = f32x4.add(x0, f32x4.mul(a3, kv)); y0 = f32x4.add(y0, f32x4.mul(b3, kv)); }
+      { const kv = kvAt(r1, f16, 3); x1 = f32x4.add(x1, f32x4.mul(a3, kv)); y1 = f32x4.add(y1, f32x4.mul(b3, kv)); }
+      { const kv = kvAt(r2, f16, 3); x2 = f32x4.add(x2, f32x4.mul(a3, kv)); y2 = f32x4.add(y2, f32x4.mul(b3, kv)); }
+      { const kv = kvAt(r3, f16, 3); x3 = f32x4.add(x3, f32x4.mul(a3, kv)); y3 = f32x4.add(y3, f32x4.mul(b3, kv)); }
+    r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
+  }
+  pairScoreB = f32x4.mul(hsum4(y0, y1, y2, y3), sv);
+  return f32x4.mul(hsum4(x0, x1, x2, x3), sv);
+}
+
+/** Adds the 4 V rows at r0, r0 + kvRow, … weighted by wA's lanes into out row oa and by wB's into ob. */
+@inline function pairValues(oa: usize, ob: usize, r0: usize, kvRow: usize, D: i32, f16: bool, wA: v128, wB: v128, kStep: usize): void {
+  let r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
+  const pA0 = f32x4.splat(f32x4.extract_lane(wA, 0)), pA1 = f32x4.splat(f32x4.extract_lane(wA, 1));
+  const pA2 = f32x4.splat(f32x4.extract_lane(wA, 2)), pA3 = f32x4.splat(f32x4.extract_lane(wA, 3));
+  const pB0 = f32x4.splat(f32x4.extract_lane(wB, 0)), pB1 = f32x4.splat(f32x4.extract_lane(wB, 1));
+  const pB2 = f32x4.splat(f32x4.extract_lane(wB, 2)), pB3 = f32x4.splat(f32x4.extract_lane(wB, 3));
+  for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
+      let u0 = v128.load(oa + d, 0), t0 = v128.load(ob + d, 0);
+      { const kv = kvAt(r0, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA0, kv)); t0 = f32x4.add(t0, f32x4.mul(pB0, kv)); }
+      { const kv = kvAt(r1, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA1, kv)); t0 = f32x4.add(t0, f32x4.mul(pB1, kv)); }
+      { const kv = kvAt(r2, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA2, kv)); t0 = f32x4.add(t0, f32x4.mul(pB2, kv)); }
+      { const kv = kvAt(r3, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA3, kv)); t0 = f32x4.add(t0, f32x4.mul(pB3, kv)); }
+      v128.store(oa + d, u0, 0); v128.store(ob + d, t0, 0);
+      let u1 = v128.load(oa + d, 16), t1 = v128.load(ob + d, 16);
+      { const kv = kvAt(r0, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA0, kv)); t1 = f32x4.add(t1, f32x4.mul(pB0, kv)); }
+      { const kv = kvAt(r1, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA1, kv)); t1 = f32x4.add(t1, f32x4.mul(pB1, kv)); }
+      { const kv = kvAt(r2, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA2, kv)); t1 = f32x4.add(t1, f32x4.mul(pB2, kv)); }
+      { const kv = kvAt(r3, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA3, kv)); t1 = f32x4.add(t1, f32x4.mul(pB3, kv)); }
+      v128.store(oa + d, u1, 16); v128.store(ob + d, t1, 16);
+      let u2 = v128.load(oa + d, 32), t2 = v128.load(ob + d, 32);
+      { const kv = kvAt(r0, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA0, kv)); t2 = f32x4.add(t2, f32x4.mul(pB0, kv)); }
+      { const kv = kvAt(r1, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA1, kv)); t2 = f32x4.add(t2, f32x4.mul(pB1, kv)); }
+      { const kv = kvAt(r2, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA2, kv)); t2 = f32x4.add(t2, f32x4.mul(pB2, kv)); }
+      { const kv = kvAt(r3, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA3, kv)); t2 = f32x4.add(t2, f32x4.mul(pB3, kv)); }
+      v128.store(oa + d, u2, 32); v128.store(ob + d, t2, 32);
+      let u3 = v128.load(oa + d, 48), t3 = v128.load(ob + d, 48);
+      { const kv = kvAt(r0, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA0, kv)); t3 = f32x4.add(t3, f32x4.mul(pB0, kv)); }
+      { const kv = kvAt(r1, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA1, kv)); t3 = f32x4.add(t3, f32x4.mul(pB1, kv)); }
+      { const kv = kvAt(r2, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA2, kv)); t3 = f32x4.add(t3, f32x4.mul(pB2, kv)); }
+      { const kv = kvAt(r3, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA3, kv)); t3 = f32x4.add(t3, f32x4.mul(pB3, kv)); }
+      v128.store(oa + d, u3, 48); v128.store(ob + d, t3, 48);
+    r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
+  }
+}
+
 /** Two query heads (state slots j and j + 1, rows qa/qb, out rows oa/ob) over the whole 8-key blocks
  *  of [s0, s1), for D % 16 == 0: each K/V vector is loaded and widened once for both heads.
  *  Each block is two passes of 4 keys, which keeps the live vectors within the 16 SIMD registers.
@@ -271,73 +347,8 @@ function setML(j: i32, m: f32, l: f32): void {
   let mA = getM(j), lA = getL(j), mB = getM(j + 1), lB = getL(j + 1);
   let s = s0;
   for (; s + 8 <= s1; s += 8) {
-    let sA0 = f32x4.splat(0), sB0 = f32x4.splat(0), sA1 = f32x4.splat(0), sB1 = f32x4.splat(0);
-    { // scores of keys s + 0 .. s + 3 for both heads
-      let r0 = kp + <usize>(s + 0) * kvRow, r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
-      let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
-      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
-      for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
-        const a0 = f16 ? f32x4.mul(v128.load(qa + d, 0), qf) : v128.load(qa + d, 0);
-        const b0 = f16 ? f32x4.mul(v128.load(qb + d, 0), qf) : v128.load(qb + d, 0);
-        { const kv = kvAt(r0, f16, 0); x0 = f32x4.add(x0, f32x4.mul(a0, kv)); y0 = f32x4.add(y0, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r1, f16, 0); x1 = f32x4.add(x1, f32x4.mul(a0, kv)); y1 = f32x4.add(y1, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r2, f16, 0); x2 = f32x4.add(x2, f32x4.mul(a0, kv)); y2 = f32x4.add(y2, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r3, f16, 0); x3 = f32x4.add(x3, f32x4.mul(a0, kv)); y3 = f32x4.add(y3, f32x4.mul(b0, kv)); }
-        const a1 = f16 ? f32x4.mul(v128.load(qa + d, 16), qf) : v128.load(qa + d, 16);
-        const b1 = f16 ? f32x4.mul(v128.load(qb + d, 16), qf) : v128.load(qb + d, 16);
-        { const kv = kvAt(r0, f16, 1); x0 = f32x4.add(x0, f32x4.mul(a1, kv)); y0 = f32x4.add(y0, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r1, f16, 1); x1 = f32x4.add(x1, f32x4.mul(a1, kv)); y1 = f32x4.add(y1, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r2, f16, 1); x2 = f32x4.add(x2, f32x4.mul(a1, kv)); y2 = f32x4.add(y2, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r3, f16, 1); x3 = f32x4.add(x3, f32x4.mul(a1, kv)); y3 = f32x4.add(y3, f32x4.mul(b1, kv)); }
-        const a2 = f16 ? f32x4.mul(v128.load(qa + d, 32), qf) : v128.load(qa + d, 32);
-        const b2 = f16 ? f32x4.mul(v128.load(qb + d, 32), qf) : v128.load(qb + d, 32);
-        { const kv = kvAt(r0, f16, 2); x0 = f32x4.add(x0, f32x4.mul(a2, kv)); y0 = f32x4.add(y0, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r1, f16, 2); x1 = f32x4.add(x1, f32x4.mul(a2, kv)); y1 = f32x4.add(y1, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r2, f16, 2); x2 = f32x4.add(x2, f32x4.mul(a2, kv)); y2 = f32x4.add(y2, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r3, f16, 2); x3 = f32x4.add(x3, f32x4.mul(a2, kv)); y3 = f32x4.add(y3, f32x4.mul(b2, kv)); }
-        const a3 = f16 ? f32x4.mul(v128.load(qa + d, 48), qf) : v128.load(qa + d, 48);
-        const b3 = f16 ? f32x4.mul(v128.load(qb + d, 48), qf) : v128.load(qb + d, 48);
-        { const kv = kvAt(r0, f16, 3); x0 = f32x4.add(x0, f32x4.mul(a3, kv)); y0 = f32x4.add(y0, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r1, f16, 3); x1 = f32x4.add(x1, f32x4.mul(a3, kv)); y1 = f32x4.add(y1, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r2, f16, 3); x2 = f32x4.add(x2, f32x4.mul(a3, kv)); y2 = f32x4.add(y2, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r3, f16, 3); x3 = f32x4.add(x3, f32x4.mul(a3, kv)); y3 = f32x4.add(y3, f32x4.mul(b3, kv)); }
-        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
-      }
-      sA0 = f32x4.mul(hsum4(x0, x1, x2, x3), sv); sB0 = f32x4.mul(hsum4(y0, y1, y2, y3), sv);
-    }
-    { // scores of keys s + 4 .. s + 7 for both heads
-      let r0 = kp + <usize>(s + 4) * kvRow, r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
-      let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
-      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
-      for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
-        const a0 = f16 ? f32x4.mul(v128.load(qa + d, 0), qf) : v128.load(qa + d, 0);
-        const b0 = f16 ? f32x4.mul(v128.load(qb + d, 0), qf) : v128.load(qb + d, 0);
-        { const kv = kvAt(r0, f16, 0); x0 = f32x4.add(x0, f32x4.mul(a0, kv)); y0 = f32x4.add(y0, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r1, f16, 0); x1 = f32x4.add(x1, f32x4.mul(a0, kv)); y1 = f32x4.add(y1, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r2, f16, 0); x2 = f32x4.add(x2, f32x4.mul(a0, kv)); y2 = f32x4.add(y2, f32x4.mul(b0, kv)); }
-        { const kv = kvAt(r3, f16, 0); x3 = f32x4.add(x3, f32x4.mul(a0, kv)); y3 = f32x4.add(y3, f32x4.mul(b0, kv)); }
-        const a1 = f16 ? f32x4.mul(v128.load(qa + d, 16), qf) : v128.load(qa + d, 16);
-        const b1 = f16 ? f32x4.mul(v128.load(qb + d, 16), qf) : v128.load(qb + d, 16);
-        { const kv = kvAt(r0, f16, 1); x0 = f32x4.add(x0, f32x4.mul(a1, kv)); y0 = f32x4.add(y0, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r1, f16, 1); x1 = f32x4.add(x1, f32x4.mul(a1, kv)); y1 = f32x4.add(y1, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r2, f16, 1); x2 = f32x4.add(x2, f32x4.mul(a1, kv)); y2 = f32x4.add(y2, f32x4.mul(b1, kv)); }
-        { const kv = kvAt(r3, f16, 1); x3 = f32x4.add(x3, f32x4.mul(a1, kv)); y3 = f32x4.add(y3, f32x4.mul(b1, kv)); }
-        const a2 = f16 ? f32x4.mul(v128.load(qa + d, 32), qf) : v128.load(qa + d, 32);
-        const b2 = f16 ? f32x4.mul(v128.load(qb + d, 32), qf) : v128.load(qb + d, 32);
-        { const kv = kvAt(r0, f16, 2); x0 = f32x4.add(x0, f32x4.mul(a2, kv)); y0 = f32x4.add(y0, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r1, f16, 2); x1 = f32x4.add(x1, f32x4.mul(a2, kv)); y1 = f32x4.add(y1, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r2, f16, 2); x2 = f32x4.add(x2, f32x4.mul(a2, kv)); y2 = f32x4.add(y2, f32x4.mul(b2, kv)); }
-        { const kv = kvAt(r3, f16, 2); x3 = f32x4.add(x3, f32x4.mul(a2, kv)); y3 = f32x4.add(y3, f32x4.mul(b2, kv)); }
-        const a3 = f16 ? f32x4.mul(v128.load(qa + d, 48), qf) : v128.load(qa + d, 48);
-        const b3 = f16 ? f32x4.mul(v128.load(qb + d, 48), qf) : v128.load(qb + d, 48);
-        { const kv = kvAt(r0, f16, 3); x0 = f32x4.add(x0, f32x4.mul(a3, kv)); y0 = f32x4.add(y0, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r1, f16, 3); x1 = f32x4.add(x1, f32x4.mul(a3, kv)); y1 = f32x4.add(y1, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r2, f16, 3); x2 = f32x4.add(x2, f32x4.mul(a3, kv)); y2 = f32x4.add(y2, f32x4.mul(b3, kv)); }
-        { const kv = kvAt(r3, f16, 3); x3 = f32x4.add(x3, f32x4.mul(a3, kv)); y3 = f32x4.add(y3, f32x4.mul(b3, kv)); }
-        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
-      }
-      sA1 = f32x4.mul(hsum4(x0, x1, x2, x3), sv); sB1 = f32x4.mul(hsum4(y0, y1, y2, y3), sv);
-    }
+    const sA0 = pairScores(qa, qb, kp + <usize>s * kvRow, kvRow, D, f16, qf, sv, kStep), sB0 = pairScoreB;
+    const sA1 = pairScores(qa, qb, kp + <usize>(s + 4) * kvRow, kvRow, D, f16, qf, sv, kStep), sB1 = pairScoreB;
     const mNA = max<f32>(mA, hmax(f32x4.max(sA0, sA1)));
     if (mNA != mA) { // the max rose: rescale the accumulator
       const c = expS(mA - mNA), cv = f32x4.splat(c);
@@ -358,74 +369,8 @@ function setML(j: i32, m: f32, l: f32): void {
     const eB0 = expV(f32x4.sub(sB0, f32x4.splat(mB))), eB1 = expV(f32x4.sub(sB1, f32x4.splat(mB)));
     lB += hsum(f32x4.add(eB0, eB1));
     const wB0 = f16 ? f32x4.mul(eB0, pf) : eB0, wB1 = f16 ? f32x4.mul(eB1, pf) : eB1;
-    { // values of keys s + 0 .. s + 3 into both output rows
-      let r0 = vp + <usize>(s + 0) * kvRow, r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
-      const pA0 = f32x4.splat(f32x4.extract_lane(wA0, 0)), pA1 = f32x4.splat(f32x4.extract_lane(wA0, 1));
-      const pA2 = f32x4.splat(f32x4.extract_lane(wA0, 2)), pA3 = f32x4.splat(f32x4.extract_lane(wA0, 3));
-      const pB0 = f32x4.splat(f32x4.extract_lane(wB0, 0)), pB1 = f32x4.splat(f32x4.extract_lane(wB0, 1));
-      const pB2 = f32x4.splat(f32x4.extract_lane(wB0, 2)), pB3 = f32x4.splat(f32x4.extract_lane(wB0, 3));
-      for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
-        let u0 = v128.load(oa + d, 0), t0 = v128.load(ob + d, 0);
-        { const kv = kvAt(r0, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA0, kv)); t0 = f32x4.add(t0, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA1, kv)); t0 = f32x4.add(t0, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA2, kv)); t0 = f32x4.add(t0, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA3, kv)); t0 = f32x4.add(t0, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u0, 0); v128.store(ob + d, t0, 0);
-        let u1 = v128.load(oa + d, 16), t1 = v128.load(ob + d, 16);
-        { const kv = kvAt(r0, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA0, kv)); t1 = f32x4.add(t1, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA1, kv)); t1 = f32x4.add(t1, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA2, kv)); t1 = f32x4.add(t1, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA3, kv)); t1 = f32x4.add(t1, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u1, 16); v128.store(ob + d, t1, 16);
-        let u2 = v128.load(oa + d, 32), t2 = v128.load(ob + d, 32);
-        { const kv = kvAt(r0, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA0, kv)); t2 = f32x4.add(t2, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA1, kv)); t2 = f32x4.add(t2, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA2, kv)); t2 = f32x4.add(t2, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA3, kv)); t2 = f32x4.add(t2, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u2, 32); v128.store(ob + d, t2, 32);
-        let u3 = v128.load(oa + d, 48), t3 = v128.load(ob + d, 48);
-        { const kv = kvAt(r0, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA0, kv)); t3 = f32x4.add(t3, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA1, kv)); t3 = f32x4.add(t3, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA2, kv)); t3 = f32x4.add(t3, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA3, kv)); t3 = f32x4.add(t3, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u3, 48); v128.store(ob + d, t3, 48);
-        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
-      }
-    }
-    { // values of keys s + 4 .. s + 7 into both output rows
-      let r0 = vp + <usize>(s + 4) * kvRow, r1 = r0 + kvRow, r2 = r1 + kvRow, r3 = r2 + kvRow;
-      const pA0 = f32x4.splat(f32x4.extract_lane(wA1, 0)), pA1 = f32x4.splat(f32x4.extract_lane(wA1, 1));
-      const pA2 = f32x4.splat(f32x4.extract_lane(wA1, 2)), pA3 = f32x4.splat(f32x4.extract_lane(wA1, 3));
-      const pB0 = f32x4.splat(f32x4.extract_lane(wB1, 0)), pB1 = f32x4.splat(f32x4.extract_lane(wB1, 1));
-      const pB2 = f32x4.splat(f32x4.extract_lane(wB1, 2)), pB3 = f32x4.splat(f32x4.extract_lane(wB1, 3));
-      for (let d: usize = 0, dEnd = <usize>D << 2; d < dEnd; d += 64) {
-        let u0 = v128.load(oa + d, 0), t0 = v128.load(ob + d, 0);
-        { const kv = kvAt(r0, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA0, kv)); t0 = f32x4.add(t0, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA1, kv)); t0 = f32x4.add(t0, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA2, kv)); t0 = f32x4.add(t0, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 0); u0 = f32x4.add(u0, f32x4.mul(pA3, kv)); t0 = f32x4.add(t0, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u0, 0); v128.store(ob + d, t0, 0);
-        let u1 = v128.load(oa + d, 16), t1 = v128.load(ob + d, 16);
-        { const kv = kvAt(r0, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA0, kv)); t1 = f32x4.add(t1, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA1, kv)); t1 = f32x4.add(t1, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA2, kv)); t1 = f32x4.add(t1, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 1); u1 = f32x4.add(u1, f32x4.mul(pA3, kv)); t1 = f32x4.add(t1, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u1, 16); v128.store(ob + d, t1, 16);
-        let u2 = v128.load(oa + d, 32), t2 = v128.load(ob + d, 32);
-        { const kv = kvAt(r0, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA0, kv)); t2 = f32x4.add(t2, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA1, kv)); t2 = f32x4.add(t2, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA2, kv)); t2 = f32x4.add(t2, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 2); u2 = f32x4.add(u2, f32x4.mul(pA3, kv)); t2 = f32x4.add(t2, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u2, 32); v128.store(ob + d, t2, 32);
-        let u3 = v128.load(oa + d, 48), t3 = v128.load(ob + d, 48);
-        { const kv = kvAt(r0, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA0, kv)); t3 = f32x4.add(t3, f32x4.mul(pB0, kv)); }
-        { const kv = kvAt(r1, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA1, kv)); t3 = f32x4.add(t3, f32x4.mul(pB1, kv)); }
-        { const kv = kvAt(r2, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA2, kv)); t3 = f32x4.add(t3, f32x4.mul(pB2, kv)); }
-        { const kv = kvAt(r3, f16, 3); u3 = f32x4.add(u3, f32x4.mul(pA3, kv)); t3 = f32x4.add(t3, f32x4.mul(pB3, kv)); }
-        v128.store(oa + d, u3, 48); v128.store(ob + d, t3, 48);
-        r0 += kStep; r1 += kStep; r2 += kStep; r3 += kStep;
-      }
-    }
+    pairValues(oa, ob, vp + <usize>s * kvRow, kvRow, D, f16, wA0, wB0, kStep);
+    pairValues(oa, ob, vp + <usize>(s + 4) * kvRow, kvRow, D, f16, wA1, wB1, kStep);
   }
   setML(j, mA, lA);
   setML(j + 1, mB, lB);
