@@ -7,11 +7,8 @@
 
 import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { describeModel, loadModel } from '../models/load.js';
-import { writeTestCheckpoint } from '../testing/checkpoints.js';
+import { benchFile } from './bench-files.js';
 import { randomIds } from '../testing/random-model.js';
 
 const GiB = 2 ** 30;
@@ -22,13 +19,7 @@ async function main(): Promise<void> {
     threads: { type: 'string', default: String(availableParallelism()) },
   } });
   const ctx = Number(values.ctx), tokens = Number(values.tokens), threads = Number(values.threads);
-  const dir = join(process.env.TESSERA_BENCH_DIR ?? join(homedir(), '.cache', 'tessera', 'bench'), 'llama3.2-1b');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'model-f32.gguf');
-  if (!existsSync(file)) {
-    process.stderr.write(`writing ${file} (random weights, Llama-3.2-1B shape, f32)…\n`);
-    writeTestCheckpoint(dir, 'llama3.2-1b', { formats: ['gguf-f32'] });
-  }
+  const file = benchFile('llama3.2-1b', 'f32', (path) => process.stderr.write(`writing ${path} (random weights, Llama-3.2-1B shape, f32)…\n`));
   const info = describeModel(file);
   const need = info.memoryNeeded(ctx);
   console.log(`model: ${file}`);

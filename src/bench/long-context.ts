@@ -17,16 +17,15 @@
 //        [--llamacpp auto|off|PATH/bench-llamacpp.mjs] [--llamacpp-max 32768] [--json FILE] [--plan-only]
 // A row that fails (or would not fit in the available memory) prints as a row saying why.
 
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describeModel, loadModel } from '../models/load.js';
 import { attentionBackend, type AttentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
 import { MagicPigAttention } from '../attention/magicpig.js';
-import { writeTestCheckpoint, type PresetName } from '../testing/checkpoints.js';
+import type { PresetName } from '../testing/checkpoints.js';
+import { benchFile } from './bench-files.js';
 import { recording, tile, type Recorded } from './kv-tiling.js';
 import { llamaCppScript, runLlamaCpp, type LlamaCppRow } from './llamacpp-child.js';
 
@@ -38,11 +37,8 @@ const GiB = 2 ** 30;
 setFlagsFromString('--expose-gc');
 const collect = runInNewContext('gc') as () => void;
 
-function benchFile(shape: PresetName): { path: string; quantize?: 'q8_0' } {
-  const dir = join(process.env.TESSERA_BENCH_DIR ?? join(homedir(), '.cache', 'tessera', 'bench'), shape);
-  for (const f of ['model-q8_0.gguf', 'model-f32.gguf']) if (existsSync(join(dir, f))) return { path: join(dir, f), quantize: f.includes('f32') ? 'q8_0' : undefined };
-  return { path: writeTestCheckpoint(dir, shape, { formats: ['gguf-q8_0'] }).gguf.q8_0! };
-}
+/** The q8_0 bench file of `shape` (weights stay q8_0, as in `tessera bench`). */
+const q8File = (shape: PresetName): string => benchFile(shape, 'q8_0');
 
 /** MemAvailable from /proc/meminfo (bytes), or undefined off Linux. */
 function availableBytes(): number | undefined {
@@ -57,8 +53,7 @@ interface Row {
 
 /** Arena bytes the loader will reserve for this row (weights + KV + tables + scratch), and its parts. */
 function plan(shape: PresetName, ctx: number, spec: string, capacity: number): { total: number; weights: number; kv: number; rest: number } {
-  const { path, quantize } = benchFile(shape);
-  const info = describeModel(path, { cacheDType: 'f16', attention: spec, quantize });
+  const info = describeModel(q8File(shape), { cacheDType: 'f16', attention: spec });
   const total = info.memoryNeeded(capacity), kv = capacity * info.kvBytesPerToken;
   return { total, weights: info.weightBytes, kv, rest: total - info.weightBytes - kv };
 }
@@ -67,11 +62,11 @@ function plan(shape: PresetName, ctx: number, spec: string, capacity: number): {
 const prefills = new Map<string, { k: Float32Array[]; v: Float32Array[] }>();
 
 async function measure(shape: PresetName, ctx: number, spec: string, prefill: number, steps: number, threads: number): Promise<Row> {
-  const { path, quantize } = benchFile(shape);
+  const path = q8File(shape);
   const layers: Recorded[] = [];
   const backend: AttentionBackend = recording(attentionBackend(parseAttentionSpec(spec)), prefill, layers);
   const capacity = ctx + steps + 4;
-  const { model } = await loadModel(path, { threads, attention: backend, contextLength: capacity, cacheDType: 'f16', quantize });
+  const { model } = await loadModel(path, { threads, attention: backend, contextLength: capacity, cacheDType: 'f16' });
   try {
     const cache = model.createCache();
     let seed = 7;
@@ -137,8 +132,8 @@ async function main(): Promise<void> {
   const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
   let lrows: LlamaCppRow[] = [], lnote = llama.note;
   if (llama.script && llamaCtx.length) {
-    log(`llama.cpp dense on ${benchFile('smollm2-135m').path}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
-    try { lrows = runLlamaCpp(llama.script, benchFile('smollm2-135m').path, llamaCtx, threads, Math.max(steps, 8)); } catch (e) { lnote = `llama.cpp failed: ${(e as Error).message}`; }
+    log(`llama.cpp dense on ${q8File('smollm2-135m')}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
+    try { lrows = runLlamaCpp(llama.script, q8File('smollm2-135m'), llamaCtx, threads, Math.max(steps, 8)); } catch (e) { lnote = `llama.cpp failed: ${(e as Error).message}`; }
     log(`llama.cpp: ${lrows.map((l) => `${l.ctx}: ${l.decodeTokensPerSecond} tok/s`).join(', ') || lnote}`);
   }
   console.log(`threads ${threads}, q8_0 weights, f16 KV cache, ${steps} timed decode steps after 1 build step + 1 warm-up${planOnly ? ' (plan only: nothing allocated)' : ''}`);

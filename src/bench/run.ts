@@ -3,15 +3,16 @@
 // machine sustains. Models are random-weight files with the shapes of real ones (SmolLM2-135M,
 // Llama-3.2-1B), written once into a cache folder. Prints one table (markdown).
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
-import { homedir, availableParallelism } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../models/load.js';
 import { measureReadBandwidth } from './bandwidth.js';
-import { writeTestCheckpoint, BENCH_PRESETS, type PresetName, type CheckpointFormat } from '../testing/checkpoints.js';
+import { BENCH_PRESETS } from '../testing/checkpoints.js';
+import { benchFile } from './bench-files.js';
 import { randomIds } from '../testing/random-model.js';
 
 interface Row {
@@ -20,23 +21,6 @@ interface Row {
 }
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-function cacheDir(): string {
-  const dir = process.env.TESSERA_BENCH_DIR ?? join(homedir(), '.cache', 'tessera', 'bench');
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** The bench GGUF for (shape, dtype), written on first use. */
-function benchFile(shape: string, dtype: string): string {
-  if (!(BENCH_PRESETS as readonly string[]).includes(shape)) throw new Error(`bench: unknown shape ${shape}; choose from ${BENCH_PRESETS.join(', ')}`);
-  if (!['f32', 'f16', 'q8_0', 'q4_0'].includes(dtype)) throw new Error(`bench: unknown dtype ${dtype}; choose from f32, f16, q8_0, q4_0`);
-  const dir = join(cacheDir(), shape);
-  const path = join(dir, `model-${dtype}.gguf`);
-  if (existsSync(path)) return path;
-  const out = writeTestCheckpoint(dir, shape as PresetName, { formats: [`gguf-${dtype}` as CheckpointFormat] });
-  return out.gguf[dtype];
-}
 
 function argmax(x: Float32Array): number {
   let best = 0;
