@@ -47,6 +47,22 @@ export interface NeedleOptions {
 
 const defaultCount: CountTokens = (s) => preTokenize(s).length;
 
+/** "The special magic number for KEY is VALUE." (or "… magic word …"). */
+export function needleSentence(valueType: 'number' | 'word', key: string, value: string): string {
+  return `The special magic ${valueType} for ${key} is ${value}.`;
+}
+
+/** The single/multikey question about `key`, ending where the value is to be generated. */
+export function needleQuestion(valueType: 'number' | 'word', key: string): string {
+  return `Question: What is the special magic ${valueType} for ${key}?\nAnswer: The special magic ${valueType} for ${key} is`;
+}
+
+/** The needles of a haystack (needleSentence's key and value), in text order. */
+export function findNeedles(text: string, valueType: 'number' | 'word'): { key: string; value: string }[] {
+  const re = new RegExp(`The special magic ${valueType} for ([a-z]+-[a-z]+) is (\\w+)\\.`, 'g');
+  return [...text.matchAll(re)].map((m) => ({ key: m[1]!, value: m[2]! }));
+}
+
 export function splitSentences(text: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/[^.!?]*[.!?]+["'”’)\]]*/g)) {
@@ -70,11 +86,10 @@ export function needleTask(opts: NeedleOptions): TextTask {
     .map((k) => `${ADJECTIVES[Math.floor(k / NOUNS.length)]}-${NOUNS[k % NOUNS.length]}`);
   const valueType = opts.valueType ?? 'number';
   if (valueType !== 'number' && valueType !== 'word') throw new RangeError(`needleTask: valueType ${JSON.stringify(valueType)} must be "number" or "word"`);
-  const names = valueType === 'word' ? rng.distinct(Math.min(NAMES.length, numKeys * numValues), NAMES.length) : [];
   if (valueType === 'word' && numKeys * numValues > NAMES.length) throw new RangeError(`needleTask: ${numKeys * numValues} word values need more than the ${NAMES.length} names`);
+  const names = valueType === 'word' ? rng.distinct(numKeys * numValues, NAMES.length) : [];
   let made = 0;
   const value = () => (valueType === 'word' ? NAMES[names[made++]] : String(rng.range(10 ** (digits - 1), 10 ** digits - 1)));
-  const noun = valueType === 'word' ? 'word' : 'number';
   // Needles: (key index, value), each with a depth; the first is the asked one at opts.depth.
   const needles: { key: number; value: string; depth: number }[] = [];
   for (let k = 0; k < numKeys; k++) for (let v = 0; v < numValues; v++) needles.push({ key: k, value: value(), depth: rng.float() });
@@ -82,19 +97,19 @@ export function needleTask(opts: NeedleOptions): TextTask {
     if (!(opts.depth >= 0 && opts.depth <= 1)) throw new RangeError(`needleTask: depth ${opts.depth} must be in [0, 1]`);
     needles[0].depth = opts.depth;
   }
-  const sentence = (n: { key: number; value: string }) => `The special magic ${noun} for ${keys[n.key]} is ${n.value}.`;
+  const sentence = (n: { key: number; value: string }) => needleSentence(valueType, keys[n.key], n.value);
 
   let question: string, answers: string[];
   if (variant === 'single' || variant === 'multikey') {
     answers = [needles[0].value];
-    question = `Question: What is the special magic ${noun} for ${keys[0]}?\nAnswer: The special magic ${noun} for ${keys[0]} is`;
+    question = needleQuestion(valueType, keys[0]);
   } else if (variant === 'multivalue') {
     answers = []; // in text order, known once the filler is
-    question = `Question: What are all the special magic ${noun}s for ${keys[0]}?\nAnswer: The special magic ${noun}s for ${keys[0]} are`;
+    question = `Question: What are all the special magic ${valueType}s for ${keys[0]}?\nAnswer: The special magic ${valueType}s for ${keys[0]} are`;
   } else if (variant === 'multiquery') {
     answers = needles.map((n) => n.value);
     const asked = keys.join(' and ');
-    question = `Question: What are the special magic ${noun}s for ${asked}?\nAnswer: The special magic ${noun}s for ${asked} are`;
+    question = `Question: What are the special magic ${valueType}s for ${asked}?\nAnswer: The special magic ${valueType}s for ${asked} are`;
   } else {
     throw new RangeError(`needleTask: unknown variant ${JSON.stringify(variant satisfies never)}`);
   }

@@ -42,6 +42,10 @@ const num = (v: unknown, name: string, min = 0): number => {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new Error(`long-context config: ${name} = ${JSON.stringify(v)} must be a number ≥ ${min}`);
   return v;
 };
+const oneOf = <T extends string>(v: unknown, name: string, choices: readonly T[]): T => {
+  if (!choices.includes(v as T)) throw new Error(`long-context config: ${name} = ${JSON.stringify(v)} must be ${choices.map((c) => `"${c}"`).join(' or ')}`);
+  return v as T;
+};
 const str = (v: unknown, name: string): string => {
   if (typeof v !== 'string' || v.length === 0) throw new Error(`long-context config: ${name} must be a non-empty string`);
   return v;
@@ -54,7 +58,6 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
   const c = (o.counting ?? {}) as Record<string, unknown>;
   const mix = (o.mix ?? {}) as Record<string, unknown>;
   const nd = (o.needle ?? {}) as Record<string, unknown>;
-  const badValues = (v: unknown): never => { throw new Error(`long-context config: needle.values = ${JSON.stringify(v)} must be "number" or "word"`); };
   const checkMix = (m: Record<string, unknown>, where: string) => {
     for (const k of Object.keys(m)) {
       if (!TASK_KINDS.includes(k as TaskKind)) throw new Error(`long-context config: ${where} names an unknown task ${JSON.stringify(k)} (known: ${TASK_KINDS.join(', ')})`);
@@ -77,7 +80,7 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
     },
     tokenizer: { vocabSize: int(t.vocabSize, 'tokenizer.vocabSize', 1300), seed: int(t.seed ?? 7, 'tokenizer.seed') },
     counting: { distinctWords: int(c.distinctWords ?? 10, 'counting.distinctWords', 2), marginFraction: num(c.marginFraction ?? 0.5, 'counting.marginFraction') },
-    needle: { values: nd.values === 'word' ? 'word' : nd.values === undefined || nd.values === 'number' ? 'number' : badValues(nd.values), digits: int(nd.digits ?? 6, 'needle.digits', 1) },
+    needle: { values: oneOf(nd.values ?? 'number', 'needle.values', ['number', 'word'] as const), digits: int(nd.digits ?? 6, 'needle.digits', 1) },
     mix: mix as Partial<Record<TaskKind, number>>,
     stages,
     lmRows: int(o.lmRows ?? 0, 'lmRows'), lmWeight: num(o.lmWeight ?? 0, 'lmWeight'), extraQuestions: o.extraQuestions === true,

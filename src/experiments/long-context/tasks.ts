@@ -12,15 +12,16 @@
 //                     500 steps; on clean digit copying they form in ~150)
 // Generators are data/synthetic-needle.ts and data/synthetic-count.ts, sized by the real BPE token
 // count so that BOS + input + answer + EOS fills a window of exactly the asked length or less.
-// Needle values have 6 digits: the tokenizer holds every 3-digit string, so a value is two tokens
-// (" " then "408", "112" by Llama-3's digit split) and chance is 1 in 900 000.
+// Needle values (NeedleSpec) are numbers — 6 digits by default: the tokenizer holds every 3-digit
+// string, so a value is two tokens (" " then "408", "112" by Llama-3's digit split) — or words, one
+// first-name token each (what the shipped model is trained on).
 //
 // Tokenizer: a byte-level BPE trained on task text plus every number 000–999, so each key word,
 // noun and 3-digit group is one token; <|endoftext|> is BOS (prepended to prompts) and EOS.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { needleTask, NOISE_SENTENCES } from '../../data/synthetic-needle.js';
+import { findNeedles, needleQuestion, needleTask, NOISE_SENTENCES } from '../../data/synthetic-needle.js';
 import { countingTask } from '../../data/synthetic-count.js';
 import type { TextTask } from '../../data/synthetic-task.js';
 import { ADJECTIVES, NAMES, NOUNS } from '../../data/synthetic-words.js';
@@ -145,11 +146,10 @@ export class LongContextTasks {
     const tokens = [this.eot, ...input, ...target, this.eot];
     const answers = Array.from({ length: target.length + 1 }, (_, i) => 1 + input.length + i);
     if (extra) {
-      const what = this.needle.values;
-      const needles = [...task.input.matchAll(new RegExp(`The special magic ${what} for ([a-z]+-[a-z]+) is (\\w+)\\.`, 'g'))].map((m) => ({ key: m[1], value: m[2] }));
+      const needles = findNeedles(task.input, this.needle.values);
       const others = new Rng(deriveSeed(seed, 0xa5c)).shuffle(needles.filter((n) => n.value !== task.answers[0]));
       for (const n of others) {
-        tokens.push(...this.enc.encode(`\nQuestion: What is the special magic ${what} for ${n.key}?\nAnswer: The special magic ${what} for ${n.key} is`));
+        tokens.push(...this.enc.encode(`\n${needleQuestion(this.needle.values, n.key)}`));
         const v = [...this.enc.encode(` ${n.value}`), this.eot];
         for (let i = 0; i < v.length; i++) answers.push(tokens.length + i);
         tokens.push(...v);

@@ -95,7 +95,7 @@ export function heldOutExamples(cfg: LongContextConfig, tasks: LongContextTasks,
 /** Answer loss and teacher-forced accuracy (every answer token right) per kind. */
 export function evaluateHeldOut(tape: Tape, model: LongContextModel, examples: ReturnType<typeof heldOutExamples>) {
   let lossSum = 0;
-  const right: Record<string, [number, number]> = {}, kindLoss: Record<string, [number, number]> = {};
+  const byKind: Record<string, { right: number; loss: number; n: number }> = {};
   for (const ex of examples) {
     const T = ex.tokens.length - 1;
     const rows = Int32Array.from(ex.answerPositions, (p) => p - 1), targets = Int32Array.from(ex.answerPositions, (p) => ex.tokens[p]);
@@ -111,14 +111,12 @@ export function evaluateHeldOut(tape: Tape, model: LongContextModel, examples: R
       if (arg !== targets[r]) ok = false;
     }
     lossSum += loss / rows.length;
-    const kl = (kindLoss[ex.kind] ??= [0, 0]);
-    kl[0] += loss / rows.length; kl[1]++;
-    const acc = (right[ex.kind] ??= [0, 0]);
-    acc[0] += ok ? 1 : 0; acc[1]++;
+    const k = (byKind[ex.kind] ??= { right: 0, loss: 0, n: 0 });
+    k.right += ok ? 1 : 0; k.loss += loss / rows.length; k.n++;
     tape.reset();
   }
-  return { loss: lossSum / examples.length, accuracy: Object.fromEntries(Object.entries(right).map(([k, [a, n]]) => [k, a / n])),
-    lossByKind: Object.fromEntries(Object.entries(kindLoss).map(([k, [l, n]]) => [k, l / n])) };
+  const per = (f: (k: { right: number; loss: number; n: number }) => number) => Object.fromEntries(Object.entries(byKind).map(([kind, k]) => [kind, f(k)]));
+  return { loss: lossSum / examples.length, accuracy: per((k) => k.right / k.n), lossByKind: per((k) => k.loss / k.n) };
 }
 
 /** Writes config.json, model.safetensors (f32), tokenizer.json and tokenizer_config.json. */
