@@ -156,7 +156,7 @@ export class MagicPigAttention implements LayerAttention {
       this.tables.clear();
       this.built = false;
       this.sawDecode = false;
-    }
+    } else if (n === 0) this.sawDecode = false;   // a new prompt: its first decode step builds the tables
   }
 }
 

@@ -18,6 +18,7 @@ import type { AttentionBackend, LayerAttentionDims } from './create.js';
 import { DenseAttention, denseCacheBytes } from './dense.js';
 import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
 import { rng } from './lsh-math.js';
+import { deriveSeed } from '../data/rng.js';
 import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
 import type { AttentionPhase, LayerAttention } from './types.js';
 
@@ -33,6 +34,8 @@ interface Selection {
   /** Called on store with the new f32 key rows (quest keeps page bounds). */
   onStore?(k: Float32Array, p0: number, n: number): void;
   readonly bytesPerToken: number;
+  /** Called when the cache is emptied (a new prompt): random draws restart from the seed. */
+  restart?(): void;
 }
 
 interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; scores: Ptr; arena: Arena; scratchQ: Ptr }
@@ -120,11 +123,15 @@ function quest(p: Params): (c: Ctx) => Selection {
 function oracleSampling(p: Params): (c: Ctx) => Selection {
   const fraction = numParam('oracle-sampling', p, 'budget', 0.02, 0, 1, false);
   const samples = p.samples === undefined ? undefined : numParam('oracle-sampling', p, 'samples', 1, 1, 2 ** 31);
-  const next = rng(numParam('oracle-sampling', p, 'seed', 1, 0, 2 ** 31));
+  const seed = numParam('oracle-sampling', p, 'seed', 1, 0, 2 ** 31);
   return (c) => {
     const cdf = new Float64Array(c.d.capacity);
+    // one stream per layer, restarted with each new prompt: a prompt's answer does not depend on
+    // what the model was asked before
+    let next = rng(deriveSeed(seed, c.d.layer));
     return {
       biased: true, bytesPerToken: 0,
+      restart() { next = rng(deriveSeed(seed, c.d.layer)); },
       select(h, q, length, ids, bias) {
         const sc = allScores(c, h, q, length);
         let m = -Infinity;
@@ -182,7 +189,8 @@ class SelectiveAttention implements LayerAttention {
     }
   }
 
-  truncate(_n: number): void { /* rows are indexed by position; quest pages restart when rewritten */ }
+  // rows are indexed by position; quest pages restart when rewritten
+  truncate(n: number): void { if (n === 0) this.sel.restart?.(); }
 }
 
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).

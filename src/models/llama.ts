@@ -128,6 +128,8 @@ export class LlamaModel implements LanguageModel {
       throw new RangeError(`createCache: capacity ${capacity} exceeds the ${this.opts.capacity} tokens this model was loaded with (load with a larger contextLength)`);
     }
     this.cacheGeneration++;
+    // the layers' backends keep per-prompt state (MagicPIG's tables, sampling streams): a new cache starts them afresh
+    for (const l of this.attention) l.truncate(0);
     return new LlamaCache(capacity ?? this.opts.capacity, this.attention, this, this.cacheGeneration);
   }
 

@@ -51,3 +51,27 @@ test('every backend at a real budget gives finite logits and differs from dense 
     assert.ok(maxDiff(got.slice(0, 1), dense.slice(0, 1)) < 2e-4, `${spec}: prefill must be dense`);
   }
 });
+
+// A model loaded once answers many prompts (generate, eval): a new cache must not see anything of the
+// previous one — MagicPIG's tables in particular are built from the prompt, and stale tables would
+// sample against another prompt's keys.
+test('a fresh cache on a reused model gives the logits of a freshly loaded model, for every backend', async () => {
+  const other = Array.from({ length: 200 }, (_, i) => 7 + ((i * 53) % 190));
+  for (const spec of ['dense', 'magicpig:K=8,L=64,dense=none', 'magicpig:K=4,L=16,threshold=8,window=8,dense=none', 'topk:dense=none',
+    'quest:dense=none', 'streaming:window=32', 'oracle-sampling:budget=0.1,dense=none']) {
+    const fresh = await run(spec);
+    // before: a long prompt decoded past MagicPIG's table build, or a short one that never built them
+    for (const [before, steps] of [[other, 24], [other.slice(0, 10), 2]] as const) {
+      const { model } = await loadModel(path, { threads: 2, attention: spec, contextLength: 256 });
+      try {
+        let cache = model.createCache();
+        model.forward(before, cache);
+        for (const t of follow.slice(0, steps)) model.forward([t], cache);
+        cache = model.createCache();
+        const reused = [model.forward(prompt, cache).slice()];
+        for (const t of follow) reused.push(model.forward([t], cache).slice());
+        assert.equal(maxDiff(reused, fresh), 0, `${spec} after ${before.length}+${steps} tokens: logits differ from a fresh load by ${maxDiff(reused, fresh)}`);
+      } finally { model.dispose(); }
+    }
+  }
+});

@@ -115,6 +115,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     model: arg(args, '--model') ?? 'models/long-context', n: Number(arg(args, '--n') ?? 100),
     contexts: (arg(args, '--contexts') ?? '2048').split(',').map(Number), tasks,
     attention: arg(args, '--attention'), seed: Number(arg(args, '--seed') ?? 1),
+    ...(arg(args, '--margin') !== undefined || arg(args, '--distinct') !== undefined
+      ? { counting: { marginFraction: Number(arg(args, '--margin') ?? DEFAULT_COUNTING.marginFraction), distinctWords: Number(arg(args, '--distinct') ?? DEFAULT_COUNTING.distinctWords) } }
+      : {}),
     onExample: (kind, ctx, i, s) => { if ((i + 1) % 10 === 0) process.stderr.write(`${kind} @${ctx}: ${i + 1} done${s ? '' : ''}\r`); },
   };
   const t0 = performance.now();
