@@ -2,7 +2,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { linePlotSvg } from '../training/plot-svg.js';
+import { linePlotSvg, type Series } from '../training/plot-svg.js';
 import { barPlotSvg } from './bar-plot.js';
 import type { AccuracyResults } from './harness.js';
 
@@ -46,7 +46,31 @@ export function accuracyMarkdown(r: AccuracyResults): string {
     markdownTable(accuracyRows(r));
 }
 
-/** Writes results.json, results.md, accuracy-<length>.svg (and accuracy-vs-length.svg) to `dir`. */
+const kindOf = (backend: string) => backend.split(':')[0]!;
+
+/** One task at one length: accuracy (%) vs % of keys touched (log scale), a line per backend kind
+ *  through its settings; backends without sparse layers (dense) are a horizontal reference line. */
+export function accuracyVsKeysSvg(r: AccuracyResults, task: string, length: number): string {
+  const cells = r.cells.filter((c) => c.task === task && c.length === length);
+  const sparse = cells.filter((c) => Number.isFinite(c.keysFraction) && c.keysFraction > 0);
+  const xs = sparse.map((c) => Math.log10(100 * c.keysFraction));
+  const lo = Math.min(...xs, 0) - 0.1, hi = Math.max(...xs, 1) + 0.1;
+  const series: Series[] = [];
+  for (const c of cells.filter((c) => !Number.isFinite(c.keysFraction))) {
+    series.push({ name: `${c.backend} (all keys)`, points: [[lo, c.accuracy], [hi, c.accuracy]], dashed: true });
+  }
+  for (const kind of [...new Set(sparse.map((c) => kindOf(c.backend)))]) {
+    const pts = sparse.filter((c) => kindOf(c.backend) === kind).map((c) => [Math.log10(100 * c.keysFraction), c.accuracy] as [number, number]);
+    series.push({ name: kind, points: pts.sort((a, b) => a[0] - b[0]) });
+  }
+  return linePlotSvg({
+    title: `${task} at ${length} tokens: accuracy vs keys touched`, xLabel: 'log10(% of keys touched per decode step)',
+    yLabel: 'accuracy (%)', series, yRange: [0, 100], xRange: [lo, hi], width: 720, height: 440,
+  });
+}
+
+/** Writes results.json, results.md, accuracy-<length>.svg (and accuracy-vs-length.svg, and for a
+ *  budget sweep accuracy-vs-keys-<length>-<task #>.svg) to `dir`. */
 export function writeAccuracyReport(r: AccuracyResults, dir: string): string[] {
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
@@ -60,6 +84,13 @@ export function writeAccuracyReport(r: AccuracyResults, dir: string): string[] {
       return { name: b, values: [...vals, vals.reduce((s, v) => s + v, 0) / vals.length] };
     });
     put(`accuracy-${length}.svg`, barPlotSvg({ title: `Accuracy at ${length} tokens`, yLabel: 'accuracy (%)', groups, series, yMax: 100 }));
+  }
+  // A budget sweep (some backend kind run at two or more settings): accuracy vs keys touched per task.
+  const kinds = [...new Set(r.backends.map(kindOf))];
+  if (kinds.some((k) => r.backends.filter((b) => kindOf(b) === k).length > 1)) {
+    for (const length of r.lengths) {
+      r.tasks.forEach((task, ti) => put(`accuracy-vs-keys-${length}-${ti + 1}.svg`, accuracyVsKeysSvg(r, task, length)));
+    }
   }
   if (r.lengths.length > 1) {
     const series = r.backends.map((b) => ({

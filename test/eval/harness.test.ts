@@ -49,6 +49,13 @@ test('harness: tasks × backends run, are scored in [0, 100], metered, and writt
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).backends, r.backends);
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| 300 \| niah_single \|/);
   assert.match(readFileSync(join(out, 'accuracy-300.svg'), 'utf8'), /^<svg/);
+  // a budget sweep (one kind at two settings) adds accuracy vs keys touched, one plot per task
+  const sweep = { ...r, backends: [...r.backends, 'streaming:window=64'],
+    cells: [...r.cells, ...r.cells.filter((c) => c.backend === 'streaming:window=32').map((c) => ({ ...c, backend: 'streaming:window=64', keysFraction: 2 * c.keysFraction }))] };
+  const sweepFiles = writeAccuracyReport(sweep, join(dir, 'sweep'));
+  assert.deepEqual(sweepFiles.filter((f) => f.includes('vs-keys')).map((f) => f.split('/').pop()), ['accuracy-vs-keys-300-1.svg', 'accuracy-vs-keys-300-2.svg']);
+  const svg = readFileSync(join(dir, 'sweep', 'accuracy-vs-keys-300-1.svg'), 'utf8');
+  for (const name of ['streaming', 'magicpig', 'dense (all keys)']) assert.ok(svg.includes(name), `legend has ${name}`);
 });
 
 test('greedyAnswer with a dense prefill equals greedy generateText', async () => {

@@ -181,4 +181,8 @@ test('the shipped long-context model retrieves needles and finds the most freque
   assert.ok(single.accuracy >= 0.7, `needle-single ${single.accuracy}`);
   assert.ok(frequent.accuracy >= 0.25, `most-frequent-name ${frequent.accuracy}`);
   assert.ok(single.meanPromptTokens > 2000 && frequent.meanPromptTokens > 2000, 'prompts fill the 2048-token window');
+  // The same question when the most frequent name leads by two shares instead of half of one
+  // (3.2× the runner-up's count instead of 1.5×; RULER's cwe uses 10×): measured 18 of 20 (100 examples: 91%).
+  const [clear] = await evaluateLongContext({ model: SHIPPED, n: 20, contexts: [2048], tasks: ['most-frequent-name'], seed: 1, counting: { distinctWords: 10, marginFraction: 2 } });
+  assert.ok(clear.accuracy >= 0.7, `most-frequent-name, margin 2: ${clear.accuracy}`);
 });
