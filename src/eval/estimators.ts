@@ -155,7 +155,7 @@ export function retrievalProbability(cos: number, K: number, L: number): number 
 }
 
 /** MagicPIG for one query: tables `t` hold [t.start, t.end); every other key < n is dense. */
-export function magicpigEstimate(h: HeadView, s: Float64Array, t: SimHashTables, floor = 1e-4): Estimate & { sampled: number } {
+export function magicpigEstimate(h: HeadView, s: Float64Array, t: SimHashTables, floor = 1e-4): Estimate & { sampled: number; sampledIds: Int32Array; u: Float64Array } {
   const n = s.length, D = h.D, L = t.L;
   const qb = new Int32Array(L);
   bucketsOf(h.q, t.R, D, t.K, L, qb, 0);
@@ -165,6 +165,7 @@ export function magicpigEstimate(h: HeadView, s: Float64Array, t: SimHashTables,
   const ids: number[] = [], bias: number[] = [];
   for (let i = 0; i < Math.min(t.start, n); i++) { ids.push(i); bias.push(0); }
   let sampled = 0;
+  const us: number[] = [];
   const end = Math.min(t.end, n);
   for (let i = t.start; i < end; i++) {
     const r = i - t.start;
@@ -174,10 +175,14 @@ export function magicpigEstimate(h: HeadView, s: Float64Array, t: SimHashTables,
     let dot = 0, kn = 0;
     for (let d = 0; d < D; d++) { const c = t.centered[r * D + d]; dot += h.q[d] * c; kn += c * c; }
     const u = retrievalProbability(qn > 0 && kn > 0 ? dot / (qn * Math.sqrt(kn)) : 0, t.K, L);
-    ids.push(i); bias.push(-Math.log(u + floor)); sampled++;
+    ids.push(i); bias.push(-Math.log(u + floor)); us.push(u); sampled++;
   }
   for (let i = Math.max(end, Math.min(t.start, n)); i < n; i++) { ids.push(i); bias.push(0); }
-  return { out: attendSubset(h, s, ids, bias), keys: ids.length, sampled };
+  const first = Math.min(t.start, n);
+  return {
+    out: attendSubset(h, s, ids, bias), keys: ids.length, sampled,
+    sampledIds: Int32Array.from(ids.slice(first, first + sampled)), u: Float64Array.from(us),
+  };
 }
 
 /** ‖a − b‖ / ‖b‖ (0 when both are zero). */

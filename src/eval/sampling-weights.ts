@@ -1,0 +1,116 @@
+// Why an LSH-sampling estimate is noisy on a head: for each query head of one layer, at the last
+// prompt position of several task prompts, how spread the dense attention is (its effective number
+// of keys, ESS = 1/Σw²), how many keys MagicPIG samples and the ESS of its importance weights
+// e^{s_i}/u_i, the spread of u over the sampled keys, and the attention-output error of MagicPIG,
+// of oracle sampling and of TopK given the same number of keys (float64 estimators, ./estimators.ts).
+// When a head attends almost uniformly and its query is nearly orthogonal to the centered keys,
+// u_i is tiny and steep in the cosine: a few keys carry most of the weight and the estimate is
+// noisy even though many keys were read.
+//   node dist/src/eval/sampling-weights.js --model models/long-context --profile long-context \
+//        --task most_frequent:names=1,marginFraction=2 --length 2000 --prompts 10 --K 11 --L 130 [--layer 0] [--draws 3]
+
+import { fileURLToPath } from 'node:url';
+import { deriveSeed, Rng } from '../data/rng.js';
+import { loadModel } from '../models/load.js';
+import { QkvRecorder } from './capture.js';
+import { buildSimHash, denseEstimate, magicpigEstimate, oracleSamplingEstimate, relativeError, scores, topkEstimate, type HeadView } from './estimators.js';
+import { makeTask, parseTaskSpec, withProfile } from './tasks.js';
+
+export interface SamplingWeightsOptions {
+  model: string; task: string; profile?: string; length: number; prompts: number;
+  K: number; L: number; layer?: number; sinks?: number; window?: number; draws?: number; seed?: number;
+}
+
+export interface HeadWeights {
+  head: number;
+  /** Medians over prompts (× draws for the MagicPIG columns); errors are means. */
+  denseEss: number; sampled: number; sampledEss: number; uSpread: number;
+  errMagicpig: number; errOracle: number; errTopk: number;
+}
+
+const ess = (w: ArrayLike<number>) => { let s = 0, q = 0; for (let i = 0; i < w.length; i++) { s += w[i]; q += w[i] * w[i]; } return q > 0 ? (s * s) / q : 0; };
+const median = (a: number[]) => { const b = [...a].sort((x, y) => x - y); return b.length ? b[Math.floor(b.length / 2)] : NaN; };
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+
+export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWeights[]> {
+  const spec = withProfile(parseTaskSpec(o.task), o.profile ?? 'ruler');
+  const layer = o.layer ?? 0, sinks = o.sinks ?? 4, window = o.window ?? 16, draws = o.draws ?? 3, seed = o.seed ?? 1;
+  const probe = await loadModel(o.model, { contextLength: 16, threads: 1 });
+  const count = (s: string) => probe.tokenizer.encode(s, { addSpecialTokens: false }).length;
+  const acc = new Map<number, Record<keyof Omit<HeadWeights, 'head'>, number[]>>();
+  const rng = new Rng(deriveSeed(seed, 0x5a));
+  try {
+    for (let p = 0; p < o.prompts; p++) {
+      const ids = probe.tokenizer.encode(makeTask(spec, o.length, count, seed, p).input), N = ids.length;
+      const rec = new QkvRecorder(new Set([layer]), N - 1);
+      const { model } = await loadModel(o.model, { attention: rec.backend(), contextLength: N, threads: 1 });
+      try {
+        const cache = model.createCache(N);
+        for (let i = 0; i < N; i += 256) model.forward(ids.slice(i, Math.min(N, i + 256)), cache);
+      } finally { model.dispose(); }
+      const c = rec.layers.get(layer);
+      if (!c) throw new RangeError(`sampling-weights: the model has no layer ${layer}`);
+      const D = c.headDim, kvDim = c.kvHeads * D;
+      for (let h = 0; h < c.heads; h++) {
+        const g = Math.floor(h / (c.heads / c.kvHeads));
+        const hv: HeadView = {
+          D, q: Float64Array.from(c.q.subarray(h * D, (h + 1) * D)),
+          key: (i) => c.k.subarray(i * kvDim + g * D, i * kvDim + (g + 1) * D), value: (i) => c.v.subarray(i * kvDim + g * D, i * kvDim + (g + 1) * D),
+        };
+        const s = scores(hv, N), ref = denseEstimate(hv, s).out;
+        let a = acc.get(h);
+        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [] }; acc.set(h, a); }
+        const mx = Math.max(...s);
+        a.denseEss.push(ess(Array.from(s, (x) => Math.exp(x - mx))));
+        for (let r = 0; r < draws; r++) {
+          const tables = buildSimHash(hv.key, D, sinks, N - 1 - window, o.K, o.L, deriveSeed(seed, p, h, r));
+          const est = magicpigEstimate(hv, s, tables);
+          // importance weights e^{s_i}/u_i of the sampled keys (the floor only matters below u = 1e-4)
+          const w = Array.from(est.sampledIds, (i, j) => Math.exp(s[i] - mx) / est.u[j]);
+          a.sampled.push(est.sampled); a.sampledEss.push(ess(w));
+          if (est.sampled) a.uSpread.push(Math.max(...est.u) / Math.min(...est.u));
+          a.errMagicpig.push(relativeError(est.out, ref));
+          a.errOracle.push(relativeError(oracleSamplingEstimate(hv, s, est.keys, rng).out, ref));
+          a.errTopk.push(relativeError(topkEstimate(hv, s, est.keys).out, ref));
+        }
+      }
+    }
+  } finally { probe.model.dispose(); }
+  return [...acc.entries()].map(([head, a]) => ({
+    head, denseEss: median(a.denseEss), sampled: median(a.sampled), sampledEss: median(a.sampledEss), uSpread: median(a.uSpread.filter(Number.isFinite)),
+    errMagicpig: mean(a.errMagicpig), errOracle: mean(a.errOracle), errTopk: mean(a.errTopk),
+  }));
+}
+
+export function samplingWeightsMarkdown(o: SamplingWeightsOptions, rows: HeadWeights[]): string {
+  const head = `${o.task} at ${o.length} tokens, layer ${o.layer ?? 0}, last prompt position, ${o.prompts} prompts × ${o.draws ?? 3} hash draws, ` +
+    `MagicPIG K=${o.K}, L=${o.L} (+${o.sinks ?? 4} sinks, ${o.window ?? 16}-token window); medians, errors are means\n\n`;
+  const line = (c: string[]) => `| ${c.join(' | ')} |`;
+  return head + [
+    line(['query head', 'dense attention ESS (keys)', 'MagicPIG keys sampled', 'ESS of its weights', 'u max/min', 'error MagicPIG', 'error oracle sampling (same keys)', 'error TopK (same keys)']),
+    line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
+    ...rows.map((r) => line([String(r.head), r.denseEss.toFixed(0), r.sampled.toFixed(0), r.sampledEss.toFixed(1), r.uSpread.toFixed(0),
+      r.errMagicpig.toFixed(3), r.errOracle.toFixed(3), r.errTopk.toFixed(3)])),
+  ].join('\n') + '\n';
+}
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const a = process.argv.slice(2);
+  const num = (name: string, fallback: number) => {
+    const v = arg(a, name) === undefined ? fallback : Number(arg(a, name));
+    if (!Number.isFinite(v)) { process.stderr.write(`sampling-weights: ${name} needs a number\n`); process.exit(2); }
+    return v;
+  };
+  const o: SamplingWeightsOptions = {
+    model: arg(a, '--model') ?? 'models/long-context', task: arg(a, '--task') ?? 'cwe', profile: arg(a, '--profile'),
+    length: num('--length', 2000), prompts: num('--prompts', 10), K: num('--K', 10), L: num('--L', 150), layer: num('--layer', 0),
+    sinks: num('--sinks', 4), window: num('--window', 16), draws: num('--draws', 3), seed: num('--seed', 1),
+  };
+  samplingWeights(o).then((rows) => process.stdout.write(samplingWeightsMarkdown(o, rows)))
+    .catch((e: Error) => { process.stderr.write(`sampling-weights: ${e.message}\n`); process.exit(1); });
+}
