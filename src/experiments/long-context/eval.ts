@@ -2,12 +2,14 @@
 // greedy generation, dense attention by default (--attention takes any spec loadModel accepts, e.g.
 // "magicpig:K=10,L=150", so the same script measures sparse attention). Held-out examples (seeds the
 // training stream never draws) are built with the model's own tokenizer so BOS + prompt + answer
-// fits the window; the generated text is scored by the task's scorer (needles: the exact 6-digit
-// value(s); most-frequent: the word).
+// fits the window; the generated text is scored by the task's scorer (needles: the exact value — a
+// name, or a number; most-frequent: the word).
 //
 //   node dist/src/experiments/long-context/eval.js [--model models/long-context] [--n 100]
 //        [--contexts 1024,2048] [--tasks needle-single,needle-multikey,most-frequent] [--attention dense]
-//        [--seed 1] [--json FILE]
+//        [--seed 1] [--json FILE] [--margin 0.5] [--distinct 10]
+// --margin / --distinct: the most-frequent lists' lead (in shares of one word) and word count
+// (default: what the model was trained with, long_context_tasks.json)
 //
 // Chance: a blind guess of a 6-digit value is 1 in 900 000; guessing among the values present in the
 // context is 1 (single), 1/4 (multikey, four needles); most-frequent: 1/distinctWords (10).
@@ -123,7 +125,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const t0 = performance.now();
   evaluateLongContext(opts).then((rows) => {
     process.stderr.write('\n');
-    process.stdout.write(`Attention: ${opts.attention ?? 'dense'}; model ${opts.model}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n${markdownTable(rows)}\n`);
+    const lists = opts.counting ? `; lists of ${opts.counting.distinctWords} words, lead ${opts.counting.marginFraction} share(s)` : '';
+    process.stdout.write(`Attention: ${opts.attention ?? 'dense'}; model ${opts.model}${lists}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n${markdownTable(rows)}\n`);
     const json = arg(args, '--json');
     if (json) writeFileSync(json, JSON.stringify({ model: opts.model, attention: opts.attention ?? 'dense', seed: opts.seed, rows }, null, 2) + '\n');
   }).catch((e: Error) => { process.stderr.write(`eval: ${e.message}\n`); process.exit(1); });
