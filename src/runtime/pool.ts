@@ -8,9 +8,13 @@
 // synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
 // port with receiveMessageOnPort during a Register job).
 // Errors: every JavaScript or WebAssembly error inside a worker is caught and rethrown in the caller.
-// A worker that dies (killed, out of memory) while idle makes the next call throw; one that dies in
-// the middle of a job would leave the main thread waiting, since its exit event cannot be delivered
-// while the main thread blocks.
+// Death: a worker that dies never finishes its job, and its 'exit' event cannot reach a main thread
+// blocked in Atomics.wait, so the pool finds deaths through shared memory instead (no per-job
+// messages or timers): the worker's process 'exit' handler marks it EXITED and reports its job done
+// (process.exit(), uncaught errors); the main thread waits in DEATH_CHECK_MS slices and, when a
+// slice ends with jobs still owed, asks each owing worker whether its thread has stopped, which
+// catches deaths that run no JavaScript (worker.terminate(), resource limits). The call then throws,
+// and the pool stays unusable ("create a new pool"); dispose() still works.
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -19,7 +23,7 @@ import { kernelModule } from '../kernels/wasm.js';
 import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import {
-  ARENA, CACHE_DTYPES, ERROR, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
+  ARENA, CACHE_DTYPES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
   createControl, isSparseOp, readError, runSlice, runSparseSlice, splitRange, type Control,
 } from './protocol.js';
 import { sparseKernels } from '../attention/sparse-kernels.js';
@@ -44,6 +48,9 @@ export const ROW_ALIGN = 8;
 export const DEFAULT_SPIN_MICROS = 0;
 /** 256 KiB: a 256×256 f32 matmul (~5 µs on one thread) costs about what a wake-up does. */
 export const MIN_SPLIT_BYTES = 256 * 1024;
+/** The waiting main thread checks for dead workers this often (a timed futex wait costs what an
+ *  untimed one does; only jobs longer than this wake it early). */
+export const DEATH_CHECK_MS = 200;
 
 interface WorkerHandle { worker: Worker; port: MessagePort }
 
@@ -66,12 +73,12 @@ export class ThreadPool {
     this.workers = workers;
     this.spinMs = spinMicros / 1000;
     this.minSplitBytes = minSplitBytes;
-    for (const { worker } of workers) {
-      // Workers catch their own errors; this only fires if one dies, which later calls report.
-      worker.on('error', (err) => { this.failure ??= err; });
-      worker.on('exit', (code) => { if (!this.disposed) this.failure ??= new Error(`worker exited with code ${code}`); });
+    workers.forEach(({ worker }, i) => {
+      // Workers catch their own errors; these only fire if one dies, which later calls report.
+      worker.on('error', (err) => { this.failure ??= new Error(`worker ${i + 1} died of an uncaught ${err.name}: ${err.message}`, { cause: err }); });
+      worker.on('exit', (code) => { if (!this.disposed) this.failure ??= new Error(`worker ${i + 1} exited with code ${code}`); });
       worker.unref();
-    }
+    });
   }
 
   static async create(opts: ThreadPoolOptions): Promise<ThreadPool> {
@@ -101,7 +108,11 @@ export class ThreadPool {
         workers.push({ worker, port: port1 });
       }
       await Promise.all(workers.map(({ worker }, i) => new Promise<void>((resolve, reject) => {
-        worker.once('message', () => resolve());
+        // Both 'online' and the worker's ready message: threadStopped() needs the worker online.
+        let events = 0;
+        const ready = (): void => { if (++events === 2) resolve(); };
+        worker.once('online', ready);
+        worker.once('message', ready);
         worker.once('error', (err) => reject(new Error(`ThreadPool.create: worker ${i + 1} failed to start: ${err.message}`, { cause: err })));
         worker.once('exit', (code) => reject(new Error(`ThreadPool.create: worker ${i + 1} exited with code ${code} while starting`)));
       })));
@@ -109,7 +120,10 @@ export class ThreadPool {
       for (const { worker } of workers) void worker.terminate();
       throw err;
     }
-    for (const { worker } of workers) worker.removeAllListeners();
+    for (const { worker } of workers) {
+      worker.removeAllListeners();
+      threadStopped(worker); // caches the loop start time while the worker is alive (see threadStopped)
+    }
     return new ThreadPool(threads, opts.kernels, control, workers, spinMicros, minSplitBytes);
   }
 
@@ -131,6 +145,7 @@ export class ThreadPool {
   unregister(arena: Arena): void {
     if (this.disposed || !this.registered.has(arena.id)) return;
     this.registered.delete(arena.id);
+    if (this.failure !== undefined) return; // nothing to tell dead workers; dispose() ends the rest
     this.dispatch(Op.Unregister, arena.id, undefined);
   }
 
@@ -238,18 +253,23 @@ export class ThreadPool {
    *  for all, and rethrows the first failure. */
   private dispatch(op: number, arenaId: number, own: Arena | undefined, timeoutMs = Infinity): void {
     const ints = this.control.ints;
+    const opName = OP_NAMES[op] ?? String(op);
+    // A worker whose exit handler ran between jobs: fail now rather than post a job it cannot take.
+    const deadBefore = Atomics.load(ints, DEAD);
+    if (deadBefore !== 0) throw this.died(opName, deadBefore - 1);
     Atomics.store(ints, OP, op);
     Atomics.store(ints, ARENA, arenaId);
     Atomics.store(ints, ERROR, 0);
     Atomics.store(ints, PENDING, this.workers.length);
-    Atomics.add(ints, SEQ, 1);
+    const seq = (Atomics.add(ints, SEQ, 1) + 1) | 0; // the word wraps like an int32
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
       try { this.runOwn(own, op, ints[RANGES]!, ints[RANGES + 1]!); } catch (err) { ownError = err; }
     }
-    this.waitForWorkers(timeoutMs);
-    const opName = OP_NAMES[op] ?? String(op);
+    const deadOwing = this.waitForWorkers(seq, timeoutMs);
+    const dead = deadOwing ?? Atomics.load(ints, DEAD) - 1; // or one whose exit handler reported its job
+    if (dead >= 1) throw this.died(opName, dead);
     if (ownError !== undefined) throw ownError;
     const failed = readError(this.control);
     if (failed !== undefined) {
@@ -257,7 +277,9 @@ export class ThreadPool {
     }
   }
 
-  private waitForWorkers(timeoutMs: number): void {
+  /** Waits until every worker finished job `seq`; returns undefined then, or the index of a dead
+   *  worker once every worker still owing the job is dead (waiting longer could never end). */
+  private waitForWorkers(seq: number, timeoutMs: number): number | undefined {
     const ints = this.control.ints;
     if (this.spinMs > 0) {
       const deadline = performance.now() + this.spinMs;
@@ -266,10 +288,47 @@ export class ThreadPool {
     const giveUp = performance.now() + timeoutMs;
     for (;;) {
       const pending = Atomics.load(ints, PENDING);
-      if (pending === 0) return;
+      if (pending === 0) return undefined;
       const left = giveUp - performance.now();
       if (left <= 0) throw new Error(`ThreadPool: ${pending} worker(s) did not answer within ${timeoutMs} ms`);
-      Atomics.wait(ints, PENDING, pending, left);
+      // Woken with the job unfinished (a slice ended, or an exit handler notified): look for deaths.
+      // ('not-equal' only means a worker finished meanwhile: the common case, no check.)
+      const woke = Atomics.wait(ints, PENDING, pending, Math.min(left, DEATH_CHECK_MS));
+      if (woke !== 'not-equal' && Atomics.load(ints, PENDING) !== 0) {
+        const dead = this.deadOwing(seq);
+        if (dead !== undefined) return dead;
+      }
     }
   }
+
+  /** If every worker that has not finished job `seq` is dead, the first of them; else undefined
+   *  (live workers still owe it: keep waiting, so none is left writing after the call returns). */
+  private deadOwing(seq: number): number | undefined {
+    const ints = this.control.ints;
+    let dead: number | undefined;
+    for (let t = 1; t < this.threads; t++) {
+      if (Atomics.load(ints, DONE + t) === seq) continue;
+      if (Atomics.load(ints, EXITED + t) === 0 && !threadStopped(this.workers[t - 1]!.worker)) return undefined;
+      dead ??= t;
+    }
+    return dead;
+  }
+
+  /** Marks the pool failed because worker `t` died, and returns the error for the current call. */
+  private died(opName: string, t: number): Error {
+    const ints = this.control.ints;
+    const reason = Atomics.load(ints, EXITED + t) !== 0
+      ? `worker ${t} exited with code ${Atomics.load(ints, EXIT_CODE + t)}`
+      : `worker ${t} stopped without running its exit handler (terminated, or killed by a resource limit)`;
+    this.failure ??= new Error(reason);
+    return new Error(`ThreadPool.${opName}: a worker died (${reason}); create a new pool`, { cause: this.failure });
+  }
+}
+
+/** Whether a worker's thread has stopped, asked synchronously (its 'exit' event needs the event loop,
+ *  which a waiting main thread does not run). Node 20 answers idle = -1 from eventLoopUtilization()
+ *  once the thread is stopped or torn down (node_worker.cc LoopIdleTime), and 0 until the first call
+ *  that finds it online, which pool creation makes. Checked by test/runtime/worker-death.test.ts. */
+function threadStopped(worker: Worker): boolean {
+  return worker.performance.eventLoopUtilization().idle === -1;
 }

@@ -4,6 +4,9 @@
 // its range, then decrements PENDING (the last one notifies). Atomics order everything: the writes
 // before `Atomics.add(SEQ)` are visible to a worker that observed the new SEQ, and a worker's writes
 // before its `Atomics.sub(PENDING)` are visible to the main thread once it reads PENDING == 0.
+// Death: a worker also stores the job's SEQ in its DONE word before decrementing PENDING, and its
+// process 'exit' handler marks it EXITED; so after a death the main thread can tell exactly which
+// workers still owe the current job and whether every one of them is dead (pool.ts waitForWorkers).
 
 import type { CacheDType, Kernels, WeightDType } from '../kernels/types.js';
 import type { SparseKernels } from '../attention/sparse-kernels.js';
@@ -17,8 +20,12 @@ export const OP = 2;           // Op code of the current job
 export const ARENA = 3;        // arena id of the current job
 export const ERROR = 4;        // 0, or 1 + thread index of the first worker that failed
 export const ERROR_LEN = 5;    // bytes of the UTF-8 error message
+export const DEAD = 6;         // 0, or 1 + thread index of the first worker whose exit handler ran
 export const RANGES = 16;      // [r0, r1) of thread t at RANGES + 2t, RANGES + 2t + 1
-const INT_WORDS = RANGES + 2 * MAX_THREADS;
+export const DONE = RANGES + 2 * MAX_THREADS;   // DONE + t: SEQ of the last job thread t finished
+export const EXITED = DONE + MAX_THREADS;       // EXITED + t: 1 once thread t's exit handler ran
+export const EXIT_CODE = EXITED + MAX_THREADS;  // EXIT_CODE + t: the code it exited with
+const INT_WORDS = EXIT_CODE + MAX_THREADS;
 
 const ARGS_OFFSET = INT_WORDS * 4;    // Float64 job arguments (pointers and sizes are exact in f64)
 export const MAX_ARGS = 16;
@@ -26,11 +33,14 @@ const MESSAGE_OFFSET = ARGS_OFFSET + MAX_ARGS * 8;
 const MESSAGE_BYTES = 4096;
 export const CONTROL_BYTES = MESSAGE_OFFSET + MESSAGE_BYTES;
 
-export const Op = { Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7 } as const;
+// TestExit exists only for test/runtime/worker-death.test.ts: worker args[0] calls
+// process.exit(args[1]) in the middle of the job. No public ThreadPool method posts it.
+export const Op = { Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7, TestExit: 100 } as const;
 
 export const OP_NAMES: Record<number, string> = {
   [Op.Stop]: 'stop', [Op.Register]: 'register', [Op.Unregister]: 'unregister',
   [Op.Matmul]: 'matmul', [Op.Attention]: 'attention', [Op.LshCodes]: 'lshCodes', [Op.MagicPig]: 'magicpig',
+  [Op.TestExit]: 'testExit',
 };
 
 /** Ops whose kernels are the sparse-attention ones (src/attention/sparse-kernels.ts). */

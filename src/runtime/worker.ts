@@ -3,11 +3,17 @@
 // registered arena, all over the same shared memories as the main thread), and reports done.
 // Arena memories arrive on a MessagePort read synchronously with receiveMessageOnPort, because a
 // worker blocked in Atomics.wait never runs message handlers.
+// Death: a process 'exit' handler (Node runs it on process.exit() in the worker, on an uncaught
+// error and on a normal end, but not on worker.terminate() or a resource-limit kill) marks this
+// thread EXITED and, if a job was in progress, reports the job done so the main thread wakes at once.
+// Deaths that run no JavaScript are found by the main thread itself (pool.ts waitForWorkers).
 
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Kernels } from '../kernels/types.js';
 import { createKernels, type KernelKind } from './kernel-factory.js';
-import { ARENA, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, runSlice, runSparseSlice, writeError } from './protocol.js';
+import {
+  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, runSlice, runSparseSlice, writeError,
+} from './protocol.js';
 import { sparseKernels } from '../attention/sparse-kernels.js';
 
 export interface WorkerInit {
@@ -50,6 +56,7 @@ function runJob(op: number): void {
   switch (op) {
     case Op.Register: register(arenaId); return;
     case Op.Unregister: arenas.delete(arenaId); memories.delete(arenaId); return;
+    case Op.TestExit: if (args[0] === init.index) process.exit(args[1]); return; // tests only (protocol.ts)
     default: {
       const kernels = arenas.get(arenaId);
       if (kernels === undefined) throw new Error(`worker ${init.index}: arena ${arenaId} is not registered`);
@@ -60,9 +67,27 @@ function runJob(op: number): void {
   }
 }
 
-function finish(): void {
+/** SEQ of the job this thread is running, or undefined between jobs (read by the exit handler). */
+let current: number | undefined;
+
+function finish(seq: number): void {
+  Atomics.store(ints, DONE + init.index, seq);
   if (Atomics.sub(ints, PENDING, 1) === 1) Atomics.notify(ints, PENDING);
 }
+
+process.on('exit', (code) => {
+  Atomics.store(ints, EXIT_CODE + init.index, code);
+  Atomics.store(ints, EXITED + init.index, 1);
+  Atomics.compareExchange(ints, DEAD, 0, init.index + 1);
+  if (current !== undefined) {
+    const seq = current;
+    current = undefined;
+    finish(seq);
+  } else {
+    // Wakes a main thread that may be waiting on a job this thread will never take.
+    Atomics.notify(ints, PENDING);
+  }
+});
 
 function loop(seen: number): void {
   const spinMs = init.spinMicros / 1000;
@@ -75,13 +100,15 @@ function loop(seen: number): void {
     while (Atomics.load(ints, SEQ) === seen) Atomics.wait(ints, SEQ, seen);
     seen = Atomics.load(ints, SEQ);
     const op = Atomics.load(ints, OP);
-    if (op === Op.Stop) { finish(); return; }
+    if (op === Op.Stop) { finish(seen); return; }
+    current = seen;
     try {
       runJob(op);
     } catch (err) {
       writeError(control, init.index, err);
     }
-    finish();
+    current = undefined; // before finish(): an exit after it must not report the job twice
+    finish(seen);
   }
 }
 
