@@ -5,7 +5,8 @@
 // of oracle sampling and of TopK given the same number of keys (float64 estimators, ./estimators.ts).
 // When a head attends almost uniformly and its query is nearly orthogonal to the centered keys,
 // u_i is tiny and steep in the cosine: a few keys carry most of the weight and the estimate is
-// noisy even though many keys were read.
+// noisy even though many keys were read. The last columns show what TopK does instead: its keys
+// can be mostly one token, whatever that token's share of the context.
 //   node dist/src/eval/sampling-weights.js --model models/long-context --profile long-context \
 //        --task most_frequent:names=1,marginFraction=2 --length 2000 --prompts 10 --K 11 --L 130 [--layer 0] [--draws 3]
 
@@ -26,10 +27,14 @@ export interface HeadWeights {
   /** Medians over prompts (× draws for the MagicPIG columns); errors are means. */
   denseEss: number; sampled: number; sampledEss: number; uSpread: number;
   errMagicpig: number; errOracle: number; errTopk: number;
+  /** TopK's keys (as many as MagicPIG read): the share of its most common token among them, and
+   *  that token's share of the whole context (a selection that follows frequency keeps them equal). */
+  topkModeShare: number; topkModeContextShare: number;
 }
 
 const ess = (w: ArrayLike<number>) => { let s = 0, q = 0; for (let i = 0; i < w.length; i++) { s += w[i]; q += w[i] * w[i]; } return q > 0 ? (s * s) / q : 0; };
 const median = (a: number[]) => { const b = [...a].sort((x, y) => x - y); return b.length ? b[Math.floor(b.length / 2)] : NaN; };
+const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 
 export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWeights[]> {
@@ -59,7 +64,7 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
         };
         const s = scores(hv, N), ref = denseEstimate(hv, s).out;
         let a = acc.get(h);
-        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [] }; acc.set(h, a); }
+        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [], topkModeShare: [], topkModeContextShare: [] }; acc.set(h, a); }
         const mx = Math.max(...s);
         a.denseEss.push(ess(Array.from(s, (x) => Math.exp(x - mx))));
         for (let r = 0; r < draws; r++) {
@@ -72,6 +77,14 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
           a.errMagicpig.push(relativeError(est.out, ref));
           a.errOracle.push(relativeError(oracleSamplingEstimate(hv, s, est.keys, rng).out, ref));
           a.errTopk.push(relativeError(topkEstimate(hv, s, est.keys).out, ref));
+          if (r === 0) {
+            const top = Array.from(s, (x, i) => [x, i] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, est.keys);
+            const tally = new Map<number, number>();
+            for (const [, i] of top) tally.set(ids[i]!, (tally.get(ids[i]!) ?? 0) + 1);
+            const [mode, m] = [...tally.entries()].reduce((x, y) => (y[1] > x[1] ? y : x));
+            a.topkModeShare.push(m / top.length);
+            a.topkModeContextShare.push(ids.filter((t) => t === mode).length / N);
+          }
         }
       }
     }
@@ -79,6 +92,7 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
   return [...acc.entries()].map(([head, a]) => ({
     head, denseEss: median(a.denseEss), sampled: median(a.sampled), sampledEss: median(a.sampledEss), uSpread: median(a.uSpread.filter(Number.isFinite)),
     errMagicpig: mean(a.errMagicpig), errOracle: mean(a.errOracle), errTopk: mean(a.errTopk),
+    topkModeShare: median(a.topkModeShare), topkModeContextShare: median(a.topkModeContextShare),
   }));
 }
 
@@ -87,10 +101,10 @@ export function samplingWeightsMarkdown(o: SamplingWeightsOptions, rows: HeadWei
     `MagicPIG K=${o.K}, L=${o.L} (+${o.sinks ?? 4} sinks, ${o.window ?? 16}-token window); medians, errors are means\n\n`;
   const line = (c: string[]) => `| ${c.join(' | ')} |`;
   return head + [
-    line(['query head', 'dense attention ESS (keys)', 'MagicPIG keys sampled', 'ESS of its weights', 'u max/min', 'error MagicPIG', 'error oracle sampling (same keys)', 'error TopK (same keys)']),
-    line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
+    line(['query head', 'dense attention ESS (keys)', 'MagicPIG keys sampled', 'ESS of its weights', 'u max/min', 'error MagicPIG', 'error oracle sampling (same keys)', 'error TopK (same keys)', 'TopK keys: most common token', '… its share of the context']),
+    line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
     ...rows.map((r) => line([String(r.head), r.denseEss.toFixed(0), r.sampled.toFixed(0), r.sampledEss.toFixed(1), r.uSpread.toFixed(0),
-      r.errMagicpig.toFixed(3), r.errOracle.toFixed(3), r.errTopk.toFixed(3)])),
+      r.errMagicpig.toFixed(3), r.errOracle.toFixed(3), r.errTopk.toFixed(3), pct(r.topkModeShare), pct(r.topkModeContextShare)])),
   ].join('\n') + '\n';
 }
 

@@ -25,6 +25,7 @@ test('sampling weights: per-head ESS within bounds, finite errors, and a markdow
     assert.ok(r.sampledEss >= 1 && r.sampledEss <= r.sampled + 1e-9, `ESS ${r.sampledEss} of ${r.sampled}`);
     assert.ok(r.uSpread >= 1, `u spread ${r.uSpread}`);
     for (const e of [r.errMagicpig, r.errOracle, r.errTopk]) assert.ok(Number.isFinite(e) && e >= 0, `error ${e}`);
+    assert.ok(r.topkModeShare > 0 && r.topkModeShare <= 1 && r.topkModeContextShare > 0 && r.topkModeContextShare <= 1);
   }
   const md = samplingWeightsMarkdown(o, rows);
   assert.match(md, /\| query head \|/);
