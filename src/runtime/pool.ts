@@ -2,7 +2,7 @@
 // over the same shared arenas. Calls are synchronous for the caller: the main thread publishes the
 // job in a shared control block (protocol.ts), wakes the workers, computes its own slice, then waits
 // in Atomics.wait until every worker has reported. Work is split into contiguous slices of rows
-// (matmul) or heads (attention); thread 0 (the main thread) takes the first slice, never the longest.
+// (matmul) or heads (attention; training attention: (sequence, head) pairs); thread 0 (the main thread) takes the first slice, never the longest.
 //
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
 // synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
@@ -24,9 +24,10 @@ import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import {
   ARENA, CACHE_DTYPES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
-  createControl, isSparseOp, readError, runSlice, runSparseSlice, splitRange, type Control,
+  createControl, isSparseOp, isTrainOp, readError, runSlice, runSparseSlice, runTrainSlice, splitRange, type Control,
 } from './protocol.js';
 import { sparseKernels } from '../attention/sparse-kernels.js';
+import { trainKernelsOf } from '../training/train-kernels.js';
 import type { RegisterMessage, WorkerInit } from './worker.js';
 
 export interface ThreadPoolOptions {
@@ -195,6 +196,34 @@ export class ThreadPool {
     this.job(arena, Op.MagicPig, H, 1, work);
   }
 
+  /** Training attention forward (TrainKernels.attnForward) over B sequences laid out back to back
+   *  (q/out (B, T, H, D), k/v (B, T, Hkv, D), lse (B, T, H)), split by (sequence, query head). */
+  trainAttnForward(arena: Arena, q: Ptr, k: Ptr, v: Ptr, out: Ptr, lse: Ptr,
+                   B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
+    checkTrainAttn('trainAttnForward', B, T, H, Hkv, D);
+    this.checkJob('trainAttnForward', arena);
+    const a = this.control.args; // layout read by runTrainSlice
+    a[0] = q; a[1] = k; a[2] = v; a[3] = out; a[4] = lse;
+    a[5] = B; a[6] = T; a[7] = H; a[8] = Hkv; a[9] = D; a[10] = scale;
+    // Whole GQA groups per thread when they divide evenly (a group's K/V rows stay in one cache).
+    const unit = (B * Hkv) % this.threads === 0 ? H / Hkv : 1;
+    const work = B * H * (T * (T + 1) / 2) * D * 8; // each (query, key) pair reads a K and a V row
+    this.job(arena, Op.TrainAttnForward, B * H, unit, work);
+  }
+
+  /** Training attention backward (TrainKernels.attnBackward, adds into dq/dk/dv) over B sequences,
+   *  split by (sequence, KV group); a group writes only its own dk/dv rows and its heads' dq rows. */
+  trainAttnBackward(arena: Arena, q: Ptr, k: Ptr, v: Ptr, out: Ptr, dout: Ptr, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr,
+                    B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
+    checkTrainAttn('trainAttnBackward', B, T, H, Hkv, D);
+    this.checkJob('trainAttnBackward', arena);
+    const a = this.control.args; // layout read by runTrainSlice
+    a[0] = q; a[1] = k; a[2] = v; a[3] = out; a[4] = dout; a[5] = lse; a[6] = dq; a[7] = dk; a[8] = dv;
+    a[9] = B; a[10] = T; a[11] = H; a[12] = Hkv; a[13] = D; a[14] = scale;
+    const work = B * H * (T * (T + 1) / 2) * D * 24; // reads q, k, v, dout rows, updates dq, dk, dv rows
+    this.job(arena, Op.TrainAttnBackward, B * Hkv, 1, work);
+  }
+
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
@@ -246,6 +275,7 @@ export class ThreadPool {
   /** This thread's slice of a job, with the arena's kernels (dense or sparse ones). */
   private runOwn(arena: Arena, op: number, r0: number, r1: number): void {
     if (isSparseOp(op)) runSparseSlice(sparseKernels(arena.kernelKind, arena.memory), op, this.control.args, r0, r1);
+    else if (isTrainOp(op)) runTrainSlice(trainKernelsOf(arena.kernelKind, arena.memory), op, this.control.args, r0, r1);
     else runSlice(arena.kernels, op, this.control.args, r0, r1);
   }
 
@@ -323,6 +353,11 @@ export class ThreadPool {
     this.failure ??= new Error(reason);
     return new Error(`ThreadPool.${opName}: a worker died (${reason}); create a new pool`, { cause: this.failure });
   }
+}
+
+function checkTrainAttn(fn: string, B: number, T: number, H: number, Hkv: number, D: number): void {
+  const ok = [B, T, H, Hkv, D].every((x) => Number.isInteger(x) && x > 0) && H % Hkv === 0;
+  if (!ok) throw new Error(`ThreadPool.${fn}: need positive integer B, T, H, Hkv, D with H a multiple of Hkv, got B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`);
 }
 
 /** Whether a worker's thread has stopped, asked synchronously (its 'exit' event needs the event loop,

@@ -10,6 +10,7 @@
 
 import type { CacheDType, Kernels, WeightDType } from '../kernels/types.js';
 import type { SparseKernels } from '../attention/sparse-kernels.js';
+import type { TrainKernels } from '../training/train-kernels.js';
 
 export const MAX_THREADS = 256;
 
@@ -35,17 +36,26 @@ export const CONTROL_BYTES = MESSAGE_OFFSET + MESSAGE_BYTES;
 
 // TestExit exists only for test/runtime/worker-death.test.ts: worker args[0] calls
 // process.exit(args[1]) in the middle of the job. No public ThreadPool method posts it.
-export const Op = { Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7, TestExit: 100 } as const;
+export const Op = {
+  Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7, TrainAttnForward: 8, TrainAttnBackward: 9,
+  TestExit: 100,
+} as const;
 
 export const OP_NAMES: Record<number, string> = {
   [Op.Stop]: 'stop', [Op.Register]: 'register', [Op.Unregister]: 'unregister',
   [Op.Matmul]: 'matmul', [Op.Attention]: 'attention', [Op.LshCodes]: 'lshCodes', [Op.MagicPig]: 'magicpig',
+  [Op.TrainAttnForward]: 'trainAttnForward', [Op.TrainAttnBackward]: 'trainAttnBackward',
   [Op.TestExit]: 'testExit',
 };
 
 /** Ops whose kernels are the sparse-attention ones (src/attention/sparse-kernels.ts). */
 export function isSparseOp(op: number): boolean {
   return op === Op.LshCodes || op === Op.MagicPig;
+}
+
+/** Ops whose kernels are the training ones (src/training/train-kernels.ts). */
+export function isTrainOp(op: number): boolean {
+  return op === Op.TrainAttnForward || op === Op.TrainAttnBackward;
 }
 
 // Dtypes travel as indices into these tables.
@@ -120,6 +130,40 @@ export function runSparseSlice(k: SparseKernels, op: number, a: Float64Array, r0
       return;
     default:
       throw new Error(`runSparseSlice: unknown op ${op}`);
+  }
+}
+
+/** runSlice for the training attention ops. Units are (sequence b, head u) pairs numbered b·P + u,
+ *  P = H query heads (forward) or Hkv KV groups (backward); a slice calls the kernel once per
+ *  sequence it touches, on that sequence's heads within [r0, r1). Every unit writes only its own
+ *  outputs (a query head's out/lse rows; a group's dk/dv rows and its query heads' dq rows), so
+ *  any split computes the same bits as one call over [0, P) per sequence. */
+export function runTrainSlice(k: TrainKernels, op: number, a: Float64Array, r0: number, r1: number): void {
+  if (r0 >= r1) return;
+  switch (op) {
+    case Op.TrainAttnForward: {
+      // a = [q, k, v, out, lse, B, T, H, Hkv, D, scale]
+      const T = a[6]!, H = a[7]!, Hkv = a[8]!, D = a[9]!, scale = a[10]!;
+      const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
+      for (let b = Math.floor(r0 / H); b * H < r1; b++) {
+        const h0 = Math.max(r0 - b * H, 0), h1 = Math.min(r1 - b * H, H);
+        k.attnForward(a[0]! + b * qs, a[1]! + b * ks, a[2]! + b * ks, a[3]! + b * qs, a[4]! + b * ls, T, H, Hkv, D, scale, h0, h1);
+      }
+      return;
+    }
+    case Op.TrainAttnBackward: {
+      // a = [q, k, v, out, dout, lse, dq, dk, dv, B, T, H, Hkv, D, scale]
+      const T = a[10]!, H = a[11]!, Hkv = a[12]!, D = a[13]!, scale = a[14]!;
+      const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
+      for (let b = Math.floor(r0 / Hkv); b * Hkv < r1; b++) {
+        const g0 = Math.max(r0 - b * Hkv, 0), g1 = Math.min(r1 - b * Hkv, Hkv);
+        k.attnBackward(a[0]! + b * qs, a[1]! + b * ks, a[2]! + b * ks, a[3]! + b * qs, a[4]! + b * qs, a[5]! + b * ls,
+          a[6]! + b * qs, a[7]! + b * ks, a[8]! + b * ks, T, H, Hkv, D, scale, g0, g1);
+      }
+      return;
+    }
+    default:
+      throw new Error(`runTrainSlice: unknown op ${op}`);
   }
 }
 

@@ -12,9 +12,11 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { Kernels } from '../kernels/types.js';
 import { createKernels, type KernelKind } from './kernel-factory.js';
 import {
-  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, runSlice, runSparseSlice, writeError,
+  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, isTrainOp, runSlice, runSparseSlice,
+  runTrainSlice, writeError,
 } from './protocol.js';
 import { sparseKernels } from '../attention/sparse-kernels.js';
+import { trainKernelsOf } from '../training/train-kernels.js';
 
 export interface WorkerInit {
   control: SharedArrayBuffer;
@@ -62,6 +64,7 @@ function runJob(op: number): void {
       if (kernels === undefined) throw new Error(`worker ${init.index}: arena ${arenaId} is not registered`);
       const r0 = ints[RANGES + 2 * init.index]!, r1 = ints[RANGES + 2 * init.index + 1]!;
       if (isSparseOp(op)) runSparseSlice(sparseKernels(init.kind, memories.get(arenaId)!, init.module), op, args, r0, r1);
+      else if (isTrainOp(op)) runTrainSlice(trainKernelsOf(init.kind, memories.get(arenaId)!, init.module), op, args, r0, r1);
       else runSlice(kernels, op, args, r0, r1);
     }
   }

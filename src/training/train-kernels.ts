@@ -2,12 +2,14 @@
 // forward/backward, bound to one TrainMemory. Two implementations of one contract, as for the
 // inference kernels: the SIMD build of kernels/train-*.ts (exported from dist/kernels.wasm, used
 // when the memory's arena runs 'wasm' kernels) and the plain-TypeScript twin in
-// kernels-reference.ts (the test oracle, used with 'reference').
+// kernels-reference.ts (the test oracle, used with 'reference'). Pool workers bind their own copy
+// with trainKernelsOf (runtime/protocol.ts runTrainSlice runs the attention kernels on every thread).
 // Attention layout (one sequence): q (T, H, D), k/v (T, Hkv, D), out (T, H, D), lse (T, H);
 // query head h reads KV head floor(h / (H/Hkv)); token i attends to keys j <= i (causal).
 
 import type { Ptr } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
+import type { KernelKind } from '../runtime/kernel-factory.js';
 import type { TrainMemory } from './memory.js';
 import { referenceTrainKernels } from './kernels-reference.js';
 
@@ -32,9 +34,10 @@ interface TrainExports {
                     T: number, H: number, Hkv: number, D: number, scale: number, g0: number, g1: number): void;
 }
 
-/** The SIMD training kernels bound to `memory` (throws if dist/kernels.wasm predates them). */
-export function wasmTrainKernels(memory: WebAssembly.Memory): TrainKernels {
-  const instance = new WebAssembly.Instance(kernelModule(), { env: { memory } });
+/** The SIMD training kernels bound to `memory` (throws if dist/kernels.wasm predates them). `module`
+ *  lets a pool worker reuse the module compiled by the main thread. */
+export function wasmTrainKernels(memory: WebAssembly.Memory, module?: WebAssembly.Module): TrainKernels {
+  const instance = new WebAssembly.Instance(module ?? kernelModule(), { env: { memory } });
   const k = instance.exports as unknown as TrainExports;
   if (typeof k.trainAttnForward !== 'function') {
     throw new Error('wasmTrainKernels: dist/kernels.wasm has no training kernels; run `npm run build:kernels`');
@@ -47,14 +50,20 @@ export function wasmTrainKernels(memory: WebAssembly.Memory): TrainKernels {
   };
 }
 
-const cache = new WeakMap<TrainMemory, TrainKernels>();
+const cache = { wasm: new WeakMap<WebAssembly.Memory, TrainKernels>(), reference: new WeakMap<WebAssembly.Memory, TrainKernels>() };
 
-/** The training kernels of the memory's kind ('wasm' or 'reference'), created once per memory. */
-export function trainKernels(mem: TrainMemory): TrainKernels {
-  let k = cache.get(mem);
+/** The training kernels of `kind` bound to `memory`, created once per memory and kind (the main
+ *  thread and every pool worker each hold their own, over the same shared memory). */
+export function trainKernelsOf(kind: KernelKind, memory: WebAssembly.Memory, module?: WebAssembly.Module): TrainKernels {
+  let k = cache[kind].get(memory);
   if (!k) {
-    k = mem.arena.kernelKind === 'wasm' ? wasmTrainKernels(mem.arena.memory) : referenceTrainKernels(mem.arena.memory);
-    cache.set(mem, k);
+    k = kind === 'wasm' ? wasmTrainKernels(memory, module) : referenceTrainKernels(memory);
+    cache[kind].set(memory, k);
   }
   return k;
+}
+
+/** The training kernels of the memory's kind ('wasm' or 'reference'). */
+export function trainKernels(mem: TrainMemory): TrainKernels {
+  return trainKernelsOf(mem.arena.kernelKind, mem.arena.memory);
 }

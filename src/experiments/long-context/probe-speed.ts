@@ -1,18 +1,30 @@
 // Throughput probe for sizing the long-context run: one training step (forward, backward, AdamW) of
-// LongContextModel at a few (d, layers, T), 1 thread. Run: node dist/src/experiments/long-context/probe-speed.js
+// LongContextModel at a few (d, layers, T), on 1 thread or, with --threads=1,2, on each listed thread
+// count in turn (a ThreadPool for counts above 1: matmuls and attention split across the threads).
+// Run: node dist/src/experiments/long-context/probe-speed.js ['[[d,L,H,T,B],…]'] [--threads=1,2]
 import { TrainMemory } from '../../training/memory.js';
 import { Tape } from '../../training/autograd/tape.js';
 import { Params } from '../../training/params.js';
 import { AdamW } from '../../training/optim.js';
 import { llamaTrainConfig } from '../../training/models/llama-train.js';
 import { Rng } from '../../training/rng.js';
+import { ThreadPool } from '../../runtime/pool.js';
 import { LongContextModel } from './model.js';
 
+const args = process.argv.slice(2);
+const threadsArg = args.find((a) => a.startsWith('--threads='));
+const threadCounts = (threadsArg?.slice('--threads='.length) ?? '1').split(',').map(Number);
+if (threadCounts.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`probe-speed: --threads wants counts like 1,2, got ${threadsArg}`);
+const shapesArg = args.find((a) => !a.startsWith('--'));
+const pools = new Map<number, ThreadPool>();
+for (const n of threadCounts) if (n > 1 && !pools.has(n)) pools.set(n, await ThreadPool.create({ threads: n, kernels: 'wasm' }));
+
 const V = 1400;
-for (const [d, L, H, T, B] of JSON.parse(process.argv[2] ?? '[[128,2,4,2048,1],[128,2,4,512,4],[96,2,4,2048,1],[128,3,4,2048,1]]') as number[][]) {
+for (const [d, L, H, T, B] of JSON.parse(shapesArg ?? '[[128,2,4,2048,1],[128,2,4,512,4],[96,2,4,2048,1],[128,3,4,2048,1]]') as number[][]) for (const threads of threadCounts) {
+  const pool = pools.get(threads);
   const c = llamaTrainConfig({ vocab_size: V, hidden_size: d, intermediate_size: Math.round(8 * d / 3 / 8) * 8, num_hidden_layers: L, num_attention_heads: H, max_position_embeddings: 4096 });
   const mem = new TrainMemory({ bytes: 1024 << 20, kernels: 'wasm', label: 'probe' });
-  const tape = new Tape(mem);
+  const tape = new Tape(mem, pool);
   const params = new Params(mem, 0);
   const model = new LongContextModel(c, params);
   const opt = new AdamW(params);
@@ -29,5 +41,7 @@ for (const [d, L, H, T, B] of JSON.parse(process.argv[2] ?? '[[128,2,4,2048,1],[
     times.push(performance.now() - t0);
   }
   const ms = Math.min(...times.slice(1));
-  console.log(`d=${d} L=${L} H=${H} T=${T} B=${B}: ${ms.toFixed(0)} ms/step, ${(B * T / ms * 1000).toFixed(0)} tokens/s, params ${params.count()}`);
+  pool?.unregister(mem.arena);
+  console.log(`d=${d} L=${L} H=${H} T=${T} B=${B} threads=${threads}: ${ms.toFixed(0)} ms/step, ${(B * T / ms * 1000).toFixed(0)} tokens/s, params ${params.count()}`);
 }
+for (const pool of pools.values()) pool.dispose();

@@ -2,7 +2,10 @@
 // Shape legend: B = sequences, T = tokens per sequence, H = query heads, Hkv = key/value heads,
 // D = head dim. Activations are (B, T, H·D) or (B, T, H, D) — the same bytes.
 // Attention runs the fused kernels of train-kernels.ts (forward saves the row log-sum-exp; backward
-// recomputes the probabilities), one sequence at a time on the main thread.
+// recomputes the probabilities): with the tape's thread pool the forward is split over (sequence,
+// query head) and the backward over (sequence, KV group) across every thread; without one, one
+// sequence at a time on the main thread. Each unit writes disjoint outputs with the same kernel
+// code, so both paths compute the same bits (checkpoint resume stays exact either way).
 
 import type { RopeStyle } from '../../kernels/types.js';
 import type { Tape } from './tape.js';
@@ -68,7 +71,9 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, opts: Att
   const y = tape.output(q.shape, tape.needsGrad(q, k, v));                      // (B, T, H, D)
   const lse = tape.mem.allocStep(B * T * H * 4);                                // (B, T, H)
   const qs = T * H * D * 4, ks = T * Hkv * D * 4;
-  for (let b = 0; b < B; b++) tk.attnForward(q.ptr + b * qs, k.ptr + b * ks, v.ptr + b * ks, y.ptr + b * qs, lse + b * T * H * 4, T, H, Hkv, D, scale, 0, H);
+  const pool = tape.pool, arena = tape.mem.arena;
+  if (pool) pool.trainAttnForward(arena, q.ptr, k.ptr, v.ptr, y.ptr, lse, B, T, H, Hkv, D, scale);
+  else for (let b = 0; b < B; b++) tk.attnForward(q.ptr + b * qs, k.ptr + b * ks, v.ptr + b * ks, y.ptr + b * qs, lse + b * T * H * 4, T, H, Hkv, D, scale, 0, H);
   tape.record(y, () => {
     // The kernel adds into all three gradients, so each must exist; scratch stands in for inputs
     // that need none.
@@ -76,6 +81,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, opts: Att
     const gk = k.requiresGrad ? k.gradPtr : tape.mem.allocStep(k.size * 4, true);
     const gv = v.requiresGrad ? v.gradPtr : tape.mem.allocStep(v.size * 4, true);
     const gy = y.gradPtr;
+    if (pool) { pool.trainAttnBackward(arena, q.ptr, k.ptr, v.ptr, y.ptr, gy, lse, gq, gk, gv, B, T, H, Hkv, D, scale); return; }
     for (let b = 0; b < B; b++) {
       tk.attnBackward(q.ptr + b * qs, k.ptr + b * ks, v.ptr + b * ks, y.ptr + b * qs, gy + b * qs, lse + b * T * H * 4,
         gq + b * qs, gk + b * ks, gv + b * ks, T, H, Hkv, D, scale, 0, Hkv);
