@@ -27,6 +27,7 @@ const LIMITS = {
   num_key_value_heads: 1024,
   head_dim: 1024,
   max_position_embeddings: 1 << 24,
+  sliding_window: 1 << 24,
 } as const;
 
 type IntField = keyof typeof LIMITS;
@@ -86,6 +87,10 @@ export function llamaConfigFromHf(raw: unknown, source: string): LlamaConfig {
     rope_style: 'neox',
   };
   if (headDim !== undefined) cfg.head_dim = headDim;
+  // Mistral v0.1 attends to the last 4096 tokens only (later Mistral configs set null)
+  if (modelType === 'mistral' && raw.sliding_window !== undefined && raw.sliding_window !== null) {
+    cfg.sliding_window = checkInt('sliding_window', raw.sliding_window, fail);
+  }
   for (const f of ['bos_token_id', 'eos_token_id'] as const) if (cfg[f] === undefined) delete cfg[f];
   return cfg;
 }

@@ -34,6 +34,10 @@ export interface LlamaConfig {
   hidden_act: 'silu' | 'gelu_pytorch_tanh' | 'gelu';
   bos_token_id?: number | null;
   eos_token_id?: number | number[] | null;
+  /** Mistral: attention sees only the last `sliding_window` tokens. Tessera runs full attention, which
+   *  is the same computation while the context is no longer than the window, so loading caps the
+   *  context there (src/models/load.ts). */
+  sliding_window?: number;
   /** Not in HF configs: how Q/K are laid out for RoPE. HF checkpoints are 'neox'; GGUF llama files
    *  (whose Q/K rows llama.cpp's converter permuted) are 'normal'. */
   rope_style?: RopeStyle;

@@ -157,7 +157,7 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
   };
 }
 
-function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096); }
+function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096, c.sliding_window ?? Infinity); }
 
 /** Reads headers only (no weights) and describes a checkpoint: for `tessera info`. */
 function backendOf(spec: AttentionSpec | string | AttentionBackend | undefined): AttentionBackend {
@@ -212,6 +212,11 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const cacheDType = opts.cacheDType ?? 'f32';
     const capacity = opts.contextLength ?? defaultContext(c);
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength}`);
+    if (c.sliding_window !== undefined && capacity > c.sliding_window) {
+      // full attention over more than the window would silently compute something the model never did
+      throw new RangeError(`loadModel: this checkpoint uses sliding-window attention over ${c.sliding_window} tokens, which Tessera does not implement; ` +
+        `load it with contextLength ≤ ${c.sliding_window} (exact there), got ${capacity}`);
+    }
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
     const plan = planTensors(ck, opts.quantize);
     const info = describe(ck, plan, chunk, cacheDType, backend);

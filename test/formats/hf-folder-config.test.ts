@@ -75,6 +75,9 @@ test('defaults follow transformers', () => {
   assert.equal(llamaConfigFromHf({ ...MINIMAL, model_type: 'mistral' }, 'c').attention_bias, false);
   assert.equal(llamaConfigFromHf({ ...MINIMAL, architectures: ['Qwen2ForCausalLM'] }, 'c').attention_bias, true);
   assert.equal(llamaConfigFromHf({ ...MINIMAL, architectures: ['MistralForCausalLM'] }, 'c').model_type, 'mistral');
+  assert.equal(llamaConfigFromHf({ ...MINIMAL, model_type: 'mistral', sliding_window: 4096 }, 'c').sliding_window, 4096);
+  assert.equal(llamaConfigFromHf({ ...MINIMAL, model_type: 'mistral', sliding_window: null }, 'c').sliding_window, undefined);
+  assert.throws(() => llamaConfigFromHf({ ...MINIMAL, model_type: 'mistral', sliding_window: -1 }, 'c'), /sliding_window = -1 must be a positive integer/);
   assert.equal(llamaConfigFromHf({ ...MINIMAL, model_type: 'qwen2', attention_bias: false }, 'c').attention_bias, false);
   assert.equal(llamaConfigFromHf({ ...MINIMAL, model_type: 'llama', rope_scaling: { rope_type: 'default' } }, 'c').rope_scaling, null);
   assert.deepEqual(llamaConfigFromHf({ ...MINIMAL, model_type: 'llama', rope_scaling: { type: 'linear', factor: 2 } }, 'c').rope_scaling, { rope_type: 'linear', factor: 2 });

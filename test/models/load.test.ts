@@ -95,3 +95,20 @@ test('impossible options are refused before anything is allocated', async () => 
   await assert.rejects(loadModel(ck.hfDir!, { contextLength: 2 ** 40 }), /more than one 4 GiB WebAssembly memory/);
   await assert.rejects(loadModel(ck.hfDir!, { attention: 'sparse' }), /unknown backend "sparse"/);
 });
+
+test('a sliding-window (Mistral v0.1) checkpoint loads up to its window and refuses a longer context', async () => {
+  const swa = join(dir, 'swa');
+  cpSync(ck.hfDir!, swa, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(swa, 'config.json'), 'utf8'));
+  writeFileSync(join(swa, 'config.json'), JSON.stringify({ ...cfg, model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 48 }));
+  // within the window full attention is the model's own computation: same logits as the Llama folder
+  const tokens = Array.from({ length: 40 }, (_, i) => 3 + ((i * 7) % 90));
+  const logits = async (path: string, contextLength?: number) => {
+    const { model } = await loadModel(path, { threads: 1, ...(contextLength ? { contextLength } : {}) });
+    try { return { capacity: model.contextLength, out: model.forward(tokens, model.createCache()).slice() }; } finally { model.dispose(); }
+  };
+  const a = await logits(swa), b = await logits(ck.hfDir!, 48);
+  assert.equal(a.capacity, 48, 'the default context stops at the window');
+  assert.deepEqual(a.out, b.out);
+  await assert.rejects(loadModel(swa, { contextLength: 49 }), /sliding-window attention over 48 tokens.*contextLength ≤ 48/);
+});
