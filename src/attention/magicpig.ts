@@ -151,12 +151,13 @@ export class MagicPigAttention implements LayerAttention {
     }
   }
 
-  truncate(n: number): void {
-    if (this.built && n < this.tables.hashedEnd) {
-      this.tables.clear();
-      this.built = false;
-      this.sawDecode = false;
-    } else if (n === 0) this.sawDecode = false;   // a new prompt: its first decode step builds the tables
+  // Any truncation starts a new prompt (a new cache, or a prefix kept for the next request): the
+  // tables are rebuilt at its first decode step over all of it, with its own key mean, exactly as for
+  // a fresh prompt — so an answer never depends on what the model was asked before.
+  truncate(_n: number): void {
+    if (this.built) this.tables.clear();
+    this.built = false;
+    this.sawDecode = false;
   }
 }
 

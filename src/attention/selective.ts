@@ -34,8 +34,8 @@ interface Selection {
   /** Called on store with the new f32 key rows (quest keeps page bounds). */
   onStore?(k: Float32Array, p0: number, n: number): void;
   readonly bytesPerToken: number;
-  /** Called when the cache is emptied (a new prompt): random draws restart from the seed. */
-  restart?(): void;
+  /** Called when the cache is cut back to n tokens (a new prompt, or a kept prefix). */
+  truncate?(n: number): void;
 }
 
 interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; scores: Ptr; arena: Arena; scratchQ: Ptr }
@@ -92,15 +92,22 @@ function quest(p: Params): (c: Ctx) => Selection {
     const { headDim: D, kvHeads: G, heads: H, capacity } = c.d, pages = Math.ceil(capacity / QUEST_PAGE), kvDim = G * D;
     const lo = new Float32Array(pages * kvDim).fill(Infinity), hi = new Float32Array(pages * kvDim).fill(-Infinity);
     const order = new Int32Array(pages), score = new Float64Array(pages);
+    // Bounds over the keys as stored (f16-rounded in an f16 cache), so a page rebuilt from the
+    // store after a truncation is the same as one built while storing.
+    const row = new Float32Array(D);
+    const add = (s: number) => {
+      const pg = Math.floor(s / QUEST_PAGE) * kvDim;
+      if (s % QUEST_PAGE === 0) { lo.fill(Infinity, pg, pg + kvDim); hi.fill(-Infinity, pg, pg + kvDim); }
+      for (let g = 0; g < G; g++) {
+        c.kv.readKey(s, g, row);
+        for (let d = 0; d < D; d++) { const o = pg + g * D + d, x = row[d]!; if (x < lo[o]!) lo[o] = x; if (x > hi[o]!) hi[o] = x; }
+      }
+    };
     return {
       biased: false, bytesPerToken: (2 * kvDim * 4) / QUEST_PAGE,
-      onStore(k, p0, n) {
-        for (let i = 0; i < n; i++) {
-          const pg = Math.floor((p0 + i) / QUEST_PAGE) * kvDim;
-          if ((p0 + i) % QUEST_PAGE === 0) { lo.fill(Infinity, pg, pg + kvDim); hi.fill(-Infinity, pg, pg + kvDim); }
-          for (let j = 0; j < kvDim; j++) { const x = k[i * kvDim + j]!; if (x < lo[pg + j]!) lo[pg + j] = x; if (x > hi[pg + j]!) hi[pg + j] = x; }
-        }
-      },
+      onStore(_k, p0, n) { for (let i = 0; i < n; i++) add(p0 + i); },
+      // the page holding token n keeps the bounds of its tokens below n only (none: the next store resets it)
+      truncate(n) { for (let s = n - (n % QUEST_PAGE); s < n; s++) add(s); },
       select(h, q, length, ids) {
         const g = Math.floor(h / (H / G)), np = Math.ceil(length / QUEST_PAGE);
         const keep = Math.min(np, Math.max(1, Math.ceil((budget * length) / QUEST_PAGE)));
@@ -126,12 +133,12 @@ function oracleSampling(p: Params): (c: Ctx) => Selection {
   const seed = numParam('oracle-sampling', p, 'seed', 1, 0, 2 ** 31);
   return (c) => {
     const cdf = new Float64Array(c.d.capacity);
-    // one stream per layer, restarted with each new prompt: a prompt's answer does not depend on
-    // what the model was asked before
+    // one stream per layer, restarted at every truncation (a new prompt, or a kept prefix): a
+    // prompt's answer does not depend on what the model was asked before
     let next = rng(deriveSeed(seed, c.d.layer));
     return {
       biased: true, bytesPerToken: 0,
-      restart() { next = rng(deriveSeed(seed, c.d.layer)); },
+      truncate() { next = rng(deriveSeed(seed, c.d.layer)); },
       select(h, q, length, ids, bias) {
         const sc = allScores(c, h, q, length);
         let m = -Infinity;
@@ -189,8 +196,9 @@ class SelectiveAttention implements LayerAttention {
     }
   }
 
-  // rows are indexed by position; quest pages restart when rewritten
-  truncate(n: number): void { if (n === 0) this.sel.restart?.(); }
+  // rows are indexed by position; the selection rule keeps its own state in step (quest's page
+  // bounds, oracle sampling's stream)
+  truncate(n: number): void { this.sel.truncate?.(n); }
 }
 
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).

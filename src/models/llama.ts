@@ -57,6 +57,8 @@ class LlamaCache implements ModelCache {
   constructor(readonly capacity: number, readonly layers: LayerAttention[], readonly owner: LlamaModel, readonly generation: number) {}
   truncate(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`truncate: n must be a non-negative integer, got ${n}`);
+    // the layers belong to the newest cache: a stale one must not reset them
+    if (!this.owner.isCurrent(this)) throw new Error('truncate: this cache is stale (a newer cache was created since)');
     if (n >= this.length) return;
     for (const l of this.layers) l.truncate(n);
     this.length = n;
@@ -121,6 +123,9 @@ export class LlamaModel implements LanguageModel {
     this.headLogits = h.alloc(C * config.vocab_size * 4);
     this.last = new Float32Array(config.vocab_size);
   }
+
+  /** Whether `cache` is the newest cache of this model (the one its KV store holds). */
+  isCurrent(cache: LlamaCache): boolean { return cache.generation === this.cacheGeneration; }
 
   /** A fresh, empty cache. The model holds one KV store: creating a cache invalidates earlier ones. */
   createCache(capacity?: number): ModelCache {

@@ -22,6 +22,9 @@ export interface LanguageModel {
   readonly vocabSize: number;
   /** Longest context this model instance accepts (cache capacity by default). */
   readonly contextLength: number;
+  /** A fresh, empty cache. A model instance holds one KV store, so only the newest cache is usable:
+   *  creating one makes earlier ones stale (forward/truncate on them throw), and resets the attention
+   *  backends' per-prompt state. */
   createCache(capacity?: number): ModelCache;
   /** Appends `tokens` at positions cache.length … cache.length + n − 1 and returns their logits:
    *  (vocab) for 'last', (n, vocab) row-major for 'all'. The returned array may be reused by the next

@@ -69,3 +69,32 @@ test('context overflow through the API names both numbers', async () => {
   const t = new Tessera({ model: new FakeModel({ contextLength: 16 }), tokenizer: tok });
   await assert.rejects(t.complete('0123456789', { maxTokens: 10 }), /11 tokens.*\(10\).*16/);
 });
+
+test('logits() between completions leaves the instance usable (real model: one KV store); a stale cache cannot truncate', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
+  const { load } = await import('../../src/api/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-api-logits-'));
+  try {
+    const path = writeTestCheckpoint(dir, 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const t = await load(path, { threads: 1, contextLength: 128 });
+    try {
+      const opts = { maxTokens: 5, temperature: 0 };
+      const first = await t.complete('Once upon a time', opts);
+      const logits = await t.logits(t.tokenize('Once upon'));
+      assert.equal(logits.length % t.tokenize('Once upon').length, 0);
+      const again = await t.complete('Once upon a time', opts);   // threw "this cache is stale" before
+      assert.deepEqual(again.tokens, first.tokens);
+    } finally { t.dispose(); }
+    const { loadModel } = await import('../../src/models/load.js');
+    const { model } = await loadModel(path, { threads: 1, contextLength: 64 });
+    try {
+      const old = model.createCache();
+      model.forward([1, 2, 3], old);
+      model.createCache();
+      assert.throws(() => old.truncate(0), /this cache is stale/);
+    } finally { model.dispose(); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
