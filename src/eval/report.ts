@@ -47,9 +47,18 @@ export function accuracyMarkdown(r: AccuracyResults): string {
 }
 
 const kindOf = (backend: string) => backend.split(':')[0]!;
+/** A line of the accuracy-vs-keys plot: the backend kind and its dense layers (settings that differ
+ *  in which layers are sparse are not points of one budget curve). */
+const denseOf = (backend: string) => /(?:^|[:,])dense=([^,]+)/.exec(backend)?.[1] ?? '';
+function lineNamer(backends: readonly string[]): (backend: string) => string {
+  const settings = new Map<string, Set<string>>();
+  for (const b of backends) { const k = kindOf(b); if (!settings.has(k)) settings.set(k, new Set()); settings.get(k)!.add(denseOf(b)); }
+  return (b) => (settings.get(kindOf(b))!.size > 1 ? `${kindOf(b)} (dense=${denseOf(b) || 'default'})` : kindOf(b));
+}
 
 /** One task at one length: accuracy (%) vs % of keys touched (log scale), a line per backend kind
- *  through its settings; backends without sparse layers (dense) are a horizontal reference line. */
+ *  (and dense-layer setting) through its settings; backends without sparse layers (dense) are a
+ *  horizontal reference line. */
 export function accuracyVsKeysSvg(r: AccuracyResults, task: string, length: number): string {
   const cells = r.cells.filter((c) => c.task === task && c.length === length);
   const sparse = cells.filter((c) => Number.isFinite(c.keysFraction) && c.keysFraction > 0);
@@ -59,9 +68,10 @@ export function accuracyVsKeysSvg(r: AccuracyResults, task: string, length: numb
   for (const c of cells.filter((c) => !Number.isFinite(c.keysFraction))) {
     series.push({ name: `${c.backend} (all keys)`, points: [[lo, c.accuracy], [hi, c.accuracy]], dashed: true });
   }
-  for (const kind of [...new Set(sparse.map((c) => kindOf(c.backend)))]) {
-    const pts = sparse.filter((c) => kindOf(c.backend) === kind).map((c) => [Math.log10(100 * c.keysFraction), c.accuracy] as [number, number]);
-    series.push({ name: kind, points: pts.sort((a, b) => a[0] - b[0]) });
+  const lineOf = lineNamer(sparse.map((c) => c.backend));
+  for (const line of [...new Set(sparse.map((c) => lineOf(c.backend)))]) {
+    const pts = sparse.filter((c) => lineOf(c.backend) === line).map((c) => [Math.log10(100 * c.keysFraction), c.accuracy] as [number, number]);
+    series.push({ name: line, points: pts.sort((a, b) => a[0] - b[0]) });
   }
   return linePlotSvg({
     title: `${task} at ${length} tokens: accuracy vs keys touched`, xLabel: 'log10(% of keys touched per decode step)',
