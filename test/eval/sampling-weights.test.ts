@@ -31,4 +31,12 @@ test('sampling weights: per-head ESS within bounds, finite errors, and a markdow
   assert.match(md, /\| query head \|/);
   assert.equal(md.trim().split('\n').filter((l) => /^\| \d/.test(l)).length, 4);
   await assert.rejects(samplingWeights({ ...o, layer: 9 }), /no layer 9/);
+  // K = 0: every middle key shares the (single) bucket, u = 1, and the estimate is the exact softmax
+  // (up to the 1e-4 floor added to u, which weighs sampled keys 1/(1 + 1e-4) against the dense ones)
+  for (const r of await samplingWeights({ ...o, K: 0, L: 2, prompts: 1, draws: 1 })) {
+    assert.ok(r.errMagicpig < 1e-4, `K=0 is exact, error ${r.errMagicpig}`);
+    assert.ok(r.errOracle > 1e-3, 'oracle sampling with the same number of draws is not');
+    assert.equal(r.uSpread, 1);
+    assert.ok(r.sampled > 250, `every middle key is sampled (${r.sampled})`);
+  }
 });
