@@ -25,7 +25,7 @@ export interface SamplingWeightsOptions {
 export interface HeadWeights {
   head: number;
   /** Medians over prompts (× draws for the MagicPIG columns); errors are means. */
-  denseEss: number; sampled: number; sampledEss: number; uSpread: number;
+  denseEss: number; sampled: number; sampledEss: number; uMedian: number; uSpread: number;
   errMagicpig: number; errOracle: number; errTopk: number;
   /** TopK's keys (as many as MagicPIG read): the share of its most common token among them, and
    *  that token's share of the whole context (a selection that follows frequency keeps them equal). */
@@ -64,7 +64,7 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
         };
         const s = scores(hv, N), ref = denseEstimate(hv, s).out;
         let a = acc.get(h);
-        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [], topkModeShare: [], topkModeContextShare: [] }; acc.set(h, a); }
+        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uMedian: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [], topkModeShare: [], topkModeContextShare: [] }; acc.set(h, a); }
         const mx = Math.max(...s);
         a.denseEss.push(ess(Array.from(s, (x) => Math.exp(x - mx))));
         for (let r = 0; r < draws; r++) {
@@ -73,7 +73,7 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
           // importance weights e^{s_i}/u_i of the sampled keys (the floor only matters below u = 1e-4)
           const w = Array.from(est.sampledIds, (i, j) => Math.exp(s[i] - mx) / est.u[j]);
           a.sampled.push(est.sampled); a.sampledEss.push(ess(w));
-          if (est.sampled) a.uSpread.push(Math.max(...est.u) / Math.min(...est.u));
+          if (est.sampled) { a.uSpread.push(Math.max(...est.u) / Math.min(...est.u)); a.uMedian.push(median([...est.u])); }
           a.errMagicpig.push(relativeError(est.out, ref));
           a.errOracle.push(relativeError(oracleSamplingEstimate(hv, s, est.keys, rng).out, ref));
           a.errTopk.push(relativeError(topkEstimate(hv, s, est.keys).out, ref));
@@ -90,7 +90,7 @@ export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWe
     }
   } finally { probe.model.dispose(); }
   return [...acc.entries()].map(([head, a]) => ({
-    head, denseEss: median(a.denseEss), sampled: median(a.sampled), sampledEss: median(a.sampledEss), uSpread: median(a.uSpread.filter(Number.isFinite)),
+    head, denseEss: median(a.denseEss), sampled: median(a.sampled), sampledEss: median(a.sampledEss), uMedian: median(a.uMedian), uSpread: median(a.uSpread.filter(Number.isFinite)),
     errMagicpig: mean(a.errMagicpig), errOracle: mean(a.errOracle), errTopk: mean(a.errTopk),
     topkModeShare: median(a.topkModeShare), topkModeContextShare: median(a.topkModeContextShare),
   }));
@@ -101,9 +101,9 @@ export function samplingWeightsMarkdown(o: SamplingWeightsOptions, rows: HeadWei
     `MagicPIG K=${o.K}, L=${o.L} (+${o.sinks ?? 4} sinks, ${o.window ?? 16}-token window); medians, errors are means\n\n`;
   const line = (c: string[]) => `| ${c.join(' | ')} |`;
   return head + [
-    line(['query head', 'dense attention ESS (keys)', 'MagicPIG keys sampled', 'ESS of its weights', 'u max/min', 'error MagicPIG', 'error oracle sampling (same keys)', 'error TopK (same keys)', 'TopK keys: most common token', '… its share of the context']),
-    line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
-    ...rows.map((r) => line([String(r.head), r.denseEss.toFixed(0), r.sampled.toFixed(0), r.sampledEss.toFixed(1), r.uSpread.toFixed(0),
+    line(['query head', 'dense attention ESS (keys)', 'MagicPIG keys sampled', 'ESS of its weights', 'u (median)', 'u max/min', 'error MagicPIG', 'error oracle sampling (same keys)', 'error TopK (same keys)', 'TopK keys: most common token', '… its share of the context']),
+    line(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
+    ...rows.map((r) => line([String(r.head), r.denseEss.toFixed(0), r.sampled.toFixed(0), r.sampledEss.toFixed(1), r.uMedian.toPrecision(2), r.uSpread.toFixed(0),
       r.errMagicpig.toFixed(3), r.errOracle.toFixed(3), r.errTopk.toFixed(3), pct(r.topkModeShare), pct(r.topkModeContextShare)])),
   ].join('\n') + '\n';
 }
