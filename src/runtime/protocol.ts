@@ -10,7 +10,7 @@
 
 import type { CacheDType, Kernels, WeightDType } from '../kernels/types.js';
 import type { SparseKernels } from '../attention/sparse-kernels.js';
-import type { TrainKernels } from '../training/train-kernels.js';
+import { attnBackwardUnits, attnForwardUnits, type TrainKernels } from '../training/train-kernels.js';
 
 export const MAX_THREADS = 256;
 
@@ -133,35 +133,17 @@ export function runSparseSlice(k: SparseKernels, op: number, a: Float64Array, r0
   }
 }
 
-/** runSlice for the training attention ops. Units are (sequence b, head u) pairs numbered b·P + u,
- *  P = H query heads (forward) or Hkv KV groups (backward); a slice calls the kernel once per
- *  sequence it touches, on that sequence's heads within [r0, r1). Every unit writes only its own
- *  outputs (a query head's out/lse rows; a group's dk/dv rows and its query heads' dq rows), so
- *  any split computes the same bits as one call over [0, P) per sequence. */
+/** runSlice for the training attention ops: units are (sequence, query head) pairs for the forward,
+ *  (sequence, KV group) pairs for the backward (train-kernels.ts attnForwardUnits/attnBackwardUnits). */
 export function runTrainSlice(k: TrainKernels, op: number, a: Float64Array, r0: number, r1: number): void {
   if (r0 >= r1) return;
   switch (op) {
-    case Op.TrainAttnForward: {
-      // a = [q, k, v, out, lse, B, T, H, Hkv, D, scale]
-      const T = a[6]!, H = a[7]!, Hkv = a[8]!, D = a[9]!, scale = a[10]!;
-      const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
-      for (let b = Math.floor(r0 / H); b * H < r1; b++) {
-        const h0 = Math.max(r0 - b * H, 0), h1 = Math.min(r1 - b * H, H);
-        k.attnForward(a[0]! + b * qs, a[1]! + b * ks, a[2]! + b * ks, a[3]! + b * qs, a[4]! + b * ls, T, H, Hkv, D, scale, h0, h1);
-      }
+    case Op.TrainAttnForward: // a = [q, k, v, out, lse, B, T, H, Hkv, D, scale]
+      attnForwardUnits(k, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, r0, r1);
       return;
-    }
-    case Op.TrainAttnBackward: {
-      // a = [q, k, v, out, dout, lse, dq, dk, dv, B, T, H, Hkv, D, scale]
-      const T = a[10]!, H = a[11]!, Hkv = a[12]!, D = a[13]!, scale = a[14]!;
-      const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
-      for (let b = Math.floor(r0 / Hkv); b * Hkv < r1; b++) {
-        const g0 = Math.max(r0 - b * Hkv, 0), g1 = Math.min(r1 - b * Hkv, Hkv);
-        k.attnBackward(a[0]! + b * qs, a[1]! + b * ks, a[2]! + b * ks, a[3]! + b * qs, a[4]! + b * qs, a[5]! + b * ls,
-          a[6]! + b * qs, a[7]! + b * ks, a[8]! + b * ks, T, H, Hkv, D, scale, g0, g1);
-      }
+    case Op.TrainAttnBackward: // a = [q, k, v, out, dout, lse, dq, dk, dv, B, T, H, Hkv, D, scale]
+      attnBackwardUnits(k, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
       return;
-    }
     default:
       throw new Error(`runTrainSlice: unknown op ${op}`);
   }

@@ -50,6 +50,31 @@ export function wasmTrainKernels(memory: WebAssembly.Memory, module?: WebAssembl
   };
 }
 
+/** attnForward over B sequences laid out back to back (q/out (B, T, H, D), k/v (B, T, Hkv, D), lse
+ *  (B, T, H)) for the units [u0, u1) numbered b·H + h: one kernel call per sequence touched, on its
+ *  heads in the range. Each unit writes only its own out/lse rows, so any split of [0, B·H) gives
+ *  the same bits (the pool's slices and the single-thread path both run this). */
+export function attnForwardUnits(k: TrainKernels, q: Ptr, kp: Ptr, v: Ptr, out: Ptr, lse: Ptr,
+                                 T: number, H: number, Hkv: number, D: number, scale: number, u0: number, u1: number): void {
+  const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
+  for (let b = Math.floor(u0 / H); b * H < u1; b++) {
+    const h0 = Math.max(u0 - b * H, 0), h1 = Math.min(u1 - b * H, H);
+    k.attnForward(q + b * qs, kp + b * ks, v + b * ks, out + b * qs, lse + b * ls, T, H, Hkv, D, scale, h0, h1);
+  }
+}
+
+/** attnBackward over B sequences for the units [u0, u1) numbered b·Hkv + g: a KV group writes only
+ *  its own dk/dv rows and its query heads' dq rows, so any split gives the same bits. */
+export function attnBackwardUnits(k: TrainKernels, q: Ptr, kp: Ptr, v: Ptr, out: Ptr, dout: Ptr, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr,
+                                  T: number, H: number, Hkv: number, D: number, scale: number, u0: number, u1: number): void {
+  const qs = T * H * D * 4, ks = T * Hkv * D * 4, ls = T * H * 4;
+  for (let b = Math.floor(u0 / Hkv); b * Hkv < u1; b++) {
+    const g0 = Math.max(u0 - b * Hkv, 0), g1 = Math.min(u1 - b * Hkv, Hkv);
+    k.attnBackward(q + b * qs, kp + b * ks, v + b * ks, out + b * qs, dout + b * qs, lse + b * ls,
+      dq + b * qs, dk + b * ks, dv + b * ks, T, H, Hkv, D, scale, g0, g1);
+  }
+}
+
 const cache = { wasm: new WeakMap<WebAssembly.Memory, TrainKernels>(), reference: new WeakMap<WebAssembly.Memory, TrainKernels>() };
 
 /** The training kernels of `kind` bound to `memory`, created once per memory and kind (the main
