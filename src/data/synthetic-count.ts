@@ -31,6 +31,13 @@ export interface CountingOptions {
 const defaultCount: CountTokens = (s) => preTokenize(s).length;
 const HEADER = 'Here is a list of words:\n';
 
+/** most-frequent lists sized to `length` tokens (about length − 30 one-token words, the rest is the
+ *  header and question): the margin that puts the planted word `fraction` of one word's share
+ *  (list / distinctWords) ahead of the runner-up, at least 2. */
+export function marginForFraction(fraction: number, length: number, distinctWords: number): number {
+  return Math.max(2, Math.ceil((fraction * (length - 30)) / distinctWords));
+}
+
 export function countingTask(opts: CountingOptions): TextTask {
   const variant = opts.variant ?? 'most-frequent';
   const count = opts.countTokens ?? defaultCount;

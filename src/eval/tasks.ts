@@ -10,7 +10,7 @@
 // Per-task options (e.g. cwe numCommon=3) come as `name:key=value,key=value`.
 
 import { deriveSeed } from '../data/rng.js';
-import { countingTask } from '../data/synthetic-count.js';
+import { countingTask, marginForFraction } from '../data/synthetic-count.js';
 import { needleTask, type NeedleVariant } from '../data/synthetic-needle.js';
 import type { CountTokens, TextTask } from '../data/synthetic-task.js';
 import { commonWordsTask } from './cwe.js';
@@ -99,11 +99,10 @@ export function makeTask(spec: TaskSpec, length: number, countTokens: CountToken
     case 'fwe': return frequentWordsTask({ seed: s, length, countTokens, ...o });
     case 'vt': return variableTrackingTask({ seed: s, length, countTokens, ...o });
     case 'most_frequent': {
-      // marginFraction: the planted word's lead as a fraction of one word's share (list ≈ length − 30 words).
+      // marginFraction: the planted word's lead as a fraction of one word's share.
       // names=1: a list of first names instead of nouns.
       const { marginFraction, names, ...rest } = o;
-      const margin = marginFraction === undefined ? rest.margin
-        : Math.max(2, Math.ceil((marginFraction * (length - 30)) / (rest.distinctWords ?? 20)));
+      const margin = marginFraction === undefined ? rest.margin : marginForFraction(marginFraction, length, rest.distinctWords ?? 20);
       return countingTask({ seed: s, length, countTokens, variant: 'most-frequent', ...rest, margin, ...(names === 1 ? { vocabulary: NAMES } : {}) });
     }
     case 'count': return countingTask({ seed: s, length, countTokens, variant: 'count', ...o });

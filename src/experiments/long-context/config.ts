@@ -25,7 +25,7 @@ export interface LongContextConfig {
   /** The learning rate stays at `lr` until this step, then follows a cosine down to minLr (default: right after warm-up). */
   decayFrom?: number;
   seed: number;
-  /** Threads for the matmuls (1 = main thread only). */
+  /** Threads for the matmuls and attention (1 = main thread only). */
   threads: number;
   /** Held-out answer loss/accuracy every N steps on evalExamples sequences of evalContext tokens. */
   evalEvery: number; evalExamples: number; evalContext: number;

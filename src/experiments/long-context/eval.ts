@@ -11,8 +11,9 @@
 // --margin / --distinct: the most-frequent lists' lead (in shares of one word) and word count
 // (default: what the model was trained with, long_context_tasks.json)
 //
-// Chance: a blind guess of a 6-digit value is 1 in 900 000; guessing among the values present in the
-// context is 1 (single), 1/4 (multikey, four needles); most-frequent: 1/distinctWords (10).
+// Chance: a blind guess of a needle value is 1 in 96 (word values: the names) or 1 in 9·10^(digits−1)
+// (numbers); guessing among the values present in the context is 1 (single), 1/4 (multikey, four
+// needles); most-frequent: 1/distinctWords (10).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,9 +25,9 @@ import { deriveSeed } from '../../data/rng.js';
 import { NAMES, NOUNS } from '../../data/synthetic-words.js';
 import { DEFAULT_COUNTING, DEFAULT_NEEDLE, LongContextTasks, readTaskOptions, TASK_KINDS, type CountingSpec, type NeedleSpec, type TaskKind } from './tasks.js';
 
-/** Chance levels: a blind guess of the answer (6-digit values: 1 in 900 000; the word: one of the
- *  96 nouns) and a guess among the candidates present in the context (the one value of a single
- *  needle, one of four keys' values, one of the list's distinct words). */
+/** Chance levels: a blind guess of the answer (a needle value: one of the names, or of the numbers
+ *  of its digits; the word: one of the nouns or names) and a guess among the candidates present in
+ *  the context (the one value of a single needle, one of four keys' values, one of the list's distinct words). */
 export function chanceOf(kind: TaskKind, counting: CountingSpec = DEFAULT_COUNTING, needle: NeedleSpec = DEFAULT_NEEDLE): { blind: number; inContext: number } {
   const values = needle.values === 'word' ? NAMES.length : 9 * 10 ** (needle.digits - 1); // numbers: no leading zero
   switch (kind) {
@@ -120,7 +121,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     ...(arg(args, '--margin') !== undefined || arg(args, '--distinct') !== undefined
       ? { counting: { marginFraction: Number(arg(args, '--margin') ?? DEFAULT_COUNTING.marginFraction), distinctWords: Number(arg(args, '--distinct') ?? DEFAULT_COUNTING.distinctWords) } }
       : {}),
-    onExample: (kind, ctx, i, s) => { if ((i + 1) % 10 === 0) process.stderr.write(`${kind} @${ctx}: ${i + 1} done${s ? '' : ''}\r`); },
+    onExample: (kind, ctx, i) => { if ((i + 1) % 10 === 0) process.stderr.write(`${kind} @${ctx}: ${i + 1} done\r`); },
   };
   const t0 = performance.now();
   evaluateLongContext(opts).then((rows) => {

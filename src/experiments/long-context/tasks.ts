@@ -22,7 +22,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findNeedles, needleQuestion, needleTask, NOISE_SENTENCES } from '../../data/synthetic-needle.js';
-import { countingTask } from '../../data/synthetic-count.js';
+import { countingTask, marginForFraction } from '../../data/synthetic-count.js';
 import type { TextTask } from '../../data/synthetic-task.js';
 import { ADJECTIVES, NAMES, NOUNS } from '../../data/synthetic-words.js';
 import { trainBpe, toTokenizerJson, type BpeModel } from '../../data/bpe-trainer.js';
@@ -127,8 +127,7 @@ export class LongContextTasks {
       case 'copy-words': return copyTask(seed, length, count, false);
       case 'most-frequent': case 'most-frequent-name': {
         const m = this.counting.distinctWords;
-        const listWords = length - 30; // nouns and names are one token each
-        const margin = Math.max(2, Math.ceil((this.counting.marginFraction * listWords) / m));
+        const margin = marginForFraction(this.counting.marginFraction, length, m); // nouns and names are one token each
         const vocabulary = kind === 'most-frequent-name' ? NAMES : NOUNS;
         return countingTask({ seed, length, variant: 'most-frequent', distinctWords: m, margin, vocabulary, countTokens: count });
       }
