@@ -67,7 +67,8 @@ export interface OperatorResults {
 export const DEFAULT_BUDGETS = [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32];
 export const DEFAULT_MAGICPIG: [number, number][] = [[8, 75], [10, 50], [10, 150], [10, 300], [11, 300]];
 
-function headView(c: CapturedLayer, h: number, p: number): HeadView {
+/** Query head h at position p of a captured layer, as the estimators read it. */
+export function headView(c: CapturedLayer, h: number, p: number): HeadView {
   const D = c.headDim, kvDim = c.kvHeads * D, g = Math.floor(h / (c.heads / c.kvHeads)), qDim = c.heads * D;
   const qo = (p - c.queryFrom) * qDim + h * D;
   return {
@@ -77,12 +78,14 @@ function headView(c: CapturedLayer, h: number, p: number): HeadView {
   };
 }
 
-/** Records Q/K/V of `model` over a task prompt; returns the captured layers and the prompt size. */
-async function capture(o: OperatorEvalOptions, queries: number) {
+/** Records Q/K/V of `model` over prompt `index` of the task (queries of its last `queries`
+ *  positions); returns the captured layers, the prompt's ids and size. */
+export async function capturePrompt(o: Pick<OperatorEvalOptions, 'model' | 'task' | 'profile' | 'length' | 'seed' | 'layers' | 'threads' | 'kernels'>,
+                                    queries: number, index = 0) {
   const taskSpec = withProfile(parseTaskSpec(o.task ?? 'cwe'), o.profile ?? 'ruler');
   const probe = await loadModel(o.model, { contextLength: 16, threads: 1, kernels: o.kernels });
   const count = (s: string) => probe.tokenizer.encode(s, { addSpecialTokens: false }).length;
-  const task = makeTask(taskSpec, o.length, count, o.seed ?? 1, 0);
+  const task = makeTask(taskSpec, o.length, count, o.seed ?? 1, index);
   const ids = probe.tokenizer.encode(task.input);
   probe.model.dispose();
   const N = ids.length, from = N - queries;
@@ -93,7 +96,7 @@ async function capture(o: OperatorEvalOptions, queries: number) {
     const cache = model.createCache(N);
     for (let i = 0; i < N; i += 256) model.forward(ids.slice(i, Math.min(N, i + 256)), cache);
   } finally { model.dispose(); }
-  return { layers: [...rec.layers.values()].sort((a, b) => a.layer - b.layer), N, from, label: taskSpec.label };
+  return { layers: [...rec.layers.values()].sort((a, b) => a.layer - b.layer), ids, N, from, label: taskSpec.label };
 }
 
 /** Offline estimators over every (layer, query head, decode position). */
@@ -190,7 +193,7 @@ async function engine(layers: CapturedLayer[], N: number, from: number, spec: At
 export async function runOperatorEval(o: OperatorEvalOptions): Promise<OperatorResults> {
   const t0 = performance.now();
   const queries = o.queries ?? 16;
-  const { layers, N, from, label } = await capture(o, queries);
+  const { layers, N, from, label } = await capturePrompt(o, queries);
   if (layers.length === 0) throw new RangeError(`eval --operator: no layer recorded (asked for layers ${o.layers?.join(',')})`);
   const points = offline(layers, N, from, o);
   const specs = (o.engine ?? []).map((s) => parseAttentionSpec(s));

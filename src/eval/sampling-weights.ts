@@ -12,10 +12,8 @@
 
 import { fileURLToPath } from 'node:url';
 import { deriveSeed, Rng } from '../data/rng.js';
-import { loadModel } from '../models/load.js';
-import { QkvRecorder } from './capture.js';
-import { buildSimHash, denseEstimate, magicpigEstimate, oracleSamplingEstimate, relativeError, scores, topkEstimate, type HeadView } from './estimators.js';
-import { makeTask, parseTaskSpec, withProfile } from './tasks.js';
+import { capturePrompt, headView } from './operator.js';
+import { buildSimHash, denseEstimate, magicpigEstimate, oracleSamplingEstimate, relativeError, scores, topkEstimate } from './estimators.js';
 
 export interface SamplingWeightsOptions {
   model: string; task: string; profile?: string; length: number; prompts: number;
@@ -38,57 +36,41 @@ const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 
 export async function samplingWeights(o: SamplingWeightsOptions): Promise<HeadWeights[]> {
-  const spec = withProfile(parseTaskSpec(o.task), o.profile ?? 'ruler');
   const layer = o.layer ?? 0, sinks = o.sinks ?? 4, window = o.window ?? 16, draws = o.draws ?? 3, seed = o.seed ?? 1;
-  const probe = await loadModel(o.model, { contextLength: 16, threads: 1 });
-  const count = (s: string) => probe.tokenizer.encode(s, { addSpecialTokens: false }).length;
   const acc = new Map<number, Record<keyof Omit<HeadWeights, 'head'>, number[]>>();
   const rng = new Rng(deriveSeed(seed, 0x5a));
-  try {
-    for (let p = 0; p < o.prompts; p++) {
-      const ids = probe.tokenizer.encode(makeTask(spec, o.length, count, seed, p).input), N = ids.length;
-      const rec = new QkvRecorder(new Set([layer]), N - 1);
-      const { model } = await loadModel(o.model, { attention: rec.backend(), contextLength: N, threads: 1 });
-      try {
-        const cache = model.createCache(N);
-        for (let i = 0; i < N; i += 256) model.forward(ids.slice(i, Math.min(N, i + 256)), cache);
-      } finally { model.dispose(); }
-      const c = rec.layers.get(layer);
-      if (!c) throw new RangeError(`sampling-weights: the model has no layer ${layer}`);
-      const D = c.headDim, kvDim = c.kvHeads * D;
-      for (let h = 0; h < c.heads; h++) {
-        const g = Math.floor(h / (c.heads / c.kvHeads));
-        const hv: HeadView = {
-          D, q: Float64Array.from(c.q.subarray(h * D, (h + 1) * D)),
-          key: (i) => c.k.subarray(i * kvDim + g * D, i * kvDim + (g + 1) * D), value: (i) => c.v.subarray(i * kvDim + g * D, i * kvDim + (g + 1) * D),
-        };
-        const s = scores(hv, N), ref = denseEstimate(hv, s).out;
-        let a = acc.get(h);
-        if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uMedian: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [], topkModeShare: [], topkModeContextShare: [] }; acc.set(h, a); }
-        const mx = Math.max(...s);
-        a.denseEss.push(ess(Array.from(s, (x) => Math.exp(x - mx))));
-        for (let r = 0; r < draws; r++) {
-          const tables = buildSimHash(hv.key, D, sinks, N - 1 - window, o.K, o.L, deriveSeed(seed, p, h, r));
-          const est = magicpigEstimate(hv, s, tables);
-          // importance weights e^{s_i}/u_i of the sampled keys (the floor only matters below u = 1e-4)
-          const w = Array.from(est.sampledIds, (i, j) => Math.exp(s[i] - mx) / est.u[j]);
-          a.sampled.push(est.sampled); a.sampledEss.push(ess(w));
-          if (est.sampled) { a.uSpread.push(Math.max(...est.u) / Math.min(...est.u)); a.uMedian.push(median([...est.u])); }
-          a.errMagicpig.push(relativeError(est.out, ref));
-          a.errOracle.push(relativeError(oracleSamplingEstimate(hv, s, est.keys, rng).out, ref));
-          a.errTopk.push(relativeError(topkEstimate(hv, s, est.keys).out, ref));
-          if (r === 0) {
-            const top = Array.from(s, (x, i) => [x, i] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, est.keys);
-            const tally = new Map<number, number>();
-            for (const [, i] of top) tally.set(ids[i]!, (tally.get(ids[i]!) ?? 0) + 1);
-            const [mode, m] = [...tally.entries()].reduce((x, y) => (y[1] > x[1] ? y : x));
-            a.topkModeShare.push(m / top.length);
-            a.topkModeContextShare.push(ids.filter((t) => t === mode).length / N);
-          }
+  for (let p = 0; p < o.prompts; p++) {
+    const { layers, ids, N } = await capturePrompt({ ...o, seed, layers: [layer], threads: 1 }, 1, p);
+    const c = layers[0];
+    if (!c) throw new RangeError(`sampling-weights: the model has no layer ${layer}`);
+    for (let h = 0; h < c.heads; h++) {
+      const hv = headView(c, h, N - 1);
+      const s = scores(hv, N), ref = denseEstimate(hv, s).out;
+      let a = acc.get(h);
+      if (!a) { a = { denseEss: [], sampled: [], sampledEss: [], uMedian: [], uSpread: [], errMagicpig: [], errOracle: [], errTopk: [], topkModeShare: [], topkModeContextShare: [] }; acc.set(h, a); }
+      const mx = Math.max(...s);
+      a.denseEss.push(ess(Array.from(s, (x) => Math.exp(x - mx))));
+      for (let r = 0; r < draws; r++) {
+        const tables = buildSimHash(hv.key, hv.D, sinks, N - 1 - window, o.K, o.L, deriveSeed(seed, p, h, r));
+        const est = magicpigEstimate(hv, s, tables);
+        // importance weights e^{s_i}/u_i of the sampled keys (the floor only matters below u = 1e-4)
+        const w = Array.from(est.sampledIds, (i, j) => Math.exp(s[i] - mx) / est.u[j]);
+        a.sampled.push(est.sampled); a.sampledEss.push(ess(w));
+        if (est.sampled) { a.uSpread.push(Math.max(...est.u) / Math.min(...est.u)); a.uMedian.push(median([...est.u])); }
+        a.errMagicpig.push(relativeError(est.out, ref));
+        a.errOracle.push(relativeError(oracleSamplingEstimate(hv, s, est.keys, rng).out, ref));
+        a.errTopk.push(relativeError(topkEstimate(hv, s, est.keys).out, ref));
+        if (r === 0) {
+          const top = Array.from(s, (x, i) => [x, i] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, est.keys);
+          const tally = new Map<number, number>();
+          for (const [, i] of top) tally.set(ids[i]!, (tally.get(ids[i]!) ?? 0) + 1);
+          const [mode, m] = [...tally.entries()].reduce((x, y) => (y[1] > x[1] ? y : x));
+          a.topkModeShare.push(m / top.length);
+          a.topkModeContextShare.push(ids.filter((t) => t === mode).length / N);
         }
       }
     }
-  } finally { probe.model.dispose(); }
+  }
   return [...acc.entries()].map(([head, a]) => ({
     head, denseEss: median(a.denseEss), sampled: median(a.sampled), sampledEss: median(a.sampledEss), uMedian: median(a.uMedian), uSpread: median(a.uSpread.filter(Number.isFinite)),
     errMagicpig: mean(a.errMagicpig), errOracle: mean(a.errOracle), errTopk: mean(a.errTopk),
