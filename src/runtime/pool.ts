@@ -2,7 +2,8 @@
 // over the same shared arenas. Calls are synchronous for the caller: the main thread publishes the
 // job in a shared control block (protocol.ts), wakes the workers, computes its own slice, then waits
 // in Atomics.wait until every worker has reported. Work is split into contiguous slices of rows
-// (matmul) or heads (attention; training attention: (sequence, head) pairs); thread 0 (the main thread) takes the first slice, never the longest.
+// (matmul), heads (attention) or (sequence, head) pairs (training attention); thread 0 (the main
+// thread) takes the first slice, never the longest.
 //
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
 // synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
