@@ -2,7 +2,9 @@
 // Milakov & Gimelshein 2018 / FlashAttention): running max m, running sum l, and the output row
 // itself as the accumulator, rescaled by e^(m_old − m_new) whenever a block raises the max.
 //   q   (n, H, D) f32,  qPos (n) i32
-//   k,v (S, Hkv, D) f32 or f16 (cacheF16 != 0)
+//   k,v (S, Hkv, D) f32 or f16 (cacheF16 != 0), contiguous (pages = 0) or paged: row s lies at
+//       k + pages[s >> pageShift] + (s & (2^pageShift − 1))·rowBytes (u32 byte offsets; K and V pools
+//       share one layout, so one table serves both)
 //   out (n, H, D) f32
 // Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
 // Keys are processed eight at a time (D % 16 == 0; otherwise four, then one): eight dot products,
@@ -391,8 +393,17 @@ let pairScoreB: v128 = f32x4.splat(0);
   return f16 ? loadF16(p) : load<f32>(p);
 }
 
+/** Base address from which row s of the page holding key s0 lies at base + s·kvRow (tiles never
+ *  cross a page; the subtraction wraps like the addition it undoes). */
+@inline function pageBase(p: usize, pages: usize, shift: i32, s0: i32, kvRow: usize): usize {
+  if (pages == 0) return p;
+  const first = s0 & ~((1 << shift) - 1);
+  return p + <usize>load<u32>(pages + (<usize>(s0 >> shift) << 2)) - <usize>first * kvRow;
+}
+
 @inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
-                              n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
+                              n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
+                              h0: i32, h1: i32): void {
   const es: usize = f16 ? 2 : 4;
   const group = H / Hkv;
   const kvRow = <usize>Hkv * <usize>D * es;
@@ -400,7 +411,11 @@ let pairScoreB: v128 = f32x4.splat(0);
   // GQA: the query heads of [h0, h1) that read the same KV head (at most GROUP at a time) walk the
   // keys together, tile by tile, so each tile of K/V rows comes from memory once and stays in L1
   // for the other heads (K/V reads dominate at long context).
-  const tile = max<i32>(8, <i32>(<usize>8192 / (<usize>D * es)) & ~7); // ~8 KiB of K + 8 KiB of V per tile
+  // ~8 KiB of K + 8 KiB of V per tile, a power of two ≥ 8 so tiles tile pages (8-key blocks start at
+  // the same keys whatever the tile, so the arithmetic does not depend on it)
+  let tile: i32 = 8;
+  while (tile * 2 * D * <i32>es <= 8192) tile *= 2;
+  if (pages != 0) tile = min<i32>(tile, 1 << pageShift);
   for (let t = 0; t < n; t++) {
     const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
     let h = h0;
@@ -417,20 +432,21 @@ let pairScoreB: v128 = f32x4.splat(0);
       }
       for (let s0 = 0; s0 < limit; s0 += tile) {
         const s1 = min<i32>(limit, s0 + tile);
+        const kb = pageBase(k + kvo, pages, pageShift, s0, kvRow), vb = pageBase(v + kvo, pages, pageShift, s0, kvRow);
         let j = 0;
         // f16: pairs of heads share the K/V loads and widening of the 8-key blocks (measured ~8% faster;
         // for an f32 cache the extra register pressure made it ~8% slower).
         if (f16 && (D & 15) == 0) {
           for (; j + 2 <= cnt; j += 2) {
             const ha = qo + <usize>j * headBytes, hb = ha + headBytes;
-            const sEnd = attendPair(q + ha, q + hb, k + kvo, v + kvo, out + ha, out + hb, kvRow, s0, s1, D, scale, f16, j);
-            attendTile(q + ha, k + kvo, v + kvo, out + ha, kvRow, sEnd, s1, D, scale, f16, j);
-            attendTile(q + hb, k + kvo, v + kvo, out + hb, kvRow, sEnd, s1, D, scale, f16, j + 1);
+            const sEnd = attendPair(q + ha, q + hb, kb, vb, out + ha, out + hb, kvRow, s0, s1, D, scale, f16, j);
+            attendTile(q + ha, kb, vb, out + ha, kvRow, sEnd, s1, D, scale, f16, j);
+            attendTile(q + hb, kb, vb, out + hb, kvRow, sEnd, s1, D, scale, f16, j + 1);
           }
         }
         for (; j < cnt; j++) {
           const hq = qo + <usize>j * headBytes;
-          attendTile(q + hq, k + kvo, v + kvo, out + hq, kvRow, s0, s1, D, scale, f16, j);
+          attendTile(q + hq, kb, vb, out + hq, kvRow, s0, s1, D, scale, f16, j);
         }
       }
       for (let j = 0; j < cnt; j++) finishHead(out + qo + <usize>j * headBytes, D, getL(j));
@@ -440,11 +456,11 @@ let pairScoreB: v128 = f32x4.splat(0);
 }
 
 export function attentionF32(q: usize, qPos: usize, k: usize, v: usize, out: usize,
-                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
-  attentionAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, h0, h1);
+                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
 }
 
 export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usize,
-                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, h0: i32, h1: i32): void {
-  attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, h0, h1);
+                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
 }

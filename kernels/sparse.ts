@@ -64,11 +64,18 @@ import { hsum, hsum4, loadF16x4, expS, expV } from './vector';
   }
 }
 
-@inline function attendListAny(q: usize, k: usize, v: usize, f16: bool, rowStride: i32, D: i32, scale: f32,
+/** Byte offset of K/V row `id` from the pool base: id·rowStride when contiguous (pages = 0), else
+ *  through the page table (u32 byte offset per page of 2^shift rows; K and V share the layout). */
+@inline function rowOff(id: usize, rowStride: i32, pages: usize, shift: i32): usize {
+  if (pages == 0) return id * <usize>rowStride;
+  return <usize>load<u32>(pages + ((id >> <usize>shift) << 2)) + (id & ((<usize>1 << <usize>shift) - 1)) * <usize>rowStride;
+}
+
+@inline function attendListAny(q: usize, k: usize, v: usize, f16: bool, rowStride: i32, pages: usize, shift: i32, D: i32, scale: f32,
                                ids: usize, bias: usize, count: i32, part: usize): void {
   resetPart(part, D);
   for (let i = 0; i < count; i++) {
-    const row = <usize>load<u32>(ids + (<usize>i << 2)) * <usize>rowStride;
+    const row = rowOff(<usize>load<u32>(ids + (<usize>i << 2)), rowStride, pages, shift);
     let x = dot(q, k + row, f16, D) * scale;
     if (bias != 0) x += load<f32>(bias + (<usize>i << 2));
     addKey(part, v + row, f16, D, x);
@@ -78,10 +85,10 @@ import { hsum, hsum4, loadF16x4, expS, expV } from './vector';
 /** out (D) = Σ_i e^{x_i} v_{ids[i]} / Σ_i e^{x_i}, x_i = scale·q·k_{ids[i]} + bias[i] (bias 0 = none);
  *  lse (1) = log Σ_i e^{x_i}. `out` must have room for D + 2 floats (the online state). count = 0
  *  gives out = 0, lse = −inf. */
-export function attendList(q: usize, k: usize, v: usize, f16: i32, rowStride: i32, D: i32, scale: f32,
+export function attendList(q: usize, k: usize, v: usize, f16: i32, rowStride: i32, pages: usize, pageShift: i32, D: i32, scale: f32,
                            ids: usize, bias: usize, count: i32, out: usize, lse: usize): void {
-  if (f16 != 0) attendListAny(q, k, v, true, rowStride, D, scale, ids, bias, count, out);
-  else attendListAny(q, k, v, false, rowStride, D, scale, ids, bias, count, out);
+  if (f16 != 0) attendListAny(q, k, v, true, rowStride, pages, pageShift, D, scale, ids, bias, count, out);
+  else attendListAny(q, k, v, false, rowStride, pages, pageShift, D, scale, ids, bias, count, out);
   finishPart(out, D, lse);
 }
 
@@ -93,9 +100,10 @@ export function attendList(q: usize, k: usize, v: usize, f16: i32, rowStride: i3
 }
 
 /** out (s1 − s0) = scale · q · k_s for rows s in [s0, s1). */
-export function sparseScores(q: usize, k: usize, f16: i32, rowStride: i32, D: i32, scale: f32, s0: i32, s1: i32, out: usize): void {
+export function sparseScores(q: usize, k: usize, f16: i32, rowStride: i32, pages: usize, pageShift: i32, D: i32, scale: f32,
+                             s0: i32, s1: i32, out: usize): void {
   for (let s = s0; s < s1; s++) {
-    const kr = k + <usize>s * <usize>rowStride;
+    const kr = k + rowOff(<usize>s, rowStride, pages, pageShift);
     store<f32>(out + (<usize>(s - s0) << 2), (f16 != 0 ? dot(q, kr, true, D) : dot(q, kr, false, D)) * scale);
   }
 }
@@ -106,7 +114,7 @@ const Q = 0, OUT = 1, KP = 2, VP = 3, F16 = 4, ROW = 5, H_ = 6, HKV = 7, D_ = 8,
 const RP = 12, MU = 13, KNORM = 14, CAP = 15, MAIN_OFF = 16, MAIN_IDS = 17, MAIN_STRIDE = 18;
 const DELTA_OFF = 19, DELTA_IDS = 20, DELTA_STRIDE = 21, COUNTERS = 22, LISTS = 23, LOGU = 24, LOGU_N = 25;
 const DENSE_IDS = 26, DENSE_N = 27, STATS = 28, QB = 29, PARTS = 30, DELTA_N = 31, MAIN_N = 32;
-const SCRATCH = 33, ID_LO = 34, ID_HI = 35;
+const SCRATCH = 33, ID_LO = 34, ID_HI = 35, PAGES = 36, PAGE_SHIFT = 37;
 
 // Logits held per pass of the chunked softmax: SCRATCH holds MAGICPIG_CHUNK f32 per query head
 // (magicpig-desc.ts MAGICPIG_CHUNK; a multiple of 4).
@@ -208,7 +216,7 @@ const MAGICPIG_CHUNK: i32 = 64;
 // (wasm has no prefetch instruction): those misses are then all in flight together, under this
 // chunk's arithmetic, instead of stalling one key at a time (~1.5x on the whole step at 64K). With `sampled`, logit =
 // s_i − log(u_i + floor), log(u + floor) interpolated in the logU table (T + 1 entries over cos(q, k_i − μ)).
-@inline function attendChunked(q: usize, kBase: usize, vBase: usize, f16: bool, rowStride: i32, D: i32, scale: f32,
+@inline function attendChunked(q: usize, kBase: usize, vBase: usize, f16: bool, rowStride: i32, pages: usize, shift: i32, D: i32, scale: f32,
                                ids: usize, count: i32, part: usize, xs: usize,
                                sampled: bool, qNorm: f32, qMu: f32, knorm: usize, logU: usize, T: i32): void {
   resetPart(part, D);
@@ -221,13 +229,13 @@ const MAGICPIG_CHUNK: i32 = 64;
     // touch this chunk's rows (the first chunk) and the next chunk's: their misses overlap this one's work
     const t0 = c0 == 0 ? 0 : c1, t1 = min<i32>(count, c1 + MAGICPIG_CHUNK);
     for (let i = t0; i < t1; i++) {
-      const r = <usize>load<u32>(ids + (<usize>i << 2)) * <usize>rowStride;
+      const r = rowOff(<usize>load<u32>(ids + (<usize>i << 2)), rowStride, pages, shift);
       touch = touch ^ load<u32>(kBase + r) ^ load<u32>(kBase + r + span) ^ load<u32>(vBase + r) ^ load<u32>(vBase + r + span);
     }
     let cm: f32 = -Infinity;
     for (let i = 0; i < n; i++) {
       const id = <usize>load<u32>(idp + (<usize>i << 2));
-      const raw = dot(q, kBase + id * <usize>rowStride, f16, D);
+      const raw = dot(q, kBase + rowOff(id, rowStride, pages, shift), f16, D);
       let x = raw * scale;
       if (sampled) {
         const den = qNorm * load<f32>(knorm + (id << 2));
@@ -259,14 +267,14 @@ const MAGICPIG_CHUNK: i32 = 64;
     let i = 0;
     for (; i + 2 <= n; i += 2) {
       const p0 = load<f32>(xs + (<usize>i << 2)), p1 = load<f32>(xs + (<usize>i << 2) + 4);
-      const r0 = <usize>load<u32>(idp + (<usize>i << 2)) * <usize>rowStride;
-      const r1 = <usize>load<u32>(idp + (<usize>i << 2) + 4) * <usize>rowStride;
+      const r0 = rowOff(<usize>load<u32>(idp + (<usize>i << 2)), rowStride, pages, shift);
+      const r1 = rowOff(<usize>load<u32>(idp + (<usize>i << 2) + 4), rowStride, pages, shift);
       axpy2(part, vBase + r0, vBase + r1, f16, D, p0, p1);
       l += p0 + p1;
     }
     if (i < n) {
       const p0 = load<f32>(xs + (<usize>i << 2));
-      axpy(part, vBase + <usize>load<u32>(idp + (<usize>i << 2)) * <usize>rowStride, f16, D, 1, p0);
+      axpy(part, vBase + rowOff(<usize>load<u32>(idp + (<usize>i << 2)), rowStride, pages, shift), f16, D, 1, p0);
       l += p0;
     }
     store<f32>(mp + 4, l);
@@ -279,7 +287,7 @@ const MAGICPIG_CHUNK: i32 = 64;
   const scale = load<f32>(desc + (<usize>SCALE << 2));
   const es: usize = f16 ? 2 : 4;
   const g = h / (H / Hkv);
-  const cap = w(desc, CAP), NB = 1 << K, rowStride = w(desc, ROW);
+  const cap = w(desc, CAP), NB = 1 << K, rowStride = w(desc, ROW), pages = p(desc, PAGES), shift = w(desc, PAGE_SHIFT);
   const q = p(desc, Q) + (<usize>h * <usize>D << 2);
   const kBase = p(desc, KP) + <usize>g * <usize>D * es, vBase = p(desc, VP) + <usize>g * <usize>D * es;
   const part = p(desc, PARTS) + <usize>h * <usize>(2 * (D + 4)) * 4, partD = part + (<usize>(D + 4) << 2);
@@ -312,10 +320,10 @@ const MAGICPIG_CHUNK: i32 = 64;
   }
   const qNorm = Mathf.sqrt(hsum(qq)), qMu = hsum(qm);
   const knorm = p(desc, KNORM) + (<usize>g * <usize>cap << 2);
-  attendChunked(q, kBase, vBase, f16, rowStride, D, scale, list, n, part, xs, true, qNorm, qMu, knorm, p(desc, LOGU), w(desc, LOGU_N));
+  attendChunked(q, kBase, vBase, f16, rowStride, pages, shift, D, scale, list, n, part, xs, true, qNorm, qMu, knorm, p(desc, LOGU), w(desc, LOGU_N));
 
   // 4. Dense part (sinks, local window, generated tokens), exact.
-  attendChunked(q, kBase, vBase, f16, rowStride, D, scale, p(desc, DENSE_IDS), w(desc, DENSE_N), partD, xs, false, 0, 0, 0, 0, 0);
+  attendChunked(q, kBase, vBase, f16, rowStride, pages, shift, D, scale, p(desc, DENSE_IDS), w(desc, DENSE_N), partD, xs, false, 0, 0, 0, 0, 0);
 
   // 5. Merge the two partials: out = Σ_parts e^{m−M}·acc / Σ_parts e^{m−M}·l (the LSE merge).
   const ms = load<f32>(part + (<usize>D << 2)), ls = load<f32>(part + (<usize>D << 2) + 4);

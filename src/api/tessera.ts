@@ -150,9 +150,6 @@ export class Tessera {
   async logits(tokens: readonly number[]): Promise<Float32Array> {
     const release = await this.lock();
     try {
-      // the model holds one KV store: evaluating in a fresh cache invalidates the instance's one
-      this.cache = undefined;
-      this.cached = [];
       return evaluateLogits(this.model, tokens);
     } finally { release(); }
   }

@@ -1,11 +1,12 @@
-// Builds one layer's attention backend from a spec. Each backend says how many arena bytes it needs
-// for a given KV capacity (the loader sizes every layer arena before creating it) and then creates
-// its per-layer state inside that arena.
+// Builds the attention backend of a spec. A backend says how many arena bytes one sequence's state
+// needs in a layer, besides the sequence's K/V pages (the loader sizes every layer arena for
+// `parallel` such slots before creating it), and then creates that state inside the arena.
 
 import type { CacheDType } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
-import { DenseAttention, denseCacheBytes } from './dense.js';
+import { DenseAttention } from './dense.js';
+import type { KVStore } from './kv-store.js';
 import { magicpigBackend } from './magicpig.js';
 import { selectiveBackend } from './selective.js';
 import type { AttentionSpec } from './spec.js';
@@ -17,19 +18,22 @@ export interface LayerAttentionDims {
   heads: number;
   kvHeads: number;
   headDim: number;
-  /** KV capacity in tokens. */
+  /** Most tokens one sequence holds (the context length). */
   capacity: number;
   dtype: CacheDType;
 }
 
 export interface AttentionBackend {
-  arenaBytes(d: LayerAttentionDims): number;
-  create(arena: Arena, pool: ThreadPool, d: LayerAttentionDims): LayerAttention;
+  /** Arena bytes of one sequence's state in one layer, besides its K/V pages (0 for dense). */
+  slotBytes(d: LayerAttentionDims): number;
+  /** One sequence's attention in one layer, reading its rows through `kv`; allocates slotBytes(d)
+   *  bytes at most in `arena`. */
+  create(arena: Arena, pool: ThreadPool, d: LayerAttentionDims, kv: KVStore): LayerAttention;
 }
 
 const dense: AttentionBackend = {
-  arenaBytes: (d) => denseCacheBytes(d) + 128,
-  create: (arena, pool, d) => new DenseAttention(arena, pool, d),
+  slotBytes: () => 0,
+  create: (_arena, pool, _d, kv) => new DenseAttention(kv, pool),
 };
 
 export function attentionBackend(spec: AttentionSpec): AttentionBackend {

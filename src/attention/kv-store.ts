@@ -1,54 +1,87 @@
-// The K/V rows every sparse backend keeps: like DenseAttention, two preallocated buffers indexed by
-// absolute position (f32 or f16), so truncation is free and a gathered kernel can read any row.
-// Also the small pieces the sparse backends share: dense-layer sets, parameter checks, f16 decoding.
+// One sequence's K/V rows in one layer, as every backend sees them: the rows live in the layer's
+// page pool (./kv-pages.ts) and are reached through the sequence's page table, which `bind` copies
+// into the layer's table slot before any kernel reads them. Rows are indexed by absolute position,
+// so truncation frees whole pages and costs nothing else. Also the small pieces the sparse backends
+// share: dense-layer sets, parameter checks, f16 decoding.
 
-import type { CacheDType, Ptr } from '../kernels/types.js';
+import type { KVRows, Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
-import type { Arena } from '../runtime/arena.js';
+import { planArena, type Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { LayerAttentionDims } from './create.js';
+import { KV_PAGE_SHIFT, KV_PAGE_TOKENS, LayerKV, SequencePages } from './kv-pages.js';
 
-export class KVStore {
-  readonly k: Ptr;          // (capacity, Hkv, D) in dtype
-  readonly v: Ptr;          // (capacity, Hkv, D) in dtype
+export class KVStore implements KVRows {
+  readonly k: Ptr;          // K pool base: rows (Hkv, D) in dtype, reached through the page table
+  readonly v: Ptr;          // V pool base, same layout
   readonly rowBytes: number;
   readonly f16: boolean;
+  readonly pages: Ptr;
+  readonly pageShift = KV_PAGE_SHIFT;
   private readonly kvDim: number;
 
-  constructor(private readonly arena: Arena, private readonly d: LayerAttentionDims) {
+  constructor(readonly layer: LayerKV, readonly seq: SequencePages, private readonly d: LayerAttentionDims) {
     this.kvDim = d.kvHeads * d.headDim;
-    this.f16 = d.dtype === 'f16';
-    this.rowBytes = this.kvDim * (this.f16 ? 2 : 4);
-    this.k = arena.alloc(d.capacity * this.rowBytes);
-    this.v = arena.alloc(d.capacity * this.rowBytes);
+    this.f16 = layer.f16;
+    this.rowBytes = layer.rowBytes;
+    this.k = layer.k; this.v = layer.v; this.pages = layer.table;
   }
 
-  static bytes(d: LayerAttentionDims): number[] {
-    const row = d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
-    return [d.capacity * row, d.capacity * row];
+  /** Makes the layer's table slot hold this sequence's pages (a no-op when it already does). */
+  bind(): void {
+    const L = this.layer, seq = this.seq;
+    if (L.bound === seq && L.boundVersion === seq.version) return;
+    const ids = seq.ids;
+    if (ids.length > L.maxPagesPerSequence) throw new RangeError(`KVStore: ${ids.length} pages exceed the ${L.maxPagesPerSequence} a sequence may hold`);
+    const t = L.arena.i32(L.table, ids.length);
+    for (let i = 0; i < ids.length; i++) t[i] = ids[i]! * L.pageBytes;
+    L.bound = seq; L.boundVersion = seq.version;
   }
 
+  /** Stores K and V rows (n, kvDim) f32 of positions p0 … p0+n−1; their pages must exist. */
   store(k: Ptr, v: Ptr, p0: number, n: number): void {
-    if (p0 + n > this.d.capacity) {
-      throw new RangeError(`attention store: positions ${p0}..${p0 + n - 1} exceed the KV cache capacity of ${this.d.capacity} tokens`);
+    if (p0 + n > this.seq.ids.length * KV_PAGE_TOKENS) {
+      throw new RangeError(`attention store: positions ${p0}..${p0 + n - 1} lie past the ${this.seq.ids.length} pages reserved for this sequence`);
     }
-    const kern = this.arena.kernels;
-    kern.storeRows(this.d.dtype, k, this.k + p0 * this.rowBytes, n * this.kvDim);
-    kern.storeRows(this.d.dtype, v, this.v + p0 * this.rowBytes, n * this.kvDim);
+    const kern = this.layer.arena.kernels, dtype = this.d.dtype, kvDim = this.kvDim;
+    // one storeRows per run of rows inside one page
+    for (let s = p0; s < p0 + n;) {
+      const e = Math.min(p0 + n, (Math.floor(s / KV_PAGE_TOKENS) + 1) * KV_PAGE_TOKENS);
+      const off = this.offset(s), src = (s - p0) * kvDim * 4;
+      kern.storeRows(dtype, k + src, this.k + off, (e - s) * kvDim);
+      kern.storeRows(dtype, v + src, this.v + off, (e - s) * kvDim);
+      s = e;
+    }
+  }
+
+  /** Byte offset of row s from the pool bases. */
+  offset(s: number): number {
+    return this.seq.ids[s >>> KV_PAGE_SHIFT]! * this.layer.pageBytes + (s & (KV_PAGE_TOKENS - 1)) * this.rowBytes;
   }
 
   /** Exact causal attention over every stored row (prefill, dense layers). */
   attendDense(pool: ThreadPool, q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
     const d = this.d;
-    pool.attention(this.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim, 1 / Math.sqrt(d.headDim));
+    this.bind();
+    pool.attention(this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
+      1 / Math.sqrt(d.headDim), this.pages, this.pageShift);
   }
 
   /** Key row of token s, KV head g, as f32 (into dst). */
   readKey(s: number, g: number, dst: Float32Array): Float32Array {
-    const D = this.d.headDim, p = this.k + s * this.rowBytes + g * D * (this.f16 ? 2 : 4);
-    if (this.f16) { const h = this.arena.u16(p, D); for (let i = 0; i < D; i++) dst[i] = F16[h[i]!]!; }
-    else dst.set(this.arena.f32(p, D));
+    const D = this.d.headDim, p = this.k + this.offset(s) + g * D * (this.f16 ? 2 : 4), a = this.layer.arena;
+    if (this.f16) { const h = a.u16(p, D); for (let i = 0; i < D; i++) dst[i] = F16[h[i]!]!; }
+    else dst.set(a.f32(p, D));
     return dst;
+  }
+
+  /** Calls fn(byte offset of row s0, s0, s1) for each run [s0, s1) of [r0, r1) that lies in one page. */
+  forRuns(r0: number, r1: number, fn: (offset: number, s0: number, s1: number) => void): void {
+    for (let s = r0; s < r1;) {
+      const e = Math.min(r1, (Math.floor(s / KV_PAGE_TOKENS) + 1) * KV_PAGE_TOKENS);
+      fn(this.offset(s), s, e);
+      s = e;
+    }
   }
 }
 
@@ -81,4 +114,21 @@ export function numParam(kind: string, params: Readonly<Record<string, number | 
     throw new RangeError(`attention: ${kind} parameter ${key} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got ${v}`);
   }
   return v;
+}
+
+/** Arena bytes of singleSequenceKV(d). */
+export function singleSequenceKVBytes(d: LayerAttentionDims): number {
+  const pages = Math.ceil(d.capacity / KV_PAGE_TOKENS);
+  return planArena(LayerKV.sizes(d.kvHeads, d.headDim, d.dtype, pages, pages)) + 64;
+}
+
+/** K/V rows for one sequence of up to d.capacity positions, every page allocated up front and in
+ *  order (so the rows are also contiguous): for harnesses, benchmarks and tests that drive one
+ *  layer's attention directly, without a model. */
+export function singleSequenceKV(arena: Arena, d: LayerAttentionDims): KVStore {
+  const pages = Math.ceil(d.capacity / KV_PAGE_TOKENS);
+  const layer = new LayerKV(arena, d.kvHeads, d.headDim, d.dtype, pages, pages);
+  const seq = new SequencePages();
+  seq.ids = Array.from({ length: pages }, (_, i) => i);
+  return new KVStore(layer, seq, d);
 }

@@ -100,13 +100,16 @@ export class LshTables {
   // 10^5 f16 keys would lose digits in f32).
   private mean(start: number, end: number): void {
     const { kvHeads: G, headDim: D } = this.d, W = G * D, N = end - start, sum = new Float64Array(W);
-    if (this.kv.f16) {
-      const h = this.arena.u16(this.kv.k + start * this.kv.rowBytes, N * W);          // (N, Hkv·D) f16 bits
-      for (let s = 0, o = 0; s < N; s++) for (let i = 0; i < W; i++) sum[i] += F16[h[o++]!]!;
-    } else {
-      const x = this.arena.f32(this.kv.k + start * this.kv.rowBytes, N * W);          // (N, Hkv·D)
-      for (let s = 0, o = 0; s < N; s++) for (let i = 0; i < W; i++) sum[i] += x[o++]!;
-    }
+    this.kv.forRuns(start, end, (off, s0, s1) => {                                 // rows in one page at a time
+      const n = s1 - s0;
+      if (this.kv.f16) {
+        const h = this.arena.u16(this.kv.k + off, n * W);                               // (n, Hkv·D) f16 bits
+        for (let s = 0, o = 0; s < n; s++) for (let i = 0; i < W; i++) sum[i] += F16[h[o++]!]!;
+      } else {
+        const x = this.arena.f32(this.kv.k + off, n * W);                               // (n, Hkv·D)
+        for (let s = 0, o = 0; s < n; s++) for (let i = 0; i < W; i++) sum[i] += x[o++]!;
+      }
+    });
     const mu = this.arena.f32(this.mu, W);
     for (let i = 0; i < W; i++) mu[i] = sum[i]! / N;
   }
@@ -130,10 +133,15 @@ export class LshTables {
 
   private hash(g: number, codes: Ptr, codeStride: number, i0: number, r0: number, r1: number): void {
     const { headDim: D, capacity: cap, K, L } = this.d, KL = K * L, es = this.kv.f16 ? 2 : 4;
-    for (let c = r0; c < r1; c += HASH_CHUNK) {
-      this.pool.lshCodes(this.arena, this.kv.k + g * D * es, this.kv.f16, this.kv.rowBytes, this.mu + g * D * 4,
-        this.R + g * KL * D * 4, this.xs, D, K, L, codes + (c - i0) * 2, codeStride, this.knorm + g * cap * 4, c, c, Math.min(r1, c + HASH_CHUNK));
-    }
+    const rowBytes = this.kv.rowBytes;
+    // one job per run of rows inside one page: the kernel reads rows x + r·rowStride, so x is the
+    // page's address rebased to row 0 (the wrap-around of the subtraction undoes itself)
+    this.kv.forRuns(r0, r1, (off, s0, s1) => {
+      for (let c = s0; c < s1; c += HASH_CHUNK) {
+        this.pool.lshCodes(this.arena, this.kv.k + g * D * es + off - s0 * rowBytes, this.kv.f16, rowBytes, this.mu + g * D * 4,
+          this.R + g * KL * D * 4, this.xs, D, K, L, codes + (c - i0) * 2, codeStride, this.knorm + g * cap * 4, c, c, Math.min(s1, c + HASH_CHUNK));
+      }
+    });
   }
 
   // ids[off[b] …] = first + i for every i with codes[i] = b, in increasing i (stable counting sort).

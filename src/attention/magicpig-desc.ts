@@ -7,9 +7,9 @@ export const DESC = {
   R: 12, MU: 13, KNORM: 14, CAP: 15, MAIN_OFF: 16, MAIN_IDS: 17, MAIN_STRIDE: 18,
   DELTA_OFF: 19, DELTA_IDS: 20, DELTA_STRIDE: 21, COUNTERS: 22, LISTS: 23, LOGU: 24, LOGU_N: 25,
   DENSE_IDS: 26, DENSE_N: 27, STATS: 28, QB: 29, PARTS: 30, DELTA_N: 31, MAIN_N: 32,
-  SCRATCH: 33, ID_LO: 34, ID_HI: 35,
+  SCRATCH: 33, ID_LO: 34, ID_HI: 35, PAGES: 36, PAGE_SHIFT: 37,
 } as const;
-export const DESC_WORDS = 36;
+export const DESC_WORDS = 38;
 
 /** Logits per chunk of the kernel's two-pass softmax; SCRATCH holds this many f32 per query head. */
 export const MAGICPIG_CHUNK = 64;

@@ -14,8 +14,8 @@ import type { Arena } from '../runtime/arena.js';
 import { planArena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
-import { DenseAttention, denseCacheBytes } from './dense.js';
-import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
+import { DenseAttention } from './dense.js';
+import { checkParams, denseLayers, numParam, type KVStore } from './kv-store.js';
 import { DESC, DESC_WORDS, MAGICPIG_CHUNK, counterStride } from './magicpig-desc.js';
 import { LOGU_STEPS, logUTable } from './lsh-math.js';
 import { LshTables, lshBytesPerToken, lshTableSizes, type LshDims } from './lsh-tables.js';
@@ -64,7 +64,7 @@ function denseIdsCap(m: MagicPigParams): number { return m.sinks + m.window + m.
 /** Sizes of every buffer MagicPigAttention allocates, in order. */
 function layerSizes(d: LayerAttentionDims, m: MagicPigParams): number[] {
   const H = d.heads, cap = d.capacity, D = d.headDim;
-  return [...KVStore.bytes(d), ...lshTableSizes(lshDims(d, m)),
+  return [...lshTableSizes(lshDims(d, m)),
     H * counterStride(cap), H * cap * 4, (LOGU_STEPS + 1) * 4, denseIdsCap(m) * 4, H * 4, H * m.L * 4, H * 2 * (D + 4) * 4,
     H * MAGICPIG_CHUNK * 4, DESC_WORDS * 4];
 }
@@ -82,9 +82,10 @@ export class MagicPigAttention implements LayerAttention {
   lastSampled = 0;
   lastLength = 0;
 
-  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, readonly p: MagicPigParams) {
+  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, kv: KVStore,
+              readonly p: MagicPigParams) {
     if (d.headDim % 4 !== 0) throw new RangeError(`magicpig: head_dim must be a multiple of 4, got ${d.headDim}`);
-    this.kv = new KVStore(arena, d);
+    this.kv = kv;
     this.tables = new LshTables(arena, pool, this.kv, lshDims(d, p));
     const H = d.heads, cap = d.capacity;
     const counters = arena.alloc(H * counterStride(cap)), lists = arena.alloc(H * cap * 4), logU = arena.alloc((LOGU_STEPS + 1) * 4);
@@ -101,7 +102,7 @@ export class MagicPigAttention implements LayerAttention {
       [DESC.KNORM, t.knorm], [DESC.CAP, cap], [DESC.MAIN_OFF, t.mainOff], [DESC.MAIN_IDS, t.mainIds], [DESC.MAIN_STRIDE, cap],
       [DESC.DELTA_OFF, t.deltaOff], [DESC.DELTA_IDS, t.deltaIds], [DESC.DELTA_STRIDE, dcap], [DESC.COUNTERS, counters],
       [DESC.LISTS, lists], [DESC.LOGU, logU], [DESC.LOGU_N, LOGU_STEPS], [DESC.DENSE_IDS, this.denseIds], [DESC.STATS, this.stats],
-      [DESC.QB, qb], [DESC.PARTS, parts], [DESC.SCRATCH, scratch],
+      [DESC.QB, qb], [DESC.PARTS, parts], [DESC.SCRATCH, scratch], [DESC.PAGES, kv.pages], [DESC.PAGE_SHIFT, kv.pageShift],
     ];
     for (const [i, v] of set) w[i] = v | 0;
     arena.f32(this.desc, DESC_WORDS)[DESC.SCALE] = 1 / Math.sqrt(d.headDim);
@@ -113,6 +114,7 @@ export class MagicPigAttention implements LayerAttention {
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void {
     // prompt tokens (and multi-token verification) are exact; sparsity is for one decoded token
     if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }   // prefill is dense
+    this.kv.bind();
     this.ensureTables(length);
     const p = this.p, t = this.tables;
     // Dense part: sinks, then everything from the end of the hashed range (window + generated).
@@ -159,18 +161,20 @@ export class MagicPigAttention implements LayerAttention {
     this.built = false;
     this.sawDecode = false;
   }
+
+  reset(n: number): void { this.truncate(n); }
 }
 
 export function magicpigBackend(params: Readonly<Record<string, number | string>>): AttentionBackend {
   magicpigParams(params, 1); // reject bad parameters before any arena is sized
   return {
-    arenaBytes: (d) => {
+    slotBytes: (d) => {
       const m = magicpigParams(params, d.layers);
-      return m.dense.has(d.layer) ? denseCacheBytes(d) + 128 : planArena(layerSizes(d, m)) + 64;
+      return m.dense.has(d.layer) ? 0 : planArena(layerSizes(d, m)) + 64;
     },
-    create: (arena, pool, d) => {
+    create: (arena, pool, d, kv) => {
       const m = magicpigParams(params, d.layers);
-      return m.dense.has(d.layer) ? new DenseAttention(arena, pool, d) : new MagicPigAttention(arena, pool, d, m);
+      return m.dense.has(d.layer) ? new DenseAttention(kv, pool) : new MagicPigAttention(arena, pool, d, kv, m);
     },
   };
 }

@@ -3,7 +3,7 @@
 // SIMD kernels are tested against and the implementation used with 'reference' kernels.
 
 import { f16ToF32 } from '../kernels/reference.js';
-import type { Ptr } from '../kernels/types.js';
+import { kvRowOffset, type KVRows, type Ptr } from '../kernels/types.js';
 import { DESC, DESC_WORDS } from './magicpig-desc.js';
 import type { SparseKernels } from './sparse-kernels.js';
 
@@ -20,14 +20,18 @@ export function createReferenceSparseKernels(memory: WebAssembly.Memory): Sparse
   };
   const dot = (a: ArrayLike<number>, b: ArrayLike<number>, D: number) => { let s = 0; for (let d = 0; d < D; d++) s += a[d]! * b[d]!; return s; };
 
+  /** Byte offset of row id (see KVRows), reading the page table from this memory. */
+  const off = (rows: KVRows, id: number): number =>
+    kvRowOffset(rows, id, rows.pages === 0 ? undefined : U32(rows.pages, (id >>> rows.pageShift) + 1));
+
   /** Online-softmax-free reference: collect logits, then normalise (returns acc, m, l). */
-  function attendRef(q: Float32Array, k: Ptr, v: Ptr, f16: boolean, rowStride: number, D: number,
+  function attendRef(q: Float32Array, k: Ptr, v: Ptr, f16: boolean, rows: KVRows, D: number,
                      ids: ArrayLike<number>, logitOf: (i: number, raw: number, id: number) => number) {
     const n = ids.length;
     const x = new Float64Array(n);
     let m = -Infinity;
     for (let i = 0; i < n; i++) {
-      const raw = dot(q, row(k + ids[i]! * rowStride, f16, D), D);
+      const raw = dot(q, row(k + off(rows, ids[i]!), f16, D), D);
       x[i] = logitOf(i, raw, ids[i]!);
       if (x[i]! > m) m = x[i]!;
     }
@@ -36,7 +40,7 @@ export function createReferenceSparseKernels(memory: WebAssembly.Memory): Sparse
     for (let i = 0; i < n; i++) {
       const e = Math.exp(x[i]! - m);
       l += e;
-      const vr = row(v + ids[i]! * rowStride, f16, D);
+      const vr = row(v + off(rows, ids[i]!), f16, D);
       for (let d = 0; d < D; d++) acc[d] += e * vr[d]!;
     }
     return { acc, m, l };
@@ -63,24 +67,25 @@ export function createReferenceSparseKernels(memory: WebAssembly.Memory): Sparse
       }
     },
 
-    attendList(q, k, v, f16, rowStride, D, scale, ids, bias, count, out, lse) {
+    attendList(q, k, v, f16, rows, D, scale, ids, bias, count, out, lse) {
       const I = U32(ids, count), B = bias ? F32(bias, count) : undefined;
-      const { acc, m, l } = attendRef(F32(q, D), k, v, f16, rowStride, D, I, (i, raw) => raw * scale + (B ? B[i]! : 0));
+      const { acc, m, l } = attendRef(F32(q, D), k, v, f16, rows, D, I, (i, raw) => raw * scale + (B ? B[i]! : 0));
       const o = F32(out, D);
       for (let d = 0; d < D; d++) o[d] = l > 0 ? acc[d]! / l : 0;
       F32(lse, 1)[0] = l > 0 ? m + Math.log(l) : -Infinity;
     },
 
-    sparseScores(q, k, f16, rowStride, D, scale, s0, s1, out) {
+    sparseScores(q, k, f16, rows, D, scale, s0, s1, out) {
       const qv = F32(q, D), o = F32(out, s1 - s0);
-      for (let s = s0; s < s1; s++) o[s - s0] = dot(qv, row(k + s * rowStride, f16, D), D) * scale;
+      for (let s = s0; s < s1; s++) o[s - s0] = dot(qv, row(k + off(rows, s), f16, D), D) * scale;
     },
 
     magicpigDecode(desc, h0, h1) {
       const w = new Int32Array(buf(), desc, DESC_WORDS), u = new Uint32Array(buf(), desc, DESC_WORDS);
       const H = w[DESC.H]!, Hkv = w[DESC.HKV]!, D = w[DESC.D]!, K = w[DESC.KBITS]!, L = w[DESC.L]!;
       const scale = new Float32Array(buf(), desc, DESC_WORDS)[DESC.SCALE]!;
-      const f16 = w[DESC.F16] !== 0, es = f16 ? 2 : 4, rowStride = w[DESC.ROW]!, cap = u[DESC.CAP]!, NB = 1 << K;
+      const f16 = w[DESC.F16] !== 0, es = f16 ? 2 : 4, cap = u[DESC.CAP]!, NB = 1 << K;
+      const rows: KVRows = { rowBytes: w[DESC.ROW]!, pages: u[DESC.PAGES]!, pageShift: w[DESC.PAGE_SHIFT]! };
       const T = w[DESC.LOGU_N]!, logU = F32(u[DESC.LOGU]!, T + 1);
       for (let h = h0; h < h1; h++) {
         const g = Math.floor(h / (H / Hkv));
@@ -114,13 +119,13 @@ export function createReferenceSparseKernels(memory: WebAssembly.Memory): Sparse
 
         const mu = F32(u[DESC.MU]! + g * D * 4, D), knorm = F32(u[DESC.KNORM]! + g * cap * 4, cap);
         const qNorm = Math.sqrt(dot(q, q, D)), qMu = dot(q, mu, D);
-        const sampled = attendRef(q, kBase, vBase, f16, rowStride, D, list, (_i, raw, id) => {
+        const sampled = attendRef(q, kBase, vBase, f16, rows, D, list, (_i, raw, id) => {
           const den = qNorm * knorm[id]!;
           const c = Math.min(1, Math.max(-1, den > 0 ? (raw - qMu) / den : 0));
           const x = (c + 1) * 0.5 * T, j = Math.min(Math.floor(x), T - 1), f = x - j;
           return raw * scale - (logU[j]! + f * (logU[j + 1]! - logU[j]!));
         });
-        const dense = attendRef(q, kBase, vBase, f16, rowStride, D, U32(u[DESC.DENSE_IDS]!, w[DESC.DENSE_N]!), (_i, raw) => raw * scale);
+        const dense = attendRef(q, kBase, vBase, f16, rows, D, U32(u[DESC.DENSE_IDS]!, w[DESC.DENSE_N]!), (_i, raw) => raw * scale);
         // Two-partial merge by log-sum-exp.
         const M = Math.max(sampled.m, dense.m);
         const ws = sampled.l > 0 ? Math.exp(sampled.m - M) : 0, wd = dense.l > 0 ? Math.exp(dense.m - M) : 0;

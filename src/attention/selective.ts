@@ -15,8 +15,8 @@ import type { Arena } from '../runtime/arena.js';
 import { planArena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
-import { DenseAttention, denseCacheBytes } from './dense.js';
-import { KVStore, checkParams, denseLayers, numParam } from './kv-store.js';
+import { DenseAttention } from './dense.js';
+import { checkParams, denseLayers, numParam, type KVStore } from './kv-store.js';
 import { rng } from './lsh-math.js';
 import { deriveSeed } from '../data/rng.js';
 import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
@@ -36,6 +36,8 @@ interface Selection {
   readonly bytesPerToken: number;
   /** Called when the cache is cut back to n tokens (a new prompt, or a kept prefix). */
   truncate?(n: number): void;
+  /** Called when the sequence starts over with n positions already stored (see LayerAttention.reset). */
+  reset?(n: number): void;
 }
 
 interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; scores: Ptr; arena: Arena; scratchQ: Ptr }
@@ -44,7 +46,7 @@ interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; sco
 function allScores(c: Ctx, h: number, q: Float32Array, length: number): Float32Array {
   const { headDim: D, heads: H, kvHeads: G } = c.d, g = Math.floor(h / (H / G)), es = c.kv.f16 ? 2 : 4;
   c.arena.f32(c.scratchQ, D).set(q);
-  c.sk().sparseScores(c.scratchQ, c.kv.k + g * D * es, c.kv.f16, c.kv.rowBytes, D, 1 / Math.sqrt(D), 0, length, c.scores);
+  c.sk().sparseScores(c.scratchQ, c.kv.k + g * D * es, c.kv.f16, c.kv, D, 1 / Math.sqrt(D), 0, length, c.scores);
   return c.arena.f32(c.scores, length);
 }
 
@@ -108,6 +110,7 @@ function quest(p: Params): (c: Ctx) => Selection {
       onStore(_k, p0, n) { for (let i = 0; i < n; i++) add(p0 + i); },
       // the page holding token n keeps the bounds of its tokens below n only (none: the next store resets it)
       truncate(n) { for (let s = n - (n % QUEST_PAGE); s < n; s++) add(s); },
+      reset(n) { for (let s = 0; s < n; s++) add(s); },
       select(h, q, length, ids) {
         const g = Math.floor(h / (H / G)), np = Math.ceil(length / QUEST_PAGE);
         const keep = Math.min(np, Math.max(1, Math.ceil((budget * length) / QUEST_PAGE)));
@@ -139,6 +142,7 @@ function oracleSampling(p: Params): (c: Ctx) => Selection {
     return {
       biased: true, bytesPerToken: 0,
       truncate() { next = rng(deriveSeed(seed, c.d.layer)); },
+      reset() { next = rng(deriveSeed(seed, c.d.layer)); },
       select(h, q, length, ids, bias) {
         const sc = allScores(c, h, q, length);
         let m = -Infinity;
@@ -167,9 +171,10 @@ class SelectiveAttention implements LayerAttention {
   private readonly scratchQ: Ptr;
   private readonly sk: SparseKernels;
 
-  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, make: (c: Ctx) => Selection) {
+  constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, kv: KVStore,
+              make: (c: Ctx) => Selection) {
     if (d.headDim % 4 !== 0) throw new RangeError(`sparse attention: head_dim must be a multiple of 4, got ${d.headDim}`);
-    this.kv = new KVStore(arena, d);
+    this.kv = kv;
     const [ids, bias, scores, part, lse, scratchQ] = selectiveScratch(d).map((b) => arena.alloc(b));
     this.ids = ids!; this.bias = bias!; this.part = part!; this.lse = lse!; this.scratchQ = scratchQ!;
     this.sk = sparseKernels(arena.kernelKind, arena.memory);
@@ -187,10 +192,11 @@ class SelectiveAttention implements LayerAttention {
     if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
+    this.kv.bind();
     for (let h = 0; h < H; h++) {
       const qh = this.arena.f32(q + h * D * 4, D).slice(), g = Math.floor(h / (H / G));
       const count = this.sel.select(h, qh, length, ids, bias);
-      this.sk.attendList(q + h * D * 4, this.kv.k + g * D * es, this.kv.v + g * D * es, this.kv.f16, this.kv.rowBytes, D,
+      this.sk.attendList(q + h * D * 4, this.kv.k + g * D * es, this.kv.v + g * D * es, this.kv.f16, this.kv, D,
         1 / Math.sqrt(D), this.ids, this.sel.biased ? this.bias : 0, count, this.part, this.lse);
       this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.part, D));
     }
@@ -199,6 +205,7 @@ class SelectiveAttention implements LayerAttention {
   // rows are indexed by position; the selection rule keeps its own state in step (quest's page
   // bounds, oracle sampling's stream)
   truncate(n: number): void { this.sel.truncate?.(n); }
+  reset(n: number): void { this.sel.reset?.(n); }
 }
 
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).
@@ -220,7 +227,7 @@ export function selectiveBackend(kind: SelectiveKind, params: Params): Attention
   const make = MAKERS[kind](params);
   const isDense = (d: LayerAttentionDims) => denseLayers(params.dense, d.layers, DEFAULT_DENSE[kind]).has(d.layer);
   return {
-    arenaBytes: (d) => (isDense(d) ? denseCacheBytes(d) + 128 : planArena([...KVStore.bytes(d), ...selectiveScratch(d)]) + 64),
-    create: (arena, pool, d) => (isDense(d) ? new DenseAttention(arena, pool, d) : new SelectiveAttention(arena, pool, d, make)),
+    slotBytes: (d) => (isDense(d) ? 0 : planArena(selectiveScratch(d)) + 64),
+    create: (arena, pool, d, kv) => (isDense(d) ? new DenseAttention(kv, pool) : new SelectiveAttention(arena, pool, d, kv, make)),
   };
 }

@@ -5,7 +5,7 @@
 // on every thread: a wasm instance is created once per (thread, arena).
 // Shape legend: D = head dim (multiple of 4), K = bits per table, L = tables, KL = K·L directions.
 
-import type { Ptr } from '../kernels/types.js';
+import type { KVRows, Ptr } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { KernelKind } from '../runtime/kernel-factory.js';
 import { createReferenceSparseKernels } from './reference-sparse.js';
@@ -19,10 +19,10 @@ export interface SparseKernels {
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void;
   /** out (D) = softmax-weighted sum of v rows ids[0..count) with logits scale·q·k + bias (bias 0 =
    *  none); lse (1) = log Σ e^logit (−inf when count = 0). out needs room for D + 2 floats. */
-  attendList(q: Ptr, k: Ptr, v: Ptr, f16: boolean, rowStride: number, D: number, scale: number,
+  attendList(q: Ptr, k: Ptr, v: Ptr, f16: boolean, rows: KVRows, D: number, scale: number,
              ids: Ptr, bias: Ptr, count: number, out: Ptr, lse: Ptr): void;
   /** out (s1 − s0) = scale · q · k_s, s in [s0, s1). */
-  sparseScores(q: Ptr, k: Ptr, f16: boolean, rowStride: number, D: number, scale: number, s0: number, s1: number, out: Ptr): void;
+  sparseScores(q: Ptr, k: Ptr, f16: boolean, rows: KVRows, D: number, scale: number, s0: number, s1: number, out: Ptr): void;
   /** One MagicPIG decode step for query heads [h0, h1) described by the words at desc (magicpig-desc.ts).
    *  LISTS receives each head's sampled ids (the SIMD kernel in increasing order, the twin in order
    *  of retrieval), STATS their count; COUNTERS is scratch whose contents need not be zero. */
@@ -32,9 +32,10 @@ export interface SparseKernels {
 interface SparseExports {
   lshCodes(x: Ptr, f16: number, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
            codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void;
-  attendList(q: Ptr, k: Ptr, v: Ptr, f16: number, rowStride: number, D: number, scale: number,
+  attendList(q: Ptr, k: Ptr, v: Ptr, f16: number, rowStride: number, pages: Ptr, pageShift: number, D: number, scale: number,
              ids: Ptr, bias: Ptr, count: number, out: Ptr, lse: Ptr): void;
-  sparseScores(q: Ptr, k: Ptr, f16: number, rowStride: number, D: number, scale: number, s0: number, s1: number, out: Ptr): void;
+  sparseScores(q: Ptr, k: Ptr, f16: number, rowStride: number, pages: Ptr, pageShift: number, D: number, scale: number,
+               s0: number, s1: number, out: Ptr): void;
   magicpigDecode(desc: Ptr, h0: number, h1: number): void;
 }
 
@@ -46,9 +47,10 @@ function createWasmSparseKernels(module: WebAssembly.Module, memory: WebAssembly
   return {
     lshCodes: (xp, f16, rs, mu, R, xs, D, K, L, codes, cs, norms, i0, r0, r1) =>
       x.lshCodes(xp, f16 ? 1 : 0, rs, mu, R, xs, D, K, L, codes, cs, norms, i0, r0, r1),
-    attendList: (q, k, v, f16, rs, D, scale, ids, bias, count, out, lse) =>
-      x.attendList(q, k, v, f16 ? 1 : 0, rs, D, scale, ids, bias, count, out, lse),
-    sparseScores: (q, k, f16, rs, D, scale, s0, s1, out) => x.sparseScores(q, k, f16 ? 1 : 0, rs, D, scale, s0, s1, out),
+    attendList: (q, k, v, f16, rows, D, scale, ids, bias, count, out, lse) =>
+      x.attendList(q, k, v, f16 ? 1 : 0, rows.rowBytes, rows.pages, rows.pageShift, D, scale, ids, bias, count, out, lse),
+    sparseScores: (q, k, f16, rows, D, scale, s0, s1, out) =>
+      x.sparseScores(q, k, f16 ? 1 : 0, rows.rowBytes, rows.pages, rows.pageShift, D, scale, s0, s1, out),
     magicpigDecode: (desc, h0, h1) => x.magicpigDecode(desc, h0, h1),
   };
 }

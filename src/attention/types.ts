@@ -1,7 +1,8 @@
-// The attention-backend contract. A backend owns one layer's key/value state (dense K/V rows, a
-// rolling window, K/V plus hash tables, …) inside that layer's arena, and answers attention for new
-// queries. The model never looks inside: it stores the new tokens' post-RoPE K/V rows, then asks
-// for the attention output. Dense is the reference every other backend is tested against.
+// The attention-backend contract. A LayerAttention is one sequence's attention in one layer: it
+// reads the sequence's K/V rows through its KVStore (paged, ./kv-pages.ts) and keeps whatever else
+// the backend needs per sequence (hash tables, page bounds, a sampling stream) inside the layer's
+// arena, and answers attention for new queries. The model never looks inside: it stores the new
+// tokens' post-RoPE K/V rows, then asks for the attention output. Dense is the reference every other backend is tested against.
 //
 // Shapes: n = new tokens, H = query heads, Hkv = KV heads, D = head dim, kvDim = Hkv·D.
 
@@ -19,6 +20,10 @@ export interface LayerAttention {
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void;
   /** Forgets positions ≥ n. */
   truncate(n: number): void;
+  /** Starts over for a sequence whose first n positions are already stored (a sequence started
+   *  from another's prefix, or a slot taken by a new sequence): per-sequence state is rebuilt from
+   *  the stored rows where the backend keeps any. */
+  reset(n: number): void;
   /** Bytes this layer's state occupies per stored token. */
   readonly bytesPerToken: number;
 }

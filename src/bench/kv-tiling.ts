@@ -14,9 +14,9 @@ export interface Recorded { att: LayerAttention; arena: Arena; d: LayerAttention
 export function recording(inner: AttentionBackend, prefill: number, out: Recorded[]): AttentionBackend {
   const scratch = (d: LayerAttentionDims) => prefill * d.kvHeads * d.headDim * 4;
   return {
-    arenaBytes: (d) => inner.arenaBytes(d) + planArena([scratch(d), scratch(d)]) + 128,
-    create: (arena, pool, d) => {
-      const att = inner.create(arena, pool, d), kvDim = d.kvHeads * d.headDim;
+    slotBytes: (d) => inner.slotBytes(d) + planArena([scratch(d), scratch(d)]) + 128,
+    create: (arena, pool, d, kv) => {
+      const att = inner.create(arena, pool, d, kv), kvDim = d.kvHeads * d.headDim;
       const r: Recorded = { att, arena, d, k: arena.alloc(scratch(d)), v: arena.alloc(scratch(d)),
         rowsK: new Float32Array(prefill * kvDim), rowsV: new Float32Array(prefill * kvDim) };     // (prefill, Hkv·D)
       out.push(r);
@@ -28,6 +28,7 @@ export function recording(inner: AttentionBackend, prefill: number, out: Recorde
         },
         attend: (q, qPos, o, n, length, phase) => att.attend(q, qPos, o, n, length, phase),
         truncate: (n) => att.truncate(n),
+        reset: (n) => att.reset(n),
         get bytesPerToken() { return att.bytesPerToken; },
       };
     },

@@ -27,6 +27,7 @@ import { MagicPigAttention } from '../attention/magicpig.js';
 import type { PresetName } from '../testing/checkpoints.js';
 import { benchFile } from './bench-files.js';
 import { recording, tile, type Recorded } from './kv-tiling.js';
+import type { LlamaModel } from '../models/llama.js';
 import { llamaCppScript, runLlamaCpp, type LlamaCppRow } from './llamacpp-child.js';
 
 const GiB = 2 ** 30;
@@ -66,7 +67,7 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
   const layers: Recorded[] = [];
   const backend: AttentionBackend = recording(attentionBackend(parseAttentionSpec(spec)), prefill, layers);
   const capacity = ctx + steps + 4;
-  const { model } = await loadModel(path, { threads, attention: backend, contextLength: capacity, cacheDType: 'f16' });
+  const { model } = await loadModel(path, { threads, attention: backend, contextLength: capacity, cacheDType: 'f16', parallel: 1, kvBudget: capacity });
   try {
     const cache = model.createCache();
     let seed = 7;
@@ -77,12 +78,16 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
       // Prefill is dense for every backend, so its K/V rows are the same in every row of a shape:
       // computed once (a 512-token prefill of the 1B shape takes ~20 s), then tiled from position 0.
       layers.forEach((l, i) => { l.rowsK.set(kept.k[i]!); l.rowsV.set(kept.v[i]!); });
+      (model as LlamaModel).reserveRows(cache, ctx);
       tile(layers, prefill, 0, ctx);
     } else {
       model.forward(prompt, cache);
-      if (ctx > prefill) { prefills.set(key, { k: layers.map((l) => l.rowsK), v: layers.map((l) => l.rowsV) }); tile(layers, prefill, prefill, ctx); }
+      if (ctx > prefill) {
+        prefills.set(key, { k: layers.map((l) => l.rowsK), v: layers.map((l) => l.rowsV) });
+        (model as LlamaModel).reserveRows(cache, ctx);
+        tile(layers, prefill, prefill, ctx);
+      }
     }
-    if (ctx > prefill) (cache as { length: number }).length = ctx;
     let t0 = performance.now();
     model.forward([tok()], cache);                                     // first step: MagicPIG builds its tables
     const first = performance.now() - t0;

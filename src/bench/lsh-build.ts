@@ -12,7 +12,7 @@
 
 import { Arena, planArena } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
-import { KVStore } from '../attention/kv-store.js';
+import { singleSequenceKV, singleSequenceKVBytes } from '../attention/kv-store.js';
 import { LshTables, lshTableSizes, type LshDims } from '../attention/lsh-tables.js';
 import type { LayerAttentionDims } from '../attention/create.js';
 import { gaussian, rng } from '../attention/lsh-math.js';
@@ -28,11 +28,11 @@ async function measure(N: number, threads: number, G: number, D: number, K: numb
   const d: LayerAttentionDims = { layer: 1, layers: 30, heads: G * 3, kvHeads: G, headDim: D, capacity: N, dtype: 'f16' };
   const ld: LshDims = { layer: 1, kvHeads: G, headDim: D, capacity: N, K, L, deltaCap: Math.min(4096, N), seed: 1 };
   const stage = 1024 * G * D * 4;
-  const arena = Arena.create(planArena([...KVStore.bytes(d), ...lshTableSizes(ld), stage]) + 4096, { kernels: 'wasm', label: 'lsh-build bench' });
+  const arena = Arena.create(singleSequenceKVBytes(d) + planArena([...lshTableSizes(ld), stage]) + 4096, { kernels: 'wasm', label: 'lsh-build bench' });
   const pool = await ThreadPool.create({ threads, kernels: 'wasm' });
   try {
     pool.register(arena);
-    const kv = new KVStore(arena, d);
+    const kv = singleSequenceKV(arena, d);
     const tables = new LshTables(arena, pool, kv, ld);
     const buf = arena.alloc(stage), g = gaussian(rng(12345));
     const offset = Float32Array.from({ length: G * D }, () => 2 * g());                     // (Hkv·D) key mean

@@ -4,7 +4,7 @@
 // queries the operator-level measurement evaluates), so a long prompt costs O(N·kvDim) memory.
 
 import type { AttentionBackend } from '../attention/create.js';
-import { DenseAttention, denseCacheBytes } from '../attention/dense.js';
+import { DenseAttention } from '../attention/dense.js';
 import type { LayerAttention } from '../attention/types.js';
 
 export interface CapturedLayer {
@@ -28,9 +28,9 @@ export class QkvRecorder {
 
   backend(): AttentionBackend {
     return {
-      arenaBytes: (d) => denseCacheBytes(d) + 128,
-      create: (arena, pool, d) => {
-        const dense = new DenseAttention(arena, pool, d);
+      slotBytes: () => 0,
+      create: (arena, pool, d, kv) => {
+        const dense = new DenseAttention(kv, pool);
         if (this.wanted && !this.wanted.has(d.layer)) return dense;
         const kvDim = d.kvHeads * d.headDim, qDim = d.heads * d.headDim, from = Math.min(this.queryFrom, d.capacity);
         const rec: CapturedLayer = {
@@ -54,6 +54,7 @@ export class QkvRecorder {
             }
           },
           truncate(n) { dense.truncate(n); rec.length = Math.min(rec.length, n); },
+          reset(n) { dense.reset(n); rec.length = Math.min(rec.length, n); },
         };
         return layer;
       },

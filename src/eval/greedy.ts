@@ -33,31 +33,35 @@ export function greedyAnswer(model: LanguageModel, tokenizer: Tokenizer, prompt:
   const k = Math.min(o.decodeLast ?? 0, prompt.length - 1), mc = o.modelChunk ?? 64, chunk = 4 * mc;
   const stop = o.stop ?? [], eos = new Set(tokenizer.eosTokenIds);
   const cache = model.createCache();
-  const pre = prompt.length - k;
-  let logits!: Float32Array;
-  for (let i = 0; i < pre;) {
-    // The model splits a forward into pieces of mc tokens: no piece (and no chunk) may be 1 token.
-    let n = Math.min(chunk, pre - i);
-    if (pre - i - n === 1) n -= 1;
-    if (n % mc === 1 && n > 1) n -= 2;
-    logits = model.forward(prompt.slice(i, i + n), cache, { logits: 'last' }); // (V)
-    i += n;
+  try { return answer(); } finally { cache.release(); }
+
+  function answer(): GreedyResult {
+    const pre = prompt.length - k;
+    let logits!: Float32Array;
+    for (let i = 0; i < pre;) {
+      // The model splits a forward into pieces of mc tokens: no piece (and no chunk) may be 1 token.
+      let n = Math.min(chunk, pre - i);
+      if (pre - i - n === 1) n -= 1;
+      if (n % mc === 1 && n > 1) n -= 2;
+      logits = model.forward(prompt.slice(i, i + n), cache, { logits: 'last' }); // (V)
+      i += n;
+    }
+    const t0 = performance.now();
+    let steps = 0;
+    for (let i = pre; i < prompt.length; i++, steps++) logits = model.forward([prompt[i]], cache, { logits: 'last' });
+    const tokens: number[] = [];
+    let text = '';
+    for (;;) {
+      const t = argmax(logits);
+      if (eos.has(t)) break;
+      tokens.push(t);
+      text = tokenizer.decode(tokens, { skipSpecialTokens: true });
+      const cut = Math.min(...stop.map((s) => { const j = text.indexOf(s); return j < 0 ? Infinity : j; }));
+      if (cut !== Infinity) { text = text.slice(0, cut); break; }
+      if (tokens.length >= o.maxTokens || cache.length >= cache.capacity) break;
+      logits = model.forward([t], cache, { logits: 'last' });
+      steps++;
+    }
+    return { text, tokens, decodeMs: performance.now() - t0, decodeSteps: steps };
   }
-  const t0 = performance.now();
-  let steps = 0;
-  for (let i = pre; i < prompt.length; i++, steps++) logits = model.forward([prompt[i]], cache, { logits: 'last' });
-  const tokens: number[] = [];
-  let text = '';
-  for (;;) {
-    const t = argmax(logits);
-    if (eos.has(t)) break;
-    tokens.push(t);
-    text = tokenizer.decode(tokens, { skipSpecialTokens: true });
-    const cut = Math.min(...stop.map((s) => { const j = text.indexOf(s); return j < 0 ? Infinity : j; }));
-    if (cut !== Infinity) { text = text.slice(0, cut); break; }
-    if (tokens.length >= o.maxTokens || cache.length >= cache.capacity) break;
-    logits = model.forward([t], cache, { logits: 'last' });
-    steps++;
-  }
-  return { text, tokens, decodeMs: performance.now() - t0, decodeSteps: steps };
 }

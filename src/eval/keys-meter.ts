@@ -63,15 +63,16 @@ export class KeysMeter {
   /** The backend to load the model with: `inner`'s layers, counted. */
   wrap(inner: AttentionBackend): AttentionBackend {
     return {
-      arenaBytes: (d) => inner.arenaBytes(d),
-      create: (arena, pool, d) => {
-        const layer = inner.create(arena, pool, d);
+      slotBytes: (d) => inner.slotBytes(d),
+      create: (arena, pool, d, kv) => {
+        const layer = inner.create(arena, pool, d, kv);
         if (layer instanceof DenseAttention) { this.dense.add(d.layer); return layer; }
         const meter = this;
         const wrapped: LayerAttention = {
           get bytesPerToken() { return layer.bytesPerToken; },
           store: (k, v, p0, n) => layer.store(k, v, p0, n),
           truncate: (n) => layer.truncate(n),
+          reset: (n) => layer.reset(n),
           attend(q, qPos, out, n, length) {
             layer.attend(q, qPos, out, n, length);
             if (n === 1) meter.record(layer, length);

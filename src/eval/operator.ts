@@ -9,6 +9,7 @@
 //            step at a time; their output is compared with the same float64 dense reference.
 
 import { attentionBackend, type LayerAttentionDims } from '../attention/create.js';
+import { singleSequenceKV, singleSequenceKVBytes } from '../attention/kv-store.js';
 import { formatAttentionSpec, parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
 import { deriveSeed, Rng } from '../data/rng.js';
 import { loadModel } from '../models/load.js';
@@ -156,10 +157,10 @@ async function engine(layers: CapturedLayer[], N: number, from: number, spec: At
     const backend = meter.wrap(attentionBackend(withDense));
     const D = c.headDim, kvDim = c.kvHeads * D, qDim = c.heads * D, chunk = 64;
     const dims: LayerAttentionDims = { layer: c.layer, layers: total, heads: c.heads, kvHeads: c.kvHeads, headDim: D, capacity: N, dtype: 'f32' };
-    const arena = Arena.create(backend.arenaBytes(dims) + 4096 + chunk * kvDim * 8 + qDim * 8 + 1024, { kernels: o.kernels ?? 'wasm', label: `operator layer ${c.layer}` });
+    const arena = Arena.create(singleSequenceKVBytes(dims) + backend.slotBytes(dims) + 4096 + chunk * kvDim * 8 + qDim * 8 + 1024, { kernels: o.kernels ?? 'wasm', label: `operator layer ${c.layer}` });
     pool.register(arena);
     try {
-      const layer = backend.create(arena, pool, dims);
+      const layer = backend.create(arena, pool, dims, singleSequenceKV(arena, dims));
       const kp = arena.alloc(chunk * kvDim * 4), vp = arena.alloc(chunk * kvDim * 4), qp = arena.alloc(qDim * 4), op = arena.alloc(qDim * 4), pp = arena.alloc(4);
       for (let p0 = 0; p0 < from; p0 += chunk) {                       // prefill rows (no queries needed)
         const n = Math.min(chunk, from - p0);

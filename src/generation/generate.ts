@@ -110,7 +110,12 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
   checkIds(ids, model.vocabSize, 'prompt');
   if (ids.length === 0) throw new RangeError('the prompt is empty: give at least one token (e.g. the BOS token)');
 
-  const cache = opts.cache ?? model.createCache();
+  if (opts.cache === undefined) {
+    // a cache of our own: released however the loop ends (finished, thrown, or broken off)
+    const cache = model.createCache();
+    try { return yield* generate(model, tokenizer, ids, { ...opts, cache, addSpecialTokens: false }); } finally { cache.release(); }
+  }
+  const cache = opts.cache;
   const start = cache.length;
   const contextLength = Math.min(model.contextLength, cache.capacity);
   let maxTokens = opts.maxTokens ?? contextLength - start - ids.length;
@@ -216,9 +221,11 @@ export function evaluateLogits(model: LanguageModel, tokens: readonly number[], 
   const chunk = opts.chunk ?? 128;
   const out = new Float32Array(tokens.length * V); // (n, V)
   const cache = model.createCache(Math.max(tokens.length, 1));
-  for (let i = 0; i < tokens.length; i += chunk) {
-    const part = tokens.slice(i, i + chunk);
-    out.set(model.forward(part, cache, { logits: 'all' }).subarray(0, part.length * V), i * V); // (n_chunk, V)
-  }
+  try {
+    for (let i = 0; i < tokens.length; i += chunk) {
+      const part = tokens.slice(i, i + chunk);
+      out.set(model.forward(part, cache, { logits: 'all' }).subarray(0, part.length * V), i * V); // (n_chunk, V)
+    }
+  } finally { cache.release(); }
   return out;
 }

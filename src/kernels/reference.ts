@@ -296,13 +296,16 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Y[r * cols + c] = Y[r * cols + c]! + B[c]!;
     },
 
-    attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, h0, h1) {
+    attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1) {
       // Two-pass softmax over explicit scores: independent of the online formulation it checks.
       const Q = F(q, n * H * D), P = I(qPos, n), O = F(out, n * H * D);
+      const es = cacheDType === 'f32' ? 4 : 2, rowBytes = Hkv * D * es;
+      const table = pages === 0 ? undefined : new Uint32Array(memory.buffer, pages, Math.ceil(S / 2 ** pageShift));
       const kvRow = (s: number, base: Ptr, kvh: number): Float32Array => {
-        const off = (s * Hkv + kvh) * D;
-        if (cacheDType === 'f32') return F(base + off * 4, D);
-        const h = U16(base + off * 2, D);
+        const row = table === undefined ? base + s * rowBytes
+          : base + table[Math.floor(s / 2 ** pageShift)]! + (s % 2 ** pageShift) * rowBytes;
+        if (cacheDType === 'f32') return F(row + kvh * D * 4, D);
+        const h = U16(row + kvh * D * 2, D);
         return Float32Array.from(h, f16ToF32);
       };
       const group = H / Hkv;

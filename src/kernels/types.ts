@@ -22,6 +22,19 @@ export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
 /** Storage type of the KV cache rows. */
 export type CacheDType = 'f32' | 'f16';
 
+/** Where the K/V rows of a cache lie, relative to the pool base pointer: row s at s·rowBytes when
+ *  `pages` is 0 (contiguous), else at pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes, where
+ *  `pages` points to one u32 byte offset per page. K and V pools share one layout, so one table
+ *  serves both. */
+export interface KVRows { readonly rowBytes: number; readonly pages: Ptr; readonly pageShift: number }
+
+/** Byte offset of row s (see KVRows), for TypeScript-side readers of the rows. */
+export function kvRowOffset(rows: KVRows, s: number, table?: Uint32Array): number {
+  if (rows.pages === 0) return s * rows.rowBytes;
+  const shift = rows.pageShift;
+  return table![s >>> shift]! + (s & ((1 << shift) - 1)) * rows.rowBytes;
+}
+
 /** Rotary embedding layout. 'neox': pairs (i, i + D/2) (Hugging Face rotate_half).
  *  'normal': adjacent pairs (2i, 2i+1) (llama.cpp's LLAMA_ROPE_TYPE_NORM, used with GGUF's permuted Q/K). */
 export type RopeStyle = 'neox' | 'normal';
@@ -75,13 +88,16 @@ export interface Kernels {
 
   /** Causal attention over a KV cache, for query heads [h0, h1).
    *  q   (n, H, D) f32 — queries of n new tokens whose absolute positions are qPos (n, i32)
-   *  k,v (S, Hkv, D) in cacheDType — rows 0..S-1 of the cache, row s holds position s
+   *  k,v (S, Hkv, D) in cacheDType — rows 0..S-1 of the cache, row s holds position s; contiguous
+   *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
+   *      (`pages`: u32 byte offsets, one per page; K and V pools share one layout)
    *  out (n, H, D) f32
    *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
    *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
    *  scores buffer), so memory does not grow with S. */
   attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
-            n: number, S: number, H: number, Hkv: number, D: number, scale: number, h0: number, h1: number): void;
+            n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
+            h0: number, h1: number): void;
 
   /** dst (count) in cacheDType = src (count) f32 (used to append K/V rows to an f16 cache). */
   storeRows(cacheDType: CacheDType, src: Ptr, dst: Ptr, count: number): void;

@@ -6,171 +6,326 @@
 //               x = h + down(silu(gate(norm2 h)) ⊙ up(norm2 h))
 //   logits = lm_head(norm x)
 //
-// Shape legend: n = tokens in the current chunk (≤ C, the chunk capacity), d = hidden size,
+// Many sequences at once: forwardBatch takes, per sequence, its cache and its new tokens (one when
+// decoding, a chunk when prefilling); one step runs the rows of every sequence together, so each
+// weight matrix is read once per step, and attention runs per sequence over its own paged K/V rows.
+//
+// Shape legend: n = rows in the current step (≤ C, the step capacity `chunk`), d = hidden size,
 // qDim = H·D, kvDim = Hkv·D, F = intermediate size, V = vocab.
 // All buffers are allocated once, in the constructor; forward() allocates no wasm memory.
 
 import type { Ptr } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
-import type { Arena } from '../runtime/arena.js';
+import { planArena, type Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
-import type { AttentionBackend } from '../attention/create.js';
+import { allocLayout, layoutBytes, type Pointers } from '../runtime/layout.js';
+import type { AttentionBackend, LayerAttentionDims } from '../attention/create.js';
+import { KV_PAGE_TOKENS, KVPagePool, LayerKV, SequencePages } from '../attention/kv-pages.js';
+import { KVStore } from '../attention/kv-store.js';
 import type { AttentionPhase, LayerAttention } from '../attention/types.js';
 import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from './config.js';
-import type { ForwardOptions, LanguageModel, ModelCache } from './types.js';
+import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from './types.js';
 import type { Mat, ModelWeights } from './weights.js';
 
-const ALIGN = 64;
 const q8Bytes = (count: number) => Math.ceil(count / 32) * 34;
 
-/** Scratch bytes of one layer arena for a chunk capacity C (must match LayerScratch allocation). */
-export function layerScratchBytes(c: LlamaConfig, C: number): number {
+/** Scratch buffers of one layer arena for C rows per step: declared once, both planned and allocated
+ *  from this layout. Shapes in rows × floats. */
+export function layerScratchLayout(c: LlamaConfig, C: number) {
   const { qDim, kvDim, headDim } = derive(c);
   const d = c.hidden_size, F = c.intermediate_size;
-  const f32 = [C * d, C * d, C * qDim, C * kvDim, C * kvDim, C * qDim, C * d, C * F, C * F, C, headDim / 2,
-    C * (qDim + 2 * kvDim), C * 2 * F];
-  return f32.reduce((s, n) => s + n * 4 + ALIGN, 0) + q8Bytes(C * Math.max(d, qDim, F)) + ALIGN;
+  return {
+    x: C * d * 4, xn: C * d * 4,                               // (C, d) residual in, normed
+    q: C * qDim * 4, k: C * kvDim * 4, v: C * kvDim * 4,       // (C, qDim) (C, kvDim) (C, kvDim)
+    att: C * qDim * 4,                                         // (C, qDim) attention output
+    o: C * d * 4,                                              // (C, d)
+    gate: C * F * 4, up: C * F * 4,                            // (C, F)
+    pos: C * 4,                                                // (C) i32 absolute positions
+    invFreq: (headDim / 2) * 4,                                // (D/2)
+    xq: q8Bytes(C * Math.max(d, qDim, F)),                     // q8_0 blocks of the current matmul input
+    qkv: C * (qDim + 2 * kvDim) * 4,                           // (C, qDim + 2·kvDim) stacked q|k|v output
+    gateUp: C * 2 * F * 4,                                     // (C, 2F) stacked gate|up output
+  };
 }
 
-/** Scratch bytes of the head arena for a chunk capacity C. */
-export function headScratchBytes(c: LlamaConfig, C: number): number {
+/** Scratch buffers of the head arena for C rows per step. */
+export function headScratchLayout(c: LlamaConfig, C: number) {
   const d = c.hidden_size;
-  return (C * d * 4 + ALIGN) * 2 + q8Bytes(C * d) + ALIGN + C * c.vocab_size * 4 + ALIGN;
+  return {
+    x: C * d * 4,                 // (C, d) residual stream of the step's rows
+    sel: C * d * 4,               // (C, d) the rows whose logits are wanted, gathered
+    xn: C * d * 4,                // (C, d) their final norm
+    xq: q8Bytes(C * d),           // q8_0 of xn
+    logits: C * c.vocab_size * 4, // (C, V)
+  };
 }
 
-interface LayerScratch {
-  x: Ptr; xn: Ptr;               // (C, d)
-  q: Ptr; k: Ptr; v: Ptr;        // (C, qDim) (C, kvDim) (C, kvDim)
-  att: Ptr;                      // (C, qDim)
-  o: Ptr;                        // (C, d)
-  gate: Ptr; up: Ptr;            // (C, F)
-  pos: Ptr;                      // (C) i32
-  invFreq: Ptr;                  // (D/2)
-  xq: Ptr;                       // q8_0 blocks of the current matmul input
-  qkv: Ptr;                      // (C, qDim + 2·kvDim) output of the stacked q|k|v matmul
-  gateUp: Ptr;                   // (C, 2F) output of the stacked gate|up matmul
+type LayerScratch = Pointers<ReturnType<typeof layerScratchLayout>>;
+type HeadScratch = Pointers<ReturnType<typeof headScratchLayout>>;
+
+/** One sequence slot: its page list and its attention state in every layer. A slot is taken by a
+ *  cache and given back when the cache is released (or garbage-collected unreleased). */
+interface Slot {
+  readonly index: number;
+  readonly pages: SequencePages;
+  readonly layers: LayerAttention[];
+  busy: boolean;
 }
 
 class LlamaCache implements ModelCache {
   length = 0;
-  constructor(readonly capacity: number, readonly layers: LayerAttention[], readonly owner: LlamaModel, readonly generation: number) {}
+  released = false;
+  constructor(readonly owner: LlamaModel, readonly slot: Slot, readonly capacity: number) {}
+
+  /** Pages this sequence holds (shared ones included). */
+  get pages(): number { return this.slot.pages.ids.length; }
+
   truncate(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`truncate: n must be a non-negative integer, got ${n}`);
-    // the layers belong to the newest cache: a stale one must not reset them
-    if (!this.owner.isCurrent(this)) throw new Error('truncate: this cache is stale (a newer cache was created since)');
+    this.owner.checkLive(this, 'truncate');
     if (n >= this.length) return;
-    for (const l of this.layers) l.truncate(n);
+    this.owner.trimPages(this.slot, n);
+    for (const l of this.slot.layers) l.truncate(n);
     this.length = n;
+  }
+
+  fork(n = this.length): ModelCache {
+    this.owner.checkLive(this, 'fork');
+    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`fork: n must be an integer in [0, ${this.length}], got ${n}`);
+    return this.owner.forkCache(this, n);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.owner.releaseSlot(this.slot);
   }
 }
 
 export interface LlamaModelOptions {
-  /** KV-cache capacity in tokens. */
+  /** Most positions one sequence holds (the context length). */
   capacity: number;
-  /** Tokens processed per internal chunk (longer inputs are split). */
+  /** Rows (tokens of all sequences) processed per internal step; longer batches are split. */
   chunk: number;
   cacheDType: CacheDType;
   invFreq: Float32Array;
   /** Attention backend of each layer (dense, or a sparse one behind the same interface). */
   attention: (layer: number) => AttentionBackend;
+  /** Most sequences (caches) alive at once. */
+  parallel: number;
+  /** KV pages of the shared pool (KV_PAGE_TOKENS tokens each). */
+  kvPages: number;
+}
+
+/** Bytes one layer arena needs for its KV pool, the sequence slots' attention state and scratch. */
+export function layerRuntimeBytes(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'parallel' | 'kvPages'>,
+                                  backend: AttentionBackend, layer: number): number {
+  const { headDim } = derive(c);
+  const kv = LayerKV.sizes(c.num_key_value_heads, headDim, o.cacheDType, o.kvPages, Math.ceil(o.capacity / KV_PAGE_TOKENS));
+  const slot = backend.slotBytes(attentionDims(c, o, layer));
+  return planArena(kv) + 64 + o.parallel * (slot + 64 * 24) + layoutBytes(layerScratchLayout(c, o.chunk));
+}
+
+function attentionDims(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'cacheDType'>, layer: number): LayerAttentionDims {
+  return {
+    layer, layers: c.num_hidden_layers, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads,
+    headDim: derive(c).headDim, capacity: o.capacity, dtype: o.cacheDType,
+  };
 }
 
 export class LlamaModel implements LanguageModel {
   readonly vocabSize: number;
   readonly contextLength: number;
+  readonly kvPages: KVPagePool;
   private readonly dims: ReturnType<typeof derive>;
   private readonly scratch: LayerScratch[];
-  private readonly attention: LayerAttention[];
-  private readonly headX: Ptr;       // (C, d)  residual stream
-  private readonly headXn: Ptr;      // (C, d)
-  private readonly headXq: Ptr;      // q8_0 of (C, d)
-  private readonly headLogits: Ptr;  // (C, V)
-  private readonly last: Float32Array;
+  private readonly layerKV: LayerKV[];
+  private readonly slots: Slot[] = [];
+  private readonly head: HeadScratch;
+  private last = new Float32Array(0);
   private all = new Float32Array(0);
-  private cacheGeneration = 0;
   /** Which input the q8_0 scratch currently holds (0: none); see matmul. */
   private xqHolds: Ptr = 0;
   private disposed = false;
+  /** Releases the slot of a cache that was dropped without release(). */
+  private readonly orphans = new FinalizationRegistry<Slot>((slot) => { if (!this.disposed && slot.busy) this.releaseSlot(slot); });
 
   constructor(readonly config: LlamaConfig, private readonly w: ModelWeights, private readonly pool: ThreadPool,
               private readonly opts: LlamaModelOptions) {
     this.vocabSize = config.vocab_size;
     this.contextLength = opts.capacity;
     this.dims = derive(config);
-    const { qDim, kvDim, headDim } = this.dims;
-    const d = config.hidden_size, F = config.intermediate_size, C = opts.chunk;
+    this.kvPages = new KVPagePool(opts.kvPages);
+    const maxPages = Math.ceil(opts.capacity / KV_PAGE_TOKENS);
+    this.layerKV = w.layers.map((L) => new LayerKV(L.arena, config.num_key_value_heads, this.dims.headDim, opts.cacheDType, opts.kvPages, maxPages));
     this.scratch = w.layers.map((L) => {
-      const a = L.arena;
-      const s: LayerScratch = {
-        x: a.alloc(C * d * 4), xn: a.alloc(C * d * 4), q: a.alloc(C * qDim * 4), k: a.alloc(C * kvDim * 4),
-        v: a.alloc(C * kvDim * 4), att: a.alloc(C * qDim * 4), o: a.alloc(C * d * 4), gate: a.alloc(C * F * 4),
-        up: a.alloc(C * F * 4), pos: a.alloc(C * 4), invFreq: a.alloc((headDim / 2) * 4),
-        xq: a.alloc(q8Bytes(C * Math.max(d, qDim, F))),
-        qkv: a.alloc(C * (qDim + 2 * kvDim) * 4), gateUp: a.alloc(C * 2 * F * 4),
-      };
-      a.f32(s.invFreq, headDim / 2).set(opts.invFreq);
+      const s = allocLayout(L.arena, layerScratchLayout(config, opts.chunk));
+      L.arena.f32(s.invFreq, this.dims.headDim / 2).set(opts.invFreq);
       return s;
     });
-    this.attention = w.layers.map((L, layer) => opts.attention(layer).create(L.arena, pool, {
-      layer, layers: w.layers.length, heads: config.num_attention_heads, kvHeads: config.num_key_value_heads,
-      headDim, capacity: opts.capacity, dtype: opts.cacheDType,
-    }));
-    const h = w.head;
-    this.headX = h.alloc(C * d * 4);
-    this.headXn = h.alloc(C * d * 4);
-    this.headXq = h.alloc(q8Bytes(C * d));
-    this.headLogits = h.alloc(C * config.vocab_size * 4);
-    this.last = new Float32Array(config.vocab_size);
+    this.head = allocLayout(w.head, headScratchLayout(config, opts.chunk));
   }
 
-  /** Whether `cache` is the newest cache of this model (the one its KV store holds). */
-  isCurrent(cache: LlamaCache): boolean { return cache.generation === this.cacheGeneration; }
+  /** Sequences that can be alive at once, and how many are. */
+  get parallel(): number { return this.opts.parallel; }
+  get activeSequences(): number { return this.slots.filter((s) => s.busy).length; }
 
-  /** A fresh, empty cache. The model holds one KV store: creating a cache invalidates earlier ones. */
+  /** A fresh, empty cache for one sequence. Caches are independent: creating one never touches
+   *  another. Release it (cache.release()) when done, so its slot and KV pages return to the pool. */
   createCache(capacity?: number): ModelCache {
-    if (capacity !== undefined && capacity > this.opts.capacity) {
-      throw new RangeError(`createCache: capacity ${capacity} exceeds the ${this.opts.capacity} tokens this model was loaded with (load with a larger contextLength)`);
+    if (this.disposed) throw new Error('createCache: the model has been disposed');
+    if (capacity !== undefined && (!Number.isInteger(capacity) || capacity < 1 || capacity > this.opts.capacity)) {
+      throw new RangeError(`createCache: capacity must be an integer in [1, ${this.opts.capacity}] (the context length this model was loaded with), got ${capacity}`);
     }
-    this.cacheGeneration++;
-    // the layers' backends keep per-prompt state (MagicPIG's tables, sampling streams): a new cache starts them afresh
-    for (const l of this.attention) l.truncate(0);
-    return new LlamaCache(capacity ?? this.opts.capacity, this.attention, this, this.cacheGeneration);
+    const slot = this.takeSlot();
+    const cache = new LlamaCache(this, slot, capacity ?? this.opts.capacity);
+    this.orphans.register(cache, slot, slot);
+    return cache;
+  }
+
+  checkLive(cache: LlamaCache, what: string): void {
+    if (cache.released) throw new Error(`${what}: this cache has been released`);
+    if (this.disposed) throw new Error(`${what}: the model has been disposed`);
+  }
+
+  /** A new cache holding the first n positions of `parent` by reference (shared pages; the partial
+   *  last page is copied when either sequence writes into it). */
+  forkCache(parent: LlamaCache, n: number): ModelCache {
+    const child = this.createCache(parent.capacity) as LlamaCache;
+    const ids = parent.slot.pages.ids.slice(0, Math.ceil(n / KV_PAGE_TOKENS));
+    for (const id of ids) this.kvPages.retain(id);
+    child.slot.pages.ids = ids;
+    child.slot.pages.changed();
+    child.length = n;
+    for (const l of child.slot.layers) l.reset(n);
+    return child;
+  }
+
+  private takeSlot(): Slot {
+    let slot = this.slots.find((s) => !s.busy);
+    if (slot === undefined) {
+      if (this.slots.length >= this.opts.parallel) {
+        throw new RangeError(`createCache: all ${this.opts.parallel} sequence slots are in use; release caches you no longer need ` +
+          '(cache.release()) or load the model with a larger parallel (--parallel)');
+      }
+      const index = this.slots.length, pages = new SequencePages();
+      const layers = this.w.layers.map((L, l) => this.opts.attention(l).create(L.arena, this.pool, attentionDims(this.config, this.opts, l),
+        new KVStore(this.layerKV[l]!, pages, attentionDims(this.config, this.opts, l))));
+      slot = { index, pages, layers, busy: false };
+      this.slots.push(slot);
+    }
+    slot.busy = true;
+    for (const l of slot.layers) l.reset(0);
+    return slot;
+  }
+
+  /** Gives a slot's pages back and frees it (called by LlamaCache.release and the finalizer). */
+  releaseSlot(slot: Slot): void {
+    if (!slot.busy) return;
+    this.trimPages(slot, 0);
+    for (const l of slot.layers) l.reset(0);
+    slot.busy = false;
+    this.orphans.unregister(slot);
+  }
+
+  /** Releases the pages a sequence holds past its first n positions. */
+  trimPages(slot: Slot, n: number): void {
+    const keep = Math.ceil(n / KV_PAGE_TOKENS), ids = slot.pages.ids;
+    if (ids.length <= keep) return;
+    for (let i = keep; i < ids.length; i++) this.kvPages.release(ids[i]!);
+    ids.length = keep;
+    slot.pages.changed();
+  }
+
+  /** Makes positions [p0, p0 + n) of a sequence writable: new pages past its end, a private copy of
+   *  any shared page it is about to write into (copy-on-write, in every layer). */
+  private reservePages(slot: Slot, p0: number, n: number): void {
+    const ids = slot.pages.ids;
+    const first = Math.floor(p0 / KV_PAGE_TOKENS), last = Math.floor((p0 + n - 1) / KV_PAGE_TOKENS);
+    for (let i = first; i <= last; i++) {
+      if (i >= ids.length) { ids.push(this.kvPages.alloc()); slot.pages.changed(); continue; }
+      const id = ids[i]!;
+      if (this.kvPages.refCount(id) > 1) {
+        const copy = this.kvPages.alloc();
+        for (const kv of this.layerKV) kv.copyPage(id, copy);
+        this.kvPages.release(id);
+        ids[i] = copy;
+        slot.pages.changed();
+      }
+    }
+  }
+
+  /** Extends `cache` to n positions whose K/V rows the caller writes itself through the layers'
+   *  backends (a benchmark tiling a long cache from a short real prefill); not for generation. */
+  reserveRows(cache: ModelCache, n: number): void {
+    if (!(cache instanceof LlamaCache) || cache.owner !== this) throw new Error('reserveRows: cache was not created by this model');
+    this.checkLive(cache, 'reserveRows');
+    if (!Number.isInteger(n) || n < cache.length || n > cache.capacity) throw new RangeError(`reserveRows: n must be an integer in [${cache.length}, ${cache.capacity}], got ${n}`);
+    if (n > cache.length) this.reservePages(cache.slot, cache.length, n - cache.length);
+    cache.length = n;
   }
 
   forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
+    return this.forwardBatch([{ cache, tokens, logits: opts.logits ?? 'last', phase: opts.phase }])[0]!;
+  }
+
+  forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
     if (this.disposed) throw new Error('forward: the model has been disposed');
-    if (!(cache instanceof LlamaCache) || cache.owner !== this) throw new Error('forward: cache was not created by this model');
-    if (cache.generation !== this.cacheGeneration) throw new Error('forward: this cache is stale (a newer cache was created since)');
-    const n = tokens.length;
-    if (n === 0) throw new RangeError('forward: no tokens');
-    if (cache.length + n > cache.capacity) {
-      throw new RangeError(`forward: ${cache.length} cached + ${n} new tokens exceed the context length of ${cache.capacity}`);
-    }
-    for (let i = 0; i < n; i++) {
-      const t = tokens[i];
-      if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`forward: token ${t} at index ${i} is outside the vocabulary [0, ${this.vocabSize})`);
-    }
-    const all = opts.logits === 'all';
-    const V = this.vocabSize;
-    if (all && this.all.length < n * V) this.all = new Float32Array(n * V);
-    const C = this.opts.chunk;
-    for (let start = 0; start < n; start += C) {
-      const m = Math.min(C, n - start);
-      const p0 = cache.length;
-      this.embed(tokens, start, m);
-      const phase = opts.phase ?? (n > 1 ? 'prefill' : 'decode');
-      for (let l = 0; l < this.w.layers.length; l++) this.layer(l, p0, m, phase);
-      cache.length = p0 + m;
-      if (all) {
-        this.logits(0, m);
-        this.all.set(this.w.head.f32(this.headLogits, m * V), start * V);
-      } else if (start + m === n) {
-        this.logits(m - 1, 1);
-        this.last.set(this.w.head.f32(this.headLogits, V));
+    if (batch.length === 0) throw new RangeError('forward: empty batch');
+    const seen = new Set<ModelCache>();
+    let outLast = 0, outAll = 0;
+    for (const [b, item] of batch.entries()) {
+      const cache = item.cache, n = item.tokens.length, where = batch.length > 1 ? ` (batch item ${b})` : '';
+      if (!(cache instanceof LlamaCache) || cache.owner !== this) throw new Error(`forward: cache was not created by this model${where}`);
+      this.checkLive(cache, 'forward');
+      if (seen.has(cache)) throw new Error(`forward: the same cache appears twice in one batch${where}`);
+      seen.add(cache);
+      if (n === 0) throw new RangeError(`forward: no tokens${where}`);
+      if (cache.length + n > cache.capacity) {
+        throw new RangeError(`forward: ${cache.length} cached + ${n} new tokens exceed the context length of ${cache.capacity}${where}`);
       }
+      for (let i = 0; i < n; i++) {
+        const t = item.tokens[i];
+        if (!Number.isInteger(t) || t! < 0 || t! >= this.vocabSize) throw new RangeError(`forward: token ${t} at index ${i} is outside the vocabulary [0, ${this.vocabSize})${where}`);
+      }
+      const mode = item.logits ?? 'last';
+      if (mode === 'last') outLast++;
+      else if (mode === 'all') outAll += n;
+      else if (mode !== 'none') throw new RangeError(`forward: logits must be 'last', 'all' or 'none', got ${String(mode)}${where}`);
     }
-    return all ? this.all.subarray(0, n * V) : this.last;
+    const V = this.vocabSize;
+    if (this.last.length < outLast * V) this.last = new Float32Array(outLast * V);
+    if (this.all.length < outAll * V) this.all = new Float32Array(outAll * V);
+    // each item's output view, and where its logit rows go
+    const outputs: Float32Array[] = [];
+    const dest: number[] = [];                 // per item: offset (floats) of its first logit row
+    for (let b = 0, li = 0, ai = 0; b < batch.length; b++) {
+      const item = batch[b]!, mode = item.logits ?? 'last', n = item.tokens.length;
+      if (mode === 'last') { dest.push(li * V); outputs.push(this.last.subarray(li * V, (li + 1) * V)); li++; }
+      else if (mode === 'all') { dest.push(ai * V); outputs.push(this.all.subarray(ai * V, (ai + n) * V)); ai += n; }
+      else { dest.push(-1); outputs.push(new Float32Array(0)); }
+    }
+    // Steps of at most C rows: items are packed in order; an item longer than the room left
+    // continues in the next step (its rows stay in order, so causality holds).
+    const C = this.opts.chunk;
+    const done = new Array<number>(batch.length).fill(0);
+    for (let b0 = 0; b0 < batch.length;) {
+      const segs: Segment[] = [];
+      let rows = 0;
+      for (let b = b0; b < batch.length && rows < C; b++) {
+        const item = batch[b]!, cache = item.cache as LlamaCache, n = item.tokens.length;
+        const m = Math.min(n - done[b]!, C - rows);
+        if (m <= 0) continue;
+        segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length,
+          phase: item.phase ?? (n > 1 ? 'prefill' : 'decode') });
+        rows += m;
+      }
+      this.step(batch, segs, rows, dest);
+      for (const s of segs) done[s.b] = s.start + s.m;
+      while (b0 < batch.length && done[b0] === batch[b0]!.tokens.length) b0++;
+    }
+    return outputs;
   }
 
   dispose(): void {
@@ -178,16 +333,47 @@ export class LlamaModel implements LanguageModel {
     this.pool.dispose();
   }
 
-  // x (m, d) = embed[tokens[start … start+m)]
-  private embed(tokens: ArrayLike<number>, start: number, m: number): void {
+  /** One step over `rows` rows: the segments' tokens through every layer, then the wanted logits. */
+  private step(batch: readonly BatchItem[], segs: Segment[], rows: number, dest: number[]): void {
+    // pages first, for every segment: running out of KV memory leaves every cache as it was
+    const before = segs.map((s) => s.cache.slot.pages.ids.length);
+    try {
+      for (const s of segs) this.reservePages(s.cache.slot, s.p0, s.m);
+    } catch (e) {
+      segs.forEach((s, i) => { if (s.cache.slot.pages.ids.length > before[i]!) this.trimPages(s.cache.slot, Math.max(s.cache.length, before[i]! * KV_PAGE_TOKENS)); });
+      throw e;
+    }
+    this.embed(batch, segs);
+    for (let l = 0; l < this.w.layers.length; l++) this.layer(l, segs, rows);
+    for (const s of segs) s.cache.length = s.p0 + s.m;
+    // logits: rows of 'all' items, and each 'last' item's final token if it is in this step
+    const V = this.vocabSize, d = this.config.hidden_size, h = this.w.head;
+    const want: [row: number, out: Float32Array, at: number][] = [];
+    for (const s of segs) {
+      const item = batch[s.b]!, mode = item.logits ?? 'last';
+      if (mode === 'all') for (let i = 0; i < s.m; i++) want.push([s.row + i, this.all, dest[s.b]! + (s.start + i) * V]);
+      else if (mode === 'last' && s.start + s.m === item.tokens.length) want.push([s.row + s.m - 1, this.last, dest[s.b]!]);
+    }
+    if (want.length === 0) return;
+    const x = h.f32(this.head.x, rows * d), sel = h.f32(this.head.sel, want.length * d);
+    want.forEach(([row], i) => sel.set(x.subarray(row * d, (row + 1) * d), i * d));
+    this.logits(want.length);
+    const logits = h.f32(this.head.logits, want.length * V);
+    want.forEach(([, out, at], i) => out.set(logits.subarray(i * V, (i + 1) * V), at));
+  }
+
+  // x (rows, d) = embed[tokens of every segment]
+  private embed(batch: readonly BatchItem[], segs: Segment[]): void {
     const { head, embed } = this.w;
     const d = this.config.hidden_size;
     const rowBytes = weightBytes(embed.dtype, d);
-    for (let i = 0; i < m; i++) {
-      head.kernels.toF32(embed.dtype, embed.ptr + tokens[start + i] * rowBytes, this.headX + i * d * 4, d);
+    for (const s of segs) {
+      const tokens = batch[s.b]!.tokens;
+      for (let i = 0; i < s.m; i++) {
+        head.kernels.toF32(embed.dtype, embed.ptr + tokens[s.start + i]! * rowBytes, this.head.x + (s.row + i) * d * 4, d);
+      }
     }
   }
-
   // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 form of x when W is quantised, once per
   // input: matmuls that share an input (q/k/v, gate/up) reuse it until newInput() is called.
   private newInput(): void { this.xqHolds = 0; }
@@ -201,38 +387,41 @@ export class LlamaModel implements LanguageModel {
     }
   }
 
-  private layer(l: number, p0: number, n: number, phase: AttentionPhase): void {
-    const L = this.w.layers[l], s = this.scratch[l], a = L.arena, k = a.kernels;
+  private layer(l: number, segs: Segment[], n: number): void {
+    const L = this.w.layers[l]!, s = this.scratch[l]!, a = L.arena, k = a.kernels;
     const c = this.config, d = c.hidden_size, { qDim, kvDim, headDim } = this.dims;
     const style = c.rope_style ?? 'neox';
 
-    a.f32(s.x, n * d).set(this.w.head.f32(this.headX, n * d));               // residual in
+    a.f32(s.x, n * d).set(this.w.head.f32(this.head.x, n * d));               // residual in (n rows of every sequence)
     const pos = a.i32(s.pos, n);
-    for (let i = 0; i < n; i++) pos[i] = p0 + i;
+    for (const g of segs) for (let i = 0; i < g.m; i++) pos[g.row + i] = g.p0 + i;
 
-    // attention block
+    // attention block: projections over every row at once (each weight read once per step)
     k.rmsNorm(s.x, L.attnNorm, s.xn, n, d, c.rms_norm_eps);                   // (n, d)
     this.newInput();
-        let q = s.q, kk = s.k, v = s.v;
+    let q = s.q, kk = s.k, v = s.v;
     if (L.qkv) {
       const rows = qDim + 2 * kvDim;
-      this.matmul(a, L.qkv, s.xn, s.xq, s.qkv, n);                       // (n, qDim + 2·kvDim)
+      this.matmul(a, L.qkv, s.xn, s.xq, s.qkv, n);                           // (n, qDim + 2·kvDim)
       if (L.qBias) k.addBias(s.qkv, L.qBias, n, rows);                       // q|k|v biases are contiguous too
       if (n === 1) { q = s.qkv; kk = s.qkv + qDim * 4; v = kk + kvDim * 4; }
       else this.unstack(a, s.qkv, n, [[s.q, qDim], [s.k, kvDim], [s.v, kvDim]]);
     } else {
-      this.matmul(a, L.q, s.xn, s.xq, s.q, n);                           // (n, qDim)
-      this.matmul(a, L.k, s.xn, s.xq, s.k, n);                           // (n, kvDim)
-      this.matmul(a, L.v, s.xn, s.xq, s.v, n);                           // (n, kvDim)
+      this.matmul(a, L.q, s.xn, s.xq, s.q, n);                               // (n, qDim)
+      this.matmul(a, L.k, s.xn, s.xq, s.k, n);                               // (n, kvDim)
+      this.matmul(a, L.v, s.xn, s.xq, s.v, n);                               // (n, kvDim)
       if (L.qBias) { k.addBias(s.q, L.qBias, n, qDim); k.addBias(s.k, L.kBias, n, kvDim); k.addBias(s.v, L.vBias, n, kvDim); }
     }
     k.rope(q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
     k.rope(kk, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
-    const att = this.attention[l];
-    att.store(kk, v, p0, n);
-    att.attend(q, s.pos, s.att, n, p0 + n, phase);                                    // (n, qDim)
+    // attention per sequence, over its own K/V pages
+    for (const g of segs) {
+      const att = g.cache.slot.layers[l]!;
+      att.store(kk + g.row * kvDim * 4, v + g.row * kvDim * 4, g.p0, g.m);
+      att.attend(q + g.row * qDim * 4, s.pos + g.row * 4, s.att + g.row * qDim * 4, g.m, g.p0 + g.m, g.phase);   // (m, qDim)
+    }
     this.newInput();
-    this.matmul(a, L.o, s.att, s.xq, s.o, n);                            // (n, d)
+    this.matmul(a, L.o, s.att, s.xq, s.o, n);                                // (n, d)
     k.add(s.x, s.o, n * d);
 
     // feed-forward block
@@ -241,20 +430,20 @@ export class LlamaModel implements LanguageModel {
     this.newInput();
     let gate = s.gate, up = s.up;
     if (L.gateUp) {
-      this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                 // (n, 2F)
+      this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                     // (n, 2F)
       if (n === 1) { gate = s.gateUp; up = s.gateUp + F * 4; }
       else this.unstack(a, s.gateUp, n, [[s.gate, F], [s.up, F]]);
     } else {
-      this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                     // (n, F)
-      this.matmul(a, L.up, s.xn, s.xq, s.up, n);                         // (n, F)
+      this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                         // (n, F)
+      this.matmul(a, L.up, s.xn, s.xq, s.up, n);                             // (n, F)
     }
     if (c.hidden_act === 'silu') k.siluMul(gate, up, n * F);
     else k.geluMul(gate, up, n * F);
     this.newInput();
-    this.matmul(a, L.down, gate, s.xq, s.o, n);                          // (n, d)
+    this.matmul(a, L.down, gate, s.xq, s.o, n);                              // (n, d)
     k.add(s.x, s.o, n * d);
 
-    this.w.head.f32(this.headX, n * d).set(a.f32(s.x, n * d));               // residual out
+    this.w.head.f32(this.head.x, n * d).set(a.f32(s.x, n * d));               // residual out
   }
 
   // Splits the rows of a stacked output (n, Σ widths) into separate (n, width) buffers.
@@ -266,11 +455,15 @@ export class LlamaModel implements LanguageModel {
     }
   }
 
-  // logits (m, V) of residual rows [row, row + m)
-  private logits(row: number, m: number): void {
+  // logits (m, V) of the m gathered rows in head.sel
+  private logits(m: number): void {
     const h = this.w.head, d = this.config.hidden_size;
-    h.kernels.rmsNorm(this.headX + row * d * 4, this.w.norm, this.headXn, m, d, this.config.rms_norm_eps);
+    h.kernels.rmsNorm(this.head.sel, this.w.norm, this.head.xn, m, d, this.config.rms_norm_eps);
     this.newInput();
-    this.matmul(h, this.w.lmHead, this.headXn, this.headXq, this.headLogits, m);
+    this.matmul(h, this.w.lmHead, this.head.xn, this.head.xq, this.head.logits, m);
   }
 }
+
+/** The rows one sequence contributes to a step: tokens [start, start + m) of batch item b, at rows
+ *  [row, row + m) of the step and positions [p0, p0 + m) of its cache. */
+interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase }

@@ -17,7 +17,9 @@ import { attentionBackend, type AttentionBackend } from '../attention/create.js'
 import { DENSE, parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { layerTensorNames, type LayerWeights, type Mat, type ModelWeights } from './weights.js';
-import { LlamaModel, headScratchBytes, layerScratchBytes } from './llama.js';
+import { LlamaModel, headScratchLayout, layerRuntimeBytes } from './llama.js';
+import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
+import { layoutBytes } from '../runtime/layout.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
 import { readTensorInto } from './tensor-convert.js';
 import { isMosaicFolder, loadMosaic } from '../mosaic/load.js';
@@ -40,8 +42,14 @@ export interface LoadOptions {
   threads?: number;
   /** 'wasm' (default) or 'reference' (plain TypeScript kernels, for tests). */
   kernels?: 'wasm' | 'reference';
-  /** KV-cache capacity in tokens (default: min(max_position_embeddings, 4096)). */
+  /** Most tokens one sequence holds (default: min(max_position_embeddings, 4096)). */
   contextLength?: number;
+  /** Most sequences alive at once (caches not yet released; default DEFAULT_PARALLEL, fewer when a
+   *  sparse backend's per-sequence state would not fit). */
+  parallel?: number;
+  /** KV memory shared by all sequences, in tokens (a number) or as a size ("2GiB", "512MiB"):
+   *  default DEFAULT_KV_SEQUENCES × contextLength tokens, less where the memory limits say so. */
+  kvBudget?: number | string;
   /** Quantise f32/f16/bf16 2-D weights to q8_0 while loading. */
   quantize?: 'q8_0';
   /** KV-cache storage type (default 'f32'). */
@@ -66,8 +74,9 @@ export interface ModelInfo {
   weightBytes: number;
   /** K + V bytes per token over all layers. */
   kvBytesPerToken: number;
-  /** Total bytes needed for weights + KV cache of `contextLength` tokens + scratch. */
-  memoryNeeded(contextLength: number): number;
+  /** Total bytes needed for weights + a KV budget of `kvTokens` tokens (default: `contextLength`)
+   *  + the state of `parallel` sequences (default 1) + scratch. */
+  memoryNeeded(contextLength: number, kvTokens?: number, parallel?: number): number;
 }
 
 export interface LoadedModel {
@@ -126,14 +135,34 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
 type Plan = ReturnType<typeof planTensors>;
 const sizesOf = (ts: Record<string, TensorPlan | null>) => Object.values(ts).filter((t): t is TensorPlan => t !== null).map((t) => t.bytes);
 
-function arenaSizes(ck: Checkpoint, plan: Plan, capacity: number, chunk: number, cacheDType: CacheDType, backend: AttentionBackend) {
-  const c = ck.config, { headDim } = derive(c);
-  const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : []), headScratchBytes(c, chunk)]);
-  const layers = plan.layers.map((l, layer) => {
-    const att = backend.arenaBytes({ layer, layers: plan.layers.length, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim, capacity, dtype: cacheDType });
-    return planArena([...sizesOf(l), att, layerScratchBytes(c, chunk)]) + 64 * 16; // + alignment slack of the backend's own buffers
-  });
+interface Runtime { capacity: number; chunk: number; cacheDType: CacheDType; parallel: number; kvPages: number }
+
+function arenaSizes(ck: Checkpoint, plan: Plan, r: Runtime, backend: AttentionBackend) {
+  const c = ck.config;
+  const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : [])]) + 64 + layoutBytes(headScratchLayout(c, r.chunk));
+  const layers = plan.layers.map((l, layer) => planArena(sizesOf(l)) + 64 + layerRuntimeBytes(c, r, backend, layer));
   return { head, layers };
+}
+
+/** Sequences alive at once by default (each costs only its attention backend's state: nothing for dense). */
+export const DEFAULT_PARALLEL = 16;
+/** Default KV budget, in contexts' worth of tokens (pages are committed only once written). */
+export const DEFAULT_KV_SEQUENCES = 4;
+
+/** Tokens of a kvBudget option: a token count, or a size with a unit (B, KiB, MiB, GiB). */
+export function kvBudgetTokens(budget: number | string, kvBytesPerToken: number): number {
+  if (typeof budget === 'number') {
+    if (!Number.isInteger(budget) || budget < 1) throw new RangeError(`kvBudget must be a positive integer number of tokens, got ${budget}`);
+    return budget;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|tokens?)?\s*$/i.exec(budget);
+  if (!m) throw new RangeError(`kvBudget must be a number of tokens (e.g. 32768) or a size (e.g. 2GiB, 512MiB), got "${budget}"`);
+  const x = Number(m[1]), unit = (m[2] ?? 'tokens').toLowerCase();
+  if (unit.startsWith('token')) return kvBudgetTokens(x, kvBytesPerToken);
+  const scale: Record<string, number> = { b: 1, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, kb: 1e3, mb: 1e6, gb: 1e9 };
+  const tokens = Math.floor((x * scale[unit]!) / kvBytesPerToken);
+  if (tokens < 1) throw new RangeError(`kvBudget ${budget} holds no token (${kvBytesPerToken} bytes of K/V per token)`);
+  return tokens;
 }
 
 function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend): ModelInfo {
@@ -150,11 +179,25 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
   return {
     path: ck.path, format: ck.format, config: c, parameters, dtypes, weightBytes: wBytes,
     kvBytesPerToken: 2 * kvDim * es * c.num_hidden_layers,
-    memoryNeeded: (ctx: number) => {
-      const s = arenaSizes(ck, plan, ctx, chunk, cacheDType, backend);
+    memoryNeeded: (ctx: number, kvTokens = ctx, parallel = 1) => {
+      const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend);
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
   };
+}
+
+/** Sequence slots and KV pages: as asked, or the defaults cut to what one 4 GiB layer arena holds. */
+function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' | 'kvPages'>, backend: AttentionBackend,
+                     kvBytesPerToken: number, opts: LoadOptions): Runtime {
+  const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend).layers.every((b) => b <= MAX_ARENA_BYTES);
+  const minPages = Math.ceil(base.capacity / KV_PAGE_TOKENS);
+  let parallel = opts.parallel ?? DEFAULT_PARALLEL;
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 4096) throw new RangeError(`loadModel: parallel must be an integer in [1, 4096], got ${opts.parallel}`);
+  let kvPages = opts.kvBudget !== undefined ? Math.ceil(kvBudgetTokens(opts.kvBudget, kvBytesPerToken) / KV_PAGE_TOKENS)
+    : minPages * DEFAULT_KV_SEQUENCES;
+  if (opts.kvBudget === undefined) while (kvPages > minPages && !fits({ ...base, parallel: 1, kvPages })) kvPages = Math.max(minPages, kvPages >> 1);
+  if (opts.parallel === undefined) while (parallel > 1 && !fits({ ...base, parallel, kvPages })) parallel >>= 1;
+  return { ...base, parallel, kvPages };
 }
 
 function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096, c.sliding_window ?? Infinity); }
@@ -221,10 +264,12 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const plan = planTensors(ck, opts.quantize);
     const info = describe(ck, plan, chunk, cacheDType, backend);
     const tokenizer = ck.tokenizer();
-    const sizes = arenaSizes(ck, plan, capacity, chunk, cacheDType, backend);
+    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, opts);
+    const sizes = arenaSizes(ck, plan, runtime, backend);
     sizes.layers.forEach((bytes, i) => {
       if (bytes > MAX_ARENA_BYTES) {
-        throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + KV cache for ${capacity} tokens), more than one 4 GiB WebAssembly memory; use a smaller contextLength or cacheDType 'f16'`);
+        throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + a KV budget of ${runtime.kvPages * KV_PAGE_TOKENS} tokens + ` +
+          `${runtime.parallel} sequences' attention state), more than one 4 GiB WebAssembly memory; use a smaller kvBudget, parallel or contextLength, or cacheDType 'f16'`);
       }
     });
     if (sizes.head > MAX_ARENA_BYTES) throw new RangeError(`loadModel: the embedding/output arena needs ${(sizes.head / 2 ** 30).toFixed(2)} GiB, over the 4 GiB limit of one WebAssembly memory; load with quantize: 'q8_0'`);
@@ -288,7 +333,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };
     const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
-    const model = new LlamaModel(c, weights, pool, { capacity, chunk, cacheDType, invFreq, attention: () => backend });
+    const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend });
     opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
     return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
   } catch (e) {

@@ -6,8 +6,25 @@ export interface ModelCache {
   readonly length: number;
   /** Maximum number of positions the cache can hold. */
   readonly capacity: number;
+  /** Whether release() was called (a released cache can no longer be used). */
+  readonly released: boolean;
   /** Forgets every position >= n (rollback for speculative decoding, reuse of a shared prefix). */
   truncate(n: number): void;
+  /** A new cache that starts with this one's first n positions (default: all), shared by reference
+   *  where the model can (the prompt cache of multi-turn chat and the server). */
+  fork(n?: number): ModelCache;
+  /** Gives the cache's memory back to the model. Idempotent. */
+  release(): void;
+}
+
+/** One sequence's part of a batched forward step: its cache, its new tokens (one when decoding, a
+ *  chunk when prefilling), which logits to return and the attention phase. */
+export interface BatchItem {
+  cache: ModelCache;
+  tokens: ArrayLike<number>;
+  /** 'last' (default): the last token's (vocab); 'all': (n, vocab) row-major; 'none': nothing. */
+  logits?: 'last' | 'all' | 'none';
+  phase?: 'prefill' | 'decode';
 }
 
 export interface ForwardOptions {
@@ -22,14 +39,19 @@ export interface LanguageModel {
   readonly vocabSize: number;
   /** Longest context this model instance accepts (cache capacity by default). */
   readonly contextLength: number;
-  /** A fresh, empty cache. A model instance holds one KV store, so only the newest cache is usable:
-   *  creating one makes earlier ones stale (forward/truncate on them throw), and resets the attention
-   *  backends' per-prompt state. */
+  /** Most caches (sequences) alive at once; createCache throws past it until one is released. */
+  readonly parallel: number;
+  /** A fresh, empty cache for one sequence, owned by the caller: creating one never touches
+   *  another. Release it when done (caches dropped unreleased are reclaimed when collected). */
   createCache(capacity?: number): ModelCache;
   /** Appends `tokens` at positions cache.length … cache.length + n − 1 and returns their logits:
    *  (vocab) for 'last', (n, vocab) row-major for 'all'. The returned array may be reused by the next
    *  call: copy it if you keep it. */
   forward(tokens: ArrayLike<number>, cache: ModelCache, opts?: ForwardOptions): Float32Array;
+  /** Runs every item's tokens in shared steps (the weights are read once per step for all of them)
+   *  and returns each item's logits as asked; a sequence's logits do not depend on what else is in
+   *  the batch. The returned arrays may be reused by the next call. */
+  forwardBatch(batch: readonly BatchItem[]): Float32Array[];
   /** Frees memory and worker threads held by the model. */
   dispose(): void;
 }

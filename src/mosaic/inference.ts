@@ -11,7 +11,7 @@
 // is completed, then y_t reads rows s ≤ t−1 with the attention kernel (qPos = t−1, scale 1).
 // Shape legend: d width, H heads, hs head size, Np persistent slots, V vocab, cap cache capacity.
 
-import type { ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
+import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
 import type { Ptr } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import type { KernelKind } from '../runtime/kernel-factory.js';
@@ -35,10 +35,20 @@ interface LayerPtrs {
 
 class MosaicCache implements ModelCache {
   length = 0;
+  released = false;
   constructor(readonly capacity: number, readonly layers: { K: Ptr; V: Ptr; Wv: Ptr; Lc: Ptr; Lp: Ptr }[], readonly owner: MosaicInference) {}
   truncate(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`MosaicCache.truncate: n must be a non-negative integer, got ${n}`);
+    if (this.released) throw new Error('MosaicCache.truncate: this cache has been released');
     this.length = Math.min(this.length, n);                 // slot n−1 becomes pending again: Wv[n−1] is kept
+  }
+  fork(): ModelCache {
+    throw new Error('MosaicCache.fork: a Memory Mosaic model holds one sequence at a time; truncate this cache instead');
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.owner.releaseCache(this);
   }
 }
 
@@ -51,8 +61,12 @@ export class MosaicInference implements LanguageModel {
   private readonly lnf: Ptr;
   private readonly layers: LayerPtrs[] = [];
   private readonly s: Record<'x' | 'a' | 'k' | 'v' | 'y' | 'o' | 'sc' | 'logits' | 'pos', Ptr>;
-  private caches = 0;
+  /** The one cache's memory (allocated at the first createCache) and whether a live cache holds it. */
+  private store: MosaicCache['layers'] | undefined;
+  private live: MosaicCache | undefined;
   private disposed = false;
+  /** One sequence at a time (the cache is sized into the arena once). */
+  readonly parallel = 1;
 
   constructor(config: MosaicConfig, params: ReadonlyMap<string, Float32Array>, opts: MosaicInferenceOptions = {}) {
     checkMosaicParams(config, params, 'MosaicInference');
@@ -99,20 +113,34 @@ export class MosaicInference implements LanguageModel {
     this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch() };
   }
 
-  /** One cache per model instance (its memory is sized into the arena once). */
+  /** The model's one cache (its memory is sized into the arena once): release it before asking
+   *  for another. */
   createCache(capacity?: number): ModelCache {
     if (this.disposed) throw new Error('MosaicInference: the model was disposed');
-    if (this.caches > 0) throw new Error('MosaicInference.createCache: this model holds one cache; reuse it with truncate(0)');
-    if (capacity !== undefined && capacity !== this.contextLength) throw new RangeError(`MosaicInference.createCache: capacity is fixed at load (${this.contextLength}), got ${capacity}`);
-    this.caches++;
+    if (this.live !== undefined && !this.live.released) throw new Error('MosaicInference.createCache: this model holds one sequence at a time; release the other cache first (cache.release())');
+    if (capacity !== undefined && (!Number.isInteger(capacity) || capacity < 1 || capacity > this.contextLength)) {
+      throw new RangeError(`MosaicInference.createCache: capacity must be an integer in [1, ${this.contextLength}], got ${capacity}`);
+    }
     const bytes = 4 * this.contextLength * this.config.n_embd;
-    const layers = this.layers.map(() => ({ K: this.arena.alloc(bytes), V: this.arena.alloc(bytes), Wv: this.arena.alloc(bytes), Lc: this.arena.alloc(bytes), Lp: this.arena.alloc(bytes) }));
-    return new MosaicCache(this.contextLength, layers, this);
+    this.store ??= this.layers.map(() => ({ K: this.arena.alloc(bytes), V: this.arena.alloc(bytes), Wv: this.arena.alloc(bytes), Lc: this.arena.alloc(bytes), Lp: this.arena.alloc(bytes) }));
+    this.live = new MosaicCache(capacity ?? this.contextLength, this.store, this);
+    return this.live;
+  }
+
+  releaseCache(cache: MosaicCache): void { if (this.live === cache) this.live = undefined; }
+
+  /** The items run one after another (a mosaic has one sequence at a time, so a batch holds one). */
+  forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
+    return batch.map((b) => {
+      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'none' ? 'last' : b.logits, phase: b.phase });
+      return b.logits === 'none' ? new Float32Array(0) : out;
+    });
   }
 
   forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
     if (this.disposed) throw new Error('MosaicInference: the model was disposed');
     if (!(cache instanceof MosaicCache) || cache.owner !== this) throw new Error('MosaicInference.forward: the cache was not created by this model');
+    if (cache.released) throw new Error('MosaicInference.forward: this cache has been released');
     const n = tokens.length, V = this.vocabSize;
     if (n === 0) throw new RangeError('MosaicInference.forward: no tokens');
     if (cache.length + n > cache.capacity) throw new RangeError(`MosaicInference.forward: ${cache.length} + ${n} tokens exceed the cache capacity ${cache.capacity}`);
@@ -149,7 +177,7 @@ export class MosaicInference implements LanguageModel {
       K.matmul('f32', w.wv, s.a, cl.Wv + t * d * 4, 1, d, d, 0, d);               // W_v a_t (d), pending
       if (t > 0) this.completeValue(cl, t - 1, f(cl.Wv + t * d * 4), w);          // v_{t−1} now that x_t is known
       this.arena.i32(s.pos, 1)[0] = t - 1;                                        // read rows s ≤ t−1 (none at t = 0)
-      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, H);
+      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, H);
       K.matmul('f32', w.cproj, s.y, s.o, 1, d, d, 0, d);
       K.add(s.x, s.o, d);
       // Persistent memory

@@ -70,7 +70,7 @@ test('context overflow through the API names both numbers', async () => {
   await assert.rejects(t.complete('0123456789', { maxTokens: 10 }), /11 tokens.*\(10\).*16/);
 });
 
-test('logits() between completions leaves the instance usable (real model: one KV store); a stale cache cannot truncate', async () => {
+test('logits() between completions leaves the instance usable; caches are independent and a released one refuses work', async () => {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -91,10 +91,16 @@ test('logits() between completions leaves the instance usable (real model: one K
     const { loadModel } = await import('../../src/models/load.js');
     const { model } = await loadModel(path, { threads: 1, contextLength: 64 });
     try {
-      const old = model.createCache();
-      model.forward([1, 2, 3], old);
-      model.createCache();
-      assert.throws(() => old.truncate(0), /this cache is stale/);
+      // caches are independent: a second one leaves the first usable; a released one refuses work
+      const first = model.createCache();
+      const want = model.forward([1, 2, 3], first).slice();
+      const other = model.createCache();
+      model.forward([7, 7, 7, 7], other);
+      first.truncate(2);
+      assert.deepEqual(model.forward([3], first), want);
+      first.release();
+      assert.throws(() => first.truncate(0), /has been released/);
+      assert.throws(() => model.forward([1], first), /has been released/);
     } finally { model.dispose(); }
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });

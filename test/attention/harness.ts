@@ -5,6 +5,7 @@ import type { ThreadPool } from '../../src/runtime/pool.js';
 import type { CacheDType } from '../../src/kernels/types.js';
 import { attentionBackend, type LayerAttentionDims } from '../../src/attention/create.js';
 import { parseAttentionSpec } from '../../src/attention/spec.js';
+import { singleSequenceKV, singleSequenceKVBytes } from '../../src/attention/kv-store.js';
 import type { LayerAttention } from '../../src/attention/types.js';
 import { f16ToF32, f32ToF16 } from '../../src/kernels/reference.js';
 import { gaussian, rng } from '../../src/attention/lsh-math.js';
@@ -20,10 +21,10 @@ export function makeLayer(pool: ThreadPool, spec: string, dims: Partial<LayerAtt
   const d: LayerAttentionDims = { layer: 3, layers: 4, heads: 4, kvHeads: 2, headDim: 16, capacity: 1024, dtype: 'f32', ...dims };
   const backend = attentionBackend(parseAttentionSpec(spec));
   const kvDim = d.kvHeads * d.headDim, qDim = d.heads * d.headDim;
-  const bytes = planArena([backend.arenaBytes(d), chunk * qDim * 4, chunk * kvDim * 4, chunk * kvDim * 4, chunk * qDim * 4, chunk * 4]) + 4096;
+  const bytes = singleSequenceKVBytes(d) + planArena([backend.slotBytes(d), chunk * qDim * 4, chunk * kvDim * 4, chunk * kvDim * 4, chunk * qDim * 4, chunk * 4]) + 4096;
   const arena = Arena.create(bytes, { kernels: dims.kernels ?? pool.kernelKind, label: 'attention test' });
   pool.register(arena);
-  const att = backend.create(arena, pool, d);
+  const att = backend.create(arena, pool, d, singleSequenceKV(arena, d));
   return {
     arena, att, d, chunk, keys: [], values: [],
     q: arena.alloc(chunk * qDim * 4), k: arena.alloc(chunk * kvDim * 4), v: arena.alloc(chunk * kvDim * 4),

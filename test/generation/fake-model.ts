@@ -6,7 +6,7 @@
 //   ByteTokenizer: ids 0..255 are bytes (UTF-8), 256 = BOS, 257 = EOS; decode uses a non-fatal
 //     TextDecoder, so a split multi-byte character decodes to U+FFFD like a real byte-level BPE.
 
-import type { ForwardOptions, LanguageModel, ModelCache } from '../../src/models/types.js';
+import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from '../../src/models/types.js';
 import type { Tokenizer } from '../../src/tokenizer/types.js';
 
 export const BOS = 256;
@@ -14,9 +14,16 @@ export const EOS = 257;
 
 export class FakeCache implements ModelCache {
   tokens: number[] = [];
-  constructor(readonly capacity: number) {}
+  released = false;
+  constructor(readonly capacity: number, readonly owner?: FakeModel) {}
   get length(): number { return this.tokens.length; }
   truncate(n: number): void { this.tokens.length = Math.min(n, this.tokens.length); }
+  fork(n = this.length): FakeCache {
+    const c = this.owner ? this.owner.createCache(this.capacity) : new FakeCache(this.capacity);
+    c.tokens = this.tokens.slice(0, n);
+    return c;
+  }
+  release(): void { if (!this.released) { this.released = true; this.owner?.live.delete(this); } }
 }
 
 /** FNV-1a style hash of a context, then a splitmix-like mix per vocabulary entry. */
@@ -37,20 +44,41 @@ export interface FakeModelOptions {
   delayMs?: number;
   /** Never let these ids win (e.g. keep EOS out of random tests). */
   suppress?: readonly number[];
+  /** Most live caches (default 64). */
+  parallel?: number;
 }
 
 export class FakeModel implements LanguageModel {
   readonly vocabSize: number;
   readonly contextLength: number;
+  readonly parallel: number;
   /** Every forward call: the chunk it got, the cache length before, the logits mode. */
   calls: { tokens: number[]; start: number; logits: 'last' | 'all' }[] = [];
+  /** Every forwardBatch call: the items' token counts (one entry per step). */
+  steps: number[][] = [];
+  /** Caches created and not yet released. */
+  readonly live = new Set<FakeCache>();
   private out: Float32Array;
   constructor(readonly opts: FakeModelOptions = {}) {
     this.vocabSize = opts.vocabSize ?? 258;
     this.contextLength = opts.contextLength ?? 512;
     this.out = new Float32Array(this.vocabSize);
+    this.parallel = opts.parallel ?? 64;
   }
-  createCache(capacity?: number): FakeCache { return new FakeCache(capacity ?? this.contextLength); }
+  createCache(capacity?: number): FakeCache {
+    if (this.live.size >= this.parallel) throw new RangeError(`FakeModel: all ${this.parallel} sequence slots are in use`);
+    const c = new FakeCache(capacity ?? this.contextLength, this);
+    this.live.add(c);
+    return c;
+  }
+
+  forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
+    this.steps.push(batch.map((b) => b.tokens.length));
+    return batch.map((b) => {
+      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'all' ? 'all' : 'last' });
+      return b.logits === 'none' ? new Float32Array(0) : out.slice();
+    });
+  }
 
   /** Logits (V) after the context tokens[0..end) — the independent definition tests compare against. */
   logitsAt(tokens: readonly number[], end: number, out: Float32Array = new Float32Array(this.vocabSize)): Float32Array {
@@ -71,6 +99,7 @@ export class FakeModel implements LanguageModel {
 
   forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
     const c = cache as FakeCache;
+    if (c.released) throw new Error('FakeModel: cache released');
     const mode = opts.logits ?? 'last';
     const chunk = Array.from(tokens);
     if (c.length + chunk.length > c.capacity) throw new RangeError('FakeModel: cache full');

@@ -23,8 +23,8 @@ function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number
   b.f32(or, n * H * D).fill(777);
   b.f32(ow, n * H * D).fill(777);
   const scale = 1 / Math.sqrt(D);
-  b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, h0, h1);
-  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, h0, h1);
+  b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, 0, 0, h0, h1);
+  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, h0, h1);
   const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
   assertClose(b.f32(ow, n * H * D), b.f32(or, n * H * D), 2e-6, what);
   const O = b.f32(ow, n * H * D);
@@ -64,7 +64,7 @@ test('attention with one key returns that key\'s value row', () => {
   b.f32(k, D).set(randomF32(rng(2), D));
   b.f32(v, D).set([1, 2, 3, 4, 5, 6, 7, 8]);
   b.i32(pos, 1)[0] = 0;
-  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 1);
+  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 0, 0, 1);
   assert.deepEqual([...b.f32(out, D)], [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
@@ -83,5 +83,40 @@ test('attention 8-key blocks: D = 16, 48, 128 (unrolled path), lengths not multi
       runCase(cache, 1, 77, 6, 2, D, [76], 1, 5);
       runCase(cache, 2, 45, 3, 1, D, [44, 9]);
     }
+  }
+});
+
+test('paged K/V (rows reached through a shuffled page table) equals contiguous rows bit for bit, SIMD and reference', () => {
+  for (const [cache, D, shift] of [['f32', 64, 4], ['f16', 64, 6], ['f16', 16, 3], ['f32', 6, 5], ['f16', 128, 7]] as const) {
+    const n = 3, S = 301, H = 6, Hkv = 2, page = 2 ** shift, pagesN = Math.ceil(S / page);
+    b.reset();
+    const rand = rng(D * 17 + shift);
+    const es = cache === 'f16' ? 2 : 4, rowBytes = Hkv * D * es, count = S * Hkv * D;
+    const q = b.alloc(n * H * D * 4), qPos = b.alloc(n * 4);
+    b.f32(q, n * H * D).set(randomF32(rand, n * H * D, 2));
+    b.i32(qPos, n).set([S - 3, S - 2, S - 1]);
+    const kv = [randomF32(rand, count, 2), randomF32(rand, count, 3)];
+    const put = (p: number, x: Float32Array) => (cache === 'f16' ? b.u16(p, x.length).set(toF16Bits(x)) : b.f32(p, x.length).set(x));
+    const flat = kv.map((x) => { const p = b.alloc(count * es); put(p, x); return p; });
+    // the pool: pagesN + 2 pages, filled in a shuffled order; the table holds each page's byte offset
+    const order = Array.from({ length: pagesN + 2 }, (_, i) => i).sort((x, y) => ((x * 7919) % 13) - ((y * 7919) % 13) || x - y);
+    const pool = kv.map(() => b.alloc((pagesN + 2) * page * rowBytes));
+    const table = b.alloc(pagesN * 4);
+    for (let pg = 0; pg < pagesN; pg++) {
+      const off = order[pg]! * page * rowBytes;
+      b.i32(table, pagesN)[pg] = off;
+      for (const [i, x] of kv.entries()) {
+        const rows = x.subarray(pg * page * Hkv * D, Math.min(S, (pg + 1) * page) * Hkv * D);
+        put(pool[i]! + off, rows);
+      }
+    }
+    const outs = [0, 1, 2].map(() => b.alloc(n * H * D * 4));
+    const scale = 1 / Math.sqrt(D);
+    b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, H);
+    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, H);
+    b.ref.attention(q, qPos, pool[0]!, pool[1]!, outs[2]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, H);
+    const what = `paged attention ${cache} D=${D} page=${page}`;
+    assert.deepEqual(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), what);
+    assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[2]!, n * H * D), 2e-6, what);
   }
 });

@@ -112,8 +112,13 @@ test('forward rejects bad input with messages that name the problem', async () =
     cache.truncate(1);
     assert.equal(cache.length, 1);
     const fresh = model.createCache();
-    assert.throws(() => model.forward([1], cache), /stale/);
+    model.forward([1], cache);                                   // a new cache leaves this one usable
     model.forward([1], fresh);
+    assert.throws(() => model.forwardBatch([{ cache, tokens: [1] }, { cache, tokens: [2] }]), /same cache appears twice/);
+    assert.throws(() => model.forwardBatch([]), /empty batch/);
+    assert.throws(() => model.forwardBatch([{ cache: fresh, tokens: [1] }, { cache, tokens: [] }]), /no tokens \(batch item 1\)/);
+    cache.release();
+    assert.throws(() => model.forward([1], cache), /has been released/);
   } finally { model.dispose(); }
 });
 

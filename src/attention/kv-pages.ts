@@ -1,0 +1,108 @@
+// Paged KV memory. Every layer arena holds one pool of K rows and one of V rows, cut into pages of
+// KV_PAGE_TOKENS rows; a page id means the same rows in every layer, so one allocator (KVPagePool)
+// serves the whole model and a sequence's page list (SequencePages) is the same for all layers.
+// Pages are reference-counted: a sequence started from another's prefix shares its full pages and
+// copies a page only when it writes into a shared one (copy-on-write). The budget is fixed at load,
+// so running out is an error the caller sees (OutOfKVMemoryError), never a silent truncation.
+//
+// Kernels reach a sequence's rows through a page table of u32 byte offsets (KVRows in
+// src/kernels/types.ts); each layer arena has one table slot (LayerKV.table), written for whichever
+// sequence the layer is serving (KVStore.bind) — a few hundred words per step at most.
+
+import type { CacheDType, KVRows, Ptr } from '../kernels/types.js';
+import type { Arena } from '../runtime/arena.js';
+
+/** Rows per page: a power of two (kernels split row ids with a shift), and a multiple of the
+ *  attention kernel's 8-key blocks. */
+export const KV_PAGE_SHIFT = 6;
+export const KV_PAGE_TOKENS = 1 << KV_PAGE_SHIFT;
+
+/** The model's KV budget is used up. */
+export class OutOfKVMemoryError extends RangeError {
+  constructor(readonly pages: number, readonly pageTokens: number) {
+    super(`out of KV memory: all ${pages} pages (${pages * pageTokens} tokens) of the KV budget are in use; ` +
+      'finish or release other sequences, or load the model with a larger kvBudget (--kv-budget)');
+    this.name = 'OutOfKVMemoryError';
+  }
+}
+
+/** The page allocator shared by every layer (page ids only; the rows live in the layer arenas). */
+export class KVPagePool {
+  private readonly refs: Int32Array;
+  private readonly free: number[];
+
+  constructor(readonly pages: number) {
+    if (!Number.isInteger(pages) || pages < 1) throw new RangeError(`KVPagePool: pages must be a positive integer, got ${pages}`);
+    this.refs = new Int32Array(pages);
+    // popped from the end: page 0 first, so a lone sequence gets contiguous ascending pages
+    this.free = Array.from({ length: pages }, (_, i) => pages - 1 - i);
+  }
+
+  get used(): number { return this.pages - this.free.length; }
+  get available(): number { return this.free.length; }
+  refCount(id: number): number { return this.refs[id]!; }
+
+  alloc(): number {
+    const id = this.free.pop();
+    if (id === undefined) throw new OutOfKVMemoryError(this.pages, KV_PAGE_TOKENS);
+    this.refs[id] = 1;
+    return id;
+  }
+
+  retain(id: number): void {
+    if (this.refs[id]! < 1) throw new Error(`KVPagePool.retain: page ${id} is not allocated`);
+    this.refs[id]!++;
+  }
+
+  release(id: number): void {
+    const r = this.refs[id]!;
+    if (r < 1) throw new Error(`KVPagePool.release: page ${id} is not allocated`);
+    this.refs[id] = r - 1;
+    if (r === 1) this.free.push(id);
+  }
+}
+
+/** One sequence's pages, in position order (page i holds positions [i·P, (i+1)·P)). `version`
+ *  changes whenever the list does, so a layer knows when its copy of the table is stale. */
+export class SequencePages {
+  ids: number[] = [];
+  version = 0;
+  changed(): void { this.version++; }
+}
+
+/** One layer's K and V pools and its page-table slot, in the layer's arena. */
+export class LayerKV {
+  readonly k: Ptr;
+  readonly v: Ptr;
+  readonly table: Ptr;
+  readonly rowBytes: number;
+  readonly pageBytes: number;
+  readonly f16: boolean;
+  /** The sequence whose page table `table` holds, and at which version. */
+  bound: SequencePages | undefined;
+  boundVersion = -1;
+
+  constructor(readonly arena: Arena, readonly kvHeads: number, readonly headDim: number, readonly dtype: CacheDType,
+              pages: number, readonly maxPagesPerSequence: number) {
+    this.f16 = dtype === 'f16';
+    this.rowBytes = kvHeads * headDim * (this.f16 ? 2 : 4);
+    this.pageBytes = KV_PAGE_TOKENS * this.rowBytes;
+    const [k, v, table] = LayerKV.sizes(kvHeads, headDim, dtype, pages, maxPagesPerSequence).map((b) => arena.alloc(b));
+    this.k = k!; this.v = v!; this.table = table!;
+  }
+
+  /** Sizes of the buffers the constructor allocates, in order (for arena planning). */
+  static sizes(kvHeads: number, headDim: number, dtype: CacheDType, pages: number, maxPagesPerSequence: number): number[] {
+    const pool = pages * KV_PAGE_TOKENS * kvHeads * headDim * (dtype === 'f16' ? 2 : 4);
+    return [pool, pool, maxPagesPerSequence * 4];
+  }
+
+  /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */
+  copyPage(src: number, dst: number): void {
+    const u8 = this.arena.u8(0, this.arena.memory.buffer.byteLength);
+    for (const base of [this.k, this.v]) u8.copyWithin(base + dst * this.pageBytes, base + src * this.pageBytes, base + (src + 1) * this.pageBytes);
+  }
+
+  /** KVRows of the bound sequence (kernels read its rows through `table`). */
+  rows(): KVRows { return { rowBytes: this.rowBytes, pages: this.table, pageShift: KV_PAGE_SHIFT }; }
+}
