@@ -188,12 +188,13 @@ export function ggufTensorName(hfName: string): string {
   throw new FormatError('tensor name', `"${hfName}" is not a Llama-family Hugging Face tensor name`);
 }
 
-/** GGUF name → HF name, e.g. blk.0.attn_q.weight → model.layers.0.self_attn.q_proj.weight. */
-export function hfTensorName(ggufName: string): string {
+/** GGUF name → HF name, e.g. blk.0.attn_q.weight → model.layers.0.self_attn.q_proj.weight.
+ *  `source` (the file) names where an unknown tensor came from. */
+export function hfTensorName(ggufName: string, source = 'GGUF'): string {
   const h = GGUF_TO_HF.get(ggufName);
   if (h !== undefined) return h;
   const m = /^blk\.(0|[1-9]\d{0,5})\.(.+)$/.exec(ggufName);
   const rest = m ? BLOCK_G2H.get(m[2]!) : undefined;
   if (m && rest !== undefined) return `model.layers.${m[1]}.${rest}`;
-  throw new FormatError('tensor name', `"${ggufName}" has no Hugging Face equivalent in the Llama family`);
+  throw new FormatError(source, `tensor "${ggufName}" has no Hugging Face equivalent in the Llama family (not a llama/qwen2 tensor name)`);
 }

@@ -70,7 +70,7 @@ export function openCheckpoint(path: string): Checkpoint {
     const byHf = new Map<string, TensorEntry>();
     for (const [name, entry] of file.tensors) {
       if (name === 'rope_freqs.weight') continue;
-      byHf.set(hfTensorName(name), entry);
+      byHf.set(hfTensorName(name, path), entry);
     }
     return {
       path, format: 'gguf', config, source: file,

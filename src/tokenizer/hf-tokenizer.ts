@@ -126,7 +126,7 @@ export function loadHfTokenizer(opts: LoadHfTokenizerOptions): Tokenizer {
     const content = tokenContent(config[field], 'tokenizer_config.json', field);
     return content === null ? null : lib.token_to_id(content) ?? null;
   };
-  const { prefix, suffix } = postProcessorSpecials(lib);
+  const { prefix, suffix } = postProcessorSpecials(lib, source);
   const bos = idOf('bos_token') ?? prefix[0] ?? null;
   const eos = idOf('eos_token');
   let vocabSize = 0;

@@ -88,6 +88,8 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
         throw new FormatError(source, `model.vocab[${i}] must be a [piece, score] pair`);
       }
     });
+    // The library emits unk_id as it is for unknown pieces, so a bad one becomes a bad token id.
+    if (model.unk_id !== undefined && model.unk_id !== null) checkId(source, 'model.unk_id', model.unk_id, vocab.length);
   } else if (isObject(vocab)) {
     let n = 0;
     // Counting first (for…in, no array of keys) so a 10M-entry vocab is refused cheaply.
@@ -151,11 +153,22 @@ export function buildHfTokenizer(json: Json, config: Json, source: string): HfTo
   return lib;
 }
 
+/** The library reads some sections only when it first uses them: its errors there (TypeErrors on a
+ *  malformed post-processor, say) are the file's fault and are reported as such. */
+function libraryCall<T>(source: string, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(source, `the tokenizer fails to ${what} (a malformed section of the file?): ${(e as Error).message}`);
+  }
+}
+
 /** The tokens of `text`'s encoding that the post-processor puts before and after the text. */
-export function postProcessorSpecials(lib: HfTokenizer): { prefix: number[]; suffix: number[] } {
+export function postProcessorSpecials(lib: HfTokenizer, source: string): { prefix: number[]; suffix: number[] } {
   // Encoding 'a' with and without special tokens; what is added around it is the template's.
-  const bare = lib.encode('a', { add_special_tokens: false }).ids;
-  const full = lib.encode('a', { add_special_tokens: true }).ids;
+  const bare = libraryCall(source, 'encode "a"', () => lib.encode('a', { add_special_tokens: false }).ids);
+  const full = libraryCall(source, 'add its special tokens (post_processor)', () => lib.encode('a', { add_special_tokens: true }).ids);
   for (let start = 0; start + bare.length <= full.length; start++) {
     if (bare.every((id, i) => full[start + i] === id)) {
       return { prefix: full.slice(0, start), suffix: full.slice(start + bare.length) };
@@ -193,7 +206,8 @@ class JsonTokenizer implements Tokenizer {
    *  without byte fallback and without an unknown token) are dropped. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     if (typeof text !== 'string') throw new TypeError(`${this.source}: encode() expects a string, got ${typeof text}`);
-    const ids = text.length === 0 ? [] : this.lib.encode(text, { add_special_tokens: false }).ids.filter((id) => id !== undefined && id !== null);
+    const ids = text.length === 0 ? [] : libraryCall(this.source, 'encode this text', () => this.lib.encode(text, { add_special_tokens: false }).ids)
+      .filter((id) => id !== undefined && id !== null);
     if (opts.addSpecialTokens ?? true) {
       if (this.addBosToken) ids.unshift(this.bosTokenId as number);
       if (this.appendedEos !== null) ids.push(this.appendedEos);
@@ -212,7 +226,7 @@ class JsonTokenizer implements Tokenizer {
       if (this.lib.id_to_token(id) !== undefined) known.push(id); // ids in holes of the vocabulary decode to ''
     }
     if (known.length === 0) return '';
-    return this.lib.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    return libraryCall(this.source, 'decode these ids', () => this.lib.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false }));
   }
 
   idToToken(id: number): string | undefined {

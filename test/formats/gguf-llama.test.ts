@@ -131,7 +131,7 @@ test('Llama-3 config with rope scaling: convert → read → llamaConfigFromGguf
     assert.equal(f.metadata.has('llama.rope.scaling.type'), false);
 
     // every HF tensor is present under its GGUF name; tied: no output.weight
-    const names = new Set([...f.tensors.keys()].filter((n) => n !== 'rope_freqs.weight').map(hfTensorName));
+    const names = new Set([...f.tensors.keys()].filter((n) => n !== 'rope_freqs.weight').map((n) => hfTensorName(n)));
     assert.deepEqual(names, new Set(src.map((t) => t.name)));
     assert.equal(f.tensors.has('output.weight'), false);
     assert.deepEqual(f.tensors.get('token_embd.weight')!.ne, [64, 40]);

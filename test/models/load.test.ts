@@ -89,6 +89,17 @@ test('broken checkpoints fail with errors that name the tensor and the problem',
   await assert.rejects(loadModel(join(dir, 'notgguf.bin')), /not a GGUF file/);
 });
 
+test('a GGUF tensor with an unknown name is refused with an error that names the file and the tensor', async () => {
+  // Same length as blk.0.attn_q.weight, so only the name changes.
+  const bytes = Buffer.from(readFileSync(ck.gguf.q8_0!));
+  const at = bytes.indexOf('blk.0.attn_q.weight');
+  assert.ok(at > 0);
+  bytes.write('blk.0.attn_Q.weight', at);
+  const path = join(dir, 'unknown-tensor.gguf');
+  writeFileSync(path, bytes);
+  await assert.rejects(loadModel(path), (e: Error) => e.message.startsWith(`${path}: tensor "blk.0.attn_Q.weight" has no Hugging Face equivalent`));
+});
+
 test('impossible options are refused before anything is allocated', async () => {
   await assert.rejects(loadModel(ck.hfDir!, { contextLength: 0 }), /contextLength must be a positive integer/);
   await assert.rejects(loadModel(ck.hfDir!, { prefillChunk: 1e6 }), /prefillChunk must be an integer/);

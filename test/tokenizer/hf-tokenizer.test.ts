@@ -134,6 +134,12 @@ test('malformed tokenizer.json / configs: FormatError naming the file and field'
   bad({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, added_tokens: [{ id: 1 }] }, /added_tokens\[0\]/);
   bad({ model: { type: 'BPE', vocab: { a: 0 }, merges: [] }, pre_tokenizer: { type: 'Split', pattern: { Regex: '[&&a]' }, behavior: 'Isolated' } },
     /cannot build the tokenizer/);
+  // Found by the fuzzer: a Unigram unk_id the library would emit as a token id, and sections the
+  // library reads only when it first encodes (its TypeErrors become errors about the file).
+  const unigram = (unkId: unknown) => ({ model: { type: 'Unigram', unk_id: unkId, vocab: [['<unk>', 0], ['a', -1]] } });
+  for (const unkId of [-1, 2, 1e9, 0.5, {}, [0, 0]]) bad(unigram(unkId), /model\.unk_id = .* is not a token id/);
+  const withPost = (single: unknown) => ({ ...json, post_processor: { type: 'TemplateProcessing', single, pair: [], special_tokens: {} } });
+  for (const single of [1000000, ['', { Sequence: { id: 'A', type_id: 0 } }]]) bad(withPost(single), /the tokenizer fails to encode "a" \(a malformed section/);
   // An absurd vocabulary is refused before anything is built (the cap is configurable).
   const big: Record<string, number> = {};
   for (let i = 0; i < 5000; i++) big[`t${i}`] = i;
