@@ -20,7 +20,7 @@ function main(): void {
     refused = {};
     lastFlush = performance.now();
   };
-  for (let i = from; i < to; i++) {
+  for (let i = from; i < to && s[SLOT.stop] === 0; i++) {
     s[SLOT.current] = i;
     const t0 = performance.now();
     const out = runCase(target, parser, seed, i);

@@ -14,9 +14,10 @@
 
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { parseFlags, formatHelp, UsageError, type FlagSpecs } from '../cli/args.js';
 import { FUZZ_PARSERS, fuzzTarget, runCase, caseRand, type FuzzParser } from './fuzz-targets.js';
@@ -33,6 +34,7 @@ const FLAGS: FlagSpecs = {
   'timeout-ms': { type: 'integer', description: 'a case running longer is a hang', min: 10, default: 10_000 },
   'max-rss-mb': { type: 'integer', description: 'process RSS above this is a memory failure of the running case', min: 64, default: 4096 },
   out: { type: 'string', description: 'write the results as JSON to this file', placeholder: 'PATH' },
+  'max-minutes': { type: 'number', description: 'stop each parser after this long; the results record the cases actually run', min: 0.01 },
   'progress-s': { type: 'number', description: 'seconds between progress lines', min: 0.1, default: 10 },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -41,8 +43,11 @@ export interface CaseRef { index: number; error: string }
 
 export interface ParserResult {
   parser: FuzzParser;
+  /** Cases run: fewer than planned when --max-minutes stopped the run. */
   cases: number;
-  from: number;
+  planned: number;
+  /** The case index ranges [from, to) run, one per worker. */
+  ranges: [number, number][];
   accepted: number;
   refused: number;
   crashes: number;
@@ -73,6 +78,8 @@ export interface FuzzOptions {
   timeoutMs: number;
   maxRssMb: number;
   progressS: number;
+  /** Stop starting cases after this many minutes (default: no limit). */
+  maxMinutes?: number;
   /** Worker script (default: fuzz-worker.js next to this file). */
   workerUrl?: URL;
   log?: (line: string) => void;
@@ -122,7 +129,7 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
   const scratch = mkdtempSync(join(tmpdir(), `tessera-fuzz-${parser}-`));
   const workerUrl = o.workerUrl ?? new URL('./fuzz-worker.js', import.meta.url);
   const res: ParserResult = {
-    parser, cases: o.n, from: o.from, accepted: 0, refused: 0, crashes: 0, hangs: 0, memory: 0, acceptedBy: {}, refusalRules: 0,
+    parser, cases: 0, planned: o.n, ranges: [], accepted: 0, refused: 0, crashes: 0, hangs: 0, memory: 0, acceptedBy: {}, refusalRules: 0,
     topRefusalRules: [], crashCases: [], hangCases: [], memoryCases: [], slowestCaseMs: 0, slowestCase: -1, peakRssMiB: 0,
     peakRssSource: 'sampled', wallSeconds: 0, casesPerSecond: 0,
   };
@@ -151,8 +158,10 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
       gone: { accepted: 0, refused: 0, crashes: 0, done: 0 }, lastCase: -1, lastChange: 0, exited: null });
   }
 
+  let stopping = false;
   const start = (s: Slice): void => {
     s.state = new Float64Array(new SharedArrayBuffer(SLOTS * 8));
+    s.state[SLOT.stop] = stopping ? 1 : 0;
     s.state[SLOT.current] = -1;
     s.state[SLOT.slowestCase] = -1;
     const { port1, port2 } = new MessageChannel();
@@ -229,7 +238,7 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
     let running = 0;
     for (const s of slices) {
       if (s.worker === null) {
-        if (s.next < s.to) { await s.exited; start(s); running++; }
+        if (s.next < s.to && !stopping) { await s.exited; start(s); running++; }
         continue;
       }
       running++;
@@ -240,6 +249,11 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
       const limit = s.state[SLOT.ready] === 1 ? o.timeoutMs : 6 * o.timeoutMs;
       if (rss > o.maxRssMb * MiB && cur >= 0) retire(s, 'memory', cur, `process RSS ${(rss / MiB).toFixed(0)} MiB > --max-rss-mb ${o.maxRssMb}`);
       else if (now - s.lastChange > limit) retire(s, 'hang', cur, `still running after ${o.timeoutMs} ms`);
+    }
+    if (!stopping && o.maxMinutes !== undefined && now - t0 > o.maxMinutes * 60_000) {
+      stopping = true; // each worker ends after its current case
+      for (const s of slices) s.state[SLOT.stop] = 1;
+      log(`  ${parser}: --max-minutes ${o.maxMinutes} reached, stopping after the running cases`);
     }
     if (now - lastProgress > o.progressS * 1000) {
       lastProgress = now;
@@ -255,15 +269,20 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
     res.accepted += s.gone.accepted;
     res.refused += s.gone.refused;
   }
-  const done = slices.reduce((a, s) => a + s.gone.done, 0);
-  if (done !== o.n) throw new Error(`fuzz ${parser}: ${done} cases accounted for, expected ${o.n}`);
+  // Cases run contiguously from each slice's start (a failed case counts as done), so these are exact.
+  res.ranges = slices.map((s) => [s.from, s.from + s.gone.done]);
+  res.cases = slices.reduce((a, s) => a + s.gone.done, 0);
+  const outcomes = res.accepted + res.refused + res.crashes + res.hangs + res.memory;
+  if (outcomes !== res.cases || (!stopping && res.cases !== o.n)) {
+    throw new Error(`fuzz ${parser}: ${outcomes} outcomes for ${res.cases} cases run of ${o.n} planned`);
+  }
   res.refusalRules = refusedBy.size;
   res.topRefusalRules = [...refusedBy].sort((a, b) => b[1] - a[1]).slice(0, KEEP);
   const peak = hwm ? highWaterMark() : null;
   res.peakRssMiB = Math.round(((peak ?? sampledPeak) / MiB) * 10) / 10;
   res.peakRssSource = peak !== null ? 'VmHWM' : 'sampled';
   res.wallSeconds = Math.round((performance.now() - t0) / 100) / 10;
-  res.casesPerSecond = Math.round(o.n / Math.max(res.wallSeconds, 0.001));
+  res.casesPerSecond = Math.round(res.cases / Math.max(res.wallSeconds, 0.001));
   rmSync(scratch, { recursive: true, force: true });
   return res;
 }
@@ -317,7 +336,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const opts: FuzzOptions = {
     seed, from: f.from as number, n: f.n as number, jobs: f.jobs as number, timeoutMs: f['timeout-ms'] as number,
-    maxRssMb: f['max-rss-mb'] as number, progressS: f['progress-s'] as number,
+    maxRssMb: f['max-rss-mb'] as number, progressS: f['progress-s'] as number, maxMinutes: f['max-minutes'] as number | undefined,
   };
   const command = `node dist/src/testing/fuzz.js ${argv.join(' ')}`.trim();
   console.log(`${command}\n${parsers.length} parser(s) × ${opts.n} cases from case ${opts.from}, seed ${seed}, ${opts.jobs} worker(s), ` +
@@ -338,9 +357,19 @@ async function main(argv: readonly string[]): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
+/** The commit of the checkout being fuzzed, so a results file says which code it measured. */
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: dirname(fileURLToPath(import.meta.url)), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
 function writeResults(path: string, command: string, o: FuzzOptions, results: ParserResult[]): void {
   mkdirSync(dirname(path), { recursive: true });
-  const run = { command, seed: o.seed, from: o.from, n: o.n, jobs: o.jobs, timeoutMs: o.timeoutMs, maxRssMb: o.maxRssMb, node: process.version, date: new Date().toISOString() };
+  const run = { command, seed: o.seed, from: o.from, n: o.n, jobs: o.jobs, timeoutMs: o.timeoutMs, maxRssMb: o.maxRssMb, maxMinutes: o.maxMinutes ?? null,
+    commit: gitCommit(), node: process.version, cpus: availableParallelism(), date: new Date().toISOString() };
   writeFileSync(path, `${JSON.stringify({ run, results }, null, 2)}\n`);
 }
 
