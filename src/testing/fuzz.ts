@@ -365,11 +365,12 @@ function gitCommit(): string | null {
     return null;
   }
 }
+const COMMIT = gitCommit(); // at start: the checkout may move on during a long run
 
 function writeResults(path: string, command: string, o: FuzzOptions, results: ParserResult[]): void {
   mkdirSync(dirname(path), { recursive: true });
   const run = { command, seed: o.seed, from: o.from, n: o.n, jobs: o.jobs, timeoutMs: o.timeoutMs, maxRssMb: o.maxRssMb, maxMinutes: o.maxMinutes ?? null,
-    commit: gitCommit(), node: process.version, cpus: availableParallelism(), date: new Date().toISOString() };
+    commit: COMMIT, node: process.version, cpus: availableParallelism(), date: new Date().toISOString() };
   writeFileSync(path, `${JSON.stringify({ run, results }, null, 2)}\n`);
 }
 
