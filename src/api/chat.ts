@@ -82,10 +82,14 @@ export class ChatCompletions {
       yield chunk({ role: 'assistant', content: '' }, null);
       const it = t.generate(prompt, opts);
       let r: GenerationResult;
-      for (;;) {
-        const step = await it.next().catch(rethrow);
-        if (step.done) { r = step.value; break; }
-        if (step.value.text) yield chunk({ content: step.value.text }, null);
+      try {
+        for (;;) {
+          const step = await it.next().catch(rethrow);
+          if (step.done) { r = step.value; break; }
+          if (step.value.text) yield chunk({ content: step.value.text }, null);
+        }
+      } finally {
+        await it.return(undefined as never);   // a caller that breaks off cancels the generation at once
       }
       if (r.finishReason === 'abort') throw abortError(signal);
       yield chunk({}, finish(r));

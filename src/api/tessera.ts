@@ -1,8 +1,9 @@
 // Tessera: one loaded model + tokenizer behind a small API (generate, complete, logits, chat).
 //
-// The instance owns ONE KV cache and runs one generation at a time (later calls wait their turn).
-// It remembers which tokens the cache holds, so a request that starts with the same tokens as the
-// previous one (the next turn of a chat) only prefills what is new.
+// Every generation goes through the model's continuous-batching scheduler, so concurrent calls are
+// decoded together. The instance keeps the cache of the last finished generation (its prompt cache,
+// while the model has sequence slots to spare): a request that starts with the same tokens (the
+// next turn of a chat) starts from that prefix by reference and only prefills what is new.
 
 import { basename } from 'node:path';
 import { loadModel, type LoadOptions, type LoadedModel, type ModelInfo } from '../models/load.js';
@@ -10,9 +11,11 @@ import type { ModelConfig } from '../models/load.js';
 import type { LanguageModel, ModelCache } from '../models/types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import {
-  ContextOverflowError, evaluateLogits, generate,
+  ContextOverflowError, evaluateLogits,
   type GenerateOptions, type GenerationChunk, type GenerationResult,
 } from '../generation/generate.js';
+import { Scheduler } from '../generation/scheduler.js';
+import { SequenceState } from '../generation/sequence.js';
 import { renderChatTemplate } from '../tokenizer/chat-template.js';
 import { ChatCompletions } from './chat.js';
 import type { ChatRole } from './validate.js';
@@ -46,9 +49,8 @@ export class Tessera {
   /** OpenAI-shaped chat completions: `tessera.chat.completions.create({messages, …})`. */
   readonly chat: { completions: ChatCompletions };
   private readonly opts: TesseraOptions;
-  private cache?: ModelCache;
-  private cached: number[] = []; // the tokens the cache holds, in order
-  private queue: Promise<void> = Promise.resolve();
+  /** The last finished generation's cache and the tokens it holds, in order. */
+  private kept: { cache: ModelCache; tokens: number[] } | undefined;
   private disposed = false;
 
   /** Wraps an already loaded model (see `load` to read a checkpoint). */
@@ -100,40 +102,40 @@ export class Tessera {
   }
 
   /** Streams a completion of `prompt` (text is tokenized with BOS; ids are used as given).
-   *  Yields chunks {text, tokens} and returns the GenerationResult. Finish or `break` the loop: the
-   *  instance runs one generation at a time. */
+   *  Yields chunks {text, tokens} and returns the GenerationResult. Concurrent calls run together;
+   *  `break`ing out of the loop cancels this one (its memory is freed within one step). */
   async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
     if (opts.maxTokens !== undefined && Number.isInteger(opts.maxTokens) && ids.length + opts.maxTokens > this.contextLength && opts.truncate !== 'start') {
       throw new ContextOverflowError(ids.length, opts.maxTokens, this.contextLength);
     }
-    const release = await this.lock();
+    // Start from the kept cache's longest common prefix, but always feed at least one token (the
+    // logits come from it).
+    const kept = this.kept;
+    const keep = kept === undefined || opts.truncate === 'start' ? 0 : Math.max(0, Math.min(commonPrefix(kept.tokens, ids), ids.length - 1));
+    const seq = new SequenceState(this.tokenizer, ids.slice(keep), { ...opts, context: ids.slice(0, keep) }, this.model.vocabSize);
     const generated: number[] = [];
-    let failed = false;
+    const it = Scheduler.of(this.model).submit(seq, {
+      signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress,
+      prefix: keep > 0 ? { cache: kept!.cache, length: keep } : undefined,
+      // a prompt cache needs a sequence slot to spare (a one-sequence model keeps none)
+      keepCache: this.model.parallel > 1 && opts.truncate !== 'start' ? (cache) => {
+        const old = this.kept;
+        // the cache holds the prompt, then the generated tokens that were fed back (all but the last)
+        this.kept = { cache, tokens: [...ids, ...generated].slice(0, cache.length) };
+        if (old !== undefined && old.cache !== cache) old.cache.release();
+      } : undefined,
+    });
     try {
-      const cache = this.cache ??= this.model.createCache();
-      // Reuse the cached prefix, but always feed at least one token (the logits come from it).
-      const keep = opts.truncate === 'start' ? 0 : Math.max(0, Math.min(commonPrefix(this.cached, ids), ids.length - 1));
-      cache.truncate(keep);
-      this.cached.length = keep;
-      const it = generate(this.model, this.tokenizer, ids.slice(keep), { ...opts, cache, context: ids.slice(0, keep) });
       for (;;) {
         const step = await it.next();
         if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep, cachedTokens: keep };
         generated.push(...step.value.tokens);
         yield step.value;
       }
-    } catch (e) {
-      failed = true;
-      throw e;
     } finally {
-      // The cache now holds the prompt, then the generated tokens that were fed back (all but the last).
-      // After an error, or a prompt truncated inside generate, its content is unknown: start over next time.
-      const cache = this.cache;
-      this.cached = failed || !cache || opts.truncate === 'start' ? [] : [...ids, ...generated].slice(0, cache.length);
-      if (cache && this.cached.length !== cache.length) { cache.truncate(0); this.cached = []; }
-      release();
+      await it.return(undefined as never);           // broken off: cancel the request at once
     }
   }
 
@@ -148,25 +150,16 @@ export class Tessera {
 
   /** Logits of every position (n, V) row-major for `tokens` (in a fresh cache; for evaluation). */
   async logits(tokens: readonly number[]): Promise<Float32Array> {
-    const release = await this.lock();
-    try {
-      return evaluateLogits(this.model, tokens);
-    } finally { release(); }
+    if (this.disposed) throw new Error('this Tessera instance was disposed');
+    return evaluateLogits(this.model, tokens);
   }
 
   /** Frees the model's memory and threads. The instance is unusable afterwards. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.kept?.cache.release();
+    this.kept = undefined;
     this.model.dispose();
-  }
-
-  /** One generation at a time: resolves when the previous holder released. */
-  private lock(): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((r) => { release = r; });
-    const prev = this.queue;
-    this.queue = prev.then(() => held);
-    return prev.then(() => release);
   }
 }

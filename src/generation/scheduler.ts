@@ -1,0 +1,296 @@
+// Continuous batching: every generation of one model instance goes through its Scheduler, which
+// decodes the running sequences together, one batched forward step at a time, and lets requests
+// join and leave between steps. Each request is a SequenceState (sequence.ts: sampling, stop / eos /
+// max tokens, streamed text, timings) plus its cache; the scheduler only feeds the model.
+//
+//   submit() ─▶ waiting ─(a cache is free)─▶ prefill chunks ─▶ decode, one token per step ─▶ done
+//                                   each step: [decode tokens of all | prefill chunks within the budget]
+//
+// A step: drop cancelled requests (their caches released at once), admit waiting ones, build one
+// batch under `stepTokens` (decode tokens first, then prompt chunks in arrival order, so a long
+// prompt never stalls everyone's decoding), run model.forwardBatch, hand each sequence its token,
+// yield to the event loop. A consumer that stops reading pauses its own sequence only (backpressure);
+// one that breaks off, aborts, or drops its iterator unfinished cancels it.
+// The logits a step returns are views the next step overwrites: they are sampled before any await.
+
+import type { BatchItem, LanguageModel, ModelCache } from '../models/types.js';
+import { OutOfKVMemoryError } from '../attention/kv-pages.js';
+import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } from './sequence.js';
+
+export interface SchedulerOptions {
+  /** Most tokens per step over all sequences (decode tokens + prompt chunks). Default 256. */
+  stepTokens?: number;
+  /** Most requests waiting for a sequence slot; past it submit() throws QueueFullError. Default 256. */
+  maxQueued?: number;
+  /** Chunks a consumer may leave unread before its sequence pauses. Default 8. */
+  maxUnread?: number;
+}
+
+export interface SubmitOptions {
+  /** Continue in this cache (the prompt goes after the positions it holds); it is not released at
+   *  the end and then holds every fed token. Default: a cache of the request's own, released at the end. */
+  cache?: ModelCache;
+  signal?: AbortSignal;
+  /** Most prompt tokens this request feeds per step (default: as many as the step budget allows). */
+  prefillChunk?: number;
+  /** Called after each prompt chunk with (tokens done, prompt tokens). */
+  onPrefillProgress?: (done: number, total: number) => void;
+  /** Start from the first `length` positions of another cache, by reference (cache.fork at
+   *  admission; the prompt goes after them). Ignored with `cache`. */
+  prefix?: { cache: ModelCache; length: number };
+  /** Receives the request's own cache when it finished (not aborted, not failed) instead of it
+   *  being released — the caller's prompt cache for the next request; the receiver releases it. */
+  keepCache?: (cache: ModelCache) => void;
+}
+
+/** Too many requests are already waiting. */
+export class QueueFullError extends Error {
+  constructor(readonly queued: number) {
+    super(`the generation queue is full (${queued} requests waiting for a sequence slot); retry later, or load the model with a larger parallel`);
+    this.name = 'QueueFullError';
+  }
+}
+
+export interface SchedulerStats {
+  /** Forward steps run. */
+  steps: number;
+  /** Steps that held more than one sequence. */
+  batchedSteps: number;
+  /** Most sequences in one step. */
+  maxBatch: number;
+  /** Requests decoding or prefilling now, and waiting for a slot. */
+  running: number;
+  queued: number;
+}
+
+type Out = { chunk: GenerationChunk } | { result: GenerationResult } | { error: unknown };
+
+interface Request {
+  readonly order: number;
+  readonly seq: SequenceState;
+  readonly opts: SubmitOptions;
+  readonly ownCache: boolean;
+  cache: ModelCache | undefined;
+  prompt: readonly number[];
+  fed: number;
+  /** The sampled token to feed next (decoding). */
+  next: number;
+  phase: 'waiting' | 'prefill' | 'decode' | 'done';
+  cancelled: boolean;
+  readonly out: Out[];
+  wake: (() => void) | undefined;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+const schedulers = new WeakMap<LanguageModel, Scheduler>();
+
+export class Scheduler {
+  private readonly stepTokens: number;
+  private readonly maxQueued: number;
+  private readonly maxUnread: number;
+  private readonly waiting: Request[] = [];
+  private readonly active: Request[] = [];
+  private order = 0;
+  private looping = false;
+  private idle: (() => void) | undefined;
+  private readonly s = { steps: 0, batchedSteps: 0, maxBatch: 0 };
+  /** Cancels the request of an iterator that was dropped unfinished. */
+  private readonly dropped = new FinalizationRegistry<Request>((r) => { if (r.phase !== 'done') { r.cancelled = true; this.kick(); } });
+
+  constructor(readonly model: LanguageModel, opts: SchedulerOptions = {}) {
+    const int = (name: string, v: number | undefined, fallback: number) => {
+      const x = v ?? fallback;
+      if (!Number.isInteger(x) || x < 1) throw new RangeError(`Scheduler: ${name} must be a positive integer, got ${v}`);
+      return x;
+    };
+    this.stepTokens = int('stepTokens', opts.stepTokens, 256);
+    this.maxQueued = int('maxQueued', opts.maxQueued, 256);
+    this.maxUnread = int('maxUnread', opts.maxUnread, 8);
+  }
+
+  /** The scheduler every generation on `model` shares (made on first use). */
+  static of(model: LanguageModel): Scheduler {
+    let s = schedulers.get(model);
+    if (s === undefined) { s = new Scheduler(model); schedulers.set(model, s); }
+    return s;
+  }
+
+  get stats(): SchedulerStats {
+    return { ...this.s, running: this.active.length, queued: this.waiting.length };
+  }
+
+  /** Queues a sequence (its SequenceState not yet placed: the scheduler fits it to its cache) and
+   *  streams its chunks; the generator returns the GenerationResult. Breaking out cancels it. */
+  submit(seq: SequenceState, opts: SubmitOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    if (opts.cache?.released) throw new Error('submit: the cache has been released');
+    // context errors surface now, not from inside the loop (a cache of our own starts empty)
+    const cached = opts.cache?.length ?? opts.prefix?.length ?? 0;
+    const prompt = seq.fitContext(cached, Math.min(this.model.contextLength, opts.cache?.capacity ?? Infinity));
+    if (opts.prefillChunk !== undefined && (!Number.isInteger(opts.prefillChunk) || opts.prefillChunk < 1)) {
+      throw new RangeError(`prefillChunk = ${String(opts.prefillChunk)} is invalid: expected an integer ≥ 1`);
+    }
+    if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
+    const r: Request = {
+      order: this.order++, seq, opts, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
+      phase: 'waiting', cancelled: false, out: [], wake: undefined,
+    };
+    this.waiting.push(r);
+    const it = this.stream(r);
+    this.dropped.register(it, r, r);
+    this.kick();
+    return it;
+  }
+
+  private async *stream(r: Request): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+    try {
+      for (;;) {
+        while (r.out.length === 0) await new Promise<void>((resolve) => { r.wake = resolve; });
+        const o = r.out.shift()!;
+        if (r.out.length < this.maxUnread) this.kick();                   // room again: a paused sequence may go on
+        if ('error' in o) throw o.error;
+        if ('result' in o) return o.result;
+        yield o.chunk;
+      }
+    } finally {
+      this.dropped.unregister(r);
+      if (r.phase !== 'done') { r.cancelled = true; this.kick(); }
+    }
+  }
+
+  /** Starts the loop if it is not running, or wakes it from waiting for work. */
+  private kick(): void {
+    if (this.idle) { const wake = this.idle; this.idle = undefined; wake(); }
+    if (!this.looping) { this.looping = true; void this.loop(); }
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.waiting.length > 0 || this.active.length > 0) {
+        const ran = this.step();
+        // nothing could run (every consumer is behind, or slots are taken outside the scheduler):
+        // sleep until a consumer reads, a request arrives, or a moment passes
+        if (ran) await yieldToEventLoop();
+        else await new Promise<void>((resolve) => { this.idle = resolve; setTimeout(() => { if (this.idle === resolve) this.kick(); }, 20).unref(); });
+      }
+    } finally { this.looping = false; }
+  }
+
+  /** One step; false when nothing could run. */
+  private step(): boolean {
+    for (const r of [...this.active, ...this.waiting]) {
+      if (r.cancelled || r.seq.aborted) this.end(r, 'abort');
+    }
+    this.admit();
+    const batch: BatchItem[] = [], who: Request[] = [];
+    let budget = this.stepTokens;
+    for (const r of this.active) {
+      if (r.phase !== 'decode' || r.out.length >= this.maxUnread) continue;
+      batch.push({ cache: r.cache!, tokens: [r.next], logits: 'last', phase: 'decode' });
+      who.push(r);
+      budget--;
+    }
+    const decoding = batch.length;
+    for (const r of this.active) {
+      if (r.phase !== 'prefill' || r.out.length >= this.maxUnread) continue;
+      if (budget <= 0 && batch.length > 0) break;
+      const n = Math.max(1, Math.min(r.prompt.length - r.fed, budget, r.opts.prefillChunk ?? Infinity));
+      batch.push({ cache: r.cache!, tokens: r.prompt.slice(r.fed, r.fed + n), logits: r.fed + n === r.prompt.length ? 'last' : 'none', phase: 'prefill' });
+      who.push(r);
+      budget -= n;
+    }
+    if (batch.length === 0) return false;
+    let logits: Float32Array[];
+    try {
+      logits = this.model.forwardBatch(batch);
+    } catch (e) {
+      if (!(e instanceof OutOfKVMemoryError)) { for (const r of who) this.fail(r, e); return true; }
+      if (batch.length > decoding) {                                        // prompts wait for pages
+        batch.length = decoding; who.length = decoding;
+        if (decoding === 0) { this.fail(this.newest(), e); return true; }
+        try { logits = this.model.forwardBatch(batch); } catch (e2) { this.fail(this.newest(), e2); return true; }
+      } else { this.fail(this.newest(), e); return true; }
+    }
+    this.s.steps++;
+    if (batch.length > 1) this.s.batchedSteps++;
+    this.s.maxBatch = Math.max(this.s.maxBatch, batch.length);
+    who.forEach((r, i) => {
+      if (r.phase === 'prefill') {
+        r.fed += batch[i]!.tokens.length;
+        r.opts.onPrefillProgress?.(r.fed, r.prompt.length);
+        if (r.fed < r.prompt.length) return;
+        r.seq.endPrefill();
+        r.phase = 'decode';
+      }
+      try {
+        const { chunk, done } = r.seq.accept(r.seq.sample(logits[i]!));
+        if (chunk.tokens.length > 0) this.push(r, { chunk });
+        if (done !== undefined) this.end(r, done);
+        else r.next = chunk.tokens[0]!;
+      } catch (e) { this.fail(r, e); }
+    });
+    return true;
+  }
+
+  /** Moves waiting requests to the running set while caches can be had. */
+  private admit(): void {
+    while (this.waiting.length > 0) {
+      const r = this.waiting[0]!;
+      if (r.cache === undefined) {
+        if (this.model.parallel - this.ownCaches() <= 0) return;
+        const p = r.opts.prefix;
+        try { r.cache = p !== undefined && !p.cache.released ? p.cache.fork(p.length) : this.model.createCache(); } catch (e) {
+          if (e instanceof RangeError && /sequence slots/.test(e.message)) return;   // taken outside the scheduler: wait
+          this.waiting.shift(); this.fail(r, e); continue;
+        }
+      }
+      this.waiting.shift();
+      r.phase = 'prefill';
+      r.seq.startPrefill();
+      this.active.push(r);
+    }
+  }
+
+  private ownCaches(): number { return this.active.filter((r) => r.ownCache).length; }
+
+  private newest(): Request {
+    return this.active.reduce((a, b) => (b.order > a.order ? b : a));
+  }
+
+  private push(r: Request, o: Out): void {
+    r.out.push(o);
+    const wake = r.wake;
+    r.wake = undefined;
+    wake?.();
+  }
+
+  /** Ends a request: its last chunk and result go to the stream, its own cache is released (or
+   *  handed to keepCache after a normal finish). */
+  private end(r: Request, reason: FinishReason): void {
+    if (r.phase === 'done') return;
+    if (r.phase === 'waiting') r.seq.startPrefill();                        // timings of a request that never ran
+    const { chunk, result } = r.seq.finish(reason);
+    if (r.ownCache && r.cache !== undefined && reason !== 'abort' && r.opts.keepCache !== undefined) {
+      const cache = r.cache;
+      r.cache = undefined;
+      r.opts.keepCache(cache);
+    }
+    if (chunk) this.push(r, { chunk });
+    this.push(r, { result });
+    this.close(r);
+  }
+
+  private fail(r: Request, error: unknown): void {
+    if (r.phase === 'done') return;
+    this.push(r, { error });
+    this.close(r);
+  }
+
+  private close(r: Request): void {
+    r.phase = 'done';
+    if (r.ownCache) r.cache?.release();
+    for (const list of [this.active, this.waiting]) {
+      const i = list.indexOf(r);
+      if (i >= 0) list.splice(i, 1);
+    }
+  }
+}
