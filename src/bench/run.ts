@@ -14,6 +14,7 @@ import { measureReadBandwidth } from './bandwidth.js';
 import { BENCH_PRESETS } from '../testing/checkpoints.js';
 import { benchFile } from './bench-files.js';
 import { randomIds } from '../testing/random-model.js';
+import { benchLlamaCppBatch, benchTesseraBatch, formatBatchTable, type BatchRow } from './batch.js';
 
 interface Row {
   model: string; dtype: string; ctx: number; engine: string; threads: number;
@@ -67,12 +68,15 @@ export async function runBench(argv: string[]): Promise<void> {
       'decode-tokens': { type: 'string', default: '32' },
       'no-llama-cpp': { type: 'boolean', default: false },
       'kv-type': { type: 'string', default: 'f16' },
+      batch: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write(`tessera bench [--shapes smollm2-135m,llama3.2-1b] [--dtypes f32,q8_0] [--ctx 512,4096] [--threads N] [--decode-tokens N] [--kv-type f16|f32] [--no-llama-cpp]
+    process.stdout.write(`tessera bench [--shapes smollm2-135m,llama3.2-1b] [--dtypes f32,q8_0] [--ctx 512,4096] [--threads N] [--decode-tokens N] [--kv-type f16|f32] [--batch 1,4,16] [--no-llama-cpp]
   The KV cache is f16 by default, as llama.cpp's is, so both engines read the same bytes per token.
+  --batch B1,B2,…: decode B sequences together (each prefilled with its own random ids) and report
+  total decode tok/s, per-sequence ms/token and KV held, next to llama.cpp's multi-sequence contexts.
   Random-weight GGUF files with each shape are written once to $TESSERA_BENCH_DIR (default ~/.cache/tessera/bench).
   llama.cpp rows appear when tools/reference is installed (bash tools/reference/install.sh).\n`);
     return;
@@ -83,6 +87,26 @@ export async function runBench(argv: string[]): Promise<void> {
   const ctxs = values.ctx!.split(',').map(Number);
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`bench: --threads must be a positive integer, got ${values.threads}`);
   if (ctxs.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`bench: --ctx must be a comma-separated list of positive integers, got ${values.ctx}`);
+  if (values.batch !== undefined) {
+    const batches = values.batch.split(',').map(Number);
+    if (batches.some((b) => !Number.isInteger(b) || b < 1 || b > 256)) throw new Error(`bench: --batch must be a comma-separated list of integers in [1, 256], got ${values.batch}`);
+    const o = { threads, decodeTokens, cacheDType: kvType as 'f32' | 'f16', repo: REPO, llamaCpp: !values['no-llama-cpp'] };
+    const rows: BatchRow[] = [], notes = new Set<string>();
+    for (const shape of values.shapes!.split(',')) {
+      for (const dtype of values.dtypes!.split(',')) {
+        const file = benchFile(shape, dtype, (p) => process.stderr.write(`bench: writing the random-weight ${shape} ${dtype} file ${p} (once)…\n`));
+        for (const ctx of ctxs) {
+          rows.push(...await benchTesseraBatch(file, shape, dtype, ctx, batches, o));
+          if (!o.llamaCpp) { notes.add('llama.cpp rows skipped (--no-llama-cpp).'); continue; }
+          const l = benchLlamaCppBatch(file, shape, dtype, ctx, batches, o);
+          if (typeof l === 'string') notes.add(l); else rows.push(...l);
+        }
+      }
+    }
+    notes.add(`Random-weight files; ${kvType} KV cache on both engines; ${decodeTokens} timed decode steps after 2 warm-up steps; each sequence prefilled with its own ${ctxs.join('/')} random ids.`);
+    process.stdout.write(formatBatchTable(rows, [...notes]));
+    return;
+  }
   const sustained = await measureReadBandwidth(threads);
   const rows: Row[] = [];
   for (const shape of values.shapes!.split(',')) {

@@ -3,9 +3,14 @@
 // context (timed: prefill tokens/s), then decode --decode tokens greedily one at a time (timed alone:
 // decode tokens/s at context ≈ C; two warm-up steps are not timed).
 //
+// With --parallel B1,B2,…: for each context C and each B, B sequences of one context (node-llama-cpp's
+// multi-sequence contexts) are each prefilled with C distinct random ids, then decoded together —
+// one token of every sequence per llama.cpp batch — and the decode is timed (total tokens/s and
+// per-sequence ms/token), as `tessera bench --batch` measures Tessera.
+//
 // Usage (after tools/reference/install.sh):
-//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--json]
-// Prints one line per context: a JSON object with --json, a readable line otherwise.
+//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--parallel 1,4,16] [--kv f16|f32] [--json]
+// Prints one line per context (and batch): a JSON object with --json, a readable line otherwise.
 
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +24,8 @@ const { values: args } = parseArgs({
     decode: { type: 'string', default: '32' },
     batch: { type: 'string', default: '512' },
     seed: { type: 'string', default: '1' },
+    parallel: { type: 'string' },
+    kv: { type: 'string', default: 'f32' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -38,6 +45,9 @@ if (!(Number.isInteger(threads) && threads > 0)) fail(`--threads ${args.threads}
 if (!(Number.isInteger(decodeTokens) && decodeTokens > 0)) fail(`--decode ${args.decode} must be a positive integer`);
 if (!(Number.isInteger(batchSize) && batchSize > 0)) fail(`--batch ${args.batch} must be a positive integer`);
 if (!contexts.every((c) => Number.isInteger(c) && c > 0)) fail(`--ctx ${args.ctx} must be a comma-separated list of positive integers`);
+const parallel = args.parallel === undefined ? undefined : args.parallel.split(',').map(Number);
+if (parallel && !parallel.every((b) => Number.isInteger(b) && b > 0 && b <= 64)) fail(`--parallel ${args.parallel} must be a comma-separated list of integers in [1, 64]`);
+if (args.kv !== 'f16' && args.kv !== 'f32') fail(`--kv ${args.kv} must be f16 or f32`);
 
 // The same integer-only PRNG the test checkpoints use (src/data/rng.ts), from the built tree.
 const { mulberry32 } = await import(new URL('../../dist/src/data/rng.js', import.meta.url).href)
@@ -49,6 +59,50 @@ const model = await llama.loadModel({ modelPath: args.model, gpuLayers: 0 });
 const loadSeconds = (performance.now() - loadStart) / 1000;
 const nVocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length;
 if (!nVocab) fail(`${args.model}: no tokenizer.ggml.tokens in the GGUF metadata`);
+
+if (parallel) {
+  for (const ctx of contexts) for (const B of parallel) await batched(ctx, B);
+  await model.dispose();
+  await llama.dispose();
+  process.exit(0);
+}
+
+/** B sequences of one context, each prefilled with ctx distinct ids, then decoded together. */
+async function batched(ctx, B) {
+  const kvType = args.kv.toUpperCase();
+  const context = await model.createContext({ ...contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)),
+    sequences: B, experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType });
+  const seqs = Array.from({ length: B }, () => context.getSequence());
+  const next = mulberry32(Number(args.seed) + ctx);
+  const greedy = { generateNext: { token: true, options: { temperature: 0 } } };
+  const t0 = performance.now();
+  const tokens = [];
+  for (const seq of seqs) {                               // one prompt after another, like Tessera's bench
+    const prompt = Array.from({ length: ctx }, () => next() % nVocab);
+    const out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[ctx - 1], greedy]]);
+    tokens.push(out[ctx - 1]?.next?.token);
+  }
+  const prefillSeconds = (performance.now() - t0) / 1000;
+  if (tokens.some((t) => t == null)) fail('llama.cpp returned no token after prefill');
+  let t1 = 0;
+  for (let i = -2; i < decodeTokens; i++) {              // two untimed warm-up steps, as above
+    if (i === 0) t1 = performance.now();
+    // concurrent evaluations on one context's sequences go into one llama.cpp batch
+    const outs = await Promise.all(seqs.map((seq, b) => seq.controlledEvaluate([[tokens[b], greedy]])));
+    outs.forEach((r, b) => { tokens[b] = r[0]?.next?.token; });
+    if (tokens.some((t) => t == null)) fail(`llama.cpp returned no token at decode step ${i}`);
+  }
+  const decodeSeconds = (performance.now() - t1) / 1000;
+  const row = {
+    engine: 'llama.cpp', reference: referenceVersion(llama), model: basename(args.model), threads, ctx, parallel: B, kv: args.kv,
+    prefillSeconds: round(prefillSeconds), decodeTokens, decodeSeconds: round(decodeSeconds),
+    decodeTokensPerSecond: round((B * decodeTokens) / decodeSeconds), msPerToken: round((1000 * decodeSeconds) / decodeTokens),
+    kvBytes: context.stateSize,
+  };
+  if (args.json) console.log(JSON.stringify(row));
+  else console.log(`llama.cpp ${row.model} threads=${threads} ctx=${ctx} parallel=${B}: decode ${row.decodeTokensPerSecond} tok/s total, ${row.msPerToken} ms/token per sequence`);
+  await context.dispose();
+}
 
 for (const ctx of contexts) {
   const context = await model.createContext(contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)));
