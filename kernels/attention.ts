@@ -401,9 +401,31 @@ let pairScoreB: v128 = f32x4.splat(0);
   return p + <usize>load<u32>(pages + (<usize>(s0 >> shift) << 2)) - <usize>first * kvRow;
 }
 
+/** Keys [s0, s1) for the `cnt` query heads whose q rows start at q + qo (state slots 0 … cnt−1,
+ *  out rows the accumulators), all reading the K/V tile at kb/vb. */
+@inline function tileHeads(q: usize, out: usize, qo: usize, kb: usize, vb: usize, kvRow: usize, s0: i32, s1: i32,
+                           D: i32, scale: f32, f16: bool, cnt: i32): void {
+  const headBytes = <usize>D << 2;
+  let j = 0;
+  // f16: pairs of heads share the K/V loads and widening of the 8-key blocks (measured ~8% faster;
+  // for an f32 cache the extra register pressure made it ~8% slower).
+  if (f16 && (D & 15) == 0) {
+    for (; j + 2 <= cnt; j += 2) {
+      const ha = qo + <usize>j * headBytes, hb = ha + headBytes;
+      const sEnd = attendPair(q + ha, q + hb, kb, vb, out + ha, out + hb, kvRow, s0, s1, D, scale, f16, j);
+      attendTile(q + ha, kb, vb, out + ha, kvRow, sEnd, s1, D, scale, f16, j);
+      attendTile(q + hb, kb, vb, out + hb, kvRow, sEnd, s1, D, scale, f16, j + 1);
+    }
+  }
+  for (; j < cnt; j++) {
+    const hq = qo + <usize>j * headBytes;
+    attendTile(q + hq, kb, vb, out + hq, kvRow, s0, s1, D, scale, f16, j);
+  }
+}
+
 @inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
                               n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
-                              h0: i32, h1: i32): void {
+                              state: usize, h0: i32, h1: i32): void {
   const es: usize = f16 ? 2 : 4;
   const group = H / Hkv;
   const kvRow = <usize>Hkv * <usize>D * es;
@@ -416,6 +438,47 @@ let pairScoreB: v128 = f32x4.splat(0);
   let tile: i32 = 8;
   while (tile * 2 * D * <i32>es <= 8192) tile *= 2;
   if (pages != 0) tile = min<i32>(tile, 1 << pageShift);
+  if (state != 0) {
+    // Multi-query: the tile loop is outermost, so each K/V tile is read from memory (and widened
+    // from f16) once for every query of the chunk and every head of the group, which then find it
+    // in L1. Each (query, head)'s online-softmax state lives in `state` between tiles; per pair the
+    // keys are processed in the same tiles and blocks as below, so the results are the same bits.
+    let maxLimit = 0;
+    for (let t = 0; t < n; t++) maxLimit = max<i32>(maxLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+    let h = h0;
+    while (h < h1) {
+      const kvh = h / group;
+      const hEnd = min<i32>(min<i32>(h1, (kvh + 1) * group), h + GROUP);
+      const kvo = <usize>kvh * <usize>D * es, cnt = hEnd - h;
+      for (let t = 0; t < n; t++) {
+        for (let j = 0; j < cnt; j++) {
+          const op = out + (<usize>t * <usize>H + <usize>(h + j)) * headBytes;
+          for (let d = 0; d < D; d++) store<f32>(op + (<usize>d << 2), 0);
+          const sp = state + ((<usize>t * <usize>H + <usize>(h + j)) << 3);
+          store<f32>(sp, -Infinity); store<f32>(sp, 0, 4);
+        }
+      }
+      for (let s0 = 0; s0 < maxLimit; s0 += tile) {
+        const kb = pageBase(k + kvo, pages, pageShift, s0, kvRow), vb = pageBase(v + kvo, pages, pageShift, s0, kvRow);
+        for (let t = 0; t < n; t++) {
+          const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
+          if (limit <= s0) continue;
+          const sp = state + ((<usize>t * <usize>H + <usize>h) << 3);
+          for (let j = 0; j < cnt; j++) setML(j, load<f32>(sp + (<usize>j << 3)), load<f32>(sp + (<usize>j << 3), 4));
+          tileHeads(q, out, (<usize>t * <usize>H + <usize>h) * headBytes, kb, vb, kvRow, s0, min<i32>(limit, s0 + tile), D, scale, f16, cnt);
+          for (let j = 0; j < cnt; j++) { store<f32>(sp + (<usize>j << 3), getM(j)); store<f32>(sp + (<usize>j << 3), getL(j), 4); }
+        }
+      }
+      for (let t = 0; t < n; t++) {
+        for (let j = 0; j < cnt; j++) {
+          const sp = state + ((<usize>t * <usize>H + <usize>(h + j)) << 3);
+          finishHead(out + (<usize>t * <usize>H + <usize>(h + j)) * headBytes, D, load<f32>(sp, 4));
+        }
+      }
+      h = hEnd;
+    }
+    return;
+  }
   for (let t = 0; t < n; t++) {
     const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
     let h = h0;
@@ -431,23 +494,8 @@ let pairScoreB: v128 = f32x4.splat(0);
         setML(j, -Infinity, 0);
       }
       for (let s0 = 0; s0 < limit; s0 += tile) {
-        const s1 = min<i32>(limit, s0 + tile);
         const kb = pageBase(k + kvo, pages, pageShift, s0, kvRow), vb = pageBase(v + kvo, pages, pageShift, s0, kvRow);
-        let j = 0;
-        // f16: pairs of heads share the K/V loads and widening of the 8-key blocks (measured ~8% faster;
-        // for an f32 cache the extra register pressure made it ~8% slower).
-        if (f16 && (D & 15) == 0) {
-          for (; j + 2 <= cnt; j += 2) {
-            const ha = qo + <usize>j * headBytes, hb = ha + headBytes;
-            const sEnd = attendPair(q + ha, q + hb, kb, vb, out + ha, out + hb, kvRow, s0, s1, D, scale, f16, j);
-            attendTile(q + ha, kb, vb, out + ha, kvRow, sEnd, s1, D, scale, f16, j);
-            attendTile(q + hb, kb, vb, out + hb, kvRow, sEnd, s1, D, scale, f16, j + 1);
-          }
-        }
-        for (; j < cnt; j++) {
-          const hq = qo + <usize>j * headBytes;
-          attendTile(q + hq, kb, vb, out + hq, kvRow, s0, s1, D, scale, f16, j);
-        }
+        tileHeads(q, out, qo, kb, vb, kvRow, s0, min<i32>(limit, s0 + tile), D, scale, f16, cnt);
       }
       for (let j = 0; j < cnt; j++) finishHead(out + qo + <usize>j * headBytes, D, getL(j));
       h = hEnd;
@@ -455,12 +503,12 @@ let pairScoreB: v128 = f32x4.splat(0);
   }
 }
 
-export function attentionF32(q: usize, qPos: usize, k: usize, v: usize, out: usize,
-                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32, h0: i32, h1: i32): void {
-  attentionAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
+export function attentionF32(q: usize, qPos: usize, k: usize, v: usize, out: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32,
+                             scale: f32, pages: usize, pageShift: i32, state: usize, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
 }
 
-export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usize,
-                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32, h0: i32, h1: i32): void {
-  attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
+export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32,
+                             scale: f32, pages: usize, pageShift: i32, state: usize, h0: i32, h1: i32): void {
+  attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
 }

@@ -17,6 +17,14 @@ import type { Arena } from '../runtime/arena.js';
 export const KV_PAGE_SHIFT = 6;
 export const KV_PAGE_TOKENS = 1 << KV_PAGE_SHIFT;
 
+export interface LayerKVDims {
+  heads: number; kvHeads: number; headDim: number; dtype: CacheDType;
+  /** Pages of the pool, and most pages one sequence holds (its page table's length). */
+  pages: number; maxPagesPerSequence: number;
+  /** Most queries one attention call takes (the multi-query state holds that many rows). */
+  maxQueries: number;
+}
+
 /** The model's KV budget is used up. */
 export class OutOfKVMemoryError extends RangeError {
   constructor(readonly pages: number, readonly pageTokens: number) {
@@ -70,11 +78,13 @@ export class SequencePages {
   changed(): void { this.version++; }
 }
 
-/** One layer's K and V pools and its page-table slot, in the layer's arena. */
+/** One layer's K and V pools, its page-table slot and the multi-query attention state (the online
+ *  softmax's running max and sum of each query and head between key tiles), in the layer's arena. */
 export class LayerKV {
   readonly k: Ptr;
   readonly v: Ptr;
   readonly table: Ptr;
+  readonly state: Ptr;
   readonly rowBytes: number;
   readonly pageBytes: number;
   readonly f16: boolean;
@@ -82,19 +92,20 @@ export class LayerKV {
   bound: SequencePages | undefined;
   boundVersion = -1;
 
-  constructor(readonly arena: Arena, readonly kvHeads: number, readonly headDim: number, readonly dtype: CacheDType,
-              pages: number, readonly maxPagesPerSequence: number) {
-    this.f16 = dtype === 'f16';
-    this.rowBytes = kvHeads * headDim * (this.f16 ? 2 : 4);
+  constructor(readonly arena: Arena, readonly d: LayerKVDims) {
+    this.f16 = d.dtype === 'f16';
+    this.rowBytes = d.kvHeads * d.headDim * (this.f16 ? 2 : 4);
     this.pageBytes = KV_PAGE_TOKENS * this.rowBytes;
-    const [k, v, table] = LayerKV.sizes(kvHeads, headDim, dtype, pages, maxPagesPerSequence).map((b) => arena.alloc(b));
-    this.k = k!; this.v = v!; this.table = table!;
+    const [k, v, table, state] = LayerKV.sizes(d).map((b) => arena.alloc(b));
+    this.k = k!; this.v = v!; this.table = table!; this.state = state!;
   }
 
+  get maxPagesPerSequence(): number { return this.d.maxPagesPerSequence; }
+
   /** Sizes of the buffers the constructor allocates, in order (for arena planning). */
-  static sizes(kvHeads: number, headDim: number, dtype: CacheDType, pages: number, maxPagesPerSequence: number): number[] {
-    const pool = pages * KV_PAGE_TOKENS * kvHeads * headDim * (dtype === 'f16' ? 2 : 4);
-    return [pool, pool, maxPagesPerSequence * 4];
+  static sizes(d: LayerKVDims): number[] {
+    const pool = d.pages * KV_PAGE_TOKENS * d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
+    return [pool, pool, d.maxPagesPerSequence * 4, d.maxQueries * d.heads * 8];
   }
 
   /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */

@@ -9,7 +9,7 @@ import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { LayerAttentionDims } from './create.js';
-import { KV_PAGE_SHIFT, KV_PAGE_TOKENS, LayerKV, SequencePages } from './kv-pages.js';
+import { KV_PAGE_SHIFT, KV_PAGE_TOKENS, LayerKV, SequencePages, type LayerKVDims } from './kv-pages.js';
 
 export class KVStore implements KVRows {
   readonly k: Ptr;          // K pool base: rows (Hkv, D) in dtype, reached through the page table
@@ -63,8 +63,11 @@ export class KVStore implements KVRows {
   attendDense(pool: ThreadPool, q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
     const d = this.d;
     this.bind();
+    if (n > this.layer.d.maxQueries) throw new RangeError(`attention: ${n} queries exceed the ${this.layer.d.maxQueries} this layer was planned for`);
+    // several queries (a prompt chunk, a speculative verification): the multi-query form reads each
+    // K/V tile once for all of them (same results as one query at a time)
     pool.attention(this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
-      1 / Math.sqrt(d.headDim), this.pages, this.pageShift);
+      1 / Math.sqrt(d.headDim), this.pages, this.pageShift, n > 1 ? this.layer.state : 0);
   }
 
   /** Key row of token s, KV head g, as f32 (into dst). */
@@ -118,17 +121,21 @@ export function numParam(kind: string, params: Readonly<Record<string, number | 
 
 /** Arena bytes of singleSequenceKV(d). */
 export function singleSequenceKVBytes(d: LayerAttentionDims): number {
+  return planArena(LayerKV.sizes(singleDims(d))) + 64;
+}
+
+function singleDims(d: LayerAttentionDims): LayerKVDims {
   const pages = Math.ceil(d.capacity / KV_PAGE_TOKENS);
-  return planArena(LayerKV.sizes(d.kvHeads, d.headDim, d.dtype, pages, pages)) + 64;
+  return { heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, dtype: d.dtype, pages, maxPagesPerSequence: pages, maxQueries: d.capacity };
 }
 
 /** K/V rows for one sequence of up to d.capacity positions, every page allocated up front and in
  *  order (so the rows are also contiguous): for harnesses, benchmarks and tests that drive one
  *  layer's attention directly, without a model. */
 export function singleSequenceKV(arena: Arena, d: LayerAttentionDims): KVStore {
-  const pages = Math.ceil(d.capacity / KV_PAGE_TOKENS);
-  const layer = new LayerKV(arena, d.kvHeads, d.headDim, d.dtype, pages, pages);
+  const dims = singleDims(d);
+  const layer = new LayerKV(arena, dims);
   const seq = new SequencePages();
-  seq.ids = Array.from({ length: pages }, (_, i) => i);
+  seq.ids = Array.from({ length: dims.pages }, (_, i) => i);
   return new KVStore(layer, seq, d);
 }

@@ -93,7 +93,7 @@ function attentionBench(minMs: number, rand: () => number): void {
       for (let i = 0; i < H * D; i++) f32[Q / 4 + i] = rand();
       new Int32Array(memory.buffer, P, 1)[0] = S - 1;
       const k = createWasmKernels(kernelModule(), memory);
-      const t = timeIt(() => k.attention(Q, P, K, V, O, cache, 1, S, H, Hkv, D, 0.125, 0, 0, 0, H), minMs);
+      const t = timeIt(() => k.attention(Q, P, K, V, O, cache, 1, S, H, Hkv, D, 0.125, 0, 0, 0, 0, H), minMs);
       rows.push([cache, String(S), t.toFixed(3), (2 * kvBytes / t / 1e6).toFixed(2)]);
     }
   }

@@ -296,8 +296,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) Y[r * cols + c] = Y[r * cols + c]! + B[c]!;
     },
 
-    attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1) {
-      // Two-pass softmax over explicit scores: independent of the online formulation it checks.
+    attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, pages, pageShift, _state, h0, h1) {
+      // Two-pass softmax over explicit scores: independent of the online formulation it checks
+      // (and of the multi-query form, whose state it does not need).
       const Q = F(q, n * H * D), P = I(qPos, n), O = F(out, n * H * D);
       const es = cacheDType === 'f32' ? 4 : 2, rowBytes = Hkv * D * es;
       const table = pages === 0 ? undefined : new Uint32Array(memory.buffer, pages, Math.ceil(S / 2 ** pageShift));

@@ -92,12 +92,14 @@ export interface Kernels {
    *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
    *      (`pages`: u32 byte offsets, one per page; K and V pools share one layout)
    *  out (n, H, D) f32
+   *  state: 0, or (n, H, 2) f32 scratch for the multi-query form — the key tiles outermost, so each
+   *      K/V tile is read once for all n queries (prefill chunks, speculative verification); same results
    *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
    *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
    *  scores buffer), so memory does not grow with S. */
   attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
             n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
-            h0: number, h1: number): void;
+            state: Ptr, h0: number, h1: number): void;
 
   /** dst (count) in cacheDType = src (count) f32 (used to append K/V rows to an f16 cache). */
   storeRows(cacheDType: CacheDType, src: Ptr, dst: Ptr, count: number): void;

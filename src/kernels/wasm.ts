@@ -30,9 +30,9 @@ interface KernelExports {
   addBias(y: Ptr, bias: Ptr, rows: number, cols: number): void;
   softmax(x: Ptr, n: number, len: number): void;
   attentionF32(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
-               D: number, scale: number, pages: Ptr, pageShift: number, h0: number, h1: number): void;
+               D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
   attentionF16(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
-               D: number, scale: number, pages: Ptr, pageShift: number, h0: number, h1: number): void;
+               D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
 }
 
 let cached: WebAssembly.Module | undefined;
@@ -99,9 +99,9 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
     geluMul: (gate, up, count) => k.geluMul(gate, up, count),
     add: (y, x, count) => k.add(y, x, count),
     addBias: (y, bias, rows, cols) => k.addBias(y, bias, rows, cols),
-    attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1) {
-      if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
-      else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, h0, h1);
+    attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1) {
+      if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
+      else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
     },
     storeRows(cacheDType, src, dst, count) {
       if (cacheDType === 'f16') k.storeRowsF16(src, dst, count);

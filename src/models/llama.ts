@@ -20,7 +20,7 @@ import { planArena, type Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { allocLayout, layoutBytes, type Pointers } from '../runtime/layout.js';
 import type { AttentionBackend, LayerAttentionDims } from '../attention/create.js';
-import { KV_PAGE_TOKENS, KVPagePool, LayerKV, SequencePages } from '../attention/kv-pages.js';
+import { KV_PAGE_TOKENS, KVPagePool, LayerKV, SequencePages, type LayerKVDims } from '../attention/kv-pages.js';
 import { KVStore } from '../attention/kv-store.js';
 import type { AttentionPhase, LayerAttention } from '../attention/types.js';
 import type { CacheDType } from '../kernels/types.js';
@@ -122,9 +122,16 @@ export interface LlamaModelOptions {
 export function layerRuntimeBytes(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'parallel' | 'kvPages'>,
                                   backend: AttentionBackend, layer: number): number {
   const { headDim } = derive(c);
-  const kv = LayerKV.sizes(c.num_key_value_heads, headDim, o.cacheDType, o.kvPages, Math.ceil(o.capacity / KV_PAGE_TOKENS));
+  const kv = LayerKV.sizes(layerKVDims(c, o));
   const slot = backend.slotBytes(attentionDims(c, o, layer));
   return planArena(kv) + 64 + o.parallel * (slot + 64 * 24) + layoutBytes(layerScratchLayout(c, o.chunk));
+}
+
+function layerKVDims(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'kvPages'>): LayerKVDims {
+  return {
+    heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: derive(c).headDim, dtype: o.cacheDType,
+    pages: o.kvPages, maxPagesPerSequence: Math.ceil(o.capacity / KV_PAGE_TOKENS), maxQueries: o.chunk,
+  };
 }
 
 function attentionDims(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'cacheDType'>, layer: number): LayerAttentionDims {
@@ -157,8 +164,7 @@ export class LlamaModel implements LanguageModel {
     this.contextLength = opts.capacity;
     this.dims = derive(config);
     this.kvPages = new KVPagePool(opts.kvPages);
-    const maxPages = Math.ceil(opts.capacity / KV_PAGE_TOKENS);
-    this.layerKV = w.layers.map((L) => new LayerKV(L.arena, config.num_key_value_heads, this.dims.headDim, opts.cacheDType, opts.kvPages, maxPages));
+    this.layerKV = w.layers.map((L) => new LayerKV(L.arena, layerKVDims(config, opts)));
     this.scratch = w.layers.map((L) => {
       const s = allocLayout(L.arena, layerScratchLayout(config, opts.chunk));
       L.arena.f32(s.invFreq, this.dims.headDim / 2).set(opts.invFreq);

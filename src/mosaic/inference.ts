@@ -177,7 +177,7 @@ export class MosaicInference implements LanguageModel {
       K.matmul('f32', w.wv, s.a, cl.Wv + t * d * 4, 1, d, d, 0, d);               // W_v a_t (d), pending
       if (t > 0) this.completeValue(cl, t - 1, f(cl.Wv + t * d * 4), w);          // v_{t−1} now that x_t is known
       this.arena.i32(s.pos, 1)[0] = t - 1;                                        // read rows s ≤ t−1 (none at t = 0)
-      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, H);
+      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, 0, H);
       K.matmul('f32', w.cproj, s.y, s.o, 1, d, d, 0, d);
       K.add(s.x, s.o, d);
       // Persistent memory

@@ -48,7 +48,7 @@ export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number): Tens
   for (let t = 0; t < T; t++) pos[t] = t - 1;                              // read s ≤ t − 1
   for (let b = 0; b < B; b++) {
     const o = b * T * d * 4;
-    tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, 0, 0, H);
+    tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, 0, 0, 0, H);
   }
   tape.record(y, () => {
     const kern = simdBackward(mem);

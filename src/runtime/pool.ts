@@ -163,7 +163,7 @@ export class ThreadPool {
 
   /** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough). */
   attention(arena: Arena, q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
-            n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr = 0, pageShift = 0): void {
+            n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr = 0, pageShift = 0, state: Ptr = 0): void {
     const ct = CACHE_DTYPES.indexOf(cacheDType);
     if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
     // Keeping a group's heads on one thread lets it read that KV head once per group — but only
@@ -173,7 +173,7 @@ export class ThreadPool {
     this.checkJob('attention', arena);
     const a = this.control.args; // layout read by runSlice
     a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
-    a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift;
+    a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift; a[14] = state;
     const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
     this.job(arena, Op.Attention, H, unit, work);
   }

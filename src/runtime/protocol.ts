@@ -107,9 +107,9 @@ export function runSlice(kernels: Kernels, op: number, a: Float64Array, r0: numb
       kernels.matmul(WEIGHT_DTYPES[a[0]]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);
       return;
     case Op.Attention:
-      // a = [q, qPos, k, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift]
+      // a = [q, qPos, k, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state]
       kernels.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, CACHE_DTYPES[a[5]]!,
-        a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, r0, r1);
+        a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
       return;
     default:
       throw new Error(`runSlice: unknown op ${op}`);

@@ -23,10 +23,15 @@ function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number
   b.f32(or, n * H * D).fill(777);
   b.f32(ow, n * H * D).fill(777);
   const scale = 1 / Math.sqrt(D);
-  b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, 0, 0, h0, h1);
-  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, h0, h1);
+  b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, 0, 0, 0, h0, h1);
+  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, 0, h0, h1);
   const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
   assertClose(b.f32(ow, n * H * D), b.f32(or, n * H * D), 2e-6, what);
+  // the multi-query form (key tiles outermost, state in memory) computes the same bits
+  const om = b.alloc(n * H * D * 4), state = b.alloc(n * H * 8);
+  b.f32(om, n * H * D).fill(777);
+  b.wasm.attention(q, qPos, k, v, om, cache, n, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
+  assert.deepEqual(b.f32(om, n * H * D), b.f32(ow, n * H * D), `${what}: multi-query form differs`);
   const O = b.f32(ow, n * H * D);
   for (let t = 0; t < n; t++) {
     for (let h = 0; h < H; h++) {
@@ -64,7 +69,7 @@ test('attention with one key returns that key\'s value row', () => {
   b.f32(k, D).set(randomF32(rng(2), D));
   b.f32(v, D).set([1, 2, 3, 4, 5, 6, 7, 8]);
   b.i32(pos, 1)[0] = 0;
-  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 0, 0, 1);
+  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 0, 0, 0, 1);
   assert.deepEqual([...b.f32(out, D)], [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
@@ -86,7 +91,7 @@ test('attention 8-key blocks: D = 16, 48, 128 (unrolled path), lengths not multi
   }
 });
 
-test('paged K/V (rows reached through a shuffled page table) equals contiguous rows bit for bit, SIMD and reference', () => {
+test('paged K/V (rows reached through a shuffled page table) equals contiguous rows bit for bit, per-query and multi-query SIMD forms and the reference', () => {
   for (const [cache, D, shift] of [['f32', 64, 4], ['f16', 64, 6], ['f16', 16, 3], ['f32', 6, 5], ['f16', 128, 7]] as const) {
     const n = 3, S = 301, H = 6, Hkv = 2, page = 2 ** shift, pagesN = Math.ceil(S / page);
     b.reset();
@@ -110,13 +115,15 @@ test('paged K/V (rows reached through a shuffled page table) equals contiguous r
         put(pool[i]! + off, rows);
       }
     }
-    const outs = [0, 1, 2].map(() => b.alloc(n * H * D * 4));
+    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(n * H * 8);
     const scale = 1 / Math.sqrt(D);
-    b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, H);
-    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, H);
-    b.ref.attention(q, qPos, pool[0]!, pool[1]!, outs[2]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, H);
+    b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
+    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, 0, H);
+    b.ref.attention(q, qPos, pool[0]!, pool[1]!, outs[2]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, 0, H);
     const what = `paged attention ${cache} D=${D} page=${page}`;
+    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[3]!, cache, n, S, H, Hkv, D, scale, table, shift, state, 0, H);
     assert.deepEqual(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), what);
+    assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[0]!, n * H * D), `${what}: multi-query form`);
     assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[2]!, n * H * D), 2e-6, what);
   }
 });

@@ -41,7 +41,7 @@ test('kernels read and write above 2 GiB', (t) => {
   f32(k, S * D).set(randomF32(rand, S * D));
   f32(v, S * D).set(randomF32(rand, S * D));
   new Int32Array(memory.buffer, pos, 1)[0] = S - 1;
-  ref.attention(q, pos, k, v, or, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, H);
-  wasm.attention(q, pos, k, v, ow, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, H);
+  ref.attention(q, pos, k, v, or, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, 0, H);
+  wasm.attention(q, pos, k, v, ow, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, 0, H);
   assertClose(f32(ow, H * D), f32(or, H * D), 2e-6, 'attention above 2 GiB');
 });

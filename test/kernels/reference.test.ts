@@ -140,7 +140,7 @@ test('reference softmax and attention on tiny hand cases', () => {
   b.f32(k, 4).set([0, 5, Math.log(3), 7]);
   b.f32(v, 4).set([4, 8, 0, 4]);
   for (const kk of [b.ref, b.wasm]) {
-    kk.attention(q, pos, k, v, out, 'f32', 1, 2, 1, 1, 2, 1, 0, 0, 0, 1);
+    kk.attention(q, pos, k, v, out, 'f32', 1, 2, 1, 1, 2, 1, 0, 0, 0, 0, 1);
     const o = b.f32(out, 2);
     assert.ok(Math.abs(o[0]! - 1) < 1e-6 && Math.abs(o[1]! - 5) < 1e-6, `got ${o}`);
   }

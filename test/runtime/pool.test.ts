@@ -103,7 +103,7 @@ describe('ThreadPool with reference kernels', () => {
           arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
           const positions = arena.i32(pos, n);
           for (let i = 0; i < n; i++) positions[i] = S - n + i; // the last n cache rows are the new tokens
-          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, H);
+          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
           pool.attention(arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale);
           const single = arena.f32(o1, n * H * D), pooled = arena.f32(o2, n * H * D);
           assert.deepEqual(pooled, single, `H=${H} Hkv=${Hkv} n=${n} S=${S}`);
