@@ -11,6 +11,8 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length for the memory estimate (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'describe the model as it would be loaded with --quantize' },
+  'kv-budget': { type: 'string', placeholder: 'N|SIZE', description: 'KV budget to plan for: tokens or a size (default: what a load would get)' },
+  parallel: { type: 'integer', min: 1, max: 4096, placeholder: 'N', description: 'sequences at once to plan for (default: what a load would get)' },
   json: { type: 'boolean', description: 'print one JSON object' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -56,7 +58,10 @@ export async function runInfo(argv: string[]): Promise<number> {
   const info = describeModel(path, v.quantize ? { quantize: v.quantize as 'q8_0' } : {});
   const r0 = infoRecord(info, 0);
   const ctx = (v.ctx as number | undefined) ?? Math.min(r0.max_position_embeddings as number, 4096);
-  const r = infoRecord(info, ctx);
+  const budget = v['kv-budget'] === undefined ? undefined : /^\d+$/.test(v['kv-budget'] as string) ? Number(v['kv-budget']) : v['kv-budget'] as string;
+  let rt: ReturnType<ModelInfo['runtime']>;
+  try { rt = info.runtime(ctx, { kvBudget: budget, parallel: v.parallel as number | undefined }); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+  const r: Record<string, unknown> = { ...infoRecord(info, ctx), parallel: rt.parallel, kv_budget_tokens: rt.kvBudgetTokens, kv_budget_bytes: rt.kvBudgetTokens * info.kvBytesPerToken, memory_planned_bytes: rt.memoryBytes };
   if (v.json) { process.stdout.write(JSON.stringify(r) + '\n'); return 0; }
   const rows: [string, string][] = [
     ['path', String(r.path)],
@@ -71,7 +76,9 @@ export async function runInfo(argv: string[]): Promise<number> {
     ['dtypes (tensors)', Object.entries(info.dtypes).map(([k, n]) => `${k}: ${n}`).join(', ')],
     ['weights', bytes(info.weightBytes) + (v.quantize ? ` (with --quantize ${String(v.quantize)})` : '')],
     ['KV cache', `${bytes(info.kvBytesPerToken)} per token`],
-    [`memory at ctx ${ctx}`, bytes(info.memoryNeeded(ctx))],
+    [`memory at ctx ${ctx}`, bytes(info.memoryNeeded(ctx)) + ' (one sequence)'],
+    ['KV budget', `${rt.kvBudgetTokens.toLocaleString('en-US')} tokens (${bytes(rt.kvBudgetTokens * info.kvBytesPerToken)}) shared by up to ${rt.parallel} sequences; --kv-budget, --parallel`],
+    ['memory planned', `${bytes(rt.memoryBytes)} (pages are committed as sequences write them)`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length)) + 2;
   process.stdout.write(rows.map(([k, val]) => `${k.padEnd(w)}${val}`).join('\n') + '\n');

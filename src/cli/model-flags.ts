@@ -15,6 +15,8 @@ export const MODEL_FLAGS: FlagSpecs = {
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32)' },
+  'kv-budget': { type: 'string', placeholder: 'N|SIZE', description: 'KV memory shared by all sequences: tokens (32768) or a size (2GiB); default 4 contexts (see `tessera info`)' },
+  parallel: { type: 'integer', min: 1, max: 4096, placeholder: 'N', description: 'most sequences at once (default 16, fewer if sparse attention state would not fit)' },
   attention: { type: 'string', placeholder: 'SPEC', description: 'attention backend: dense (default), or e.g. magicpig:K=10,L=150' },
 };
 
@@ -72,6 +74,8 @@ export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Pro
   if (v.ctx !== undefined) opts.contextLength = v.ctx as number;
   if (v.quantize !== undefined) opts.quantize = v.quantize as 'q8_0';
   if (v['kv-type'] !== undefined) opts.cacheDType = v['kv-type'] as 'f32' | 'f16';
+  if (v['kv-budget'] !== undefined) opts.kvBudget = /^\d+$/.test(v['kv-budget'] as string) ? Number(v['kv-budget']) : v['kv-budget'] as string;
+  if (v.parallel !== undefined) opts.parallel = v.parallel as number;
   if (v.attention !== undefined) {
     try { opts.attention = parseAttentionSpec(v.attention as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
   }

@@ -77,6 +77,9 @@ export interface ModelInfo {
   /** Total bytes needed for weights + a KV budget of `kvTokens` tokens (default: `contextLength`)
    *  + the state of `parallel` sequences (default 1) + scratch. */
   memoryNeeded(contextLength: number, kvTokens?: number, parallel?: number): number;
+  /** Sequence slots and KV budget a load with these options gets (the defaults fitted to the
+   *  4 GiB a layer arena can hold), and the memory planned for them. */
+  runtime(contextLength: number, opts?: Pick<LoadOptions, 'parallel' | 'kvBudget'>): { parallel: number; kvBudgetTokens: number; memoryBytes: number };
 }
 
 export interface LoadedModel {
@@ -183,12 +186,17 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
       const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend);
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
+    runtime: (ctx, opts = {}) => {
+      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, opts);
+      const s = arenaSizes(ck, plan, r, backend);
+      return { parallel: r.parallel, kvBudgetTokens: r.kvPages * KV_PAGE_TOKENS, memoryBytes: s.head + s.layers.reduce((a, b) => a + b, 0) };
+    },
   };
 }
 
 /** Sequence slots and KV pages: as asked, or the defaults cut to what one 4 GiB layer arena holds. */
 function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' | 'kvPages'>, backend: AttentionBackend,
-                     kvBytesPerToken: number, opts: LoadOptions): Runtime {
+                     kvBytesPerToken: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>): Runtime {
   const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend).layers.every((b) => b <= MAX_ARENA_BYTES);
   const minPages = Math.ceil(base.capacity / KV_PAGE_TOKENS);
   let parallel = opts.parallel ?? DEFAULT_PARALLEL;
@@ -219,6 +227,7 @@ function describeMosaic(path: string): ModelInfo {
   return {
     path, format: 'safetensors', config, parameters, dtypes: { f32: 1 }, weightBytes: parameters * 4, kvBytesPerToken,
     memoryNeeded: (ctx) => parameters * 4 + ctx * kvBytesPerToken,
+    runtime: (ctx) => ({ parallel: 1, kvBudgetTokens: ctx, memoryBytes: parameters * 4 + ctx * kvBytesPerToken }),
   };
 }
 
