@@ -26,6 +26,7 @@ import { isMosaicFolder, loadMosaic } from '../mosaic/load.js';
 import { mosaicParameterCount, mosaicConfigFromJson, type MosaicConfig } from '../mosaic/config.js';
 import { readJsonFile } from '../formats/hf-folder.js';
 import { existsSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 
 /** Every model family Tessera runs, told apart by `model_type`. */
@@ -48,7 +49,8 @@ export interface LoadOptions {
    *  sparse backend's per-sequence state would not fit). */
   parallel?: number;
   /** KV memory shared by all sequences, in tokens (a number) or as a size ("2GiB", "512MiB"):
-   *  default DEFAULT_KV_SEQUENCES × contextLength tokens, less where the memory limits say so. */
+   *  default DEFAULT_KV_SEQUENCES × contextLength tokens, less where a 4 GiB layer arena or half of
+   *  the machine's memory (beside the weights) says so, never less than one context. */
   kvBudget?: number | string;
   /** Quantise f32/f16/bf16 2-D weights to q8_0 while loading. */
   quantize?: 'q8_0';
@@ -187,22 +189,24 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
     runtime: (ctx, opts = {}) => {
-      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, opts);
+      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, wBytes, opts);
       const s = arenaSizes(ck, plan, r, backend);
       return { parallel: r.parallel, kvBudgetTokens: r.kvPages * KV_PAGE_TOKENS, memoryBytes: s.head + s.layers.reduce((a, b) => a + b, 0) };
     },
   };
 }
 
-/** Sequence slots and KV pages: as asked, or the defaults cut to what one 4 GiB layer arena holds. */
+/** Sequence slots and KV pages: as asked, or the defaults cut to what one 4 GiB layer arena holds
+ *  and to half of the machine's memory beside the weights (never below one full context). */
 function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' | 'kvPages'>, backend: AttentionBackend,
-                     kvBytesPerToken: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>): Runtime {
+                     kvBytesPerToken: number, weightBytes: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>): Runtime {
   const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend).layers.every((b) => b <= MAX_ARENA_BYTES);
   const minPages = Math.ceil(base.capacity / KV_PAGE_TOKENS);
   let parallel = opts.parallel ?? DEFAULT_PARALLEL;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 4096) throw new RangeError(`loadModel: parallel must be an integer in [1, 4096], got ${opts.parallel}`);
+  const ramPages = Math.floor((totalmem() / 2 - weightBytes) / (kvBytesPerToken * KV_PAGE_TOKENS));
   let kvPages = opts.kvBudget !== undefined ? Math.ceil(kvBudgetTokens(opts.kvBudget, kvBytesPerToken) / KV_PAGE_TOKENS)
-    : minPages * DEFAULT_KV_SEQUENCES;
+    : Math.max(minPages, Math.min(minPages * DEFAULT_KV_SEQUENCES, ramPages));
   if (opts.kvBudget === undefined) while (kvPages > minPages && !fits({ ...base, parallel: 1, kvPages })) kvPages = Math.max(minPages, kvPages >> 1);
   if (opts.parallel === undefined) while (parallel > 1 && !fits({ ...base, parallel, kvPages })) parallel >>= 1;
   return { ...base, parallel, kvPages };
@@ -273,7 +277,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const plan = planTensors(ck, opts.quantize);
     const info = describe(ck, plan, chunk, cacheDType, backend);
     const tokenizer = ck.tokenizer();
-    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, opts);
+    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts);
     const sizes = arenaSizes(ck, plan, runtime, backend);
     sizes.layers.forEach((bytes, i) => {
       if (bytes > MAX_ARENA_BYTES) {
