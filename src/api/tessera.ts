@@ -117,7 +117,7 @@ export class Tessera {
     const seq = new SequenceState(this.tokenizer, ids.slice(keep), { ...opts, context: ids.slice(0, keep) }, this.model.vocabSize);
     const generated: number[] = [];
     const it = Scheduler.of(this.model).submit(seq, {
-      signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress,
+      signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress, speculate: opts.speculate,
       prefix: keep > 0 ? { cache: kept!.cache, length: keep } : undefined,
       // a prompt cache needs a sequence slot to spare (a one-sequence model keeps none)
       keepCache: this.model.parallel > 1 && opts.truncate !== 'start' ? (cache) => {

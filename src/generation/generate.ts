@@ -25,6 +25,7 @@ export async function* generate(model: LanguageModel, tokenizer: Tokenizer, prom
   const seq = new SequenceState(tokenizer, prompt, opts, model.vocabSize); // validates options and prompt
   return yield* Scheduler.of(model).submit(seq, {
     cache: opts.cache, signal: opts.signal, prefillChunk: opts.prefillChunk ?? 128, onPrefillProgress: opts.onPrefillProgress,
+    speculate: opts.speculate,
   });
 }
 

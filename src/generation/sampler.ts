@@ -52,6 +52,9 @@ export interface Sampler {
   sample(logits: Float32Array, history?: ArrayLike<number>): number;
   /** The processed distribution `sample` draws from, as a dense (V) array. */
   probabilities(logits: Float32Array, history?: ArrayLike<number>): Float64Array;
+  /** The next draw in [0, 1) of the sampler's seeded generator (speculative decoding's acceptance
+   *  tests draw from the same stream, so a seeded run is reproducible). */
+  uniform(): number;
 }
 
 const DEFAULTS: Required<Omit<SamplingOptions, 'seed'>> = {
@@ -292,5 +295,6 @@ export function createSampler(opts: SamplingOptions = {}): Sampler {
       for (let i = 0; i < d.ids.length; i++) dense[d.ids[i]] = d.probs[i];
       return dense;
     },
+    uniform: () => rng.next(),
   };
 }

@@ -16,6 +16,16 @@
 import type { BatchItem, LanguageModel, ModelCache } from '../models/types.js';
 import { OutOfKVMemoryError } from '../attention/kv-pages.js';
 import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } from './sequence.js';
+import { SpeculativeMeter, promptLookupDraft, verifyDraft } from './speculative.js';
+
+/** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
+ *  model in the same batched step as everyone else's tokens. */
+export interface SpeculateOptions {
+  /** How drafts are made: 'prompt-lookup' (n-gram match in the prompt and the output so far). */
+  draft: 'prompt-lookup';
+  /** Most draft tokens per step (default 4). */
+  gamma?: number;
+}
 
 export interface SchedulerOptions {
   /** Most tokens per step over all sequences (decode tokens + prompt chunks). Default 256. */
@@ -41,6 +51,8 @@ export interface SubmitOptions {
   /** Receives the request's own cache when it finished (not aborted, not failed) instead of it
    *  being released — the caller's prompt cache for the next request; the receiver releases it. */
   keepCache?: (cache: ModelCache) => void;
+  /** Draft and verify several tokens per step (lossless: the output is what plain decoding gives). */
+  speculate?: SpeculateOptions;
 }
 
 /** Too many requests are already waiting. */
@@ -76,6 +88,9 @@ interface Request {
   /** The sampled token to feed next (decoding). */
   next: number;
   phase: 'waiting' | 'prefill' | 'decode' | 'done';
+  /** The draft fed after `next` in the current step (speculation). */
+  draft: number[];
+  meter: SpeculativeMeter | undefined;
   cancelled: boolean;
   readonly out: Out[];
   wake: (() => void) | undefined;
@@ -129,10 +144,15 @@ export class Scheduler {
     if (opts.prefillChunk !== undefined && (!Number.isInteger(opts.prefillChunk) || opts.prefillChunk < 1)) {
       throw new RangeError(`prefillChunk = ${String(opts.prefillChunk)} is invalid: expected an integer ≥ 1`);
     }
+    const gamma = opts.speculate?.gamma ?? 4;
+    if (opts.speculate !== undefined) {
+      if (opts.speculate.draft !== 'prompt-lookup') throw new RangeError(`speculate: unknown draft ${JSON.stringify(opts.speculate.draft)}; known: prompt-lookup`);
+      if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`speculate: gamma must be an integer in [1, 64], got ${opts.speculate.gamma}`);
+    }
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
     const r: Request = {
       order: this.order++, seq, opts, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
-      phase: 'waiting', cancelled: false, out: [], wake: undefined,
+      phase: 'waiting', draft: [], meter: opts.speculate ? new SpeculativeMeter() : undefined, cancelled: false, out: [], wake: undefined,
     };
     this.waiting.push(r);
     const it = this.stream(r);
@@ -185,9 +205,10 @@ export class Scheduler {
     let budget = this.stepTokens;
     for (const r of this.active) {
       if (r.phase !== 'decode' || r.out.length >= this.maxUnread) continue;
-      batch.push({ cache: r.cache!, tokens: [r.next], logits: 'last', phase: 'decode' });
+      r.draft = r.meter ? this.draftFor(r) : [];
+      batch.push({ cache: r.cache!, tokens: [r.next, ...r.draft], logits: r.draft.length > 0 ? 'all' : 'last', phase: 'decode' });
       who.push(r);
-      budget--;
+      budget -= 1 + r.draft.length;
     }
     const decoding = batch.length;
     for (const r of this.active) {
@@ -222,6 +243,7 @@ export class Scheduler {
         r.phase = 'decode';
       }
       try {
+        if (r.draft.length > 0) { this.verify(r, logits[i]!); return; }
         const { chunk, done } = r.seq.accept(r.seq.sample(logits[i]!));
         if (chunk.tokens.length > 0) this.push(r, { chunk });
         if (done !== undefined) this.end(r, done);
@@ -229,6 +251,25 @@ export class Scheduler {
       } catch (e) { this.fail(r, e); }
     });
     return true;
+  }
+
+  /** A draft for a speculating request: at most gamma tokens, never past its token limit or its cache. */
+  private draftFor(r: Request): number[] {
+    const room = Math.min(r.opts.speculate!.gamma ?? 4, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
+    return room > 0 ? promptLookupDraft(r.seq.context, room) : [];            // the context ends with r.next
+  }
+
+  /** Verifies a request's draft against its logits rows, emits the accepted run and rolls its cache
+   *  back to the tokens kept: the fed token and the accepted drafts (the last token is fed next step). */
+  private verify(r: Request, rows: Float32Array): void {
+    const fedAt = r.cache!.length - 1 - r.draft.length;                  // position of r.next
+    const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft);
+    r.meter!.record(r.draft.length, accepted, tokens.length);
+    const { chunk, done, consumed } = r.seq.acceptMany(tokens);
+    r.cache!.truncate(fedAt + 1 + Math.min(accepted, consumed - 1));
+    if (chunk.tokens.length > 0) this.push(r, { chunk });
+    if (done !== undefined) this.end(r, done);
+    else r.next = tokens.at(-1)!;
   }
 
   /** Moves waiting requests to the running set while caches can be had. */
@@ -269,6 +310,7 @@ export class Scheduler {
     if (r.phase === 'done') return;
     if (r.phase === 'waiting') r.seq.startPrefill();                        // timings of a request that never ran
     const { chunk, result } = r.seq.finish(reason);
+    if (r.meter) result.speculative = r.meter.stats;
     if (r.ownCache && r.cache !== undefined && reason !== 'abort' && r.opts.keepCache !== undefined) {
       const cache = r.cache;
       r.cache = undefined;

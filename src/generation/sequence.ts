@@ -13,6 +13,7 @@ import type { ModelCache } from '../models/types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { createSampler, type Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher, StreamDecoder } from './stop.js';
+import type { SpeculativeStats } from './speculative.js';
 
 export type FinishReason = 'stop' | 'length' | 'eos' | 'abort';
 
@@ -41,6 +42,9 @@ export interface GenerateOptions extends SamplingOptions {
   truncate?: 'error' | 'start';
   /** Encode a string prompt with special tokens (BOS) per the tokenizer's default (default true). */
   addSpecialTokens?: boolean;
+  /** Speculative decoding: draft up to `gamma` tokens per step and verify them in one step
+   *  (lossless: the same output distribution, and the same tokens when greedy). */
+  speculate?: { draft: 'prompt-lookup'; gamma?: number };
 }
 
 export interface GenerationChunk {
@@ -72,6 +76,8 @@ export interface GenerationResult {
   /** The seed the sampler used (pass it back to reproduce a sampled run). */
   seed: number;
   timings: GenerationTimings;
+  /** Speculative decoding's acceptance (when the generation speculated). */
+  speculative?: SpeculativeStats;
 }
 
 /** prompt + maxTokens does not fit the model's context. */
@@ -161,6 +167,8 @@ export class SequenceState {
   /** Most tokens this sequence may generate (after fitContext). */
   get tokenLimit(): number { return this.maxTokens; }
   get seed(): number { return this.sampler.seed; }
+  /** Context + prompt + generated tokens so far (what a draft is looked up in). */
+  get context(): readonly number[] { return this.history; }
   get aborted(): boolean { return this.opts.signal?.aborted === true; }
   get isFinished(): boolean { return this.finished; }
 
