@@ -1,31 +1,32 @@
 // `tessera chat`: an interactive conversation with the checkpoint's chat template.
-// Ctrl-C cancels the reply being generated (the process stays); Ctrl-C at an empty prompt, Ctrl-D or
-// /exit quits. When stdin is not a terminal, each input line is one user message.
+// Ctrl-C cancels the reply being generated (the process stays) or the line being typed; Ctrl-C at an
+// empty prompt, Ctrl-D or /exit quits. Input lines become messages as chat-input.ts says ("""" for
+// several lines, /commands); piped stdin is read the same way, one message per line.
 
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
 import { statsLine } from './generate.js';
+import { CHAT_COMMAND_NAMES, CHAT_HELP_TEXT, ChatInput } from './chat-input.js';
 import { DEFAULT_CHATML_TEMPLATE } from '../tokenizer/chat-template.js';
 import { ContextOverflowError, type GenerationResult } from '../generation/generate.js';
 import type { ChatRole } from '../api/validate.js';
+import { DEFAULT_REPLY_TOKENS } from '../api/tessera.js';
 
 const FLAGS: FlagSpecs = {
   ...MODEL_FLAGS,
   system: { type: 'string', placeholder: 'TEXT', description: 'system message at the start of the conversation' },
   'chat-template': { type: 'string', placeholder: 'PATH|chatml', description: 'Jinja chat template file (or chatml) for models without one' },
-  'max-tokens': { type: 'integer', min: 1, placeholder: 'N', description: 'most tokens per reply (default: up to the end of the context)', short: 'n' },
+  'max-tokens': { type: 'integer', min: 1, placeholder: 'N', description: `most tokens per reply (default: the model's generation_config max_new_tokens, else ${DEFAULT_REPLY_TOKENS})`, short: 'n' },
   ...SAMPLING_FLAGS,
   stats: { type: 'boolean', description: 'print speed statistics after each reply (stderr)' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 export const CHAT_HELP = formatHelp('chat',
-  'Chats with a model in the terminal. Commands: /exit (or Ctrl-D), /reset (forget the conversation), /help.\n'
-  + 'Ctrl-C stops the reply being written. Piped stdin: one user message per line.', FLAGS);
-
-const COMMANDS = '/exit quit · /reset forget the conversation · /help this text · Ctrl-C stop the current reply';
+  'Chats with a model in the terminal, using its chat template. In the chat:\n' + CHAT_HELP_TEXT
+  + '\nPiped stdin is read the same way: one message per line, or several lines between """.', FLAGS);
 
 export async function runChat(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'chat');
@@ -43,59 +44,78 @@ export async function runChat(argv: string[]): Promise<number> {
   const system: { role: ChatRole; content: string }[] = v.system !== undefined ? [{ role: 'system', content: v.system as string }] : [];
   let history = [...system];
   let current: AbortController | null = null;
+  const input = new ChatInput();
   const rl = createInterface({ input: process.stdin, output: interactive ? process.stdout : undefined, terminal: interactive, prompt: '> ' });
+  const prompt = () => { if (interactive) { rl.setPrompt(input.open ? '. ' : '> '); rl.prompt(); } };
   const onInterrupt = () => {
-    if (current) current.abort();
-    else if (interactive) rl.close();
-    else process.exit(130);
+    if (current) { current.abort(); return; }
+    if (!interactive) process.exit(130);
+    // Ctrl-C drops what is being typed; at an empty prompt it quits, leaving the cursor on a fresh line.
+    const typing = rl.line.length > 0 || input.open;
+    process.stdout.write('\n');
+    if (typing) { input.cancel(); rl.write(null, { ctrl: true, name: 'u' }); prompt(); } else rl.close();
   };
   rl.on('SIGINT', onInterrupt);      // terminal: readline turns Ctrl-C into this event
   process.on('SIGINT', onInterrupt); // piped stdin: the real signal
+  const render = (msgs: typeof history) => tessera.applyChatTemplate(msgs);
   try {
     // Render once up front so a model without a template fails before the first question.
-    const render = (msgs: typeof history) => tessera.applyChatTemplate(msgs);
     try { await render([...system, { role: 'user', content: 'hi' }]); } catch (e) {
       throw new CliError((e as Error).message, 'pass --chat-template FILE (a Jinja template) or --chat-template chatml, or use tessera generate');
     }
-    if (interactive) { process.stderr.write(`${tessera.name} ready (${COMMANDS})\n`); rl.prompt(); }
-    for await (const raw of rl) {
-      const line = raw.trim();
-      if (line === '') { if (interactive) rl.prompt(); continue; }
-      if (line === '/exit' || line === '/quit') break;
-      if (line === '/reset') { history = [...system]; process.stderr.write('(conversation cleared)\n'); if (interactive) rl.prompt(); continue; }
-      if (line === '/help') { process.stderr.write(COMMANDS + '\n'); if (interactive) rl.prompt(); continue; }
-      history.push({ role: 'user', content: raw });
-      const prompt = tessera.tokenize(await render(history), { addSpecialTokens: false });
-      current = new AbortController();
-      let reply = '';
-      let result: GenerationResult | undefined;
-      try {
-        const it = tessera.generate(prompt, { ...samplingFrom(v), maxTokens: v['max-tokens'] as number | undefined, signal: current.signal });
-        for (;;) {
-          const step = await it.next();
-          if (step.done) { result = step.value; break; }
-          reply += step.value.text;
-          process.stdout.write(step.value.text);
-        }
-      } catch (e) {
-        if (!(e instanceof ContextOverflowError)) throw e;
-        history.pop();
-        process.stderr.write(`\n(the conversation no longer fits the context of ${tessera.contextLength} tokens: /reset, or restart with a larger --ctx)\n`);
-      } finally {
-        current = null;
+    if (interactive) process.stderr.write(`${tessera.name} ready: /help for the commands, """ for a message of several lines, Ctrl-C stops a reply\n`);
+    prompt();
+    const lines = rl[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await lines.next();
+      const event = next.done ? input.end() : input.push(next.value);
+      if (event.kind === 'command' && event.command === '/exit') break;
+      if (event.kind === 'command' && event.command === '/reset') { history = [...system]; process.stderr.write('(conversation cleared)\n'); }
+      if (event.kind === 'command' && event.command === '/help') process.stderr.write(CHAT_HELP_TEXT + '\n');
+      if (event.kind === 'unknown-command') {
+        process.stderr.write(`unknown command ${event.command}; the commands are ${CHAT_COMMAND_NAMES} (to send text that starts with /, put it between """)\n`);
       }
-      if (result) {
-        process.stdout.write('\n');
-        if (result.finishReason === 'abort') process.stderr.write('(reply stopped)\n');
-        if (v.stats) process.stderr.write(statsLine(result) + '\n');
-        history.push({ role: 'assistant', content: reply });
-      }
-      if (interactive) rl.prompt();
+      if (event.kind === 'message') await reply(event.text);
+      if (next.done) break;
+      prompt();
     }
     return 0;
   } finally {
     process.off('SIGINT', onInterrupt);
     rl.close();
     tessera.dispose();
+  }
+
+  async function reply(text: string): Promise<void> {
+    history.push({ role: 'user', content: text });
+    const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
+    current = new AbortController();
+    let answer = '';
+    let result: GenerationResult | undefined;
+    let prefilled = 0;
+    try {
+      const it = tessera.generate(ids, {
+        ...samplingFrom(v), maxTokens: (v['max-tokens'] as number | undefined) ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
+        onPrefillProgress: (done) => { prefilled = done; },
+      });
+      for (;;) {
+        const step = await it.next();
+        if (step.done) { result = step.value; break; }
+        answer += step.value.text;
+        process.stdout.write(step.value.text);
+      }
+    } catch (e) {
+      if (!(e instanceof ContextOverflowError)) throw e;
+      history.pop();
+      process.stderr.write(`\n(the conversation no longer fits the context of ${tessera.contextLength} tokens: /reset, or restart with a larger --ctx)\n`);
+    } finally {
+      current = null;
+    }
+    if (result) {
+      process.stdout.write('\n');
+      if (result.finishReason === 'abort') process.stderr.write('(reply stopped)\n');
+      if (v.stats) process.stderr.write(statsLine(result, result.cachedTokens + prefilled) + '\n');
+      history.push({ role: 'assistant', content: answer });
+    }
   }
 }

@@ -20,11 +20,18 @@ const FLAGS: FlagSpecs = {
 
 export const GENERATE_HELP = formatHelp('generate', 'Completes a prompt with a model and streams the text to stdout.\nExample: tessera generate --model models/SmolLM2-135M --prompt "Once upon a time" --max-tokens 48', FLAGS);
 
-export function statsLine(r: GenerationResult): string {
+/** One line of speed statistics. `processed` is how many prompt tokens are in the cache (cached +
+ *  prefilled) when known: after a prefill stopped by Ctrl-C it is fewer than the prompt, and the line
+ *  counts only those. A rate is printed only when something was timed. */
+export function statsLine(r: GenerationResult, processed = r.promptTokens): string {
   const t = r.timings;
+  const done = Math.min(processed, r.promptTokens);
+  const computed = done - r.cachedTokens;
+  const rate = (n: number, ms: number) => (n > 0 && ms > 0 ? ` (${(n / (ms / 1000)).toFixed(1)} tok/s)` : '');
   const cached = r.cachedTokens > 0 ? ` (${r.cachedTokens} cached)` : '';
-  return `prompt: ${r.promptTokens} tokens${cached} in ${(t.prefillMs / 1000).toFixed(2)} s (${t.prefillTokensPerSecond.toFixed(1)} tok/s) | `
-    + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s (${t.decodeTokensPerSecond.toFixed(1)} tok/s) | `
+  const prompt = done < r.promptTokens ? `${done} of ${r.promptTokens} tokens${cached}, stopped,` : `${r.promptTokens} tokens${cached}`;
+  return `prompt: ${prompt} in ${(t.prefillMs / 1000).toFixed(2)} s${rate(computed, t.prefillMs)} | `
+    + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s${rate(r.tokens.length - 1, t.decodeMs)} | `
     + `finish: ${r.finishReason} | seed: ${r.seed}`;
 }
 
@@ -44,10 +51,11 @@ export async function runGenerate(argv: string[]): Promise<number> {
   const ac = new AbortController();
   const onSigint = () => { if (ac.signal.aborted) process.exit(130); ac.abort(); };
   process.on('SIGINT', onSigint);
+  let prefilled = 0;
   try {
     const it = tessera.generate(prompt, {
       ...samplingFrom(v), maxTokens: v['max-tokens'] as number, stop: (v.stop as string[] | undefined) ?? [],
-      ignoreEos: v['ignore-eos'] === true, signal: ac.signal,
+      ignoreEos: v['ignore-eos'] === true, signal: ac.signal, onPrefillProgress: (done) => { prefilled = done; },
     });
     let result: GenerationResult;
     let last = '';
@@ -66,8 +74,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
         },
       }) + '\n');
     } else {
-      if (process.stdout.isTTY && !last.endsWith('\n')) process.stdout.write('\n');
-      process.stderr.write(statsLine(result) + '\n');
+      if (!last.endsWith('\n')) process.stdout.write('\n'); // the text is a line of its own, on a terminal or in a pipe
+      process.stderr.write(statsLine(result, result.cachedTokens + prefilled) + '\n');
     }
     return 0;
   } finally {

@@ -41,9 +41,10 @@ export function samplingFrom(v: FlagValues): SamplingOptions {
 
 const MB = 1024 * 1024;
 
-/** Progress on stderr: a redrawn bar on a terminal, a plain line every 25% otherwise. */
+/** Progress on stderr: a redrawn bar on a terminal; otherwise (a log, a pipe) two lines, when loading
+ *  starts and when it ends, so a log is not flooded. */
 export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr): { onProgress: (p: LoadProgress) => void; done: () => void } {
-  let lastQuarter = -1, lastDraw = 0, drawn = false;
+  let lastDraw = 0, drawn = false, started = false, finished = false;
   return {
     onProgress(p) {
       const frac = p.totalBytes > 0 ? Math.min(p.loadedBytes / p.totalBytes, 1) : 1;
@@ -56,8 +57,8 @@ export function progressReporter(label: string, stream: NodeJS.WriteStream = pro
         stream.write(`\r${label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${(frac * 100).toFixed(0).padStart(3)}% ${sizes} ${p.stage}   `);
         drawn = true;
       } else {
-        const q = Math.floor(frac * 4);
-        if (q > lastQuarter) { lastQuarter = q; stream.write(`${label}: ${(frac * 100).toFixed(0)}% (${sizes}, ${p.stage})\n`); }
+        if (!started) { started = true; stream.write(`${label}: ${(p.totalBytes / MB).toFixed(0)} MiB\n`); }
+        if (frac >= 1 && !finished) { finished = true; stream.write(`${label}: done\n`); }
       }
     },
     done() { if (drawn) stream.write('\n'); drawn = false; },

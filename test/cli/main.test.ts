@@ -88,14 +88,17 @@ test('generate --json prints exactly one JSON object on stdout (tiny random chec
     // greedy is deterministic: streaming mode prints the same text
     const streamed = tessera('generate', '--model', ck.hfDir!, '--prompt', 'Once upon a time', '--max-tokens', '5', '--temperature', '0', '--ignore-eos', '--threads', '1');
     assert.equal(streamed.code, 0, streamed.stderr);
-    assert.equal(streamed.stdout, o.text);
+    // the text ends its line, so piped output does not run into what follows
+    assert.equal(streamed.stdout, `${o.text as string}\n`);
     assert.match(streamed.stderr, /finish: length/);
+    // stderr is a pipe: the loading progress is two lines (start, end), not one per update
+    assert.deepEqual(streamed.stderr.split('\n').filter((l) => l.startsWith('loading')).map((l) => l.replace(/\d+/, 'N')), ['loading: N MiB', 'loading: done']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('chat reads piped lines; SIGINT stops the current reply, not the process; /exit quits', async () => {
+test('chat reads piped lines; SIGINT stops the current reply, not the process; """ makes one message of many lines; unknown /commands are refused; /exit quits', async () => {
   const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
   const { spawn } = await import('node:child_process');
   const dir = mkdtempSync(join(tmpdir(), 'tessera-chat-'));
@@ -110,15 +113,17 @@ test('chat reads piped lines; SIGINT stops the current reply, not the process; /
     await new Promise<void>((resolve) => { const iv = setInterval(() => { if (out.length > 0) { clearInterval(iv); resolve(); } }, 2); });
     p.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 100));
-    p.stdin.write('/reset\nsecond question\n/exit\nnever read\n');
+    p.stdin.write('/reset\n/save notes.txt\n"""\nsecond question,\n\non three lines\n"""\n/exit\nnever read\n');
     p.stdin.end();
     const code = await new Promise<number | null>((resolve) => p.on('exit', resolve));
     assert.equal(code, 0, err);
     assert.match(err, /\(reply stopped\)/);
     assert.match(err, /\(conversation cleared\)/);
     const stats = err.split('\n').filter((l) => l.startsWith('prompt: '));
-    assert.equal(stats.length, 2, err); // the stopped reply and the second question; nothing after /exit
+    // the stopped reply and the second question; not the unknown command, not a turn per line, nothing after /exit
+    assert.equal(stats.length, 2, err);
     assert.match(stats[0], /finish: abort/);
+    assert.match(err, /unknown command \/save notes\.txt; the commands are \/help, \/reset, \/exit/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
