@@ -54,13 +54,14 @@ export class ChatCompletions {
     const t = this.tessera;
     const prompt = t.tokenize(await t.applyChatTemplate(req.messages), { addSpecialTokens: false });
     const context = t.contextLength;
-    const wanted = prompt.length + (req.maxTokens ?? 1);
+    const maxTokens = req.maxTokens ?? t.defaultReplyTokens(prompt.length);
+    const wanted = prompt.length + maxTokens;
     if (wanted > context) {
       throw new ApiError(`This model's maximum context length is ${context} tokens. However, you requested ${wanted} tokens `
-        + `(${prompt.length} in the messages, ${req.maxTokens ?? 1} in the completion). Please reduce the length of the messages or completion.`,
+        + `(${prompt.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
       'messages', 'context_length_exceeded');
     }
-    const opts = { ...req.sampling, maxTokens: req.maxTokens, stop: req.stop, signal };
+    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = req.model ?? t.name;

@@ -8,7 +8,7 @@
 import type { LoadOptions } from '../models/load.js';
 import { Tessera, type TesseraOptions } from './tessera.js';
 
-export { Tessera, type TesseraOptions, type ChatRenderer } from './tessera.js';
+export { Tessera, DEFAULT_REPLY_TOKENS, type TesseraOptions, type ChatRenderer } from './tessera.js';
 export { ChatCompletions, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionUsage } from './chat.js';
 export {
   ApiError, validateChatRequest,

@@ -32,6 +32,10 @@ export interface TesseraOptions {
   renderChat?: ChatRenderer;
 }
 
+/** Longest chat reply when the request does not say (a model that never ends its turn must not write
+ *  until the context is full); a checkpoint's generation_config.json max_new_tokens overrides it. */
+export const DEFAULT_REPLY_TOKENS = 512;
+
 function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -73,6 +77,14 @@ export class Tessera {
 
   /** Tokens the model accepts in one sequence (prompt + generated). */
   get contextLength(): number { return this.model.contextLength; }
+
+  /** The reply length chat uses when none is asked for: generation_config.json's max_new_tokens, else
+   *  DEFAULT_REPLY_TOKENS, and never more than the room the prompt leaves in the context (at least 1). */
+  defaultReplyTokens(promptTokens: number): number {
+    const g = this.generationConfig?.max_new_tokens;
+    const n = typeof g === 'number' && Number.isSafeInteger(g) && g >= 1 ? g : DEFAULT_REPLY_TOKENS;
+    return Math.max(1, Math.min(n, this.contextLength - promptTokens));
+  }
 
   /** Text → ids; `addSpecialTokens` (default true) adds BOS as the tokenizer is configured to. */
   tokenize(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {

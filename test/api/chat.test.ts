@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiError, Tessera, validateChatRequest, type ChatCompletionChunk, type ChatCompletionRequest } from '../../src/api/index.js';
+import { ApiError, DEFAULT_REPLY_TOKENS, Tessera, validateChatRequest, type ChatCompletionChunk, type ChatCompletionRequest } from '../../src/api/index.js';
 import { ByteTokenizer, EOS, FakeModel, bytesOf } from '../generation/fake-model.js';
 
 const tok = new ByteTokenizer();
@@ -150,4 +150,20 @@ test("the checkpoint's Jinja chat template is rendered with its bos token, and c
   assert.equal(await t.applyChatTemplate(messages, { addGenerationPrompt: false }), '<s>[system]Be brief.[user]Hi?');
   const o = new Tessera({ model: new FakeModel(), tokenizer: withTemplate }, { chatTemplate: '{% for m in messages %}{{ m.content }};{% endfor %}' });
   assert.equal(await o.applyChatTemplate(messages), 'Be brief.;Hi?;');
+});
+
+test('without max_tokens a reply is bounded: DEFAULT_REPLY_TOKENS, generation_config max_new_tokens, or the room left', async () => {
+  // a model that never ends its turn, in a context far longer than the bound
+  const model = new FakeModel({ suppress: [EOS], contextLength: 4096 });
+  const t = new Tessera({ model, tokenizer: tok }, { renderChat: render });
+  const r = await t.chat.completions.create({ messages, temperature: 0 });
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.equal(r.usage.completion_tokens, DEFAULT_REPLY_TOKENS);
+  const g = new Tessera({ model, tokenizer: tok, generationConfig: { max_new_tokens: 7 } }, { renderChat: render });
+  assert.equal((await g.chat.completions.create({ messages, temperature: 0 })).usage.completion_tokens, 7);
+  assert.equal(g.defaultReplyTokens(4090), 6);   // never past the context
+  assert.equal(g.defaultReplyTokens(4096), 1);   // a full context is refused by the caller, not by a 0 here
+  // a context shorter than the bound: the reply fills the room, as before
+  const small = new Tessera({ model: new FakeModel({ suppress: [EOS], contextLength: 64 }), tokenizer: tok }, { renderChat: render });
+  assert.equal((await small.chat.completions.create({ messages, temperature: 0 })).usage.completion_tokens, 64 - promptLength);
 });
