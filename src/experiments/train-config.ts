@@ -34,6 +34,16 @@ export interface CorpusData {
   vocabSize?: number;
   /** … or use this tokenizer.json instead. */
   tokenizer?: string;
+  /** Also train on chat-shaped text built from the train split (src/data/chat-examples.ts); the chat
+   *  special tokens are added to the tokenizer and the exported model gets a chat template. */
+  chat?: ChatData;
+}
+
+export interface ChatData {
+  /** Share of each batch's sequences drawn from the chat text (the rest: the plain corpus). */
+  fraction: number;
+  /** Longest assistant reply in tokens. */
+  maxReplyTokens: number;
 }
 
 export interface TaskData {
@@ -73,6 +83,9 @@ export interface TrainConfig {
   checkpointEvery: number;
   /** Threads for the matmuls (default 1; the pool helps only when cores are free). */
   threads: number;
+  /** Start from this model folder's weights (a fine-tune) instead of a random initialisation. The
+   *  shapes must match, except that the vocabulary may have grown (new rows keep their initialisation). */
+  init?: string;
 }
 
 const DEFAULTS = {
@@ -108,7 +121,7 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
   };
 
   known(raw, ['family', 'model', 'data', 'steps', 'batch', 'context', 'accumulate', 'lr', 'minLr', 'warmup', 'weightDecay', 'clip',
-    'seed', 'out', 'evalEvery', 'evalBatches', 'checkpointEvery', 'threads', 'comment'], '');
+    'seed', 'out', 'evalEvery', 'evalBatches', 'checkpointEvery', 'threads', 'init', 'comment'], '');
   const family = raw.family;
   if (family !== 'llama' && family !== 'mosaic') fail(`family = ${JSON.stringify(family)} must be "llama" or "mosaic"`);
 
@@ -129,11 +142,20 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
   if (!isObj(d)) return fail('data must be an object: {corpus, vocabSize | tokenizer} or {task, vocabSize}');
   let data: DataSpec;
   if (d.corpus !== undefined) {
-    known(d, ['corpus', 'vocabSize', 'tokenizer'], 'data.');
+    known(d, ['corpus', 'vocabSize', 'tokenizer', 'chat'], 'data.');
     if (!CORPUS_NAMES.includes(d.corpus as CorpusName)) fail(`data.corpus = ${JSON.stringify(d.corpus)} must be one of ${CORPUS_NAMES.join(', ')}`);
     if (d.tokenizer !== undefined && typeof d.tokenizer !== 'string') fail('data.tokenizer must be a path to a tokenizer.json');
     if (d.tokenizer !== undefined && d.vocabSize !== undefined) fail('give data.vocabSize (train a tokenizer) or data.tokenizer (use one), not both');
     data = { corpus: d.corpus as CorpusName, ...(d.tokenizer !== undefined ? { tokenizer: d.tokenizer as string } : { vocabSize: int(d, 'vocabSize', 'data.', 2048, 258) }) };
+    if (d.chat !== undefined) {
+      const c = d.chat;
+      if (!isObj(c)) return fail('data.chat must be an object {fraction, maxReplyTokens}');
+      known(c, ['fraction', 'maxReplyTokens'], 'data.chat.');
+      data.chat = {
+        fraction: num(c, 'fraction', undefined, (x) => x > 0 && x < 1, 'in (0, 1)'),
+        maxReplyTokens: int(c, 'maxReplyTokens', 'data.chat.', undefined, 8),
+      };
+    }
   } else if (d.task !== undefined) {
     known(d, ['task', 'vocabSize', 'queries', 'segment'], 'data.');
     if (d.task !== 'recall' && d.task !== 'induction') fail(`data.task = ${JSON.stringify(d.task)} must be "recall" or "induction"`);
@@ -163,6 +185,10 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
     checkpointEvery: int(raw, 'checkpointEvery', '', DEFAULTS.checkpointEvery, 0),
     threads: int(raw, 'threads', '', DEFAULTS.threads),
   };
+  if (raw.init !== undefined) {
+    if (typeof raw.init !== 'string' || raw.init.length === 0) fail('init must be the path of a model folder to start from');
+    cfg.init = raw.init as string;
+  }
   if ('task' in cfg.data && cfg.context % 2 !== 0 && cfg.data.task === 'recall') fail(`context = ${cfg.context} must be even for the recall task (key/value pairs)`);
   return cfg;
 }

@@ -13,8 +13,9 @@ import { BpeEncoder, bpeFromTokenizerJson } from '../data/bpe-encoder.js';
 import { TokenBatcher, TaskBatcher, sequentialBatches, tokenizeCached, type BatchCursor, type TaskCursor } from '../data/batches.js';
 import { associativeRecall, inductionCopy } from '../data/synthetic-recall.js';
 import { deriveSeed } from '../data/rng.js';
+import { CHAT_END, CHAT_SPECIAL_TOKENS, CHAT_TEMPLATE, chatConversations, renderConversation } from '../data/chat-examples.js';
 import type { Batch, BatchSource } from '../training/batches.js';
-import type { CorpusData, TaskData, TrainConfig } from './train-config.js';
+import type { ChatData, CorpusData, TaskData, TrainConfig } from './train-config.js';
 
 export const EOT = '<|endoftext|>';
 /** Id 0 pads task sequences (never a task token: tasks use ids from 1). */
@@ -28,6 +29,8 @@ export interface RunData {
   /** tokenizer.json + tokenizer_config.json for the exported model (null for synthetic tasks). */
   tokenizerJson: object | null;
   tokenizerConfig: object | null;
+  /** generation_config.json for the exported model (chat runs: every id that ends a reply), or null. */
+  generationConfig: object | null;
   eotId: number | null;
   /** Token counts (corpus runs). */
   trainTokens?: number;
@@ -52,9 +55,33 @@ export function corpusTokenizer(corpus: CorpusData['corpus'], vocabSize: number,
 
 /** tokenizer_config.json for a trained BPE: <|endoftext|> separates documents, so it is BOS (prepended to
  *  prompts: a prompt starts a document, as in training) and EOS (ends generation). */
-export function tokenizerConfigFor(contextLength: number): object {
+export function tokenizerConfigFor(contextLength: number, chat = false): object {
   return { bos_token: EOT, eos_token: EOT, add_bos_token: true, add_eos_token: false, clean_up_tokenization_spaces: false,
-    tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: contextLength };
+    tokenizer_class: 'PreTrainedTokenizerFast', model_max_length: contextLength, ...(chat ? { chat_template: CHAT_TEMPLATE } : {}) };
+}
+
+/** Draws each batch's rows from two batchers: the plain corpus first, then the chat text. */
+class MixedBatches implements BatchSource {
+  constructor(private readonly text: TokenBatcher, private readonly chat: TokenBatcher) {}
+  next(): Batch {
+    const a = this.text.next(), b = this.chat.next();
+    const join = (x: Int32Array, y: Int32Array) => { const o = new Int32Array(x.length + y.length); o.set(x); o.set(y, x.length); return o; };
+    return { ids: join(a.input, b.input), targets: join(a.target, b.target), B: a.batchSize + b.batchSize, T: a.seqLen };
+  }
+  getState(): { text: BatchCursor; chat: BatchCursor } { return { text: this.text.cursor(), chat: this.chat.cursor() }; }
+  setState(s: unknown): void {
+    const st = s as { text?: BatchCursor; chat?: BatchCursor } | null;
+    if (!st?.text || !st.chat) throw new Error(`a chat run's data cursor must be {text, chat}, got ${JSON.stringify(s)}`);
+    this.text.restore(st.text);
+    this.chat.restore(st.chat);
+  }
+}
+
+/** Token ids of the chat conversations built from the train split (cached like the corpus tokens). */
+function chatTokens(corpusName: string, train: readonly CorpusDocument[], chat: ChatData, seed: number, tokenizerJson: object, enc: BpeEncoder): Int32Array {
+  const conversations = chatConversations(train.map((d) => d.text), { maxReplyTokens: chat.maxReplyTokens, countTokens: (s) => enc.encode(s).length, seed });
+  const documents = conversations.map((c) => ({ text: renderConversation(c, EOT) }));
+  return tokenizeCached({ corpusName: `${corpusName}-chat-train`, tokenizerJson, documents, encode: (s) => enc.encode(s) });
 }
 
 /** Adapts a data/ TokenBatcher to the Trainer's BatchSource. */
@@ -96,7 +123,7 @@ function taskData(cfg: TrainConfig, d: TaskData): RunData {
   // Held-out sequences: a seed stream the training stream never uses.
   const held = new TaskBatcher(make, { ...opts, seed: deriveSeed(cfg.seed, 0x5eed, 1) });
   const evalBatches = Array.from({ length: cfg.evalBatches }, () => maskedToBatch(held.next()));
-  return { vocabSize: d.vocabSize, train, evalBatches, tokenizerJson: null, tokenizerConfig: null, eotId: null };
+  return { vocabSize: d.vocabSize, train, evalBatches, tokenizerJson: null, tokenizerConfig: null, generationConfig: null, eotId: null };
 }
 
 /** Token ids of a corpus split with a tokenizer.json (cached on disk by tokenizer hash). */
@@ -114,6 +141,7 @@ function corpusData(cfg: TrainConfig, d: CorpusData): RunData {
   } else {
     bpe = corpusTokenizer(d.corpus, d.vocabSize ?? 2048, corpus.train);
   }
+  if (d.chat) bpe = { ...bpe, specialTokens: [...bpe.specialTokens, ...CHAT_SPECIAL_TOKENS.filter((t) => !bpe.specialTokens.includes(t))] };
   const enc = new BpeEncoder(bpe);
   const eotId = enc.specialId(EOT);
   if (eotId === undefined) throw new Error(`the tokenizer has no ${EOT} token (documents are separated by it)`);
@@ -121,7 +149,20 @@ function corpusData(cfg: TrainConfig, d: CorpusData): RunData {
   const encode = (s: string) => enc.encode(s);
   const trainIds = corpusTokens(d.corpus, 'train', corpus.train, tokenizerJson, encode, eotId);
   const validIds = corpusTokens(d.corpus, 'validation', corpus.validation, tokenizerJson, encode, eotId);
-  const train = new CorpusBatches(new TokenBatcher(trainIds, { batchSize: cfg.batch, seqLen: cfg.context, seed: cfg.seed }));
+  let train: BatchSource;
+  let generationConfig: object | null = null;
+  if (d.chat) {
+    // At least one row of each kind per batch; the chat rows draw from their own seed stream.
+    const chatRows = Math.min(cfg.batch - 1, Math.max(1, Math.round(cfg.batch * d.chat.fraction)));
+    if (cfg.batch < 2) throw new Error(`data.chat needs batch ≥ 2 (one plain and one chat sequence per batch), got ${cfg.batch}`);
+    const chatIds = chatTokens(d.corpus, corpus.train, d.chat, cfg.seed, tokenizerJson, enc);
+    train = new MixedBatches(
+      new TokenBatcher(trainIds, { batchSize: cfg.batch - chatRows, seqLen: cfg.context, seed: cfg.seed }),
+      new TokenBatcher(chatIds, { batchSize: chatRows, seqLen: cfg.context, seed: deriveSeed(cfg.seed, 0xc4a7) }));
+    generationConfig = { eos_token_id: [eotId, enc.specialId(CHAT_END)!] };
+  } else {
+    train = new CorpusBatches(new TokenBatcher(trainIds, { batchSize: cfg.batch, seqLen: cfg.context, seed: cfg.seed }));
+  }
   const evalBatches: Batch[] = [];
   for (const b of sequentialBatches(validIds, cfg.batch, cfg.context)) {
     if (evalBatches.length >= cfg.evalBatches || b.batchSize < cfg.batch) break;
@@ -129,7 +170,7 @@ function corpusData(cfg: TrainConfig, d: CorpusData): RunData {
   }
   if (evalBatches.length === 0) throw new Error(`the ${d.corpus} validation split (${validIds.length} tokens) holds no batch of ${cfg.batch} × ${cfg.context}`);
   return {
-    vocabSize: enc.vocabSize, train, evalBatches, tokenizerJson, tokenizerConfig: tokenizerConfigFor(cfg.context), eotId,
+    vocabSize: enc.vocabSize, train, evalBatches, tokenizerJson, tokenizerConfig: tokenizerConfigFor(cfg.context, d.chat !== undefined), generationConfig, eotId,
     trainTokens: trainIds.length, validationTokens: validIds.length,
   };
 }

@@ -20,6 +20,7 @@ import type { TrainConfig } from './train-config.js';
 import { prepareData, validationTokens, type RunData } from './train-data.js';
 import { buildModel, type TrainableModel } from './train-model.js';
 import { evaluateBatches, windowBatches, type EvalResult } from './evaluate.js';
+import { initFromModel } from './train-init.js';
 
 export interface RunOptions {
   /** Continue from cfg.out/checkpoint if present (the config must be the same). */
@@ -80,6 +81,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const model: TrainableModel = buildModel(cfg.family, cfg.model, mem, {
       vocabSize: data.vocabSize, context: cfg.context, seed: cfg.seed, bosTokenId: data.eotId, eosTokenId: data.eotId,
     });
+    if (cfg.init !== undefined) initFromModel(model.params, cfg.init);
     const optimizer = new AdamW(model.params, { weightDecay: cfg.weightDecay });
     const trainer = new Trainer({
       tape, params: model.params, optimizer, data: data.train,
@@ -108,6 +110,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify(data.tokenizerJson));
       writeFileSync(join(modelDir, 'tokenizer_config.json'), JSON.stringify(data.tokenizerConfig, null, 2) + '\n');
     }
+    if (data.generationConfig) writeFileSync(join(modelDir, 'generation_config.json'), JSON.stringify(data.generationConfig, null, 2) + '\n');
     writeFileSync(join(cfg.out, 'per-position.svg'), linePlotSvg({
       title: `held-out loss by position (${cfg.family}, ${cfg.model.layers} layer${cfg.model.layers > 1 ? 's' : ''})`,
       xLabel: 'position in window', yLabel: 'loss (nats)',

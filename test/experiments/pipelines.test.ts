@@ -16,6 +16,7 @@ import { runLmExperiment } from '../../src/experiments/lm-sotu.js';
 import { runRecallExperiment } from '../../src/experiments/recall.js';
 import { markdownTable, REPO_ROOT } from '../../src/experiments/report.js';
 import { loadModel } from '../../src/models/load.js';
+import { CHAT_TEMPLATE } from '../../src/data/chat-examples.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-exp-test-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -44,6 +45,29 @@ test('config: defaults, parity FFN, overrides, and errors that name the field', 
   bad({ data: { corpus: 'wiki' } }, /data.corpus = "wiki"/);
   bad({ data: { task: 'recall', vocabSize: 64 }, context: 33 }, /must be even/);
   bad({ lr: 2 }, /lr = 2/);
+  bad({ data: { corpus: 'sotu', chat: { fraction: 1, maxReplyTokens: 80 } } }, /fraction = 1 must be in \(0, 1\)/);
+  bad({ data: { corpus: 'sotu', chat: { fraction: 0.5 } } }, /data\.chat\.maxReplyTokens = undefined must be an integer/);
+  bad({ data: { corpus: 'sotu', chat: { fraction: 0.5, maxReplyTokens: 80, turns: 2 } } }, /unknown field data\.chat\.turns/);
+  bad({ init: 3 }, /init must be the path of a model folder/);
+});
+
+test('a chat fine-tune: starts from a run\'s model, adds the chat tokens, exports a folder whose chat template and end-of-turn id work in the engine', async () => {
+  const base = await runTraining(corpusConfig('llama', join(tmp, 'chat-base'), { steps: 2 }), { progress: false, log: quiet, finalEvalWindows: 2 });
+  const cfg = corpusConfig('llama', join(tmp, 'chat-tuned'), {
+    init: base.modelDir, steps: 2,
+    data: { corpus: 'sotu', tokenizer: join(base.modelDir, 'tokenizer.json'), chat: { fraction: 0.5, maxReplyTokens: 24 } },
+  });
+  const tuned = await runTraining(cfg, { progress: false, log: quiet, finalEvalWindows: 2 });
+  assert.equal(tuned.vocabSize, base.vocabSize + 3);
+  const m = await loadModel(tuned.modelDir, { threads: 1 });
+  try {
+    const t = m.tokenizer;
+    assert.equal(t.chatTemplate, CHAT_TEMPLATE);
+    const [user, assistant, end] = ['<|user|>', '<|assistant|>', '<|end|>'].map((s) => t.encode(s, { addSpecialTokens: false }));
+    assert.deepEqual([user.length, assistant.length, end.length], [1, 1, 1]);
+    assert.deepEqual(t.eosTokenIds, [base.vocabSize - 1, end[0]]);   // <|endoftext|> and <|end|> both end a reply
+    assert.equal(m.model.vocabSize, base.vocabSize + 3);
+  } finally { m.model.dispose(); }
 });
 
 for (const family of ['llama', 'mosaic'] as const) {
