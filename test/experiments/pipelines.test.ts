@@ -65,7 +65,8 @@ test('a chat fine-tune: starts from a run\'s model, adds the chat tokens, export
     assert.equal(t.chatTemplate, CHAT_TEMPLATE);
     const [user, assistant, end] = ['<|user|>', '<|assistant|>', '<|end|>'].map((s) => t.encode(s, { addSpecialTokens: false }));
     assert.deepEqual([user.length, assistant.length, end.length], [1, 1, 1]);
-    assert.deepEqual(t.eosTokenIds, [base.vocabSize - 1, end[0]]);   // <|endoftext|> and <|end|> both end a reply
+    // <|endoftext|>, <|end|> and the role tokens all end a reply
+    assert.deepEqual(t.eosTokenIds, [base.vocabSize - 1, end[0], user[0], assistant[0]]);
     assert.equal(m.model.vocabSize, base.vocabSize + 3);
   } finally { m.model.dispose(); }
 });
