@@ -7,6 +7,7 @@
 import type { KVRows, Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
+import { attentionOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { LayerAttentionDims } from './create.js';
 import { KV_PAGE_SHIFT, KV_PAGE_TOKENS, LayerKV, SequencePages, type LayerKVDims } from './kv-pages.js';
@@ -66,7 +67,7 @@ export class KVStore implements KVRows {
     if (n > this.layer.d.maxQueries) throw new RangeError(`attention: ${n} queries exceed the ${this.layer.d.maxQueries} this layer was planned for`);
     // several queries (a prompt chunk, a speculative verification): the multi-query form reads each
     // K/V tile once for all of them (same results as one query at a time)
-    pool.attention(this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
+    pool.run(attentionOp, this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
       1 / Math.sqrt(d.headDim), this.pages, this.pageShift, n > 1 ? this.layer.state : 0);
   }
 

@@ -14,6 +14,7 @@
 import type { Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
+import { lshCodesOp } from './sparse-pool-ops.js';
 import type { KVStore } from './kv-store.js';
 import { hashDirections } from './lsh-math.js';
 import { f16ToF32 } from '../kernels/reference.js';
@@ -138,7 +139,7 @@ export class LshTables {
     // page's address rebased to row 0 (the wrap-around of the subtraction undoes itself)
     this.kv.forRuns(r0, r1, (off, s0, s1) => {
       for (let c = s0; c < s1; c += HASH_CHUNK) {
-        this.pool.lshCodes(this.arena, this.kv.k + g * D * es + off - s0 * rowBytes, this.kv.f16, rowBytes, this.mu + g * D * 4,
+        this.pool.run(lshCodesOp, this.arena, this.kv.k + g * D * es + off - s0 * rowBytes, this.kv.f16, rowBytes, this.mu + g * D * 4,
           this.R + g * KL * D * 4, this.xs, D, K, L, codes + (c - i0) * 2, codeStride, this.knorm + g * cap * 4, c, c, Math.min(s1, c + HASH_CHUNK));
       }
     });

@@ -13,6 +13,7 @@ import type { Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import { planArena } from '../runtime/arena.js';
 import type { ThreadPool } from '../runtime/pool.js';
+import { magicpigOp } from './sparse-pool-ops.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
 import { DenseAttention } from './dense.js';
 import { checkParams, denseLayers, numParam, type KVStore } from './kv-store.js';
@@ -130,7 +131,7 @@ export class MagicPigAttention implements LayerAttention {
     const H = this.d.heads, hashed = this.built ? t.hashedEnd - t.start : 0;
     // bytes touched: table walk (ids + hit bits) + expected sampled rows + dense rows + hashing q
     const work = H * (hashed * p.L / (1 << p.K) * 10 + (hashed * 0.03 + c) * this.kv.rowBytes * 2 / this.d.kvHeads + p.K * p.L * this.d.headDim * 4);
-    this.pool.magicpig(this.arena, this.desc, H, work);
+    this.pool.run(magicpigOp, this.arena, this.desc, H, work);
     const st = this.arena.i32(this.stats, H);
     let sum = 0;
     for (let h = 0; h < H; h++) sum += st[h]!;

@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { weightBytes, type WeightDType } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
+import { matmulOp } from '../kernels/pool-ops.js';
 import { ThreadPool } from '../runtime/pool.js';
 
 interface Shape { rows: number; cols: number }
@@ -78,7 +79,7 @@ async function layerSequence(threads: number, dtype: WeightDType, layers: number
     for (const { arena, ptrs } of parts) {
       mats.forEach(([r, c], i) => {
         if (i === 0 || i === 3 || i === 4 || i === 6) mainWork();
-        pool.matmul(arena, dtype, ptrs[i]!, ptrs[input]!, ptrs[9]!, 1, r, c);
+        pool.run(matmulOp, arena, dtype, ptrs[i]!, ptrs[input]!, ptrs[9]!, 1, r, c);
       });
     }
   }, 5, 200);
@@ -115,7 +116,7 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
       let single = 0, best = Infinity, same = true;
       for (const [t, pool] of pools) {
         pool.register(arena);
-        const ms = timeMs(() => pool.matmul(arena, dtype, w, input, y2, 1, rows, cols));
+        const ms = timeMs(() => pool.run(matmulOp, arena, dtype, w, input, y2, 1, rows, cols));
         same &&= arena.f32(y2, rows).every((v, i) => Object.is(v, arena.f32(y1, rows)[i]));
         pool.unregister(arena);
         if (t === 1) single = ms; else best = Math.min(best, ms);
@@ -152,10 +153,10 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   for (const spinMicros of [0, 20, 100]) {
     const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', spinMicros, minSplitBytes: 0 });
     pool.register(arena);
-    const tiny = (): void => pool.matmul(arena, 'f32', w, x, y, 1, 16, 32);
+    const tiny = (): void => pool.run(matmulOp, arena, 'f32', w, x, y, 1, 16, 32);
     const back = timeMs(tiny) - direct;
     const gap = timeMs(() => { tiny(); mainWork(); }) - 0.03 - direct;
-    const decode = timeMs(() => { pool.matmul(arena, 'f32', w, x, y, 1, big, big); mainWork(); }) - 0.03;
+    const decode = timeMs(() => { pool.run(matmulOp, arena, 'f32', w, x, y, 1, big, big); mainWork(); }) - 0.03;
     print(`${spinMicros} | ${(back * 1000).toFixed(1)} | ${(gap * 1000).toFixed(1)} | ${(decode * 1000).toFixed(1)}`);
     pool.dispose();
   }

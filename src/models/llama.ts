@@ -17,6 +17,7 @@
 import type { Ptr } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
 import { planArena, type Arena } from '../runtime/arena.js';
+import { matmulOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { allocLayout, layoutBytes, type Pointers } from '../runtime/layout.js';
 import type { AttentionBackend, LayerAttentionDims } from '../attention/create.js';
@@ -387,9 +388,9 @@ export class LlamaModel implements LanguageModel {
   private matmul(a: Arena, W: Mat, x: Ptr, xq: Ptr, y: Ptr, n: number): void {
     if (W.dtype === 'q8_0' || W.dtype === 'q4_0') {
       if (this.xqHolds !== x) { a.kernels.quantizeQ8(x, xq, n * W.cols); this.xqHolds = x; }
-      this.pool.matmul(a, W.dtype, W.ptr, xq, y, n, W.rows, W.cols);
+      this.pool.run(matmulOp, a, W.dtype, W.ptr, xq, y, n, W.rows, W.cols);
     } else {
-      this.pool.matmul(a, W.dtype, W.ptr, x, y, n, W.rows, W.cols);
+      this.pool.run(matmulOp, a, W.dtype, W.ptr, x, y, n, W.rows, W.cols);
     }
   }
 

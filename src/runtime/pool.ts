@@ -1,9 +1,11 @@
 // The thread pool: the main thread plus `threads − 1` worker_threads, all running the same kernels
-// over the same shared arenas. Calls are synchronous for the caller: the main thread publishes the
-// job in a shared control block (protocol.ts), wakes the workers, computes its own slice, then waits
-// in Atomics.wait until every worker has reported. Work is split into contiguous slices of rows
-// (matmul), heads (attention) or (sequence, head) pairs (training attention); thread 0 (the main
-// thread) takes the first slice, never the longest.
+// over the same shared arenas. It runs any registered op (pool-op.ts): each kernel family defines
+// its ops (argument layout, split, slice function) in its own module, so this file knows none of
+// them. Calls are synchronous for the caller: the main thread publishes the job in a shared control
+// block (protocol.ts), wakes the workers, computes its own slice, then waits in Atomics.wait until
+// every worker has reported. Work is split into contiguous slices of the op's units (rows, heads,
+// (sequence, head) pairs…); thread 0 (the main thread) takes the first slice, never the longest.
+// The first time a pool posts an op, the workers import the module that defines it (a LoadOps job).
 //
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
 // synchronous and idempotent. register() is synchronous too (the worker reads the memory from its
@@ -19,17 +21,15 @@
 
 import { availableParallelism } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { weightBytes, type CacheDType, type Ptr, type WeightDType } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
+import type { KernelFamily, PoolOp } from './pool-op.js';
 import {
-  ARENA, CACHE_DTYPES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, MAX_THREADS, OP, OP_NAMES, Op, PENDING, RANGES, SEQ, WEIGHT_DTYPES,
-  createControl, isSparseOp, isTrainOp, readError, runSlice, runSparseSlice, runTrainSlice, splitRange, type Control,
+  ARENA, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP, MAX_THREADS, OP, Op, PENDING, RANGES, SEQ,
+  createControl, readError, splitRange, type Control, type LoadOpsMessage, type RegisterMessage,
 } from './protocol.js';
-import { sparseKernels } from '../attention/sparse-kernels.js';
-import { trainKernelsOf } from '../training/train-kernels.js';
-import type { RegisterMessage, WorkerInit } from './worker.js';
+import type { WorkerInit } from './worker.js';
 
 export interface ThreadPoolOptions {
   /** Threads including the main thread; default os.availableParallelism(). */
@@ -43,8 +43,6 @@ export interface ThreadPoolOptions {
   minSplitBytes?: number;
 }
 
-/** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
-export const ROW_ALIGN = 8;
 /** Spinning helps only on an idle, dedicated machine; on a shared or virtualised one (a 2-vCPU VM
  *  measured with src/bench/threads-bench.ts) it made jobs slower, so by default workers sleep at once. */
 export const DEFAULT_SPIN_MICROS = 0;
@@ -64,13 +62,22 @@ export class ThreadPool {
   private readonly workers: WorkerHandle[];
   private readonly spinMs: number;
   private readonly minSplitBytes: number;
-  private readonly registered = new Map<number, Arena>();
+  /** The compiled kernel module ('wasm'), shared with the workers. */
+  private readonly module: WebAssembly.Module | undefined;
+  /** Registered arenas and, per kernel family, its kernels bound for this thread (on first use). */
+  private readonly registered = new Map<number, Map<KernelFamily<unknown>, unknown>>();
+  /** Ids of the ops the workers have loaded (FIRST_POOL_OP and up, in the order first posted). */
+  private readonly opIds = new Map<PoolOp<unknown, never>, number>();
+  private readonly opNames = new Map<number, string>(Object.entries(CONTROL_OP_NAMES).map(([id, name]) => [Number(id), name]));
+  private loads = 0;
   private disposed = false;
   private failure: Error | undefined;
 
-  private constructor(threads: number, kind: KernelKind, control: Control, workers: WorkerHandle[], spinMicros: number, minSplitBytes: number) {
+  private constructor(threads: number, kind: KernelKind, module: WebAssembly.Module | undefined, control: Control,
+                      workers: WorkerHandle[], spinMicros: number, minSplitBytes: number) {
     this.threads = threads;
     this.kernelKind = kind;
+    this.module = module;
     this.control = control;
     this.workers = workers;
     this.spinMs = spinMicros / 1000;
@@ -126,7 +133,7 @@ export class ThreadPool {
       worker.removeAllListeners();
       threadStopped(worker); // caches the loop start time while the worker is alive (see threadStopped)
     }
-    return new ThreadPool(threads, opts.kernels, control, workers, spinMicros, minSplitBytes);
+    return new ThreadPool(threads, opts.kernels, module, control, workers, spinMicros, minSplitBytes);
   }
 
   /** Makes `arena` usable by the workers (each binds its own kernels to the shared memory). */
@@ -137,10 +144,10 @@ export class ThreadPool {
         `runs '${this.kernelKind}'; create both with the same kind so every thread computes alike`);
     }
     if (this.registered.has(arena.id)) return;
-    const msg: RegisterMessage = { id: arena.id, memory: arena.memory };
+    const msg: RegisterMessage = { kind: 'arena', id: arena.id, memory: arena.memory };
     for (const { port } of this.workers) port.postMessage(msg);
     this.dispatch(Op.Register, arena.id, undefined);
-    this.registered.set(arena.id, arena);
+    this.registered.set(arena.id, new Map());
   }
 
   /** Drops the workers' kernels for `arena`, so its memory can be freed once the caller drops it. */
@@ -151,78 +158,25 @@ export class ThreadPool {
     this.dispatch(Op.Unregister, arena.id, undefined);
   }
 
-  /** Kernels.matmul over rows [0, rows), split by rows across the threads. Same arguments. */
-  matmul(arena: Arena, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number): void {
-    const dt = WEIGHT_DTYPES.indexOf(dtype);
-    if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
-    this.checkJob('matmul', arena);
-    const a = this.control.args; // layout read by runSlice
-    a[0] = dt; a[1] = w; a[2] = x; a[3] = y; a[4] = n; a[5] = rows; a[6] = cols;
-    this.job(arena, Op.Matmul, rows, ROW_ALIGN, n * weightBytes(dtype, rows * cols));
-  }
-
-  /** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough). */
-  attention(arena: Arena, q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
-            n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr = 0, pageShift = 0, state: Ptr = 0): void {
-    const ct = CACHE_DTYPES.indexOf(cacheDType);
-    if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
-    // Keeping a group's heads on one thread lets it read that KV head once per group — but only
-    // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
-    // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
-    const unit = Hkv % this.threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    this.checkJob('attention', arena);
-    const a = this.control.args; // layout read by runSlice
-    a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
-    a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift; a[14] = state;
-    const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
-    this.job(arena, Op.Attention, H, unit, work);
-  }
-
-  /** SimHash codes of key rows [r0, r1) (SparseKernels.lshCodes), split by tokens across the threads. */
-  lshCodes(arena: Arena, x: Ptr, f16: boolean, rowStride: number, mu: Ptr, R: Ptr, xs: Ptr, D: number, K: number, L: number,
-           codes: Ptr, codeStride: number, norms: Ptr, i0: number, r0: number, r1: number): void {
-    this.checkJob('lshCodes', arena);
-    const a = this.control.args; // layout read by runSparseSlice
-    a[0] = x; a[1] = f16 ? 1 : 0; a[2] = rowStride; a[3] = mu; a[4] = R; a[5] = xs; a[6] = D; a[7] = K; a[8] = L;
-    a[9] = codes; a[10] = codeStride; a[11] = norms; a[12] = i0;
-    // Offset the split range by r0: slices are [r0 + s, r0 + e).
-    this.jobAt(arena, Op.LshCodes, r0, r1 - r0, 4, (r1 - r0) * K * L * D * 4);
-  }
-
-  /** One MagicPIG decode step (SparseKernels.magicpigDecode) over query heads [0, H), split by heads;
-   *  `work` estimates the bytes it touches (small jobs stay on this thread). */
-  magicpig(arena: Arena, desc: Ptr, H: number, work: number): void {
-    this.checkJob('magicpig', arena);
-    this.control.args[0] = desc;
-    this.job(arena, Op.MagicPig, H, 1, work);
-  }
-
-  /** Training attention forward (TrainKernels.attnForward) over B sequences laid out back to back
-   *  (q/out (B, T, H, D), k/v (B, T, Hkv, D), lse (B, T, H)), split by (sequence, query head). */
-  trainAttnForward(arena: Arena, q: Ptr, k: Ptr, v: Ptr, out: Ptr, lse: Ptr,
-                   B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
-    checkTrainAttn('trainAttnForward', B, T, H, Hkv, D);
-    this.checkJob('trainAttnForward', arena);
-    const a = this.control.args; // layout read by runTrainSlice
-    a[0] = q; a[1] = k; a[2] = v; a[3] = out; a[4] = lse;
-    a[5] = B; a[6] = T; a[7] = H; a[8] = Hkv; a[9] = D; a[10] = scale;
-    // Whole GQA groups per thread when they divide evenly (a group's K/V rows stay in one cache).
-    const unit = (B * Hkv) % this.threads === 0 ? H / Hkv : 1;
-    const work = B * H * (T * (T + 1) / 2) * D * 8; // each (query, key) pair reads a K and a V row
-    this.job(arena, Op.TrainAttnForward, B * H, unit, work);
-  }
-
-  /** Training attention backward (TrainKernels.attnBackward, adds into dq/dk/dv) over B sequences,
-   *  split by (sequence, KV group); a group writes only its own dk/dv rows and its heads' dq rows. */
-  trainAttnBackward(arena: Arena, q: Ptr, k: Ptr, v: Ptr, out: Ptr, dout: Ptr, lse: Ptr, dq: Ptr, dk: Ptr, dv: Ptr,
-                    B: number, T: number, H: number, Hkv: number, D: number, scale: number): void {
-    checkTrainAttn('trainAttnBackward', B, T, H, Hkv, D);
-    this.checkJob('trainAttnBackward', arena);
-    const a = this.control.args; // layout read by runTrainSlice
-    a[0] = q; a[1] = k; a[2] = v; a[3] = out; a[4] = dout; a[5] = lse; a[6] = dq; a[7] = dk; a[8] = dv;
-    a[9] = B; a[10] = T; a[11] = H; a[12] = Hkv; a[13] = D; a[14] = scale;
-    const work = B * H * (T * (T + 1) / 2) * D * 24; // reads q, k, v, dout rows, updates dq, dk, dv rows
-    this.job(arena, Op.TrainAttnBackward, B * Hkv, 1, work);
+  /** Runs `op` (defined by its kernel family, pool-op.ts) on `arena` with the call's arguments,
+   *  split over the threads; returns when every slice is done. */
+  run<K, A extends readonly unknown[]>(op: PoolOp<K, A>, arena: Arena, ...call: A): void {
+    const kernels = this.checkJob(op.name, arena, op.family as KernelFamily<unknown>);
+    const erased = op as unknown as PoolOp<unknown, never>;
+    // Loading posts a job of its own, so it comes before this job's arguments are written.
+    const id = this.opIds.get(erased) ?? (this.workers.length > 0 ? this.loadOp(erased) : 0);
+    const c = this.control;
+    const { start = 0, total, unit, work } = op.prepare(c.args, this.threads, ...call);
+    splitRange(total, this.threads, unit, c.ints, RANGES);
+    if (start !== 0) for (let t = 0; t < 2 * this.threads; t++) c.ints[RANGES + t]! += start;
+    // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
+    let busy = 0;
+    for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
+    if (busy <= 1 || work < this.minSplitBytes) {
+      if (total > 0) op.slice(kernels as K, c.args, start, start + total);
+      return;
+    }
+    this.dispatch(id, arena.id, erased, kernels);
   }
 
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */
@@ -231,7 +185,7 @@ export class ThreadPool {
     this.disposed = true;
     this.registered.clear();
     if (this.workers.length > 0 && this.failure === undefined) {
-      try { this.dispatch(Op.Stop, 0, undefined, 1000); } catch { /* terminate below regardless */ }
+      try { this.dispatch(Op.Stop, 0, undefined, undefined, 1000); } catch { /* terminate below regardless */ }
     }
     for (const { worker, port } of this.workers) {
       port.close();
@@ -246,45 +200,50 @@ export class ThreadPool {
     }
   }
 
-  private checkJob(name: string, arena: Arena): void {
+  /** Checks that the pool can run a job on `arena`; returns `family`'s kernels bound to it on this thread. */
+  private checkJob(name: string, arena: Arena, family: KernelFamily<unknown>): unknown {
     this.checkUsable(name);
-    if (!this.registered.has(arena.id)) {
+    const bound = this.registered.get(arena.id);
+    if (bound === undefined) {
       throw new Error(`ThreadPool.${name}: arena "${arena.label}" is not registered; call pool.register(arena) after creating it`);
     }
-  }
-
-  /** Runs a job whose arguments are already in control.args over [0, total). */
-  private job(arena: Arena, op: number, total: number, unit: number, work: number): void {
-    this.jobAt(arena, op, 0, total, unit, work);
-  }
-
-  /** job() over [start, start + total). */
-  private jobAt(arena: Arena, op: number, start: number, total: number, unit: number, work: number): void {
-    const c = this.control;
-    splitRange(total, this.threads, unit, c.ints, RANGES);
-    if (start !== 0) for (let t = 0; t < 2 * this.threads; t++) c.ints[RANGES + t]! += start;
-    // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
-    let busy = 0;
-    for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
-    if (busy <= 1 || work < this.minSplitBytes) {
-      this.runOwn(arena, op, start, start + total);
-      return;
+    let kernels = bound.get(family);
+    if (kernels === undefined) {
+      kernels = family.bind(this.kernelKind, arena.memory, this.module);
+      bound.set(family, kernels);
     }
-    this.dispatch(op, arena.id, arena);
+    return kernels;
   }
 
-  /** This thread's slice of a job, with the arena's kernels (dense or sparse ones). */
-  private runOwn(arena: Arena, op: number, r0: number, r1: number): void {
-    if (isSparseOp(op)) runSparseSlice(sparseKernels(arena.kernelKind, arena.memory), op, this.control.args, r0, r1);
-    else if (isTrainOp(op)) runTrainSlice(trainKernelsOf(arena.kernelKind, arena.memory), op, this.control.args, r0, r1);
-    else runSlice(arena.kernels, op, this.control.args, r0, r1);
+  /** Makes the workers import `op`'s module and gives the op its id (once per pool and op). Posts
+   *  every op of its family not yet loaded, so a family costs one LoadOps job. */
+  private loadOp(op: PoolOp<unknown, never>): number {
+    const ops: LoadOpsMessage['ops'] = [];
+    for (const other of op.family.ops.values()) {
+      if (this.opIds.has(other)) continue;
+      ops.push({ id: FIRST_POOL_OP + this.opIds.size + ops.length, url: other.family.url, family: other.family.name, name: other.name });
+    }
+    if (!ops.some((o) => o.name === op.name)) { // defined outside its family's module (workers would not find it)
+      ops.push({ id: FIRST_POOL_OP + this.opIds.size + ops.length, url: op.family.url, family: op.family.name, name: op.name });
+    }
+    const load = this.loads++;
+    const msg: LoadOpsMessage = { kind: 'ops', load, ops };
+    for (const { port } of this.workers) port.postMessage(msg);
+    this.control.args[0] = load;
+    this.dispatch(Op.LoadOps, 0, undefined, undefined, Infinity, op.name);
+    for (const o of ops) {
+      const def = o.name === op.name ? op : op.family.ops.get(o.name)!;
+      this.opIds.set(def, o.id);
+      this.opNames.set(o.id, def.name);
+    }
+    return this.opIds.get(op)!;
   }
 
-  /** Posts a job to every worker, runs slice 0 on this thread with `own` kernels (if given), waits
-   *  for all, and rethrows the first failure. */
-  private dispatch(op: number, arenaId: number, own: Arena | undefined, timeoutMs = Infinity): void {
+  /** Posts job `op` to every worker, runs `own`'s slice [RANGES[0], RANGES[1]) on this thread (if
+   *  given), waits for all, and rethrows the first failure as `ThreadPool.<opName>: …`. */
+  private dispatch(op: number, arenaId: number, own: PoolOp<unknown, never> | undefined, ownKernels?: unknown,
+                   timeoutMs = Infinity, opName = this.opNames.get(op) ?? String(op)): void {
     const ints = this.control.ints;
-    const opName = OP_NAMES[op] ?? String(op);
     // A worker whose exit handler ran between jobs: fail now rather than post a job it cannot take.
     const deadBefore = Atomics.load(ints, DEAD);
     if (deadBefore !== 0) throw this.died(opName, deadBefore - 1);
@@ -296,7 +255,8 @@ export class ThreadPool {
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
-      try { this.runOwn(own, op, ints[RANGES]!, ints[RANGES + 1]!); } catch (err) { ownError = err; }
+      const r0 = ints[RANGES]!, r1 = ints[RANGES + 1]!;
+      try { if (r0 < r1) own.slice(ownKernels, this.control.args, r0, r1); } catch (err) { ownError = err; }
     }
     const deadOwing = this.waitForWorkers(seq, timeoutMs);
     const dead = deadOwing ?? Atomics.load(ints, DEAD) - 1; // or one whose exit handler reported its job
@@ -354,11 +314,6 @@ export class ThreadPool {
     this.failure ??= new Error(reason);
     return new Error(`ThreadPool.${opName}: a worker died (${reason}); create a new pool`, { cause: this.failure });
   }
-}
-
-function checkTrainAttn(fn: string, B: number, T: number, H: number, Hkv: number, D: number): void {
-  const ok = [B, T, H, Hkv, D].every((x) => Number.isInteger(x) && x > 0) && H % Hkv === 0;
-  if (!ok) throw new Error(`ThreadPool.${fn}: need positive integer B, T, H, Hkv, D with H a multiple of Hkv, got B=${B} T=${T} H=${H} Hkv=${Hkv} D=${D}`);
 }
 
 /** Whether a worker's thread has stopped, asked synchronously (its 'exit' event needs the event loop,

@@ -8,9 +8,7 @@
 // process 'exit' handler marks it EXITED; so after a death the main thread can tell exactly which
 // workers still owe the current job and whether every one of them is dead (pool.ts waitForWorkers).
 
-import type { CacheDType, Kernels, WeightDType } from '../kernels/types.js';
-import type { SparseKernels } from '../attention/sparse-kernels.js';
-import { attnBackwardUnits, attnForwardUnits, type TrainKernels } from '../training/train-kernels.js';
+import { MAX_ARGS } from './pool-op.js';
 
 export const MAX_THREADS = 256;
 
@@ -29,38 +27,25 @@ export const EXIT_CODE = EXITED + MAX_THREADS;  // EXIT_CODE + t: the code it ex
 const INT_WORDS = EXIT_CODE + MAX_THREADS;
 
 const ARGS_OFFSET = INT_WORDS * 4;    // Float64 job arguments (pointers and sizes are exact in f64)
-export const MAX_ARGS = 16;
 const MESSAGE_OFFSET = ARGS_OFFSET + MAX_ARGS * 8;
 const MESSAGE_BYTES = 4096;
 export const CONTROL_BYTES = MESSAGE_OFFSET + MESSAGE_BYTES;
 
-// TestExit exists only for test/runtime/worker-death.test.ts: worker args[0] calls
-// process.exit(args[1]) in the middle of the job. No public ThreadPool method posts it.
-export const Op = {
-  Stop: 1, Register: 2, Unregister: 3, Matmul: 4, Attention: 5, LshCodes: 6, MagicPig: 7, TrainAttnForward: 8, TrainAttnBackward: 9,
-  TestExit: 100,
-} as const;
+// Control ops of the pool itself; the ids of registered ops (pool-op.ts) start at FIRST_POOL_OP and
+// are numbered by each pool in the order it first posts them (LoadOps tells the workers).
+export const Op = { Stop: 1, Register: 2, Unregister: 3, LoadOps: 4 } as const;
+export const FIRST_POOL_OP = 16;
 
-export const OP_NAMES: Record<number, string> = {
-  [Op.Stop]: 'stop', [Op.Register]: 'register', [Op.Unregister]: 'unregister',
-  [Op.Matmul]: 'matmul', [Op.Attention]: 'attention', [Op.LshCodes]: 'lshCodes', [Op.MagicPig]: 'magicpig',
-  [Op.TrainAttnForward]: 'trainAttnForward', [Op.TrainAttnBackward]: 'trainAttnBackward',
-  [Op.TestExit]: 'testExit',
+export const CONTROL_OP_NAMES: Record<number, string> = {
+  [Op.Stop]: 'stop', [Op.Register]: 'register', [Op.Unregister]: 'unregister', [Op.LoadOps]: 'loadOps',
 };
 
-/** Ops whose kernels are the sparse-attention ones (src/attention/sparse-kernels.ts). */
-export function isSparseOp(op: number): boolean {
-  return op === Op.LshCodes || op === Op.MagicPig;
-}
-
-/** Ops whose kernels are the training ones (src/training/train-kernels.ts). */
-export function isTrainOp(op: number): boolean {
-  return op === Op.TrainAttnForward || op === Op.TrainAttnBackward;
-}
-
-// Dtypes travel as indices into these tables.
-export const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
-export const CACHE_DTYPES: readonly CacheDType[] = ['f32', 'f16'];
+/** Posted on a worker's port before a Register job: the arena's memory. */
+export interface RegisterMessage { kind: 'arena'; id: number; memory: WebAssembly.Memory }
+/** Posted before a LoadOps job: ops the worker imports (module URL, family and op name) and the
+ *  ids this pool posts them under. */
+export interface LoadOpsMessage { kind: 'ops'; load: number; ops: Array<{ id: number; url: string; family: string; name: string }> }
+export type PortMessage = RegisterMessage | LoadOpsMessage;
 
 export interface Control {
   sab: SharedArrayBuffer;
@@ -95,57 +80,6 @@ export function splitRange(total: number, parts: number, unit: number, out: Int3
     out[offset + 2 * t] = start;
     out[offset + 2 * t + 1] = end;
     start = end;
-  }
-}
-
-/** Runs this thread's share [r0, r1) of a compute job. The same function runs on every thread. */
-export function runSlice(kernels: Kernels, op: number, a: Float64Array, r0: number, r1: number): void {
-  if (r0 >= r1) return;
-  switch (op) {
-    case Op.Matmul:
-      // a = [dtype, w, x, y, n, rows, cols]
-      kernels.matmul(WEIGHT_DTYPES[a[0]]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);
-      return;
-    case Op.Attention:
-      // a = [q, qPos, k, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state]
-      kernels.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, CACHE_DTYPES[a[5]]!,
-        a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
-      return;
-    default:
-      throw new Error(`runSlice: unknown op ${op}`);
-  }
-}
-
-/** runSlice for the sparse-attention ops (split over tokens for LshCodes, query heads for MagicPig). */
-export function runSparseSlice(k: SparseKernels, op: number, a: Float64Array, r0: number, r1: number): void {
-  if (r0 >= r1) return;
-  switch (op) {
-    case Op.LshCodes:
-      // a = [x, f16, rowStride, mu, R, xs, D, K, L, codes, codeStride, norms, i0]
-      k.lshCodes(a[0]!, a[1] !== 0, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, r0, r1);
-      return;
-    case Op.MagicPig:
-      // a = [desc]
-      k.magicpigDecode(a[0]!, r0, r1);
-      return;
-    default:
-      throw new Error(`runSparseSlice: unknown op ${op}`);
-  }
-}
-
-/** runSlice for the training attention ops: units are (sequence, query head) pairs for the forward,
- *  (sequence, KV group) pairs for the backward (train-kernels.ts attnForwardUnits/attnBackwardUnits). */
-export function runTrainSlice(k: TrainKernels, op: number, a: Float64Array, r0: number, r1: number): void {
-  if (r0 >= r1) return;
-  switch (op) {
-    case Op.TrainAttnForward: // a = [q, k, v, out, lse, B, T, H, Hkv, D, scale]
-      attnForwardUnits(k, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, r0, r1);
-      return;
-    case Op.TrainAttnBackward: // a = [q, k, v, out, dout, lse, dq, dk, dv, B, T, H, Hkv, D, scale]
-      attnBackwardUnits(k, a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
-      return;
-    default:
-      throw new Error(`runTrainSlice: unknown op ${op}`);
   }
 }
 

@@ -1,22 +1,20 @@
-// A pool worker (see pool.ts and protocol.ts). It never returns to its event loop: after startup it
-// blocks in Atomics.wait for the next job, runs its slice with its own kernel instances (one per
-// registered arena, all over the same shared memories as the main thread), and reports done.
-// Arena memories arrive on a MessagePort read synchronously with receiveMessageOnPort, because a
-// worker blocked in Atomics.wait never runs message handlers.
+// A pool worker (see pool.ts and protocol.ts). After startup it blocks in Atomics.wait for the next
+// job, runs its slice of a registered op (pool-op.ts) with its own kernel instances (one per family
+// and registered arena, all over the same shared memories as the main thread), and reports done.
+// Arena memories and the ops to load arrive on a MessagePort read synchronously with
+// receiveMessageOnPort, because a worker blocked in Atomics.wait never runs message handlers. The
+// one job that returns to the event loop is LoadOps, which imports the modules defining the ops.
 // Death: a process 'exit' handler (Node runs it on process.exit() in the worker, on an uncaught
 // error and on a normal end, but not on worker.terminate() or a resource-limit kill) marks this
 // thread EXITED and, if a job was in progress, reports the job done so the main thread wakes at once.
 // Deaths that run no JavaScript are found by the main thread itself (pool.ts waitForWorkers).
 
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import type { Kernels } from '../kernels/types.js';
-import { createKernels, type KernelKind } from './kernel-factory.js';
+import type { KernelKind } from './kernel-factory.js';
+import { importPoolOp, type KernelFamily, type PoolOp } from './pool-op.js';
 import {
-  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, isSparseOp, isTrainOp, runSlice, runSparseSlice,
-  runTrainSlice, writeError,
+  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, writeError, type LoadOpsMessage, type PortMessage,
 } from './protocol.js';
-import { sparseKernels } from '../attention/sparse-kernels.js';
-import { trainKernelsOf } from '../training/train-kernels.js';
 
 export interface WorkerInit {
   control: SharedArrayBuffer;
@@ -30,42 +28,54 @@ export interface WorkerInit {
   spinMicros: number;
 }
 
-/** Message posted on the port before a Register job. */
-export interface RegisterMessage { id: number; memory: WebAssembly.Memory }
-
 const init = workerData as WorkerInit;
 const control = controlViews(init.control);
 const { ints, args } = control;
-const arenas = new Map<number, Kernels>();
-const memories = new Map<number, WebAssembly.Memory>();
+/** Registered arenas: the memory and each family's kernels bound to it (bound on first use). */
+const arenas = new Map<number, { memory: WebAssembly.Memory; kernels: Map<KernelFamily<unknown>, unknown> }>();
+/** Ops by the id the pool posts them under. */
+const ops = new Map<number, PoolOp<unknown, never>>();
 
-function register(id: number): void {
-  // postMessage enqueues synchronously, so the memory is already on the port; older messages
-  // (from a register that failed half-way) are skipped.
+/** The next message of `kind` on the port matching `accept`. postMessage enqueues synchronously, so
+ *  it is already there; older messages (from a job that failed half-way) are skipped. */
+function receive<M extends PortMessage>(kind: M['kind'], accept: (m: M) => boolean): M {
   for (;;) {
     const received = receiveMessageOnPort(init.port);
-    if (received === undefined) throw new Error(`worker ${init.index}: memory of arena ${id} was not posted`);
-    const msg = received.message as RegisterMessage;
-    if (msg.id !== id) continue;
-    arenas.set(id, createKernels(init.kind, msg.memory, init.module));
-    memories.set(id, msg.memory);
-    return;
+    if (received === undefined) throw new Error(`worker ${init.index}: the pool posted no ${kind} message for this job`);
+    const msg = received.message as PortMessage;
+    if (msg.kind === kind && accept(msg as M)) return msg as M;
   }
+}
+
+function register(id: number): void {
+  const msg = receive<PortMessage & { kind: 'arena' }>('arena', (m) => m.id === id);
+  arenas.set(id, { memory: msg.memory, kernels: new Map() });
+}
+
+/** Imports the modules of the ops the pool is about to post (their top-level definitions register
+ *  them on this thread too). The only job that waits on this thread's event loop. */
+async function loadOps(load: number): Promise<void> {
+  const msg = receive<LoadOpsMessage>('ops', (m) => m.load === load);
+  for (const { id, url, family, name } of msg.ops) ops.set(id, await importPoolOp(url, family, name));
 }
 
 function runJob(op: number): void {
   const arenaId = Atomics.load(ints, ARENA);
   switch (op) {
     case Op.Register: register(arenaId); return;
-    case Op.Unregister: arenas.delete(arenaId); memories.delete(arenaId); return;
-    case Op.TestExit: if (args[0] === init.index) process.exit(args[1]); return; // tests only (protocol.ts)
+    case Op.Unregister: arenas.delete(arenaId); return;
     default: {
-      const kernels = arenas.get(arenaId);
-      if (kernels === undefined) throw new Error(`worker ${init.index}: arena ${arenaId} is not registered`);
+      const def = ops.get(op);
+      if (def === undefined) throw new Error(`worker ${init.index}: op ${op} was never loaded`);
+      const arena = arenas.get(arenaId);
+      if (arena === undefined) throw new Error(`worker ${init.index}: arena ${arenaId} is not registered`);
+      let kernels = arena.kernels.get(def.family);
+      if (kernels === undefined) {
+        kernels = def.family.bind(init.kind, arena.memory, init.module);
+        arena.kernels.set(def.family, kernels);
+      }
       const r0 = ints[RANGES + 2 * init.index]!, r1 = ints[RANGES + 2 * init.index + 1]!;
-      if (isSparseOp(op)) runSparseSlice(sparseKernels(init.kind, memories.get(arenaId)!, init.module), op, args, r0, r1);
-      else if (isTrainOp(op)) runTrainSlice(trainKernelsOf(init.kind, memories.get(arenaId)!, init.module), op, args, r0, r1);
-      else runSlice(kernels, op, args, r0, r1);
+      if (r0 < r1) def.slice(kernels, args, r0, r1);
     }
   }
 }
@@ -92,7 +102,7 @@ process.on('exit', (code) => {
   }
 });
 
-function loop(seen: number): void {
+async function loop(seen: number): Promise<void> {
   const spinMs = init.spinMicros / 1000;
   for (;;) {
     // Short jobs come back to back during decode: polling briefly avoids a futex sleep/wake.
@@ -106,7 +116,9 @@ function loop(seen: number): void {
     if (op === Op.Stop) { finish(seen); return; }
     current = seen;
     try {
-      runJob(op);
+      // Only LoadOps awaits (a dynamic import); every other job runs without leaving this loop.
+      if (op === Op.LoadOps) await loadOps(args[0]!); // args[0]: which LoadOpsMessage
+      else runJob(op);
     } catch (err) {
       writeError(control, init.index, err);
     }
@@ -118,4 +130,4 @@ function loop(seen: number): void {
 // Read SEQ before saying ready: the pool posts no job until every worker is ready, so no job is missed.
 const firstSeq = Atomics.load(ints, SEQ);
 parentPort!.postMessage('ready');
-loop(firstSeq);
+void loop(firstSeq); // never settles: the loop ends only with the thread

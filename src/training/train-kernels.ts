@@ -3,7 +3,7 @@
 // inference kernels: the SIMD build of kernels/train-*.ts (exported from dist/kernels.wasm, used
 // when the memory's arena runs 'wasm' kernels) and the plain-TypeScript twin in
 // kernels-reference.ts (the test oracle, used with 'reference'). Pool workers bind their own copy
-// with trainKernelsOf (runtime/protocol.ts runTrainSlice runs the attention kernels on every thread).
+// with trainKernelsOf (train-pool-ops.ts runs the attention kernels on every thread).
 // Attention layout (one sequence): q (T, H, D), k/v (T, Hkv, D), out (T, H, D), lse (T, H);
 // query head h reads KV head floor(h / (H/Hkv)); token i attends to keys j <= i (causal).
 

@@ -7,8 +7,10 @@ import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
+import { attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
 import { ThreadPool } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
+import { unitThreadsOp } from './test-ops.js';
 
 const rng = uniform01;
 
@@ -66,7 +68,7 @@ describe('ThreadPool with reference kernels', () => {
             let input = x;
             if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
             arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
-            pool.matmul(arena, dtype, w, input, y2, n, rows, cols);
+            pool.run(matmulOp, arena, dtype, w, input, y2, n, rows, cols);
             const single = arena.f32(y1, n * rows), pooled = arena.f32(y2, n * rows);
             assert.deepEqual(pooled, single, `${dtype} n=${n} rows=${rows} cols=${cols}`);
             assert.ok(single.some((v) => v !== 0) && single.every(Number.isFinite));
@@ -104,7 +106,7 @@ describe('ThreadPool with reference kernels', () => {
           const positions = arena.i32(pos, n);
           for (let i = 0; i < n; i++) positions[i] = S - n + i; // the last n cache rows are the new tokens
           arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
-          pool.attention(arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale);
+          pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0);
           const single = arena.f32(o1, n * H * D), pooled = arena.f32(o2, n * H * D);
           assert.deepEqual(pooled, single, `H=${H} Hkv=${Hkv} n=${n} S=${S}`);
           if (cacheDType === 'f32') {
@@ -145,7 +147,7 @@ describe('ThreadPool with reference kernels', () => {
     };
     const parts = [make(21), make(22), make(23)];
     for (const { arena, w, x, y } of parts.reverse()) {
-      pool.matmul(arena, 'f32', w, x, y, 1, rows, cols);
+      pool.run(matmulOp, arena, 'f32', w, x, y, 1, rows, cols);
       const expected = new Float32Array(rows);
       const W = arena.f32(w, rows * cols), X = arena.f32(x, cols);
       for (let r = 0; r < rows; r++) { let s = 0; for (let c = 0; c < cols; c++) s += W[r * cols + c]! * X[c]!; expected[r] = s; }
@@ -153,9 +155,9 @@ describe('ThreadPool with reference kernels', () => {
       for (let r = 0; r < rows; r++) assert.ok(Math.abs(got[r]! - expected[r]!) < 1e-5, arena.label);
     }
     const stranger = Arena.create(1024, { kernels: 'reference', label: 'stranger' });
-    assert.throws(() => pool.matmul(stranger, 'f32', RESERVED_BYTES, RESERVED_BYTES, RESERVED_BYTES, 1, 8, 32), /"stranger" is not registered/);
+    assert.throws(() => pool.run(matmulOp, stranger, 'f32', RESERVED_BYTES, RESERVED_BYTES, RESERVED_BYTES, 1, 8, 32), /"stranger" is not registered/);
     assert.throws(() => pool.register(Arena.create(1024, { kernels: 'wasm', label: 'w' })), /'wasm' kernels but the pool runs 'reference'/);
-    assert.throws(() => pool.matmul(parts[0]!.arena, 'q2_k' as WeightDType, 0, 0, 0, 1, 8, 32), /unknown weight dtype/);
+    assert.throws(() => pool.run(matmulOp, parts[0]!.arena, 'q2_k' as WeightDType, 0, 0, 0, 1, 8, 32), /unknown weight dtype/);
   });
 });
 
@@ -172,10 +174,10 @@ describe('ThreadPool failures and lifetime', () => {
       // succeeds and the worker's slice [8, 16) reads out of bounds.
       const end = arena.memory.buffer.byteLength, w = end - 8 * cols * 4;
       fillF32(arena, w, 8 * cols, rng(6));
-      assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, rows, cols), /ThreadPool\.matmul: worker 1 failed: RuntimeError: memory access out of bounds/);
+      assert.throws(() => pool.run(matmulOp, arena, 'f32', w, x, y, 1, rows, cols), /ThreadPool\.matmul: worker 1 failed: RuntimeError: memory access out of bounds/);
       // The next job runs normally: rows [0, 8) over both threads.
       const y2 = arena.alloc(8 * 4);
-      pool.matmul(arena, 'f32', w, x, y2, 1, 8, cols);
+      pool.run(matmulOp, arena, 'f32', w, x, y2, 1, 8, cols);
       arena.kernels.matmul('f32', w, x, y, 1, 8, cols, 0, 8);
       assert.deepEqual(arena.f32(y2, 8), arena.f32(y, 8));
     } finally {
@@ -192,7 +194,7 @@ describe('ThreadPool failures and lifetime', () => {
     const { worker } = (pool as unknown as { workers: Array<{ worker: Worker }> }).workers[0]!;
     await worker.terminate();
     await new Promise((resolve) => setImmediate(resolve));
-    assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, 16, 32), /a worker died.*create a new pool/);
+    assert.throws(() => pool.run(matmulOp, arena, 'f32', w, x, y, 1, 16, 32), /a worker died.*create a new pool/);
     pool.dispose(); // returns at once
   });
 
@@ -205,7 +207,7 @@ describe('ThreadPool failures and lifetime', () => {
       pool.register(arena);
       const w = arena.memory.buffer.byteLength - 8 * cols * 4;
       // The same out-of-bounds job as above now fails on the main thread: no worker was involved.
-      assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, rows, cols), (err: Error) =>
+      assert.throws(() => pool.run(matmulOp, arena, 'f32', w, x, y, 1, rows, cols), (err: Error) =>
         err instanceof WebAssembly.RuntimeError && !/worker/.test(err.message));
     } finally {
       pool.dispose();
@@ -220,20 +222,39 @@ describe('ThreadPool failures and lifetime', () => {
     fillF32(arena, w, 8 * 32, rng(7));
     fillF32(arena, x, 32, rng(8));
     pool.register(arena);
-    pool.matmul(arena, 'f32', w, x, y, 1, 8, 32);
+    pool.run(matmulOp, arena, 'f32', w, x, y, 1, 8, 32);
     const W = arena.f32(w, 256), X = arena.f32(x, 32);
     let s = 0;
     for (let c = 0; c < 32; c++) s += W[7 * 32 + c]! * X[c]!;
     assert.ok(Math.abs(arena.f32(y, 8)[7]! - s) < 1e-5);
     pool.dispose();
     pool.dispose();
-    assert.throws(() => pool.matmul(arena, 'f32', w, x, y, 1, 8, 32), /disposed/);
+    assert.throws(() => pool.run(matmulOp, arena, 'f32', w, x, y, 1, 8, 32), /disposed/);
 
     const multi = await ThreadPool.create({ threads: 2, kernels: 'reference' });
     multi.register(arena);
     multi.dispose();
     multi.dispose();
     assert.throws(() => multi.register(arena), /disposed/);
+  });
+
+  test('a family defined in any module runs on every thread; an op defined outside its module is refused', async () => {
+    const pool = await ThreadPool.create({ threads: 3, kernels: 'reference', minSplitBytes: 0 });
+    try {
+      const arena = Arena.create(4096, { kernels: 'reference' });
+      pool.register(arena);
+      const units = 7, out = arena.alloc(units * 4);
+      pool.run(unitThreadsOp, arena, out, units);
+      // splitRange gives 7 units over 3 threads as [0, 2), [2, 4), [4, 7): each slice ran on its own thread.
+      const ran = Array.from(arena.i32(out, units));
+      assert.equal(new Set(ran).size, 3, `threads per unit: ${ran.join(' ')}`);
+      assert.deepEqual([ran[0], ran[2], ran[4]].map((t) => ran.filter((x) => x === t).length), [2, 2, 3]);
+      // Workers learn ops by importing the family's module, so an op defined elsewhere cannot reach them.
+      const stray = unitThreadsOp.family.op('stray', { args: [], prepare: () => ({ total: 3, unit: 1, work: Infinity }), slice: () => {} });
+      assert.throws(() => pool.run(stray, arena), /^Error: ThreadPool\.stray: worker \d failed: Error: kernel family "test" \(.*test-ops\.js\) has no op "stray" after import; define every op at the top level/);
+    } finally {
+      pool.dispose();
+    }
   });
 
   test('option errors name the option', async () => {

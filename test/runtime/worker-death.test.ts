@@ -18,23 +18,21 @@ interface Outcome {
 /** Runs `body` (which must leave the dying call's error in `during`) in a child process on a pool
  *  of `threads` with a registered arena and a matmul big enough to split; returns what it saw. */
 function scenario(threads: number, body: string): Outcome {
-  const url = (p: string): string => JSON.stringify(new URL(`../../src/runtime/${p}`, import.meta.url).href);
+  const url = (p: string): string => JSON.stringify(new URL(p, import.meta.url).href);
   const script = `
-    const { Arena } = await import(${url('arena.js')});
-    const { ThreadPool } = await import(${url('pool.js')});
-    const { Op } = await import(${url('protocol.js')});
+    const { Arena } = await import(${url('../../src/runtime/arena.js')});
+    const { ThreadPool } = await import(${url('../../src/runtime/pool.js')});
+    const { matmulOp } = await import(${url('../../src/kernels/pool-ops.js')});
+    const { exitOp } = await import(${url('./test-ops.js')});
     const pool = await ThreadPool.create({ threads: ${threads}, kernels: 'reference', minSplitBytes: 0 });
     const arena = Arena.create(1 << 16, { kernels: 'reference' });
     pool.register(arena);
     const w = arena.alloc(16 * 32 * 4), x = arena.alloc(32 * 4), y = arena.alloc(16 * 4);
     arena.f32(w, 16 * 32).fill(1); arena.f32(x, 32).fill(2);
-    const matmul = () => pool.matmul(arena, 'f32', w, x, y, 1, 16, 32);
+    const matmul = () => pool.run(matmulOp, arena, 'f32', w, x, y, 1, 16, 32);
     const message = (fn) => { try { fn(); return ''; } catch (err) { return err.message; } };
     const workers = pool.workers;       // private: reached into as a crash would
-    const dispatch = (op, a0, a1) => {  // private: posts the test-only op, as no public method does
-      pool.control.args[0] = a0; pool.control.args[1] = a1;
-      pool.dispatch(op, arena.id, undefined);
-    };
+    const exit = (thread, code) => pool.run(exitOp, arena, thread, code);
     matmul();
     if (arena.f32(y, 16)[15] !== 64) throw new Error('the pool computed wrong before the death');
     let during = '';
@@ -55,13 +53,13 @@ function assertUnusableAfter(o: Outcome, worker: string): void {
 }
 
 test('process.exit() inside a worker during a job throws from that call', () => {
-  const o = scenario(2, `during = message(() => dispatch(Op.TestExit, 1, 7));`);
+  const o = scenario(2, `during = message(() => exit(1, 7));`);
   assert.equal(o.during, 'ThreadPool.testExit: a worker died (worker 1 exited with code 7); create a new pool');
   assertUnusableAfter(o, 'worker 1 exited with code 7');
 });
 
 test('one of two workers exits during a job: the call waits for the live one, then throws', () => {
-  const o = scenario(3, `during = message(() => dispatch(Op.TestExit, 2, 3));`);
+  const o = scenario(3, `during = message(() => exit(2, 3));`);
   assert.equal(o.during, 'ThreadPool.testExit: a worker died (worker 2 exited with code 3); create a new pool');
   assertUnusableAfter(o, 'worker 2 exited with code 3');
 });
@@ -81,7 +79,7 @@ test('worker.terminate() (runs no JavaScript in the worker) just before a job th
 test('a worker that exited between jobs fails the next call at once, without posting a job', () => {
   // The exit runs in a job of its own; the error of that call is checked above, this one is the next.
   const o = scenario(2, `
-    message(() => dispatch(Op.TestExit, 1, 5));
+    message(() => exit(1, 5));
     pool.failure = undefined; // forget it, as if the exit had happened between calls
     during = message(matmul);`);
   assert.equal(o.during, 'ThreadPool.matmul: a worker died (worker 1 exited with code 5); create a new pool');

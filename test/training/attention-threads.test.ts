@@ -14,6 +14,7 @@ import { Params } from '../../src/training/params.js';
 import { AdamW } from '../../src/training/optim.js';
 import { LlamaTrain, llamaTrainConfig } from '../../src/training/models/llama-train.js';
 import { ThreadPool } from '../../src/runtime/pool.js';
+import { trainAttnForwardOp } from '../../src/training/train-pool-ops.js';
 import { Rng } from '../../src/training/rng.js';
 
 interface AttnResult { y: Float32Array; gq: Float32Array; gk: Float32Array; gv: Float32Array }
@@ -70,7 +71,7 @@ test('ThreadPool.trainAttnForward: rejects H not a multiple of Hkv', async () =>
   try {
     const mem = new TrainMemory({ bytes: 1 << 20, kernels: 'reference' });
     pool.register(mem.arena);
-    assert.throws(() => pool.trainAttnForward(mem.arena, 0, 0, 0, 0, 0, 1, 4, 3, 2, 8, 1), /H a multiple of Hkv/);
+    assert.throws(() => pool.run(trainAttnForwardOp, mem.arena, 0, 0, 0, 0, 0, 1, 4, 3, 2, 8, 1), /H a multiple of Hkv/);
   } finally {
     pool.dispose();
   }

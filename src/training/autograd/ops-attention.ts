@@ -11,6 +11,7 @@ import type { RopeStyle } from '../../kernels/types.js';
 import type { Tape } from './tape.js';
 import { Tensor, shapeStr } from './tensor.js';
 import { attnBackwardUnits, attnForwardUnits, trainKernels } from '../train-kernels.js';
+import { trainAttnBackwardOp, trainAttnForwardOp } from '../train-pool-ops.js';
 
 /** Rotates x (B, T, H, D) (or (B, T, H·D) with `heads`) by angle pos·invFreq[i] per pair;
  *  'neox' pairs (i, i + D/2) as Hugging Face's rotate_half, 'normal' pairs (2i, 2i + 1).
@@ -71,7 +72,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, opts: Att
   const y = tape.output(q.shape, tape.needsGrad(q, k, v));                      // (B, T, H, D)
   const lse = tape.mem.allocStep(B * T * H * 4);                                // (B, T, H)
   const pool = tape.pool, arena = tape.mem.arena;
-  if (pool) pool.trainAttnForward(arena, q.ptr, k.ptr, v.ptr, y.ptr, lse, B, T, H, Hkv, D, scale);
+  if (pool) pool.run(trainAttnForwardOp, arena, q.ptr, k.ptr, v.ptr, y.ptr, lse, B, T, H, Hkv, D, scale);
   else attnForwardUnits(tk, q.ptr, k.ptr, v.ptr, y.ptr, lse, T, H, Hkv, D, scale, 0, B * H);
   tape.record(y, () => {
     // The kernel adds into all three gradients, so each must exist; scratch stands in for inputs
@@ -80,7 +81,7 @@ export function attention(tape: Tape, q: Tensor, k: Tensor, v: Tensor, opts: Att
     const gk = k.requiresGrad ? k.gradPtr : tape.mem.allocStep(k.size * 4, true);
     const gv = v.requiresGrad ? v.gradPtr : tape.mem.allocStep(v.size * 4, true);
     const gy = y.gradPtr;
-    if (pool) pool.trainAttnBackward(arena, q.ptr, k.ptr, v.ptr, y.ptr, gy, lse, gq, gk, gv, B, T, H, Hkv, D, scale);
+    if (pool) pool.run(trainAttnBackwardOp, arena, q.ptr, k.ptr, v.ptr, y.ptr, gy, lse, gq, gk, gv, B, T, H, Hkv, D, scale);
     else attnBackwardUnits(tk, q.ptr, k.ptr, v.ptr, y.ptr, gy, lse, gq, gk, gv, T, H, Hkv, D, scale, 0, B * Hkv);
   });
   return y;

@@ -8,11 +8,12 @@
 import type { Ptr } from '../../kernels/types.js';
 import type { Tape } from './tape.js';
 import { Tensor, shapeStr } from './tensor.js';
+import { matmulOp } from '../../kernels/pool-ops.js';
 import { trainKernels } from '../train-kernels.js';
 
 /** y (n, rows) = x (n, cols) · wᵀ, on the pool when there is one. */
 export function matmulInto(tape: Tape, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number): void {
-  if (tape.pool) tape.pool.matmul(tape.mem.arena, 'f32', w, x, y, n, rows, cols);
+  if (tape.pool) tape.pool.run(matmulOp, tape.mem.arena, 'f32', w, x, y, n, rows, cols);
   else tape.kernels.matmul('f32', w, x, y, n, rows, cols, 0, rows);
 }
 

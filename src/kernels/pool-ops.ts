@@ -1,0 +1,52 @@
+// The dense kernels' thread-pool ops (src/runtime/pool-op.ts): matmul split by rows, attention by
+// query heads. Run them with `pool.run(matmulOp, arena, …)`; the arguments are those of the kernel
+// (types.ts) without its [r0, r1) range, which the pool chooses.
+
+import { createKernels } from '../runtime/kernel-factory.js';
+import { defineKernelFamily } from '../runtime/pool-op.js';
+import { weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from './types.js';
+
+/** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
+export const ROW_ALIGN = 8;
+
+// Dtypes travel as indices into these tables.
+const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const CACHE_DTYPES: readonly CacheDType[] = ['f32', 'f16'];
+
+const family = defineKernelFamily<Kernels>(import.meta.url, 'kernels', createKernels);
+
+/** Kernels.matmul over rows [0, rows), split by rows across the threads. */
+export const matmulOp = family.op('matmul', {
+  args: ['dtype', 'w', 'x', 'y', 'n', 'rows', 'cols'],
+  prepare(a, _threads, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number) {
+    const dt = WEIGHT_DTYPES.indexOf(dtype);
+    if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
+    a[0] = dt; a[1] = w; a[2] = x; a[3] = y; a[4] = n; a[5] = rows; a[6] = cols;
+    return { total: rows, unit: ROW_ALIGN, work: n * weightBytes(dtype, rows * cols) };
+  },
+  slice(k, a, r0, r1) {
+    k.matmul(WEIGHT_DTYPES[a[0]!]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);
+  },
+});
+
+/** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough);
+ *  `pages`, `pageShift` and `state` as in the kernel (0, 0, 0: contiguous rows, one query at a time). */
+export const attentionOp = family.op('attention', {
+  args: ['q', 'qPos', 'k', 'v', 'out', 'cacheDType', 'n', 'S', 'H', 'Hkv', 'D', 'scale', 'pages', 'pageShift', 'state'],
+  prepare(a, threads, q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
+          n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr) {
+    const ct = CACHE_DTYPES.indexOf(cacheDType);
+    if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
+    a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
+    a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift; a[14] = state;
+    // Keeping a group's heads on one thread lets it read that KV head once per group — but only
+    // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
+    // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
+    const unit = Hkv % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
+    const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
+    return { total: H, unit, work };
+  },
+  slice(k, a, r0, r1) {
+    k.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, CACHE_DTYPES[a[5]!]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
+  },
+});

@@ -1,0 +1,29 @@
+// A kernel family defined outside src/, as any module may define one (src/runtime/pool-op.ts): the
+// pool's workers must import it by its URL like the project's own families.
+//   unitThreads: writes, for each unit r of [0, total), the threadId of the thread that ran it
+//     into the i32 at out + 4r (so a test can see which threads took part);
+//   testExit (test/runtime/worker-death.test.ts): pool thread t (a worker, t ≥ 1) calls
+//     process.exit(code) in the middle of the job, as a crash inside a kernel would; its slices are
+//     one unit per thread, so thread t runs exactly unit t.
+import { threadId } from 'node:worker_threads';
+import { defineKernelFamily } from '../../src/runtime/pool-op.js';
+
+const family = defineKernelFamily(import.meta.url, 'test', (_kind, memory) => new Int32Array(memory.buffer));
+
+export const unitThreadsOp = family.op('unitThreads', {
+  args: ['out'],
+  prepare(a, _threads, out: number, total: number) {
+    a[0] = out;
+    return { total, unit: 1, work: Infinity };
+  },
+  slice(mem, a, r0, r1) { for (let r = r0; r < r1; r++) mem[a[0]! / 4 + r] = threadId; },
+});
+
+export const exitOp = family.op('testExit', {
+  args: ['thread', 'code'],
+  prepare(a, threads, thread: number, code: number) {
+    a[0] = thread; a[1] = code;
+    return { total: threads, unit: 1, work: Infinity };
+  },
+  slice(_mem, a, r0) { if (r0 === a[0]) process.exit(a[1]); },
+});
