@@ -32,7 +32,8 @@ export function statsLine(r: GenerationResult, processed = r.promptTokens): stri
   const prompt = done < r.promptTokens ? `${done} of ${r.promptTokens} tokens${cached}, stopped,` : `${r.promptTokens} tokens${cached}`;
   return `prompt: ${prompt} in ${(t.prefillMs / 1000).toFixed(2)} s${rate(computed, t.prefillMs)} | `
     + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s${rate(r.tokens.length - 1, t.decodeMs)} | `
-    + `finish: ${r.finishReason} | seed: ${r.seed}`;
+    + `finish: ${r.finishReason} | seed: ${r.seed}`
+    + (r.speculative ? ` | speculative: ${r.speculative.accepted}/${r.speculative.drafted} drafts accepted, ${r.speculative.meanAcceptedLength.toFixed(2)} tokens per step` : '');
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
@@ -71,6 +72,11 @@ export async function runGenerate(argv: string[]): Promise<number> {
         timings: {
           prefill_ms: t.prefillMs, decode_ms: t.decodeMs,
           prefill_tokens_per_second: t.prefillTokensPerSecond, decode_tokens_per_second: t.decodeTokensPerSecond,
+          ...(result.speculative ? { speculative: {
+            steps: result.speculative.steps, drafted: result.speculative.drafted, accepted: result.speculative.accepted,
+            acceptance_rate: result.speculative.acceptanceRate, mean_accepted_length: result.speculative.meanAcceptedLength,
+            per_position_acceptance: result.speculative.perPosition,
+          } } : {}),
         },
       }) + '\n');
     } else {

@@ -5,6 +5,7 @@ import { CliError, type FlagSpecs, type FlagValues } from './args.js';
 import type { LoadOptions, LoadProgress } from '../models/load.js';
 import { parseAttentionSpec } from '../attention/spec.js';
 import type { SamplingOptions } from '../generation/sampler.js';
+import { parseSpeculateSpec } from '../generation/speculative.js';
 import { Tessera, type TesseraOptions } from '../api/tessera.js';
 
 export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
@@ -28,14 +29,18 @@ export const SAMPLING_FLAGS: FlagSpecs = {
   'min-p': { type: 'number', min: 0, max: 1, default: 0.05, placeholder: 'P', description: 'drop tokens below P × the top probability; 0 = off' },
   'repeat-penalty': { type: 'number', min: 0, exclusiveMin: true, default: 1, placeholder: 'R', description: 'repetition penalty over the last 64 tokens; 1 = off' },
   seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
+  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]' },
 };
 
-export function samplingFrom(v: FlagValues): SamplingOptions {
-  const o: SamplingOptions = {
+export function samplingFrom(v: FlagValues): SamplingOptions & { speculate?: ReturnType<typeof parseSpeculateSpec> } {
+  const o: SamplingOptions & { speculate?: ReturnType<typeof parseSpeculateSpec> } = {
     temperature: v.temperature as number, topK: v['top-k'] as number, topP: v['top-p'] as number,
     minP: v['min-p'] as number, repetitionPenalty: v['repeat-penalty'] as number,
   };
   if (v.seed !== undefined) o.seed = v.seed as number;
+  if (v.speculate !== undefined) {
+    try { o.speculate = parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+  }
   return o;
 }
 

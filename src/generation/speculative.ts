@@ -120,3 +120,19 @@ export class SpeculativeMeter {
     };
   }
 }
+
+/** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`) → the generate option. */
+export function parseSpeculateSpec(spec: string): { draft: 'prompt-lookup'; gamma: number } {
+  let draft: string | undefined, gamma = 4;
+  for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const [key, value] = part.includes('=') ? part.split('=', 2) as [string, string] : ['draft', part];
+    if (key === 'draft') draft = value;
+    else if (key === 'gamma') {
+      gamma = Number(value);
+      if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`--speculate: gamma must be an integer in [1, 64], got "${value}"`);
+    } else throw new RangeError(`--speculate: unknown key "${key}"; use draft=prompt-lookup[,gamma=N]`);
+  }
+  if (draft === 'auto') throw new RangeError('--speculate: auto (gamma from the cost model) is not built yet; use draft=prompt-lookup[,gamma=N]');
+  if (draft !== 'prompt-lookup') throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; the drafts built so far: prompt-lookup`);
+  return { draft, gamma };
+}
