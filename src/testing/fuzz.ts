@@ -86,6 +86,8 @@ export interface FuzzOptions {
 }
 
 const KEEP = 20;
+/** Allowance for a worker to start and build its seeds, before its first case. */
+const PREPARE_MS = 120_000;
 const MiB = 1024 * 1024;
 
 /** Peak RSS so far (VmHWM) in bytes, or null where /proc is not available. */
@@ -201,6 +203,9 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
     s.gone.done += st[SLOT.done]!;
     if (st[SLOT.slowestMs]! > res.slowestCaseMs) { res.slowestCaseMs = st[SLOT.slowestMs]!; res.slowestCase = st[SLOT.slowestCase]!; }
     st.fill(0);
+    const w = s.worker;
+    s.worker = null;
+    void w?.terminate();
     if (kind !== 'done') {
       if (index < 0) throw new Error(`fuzz ${parser}: the worker failed before its first case (${error})`);
       const list = kind === 'hang' ? res.hangCases : kind === 'memory' ? res.memoryCases : res.crashCases;
@@ -212,9 +217,6 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
     } else {
       s.next = s.to;
     }
-    const w = s.worker;
-    s.worker = null;
-    void w?.terminate();
   };
 
   for (const s of slices) start(s);
@@ -245,8 +247,8 @@ export async function fuzzParser(parser: FuzzParser, o: FuzzOptions): Promise<Pa
       const cur = s.state[SLOT.current]!;
       if (cur >= s.to) { retire(s, 'done', cur, ''); await s.exited; running--; continue; }
       if (cur !== s.lastCase) { s.lastCase = cur; s.lastChange = now; continue; }
-      // Seed preparation (before the first case) gets a longer allowance than a case.
-      const limit = s.state[SLOT.ready] === 1 ? o.timeoutMs : 6 * o.timeoutMs;
+      // Starting a worker and building its seeds is not a case: on a loaded machine it may take long.
+      const limit = s.state[SLOT.ready] === 1 ? o.timeoutMs : PREPARE_MS + o.timeoutMs;
       if (rss > o.maxRssMb * MiB && cur >= 0) retire(s, 'memory', cur, `process RSS ${(rss / MiB).toFixed(0)} MiB > --max-rss-mb ${o.maxRssMb}`);
       else if (now - s.lastChange > limit) retire(s, 'hang', cur, `still running after ${o.timeoutMs} ms`);
     }

@@ -52,7 +52,7 @@ test('one case reruns alone from its seed and index, and --save writes its mutan
 test('the watchdog reports a hang, a thrown error and an exiting worker by case index, and goes on', { timeout: 60_000 }, async () => {
   const lines: string[] = [];
   const r = await fuzzParser('config', {
-    seed: 1, from: 0, n: 10, jobs: 1, timeoutMs: 300, maxRssMb: 65536, progressS: 100,
+    seed: 1, from: 0, n: 10, jobs: 1, timeoutMs: 2000, maxRssMb: 65536, progressS: 100,
     workerUrl: new URL('./fuzz-stub-worker.js', import.meta.url), log: (l) => lines.push(l),
   });
   assert.deepEqual(r.hangCases.map((c) => c.index), [3]);
