@@ -8,6 +8,19 @@ export class FormatError extends Error {
   }
 }
 
+/** A value as an error message shows it: JSON, cut at 60 characters. A value nested too deeply to
+ *  stringify (JSON.parse accepts 100,000 levels, JSON.stringify and String overflow the stack on them)
+ *  is named by its type. */
+export function showValue(v: unknown): string {
+  let s: string;
+  try {
+    s = typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v);
+  } catch {
+    s = Array.isArray(v) ? 'a deeply nested array' : typeof v;
+  }
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}
+
 /** Converts a u64/i64 read as BigInt to a Number, refusing values above `max` (default 2^53 − 1). */
 export function checkedNumber(source: string, what: string, value: bigint, max: number = Number.MAX_SAFE_INTEGER): number {
   if (value < 0n || value > BigInt(max)) {

@@ -8,7 +8,7 @@
 // and a tokenizer.json behave the same and `addBosToken` is the one switch that decides.
 
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
-import { FormatError } from '../formats/errors.js';
+import { FormatError, showValue } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
 import { installLongWordBpe, type BpeModelInternals } from './long-word-bpe.js';
 
@@ -62,7 +62,7 @@ function isObject(x: unknown): x is Json {
 
 function checkId(source: string, what: string, id: unknown, maxVocab: number): number {
   if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= maxVocab) {
-    throw new FormatError(source, `${what} = ${String(id)} is not a token id (an integer in [0, ${maxVocab}))`);
+    throw new FormatError(source, `${what} = ${showValue(id)} is not a token id (an integer in [0, ${maxVocab}))`);
   }
   return id;
 }

@@ -139,6 +139,8 @@ test('malformed tokenizer.json / configs: FormatError naming the file and field'
   const unigram = (unkId: unknown) => ({ model: { type: 'Unigram', unk_id: unkId, vocab: [['<unk>', 0], ['a', -1]] } });
   for (const unkId of [-1, 2, 1e9, 0.5, {}, [0, 0]]) bad(unigram(unkId), /model\.unk_id = .* is not a token id/);
   const withPost = (single: unknown) => ({ ...json, post_processor: { type: 'TemplateProcessing', single, pair: [], special_tokens: {} } });
+  const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`); // String() of it overflows the stack
+  bad({ model: { type: 'BPE', vocab: { a: deep }, merges: [] } }, /model\.vocab\["a"\] = a deeply nested array is not a token id/);
   for (const single of [1000000, ['', { Sequence: { id: 'A', type_id: 0 } }]]) bad(withPost(single), /the tokenizer fails to encode "a" \(a malformed section/);
   // An absurd vocabulary is refused before anything is built (the cap is configurable).
   const big: Record<string, number> = {};
