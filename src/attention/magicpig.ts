@@ -12,6 +12,7 @@
 import type { Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 import { planArena } from '../runtime/arena.js';
+import { allocLayout, layoutBytes } from '../runtime/layout.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { magicpigOp } from './sparse-pool-ops.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
@@ -62,12 +63,26 @@ function lshDims(d: LayerAttentionDims, m: MagicPigParams): LshDims {
 
 function denseIdsCap(m: MagicPigParams): number { return m.sinks + m.window + m.threshold + 2; }
 
-/** Sizes of every buffer MagicPigAttention allocates, in order. */
-function layerSizes(d: LayerAttentionDims, m: MagicPigParams): number[] {
+/** The decode-step buffers of one sequence's MagicPIG state in a layer (besides its tables): one
+ *  declaration that plans the arena and hands out the pointers. */
+function decodeLayout(d: LayerAttentionDims, m: MagicPigParams) {
   const H = d.heads, cap = d.capacity, D = d.headDim;
-  return [...lshTableSizes(lshDims(d, m)),
-    H * counterStride(cap), H * cap * 4, (LOGU_STEPS + 1) * 4, denseIdsCap(m) * 4, H * 4, H * m.L * 4, H * 2 * (D + 4) * 4,
-    H * MAGICPIG_CHUNK * 4, DESC_WORDS * 4];
+  return {
+    counters: H * counterStride(cap),          // hit bits per query head
+    lists: H * cap * 4,                        // sampled ids per query head
+    logU: (LOGU_STEPS + 1) * 4,                // log(u + floor) over cos(q, k − μ)
+    denseIds: denseIdsCap(m) * 4,              // sinks, window, generated tokens
+    stats: H * 4,                              // keys sampled per query head
+    qb: H * m.L * 4,                           // the query's bucket in every table
+    parts: H * 2 * (D + 4) * 4,                // two partial softmaxes per head
+    scratch: H * MAGICPIG_CHUNK * 4,           // a chunk's logits per head
+    desc: DESC_WORDS * 4,                      // the kernel's descriptor
+  };
+}
+
+/** Arena bytes of one sequence's MagicPIG state in a layer. */
+function slotBytes(d: LayerAttentionDims, m: MagicPigParams): number {
+  return planArena(lshTableSizes(lshDims(d, m))) + 64 + layoutBytes(decodeLayout(d, m));
 }
 
 export class MagicPigAttention implements LayerAttention {
@@ -89,11 +104,8 @@ export class MagicPigAttention implements LayerAttention {
     this.kv = kv;
     this.tables = new LshTables(arena, pool, this.kv, lshDims(d, p));
     const H = d.heads, cap = d.capacity;
-    const counters = arena.alloc(H * counterStride(cap)), lists = arena.alloc(H * cap * 4), logU = arena.alloc((LOGU_STEPS + 1) * 4);
-    this.denseIds = arena.alloc(denseIdsCap(p) * 4);
-    this.stats = arena.alloc(H * 4);
-    const qb = arena.alloc(H * p.L * 4), parts = arena.alloc(H * 2 * (d.headDim + 4) * 4), scratch = arena.alloc(H * MAGICPIG_CHUNK * 4);
-    this.desc = arena.alloc(DESC_WORDS * 4);
+    const { counters, lists, logU, denseIds, stats, qb, parts, scratch, desc } = allocLayout(arena, decodeLayout(d, p));
+    this.denseIds = denseIds; this.stats = stats; this.desc = desc;
     arena.f32(logU, LOGU_STEPS + 1).set(logUTable(p.K, p.L, p.floor));
     const t = this.tables, dcap = t.d.deltaCap;
     const w = arena.i32(this.desc, DESC_WORDS);
@@ -171,7 +183,7 @@ export function magicpigBackend(params: Readonly<Record<string, number | string>
   return {
     slotBytes: (d) => {
       const m = magicpigParams(params, d.layers);
-      return m.dense.has(d.layer) ? 0 : planArena(layerSizes(d, m)) + 64;
+      return m.dense.has(d.layer) ? 0 : slotBytes(d, m);
     },
     create: (arena, pool, d, kv) => {
       const m = magicpigParams(params, d.layers);

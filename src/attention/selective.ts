@@ -12,7 +12,7 @@
 
 import type { Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
-import { planArena } from '../runtime/arena.js';
+import { allocLayout, layoutBytes } from '../runtime/layout.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { AttentionBackend, LayerAttentionDims } from './create.js';
 import { DenseAttention } from './dense.js';
@@ -175,10 +175,10 @@ class SelectiveAttention implements LayerAttention {
               make: (c: Ctx) => Selection) {
     if (d.headDim % 4 !== 0) throw new RangeError(`sparse attention: head_dim must be a multiple of 4, got ${d.headDim}`);
     this.kv = kv;
-    const [ids, bias, scores, part, lse, scratchQ] = selectiveScratch(d).map((b) => arena.alloc(b));
-    this.ids = ids!; this.bias = bias!; this.part = part!; this.lse = lse!; this.scratchQ = scratchQ!;
+    const { ids, bias, scores, part, lse, scratchQ } = allocLayout(arena, selectiveScratch(d));
+    this.ids = ids; this.bias = bias; this.part = part; this.lse = lse; this.scratchQ = scratchQ;
     this.sk = sparseKernels(arena.kernelKind, arena.memory);
-    this.sel = make({ d, kv: this.kv, sk: () => this.sk, scores: scores!, arena, scratchQ: scratchQ! });
+    this.sel = make({ d, kv: this.kv, sk: () => this.sk, scores, arena, scratchQ });
     this.bytesPerToken = 2 * this.kv.rowBytes + this.sel.bytesPerToken;
   }
 
@@ -209,8 +209,13 @@ class SelectiveAttention implements LayerAttention {
 }
 
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).
-function selectiveScratch(d: LayerAttentionDims): number[] {
-  return [d.capacity * 4, d.capacity * 4, d.capacity * 4, (d.headDim + 4) * 4, 16, d.headDim * 4];
+function selectiveScratch(d: LayerAttentionDims) {
+  return {
+    ids: d.capacity * 4, bias: d.capacity * 4,   // chosen keys and their logit offsets
+    scores: d.capacity * 4,                      // scores of every key (topk, oracle sampling)
+    part: (d.headDim + 4) * 4, lse: 16,          // attendList's output and log-sum-exp
+    scratchQ: d.headDim * 4,                     // one query head
+  };
 }
 
 const KNOWN: Record<SelectiveKind, string[]> = {
@@ -227,7 +232,7 @@ export function selectiveBackend(kind: SelectiveKind, params: Params): Attention
   const make = MAKERS[kind](params);
   const isDense = (d: LayerAttentionDims) => denseLayers(params.dense, d.layers, DEFAULT_DENSE[kind]).has(d.layer);
   return {
-    slotBytes: (d) => (isDense(d) ? 0 : planArena(selectiveScratch(d)) + 64),
+    slotBytes: (d) => (isDense(d) ? 0 : layoutBytes(selectiveScratch(d))),
     create: (arena, pool, d, kv) => (isDense(d) ? new DenseAttention(kv, pool) : new SelectiveAttention(arena, pool, d, kv, make)),
   };
 }
