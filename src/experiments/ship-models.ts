@@ -87,7 +87,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const i = argv.indexOf('--default');
   const lm = i >= 0 ? [] : JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
-  for (const family of ['llama', 'mosaic']) {
+  for (const family of i >= 0 ? [] : ['llama', 'mosaic']) {
     const best = lm.filter((r) => r.config.family === family).sort((a, b) => a.final.loss - b.final.loss)[0];
     const runDir = join(REPO_ROOT, 'results/lm-sotu', best.name);
     const s = summariseRun(runDir, `configs/${best.name}.json`, 'node dist/src/experiments/lm-sotu.js');

@@ -128,3 +128,14 @@ test('chat reads piped lines; SIGINT stops the current reply, not the process; "
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('tessera chat --model models/default (the README example): piped messages get replies that end by themselves', () => {
+  const r = spawnSync(process.execPath, [MAIN, 'chat', '--model', join(ROOT, 'models/default'), '--seed', '1', '--stats', '--threads', '1'],
+    { encoding: 'utf8', timeout: 120_000, input: 'Tell me about the railroads.\nHello\n' });
+  assert.equal(r.status, 0, r.stderr);
+  const stats = r.stderr.split('\n').filter((l) => l.startsWith('prompt: '));
+  assert.equal(stats.length, 2, r.stderr);
+  // seeded, so fixed: both replies end at the model's end-of-turn token, well within the 512-token bound
+  for (const line of stats) assert.match(line, /generated: \d+ tokens .*finish: eos/, line);
+  assert.equal(r.stdout.trim().split('\n').length, 2, r.stdout);
+});
