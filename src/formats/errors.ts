@@ -16,7 +16,7 @@ export function showValue(v: unknown): string {
   try {
     s = typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v);
   } catch {
-    s = Array.isArray(v) ? 'a deeply nested array' : typeof v;
+    s = Array.isArray(v) ? 'a deeply nested array' : `a deeply nested ${typeof v}`;
   }
   return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }

@@ -6,7 +6,7 @@
 //   generation_config.json eos_token_id (a number or a list): every id that ends generation
 
 import { readFileSync, statSync } from 'node:fs';
-import { FormatError } from '../formats/errors.js';
+import { FormatError, showValue } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
 import {
   buildHfTokenizer, endOfTurnIds, postProcessorSpecials, validateTokenizerJson, wrapHfTokenizer,
@@ -60,7 +60,7 @@ function tokenContent(value: unknown, source: string, field: string): string | n
 function optionalBoolean(config: Json, field: string, source: string): boolean | undefined {
   const v = config[field];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw new FormatError(source, `${field} must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new FormatError(source, `${field} must be true or false, got ${showValue(v)}`);
   return v;
 }
 
@@ -93,7 +93,7 @@ function generationEosIds(gen: Json, vocabSize: number): number[] {
   const list = Array.isArray(v) ? v : [v];
   return list.map((id, i) => {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new FormatError('generation_config.json', `eos_token_id${Array.isArray(v) ? `[${i}]` : ''} = ${JSON.stringify(id)} is not a token id in [0, ${vocabSize})`);
+      throw new FormatError('generation_config.json', `eos_token_id${Array.isArray(v) ? `[${i}]` : ''} = ${showValue(id)} is not a token id in [0, ${vocabSize})`);
     }
     return id;
   });

@@ -104,7 +104,7 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
   }
   const type = model.type ?? (Array.isArray(vocab) ? 'Unigram' : 'merges' in model ? 'BPE' : undefined);
   if (type !== 'BPE' && type !== 'WordPiece' && type !== 'Unigram') {
-    throw new FormatError(source, `model.type ${JSON.stringify(model.type)} is not supported (BPE, WordPiece or Unigram)`);
+    throw new FormatError(source, `model.type ${showValue(model.type)} is not supported (BPE, WordPiece or Unigram)`);
   }
   if (type === 'BPE') {
     const merges = model.merges;

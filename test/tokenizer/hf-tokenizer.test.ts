@@ -141,6 +141,7 @@ test('malformed tokenizer.json / configs: FormatError naming the file and field'
   const withPost = (single: unknown) => ({ ...json, post_processor: { type: 'TemplateProcessing', single, pair: [], special_tokens: {} } });
   const deep = JSON.parse(`${'['.repeat(100_000)}${']'.repeat(100_000)}`); // String() of it overflows the stack
   bad({ model: { type: 'BPE', vocab: { a: deep }, merges: [] } }, /model\.vocab\["a"\] = a deeply nested array is not a token id/);
+  bad({ model: { type: deep, vocab: { a: 0 }, merges: [] } }, /model\.type a deeply nested array is not supported/);
   for (const single of [1000000, ['', { Sequence: { id: 'A', type_id: 0 } }]]) bad(withPost(single), /the tokenizer fails to encode "a" \(a malformed section/);
   // An absurd vocabulary is refused before anything is built (the cap is configurable).
   const big: Record<string, number> = {};
