@@ -3,7 +3,6 @@
 // empty prompt, Ctrl-D or /exit quits. Input lines become messages as chat-input.ts says ("""" for
 // several lines, /commands); piped stdin is read the same way, one message per line.
 
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
@@ -13,6 +12,10 @@ import { DEFAULT_CHATML_TEMPLATE } from '../tokenizer/chat-template.js';
 import { ContextOverflowError, type GenerationResult } from '../generation/generate.js';
 import type { ChatRole } from '../api/validate.js';
 import { DEFAULT_REPLY_TOKENS } from '../api/tessera.js';
+import { readTextFile } from '../formats/regular-file.js';
+
+/** 1 MiB: released chat templates are a few KiB (tool-calling ones ~30 KiB). */
+const MAX_TEMPLATE_FILE_BYTES = 1 << 20;
 
 const FLAGS: FlagSpecs = {
   ...MODEL_FLAGS,
@@ -35,8 +38,8 @@ export async function runChat(argv: string[]): Promise<number> {
   const tflag = v['chat-template'] as string | undefined;
   if (tflag === 'chatml') template = DEFAULT_CHATML_TEMPLATE;
   else if (tflag !== undefined) {
-    try { template = readFileSync(tflag, 'utf8'); } catch (e) {
-      throw new CliError(`cannot read --chat-template ${tflag}: ${(e as Error).message}`, 'give a Jinja template file, or chatml');
+    try { template = readTextFile(tflag, MAX_TEMPLATE_FILE_BYTES, '--chat-template'); } catch (e) {
+      throw new CliError(`cannot read --chat-template: ${(e as Error).message}`, 'give a Jinja template file, or chatml');
     }
   }
   const tessera = await loadForCli(v, template === undefined ? {} : { chatTemplate: template });

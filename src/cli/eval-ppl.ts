@@ -3,6 +3,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { formatHelp, parseFlags, type FlagSpecs } from './args.js';
+import { prepareOutputFile } from './output-path.js';
 import { evalPerplexity } from '../experiments/perplexity.js';
 import { CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
 import { linePlotSvg } from '../training/plot-svg.js';
@@ -28,6 +29,7 @@ export const EVAL_PPL_HELP = formatHelp('eval-ppl',
 export async function runEvalPpl(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'eval-ppl');
   if (v.help) { process.stdout.write(EVAL_PPL_HELP); return 0; }
+  if (v.svg) prepareOutputFile('--svg', v.svg as string); // before the evaluation, so its results cannot be lost
   const r = await evalPerplexity(v.model as string, {
     corpus: v.corpus as CorpusName, split: v.split as 'validation' | 'train', ctx: v.ctx as number | undefined,
     maxWindows: v.windows as number, threads: v.threads as number | undefined,

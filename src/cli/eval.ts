@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, formatHelp, parseFlags, UsageError, type FlagSpecs } from './args.js';
 import { MODEL_HINT } from './model-flags.js';
+import { prepareOutputDir } from './output-path.js';
 import { runAccuracyEval } from '../eval/harness.js';
 import { accuracyRows, formatTable, writeAccuracyReport } from '../eval/report.js';
 import { parseTaskSpec, PROFILES } from '../eval/tasks.js';
@@ -50,6 +51,8 @@ export async function runEval(argv: string[]): Promise<number> {
   const taskTexts = list(v.tasks as string).map((t) => t.replace(/\+/g, ','));
   let tasks;
   try { tasks = taskTexts.map(parseTaskSpec); } catch (e) { throw new UsageError((e as Error).message, 'eval'); }
+
+  prepareOutputDir('--out', out); // before the evaluation, so its results cannot be lost
 
   if (v.operator) {
     const num = (s: string, what: string) => { const x = Number(s); if (!Number.isFinite(x)) throw new UsageError(`--${what}: '${s}' is not a number`, 'eval'); return x; };

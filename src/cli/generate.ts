@@ -1,10 +1,13 @@
 // `tessera generate`: complete a prompt, streaming text to stdout (or one JSON object with --json).
 // Diagnostics and stats go to stderr, so stdout is only the model's text.
 
-import { readFileSync } from 'node:fs';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
 import type { GenerationResult } from '../generation/generate.js';
+import { readTextFile } from '../formats/regular-file.js';
+
+/** 64 MiB: more text than the longest context Tessera plans (2^24 tokens) holds at ~4 bytes a token. */
+const MAX_PROMPT_FILE_BYTES = 64 << 20;
 
 const FLAGS: FlagSpecs = {
   ...MODEL_FLAGS,
@@ -42,8 +45,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --prompt-file PATH', 'generate');
   let prompt = v.prompt as string | undefined;
   if (prompt === undefined) {
-    try { prompt = readFileSync(v['prompt-file'] as string, 'utf8'); } catch (e) {
-      throw new CliError(`cannot read --prompt-file ${String(v['prompt-file'])}: ${(e as Error).message}`, 'check the path');
+    try { prompt = readTextFile(v['prompt-file'] as string, MAX_PROMPT_FILE_BYTES, '--prompt-file'); } catch (e) {
+      throw new CliError(`cannot read --prompt-file: ${(e as Error).message}`, 'give the path of a regular UTF-8 text file');
     }
   }
   const json = v.json === true;

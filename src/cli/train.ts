@@ -2,10 +2,15 @@
 // Mosaic as the JSON config says (src/experiments/train-config.ts), with a progress bar, held-out
 // loss, resumable checkpoints and loss curves, and exports a model folder `tessera generate` runs.
 
-import { readFileSync } from 'node:fs';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { ConfigError, overrideConfig, parseTrainConfig } from '../experiments/train-config.js';
 import { runTraining } from '../experiments/train-run.js';
+import { readTextFile } from '../formats/regular-file.js';
+import { parseJsonStrict } from '../formats/json-strict.js';
+import { prepareOutputDir } from './output-path.js';
+
+/** 1 MiB: a training config is a few hundred bytes. */
+const MAX_CONFIG_FILE_BYTES = 1 << 20;
 
 const FLAGS: FlagSpecs = {
   config: { type: 'string', placeholder: 'FILE', description: 'training config (JSON; see configs/ and docs/EXPERIMENTS.md)', short: 'c' },
@@ -42,8 +47,8 @@ export async function runTrain(argv: string[]): Promise<number> {
   if (v.help) { process.stdout.write(TRAIN_HELP); return 0; }
   if (v.config === undefined) throw new UsageError('missing required option --config FILE', 'train');
   let raw: unknown;
-  try { raw = JSON.parse(readFileSync(v.config as string, 'utf8')); } catch (e) {
-    throw new CliError(`cannot read --config ${String(v.config)}: ${(e as Error).message}`, 'give a JSON training config, e.g. configs/sotu-llama-d128-l1.json');
+  try { raw = parseJsonStrict(readTextFile(v.config as string, MAX_CONFIG_FILE_BYTES, '--config'), String(v.config)); } catch (e) {
+    throw new CliError(`cannot read --config: ${(e as Error).message}`, 'give a JSON training config, e.g. configs/sotu-llama-d128-l1.json');
   }
   const overrides: Record<string, string | number> = {};
   for (const [flag, key] of Object.entries(OVERRIDES)) if (v[flag] !== undefined) overrides[key] = v[flag] as string | number;
@@ -54,6 +59,8 @@ export async function runTrain(argv: string[]): Promise<number> {
     if (e instanceof ConfigError) throw new CliError(e.message, 'fix the config file or the flag (docs/EXPERIMENTS.md lists the fields)');
     throw e;
   }
+  // Before the run, so its results cannot be lost to an output folder that cannot be written.
+  prepareOutputDir(v.out !== undefined ? '--out' : `"out" of ${String(v.config)}`, cfg.out);
   const result = await runTraining(cfg, { resume: v.resume === true, progress: v.quiet !== true });
   if (v.json) process.stdout.write(JSON.stringify({ ...result, history: undefined }) + '\n');
   return 0;

@@ -9,7 +9,8 @@
 // before anything is allocated from it, and every tensor's byte range is proven to lie inside the
 // file, aligned and disjoint from the others before the table is returned.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { openRegularFile } from './regular-file.js';
 import { FormatError, checkedMul, checkedNumber } from './errors.js';
 import type { TensorDType, TensorEntry, TensorSource } from './tensor-source.js';
 
@@ -287,7 +288,7 @@ function isPowerOfTwo(n: number): boolean {
 /** Opens and validates a GGUF file. The returned object holds the file open until close(). */
 export function openGguf(path: string, opts: GgufOptions = {}): GgufFile {
   const src = path;
-  const fd = openSync(path, 'r');
+  const fd = openRegularFile(path);
   try {
     return parse(fd, src, opts);
   } catch (e) {

@@ -6,10 +6,11 @@
 // Symlinks are followed (the Hugging Face cache links snapshot files to ../../blobs), but names are
 // checked lexically.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import { FormatError } from './errors.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
+import { readTextFile } from './regular-file.js';
 import { openSafetensors, type SafetensorsFile, type SafetensorsOptions } from './safetensors.js';
 import type { TensorEntry, TensorSource } from './tensor-source.js';
 
@@ -28,25 +29,9 @@ export interface HfFolder {
 /** Largest JSON side file we read whole (config, index, tokenizer_config). */
 const MAX_JSON_BYTES = 64 << 20;
 
-/** Reads and strictly parses a JSON file of at most maxBytes bytes. */
+/** Reads and strictly parses a JSON file of at most maxBytes bytes (a regular file: see regular-file.ts). */
 export function readJsonFile(path: string, maxBytes = MAX_JSON_BYTES): unknown {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new FormatError(path, 'not a regular file');
-    size = st.size;
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(path, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  if (size > maxBytes) throw new FormatError(path, `file is ${size} bytes, larger than the ${maxBytes}-byte limit for JSON files`);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
-  } catch {
-    throw new FormatError(path, 'not valid UTF-8');
-  }
-  return parseJsonStrict(text, path);
+  return parseJsonStrict(readTextFile(path, maxBytes, 'JSON file'), path);
 }
 
 /** Opens a Hugging Face model folder; the caller must close() the returned source. */

@@ -8,7 +8,8 @@
 // element counts use checked arithmetic; end − begin == numel × dtype size; sorted by offset the
 // tensors tile the data section exactly (no holes, no overlaps) and the last end + 8 + N == size.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { openRegularFile } from './regular-file.js';
 import { FormatError, checkedMul, checkedNumber } from './errors.js';
 import type { TensorDType, TensorEntry, TensorSource } from './tensor-source.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
@@ -198,23 +199,12 @@ export function readFully(fd: number, dst: Uint8Array, position: number, file: s
   }
 }
 
-function openFile(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    throw new FormatError(path, `cannot open file (${code})`);
-  }
-}
-
 /** Opens a .safetensors file, reading and validating only its header. The returned source keeps the
  *  file open until close(); read() copies one tensor's bytes. */
 export function openSafetensors(path: string, opts: SafetensorsOptions = {}): SafetensorsFile {
-  const fd = openFile(path);
+  const fd = openRegularFile(path);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new FormatError(path, 'not a regular file');
-    const fileSize = st.size;
+    const fileSize = fstatSync(fd).size;
     const first8 = new Uint8Array(8);
     if (fileSize >= 8) readFully(fd, first8, 0, path);
     const n = checkHeaderLength(first8, fileSize, path, opts.maxHeaderBytes);

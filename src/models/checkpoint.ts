@@ -2,7 +2,7 @@
 // their Hugging Face name, a tokenizer, and the format's quirks resolved (GGUF's permuted Q/K rows
 // → rope_style 'normal'; GGUF's llama3 rope_freqs tensor → frequency divisors).
 
-import { existsSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, statSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LlamaConfig } from './config.js';
 import type { TensorEntry, TensorSource } from '../formats/tensor-source.js';
@@ -10,6 +10,7 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import { openHfFolder } from '../formats/hf-folder.js';
 import { llamaConfigFromHf } from '../formats/hf-config.js';
 import { openGguf } from '../formats/gguf.js';
+import { openRegularFile } from '../formats/regular-file.js';
 import { llamaConfigFromGguf, ggufRopeFreqFactors, hfTensorName } from '../formats/gguf-llama.js';
 import { loadHfTokenizer } from '../tokenizer/hf-tokenizer.js';
 import { tokenizerFromGgufMetadata } from '../tokenizer/gguf-tokenizer.js';
@@ -31,7 +32,7 @@ export interface Checkpoint {
 const HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
 
 function isGgufFile(path: string): boolean {
-  const fd = openSync(path, 'r');
+  const fd = openRegularFile(path, 'model file');
   try {
     const magic = Buffer.alloc(4);
     return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF';

@@ -5,8 +5,8 @@
 //                          chat_template (a string, or a list of {name, template})
 //   generation_config.json eos_token_id (a number or a list): every id that ends generation
 
-import { readFileSync, statSync } from 'node:fs';
 import { FormatError, showValue } from '../formats/errors.js';
+import { readTextFile } from '../formats/regular-file.js';
 import type { Tokenizer } from './types.js';
 import {
   buildHfTokenizer, endOfTurnIds, postProcessorSpecials, validateTokenizerJson, wrapHfTokenizer,
@@ -31,17 +31,9 @@ export const DEFAULT_MAX_TOKENIZER_FILE_BYTES = 256 * 1024 * 1024;
 type Json = Record<string, unknown>;
 
 function readJsonFile(path: string, maxBytes: number): unknown {
-  let size: number;
+  const text = readTextFile(path, maxBytes, 'tokenizer.json');
   try {
-    size = statSync(path).size;
-  } catch (e) {
-    throw new FormatError(path, `cannot read tokenizer.json: ${(e as Error).message}`);
-  }
-  if (size > maxBytes) {
-    throw new FormatError(path, `tokenizer.json is ${size} bytes, more than the limit of ${maxBytes} (raise maxFileBytes if this is intended)`);
-  }
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
     throw new FormatError(path, `tokenizer.json is not valid JSON: ${(e as Error).message}`);
   }

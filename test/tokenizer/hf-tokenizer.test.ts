@@ -163,7 +163,7 @@ test('tokenizer.json read from disk: bad JSON, missing file and size cap name th
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{"model": {');
     assert.throws(() => loadHfTokenizer({ tokenizerJson: broken }), (e: unknown) => e instanceof FormatError && e.message.startsWith(broken) && /not valid JSON/.test(e.message));
-    assert.throws(() => loadHfTokenizer({ tokenizerJson: join(dir, 'missing.json') }), /missing\.json: cannot read tokenizer\.json/);
+    assert.throws(() => loadHfTokenizer({ tokenizerJson: join(dir, 'missing.json') }), /missing\.json: cannot open tokenizer\.json \(ENOENT\)/);
     assert.throws(() => loadHfTokenizer({ tokenizerJson: good, maxFileBytes: 1000 }), /bytes, more than the limit of 1000/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
