@@ -16,7 +16,7 @@
 import { FormatError } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
 import {
-  buildHfTokenizer, DEFAULT_MAX_MERGES, DEFAULT_MAX_VOCAB, END_OF_TURN_TOKENS, wrapHfTokenizer,
+  buildHfTokenizer, checkTokenLength, DEFAULT_MAX_MERGES, DEFAULT_MAX_VOCAB, END_OF_TURN_TOKENS, wrapHfTokenizer,
   type TokenizerLimits,
 } from './json-tokenizer.js';
 
@@ -127,6 +127,7 @@ export function ggufVocabToTokenizerJson(meta: Meta, source: string, limits: Tok
   }
   tokens.forEach((t, i) => {
     if (t.length === 0) throw new FormatError(source, `tokenizer.ggml.tokens[${i}] is empty`);
+    checkTokenLength(source, `tokenizer.ggml.tokens[${i}]`, t);
   });
 
   // Null prototype: tokens such as "__proto__" or "constructor" are plain keys.

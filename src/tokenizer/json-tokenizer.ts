@@ -10,6 +10,7 @@
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { FormatError, showValue } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
+import { exponentialBacktrackingReason } from './regex-safety.js';
 import { installLongWordBpe, type BpeModelInternals } from './long-word-bpe.js';
 
 /** The part of @huggingface/tokenizers' Tokenizer we use. Its .d.ts files use extensionless
@@ -34,6 +35,10 @@ export interface TokenizerLimits {
 }
 
 export const DEFAULT_MAX_VOCAB = 1 << 20;
+/** Longest token text accepted (vocabulary entries and added tokens). Released vocabularies' longest
+ *  tokens are a few hundred characters (runs of spaces or dashes); a 10M-character added token would
+ *  cost 17–190× its size in the library's tables. */
+export const MAX_TOKEN_CHARS = 4096;
 export const DEFAULT_MAX_MERGES = 1 << 22;
 
 /** What a front end decided about special tokens and the chat template. */
@@ -67,6 +72,12 @@ function checkId(source: string, what: string, id: unknown, maxVocab: number): n
   return id;
 }
 
+export function checkTokenLength(source: string, what: string, token: string): void {
+  if (token.length > MAX_TOKEN_CHARS) {
+    throw new FormatError(source, `${what} is ${token.length} characters long, more than the ${MAX_TOKEN_CHARS} a token may have`);
+  }
+}
+
 /**
  * Checks the parts of tokenizer.json the library relies on and returns a copy the library accepts
  * (absent optional sections become null). Refuses absurd sizes before anything is built.
@@ -87,6 +98,7 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'number') {
         throw new FormatError(source, `model.vocab[${i}] must be a [piece, score] pair`);
       }
+      checkTokenLength(source, `model.vocab[${i}][0]`, e[0]);
     });
     // The library emits unk_id as it is for unknown pieces, so a bad one becomes a bad token id.
     if (model.unk_id !== undefined && model.unk_id !== null) checkId(source, 'model.unk_id', model.unk_id, vocab.length);
@@ -98,6 +110,7 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
         throw new FormatError(source, `model.vocab has more than ${maxVocab} entries (raise maxVocab if this is intended)`);
       }
       checkId(source, `model.vocab[${JSON.stringify(k.slice(0, 40))}]`, vocab[k], maxVocab);
+      checkTokenLength(source, `model.vocab key ${JSON.stringify(k.slice(0, 40))}`, k);
     }
   } else {
     throw new FormatError(source, 'model.vocab is missing or is neither an object nor an array');
@@ -129,7 +142,9 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
       throw new FormatError(source, `added_tokens[${i}] must be an object with a non-empty string "content"`);
     }
     checkId(source, `added_tokens[${i}].id`, t.id, maxVocab);
+    checkTokenLength(source, `added_tokens[${i}].content`, t.content as string);
   });
+  for (const section of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) checkPatterns(json[section], section, source);
   return {
     ...json,
     model: { ...model, type },
@@ -139,6 +154,26 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
     post_processor: json.post_processor ?? null,
     decoder: json.decoder ?? null,
   };
+}
+
+/** Refuses every `{"Regex": …}` pattern under `value` that can backtrack exponentially (regex-safety.ts);
+ *  the error names the field, e.g. pre_tokenizer.pretokenizers[0].pattern.Regex. */
+function checkPatterns(value: unknown, path: string, source: string): void {
+  // Iterative: the nesting of a hostile file is not bounded by anything but its size.
+  const todo: [unknown, string][] = [[value, path]];
+  while (todo.length > 0) {
+    const [v, at] = todo.pop()!;
+    if (Array.isArray(v)) { v.forEach((x, i) => todo.push([x, `${at}[${i}]`])); continue; }
+    if (!isObject(v)) continue;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'Regex' && typeof x === 'string') {
+        const why = exponentialBacktrackingReason(x);
+        if (why !== null) throw new FormatError(source, `${at}.Regex ${JSON.stringify(x.length > 80 ? `${x.slice(0, 80)}…` : x)} is refused: ${why}; rewrite the pattern without nested repetition`);
+      } else {
+        todo.push([x, `${at}.${k}`]);
+      }
+    }
+  }
 }
 
 /** Builds the library tokenizer from a validated tokenizer.json; library errors name the source. */
