@@ -8,7 +8,9 @@
 //     "data": { "corpus": "sotu", "vocabSize": 2048 },
 //     "steps": 200, "batch": 16, "context": 128, "lr": 3e-3, "warmup": 20, "seed": 1, "out": "runs/sotu-llama-l1" }
 
+import { totalmem } from 'node:os';
 import { CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
+import { MAX_TRAIN_MEMORY_BYTES } from '../training/memory.js';
 
 export type Family = 'llama' | 'mosaic';
 export type TaskName = 'recall' | 'induction';
@@ -190,7 +192,42 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
     cfg.init = raw.init as string;
   }
   if ('task' in cfg.data && cfg.context % 2 !== 0 && cfg.data.task === 'recall') fail(`context = ${cfg.context} must be even for the recall task (key/value pairs)`);
+  // A tokenizer file's vocabulary is known once it is read: runTraining plans again with it.
+  checkTrainingPlan(cfg, 'vocabSize' in cfg.data ? cfg.data.vocabSize ?? 2048 : 1, source);
   return cfg;
+}
+
+const GIB = 2 ** 30;
+const gib = (bytes: number): string => `${(bytes / GIB).toFixed(bytes < GIB ? 3 : 1)} GiB`;
+
+/** Memory a run certainly needs (lower bounds; the arena is sized from a larger estimate):
+ *  16 bytes per parameter (value, gradient, two AdamW moments) for at least the embedding (vocab × d)
+ *  and two d × d matrices per layer, the logits of one micro-batch (batch × context × vocab f32s) in
+ *  the training arena, and the token ids and targets of the held-out and training batches outside it. */
+export function trainingPlan(cfg: TrainConfig, vocab: number): { paramBytes: number; logitBytes: number; arenaBytes: number; dataBytes: number } {
+  const { d, layers } = cfg.model;
+  const paramBytes = 16 * (vocab * d + 2 * layers * d * d);
+  const logitBytes = 4 * cfg.batch * cfg.context * vocab;
+  const dataBytes = 8 * cfg.batch * cfg.context * (cfg.evalBatches + 1);
+  return { paramBytes, logitBytes, arenaBytes: paramBytes + logitBytes, dataBytes };
+}
+
+/** Refuses, before anything is allocated, a config whose planned memory cannot fit one training arena
+ *  or this machine's memory; the error names the fields that set the size and the planned bytes. */
+export function checkTrainingPlan(cfg: TrainConfig, vocab: number, source: string, machineBytes = totalmem()): void {
+  const p = trainingPlan(cfg, vocab);
+  const terms = `parameters and AdamW state ${gib(p.paramBytes)} (16 B × (vocab ${vocab} × model.d ${cfg.model.d} + 2 × model.layers ${cfg.model.layers} × model.d²)), `
+    + `logits ${gib(p.logitBytes)} (4 B × batch ${cfg.batch} × context ${cfg.context} × vocab ${vocab})`;
+  const limit = Math.min(MAX_TRAIN_MEMORY_BYTES, machineBytes);
+  const where = limit === machineBytes ? `this machine's ${gib(machineBytes)} of memory` : `the ${gib(MAX_TRAIN_MEMORY_BYTES)} one training arena (one WebAssembly memory) holds`;
+  if (p.arenaBytes > limit) {
+    const big = p.paramBytes >= p.logitBytes ? 'model.d or model.layers' : 'batch, context or the vocabulary';
+    throw new ConfigError(source, `the planned training memory is at least ${gib(p.arenaBytes)}: ${terms}; more than ${where}. Lower ${big}`);
+  }
+  if (p.arenaBytes + p.dataBytes > machineBytes) {
+    throw new ConfigError(source, `the planned memory is at least ${gib(p.arenaBytes + p.dataBytes)}: ${terms}, and batches ${gib(p.dataBytes)} `
+      + `(8 B × batch ${cfg.batch} × context ${cfg.context} × (evalBatches ${cfg.evalBatches} + 1)); more than this machine's ${gib(machineBytes)} of memory. Lower evalBatches, batch or context`);
+  }
 }
 
 /** Overrides from `--key value` flags (dotted keys reach into model/data: --model.layers 4). */

@@ -10,13 +10,13 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TrainMemory } from '../training/memory.js';
+import { MAX_TRAIN_MEMORY_BYTES, TrainMemory } from '../training/memory.js';
 import { Tape } from '../training/autograd/tape.js';
 import { AdamW } from '../training/optim.js';
 import { Trainer, type LogRow } from '../training/trainer.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 import { ThreadPool } from '../runtime/pool.js';
-import type { TrainConfig } from './train-config.js';
+import { checkTrainingPlan, type TrainConfig } from './train-config.js';
 import { prepareData, validationTokens, type RunData } from './train-data.js';
 import { buildModel, type TrainableModel } from './train-model.js';
 import { evaluateBatches, windowBatches, type EvalResult } from './evaluate.js';
@@ -53,7 +53,7 @@ export function memoryBytes(cfg: TrainConfig, vocab: number): number {
   const params = vocab * d + L * 13 * d * d;
   const rows = cfg.batch * cfg.context;
   const act = rows * (4 * vocab + L * 80 * d) + cfg.batch * H * cfg.context * cfg.context * 4 * L;
-  return Math.min(3.5 * 2 ** 30, Math.ceil((params * 5 + act * 2) * 4 + (96 << 20)));
+  return Math.min(MAX_TRAIN_MEMORY_BYTES, Math.ceil((params * 5 + act * 2) * 4 + (96 << 20)));
 }
 
 function sameConfig(a: TrainConfig, b: TrainConfig): boolean {
@@ -74,6 +74,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   writeFileSync(cfgPath, JSON.stringify(cfg, null, 2) + '\n');
 
   const data: RunData = prepareData(cfg);
+  checkTrainingPlan(cfg, data.vocabSize, cfgPath); // again, now that a tokenizer file's vocabulary is known
   const mem = new TrainMemory({ bytes: memoryBytes(cfg, data.vocabSize), kernels: 'wasm', label: `train-${cfg.family}` });
   const pool = cfg.threads > 1 ? await ThreadPool.create({ threads: cfg.threads, kernels: 'wasm' }) : undefined;
   try {

@@ -12,6 +12,10 @@ import type { KernelKind } from '../runtime/kernel-factory.js';
 
 const ALIGN = 64;
 
+/** The most one TrainMemory may hold: one WebAssembly memory addresses 4 GiB; the rest is headroom
+ *  for the arena's own allocations. */
+export const MAX_TRAIN_MEMORY_BYTES = 3.5 * 2 ** 30;
+
 export interface TrainMemoryOptions {
   /** Usable bytes for both regions together. */
   bytes: number;
