@@ -12,7 +12,7 @@ export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *
 
 export const MODEL_FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
-  threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
+  threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' },
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32)' },

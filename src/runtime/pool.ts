@@ -46,6 +46,14 @@ export interface ThreadPoolOptions {
 /** Spinning helps only on an idle, dedicated machine; on a shared or virtualised one (a 2-vCPU VM
  *  measured with src/bench/threads-bench.ts) it made jobs slower, so by default workers sleep at once. */
 export const DEFAULT_SPIN_MICROS = 0;
+/** The most threads a pool runs: 4 × the cores, so tests can split work over more threads than a
+ *  small machine has, while a mistyped count cannot start hundreds of workers (256 threads on 2 cores
+ *  took 18 s and 2.3 GB for 4 tokens); never more than the control block has slots for. The one
+ *  bound on thread counts: the CLI's --threads and training's `threads` are checked here. */
+export function maxThreads(): number {
+  return Math.min(MAX_THREADS, 4 * availableParallelism());
+}
+
 /** 256 KiB: a 256×256 f32 matmul (~5 µs on one thread) costs about what a wake-up does. */
 export const MIN_SPLIT_BYTES = 256 * 1024;
 /** The waiting main thread checks for dead workers this often (a timed futex wait costs what an
@@ -93,8 +101,10 @@ export class ThreadPool {
   static async create(opts: ThreadPoolOptions): Promise<ThreadPool> {
     checkKernelKind('ThreadPool.create', opts.kernels);
     const threads = opts.threads ?? availableParallelism();
-    if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
-      throw new Error(`ThreadPool.create: threads must be an integer in [1, ${MAX_THREADS}], got ${threads}`);
+    const most = maxThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > most) {
+      throw new RangeError(`threads must be an integer from 1 to ${most} (4 × this machine's ${availableParallelism()} cores), got ${threads}; `
+        + 'leave it unset for one thread per core');
     }
     const spinMicros = opts.spinMicros ?? DEFAULT_SPIN_MICROS;
     if (!(spinMicros >= 0 && spinMicros <= 1e6)) {

@@ -7,8 +7,9 @@ import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
+import { availableParallelism } from 'node:os';
 import { attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
-import { ThreadPool } from '../../src/runtime/pool.js';
+import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
 import { unitThreadsOp } from './test-ops.js';
 
@@ -261,5 +262,9 @@ describe('ThreadPool failures and lifetime', () => {
     await assert.rejects(ThreadPool.create({ threads: 0, kernels: 'reference' }), /threads must be an integer/);
     await assert.rejects(ThreadPool.create({ threads: 1.5, kernels: 'reference' }), /threads must be an integer/);
     await assert.rejects(ThreadPool.create({ kernels: 'gpu' as never }), /'wasm' or 'reference'/);
+    // One bound on thread counts, 4 × the cores (the CLI's --threads reaches the same check).
+    assert.equal(maxThreads(), Math.min(256, 4 * availableParallelism()));
+    await assert.rejects(ThreadPool.create({ threads: maxThreads() + 1, kernels: 'reference' }),
+      new RegExp(`threads must be an integer from 1 to ${maxThreads()} \\(4 × this machine's ${availableParallelism()} cores\\), got ${maxThreads() + 1}; leave it unset`));
   });
 });
