@@ -3,7 +3,7 @@
 // the role, content deltas follow, the last chunk carries finish_reason (then a usage chunk if asked).
 
 import { randomUUID } from 'node:crypto';
-import { ContextOverflowError, type GenerationResult } from '../generation/generate.js';
+import { ContextOverflowError, PromptTooLongError, type GenerationResult } from '../generation/generate.js';
 import { ApiError, validateChatRequest, type ChatCompletionRequest } from './validate.js';
 import type { Tessera } from './tessera.js';
 
@@ -52,7 +52,11 @@ export class ChatCompletions {
     const req = validateChatRequest(request);
     const signal = request.signal;
     const t = this.tessera;
-    const prompt = t.tokenize(await t.applyChatTemplate(req.messages), { addSpecialTokens: false });
+    const text = await t.applyChatTemplate(req.messages).catch((e: unknown) => {
+      if (e instanceof PromptTooLongError) throw new ApiError(e.message, 'messages', 'context_length_exceeded');
+      throw e;
+    });
+    const prompt = t.tokenize(text, { addSpecialTokens: false });
     const context = t.contextLength;
     const maxTokens = req.maxTokens ?? t.defaultReplyTokens(prompt.length);
     const wanted = prompt.length + maxTokens;

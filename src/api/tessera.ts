@@ -11,12 +11,12 @@ import type { ModelConfig } from '../models/load.js';
 import type { LanguageModel, ModelCache } from '../models/types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import {
-  ContextOverflowError, evaluateLogits,
+  ContextOverflowError, PromptTooLongError, evaluateLogits,
   type GenerateOptions, type GenerationChunk, type GenerationResult,
 } from '../generation/generate.js';
 import { Scheduler } from '../generation/scheduler.js';
 import { SequenceState } from '../generation/sequence.js';
-import { renderChatTemplate } from '../tokenizer/chat-template.js';
+import { ChatTemplateOutputLimitError, DEFAULT_MAX_OUTPUT_CHARS, renderChatTemplate } from '../tokenizer/chat-template.js';
 import { ChatCompletions } from './chat.js';
 import type { ChatRole } from './validate.js';
 
@@ -56,6 +56,7 @@ export class Tessera {
   /** The last finished generation's cache and the tokens it holds, in order. */
   private kept: { cache: ModelCache; tokens: number[] } | undefined;
   private disposed = false;
+  private longest?: number;
 
   /** Wraps an already loaded model (see `load` to read a checkpoint). */
   constructor(loaded: Pick<LoadedModel, 'model' | 'tokenizer'> & Partial<LoadedModel>, opts: TesseraOptions = {}) {
@@ -86,6 +87,25 @@ export class Tessera {
     return Math.max(1, Math.min(n, this.contextLength - promptTokens));
   }
 
+  /** Characters of the longest token text in the vocabulary. No token covers more characters of a
+   *  prompt than its own text has (byte-level and SentencePiece alphabets map one character to one
+   *  byte or space), so a prompt of more than contextLength × this many characters cannot fit — unless
+   *  the tokenizer's normalizer deletes characters or the vocabulary cannot encode some (dropped). */
+  private longestToken(): number {
+    if (this.longest === undefined) {
+      let n = 1;
+      for (let id = 0; id < this.tokenizer.vocabSize; id++) n = Math.max(n, this.tokenizer.idToToken(id)?.length ?? 0);
+      this.longest = n;
+    }
+    return this.longest;
+  }
+
+  /** Refuses a text prompt known to exceed the context from its length alone, before tokenizing it. */
+  private checkPromptLength(chars: number, maxTokens: number): void {
+    const longest = this.longestToken();
+    if (chars > this.contextLength * longest) throw new PromptTooLongError(chars, longest, maxTokens, this.contextLength);
+  }
+
   /** Text → ids; `addSpecialTokens` (default true) adds BOS as the tokenizer is configured to. */
   tokenize(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, { addSpecialTokens: opts.addSpecialTokens ?? true });
@@ -106,11 +126,20 @@ export class Tessera {
     }
     const bos = this.tokenizer.bosTokenId;
     const eos = this.tokenizer.eosTokenIds[0];
-    return renderChatTemplate(template, {
-      messages, addGenerationPrompt,
-      bosToken: bos === null ? '' : this.tokenizer.idToToken(bos) ?? '',
-      eosToken: eos === undefined ? '' : this.tokenizer.idToToken(eos) ?? '',
-    });
+    // Rendering stops once the text is longer than any prompt that fits the context could be, so a
+    // template that doubles a string costs at most that much memory.
+    const fits = this.contextLength * this.longestToken();
+    try {
+      return renderChatTemplate(template, {
+        messages, addGenerationPrompt,
+        bosToken: bos === null ? '' : this.tokenizer.idToToken(bos) ?? '',
+        eosToken: eos === undefined ? '' : this.tokenizer.idToToken(eos) ?? '',
+        ...(fits < DEFAULT_MAX_OUTPUT_CHARS ? { maxOutputChars: fits } : {}),
+      });
+    } catch (e) {
+      if (e instanceof ChatTemplateOutputLimitError && e.limit === fits) throw new PromptTooLongError(e.chars, this.longestToken(), 0, this.contextLength);
+      throw e;
+    }
   }
 
   /** Streams a completion of `prompt` (text is tokenized with BOS; ids are used as given).
@@ -118,6 +147,7 @@ export class Tessera {
    *  `break`ing out of the loop cancels this one (its memory is freed within one step). */
   async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
+    if (typeof prompt === 'string' && opts.truncate !== 'start') this.checkPromptLength(prompt.length, opts.maxTokens ?? 0);
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
     if (opts.maxTokens !== undefined && Number.isInteger(opts.maxTokens) && ids.length + opts.maxTokens > this.contextLength && opts.truncate !== 'start') {
       throw new ContextOverflowError(ids.length, opts.maxTokens, this.contextLength);

@@ -91,12 +91,13 @@ export async function runChat(argv: string[]): Promise<number> {
 
   async function reply(text: string): Promise<void> {
     history.push({ role: 'user', content: text });
-    const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
     current = new AbortController();
     let answer = '';
     let result: GenerationResult | undefined;
     let prefilled = 0;
     try {
+      // Inside the try: a conversation too long for the context is refused while rendering.
+      const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
       const it = tessera.generate(ids, {
         ...samplingFrom(v), maxTokens: (v['max-tokens'] as number | undefined) ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
         onPrefillProgress: (done) => { prefilled = done; },

@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { openRegularFile } from './regular-file.js';
 import { FormatError, checkedMul, checkedNumber } from './errors.js';
-import type { TensorDType, TensorEntry, TensorSource } from './tensor-source.js';
+import { MAX_TENSORS_PER_FILE, type TensorDType, type TensorEntry, type TensorSource } from './tensor-source.js';
 
 // ---------------------------------------------------------------------------------------------
 // Value types
@@ -106,16 +106,20 @@ export const GGUF_MAX_KEY_BYTES = 65535;
 /** Largest general.alignment accepted (the spec sets no cap; real files use 32). */
 export const GGUF_MAX_ALIGNMENT = 1 << 16;
 export const DEFAULT_MAX_METADATA_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_MAX_TENSORS = 1 << 20;
-/** Largest metadata array (a 262k-token vocabulary is 2^18; plain JS arrays cost ≥ 8 bytes/element). */
-export const DEFAULT_MAX_ARRAY_LENGTH = 1 << 24;
+export const DEFAULT_MAX_TENSORS = MAX_TENSORS_PER_FILE;
+/** Largest metadata array: 4× the largest released vocabulary (2^18 tokens; Llama 3's 280k merges). A JS
+ *  array costs ≥ 8 bytes per element (a string ≥ 16), so a u8 array of 2^24 would take 8–16× its bytes. */
+export const DEFAULT_MAX_ARRAY_LENGTH = 1 << 20;
+/** All metadata arrays together hold at most this many maxArrayLength's worth of elements (a
+ *  vocabulary needs four arrays: tokens, scores, token types, merges). */
+const MAX_ARRAYS_TOTAL = 4;
 
 export interface GgufOptions {
   /** Cap on the header section (metadata + tensor infos) in bytes; default 64 MiB. */
   maxMetadataBytes?: number;
-  /** Cap on n_tensors; default 2^20. */
+  /** Cap on n_tensors; default 2^16 (MAX_TENSORS_PER_FILE). */
   maxTensors?: number;
-  /** Cap on the element count of one metadata array; default 2^24. */
+  /** Cap on the element count of one metadata array (and on 4× it for all arrays together); default 2^20. */
   maxArrayLength?: number;
 }
 
@@ -332,12 +336,19 @@ function parse(fd: number, src: string, opts: GgufOptions): GgufFile {
   // Metadata
   const metadata = new Map<string, GgufValue>();
   const metadataTypes = new Map<string, GgufType>();
+  let arrayElements = 0;
   for (let i = 0; i < nKv; i++) {
     const at = c.pos;
     const key = c.string(`key of metadata entry ${i}`, GGUF_MAX_KEY_BYTES);
     if (key.length === 0) throw new FormatError(src, `metadata entry ${i} at offset ${at} has an empty key`);
     if (metadata.has(key)) throw new FormatError(src, `duplicate metadata key "${key}" at offset ${at}`);
     const { type, value } = readValue(c, src, key, maxArray);
+    if (Array.isArray(value)) {
+      arrayElements += value.length;
+      if (arrayElements > MAX_ARRAYS_TOTAL * maxArray) {
+        throw new FormatError(src, `metadata arrays up to "${key}" hold ${arrayElements} elements in all, more than ${MAX_ARRAYS_TOTAL} × maxArrayLength = ${MAX_ARRAYS_TOTAL * maxArray}`);
+      }
+    }
     metadata.set(key, value);
     metadataTypes.set(key, type);
   }

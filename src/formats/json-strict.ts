@@ -16,13 +16,16 @@ export interface StrictJsonOptions {
   maxDepth?: number;
   /** Prefix for error messages, e.g. 'header' → "header: duplicate key …". */
   context?: string;
+  /** Most members of one object or elements of one array (default unlimited). Checked while parsing,
+   *  so a huge table is refused before it is built. */
+  maxEntries?: number;
 }
 
 export const DEFAULT_MAX_JSON_DEPTH = 128;
 
 type Frame =
-  | { array: false; value: Record<string, unknown>; key: string }
-  | { array: true; value: unknown[] };
+  | { array: false; value: Record<string, unknown>; key: string; count: number }
+  | { array: true; value: unknown[]; count: number };
 
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
@@ -30,6 +33,7 @@ const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
  *  on duplicate keys and on nesting deeper than maxDepth. */
 export function parseJsonStrict(text: string, source: string, opts: StrictJsonOptions = {}): unknown {
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  const maxEntries = opts.maxEntries ?? Infinity;
   const prefix = opts.context ? `${opts.context}: ` : '';
   const n = text.length;
   let i = 0;
@@ -106,13 +110,13 @@ export function parseJsonStrict(text: string, source: string, opts: StrictJsonOp
       const obj: Record<string, unknown> = {};
       skipWs();
       if (text.charCodeAt(i) === 0x7d) { i++; value = obj; }
-      else { stack.push({ array: false, value: obj, key: parseKey() }); continue; }
+      else { stack.push({ array: false, value: obj, key: parseKey(), count: 0 }); continue; }
     } else if (c === 0x5b) { // [
       i++;
       const arr: unknown[] = [];
       skipWs();
       if (text.charCodeAt(i) === 0x5d) { i++; value = arr; }
-      else { stack.push({ array: true, value: arr }); continue; }
+      else { stack.push({ array: true, value: arr, count: 0 }); continue; }
     } else if (c === 0x22) {
       value = parseString();
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
@@ -133,6 +137,9 @@ export function parseJsonStrict(text: string, source: string, opts: StrictJsonOp
         skipWs();
         if (i !== n) fail(`trailing ${describe().replace('unexpected ', '')} after the JSON value`);
         return value;
+      }
+      if (++top.count > maxEntries) {
+        throw new FormatError(source, `${prefix}more than ${maxEntries} entries in one JSON ${top.array ? 'array' : 'object'} (at offset ${i})`);
       }
       if (top.array) top.value.push(value);
       else {

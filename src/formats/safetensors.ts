@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { openRegularFile } from './regular-file.js';
 import { FormatError, checkedMul, checkedNumber } from './errors.js';
-import type { TensorDType, TensorEntry, TensorSource } from './tensor-source.js';
+import { MAX_TENSORS_PER_FILE, type TensorDType, type TensorEntry, type TensorSource } from './tensor-source.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
 
 /** The dtype strings of the safetensors format that Tessera reads (byte-sized ones; sub-byte F4/F6 are refused). */
@@ -93,7 +93,9 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
   } catch {
     throw new FormatError(file, 'header is not valid UTF-8');
   }
-  const json = parseJsonStrict(text, file, { context: 'header', maxDepth: 8 });
+  // One entry per tensor plus __metadata__, counted while parsing (a 99 MB header of zero-size
+  // tensors would otherwise become millions of objects before any check).
+  const json = parseJsonStrict(text, file, { context: 'header', maxDepth: 8, maxEntries: MAX_TENSORS_PER_FILE + 1 });
   if (!isJsonObject(json)) throw new FormatError(file, 'header: must be a JSON object');
 
   const metadata: Record<string, string> = {};

@@ -6,6 +6,11 @@
 
 import type { WeightDType } from '../kernels/types.js';
 
+/** Most tensors one checkpoint file may list (GGUF or safetensors). Released models have at most a few
+ *  thousand per file (Llama 3.1 405B: 1,138; MoE shards a few thousand); the cap bounds the memory a
+ *  header of millions of zero-size tensors would take (each entry costs a few hundred bytes in JS). */
+export const MAX_TENSORS_PER_FILE = 1 << 16;
+
 /** Weight dtypes plus the integer/other dtypes a file may legally contain (not loadable as weights). */
 export type TensorDType = WeightDType | 'f64' | 'i8' | 'u8' | 'i16' | 'u16' | 'i32' | 'u32' | 'i64' | 'u64' | 'bool' | 'other';
 

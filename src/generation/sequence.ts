@@ -88,6 +88,18 @@ export class ContextOverflowError extends RangeError {
   }
 }
 
+/** A text prompt that certainly exceeds the context, found from its length before it is tokenized
+ *  (a 30 MB prompt is refused at once instead of after seconds and gigabytes of tokenizing). */
+export class PromptTooLongError extends ContextOverflowError {
+  constructor(readonly promptChars: number, readonly longestToken: number, maxTokens: number, contextLength: number) {
+    const atLeast = Math.ceil(promptChars / longestToken);
+    super(atLeast, maxTokens, contextLength);
+    this.message = `the prompt of ${promptChars} characters is at least ${atLeast} tokens (no token of this vocabulary covers more than ${longestToken} characters), `
+      + `more than the context length of ${contextLength} tokens: shorten the prompt or load the model with a larger context`;
+    this.name = 'PromptTooLongError';
+  }
+}
+
 /** What accept() did with a token. */
 export interface Accepted {
   /** Text and tokens to stream now (empty when the token was an eos id). */

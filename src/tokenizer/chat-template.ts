@@ -57,6 +57,14 @@ export class ChatTemplateError extends Error {
   }
 }
 
+/** The rendered text (or a string inside the template) grew past maxOutputChars. */
+export class ChatTemplateOutputLimitError extends ChatTemplateError {
+  constructor(readonly chars: number, readonly limit: number) {
+    super(`chat template: a string of ${chars} characters exceeds the limit of ${limit}`);
+    this.name = 'ChatTemplateOutputLimitError';
+  }
+}
+
 /** ChatML, used only when a caller asks for it explicitly for a model without a template. */
 export const DEFAULT_CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
@@ -64,7 +72,7 @@ export const DEFAULT_CHATML_TEMPLATE =
 
 const DEFAULT_MAX_STEPS = 1_000_000;
 const DEFAULT_MAX_ITEMS = 1_000_000;
-const DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024 * 1024;
+export const DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024 * 1024;
 
 
 /** An interpreter that counts evaluation steps and checks the size of every value it produces. */
@@ -79,9 +87,7 @@ class BoundedInterpreter extends Interpreter {
     this.charge(1);
     const v = super.evaluate(statement, environment);
     const value = v.value;
-    if (typeof value === 'string' && value.length > this.maxChars) {
-      throw new ChatTemplateError(`chat template: a string of ${value.length} characters exceeds the limit of ${this.maxChars}`);
-    }
+    if (typeof value === 'string' && value.length > this.maxChars) throw new ChatTemplateOutputLimitError(value.length, this.maxChars);
     if (Array.isArray(value)) {
       if (value.length > this.maxItems) {
         throw new ChatTemplateError(`chat template: a list of ${value.length} items exceeds the limit of ${this.maxItems}`);

@@ -13,6 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readRegularFile, readTextFile } from '../../src/formats/regular-file.js';
+import { openGguf } from '../../src/formats/gguf.js';
+import { openSafetensors } from '../../src/formats/safetensors.js';
+import { FormatError } from '../../src/formats/errors.js';
+import { MAX_TENSORS_PER_FILE } from '../../src/formats/tensor-source.js';
+import { maxThreads } from '../../src/runtime/pool.js';
+import { Raw, VT, kvString, rawGguf } from './gguf-bytes.js';
 import { PEAK_MARK } from './hostile-child.js';
 
 const CHILD = fileURLToPath(new URL('./hostile-child.js', import.meta.url));
@@ -32,8 +38,10 @@ const zero = (name: string): string => { const p = join(dir, `${n++}-${name}`); 
 const folder = (name: string): string => { const p = join(dir, `${n++}-${name}`); mkdirSync(p); return p; };
 const file = (name: string, text: string): string => { const p = join(dir, `${n++}-${name}`); writeFileSync(p, text); return p; };
 
-function runChild(args: string[]): { code: number | null; out: string; err: string; peakMiB: number; timedOut: boolean } {
-  const r = spawnSync('sh', ['-c', `ulimit -v ${ADDRESS_SPACE_KIB}; exec "$@"`, 'sh', process.execPath, CHILD, ...args], {
+/** Runs hostile-child.js under the address-space limit, unless `limit` is false (a command that loads a
+ *  model: each WebAssembly memory reserves ~10 GiB of address space). */
+function runChild(args: string[], limit = true): { code: number | null; out: string; err: string; peakMiB: number; timedOut: boolean } {
+  const r = spawnSync('sh', ['-c', `${limit ? `ulimit -v ${ADDRESS_SPACE_KIB}; ` : ''}exec "$@"`, 'sh', process.execPath, CHILD, ...args], {
     encoding: 'utf8', timeout: SECONDS * 1000, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const peak = new RegExp(`${PEAK_MARK} (\\d+)`).exec(r.stderr ?? '');
@@ -77,10 +85,13 @@ test('readers refuse files that are not regular files, naming the path and what 
 
 const MIN_CONFIG = JSON.stringify({ family: 'llama', model: { d: 16, layers: 1, heads: 2 }, data: { task: 'recall', vocabSize: 16 }, steps: 1, batch: 1, context: 8, out: join(dir, 'unused') });
 
-// Command-line inputs: [what, argv, message]; each must exit 1 with the message, before any work.
-const CLI_ROWS: [string, () => string[], RegExp][] = [
+// Command-line inputs: [what, argv, message, loads a model]; each must exit 1 with the message, before
+// any work (or, for a prompt, before tokenizing it).
+const CLI_ROWS: [string, () => string[], RegExp, boolean?][] = [
   ['--prompt-file FIFO', () => ['generate', '--model', 'models/default', '--prompt-file', fifo('prompt.txt')], /cannot read --prompt-file: .*--prompt-file is a FIFO/],
   ['--prompt-file /dev/zero', () => ['generate', '--model', 'models/default', '--prompt-file', '/dev/zero'], /--prompt-file is a character device/],
+  ['a 30 MB --prompt-file', () => ['generate', '--model', 'models/default', '--prompt-file', file('big.txt', 'word '.repeat(6_000_000))],
+    /the prompt of 30000000 characters is at least \d+ tokens .*more than the context length of \d+ tokens/, true],
   ['--chat-template FIFO', () => ['chat', '--model', 'models/default', '--chat-template', fifo('t.jinja')], /cannot read --chat-template: .*is a FIFO/],
   ['train --config /dev/zero', () => ['train', '--config', '/dev/zero'], /cannot read --config: \/dev\/zero: --config is a character device/],
   ['train --config FIFO', () => ['train', '--config', fifo('train.json')], /--config is a FIFO/],
@@ -95,12 +106,14 @@ const CLI_ROWS: [string, () => string[], RegExp][] = [
   ['eval --out under /proc', () => ['eval', '--model', 'models/default', '--out', '/proc/tessera-eval'], /--out \/proc\/tessera-eval is under \/proc/],
   ['eval --out below a file', () => ['eval', '--model', 'models/default', '--out', join(file('plain', 'x'), 'sub')], /exists and is not a folder/],
   ['eval-ppl --svg under /dev', () => ['eval-ppl', '--model', 'models/default', '--corpus', 'sotu', '--svg', '/dev/shm/../full/x.svg'], /is under \/dev/],
+  [`generate --threads ${maxThreads() + 1} (one more than 4 × the cores)`, () => ['generate', '--model', 'models/default', '--prompt', 'hi', '--threads', String(maxThreads() + 1)],
+    new RegExp(`threads must be an integer from 1 to ${maxThreads()} \\(4 × this machine's \\d+ cores\\), got ${maxThreads() + 1}`)],
   ['eval-ppl --svg is a folder', () => ['eval-ppl', '--model', 'models/default', '--corpus', 'sotu', '--svg', folder('x.svg')], /--svg .* exists and is not a regular file/],
 ];
 
 test('commands refuse hostile input and output paths before doing any work (exit 1, the flag named)', () => {
-  for (const [what, argv, message] of CLI_ROWS) {
-    const r = runChild(['cli', ...argv()]);
+  for (const [what, argv, message, loadsModel] of CLI_ROWS) {
+    const r = runChild(['cli', ...argv()], !loadsModel);
     assert.ok(!r.timedOut, `${what}: still running after ${SECONDS} s`);
     assert.equal(r.code, 1, `${what}: ${r.err}`);
     assert.match(r.err, message, what);
@@ -117,4 +130,47 @@ test('the size limit holds while reading, not only from stat: a /proc file stat 
   const p = file('exact', 'x'.repeat(100));
   assert.equal(readRegularFile(p, 100).length, 100);
   assert.throws(() => readRegularFile(p, 99), /is 100 bytes, more than the limit of 99 bytes/);
+});
+
+// Amplification: small files whose tables would cost many times their size in memory. One row per
+// file: the reader, the message naming the field, and the bound: the heap and buffers grow by less
+// than AMPLIFIED_MIB while the file is refused.
+const AMPLIFIED_MIB = 64;
+
+/** A safetensors file of `n` zero-size tensors (each entry is ~50 bytes of header). */
+function zeroSizeTensors(n: number): string {
+  const entries = Array.from({ length: n }, (_, i) => `"t${i}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+  const header = Buffer.from(`{${entries.join(',')}}`);
+  const out = Buffer.alloc(8 + header.length);
+  out.writeBigUInt64LE(BigInt(header.length), 0);
+  header.copy(out, 8);
+  return file('zero-size.safetensors', out as unknown as string);
+}
+
+/** A GGUF file whose metadata holds `arrays` u8 arrays of `length` elements each. */
+function ggufArrays(arrays: number, length: number): string {
+  const kvs = [kvString('general.architecture', 'llama')];
+  for (let a = 0; a < arrays; a++) kvs.push((r: Raw) => { r.str(`test.array${a}`).u32(VT.array).u32(VT.u8).u64(length).bytes(new Uint8Array(length)); });
+  return file('arrays.gguf', Buffer.from(rawGguf({ kvs })) as unknown as string);
+}
+
+const AMPLIFICATION_ROWS: [what: string, make: () => string, read: (p: string) => unknown, message: RegExp][] = [
+  [`safetensors header of ${MAX_TENSORS_PER_FILE + 2} zero-size tensors (the cap, plus __metadata__, plus one)`, () => zeroSizeTensors(MAX_TENSORS_PER_FILE + 2), (p) => openSafetensors(p),
+    new RegExp(`header: more than ${MAX_TENSORS_PER_FILE + 1} entries in one JSON object`)],
+  ['GGUF metadata array of 2^20 + 1 elements', () => ggufArrays(1, 2 ** 20 + 1), (p) => openGguf(p), /array length of metadata "test\.array0" = 1048577 at offset \d+ exceeds the limit of 1048576/],
+  ['five GGUF metadata arrays at maxArrayLength (1000 here, to keep the file small)', () => ggufArrays(5, 1000), (p) => openGguf(p, { maxArrayLength: 1000 }),
+    /metadata arrays up to "test\.array4" hold 5000 elements in all, more than 4 × maxArrayLength = 4000/],
+];
+
+test('files whose tables would amplify in memory are refused, naming the field', () => {
+  for (const [what, make, read, message] of AMPLIFICATION_ROWS) {
+    const p = make();
+    const used = () => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+    const before = used();
+    assert.throws(() => read(p), (e: unknown) => e instanceof FormatError && message.test(e.message), what);
+    const grown = (used() - before) / 2 ** 20;
+    assert.ok(grown < AMPLIFIED_MIB, `${what}: memory grew by ${grown.toFixed(0)} MiB`);
+  }
+  // Control: a file at the caps is read.
+  openSafetensors(zeroSizeTensors(1000)).close();
 });
