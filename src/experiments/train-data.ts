@@ -16,6 +16,8 @@ import { deriveSeed } from '../data/rng.js';
 import { CHAT_ASSISTANT, CHAT_END, CHAT_SPECIAL_TOKENS, CHAT_TEMPLATE, CHAT_USER, chatConversations, renderConversation } from '../data/chat-examples.js';
 import type { Batch, BatchSource } from '../training/batches.js';
 import type { ChatData, CorpusData, TaskData, TrainConfig } from './train-config.js';
+import { readTextFile } from '../formats/regular-file.js';
+import { DEFAULT_MAX_TOKENIZER_FILE_BYTES } from '../tokenizer/hf-tokenizer.js';
 
 export const EOT = '<|endoftext|>';
 /** Id 0 pads task sequences (never a task token: tasks use ids from 1). */
@@ -135,7 +137,7 @@ function corpusData(cfg: TrainConfig, d: CorpusData): RunData {
   const corpus = loadCorpus(d.corpus);
   let bpe: BpeModel;
   if (d.tokenizer) {
-    try { bpe = bpeFromTokenizerJson(JSON.parse(readFileSync(d.tokenizer, 'utf8'))); } catch (e) {
+    try { bpe = bpeFromTokenizerJson(JSON.parse(readTextFile(d.tokenizer, DEFAULT_MAX_TOKENIZER_FILE_BYTES, 'data.tokenizer'))); } catch (e) {
       throw new Error(`data.tokenizer ${d.tokenizer}: ${(e as Error).message}`);
     }
   } else {
