@@ -46,6 +46,20 @@ function getFloat(file: GgufFile, key: string, fallback?: number): number {
   return v;
 }
 
+/** A float that must be > 0 (a norm epsilon, a RoPE base or factor: ≤ 0 silently computes a different model). */
+function getPositiveFloat(file: GgufFile, key: string, fallback?: number): number {
+  const v = getFloat(file, key, fallback);
+  if (!(v > 0)) throw new FormatError(src(file), `metadata ${key} = ${v} must be a positive number`);
+  return v;
+}
+
+/** An integer that must be ≥ 1 (a size or a count the model is built from). */
+function getPositiveInt(file: GgufFile, key: string, fallback?: number): number {
+  const v = getInt(file, key, fallback);
+  if (v === 0) throw new FormatError(src(file), `metadata ${key} = 0 must be a positive integer`);
+  return v;
+}
+
 function getString(file: GgufFile, key: string): string | undefined {
   const v = file.metadata.get(key);
   if (v === undefined) return undefined;
@@ -97,30 +111,30 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   let ropeScaling: RopeScaling | null = null;
   const scalingType = getString(file, k('rope.scaling.type'));
   if (scalingType === 'linear') {
-    ropeScaling = { rope_type: 'linear', factor: getFloat(file, k('rope.scaling.factor')) };
+    ropeScaling = { rope_type: 'linear', factor: getPositiveFloat(file, k('rope.scaling.factor')) };
   } else if (scalingType !== undefined && scalingType !== 'none') {
     throw new FormatError(src(file), `rope scaling type "${scalingType}" is not supported (supported: none, linear, llama3 via rope_freqs.weight)`);
   } else if (file.metadata.has(k('rope.scale_linear'))) {
     // older converters wrote {arch}.rope.scale_linear instead of the scaling.type/factor pair
-    const f = getFloat(file, k('rope.scale_linear'));
+    const f = getPositiveFloat(file, k('rope.scale_linear'));
     if (f !== 1) ropeScaling = { rope_type: 'linear', factor: f };
   }
 
   const bos = file.metadata.get('tokenizer.ggml.bos_token_id');
   const eos = file.metadata.get('tokenizer.ggml.eos_token_id');
-  const blocks = getInt(file, k('block_count'));
+  const blocks = getPositiveInt(file, k('block_count'));
   const config: LlamaConfig = {
     model_type: arch,
     vocab_size: vocab,
     hidden_size: hidden,
-    intermediate_size: getInt(file, k('feed_forward_length')),
+    intermediate_size: getPositiveInt(file, k('feed_forward_length')),
     num_hidden_layers: blocks,
     num_attention_heads: heads,
     num_key_value_heads: kvHeads,
-    rms_norm_eps: getFloat(file, k('attention.layer_norm_rms_epsilon')),
-    rope_theta: getFloat(file, k('rope.freq_base'), 10000),
+    rms_norm_eps: getPositiveFloat(file, k('attention.layer_norm_rms_epsilon')),
+    rope_theta: getPositiveFloat(file, k('rope.freq_base'), 10000),
     rope_scaling: ropeScaling,
-    max_position_embeddings: getInt(file, k('context_length')),
+    max_position_embeddings: getPositiveInt(file, k('context_length')),
     tie_word_embeddings: !file.tensors.has('output.weight'),
     attention_bias: file.tensors.has('blk.0.attn_q.bias'),
     hidden_act: 'silu',

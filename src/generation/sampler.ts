@@ -135,7 +135,13 @@ function penalise(logits: Float32Array, history: ArrayLike<number> | undefined, 
   for (const [t, c] of counts) {
     let l = out[t];
     if (o.repetitionPenalty !== 1) l = l > 0 ? l / o.repetitionPenalty : l * o.repetitionPenalty;
-    out[t] = l - c * o.frequencyPenalty - o.presencePenalty;
+    l -= c * o.frequencyPenalty + o.presencePenalty;
+    // a tiny penalty divides a logit past float32's range: name the option, not the symptom
+    if (!Number.isFinite(Math.fround(l)) && Number.isFinite(out[t])) {
+      throw new RangeError(`sampling option repetitionPenalty = ${o.repetitionPenalty} turns the logit ${out[t]} of token ${t} into ${Math.fround(l)}: `
+        + 'use a penalty near 1 (1 = off, 1.1 is typical)');
+    }
+    out[t] = l;
   }
   return out;
 }

@@ -133,6 +133,18 @@ export function checkIds(ids: readonly number[], vocab: number, what: string): v
   }
 }
 
+/** Refuses logits (V) holding NaN or ±Infinity: sampling them would pick token 0 (or any token) as if
+ *  the model had chosen it. Finite weights cannot give these unless activations overflow float32, so
+ *  this is the model's fault, not the request's (a plain Error, not a RangeError). */
+function checkFiniteLogits(logits: Float32Array, seen: number): void {
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] - logits[i] !== 0) {
+      throw new Error(`generate: the model's logit for token ${i} after ${seen} tokens is ${logits[i]}: its activations overflow `
+        + 'float32 (weights too large or damaged), so any token it picked would be garbage; check the checkpoint (re-download or re-export it)');
+    }
+  }
+}
+
 export class SequenceState {
   readonly sampler: Sampler;
   /** Generated ids (eos excluded). */
@@ -217,6 +229,7 @@ export class SequenceState {
    *  speculatively after the history (speculative decoding samples position i after draft[0..i)). */
   sample(logits: Float32Array, draft: readonly number[] = []): number {
     this.checkLive('sample');
+    checkFiniteLogits(logits, this.history.length + draft.length);
     this.mask(logits);
     return this.sampler.sample(logits, draft.length === 0 ? this.history : [...this.history, ...draft]);
   }
@@ -225,6 +238,7 @@ export class SequenceState {
    *  draft and target with. Masks `logits` like sample(). */
   distribution(logits: Float32Array, draft: readonly number[] = []): Float64Array {
     this.checkLive('distribution');
+    checkFiniteLogits(logits, this.history.length + draft.length);
     this.mask(logits);
     return this.sampler.probabilities(logits, draft.length === 0 ? this.history : [...this.history, ...draft]);
   }

@@ -14,6 +14,7 @@ import { openRegularFile } from '../formats/regular-file.js';
 import { llamaConfigFromGguf, ggufRopeFreqFactors, hfTensorName } from '../formats/gguf-llama.js';
 import { loadHfTokenizer } from '../tokenizer/hf-tokenizer.js';
 import { tokenizerFromGgufMetadata } from '../tokenizer/gguf-tokenizer.js';
+import { FormatError } from '../formats/errors.js';
 
 export interface Checkpoint {
   path: string;
@@ -39,6 +40,20 @@ function isGgufFile(path: string): boolean {
   } finally { closeSync(fd); }
 }
 
+/** Refuses a layer count that disagrees with the layers whose tensors the file holds: loading would
+ *  otherwise run a smaller (or a broken) model without a word. `names` are Hugging Face names. */
+function checkLayerCount(source: string, config: LlamaConfig, names: Iterable<string>, field: string): void {
+  let layers = 0;
+  for (const name of names) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  if (layers !== config.num_hidden_layers) {
+    throw new FormatError(source, `${field} = ${config.num_hidden_layers}, but the file holds tensors for ${layers} layers; `
+      + 'the metadata and the weights disagree (a damaged or mis-converted checkpoint)');
+  }
+}
+
 export function openCheckpoint(path: string): Checkpoint {
   if (!existsSync(path)) throw new Error(`${path}: no such file or folder; ${HINT}`);
   const st = statSync(path);
@@ -47,8 +62,15 @@ export function openCheckpoint(path: string): Checkpoint {
       throw new Error(`${path}: no config.json in this folder; ${HINT}`);
     }
     const hf = openHfFolder(path);
-    const config = llamaConfigFromHf(hf.config, join(path, 'config.json'));
-    config.rope_style = 'neox';
+    let config: LlamaConfig;
+    try {
+      config = llamaConfigFromHf(hf.config, join(path, 'config.json'));
+      config.rope_style = 'neox';
+      checkLayerCount(path, config, hf.source.tensors.keys(), 'config.json num_hidden_layers');
+    } catch (e) {
+      hf.source.close();
+      throw e;
+    }
     return {
       path, format: 'safetensors', config, source: hf.source,
       tensor: (name) => hf.source.tensors.get(name),
@@ -73,6 +95,7 @@ export function openCheckpoint(path: string): Checkpoint {
       if (name === 'rope_freqs.weight') continue;
       byHf.set(hfTensorName(name, path), entry);
     }
+    checkLayerCount(path, config, byHf.keys(), `${config.model_type}.block_count`);
     return {
       path, format: 'gguf', config, source: file,
       tensor: (name) => byHf.get(name),

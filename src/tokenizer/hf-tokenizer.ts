@@ -7,6 +7,7 @@
 
 import { FormatError, showValue } from '../formats/errors.js';
 import { readTextFile } from '../formats/regular-file.js';
+import { parseJsonStrict } from '../formats/json-strict.js';
 import type { Tokenizer } from './types.js';
 import {
   buildHfTokenizer, endOfTurnIds, postProcessorSpecials, validateTokenizerJson, wrapHfTokenizer,
@@ -32,11 +33,8 @@ type Json = Record<string, unknown>;
 
 function readJsonFile(path: string, maxBytes: number): unknown {
   const text = readTextFile(path, maxBytes, 'tokenizer.json');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new FormatError(path, `tokenizer.json is not valid JSON: ${(e as Error).message}`);
-  }
+  // strictly: with JSON.parse a second "model" key would silently replace the first
+  return parseJsonStrict(text, path, { context: 'tokenizer.json is not valid JSON' });
 }
 
 /** bos_token / eos_token appear as "<s>", {"content": "<s>", …} or null. */

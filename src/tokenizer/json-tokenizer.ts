@@ -115,6 +115,10 @@ export function validateTokenizerJson(json: unknown, source: string, limits: Tok
   } else {
     throw new FormatError(source, 'model.vocab is missing or is neither an object nor an array');
   }
+  // An empty vocabulary encodes every prompt as nothing (BOS alone) and decodes every id as ''.
+  if (Array.isArray(vocab) ? vocab.length === 0 : Object.keys(vocab).length === 0) {
+    throw new FormatError(source, 'model.vocab is empty: a tokenizer without tokens turns every text into nothing (a damaged or truncated tokenizer.json)');
+  }
   const type = model.type ?? (Array.isArray(vocab) ? 'Unigram' : 'merges' in model ? 'BPE' : undefined);
   if (type !== 'BPE' && type !== 'WordPiece' && type !== 'Unigram') {
     throw new FormatError(source, `model.type ${showValue(model.type)} is not supported (BPE, WordPiece or Unigram)`);
