@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { ContextOverflowError, PromptTooLongError, type GenerationResult } from '../generation/generate.js';
 import { ApiError, validateChatRequest, type ChatCompletionRequest } from './validate.js';
+import { ChatTemplateError } from '../tokenizer/chat-template.js';
 import type { Tessera } from './tessera.js';
 
 export interface ChatCompletionUsage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
@@ -54,7 +55,7 @@ export class ChatCompletions {
     const t = this.tessera;
     const text = await t.applyChatTemplate(req.messages).catch((e: unknown) => {
       if (e instanceof PromptTooLongError) throw new ApiError(e.message, 'messages', 'context_length_exceeded');
-      throw e;
+      throw templateError(e, req.messages.length);
     });
     const prompt = t.tokenize(text, { addSpecialTokens: false });
     const context = t.contextLength;
@@ -102,6 +103,15 @@ export class ChatCompletions {
     }
     return stream();
   }
+}
+
+/** A template that raises or runs out of its work limit on these messages (a long conversation,
+ *  roles in an order it refuses) is the request's fault: a 400 that says so. A template that does not
+ *  parse is the model's, and stays a plain error. */
+function templateError(e: unknown, messages: number): unknown {
+  if (!(e instanceof ChatTemplateError) || /does not parse/.test(e.message)) return e;
+  const size = /limit|steps/.test(e.message) ? ` A conversation of ${messages} messages is more than the template can render within its limits: send fewer or shorter messages.` : '';
+  return new ApiError(`The chat template cannot render these messages: ${e.message}.${size}`, 'messages', 'invalid_value');
 }
 
 /** Generation errors that are the request's fault become ApiErrors. */

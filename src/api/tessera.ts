@@ -15,7 +15,7 @@ import {
   type GenerateOptions, type GenerationChunk, type GenerationResult,
 } from '../generation/generate.js';
 import { Scheduler } from '../generation/scheduler.js';
-import { SequenceState } from '../generation/sequence.js';
+import { SequenceState, checkGenerateOptions, checkIds } from '../generation/sequence.js';
 import { ChatTemplateOutputLimitError, DEFAULT_MAX_OUTPUT_CHARS, renderChatTemplate } from '../tokenizer/chat-template.js';
 import { ChatCompletions } from './chat.js';
 import type { ChatRole } from './validate.js';
@@ -147,6 +147,8 @@ export class Tessera {
    *  `break`ing out of the loop cancels this one (its memory is freed within one step). */
   async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
+    checkGenerateOptions(opts);
+    if (typeof prompt !== 'string') checkIds(prompt, this.model.vocabSize, 'prompt');
     if (typeof prompt === 'string' && opts.truncate !== 'start') this.checkPromptLength(prompt.length, opts.maxTokens ?? 0);
     const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
     if (opts.maxTokens !== undefined && Number.isInteger(opts.maxTokens) && ids.length + opts.maxTokens > this.contextLength && opts.truncate !== 'start') {

@@ -43,6 +43,12 @@ export async function runChat(argv: string[]): Promise<number> {
     }
   }
   const tessera = await loadForCli(v, template === undefined ? {} : { chatTemplate: template });
+  const maxTokens = v['max-tokens'] as number | undefined;
+  if (maxTokens !== undefined && maxTokens >= tessera.contextLength) {
+    tessera.dispose();
+    throw new CliError(`--max-tokens ${maxTokens} leaves no room for the conversation in the context of ${tessera.contextLength} tokens`,
+      `lower --max-tokens (at most ${tessera.contextLength - 1}, less the conversation's length) or raise --ctx`);
+  }
   const interactive = process.stdin.isTTY === true;
   const system: { role: ChatRole; content: string }[] = v.system !== undefined ? [{ role: 'system', content: v.system as string }] : [];
   let history = [...system];
@@ -99,7 +105,7 @@ export async function runChat(argv: string[]): Promise<number> {
       // Inside the try: a conversation too long for the context is refused while rendering.
       const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
       const it = tessera.generate(ids, {
-        ...samplingFrom(v), maxTokens: (v['max-tokens'] as number | undefined) ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
+        ...samplingFrom(v), maxTokens: maxTokens ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
         onPrefillProgress: (done) => { prefilled = done; },
       });
       for (;;) {
@@ -110,6 +116,8 @@ export async function runChat(argv: string[]): Promise<number> {
       }
     } catch (e) {
       if (!(e instanceof ContextOverflowError)) throw e;
+      // piped input has nobody to /reset: the rest of the conversation would be answered out of context
+      if (!interactive) throw new CliError(`the conversation no longer fits the context of ${tessera.contextLength} tokens (${e.message})`, 'restart with a larger --ctx, a lower --max-tokens, or fewer lines');
       history.pop();
       process.stderr.write(`\n(the conversation no longer fits the context of ${tessera.contextLength} tokens: /reset, or restart with a larger --ctx)\n`);
     } finally {

@@ -72,7 +72,12 @@ function report(e: unknown): number {
   if (err instanceof FormatError) { say(err.message, `the file is damaged or not a supported checkpoint; ${MODEL_HINT}`); return 1; }
   if (err instanceof ContextOverflowError) { say(err.message, 'load with a larger --ctx or lower --max-tokens'); return 1; }
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') { say(err.message, MODEL_HINT); return 1; }
+  if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {
+    // model paths are checked (with MODEL_HINT) before loading; this is an input or output path
+    const path = (err as NodeJS.ErrnoException).path;
+    say(err.message, `check the path${path ? ` ${path}` : ''}: its folder must exist, and a file must not stand where a folder is expected (or the reverse)`);
+    return 1;
+  }
   if (code === 'ERR_MODULE_NOT_FOUND') { say(err.message, 'this build is incomplete: run npm run build'); return 1; }
   say(err.message, process.env.TESSERA_DEBUG ? undefined : 'set TESSERA_DEBUG=1 for a stack trace');
   return 1;

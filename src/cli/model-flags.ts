@@ -85,9 +85,15 @@ export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Pro
   if (v.attention !== undefined) {
     try { opts.attention = parseAttentionSpec(v.attention as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
   }
+  let tessera: Tessera;
   try {
-    return await Tessera.load(path, { ...opts, ...extra });
+    tessera = await Tessera.load(path, { ...opts, ...extra });
   } finally {
     progress.done();
   }
+  const trained = tessera.config && 'max_position_embeddings' in tessera.config ? tessera.config.max_position_embeddings : undefined;
+  if (opts.contextLength !== undefined && trained !== undefined && opts.contextLength > trained) {
+    process.stderr.write(`warning: --ctx ${opts.contextLength} is beyond the ${trained} positions this model was trained for; text past position ${trained} will likely degrade\n`);
+  }
+  return tessera;
 }

@@ -191,7 +191,21 @@ async function engine(layers: CapturedLayer[], N: number, from: number, spec: At
   return summarize('engine', spec.kind, name, per);
 }
 
+/** Refuses settings that would run and report numbers that mean nothing (a key fraction of −1 or 2). */
+function checkOperatorOptions(o: OperatorEvalOptions): void {
+  for (const f of o.budgets ?? []) {
+    if (!(f > 0 && f <= 1)) throw new RangeError(`eval --operator: budget ${f} is not a fraction of the keys in (0, 1], e.g. 0.02 for 2%`);
+  }
+  for (const l of o.layers ?? []) {
+    if (!Number.isInteger(l) || l < 0) throw new RangeError(`eval --operator: layer ${l} is not a layer index (an integer ≥ 0)`);
+  }
+  for (const [K, L] of o.magicpig ?? []) {
+    if (!(Number.isInteger(K) && K >= 1 && Number.isInteger(L) && L >= 1)) throw new RangeError(`eval --operator: MagicPIG setting ${K}:${L} must be K:L with integers ≥ 1`);
+  }
+}
+
 export async function runOperatorEval(o: OperatorEvalOptions): Promise<OperatorResults> {
+  checkOperatorOptions(o);
   const t0 = performance.now();
   const queries = o.queries ?? 16;
   const { layers, N, from, label } = await capturePrompt(o, queries);

@@ -20,8 +20,9 @@ export type FinishReason = 'stop' | 'length' | 'eos' | 'abort';
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default: whatever room the context has left). Integer ≥ 1. */
   maxTokens?: number;
-  /** Generation ends before the first occurrence of any of these (the stop string is not returned). */
-  stop?: readonly string[];
+  /** Generation ends before the first occurrence of this string or of any of these (the stop string
+   *  is not returned). */
+  stop?: string | readonly string[];
   /** Checked between prefill chunks and between tokens; on abort the result has finishReason 'abort'. */
   signal?: AbortSignal;
   /** Prompt tokens per forward call during prefill (default 128). */
@@ -125,11 +126,25 @@ export interface SequenceMarks {
 
 /** Checks a prompt of ids against the vocabulary. */
 export function checkIds(ids: readonly number[], vocab: number, what: string): void {
+  if (!Array.isArray(ids) && !(ArrayBuffer.isView(ids) && !(ids instanceof DataView))) {
+    throw new TypeError(`${what} must be an array of token ids, got ${ids === null ? 'null' : typeof ids} ${String(ids).slice(0, 40)}`);
+  }
   for (let i = 0; i < ids.length; i++) {
     const t = ids[i];
     if (!Number.isInteger(t) || t < 0 || t >= vocab) {
       throw new RangeError(`${what}[${i}] = ${String(t)} is not a token id (expected an integer in [0, ${vocab - 1}])`);
     }
+  }
+}
+
+/** Refuses option values that would otherwise be ignored silently (a misspelt truncate mode, a signal
+ *  that is not an AbortSignal and so could never abort). */
+export function checkGenerateOptions(opts: Pick<GenerateOptions, 'truncate' | 'signal'>): void {
+  if (opts.truncate !== undefined && opts.truncate !== 'error' && opts.truncate !== 'start') {
+    throw new RangeError(`truncate = ${JSON.stringify(opts.truncate)} is invalid: expected 'error' (the default) or 'start' (drop the oldest prompt tokens)`);
+  }
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw new TypeError('signal must be an AbortSignal (e.g. new AbortController().signal or AbortSignal.timeout(ms))');
   }
 }
 
@@ -175,7 +190,9 @@ export class SequenceState {
     if (opts.maxTokens !== undefined && (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1)) {
       throw new RangeError(`maxTokens = ${String(opts.maxTokens)} is invalid: expected an integer ≥ 1`);
     }
+    checkGenerateOptions(opts);
     this.stops = new StopMatcher(opts.stop ?? []);
+    if (typeof prompt !== 'string') checkIds(prompt, vocabSize, 'prompt');
     this.ids = typeof prompt === 'string'
       ? tokenizer.encode(prompt, { addSpecialTokens: opts.addSpecialTokens ?? true })
       : [...prompt];

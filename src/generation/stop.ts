@@ -60,11 +60,14 @@ export interface StopResult {
 export class StopMatcher {
   private held = '';
   private readonly stops: string[];
-  constructor(stops: readonly string[] = []) {
-    for (const s of stops) {
+  /** One stop string or a list of them (a string is one stop string, as in OpenAI's API, never its characters). */
+  constructor(stops: string | readonly string[] = []) {
+    const list = typeof stops === 'string' ? [stops] : stops;
+    if (!Array.isArray(list)) throw new TypeError(`stop must be a string or an array of strings, got ${typeof stops}`);
+    for (const s of list) {
       if (typeof s !== 'string' || s.length === 0) throw new RangeError('stop strings must be non-empty strings');
     }
-    this.stops = [...stops];
+    this.stops = [...list];
   }
 
   push(delta: string): StopResult {

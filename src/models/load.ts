@@ -93,6 +93,10 @@ export interface LoadedModel {
   generationConfig?: Record<string, unknown>;
 }
 
+/** Largest KV-cache capacity accepted (2^24 tokens, as config.json's max_position_embeddings): beyond it
+ *  the arena sizes stop being exact integers long before any memory could hold them. */
+export const MAX_CONTEXT_LENGTH = 1 << 24;
+
 const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0']);
 
 interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
@@ -267,7 +271,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const chunk = opts.prefillChunk ?? 64;
     const cacheDType = opts.cacheDType ?? 'f32';
     const capacity = opts.contextLength ?? defaultContext(c);
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength}`);
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength ?? `${capacity} (from the checkpoint)`}`);
+    if (capacity > MAX_CONTEXT_LENGTH) {
+      throw new RangeError(`loadModel: contextLength ${capacity} is more than the ${MAX_CONTEXT_LENGTH} tokens Tessera supports (this model was trained for ${c.max_position_embeddings}); ask for fewer`);
+    }
     if (c.sliding_window !== undefined && capacity > c.sliding_window) {
       // full attention over more than the window would silently compute something the model never did
       throw new RangeError(`loadModel: this checkpoint uses sliding-window attention over ${c.sliding_window} tokens, which Tessera does not implement; ` +
