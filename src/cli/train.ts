@@ -27,6 +27,7 @@ const FLAGS: FlagSpecs = {
   threads: { type: 'integer', min: 1, placeholder: 'N', description: 'override matmul threads' },
   'eval-every': { type: 'integer', min: 0, placeholder: 'N', description: 'override evalEvery' },
   resume: { type: 'boolean', description: 'continue from OUT/checkpoint (same config)' },
+  overwrite: { type: 'boolean', description: 'start over even if OUT/checkpoint holds a checkpoint (it is replaced)' },
   quiet: { type: 'boolean', description: 'no progress bar' },
   json: { type: 'boolean', description: 'print the result as one JSON object on stdout' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
@@ -61,7 +62,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   }
   // Before the run, so its results cannot be lost to an output folder that cannot be written.
   prepareOutputDir(v.out !== undefined ? '--out' : `"out" of ${String(v.config)}`, cfg.out);
-  const result = await runTraining(cfg, { resume: v.resume === true, progress: v.quiet !== true });
+  const result = await runTraining(cfg, { resume: v.resume === true, overwrite: v.overwrite === true, progress: v.quiet !== true });
   if (v.json) process.stdout.write(JSON.stringify({ ...result, history: undefined }) + '\n');
   return 0;
 }

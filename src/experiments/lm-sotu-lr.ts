@@ -20,7 +20,7 @@ export async function runLrCheck(args: ExperimentArgs, lrs: number[], log: (s: s
       const base = lmConfig(name, args);
       const cfg = parseTrainConfig({ ...base, lr, minLr: lr / 10, out: join(args.runsDir, `${name}-lr${lr}`) }, `${name} at lr ${lr}`);
       log(`== ${name} lr ${lr}`);
-      runs.push({ name, lr, result: await runTraining(cfg, { progress: !args.quick, log, finalEvalWindows: args.quick ? 4 : 256 }) });
+      runs.push({ name, lr, result: await runTraining(cfg, { progress: !args.quick, log, overwrite: true, finalEvalWindows: args.quick ? 4 : 256 }) });
     }
   }
   const rows = runs.map((r) => [r.name, r.lr, fmt(r.result.final.loss), fmt(r.result.final.perplexity, 1)]);

@@ -39,7 +39,7 @@ export async function runLmExperiment(args: ExperimentArgs, log: (s: string) => 
   for (const name of LM_RUNS) {
     const config = lmConfig(name, args);
     log(`== ${name}`);
-    const result = await runTraining(config, { progress: !args.quick, log, finalEvalWindows: args.quick ? 4 : 256 });
+    const result = await runTraining(config, { progress: !args.quick, log, overwrite: true, finalEvalWindows: args.quick ? 4 : 256 }); // a reproduction starts over
     const engine: PerplexityResult[] = [];
     for (const ctx of args.quick ? [config.context] : [config.context, 4 * config.context]) {
       engine.push(await evalPerplexity(result.modelDir, { corpus: 'sotu', ctx, maxWindows: args.quick ? 2 : Math.round(8192 / ctx) * 2, threads: 1 }));

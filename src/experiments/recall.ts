@@ -45,7 +45,7 @@ export async function runRecallExperiment(args: ExperimentArgs, log: (s: string)
   for (const name of RECALL_RUNS) {
     const config = recallConfig(name, args);
     log(`== ${name}`);
-    const result = await runTraining(config, { progress: !args.quick, log });
+    const result = await runTraining(config, { progress: !args.quick, log, overwrite: true }); // a reproduction starts over
     runs.push({ name, config, result, chance: chanceOf(config) });
   }
   writeRecallReport(runs, args);

@@ -14,6 +14,7 @@ import { MAX_TRAIN_MEMORY_BYTES, TrainMemory } from '../training/memory.js';
 import { Tape } from '../training/autograd/tape.js';
 import { AdamW } from '../training/optim.js';
 import { Trainer, type LogRow } from '../training/trainer.js';
+import { findCheckpoint, removeStaleTemps } from '../training/checkpoint.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 import { ThreadPool } from '../runtime/pool.js';
 import { checkTrainingPlan, type TrainConfig } from './train-config.js';
@@ -25,6 +26,8 @@ import { initFromModel } from './train-init.js';
 export interface RunOptions {
   /** Continue from cfg.out/checkpoint if present (the config must be the same). */
   resume?: boolean;
+  /** Start over even though cfg.out/checkpoint holds a checkpoint (replaced at the first save). */
+  overwrite?: boolean;
   progress?: boolean;
   /** Held-out windows of the final evaluation on a corpus (default 256). */
   finalEvalWindows?: number;
@@ -67,6 +70,14 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   mkdirSync(cfg.out, { recursive: true });
   const cfgPath = join(cfg.out, 'train-config.json');
   const ckDir = join(cfg.out, 'checkpoint');
+  const existing = findCheckpoint(ckDir);
+  if (existing && !opts.resume && !opts.overwrite) {
+    throw new Error(`${cfg.out} holds a training checkpoint (${existing}); pass --resume to continue it, --overwrite to start over and replace it, or choose another --out`);
+  }
+  if (opts.resume && opts.overwrite) throw new Error('--resume and --overwrite contradict each other: continue the checkpoint, or replace it');
+  for (const d of [cfg.out, join(cfg.out, 'model')]) {
+    for (const name of removeStaleTemps(d)) log(`removed ${join(d, name)} (left by an interrupted write)`);
+  }
   if (opts.resume && existsSync(cfgPath)) {
     const saved = JSON.parse(readFileSync(cfgPath, 'utf8')) as TrainConfig;
     if (!sameConfig(saved, cfg)) throw new Error(`--resume: ${cfgPath} differs from this config; resume with the same config (or pick another out folder)`);
@@ -103,6 +114,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     const valid = validationTokens(cfg, data);
     const batches = valid ? windowBatches(valid, cfg.batch, cfg.context, opts.finalEvalWindows ?? 256) : data.evalBatches;
     const final = evaluateBatches(tape, model, batches);
+    if (!Number.isFinite(final.loss)) throw new Error(`training produced a model whose held-out loss is ${final.loss}: its parameters are not finite; nothing was exported`);
     const windows = batches.reduce((n, b) => n + b.B, 0);
 
     const modelDir = join(cfg.out, 'model');

@@ -9,6 +9,7 @@
 // loadCheckpoint() falls back to it; a crash earlier leaves <dir> untouched (docs/RELIABILITY.md).
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { parseJsonStrict } from '../formats/json-strict.js';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openSafetensors } from '../formats/safetensors.js';
@@ -92,7 +93,9 @@ export function readSafetensorsF32(path: string): Map<string, Float32Array> {
 export interface LoadedCheckpoint {
   dir: string;
   config: Record<string, unknown>;
-  state: Record<string, unknown> | null;
+  /** trainer_state.json as parsed (validated by the trainer, which knows its fields), null if absent. */
+  state: unknown;
+  statePath: string;
 }
 
 /** Restores parameters (and AdamW moments/step when `optimizer` is given) from a checkpoint folder. */
@@ -113,10 +116,45 @@ export function loadCheckpoint(dir: string, into: { params: Params; optimizer?: 
       }
     });
     const f = openSafetensors(path);
-    try { o.t = Number(f.metadata.step ?? 0); } finally { f.close(); }
+    try {
+      const t = Number(f.metadata.step ?? 0);
+      if (!Number.isSafeInteger(t) || t < 0) throw new Error(`loadCheckpoint: ${path}: metadata step = ${JSON.stringify(f.metadata.step)} must be a non-negative integer`);
+      o.t = t;
+    } finally { f.close(); }
   }
-  const config = JSON.parse(readFileSync(join(found, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const config = readJson(join(found, 'config.json')) as Record<string, unknown>;
   const sp = join(found, 'trainer_state.json');
-  const state = existsSync(sp) ? JSON.parse(readFileSync(sp, 'utf8')) as Record<string, unknown> : null;
-  return { dir: found, config, state };
+  const state = existsSync(sp) ? readJson(sp) : null;
+  return { dir: found, config, state, statePath: sp };
+}
+
+/** A JSON file parsed strictly; errors name the file. */
+function readJson(path: string): unknown {
+  return parseJsonStrict(readFileSync(path, 'utf8'), path);
+}
+
+/** `.NAME.tmp-PID-HEX` (saveCheckpoint's folders, writeFileAtomic's files) and `NAME.old-PID-HEX`
+ *  (a swapped-out checkpoint): the names our atomic writes use, so nothing else is ever matched. */
+const TEMP_NAME = /^(?:\.(.+)\.tmp|(.+)\.old)-(\d+)-[0-9a-f]{8,12}$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Removes what killed writes left in `dir`: temp folders/files of atomic writes whose process is gone,
+ *  and `<name>.old-*` checkpoints once `<name>` itself is complete (before that they are the recovery
+ *  copy findCheckpoint() reads). A writer that is still running is never touched. Returns the names. */
+export function removeStaleTemps(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || processAlive(Number(m[3]))) continue;
+    const old = m[2];
+    if (old !== undefined && findCheckpoint(join(dir, old)) !== join(dir, old)) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }

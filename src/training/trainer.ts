@@ -56,6 +56,22 @@ export interface TrainerOptions {
   onStep?: (row: LogRow) => void;
 }
 
+interface TrainerState { step: number; tokens: number; rng: RngState; data: unknown; history: LogRow[] }
+
+/** trainer_state.json checked field by field against what save() writes; errors name the file. */
+function trainerState(raw: unknown, file: string, totalSteps: number): TrainerState {
+  const fail = (msg: string): never => { throw new Error(`Trainer.resume: ${file}: ${msg}; it was not written by this run (resume with the file it wrote, or start over with --overwrite)`); };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('must be a JSON object');
+  const s = raw as Record<string, unknown>;
+  for (const f of ['step', 'tokens', 'rng', 'data', 'history']) if (!(f in s)) fail(`the field "${f}" is missing`);
+  if (!Number.isSafeInteger(s.step) || (s.step as number) < 0 || (s.step as number) > totalSteps) {
+    fail(`step = ${JSON.stringify(s.step)} must be an integer in [0, ${totalSteps}] (the run's steps)`);
+  }
+  if (!Number.isSafeInteger(s.tokens) || (s.tokens as number) < 0) fail(`tokens = ${JSON.stringify(s.tokens)} must be a non-negative integer`);
+  if (!Array.isArray(s.history) || s.history.length !== s.step) fail(`history must hold one row per step (${String(s.step)})`);
+  return s as unknown as TrainerState;
+}
+
 export class Trainer {
   step = 0;
   tokens = 0;
@@ -68,17 +84,28 @@ export class Trainer {
     this.bar = new ProgressBar(process.stderr, 10, o.progress ?? true);
   }
 
-  /** Resumes from o.checkpointDir if it holds a checkpoint; returns whether it did. */
+  /** Resumes from o.checkpointDir if it holds a checkpoint; returns whether it did. A trainer state that
+   *  is not one this trainer wrote, or parameters that are not finite, are refused naming the file. */
   resume(): boolean {
     const dir = this.o.checkpointDir;
     if (!dir || !findCheckpoint(dir)) return false;
     const ck = loadCheckpoint(dir, { params: this.o.params, optimizer: this.o.optimizer });
-    const s = ck.state as { step: number; tokens: number; rng: RngState; data: unknown; history: LogRow[] } | null;
-    if (!s) throw new Error(`Trainer.resume: ${ck.dir} has no trainer_state.json`);
+    if (ck.state === null) throw new Error(`Trainer.resume: ${ck.dir} has no trainer_state.json; it cannot be resumed (start over with --overwrite)`);
+    const s = trainerState(ck.state, ck.statePath, this.o.steps);
+    for (const p of this.o.params.list()) {
+      const i = p.data.findIndex((x) => !Number.isFinite(x));
+      if (i >= 0) {
+        throw new Error(`Trainer.resume: ${join(ck.dir, 'model.safetensors')}: parameter ${p.name} holds ${p.data[i]} (element ${i}): the checkpoint was saved `
+          + 'from a diverged run; start over with --overwrite (and a lower learning rate)');
+      }
+    }
+    const restore = (what: string, set: () => void) => {
+      try { set(); } catch (e) { throw new Error(`Trainer.resume: ${ck.statePath}: ${what} is not a state this run wrote (${(e as Error).message})`); }
+    };
+    restore('rng', () => this.rng.setState(s.rng));
+    restore('data', () => this.o.data.setState(s.data));
     this.step = s.step;
     this.tokens = s.tokens;
-    this.rng.setState(s.rng);
-    this.o.data.setState(s.data);
     this.history.splice(0, this.history.length, ...s.history);
     return true;
   }
@@ -106,12 +133,14 @@ export class Trainer {
       for (let a = 0; a < accum; a++) {
         const batch = this.o.data.next();
         const loss = this.o.loss(tape, batch, this.rng);
+        if (!Number.isFinite(loss.data[0])) this.diverged('loss', loss.data[0], lr);
         lossSum += loss.data[0];
         tape.backward(loss, 1 / accum);
         tape.reset();
         this.tokens += batch.B * batch.T;
       }
       const gradNorm = clipGradNorm(params, clip);
+      if (!Number.isFinite(gradNorm)) this.diverged('gradient norm', gradNorm, lr);
       optimizer.step(lr);
       this.step++;
       const secs = (performance.now() - t0) / 1000;
@@ -129,6 +158,14 @@ export class Trainer {
     if (this.o.checkpointDir && this.o.checkpointEvery) this.save();
     else this.writeLogs();
     return this.history;
+  }
+
+  /** Stops a run whose loss or gradients stopped being numbers: every later step would be NaN, and a
+   *  checkpoint of it would overwrite the last good one. Nothing is saved after this. */
+  private diverged(what: string, value: number, lr: number): never {
+    this.bar.done();
+    throw new Error(`training diverged: the ${what} of step ${this.step + 1} is ${value} (learning rate ${lr.toPrecision(3)}); `
+      + `${this.o.checkpointDir ? `the checkpoint in ${this.o.checkpointDir} keeps the last good step` : 'nothing was saved'}; lower the learning rate or raise warm-up, then start over`);
   }
 
   private evaluate(fn: (tape: Tape) => number): number {
