@@ -1,9 +1,9 @@
 // Reads one tensor into its final storage, converting on the way when the stored dtype differs from
 // the file's: 1-D tensors (norms, biases) are always widened to f32, and `quantize: 'q8_0'` turns
 // f32/f16/bf16 matrices into GGUF q8_0 blocks with llama.cpp's reference quantiser.
-// Every value is checked to be finite on the way (one pass over bytes already in cache): a NaN or
-// infinite weight makes every later logit NaN and greedy decoding would repeat token 0, so the load
-// is refused with the tensor's name instead.
+// Every value is checked on the way (one pass over the bytes just read): a NaN, infinite or ≥ 2^64
+// weight makes every later logit NaN (or constant) and greedy decoding would repeat token 0, so the
+// load is refused with the tensor's name instead.
 
 import type { WeightDType } from '../kernels/types.js';
 import type { TensorEntry, TensorSource } from '../formats/tensor-source.js';
@@ -41,32 +41,36 @@ export function readAsF32(source: TensorSource, entry: TensorEntry): Float32Arra
   return out;
 }
 
-/** Index of the first NaN/±Infinity element of `bytes` stored as `dtype` (for q8_0/q4_0: the first
- *  element of a block whose f16 scale is not finite), or -1. Tests the exponent bits of 32-bit words
- *  (two f16/bf16 values at a time), about 1 GB/s in plain JS: a fraction of reading the file. */
-export function firstNonFinite(dtype: string, bytes: Uint8Array): number {
+/** Index of the first element of `bytes` (stored as `dtype`) that no working float32 model can hold:
+ *  NaN, ±Infinity, or a magnitude of 2^64 or more (its square overflows float32, so the RMSNorm of any
+ *  activation it reaches is 0 and the model silently outputs constants). For q8_0/q4_0: the first
+ *  element of a block whose f16 scale is not finite. -1 if none. Tests exponent bits of 32-bit words
+ *  (two f16/bf16 values at a time), about 1 GB/s in plain JS. */
+export function firstUnusableWeight(dtype: string, bytes: Uint8Array): number {
   const words = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : null;
   const u16 = (i: number) => bytes[2 * i] | (bytes[2 * i + 1] << 8);
   switch (dtype) {
     case 'f32': {
       const n = bytes.byteLength >> 2;
-      if (words) { for (let i = 0; i < n; i++) if ((words[i] & 0x7f800000) === 0x7f800000) return i; } // all-ones exponent
-      else for (let i = 0; i < n; i++) if (((u16(2 * i + 1) << 16) & 0x7f800000) === 0x7f800000) return i;
+      // exponent field ≥ 127 + 64: |x| ≥ 2^64, Infinity or NaN
+      if (words) { for (let i = 0; i < n; i++) if ((words[i] & 0x7f800000) >= 0x5f800000) return i; }
+      else for (let i = 0; i < n; i++) if (((u16(2 * i + 1) << 16) & 0x7f800000) >= 0x5f800000) return i;
       return -1;
     }
     case 'f16': case 'bf16': {
-      const exp = dtype === 'f16' ? 0x7c00 : 0x7f80, n = bytes.byteLength >> 1;
+      // f16 tops out at 65504, so only its all-ones exponent (Inf/NaN) is refused; bf16 has f32's range
+      const mask = dtype === 'f16' ? 0x7c00 : 0x7f80, limit = dtype === 'f16' ? 0x7c00 : 0x5f80, n = bytes.byteLength >> 1;
       let i = 0;
       if (words) {
-        const hi = exp << 16;
+        const maskHi = mask << 16, limitHi = limit << 16;
         for (let w = 0; w < words.length; w++) {
           const x = words[w];
-          if ((x & exp) === exp) return 2 * w;
-          if ((x & hi) === hi) return 2 * w + 1;
+          if ((x & mask) >= limit) return 2 * w;
+          if ((x & maskHi) >= limitHi) return 2 * w + 1;
         }
         i = 2 * words.length;
       }
-      for (; i < n; i++) if ((u16(i) & exp) === exp) return i;
+      for (; i < n; i++) if ((u16(i) & mask) >= limit) return i;
       return -1;
     }
     case 'q8_0': case 'q4_0': {
@@ -78,23 +82,25 @@ export function firstNonFinite(dtype: string, bytes: Uint8Array): number {
   }
 }
 
-function refuseNonFinite(source: TensorSource, entry: TensorEntry, dtype: string, bytes: Uint8Array, value: (i: number) => number): void {
-  const i = firstNonFinite(dtype, bytes);
+function refuseUnusable(source: TensorSource, entry: TensorEntry, dtype: string, bytes: Uint8Array, value: (i: number) => number): void {
+  const i = firstUnusableWeight(dtype, bytes);
   if (i < 0) return;
-  throw new Error(`${source.description}: tensor ${entry.name} holds a non-finite value (${value(i)} at element ${i}); `
-    + 'a model with NaN or infinite weights can only produce garbage: the file is damaged or was saved from a diverged run — re-download or re-export it');
+  const v = value(i);
+  const what = Number.isFinite(v) ? `a value too large for float32 arithmetic (${v.toExponential(3)} at element ${i}; from 2^64 on its square overflows)` : `a non-finite value (${v} at element ${i})`;
+  throw new Error(`${source.description}: tensor ${entry.name} holds ${what}; `
+    + 'such a model can only produce garbage: the file is damaged or was saved from a diverged run — re-download or re-export it');
 }
 
-/** Fills `dst` (exactly the stored size) with the tensor stored as `stored`; refuses non-finite values. */
+/** Fills `dst` (exactly the stored size) with the tensor stored as `stored`; refuses unusable values. */
 export function readTensorInto(source: TensorSource, entry: TensorEntry, stored: WeightDType, dst: Uint8Array): void {
   if (stored === entry.dtype) {
     source.read(entry, dst);
-    refuseNonFinite(source, entry, entry.dtype, dst, (i) => elementValue(entry.dtype, dst, i));
+    refuseUnusable(source, entry, entry.dtype, dst, (i) => elementValue(entry.dtype, dst, i));
     return;
   }
   const values = readAsF32(source, entry);
   const raw = new Uint8Array(values.buffer);
-  refuseNonFinite(source, entry, 'f32', raw, (i) => values[i]);
+  refuseUnusable(source, entry, 'f32', raw, (i) => values[i]);
   if (stored === 'f32') { new Float32Array(dst.buffer, dst.byteOffset, values.length).set(values); return; }
   if (stored === 'q8_0') { dst.set(quantizeToQ8_0(values)); return; }
   throw new Error(`${source.description}: cannot store tensor ${entry.name} (${entry.dtype}) as ${stored}`);

@@ -1,8 +1,9 @@
 // Checkpoints that load but would compute something wrong: each row is a hostile or damaged file
 // that used to load silently (NaN weights generating token 0 forever, metadata that shrinks the
 // model, a tokenizer with no tokens) and must now be refused with an error naming the problem, or,
-// where only the forward pass can tell (a weight of 3e38 overflows float32), stop generation with an
-// error instead of sampling from NaN. The CLI rows check that such a run exits non-zero.
+// where only the forward pass can tell (large but finite weights whose products overflow float32),
+// stop generation with an error instead of sampling from NaN. The CLI rows check that such a run
+// exits non-zero.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -87,6 +88,10 @@ const REFUSED_AT_LOAD: Row[] = [
     error: /tensor model\.norm\.weight holds a non-finite value \(-Infinity at element 3\)/ },
   { what: 'HF NaN quantised with quantize q8_0', make: () => editedFolder({ tensor: (n, x) => { if (n === 'model.layers.0.self_attn.q_proj.weight') x[5] = NaN; } }),
     opts: { quantize: 'q8_0' }, error: /self_attn\.q_proj\.weight holds a non-finite value \(NaN at element 5\)/ },
+  { what: 'HF one weight of 3e38', make: () => editedFolder({ tensor: (n, x) => { if (n === 'model.embed_tokens.weight') x[12] = 3e38; } }),
+    error: /tensor model\.embed_tokens\.weight holds a value too large for float32 arithmetic \(3\.000e\+38 at element 12; from 2\^64 on its square overflows\)/ },
+  { what: 'GGUF f32 weight of −1e20', make: () => editedGguf(f32Path(), {}, (n, b) => { if (n === 'blk.1.attn_q.weight') f32At(b, 3, -1e20); }),
+    error: /holds a value too large for float32 arithmetic \(-1\.000e\+20 at element 3;/ },
   { what: 'GGUF f32 embedding NaN', make: () => editedGguf(f32Path(), {}, (n, b) => { if (n === 'token_embd.weight') f32At(b, 1000, NaN); }),
     error: /tensor token_embd\.weight holds a non-finite value \(NaN at element 1000\)/ },
   { what: 'GGUF f16 Infinity', make: () => editedGguf(ck.gguf.f16!, {}, (n, b) => { if (n === 'blk.2.ffn_down.weight') f16At(b, 9, Infinity); }),
@@ -126,9 +131,19 @@ test('checkpoints that would compute a wrong model are refused at load, naming t
   }
 });
 
-test('a weight of 3e38 loads but overflows in the forward: generation stops with an error, not token 0', async () => {
-  const path = editedFolder({ tensor: (n, x) => { if (n === 'model.norm.weight') x.fill(3e38); } });
-  const m = await loadModel(path, { threads: 1, contextLength: 64 });
+/** Weights below 2^64 whose products overflow: embeddings (tied to the output head) × 1e18, final norm 1e19. */
+const overflowing = () => editedFolder({ tensor: (n, x) => {
+  if (n === 'model.embed_tokens.weight') for (let i = 0; i < x.length; i++) x[i] *= 1e18;
+  if (n === 'model.norm.weight') x.fill(1e19);
+} });
+
+test('a weight just under 2^64 loads (the bound is the square overflowing, not a guess)', async () => {
+  const m = await loadModel(editedFolder({ tensor: (n, x) => { if (n === 'model.layers.0.mlp.up_proj.weight') x[0] = 1.8e19; } }), { threads: 1, contextLength: 64 });
+  m.model.dispose();
+});
+
+test('finite weights whose products overflow load, but generation stops with an error, not token 0', async () => {
+  const m = await loadModel(overflowing(), { threads: 1, contextLength: 64 });
   try {
     await assert.rejects(generateText(m.model, m.tokenizer, 'Once upon a time', { temperature: 0, maxTokens: 4 }),
       /the model's logit for token \d+ after \d+ tokens is (NaN|-?Infinity): its activations overflow float32/);
@@ -136,12 +151,14 @@ test('a weight of 3e38 loads but overflows in the forward: generation stops with
 });
 
 test('the CLI exits non-zero on them, with the message', () => {
-  const overflow = editedFolder({ tensor: (n, x) => { if (n === 'model.norm.weight') x.fill(3e38); } });
+  const overflow = overflowing();
+  const huge = editedFolder({ tensor: (n, x) => { if (n === 'model.layers.2.mlp.down_proj.weight') x[7] = 3e38; } });
   const nan = editedFolder({ tensor: (n, x) => { if (n === 'model.embed_tokens.weight') x[40] = NaN; } });
   const rows: [string, string[], RegExp][] = [
     ['NaN weights, greedy', ['--model', nan, '--temperature', '0'], /non-finite value \(NaN at element 40\)/],
     ['NaN weights, --quantize q8_0', ['--model', nan, '--quantize', 'q8_0'], /non-finite value \(NaN at element 40\)/],
-    ['3e38 weight overflows', ['--model', overflow, '--temperature', '0'], /activations overflow float32/],
+    ['one weight of 3e38', ['--model', huge, '--temperature', '0'], /down_proj\.weight holds a value too large for float32 arithmetic/],
+    ['products overflow in the forward', ['--model', overflow, '--temperature', '0'], /activations overflow float32/],
   ];
   for (const [what, args, re] of rows) {
     const r = spawnSync(process.execPath, [MAIN, 'generate', ...args, '--prompt', 'Once', '--max-tokens', '3', '--threads', '1'],
