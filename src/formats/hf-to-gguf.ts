@@ -197,6 +197,15 @@ function metadataFor(opts: ConvertHfToGgufOptions, arch: 'llama' | 'qwen2'): Ggu
 }
 
 function encode(t: HfTensor, data: Uint8Array, type: GgufWriteType): Uint8Array {
+  try {
+    return encodeAs(t, data, type);
+  } catch (e) {
+    if (e instanceof RangeError) throw new RangeError(`convertHfToGguf: tensor "${t.name}": ${e.message}`);
+    throw e;
+  }
+}
+
+function encodeAs(t: HfTensor, data: Uint8Array, type: GgufWriteType): Uint8Array {
   switch (type) {
     case 'F32': return t.dtype === 'f32' ? data : f32Bytes(toFloat32(t.dtype, data));
     case 'F16': return t.dtype === 'f16' ? data : f16Bytes(toFloat32(t.dtype, data));

@@ -81,9 +81,17 @@ function quantizeBlockQ8_0(src: ArrayLike<number>, s: number, out: Uint8Array, o
   for (let j = 0; j < 32; j++) out[o + 2 + j] = roundAway(f32(src[s + j]! * id)) & 0xff;
 }
 
+/** Quantising silently turns NaN into 0 and ±Infinity into garbage scales: refuse them instead. */
+function refuseNonFinite(src: Float32Array, what: string): void {
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] - src[i] !== 0) throw new RangeError(`${what}: value ${i} is ${src[i]}; non-finite values cannot be quantised (they would become numbers)`);
+  }
+}
+
 /** GGUF q8_0 blocks of src (length % 32 == 0): 34 bytes per 32 values. */
 export function quantizeToQ8_0(src: Float32Array): Uint8Array {
   if (src.length % 32 !== 0) throw new Error(`quantizeToQ8_0: length ${src.length} is not a multiple of 32`);
+  refuseNonFinite(src, 'quantizeToQ8_0');
   const out = new Uint8Array((src.length / 32) * 34);
   for (let b = 0; b < src.length / 32; b++) quantizeBlockQ8_0(src, b * 32, out, b * 34);
   return out;
@@ -94,6 +102,7 @@ export function quantizeToQ8_0(src: Float32Array): Uint8Array {
  *  byte j = q[j] | q[j+16] << 4. */
 export function quantizeToQ4_0(src: Float32Array): Uint8Array {
   if (src.length % 32 !== 0) throw new Error(`quantizeToQ4_0: length ${src.length} is not a multiple of 32`);
+  refuseNonFinite(src, 'quantizeToQ4_0');
   const out = new Uint8Array((src.length / 32) * 18);
   for (let b = 0; b < src.length / 32; b++) {
     const s = b * 32, o = b * 18;

@@ -12,7 +12,10 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
+import { ggufVocabFor, presetConfig, writeTestCheckpoint } from '../../src/testing/checkpoints.js';
+import { randomLlamaWeights } from '../../src/testing/random-model.js';
+import { convertHfToGguf } from '../../src/formats/hf-to-gguf.js';
+import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/formats/gguf-quantize.js';
 import { loadModel, type LoadOptions } from '../../src/models/load.js';
 import { generateText } from '../../src/generation/generate.js';
 import { openGguf } from '../../src/formats/gguf.js';
@@ -167,4 +170,24 @@ test('the CLI exits non-zero on them, with the message', () => {
     assert.match(r.stderr, re, what);
     assert.equal(r.stdout, '', what);
   }
+});
+
+test('quantising NaN or ±Infinity is refused, not turned into numbers (converter and quantisers)', () => {
+  const rows: [string, number, (x: Float32Array) => Uint8Array, RegExp][] = [
+    ['q8_0, NaN', NaN, quantizeToQ8_0, /quantizeToQ8_0: value 33 is NaN; non-finite values cannot be quantised/],
+    ['q8_0, Infinity', Infinity, quantizeToQ8_0, /quantizeToQ8_0: value 33 is Infinity/],
+    ['q4_0, −Infinity', -Infinity, quantizeToQ4_0, /quantizeToQ4_0: value 33 is -Infinity/],
+  ];
+  for (const [what, v, quantize, re] of rows) {
+    const x = new Float32Array(64).fill(0.5);
+    x[33] = v;
+    assert.throws(() => quantize(x), re, what);
+  }
+  const config = presetConfig('smollm2-tiny');
+  const tensors = randomLlamaWeights(config, 1).map((t) => {
+    if (t.name === 'model.layers.1.self_attn.v_proj.weight') t.data[40] = NaN;
+    return { name: t.name, dtype: 'f32' as const, shape: t.shape, data: new Uint8Array(t.data.buffer) };
+  });
+  assert.throws(() => convertHfToGguf({ config, tensors, tokenizer: ggufVocabFor(config.vocab_size), outFile: join(dir, 'nan-q8.gguf'), outType: 'q8_0' }),
+    /convertHfToGguf: tensor "model\.layers\.1\.self_attn\.v_proj\.weight": quantizeToQ8_0: value 40 is NaN/);
 });
