@@ -103,7 +103,8 @@ test('a GGUF tensor with an unknown name is refused with an error that names the
 test('impossible options are refused before anything is allocated', async () => {
   await assert.rejects(loadModel(ck.hfDir!, { contextLength: 0 }), /contextLength must be a positive integer/);
   await assert.rejects(loadModel(ck.hfDir!, { prefillChunk: 1e6 }), /prefillChunk must be an integer/);
-  await assert.rejects(loadModel(ck.hfDir!, { contextLength: 2 ** 40 }), /more than one 4 GiB WebAssembly memory/);
+  await assert.rejects(loadModel(ck.hfDir!, { contextLength: 2 ** 24 }), /more than one 4 GiB WebAssembly memory/);
+  await assert.rejects(loadModel(ck.hfDir!, { contextLength: 2 ** 40 }), /contextLength 1099511627776 is more than the 16777216 tokens Tessera supports/);
   await assert.rejects(loadModel(ck.hfDir!, { attention: 'sparse' }), /unknown backend "sparse"/);
 });
 
