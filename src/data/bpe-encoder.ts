@@ -68,7 +68,7 @@ export class BpeEncoder {
   decode(ids: readonly number[]): string {
     const bytes: number[] = [];
     let text = '';
-    const dec = new TextDecoder();
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true }); // a text may start with U+FEFF: keep it
     const flush = () => { if (bytes.length) { text += dec.decode(Uint8Array.from(bytes)); bytes.length = 0; } };
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {

@@ -148,7 +148,9 @@ export interface GgufFile extends TensorSource {
 const READ_CHUNK = 1 << 30;
 /** Size of the cursor's read-ahead window over the header section. */
 const CURSOR_CHUNK = 1 << 20;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a string that starts with U+FEFF keeps it (the default drops it, which turns the real
+// Llama 2 / Mistral token spelled U+FEFF into an empty string).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** A forward-only reader over [0, limit) of a file, holding at most one chunk (plus one long string). */
 class Cursor {

@@ -94,7 +94,7 @@ test('round trip and agreement on ASCII, Unicode, whitespace, digits and special
   const samples = [
     'Call me Ishmael.', "  leading spaces\tand\ttabs\r\nCRLF\n\n\nblank lines   ", "I'M HE'S we've you'LL",
     'numbers 1234567 3.14159 -42 1,000,000', 'Ünïcödé — “quotes” 日本語のテキスト 😀🐳 ẞ ﬁ', 'end<|endoftext|>start <|endoftext|><|endoftext|>',
-    '\u0000\u0001 control \uFEFF bom', '',
+    '\u0000\u0001 control \uFEFF bom', '\uFEFFleading bom', '<|endoftext|>\uFEFFbom after a special token', '',
   ];
   for (const s of samples) {
     const ids = ref.encode(s);
