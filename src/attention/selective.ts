@@ -3,12 +3,17 @@
 // kernel (kernels/sparse.ts attendList), optionally with per-key logit offsets:
 //   topk             exact top-k keys by score (+ sinks and local window); k or fraction
 //   quest            pages of 16 keys with per-dim min/max; page score Σ_d max(q_d·min_d, q_d·max_d);
-//                    the top pages within a budget fraction (default 4%)
+//                    the top pages within a budget fraction (default 4%) among the pages before the
+//                    local window, plus, always, the pages holding the last ≥ `window` (64) prompt
+//                    tokens and every generated token (as the reference does)
 //   streaming        sinks + recent window (StreamingLLM)
 //   oracle-sampling  `budget` keys drawn i.i.d. from the exact softmax; the estimate is the mean of
 //                    their values (logits shifted to 0), unbiased for the dense output
 // Prefill (n > 1) and dense layers are exact. Baselines run on the calling thread (they are for
 // accuracy evaluation; MagicPIG is the fast path).
+// Each decode step records `lastTouched`, the keys read per query head (mean over heads), as the
+// reference counts cost: the attended keys; for quest also 2 rows per scored page (its min and max
+// vectors, each the size of a key); for oracle sampling the distinct keys drawn.
 
 import type { Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
@@ -30,6 +35,8 @@ export const QUEST_PAGE = 16;
 interface Selection {
   /** Writes the chosen ids (and logit offsets when `biased`) for head h; returns their count. */
   select(h: number, q: Float32Array, length: number, ids: Int32Array, bias: Float32Array): number;
+  /** Key-sized rows the last select read, given its `count` ids (default: count). */
+  touched?(ids: Int32Array, count: number): number;
   readonly biased: boolean;
   /** Called on store with the new f32 key rows (quest keeps page bounds). */
   onStore?(k: Float32Array, p0: number, n: number): void;
@@ -90,6 +97,7 @@ function topk(p: Params): (c: Ctx) => Selection {
 
 function quest(p: Params): (c: Ctx) => Selection {
   const budget = numParam('quest', p, 'budget', 0.04, 0, 1, false);
+  const window = numParam('quest', p, 'window', 64, 0, 1 << 24);
   return (c) => {
     const { headDim: D, kvHeads: G, heads: H, capacity } = c.d, pages = Math.ceil(capacity / QUEST_PAGE), kvDim = G * D;
     const lo = new Float32Array(pages * kvDim).fill(Infinity), hi = new Float32Array(pages * kvDim).fill(-Infinity);
@@ -97,6 +105,9 @@ function quest(p: Params): (c: Ctx) => Selection {
     // Bounds over the keys as stored (f16-rounded in an f16 cache), so a page rebuilt from the
     // store after a truncation is the same as one built while storing.
     const row = new Float32Array(D);
+    // Start of the always-attended tail: the page holding the (window)-th last prompt token, fixed at
+    // the first decode step after a new prompt (−1: not yet). Pages below it compete for the budget.
+    let tail = -1, scored = 0;
     const add = (s: number) => {
       const pg = Math.floor(s / QUEST_PAGE) * kvDim;
       if (s % QUEST_PAGE === 0) { lo.fill(Infinity, pg, pg + kvDim); hi.fill(-Infinity, pg, pg + kvDim); }
@@ -109,11 +120,14 @@ function quest(p: Params): (c: Ctx) => Selection {
       biased: false, bytesPerToken: (2 * kvDim * 4) / QUEST_PAGE,
       onStore(_k, p0, n) { for (let i = 0; i < n; i++) add(p0 + i); },
       // the page holding token n keeps the bounds of its tokens below n only (none: the next store resets it)
-      truncate(n) { for (let s = n - (n % QUEST_PAGE); s < n; s++) add(s); },
-      reset(n) { for (let s = 0; s < n; s++) add(s); },
+      truncate(n) { for (let s = n - (n % QUEST_PAGE); s < n; s++) add(s); tail = -1; },
+      reset(n) { for (let s = 0; s < n; s++) add(s); tail = -1; },
       select(h, q, length, ids) {
-        const g = Math.floor(h / (H / G)), np = Math.ceil(length / QUEST_PAGE);
+        // the decoded token is the last stored row: the prompt is [0, length − 1)
+        if (tail < 0) tail = Math.max(0, Math.floor((length - 1 - window) / QUEST_PAGE) * QUEST_PAGE);
+        const g = Math.floor(h / (H / G)), np = Math.min(tail, length) / QUEST_PAGE;
         const keep = Math.min(np, Math.max(1, Math.ceil((budget * length) / QUEST_PAGE)));
+        scored = np;
         for (let pg = 0; pg < np; pg++) {
           let s = 0;
           for (let d = 0; d < D; d++) { const o = pg * kvDim + g * D + d, qd = q[d]!; s += Math.max(qd * lo[o]!, qd * hi[o]!); }
@@ -123,9 +137,11 @@ function quest(p: Params): (c: Ctx) => Selection {
         o.sort((a, b) => score[b]! - score[a]! || a - b);
         const chosen = o.subarray(0, keep).slice().sort();
         let n = 0;
-        for (const pg of chosen) for (let s = pg * QUEST_PAGE; s < Math.min(length, (pg + 1) * QUEST_PAGE); s++) ids[n++] = s;
+        for (const pg of chosen) for (let s = pg * QUEST_PAGE; s < (pg + 1) * QUEST_PAGE; s++) ids[n++] = s;
+        for (let s = Math.min(tail, length); s < length; s++) ids[n++] = s;
         return n;
       },
+      touched: (_ids, count) => count + 2 * scored,
     };
   };
 }
@@ -143,6 +159,7 @@ function oracleSampling(p: Params): (c: Ctx) => Selection {
       biased: true, bytesPerToken: 0,
       truncate() { next = rng(deriveSeed(seed, c.d.layer)); },
       reset() { next = rng(deriveSeed(seed, c.d.layer)); },
+      touched(ids, count) { return new Set(ids.subarray(0, count)).size; },
       select(h, q, length, ids, bias) {
         const sc = allScores(c, h, q, length);
         let m = -Infinity;
@@ -170,6 +187,8 @@ class SelectiveAttention implements LayerAttention {
   private readonly ids: Ptr; private readonly bias: Ptr; private readonly part: Ptr; private readonly lse: Ptr;
   private readonly scratchQ: Ptr;
   private readonly sk: SparseKernels;
+  /** Keys read per query head at the last decode step (mean over heads; see the header). */
+  lastTouched = 0;
 
   constructor(private readonly arena: Arena, private readonly pool: ThreadPool, private readonly d: LayerAttentionDims, kv: KVStore,
               make: (c: Ctx) => Selection) {
@@ -193,13 +212,16 @@ class SelectiveAttention implements LayerAttention {
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
     this.kv.bind();
+    let touched = 0;
     for (let h = 0; h < H; h++) {
       const qh = this.arena.f32(q + h * D * 4, D).slice(), g = Math.floor(h / (H / G));
       const count = this.sel.select(h, qh, length, ids, bias);
+      touched += this.sel.touched?.(ids, count) ?? count;
       this.sk.attendList(q + h * D * 4, this.kv.k + g * D * es, this.kv.v + g * D * es, this.kv.f16, this.kv, D,
         1 / Math.sqrt(D), this.ids, this.sel.biased ? this.bias : 0, count, this.part, this.lse);
       this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.part, D));
     }
+    this.lastTouched = touched / H;
   }
 
   // rows are indexed by position; the selection rule keeps its own state in step (quest's page
@@ -219,11 +241,12 @@ function selectiveScratch(d: LayerAttentionDims) {
 }
 
 const KNOWN: Record<SelectiveKind, string[]> = {
-  topk: ['k', 'fraction', 'sinks', 'window', 'dense'], quest: ['budget', 'dense'],
+  topk: ['k', 'fraction', 'sinks', 'window', 'dense'], quest: ['budget', 'window', 'dense'],
   streaming: ['sinks', 'window', 'dense'], 'oracle-sampling': ['budget', 'samples', 'seed', 'dense'],
 };
-// Dense layers by default: TopK and Quest as in their papers' comparisons ({0, 1}); none otherwise.
-const DEFAULT_DENSE: Record<SelectiveKind, number[]> = { topk: [0, 1], quest: [0, 1], streaming: [], 'oracle-sampling': [] };
+// Dense layers by default: TopK, Quest and oracle sampling as MagicPIG's reference runs them ({0, 1});
+// none for StreamingLLM.
+const DEFAULT_DENSE: Record<SelectiveKind, number[]> = { topk: [0, 1], quest: [0, 1], streaming: [], 'oracle-sampling': [0, 1] };
 const MAKERS: Record<SelectiveKind, (p: Params) => (c: Ctx) => Selection> = { topk, quest, streaming, 'oracle-sampling': oracleSampling };
 
 export function selectiveBackend(kind: SelectiveKind, params: Params): AttentionBackend {

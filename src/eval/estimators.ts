@@ -4,7 +4,9 @@
 //   dense            softmax(q·k/√D) · V over every key
 //   topk             exact softmax over the k highest-scoring keys (no sinks/window: the pure rule)
 //   oracle-sampling  B keys drawn i.i.d. from the exact softmax; the mean of their values
-//   quest            pages of 16 keys, page score Σ_d max(q_d·min_d, q_d·max_d); exact softmax over the top pages
+//   quest            pages of 16 keys, page score Σ_d max(q_d·min_d, q_d·max_d); exact softmax over the top
+//                    pages before `tail` and every key from `tail` on (the last ≥ 64 prompt tokens and the
+//                    decode tokens); its keys include 2 per scored page (the min and max rows it reads)
 //   streaming        exact softmax over the first 4 keys and the most recent ones
 //   magicpig         PAPERS.md §1: SimHash (K bits × L tables) of the centered "middle" keys, keys
 //                    sharing the query's bucket in ≥ 2 tables sampled, weights 1/u_i, merged with the
@@ -86,13 +88,13 @@ export function streamingEstimate(h: HeadView, s: Float64Array, sinks: number, w
   return { out: attendSubset(h, s, ids), keys: ids.length };
 }
 
-export function questEstimate(h: HeadView, s: Float64Array, budgetKeys: number, page = 16): Estimate {
-  const n = s.length, D = h.D, pages = Math.ceil(n / page);
+export function questEstimate(h: HeadView, s: Float64Array, budgetKeys: number, tail: number, page = 16): Estimate {
+  const n = s.length, D = h.D, pages = Math.floor(Math.min(tail, n) / page);
   const keep = Math.min(pages, Math.max(1, Math.ceil(budgetKeys / page)));
   const score = new Float64Array(pages);
   for (let pg = 0; pg < pages; pg++) {
     const mn = new Float64Array(D).fill(Infinity), mx = new Float64Array(D).fill(-Infinity);
-    for (let i = pg * page; i < Math.min(n, (pg + 1) * page); i++) {
+    for (let i = pg * page; i < (pg + 1) * page; i++) {
       const k = h.key(i);
       for (let d = 0; d < D; d++) { if (k[d] < mn[d]) mn[d] = k[d]; if (k[d] > mx[d]) mx[d] = k[d]; }
     }
@@ -101,8 +103,8 @@ export function questEstimate(h: HeadView, s: Float64Array, budgetKeys: number, 
     score[pg] = t;
   }
   const top = range(0, pages).sort((a, b) => score[b] - score[a] || a - b).slice(0, keep);
-  const ids = top.flatMap((pg) => range(pg * page, Math.min(n, (pg + 1) * page)));
-  return { out: attendSubset(h, s, ids), keys: ids.length };
+  const ids = [...top.flatMap((pg) => range(pg * page, (pg + 1) * page)), ...range(pages * page, n)];
+  return { out: attendSubset(h, s, ids), keys: ids.length + 2 * pages };
 }
 
 /** SimHash tables of one KV head: the middle keys [start, end) centered by their mean, K·L bits each. */

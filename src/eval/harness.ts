@@ -57,6 +57,8 @@ export interface AccuracyCell {
   samples: number;
   /** Mean fraction of keys touched per decode step on the sparse layers (NaN: dense or no decode). */
   keysFraction: number;
+  /** The same over every layer, a dense layer reading all its keys (NaN: no decode step). */
+  keysFractionAllLayers: number;
   denseLayers: number;
   /** Decode tokens per second over this cell's samples. */
   tokensPerSecond: number;
@@ -122,7 +124,7 @@ export async function runAccuracyEval(o: AccuracyEvalOptions): Promise<AccuracyR
           const st = meter.stats();
           cells.push({
             task: t.label, kind: TASK_KIND[t.name], length, backend: name, accuracy: (100 * sum) / o.samples, samples: o.samples,
-            keysFraction: st.fraction, denseLayers: st.denseLayers, tokensPerSecond: decodeMs > 0 ? decoded / (decodeMs / 1000) : NaN,
+            keysFraction: st.fraction, keysFractionAllLayers: st.allLayersFraction, denseLayers: st.denseLayers, tokensPerSecond: decodeMs > 0 ? decoded / (decodeMs / 1000) : NaN,
           });
         }
       }

@@ -1,13 +1,15 @@
 // Measures the fraction of keys each decode step touches, per backend, by wrapping the backend the
-// model is loaded with: every layer's LayerAttention is passed through, and after each decode
-// attend (n = 1) the keys that layer read are counted.
+// model is loaded with: every layer's LayerAttention is passed through (with the phase it was asked
+// for), and after each decode attend (one token, not a prompt token) the keys that layer read are
+// counted:
 //   magicpig   the keys it sampled (its `lastSampled`, mean over query heads) + its dense part
 //              (sinks, and everything past the hashed range: window and generated tokens)
-//   topk, quest, streaming, oracle-sampling   the count their selection rule gives for this length
-//              and these parameters (src/attention/selective.ts), unless the layer reports
-//              `lastTouched` itself
+//   topk, quest, streaming, oracle-sampling   the keys the layer reports reading (`lastTouched`,
+//              src/attention/selective.ts: quest's page min/max rows included, oracle sampling's
+//              distinct draws)
 //   dense layers (DenseAttention), dense                                  every key
-// The fraction is averaged over decode steps and over the layers that are not dense.
+// Two means: over decode steps × sparse layers (`fraction`), and over decode steps × every layer,
+// a dense layer counting all its keys (`allLayersFraction`: what the whole model reads).
 
 import type { AttentionBackend } from '../attention/create.js';
 import { DenseAttention } from '../attention/dense.js';
@@ -17,37 +19,12 @@ import type { LayerAttention } from '../attention/types.js';
 export interface KeysStats {
   /** Mean over (decode step, sparse layer) of keys touched / keys in the context; NaN if none. */
   fraction: number;
+  /** Mean over (decode step, layer) of the same, every layer counted (a dense one reads every key); NaN if no decode step. */
+  allLayersFraction: number;
   /** Decode steps × sparse layers counted. */
   steps: number;
   /** Layers that ran fully dense. */
   denseLayers: number;
-}
-
-const num = (p: AttentionSpec['params'], k: string, fallback: number) => (typeof p[k] === 'number' ? (p[k] as number) : fallback);
-
-/** Keys a selective backend reads for one query head at context `length` (its rule, in closed form). */
-export function ruleKeys(spec: AttentionSpec, length: number): number {
-  const p = spec.params;
-  switch (spec.kind) {
-    case 'dense': return length;
-    case 'streaming': {
-      const sinks = Math.min(num(p, 'sinks', 4), length);
-      return sinks + Math.max(0, length - Math.max(sinks, length - num(p, 'window', 256)));
-    }
-    case 'topk': {
-      const sinks = Math.min(num(p, 'sinks', 4), length), window = num(p, 'window', 64);
-      const hi = Math.max(sinks, length - window), mid = hi - sinks;
-      const want = Math.min(mid, p.k !== undefined ? num(p, 'k', 0) : Math.ceil(num(p, 'fraction', 0.02) * length));
-      return sinks + (length - hi) + want;
-    }
-    case 'quest': {
-      const pages = Math.ceil(length / 16), keep = Math.min(pages, Math.max(1, Math.ceil((num(p, 'budget', 0.04) * length) / 16)));
-      return Math.min(length, keep * 16);
-    }
-    case 'oracle-sampling':
-      return Math.min(length, p.samples !== undefined ? num(p, 'samples', 1) : Math.max(1, Math.ceil(num(p, 'budget', 0.02) * length)));
-    case 'magicpig': return NaN; // measured, see below
-  }
 }
 
 interface MagicPigLike { lastSampled: number; p: { sinks: number }; tables: { hashedEnd: number } }
@@ -56,6 +33,8 @@ const isMagicPig = (a: unknown): a is MagicPigLike => typeof (a as MagicPigLike)
 export class KeysMeter {
   private sum = 0;
   private count = 0;
+  private allSum = 0;
+  private allCount = 0;
   private dense = new Set<number>();
 
   constructor(readonly spec: AttentionSpec) {}
@@ -66,16 +45,18 @@ export class KeysMeter {
       slotBytes: (d) => inner.slotBytes(d),
       create: (arena, pool, d, kv) => {
         const layer = inner.create(arena, pool, d, kv);
-        if (layer instanceof DenseAttention) { this.dense.add(d.layer); return layer; }
+        const isDense = layer instanceof DenseAttention;
+        if (isDense) this.dense.add(d.layer);
         const meter = this;
         const wrapped: LayerAttention = {
           get bytesPerToken() { return layer.bytesPerToken; },
           store: (k, v, p0, n) => layer.store(k, v, p0, n),
           truncate: (n) => layer.truncate(n),
           reset: (n) => layer.reset(n),
-          attend(q, qPos, out, n, length) {
-            layer.attend(q, qPos, out, n, length);
-            if (n === 1) meter.record(layer, length);
+          attend(q, qPos, out, n, length, phase) {
+            layer.attend(q, qPos, out, n, length, phase);
+            // what the backends answer sparsely: one token that is not a prompt token
+            if (n === 1 && phase !== 'prefill') meter.record(layer, length, isDense);
           },
         };
         return wrapped;
@@ -83,21 +64,28 @@ export class KeysMeter {
     };
   }
 
-  private record(layer: LayerAttention, length: number): void {
+  private record(layer: LayerAttention, length: number, isDense: boolean): void {
+    if (isDense) { this.allSum += 1; this.allCount++; return; }
     let keys: number;
     const reported = (layer as { lastTouched?: unknown }).lastTouched;
     if (typeof reported === 'number') keys = reported;
     else if (isMagicPig(layer)) {
       const sinks = Math.min(layer.p.sinks, length), end = layer.tables.hashedEnd;
       keys = layer.lastSampled + (end > 0 ? sinks + Math.max(0, length - Math.max(end, sinks)) : length);
-    } else keys = ruleKeys(this.spec, length);
+    } else throw new Error(`keys meter: the ${this.spec.kind} layer reports no keys touched`);
     this.sum += keys / length;
     this.count++;
+    this.allSum += keys / length;
+    this.allCount++;
   }
 
   stats(): KeysStats {
-    return { fraction: this.count > 0 ? this.sum / this.count : NaN, steps: this.count, denseLayers: this.dense.size };
+    return {
+      fraction: this.count > 0 ? this.sum / this.count : NaN,
+      allLayersFraction: this.allCount > 0 ? this.allSum / this.allCount : NaN,
+      steps: this.count, denseLayers: this.dense.size,
+    };
   }
 
-  reset(): void { this.sum = 0; this.count = 0; }
+  reset(): void { this.sum = 0; this.count = 0; this.allSum = 0; this.allCount = 0; }
 }

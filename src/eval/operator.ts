@@ -123,6 +123,8 @@ function offline(layers: CapturedLayer[], N: number, from: number, o: OperatorEv
       tables.set(`${K},${L},${g}`, buildSimHash((i) => c.k.subarray(i * kvDim + g * D, i * kvDim + g * D + D), D, Math.min(sinks, from), Math.max(Math.min(sinks, from), from - window), K, L, deriveSeed(seed, c.layer, g, K, L)));
     }
     const rng = new Rng(deriveSeed(seed, 77, c.layer));
+    // Quest's always-attended tail starts at the page holding the window-th last prompt token (as the engine)
+    const questTail = Math.max(0, Math.floor((from - window) / 16) * 16);
     for (let p = from; p < N; p++) {
       const n = p + 1;
       for (let h = 0; h < c.heads; h++) {
@@ -131,7 +133,7 @@ function offline(layers: CapturedLayer[], N: number, from: number, o: OperatorEv
           const k = Math.max(1, Math.round(f * n)), set = String(f);
           add('topk', set, c.layer, topkEstimate(hv, s, k), ref, n);
           add('oracle-sampling', set, c.layer, oracleSamplingEstimate(hv, s, k, rng), ref, n);
-          add('quest', set, c.layer, questEstimate(hv, s, k), ref, n);
+          add('quest', set, c.layer, questEstimate(hv, s, k, questTail), ref, n);
           add('streaming', set, c.layer, streamingEstimate(hv, s, sinks, Math.max(0, k - sinks)), ref, n);
         }
         for (const [K, L] of pigs) add('magicpig', `K=${K},L=${L}`, c.layer, magicpigEstimate(hv, s, tables.get(`${K},${L},${Math.floor(h / group)}`)!), ref, n);

@@ -4,11 +4,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { linePlotSvg, type Series } from '../training/plot-svg.js';
 import { barPlotSvg } from './bar-plot.js';
-import type { AccuracyResults } from './harness.js';
+import type { AccuracyCell, AccuracyResults } from './harness.js';
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(2) + '%' : '100%');
 
-/** Rows: task (per length) and the mean; columns: backends; plus the keys-touched row. */
+/** Rows: task (per length) and the mean; columns: backends; plus the keys-touched rows (sparse layers, all layers). */
 export function accuracyRows(r: AccuracyResults): string[][] {
   const head = ['length', 'task', ...r.backends];
   const rows: string[][] = [head];
@@ -17,11 +17,16 @@ export function accuracyRows(r: AccuracyResults): string[][] {
     for (const t of r.tasks) rows.push([String(length), t, ...r.backends.map((b) => cell(t, length, b)?.accuracy.toFixed(1) ?? '')]);
     const mean = (b: string) => { const cs = r.cells.filter((c) => c.length === length && c.backend === b); return cs.reduce((s, c) => s + c.accuracy, 0) / cs.length; };
     rows.push([String(length), 'mean', ...r.backends.map((b) => mean(b).toFixed(1))]);
-    const keys = (b: string) => {
-      const cs = r.cells.filter((c) => c.length === length && c.backend === b && Number.isFinite(c.keysFraction));
-      return cs.length ? cs.reduce((s, c) => s + c.keysFraction, 0) / cs.length : NaN;
+    const keys = (b: string, f: (c: AccuracyCell) => number) => {
+      const cs = r.cells.filter((c) => c.length === length && c.backend === b && Number.isFinite(f(c)));
+      return cs.length ? cs.reduce((s, c) => s + f(c), 0) / cs.length : NaN;
     };
-    rows.push([String(length), 'keys touched', ...r.backends.map((b) => pct(keys(b)))]);
+    rows.push([String(length), 'keys touched', ...r.backends.map((b) => pct(keys(b, (c) => c.keysFraction)))]);
+    // older results files have no all-layers count: an empty cell, not a made-up number
+    rows.push([String(length), 'keys touched, all layers', ...r.backends.map((b) => {
+      const k = keys(b, (c) => c.keysFractionAllLayers);
+      return Number.isFinite(k) ? pct(k) : '';
+    })]);
   }
   return rows;
 }
@@ -42,7 +47,8 @@ export function accuracyMarkdown(r: AccuracyResults): string {
     `Tasks × attention backends, accuracy in % (RULER string match: fraction of expected answers in the greedy output), ` +
     `${r.samples} samples per cell, profile \`${r.profile}\`, seed ${r.seed}, decode-last ${r.decodeLast}. ` +
     `"keys touched" is the mean fraction of the context's keys read per decode step on the sparse layers` +
-    `${dense ? ` (${dense.denseLayers} layer(s) stay dense for some backends)` : ''}. ${r.seconds.toFixed(0)} s in all.\n\n` +
+    `${dense ? ` (${dense.denseLayers} layer(s) stay dense for some backends)` : ''}; "keys touched, all layers" counts every ` +
+    `layer, a dense layer reading all its keys. ${r.seconds.toFixed(0)} s in all.\n\n` +
     markdownTable(accuracyRows(r));
 }
 

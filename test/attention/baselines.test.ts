@@ -1,6 +1,6 @@
 // The baseline backends (topk, quest, streaming, oracle-sampling) against the float64 dense
 // reference: dense-equivalent settings equal dense; small budgets attend exactly the keys their rule
-// picks (computed independently here); oracle sampling is unbiased.
+// picks (computed independently here); oracle sampling is unbiased; each reports the keys it read.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ThreadPool } from '../../src/runtime/pool.js';
@@ -53,9 +53,11 @@ describe('baselines', () => {
     assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q, () => [0, 1, ...Array.from({ length: 10 }, (_, i) => n - 10 + i)])) < 2e-5);
   });
 
-  test('quest:budget=0.1 attends the top pages by Σ max(q·min, q·max)', () => {
+  test('quest:budget=0.1 attends the top pages by Σ max(q·min, q·max) before the window, and the window; page bounds count as keys', () => {
     const { L, q } = setup(pool, 'quest:budget=0.1', 330);
-    const n = L.keys.length, { heads: H, kvHeads: G, headDim: D } = L.d, pages = Math.ceil(n / 16), keep = Math.ceil(0.1 * n / 16);
+    const n = L.keys.length, { heads: H, kvHeads: G, headDim: D } = L.d, keep = Math.ceil(0.1 * n / 16);
+    // the prompt is [0, n − 1); the pages from the one holding its 64th-last token on are always attended
+    const tail = Math.floor((n - 1 - 64) / 16) * 16, pages = tail / 16;
     const ref = denseRef(L, q, (h) => {
       const g = Math.floor(h / (H / G));
       const score = Array.from({ length: pages }, (_, pg) => {
@@ -67,9 +69,15 @@ describe('baselines', () => {
         return s;
       });
       const top = Array.from({ length: pages }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b).slice(0, keep).sort((a, b) => a - b);
-      return top.flatMap((pg) => Array.from({ length: Math.min(16, n - pg * 16) }, (_, i) => pg * 16 + i));
+      return [...top.flatMap((pg) => Array.from({ length: 16 }, (_, i) => pg * 16 + i)), ...Array.from({ length: n - tail }, (_, i) => tail + i)];
     });
     assert.ok(maxAbsDiff(decode(L, q), ref) < 2e-5);
+    assert.equal((L.att as unknown as { lastTouched: number }).lastTouched, keep * 16 + (n - tail) + 2 * pages);
+    // generated tokens stay in the attended tail: the window does not slide past the prompt
+    const kv = realisticKV(7, 3, G, D);
+    storeRows(L, kv.keys, kv.values);
+    decode(L, q);
+    assert.equal((L.att as unknown as { lastTouched: number }).lastTouched, Math.ceil(0.1 * (n + 3) / 16) * 16 + (n + 3 - tail) + 2 * pages);
   });
 
   test('oracle sampling is unbiased: the mean over many draws approaches dense', () => {
@@ -84,6 +92,14 @@ describe('baselines', () => {
     }
     const err = relError(mean, dense);
     assert.ok(err < single / 8, `mean-of-draws error ${err} vs single-draw ${single}`); // ~1/sqrt(600) ≈ 1/24
+  });
+
+  test('oracle sampling counts the distinct keys it drew', () => {
+    // q = 0: every key equally likely, so 200 draws over 300 keys hit 300·(1 − (299/300)^200) ≈ 146 distinct (sd ≈ 5)
+    const { L } = setup(pool, 'oracle-sampling:samples=200,seed=5', 299);
+    decode(L, new Float32Array(L.d.heads * L.d.headDim));
+    const touched = (L.att as unknown as { lastTouched: number }).lastTouched;
+    assert.ok(touched > 126 && touched < 166, `${touched} distinct keys`);
   });
 
   test('unknown parameters are rejected', () => {

@@ -1,11 +1,12 @@
 // MagicPIG against the float64 dense reference: exact where every key is retrieved (K=0, floor 0),
 // converging as L grows, the SIMD kernel equal to its TypeScript twin, tables that hold every hashed
 // token exactly once through appends and merges, and the edge cases (short contexts, the window
-// boundary, an empty sample, a zero query).
+// boundary, an empty sample, a zero query), and the engine's retrieval frequency against u_i.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ThreadPool } from '../../src/runtime/pool.js';
 import type { MagicPigAttention } from '../../src/attention/magicpig.js';
+import { gaussian, rng, samplingProbability } from '../../src/attention/lsh-math.js';
 import { decode, denseRef, makeLayer, maxAbsDiff, realisticKV, relError, storeRows, type Layer } from './harness.js';
 
 let pool: ThreadPool, refPool: ThreadPool;
@@ -118,6 +119,48 @@ describe('magicpig', () => {
     const { out, q } = step(L, query, 1);
     assert.ok(maxAbsDiff(out, denseRef(L, q)) < 2e-5);
     assert.equal((L.att as MagicPigAttention).tables.hashedEnd, 150 - 8);
+  });
+
+  test('the engine retrieves each key with frequency u_i over 1600 independent hash draws (K=3, L=8)', () => {
+    // 32 hashed keys whose centered versions sit at cosines from −0.7 to 0.9 to the query, each with a
+    // one-hot value: output component i > 0 exactly when the engine sampled key i (the decode token,
+    // dense, has value 0). Every (layer, KV head) has its own hash directions, so 200 layers × 8 heads
+    // are 1600 independent draws of the whole engine path: tables, centering, query hashing, retrieval.
+    const D = 32, G = 8, n = 32, K = 3, Lt = 8, layers = 200, g = gaussian(rng(17));
+    const q = Float64Array.from({ length: D }, () => g()), qn = Math.hypot(...q), qh = q.map((x) => x / qn);
+    const cosTarget = Array.from({ length: n }, (_, i) => -0.7 + (1.6 * i) / (n - 1));
+    const centered = cosTarget.map((c) => {
+      const r = Float64Array.from({ length: D }, () => g()), proj = r.reduce((a, x, d) => a + x * qh[d]!, 0);
+      const perp = r.map((x, d) => x - proj * qh[d]!), pn = Math.hypot(...perp);
+      return perp.map((x, d) => 2 * (c * qh[d]! + Math.sqrt(1 - c * c) * x / pn));
+    });
+    const mean = new Float64Array(D);
+    for (const c of centered) for (let d = 0; d < D; d++) mean[d] += c[d]! / n;
+    const offset = Float64Array.from({ length: D }, () => 3 * g());                   // centering must remove it
+    const keys = centered.map((c) => Float32Array.from({ length: G * D }, (_, j) => c[j % D]! - mean[j % D]! + offset[j % D]!));
+    const values = centered.map((_, i) => Float32Array.from({ length: G * D }, (_, j) => (j % D === i ? 1 : 0)));
+    // u_i from the keys as stored (f32) and their f64 mean, as the formula defines it
+    const mu = new Float64Array(D);
+    for (const k of keys) for (let d = 0; d < D; d++) mu[d] += k[d]! / n;
+    const u = keys.map((k) => {
+      let dot = 0, kn = 0;
+      for (let d = 0; d < D; d++) { const x = k[d]! - mu[d]!; dot += q[d]! * x; kn += x * x; }
+      return samplingProbability(dot / (qn * Math.sqrt(kn)), K, Lt);
+    });
+    const hits = new Array<number>(n).fill(0), query = Float32Array.from({ length: G * D }, (_, j) => q[j % D]!);
+    for (let layer = 0; layer < layers; layer++) {
+      const L = makeLayer(pool, `magicpig:K=${K},L=${Lt},sinks=0,window=0,dense=none`, { layer, layers, heads: G, kvHeads: G, headDim: D, capacity: 64 });
+      storeRows(L, [...keys, new Float32Array(G * D)], [...values, new Float32Array(G * D)]);
+      const out = decode(L, query);
+      for (let h = 0; h < G; h++) for (let i = 0; i < n; i++) if (out[h * D + i]! > 0) hits[i]!++;
+      pool.unregister(L.arena);
+    }
+    const draws = layers * G;
+    u.forEach((ui, i) => {
+      const f = hits[i]! / draws, sigma = Math.sqrt(Math.max(ui * (1 - ui), 1e-4) / draws);
+      assert.ok(Math.abs(f - ui) < 4.5 * sigma + 1e-3, `key ${i} (cos ${cosTarget[i]!.toFixed(2)}): u = ${ui.toFixed(4)}, engine frequency ${f.toFixed(4)}`);
+    });
+    assert.ok(u[0]! < 0.1 && u[n - 1]! > 0.9, `u spans ${u[0]} … ${u[n - 1]}`);
   });
 
   test('bad parameters are rejected with the name of the parameter', () => {

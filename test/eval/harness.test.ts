@@ -1,6 +1,6 @@
 // The evaluation harness end to end on a tiny random-weight checkpoint (it answers nonsense; the
 // point is that every backend runs, is metered and the report files appear), the greedy answerer
-// against the generation loop, and the keys meter's closed-form counts.
+// against the generation loop, and the keys meter.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,9 @@ import { parseAttentionSpec } from '../../src/attention/spec.js';
 import { runAccuracyEval } from '../../src/eval/harness.js';
 import { writeAccuracyReport } from '../../src/eval/report.js';
 import { greedyAnswer } from '../../src/eval/greedy.js';
-import { ruleKeys } from '../../src/eval/keys-meter.js';
+import { KeysMeter } from '../../src/eval/keys-meter.js';
+import type { LayerAttention } from '../../src/attention/types.js';
+import type { LayerAttentionDims } from '../../src/attention/create.js';
 import { parseTaskSpec } from '../../src/eval/tasks.js';
 
 let dir: string, model: string;
@@ -39,6 +41,11 @@ test('harness: tasks × backends run, are scored in [0, 100], metered, and writt
   assert.ok(mp.keysFraction > 0 && mp.keysFraction < 1, `magicpig touched ${mp.keysFraction}`);
   assert.equal(mp.denseLayers, 2, 'magicpig keeps layers 0 and 1 (= 3/2) dense');
   assert.ok(st.keysFraction > 0 && st.keysFraction < (4 + 32 + 2) / 290);
+  // over all layers, a dense layer counts every key: dense reads 100%, magicpig (2 of 3 layers dense)
+  // (2 + its sparse fraction) / 3, streaming (no dense layer) its sparse fraction
+  assert.equal(cell('dense').keysFractionAllLayers, 1);
+  assert.ok(Math.abs(mp.keysFractionAllLayers - (2 + mp.keysFraction) / 3) < 1e-12, `${mp.keysFractionAllLayers}`);
+  assert.ok(Math.abs(st.keysFractionAllLayers - st.keysFraction) < 1e-12);
   // The same prompt is given to every backend.
   const prompts = new Set(r.details.filter((d) => d.index === 0 && d.task === 'niah_single').map((d) => d.promptTokens));
   assert.equal(prompts.size, 1);
@@ -71,13 +78,22 @@ test('greedyAnswer with a dense prefill equals greedy generateText', async () =>
   } finally { m.dispose(); }
 });
 
-test('keys meter: closed-form key counts of the selection rules', () => {
-  const k = (s: string, n: number) => ruleKeys(parseAttentionSpec(s), n);
-  assert.equal(k('streaming:sinks=4,window=100', 1000), 104);
-  assert.equal(k('streaming:sinks=4,window=100', 50), 50);
-  assert.equal(k('topk:k=10,sinks=4,window=64', 1000), 78);
-  assert.equal(k('topk:fraction=0.02', 1000), 4 + 64 + 20);
-  assert.equal(k('quest:budget=0.04', 1000), 48);            // ceil(40/16) = 3 pages
-  assert.equal(k('oracle-sampling:budget=0.02', 1000), 20);
-  assert.equal(k('dense', 77), 77);
+test('keys meter: passes the phase through and counts one-token decode steps with the keys the layer reports', () => {
+  const phases: (string | undefined)[] = [];
+  const fake: LayerAttention & { lastTouched: number } = {
+    bytesPerToken: 0, lastTouched: 5, store() {}, truncate() {}, reset() {},
+    attend(_q, _p, _o, _n, _l, phase) { phases.push(phase); },
+  };
+  const dims: LayerAttentionDims = { layer: 0, layers: 1, heads: 1, kvHeads: 1, headDim: 4, capacity: 100, dtype: 'f32' };
+  const meter = new KeysMeter(parseAttentionSpec('quest'));
+  const layer = meter.wrap({ slotBytes: () => 0, create: () => fake }).create(null as never, null as never, dims, null as never);
+  layer.attend(0, 0, 0, 1, 100, 'prefill');   // a prompt token: answered exactly, not counted
+  layer.attend(0, 0, 0, 1, 100, 'decode');
+  layer.attend(0, 0, 0, 1, 50);                // no phase: one token is a decode step
+  layer.attend(0, 0, 0, 8, 100);               // several tokens: prefill
+  assert.deepEqual(phases, ['prefill', 'decode', undefined, undefined]);
+  const st = meter.stats();
+  assert.equal(st.steps, 2);
+  assert.equal(st.fraction, (5 / 100 + 5 / 50) / 2);
+  assert.equal(st.allLayersFraction, st.fraction);
 });
