@@ -15,6 +15,7 @@ import { runAccuracyEval } from '../../src/eval/harness.js';
 import { writeAccuracyReport } from '../../src/eval/report.js';
 import { greedyAnswer } from '../../src/eval/greedy.js';
 import { KeysMeter } from '../../src/eval/keys-meter.js';
+import { mergeAccuracyResults } from '../../src/eval/merge-results.js';
 import type { LayerAttention } from '../../src/attention/types.js';
 import type { LayerAttentionDims } from '../../src/attention/create.js';
 import { parseTaskSpec } from '../../src/eval/tasks.js';
@@ -56,6 +57,13 @@ test('harness: tasks × backends run, are scored in [0, 100], metered, and writt
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).backends, r.backends);
   assert.match(readFileSync(join(out, 'results.md'), 'utf8'), /\| 300 \| niah_single \|/);
   assert.match(readFileSync(join(out, 'accuracy-300.svg'), 'utf8'), /^<svg/);
+  // runs of the same prompts with different backends join into one report
+  const part = (bs: string[]) => ({ ...r, backends: bs, cells: r.cells.filter((c) => bs.includes(c.backend)), details: r.details.filter((d) => bs.includes(d.backend)) });
+  const merged = mergeAccuracyResults([part(r.backends.slice(0, 1)), part(r.backends.slice(1))]);
+  assert.deepEqual(merged.backends, r.backends);
+  assert.deepEqual(merged.cells, r.cells);
+  assert.throws(() => mergeAccuracyResults([part(r.backends.slice(0, 1)), { ...part(r.backends.slice(1)), seed: 2 }]), /seed/);
+  assert.throws(() => mergeAccuracyResults([r, part(r.backends.slice(1))]), /in two runs/);
   // a budget sweep (one kind at two settings) adds accuracy vs keys touched, one plot per task
   const sweep = { ...r, backends: [...r.backends, 'streaming:window=64'],
     cells: [...r.cells, ...r.cells.filter((c) => c.backend === 'streaming:window=32').map((c) => ({ ...c, backend: 'streaming:window=64', keysFraction: 2 * c.keysFraction }))] };
