@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_PRESETS, writeTestCheckpoint, type CheckpointFormat, type PresetName } from '../testing/checkpoints.js';
+import { BENCH_PRESETS, presetConfig, writeTestCheckpoint, type CheckpointFormat, type PresetName } from '../testing/checkpoints.js';
+import { derive } from '../models/config.js';
 
 export const BENCH_DTYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 export type BenchDType = (typeof BENCH_DTYPES)[number];
@@ -20,9 +21,26 @@ export function benchFile(shape: string, dtype: string, onWrite?: (path: string)
   if (!(BENCH_PRESETS as readonly string[]).includes(shape)) throw new Error(`bench: unknown shape ${shape}; choose from ${BENCH_PRESETS.join(', ')}`);
   if (!(BENCH_DTYPES as readonly string[]).includes(dtype)) throw new Error(`bench: unknown dtype ${dtype}; choose from ${BENCH_DTYPES.join(', ')}`);
   const dir = join(benchDir(), shape);
-  const path = join(dir, `model-${dtype}.gguf`);
+  const path = benchFilePath(shape, dtype);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   onWrite?.(path);
   return writeTestCheckpoint(dir, shape as PresetName, { formats: [`gguf-${dtype}` as CheckpointFormat] }).gguf[dtype as BenchDType]!;
+}
+
+const BYTES_PER_WEIGHT: Record<BenchDType, number> = { f32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+
+/** The size a bench file will have, from the shape alone (matrices in `dtype`, norms f32; the small
+ *  header and vocabulary are left out), so the user is told before gigabytes are written. */
+export function estimatedBenchFileBytes(shape: PresetName, dtype: BenchDType): number {
+  const c = presetConfig(shape), d = derive(c), h = c.hidden_size;
+  const perLayer = h * d.qDim * 2 + h * d.kvDim * 2 + 3 * h * c.intermediate_size;
+  const matrices = c.num_hidden_layers * perLayer + c.vocab_size * h * (c.tie_word_embeddings ? 1 : 2);
+  const norms = (2 * c.num_hidden_layers + 1) * h;
+  return matrices * BYTES_PER_WEIGHT[dtype] + norms * 4;
+}
+
+/** The bench file's path whether or not it exists yet. */
+export function benchFilePath(shape: string, dtype: string): string {
+  return join(benchDir(), shape, `model-${dtype}.gguf`);
 }

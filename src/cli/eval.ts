@@ -16,9 +16,9 @@ import { operatorTable, writeOperatorReport } from '../eval/operator-report.js';
 const FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
   tasks: { type: 'string', placeholder: 'LIST', default: 'niah_single,niah_multikey,niah_multivalue,cwe,fwe,vt', description: 'comma-separated tasks (niah_single, niah_multikey, niah_multivalue, niah_multiquery, cwe, fwe, vt, most_frequent, count); options as task:key=value+key=value' },
-  length: { type: 'integer', min: 16, multiple: true, placeholder: 'N', description: 'prompt length in tokens (repeatable; default 2048)' },
+  length: { type: 'integer', min: 16, multiple: true, placeholder: 'N', description: 'prompt length in tokens (default 2048)' },
   samples: { type: 'integer', min: 1, default: 50, placeholder: 'N', description: 'prompts per task and length' },
-  attention: { type: 'string', multiple: true, placeholder: 'SPEC', description: 'attention backend (repeatable; default dense), e.g. magicpig:K=10,L=150' },
+  attention: { type: 'string', multiple: true, placeholder: 'SPEC', description: 'attention backend (default dense), e.g. magicpig:K=10,L=150' },
   profile: { type: 'string', choices: Object.keys(PROFILES), default: 'ruler', placeholder: 'NAME', description: 'task options: ruler, or long-context (as the long-context model was trained)' },
   'decode-last': { type: 'integer', min: 0, default: 0, placeholder: 'K', description: 'feed the last K prompt tokens one at a time (sparse decode path) instead of prefilling them densely' },
   seed: { type: 'integer', default: 1, placeholder: 'S', description: 'task seed' },

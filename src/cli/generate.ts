@@ -21,7 +21,7 @@ const FLAGS: FlagSpecs = {
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
-export const GENERATE_HELP = formatHelp('generate', 'Completes a prompt with a model and streams the text to stdout.\nExample: tessera generate --model models/SmolLM2-135M --prompt "Once upon a time" --max-tokens 48', FLAGS);
+export const GENERATE_HELP = formatHelp('generate', 'Completes a prompt with a model and streams the text to stdout.\nExample: tessera generate --model models/default --prompt "Once upon a time" --max-tokens 48', FLAGS);
 
 /** One line of speed statistics. `processed` is how many prompt tokens are in the cache (cached +
  *  prefilled) when known: after a prefill stopped by Ctrl-C it is fewer than the prompt, and the line

@@ -26,6 +26,13 @@ function bytes(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 2)} ${units[i]}`;
 }
 
+/** 658048 → "658 K", 1235814400 → "1.24 B": the size people quote a model by. */
+export function shortCount(n: number): string {
+  const [div, unit] = n >= 1e9 ? [1e9, 'B'] : n >= 1e6 ? [1e6, 'M'] : n >= 1e3 ? [1e3, 'K'] : [1, ''];
+  const x = n / div;
+  return `${unit === '' ? n : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)}${unit ? ` ${unit}` : ''}`;
+}
+
 /** The facts `info` prints, as a flat object (also the --json output). */
 export function infoRecord(info: ModelInfo, ctx: number): Record<string, unknown> {
   const c = info.config;
@@ -72,7 +79,7 @@ export async function runInfo(argv: string[]): Promise<number> {
     ['hidden / ffn', `${r.hidden_size} / ${r.intermediate_size}`],
     ['vocabulary', String(r.vocab_size)],
     ['max context', String(r.max_position_embeddings)],
-    ['parameters', `${info.parameters.toLocaleString('en-US')} (${(info.parameters / 1e9).toFixed(2)} B)`],
+    ['parameters', `${info.parameters.toLocaleString('en-US')} (${shortCount(info.parameters)})`],
     ['dtypes (tensors)', Object.entries(info.dtypes).map(([k, n]) => `${k}: ${n}`).join(', ')],
     ['weights', bytes(info.weightBytes) + (v.quantize ? ` (with --quantize ${String(v.quantize)})` : '')],
     ['KV cache', `${bytes(info.kvBytesPerToken)} per token`],

@@ -3,24 +3,35 @@
 // 2 usage error (unknown flag, missing value, bad number), 130 interrupted.
 
 import { readFileSync } from 'node:fs';
-import { CliError, UsageError } from './args.js';
+import { CliError, UsageError, clip } from './args.js';
 import { MODEL_HINT } from './model-flags.js';
-import { runGenerate } from './generate.js';
-import { runChat } from './chat.js';
-import { runInfo } from './info.js';
 import { FormatError } from '../formats/errors.js';
 import { ContextOverflowError } from '../generation/generate.js';
 
+type Run = (argv: string[]) => Promise<number>;
+
+/**
+ * The commands, in the order `tessera --help` lists them. Each lives in its own file, parses its flags
+ * with args.ts and is imported only when run, so one command's dependencies never slow another.
+ * Adding a command: see src/cli/README.md.
+ */
+const COMMANDS: { name: string; summary: string; load: () => Promise<Run> }[] = [
+  { name: 'generate', summary: 'complete a prompt, streaming the text (--json for one JSON object)', load: async () => (await import('./generate.js')).runGenerate },
+  { name: 'chat', summary: "chat with a model in the terminal (uses the model's chat template)", load: async () => (await import('./chat.js')).runChat },
+  { name: 'info', summary: 'describe a checkpoint: architecture, sizes, dtypes, memory needed', load: async () => (await import('./info.js')).runInfo },
+  { name: 'tokenize', summary: "text to token ids with a model's tokenizer", load: async () => (await import('./tokenize.js')).runTokenize },
+  { name: 'detokenize', summary: "token ids to text with a model's tokenizer", load: async () => (await import('./tokenize.js')).runDetokenize },
+  { name: 'bench', summary: 'measure prefill and decode speed (your model, or random-weight models of real shapes)', load: async () => (await import('./bench.js')).runBench },
+  { name: 'train', summary: 'train a Llama-architecture transformer or a Memory Mosaic from a JSON config', load: async () => (await import('./train.js')).runTrain },
+  { name: 'eval-ppl', summary: 'loss / perplexity of a model on a corpus or on your own text file', load: async () => (await import('./eval-ppl.js')).runEvalPpl },
+  { name: 'eval', summary: 'long-context accuracy (RULER-style tasks) and attention error per attention backend', load: async () => (await import('./eval.js')).runEval },
+];
+
+const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 3;
 const HELP = `Usage: tessera <command> [options]
 
 Commands:
-  generate   complete a prompt, streaming the text (--json for one JSON object)
-  chat       chat with a model in the terminal (uses the model's chat template)
-  info       describe a checkpoint: architecture, sizes, dtypes, memory needed
-  bench      measure prefill and decode speed
-  train      train a Llama-architecture transformer or a Memory Mosaic from a JSON config
-  eval-ppl   held-out loss / perplexity of a model on a corpus
-  eval       long-context accuracy (RULER-style tasks) and attention error per attention backend
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}
 
 Run 'tessera <command> --help' for the options of a command.
 Models: a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file.
@@ -36,27 +47,16 @@ function version(): string {
   }
 }
 
-async function runBenchCommand(argv: string[]): Promise<number> {
-  const { runBench } = await import('../bench/run.js'); // loaded on demand: it pulls in the bench fixtures
-  await runBench(argv);
-  return 0;
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined: process.stderr.write(HELP); return 2;
     case '--help': case '-h': case 'help': process.stdout.write(HELP); return 0;
     case '--version': case '-v': process.stdout.write(`tessera ${version()}\n`); return 0;
-    case 'generate': return runGenerate(rest);
-    case 'chat': return runChat(rest);
-    case 'info': return runInfo(rest);
-    case 'bench': return runBenchCommand(rest);
-    case 'train': return (await import('./train.js')).runTrain(rest);
-    case 'eval-ppl': return (await import('./eval-ppl.js')).runEvalPpl(rest);
-    case 'eval': return (await import('./eval.js')).runEval(rest);
-    default: throw new UsageError(`unknown command '${command}' (commands: generate, chat, info, bench, train, eval-ppl, eval)`);
   }
+  const found = COMMANDS.find((c) => c.name === command);
+  if (!found) throw new UsageError(`unknown command '${clip(command)}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+  return (await found.load())(rest);
 }
 
 /** Prints `tessera: <message>` and a hint; returns the exit code. */

@@ -22,7 +22,7 @@ import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { layoutBytes } from '../runtime/layout.js';
 import { ropeInverseFrequencies } from './rope-frequencies.js';
 import { readTensorInto } from './tensor-convert.js';
-import { isMosaicFolder, loadMosaic } from '../mosaic/load.js';
+import { isMosaicFolder, loadMosaic, loadMosaicTokenizer } from '../mosaic/load.js';
 import { mosaicParameterCount, mosaicConfigFromJson, type MosaicConfig } from '../mosaic/config.js';
 import { readJsonFile } from '../formats/hf-folder.js';
 import { existsSync, statSync } from 'node:fs';
@@ -245,6 +245,15 @@ export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' |
   const ck = openCheckpoint(path);
   try {
     return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32', backend);
+  } finally { ck.source.close(); }
+}
+
+/** The checkpoint's tokenizer alone, without reading the weights into memory (tokenize, detokenize). */
+export function loadTokenizer(path: string): Tokenizer {
+  if (isMosaic(path)) return loadMosaicTokenizer(path);
+  const ck = openCheckpoint(path);
+  try {
+    return ck.tokenizer();
   } finally { ck.source.close(); }
 }
 

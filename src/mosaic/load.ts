@@ -34,17 +34,23 @@ export function isMosaicFolder(dir: string): boolean {
   return isJsonObject(raw) && raw.model_type === MOSAIC_MODEL_TYPE;
 }
 
+function tokenizerOf(dir: string, ck: ReturnType<typeof readMosaicCheckpoint>): Tokenizer {
+  if (!ck.tokenizerJsonPath) throw new Error(`${dir}: no tokenizer.json in the model folder; Tessera needs it to encode text`);
+  return loadHfTokenizer({
+    tokenizerJson: ck.tokenizerJsonPath,
+    tokenizerConfig: ck.tokenizerConfig as object | undefined,
+    generationConfig: ck.generationConfig as object | undefined,
+  });
+}
+
+/** The folder's tokenizer without building the model. */
+export function loadMosaicTokenizer(dir: string): Tokenizer {
+  return tokenizerOf(dir, readMosaicCheckpoint(dir));
+}
+
 export async function loadMosaic(dir: string, opts: LoadMosaicOptions = {}): Promise<LoadedMosaic> {
   const ck = readMosaicCheckpoint(dir);
-  let tokenizer: Tokenizer | null = null;
-  if (opts.tokenizer ?? true) {
-    if (!ck.tokenizerJsonPath) throw new Error(`${dir}: no tokenizer.json in the model folder; Tessera needs it to encode text`);
-    tokenizer = loadHfTokenizer({
-      tokenizerJson: ck.tokenizerJsonPath,
-      tokenizerConfig: ck.tokenizerConfig as object | undefined,
-      generationConfig: ck.generationConfig as object | undefined,
-    });
-  }
+  const tokenizer = (opts.tokenizer ?? true) ? tokenizerOf(dir, ck) : null;
   const model = new MosaicInference(ck.config, ck.params, opts);
   return { model, config: ck.config, tokenizer, generationConfig: ck.generationConfig as Record<string, unknown> | undefined };
 }

@@ -52,3 +52,48 @@ test('help lists every flag with its placeholder and default', () => {
   assert.match(h, /-m, --model PATH +model \(required\)/);
   assert.match(h, /--max-tokens N +n \(default 16\)/);
 });
+
+test('short flags take attached values, and a value may start with a dash unless it names an option', () => {
+  const specs: FlagSpecs = { ...SPECS, prompt: { type: 'string', description: 'p', short: 'p' }, n: { type: 'integer', min: 1, description: 'n', short: 'n' } };
+  const v = parseFlags(['-mx', '-n3', '-p', '-- text', '--stop', '--not-an-option'], specs, 'cmd');
+  assert.equal(v.model, 'x');
+  assert.equal(v.n, 3);
+  assert.equal(v.prompt, '-- text');
+  assert.deepEqual(v.stop, ['--not-an-option']);
+  for (const [argv, re] of [
+    [['-m', 'x', '-p', '-n', '3'], /--prompt needs a value/],          // -n is an option of this command
+    [['-m', 'x', '-p', '--json'], /--prompt needs a value/],
+    [['-m', 'x', '-n0'], /--n must be an integer ≥ 1, got 0/],
+    [['-m', 'x', '-hx'], /-h takes no value/],
+  ] as [string[], RegExp][]) {
+    assert.throws(() => parseFlags(argv, specs, 'cmd'), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(' '));
+  }
+});
+
+test('list flags split on commas and check every item; quoted input is cut short in messages', () => {
+  const specs: FlagSpecs = {
+    ctx: { type: 'integer', list: true, min: 1, default: '512,4096', description: 'c' },
+    dtypes: { type: 'string', list: true, choices: ['f32', 'q8_0'], description: 'd' },
+  };
+  assert.deepEqual(parseFlags([], specs, 'cmd'), { ctx: [512, 4096] });
+  assert.deepEqual(parseFlags(['--ctx', '8, 16', '--dtypes=q8_0'], specs, 'cmd'), { ctx: [8, 16], dtypes: ['q8_0'] });
+  for (const [argv, re] of [
+    [['--ctx', '8,,16'], /--ctx expects a comma-separated list without empty items/],
+    [['--ctx', '8,0'], /--ctx must be an integer ≥ 1, got 0/],
+    [['--dtypes', 'f32,q4'], /--dtypes must be one of f32, q8_0, got 'q4'/],
+  ] as [string[], RegExp][]) {
+    assert.throws(() => parseFlags(argv, specs, 'cmd'), (e: unknown) => e instanceof UsageError && re.test(e.message), argv.join(' '));
+  }
+  const long = 'x'.repeat(100_000);
+  assert.throws(() => parseFlags(['--ctx', long], specs, 'cmd'), (e: unknown) => e instanceof UsageError && e.message.length < 200);
+  assert.throws(() => parseFlags([long], specs, 'cmd'), (e: unknown) => e instanceof UsageError && e.message.length < 200);
+});
+
+test('help keeps one parenthesis per row', () => {
+  const h = formatHelp('cmd', 'x', {
+    queries: { type: 'integer', default: 16, description: 'positions measured (the last N)' },
+    length: { type: 'integer', multiple: true, description: 'prompt length' },
+  });
+  assert.match(h, /positions measured \(the last N; default 16\)\n/);
+  assert.match(h, /prompt length \(repeatable\)\n/);
+});

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +29,22 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['info'], /missing required option --model/],
     [['info', '--model', 'm', 'extra'], /unexpected argument 'extra'/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    [['generate', '-m', 'm', '-p', 'hi', '-n0'], /--max-tokens must be an integer ≥ 1, got 0/],
+    [['bench', '--model'], /--model needs a value/],
+    [['bench', '--bogus'], /unknown option --bogus/],
+    [['bench', '--ctx', '512,x'], /--ctx expects an integer, got 'x'/],
+    [['bench', '--shapes', 'gpt-5'], /--shapes must be one of smollm2-135m, llama3.2-1b/],
+    [['bench', '--dtypes', 'q8_0'], /--dtypes applies to --shapes files/],
+    [['tokenize', '--text', 'x'], /missing required option --model/],
+    [['detokenize', '-m', 'm', '--ids', '1', '--file', 'f'], /give one of --ids or --file/],
   ];
   for (const [argv, re] of cases) {
     const r = tessera(...argv);
     assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^tessera: /);
     assert.match(r.stderr, re);
-    assert.match(r.stderr, /hint: run 'tessera/);
+    assert.match(r.stderr, new RegExp(`hint: run 'tessera ${argv[0] === 'frobnicate' ? '' : `${argv[0]} `}--help'`));
+    assert.doesNotMatch(r.stderr, /TESSERA_DEBUG|\n\s+at /); // no stack-trace hint, no stack
     assert.equal(r.stdout, '');
   }
   const none = tessera();
@@ -67,8 +76,56 @@ test('--help for the program and each command; --version', () => {
     assert.match(r.stdout, new RegExp(`^Usage: tessera ${cmd}`));
     for (const f of list) assert.ok(r.stdout.includes(f), `${cmd} --help lists ${f}`);
   }
+  // every command listed by --help has a --help of the same style
+  const commands = [...top.stdout.matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
+  assert.ok(commands.length >= 9, top.stdout);
+  for (const cmd of commands) {
+    const r = tessera(cmd, '--help');
+    assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: tessera ${cmd} \\[options\\]\n\n`));
+    assert.match(r.stdout, /\nOptions:\n/);
+    assert.match(r.stdout, /-h, --help +show this help/);
+    assert.doesNotMatch(r.stdout, /\) \(|repeatable.*repeatable/, cmd);
+  }
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   assert.equal(tessera('--version').stdout.trim(), `tessera ${pkg.version}`);
+});
+
+test('tokenize and detokenize round-trip through a pipe; bad ids are named', () => {
+  const model = join(ROOT, 'models/default');
+  const ids = tessera('tokenize', '-m', model, '-p', 'Once upon a time');
+  assert.equal(ids.code, 0, ids.stderr);
+  assert.match(ids.stdout, /^\d+( \d+)+\n$/);
+  const back = spawnSync(process.execPath, [MAIN, 'detokenize', '-m', model], { input: ids.stdout, encoding: 'utf8' });
+  assert.equal(back.status, 0, back.stderr);
+  assert.equal(back.stdout, 'Once upon a time');
+  const bare = tessera('tokenize', '-m', model, '-p', 'Once upon a time', '--no-special', '--json');
+  const o = JSON.parse(bare.stdout) as { ids: number[]; count: number };
+  assert.deepEqual(o.ids, ids.stdout.trim().split(' ').map(Number).slice(1)); // the BOS token is the only difference
+  assert.equal(o.count, o.ids.length);
+  const bad = tessera('detokenize', '-m', model, '--ids', '5 2048');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /token id #2 is 2048, outside this vocabulary \(ids 0…2047\)/);
+});
+
+test('bench --model measures the given model, caps prompt lengths at its context, and says why llama.cpp has no row', async () => {
+  const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+  try {
+    const ck = writeTestCheckpoint(dir, 'smollm2-tiny', { formats: ['hf'] });
+    const r = spawnSync(process.execPath, [MAIN, 'bench', '--model', ck.hfDir!, '--ctx', '16,100000', '--decode-tokens', '2', '--threads', '1'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, TESSERA_BENCH_DIR: join(dir, 'never-written') } });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.split('\n').filter((l) => l.startsWith('| hf |'));
+    assert.equal(rows.length, 4, r.stdout); // ctx 16 and the cap 507 (512 - 2 decoded - 3 spare), tessera + llama.cpp each
+    assert.match(rows[0], /^\| hf \| f32 \| 16 \| tessera \| 1 \| \d/);
+    assert.match(rows[1], /^\| hf \| f32 \| 16 \| llama\.cpp \| 1 \| not measured: llama\.cpp reads \.gguf files only/);
+    assert.match(rows[2], /^\| hf \| f32 \| 509 \| tessera \|/);
+    assert.match(r.stderr, /prompt lengths capped at 507/);
+    assert.ok(!existsSync(join(dir, 'never-written')), 'a --model run writes no bench files');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('generate --json prints exactly one JSON object on stdout (tiny random checkpoint)', async () => {
