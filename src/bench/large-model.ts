@@ -1,25 +1,36 @@
 // Shows that model + KV cache may total well over 4 GiB (the limit of one 32-bit WebAssembly memory):
-// loads a random-weight f32 model with the shape of Llama-3.2-1B (≈ 4.9 GB of weights) with a long
-// KV cache, prints what `tessera info` reports it needs, generates a few tokens, and prints the
-// process's resident memory.
+// loads a random-weight f32 model with the shape of Llama-3.2-1B (≈ 4.9 GB of weights, written once
+// to the bench folder) with a long KV cache, prints what `tessera info` reports it needs, generates a
+// few tokens, and prints the process's resident memory. A script, not a `tessera` command:
 //
 //   node dist/src/bench/large-model.js [--ctx 32768] [--tokens 8] [--threads 2]
 
-import { parseArgs } from 'node:util';
 import { availableParallelism } from 'node:os';
 import { describeModel, loadModel } from '../models/load.js';
-import { benchFile } from './bench-files.js';
+import { benchFile, benchFilePath, estimatedBenchFileBytes } from './bench-files.js';
 import { randomIds } from '../testing/random-model.js';
+import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../cli/script.js';
+
+const FLAGS: FlagSpecs = {
+  ctx: { type: 'integer', min: 1, default: 32768, placeholder: 'N', description: 'KV-cache capacity in tokens' },
+  tokens: { type: 'integer', min: 1, default: 8, placeholder: 'N', description: 'tokens to generate' },
+  threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
 
 const GiB = 2 ** 30;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: {
-    ctx: { type: 'string', default: '32768' }, tokens: { type: 'string', default: '8' },
-    threads: { type: 'string', default: String(availableParallelism()) },
-  } });
-  const ctx = Number(values.ctx), tokens = Number(values.tokens), threads = Number(values.threads);
-  const file = benchFile('llama3.2-1b', 'f32', (path) => process.stderr.write(`writing ${path} (random weights, Llama-3.2-1B shape, f32)…\n`));
+async function main(): Promise<number> {
+  const name = scriptName(import.meta.url);
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) {
+    process.stdout.write(formatHelp(name, `Loads a random-weight Llama-3.2-1B-shaped f32 model (written once to ${benchFilePath('llama3.2-1b', 'f32')},\n` +
+      `about ${(estimatedBenchFileBytes('llama3.2-1b', 'f32') / 1e9).toFixed(1)} GB) with a long KV cache, generates a few tokens and prints the memory used.`, FLAGS, 'node'));
+    return 0;
+  }
+  const ctx = v.ctx as number, tokens = v.tokens as number, threads = (v.threads as number | undefined) ?? availableParallelism();
+  const file = benchFile('llama3.2-1b', 'f32', (path) => process.stderr.write(`writing ${path} (random weights, Llama-3.2-1B shape, f32, about ${(estimatedBenchFileBytes('llama3.2-1b', 'f32') / 1e9).toFixed(1)} GB)…\n`));
   const info = describeModel(file);
   const need = info.memoryNeeded(ctx);
   console.log(`model: ${file}`);
@@ -53,6 +64,7 @@ async function main(): Promise<void> {
     console.log(`generated ${tokens} tokens: [${out.join(', ')}] at ${(tokens / dt).toFixed(2)} tok/s`);
     console.log(`resident memory: ${(process.memoryUsage().rss / GiB).toFixed(2)} GiB (KV pages are committed only as they are written)`);
   } finally { model.dispose(); }
+  return 0;
 }
 
-main().catch((e) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

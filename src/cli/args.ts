@@ -141,8 +141,8 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs, command: s
   return values;
 }
 
-/** Help text: usage line, summary, then one line per flag. */
-export function formatHelp(command: string, summary: string, specs: FlagSpecs): string {
+/** Help text: usage line, summary, then one line per flag. Scripts pass `program` 'node' and their path as `command`. */
+export function formatHelp(command: string, summary: string, specs: FlagSpecs, program = 'tessera'): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const left = `  ${s.short ? `-${s.short}, ` : ''}--${name}${s.type === 'boolean' ? '' : ` ${s.placeholder ?? (s.type === 'string' ? 'TEXT' : 'N')}`}`;
     const extra = [s.required ? 'required' : '', s.default !== undefined && s.type !== 'boolean' ? `default ${s.default}` : '', s.list ? 'comma-separated' : '', s.multiple ? 'repeatable' : '']
@@ -152,5 +152,5 @@ export function formatHelp(command: string, summary: string, specs: FlagSpecs): 
     return [left, text];
   });
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
-  return `Usage: tessera ${command} [options]\n\n${summary}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(width) + r).join('\n')}\n`;
+  return `Usage: ${program} ${command} [options]\n\n${summary}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(width) + r).join('\n')}\n`;
 }

@@ -9,7 +9,7 @@ import { MODEL_HINT } from './model-flags.js';
 import { prepareOutputDir } from './output-path.js';
 import { runAccuracyEval } from '../eval/harness.js';
 import { accuracyRows, formatTable, writeAccuracyReport } from '../eval/report.js';
-import { parseTaskSpec, PROFILES } from '../eval/tasks.js';
+import { parseTaskSpec, profileForModel, PROFILES, TASK_OPTIONS_FILE } from '../eval/tasks.js';
 import { DEFAULT_BUDGETS, runOperatorEval } from '../eval/operator.js';
 import { operatorTable, writeOperatorReport } from '../eval/operator-report.js';
 
@@ -19,7 +19,7 @@ const FLAGS: FlagSpecs = {
   length: { type: 'integer', min: 16, multiple: true, placeholder: 'N', description: 'prompt length in tokens (default 2048)' },
   samples: { type: 'integer', min: 1, default: 50, placeholder: 'N', description: 'prompts per task and length' },
   attention: { type: 'string', multiple: true, placeholder: 'SPEC', description: 'attention backend (default dense), e.g. magicpig:K=10,L=150' },
-  profile: { type: 'string', choices: Object.keys(PROFILES), default: 'ruler', placeholder: 'NAME', description: 'task options: ruler, or long-context (as the long-context model was trained)' },
+  profile: { type: 'string', choices: ['auto', ...Object.keys(PROFILES)], default: 'auto', placeholder: 'NAME', description: `task options: ${Object.keys(PROFILES).join(', ')}, or auto: the profile matching the model folder's ${TASK_OPTIONS_FILE} (what it was trained on), else ruler` },
   'decode-last': { type: 'integer', min: 0, default: 0, placeholder: 'K', description: 'feed the last K prompt tokens one at a time (sparse decode path) instead of prefilling them densely' },
   seed: { type: 'integer', default: 1, placeholder: 'S', description: 'task seed' },
   out: { type: 'string', placeholder: 'DIR', description: 'output folder (default results/eval-<timestamp>)' },
@@ -47,6 +47,13 @@ export async function runEval(argv: string[]): Promise<number> {
   const lengths = (v.length as string[] | undefined)?.map(Number) ?? [2048];
   const attention = (v.attention as string[] | undefined) ?? ['dense'];
   const threads = v.threads as number | undefined;
+  let profile = v.profile as string;
+  if (profile === 'auto') {
+    let chosen;
+    try { chosen = profileForModel(model); } catch (e) { throw new CliError((e as Error).message, 'see docs/EVALUATION.md for the profiles'); }
+    profile = chosen.profile;
+    process.stderr.write(`eval: profile ${profile} (${chosen.reason}; --profile overrides)\n`);
+  }
   // Task options are written task:key=value+key=value on the command line (commas separate tasks).
   const taskTexts = list(v.tasks as string).map((t) => t.replace(/\+/g, ','));
   let tasks;
@@ -62,7 +69,7 @@ export async function runEval(argv: string[]): Promise<number> {
       return [K, L] as [number, number];
     });
     const r = await runOperatorEval({
-      model, length: lengths[0], task: taskTexts[0], profile: v.profile as string, queries: v.queries as number,
+      model, length: lengths[0], task: taskTexts[0], profile, queries: v.queries as number,
       layers: v.layers === undefined ? undefined : list(v.layers as string).map((s) => num(s, 'layers')),
       budgets: v.budgets === undefined ? undefined : list(v.budgets as string).map((s) => num(s, 'budgets')),
       magicpig: pigs, engine: (v.attention as string[] | undefined) ?? ['dense', 'topk', 'quest', 'streaming', 'oracle-sampling', 'magicpig'],
@@ -74,7 +81,7 @@ export async function runEval(argv: string[]): Promise<number> {
   }
 
   const r = await runAccuracyEval({
-    model, tasks, lengths, samples: v.samples as number, attention, profile: v.profile as string, seed: v.seed as number,
+    model, tasks, lengths, samples: v.samples as number, attention, profile, seed: v.seed as number,
     decodeLast: v['decode-last'] as number, threads, cacheDType: v['kv-type'] as 'f32' | 'f16' | undefined,
     onSample: v.quiet ? undefined : (s, done, total) => process.stderr.write(`[${done}/${total}] ${s.backend} ${s.task} @${s.length} #${s.index}: ${s.score.toFixed(2)}  ${JSON.stringify(s.output.slice(0, 60))}\n`),
   });

@@ -1,10 +1,10 @@
 // `tessera train --config FILE [overrides]`: trains a Llama-architecture transformer or a Memory
-// Mosaic as the JSON config says (src/experiments/train-config.ts), with a progress bar, held-out
+// Mosaic as the JSON config says (src/training/train-config.ts), with a progress bar, held-out
 // loss, resumable checkpoints and loss curves, and exports a model folder `tessera generate` runs.
 
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { ConfigError, overrideConfig, parseTrainConfig } from '../experiments/train-config.js';
-import { runTraining } from '../experiments/train-run.js';
+import { ConfigError, overrideConfig, parseTrainConfig } from '../training/train-config.js';
+import { runTraining } from '../training/train-run.js';
 import { readTextFile } from '../formats/regular-file.js';
 import { parseJsonStrict } from '../formats/json-strict.js';
 import { prepareOutputDir } from './output-path.js';

@@ -9,6 +9,8 @@
 // words/numbers); most_frequent and count score the first word/number of the output.
 // Per-task options (e.g. cwe numCommon=3) come as `name:key=value,key=value`.
 
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deriveSeed } from '../data/rng.js';
 import { countingTask, marginForFraction } from '../data/synthetic-count.js';
 import { needleTask, type NeedleVariant } from '../data/synthetic-needle.js';
@@ -52,6 +54,43 @@ export const PROFILES: Record<string, Partial<Record<TaskName, Record<string, nu
     niah_multiquery: { words: 1 }, most_frequent: { distinctWords: 10, marginFraction: 0.5 },
   },
 };
+
+/** The file in which a model folder records the task options it was trained with
+ *  (`{ needle: { values: 'word' | 'number', digits }, counting: { distinctWords, marginFraction } }`). */
+export const TASK_OPTIONS_FILE = 'long_context_tasks.json';
+
+function sameOptions(a: Partial<Record<string, Record<string, number>>>, b: Partial<Record<string, Record<string, number>>>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => {
+    const x = a[k] ?? {}, y = b[k] ?? {};
+    return Object.keys({ ...x, ...y }).every((o) => x[o] === y[o]);
+  });
+}
+
+/**
+ * The profile to evaluate a model with: the one matching the task options its folder records
+ * (TASK_OPTIONS_FILE), else `ruler`. Throws when the folder records options no profile has, so a
+ * model is never scored on prompts it was not trained to read without the user choosing that.
+ */
+export function profileForModel(modelPath: string): { profile: string; reason: string } {
+  const file = join(modelPath, TASK_OPTIONS_FILE);
+  if (!existsSync(file)) return { profile: 'ruler', reason: `${modelPath} records no training tasks (${TASK_OPTIONS_FILE})` };
+  let rec: { needle?: { values?: string; digits?: number }; counting?: { distinctWords?: number; marginFraction?: number } };
+  try { rec = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new RangeError(`eval: cannot read ${file}: ${(e as Error).message}`); }
+  const wanted: Partial<Record<TaskName, Record<string, number>>> = {};
+  const needle: Record<string, number> | undefined = rec?.needle?.values === 'word' ? { words: 1 } : rec?.needle?.digits !== undefined ? { valueDigits: rec.needle.digits } : undefined;
+  if (needle) for (const t of ['niah_single', 'niah_multikey', 'niah_multivalue', 'niah_multiquery'] as const) wanted[t] = needle;
+  const c = rec?.counting;
+  if (c?.distinctWords !== undefined || c?.marginFraction !== undefined) {
+    wanted.most_frequent = { ...(c.distinctWords !== undefined ? { distinctWords: c.distinctWords } : {}), ...(c.marginFraction !== undefined ? { marginFraction: c.marginFraction } : {}) };
+  }
+  const match = Object.keys(PROFILES).find((name) => name !== 'ruler' && sameOptions(PROFILES[name], wanted));
+  if (!match) {
+    throw new RangeError(`eval: ${file} records training options that no profile has (${JSON.stringify(rec)}); ` +
+      `choose --profile ${Object.keys(PROFILES).join('|')} and give task options explicitly, e.g. most_frequent:distinctWords=10`);
+  }
+  return { profile: match, reason: `${file} says the model was trained on these task options` };
+}
 
 /** The spec with the profile's defaults under its explicit options. */
 export function withProfile(spec: TaskSpec, profile: string): TaskSpec {

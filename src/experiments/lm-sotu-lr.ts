@@ -6,10 +6,10 @@
 // Run:  node dist/src/experiments/lm-sotu-lr.js [--quick] [--lr 0.01,0.001]
 
 import { join } from 'node:path';
-import { runTraining, type RunResult } from './train-run.js';
+import { runTraining, type RunResult } from '../training/train-run.js';
 import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { lmConfig } from './lm-sotu.js';
-import { parseTrainConfig } from './train-config.js';
+import { parseTrainConfig } from '../training/train-config.js';
 
 export interface LrRun { name: string; lr: number; result: RunResult }
 

@@ -11,10 +11,10 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTrainConfig, type TrainConfig } from './train-config.js';
-import { runTraining, type RunResult } from './train-run.js';
-import { evalPerplexity, type PerplexityResult } from './perplexity.js';
-import { bucketed } from './evaluate.js';
+import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
+import { runTraining, type RunResult } from '../training/train-run.js';
+import { evalPerplexity, type PerplexityResult } from '../eval/perplexity.js';
+import { bucketed } from '../training/evaluate.js';
 import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 

@@ -12,8 +12,8 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTrainConfig, type TrainConfig } from './train-config.js';
-import { runTraining, type RunResult } from './train-run.js';
+import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
+import { runTraining, type RunResult } from '../training/train-run.js';
 import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 

@@ -17,6 +17,8 @@ import { linePlotSvg } from '../training/plot-svg.js';
 import { DIM, HELD_OUT, moonBatch, periodsInSteps, randomStart, trainTriples, trajectory } from './three-moons-data.js';
 import { MoonModel, type MoonWeights } from './three-moons-model.js';
 import { blockNorms, freeRunErrors, headSpecialisation, type HeadSpecialisation } from './three-moons-eval.js';
+import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs, type FlagValues } from '../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../cli/script.js';
 
 export interface ThreeMoonsOptions {
   heads: number[];
@@ -260,35 +262,51 @@ export function writeOutputs(res: ThreeMoonsResult, dir: string): string[] {
   return files.map(([name, text]) => { const p = join(dir, name); writeFileSync(p, text); return p; });
 }
 
-function parseArgs(argv: string[]): { o: ThreeMoonsOptions; out: string; merge: string[] } {
-  const o = argv.includes('--quick') ? quickOptions() : fullOptions();
-  let out = 'docs/plots', merge: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], v = argv[i + 1];
-    const num = (): number => { const n = Number(v); if (!Number.isFinite(n) || n <= 0) throw new Error(`three-moons: ${a} needs a positive number, got ${v}`); i++; return n; };
-    if (a === '--quick') continue;
-    else if (a === '--heads') { o.heads = (v ?? '').split(',').map(Number); i++; if (o.heads.some((h) => ![1, 2, 3, 6].includes(h))) throw new Error(`three-moons: --heads takes divisors of 6 (e.g. 1,3), got ${v}`); }
-    else if (a === '--iters') o.iters = num();
-    else if (a === '--batch') o.batch = num();
-    else if (a === '--starts') o.starts = num();
-    else if (a === '--seed') o.seed = num();
-    else if (a === '--out') { out = v; i++; }
-    else if (a === '--merge') { merge = (v ?? '').split(','); i++; }
-    else throw new Error(`three-moons: unknown argument ${a} (use --quick, --heads 1,3, --iters N, --batch N, --starts N, --seed N, --out DIR, --merge A.json,B.json)`);
+const FLAGS: FlagSpecs = {
+  quick: { type: 'boolean', description: 'a short run (200 iterations, batch 8, 8 starts) to try the pipeline' },
+  heads: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: 'head counts to train, divisors of 6 (default 1,3)' },
+  iters: { type: 'integer', min: 1, placeholder: 'N', description: 'training iterations (default 500)' },
+  batch: { type: 'integer', min: 1, placeholder: 'N', description: 'sequences per iteration (default 64)' },
+  starts: { type: 'integer', min: 1, placeholder: 'N', description: 'held-out start positions averaged (default 64)' },
+  seed: { type: 'integer', min: 0, placeholder: 'N', description: 'seed (default 100)' },
+  out: { type: 'string', default: 'docs/plots', placeholder: 'DIR', description: 'output folder' },
+  merge: { type: 'string', list: true, placeholder: 'FILES', description: 'merge these three-moons.json results into one figure instead of training' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
+
+function options(v: FlagValues, name: string): ThreeMoonsOptions {
+  const o = v.quick ? quickOptions() : fullOptions();
+  if (v.heads !== undefined) {
+    o.heads = v.heads as number[];
+    if (o.heads.some((h) => 6 % h !== 0)) throw new UsageError(`--heads takes divisors of 6 (e.g. 1,3), got ${o.heads.join(',')}`, name);
   }
-  return { o, out, merge };
+  for (const k of ['iters', 'batch', 'starts', 'seed'] as const) if (v[k] !== undefined) o[k] = v[k] as number;
+  return o;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { o, out, merge } = parseArgs(process.argv.slice(2));
+async function main(): Promise<number> {
+  const name = scriptName(import.meta.url);
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) {
+    process.stdout.write(formatHelp(name, 'Three moons (PAPERS §3): trains 1- and 3-head contextual memories and writes the error, weight and loss\nfigures and three-moons.json to --out (docs/THREE_MOONS.md).', FLAGS, 'node'));
+    return 0;
+  }
+  const o = options(v, name), out = v.out as string, merge = (v.merge as string[] | undefined) ?? [];
   o.log = (line) => console.log(line);
   let res: ThreeMoonsResult;
   if (merge.length) {
-    res = mergeResults(merge.map((f) => JSON.parse(readFileSync(f, 'utf8')) as ThreeMoonsResult));
+    res = mergeResults(merge.map((f) => {
+      try { return JSON.parse(readFileSync(f, 'utf8')) as ThreeMoonsResult; } catch (e) {
+        throw new CliError(`cannot read --merge ${f}: ${(e as Error).message}`, 'give three-moons.json files written by earlier runs');
+      }
+    }));
   } else {
     console.log(`three moons: heads ${o.heads.join(',')}, ${o.iters} iterations, batch ${o.batch}, T ${o.T}, ${o.starts} eval starts, ${o.contexts.length} context lengths`);
     res = runThreeMoons(o);
   }
   for (const p of writeOutputs(res, out)) console.log(`wrote ${p}`);
   console.log('\n' + errorMarkdown(res) + '\n\n' + weightsMarkdown(res));
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -13,9 +13,9 @@ import { Tape } from '../training/autograd/tape.js';
 import { AdamW, clipGradNorm } from '../training/optim.js';
 import { Rng } from '../training/rng.js';
 import { ThreadPool } from '../runtime/pool.js';
-import { parseTrainConfig, type TrainConfig } from './train-config.js';
-import { buildModel } from './train-model.js';
-import { memoryBytes } from './train-run.js';
+import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
+import { buildModel } from '../training/train-model.js';
+import { memoryBytes } from '../training/train-run.js';
 import { markdownTable, REPO_ROOT } from './report.js';
 import { LM_RUNS } from './lm-sotu.js';
 

@@ -112,3 +112,20 @@ test('task options and profiles', () => {
   assert.throws(() => parseTaskSpec('ruler_magic'), /unknown task/);
   assert.throws(() => withProfile(parseTaskSpec('cwe'), 'nope'), /unknown profile/);
 });
+
+test('profileForModel picks the profile matching what the model folder says it was trained on', async () => {
+  const { profileForModel, TASK_OPTIONS_FILE } = await import('../../src/eval/tasks.js');
+  const { writeFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  assert.equal(profileForModel(fileURLToPath(new URL('../../../models/long-context', import.meta.url))).profile, 'long-context');
+  assert.equal(profileForModel(fileURLToPath(new URL('../../../models/default', import.meta.url))).profile, 'ruler');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-profile-'));
+  try {
+    writeFileSync(join(dir, TASK_OPTIONS_FILE), JSON.stringify({ counting: { distinctWords: 20, marginFraction: 0.5 }, needle: { values: 'word', digits: 6 } }));
+    assert.throws(() => profileForModel(dir), /records training options that no profile has/);
+    writeFileSync(join(dir, TASK_OPTIONS_FILE), '{ not json');
+    assert.throws(() => profileForModel(dir), /cannot read/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { ConfigError, overrideConfig, parseTrainConfig, parityFfn, type TrainConfig } from '../../src/experiments/train-config.js';
-import { runTraining } from '../../src/experiments/train-run.js';
-import { evalPerplexity } from '../../src/experiments/perplexity.js';
+import { ConfigError, overrideConfig, parseTrainConfig, parityFfn, type TrainConfig } from '../../src/training/train-config.js';
+import { runTraining } from '../../src/training/train-run.js';
+import { evalPerplexity } from '../../src/eval/perplexity.js';
 import { runLmExperiment } from '../../src/experiments/lm-sotu.js';
 import { runRecallExperiment } from '../../src/experiments/recall.js';
 import { markdownTable, REPO_ROOT } from '../../src/experiments/report.js';

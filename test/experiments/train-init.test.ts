@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TrainMemory } from '../../src/training/memory.js';
-import { buildModel } from '../../src/experiments/train-model.js';
-import { initFromModel } from '../../src/experiments/train-init.js';
+import { buildModel } from '../../src/training/train-model.js';
+import { initFromModel } from '../../src/training/train-init.js';
 
 const spec = { d: 16, layers: 1, heads: 2 };
 

@@ -27,6 +27,7 @@ import type { TextTask } from '../../data/synthetic-task.js';
 import { ADJECTIVES, NAMES, NOUNS } from '../../data/synthetic-words.js';
 import { trainBpe, toTokenizerJson, type BpeModel } from '../../data/bpe-trainer.js';
 import { BpeEncoder } from '../../data/bpe-encoder.js';
+import { TASK_OPTIONS_FILE } from '../../eval/tasks.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 
 export const EOT = '<|endoftext|>';
@@ -42,7 +43,7 @@ export interface CountingSpec { distinctWords: number; marginFraction: number }
 export const DEFAULT_COUNTING: CountingSpec = { distinctWords: 10, marginFraction: 0.5 };
 
 /** The model folder's record of the task options it was trained with (read by the evaluations). */
-export const TASK_OPTIONS_FILE = 'long_context_tasks.json';
+export { TASK_OPTIONS_FILE };
 
 /** The task options a model folder was trained with (the defaults where the file is absent). */
 export function readTaskOptions(dir: string): { counting: CountingSpec; needle: NeedleSpec } {

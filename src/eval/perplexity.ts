@@ -1,18 +1,28 @@
-// Held-out perplexity of a model folder through the inference engine (loadModel → LanguageModel,
-// either family): the corpus split is tokenised with the model's own tokenizer (documents separated
-// by its end-of-sequence token, as in training), cut into consecutive windows of ctx tokens, and each
-// window is run from an empty cache with logits for every position. Loss at position t predicts token
+// Perplexity of a model through the inference engine (loadModel → LanguageModel, either family) on a
+// corpus split or on the user's own text file: the text is tokenised with the model's own tokenizer
+// (corpus documents separated by its end-of-sequence token, as in training; a file as one document),
+// cut into consecutive windows of ctx tokens, and each window is run from an empty cache with logits
+// for every position. (llama-perplexity -f scores only the second half of each window, so its
+// numbers are lower for the same text.) Loss at position t predicts token
 // t+1 from tokens 0..t, so the per-position curve shows how much a model gains from more context.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { readTextFile } from '../formats/regular-file.js';
 import { join } from 'node:path';
 import { loadModel } from '../models/load.js';
 import { loadCorpus, type CorpusName } from '../data/corpora.js';
 import { tokenizeCached } from '../data/batches.js';
 
+/** Text files larger than this are refused (tokenising them would take minutes; 64 windows of 1024
+ *  tokens need only ~250 KB). */
+export const MAX_TEXT_FILE_BYTES = 32 * 2 ** 20;
+
 export interface PerplexityOptions {
-  corpus: CorpusName;
+  /** A corpus split to score, or */
+  corpus?: CorpusName;
   split?: 'train' | 'validation';
+  /** a UTF-8 text file to score (one of corpus/file). */
+  file?: string;
   /** Window length (default: the model's training context from config.json, capped at 1024). */
   ctx?: number;
   /** Most windows to score (default 64). */
@@ -23,7 +33,8 @@ export interface PerplexityOptions {
 
 export interface PerplexityResult {
   model: string;
-  corpus: CorpusName;
+  /** The corpus name and split, or the file and 'file'. */
+  corpus: string;
   split: string;
   ctx: number;
   windows: number;
@@ -49,22 +60,32 @@ function trainingContext(dir: string): number | undefined {
 
 export async function evalPerplexity(modelPath: string, o: PerplexityOptions): Promise<PerplexityResult> {
   const t0 = performance.now();
+  if ((o.corpus === undefined) === (o.file === undefined)) throw new RangeError('evalPerplexity: give exactly one of corpus or file');
+  // read before the model loads: a bad file is reported at once (not a regular file, too large, not UTF-8)
+  const text = o.file === undefined ? undefined : readTextFile(o.file, MAX_TEXT_FILE_BYTES, 'text to score');
   const split = o.split ?? 'validation';
   const ctx = o.ctx ?? Math.min(1024, trainingContext(modelPath) ?? 512);
   const maxWindows = o.maxWindows ?? 64;
   const loaded = await loadModel(modelPath, { contextLength: ctx, threads: o.threads, kernels: o.kernels });
   const { model, tokenizer } = loaded;
   try {
-    const docs = loadCorpus(o.corpus)[split];
     const sep = tokenizer.eosTokenIds[0];
-    const tokJsonPath = join(modelPath, 'tokenizer.json');
-    const tokens = tokenizeCached({
-      corpusName: `${o.corpus}-${split}`, tokenizerJson: existsSync(tokJsonPath) ? readFileSync(tokJsonPath, 'utf8') : modelPath,
-      documents: docs, encode: (s) => tokenizer.encode(s, { addSpecialTokens: false }), eotId: sep,
-    });
-    const bytesPerToken = docs.reduce((n, d) => n + Buffer.byteLength(d.text), 0) / tokens.length;
+    let tokens: Int32Array, bytes: number;
+    if (text !== undefined) {
+      tokens = Int32Array.from(tokenizer.encode(text, { addSpecialTokens: true }));
+      bytes = Buffer.byteLength(text);
+    } else {
+      const docs = loadCorpus(o.corpus!)[split];
+      const tokJsonPath = join(modelPath, 'tokenizer.json');
+      tokens = tokenizeCached({
+        corpusName: `${o.corpus}-${split}`, tokenizerJson: existsSync(tokJsonPath) ? readFileSync(tokJsonPath, 'utf8') : modelPath,
+        documents: docs, encode: (s) => tokenizer.encode(s, { addSpecialTokens: false }), eotId: sep,
+      });
+      bytes = docs.reduce((n, d) => n + Buffer.byteLength(d.text), 0);
+    }
+    const bytesPerToken = bytes / tokens.length;
     const windows = Math.min(maxWindows, Math.floor((tokens.length - 1) / ctx));
-    if (windows < 1) throw new Error(`evalPerplexity: ${tokens.length} tokens hold no window of ${ctx} + 1`);
+    if (windows < 1) throw new RangeError(`evalPerplexity: the text is ${tokens.length} tokens, too short for one window of ${ctx} + 1; give more text or a smaller ctx`);
     const V = model.vocabSize;
     const sum = new Float64Array(ctx), cnt = new Float64Array(ctx);
     const cache = model.createCache(ctx);
@@ -85,7 +106,7 @@ export async function evalPerplexity(modelPath: string, o: PerplexityOptions): P
     }
     const loss = total / n;
     return {
-      model: modelPath, corpus: o.corpus, split, ctx, windows, tokens: n, loss, perplexity: Math.exp(loss),
+      model: modelPath, corpus: o.file ?? o.corpus!, split: o.file !== undefined ? 'file' : split, ctx, windows, tokens: n, loss, perplexity: Math.exp(loss),
       bitsPerByte: loss / Math.LN2 / bytesPerToken,
       perPosition: Array.from(sum, (x, i) => x / cnt[i]), seconds: (performance.now() - t0) / 1000,
     };

@@ -6,8 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSafetensors } from '../formats/safetensors.js';
-import { shapeStr } from '../training/autograd/tensor.js';
-import type { Params } from '../training/params.js';
+import { shapeStr } from './autograd/tensor.js';
+import type { Params } from './params.js';
 
 export function initFromModel(params: Params, folder: string): void {
   const path = join(folder, 'model.safetensors');

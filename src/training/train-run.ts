@@ -10,12 +10,12 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_TRAIN_MEMORY_BYTES, TrainMemory } from '../training/memory.js';
-import { Tape } from '../training/autograd/tape.js';
-import { AdamW } from '../training/optim.js';
-import { Trainer, type LogRow } from '../training/trainer.js';
-import { findCheckpoint, removeStaleTemps } from '../training/checkpoint.js';
-import { linePlotSvg } from '../training/plot-svg.js';
+import { MAX_TRAIN_MEMORY_BYTES, TrainMemory } from './memory.js';
+import { Tape } from './autograd/tape.js';
+import { AdamW } from './optim.js';
+import { Trainer, type LogRow } from './trainer.js';
+import { findCheckpoint, removeStaleTemps } from './checkpoint.js';
+import { linePlotSvg } from './plot-svg.js';
 import { ThreadPool } from '../runtime/pool.js';
 import { checkTrainingPlan, type TrainConfig } from './train-config.js';
 import { prepareData, validationTokens, type RunData } from './train-data.js';

@@ -5,13 +5,13 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tape } from '../training/autograd/tape.js';
-import type { Tensor } from '../training/autograd/tensor.js';
-import type { TrainMemory } from '../training/memory.js';
-import { Params } from '../training/params.js';
-import type { Rng } from '../training/rng.js';
-import { reshape } from '../training/autograd/ops-basic.js';
-import { LlamaTrain, hfConfigJson, llamaTrainConfig } from '../training/models/llama-train.js';
+import type { Tape } from './autograd/tape.js';
+import type { Tensor } from './autograd/tensor.js';
+import type { TrainMemory } from './memory.js';
+import { Params } from './params.js';
+import type { Rng } from './rng.js';
+import { reshape } from './autograd/ops-basic.js';
+import { LlamaTrain, hfConfigJson, llamaTrainConfig } from './models/llama-train.js';
 import { writeSafetensors } from '../formats/safetensors-writer.js';
 import { MosaicTrainModel } from '../mosaic/model-train.js';
 import { mosaicConfig, mosaicConfigToJson } from '../mosaic/config.js';

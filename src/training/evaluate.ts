@@ -2,8 +2,8 @@
 // scored target, the loss per position in the window (does a model use more of its context?), and
 // the argmax accuracy on scored targets (the synthetic tasks' metric).
 
-import type { Tape } from '../training/autograd/tape.js';
-import type { Batch } from '../training/batches.js';
+import type { Tape } from './autograd/tape.js';
+import type { Batch } from './batches.js';
 import type { TrainableModel } from './train-model.js';
 
 export interface EvalResult {

@@ -14,7 +14,7 @@ import { TokenBatcher, TaskBatcher, sequentialBatches, tokenizeCached, type Batc
 import { associativeRecall, inductionCopy } from '../data/synthetic-recall.js';
 import { deriveSeed } from '../data/rng.js';
 import { CHAT_ASSISTANT, CHAT_END, CHAT_SPECIAL_TOKENS, CHAT_TEMPLATE, CHAT_USER, chatConversations, renderConversation } from '../data/chat-examples.js';
-import type { Batch, BatchSource } from '../training/batches.js';
+import type { Batch, BatchSource } from './batches.js';
 import type { ChatData, CorpusData, TaskData, TrainConfig } from './train-config.js';
 import { readTextFile } from '../formats/regular-file.js';
 import { DEFAULT_MAX_TOKENIZER_FILE_BYTES } from '../tokenizer/hf-tokenizer.js';
