@@ -35,6 +35,7 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['bench', '--ctx', '512,x'], /--ctx expects an integer, got 'x'/],
     [['bench', '--shapes', 'gpt-5'], /--shapes must be one of smollm2-135m, llama3.2-1b/],
     [['bench', '--dtypes', 'q8_0'], /--dtypes applies to --shapes files/],
+    [['bench', '--batch', '1,0'], /--batch must be an integer ≥ 1 and ≤ 256, got 0/],
     [['tokenize', '--text', 'x'], /missing required option --model/],
     [['detokenize', '-m', 'm', '--ids', '1', '--file', 'f'], /give one of --ids or --file/],
   ];
@@ -120,7 +121,7 @@ test('bench --model measures the given model, caps prompt lengths at its context
     assert.equal(rows.length, 4, r.stdout); // ctx 16 and the cap 507 (512 - 2 decoded - 3 spare), tessera + llama.cpp each
     assert.match(rows[0], /^\| hf \| f32 \| 16 \| tessera \| 1 \| \d/);
     assert.match(rows[1], /^\| hf \| f32 \| 16 \| llama\.cpp \| 1 \| not measured: llama\.cpp reads \.gguf files only/);
-    assert.match(rows[2], /^\| hf \| f32 \| 509 \| tessera \|/);
+    assert.match(rows[2], /^\| hf \| f32 \| 507 \| tessera \|/);
     assert.match(r.stderr, /prompt lengths capped at 507/);
     assert.ok(!existsSync(join(dir, 'never-written')), 'a --model run writes no bench files');
   } finally {
