@@ -104,9 +104,10 @@ test('tokenize and detokenize round-trip through a pipe; bad ids are named', () 
   const o = JSON.parse(bare.stdout) as { ids: number[]; count: number };
   assert.deepEqual(o.ids, ids.stdout.trim().split(' ').map(Number).slice(1)); // the BOS token is the only difference
   assert.equal(o.count, o.ids.length);
-  const bad = tessera('detokenize', '-m', model, '--ids', '5 2048');
+  const vocab = (JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+  const bad = tessera('detokenize', '-m', model, '--ids', `5 ${vocab}`);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /token id #2 is 2048, outside this vocabulary \(ids 0…2047\)/);
+  assert.match(bad.stderr, new RegExp(`token id #2 is ${vocab}, outside this vocabulary \\(ids 0…${vocab - 1}\\)`));
 });
 
 test('bench --model measures the given model, caps prompt lengths at its context, and says why llama.cpp has no row', async () => {
