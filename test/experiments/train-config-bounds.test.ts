@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, checkTrainingPlan, parseTrainConfig } from '../../src/experiments/train-config.js';
+import { ConfigError, checkTrainingPlan, parseTrainConfig } from '../../src/training/train-config.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const base = { family: 'llama', model: { d: 64, layers: 2, heads: 4 }, data: { task: 'recall', vocabSize: 64 }, steps: 10, batch: 8, context: 64, out: 'unused' };
