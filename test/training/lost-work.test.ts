@@ -11,8 +11,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseTrainConfig, type TrainConfig } from '../../src/experiments/train-config.js';
-import { runTraining } from '../../src/experiments/train-run.js';
+import { parseTrainConfig, type TrainConfig } from '../../src/training/train-config.js';
+import { runTraining } from '../../src/training/train-run.js';
 import { readSafetensorsF32, removeStaleTemps } from '../../src/training/checkpoint.js';
 import { writeSafetensors } from '../../src/formats/safetensors-writer.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
