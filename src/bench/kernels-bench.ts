@@ -5,9 +5,10 @@
 
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
-import { weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
+import { quantizeToK } from '../kernels/k-quants.js';
+import { activationBytes, activationFormat, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
-const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
 // (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
 const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [1536, 576], [576, 1536]];
 
@@ -18,6 +19,7 @@ function weightsOf(dtype: WeightDType, values: Float32Array): Uint8Array {
     case 'bf16': return new Uint8Array(Uint16Array.from(values, f32ToBF16).buffer);
     case 'q8_0': return quantizeToQ8_0(values);
     case 'q4_0': return quantizeToQ4_0(values);
+    case 'q4_k': case 'q5_k': case 'q6_k': return quantizeToK(dtype, values);
   }
 }
 
@@ -48,21 +50,24 @@ function main(): void {
     const values = new Float32Array(R * C);
     for (let i = 0; i < values.length; i++) values[i] = rand();
     for (const dtype of dtypes) {
+      if (C % blockValues(dtype) !== 0) continue; // K-quants need whole super-blocks of 256
       const w = weightsOf(dtype, values);
       const n = 8;
-      const bytes = 65536 + w.length + n * C * 4 + weightBytes('q8_0', n * C) + n * R * 4 + 4096;
+      const xqBytes = Math.max(activationBytes('q8_0', n * C), C % 256 === 0 ? activationBytes('q8_K', n * C) : 0);
+      const bytes = 65536 + w.length + n * C * 4 + xqBytes + n * R * 4 + 4096;
       const pages = Math.ceil(bytes / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-      const W = 65536, X = W + w.length, XQ = X + n * C * 4, Y = XQ + weightBytes('q8_0', n * C);
+      const W = 65536, X = W + w.length, XQ = X + n * C * 4, Y = XQ + xqBytes;
       new Uint8Array(memory.buffer, W, w.length).set(w);
       const xs = new Float32Array(memory.buffer, X, n * C);
       for (let i = 0; i < xs.length; i++) xs[i] = rand();
       const impls: [string, Kernels][] = [['wasm', createWasmKernels(kernelModule(), memory)]];
       if (withRef) impls.push(['reference', createReferenceKernels(memory)]);
       for (const [name, k] of impls) {
-        const quant = dtype === 'q8_0' || dtype === 'q4_0';
-        const x = quant ? XQ : X;
-        if (quant) k.quantizeQ8(X, XQ, n * C);
+        const format = activationFormat(dtype);
+        const x = format === 'f32' ? X : XQ;
+        if (format === 'q8_0') k.quantizeQ8(X, XQ, n * C);
+        if (format === 'q8_K') k.quantizeQ8K(X, XQ, n * C);
         const budget = name === 'reference' ? minMs / 4 : minMs;
         const t1 = timeIt(() => k.matmul(dtype, W, x, Y, 1, R, C, 0, R), budget);
         const t8 = timeIt(() => k.matmul(dtype, W, x, Y, n, R, C, 0, R), budget);

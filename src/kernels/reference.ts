@@ -5,6 +5,7 @@
 // Shape legend as in ./types.ts.
 
 import type { CacheDType, Kernels, Ptr, RopeStyle, WeightDType } from './types.js';
+import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts } from './k-quants.js';
 
 const f32 = Math.fround;
 
@@ -173,9 +174,38 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     return { d, q };
   }
 
+  /** llama.cpp ggml_vec_dot_q{4,5,6}_K_q8_K: per super-block exact integer sums, scaled in f32. */
+  function matmulK(dtype: 'q4_k' | 'q5_k' | 'q6_k', w: Ptr, x: Ptr, Y: Float32Array, n: number, rows: number, cols: number, r0: number, r1: number): void {
+    const nb = cols / QK_K, bb = K_BLOCK_BYTES[dtype];
+    const X = new DataView(memory.buffer, x, n * nb * Q8_K_BYTES);
+    const W = U8(w, rows * nb * bb);
+    const blocks: KBlockInts[] = [];
+    for (let r = r0; r < r1; r++) {
+      for (let b = 0; b < nb; b++) blocks[b] = kBlockInts(dtype, W, (r * nb + b) * bb, blocks[b]);
+      for (let t = 0; t < n; t++) {
+        let sumf = 0;
+        for (let b = 0; b < nb; b++) {
+          const wb = blocks[b]!, xo = (t * nb + b) * Q8_K_BYTES, dx = X.getFloat32(xo, true);
+          const group = dtype === 'q6_k' ? 16 : 32; // values per scale
+          let isum = 0, msum = 0;
+          for (let g = 0; g < QK_K / group; g++) {
+            let dot = 0;
+            for (let i = g * group; i < (g + 1) * group; i++) dot += wb.q[i]! * X.getInt8(xo + 4 + i);
+            isum += wb.scales[g]! * dot;
+            if (dtype !== 'q6_k') msum += wb.mins[g]! * (X.getInt16(xo + 260 + 4 * g, true) + X.getInt16(xo + 262 + 4 * g, true));
+          }
+          const term = f32(f32(f32(wb.d * dx) * isum) - f32(f32(wb.dmin * dx) * msum));
+          sumf = f32(sumf + term);
+        }
+        Y[t * rows + r] = sumf;
+      }
+    }
+  }
+
   const kernels: Kernels = {
     matmul(dtype: WeightDType, w, x, y, n, rows, cols, r0, r1) {
       const Y = F(y, n * rows);
+      if (dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') { matmulK(dtype, w, x, Y, n, rows, cols, r0, r1); return; }
       if (dtype === 'q8_0' || dtype === 'q4_0') {
         // llama.cpp ggml_vec_dot_q{8,4}_0_q8_0: sumf += sumi · (d_w · d_x), in f32.
         const nb = cols / 32;
@@ -210,6 +240,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       for (let b = 0; b < count / 32; b++) quantizeBlockQ8_0(X, b * 32, Q, b * 34);
     },
 
+    quantizeQ8K(x, xq, count) {
+      const X = F(x, count), Q = U8(xq, (count / QK_K) * Q8_K_BYTES);
+      for (let b = 0; b < count / QK_K; b++) quantizeBlockQ8_K(X, b * QK_K, Q, b * Q8_K_BYTES);
+    },
+
     toF32(dtype, src, dst, count) {
       const D = F(dst, count);
       switch (dtype) {
@@ -221,6 +256,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
             const { d, q } = blocks(dtype, src, 0, count / 32);
             for (let i = 0; i < count; i++) D[i] = d[i >> 5]! * q[i]!;
           }
+          return;
+        case 'q4_k': case 'q5_k': case 'q6_k':
+          D.set(dequantizeK(dtype, U8(src, (count / QK_K) * K_BLOCK_BYTES[dtype]), count));
           return;
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }

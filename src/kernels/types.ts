@@ -7,7 +7,8 @@
 //
 // Shape legend: n = tokens in a batch, rows/cols = weight matrix shape (row-major, rows = out features),
 // H = query heads, Hkv = key/value heads, D = head dim, S = keys in the cache.
-// All activations are f32. Weights may be f32, f16, bf16 or GGUF q8_0 / q4_0 blocks.
+// All activations are f32. Weights may be f32, f16, bf16, GGUF q8_0 / q4_0 blocks or GGUF K-quant
+// super-blocks (q4_K, q5_K, q6_K; layouts in ./k-quants.ts).
 // Kernels that can be split across threads take a half-open range [r0, r1) of rows or heads.
 
 /** Byte offset into one arena's linear memory. Always < 2^32. */
@@ -16,8 +17,35 @@ export type Ptr = number;
 /** Storage type of a weight matrix. Quantised types use GGUF block layouts:
  *  q8_0: blocks of 32 values = f16 scale d + 32 × int8 q           (34 bytes), x = d·q
  *  q4_0: blocks of 32 values = f16 scale d + 16 bytes of nibbles   (18 bytes), x = d·(q − 8);
- *        byte j holds element j (low nibble) and element j+16 (high nibble). */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+ *        byte j holds element j (low nibble) and element j+16 (high nibble).
+ *  q4_k / q5_k / q6_k: super-blocks of 256 values (144 / 176 / 210 bytes), see ./k-quants.ts. */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+
+/** The form a matmul takes its input X in: f32, q8_0 blocks (for q8_0 / q4_0 weights) or q8_K
+ *  super-blocks (for K-quant weights) — llama.cpp's pairing, so the integer dot products match it. */
+export type ActivationFormat = 'f32' | 'q8_0' | 'q8_K';
+
+export function activationFormat(dtype: WeightDType): ActivationFormat {
+  switch (dtype) {
+    case 'q8_0': case 'q4_0': return 'q8_0';
+    case 'q4_k': case 'q5_k': case 'q6_k': return 'q8_K';
+    default: return 'f32';
+  }
+}
+
+/** Bytes of `count` activations in a quantised format (count a multiple of its block: 32 or 256). */
+export function activationBytes(format: 'q8_0' | 'q8_K', count: number): number {
+  return format === 'q8_0' ? (count / 32) * 34 : (count / 256) * 292;
+}
+
+/** Values per block of a weight dtype: a matrix's cols must be a multiple of it. */
+export function blockValues(dtype: WeightDType): number {
+  switch (dtype) {
+    case 'q8_0': case 'q4_0': return 32;
+    case 'q4_k': case 'q5_k': case 'q6_k': return 256;
+    default: return 1;
+  }
+}
 
 /** Storage type of the KV cache rows. */
 export type CacheDType = 'f32' | 'f16';
@@ -39,26 +67,35 @@ export function kvRowOffset(rows: KVRows, s: number, table?: Uint32Array): numbe
  *  'normal': adjacent pairs (2i, 2i+1) (llama.cpp's LLAMA_ROPE_TYPE_NORM, used with GGUF's permuted Q/K). */
 export type RopeStyle = 'neox' | 'normal';
 
-/** Bytes needed to store `count` elements of a weight dtype (count must be a multiple of 32 for q types). */
+/** Bytes needed to store `count` elements of a weight dtype (count a multiple of blockValues(dtype)). */
 export function weightBytes(dtype: WeightDType, count: number): number {
   switch (dtype) {
     case 'f32': return count * 4;
     case 'f16': case 'bf16': return count * 2;
     case 'q8_0': return (count / 32) * 34;
     case 'q4_0': return (count / 32) * 18;
+    case 'q4_k': return (count / 256) * 144;
+    case 'q5_k': return (count / 256) * 176;
+    case 'q6_k': return (count / 256) * 210;
     default: { const never: never = dtype; throw new Error(`weightBytes: unknown dtype ${String(never)}`); }
   }
 }
 
 export interface Kernels {
   /** Y (n, rows) = X (n, cols) · Wᵀ for output rows [r0, r1); W (rows, cols) stored as `dtype`.
-   *  For 'q8_0' and 'q4_0', `x` must point to X already quantised by `quantizeQ8(x, xq, n*cols)`
-   *  (llama.cpp does the same, so the integer dot products match it); otherwise `x` is f32.
-   *  cols must be a multiple of 32 for quantised dtypes. n = 1 is the decode (matrix–vector) case. */
+   *  For quantised dtypes `x` must point to X already in activationFormat(dtype): q8_0 blocks from
+   *  `quantizeQ8(x, xq, n*cols)` for q8_0 / q4_0, q8_K from `quantizeQ8K` for K-quants (llama.cpp
+   *  does the same, so the integer dot products match it); otherwise `x` is f32.
+   *  cols must be a multiple of blockValues(dtype). n = 1 is the decode (matrix–vector) case. */
   matmul(dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
 
   /** xq = q8_0 blocks of x (count values, count % 32 == 0): per block d = max|x|/127, q = round(x/d). */
   quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+
+  /** xq = q8_K super-blocks of x (count % 256 == 0), llama.cpp's quantize_row_q8_K_ref: per 256 values
+   *  max = the value of largest magnitude, d = max/−127, q = min(127, round-half-even(x/d)), plus the
+   *  sums of each 16 q. */
+  quantizeQ8K(x: Ptr, xq: Ptr, count: number): void;
 
   /** dst (count) f32 = src (count) converted from dtype (dequantisation, f16/bf16 widening, copy). */
   toF32(dtype: WeightDType, src: Ptr, dst: Ptr, count: number): void;

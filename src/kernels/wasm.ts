@@ -14,12 +14,19 @@ interface KernelExports {
   matmulBF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ8_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ4_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ4_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ5_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ6_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+  quantizeQ8K(x: Ptr, xq: Ptr, count: number): void;
   toF32F32(src: Ptr, dst: Ptr, count: number): void;
   toF32F16(src: Ptr, dst: Ptr, count: number): void;
   toF32BF16(src: Ptr, dst: Ptr, count: number): void;
   toF32Q8_0(src: Ptr, dst: Ptr, count: number): void;
   toF32Q4_0(src: Ptr, dst: Ptr, count: number): void;
+  toF32Q4_K(src: Ptr, dst: Ptr, count: number): void;
+  toF32Q5_K(src: Ptr, dst: Ptr, count: number): void;
+  toF32Q6_K(src: Ptr, dst: Ptr, count: number): void;
   storeRowsF16(src: Ptr, dst: Ptr, count: number): void;
   rmsNorm(x: Ptr, w: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
   layerNorm(x: Ptr, w: Ptr, b: Ptr, y: Ptr, n: number, dim: number, eps: number): void;
@@ -77,10 +84,14 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'bf16': return k.matmulBF16(w, x, y, n, rows, cols, r0, r1);
         case 'q8_0': return k.matmulQ8_0(w, x, y, n, rows, cols, r0, r1);
         case 'q4_0': return k.matmulQ4_0(w, x, y, n, rows, cols, r0, r1);
+        case 'q4_k': return k.matmulQ4_K(w, x, y, n, rows, cols, r0, r1);
+        case 'q5_k': return k.matmulQ5_K(w, x, y, n, rows, cols, r0, r1);
+        case 'q6_k': return k.matmulQ6_K(w, x, y, n, rows, cols, r0, r1);
         default: { const never: never = dtype; throw new Error(`matmul: unknown dtype ${String(never)}`); }
       }
     },
     quantizeQ8: (x, xq, count) => k.quantizeQ8(x, xq, count),
+    quantizeQ8K: (x, xq, count) => k.quantizeQ8K(x, xq, count),
     toF32(dtype, src, dst, count) {
       switch (dtype) {
         case 'f32': return k.toF32F32(src, dst, count);
@@ -88,6 +99,9 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'bf16': return k.toF32BF16(src, dst, count);
         case 'q8_0': return k.toF32Q8_0(src, dst, count);
         case 'q4_0': return k.toF32Q4_0(src, dst, count);
+        case 'q4_k': return k.toF32Q4_K(src, dst, count);
+        case 'q5_k': return k.toF32Q5_K(src, dst, count);
+        case 'q6_k': return k.toF32Q6_K(src, dst, count);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },
