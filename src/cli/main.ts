@@ -20,6 +20,7 @@ const COMMANDS: { name: string; summary: string; load: () => Promise<Run> }[] = 
   { name: 'generate', summary: 'complete a prompt, streaming the text (--json for one JSON object)', load: async () => (await import('./generate.js')).runGenerate },
   { name: 'chat', summary: "chat with a model in the terminal (uses the model's chat template)", load: async () => (await import('./chat.js')).runChat },
   { name: 'info', summary: 'describe a checkpoint: architecture, sizes, dtypes, memory needed', load: async () => (await import('./info.js')).runInfo },
+  { name: 'quantize', summary: 'quantise a GGUF file (q4_k_m, q5_k_m, q6_k, q8_0, q4_0) into a new GGUF file', load: async () => (await import('./quantize.js')).runQuantize },
   { name: 'tokenize', summary: "text to token ids with a model's tokenizer", load: async () => (await import('./tokenize.js')).runTokenize },
   { name: 'detokenize', summary: "token ids to text with a model's tokenizer", load: async () => (await import('./tokenize.js')).runDetokenize },
   { name: 'bench', summary: 'measure prefill and decode speed (your model, or random-weight models of real shapes)', load: async () => (await import('./bench.js')).runBench },

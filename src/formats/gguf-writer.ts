@@ -12,7 +12,7 @@ import {
 } from './gguf.js';
 
 /** The tensor types Tessera writes. */
-export type GgufWriteType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0';
+export type GgufWriteType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 export interface GgufTensorToWrite {
   name: string;
@@ -194,7 +194,7 @@ export function writeGguf(path: string, metadata: GgufMetadataInput, tensors: It
       for (const t of tensors) {
         const info = GGML_TYPES[t.ggmlType];
         const nb = Buffer.byteLength(t.name, 'utf8');
-        if (info === undefined || !['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0'].includes(t.ggmlType)) throw new Error(`writeGguf: tensor "${t.name}": unsupported type ${t.ggmlType}`);
+        if (info === undefined || !['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'].includes(t.ggmlType)) throw new Error(`writeGguf: tensor "${t.name}": unsupported type ${t.ggmlType}`);
         if (nb === 0 || nb > GGUF_MAX_TENSOR_NAME_BYTES) throw new Error(`writeGguf: tensor name "${t.name}" must be 1..${GGUF_MAX_TENSOR_NAME_BYTES} bytes`);
         if (names.has(t.name)) throw new Error(`writeGguf: duplicate tensor name "${t.name}"`);
         names.add(t.name);

@@ -63,9 +63,9 @@ const GGML_TYPE_LIST: readonly GgmlTypeInfo[] = [
   { id: 9, name: 'Q8_1', blockSize: 32, typeBytes: 4 + 4 + 32, dtype: 'other' },
   { id: 10, name: 'Q2_K', blockSize: QK_K, typeBytes: 2 + 2 + QK_K / 16 + QK_K / 4, dtype: 'other' },
   { id: 11, name: 'Q3_K', blockSize: QK_K, typeBytes: 2 + QK_K / 4 + QK_K / 8 + 12, dtype: 'other' },
-  { id: 12, name: 'Q4_K', blockSize: QK_K, typeBytes: 2 + 2 + QK_K / 2 + 12, dtype: 'other' },
-  { id: 13, name: 'Q5_K', blockSize: QK_K, typeBytes: 2 + 2 + QK_K / 2 + QK_K / 8 + 12, dtype: 'other' },
-  { id: 14, name: 'Q6_K', blockSize: QK_K, typeBytes: 2 + QK_K / 2 + QK_K / 4 + QK_K / 16, dtype: 'other' },
+  { id: 12, name: 'Q4_K', blockSize: QK_K, typeBytes: 2 + 2 + QK_K / 2 + 12, dtype: 'q4_k' },
+  { id: 13, name: 'Q5_K', blockSize: QK_K, typeBytes: 2 + 2 + QK_K / 2 + QK_K / 8 + 12, dtype: 'q5_k' },
+  { id: 14, name: 'Q6_K', blockSize: QK_K, typeBytes: 2 + QK_K / 2 + QK_K / 4 + QK_K / 16, dtype: 'q6_k' },
   { id: 15, name: 'Q8_K', blockSize: QK_K, typeBytes: 4 + QK_K + QK_K / 8, dtype: 'other' },
   { id: 16, name: 'IQ2_XXS', blockSize: QK_K, typeBytes: 2 + QK_K / 4, dtype: 'other' },
   { id: 17, name: 'IQ2_XS', blockSize: QK_K, typeBytes: 2 + QK_K / 4 + QK_K / 32, dtype: 'other' },
@@ -447,7 +447,7 @@ function parse(fd: number, src: string, opts: GgufOptions): GgufFile {
         throw new FormatError(src, `tensor "${entry.name}" is not an entry of this file`);
       }
       if (own.dtype === 'other') {
-        throw new FormatError(src, `unsupported tensor type ${own.ggmlType} for tensor ${own.name}; re-quantise to q8_0/q4_0 (e.g. llama-quantize --pure IN.gguf OUT.gguf Q8_0)`);
+        throw new FormatError(src, `unsupported tensor type ${own.ggmlType} for tensor ${own.name}; re-quantise to q8_0, q4_0 or a K-quant (e.g. tessera quantize IN.gguf OUT.gguf --type q4_k_m)`);
       }
       if (dst.byteLength !== own.byteLength) {
         throw new FormatError(src, `read of tensor "${own.name}": destination holds ${dst.byteLength} bytes, the tensor ${own.byteLength}`);

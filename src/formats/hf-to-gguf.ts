@@ -211,7 +211,7 @@ function encodeAs(t: HfTensor, data: Uint8Array, type: GgufWriteType): Uint8Arra
     case 'F16': return t.dtype === 'f16' ? data : f16Bytes(toFloat32(t.dtype, data));
     case 'Q8_0': return quantizeToQ8_0(toFloat32(t.dtype, data));
     case 'Q4_0': return quantizeToQ4_0(toFloat32(t.dtype, data));
-    case 'BF16': throw new Error('convertHfToGguf: bf16 output is not offered');
+    default: throw new Error(`convertHfToGguf: ${type} output is not offered (K-quants: convert to f16, then tessera quantize)`);
   }
 }
 

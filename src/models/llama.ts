@@ -15,7 +15,7 @@
 // All buffers are allocated once, in the constructor; forward() allocates no wasm memory.
 
 import type { Ptr } from '../kernels/types.js';
-import { weightBytes } from '../kernels/types.js';
+import { activationFormat, weightBytes, type ActivationFormat } from '../kernels/types.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { matmulOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
@@ -29,7 +29,8 @@ import { derive, type LlamaConfig } from './config.js';
 import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from './types.js';
 import type { Mat, ModelWeights } from './weights.js';
 
-const q8Bytes = (count: number) => Math.ceil(count / 32) * 34;
+/** Bytes of the quantised-input scratch for `count` values: room for q8_0 or q8_K (see matmul). */
+const q8Bytes = (count: number) => Math.max(Math.ceil(count / 32) * 34, Math.ceil(count / 256) * 292);
 
 /** Scratch buffers of one layer arena for C rows per step: declared once, both planned and allocated
  *  from this layout. Shapes in rows × floats. */
@@ -44,7 +45,7 @@ export function layerScratchLayout(c: LlamaConfig, C: number) {
     gate: C * F * 4, up: C * F * 4,                            // (C, F)
     pos: C * 4,                                                // (C) i32 absolute positions
     invFreq: (headDim / 2) * 4,                                // (D/2)
-    xq: q8Bytes(C * Math.max(d, qDim, F)),                     // q8_0 blocks of the current matmul input
+    xq: q8Bytes(C * Math.max(d, qDim, F)),                     // q8_0 / q8_K blocks of the current matmul input
     qkv: C * (qDim + 2 * kvDim) * 4,                           // (C, qDim + 2·kvDim) stacked q|k|v output
     gateUp: C * 2 * F * 4,                                     // (C, 2F) stacked gate|up output
   };
@@ -57,7 +58,7 @@ export function headScratchLayout(c: LlamaConfig, C: number) {
     x: C * d * 4,                 // (C, d) residual stream of the step's rows
     sel: C * d * 4,               // (C, d) the rows whose logits are wanted, gathered
     xn: C * d * 4,                // (C, d) their final norm
-    xq: q8Bytes(C * d),           // q8_0 of xn
+    xq: q8Bytes(C * d),           // q8_0 / q8_K of xn
     logits: C * c.vocab_size * 4, // (C, V)
   };
 }
@@ -153,8 +154,9 @@ export class LlamaModel implements LanguageModel {
   private readonly head: HeadScratch;
   private last = new Float32Array(0);
   private all = new Float32Array(0);
-  /** Which input the q8_0 scratch currently holds (0: none); see matmul. */
+  /** Which input the quantised-input scratch currently holds (0: none), in which format; see matmul. */
   private xqHolds: Ptr = 0;
+  private xqFormat: ActivationFormat = 'f32';
   private disposed = false;
   /** Releases the slot of a cache that was dropped without release(). */
   private readonly orphans = new FinalizationRegistry<Slot>((slot) => { if (!this.disposed && slot.busy) this.releaseSlot(slot); });
@@ -381,13 +383,20 @@ export class LlamaModel implements LanguageModel {
       }
     }
   }
-  // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 form of x when W is quantised, once per
-  // input: matmuls that share an input (q/k/v, gate/up) reuse it until newInput() is called.
+  // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 (K-quant weights: q8_K) form of x when W
+  // is quantised, once per input and format: matmuls that share an input (q/k/v, gate/up) reuse it
+  // until newInput() is called.
   private newInput(): void { this.xqHolds = 0; }
 
   private matmul(a: Arena, W: Mat, x: Ptr, xq: Ptr, y: Ptr, n: number): void {
-    if (W.dtype === 'q8_0' || W.dtype === 'q4_0') {
-      if (this.xqHolds !== x) { a.kernels.quantizeQ8(x, xq, n * W.cols); this.xqHolds = x; }
+    const format = activationFormat(W.dtype);
+    if (format !== 'f32') {
+      if (this.xqHolds !== x || this.xqFormat !== format) {
+        if (format === 'q8_0') a.kernels.quantizeQ8(x, xq, n * W.cols);
+        else a.kernels.quantizeQ8K(x, xq, n * W.cols);
+        this.xqHolds = x;
+        this.xqFormat = format;
+      }
       this.pool.run(matmulOp, a, W.dtype, W.ptr, xq, y, n, W.rows, W.cols);
     } else {
       this.pool.run(matmulOp, a, W.dtype, W.ptr, x, y, n, W.rows, W.cols);

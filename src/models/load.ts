@@ -97,7 +97,7 @@ export interface LoadedModel {
  *  the arena sizes stop being exact integers long before any memory could hold them. */
 export const MAX_CONTEXT_LENGTH = 1 << 24;
 
-const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0']);
+const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k']);
 
 interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
 
@@ -115,7 +115,7 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
       throw new Error(`${ck.path}: tensor ${name} has shape [${entry.shape}], expected [${shape}] from the config`);
     }
     if (!LOADABLE.has(entry.dtype)) {
-      throw new Error(`${ck.path}: tensor ${name} is stored as ${entry.dtype}; Tessera loads f32, f16, bf16, q8_0 and q4_0 (re-quantise the file)`);
+      throw new Error(`${ck.path}: tensor ${name} is stored as ${entry.dtype}; Tessera loads f32, f16, bf16, q8_0, q4_0, q4_K, q5_K and q6_K (re-quantise the file, e.g. with tessera quantize)`);
     }
     const src = entry.dtype as WeightDType;
     let stored: WeightDType;

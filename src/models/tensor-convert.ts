@@ -8,6 +8,7 @@
 import type { WeightDType } from '../kernels/types.js';
 import type { TensorEntry, TensorSource } from '../formats/tensor-source.js';
 import { f16ToF32, bf16ToF32, quantizeToQ8_0 } from '../kernels/reference.js';
+import { dequantizeK } from '../kernels/k-quants.js';
 
 /** The tensor's values as f32, whatever its stored dtype. */
 export function readAsF32(source: TensorSource, entry: TensorEntry): Float32Array {
@@ -36,6 +37,7 @@ export function readAsF32(source: TensorSource, entry: TensorEntry): Float32Arra
         }
       }
       break;
+    case 'q4_k': case 'q5_k': case 'q6_k': out.set(dequantizeK(entry.dtype, raw, count)); break;
     default: throw new Error(`${source.description}: tensor ${entry.name} has dtype ${entry.dtype}, which cannot be converted to f32`);
   }
   return out;

@@ -6,10 +6,14 @@
 //                 hit: wavelengths 6 < 16 ≤ 33 ≤ 64 < 170…), untied output head
 //   qwen2-tiny    qwen2, q/k/v biases, tied embeddings, rope_theta 1e6 (NEOX RoPE in llama.cpp)
 //   smollm2-tiny  llama, tied embeddings, GQA 3:1, hidden 96
+//   kquant-tiny   llama, untied, hidden = ffn = 256 (whole K-quant super-blocks), 2 layers (so the
+//                 q4_k_m / q5_k_m recipes give attn_v and ffn_down q6_K in layer 1 only)
 //   smollm2-135m  the SmolLM2-135M shapes (bench), random weights
 //   llama3.2-1b   the Llama-3.2-1B shapes (bench), random weights
 // Tiny presets use the tiny tokenizer's vocabulary; the bench shapes pad it with unused [PADi] tokens
 // up to their vocab_size, as convert_hf_to_gguf.py pads a vocabulary smaller than the embedding.
+//
+// K-quant GGUFs (gguf-q4_k_m, gguf-q5_k_m, gguf-q6_k) are the f32 GGUF put through `tessera quantize`.
 //
 // Everything written is a pure function of (preset, seed): the reference fixtures record sha256 of
 // the files, so a change in any writer shows up as a hash mismatch, not as a silent drift.
@@ -19,14 +23,17 @@ import { join } from 'node:path';
 import type { LlamaConfig } from '../models/config.js';
 import { writeSafetensors } from '../formats/safetensors-writer.js';
 import { convertHfToGguf, type GgufOutType, type GgufTokenizerSpec, type HfTensor } from '../formats/hf-to-gguf.js';
+import { quantizeGguf, type QuantRecipe } from '../formats/gguf-requantize.js';
 import { randomLlamaTensors, type RandomTensor } from './random-model.js';
 import { buildTinyTokenizerJson, tinyTokenizerConfig, tinyTokenizerGgufVocab, TINY_CHAT_TEMPLATE } from './tiny-tokenizer.js';
 
 export const TINY_PRESETS = ['llama3-tiny', 'qwen2-tiny', 'smollm2-tiny'] as const;
+export const KQUANT_PRESETS = ['kquant-tiny'] as const;
 export const BENCH_PRESETS = ['smollm2-135m', 'llama3.2-1b'] as const;
-export type PresetName = (typeof TINY_PRESETS)[number] | (typeof BENCH_PRESETS)[number];
+export type PresetName = (typeof TINY_PRESETS)[number] | (typeof KQUANT_PRESETS)[number] | (typeof BENCH_PRESETS)[number];
 
-export type CheckpointFormat = 'hf' | 'gguf-f32' | 'gguf-f16' | 'gguf-q8_0' | 'gguf-q4_0';
+const KQUANT_FORMATS = ['gguf-q4_k_m', 'gguf-q5_k_m', 'gguf-q6_k'] as const;
+export type CheckpointFormat = 'hf' | 'gguf-f32' | 'gguf-f16' | 'gguf-q8_0' | 'gguf-q4_0' | (typeof KQUANT_FORMATS)[number];
 
 export interface WriteTestCheckpointOptions {
   /** Weight seed (default 1). */
@@ -79,6 +86,12 @@ export function presetConfig(preset: PresetName): LlamaConfig {
         num_hidden_layers: 3, num_attention_heads: 6, num_key_value_heads: 2,
         rope_theta: 100000, max_position_embeddings: 512, tie_word_embeddings: true, attention_bias: false,
       };
+    case 'kquant-tiny':
+      return {
+        ...common, model_type: 'llama', vocab_size: vocab, hidden_size: 256, intermediate_size: 256,
+        num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+        rope_theta: 10000, max_position_embeddings: 512, tie_word_embeddings: false, attention_bias: false,
+      };
     case 'smollm2-135m':
       return {
         ...common, model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536,
@@ -94,7 +107,7 @@ export function presetConfig(preset: PresetName): LlamaConfig {
       };
     default: {
       const never: never = preset;
-      throw new Error(`presetConfig: unknown preset ${JSON.stringify(never)} (known: ${[...TINY_PRESETS, ...BENCH_PRESETS].join(', ')})`);
+      throw new Error(`presetConfig: unknown preset ${JSON.stringify(never)} (known: ${[...TINY_PRESETS, ...KQUANT_PRESETS, ...BENCH_PRESETS].join(', ')})`);
     }
   }
 }
@@ -190,10 +203,23 @@ export function writeTestCheckpoint(dir: string, preset: PresetName, opts: Write
       writeHfFolder(out.hfDir, config, seed);
       continue;
     }
+    if ((KQUANT_FORMATS as readonly string[]).includes(f)) continue; // after the f32 GGUF they start from
     const outType = f.slice('gguf-'.length) as GgufOutType;
     const outFile = join(dir, `model-${outType}.gguf`);
     convertHfToGguf({ config, tensors: hfTensors(config, seed), tokenizer: ggufVocabFor(config.vocab_size), outFile, outType, name: preset });
     out.gguf[outType] = outFile;
+  }
+  for (const f of formats.filter((x) => (KQUANT_FORMATS as readonly string[]).includes(x))) {
+    const recipe = f.slice('gguf-'.length) as QuantRecipe;
+    let f32 = out.gguf.f32;
+    if (!f32) {
+      f32 = join(dir, 'model-f32.gguf');
+      convertHfToGguf({ config, tensors: hfTensors(config, seed), tokenizer: ggufVocabFor(config.vocab_size), outFile: f32, outType: 'f32', name: preset });
+      out.gguf.f32 = f32;
+    }
+    const outFile = join(dir, `model-${recipe}.gguf`);
+    quantizeGguf(f32, outFile, recipe);
+    out.gguf[recipe] = outFile;
   }
   return out;
 }

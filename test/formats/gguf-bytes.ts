@@ -26,7 +26,7 @@ export class Raw {
 /** Value type ids (gguf.md). */
 export const VT = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 /** ggml type ids used in tests. */
-export const GT = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, BF16: 30 } as const;
+export const GT = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q3_K: 11, Q4_K: 12, BF16: 30 } as const;
 
 export interface RawTensor { name: string; ne: (number | bigint)[]; type: number; offset: number | bigint; nDims?: number }
 export interface RawSpec {

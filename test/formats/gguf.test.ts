@@ -38,6 +38,9 @@ function tensorsFor(r: () => number): GgufTensorToWrite[] {
     { name: 'w.bf16', ggmlType: 'BF16', shape: [5], data: randomBytes(10, r) },
     { name: 'w.q8', ggmlType: 'Q8_0', shape: [2, 64], data: randomBytes(2 * 2 * 34, r) },
     { name: 'w.q4', ggmlType: 'Q4_0', shape: [3, 32], data: randomBytes(3 * 18, r) },
+    { name: 'w.q4k', ggmlType: 'Q4_K', shape: [2, 256], data: randomBytes(2 * 144, r) },
+    { name: 'w.q5k', ggmlType: 'Q5_K', shape: [1, 512], data: randomBytes(2 * 176, r) },
+    { name: 'w.q6k', ggmlType: 'Q6_K', shape: [3, 256], data: randomBytes(3 * 210, r) },
   ];
 }
 
@@ -59,7 +62,7 @@ for (const alignment of [32, 64]) {
       assert.equal(typeof f.metadata.get('t.u64.big'), 'bigint');
       if (alignment === 32) assert.equal(f.metadata.has('general.alignment'), false);
       else assert.equal(f.metadataTypes.get('general.alignment'), 'u32');
-      const dtypes = { F32: 'f32', F16: 'f16', BF16: 'bf16', Q8_0: 'q8_0', Q4_0: 'q4_0' } as const;
+      const dtypes = { F32: 'f32', F16: 'f16', BF16: 'bf16', Q8_0: 'q8_0', Q4_0: 'q4_0', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k' } as const;
       assert.deepEqual([...f.tensors.keys()], tensors.map((t) => t.name));
       for (const t of tensors) {
         const e = f.tensors.get(t.name)!;
@@ -142,14 +145,14 @@ test('a valid raw file (built without the writer) opens with the expected table'
 });
 
 test('tensors of other known ggml types are listed but refused at read with advice', () => {
-  // Q4_K: 256 values per 144-byte block
-  const path = tempFile(rawGguf({ tensors: [{ name: 'k', ne: [256, 1], type: GT.Q4_K, offset: 0 }], dataBytes: 144 }));
+  // Q3_K: 256 values per 110-byte block
+  const path = tempFile(rawGguf({ tensors: [{ name: 'k', ne: [256, 1], type: GT.Q3_K, offset: 0 }], dataBytes: 110 }));
   const f = openGguf(path);
   const e = f.tensors.get('k')!;
   assert.equal(e.dtype, 'other');
-  assert.equal(e.byteLength, 144);
-  assert.throws(() => f.read(e, new Uint8Array(144)), (err: unknown) =>
-    err instanceof FormatError && /unsupported tensor type Q4_K for tensor k; re-quantise to q8_0\/q4_0/.test(err.message));
+  assert.equal(e.byteLength, 110);
+  assert.throws(() => f.read(e, new Uint8Array(110)), (err: unknown) =>
+    err instanceof FormatError && /unsupported tensor type Q3_K for tensor k; re-quantise to q8_0, q4_0 or a K-quant \(e\.g\. tessera quantize/.test(err.message));
   f.close();
 });
 

@@ -11,7 +11,7 @@ import { activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { assertBytesEqual, assertClose, makeBench, randomF32, rng, type Bench } from './harness.js';
 
 const TYPES: KQuantType[] = ['q4_k', 'q5_k', 'q6_k'];
-const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/fixtures/reference/k-quants.json', import.meta.url)), 'utf8')) as
+const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/fixtures/k-quants/ggml-blocks.json', import.meta.url)), 'utf8')) as
   { input: string; types: Record<string, { blocks: string }> };
 const fixtureInput = ((b) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4))(new Uint8Array(Buffer.from(fixture.input, 'base64')));
 

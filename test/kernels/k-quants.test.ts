@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dequantizeK, quantizeBlockQ8_K, quantizeToK, Q8_K_BYTES, type KQuantType } from '../../src/kernels/k-quants.js';
 
 interface Fixture { input: string; types: Record<string, { blocks: string; dequantized?: string }> }
-const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/fixtures/reference/k-quants.json', import.meta.url)), 'utf8')) as Fixture;
+const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../../test/fixtures/k-quants/ggml-blocks.json', import.meta.url)), 'utf8')) as Fixture;
 const bytes = (b64: string): Uint8Array => new Uint8Array(Buffer.from(b64, 'base64'));
 const f32s = (b64: string): Float32Array => { const b = bytes(b64); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
 const input = f32s(fixture.input);

@@ -77,7 +77,7 @@ test('broken checkpoints fail with errors that name the tensor and the problem',
     ? { ...t, shape: [t.shape[0] / 2, 2] } : t));
   await assert.rejects(loadModel(misshapen), /tensor model\.norm\.weight has shape \[32,2\], expected \[64\]/);
   const intTensor = editedFolder('int', (ts) => ts.map((t) => t.name === 'model.norm.weight' ? { ...t, dtype: 'I32' } : t));
-  await assert.rejects(loadModel(intTensor), /model\.norm\.weight is stored as i32; Tessera loads f32, f16, bf16, q8_0 and q4_0/);
+  await assert.rejects(loadModel(intTensor), /model\.norm\.weight is stored as i32; Tessera loads f32, f16, bf16, q8_0, q4_0, q4_K, q5_K and q6_K/);
   const badConfig = join(dir, 'badconfig');
   cpSync(ck.hfDir!, badConfig, { recursive: true });
   const cfg = JSON.parse(readFileSync(join(badConfig, 'config.json'), 'utf8'));

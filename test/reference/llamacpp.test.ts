@@ -16,27 +16,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeTestCheckpoint, type CheckpointFormat, type PresetName, type TestCheckpoint } from '../../src/testing/checkpoints.js';
+import { writeTestCheckpoint, type CheckpointFormat, type TestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomLlamaWeights } from '../../src/testing/random-model.js';
-import { loadModel, type LoadOptions, type LoadedModel } from '../../src/models/load.js';
 import { logSoftmax, textbookLogits, textbookWeights } from './textbook-llama.js';
-
-interface Fixture {
-  preset: PresetName;
-  seed: number;
-  dtype: 'f32' | 'f16' | 'q8_0';
-  llamaCppVersion: string;
-  files: Record<string, string>;
-  promptIds: number[];
-  logits: { position: number; values: (number | null)[] }[];
-  greedy: number[];
-  greedyMargins: number[];
-  tokenization: { text: string; special: boolean; ids: number[] }[];
-}
+import { argmax, load, maxAbsDiff, readFixtures, report, runTessera, sequenceOf, type Fixture, type Run } from './llamacpp-harness.js';
 
 // Tolerances on max |Δ log p| (nats) per recorded position, set from measurement (2 cores, x86):
 //   f32  llama.cpp vs textbook f64 ≤ 1.1e-4; Tessera (GGUF and HF) vs llama.cpp ≤ 1.2e-4  → 1e-3
@@ -53,83 +39,10 @@ interface Fixture {
 // arithmetic, so greedy tokens must be identical (teacher forcing keeps one flip from cascading).
 const TOL_TEXTBOOK: Record<string, number> = { f32: 1e-3, q8_0: 1e-3 };
 const TOL_TESSERA: Record<string, number> = { f32: 1e-3, f16: 1e-3, q8_0: 1e-3 };
-const Q8_CLIFF_TOLERANCE = 1.0;
-const Q8_TIGHT_POSITIONS = 3;
 
-function fixtureDir(): string {
-  const candidates = [
-    fileURLToPath(new URL('../../../test/fixtures/reference/', import.meta.url)), // dist/test/reference → repo
-    join(process.cwd(), 'test/fixtures/reference'),
-  ];
-  const dir = candidates.find((d) => existsSync(d));
-  if (!dir) throw new Error(`llama.cpp fixtures not found in ${candidates.join(' or ')}`);
-  return dir;
-}
-
-const FIXTURES: Fixture[] = readdirSync(fixtureDir())
-  .filter((f) => f.endsWith('.json'))
-  .sort()
-  .map((f) => JSON.parse(readFileSync(join(fixtureDir(), f), 'utf8')) as Fixture);
+const FIXTURES: Fixture[] = readFixtures('reference');
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
-
-/** max |a − b| over entries where the fixture has a value (null = llama.cpp's probability underflowed). */
-function maxAbsDiff(ours: ArrayLike<number>, ref: readonly (number | null)[]): number {
-  assert.equal(ours.length, ref.length, 'vocabulary sizes differ');
-  let m = 0;
-  for (let i = 0; i < ref.length; i++) if (ref[i] !== null) m = Math.max(m, Math.abs(ours[i]! - ref[i]!));
-  return m;
-}
-
-function argmax(row: ArrayLike<number>): number {
-  let a = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[a]!) a = i;
-  return a;
-}
-
-/** The full token sequence llama.cpp saw: prompt, then its greedy tokens fed back (teacher forcing). */
-const sequenceOf = (f: Fixture): number[] => [...f.promptIds, ...f.greedy.slice(0, -1)];
-
-interface Run { errors: Map<number, number>; tokens: number[] }
-
-function report(label: string, f: Fixture, run: Run, tol: number): void {
-  const worst = Math.max(...run.errors.values());
-  const flips = run.tokens.flatMap((t, k) => (t === f.greedy[k] ? [] : [`step ${k}: ${t} ≠ ${f.greedy[k]} (llama.cpp margin ${f.greedyMargins[k]})`]));
-  console.log(`# ${label}: max |Δ log p| ${worst.toExponential(2)} (tolerance ${tol}${f.dtype === 'q8_0' ? `, ≥ ${Q8_TIGHT_POSITIONS} positions; ${Q8_CLIFF_TOLERANCE} at rounding cliffs` : ''}), greedy ${run.tokens.length - flips.length}/${run.tokens.length} identical`);
-  if (f.dtype === 'q8_0') {
-    const tight = [...run.errors.values()].filter((e) => e <= tol).length;
-    assert.ok(tight >= Q8_TIGHT_POSITIONS, `${label}: only ${tight} of ${run.errors.size} positions within ${tol} (${[...run.errors].map(([p, e]) => `${p}: ${e.toExponential(2)}`).join(', ')})`);
-    for (const [p, e] of run.errors) assert.ok(e <= Q8_CLIFF_TOLERANCE, `${label}: position ${p}: max |Δ log p| = ${e} > ${Q8_CLIFF_TOLERANCE}`);
-  } else {
-    for (const [p, e] of run.errors) assert.ok(e <= tol, `${label}: position ${p}: max |Δ log p| = ${e} > ${tol}`);
-  }
-  assert.deepEqual(flips, [], `${label}: greedy tokens differ from llama.cpp`);
-}
-
-/** Tessera, one forward per token as generation does, teacher-forced on llama.cpp's tokens so every
- *  recorded position is compared even after a mismatch; `tokens` are Tessera's own argmax choices. */
-function runTessera(loaded: LoadedModel, f: Fixture): Run {
-  const { model } = loaded;
-  const cache = model.createCache(128);
-  const wanted = new Map(f.logits.map((l) => [l.position, l.values]));
-  const errors = new Map<number, number>();
-  const tokens: number[] = [];
-  const V = model.vocabSize;
-  const n = f.promptIds.length;
-  const all = model.forward(f.promptIds, cache, { logits: 'all' }); // (n, V)
-  for (let p = 0; p < n; p++) {
-    const ref = wanted.get(p);
-    if (ref) errors.set(p, maxAbsDiff(logSoftmax(all.subarray(p * V, (p + 1) * V)), ref));
-  }
-  tokens.push(argmax(all.subarray((n - 1) * V, n * V)));
-  for (let k = 1; k < f.greedy.length; k++) {
-    const row = model.forward([f.greedy[k - 1]!], cache, { logits: 'last' }); // (V)
-    const ref = wanted.get(n - 1 + k);
-    if (ref) errors.set(n - 1 + k, maxAbsDiff(logSoftmax(row), ref));
-    tokens.push(argmax(row));
-  }
-  return { errors, tokens };
-}
 
 function runTextbook(f: Fixture, ck: TestCheckpoint): Run {
   const w = textbookWeights(randomLlamaWeights(ck.config, f.seed), f.dtype === 'q8_0');
@@ -141,19 +54,6 @@ function runTextbook(f: Fixture, ck: TestCheckpoint): Run {
   const n = f.promptIds.length;
   const tokens = f.greedy.map((_, k) => argmax(all.subarray((n - 1 + k) * V, (n + k) * V)));
   return { errors, tokens };
-}
-
-/** loadModel, or a skip (with the reason) while the loader is not implemented yet. */
-async function load(t: { skip(msg: string): void }, path: string, opts: LoadOptions): Promise<LoadedModel | null> {
-  try {
-    return await loadModel(path, { kernels: 'wasm', threads: 1, contextLength: 128, ...opts });
-  } catch (e) {
-    if (e instanceof Error && /not implemented/.test(e.message)) {
-      t.skip(`loadModel: ${e.message}`);
-      return null;
-    }
-    throw e;
-  }
 }
 
 const presets = [...new Set(FIXTURES.map((f) => f.preset))];

@@ -2,7 +2,9 @@
 // tools/reference/package-lock.json) computes on Tessera's random-weight test checkpoints.
 //
 //   npm run build && tools/reference/install.sh && node tools/reference/make-fixtures.mjs
-//   options: --presets llama3-tiny,qwen2-tiny --dtypes f32,q8_0 --threads 2
+//   options: --presets llama3-tiny,qwen2-tiny --dtypes f32,q8_0 --threads 2 [--out test/fixtures/reference]
+//   K-quants (files from `tessera quantize` of the f32 GGUF):
+//     node tools/reference/make-fixtures.mjs --presets kquant-tiny --dtypes q4_k_m,q5_k_m,q6_k --out test/fixtures/k-quants
 //
 // For each tiny preset it writes the checkpoint (HF folder + GGUF files from Tessera's converter) to
 // a temp dir, loads each GGUF in llama.cpp (CPU, f32 KV cache, no flash attention), feeds a fixed
@@ -25,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { contextOptions, loadLlama, referenceVersion } from './llama.mjs';
 
 const ROOT = new URL('../../', import.meta.url);
-const OUT_DIR = new URL('test/fixtures/reference/', ROOT);
+let OUT_DIR = new URL('test/fixtures/reference/', ROOT);
 // Seeds are searched from 1 up: the first whose greedy continuation (by the float64 textbook
 // forward of test/reference/textbook-llama.ts, in float and in q8_0 arithmetic) has every top-1/top-2 logit gap ≥ MIN_MARGIN, so
 // token-identity tests are robust to float and quantisation noise instead of flipping on near-ties.
@@ -50,8 +52,10 @@ const { values: args } = parseArgs({
     presets: { type: 'string', default: 'llama3-tiny,qwen2-tiny,smollm2-tiny' },
     dtypes: { type: 'string', default: 'f32,f16,q8_0' },
     threads: { type: 'string', default: '2' },
+    out: { type: 'string' },
   },
 });
+if (args.out) OUT_DIR = new URL(`${args.out.replace(/\/?$/, '/')}`, ROOT);
 const threads = Number(args.threads);
 
 // TESSERA_DIST: another build folder of the same sources (default: the repo's dist/).

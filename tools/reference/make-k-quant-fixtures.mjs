@@ -1,4 +1,4 @@
-// Regenerates test/fixtures/reference/k-quants.json: llama.cpp's own K-quant routines (the
+// Regenerates test/fixtures/k-quants/ggml-blocks.json: llama.cpp's own K-quant routines (the
 // libggml-base.so that node-llama-cpp ships, called through the small C program k-quants.c) run on a
 // fixed set of awkward super-blocks, so Tessera's block codecs are checked byte for byte and bit for
 // bit against the real thing:
@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const HERE = new URL('./', import.meta.url).pathname;
-const OUT = new URL('../../test/fixtures/reference/k-quants.json', import.meta.url).pathname;
+const OUT = new URL('../../test/fixtures/k-quants/ggml-blocks.json', import.meta.url).pathname;
 const binsRoot = join(HERE, 'node_modules/@node-llama-cpp/linux-x64/bins');
 let libDir;
 try {
