@@ -27,10 +27,16 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
-/** 16 small signed weights (i8x16) · the 16 q8 activations at x: four i32 partial sums. */
-@inline function dot16(w: v128, x: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), v128.load8x8_s(x)),
-                   i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), v128.load8x8_s(x, 8)));
+/** acc + 16 weights in 0..63 (u8 lanes) · the 16 q8 activations at x, as four i32 partial sums.
+ *  With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86: pmaddubsw) and a pairwise widening —
+ *  exact, because the weights fit 7 bits unsigned and a pair of products (≤ 2·63·127) fits i16.
+ *  (Not the fused i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's V8 returns twice the dot product
+ *  when its accumulator is a constant zero.) Otherwise widened to i16 and i32x4.dot_i16x8_s. Both
+ *  builds give the same integers. */
+@inline function dotU(w: v128, x: usize, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w)));
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), v128.load8x8_s(x)),
+                                  i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8))));
 }
 
 /** The 12 packed scale bytes at p as i8x16: bytes 0-7 the eight 6-bit scales, 8-15 the eight mins. */
@@ -58,7 +64,7 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   const m4 = i8x16.splat(15);
   let h0 = i8x16.splat(0), h1 = i8x16.splat(0);
   if (isQ5<T>()) { h0 = v128.load(wb, 16); h1 = v128.load(wb, 32); }
-  const one = i8x16.splat(1);
+  const one = i8x16.splat(1), z = i32x4.splat(0);
   // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) of chunk c
   let s0: v128, s1: v128, s2: v128, s3: v128, s4: v128, s5: v128, s6: v128, s7: v128;
   {
@@ -68,8 +74,8 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
       l0 = v128.or(l0, i8x16.shl(v128.and(h0, one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(h1, one), 4));
       u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 1), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 1), one), 4));
     }
-    s0 = i32x4.add(dot16(l0, x), dot16(l1, x + 16));
-    s1 = i32x4.add(dot16(u0, x + 32), dot16(u1, x + 48));
+    s0 = dotU(l1, x + 16, dotU(l0, x, z));
+    s1 = dotU(u1, x + 48, dotU(u0, x + 32, z));
   }
   {
     const b0 = v128.load(qs, 32), b1 = v128.load(qs, 48);
@@ -78,8 +84,8 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
       l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 2), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 2), one), 4));
       u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 3), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 3), one), 4));
     }
-    s2 = i32x4.add(dot16(l0, x + 64), dot16(l1, x + 80));
-    s3 = i32x4.add(dot16(u0, x + 96), dot16(u1, x + 112));
+    s2 = dotU(l1, x + 80, dotU(l0, x + 64, z));
+    s3 = dotU(u1, x + 112, dotU(u0, x + 96, z));
   }
   {
     const b0 = v128.load(qs, 64), b1 = v128.load(qs, 80);
@@ -88,8 +94,8 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
       l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 4), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 4), one), 4));
       u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 5), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 5), one), 4));
     }
-    s4 = i32x4.add(dot16(l0, x + 128), dot16(l1, x + 144));
-    s5 = i32x4.add(dot16(u0, x + 160), dot16(u1, x + 176));
+    s4 = dotU(l1, x + 144, dotU(l0, x + 128, z));
+    s5 = dotU(u1, x + 176, dotU(u0, x + 160, z));
   }
   {
     const b0 = v128.load(qs, 96), b1 = v128.load(qs, 112);
@@ -98,8 +104,8 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
       l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 6), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 6), one), 4));
       u0 = v128.or(u0, i8x16.shl(i8x16.shr_u(h0, 7), 4)); u1 = v128.or(u1, i8x16.shl(i8x16.shr_u(h1, 7), 4));
     }
-    s6 = i32x4.add(dot16(l0, x + 192), dot16(l1, x + 208));
-    s7 = i32x4.add(dot16(u0, x + 224), dot16(u1, x + 240));
+    s6 = dotU(l1, x + 208, dotU(l0, x + 192, z));
+    s7 = dotU(u1, x + 240, dotU(u0, x + 224, z));
   }
   const sm = scalesMins(wb + 4);
   const isum = weigh8(hsum4i(s0, s1, s2, s3), hsum4i(s4, s5, s6, s7), sm, false);
@@ -111,29 +117,32 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin)));
 }
 
-/** Eight groups of 16 of one q6_K half (ql: 64 bytes, qh: 32 bytes) · activations at x, reduced to
- *  [g0..g3] and [g4..g7] and weighted by the eight i8 scales at sc: four i32 lanes. */
-@inline function halfQ6(ql: usize, qh: usize, sc: usize, x: usize): v128 {
-  const m4 = i8x16.splat(15), m2 = i8x16.splat(3), off = i8x16.splat(32);
+/** Eight groups of 16 of one q6_K half (ql: 64 bytes, qh: 32 bytes) · activations at x (their
+ *  16-value sums at bs), reduced to [g0..g3] and [g4..g7] and weighted by the eight i8 scales at sc:
+ *  four i32 lanes. The 6-bit q (0..63) is dotted as it is and 32·Σx taken off per group after. */
+@inline function halfQ6(ql: usize, qh: usize, sc: usize, x: usize, bs: usize): v128 {
+  const m4 = i8x16.splat(15), m2 = i8x16.splat(3), z = i32x4.splat(0);
   const a0 = v128.load(ql), a1 = v128.load(ql, 16), a2 = v128.load(ql, 32), a3 = v128.load(ql, 48);
   const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-  // value 32k + l: low 4 bits from a(l, k), top 2 from (qh[l] >> 2k) & 3; minus 32
-  const g0 = dot16(i8x16.sub(v128.or(v128.and(a0, m4), i8x16.shl(v128.and(h0, m2), 4)), off), x);
-  const g1 = dot16(i8x16.sub(v128.or(v128.and(a1, m4), i8x16.shl(v128.and(h1, m2), 4)), off), x + 16);
-  const g2 = dot16(i8x16.sub(v128.or(v128.and(a2, m4), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), m2), 4)), off), x + 32);
-  const g3 = dot16(i8x16.sub(v128.or(v128.and(a3, m4), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), m2), 4)), off), x + 48);
-  const g4 = dot16(i8x16.sub(v128.or(i8x16.shr_u(a0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), m2), 4)), off), x + 64);
-  const g5 = dot16(i8x16.sub(v128.or(i8x16.shr_u(a1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), m2), 4)), off), x + 80);
-  const g6 = dot16(i8x16.sub(v128.or(i8x16.shr_u(a2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), off), x + 96);
-  const g7 = dot16(i8x16.sub(v128.or(i8x16.shr_u(a3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), off), x + 112);
+  // value 32k + l: low 4 bits from a(l, k), top 2 from (qh[l] >> 2k) & 3
+  const g0 = dotU(v128.or(v128.and(a0, m4), i8x16.shl(v128.and(h0, m2), 4)), x, z);
+  const g1 = dotU(v128.or(v128.and(a1, m4), i8x16.shl(v128.and(h1, m2), 4)), x + 16, z);
+  const g2 = dotU(v128.or(v128.and(a2, m4), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), m2), 4)), x + 32, z);
+  const g3 = dotU(v128.or(v128.and(a3, m4), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), m2), 4)), x + 48, z);
+  const g4 = dotU(v128.or(i8x16.shr_u(a0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), m2), 4)), x + 64, z);
+  const g5 = dotU(v128.or(i8x16.shr_u(a1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), m2), 4)), x + 80, z);
+  const g6 = dotU(v128.or(i8x16.shr_u(a2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), x + 96, z);
+  const g7 = dotU(v128.or(i8x16.shr_u(a3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), x + 112, z);
+  const b16 = v128.load(bs);
+  const lo = i32x4.sub(hsum4i(g0, g1, g2, g3), i32x4.shl(i32x4.extend_low_i16x8_s(b16), 5));
+  const hi = i32x4.sub(hsum4i(g4, g5, g6, g7), i32x4.shl(i32x4.extend_high_i16x8_s(b16), 5));
   const s16 = i16x8.extend_low_i8x16_s(v128.load64_zero(sc));
-  return i32x4.add(i32x4.mul(hsum4i(g0, g1, g2, g3), i32x4.extend_low_i16x8_s(s16)),
-                   i32x4.mul(hsum4i(g4, g5, g6, g7), i32x4.extend_high_i16x8_s(s16)));
+  return i32x4.add(i32x4.mul(lo, i32x4.extend_low_i16x8_s(s16)), i32x4.mul(hi, i32x4.extend_high_i16x8_s(s16)));
 }
 
 /** One q6_K super-block at wb · the q8_K block at xb: f32 lanes d_x·d·Σ sc·dot. */
 @inline function blockQ6(wb: usize, xb: usize): v128 {
-  const isum = i32x4.add(halfQ6(wb, wb + 128, wb + 192, xb + 4), halfQ6(wb + 64, wb + 160, wb + 200, xb + 132));
+  const isum = i32x4.add(halfQ6(wb, wb + 128, wb + 192, xb + 4, xb + 260), halfQ6(wb + 64, wb + 160, wb + 200, xb + 132, xb + 276));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xb) * loadF16(wb + 208)));
 }
 

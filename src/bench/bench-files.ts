@@ -1,6 +1,7 @@
 // The random-weight GGUF files the benchmarks run on: one per (shape, dtype), with the shapes of real
 // models (src/testing/checkpoints.ts), written once into $TESSERA_BENCH_DIR (default
-// ~/.cache/tessera/bench/<shape>/model-<dtype>.gguf) and reused by every benchmark.
+// ~/.cache/tessera/bench/<shape>/model-<dtype>.gguf) and reused by every benchmark. K-quant files
+// (q4_k_m, q5_k_m, q6_k) are the f32 file through `tessera quantize`.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { BENCH_PRESETS, presetConfig, writeTestCheckpoint, type CheckpointFormat, type PresetName } from '../testing/checkpoints.js';
 import { derive } from '../models/config.js';
 
-export const BENCH_DTYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+export const BENCH_DTYPES = ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
 export type BenchDType = (typeof BENCH_DTYPES)[number];
 
 /** The cache folder of the bench files. */

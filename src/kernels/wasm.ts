@@ -5,6 +5,7 @@
 // (same bits) and the kernels read them back as unsigned usize, so all of a 4 GiB memory is addressable.
 
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import type { Kernels, Ptr } from './types.js';
 
 /** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
@@ -42,12 +43,32 @@ interface KernelExports {
                D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
 }
 
-let cached: WebAssembly.Module | undefined;
+/** The two builds of kernels/*.ts: 'relaxed' adds WebAssembly relaxed SIMD (int8 dot products,
+ *  kernels/matmul-kquant.ts), 'simd' is plain SIMD. Both compute the same integers (tested). */
+export type KernelBuild = 'simd' | 'relaxed';
+const BUILD_FILES: Record<KernelBuild, string> = { simd: '../../kernels.wasm', relaxed: '../../kernels-relaxed.wasm' };
+const cached = new Map<KernelBuild, WebAssembly.Module>();
+let chosen: KernelBuild | undefined;
 
-/** The compiled kernel module (dist/kernels.wasm, next to dist/src/), compiled on first use. */
-export function kernelModule(): WebAssembly.Module {
-  if (cached) return cached;
-  const url = new URL('../../kernels.wasm', import.meta.url);
+/** The build this process runs: 'relaxed' where the engine validates relaxed SIMD (Node ≥ 22; Node 20
+ *  once --experimental-wasm-relaxed-simd is set, which is done here, before any module is compiled —
+ *  V8 flags are process-wide, so worker threads see it too), else 'simd'. TESSERA_KERNELS=simd
+ *  forces the plain build. */
+export function kernelBuild(): KernelBuild {
+  if (chosen) return chosen;
+  if (process.env.TESSERA_KERNELS === 'simd') return (chosen = 'simd');
+  if (!WebAssembly.validate(RELAXED_PROBE)) {
+    try { setFlagsFromString('--experimental-wasm-relaxed-simd'); } catch { /* engine without the flag */ }
+  }
+  return (chosen = WebAssembly.validate(RELAXED_PROBE) ? 'relaxed' : 'simd');
+}
+
+/** The compiled kernel module of a build (dist/kernels.wasm or dist/kernels-relaxed.wasm, next to
+ *  dist/src/), compiled on first use; by default the build kernelBuild() picks. */
+export function kernelModule(build: KernelBuild = kernelBuild()): WebAssembly.Module {
+  const hit = cached.get(build);
+  if (hit) return hit;
+  const url = new URL(BUILD_FILES[build], import.meta.url);
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = new Uint8Array(readFileSync(url));
@@ -55,9 +76,19 @@ export function kernelModule(): WebAssembly.Module {
     throw new Error(`kernelModule: cannot read ${url.pathname} (${(e as Error).message}); run \`npm run build:kernels\``);
   }
   if (!simdSupported()) throw new Error('kernelModule: this JavaScript engine lacks WebAssembly SIMD; use the reference kernels');
-  cached = new WebAssembly.Module(bytes);
-  return cached;
+  if (build === 'relaxed' && !WebAssembly.validate(RELAXED_PROBE)) throw new Error('kernelModule: this JavaScript engine lacks WebAssembly relaxed SIMD; use the simd build');
+  const module = new WebAssembly.Module(bytes);
+  cached.set(build, module);
+  return module;
 }
+
+// (module (func (result v128) (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.const 0) (v128.const 0)
+// (v128.const 0)))): validates only where relaxed SIMD is enabled.
+const RELAXED_PROBE = ((): Uint8Array<ArrayBuffer> => {
+  const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x93, 0x02, 0x0b];
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7b, 3, 2, 1, 0, 0x0a, body.length + 2, 1, body.length, ...body]);
+})();
 
 // (module (func (result v128) v128.const i32x4 0 0 0 0)): validates only where SIMD is supported.
 const SIMD_PROBE = new Uint8Array([
