@@ -11,7 +11,7 @@
 // engines (as for q8_0, see llamacpp.test.ts). q4_k_m has one at prompt position 7: errors ≤ 1.6e-5
 // at positions 0-6, then 0.28-0.54 while that token's K/V weigh in (5.5e-5 by position 78). So: ≥ 2
 // of 5 recorded positions within TOL, all within the cliff bound. The seed could not be chosen for
-// greedy margins ≥ 0.1 as for the other fixtures (seeds 1-2 have steps below it in every K-quant
+// greedy margins ≥ 0.1 as for the other fixtures (seeds 1-3 have steps below it in every K-quant
 // file), so a greedy token may differ only where llama.cpp's own margin is < 0.1 — q4_k_m and q5_k_m
 // (which has a cliff too: 0.39) differ at one step each, q5_k_m's at step 34, margin 0.049.
 
