@@ -8,7 +8,7 @@
 import type { WeightDType } from '../kernels/types.js';
 import type { TensorEntry, TensorSource } from '../formats/tensor-source.js';
 import { f16ToF32, bf16ToF32, quantizeToQ8_0 } from '../kernels/reference.js';
-import { dequantizeK } from '../kernels/k-quants.js';
+import { dequantizeK, K_BLOCK_BYTES } from '../kernels/k-quants.js';
 
 /** The tensor's values as f32, whatever its stored dtype. */
 export function readAsF32(source: TensorSource, entry: TensorEntry): Float32Array {
@@ -46,7 +46,7 @@ export function readAsF32(source: TensorSource, entry: TensorEntry): Float32Arra
 /** Index of the first element of `bytes` (stored as `dtype`) that no working float32 model can hold:
  *  NaN, ±Infinity, or a magnitude of 2^64 or more (its square overflows float32, so the RMSNorm of any
  *  activation it reaches is 0 and the model silently outputs constants). For q8_0/q4_0: the first
- *  element of a block whose f16 scale is not finite. -1 if none. Tests exponent bits of 32-bit words
+ *  element of a block whose f16 scale is not finite; for K-quants, of a super-block whose d or dmin is not. -1 if none. Tests exponent bits of 32-bit words
  *  (two f16/bf16 values at a time), about 1 GB/s in plain JS. */
 export function firstUnusableWeight(dtype: string, bytes: Uint8Array): number {
   const words = bytes.byteOffset % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2) : null;
@@ -78,6 +78,12 @@ export function firstUnusableWeight(dtype: string, bytes: Uint8Array): number {
     case 'q8_0': case 'q4_0': {
       const block = dtype === 'q8_0' ? 34 : 18;                          // f16 scale first in each block
       for (let b = 0, o = 0; o < bytes.byteLength; b++, o += block) if ((bytes[o + 1] & 0x7c) === 0x7c) return b * 32;
+      return -1;
+    }
+    case 'q4_k': case 'q5_k': case 'q6_k': {
+      // f16 super-block scales: d and dmin first (q4_K, q5_K), d last (q6_K)
+      const block = K_BLOCK_BYTES[dtype], at = dtype === 'q6_k' ? [208] : [0, 2];
+      for (let b = 0, o = 0; o < bytes.byteLength; b++, o += block) for (const s of at) if ((bytes[o + s + 1] & 0x7c) === 0x7c) return b * 256;
       return -1;
     }
     default: return -1;
@@ -116,6 +122,11 @@ function elementValue(dtype: string, bytes: Uint8Array, i: number): number {
     case 'f16': return f16ToF32(dv.getUint16(2 * i, true));
     case 'bf16': return bf16ToF32(dv.getUint16(2 * i, true));
     case 'q8_0': return f16ToF32(dv.getUint16((i / 32) * 34, true));
+    case 'q4_k': case 'q5_k': case 'q6_k': {
+      const o = (i / 256) * K_BLOCK_BYTES[dtype];
+      const d = f16ToF32(dv.getUint16(o + (dtype === 'q6_k' ? 208 : 0), true));
+      return dtype === 'q6_k' || !Number.isFinite(d) ? d : f16ToF32(dv.getUint16(o + 2, true));
+    }
     default: return f16ToF32(dv.getUint16((i / 32) * 18, true));
   }
 }

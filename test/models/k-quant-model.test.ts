@@ -73,3 +73,15 @@ test('the mixed file: SIMD kernels = plain-TypeScript twin on the whole model', 
   console.log(`# wasm vs reference kernels: max |Δ logit| / rms = ${err.toExponential(2)}`);
   assert.ok(err < 1e-4, `max |Δ logit| / rms = ${err}`);
 });
+
+test('a K-quant super-block whose f16 scale is not finite is refused at load, naming the tensor', async () => {
+  const bad = join(dir, 'nan-scale.gguf');
+  rewrite(mixed, bad, (name, i, v) => {
+    if (name.endsWith('norm.weight')) return { ggmlType: 'F32', data: new Uint8Array(v.buffer) };
+    if (name !== 'blk.0.attn_k.weight') return { ggmlType: 'F32', data: new Uint8Array(v.buffer) };
+    const data = quantizeToK('q6_k', v);
+    data[210 + 208] = 0x00; data[210 + 209] = 0x7e;                     // block 1's d = f16 NaN
+    return { ggmlType: 'Q6_K', data };
+  });
+  await assert.rejects(loadModel(bad, { threads: 1, contextLength: 16 }), /tensor blk\.0\.attn_k\.weight holds a non-finite value \(NaN at element 256\)/);
+});
