@@ -29,7 +29,8 @@ export function benchFile(shape: string, dtype: string, onWrite?: (path: string)
   return writeTestCheckpoint(dir, shape as PresetName, { formats: [`gguf-${dtype}` as CheckpointFormat] }).gguf[dtype as BenchDType]!;
 }
 
-const BYTES_PER_WEIGHT: Record<BenchDType, number> = { f32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+// K-quant mixes are sized by their main type (q4_k_m / q5_k_m keep some tensors in q6_K: a slight underestimate)
+const BYTES_PER_WEIGHT: Record<BenchDType, number> = { f32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k_m: 144 / 256, q5_k_m: 176 / 256, q6_k: 210 / 256 };
 
 /** The size a bench file will have, from the shape alone (matrices in `dtype`, norms f32; the small
  *  header and vocabulary are left out), so the user is told before gigabytes are written. */
