@@ -83,7 +83,8 @@ test('--help for the program and each command; --version', () => {
   for (const cmd of commands) {
     const r = tessera(cmd, '--help');
     assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
-    assert.match(r.stdout, new RegExp(`^Usage: tessera ${cmd} \\[options\\]\n\n`));
+    // positional operands (quantize IN.gguf OUT.gguf) come before [options]
+    assert.match(r.stdout, new RegExp(`^Usage: tessera ${cmd}( [A-Z][A-Za-z.]*)* \\[options\\]\n\n`));
     assert.match(r.stdout, /\nOptions:\n/);
     assert.match(r.stdout, /-h, --help +show this help/);
     assert.doesNotMatch(r.stdout, /\) \(|repeatable.*repeatable/, cmd);
