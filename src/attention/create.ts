@@ -43,7 +43,7 @@ export function attentionBackend(spec: AttentionSpec): AttentionBackend {
       return dense;
     case 'magicpig':
       return magicpigBackend(spec.params);
-    case 'topk': case 'quest': case 'streaming': case 'oracle-sampling':
+    case 'topk': case 'quest': case 'streaming': case 'oracle-sampling': case 'snapkv':
       return selectiveBackend(spec.kind, spec.params);
     default: {
       const never: never = spec.kind;

@@ -94,6 +94,8 @@ export class MagicPigAttention implements LayerAttention {
   private readonly stats: Ptr;
   private built = false;
   private sawDecode = false;
+  /** Positions before the first decode step (valid once sawDecode). */
+  private promptLength = 0;
   /** Keys sampled per query head at the last decode step, and the context it saw. */
   lastSampled = 0;
   lastLength = 0;
@@ -126,7 +128,11 @@ export class MagicPigAttention implements LayerAttention {
 
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void {
     // prompt tokens (and multi-token verification) are exact; sparsity is for one decoded token
-    if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }   // prefill is dense
+    if (n > 1 || phase === 'prefill') {                                                                   // prefill is dense
+      if (phase !== 'decode') this.observe();
+      this.kv.attendDense(this.pool, q, qPos, out, n, length);
+      return;
+    }
     this.kv.bind();
     this.ensureTables(length);
     const p = this.p, t = this.tables;
@@ -155,6 +161,7 @@ export class MagicPigAttention implements LayerAttention {
   // tokens older than the window are hashed in `threshold` at a time.
   private ensureTables(length: number): void {
     const p = this.p, target = length - 1 - p.window;
+    if (!this.sawDecode) this.promptLength = length - 1;        // the first decode step feeds one token after the prompt
     if (!this.built) {
       if (target - p.sinks >= 1 && (!this.sawDecode || target - p.sinks >= p.threshold)) {
         this.tables.build(p.sinks, target);
@@ -166,16 +173,26 @@ export class MagicPigAttention implements LayerAttention {
     }
   }
 
-  // Any truncation starts a new prompt (a new cache, or a prefix kept for the next request): the
-  // tables are rebuilt at its first decode step over all of it, with its own key mean, exactly as for
-  // a fresh prompt — so an answer never depends on what the model was asked before.
-  truncate(_n: number): void {
+  // Prompt rows after a decode step start a new prompt (a prefix kept for the next request, a chat's
+  // next turn): the tables are rebuilt at its first decode step over all of it, with its own key
+  // mean, exactly as for a fresh prompt — so an answer never depends on what the model was asked
+  // before. As a draft attention it is told of the target's prompt rows here.
+  observe(): void { if (this.sawDecode) this.forget(); }
+
+  // A truncation into the prompt forgets the tables too. One that keeps the prompt and every hashed
+  // token (a speculative rollback of generated tokens) keeps them: they hold only positions below the cut.
+  truncate(n: number): void {
+    if (this.sawDecode && n >= this.promptLength && (!this.built || n >= this.tables.hashedEnd)) return;
+    this.forget();
+  }
+
+  reset(_n: number): void { this.forget(); }
+
+  private forget(): void {
     if (this.built) this.tables.clear();
     this.built = false;
     this.sawDecode = false;
   }
-
-  reset(n: number): void { this.truncate(n); }
 }
 
 export function magicpigBackend(params: Readonly<Record<string, number | string>>): AttentionBackend {

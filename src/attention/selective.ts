@@ -7,6 +7,9 @@
 //                    local window, plus, always, the pages holding the last ≥ `window` (64) prompt
 //                    tokens and every generated token (as the reference does)
 //   streaming        sinks + recent window (StreamingLLM)
+//   snapkv           per KV head, the prompt keys the last `window` (32) prompt queries attend to
+//                    most, chosen once per prompt (SnapKV; MagicDec's second draft), `budget` keys
+//                    with the window, plus every position after the prompt
 //   oracle-sampling  `budget` keys drawn i.i.d. from the exact softmax; the estimate is the mean of
 //                    their values (logits shifted to 0), unbiased for the dense output
 // Prefill (n > 1) and dense layers are exact. Baselines run on the calling thread (they are for
@@ -27,7 +30,7 @@ import { deriveSeed } from '../data/rng.js';
 import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
 import type { AttentionPhase, LayerAttention } from './types.js';
 
-export type SelectiveKind = 'topk' | 'quest' | 'streaming' | 'oracle-sampling';
+export type SelectiveKind = 'topk' | 'quest' | 'streaming' | 'oracle-sampling' | 'snapkv';
 type Params = Readonly<Record<string, number | string>>;
 
 export const QUEST_PAGE = 16;
@@ -45,6 +48,8 @@ interface Selection {
   truncate?(n: number): void;
   /** Called when the sequence starts over with n positions already stored (see LayerAttention.reset). */
   reset?(n: number): void;
+  /** Called with the queries (n, H, D) of prompt rows at positions pos (see LayerAttention.observe). */
+  observe?(q: Float32Array, pos: Int32Array, n: number): void;
 }
 
 interface Ctx { d: LayerAttentionDims; kv: KVStore; sk: () => SparseKernels; scores: Ptr; arena: Arena; scratchQ: Ptr }
@@ -180,6 +185,85 @@ function oracleSampling(p: Params): (c: Ctx) => Selection {
   };
 }
 
+// SnapKV (Li et al. 2024), as MagicDec drafts with it: once per prompt, the queries of the last
+// `window` prompt positions score every earlier key (softmax per query head over the keys it sees),
+// the probabilities are summed over those queries, average-pooled over `pool` neighbouring positions
+// and summed over the GQA group; per KV head the `budget − window` best prompt keys before the window
+// are kept. Decode reads those, the window, and every position after the prompt (generated tokens,
+// whose exact K/V the verification step writes). Positions stay absolute. The queries are the
+// target's own prefill queries (`observe`); without any (a forked prefix decoded at once) the
+// keys kept are the `budget` most recent ones.
+function snapkv(p: Params): (c: Ctx) => Selection {
+  const budget = numParam('snapkv', p, 'budget', 512, 1, 1 << 24), window = numParam('snapkv', p, 'window', 32, 1, 1 << 16);
+  const pool = numParam('snapkv', p, 'pool', 5, 1, 255);
+  if (window > budget) throw new RangeError(`attention: snapkv window (${window}) must not exceed its budget (${budget}), which includes it`);
+  if (pool % 2 === 0) throw new RangeError(`attention: snapkv pool must be odd (a window centred on each key), got ${pool}`);
+  return (c) => {
+    const { heads: H, kvHeads: G, headDim: D } = c.d, group = H / G, rowFloats = H * D;
+    const obsQ = new Float32Array(window * rowFloats), obsPos = new Int32Array(window).fill(-1);
+    let promptEnd = 0;                   // one past the last prompt position seen
+    let chosenFor = -1;                  // the promptEnd the selection below was made for
+    const chosen: Int32Array[] = Array.from({ length: G }, () => new Int32Array(0));
+    const choose = () => {
+      const prefixEnd = Math.max(0, promptEnd - window), keep = budget - window;
+      const rows: number[] = [];
+      for (let i = 0; i < window; i++) if (obsPos[i]! >= prefixEnd && obsPos[i]! < promptEnd) rows.push(i);
+      for (let g = 0; g < G; g++) {
+        if (prefixEnd <= keep) { chosen[g] = Int32Array.from({ length: prefixEnd }, (_, j) => j); continue; }
+        if (rows.length === 0) { chosen[g] = Int32Array.from({ length: keep }, (_, j) => prefixEnd - keep + j); continue; }
+        const acc = new Float64Array(prefixEnd);
+        for (const i of rows) {
+          for (let h = g * group; h < (g + 1) * group; h++) {
+            const sc = allScores(c, h, obsQ.subarray(i * rowFloats + h * D, i * rowFloats + (h + 1) * D), obsPos[i]! + 1);
+            let m = -Infinity, z = 0;
+            for (const x of sc) m = Math.max(m, x);
+            for (const x of sc) z += Math.exp(x - m);
+            for (let j = 0; j < prefixEnd; j++) acc[j] += Math.exp(sc[j]! - m) / z;
+          }
+        }
+        const pooled = new Float64Array(prefixEnd), r = (pool - 1) / 2;
+        for (let j = 0; j < prefixEnd; j++) {
+          let s = 0;
+          for (let k = Math.max(0, j - r); k <= Math.min(prefixEnd - 1, j + r); k++) s += acc[k]!;
+          pooled[j] = s / pool;
+        }
+        const order = Int32Array.from({ length: prefixEnd }, (_, j) => j);
+        order.sort((a, b) => pooled[b]! - pooled[a]! || a - b);
+        chosen[g] = order.slice(0, keep).sort();
+      }
+      chosenFor = promptEnd;
+    };
+    const forget = (n: number) => {
+      for (let i = 0; i < window; i++) if (obsPos[i]! >= n) obsPos[i] = -1;
+      promptEnd = n;
+      chosenFor = -1;
+    };
+    return {
+      biased: false, bytesPerToken: 0,
+      observe(q, pos, n) {
+        for (let i = 0; i < n; i++) {
+          const slot = pos[i]! % window;
+          obsQ.set(q.subarray(i * rowFloats, (i + 1) * rowFloats), slot * rowFloats);
+          obsPos[slot] = pos[i]!;
+          promptEnd = Math.max(promptEnd, pos[i]! + 1);
+        }
+      },
+      // cutting into the prompt starts a new one; cutting generated tokens (a speculative rollback)
+      // keeps the selection, which only ever covers prompt positions
+      truncate(n) { if (n < promptEnd) forget(n); },
+      reset(n) { forget(0); promptEnd = n; },
+      select(h, _q, length, ids) {
+        if (chosenFor !== promptEnd) choose();
+        const g = Math.floor(h / group), sel = chosen[g]!;
+        ids.set(sel);
+        let n = sel.length;
+        for (let s = Math.max(0, promptEnd - window); s < length; s++) ids[n++] = s;
+        return n;
+      },
+    };
+  };
+}
+
 class SelectiveAttention implements LayerAttention {
   readonly bytesPerToken: number;
   private readonly kv: KVStore;
@@ -206,9 +290,17 @@ class SelectiveAttention implements LayerAttention {
     this.sel.onStore?.(this.arena.f32(k, n * this.d.kvHeads * this.d.headDim), p0, n);
   }
 
+  observe(q: Ptr, qPos: Ptr, n: number): void {
+    this.sel.observe?.(this.arena.f32(q, n * this.d.heads * this.d.headDim), this.arena.i32(qPos, n), n);
+  }
+
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void {
     // prompt tokens (and multi-token verification) are exact; sparsity is for one decoded token
-    if (n > 1 || phase === 'prefill') { this.kv.attendDense(this.pool, q, qPos, out, n, length); return; }
+    if (n > 1 || phase === 'prefill') {
+      if (phase !== 'decode') this.observe(q, qPos, n);
+      this.kv.attendDense(this.pool, q, qPos, out, n, length);
+      return;
+    }
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
     this.kv.bind();
@@ -243,11 +335,12 @@ function selectiveScratch(d: LayerAttentionDims) {
 const KNOWN: Record<SelectiveKind, string[]> = {
   topk: ['k', 'fraction', 'sinks', 'window', 'dense'], quest: ['budget', 'window', 'dense'],
   streaming: ['sinks', 'window', 'dense'], 'oracle-sampling': ['budget', 'samples', 'seed', 'dense'],
+  snapkv: ['budget', 'window', 'pool', 'dense'],
 };
 // Dense layers by default: TopK, Quest and oracle sampling as MagicPIG's reference runs them ({0, 1});
-// none for StreamingLLM.
-const DEFAULT_DENSE: Record<SelectiveKind, number[]> = { topk: [0, 1], quest: [0, 1], streaming: [], 'oracle-sampling': [0, 1] };
-const MAKERS: Record<SelectiveKind, (p: Params) => (c: Ctx) => Selection> = { topk, quest, streaming, 'oracle-sampling': oracleSampling };
+// none for StreamingLLM and SnapKV (MagicDec's drafts make every layer sparse).
+const DEFAULT_DENSE: Record<SelectiveKind, number[]> = { topk: [0, 1], quest: [0, 1], streaming: [], 'oracle-sampling': [0, 1], snapkv: [] };
+const MAKERS: Record<SelectiveKind, (p: Params) => (c: Ctx) => Selection> = { topk, quest, streaming, 'oracle-sampling': oracleSampling, snapkv };
 
 export function selectiveBackend(kind: SelectiveKind, params: Params): AttentionBackend {
   checkParams(kind, params, KNOWN[kind]);

@@ -2,7 +2,7 @@
 //   "dense" | "magicpig" | "magicpig:K=10,L=150" | "streaming:window=256,sinks=4" …
 // Parameters are numbers (or strings for list-valued ones such as dense layers "0,16" written "0+16").
 
-export const ATTENTION_KINDS = ['dense', 'topk', 'quest', 'streaming', 'oracle-sampling', 'magicpig'] as const;
+export const ATTENTION_KINDS = ['dense', 'topk', 'quest', 'streaming', 'oracle-sampling', 'snapkv', 'magicpig'] as const;
 export type AttentionKind = (typeof ATTENTION_KINDS)[number];
 
 export interface AttentionSpec {

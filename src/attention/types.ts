@@ -18,6 +18,10 @@ export interface LayerAttention {
    *  `phase` says whether these queries are prompt tokens ('prefill': sparse backends answer them
    *  exactly, as the papers do) or generated tokens ('decode'). When omitted: n > 1 is prefill. */
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void;
+  /** Sees the queries of prompt rows that another attention of the same sequence answered (the
+   *  target's prefill, when this one is a self-speculation draft): SnapKV selects its keys from the
+   *  last prompt queries. Optional: backends that choose keys without them leave it out. */
+  observe?(q: Ptr, qPos: Ptr, n: number, length: number): void;
   /** Forgets positions ≥ n. */
   truncate(n: number): void;
   /** Starts over for a sequence whose first n positions are already stored (a sequence started

@@ -29,19 +29,25 @@ export const SAMPLING_FLAGS: FlagSpecs = {
   'min-p': { type: 'number', min: 0, max: 1, default: 0.05, placeholder: 'P', description: 'drop tokens below P × the top probability; 0 = off' },
   'repeat-penalty': { type: 'number', min: 0, exclusiveMin: true, default: 1, placeholder: 'R', description: 'repetition penalty over the last 64 tokens; 1 = off' },
   seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
-  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]' },
+  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4], or self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0' },
 };
 
-export function samplingFrom(v: FlagValues): SamplingOptions & { speculate?: ReturnType<typeof parseSpeculateSpec> } {
-  const o: SamplingOptions & { speculate?: ReturnType<typeof parseSpeculateSpec> } = {
+export function samplingFrom(v: FlagValues): SamplingOptions & { speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number } } {
+  const o: SamplingOptions & { speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number } } = {
     temperature: v.temperature as number, topK: v['top-k'] as number, topP: v['top-p'] as number,
     minP: v['min-p'] as number, repetitionPenalty: v['repeat-penalty'] as number,
   };
   if (v.seed !== undefined) o.seed = v.seed as number;
   if (v.speculate !== undefined) {
-    try { o.speculate = parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+    const { draft, gamma } = speculateFrom(v)!;
+    o.speculate = { draft, gamma };
   }
   return o;
+}
+
+function speculateFrom(v: FlagValues): ReturnType<typeof parseSpeculateSpec> | undefined {
+  if (v.speculate === undefined) return undefined;
+  try { return parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
 }
 
 const MB = 1024 * 1024;
@@ -85,6 +91,8 @@ export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Pro
   if (v.attention !== undefined) {
     try { opts.attention = parseAttentionSpec(v.attention as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
   }
+  const draftAttention = speculateFrom(v)?.attention;
+  if (draftAttention !== undefined) opts.draftAttention = draftAttention;
   let tessera: Tessera;
   try {
     tessera = await Tessera.load(path, { ...opts, ...extra });

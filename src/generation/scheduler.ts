@@ -17,12 +17,14 @@ import type { BatchItem, LanguageModel, ModelCache } from '../models/types.js';
 import { OutOfKVMemoryError } from '../attention/kv-pages.js';
 import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } from './sequence.js';
 import { SpeculativeMeter, promptLookupDraft, verifyDraft } from './speculative.js';
+import { selfDrafts } from './self-draft.js';
 
 /** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
  *  model in the same batched step as everyone else's tokens. */
 export interface SpeculateOptions {
-  /** How drafts are made: 'prompt-lookup' (n-gram match in the prompt and the output so far). */
-  draft: 'prompt-lookup';
+  /** How drafts are made: 'prompt-lookup' (n-gram match in the prompt and the output so far), or
+   *  'self' (the model itself through its draft attention: a model loaded with `draftAttention`). */
+  draft: 'prompt-lookup' | 'self';
   /** Most draft tokens per step (default 4). */
   gamma?: number;
 }
@@ -88,8 +90,10 @@ interface Request {
   /** The sampled token to feed next (decoding). */
   next: number;
   phase: 'waiting' | 'prefill' | 'decode' | 'done';
-  /** The draft fed after `next` in the current step (speculation). */
+  /** The draft fed after `next` in the current step (speculation), and the distributions its tokens
+   *  were drawn from (self-speculation; none for deterministic drafts). */
   draft: number[];
+  q: Float64Array[] | undefined;
   meter: SpeculativeMeter | undefined;
   cancelled: boolean;
   readonly out: Out[];
@@ -146,13 +150,16 @@ export class Scheduler {
     }
     const gamma = opts.speculate?.gamma ?? 4;
     if (opts.speculate !== undefined) {
-      if (opts.speculate.draft !== 'prompt-lookup') throw new RangeError(`speculate: unknown draft ${JSON.stringify(opts.speculate.draft)}; known: prompt-lookup`);
+      if (opts.speculate.draft !== 'prompt-lookup' && opts.speculate.draft !== 'self') throw new RangeError(`speculate: unknown draft ${JSON.stringify(opts.speculate.draft)}; known: prompt-lookup, self`);
+      if (opts.speculate.draft === 'self' && this.model.hasDraftAttention !== true) {
+        throw new RangeError("speculate: draft 'self' needs a model loaded with a draft attention (load option draftAttention, e.g. 'streaming:window=256'; --speculate draft=streaming:window=256)");
+      }
       if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`speculate: gamma must be an integer in [1, 64], got ${opts.speculate.gamma}`);
     }
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
     const r: Request = {
       order: this.order++, seq, opts, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
-      phase: 'waiting', draft: [], meter: opts.speculate ? new SpeculativeMeter() : undefined, cancelled: false, out: [], wake: undefined,
+      phase: 'waiting', draft: [], q: undefined, meter: opts.speculate ? new SpeculativeMeter() : undefined, cancelled: false, out: [], wake: undefined,
     };
     this.waiting.push(r);
     const it = this.stream(r);
@@ -203,9 +210,10 @@ export class Scheduler {
     this.admit();
     const batch: BatchItem[] = [], who: Request[] = [];
     let budget = this.stepTokens;
+    this.selfDraft();
     for (const r of this.active) {
       if (r.phase !== 'decode' || r.out.length >= this.maxUnread) continue;
-      r.draft = r.meter ? this.draftFor(r) : [];
+      if (r.opts.speculate?.draft !== 'self') r.draft = r.meter ? this.draftFor(r) : [];
       batch.push({ cache: r.cache!, tokens: [r.next, ...r.draft], logits: r.draft.length > 0 ? 'all' : 'last', phase: 'decode' });
       who.push(r);
       budget -= 1 + r.draft.length;
@@ -253,17 +261,35 @@ export class Scheduler {
     return true;
   }
 
-  /** A draft for a speculating request: at most gamma tokens, never past its token limit or its cache. */
+  /** Most draft tokens for a speculating request now: gamma, never past its token limit or its cache. */
+  private room(r: Request): number {
+    return Math.min(r.opts.speculate!.gamma ?? 4, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
+  }
+
+  /** A prompt-lookup draft for a speculating request. */
   private draftFor(r: Request): number[] {
-    const room = Math.min(r.opts.speculate!.gamma ?? 4, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
+    const room = this.room(r);
     return room > 0 ? promptLookupDraft(r.seq.context, room) : [];            // the context ends with r.next
+  }
+
+  /** Self-speculation drafts of every decoding request that drafts with the model itself, in shared
+   *  mini-steps before the step that verifies them (./self-draft.ts). */
+  private selfDraft(): void {
+    const rs = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread && r.opts.speculate?.draft === 'self');
+    for (const r of rs) { r.draft = []; r.q = undefined; }
+    const rows = rs.filter((r) => this.room(r) > 0);
+    if (rows.length === 0) return;
+    try {
+      const drafts = selfDrafts(this.model, rows.map((r) => ({ cache: r.cache!, seq: r.seq, next: r.next, gamma: this.room(r) })));
+      rows.forEach((r, i) => { r.draft = drafts[i]!.tokens; r.q = drafts[i]!.q; });
+    } catch (e) { for (const r of rows) this.fail(r, e); }
   }
 
   /** Verifies a request's draft against its logits rows, emits the accepted run and rolls its cache
    *  back to the tokens kept: the fed token and the accepted drafts (the last token is fed next step). */
   private verify(r: Request, rows: Float32Array): void {
     const fedAt = r.cache!.length - 1 - r.draft.length;                  // position of r.next
-    const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft);
+    const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft, r.q);
     r.meter!.record(r.draft.length, accepted, tokens.length);
     const { chunk, done, consumed } = r.seq.acceptMany(tokens);
     r.cache!.truncate(fedAt + 1 + Math.min(accepted, consumed - 1));

@@ -45,7 +45,7 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Speculative decoding: draft up to `gamma` tokens per step and verify them in one step
    *  (lossless: the same output distribution, and the same tokens when greedy). */
-  speculate?: { draft: 'prompt-lookup'; gamma?: number };
+  speculate?: { draft: 'prompt-lookup' | 'self'; gamma?: number };
 }
 
 export interface GenerationChunk {
@@ -212,6 +212,8 @@ export class SequenceState {
   get context(): readonly number[] { return this.history; }
   get aborted(): boolean { return this.opts.signal?.aborted === true; }
   get isFinished(): boolean { return this.finished; }
+  /** Whether `token` ends the sequence as an eos id (a draft stops there). */
+  isEos(token: number): boolean { return this.eos.has(token); }
 
   /** Fits prompt + maxTokens into a cache that holds `cached` positions already and ends at
    *  `contextLength`: throws ContextOverflowError, or with truncate 'start' drops the oldest prompt

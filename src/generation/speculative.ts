@@ -12,6 +12,8 @@
 //
 // Shape legend: γ = draft length, V = vocabulary size; rows (γ + 1, V) row-major.
 
+import { attentionBackend } from '../attention/create.js';
+import { parseAttentionSpec, type AttentionKind, type AttentionSpec } from '../attention/spec.js';
 import type { SequenceState } from './sequence.js';
 
 export interface Verified {
@@ -48,7 +50,7 @@ export function verifyDraft(seq: SequenceState, rows: Float32Array, V: number, d
 }
 
 /** Index drawn from unnormalised weights w (summing to `total`) with a uniform u in [0, 1). */
-function draw(w: Float64Array, total: number, u: number): number {
+export function draw(w: Float64Array, total: number, u: number): number {
   const x = u * total;
   let cum = 0, last = -1;
   for (let v = 0; v < w.length; v++) {
@@ -121,18 +123,31 @@ export class SpeculativeMeter {
   }
 }
 
-/** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`) → the generate option. */
-export function parseSpeculateSpec(spec: string): { draft: 'prompt-lookup'; gamma: number } {
+/** Drafts `--speculate` names: prompt lookup, or self-speculation through one of these attentions. */
+const SELF_DRAFT_KINDS: readonly AttentionKind[] = ['streaming', 'snapkv', 'magicpig', 'topk', 'quest', 'oracle-sampling'];
+
+/** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`), or a self-speculation draft
+ *  attention `draft=streaming:sinks=4,window=256,gamma=3` (the attention's own parameters follow its
+ *  name; the model is then loaded with it as `draftAttention`) → the generate option, and the draft
+ *  attention to load. */
+export function parseSpeculateSpec(spec: string): { draft: 'prompt-lookup' | 'self'; gamma: number; attention?: AttentionSpec } {
   let draft: string | undefined, gamma = 4;
   for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
-    const [key, value] = part.includes('=') ? part.split('=', 2) as [string, string] : ['draft', part];
+    const [key, value] = part.includes('=') ? [part.slice(0, part.indexOf('=')), part.slice(part.indexOf('=') + 1)] : ['draft', part];
     if (key === 'draft') draft = value;
     else if (key === 'gamma') {
       gamma = Number(value);
       if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`--speculate: gamma must be an integer in [1, 64], got "${value}"`);
-    } else throw new RangeError(`--speculate: unknown key "${key}"; use draft=prompt-lookup[,gamma=N]`);
+    } else if (draft !== undefined && draft.includes(':')) draft += `,${part}`;         // a parameter of the draft attention
+    else throw new RangeError(`--speculate: unknown key "${key}"; use draft=prompt-lookup[,gamma=N] or draft=streaming:window=256[,gamma=N]`);
   }
   if (draft === 'auto') throw new RangeError('--speculate: auto (gamma from the cost model) is not built yet; use draft=prompt-lookup[,gamma=N]');
-  if (draft !== 'prompt-lookup') throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; the drafts built so far: prompt-lookup`);
-  return { draft, gamma };
+  if (draft === 'prompt-lookup') return { draft, gamma };
+  const kind = draft?.split(':')[0] ?? '';
+  if (!(SELF_DRAFT_KINDS as readonly string[]).includes(kind)) {
+    throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; use prompt-lookup, or self-speculation through a sparse attention: ${SELF_DRAFT_KINDS.join(', ')} (e.g. draft=streaming:sinks=4,window=256, draft=snapkv:budget=512, draft=magicpig:dense=0)`);
+  }
+  const attention = parseAttentionSpec(draft!);
+  attentionBackend(attention);                                                   // its parameters are checked now
+  return { draft: 'self', gamma, attention };
 }

@@ -67,13 +67,18 @@ type LayerScratch = Pointers<ReturnType<typeof layerScratchLayout>>;
 type HeadScratch = Pointers<ReturnType<typeof headScratchLayout>>;
 
 /** One sequence slot: its page list and its attention state in every layer. A slot is taken by a
- *  cache and given back when the cache is released (or garbage-collected unreleased). */
+ *  cache and given back when the cache is released (or garbage-collected unreleased). `draft`: the
+ *  draft attention of every layer (self-speculation), reading and writing the same K/V rows. */
 interface Slot {
   readonly index: number;
   readonly pages: SequencePages;
   readonly layers: LayerAttention[];
+  readonly draft: LayerAttention[];
   busy: boolean;
 }
+
+/** Every attention state of a slot: the model's, then the draft's. */
+const attentions = (slot: Slot): LayerAttention[] => (slot.draft.length > 0 ? [...slot.layers, ...slot.draft] : slot.layers);
 
 class LlamaCache implements ModelCache {
   length = 0;
@@ -88,7 +93,7 @@ class LlamaCache implements ModelCache {
     this.owner.checkLive(this, 'truncate');
     if (n >= this.length) return;
     this.owner.trimPages(this.slot, n);
-    for (const l of this.slot.layers) l.truncate(n);
+    for (const l of attentions(this.slot)) l.truncate(n);
     this.length = n;
   }
 
@@ -114,6 +119,9 @@ export interface LlamaModelOptions {
   invFreq: Float32Array;
   /** Attention backend of each layer (dense, or a sparse one behind the same interface). */
   attention: (layer: number) => AttentionBackend;
+  /** Draft attention of each layer (self-speculation: batch items with `draft: true` attend through
+   *  it, over the same K/V rows); none when absent. */
+  draftAttention?: (layer: number) => AttentionBackend;
   /** Most sequences (caches) alive at once. */
   parallel: number;
   /** KV pages of the shared pool (KV_PAGE_TOKENS tokens each). */
@@ -122,10 +130,9 @@ export interface LlamaModelOptions {
 
 /** Bytes one layer arena needs for its KV pool, the sequence slots' attention state and scratch. */
 export function layerRuntimeBytes(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'parallel' | 'kvPages'>,
-                                  backend: AttentionBackend, layer: number): number {
-  const { headDim } = derive(c);
+                                  backend: AttentionBackend, layer: number, draft?: AttentionBackend): number {
   const kv = LayerKV.sizes(layerKVDims(c, o));
-  const slot = backend.slotBytes(attentionDims(c, o, layer));
+  const slot = backend.slotBytes(attentionDims(c, o, layer)) + (draft ? draft.slotBytes(attentionDims(c, o, layer)) + 64 : 0);
   return planArena(kv) + 64 + o.parallel * (slot + 64 * 24) + layoutBytes(layerScratchLayout(c, o.chunk));
 }
 
@@ -176,6 +183,9 @@ export class LlamaModel implements LanguageModel {
     this.head = allocLayout(w.head, headScratchLayout(config, opts.chunk));
   }
 
+  /** Whether batch items may ask for the draft attention (the model was loaded with one). */
+  get hasDraftAttention(): boolean { return this.opts.draftAttention !== undefined; }
+
   /** Sequences that can be alive at once, and how many are. */
   get parallel(): number { return this.opts.parallel; }
   get activeSequences(): number { return this.slots.filter((s) => s.busy).length; }
@@ -207,7 +217,7 @@ export class LlamaModel implements LanguageModel {
     child.slot.pages.ids = ids;
     child.slot.pages.changed();
     child.length = n;
-    for (const l of child.slot.layers) l.reset(n);
+    for (const l of attentions(child.slot)) l.reset(n);
     return child;
   }
 
@@ -219,13 +229,16 @@ export class LlamaModel implements LanguageModel {
           '(cache.release()) or load the model with a larger parallel (--parallel)');
       }
       const index = this.slots.length, pages = new SequencePages();
-      const layers = this.w.layers.map((L, l) => this.opts.attention(l).create(L.arena, this.pool, attentionDims(this.config, this.opts, l),
-        new KVStore(this.layerKV[l]!, pages, attentionDims(this.config, this.opts, l))));
-      slot = { index, pages, layers, busy: false };
+      const dims = (l: number) => attentionDims(this.config, this.opts, l);
+      const stores = this.w.layers.map((_, l) => new KVStore(this.layerKV[l]!, pages, dims(l)));
+      const layers = this.w.layers.map((L, l) => this.opts.attention(l).create(L.arena, this.pool, dims(l), stores[l]!));
+      const make = this.opts.draftAttention;
+      const draft = make ? this.w.layers.map((L, l) => make(l).create(L.arena, this.pool, dims(l), stores[l]!)) : [];
+      slot = { index, pages, layers, draft, busy: false };
       this.slots.push(slot);
     }
     slot.busy = true;
-    for (const l of slot.layers) l.reset(0);
+    for (const l of attentions(slot)) l.reset(0);
     return slot;
   }
 
@@ -233,7 +246,7 @@ export class LlamaModel implements LanguageModel {
   releaseSlot(slot: Slot): void {
     if (!slot.busy) return;
     this.trimPages(slot, 0);
-    for (const l of slot.layers) l.reset(0);
+    for (const l of attentions(slot)) l.reset(0);
     slot.busy = false;
     this.orphans.unregister(slot);
   }
@@ -291,6 +304,8 @@ export class LlamaModel implements LanguageModel {
       if (seen.has(cache)) throw new Error(`forward: the same cache appears twice in one batch${where}`);
       seen.add(cache);
       if (n === 0) throw new RangeError(`forward: no tokens${where}`);
+      if (item.draft && !this.opts.draftAttention) throw new Error(`forward: a draft row needs a model loaded with a draft attention (draftAttention)${where}`);
+      if (item.draft && item.phase === 'prefill') throw new RangeError(`forward: a draft row cannot be a prompt row (phase 'prefill')${where}`);
       if (cache.length + n > cache.capacity) {
         throw new RangeError(`forward: ${cache.length} cached + ${n} new tokens exceed the context length of ${cache.capacity}${where}`);
       }
@@ -326,8 +341,8 @@ export class LlamaModel implements LanguageModel {
         const item = batch[b]!, cache = item.cache as LlamaCache, n = item.tokens.length;
         const m = Math.min(n - done[b]!, C - rows);
         if (m <= 0) continue;
-        segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length,
-          phase: item.phase ?? (n > 1 ? 'prefill' : 'decode') });
+        segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length, draft: item.draft === true,
+          phase: item.draft ? 'decode' : item.phase ?? (n > 1 ? 'prefill' : 'decode') });
         rows += m;
       }
       this.step(batch, segs, rows, dest);
@@ -430,11 +445,13 @@ export class LlamaModel implements LanguageModel {
     }
     k.rope(q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
     k.rope(kk, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
-    // attention per sequence, over its own K/V pages
+    // attention per sequence, over its own K/V pages (draft rows through the draft attention, which
+    // stores into the same rows: the verification step overwrites them with the exact ones)
     for (const g of segs) {
-      const att = g.cache.slot.layers[l]!;
+      const att = (g.draft ? g.cache.slot.draft : g.cache.slot.layers)[l]!;
       att.store(kk + g.row * kvDim * 4, v + g.row * kvDim * 4, g.p0, g.m);
       att.attend(q + g.row * qDim * 4, s.pos + g.row * 4, s.att + g.row * qDim * 4, g.m, g.p0 + g.m, g.phase);   // (m, qDim)
+      if (g.phase === 'prefill') g.cache.slot.draft[l]?.observe?.(q + g.row * qDim * 4, s.pos + g.row * 4, g.m, g.p0 + g.m);
     }
     this.newInput();
     this.matmul(a, L.o, s.att, s.xq, s.o, n);                                // (n, d)
@@ -482,4 +499,4 @@ export class LlamaModel implements LanguageModel {
 
 /** The rows one sequence contributes to a step: tokens [start, start + m) of batch item b, at rows
  *  [row, row + m) of the step and positions [p0, p0 + m) of its cache. */
-interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase }
+interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase; draft: boolean }

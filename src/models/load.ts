@@ -61,6 +61,10 @@ export interface LoadOptions {
   /** Attention backend for every layer: a spec, its text form ("dense", "magicpig:K=10,L=150"), or
    *  a backend object (e.g. one that records Q/K/V for operator-level evaluation). */
   attention?: AttentionSpec | string | AttentionBackend;
+  /** A second attention for every layer, over the same K/V rows, for self-speculative decoding
+   *  (`speculate: { draft: 'self' }`): e.g. "streaming:sinks=4,window=256", "snapkv:budget=512",
+   *  "magicpig:dense=0". Its per-sequence state is planned into the arenas like the main one's. */
+  draftAttention?: AttentionSpec | string | AttentionBackend;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -146,10 +150,10 @@ const sizesOf = (ts: Record<string, TensorPlan | null>) => Object.values(ts).fil
 
 interface Runtime { capacity: number; chunk: number; cacheDType: CacheDType; parallel: number; kvPages: number }
 
-function arenaSizes(ck: Checkpoint, plan: Plan, r: Runtime, backend: AttentionBackend) {
+function arenaSizes(ck: Checkpoint, plan: Plan, r: Runtime, backend: AttentionBackend, draft?: AttentionBackend) {
   const c = ck.config;
   const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : [])]) + 64 + layoutBytes(headScratchLayout(c, r.chunk));
-  const layers = plan.layers.map((l, layer) => planArena(sizesOf(l)) + 64 + layerRuntimeBytes(c, r, backend, layer));
+  const layers = plan.layers.map((l, layer) => planArena(sizesOf(l)) + 64 + layerRuntimeBytes(c, r, backend, layer, draft));
   return { head, layers };
 }
 
@@ -174,7 +178,7 @@ export function kvBudgetTokens(budget: number | string, kvBytesPerToken: number)
   return tokens;
 }
 
-function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend): ModelInfo {
+function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend, draft?: AttentionBackend): ModelInfo {
   const all = [plan.embed, plan.norm, plan.lmHead, ...plan.layers.flatMap((l) => Object.values(l))].filter((t): t is TensorPlan => t !== null);
   const dtypes: Record<string, number> = {};
   let parameters = 0, wBytes = 0;
@@ -189,12 +193,12 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
     path: ck.path, format: ck.format, config: c, parameters, dtypes, weightBytes: wBytes,
     kvBytesPerToken: 2 * kvDim * es * c.num_hidden_layers,
     memoryNeeded: (ctx: number, kvTokens = ctx, parallel = 1) => {
-      const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend);
+      const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend, draft);
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
     runtime: (ctx, opts = {}) => {
-      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, wBytes, opts);
-      const s = arenaSizes(ck, plan, r, backend);
+      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, wBytes, opts, draft);
+      const s = arenaSizes(ck, plan, r, backend, draft);
       return { parallel: r.parallel, kvBudgetTokens: r.kvPages * KV_PAGE_TOKENS, memoryBytes: s.head + s.layers.reduce((a, b) => a + b, 0) };
     },
   };
@@ -203,8 +207,9 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
 /** Sequence slots and KV pages: as asked, or the defaults cut to what one 4 GiB layer arena holds
  *  and to half of the machine's memory beside the weights (never below one full context). */
 function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' | 'kvPages'>, backend: AttentionBackend,
-                     kvBytesPerToken: number, weightBytes: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>): Runtime {
-  const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend).layers.every((b) => b <= MAX_ARENA_BYTES);
+                     kvBytesPerToken: number, weightBytes: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>,
+                     draft?: AttentionBackend): Runtime {
+  const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend, draft).layers.every((b) => b <= MAX_ARENA_BYTES);
   const minPages = Math.ceil(base.capacity / KV_PAGE_TOKENS);
   let parallel = opts.parallel ?? DEFAULT_PARALLEL;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 4096) throw new RangeError(`loadModel: parallel must be an integer in [1, 4096], got ${opts.parallel}`);
@@ -239,12 +244,13 @@ function describeMosaic(path: string): ModelInfo {
   };
 }
 
-export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk' | 'attention'> = {}): ModelInfo {
+export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' | 'cacheDType' | 'prefillChunk' | 'attention' | 'draftAttention'> = {}): ModelInfo {
   if (isMosaic(path)) return describeMosaic(path);
   const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   try {
-    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32', backend);
+    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32', backend,
+      opts.draftAttention === undefined ? undefined : backendOf(opts.draftAttention));
   } finally { ck.source.close(); }
 }
 
@@ -263,8 +269,8 @@ function abortError(): Error {
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (isMosaic(path)) {
-    if (opts.quantize || (opts.attention && opts.attention !== 'dense')) {
-      throw new RangeError(`loadModel: ${path} is a Memory Mosaic; quantize and sparse attention apply to Llama-family models only`);
+    if (opts.quantize || (opts.attention && opts.attention !== 'dense') || opts.draftAttention !== undefined) {
+      throw new RangeError(`loadModel: ${path} is a Memory Mosaic; quantize, sparse attention and draft attention apply to Llama-family models only`);
     }
     if (opts.signal?.aborted) throw abortError();
     const m = await loadMosaic(path, { contextLength: opts.contextLength, kernels: opts.kernels });
@@ -273,6 +279,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     return { model: m.model, tokenizer: m.tokenizer!, config: m.config, info, generationConfig: m.generationConfig };
   }
   const backend = backendOf(opts.attention);
+  const draft = opts.draftAttention === undefined ? undefined : backendOf(opts.draftAttention);
   const ck = openCheckpoint(path);
   let pool: ThreadPool | null = null;
   try {
@@ -291,10 +298,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
     const plan = planTensors(ck, opts.quantize);
-    const info = describe(ck, plan, chunk, cacheDType, backend);
+    const info = describe(ck, plan, chunk, cacheDType, backend, draft);
     const tokenizer = ck.tokenizer();
-    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts);
-    const sizes = arenaSizes(ck, plan, runtime, backend);
+    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts, draft);
+    const sizes = arenaSizes(ck, plan, runtime, backend, draft);
     sizes.layers.forEach((bytes, i) => {
       if (bytes > MAX_ARENA_BYTES) {
         throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + a KV budget of ${runtime.kvPages * KV_PAGE_TOKENS} tokens + ` +
@@ -362,7 +369,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };
     const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
-    const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend });
+    const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend, draftAttention: draft && (() => draft) });
     opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
     return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
   } catch (e) {

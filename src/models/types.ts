@@ -25,6 +25,10 @@ export interface BatchItem {
   /** 'last' (default): the last token's (vocab); 'all': (n, vocab) row-major; 'none': nothing. */
   logits?: 'last' | 'all' | 'none';
   phase?: 'prefill' | 'decode';
+  /** Attend through the model's draft attention (self-speculative decoding; a model loaded with
+   *  `draftAttention`): the rows are stored at their positions like any others, for the
+   *  verification step to overwrite with exact ones. Decode rows only. */
+  draft?: boolean;
 }
 
 export interface ForwardOptions {
@@ -41,6 +45,8 @@ export interface LanguageModel {
   readonly contextLength: number;
   /** Most caches (sequences) alive at once; createCache throws past it until one is released. */
   readonly parallel: number;
+  /** Whether batch items may set `draft` (a model loaded with a draft attention). */
+  readonly hasDraftAttention?: boolean;
   /** A fresh, empty cache for one sequence, owned by the caller: creating one never touches
    *  another. Release it when done (caches dropped unreleased are reclaimed when collected). */
   createCache(capacity?: number): ModelCache;

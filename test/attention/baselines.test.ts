@@ -1,4 +1,4 @@
-// The baseline backends (topk, quest, streaming, oracle-sampling) against the float64 dense
+// The baseline backends (topk, quest, streaming, oracle-sampling, snapkv) against the float64 dense
 // reference: dense-equivalent settings equal dense; small budgets attend exactly the keys their rule
 // picks (computed independently here); oracle sampling is unbiased; each reports the keys it read.
 import { after, before, describe, test } from 'node:test';
@@ -78,6 +78,46 @@ describe('baselines', () => {
     storeRows(L, kv.keys, kv.values);
     decode(L, q);
     assert.equal((L.att as unknown as { lastTouched: number }).lastTouched, Math.ceil(0.1 * (n + 3) / 16) * 16 + (n + 3 - tail) + 2 * pages);
+  });
+
+  test('snapkv:budget=40,window=8 keeps per KV head the 32 prompt keys the last 8 prompt queries attend to most (pooled, GQA-summed), the window and every generated key', () => {
+    const n = 300, obs = 8, keep = 32;
+    const L = makeLayer(pool, `snapkv:budget=${keep + obs},window=${obs}`, { capacity: 1024 });
+    const { heads: H, kvHeads: G, headDim: D } = L.d, qDim = H * D;
+    const kv = realisticKV(11, n + 2, G, D);
+    storeRows(L, kv.keys.slice(0, n), kv.values.slice(0, n));
+    // the prompt's last 8 queries, as the prefill sends them
+    const qs = Array.from({ length: obs }, () => kv.query(H));
+    qs.forEach((qr, i) => L.arena.f32(L.q + i * qDim * 4, qDim).set(qr));
+    L.arena.i32(L.pos, obs).set(Array.from({ length: obs }, (_, i) => n - obs + i));
+    L.att.attend(L.q, L.pos, L.out, obs, n, 'prefill');
+    // independent float64 selection
+    const prefix = n - obs;
+    const chosen = Array.from({ length: G }, (_, g) => {
+      const acc = new Float64Array(prefix);
+      qs.forEach((qr, i) => {
+        for (let h = g * (H / G); h < (g + 1) * (H / G); h++) {
+          const s = L.keys.slice(0, n - obs + i + 1).map((k) => { let a = 0; for (let d = 0; d < D; d++) a += qr[h * D + d]! * k[g * D + d]!; return a / Math.sqrt(D); });
+          const m = Math.max(...s), z = s.reduce((t, x) => t + Math.exp(x - m), 0);
+          for (let j = 0; j < prefix; j++) acc[j] += Math.exp(s[j]! - m) / z;
+        }
+      });
+      const pooled = Array.from({ length: prefix }, (_, j) => { let t = 0; for (let k = Math.max(0, j - 2); k <= Math.min(prefix - 1, j + 2); k++) t += acc[k]!; return t / 5; });
+      return Array.from({ length: prefix }, (_, j) => j).sort((a, b) => pooled[b]! - pooled[a]! || a - b).slice(0, keep).sort((a, b) => a - b);
+    });
+    const expect = (len: number) => (h: number) => [...chosen[Math.floor(h / (H / G))]!, ...Array.from({ length: len - prefix }, (_, i) => prefix + i)];
+    storeRows(L, kv.keys.slice(n, n + 2), kv.values.slice(n, n + 2));               // two generated tokens
+    const q = kv.query(H);
+    assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q, expect(n + 2))) < 2e-5);
+    assert.equal((L.att as unknown as { lastTouched: number }).lastTouched, keep + obs + 2);
+    assert.notDeepEqual(chosen[0], chosen[1], 'each KV head chooses its own keys');
+    // a speculative rollback (cut after the prompt) keeps the selection; a cut into the prompt drops it
+    L.att.truncate(n + 1); L.keys.length = n + 1; L.values.length = n + 1;
+    assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q, expect(n + 1))) < 2e-5);
+    L.att.truncate(n - 100); L.keys.length = n - 100; L.values.length = n - 100;
+    storeRows(L, kv.keys.slice(n - 100, n - 99), kv.values.slice(n - 100, n - 99));
+    decode(L, q);
+    assert.equal((L.att as unknown as { lastTouched: number }).lastTouched, keep + obs + 1, 'a new prompt of 200 keys, no queries seen: the budget of most recent keys, and the generated one');
   });
 
   test('oracle sampling is unbiased: the mean over many draws approaches dense', () => {

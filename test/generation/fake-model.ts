@@ -3,6 +3,8 @@
 //   FakeModel: logits of position i are a function of the whole context tokens[0..i] (a running hash),
 //     so chunked vs one-shot prefill and cache truncation are really exercised. A `script` forces the
 //     argmax to spell out given token ids after the prompt (for stop/eos tests). Records every call.
+//     A `draftScript` gives it a draft attention: draft rows (self-speculation) follow that script
+//     instead, so a test decides where a draft agrees with the target.
 //   ByteTokenizer: ids 0..255 are bytes (UTF-8), 256 = BOS, 257 = EOS; decode uses a non-fatal
 //     TextDecoder, so a split multi-byte character decodes to U+FFFD like a real byte-level BPE.
 
@@ -46,6 +48,9 @@ export interface FakeModelOptions {
   suppress?: readonly number[];
   /** Most live caches (default 64). */
   parallel?: number;
+  /** Makes the model accept draft rows (`BatchItem.draft`), whose argmax follows this script (as
+   *  `script` does for the target) — the stand-in of a sparse draft attention. */
+  draftScript?: readonly number[];
 }
 
 export class FakeModel implements LanguageModel {
@@ -65,6 +70,8 @@ export class FakeModel implements LanguageModel {
     this.out = new Float32Array(this.vocabSize);
     this.parallel = opts.parallel ?? 64;
   }
+  get hasDraftAttention(): boolean { return this.opts.draftScript !== undefined; }
+
   createCache(capacity?: number): FakeCache {
     if (this.live.size >= this.parallel) throw new RangeError(`FakeModel: all ${this.parallel} sequence slots are in use`);
     const c = new FakeCache(capacity ?? this.contextLength, this);
@@ -75,13 +82,14 @@ export class FakeModel implements LanguageModel {
   forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
     this.steps.push(batch.map((b) => b.tokens.length));
     return batch.map((b) => {
-      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'all' ? 'all' : 'last' });
+      if (b.draft && !this.hasDraftAttention) throw new Error('FakeModel: no draft attention');
+      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'all' ? 'all' : 'last' }, b.draft === true);
       return b.logits === 'none' ? new Float32Array(0) : out.slice();
     });
   }
 
   /** Logits (V) after the context tokens[0..end) — the independent definition tests compare against. */
-  logitsAt(tokens: readonly number[], end: number, out: Float32Array = new Float32Array(this.vocabSize)): Float32Array {
+  logitsAt(tokens: readonly number[], end: number, out: Float32Array = new Float32Array(this.vocabSize), draft = false): Float32Array {
     let h = hashContext(tokens, end);
     for (let v = 0; v < this.vocabSize; v++) {
       h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
@@ -89,7 +97,7 @@ export class FakeModel implements LanguageModel {
       out[v] = ((h >>> 8) / 2 ** 24) * 8 - 4; // uniform in [−4, 4)
     }
     for (const s of this.opts.suppress ?? []) out[s] = -30;
-    const { script, promptLength } = this.opts;
+    const { promptLength } = this.opts, script = draft ? this.opts.draftScript : this.opts.script;
     if (script && promptLength !== undefined) {
       const step = end - promptLength;
       if (step >= 0 && step < script.length) out[script[step]] = 20;
@@ -97,7 +105,7 @@ export class FakeModel implements LanguageModel {
     return out;
   }
 
-  forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
+  forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}, draft = false): Float32Array {
     const c = cache as FakeCache;
     if (c.released) throw new Error('FakeModel: cache released');
     const mode = opts.logits ?? 'last';
@@ -106,9 +114,9 @@ export class FakeModel implements LanguageModel {
     this.calls.push({ tokens: chunk, start: c.length, logits: mode });
     if (this.opts.delayMs) { const until = Date.now() + this.opts.delayMs; while (Date.now() < until) { /* spin */ } }
     c.tokens.push(...chunk);
-    if (mode === 'last') return this.logitsAt(c.tokens, c.tokens.length, this.out); // reused buffer, like the real model
+    if (mode === 'last') return this.logitsAt(c.tokens, c.tokens.length, this.out, draft); // reused buffer, like the real model
     const all = new Float32Array(chunk.length * this.vocabSize); // (n, V)
-    for (let i = 0; i < chunk.length; i++) all.set(this.logitsAt(c.tokens, c.length - chunk.length + i + 1), i * this.vocabSize);
+    for (let i = 0; i < chunk.length; i++) all.set(this.logitsAt(c.tokens, c.length - chunk.length + i + 1, undefined, draft), i * this.vocabSize);
     return all;
   }
   dispose(): void { /* nothing held */ }

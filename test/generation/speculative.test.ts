@@ -150,7 +150,7 @@ test('--speculate specs: draft and gamma parsed, unknown drafts / keys / auto na
   const { parseSpeculateSpec } = await import('../../src/generation/speculative.js');
   assert.deepEqual(parseSpeculateSpec('draft=prompt-lookup,gamma=6'), { draft: 'prompt-lookup', gamma: 6 });
   assert.deepEqual(parseSpeculateSpec('prompt-lookup'), { draft: 'prompt-lookup', gamma: 4 });
-  assert.throws(() => parseSpeculateSpec('draft=streaming'), /unknown draft "streaming".*prompt-lookup/);
+  assert.throws(() => parseSpeculateSpec('draft=lookahead'), /unknown draft "lookahead".*prompt-lookup/);
   assert.throws(() => parseSpeculateSpec('prompt-lookup,gamma=0'), /gamma must be an integer in \[1, 64\]/);
   assert.throws(() => parseSpeculateSpec('prompt-lookup,depth=2'), /unknown key "depth"/);
   assert.throws(() => parseSpeculateSpec('auto'), /not built yet/);

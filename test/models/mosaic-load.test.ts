@@ -40,7 +40,8 @@ test('loadModel runs a mosaic folder and matches the float64 reference', async (
     assert.ok(diff / scale < 1e-4, `relative difference ${diff / scale}`);
   } finally { model.dispose(); }
   assert.equal(describeModel(dir).config.model_type, 'memory_mosaic');
-  await assert.rejects(loadModel(dir, { quantize: 'q8_0' }), /Memory Mosaic; quantize and sparse attention apply to Llama-family models only/);
+  await assert.rejects(loadModel(dir, { quantize: 'q8_0' }), /Memory Mosaic; quantize, sparse attention and draft attention apply to Llama-family models only/);
+  await assert.rejects(loadModel(dir, { draftAttention: 'streaming' }), /Memory Mosaic; .*draft attention apply to Llama-family models only/);
 });
 
 test('the API and the CLI generate from a mosaic like from a Llama', async () => {
