@@ -21,6 +21,12 @@ export function showValue(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 60)}…` : s;
 }
 
+/** A message from another library, cut at 300 characters: it may quote a hostile file's field whole
+ *  (a 1 MB "type" string), and an error message must stay readable and small. */
+export function showMessage(message: string): string {
+  return message.length > 300 ? `${message.slice(0, 300)}… (${message.length - 300} more characters)` : message;
+}
+
 /** Converts a u64/i64 read as BigInt to a Number, refusing values above `max` (default 2^53 − 1). */
 export function checkedNumber(source: string, what: string, value: bigint, max: number = Number.MAX_SAFE_INTEGER): number {
   if (value < 0n || value > BigInt(max)) {

@@ -15,6 +15,7 @@
 
 import * as jinja from '@huggingface/jinja';
 import type { Tokenizer } from './types.js';
+import { showMessage } from '../formats/errors.js';
 
 // The library's .d.ts files use extensionless relative imports that NodeNext resolution cannot
 // follow, so the few types we use are restated here.
@@ -117,7 +118,7 @@ function parse(template: string): Template {
     try {
       parsed = new Template(template);
     } catch (e) {
-      throw new ChatTemplateError(`chat template does not parse: ${(e as Error).message}`);
+      throw new ChatTemplateError(`chat template does not parse: ${showMessage((e as Error).message)}`);
     }
     if (templateCache.size >= 16) templateCache.delete(templateCache.keys().next().value as string);
     templateCache.set(template, parsed);
@@ -164,7 +165,7 @@ export function renderChatTemplate(template: string, opts: RenderChatTemplateOpt
   } catch (e) {
     if (e instanceof ChatTemplateError) throw e;
     if (e instanceof RangeError) throw new ChatTemplateError(`chat template exceeded a JS limit: ${e.message}`);
-    throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`);
+    throw new ChatTemplateError(`chat template failed: ${showMessage((e as Error).message)}`);
   }
 }
 

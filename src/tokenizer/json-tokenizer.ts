@@ -8,7 +8,7 @@
 // and a tokenizer.json behave the same and `addBosToken` is the one switch that decides.
 
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
-import { FormatError, showValue } from '../formats/errors.js';
+import { FormatError, showMessage, showValue } from '../formats/errors.js';
 import type { Tokenizer } from './types.js';
 import { exponentialBacktrackingReason } from './regex-safety.js';
 import { installLongWordBpe, type BpeModelInternals } from './long-word-bpe.js';
@@ -186,7 +186,7 @@ export function buildHfTokenizer(json: Json, config: Json, source: string): HfTo
   try {
     lib = new HfTokenizerCtor(json, config);
   } catch (e) {
-    throw new FormatError(source, `cannot build the tokenizer: ${(e as Error).message}`);
+    throw new FormatError(source, `cannot build the tokenizer: ${showMessage((e as Error).message)}`);
   }
   if ((json.model as Json).type === 'BPE') installLongWordBpe(lib.model as unknown as BpeModelInternals);
   return lib;
@@ -199,7 +199,7 @@ function libraryCall<T>(source: string, what: string, fn: () => T): T {
     return fn();
   } catch (e) {
     if (e instanceof FormatError) throw e;
-    throw new FormatError(source, `the tokenizer fails to ${what} (a malformed section of the file?): ${(e as Error).message}`);
+    throw new FormatError(source, `the tokenizer fails to ${what} (a malformed section of the file?): ${showMessage((e as Error).message)}`);
   }
 }
 

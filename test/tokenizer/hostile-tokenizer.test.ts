@@ -117,3 +117,14 @@ test('token texts longer than MAX_TOKEN_CHARS are refused before the library bui
   // Control: a token of exactly MAX_TOKEN_CHARS characters is accepted.
   loadHfTokenizer({ tokenizerJson: { ...base, added_tokens: [...added, { ...added[0], id: 600, content: longToken(MAX_TOKEN_CHARS) }] } });
 });
+
+test('a library error quoting a 1 MB field is cut: the message names the file and stays under 500 characters', () => {
+  // the library quotes an unknown type whole; found by the tokenizer fuzz (a 49 KB type string)
+  const type = 'BertPreTokenizer'.repeat(65_536);
+  assert.throws(() => loadHfTokenizer({ tokenizerJson: { ...base, pre_tokenizer: { type } }, source: 'hostile/tokenizer.json' }), (e: unknown) => {
+    assert.ok(e instanceof FormatError, String(e));
+    assert.match(e.message, /^hostile\/tokenizer\.json: cannot build the tokenizer: Unknown PreTokenizer type: BertPreTokenizer.*… \(\d+ more characters\)$/s);
+    assert.ok(e.message.length < 500, `${e.message.length} characters`);
+    return true;
+  });
+});
