@@ -1,21 +1,30 @@
 // `chat.completions.create`: OpenAI's chat completion objects on top of Tessera.generate.
-// Non-streaming → one 'chat.completion'; streaming → 'chat.completion.chunk's: the first delta carries
-// the role, content deltas follow, the last chunk carries finish_reason (then a usage chunk if asked).
+// Non-streaming → one 'chat.completion'; streaming → 'chat.completion.chunk's: per choice, the first
+// delta carries the role, content deltas follow, the last chunk carries finish_reason (then one usage
+// chunk if asked). Choices (n) are generated together (choices.ts).
 
 import { randomUUID } from 'node:crypto';
-import { ContextOverflowError, PromptTooLongError, type GenerationResult } from '../generation/generate.js';
+import { PromptTooLongError, type GenerationChunk, type GenerationResult } from '../generation/generate.js';
+import { chatLogprobs, runChoices, type ChatTokenLogprob } from './choices.js';
 import { ApiError, validateChatRequest, type ChatCompletionRequest } from './validate.js';
 import { ChatTemplateError } from '../tokenizer/chat-template.js';
 import type { Tessera } from './tessera.js';
 
-export interface ChatCompletionUsage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
+export interface ChatCompletionUsage {
+  prompt_tokens: number; completion_tokens: number; total_tokens: number;
+  /** Prompt tokens whose keys/values came from the prompt cache (OpenAI's field). */
+  prompt_tokens_details?: { cached_tokens: number };
+}
+
+export type FinishReasonApi = 'stop' | 'length';
+export interface ChatLogprobs { content: ChatTokenLogprob[]; refusal: null }
 
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: 'stop' | 'length'; logprobs: null }[];
+  choices: { index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReasonApi; logprobs: ChatLogprobs | null }[];
   usage: ChatCompletionUsage;
 }
 
@@ -24,19 +33,27 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: 'stop' | 'length' | null; logprobs: null }[];
+  choices: { index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReasonApi | null; logprobs: ChatLogprobs | null }[];
   /** Only on the extra last chunk of `stream_options: {include_usage: true}` (whose choices are empty). */
   usage?: ChatCompletionUsage;
 }
 
-function abortError(signal: AbortSignal | undefined): Error {
+export function abortError(signal: AbortSignal | undefined): Error {
   const r: unknown = signal?.reason;
-  return r instanceof Error ? r : new DOMException('The chat completion was aborted', 'AbortError');
+  return r instanceof Error ? r : new DOMException('The completion was aborted', 'AbortError');
 }
 
-function usage(r: GenerationResult): ChatCompletionUsage {
-  return { prompt_tokens: r.promptTokens, completion_tokens: r.tokens.length, total_tokens: r.promptTokens + r.tokens.length };
+/** The usage of a request's choices: the prompt counted once per prompt, every choice's tokens. */
+export function usageOf(results: readonly GenerationResult[], n: number): ChatCompletionUsage {
+  let prompt = 0, cached = 0, completion = 0;
+  results.forEach((r, i) => {
+    if (i % n === 0) { prompt += r.promptTokens; cached += r.cachedTokens; }
+    completion += r.tokens.length;
+  });
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
 }
+
+export const finishReason = (r: GenerationResult): FinishReasonApi => (r.finishReason === 'length' ? 'length' : 'stop');
 
 /** OpenAI-shaped chat completions over one Tessera instance. */
 export class ChatCompletions {
@@ -45,7 +62,7 @@ export class ChatCompletions {
   /** Runs a chat completion. Invalid requests reject with an ApiError naming the param; a prompt that
    *  does not fit the context rejects with code 'context_length_exceeded'; an aborted request rejects
    *  with the signal's reason (an AbortError). With `stream: true` it resolves to an async iterable of
-   *  chunks. */
+   *  chunks. `n` choices are generated together (choice i with seed + i when a seed is given). */
   create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
   create(request: ChatCompletionRequest & { stream?: false | null }): Promise<ChatCompletion>;
   create(request: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
@@ -53,6 +70,7 @@ export class ChatCompletions {
     const req = validateChatRequest(request);
     const signal = request.signal;
     const t = this.tessera;
+    t.checkAttention(req.attention);
     const text = await t.applyChatTemplate(req.messages).catch((e: unknown) => {
       if (e instanceof PromptTooLongError) throw new ApiError(e.message, 'messages', 'context_length_exceeded');
       throw templateError(e, req.messages.length);
@@ -66,40 +84,47 @@ export class ChatCompletions {
         + `(${prompt.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
       'messages', 'context_length_exceeded');
     }
-    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal };
+    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = req.model ?? t.name;
-    const finish = (r: GenerationResult) => (r.finishReason === 'length' ? 'length' as const : 'stop' as const);
+    const n = req.n;
+    const lps = (c: GenerationChunk): ChatLogprobs | null => (req.logprobs === undefined ? null : { content: chatLogprobs(t, c.logprobs ?? []), refusal: null });
 
     if (!req.stream) {
-      const r = await t.complete(prompt, opts).catch(rethrow);
-      if (r.finishReason === 'abort') throw abortError(signal);
+      const results: GenerationResult[] = [];
+      const logprobs: ChatTokenLogprob[][] = Array.from({ length: n }, () => []);
+      for await (const e of runChoices(t, [prompt], n, opts, 'messages')) {
+        if ('result' in e) results[e.index] = e.result;
+        else if (req.logprobs !== undefined) logprobs[e.index]!.push(...chatLogprobs(t, e.chunk.logprobs ?? []));
+      }
+      if (results.some((r) => r.finishReason === 'abort')) throw abortError(signal);
       return {
         id, object: 'chat.completion', created, model,
-        choices: [{ index: 0, message: { role: 'assistant', content: r.text }, finish_reason: finish(r), logprobs: null }],
-        usage: usage(r),
+        choices: results.map((r, i) => ({
+          index: i, message: { role: 'assistant', content: r.text }, finish_reason: finishReason(r),
+          logprobs: req.logprobs === undefined ? null : { content: logprobs[i]!, refusal: null },
+        })),
+        usage: usageOf(results, n),
       };
     }
-    const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish_reason: 'stop' | 'length' | null): ChatCompletionChunk =>
-      ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason, logprobs: null }] });
+    const chunk = (index: number, delta: ChatCompletionChunk['choices'][0]['delta'], finish_reason: FinishReasonApi | null,
+      logprobs: ChatLogprobs | null = null): ChatCompletionChunk =>
+      ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index, delta, finish_reason, logprobs }] });
     const includeUsage = req.includeUsage;
     async function* stream(): AsyncGenerator<ChatCompletionChunk, void, void> {
-      yield chunk({ role: 'assistant', content: '' }, null);
-      const it = t.generate(prompt, opts);
-      let r: GenerationResult;
-      try {
-        for (;;) {
-          const step = await it.next().catch(rethrow);
-          if (step.done) { r = step.value; break; }
-          if (step.value.text) yield chunk({ content: step.value.text }, null);
+      for (let i = 0; i < n; i++) yield chunk(i, { role: 'assistant', content: '' }, null);
+      const results: GenerationResult[] = [];
+      for await (const e of runChoices(t, [prompt], n, opts, 'messages')) {
+        if ('result' in e) {
+          if (e.result.finishReason === 'abort') throw abortError(signal);
+          results[e.index] = e.result;
+          yield chunk(e.index, {}, finishReason(e.result));
+        } else if (e.chunk.text || (e.chunk.logprobs?.length ?? 0) > 0) {
+          yield chunk(e.index, { content: e.chunk.text }, null, lps(e.chunk));
         }
-      } finally {
-        await it.return(undefined as never);   // a caller that breaks off cancels the generation at once
       }
-      if (r.finishReason === 'abort') throw abortError(signal);
-      yield chunk({}, finish(r));
-      if (includeUsage) yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: usage(r) };
+      if (includeUsage) yield { id, object: 'chat.completion.chunk', created, model, choices: [], usage: usageOf(results, n) };
     }
     return stream();
   }
@@ -112,11 +137,4 @@ function templateError(e: unknown, messages: number): unknown {
   if (!(e instanceof ChatTemplateError) || /does not parse/.test(e.message)) return e;
   const size = /limit|steps/.test(e.message) ? ` A conversation of ${messages} messages is more than the template can render within its limits: send fewer or shorter messages.` : '';
   return new ApiError(`The chat template cannot render these messages: ${e.message}.${size}`, 'messages', 'invalid_value');
-}
-
-/** Generation errors that are the request's fault become ApiErrors. */
-function rethrow(e: unknown): never {
-  if (e instanceof ContextOverflowError) throw new ApiError(e.message, 'messages', 'context_length_exceeded');
-  if (e instanceof RangeError) throw new ApiError(e.message, null, 'invalid_value');
-  throw e;
 }

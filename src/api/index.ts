@@ -9,10 +9,12 @@ import type { LoadOptions } from '../models/load.js';
 import { Tessera, type TesseraOptions } from './tessera.js';
 
 export { Tessera, DEFAULT_REPLY_TOKENS, type TesseraOptions, type ChatRenderer } from './tessera.js';
-export { ChatCompletions, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionUsage } from './chat.js';
+export { ChatCompletions, type ChatCompletion, type ChatCompletionChunk, type ChatCompletionUsage, type ChatLogprobs } from './chat.js';
+export { Completions, DEFAULT_COMPLETION_TOKENS, type Completion, type CompletionChoice, type CompletionLogprobs } from './completions.js';
+export { PromptCache } from './prompt-cache.js';
 export {
-  ApiError, validateChatRequest,
-  type ChatCompletionRequest, type ChatMessage, type ChatRole, type ValidatedChatRequest,
+  ApiError, REQUEST_LIMITS, validateChatRequest, validateCompletionRequest,
+  type ChatCompletionRequest, type ChatMessage, type ChatRole, type CompletionRequest, type ValidatedChatRequest, type ValidatedCompletionRequest,
 } from './validate.js';
 export { loadModel, describeModel, type LoadOptions, type LoadProgress, type LoadedModel, type ModelInfo } from '../models/load.js';
 export type { LanguageModel, ModelCache, ForwardOptions } from '../models/types.js';
@@ -20,7 +22,7 @@ export type { Tokenizer } from '../tokenizer/types.js';
 export type { LlamaConfig } from '../models/config.js';
 export {
   generate, generateText, evaluateLogits, ContextOverflowError,
-  type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationTimings, type FinishReason,
+  type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationTimings, type FinishReason, type TokenLogprob,
 } from '../generation/generate.js';
 export {
   createSampler, processDistribution, validateSamplingOptions,

@@ -1,9 +1,10 @@
 // Tessera: one loaded model + tokenizer behind a small API (generate, complete, logits, chat).
 //
 // Every generation goes through the model's continuous-batching scheduler, so concurrent calls are
-// decoded together. The instance keeps the cache of the last finished generation (its prompt cache,
-// while the model has sequence slots to spare): a request that starts with the same tokens (the
-// next turn of a chat) starts from that prefix by reference and only prefills what is new.
+// decoded together. The instance keeps the caches of recently finished generations (its prompt
+// cache, prompt-cache.ts, while the model has sequence slots to spare): a request that starts with
+// the same tokens (the next turn of a chat) starts from that prefix by reference and only prefills
+// what is new.
 
 import { basename } from 'node:path';
 import { loadModel, type LoadOptions, type LoadedModel, type ModelInfo } from '../models/load.js';
@@ -18,6 +19,10 @@ import { Scheduler } from '../generation/scheduler.js';
 import { SequenceState, checkGenerateOptions, checkIds } from '../generation/sequence.js';
 import { ChatTemplateOutputLimitError, DEFAULT_MAX_OUTPUT_CHARS, renderChatTemplate } from '../tokenizer/chat-template.js';
 import { ChatCompletions } from './chat.js';
+import { Completions } from './completions.js';
+import { PromptCache } from './prompt-cache.js';
+import { ApiError } from './validate.js';
+import { formatAttentionSpec, parseAttentionSpec } from '../attention/spec.js';
 import type { ChatRole } from './validate.js';
 
 /** Renders chat messages into a prompt string (the checkpoint's Jinja chat template by default). */
@@ -30,18 +35,17 @@ export interface TesseraOptions {
   chatTemplate?: string;
   /** Overrides chat rendering altogether. */
   renderChat?: ChatRenderer;
+  /** The attention backend the model was loaded with, as a spec ('dense', 'magicpig:K=10,L=150'); set
+   *  by `load`. Requests naming another are refused (the backend is fixed at load). */
+  attentionSpec?: string;
+  /** Finished generations' caches kept for prefix reuse (default 1: the last conversation; 0 = off).
+   *  Idle ones give their memory back whenever a request needs it (PromptCache). */
+  promptCache?: number;
 }
 
 /** Longest chat reply when the request does not say (a model that never ends its turn must not write
  *  until the context is full); a checkpoint's generation_config.json max_new_tokens overrides it. */
 export const DEFAULT_REPLY_TOKENS = 512;
-
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
 
 export class Tessera {
   readonly model: LanguageModel;
@@ -52,9 +56,12 @@ export class Tessera {
   readonly name: string;
   /** OpenAI-shaped chat completions: `tessera.chat.completions.create({messages, …})`. */
   readonly chat: { completions: ChatCompletions };
+  /** OpenAI-shaped (legacy) text completions: `tessera.completions.create({prompt, …})`. */
+  readonly completions: Completions;
   private readonly opts: TesseraOptions;
-  /** The last finished generation's cache and the tokens it holds, in order. */
-  private kept: { cache: ModelCache; tokens: number[] } | undefined;
+  /** Recently finished generations' caches, for prefix reuse. */
+  private readonly prompts: PromptCache;
+  private readonly reclaim: () => boolean;
   private disposed = false;
   private longest?: number;
 
@@ -68,12 +75,33 @@ export class Tessera {
     this.name = opts.name ?? (loaded.info ? basename(loaded.info.path) : 'tessera');
     this.opts = opts;
     this.chat = { completions: new ChatCompletions(this) };
+    this.completions = new Completions(this);
+    // a prompt cache needs a sequence slot to spare (a one-sequence model keeps none)
+    this.prompts = new PromptCache(this.model.parallel > 1 ? opts.promptCache ?? 1 : 0);
+    this.reclaim = () => this.prompts.evictOne();
+    Scheduler.of(this.model).reclaimers.add(this.reclaim);
   }
 
   /** Reads a Hugging Face folder (config.json + *.safetensors + tokenizer.json) or a .gguf file. */
   static async load(path: string, opts: LoadOptions & TesseraOptions = {}): Promise<Tessera> {
-    const { name, chatTemplate, renderChat, ...loadOpts } = opts;
-    return new Tessera(await loadModel(path, loadOpts), { name: name ?? basename(path.replace(/[\\/]+$/, '')), chatTemplate, renderChat });
+    const { name, chatTemplate, renderChat, promptCache, ...loadOpts } = opts;
+    const a = loadOpts.attention;
+    const attentionSpec = a === undefined ? 'dense' : typeof a === 'string' ? formatAttentionSpec(parseAttentionSpec(a)) : 'kind' in a ? formatAttentionSpec(a) : undefined;
+    return new Tessera(await loadModel(path, loadOpts), { name: name ?? basename(path.replace(/[\\/]+$/, '')), chatTemplate, renderChat, promptCache, attentionSpec });
+  }
+
+  /** Refuses a request's attention spec unless it is the backend this model runs (fixed at load). */
+  checkAttention(spec: string | undefined): void {
+    if (spec === undefined) return;
+    let asked: string;
+    try { asked = formatAttentionSpec(parseAttentionSpec(spec)); } catch (e) {
+      throw new ApiError(`Invalid value for 'attention': ${(e as Error).message}.`, 'attention', 'invalid_value');
+    }
+    const runs = this.opts.attentionSpec;
+    if (asked !== runs) {
+      throw new ApiError(`'attention' ${JSON.stringify(asked)} cannot be chosen per request: this model was loaded with ${runs === undefined ? 'a custom attention backend' : JSON.stringify(runs)} `
+        + '(the backend and its per-sequence state are fixed when the model is loaded). Omit the field, or start the server with --attention for that backend.', 'attention', 'unsupported_value');
+    }
   }
 
   /** Tokens the model accepts in one sequence (prompt + generated). */
@@ -142,35 +170,42 @@ export class Tessera {
     }
   }
 
+  /** A prompt's ids, checked before any work: text is refused from its length alone when it cannot fit,
+   *  then tokenized (with BOS per `addSpecialTokens`); ids are checked against the vocabulary; and
+   *  prompt + maxTokens must fit the context (ContextOverflowError) unless truncating from the start. */
+  promptIds(prompt: string | readonly number[], maxTokens?: number, opts: Pick<GenerateOptions, 'truncate' | 'addSpecialTokens'> = {}): number[] {
+    if (typeof prompt !== 'string') checkIds(prompt, this.model.vocabSize, 'prompt');
+    if (typeof prompt === 'string' && opts.truncate !== 'start') this.checkPromptLength(prompt.length, maxTokens ?? 0);
+    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
+    if (maxTokens !== undefined && Number.isInteger(maxTokens) && ids.length + maxTokens > this.contextLength && opts.truncate !== 'start') {
+      throw new ContextOverflowError(ids.length, maxTokens, this.contextLength);
+    }
+    return ids;
+  }
+
   /** Streams a completion of `prompt` (text is tokenized with BOS; ids are used as given).
    *  Yields chunks {text, tokens} and returns the GenerationResult. Concurrent calls run together;
    *  `break`ing out of the loop cancels this one (its memory is freed within one step). */
   async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
     checkGenerateOptions(opts);
-    if (typeof prompt !== 'string') checkIds(prompt, this.model.vocabSize, 'prompt');
-    if (typeof prompt === 'string' && opts.truncate !== 'start') this.checkPromptLength(prompt.length, opts.maxTokens ?? 0);
-    const ids = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecialTokens: opts.addSpecialTokens }) : [...prompt];
-    if (opts.maxTokens !== undefined && Number.isInteger(opts.maxTokens) && ids.length + opts.maxTokens > this.contextLength && opts.truncate !== 'start') {
-      throw new ContextOverflowError(ids.length, opts.maxTokens, this.contextLength);
-    }
-    // Start from the kept cache's longest common prefix, but always feed at least one token (the
-    // logits come from it).
-    const kept = this.kept;
-    const keep = kept === undefined || opts.truncate === 'start' ? 0 : Math.max(0, Math.min(commonPrefix(kept.tokens, ids), ids.length - 1));
+    const ids = this.promptIds(prompt, opts.maxTokens, opts);
+    // Start from the prompt cache's longest common prefix (never the last token: its logits are needed).
+    const hit = opts.truncate === 'start' ? undefined : this.prompts.lookup(ids);
+    const keep = hit?.length ?? 0;
     const seq = new SequenceState(this.tokenizer, ids.slice(keep), { ...opts, context: ids.slice(0, keep) }, this.model.vocabSize);
     const generated: number[] = [];
-    const it = Scheduler.of(this.model).submit(seq, {
-      signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress, speculate: opts.speculate,
-      prefix: keep > 0 ? { cache: kept!.cache, length: keep } : undefined,
-      // a prompt cache needs a sequence slot to spare (a one-sequence model keeps none)
-      keepCache: this.model.parallel > 1 && opts.truncate !== 'start' ? (cache) => {
-        const old = this.kept;
-        // the cache holds the prompt, then the generated tokens that were fed back (all but the last)
-        this.kept = { cache, tokens: [...ids, ...generated].slice(0, cache.length) };
-        if (old !== undefined && old.cache !== cache) old.cache.release();
-      } : undefined,
-    });
+    let it: AsyncGenerator<GenerationChunk, GenerationResult, void>;
+    try {
+      it = Scheduler.of(this.model).submit(seq, {
+        signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress, speculate: opts.speculate,
+        prefix: hit !== undefined ? { cache: hit.cache, length: keep } : undefined,
+        keepCache: this.prompts.maxEntries > 0 && opts.truncate !== 'start'
+          // the cache holds the prompt, then the generated tokens that were fed back (all but the last)
+          ? (cache) => this.prompts.keep(cache, [...ids, ...generated].slice(0, cache.length))
+          : undefined,
+      });
+    } catch (e) { hit?.release(); throw e; }
     try {
       for (;;) {
         const step = await it.next();
@@ -180,6 +215,7 @@ export class Tessera {
       }
     } finally {
       await it.return(undefined as never);           // broken off: cancel the request at once
+      hit?.release();
     }
   }
 
@@ -202,8 +238,8 @@ export class Tessera {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.kept?.cache.release();
-    this.kept = undefined;
+    Scheduler.of(this.model).reclaimers.delete(this.reclaim);
+    this.prompts.clear();
     this.model.dispose();
   }
 }

@@ -1,9 +1,27 @@
-// Validation of OpenAI-shaped chat completion requests, shared by the JS API and (later) the HTTP server.
+// Validation of OpenAI-shaped chat and text completion requests, shared by the JS API and the HTTP server.
 // Requests are hostile input (docs RELIABILITY): every field is type- and range-checked, unknown fields
 // are refused, and each failure is an ApiError carrying OpenAI's error shape
 //   {"error": {"message", "type", "param", "code"}}  with an HTTP status.
 
 import type { SamplingOptions } from '../generation/sampler.js';
+import { parseSpeculateSpec } from '../generation/speculative.js';
+import { MAX_TOP_LOGPROBS } from '../generation/sequence.js';
+
+/** What one request may ask for at most (each bounds work or memory a single request can cause). */
+export const REQUEST_LIMITS = {
+  /** Choices (n × prompts) per request. */
+  choices: 16,
+  /** Stop sequences, and characters in each. */
+  stopStrings: 4,
+  stopChars: 256,
+  /** Messages in one chat request. */
+  messages: 4096,
+  /** Prompts in one text completion request. */
+  prompts: 16,
+  /** Alternatives per token: chat top_logprobs, and completions logprobs (OpenAI allows 5 there). */
+  topLogprobs: MAX_TOP_LOGPROBS,
+  completionLogprobs: 5,
+} as const;
 
 /** An error with OpenAI's error fields; `status` is the HTTP status a server should answer with. */
 export class ApiError extends Error {
@@ -47,26 +65,57 @@ export interface ChatCompletionRequest {
   stream_options?: { include_usage?: boolean } | null;
   user?: string;
   logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  /** Tessera extension: speculative decoding, 'draft=prompt-lookup,gamma=4' or {draft, gamma}. */
+  speculate?: string | { draft: 'prompt-lookup'; gamma?: number } | null;
+  /** Tessera extension: the attention backend (must be the one the model was loaded with). */
+  attention?: string | null;
   /** JS API only (not a JSON field): cancels the request. */
   signal?: AbortSignal;
 }
 
-/** A validated request, in the engine's terms. */
-export interface ValidatedChatRequest {
-  messages: { role: ChatRole; content: string; name?: string }[];
+/** The request body of `completions.create` (OpenAI's legacy text completions). */
+export interface CompletionRequest extends Omit<ChatCompletionRequest, 'messages' | 'logprobs' | 'top_logprobs' | 'max_completion_tokens'> {
+  prompt: string | string[] | number[] | number[][];
+  /** Alternatives per token to report (0–5); the sampled token's log-probability is always included. */
+  logprobs?: number | null;
+  echo?: boolean | null;
+}
+
+/** What both kinds of request share, validated. */
+interface ValidatedGeneration {
   model?: string;
   maxTokens?: number;
   sampling: SamplingOptions;
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
+  /** Choices per prompt. */
+  n: number;
+  /** Alternatives per token when logprobs are asked for (undefined: no logprobs). */
+  logprobs?: number;
+  speculate?: { draft: 'prompt-lookup'; gamma: number };
+  /** The attention spec the request names, as given (the caller compares it with the loaded one). */
+  attention?: string;
 }
 
-const KNOWN = new Set(['messages', 'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k',
-  'min_p', 'repetition_penalty', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'n', 'stream',
-  'stream_options', 'user', 'logprobs', 'signal']);
-const UNSUPPORTED = new Set(['tools', 'tool_choice', 'functions', 'function_call', 'logit_bias', 'top_logprobs',
+export interface ValidatedCompletionRequest extends ValidatedGeneration {
+  /** Text prompts or token-id prompts (ids are checked against the vocabulary by the generator). */
+  prompts: (string | number[])[];
+}
+
+/** A validated chat request, in the engine's terms. */
+export interface ValidatedChatRequest extends ValidatedGeneration {
+  messages: { role: ChatRole; content: string; name?: string }[];
+}
+
+const COMMON = ['model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'frequency_penalty',
+  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'signal'];
+const KNOWN = new Set([...COMMON, 'messages', 'max_completion_tokens', 'top_logprobs']);
+const UNSUPPORTED = new Set(['tools', 'tool_choice', 'functions', 'function_call', 'logit_bias',
   'response_format', 'audio', 'modalities', 'prediction', 'parallel_tool_calls']);
+const KNOWN_COMPLETION = new Set([...COMMON, 'prompt', 'echo']);
+const UNSUPPORTED_COMPLETION = new Set(['suffix', 'best_of', 'logit_bias']);
 const ROLES = new Set<ChatRole>(['system', 'developer', 'user', 'assistant', 'tool']);
 
 function kind(v: unknown): string {
@@ -106,37 +155,20 @@ function messageContent(m: Record<string, unknown>, i: number): string {
   }).join('');
 }
 
-/** Checks a chat completion request body; throws ApiError (status 400) naming the offending param. */
-export function validateChatRequest(body: unknown): ValidatedChatRequest {
-  if (!isObject(body)) throw new ApiError(`The request body must be a JSON object, but got ${kind(body)}.`, null, 'invalid_type');
+/** Refuses unknown and unsupported fields. */
+function checkKeys(body: Record<string, unknown>, known: ReadonlySet<string>, unsupported: ReadonlySet<string>): void {
   for (const key of Object.keys(body)) {
-    if (UNSUPPORTED.has(key) && body[key] !== undefined && body[key] !== null) throw new ApiError(`'${key}' is not supported by this server.`, key, 'unsupported_parameter');
-    if (!KNOWN.has(key) && !UNSUPPORTED.has(key)) throw new ApiError(`Unrecognized request argument supplied: ${key}`, key, 'unknown_parameter');
+    if (unsupported.has(key) && body[key] !== undefined && body[key] !== null) throw new ApiError(`'${key}' is not supported by this server.`, key, 'unsupported_parameter');
+    if (!known.has(key) && !unsupported.has(key)) throw new ApiError(`Unrecognized request argument supplied: ${key.slice(0, 64)}`, key.slice(0, 64), 'unknown_parameter');
   }
   if (body.signal !== undefined && !(body.signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', body.signal);
+}
 
-  const msgs = body.messages;
-  if (msgs === undefined) throw new ApiError("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
-  if (!Array.isArray(msgs)) throw invalidType('messages', 'an array', msgs);
-  if (msgs.length === 0) throw new ApiError("Invalid 'messages': empty array. Expected an array with minimum length 1.", 'messages', 'empty_array');
-  const messages = msgs.map((m: unknown, i) => {
-    if (!isObject(m)) throw invalidType(`messages[${i}]`, 'an object', m);
-    for (const key of Object.keys(m)) {
-      if (key !== 'role' && key !== 'content' && key !== 'name') throw new ApiError(`Unrecognized field in messages[${i}]: ${key}`, `messages[${i}].${key}`, 'unknown_parameter');
-    }
-    if (typeof m.role !== 'string' || !ROLES.has(m.role as ChatRole)) {
-      throw invalidValue(`messages[${i}].role`, `one of ${[...ROLES].map((r) => `'${r}'`).join(', ')}`, m.role);
-    }
-    if (m.name !== undefined && typeof m.name !== 'string') throw invalidType(`messages[${i}].name`, 'a string', m.name);
-    const out: { role: ChatRole; content: string; name?: string } = { role: m.role as ChatRole, content: messageContent(m, i) };
-    if (m.name !== undefined) out.name = m.name as string;
-    return out;
-  });
-
+/** The fields chat and text completions share. `defaultMaxTokens` applies when neither max field is set. */
+function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   if (body.model !== undefined && typeof body.model !== 'string') throw invalidType('model', 'a string', body.model);
   if (body.user !== undefined && typeof body.user !== 'string') throw invalidType('user', 'a string', body.user);
-  const n = num(body, 'n', (x) => x === 1, '1 (only one choice per request is supported)', true);
-  void n;
+  const n = num(body, 'n', (x) => x >= 1 && x <= REQUEST_LIMITS.choices, `an integer from 1 to ${REQUEST_LIMITS.choices}`, true) ?? 1;
   const maxTokens = num(body, 'max_completion_tokens', (x) => x >= 1, 'an integer ≥ 1', true)
     ?? num(body, 'max_tokens', (x) => x >= 1, 'an integer ≥ 1', true);
   if (body.max_tokens != null && body.max_completion_tokens != null) num(body, 'max_tokens', (x) => x >= 1, 'an integer ≥ 1', true);
@@ -152,15 +184,16 @@ export function validateChatRequest(body: unknown): ValidatedChatRequest {
   set('presencePenalty', num(body, 'presence_penalty', (x) => x >= -2 && x <= 2, 'a number between -2 and 2'));
   set('seed', num(body, 'seed', () => true, 'a safe integer', true));
 
-  let stop: string[] = [];
+  let stop: unknown[] = [];
   const s = body.stop;
   if (typeof s === 'string') stop = [s];
   else if (Array.isArray(s)) stop = s;
   else if (s !== undefined && s !== null) throw invalidType('stop', 'a string or an array of strings', s);
-  if (stop.length > 4) throw invalidValue('stop', 'at most 4 stop sequences', `${stop.length} sequences`);
+  if (stop.length > REQUEST_LIMITS.stopStrings) throw invalidValue('stop', `at most ${REQUEST_LIMITS.stopStrings} stop sequences`, `${stop.length} sequences`);
   stop.forEach((x, i) => {
     if (typeof x !== 'string') throw invalidType(`stop[${i}]`, 'a string', x);
     if (x.length === 0) throw invalidValue(`stop[${i}]`, 'a non-empty string', x);
+    if (x.length > REQUEST_LIMITS.stopChars) throw invalidValue(`stop[${i}]`, `at most ${REQUEST_LIMITS.stopChars} characters`, `${x.length} characters`);
   });
 
   const stream = body.stream ?? false;
@@ -170,16 +203,95 @@ export function validateChatRequest(body: unknown): ValidatedChatRequest {
   if (so !== undefined && so !== null) {
     if (!stream) throw new ApiError("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options', 'invalid_value');
     if (!isObject(so)) throw invalidType('stream_options', 'an object', so);
-    for (const key of Object.keys(so)) if (key !== 'include_usage') throw new ApiError(`Unrecognized field in stream_options: ${key}`, `stream_options.${key}`, 'unknown_parameter');
+    for (const key of Object.keys(so)) if (key !== 'include_usage') throw new ApiError(`Unrecognized field in stream_options: ${key.slice(0, 64)}`, `stream_options.${key.slice(0, 64)}`, 'unknown_parameter');
     if (so.include_usage !== undefined && typeof so.include_usage !== 'boolean') throw invalidType('stream_options.include_usage', 'a boolean', so.include_usage);
     includeUsage = so.include_usage === true;
   }
-  if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false) {
-    throw new ApiError("'logprobs' is not supported by this server.", 'logprobs', 'unsupported_parameter');
-  }
 
-  const out: ValidatedChatRequest = { messages, sampling, stop, stream, includeUsage };
+  const out: ValidatedGeneration = { sampling, stop: stop as string[], stream, includeUsage, n };
   if (maxTokens !== undefined) out.maxTokens = maxTokens;
   if (typeof body.model === 'string') out.model = body.model;
+  const spec = body.speculate;
+  if (spec !== undefined && spec !== null) {
+    try {
+      if (typeof spec === 'string') out.speculate = parseSpeculateSpec(spec);
+      else if (isObject(spec)) {
+        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft: 'prompt-lookup', gamma?: 1..64}`);
+        if (spec.gamma !== undefined && typeof spec.gamma !== 'number') throw new RangeError(`gamma must be an integer in [1, 64], got ${kind(spec.gamma)}`);
+        out.speculate = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
+      } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(`Invalid value for 'speculate': ${(e as Error).message.replace(/^--speculate: /, '')}.`, 'speculate', 'invalid_value');
+    }
+  }
+  if (body.attention !== undefined && body.attention !== null) {
+    if (typeof body.attention !== 'string') throw invalidType('attention', 'a string such as "dense" or "magicpig:K=10,L=150"', body.attention);
+    out.attention = body.attention;
+  }
   return out;
+}
+
+function checkLogprobsWithSpeculate(v: ValidatedGeneration): void {
+  if (v.logprobs !== undefined && v.speculate !== undefined) {
+    throw new ApiError("'logprobs' cannot be combined with 'speculate': a verified run of drafted tokens is not sampled token by token. Drop one of them.", 'logprobs', 'invalid_value');
+  }
+}
+
+/** Checks a chat completion request body; throws ApiError (status 400) naming the offending param. */
+export function validateChatRequest(body: unknown): ValidatedChatRequest {
+  if (!isObject(body)) throw new ApiError(`The request body must be a JSON object, but got ${kind(body)}.`, null, 'invalid_type');
+  checkKeys(body, KNOWN, UNSUPPORTED);
+  const msgs = body.messages;
+  if (msgs === undefined) throw new ApiError("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
+  if (!Array.isArray(msgs)) throw invalidType('messages', 'an array', msgs);
+  if (msgs.length === 0) throw new ApiError("Invalid 'messages': empty array. Expected an array with minimum length 1.", 'messages', 'empty_array');
+  if (msgs.length > REQUEST_LIMITS.messages) throw invalidValue('messages', `at most ${REQUEST_LIMITS.messages} messages`, `${msgs.length} messages`);
+  const messages = msgs.map((m: unknown, i) => {
+    if (!isObject(m)) throw invalidType(`messages[${i}]`, 'an object', m);
+    for (const key of Object.keys(m)) {
+      if (key !== 'role' && key !== 'content' && key !== 'name') throw new ApiError(`Unrecognized field in messages[${i}]: ${key.slice(0, 64)}`, `messages[${i}].${key.slice(0, 64)}`, 'unknown_parameter');
+    }
+    if (typeof m.role !== 'string' || !ROLES.has(m.role as ChatRole)) {
+      throw invalidValue(`messages[${i}].role`, `one of ${[...ROLES].map((r) => `'${r}'`).join(', ')}`, m.role);
+    }
+    if (m.name !== undefined && typeof m.name !== 'string') throw invalidType(`messages[${i}].name`, 'a string', m.name);
+    const out: { role: ChatRole; content: string; name?: string } = { role: m.role as ChatRole, content: messageContent(m, i) };
+    if (m.name !== undefined) out.name = m.name as string;
+    return out;
+  });
+  const v: ValidatedChatRequest = { ...generationFields(body), messages };
+  const lp = body.logprobs;
+  if (lp !== undefined && lp !== null && typeof lp !== 'boolean') throw invalidType('logprobs', 'a boolean', lp);
+  const top = num(body, 'top_logprobs', (x) => x >= 0 && x <= REQUEST_LIMITS.topLogprobs, `an integer from 0 to ${REQUEST_LIMITS.topLogprobs}`, true);
+  if (top !== undefined && lp !== true) throw new ApiError("'top_logprobs' needs 'logprobs': true.", 'top_logprobs', 'invalid_value');
+  if (lp === true) v.logprobs = top ?? 0;
+  checkLogprobsWithSpeculate(v);
+  return v;
+}
+
+/** Checks a text completion request body (OpenAI's /v1/completions); throws ApiError naming the param. */
+export function validateCompletionRequest(body: unknown): ValidatedCompletionRequest {
+  if (!isObject(body)) throw new ApiError(`The request body must be a JSON object, but got ${kind(body)}.`, null, 'invalid_type');
+  checkKeys(body, KNOWN_COMPLETION, UNSUPPORTED_COMPLETION);
+  const p = body.prompt;
+  if (p === undefined || p === null) throw new ApiError("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
+  const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number');
+  let prompts: (string | number[])[];
+  if (typeof p === 'string') prompts = [p];
+  else if (isIds(p)) prompts = [p];
+  else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || isIds(x))) prompts = p as (string | number[])[];
+  else throw invalidType('prompt', 'a string, an array of strings, an array of token ids, or an array of such arrays', p);
+  if (prompts.length > REQUEST_LIMITS.prompts) throw invalidValue('prompt', `at most ${REQUEST_LIMITS.prompts} prompts`, `${prompts.length} prompts`);
+  if (body.max_completion_tokens !== undefined) throw new ApiError('Unrecognized request argument supplied: max_completion_tokens', 'max_completion_tokens', 'unknown_parameter');
+  const v: ValidatedCompletionRequest = { ...generationFields(body), prompts };
+  if (prompts.length * v.n > REQUEST_LIMITS.choices) {
+    throw invalidValue('n', `at most ${REQUEST_LIMITS.choices} choices per request (n × prompts)`, `${v.n} × ${prompts.length} prompts`);
+  }
+  const lp = num(body, 'logprobs', (x) => x >= 0 && x <= REQUEST_LIMITS.completionLogprobs, `an integer from 0 to ${REQUEST_LIMITS.completionLogprobs}`, true);
+  if (lp !== undefined) v.logprobs = lp;
+  if (body.echo !== undefined && body.echo !== null && typeof body.echo !== 'boolean') throw invalidType('echo', 'a boolean', body.echo);
+  if (body.echo === true) throw new ApiError("'echo' is not supported by this server.", 'echo', 'unsupported_parameter');
+  checkLogprobsWithSpeculate(v);
+  return v;
 }

@@ -14,7 +14,7 @@ import { Scheduler } from './scheduler.js';
 import { SequenceState, checkIds, type GenerateOptions, type GenerationChunk, type GenerationResult } from './sequence.js';
 
 export {
-  ContextOverflowError, PromptTooLongError, type FinishReason, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationTimings,
+  ContextOverflowError, PromptTooLongError, type FinishReason, type GenerateOptions, type GenerationChunk, type GenerationResult, type GenerationTimings, type TokenLogprob,
 } from './sequence.js';
 
 /** Streams generated text. Yields one chunk per generated token (plus a last one if held text remains);

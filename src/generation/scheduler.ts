@@ -113,6 +113,9 @@ export class Scheduler {
   private looping = false;
   private idle: (() => void) | undefined;
   private readonly s = { steps: 0, batchedSteps: 0, maxBatch: 0 };
+  /** Holders of idle caches (prompt caches) that free one when asked: called when a request waits
+   *  for a sequence slot or KV pages; each returns whether it released something. */
+  readonly reclaimers = new Set<() => boolean>();
   /** Cancels the request of an iterator that was dropped unfinished. */
   private readonly dropped = new FinalizationRegistry<Request>((r) => { if (r.phase !== 'done') { r.cancelled = true; this.kick(); } });
 
@@ -233,6 +236,7 @@ export class Scheduler {
       logits = this.model.forwardBatch(batch);
     } catch (e) {
       if (!(e instanceof OutOfKVMemoryError)) { for (const r of who) this.fail(r, e); return true; }
+      if (this.reclaim()) return true;                                      // an idle cache gave its pages back: retry
       if (batch.length > decoding) {                                        // prompts wait for pages
         batch.length = decoding; who.length = decoding;
         if (decoding === 0) { this.fail(this.newest(), e); return true; }
@@ -306,7 +310,10 @@ export class Scheduler {
         if (this.model.parallel - this.ownCaches() <= 0) return;
         const p = r.opts.prefix;
         try { r.cache = p !== undefined && !p.cache.released ? p.cache.fork(p.length) : this.model.createCache(); } catch (e) {
-          if (e instanceof RangeError && /sequence slots/.test(e.message)) return;   // taken outside the scheduler: wait
+          if (e instanceof RangeError && /sequence slots/.test(e.message)) {          // taken outside the scheduler
+            if (this.reclaim()) continue;                                           // an idle cache gave its slot back
+            return;                                                                 // wait
+          }
           this.waiting.shift(); this.fail(r, e); continue;
         }
       }
@@ -315,6 +322,12 @@ export class Scheduler {
       r.seq.startPrefill();
       this.active.push(r);
     }
+  }
+
+  /** Asks the reclaimers, in turn, to free one idle cache; whether one did. */
+  private reclaim(): boolean {
+    for (const f of this.reclaimers) if (f()) return true;
+    return false;
   }
 
   private ownCaches(): number { return this.active.filter((r) => r.ownCache).length; }

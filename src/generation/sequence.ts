@@ -46,6 +46,18 @@ export interface GenerateOptions extends SamplingOptions {
   /** Speculative decoding: draft up to `gamma` tokens per step and verify them in one step
    *  (lossless: the same output distribution, and the same tokens when greedy). */
   speculate?: { draft: 'prompt-lookup' | 'self'; gamma?: number };
+  /** Report each generated token's log-probability and this many alternatives (0–20) in the chunks
+   *  (`chunk.logprobs`); not with `speculate` (a verified run's tokens are not sampled one by one). */
+  logprobs?: number;
+}
+
+/** A generated token's log-probability under the model (log-softmax of its logits, before penalties,
+ *  temperature and truncation, as vLLM reports them) and the most likely alternatives. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+  /** The `logprobs` most likely tokens at this position, most likely first. */
+  top: { token: number; logprob: number }[];
 }
 
 export interface GenerationChunk {
@@ -53,6 +65,8 @@ export interface GenerationChunk {
   text: string;
   /** Tokens generated in this step (one, or none for the closing chunk that flushes held text). */
   tokens: number[];
+  /** One entry per token when the generation asked for `logprobs`. */
+  logprobs?: TokenLogprob[];
 }
 
 export interface GenerationTimings {
@@ -160,6 +174,29 @@ function checkFiniteLogits(logits: Float32Array, seen: number): void {
   }
 }
 
+/** Most alternatives per token `logprobs` may ask for (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
+/** log Σ exp(logits) (V) and the k most likely tokens' log-probabilities, most likely first (ties:
+ *  lower id first). O(V·k), k ≤ 20. */
+function logSoftmaxTop(logits: Float32Array, k: number): { lse: number; top: { token: number; logprob: number }[] } {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  const ids: number[] = [];                                        // kept sorted, best first
+  for (let i = 0; i < logits.length && k > 0; i++) {
+    const x = logits[i]!;
+    if (ids.length === k && x <= logits[ids[k - 1]!]!) continue;
+    let j = ids.length;
+    while (j > 0 && logits[ids[j - 1]!]! < x) j--;
+    ids.splice(j, 0, i);
+    if (ids.length > k) ids.pop();
+  }
+  return { lse, top: ids.map((token) => ({ token, logprob: logits[token]! - lse })) };
+}
+
 export class SequenceState {
   readonly sampler: Sampler;
   /** Generated ids (eos excluded). */
@@ -179,6 +216,8 @@ export class SequenceState {
   /** Ids a sampler may return: checkpoints may pad the embedding past the tokenizer (Qwen2: 151936
    *  rows, 151665 tokens), and ids with no text are never sampled. */
   private readonly textVocab: number;
+  /** The log-probabilities of the logits the last sample() drew from, until accept() takes them. */
+  private pendingLogprob: TokenLogprob | undefined;
 
   /** Validates `opts` (sampling options, prefillChunk, maxTokens, stop strings) and the prompt against the model's
    *  vocabulary (`vocabSize`, the logits length); a string prompt is encoded with the tokenizer. */
@@ -191,6 +230,12 @@ export class SequenceState {
       throw new RangeError(`maxTokens = ${String(opts.maxTokens)} is invalid: expected an integer ≥ 1`);
     }
     checkGenerateOptions(opts);
+    if (opts.logprobs !== undefined) {
+      if (!Number.isInteger(opts.logprobs) || opts.logprobs < 0 || opts.logprobs > MAX_TOP_LOGPROBS) {
+        throw new RangeError(`logprobs = ${String(opts.logprobs)} is invalid: expected an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token)`);
+      }
+      if (opts.speculate !== undefined) throw new RangeError('logprobs cannot be combined with speculate: a verified run of drafted tokens is not sampled token by token; drop one of them');
+    }
     this.stops = new StopMatcher(opts.stop ?? []);
     if (typeof prompt !== 'string') checkIds(prompt, vocabSize, 'prompt');
     this.ids = typeof prompt === 'string'
@@ -250,7 +295,12 @@ export class SequenceState {
     this.checkLive('sample');
     checkFiniteLogits(logits, this.history.length + draft.length);
     this.mask(logits);
-    return this.sampler.sample(logits, draft.length === 0 ? this.history : [...this.history, ...draft]);
+    const token = this.sampler.sample(logits, draft.length === 0 ? this.history : [...this.history, ...draft]);
+    if (this.opts.logprobs !== undefined) {
+      const { lse, top } = logSoftmaxTop(logits, this.opts.logprobs);
+      this.pendingLogprob = { token, logprob: logits[token]! - lse, top };
+    }
+    return token;
   }
 
   /** The processed distribution `sample` draws from, dense (V): what speculative decoding compares
@@ -274,7 +324,10 @@ export class SequenceState {
     this.history.push(token);
     const s = this.stops.push(this.decoder.push(token));
     this.text += s.text;
-    const chunk = { text: s.text, tokens: [token] };
+    const chunk: GenerationChunk = { text: s.text, tokens: [token] };
+    const lp = this.pendingLogprob;
+    this.pendingLogprob = undefined;
+    if (lp !== undefined && lp.token === token) chunk.logprobs = [lp];
     if (s.stopped) return { chunk, done: 'stop' };
     if (this.tokens.length >= this.maxTokens) return { chunk, done: 'length' };
     return { chunk };

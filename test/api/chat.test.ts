@@ -22,7 +22,7 @@ test('non-streaming: OpenAI chat.completion shape, content and usage', async () 
   assert.ok(Number.isInteger(r.created) && Math.abs(r.created - Date.now() / 1000) < 60);
   assert.equal(r.model, 'fake-model');
   assert.deepEqual(r.choices, [{ index: 0, message: { role: 'assistant', content: 'Hello there!' }, finish_reason: 'stop', logprobs: null }]);
-  assert.deepEqual(r.usage, { prompt_tokens: promptLength, completion_tokens: 12, total_tokens: promptLength + 12 });
+  assert.deepEqual(r.usage, { prompt_tokens: promptLength, completion_tokens: 12, total_tokens: promptLength + 12, prompt_tokens_details: { cached_tokens: 0 } });
   const short = await make('Hello there!').t.chat.completions.create({ messages, temperature: 0, max_tokens: 5, model: 'x' });
   assert.equal(short.choices[0].message.content, 'Hello');
   assert.equal(short.choices[0].finish_reason, 'length');
@@ -77,14 +77,21 @@ test('validation errors name the param (table)', () => {
     [{ ...ok, min_p: 2 }, 'min_p', /between 0 and 1/],
     [{ ...ok, frequency_penalty: 2.5 }, 'frequency_penalty', /-2 and 2/],
     [{ ...ok, seed: 1.5 }, 'seed', /integer/],
-    [{ ...ok, n: 2 }, 'n', /only one choice/],
+    [{ ...ok, n: 17 }, 'n', /from 1 to 16/],
+    [{ ...ok, n: 0 }, 'n', /from 1 to 16/],
+    [{ ...ok, top_logprobs: 3 }, 'top_logprobs', /needs 'logprobs'/],
+    [{ ...ok, logprobs: true, top_logprobs: 21 }, 'top_logprobs', /0 to 20/],
+    [{ ...ok, logprobs: true, speculate: 'prompt-lookup' }, 'logprobs', /cannot be combined/],
+    [{ ...ok, speculate: 'draft=magic' }, 'speculate', /unknown draft/],
+    [{ ...ok, messages: Array(4097).fill({ role: 'user', content: 'x' }) }, 'messages', /at most 4096/],
+    [{ ...ok, stop: ['x'.repeat(257)] }, 'stop[0]', /at most 256 characters/],
     [{ ...ok, stop: 5 }, 'stop', /string or an array/],
     [{ ...ok, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', /at most 4/],
     [{ ...ok, stop: [''] }, 'stop[0]', /non-empty/],
     [{ ...ok, stream: 'yes' }, 'stream', /boolean/],
     [{ ...ok, stream_options: { include_usage: true } }, 'stream_options', /only allowed when 'stream'/],
     [{ ...ok, tools: [] }, 'tools', /not supported/],
-    [{ ...ok, logprobs: true }, 'logprobs', /not supported/],
+    [{ ...ok, logprobs: 'yes' }, 'logprobs', /boolean/],
     [{ ...ok, frobnicate: 1 }, 'frobnicate', /Unrecognized request argument/],
     [{ ...ok, model: 7 }, 'model', /string/],
   ];

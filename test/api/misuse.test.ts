@@ -53,14 +53,14 @@ test('a repetition penalty that overflows a logit is named (and is a 400 in the 
     (e: unknown) => e instanceof ApiError && e.status === 400 && /repetitionPenalty = 1e-308 turns the logit/.test(e.message));
 });
 
-test('100,000 chat messages: a 400 that says the conversation is too long, not a template "runaway loop"', async () => {
+test('100,000 chat messages: a 400 that says the conversation is too long (the request limit on messages), not a template "runaway loop"', async () => {
   const t = new Tessera({ model: new FakeModel(), tokenizer: tok }, { chatTemplate: DEFAULT_CHATML_TEMPLATE });
   const messages = Array.from({ length: 100_000 }, (_, i) => ({ role: i % 2 ? 'assistant' as const : 'user' as const, content: 'hi' }));
   await assert.rejects(t.chat.completions.create({ messages, max_tokens: 1 }), (e: unknown) => {
     assert.ok(e instanceof ApiError, String(e));
     assert.equal(e.status, 400);
     assert.equal(e.param, 'messages');
-    assert.match(e.message, /A conversation of 100000 messages is more than the template can render within its limits: send fewer or shorter messages/);
+    assert.match(e.message, /expected at most 4096 messages, but got "100000 messages"/);
     return true;
   });
   // a template that raises on these messages is the request's fault too
