@@ -94,7 +94,7 @@ export class ChatCompletions {
     if (!req.stream) {
       const results: GenerationResult[] = [];
       const logprobs: ChatTokenLogprob[][] = Array.from({ length: n }, () => []);
-      for await (const e of runChoices(t, [prompt], n, opts, 'messages')) {
+      for await (const e of runChoices(t, [prompt], n, opts, 'messages', request.onChoiceEvent)) {
         if ('result' in e) results[e.index] = e.result;
         else if (req.logprobs !== undefined) logprobs[e.index]!.push(...chatLogprobs(t, e.chunk.logprobs ?? []));
       }
@@ -115,7 +115,7 @@ export class ChatCompletions {
     async function* stream(): AsyncGenerator<ChatCompletionChunk, void, void> {
       for (let i = 0; i < n; i++) yield chunk(i, { role: 'assistant', content: '' }, null);
       const results: GenerationResult[] = [];
-      for await (const e of runChoices(t, [prompt], n, opts, 'messages')) {
+      for await (const e of runChoices(t, [prompt], n, opts, 'messages', request.onChoiceEvent)) {
         if ('result' in e) {
           if (e.result.finishReason === 'abort') throw abortError(signal);
           results[e.index] = e.result;

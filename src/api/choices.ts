@@ -15,7 +15,7 @@ export type ChoiceEvent = { index: number; chunk: GenerationChunk } | { index: n
 /** Runs `n` choices of every prompt (choice index = prompt · n + i) and streams their events; errors
  *  that are the request's fault become ApiErrors (a context overflow names `promptParam`). */
 export async function* runChoices(t: Tessera, prompts: readonly (readonly number[])[], n: number,
-  opts: Omit<GenerateOptions, 'cache'>, promptParam: 'prompt' | 'messages'): AsyncGenerator<ChoiceEvent, void, void> {
+  opts: Omit<GenerateOptions, 'cache'>, promptParam: 'prompt' | 'messages', observe?: (e: ChoiceEvent) => void): AsyncGenerator<ChoiceEvent, void, void> {
   const stop = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
   const its = prompts.flatMap((p) => Array.from({ length: n }, (_, i) =>
@@ -28,12 +28,10 @@ export async function* runChoices(t: Tessera, prompts: readonly (readonly number
     while (pending.size > 0) {
       const { index, step } = await Promise.race(pending.values());
       pending.delete(index);
-      if (step.done) {
-        yield { index, result: step.value };
-      } else {
-        pull(index);
-        yield { index, chunk: step.value };
-      }
+      const e: ChoiceEvent = step.done ? { index, result: step.value } : { index, chunk: step.value };
+      if (!step.done) pull(index);
+      observe?.(e);
+      yield e;
     }
   } catch (e) {
     throw requestError(e, promptParam);

@@ -82,7 +82,7 @@ export class Completions {
       const results: GenerationResult[] = [];
       const logprobs = Array.from({ length: prompts.length * n }, emptyLogprobs);
       const chars: number[] = Array(prompts.length * n).fill(0);
-      for await (const e of runChoices(t, prompts, n, opts, 'prompt')) {
+      for await (const e of runChoices(t, prompts, n, opts, 'prompt', request.onChoiceEvent)) {
         if ('result' in e) { results[e.index] = e.result; continue; }
         if (wantLogprobs) chars[e.index] = appendLogprobs(t, logprobs[e.index]!, e.chunk.logprobs ?? [], chars[e.index]!);
       }
@@ -98,7 +98,7 @@ export class Completions {
     async function* stream(): AsyncGenerator<Completion, void, void> {
       const results: GenerationResult[] = [];
       const chars: number[] = Array(prompts.length * n).fill(0);
-      for await (const e of runChoices(t, prompts, n, opts, 'prompt')) {
+      for await (const e of runChoices(t, prompts, n, opts, 'prompt', request.onChoiceEvent)) {
         if ('result' in e) {
           if (e.result.finishReason === 'abort') throw abortError(signal);
           results[e.index] = e.result;

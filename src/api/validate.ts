@@ -6,6 +6,7 @@
 import type { SamplingOptions } from '../generation/sampler.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
 import { MAX_TOP_LOGPROBS } from '../generation/sequence.js';
+import type { ChoiceEvent } from './choices.js';
 
 /** What one request may ask for at most (each bounds work or memory a single request can cause). */
 export const REQUEST_LIMITS = {
@@ -72,6 +73,9 @@ export interface ChatCompletionRequest {
   attention?: string | null;
   /** JS API only (not a JSON field): cancels the request. */
   signal?: AbortSignal;
+  /** JS API only (not a JSON field): sees every choice's chunks and results as they happen (the
+   *  server's metrics: time to first token, per-token latency, token counts). */
+  onChoiceEvent?: (e: ChoiceEvent) => void;
 }
 
 /** The request body of `completions.create` (OpenAI's legacy text completions). */
@@ -110,7 +114,7 @@ export interface ValidatedChatRequest extends ValidatedGeneration {
 }
 
 const COMMON = ['model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'frequency_penalty',
-  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'signal'];
+  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'signal', 'onChoiceEvent'];
 const KNOWN = new Set([...COMMON, 'messages', 'max_completion_tokens', 'top_logprobs']);
 const UNSUPPORTED = new Set(['tools', 'tool_choice', 'functions', 'function_call', 'logit_bias',
   'response_format', 'audio', 'modalities', 'prediction', 'parallel_tool_calls']);
@@ -162,6 +166,7 @@ function checkKeys(body: Record<string, unknown>, known: ReadonlySet<string>, un
     if (!known.has(key) && !unsupported.has(key)) throw new ApiError(`Unrecognized request argument supplied: ${key.slice(0, 64)}`, key.slice(0, 64), 'unknown_parameter');
   }
   if (body.signal !== undefined && !(body.signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', body.signal);
+  if (body.onChoiceEvent !== undefined && typeof body.onChoiceEvent !== 'function') throw invalidType('onChoiceEvent', 'a function', body.onChoiceEvent);
 }
 
 /** The fields chat and text completions share. `defaultMaxTokens` applies when neither max field is set. */

@@ -19,6 +19,7 @@ type Run = (argv: string[]) => Promise<number>;
 const COMMANDS: { name: string; summary: string; load: () => Promise<Run> }[] = [
   { name: 'generate', summary: 'complete a prompt, streaming the text (--json for one JSON object)', load: async () => (await import('./generate.js')).runGenerate },
   { name: 'chat', summary: "chat with a model in the terminal (uses the model's chat template)", load: async () => (await import('./chat.js')).runChat },
+  { name: 'serve', summary: 'an OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)', load: async () => (await import('./serve.js')).runServe },
   { name: 'info', summary: 'describe a checkpoint: architecture, sizes, dtypes, memory needed', load: async () => (await import('./info.js')).runInfo },
   { name: 'quantize', summary: 'quantise a GGUF file (q4_k_m, q5_k_m, q6_k, q8_0, q4_0) into a new GGUF file', load: async () => (await import('./quantize.js')).runQuantize },
   { name: 'tokenize', summary: "text to token ids with a model's tokenizer", load: async () => (await import('./tokenize.js')).runTokenize },
