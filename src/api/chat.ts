@@ -84,7 +84,7 @@ export class ChatCompletions {
         + `(${prompt.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
       'messages', 'context_length_exceeded');
     }
-    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs };
+    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs, ignoreEos: req.ignoreEos };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = req.model ?? t.name;

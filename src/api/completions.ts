@@ -71,7 +71,7 @@ export class Completions {
     } catch (e) {
       throw requestError(e, 'prompt');
     }
-    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs };
+    const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs, ignoreEos: req.ignoreEos };
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = req.model ?? t.name;

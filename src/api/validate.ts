@@ -71,6 +71,8 @@ export interface ChatCompletionRequest {
   speculate?: string | { draft: 'prompt-lookup'; gamma?: number } | null;
   /** Tessera extension: the attention backend (must be the one the model was loaded with). */
   attention?: string | null;
+  /** vLLM's extension: keep generating past the end-of-sequence token (benchmarks). */
+  ignore_eos?: boolean | null;
   /** JS API only (not a JSON field): cancels the request. */
   signal?: AbortSignal;
   /** JS API only (not a JSON field): sees every choice's chunks and results as they happen (the
@@ -101,6 +103,7 @@ interface ValidatedGeneration {
   speculate?: { draft: 'prompt-lookup'; gamma: number };
   /** The attention spec the request names, as given (the caller compares it with the loaded one). */
   attention?: string;
+  ignoreEos?: boolean;
 }
 
 export interface ValidatedCompletionRequest extends ValidatedGeneration {
@@ -114,7 +117,7 @@ export interface ValidatedChatRequest extends ValidatedGeneration {
 }
 
 const COMMON = ['model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'frequency_penalty',
-  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'signal', 'onChoiceEvent'];
+  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'ignore_eos', 'signal', 'onChoiceEvent'];
 const KNOWN = new Set([...COMMON, 'messages', 'max_completion_tokens', 'top_logprobs']);
 const UNSUPPORTED = new Set(['tools', 'tool_choice', 'functions', 'function_call', 'logit_bias',
   'response_format', 'audio', 'modalities', 'prediction', 'parallel_tool_calls']);
@@ -229,6 +232,10 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
       if (e instanceof ApiError) throw e;
       throw new ApiError(`Invalid value for 'speculate': ${(e as Error).message.replace(/^--speculate: /, '')}.`, 'speculate', 'invalid_value');
     }
+  }
+  if (body.ignore_eos !== undefined && body.ignore_eos !== null) {
+    if (typeof body.ignore_eos !== 'boolean') throw invalidType('ignore_eos', 'a boolean', body.ignore_eos);
+    if (body.ignore_eos) out.ignoreEos = true;
   }
   if (body.attention !== undefined && body.attention !== null) {
     if (typeof body.attention !== 'string') throw invalidType('attention', 'a string such as "dense" or "magicpig:K=10,L=150"', body.attention);

@@ -56,6 +56,7 @@ export async function runServe(argv: string[]): Promise<number> {
   } catch (e) {
     throw new CliError(`cannot listen on ${v.host}:${v.port}: ${(e as Error).message}`, 'choose another --port (0 picks a free one) or --host');
   }
+  const closed = new Promise<void>((resolve) => server.http.once('close', () => resolve()));
   process.stderr.write(`tessera serve: listening on http://${address.host}:${address.port} (loading the model; /health answers 503 until it is ready)\n`);
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
@@ -71,7 +72,7 @@ export async function runServe(argv: string[]): Promise<number> {
     server.ready(tessera);
     process.stderr.write(`tessera serve: ready: model ${tessera.name}, context ${tessera.contextLength} tokens, ${tessera.model.parallel} sequences at once\n`);
   }
-  await new Promise<void>((resolve) => server.http.once('close', () => resolve()));
+  await closed;
   await stopping;
   tessera.dispose();
   process.stderr.write('tessera serve: stopped\n');

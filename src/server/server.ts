@@ -293,14 +293,14 @@ export class TesseraServer {
         }
         res.end('data: [DONE]\n\n');
       } catch (e) {
-        if (abort.signal.aborted) { res.destroy(); return; }
+        if (abort.signal.aborted && !this.closing) { res.destroy(); return; }   // the client is gone
         // headers are sent: the error goes in the stream, as OpenAI's server does
-        const err = asApiError(e);
+        const err = this.closing ? this.unavailable('The server is shutting down: this request was cancelled.') : asApiError(e);
         res.end(`data: ${JSON.stringify(err.toJSON())}\n\ndata: [DONE]\n\n`);
       }
     } catch (e) {
-      if (abort.signal.aborted && !res.headersSent) { res.destroy(); return; }
-      throw e;
+      if (abort.signal.aborted && !this.closing) { res.destroy(); return; }
+      throw abort.signal.aborted ? this.unavailable('The server is shutting down: this request was cancelled.') : e;
     } finally {
       for (let i = finished; i < want; i++) this.metrics.countFinished('abort');
       this.inFlight -= want;

@@ -1,0 +1,230 @@
+// The server against clients that misbehave (docs/RELIABILITY.md "Requests"): disconnects at every
+// stage free the sequence and its KV pages within one scheduler step; a full queue answers 503 with
+// Retry-After; a missing key 401; a large body 413; bad fields 400 naming them; context overflow
+// names both numbers; limits on n, max_tokens, stop strings and messages; slow and stalled
+// connections are cut off; /health is 503 until the model is ready; SIGTERM exits 0.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
+import { TesseraServer } from '../../src/server/server.js';
+import { MODEL, post, startServer, until, type Running } from './harness.js';
+
+const chat = (content: string, extra: Record<string, unknown> = {}) => ({ messages: [{ role: 'user', content }], ...extra });
+
+/** Streams a completion and drops the connection once `drop(chunks seen, done)` says so; returns
+ *  the scheduler step count at the moment the server saw the connection close. */
+async function disconnectAfter(s: Running, body: Record<string, unknown>, drop: (contentChunks: number) => boolean): Promise<number> {
+  let stepsAtClose = -1;
+  const seen = new Promise<void>((resolve) => {
+    s.server.http.once('request', (_req, res) => res.once('close', () => { stepsAtClose = s.steps(); resolve(); }));
+  });
+  const ctl = new AbortController();
+  const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), signal: ctl.signal });
+  const reader = r.body!.getReader();
+  const dec = new TextDecoder();
+  let chunks = 0, buf = '';
+  if (!drop(0)) {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      const events = buf.split('\n\n');
+      buf = events.pop()!;
+      for (const e of events) if (e.startsWith('data: {') && (JSON.parse(e.slice(6)).choices[0]?.text ?? '') !== '') chunks++;
+      if (drop(chunks)) break;
+    }
+  }
+  ctl.abort();
+  await seen;
+  return stepsAtClose;
+}
+
+test('a client that disconnects before the first token, mid-stream or at the last token frees its sequence and KV pages within one step', async () => {
+  const s = await startServer({}, { promptCache: 0 });
+  try {
+    const long = 'The Congress '.repeat(150);             // ~hundreds of tokens of prefill
+    const body = { prompt: long, max_tokens: 64, temperature: 0 };
+    const full = await post(`${s.url}/v1/completions`, { ...body, logprobs: 0 });
+    const total = full.json.choices[0].logprobs.tokens.length as number;
+    assert.ok(total >= 3, `the greedy completion has ${total} tokens`);
+    assert.equal(s.pages(), 0, 'no prompt cache: nothing is held between requests');
+    const cases: [string, (chunks: number) => boolean][] = [
+      ['before the first token', () => true],
+      ['mid-stream', (c) => c >= 2],
+      ['at the last token', (c) => c >= total],
+    ];
+    for (const [when, drop] of cases) {
+      const atClose = await disconnectAfter(s, body, drop);
+      assert.ok(await until(() => s.pages() === 0), `${when}: KV pages back to 0 (${s.pages()} in use)`);
+      assert.ok(s.steps() - atClose <= 1, `${when}: freed ${s.steps() - atClose} steps after the server saw the disconnect`);
+      assert.ok(await until(() => s.server.metrics.render({ running: 0, waiting: 0 }).length > 0 && s.t.model.kvPages!.used === 0));
+    }
+    // the server still answers, with the same text
+    const again = await post(`${s.url}/v1/completions`, { ...body, logprobs: 0 });
+    assert.equal(again.json.choices[0].text, full.json.choices[0].text);
+  } finally { await s.close(); }
+});
+
+test('past parallel + queue sequences: 503 with Retry-After in the OpenAI error shape; the others finish', async () => {
+  const s = await startServer({ maxQueued: 1, retryAfterSeconds: 2 }, { parallel: 2 });
+  try {
+    const body = { prompt: 'The Congress '.repeat(100), max_tokens: 48, temperature: 0 };
+    const first = [1, 2, 3].map(() => post(`${s.url}/v1/completions`, body));
+    await until(() => s.server.metrics.render({ running: 0, waiting: 0 }).length > 0, 50);
+    const over = await post(`${s.url}/v1/completions`, body);
+    assert.equal(over.status, 503);
+    assert.equal(over.headers.get('retry-after'), '2');
+    assert.equal(over.json.error.code, 'service_unavailable');
+    assert.match(over.json.error.message, /busy: 3 sequences.*limit 3/);
+    const n = await post(`${s.url}/v1/completions`, { ...body, n: 4 });                 // more choices than fit at once
+    assert.equal(n.status, 503);
+    for (const r of await Promise.all(first)) assert.equal(r.status, 200);
+    assert.equal((await post(`${s.url}/v1/completions`, body)).status, 200);
+  } finally { await s.close(); }
+});
+
+test('API key (401 without it, /health open), body limit (413), bad JSON, bad fields and limits (400 naming the field), context overflow naming both numbers, unknown routes', async () => {
+  const s = await startServer({ apiKey: 'sesame', maxBodyBytes: 200 * 1024 }, { contextLength: 128 });
+  const key = { Authorization: 'Bearer sesame' };
+  try {
+    const no = await post(`${s.url}/v1/chat/completions`, chat('hi'));
+    assert.equal(no.status, 401);
+    assert.equal(no.json.error.code, 'invalid_api_key');
+    assert.equal((await post(`${s.url}/v1/chat/completions`, chat('hi'), { Authorization: 'Bearer sesam' })).status, 401);
+    assert.equal((await fetch(`${s.url}/v1/models`)).status, 401);
+    assert.equal((await fetch(`${s.url}/metrics`)).status, 401);
+    assert.equal((await fetch(`${s.url}/health`)).status, 200);
+    assert.equal((await post(`${s.url}/v1/chat/completions`, chat('hi', { max_tokens: 2 }), key)).status, 200);
+
+    const big = await post(`${s.url}/v1/chat/completions`, chat('x'.repeat(210 * 1024)), key);
+    assert.equal(big.status, 413);
+    assert.match(big.json.error.message, /204800 bytes/);
+
+    const bad: [unknown, string | null, RegExp][] = [
+      ['{"messages": [', null, /could not parse the JSON/],
+      ['{"messages": [], "messages": []}', null, /duplicate key/],
+      ['', null, /empty/],
+      [chat('hi', { max_tokens: -1 }), 'max_tokens', /integer ≥ 1/],
+      [chat('hi', { max_tokens: 1.5 }), 'max_tokens', /integer/],
+      [chat('hi', { max_tokens: '9' }), 'max_tokens', /got a string/],
+      [chat('hi', { n: 17 }), 'n', /1 to 16/],
+      [chat('hi', { n: -1 }), 'n', /1 to 16/],
+      [chat('hi', { top_k: -7 }), 'top_k', /≥ -1/],
+      [chat('hi', { top_p: 0 }), 'top_p', /greater than 0/],
+      ['{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e309}', 'temperature', /between 0 and 2/],
+      [chat('hi', { logprobs: true, top_logprobs: 21 }), 'top_logprobs', /0 to 20/],
+      [chat('hi', { stop: ['a', 'b', 'c', 'd', 'e'] }), 'stop', /at most 4/],
+      [chat('hi', { stop: ['y'.repeat(300)] }), 'stop[0]', /at most 256 characters/],
+      [{ messages: Array(4097).fill({ role: 'user', content: 'x' }) }, 'messages', /at most 4096/],
+      [chat('hi', { attention: 'magicpig' }), 'attention', /loaded with "dense"/],
+      [chat('hi', { speculate: 'draft=oracle' }), 'speculate', /unknown draft/],
+      [chat('hi', { file: '/etc/passwd' }), 'file', /Unrecognized/],
+      [{ prompt: [[1, 2], [99999]] }, null, /prompt\[0\] = 99999 is not a token id|is not a token id/],
+      [{ prompt: 'x', n: 5, logprobs: 9 }, 'logprobs', /0 to 5/],
+      [{ prompt: Array(17).fill('a') }, 'prompt', /at most 16 prompts/],
+      [{ prompt: ['a', 'b', 'c', 'd', 'e'], n: 4 }, 'n', /at most 16 choices/],
+    ];
+    for (const [body, param, re] of bad) {
+      const route = typeof body === 'object' && body !== null && 'prompt' in body ? '/v1/completions' : '/v1/chat/completions';
+      if (typeof body === 'string' && /temperature/.test(body)) assert.equal(JSON.parse(body).temperature, Infinity);
+      const r = await post(`${s.url}${route}`, body, key);
+      assert.equal(r.status, 400, JSON.stringify(body).slice(0, 80));
+      assert.deepEqual(Object.keys(r.json.error).sort(), ['code', 'message', 'param', 'type'], JSON.stringify(r.json));
+      assert.equal(r.json.error.param, param, JSON.stringify(body).slice(0, 80));
+      assert.match(r.json.error.message, re);
+    }
+    // context 128: prompt of n_ctx − 1, n_ctx, n_ctx + 1 tokens, and prompt + max_tokens past n_ctx
+    const ids = (k: number) => Array.from({ length: k }, () => 100);
+    assert.equal((await post(`${s.url}/v1/completions`, { prompt: ids(127), max_tokens: 1 }, key)).status, 200);
+    for (const [k, m] of [[128, 1], [129, 1], [100, 40]] as const) {
+      const r = await post(`${s.url}/v1/completions`, { prompt: ids(k), max_tokens: m }, key);
+      assert.equal(r.status, 400);
+      assert.equal(r.json.error.code, 'context_length_exceeded');
+      assert.equal(r.json.error.param, 'prompt');
+      assert.match(r.json.error.message, new RegExp(`prompt \\(${k} tokens\\) \\+ max tokens \\(${m}\\) = ${k + m} exceeds the context length of 128`));
+    }
+    const long = await post(`${s.url}/v1/chat/completions`, chat('The Congress '.repeat(60), { max_tokens: 8 }), key);
+    assert.equal(long.status, 400);
+    assert.match(long.json.error.message, /maximum context length is 128 tokens.*requested \d+ tokens/);
+    assert.equal((await fetch(`${s.url}/v1/nothing`, { headers: key })).status, 404);
+    assert.equal((await fetch(`${s.url}/v1/chat/completions`, { headers: key })).status, 405);
+    assert.equal((await post(`${s.url}/detokenize`, { tokens: [1, -1] }, key)).json.error.param, 'tokens[1]');
+    assert.equal((await post(`${s.url}/tokenize`, { prompt: 'The Congress' }, key)).json.count > 0, true);
+  } finally { await s.close(); }
+});
+
+/** Opens a raw connection, writes `parts` with pauses, and resolves with the ms until the server closed it. */
+function rawClient(port: number, write: (sock: import('node:net').Socket) => void): Promise<{ ms: number; data: string }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    let data = '';
+    const sock = connect(port, '127.0.0.1', () => write(sock));
+    sock.on('data', (d) => { data += d.toString(); });
+    sock.on('close', () => resolve({ ms: Date.now() - t0, data }));
+    sock.on('error', () => {});
+  });
+}
+
+test('slow-loris headers, a half-sent body and a silent connection are cut off by the timeouts; the server keeps answering', async () => {
+  const s = await startServer({ headersTimeoutMs: 400, requestTimeoutMs: 800, idleTimeoutMs: 1500, timeoutCheckMs: 100 });
+  const port = Number(new URL(s.url).port);
+  try {
+    const timers: NodeJS.Timeout[] = [];
+    const loris = rawClient(port, (sock) => {
+      sock.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\n');
+      let i = 0;
+      timers.push(setInterval(() => { if (!sock.destroyed) sock.write(`X-Slow-${i++}: y\r\n`); }, 100));   // never ends the headers
+    });
+    const halfBody = rawClient(port, (sock) => sock.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prompt": "'));
+    const silent = rawClient(port, () => {});                  // connects, sends nothing
+    const [a, b, c] = await Promise.all([loris, halfBody, silent]);
+    timers.forEach(clearInterval);
+    assert.ok(a.ms < 3000, `slow-loris closed after ${a.ms} ms`);
+    assert.ok(b.ms < 3000, `half-sent body closed after ${b.ms} ms`);
+    assert.match(b.data, /^HTTP\/1\.1 408/);
+    assert.ok(c.ms < 4000, `silent connection closed after ${c.ms} ms`);
+    const ok = await post(`${s.url}/v1/completions`, { prompt: 'The Congress', max_tokens: 4, temperature: 0 });
+    assert.equal(ok.status, 200);
+  } finally { await s.close(); }
+});
+
+test('/health is 503 until the model is ready, then 200; every other route is 503 with Retry-After meanwhile', async () => {
+  const server = new TesseraServer();
+  const { port } = await server.listen(0, '127.0.0.1');
+  try {
+    const h = await fetch(`http://127.0.0.1:${port}/health`);
+    assert.equal(h.status, 503);
+    const r = await post(`http://127.0.0.1:${port}/v1/completions`, { prompt: 'x' });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('retry-after'), '1');
+    assert.match(r.json.error.message, /loading/);
+  } finally { await server.shutdown(100); }
+});
+
+test('tessera serve: SIGTERM during a streamed request stops admitting, cancels within the grace time and exits 0', async () => {
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'serve', '--model', MODEL, '--port', '0', '--grace', '1', '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    assert.ok(await until(() => /ready: model/.test(log), 20000), log);
+    const url = /listening on (http:\/\/[^ ]+)/.exec(log)![1]!;
+    const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'The Congress', max_tokens: 2000, stream: true, temperature: 1, ignore_eos: true }) });
+    const reader = r.body!.getReader();
+    await reader.read();
+    child.kill('SIGTERM');
+    let tail = '';
+    for (;;) {                                   // the stream ends when the grace time is over
+      const { value, done } = await reader.read();
+      if (done) break;
+      tail = (tail + new TextDecoder().decode(value)).slice(-2000);
+    }
+    assert.match(tail, /shutting down.*"code":"service_unavailable".*\n\ndata: \[DONE\]\n\n$/s);
+    const code = await exited;
+    assert.equal(code, 0, log);
+    assert.match(log, /SIGTERM: finishing running requests/);
+    assert.match(log, /stopped/);
+  } finally { child.kill('SIGKILL'); }
+});
