@@ -1,0 +1,32 @@
+// A few hundred cases of the request fuzz (src/testing/request-fuzz.ts; the 10,000-case run and its
+// results are in docs/results/request-fuzz.json): every hostile request gets an answer (2xx, a 4xx
+// with OpenAI's error shape, or 503 with Retry-After), none a 5xx, a hang or a dropped connection;
+// afterwards a valid request is answered as before, KV pages are back to zero and the heap to its
+// baseline.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { load } from '../../src/api/index.js';
+import { fuzzCase, runRequestFuzz } from '../../src/testing/request-fuzz.js';
+import { MODEL } from './harness.js';
+
+test('cases are reproducible from (seed, index) and cover every strategy', () => {
+  assert.deepEqual(fuzzCase(3, 17).raw, fuzzCase(3, 17).raw);
+  assert.notDeepEqual(fuzzCase(3, 17).raw, fuzzCase(4, 17).raw);
+  const kinds = new Set(Array.from({ length: 400 }, (_, i) => fuzzCase(1, i).kind.split(' ')[0]));
+  for (const k of ['field', 'nested', 'several', 'truncated', 'deep', 'content-length', 'route', 'key', '/tokenize']) assert.ok(kinds.has(k), `${k} in ${[...kinds].join(', ')}`);
+});
+
+test('300 hostile requests: no 5xx, hang or reset; the same answer to a valid request after; KV pages and heap back to baseline', async () => {
+  const t = await load(MODEL, { contextLength: 256, threads: 1, promptCache: 0 });
+  try {
+    const r = await runRequestFuzz(t, { n: 300, seed: 5, jobs: 6 });
+    assert.deepEqual(r.failures, []);
+    assert.equal(r.outcomes['server-error'] + r.outcomes.hang + r.outcomes.reset, 0);
+    assert.ok(r.outcomes.ok > 10 && r.outcomes.refused > 200, JSON.stringify(r.outcomes));
+    assert.ok(r.sameAnswer);
+    assert.equal(r.kvPages.before, 0);
+    assert.equal(r.kvPages.after, 0);
+    assert.ok(r.heapMiB.after - r.heapMiB.before < 8, `heap ${r.heapMiB.before} → ${r.heapMiB.after} MiB`);
+  } finally { t.dispose(); }
+});
