@@ -2,7 +2,7 @@
 // 503 while the model loads), then serves; SIGTERM or SIGINT stops admitting, lets running requests
 // finish for --grace seconds, cancels the rest and exits 0.
 
-import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
+import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_FLAGS, loadForCli } from './model-flags.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
 import { TesseraServer, type ServeOptions } from '../server/server.js';
@@ -34,14 +34,14 @@ Example: tessera serve --model models/default --port 8080
 export async function runServe(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'serve');
   if (v.help) { process.stdout.write(formatHelp('serve', SUMMARY, FLAGS)); return 0; }
-  if (v['api-key'] !== undefined && v['api-key-file'] !== undefined) throw new CliError('give --api-key or --api-key-file, not both');
+  if (v['api-key'] !== undefined && v['api-key-file'] !== undefined) throw new UsageError('give one of --api-key or --api-key-file, not both', 'serve');
   let apiKey = v['api-key'] as string | undefined;
   if (v['api-key-file'] !== undefined) {
     const file = v['api-key-file'] as string;
     apiKey = readTextFile(file, 4096, 'API key file').split(/\r?\n/)[0]!.trim();
     if (apiKey === '') throw new CliError(`the API key file ${file} is empty`, 'write the key on its first line');
   }
-  if (apiKey !== undefined && apiKey.length === 0) throw new CliError('--api-key is empty');
+  if (apiKey !== undefined && apiKey.length === 0) throw new UsageError('--api-key is empty', 'serve');
   const opts: ServeOptions = {
     apiKey, maxQueued: v.queue as number, maxBodyBytes: v['max-body'] as number, idleTimeoutMs: (v.timeout as number) * 1000,
   };

@@ -38,6 +38,10 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['bench', '--batch', '1,0'], /--batch must be an integer ≥ 1 and ≤ 256, got 0/],
     [['tokenize', '--text', 'x'], /missing required option --model/],
     [['detokenize', '-m', 'm', '--ids', '1', '--file', 'f'], /give one of --ids or --file/],
+    [['serve', '--model', 'm', '--port', '70000'], /--port must be an integer ≥ 0 and ≤ 65535, got 70000/],
+    [['serve', '--model', 'm', '--api-key', 'k', '--api-key-file', 'f'], /give one of --api-key or --api-key-file/],
+    [['serve', '--model', 'm', '--api-key', ''], /--api-key is empty/],
+    [['serve', '--model', 'm', '--queue', '-1'], /--queue must be an integer ≥ 0/],
   ];
   for (const [argv, re] of cases) {
     const r = tessera(...argv);
@@ -70,6 +74,7 @@ test('--help for the program and each command; --version', () => {
     generate: ['--model', '--prompt', '--max-tokens', '--temperature', '--top-k', '--top-p', '--min-p', '--repeat-penalty', '--seed', '--stop', '--threads', '--ctx', '--quantize', '--json'],
     chat: ['--model', '--system', '--chat-template', '--max-tokens', '--temperature', '--threads', '--ctx'],
     info: ['--model', '--ctx', '--json', '--quantize'],
+    serve: ['--model', '--host', '--port', '--api-key', '--api-key-file', '--cors', '--parallel', '--kv-budget', '--attention', '--speculate', '--prompt-cache', '--queue', '--max-body', '--timeout', '--grace'],
   };
   for (const [cmd, list] of Object.entries(flags)) {
     const r = tessera(cmd, '--help');
