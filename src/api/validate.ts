@@ -67,8 +67,9 @@ export interface ChatCompletionRequest {
   user?: string;
   logprobs?: boolean | null;
   top_logprobs?: number | null;
-  /** Tessera extension: speculative decoding, 'draft=prompt-lookup,gamma=4' or {draft, gamma}. */
-  speculate?: string | { draft: 'prompt-lookup'; gamma?: number } | null;
+  /** Tessera extension: speculative decoding, as `--speculate` takes it ('draft=prompt-lookup,gamma=4')
+   *  or {draft, gamma}. */
+  speculate?: string | { draft: string; gamma?: number } | null;
   /** Tessera extension: the attention backend (must be the one the model was loaded with). */
   attention?: string | null;
   /** vLLM's extension: keep generating past the end-of-sequence token (benchmarks). */
@@ -100,7 +101,7 @@ interface ValidatedGeneration {
   n: number;
   /** Alternatives per token when logprobs are asked for (undefined: no logprobs). */
   logprobs?: number;
-  speculate?: { draft: 'prompt-lookup'; gamma: number };
+  speculate?: ReturnType<typeof parseSpeculateSpec>;
   /** The attention spec the request names, as given (the caller compares it with the loaded one). */
   attention?: string;
   ignoreEos?: boolean;
@@ -224,7 +225,7 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
     try {
       if (typeof spec === 'string') out.speculate = parseSpeculateSpec(spec);
       else if (isObject(spec)) {
-        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft: 'prompt-lookup', gamma?: 1..64}`);
+        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64}`);
         if (spec.gamma !== undefined && typeof spec.gamma !== 'number') throw new RangeError(`gamma must be an integer in [1, 64], got ${kind(spec.gamma)}`);
         out.speculate = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
       } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
