@@ -285,7 +285,7 @@ export class TesseraServer {
       const request = { ...b, signal: abort.signal, onChoiceEvent: observe };
       const result = chat ? await t.chat.completions.create(request as never) : await t.completions.create(request as never);
       if (!isStream(result)) { send(res, 200, result); return; }
-      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
       res.flushHeaders();
       try {
         for await (const c of result) {

@@ -228,3 +228,14 @@ test('tessera serve: SIGTERM during a streamed request stops admitting, cancels 
     assert.match(log, /stopped/);
   } finally { child.kill('SIGKILL'); }
 });
+
+test('a streamed answer to a Connection: close request closes the connection at [DONE] (no keep-alive wait)', async () => {
+  const s = await startServer();
+  try {
+    const body = JSON.stringify({ prompt: 'The Congress', max_tokens: 2, temperature: 0, stream: true });
+    const r = await rawClient(Number(new URL(s.url).port), (sock) => sock.write(
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`));
+    assert.match(r.data, /^HTTP\/1\.1 200[\s\S]*data: \[DONE\]/);
+    assert.ok(r.ms < 2500, `closed after ${r.ms} ms (the keep-alive timeout is 5 s)`);
+  } finally { await s.close(); }
+});
