@@ -8,8 +8,9 @@
 //
 // Outcomes: ok (2xx), refused (4xx with OpenAI's error shape, or the HTTP parser's own 4xx for
 // bytes that are not HTTP), busy (503 with Retry-After), and the failures: server-error (5xx or a
-// 4xx without the error shape), hang (no answer within --timeout-ms), reset (the connection dropped
-// without an answer). Case i depends only on (seed, i). After the run a valid request must get the
+// 4xx without the error shape), hang (no complete answer within --timeout-ms: 60 s by default, since
+// a valid mutant such as max_tokens: null asks for a full default-length reply, which takes seconds
+// on a loaded machine), reset (the connection dropped without an answer). Case i depends only on (seed, i). After the run a valid request must get the
 // same answer as before it, KV pages and heap must be back to their baseline.
 
 import { connect } from 'node:net';
@@ -207,7 +208,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
     const worker = async () => {
       for (let i = next++; i < opts.n; i = next++) {
         const c = fuzzCase(opts.seed, i);
-        const r = await sendCase(port, c.raw, opts.timeoutMs ?? 10_000);
+        const r = await sendCase(port, c.raw, opts.timeoutMs ?? 60_000);
         outcomes[r.outcome]++;
         if (r.status !== undefined) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
         if (r.outcome === 'server-error' || r.outcome === 'hang' || r.outcome === 'reset') failures.push({ index: i, kind: c.kind, ...r });
@@ -239,6 +240,7 @@ const FLAGS: FlagSpecs = {
   n: { type: 'integer', min: 1, max: 10_000_000, default: 10_000, placeholder: 'N', description: 'cases' },
   seed: { type: 'integer', min: 0, max: 2 ** 32 - 1, default: 1, placeholder: 'S', description: 'seed of the run (case i depends only on seed and i)' },
   jobs: { type: 'integer', min: 1, max: 64, default: 4, placeholder: 'N', description: 'connections at once' },
+  'timeout-ms': { type: 'integer', min: 100, max: 600_000, default: 60_000, placeholder: 'MS', description: 'a case without a complete answer after this long is a hang' },
   model: { type: 'string', default: 'models/default', placeholder: 'PATH', description: 'model to serve' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the results as JSON to this file' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
@@ -249,7 +251,7 @@ async function main(argv: string[]): Promise<number> {
   if (v.help) { process.stdout.write(formatHelp('dist/src/testing/request-fuzz.js', 'Seeded hostile requests against tessera serve; prints the outcomes.', FLAGS, 'node')); return 0; }
   const t = await load(v.model as string, { contextLength: 256, threads: 1, promptCache: 0 });   // no prompt cache: KV pages must return to 0
   try {
-    const r = await runRequestFuzz(t, { n: v.n as number, seed: v.seed as number, jobs: v.jobs as number, onProgress: (d) => process.stderr.write(`${d} cases\n`) });
+    const r = await runRequestFuzz(t, { n: v.n as number, seed: v.seed as number, jobs: v.jobs as number, timeoutMs: v['timeout-ms'] as number, onProgress: (d) => process.stderr.write(`${d} cases\n`) });
     const ok = r.failures.length === 0 && r.sameAnswer && r.kvPages.after <= r.kvPages.before;
     process.stdout.write(`request fuzz: ${r.cases} cases, seed ${r.seed}, ${r.seconds} s\n`
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
