@@ -143,3 +143,35 @@ test('errors reach the client as OpenAI errors: 400 naming the param, context ov
     return true;
   });
 });
+
+test('/metrics: Prometheus text (HELP, TYPE, samples), cumulative histograms, token counters that add up, speculative counters once a request speculated', async () => {
+  const scrape = async () => {
+    const r = await fetch(`${s.url}/metrics`);
+    assert.match(r.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+    return r.text();
+  };
+  const value = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  const before = await scrape();
+  const r = await client.completions.create({ model: 'default', prompt: 'The Congress', max_tokens: 8, temperature: 0, ignore_eos: true } as never);
+  const spec = await client.completions.create({ model: 'default', prompt: 'the Congress and the Congress and the Congress and the', max_tokens: 8, temperature: 0, speculate: 'draft=prompt-lookup,gamma=3' } as never);
+  const text = await scrape();
+  assert.ok(text.endsWith('\n'));
+  for (const line of text.trimEnd().split('\n')) {
+    assert.match(line, /^(# (HELP|TYPE) tessera:[a-z0-9_]+ .+|tessera:[a-z0-9_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (\d+(\.\d+)?(e[+-]?\d+)?|\+Inf|NaN))$/, line);
+  }
+  for (const h of ['time_to_first_token_seconds', 'inter_token_latency_seconds', 'e2e_request_latency_seconds']) {
+    assert.match(text, new RegExp(`# TYPE tessera:${h} histogram`));
+    const buckets = [...text.matchAll(new RegExp(`^tessera:${h}_bucket\\{le="([^"]+)"\\} (\\d+)$`, 'gm'))].map((m) => Number(m[2]));
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]! >= buckets[i - 1]!, `${h} buckets are cumulative`);
+    assert.equal(buckets.at(-1), value(text, `tessera:${h}_count`));
+    assert.ok(value(text, `tessera:${h}_count`) > 0);
+  }
+  const generated = value(text, 'tessera:generation_tokens_total') - value(before, 'tessera:generation_tokens_total');
+  assert.equal(generated, r.usage!.completion_tokens + spec.usage!.completion_tokens);
+  assert.equal(value(text, 'tessera:prompt_tokens_total') - value(before, 'tessera:prompt_tokens_total'), r.usage!.prompt_tokens + spec.usage!.prompt_tokens);
+  assert.equal(value(text, 'tessera:kv_pages_used') + value(text, 'tessera:kv_pages_free'), s.t.model.kvPages!.pages);
+  assert.equal(value(text, 'tessera:num_requests_running'), 0);
+  assert.doesNotMatch(before, /spec_decode/);                       // no request had speculated before
+  assert.ok(value(text, 'tessera:spec_decode_num_drafts_total') > 0);
+  assert.ok(value(text, 'tessera:spec_decode_num_draft_tokens_total') >= value(text, 'tessera:spec_decode_num_accepted_tokens_total'));
+});
