@@ -47,7 +47,8 @@ export async function runServe(argv: string[]): Promise<number> {
   };
   if (v.cors !== undefined) opts.cors = v.cors as string;
   if (v.speculate !== undefined) {
-    try { opts.speculate = parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+    try { parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+    opts.speculate = v.speculate as string;
   }
   const server = new TesseraServer(opts);
   let address: { port: number; host: string };

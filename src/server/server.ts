@@ -21,7 +21,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Tessera } from '../api/tessera.js';
 import { ApiError, REQUEST_LIMITS } from '../api/validate.js';
 import type { ChoiceEvent } from '../api/choices.js';
-import { Scheduler, QueueFullError, type SpeculateOptions } from '../generation/scheduler.js';
+import { Scheduler, QueueFullError } from '../generation/scheduler.js';
+import { parseSpeculateSpec } from '../generation/speculative.js';
 import { parseJsonStrict } from '../formats/json-strict.js';
 import { METRICS_CONTENT_TYPE, ServerMetrics } from './metrics.js';
 
@@ -46,8 +47,9 @@ export interface ServeOptions {
   keepAliveTimeoutMs?: number;
   /** How often the header and request timeouts are checked (default 1 s). */
   timeoutCheckMs?: number;
-  /** Speculative decoding for requests that do not set `speculate` (and do not ask for logprobs). */
-  speculate?: SpeculateOptions;
+  /** Speculative decoding for requests that do not set `speculate` (and do not ask for logprobs), as
+   *  `--speculate` takes it: 'draft=prompt-lookup,gamma=4', 'draft=streaming:window=256'. */
+  speculate?: string;
 }
 
 const ROUTES = new Set(['/health', '/v1/models', '/v1/completions', '/v1/chat/completions', '/tokenize', '/detokenize', '/metrics']);
@@ -83,6 +85,7 @@ export class TesseraServer {
     if (opts.apiKey !== undefined && opts.apiKey.length === 0) throw new RangeError('serve: the API key is empty');
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     if (!Number.isInteger(this.maxBody) || this.maxBody < 1) throw new RangeError(`serve: maxBodyBytes must be a positive integer, got ${opts.maxBodyBytes}`);
+    if (opts.speculate !== undefined) parseSpeculateSpec(opts.speculate);          // a bad spec fails at start, not per request
     this.maxQueued = opts.maxQueued ?? 64;
     if (!Number.isInteger(this.maxQueued) || this.maxQueued < 0) throw new RangeError(`serve: maxQueued must be an integer ≥ 0, got ${opts.maxQueued}`);
     this.http = createServer({

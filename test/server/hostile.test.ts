@@ -239,3 +239,18 @@ test('a streamed answer to a Connection: close request closes the connection at 
     assert.ok(r.ms < 2500, `closed after ${r.ms} ms (the keep-alive timeout is 5 s)`);
   } finally { await s.close(); }
 });
+
+test('--speculate as the server default: requests without the field speculate, a logprobs request is answered without it, a bad spec fails at start', async () => {
+  assert.throws(() => new TesseraServer({ speculate: 'draft=oracle' }), /unknown draft/);
+  const s = await startServer({ speculate: 'draft=prompt-lookup,gamma=3' });
+  try {
+    const prompt = 'the Congress and the Congress and the Congress and the';
+    const plain = await post(`${s.url}/v1/completions`, { prompt, max_tokens: 8, temperature: 0 });
+    assert.equal(plain.status, 200);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    assert.match(metrics, /tessera:spec_decode_num_drafts_total [1-9]/);
+    const lp = await post(`${s.url}/v1/completions`, { prompt, max_tokens: 8, temperature: 0, logprobs: 1 });
+    assert.equal(lp.status, 200, JSON.stringify(lp.json));
+    assert.equal(lp.json.choices[0].text, plain.json.choices[0].text);          // greedy speculation is lossless
+  } finally { await s.close(); }
+});
