@@ -261,7 +261,7 @@ export class TesseraServer {
     this.inFlight += want;
     this.requests.add(abort);
     const seen = new Map<number, number>();                 // choice → time of its last token
-    let first = true, finished = 0;
+    let first = true, finished = 0, generating = false;
     const observe = (e: ChoiceEvent) => {
       const now = performance.now();
       if ('result' in e) {
@@ -287,6 +287,7 @@ export class TesseraServer {
     try {
       const request = { ...b, signal: abort.signal, onChoiceEvent: observe };
       const result = chat ? await t.chat.completions.create(request as never) : await t.completions.create(request as never);
+      generating = true;                                    // the request was valid: its choices count from here
       if (!isStream(result)) { send(res, 200, result); return; }
       res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
       res.flushHeaders();
@@ -305,7 +306,7 @@ export class TesseraServer {
       if (abort.signal.aborted && !this.closing) { res.destroy(); return; }
       throw abort.signal.aborted ? this.unavailable('The server is shutting down: this request was cancelled.') : e;
     } finally {
-      for (let i = finished; i < want; i++) this.metrics.countFinished('abort');
+      if (generating) for (let i = finished; i < want; i++) this.metrics.countFinished('abort');
       this.inFlight -= want;
       this.requests.delete(abort);
       this.metrics.e2e.observe((performance.now() - started) / 1000);

@@ -166,6 +166,10 @@ test('/metrics: Prometheus text (HELP, TYPE, samples), cumulative histograms, to
     assert.equal(buckets.at(-1), value(text, `tessera:${h}_count`));
     assert.ok(value(text, `tessera:${h}_count`) > 0);
   }
+  const finished = (x: string) => [...x.matchAll(/^tessera:request_success_total\{finished_reason="[a-z]+"\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  assert.equal(finished(text) - finished(before), 2);
+  await assert.rejects(client.completions.create({ model: 'default', prompt: 'x', max_tokens: -1 }));
+  assert.equal(finished(await scrape()), finished(text), 'a refused request finishes no choice');
   const generated = value(text, 'tessera:generation_tokens_total') - value(before, 'tessera:generation_tokens_total');
   assert.equal(generated, r.usage!.completion_tokens + spec.usage!.completion_tokens);
   assert.equal(value(text, 'tessera:prompt_tokens_total') - value(before, 'tessera:prompt_tokens_total'), r.usage!.prompt_tokens + spec.usage!.prompt_tokens);
