@@ -104,22 +104,34 @@ function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
+/** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
+const SOAK_CLIENTS = 8;
+
 async function soak(url: string, t: Tessera, seconds: number, maxTokens: number): Promise<string> {
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
   // warm up (first requests allocate the model's scratch and compile code paths), then the baseline
-  await Promise.all(Array.from({ length: 8 }, (_, c) => streamOnce(url, { prompt: promptOf(t, 9_000_000 + c, 200), max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 })));
+  await Promise.all(Array.from({ length: SOAK_CLIENTS }, (_, c) => streamOnce(url, { prompt: promptOf(t, 9_000_000 + c, 200), max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 })));
   collectGarbage();
   const base = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 };
-  let peakRss = base.rss, peakPages = base.pages, done = 0, cancelled = 0, refused = 0;
+  let peakRss = base.rss, peakPages = base.pages, done = 0, cancelled = 0, refused = 0, busy = 0, failed = 0;
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); peakPages = Math.max(peakPages, t.model.kvPages?.used ?? 0); }, 50);
   const end = performance.now() + seconds * 1000;
   let id = 10_000_000;
-  await Promise.all(Array.from({ length: 8 }, async () => {
+  await Promise.all(Array.from({ length: SOAK_CLIENTS }, async () => {
     while (performance.now() < end) {
       const kind = id % 3;
       const body = { prompt: promptOf(t, id++, kind === 2 ? t.contextLength + 10 : 100 + (id % 7) * 150), max_tokens: maxTokens, temperature: 0.8, ignore_eos: true, logprobs: 0 };
-      const r = await streamOnce(url, body, kind === 1 ? 3 : undefined);
-      if (r.status === 400) refused++; else if (kind === 1) cancelled++; else done++;
+      let r: Awaited<ReturnType<typeof streamOnce>>;
+      try { r = await streamOnce(url, body, kind === 1 ? 3 : undefined); } catch (e) {
+        failed++;                                          // counted and reported, the soak goes on
+        process.stderr.write(`soak: request failed: ${(e as Error).message} ${String((e as { cause?: unknown }).cause ?? '')}\n`);
+        continue;
+      }
+      if (r.status === 400) refused++;
+      else if (r.status === 503) busy++;
+      else if (r.status !== 200) failed++;
+      else if (kind === 1) cancelled++;
+      else done++;
     }
   }));
   clearInterval(sampler);
@@ -128,7 +140,7 @@ async function soak(url: string, t: Tessera, seconds: number, maxTokens: number)
   while ((t.model.kvPages?.used ?? 0) > base.pages && performance.now() < settle) await new Promise((r) => setTimeout(r, 20));
   collectGarbage();
   const after = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 };
-  return `soak: ${seconds} s at 8 clients: ${done} completed, ${cancelled} cancelled mid-stream, ${refused} overlong refused (400)\n`
+  return `soak: ${seconds} s at ${SOAK_CLIENTS} clients: ${done} completed, ${cancelled} cancelled mid-stream, ${refused} overlong refused (400), ${busy} turned away busy (503), ${failed} failed (another status, or at the transport)\n`
     + '| | baseline | peak | after |\n|---|---|---|---|\n'
     + `| RSS MiB | ${mib(base.rss)} | ${mib(peakRss)} | ${mib(after.rss)} |\n`
     + `| heap MiB | ${mib(base.heap)} | | ${mib(after.heap)} |\n`
@@ -139,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'dist/src/bench/serve-load.js');
   if (v.help) { process.stdout.write(formatHelp('dist/src/bench/serve-load.js', 'Load test and soak of tessera serve on loopback; prints tables.', FLAGS, 'node')); return 0; }
   const clients = v.clients as number[], long = v.long as number, maxTokens = v['max-tokens'] as number;
-  const most = Math.max(...clients);
+  const most = Math.max(...clients, (v['soak-s'] as number) > 0 ? SOAK_CLIENTS : 1);
   const ctx = long + maxTokens + 16;
   const rows: Row[] = [];
   const load0 = loadavg();
