@@ -254,3 +254,20 @@ test('--speculate as the server default: requests without the field speculate, a
     assert.equal(lp.json.choices[0].text, plain.json.choices[0].text);          // greedy speculation is lossless
   } finally { await s.close(); }
 });
+
+test('--cors: a preflight from the allowed origin gets 204 with the CORS headers and needs no key; other origins get none', async () => {
+  const s = await startServer({ cors: 'https://app.example', apiKey: 'k' });
+  try {
+    const pre = await fetch(`${s.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.match(pre.headers.get('access-control-allow-headers')!, /Authorization/);
+    const ok = await fetch(`${s.url}/v1/models`, { headers: { Origin: 'https://app.example', Authorization: 'Bearer k' } });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'https://app.example');
+    const other = await fetch(`${s.url}/v1/models`, { headers: { Origin: 'https://evil.example', Authorization: 'Bearer k' } });
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    const noKey = await fetch(`${s.url}/v1/models`, { headers: { Origin: 'https://app.example' } });
+    assert.equal(noKey.status, 401);
+  } finally { await s.close(); }
+});
