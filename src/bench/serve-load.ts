@@ -1,16 +1,16 @@
 // The server's load test and soak, on loopback, bounded in requests and time:
 //
 //   node dist/src/bench/serve-load.js [--model models/default] [--clients 1,4,16] [--requests 2]
-//        [--long 8000] [--max-tokens 32] [--attention dense,magicpig] [--soak-s 60]
+//        [--long 8000] [--max-tokens 32] [--attention dense,magicpig] [--soak-s 60] [--soak-rounds 2]
 //
 // For each attention backend a server (in this process, on 127.0.0.1) serves the model; for each
 // prompt length (a short prompt, and --long tokens) and number of concurrent clients, every client
 // sends --requests streamed completions one after another (distinct prompts, ignore_eos, --max-tokens
 // each) and the client measures time to first token (request sent → first token's event) and the
 // gaps between tokens. One markdown table: output tokens per second over the whole run, TTFT and
-// per-token latency p50 / p99. The soak then runs a mix for --soak-s seconds at 8 clients — normal
-// requests, streams cancelled mid-way, overlong prompts (400) — and prints RSS, heap and KV pages at
-// the baseline, the peak and after the run (garbage collected).
+// per-token latency p50 / p99. The soak then runs a mix for --soak-rounds rounds of --soak-s seconds
+// at 8 clients — normal requests, streams cancelled mid-way, overlong prompts (400) — and prints RSS,
+// heap and KV pages at the baseline, the peak and after each round (garbage collected).
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -28,7 +28,8 @@ const FLAGS: FlagSpecs = {
   'max-tokens': { type: 'integer', min: 2, max: 4096, default: 32, placeholder: 'N', description: 'tokens generated per request' },
   attention: { type: 'string', list: true, default: 'dense,magicpig', placeholder: 'SPEC,…', description: 'attention backends (one server each)' },
   threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads (default: all cores)' },
-  'soak-s': { type: 'number', min: 0, max: 3600, default: 60, placeholder: 'SECONDS', description: 'soak duration (0: none)' },
+  'soak-s': { type: 'number', min: 0, max: 3600, default: 60, placeholder: 'SECONDS', description: 'soak duration of each round (0: none)' },
+  'soak-rounds': { type: 'integer', min: 1, max: 100, default: 2, placeholder: 'N', description: 'soak rounds, memory measured after each: a leak grows in every round, memory touched once only in the first' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
@@ -107,44 +108,52 @@ function collectGarbage(): void {
 /** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
 const SOAK_CLIENTS = 8;
 
-async function soak(url: string, t: Tessera, seconds: number, maxTokens: number): Promise<string> {
+async function soak(url: string, t: Tessera, seconds: number, rounds: number, maxTokens: number): Promise<string> {
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
   // warm up (first requests allocate the model's scratch and compile code paths), then the baseline
   await Promise.all(Array.from({ length: SOAK_CLIENTS }, (_, c) => streamOnce(url, { prompt: promptOf(t, 9_000_000 + c, 200), max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 })));
   collectGarbage();
-  const base = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 };
+  const memory = () => ({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 });
+  const base = memory();
   let peakRss = base.rss, peakPages = base.pages, done = 0, cancelled = 0, refused = 0, busy = 0, failed = 0;
   const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); peakPages = Math.max(peakPages, t.model.kvPages?.used ?? 0); }, 50);
-  const end = performance.now() + seconds * 1000;
   let id = 10_000_000;
-  await Promise.all(Array.from({ length: SOAK_CLIENTS }, async () => {
-    while (performance.now() < end) {
-      const kind = id % 3;
-      const body = { prompt: promptOf(t, id++, kind === 2 ? t.contextLength + 10 : 100 + (id % 7) * 150), max_tokens: maxTokens, temperature: 0.8, ignore_eos: true, logprobs: 0 };
-      let r: Awaited<ReturnType<typeof streamOnce>>;
-      try { r = await streamOnce(url, body, kind === 1 ? 3 : undefined); } catch (e) {
-        failed++;                                          // counted and reported, the soak goes on
-        process.stderr.write(`soak: request failed: ${(e as Error).message} ${String((e as { cause?: unknown }).cause ?? '')}\n`);
-        continue;
+  // Several rounds of the same mix: memory that is touched once and kept (WebAssembly pages, V8's
+  // code and caches, the allocator's free lists) grows in the first round and not after; a leak grows
+  // in every round.
+  const after: ReturnType<typeof memory>[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const end = performance.now() + seconds * 1000;
+    await Promise.all(Array.from({ length: SOAK_CLIENTS }, async () => {
+      while (performance.now() < end) {
+        const kind = id % 3;
+        const body = { prompt: promptOf(t, id++, kind === 2 ? t.contextLength + 10 : 100 + (id % 7) * 150), max_tokens: maxTokens, temperature: 0.8, ignore_eos: true, logprobs: 0 };
+        let r: Awaited<ReturnType<typeof streamOnce>>;
+        try { r = await streamOnce(url, body, kind === 1 ? 3 : undefined); } catch (e) {
+          failed++;                                          // counted and reported, the soak goes on
+          process.stderr.write(`soak: request failed: ${(e as Error).message} ${String((e as { cause?: unknown }).cause ?? '')}\n`);
+          continue;
+        }
+        if (r.status === 400) refused++;
+        else if (r.status === 503) busy++;
+        else if (r.status !== 200) failed++;
+        else if (kind === 1) cancelled++;
+        else done++;
       }
-      if (r.status === 400) refused++;
-      else if (r.status === 503) busy++;
-      else if (r.status !== 200) failed++;
-      else if (kind === 1) cancelled++;
-      else done++;
-    }
-  }));
+    }));
+    // a stream the client cancelled ends at the server's next step: wait for the pages (at most 30 s)
+    const settle = performance.now() + 30_000;
+    while ((t.model.kvPages?.used ?? 0) > base.pages && performance.now() < settle) await new Promise((r) => setTimeout(r, 20));
+    collectGarbage();
+    after.push(memory());
+  }
   clearInterval(sampler);
-  // a stream the client cancelled ends at the server's next step: wait for the pages (at most 30 s)
-  const settle = performance.now() + 30_000;
-  while ((t.model.kvPages?.used ?? 0) > base.pages && performance.now() < settle) await new Promise((r) => setTimeout(r, 20));
-  collectGarbage();
-  const after = { rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 };
-  return `soak: ${seconds} s at ${SOAK_CLIENTS} clients: ${done} completed, ${cancelled} cancelled mid-stream, ${refused} overlong refused (400), ${busy} turned away busy (503), ${failed} failed (another status, or at the transport)\n`
-    + '| | baseline | peak | after |\n|---|---|---|---|\n'
-    + `| RSS MiB | ${mib(base.rss)} | ${mib(peakRss)} | ${mib(after.rss)} |\n`
-    + `| heap MiB | ${mib(base.heap)} | | ${mib(after.heap)} |\n`
-    + `| KV pages | ${base.pages} | ${peakPages} | ${after.pages} |\n`;
+  const heads = after.map((_, i) => `after round ${i + 1}`);
+  return `soak: ${rounds} × ${seconds} s at ${SOAK_CLIENTS} clients: ${done} completed, ${cancelled} cancelled mid-stream, ${refused} overlong refused (400), ${busy} turned away busy (503), ${failed} failed (another status, or at the transport)\n`
+    + `| | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|${heads.map(() => '---|').join('')}\n`
+    + `| RSS MiB | ${mib(base.rss)} | ${mib(peakRss)} | ${after.map((a) => mib(a.rss)).join(' | ')} |\n`
+    + `| heap MiB | ${mib(base.heap)} | | ${after.map((a) => mib(a.heap)).join(' | ')} |\n`
+    + `| KV pages | ${base.pages} | ${peakPages} | ${after.map((a) => a.pages).join(' | ')} |\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -175,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`${attention} prompt ${prompt} clients ${c}: ${row.outTps.toFixed(1)} tok/s\n`);
         }
       }
-      if (attention === (v.attention as string[])[0] && (v['soak-s'] as number) > 0) soakText = await soak(url, t, v['soak-s'] as number, maxTokens);
+      if (attention === (v.attention as string[])[0] && (v['soak-s'] as number) > 0) soakText = await soak(url, t, v['soak-s'] as number, v['soak-rounds'] as number, maxTokens);
     } finally {
       await server.shutdown(1000);
       t.dispose();
