@@ -29,6 +29,10 @@ export {
   type Sampler, type SamplingOptions, type Distribution,
 } from '../generation/sampler.js';
 export { StopMatcher, StreamDecoder } from '../generation/stop.js';
+export { DraftModel, type DraftModelOptions } from '../generation/draft-model.js';
+export { PROMPT_LOOKUP, type Drafter, type Draft, type DraftRequest } from '../generation/drafter.js';
+export { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
+export type { SpeculateOptions } from '../generation/scheduler.js';
 
 /** Loads a checkpoint (Hugging Face folder or .gguf file) and returns a ready Tessera instance.
  *  Options: threads, contextLength, quantize ('q8_0'), cacheDType, onProgress, signal (see LoadOptions),

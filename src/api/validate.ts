@@ -69,7 +69,7 @@ export interface ChatCompletionRequest {
   top_logprobs?: number | null;
   /** Tessera extension: speculative decoding, as `--speculate` takes it ('draft=prompt-lookup,gamma=4')
    *  or {draft, gamma}. */
-  speculate?: string | { draft: string; gamma?: number } | null;
+  speculate?: string | { draft: string; gamma?: number | 'auto' } | null;
   /** Tessera extension: the attention backend (must be the one the model was loaded with). */
   attention?: string | null;
   /** vLLM's extension: keep generating past the end-of-sequence token (benchmarks). */
@@ -101,7 +101,7 @@ interface ValidatedGeneration {
   n: number;
   /** Alternatives per token when logprobs are asked for (undefined: no logprobs). */
   logprobs?: number;
-  speculate?: ReturnType<typeof parseSpeculateSpec>;
+  speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number | 'auto' };
   /** The attention spec the request names, as given (the caller compares it with the loaded one). */
   attention?: string;
   ignoreEos?: boolean;
@@ -223,12 +223,16 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   const spec = body.speculate;
   if (spec !== undefined && spec !== null) {
     try {
-      if (typeof spec === 'string') out.speculate = parseSpeculateSpec(spec);
+      let parsed: ReturnType<typeof parseSpeculateSpec>;
+      if (typeof spec === 'string') parsed = parseSpeculateSpec(spec);
       else if (isObject(spec)) {
-        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64}`);
-        if (spec.gamma !== undefined && typeof spec.gamma !== 'number') throw new RangeError(`gamma must be an integer in [1, 64], got ${kind(spec.gamma)}`);
-        out.speculate = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
+        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64 or "auto"}`);
+        if (spec.gamma !== undefined && typeof spec.gamma !== 'number' && spec.gamma !== 'auto') throw new RangeError(`gamma must be an integer in [1, 64] or "auto", got ${kind(spec.gamma)}`);
+        parsed = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
       } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
+      // a request must not make the server load files: draft models are given when it starts
+      if (typeof parsed.draft === 'object') throw new RangeError('a draft model (draft=model:PATH) cannot be named in a request; use prompt-lookup or a self-speculation draft');
+      out.speculate = { draft: parsed.draft, gamma: parsed.gamma };
     } catch (e) {
       if (e instanceof ApiError) throw e;
       throw new ApiError(`Invalid value for 'speculate': ${(e as Error).message.replace(/^--speculate: /, '')}.`, 'speculate', 'invalid_value');

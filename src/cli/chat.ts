@@ -5,7 +5,7 @@
 
 import { createInterface } from 'node:readline';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
+import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom, speculationFor } from './model-flags.js';
 import { statsLine } from './generate.js';
 import { CHAT_COMMAND_NAMES, CHAT_HELP_TEXT, ChatInput } from './chat-input.js';
 import { DEFAULT_CHATML_TEMPLATE } from '../tokenizer/chat-template.js';
@@ -42,9 +42,13 @@ export async function runChat(argv: string[]): Promise<number> {
       throw new CliError(`cannot read --chat-template: ${(e as Error).message}`, 'give a Jinja template file, or chatml');
     }
   }
+  const speculation = speculationFor(v);
   const tessera = await loadForCli(v, template === undefined ? {} : { chatTemplate: template });
+  let spec: Awaited<ReturnType<typeof speculation.load>>;
+  try { spec = await speculation.load(tessera); } catch (e) { tessera.dispose(); throw e; }
   const maxTokens = v['max-tokens'] as number | undefined;
   if (maxTokens !== undefined && maxTokens >= tessera.contextLength) {
+    spec.dispose();
     tessera.dispose();
     throw new CliError(`--max-tokens ${maxTokens} leaves no room for the conversation in the context of ${tessera.contextLength} tokens`,
       `lower --max-tokens (at most ${tessera.contextLength - 1}, less the conversation's length) or raise --ctx`);
@@ -92,6 +96,7 @@ export async function runChat(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onInterrupt);
     rl.close();
+    spec.dispose();
     tessera.dispose();
   }
 
@@ -105,7 +110,7 @@ export async function runChat(argv: string[]): Promise<number> {
       // Inside the try: a conversation too long for the context is refused while rendering.
       const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
       const it = tessera.generate(ids, {
-        ...samplingFrom(v), maxTokens: maxTokens ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
+        ...samplingFrom(v), speculate: spec.speculate, maxTokens: maxTokens ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
         onPrefillProgress: (done) => { prefilled = done; },
       });
       for (;;) {

@@ -2,7 +2,7 @@
 // Diagnostics and stats go to stderr, so stdout is only the model's text.
 
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom } from './model-flags.js';
+import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom, speculationFor } from './model-flags.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { readTextFile } from '../formats/regular-file.js';
 
@@ -36,7 +36,7 @@ export function statsLine(r: GenerationResult, processed = r.promptTokens): stri
   return `prompt: ${prompt} in ${(t.prefillMs / 1000).toFixed(2)} s${rate(computed, t.prefillMs)} | `
     + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s${rate(r.tokens.length - 1, t.decodeMs)} | `
     + `finish: ${r.finishReason} | seed: ${r.seed}`
-    + (r.speculative ? ` | speculative: ${r.speculative.accepted}/${r.speculative.drafted} drafts accepted, ${r.speculative.meanAcceptedLength.toFixed(2)} tokens per step` : '');
+    + (r.speculative ? ` | speculative: ${r.speculative.accepted}/${r.speculative.drafted} draft tokens accepted, ${r.speculative.meanAcceptedLength.toFixed(2)} tokens per step` : '');
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
@@ -50,7 +50,10 @@ export async function runGenerate(argv: string[]): Promise<number> {
     }
   }
   const json = v.json === true;
+  const speculation = speculationFor(v);
   const tessera = await loadForCli(v);
+  let spec: Awaited<ReturnType<typeof speculation.load>>;
+  try { spec = await speculation.load(tessera); } catch (e) { tessera.dispose(); throw e; }
   // Ctrl-C stops the generation (the text so far and the stats are still printed); a second one kills.
   const ac = new AbortController();
   const onSigint = () => { if (ac.signal.aborted) process.exit(130); ac.abort(); };
@@ -58,7 +61,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
   let prefilled = 0;
   try {
     const it = tessera.generate(prompt, {
-      ...samplingFrom(v), maxTokens: v['max-tokens'] as number, stop: (v.stop as string[] | undefined) ?? [],
+      ...samplingFrom(v), speculate: spec.speculate, maxTokens: v['max-tokens'] as number, stop: (v.stop as string[] | undefined) ?? [],
       ignoreEos: v['ignore-eos'] === true, signal: ac.signal, onPrefillProgress: (done) => { prefilled = done; },
     });
     let result: GenerationResult;
@@ -78,7 +81,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
           ...(result.speculative ? { speculative: {
             steps: result.speculative.steps, drafted: result.speculative.drafted, accepted: result.speculative.accepted,
             acceptance_rate: result.speculative.acceptanceRate, mean_accepted_length: result.speculative.meanAcceptedLength,
-            per_position_acceptance: result.speculative.perPosition,
+            per_position_acceptance: result.speculative.perPosition, accepted_per_position: result.speculative.acceptedAt,
           } } : {}),
         },
       }) + '\n');
@@ -89,6 +92,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
     return 0;
   } finally {
     process.off('SIGINT', onSigint);
+    spec.dispose();
     tessera.dispose();
   }
 }

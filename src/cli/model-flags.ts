@@ -6,6 +6,8 @@ import type { LoadOptions, LoadProgress } from '../models/load.js';
 import { parseAttentionSpec } from '../attention/spec.js';
 import type { SamplingOptions } from '../generation/sampler.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
+import { DraftModel } from '../generation/draft-model.js';
+import type { SpeculateOptions } from '../generation/scheduler.js';
 import { Tessera, type TesseraOptions } from '../api/tessera.js';
 
 export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
@@ -29,20 +31,56 @@ export const SAMPLING_FLAGS: FlagSpecs = {
   'min-p': { type: 'number', min: 0, max: 1, default: 0.05, placeholder: 'P', description: 'drop tokens below P × the top probability; 0 = off' },
   'repeat-penalty': { type: 'number', min: 0, exclusiveMin: true, default: 1, placeholder: 'R', description: 'repetition penalty over the last 64 tokens; 1 = off' },
   seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
-  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4], or self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0' },
+  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]; self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0; a small model sharing the tokenizer draft=model:PATH[,gamma=N][,attention=SPEC] (attention last); gamma=auto or just auto: γ from the cost model' },
 };
 
-export function samplingFrom(v: FlagValues): SamplingOptions & { speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number } } {
-  const o: SamplingOptions & { speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number } } = {
+export function samplingFrom(v: FlagValues): SamplingOptions {
+  const o: SamplingOptions = {
     temperature: v.temperature as number, topK: v['top-k'] as number, topP: v['top-p'] as number,
     minP: v['min-p'] as number, repetitionPenalty: v['repeat-penalty'] as number,
   };
   if (v.seed !== undefined) o.seed = v.seed as number;
-  if (v.speculate !== undefined) {
-    const { draft, gamma } = speculateFrom(v)!;
-    o.speculate = { draft, gamma };
-  }
   return o;
+}
+
+/** The --speculate flag (checked before the model loads): the generate option, loading a draft model
+ *  (with the target's threads, context and sequence slots) and checking it shares the target's
+ *  tokenizer. `dispose` frees the draft model. */
+export function speculationFor(v: FlagValues): { load(target: Tessera): Promise<{ speculate?: SpeculateOptions; dispose(): void }> } {
+  if (v.speculate === undefined) return { load: async () => ({ dispose: () => {} }) };
+  const { draft, gamma } = speculateFrom(v)!;
+  if (draft === 'prompt-lookup' || draft === 'self') return { load: async () => ({ speculate: { draft, gamma }, dispose: () => {} }) };
+  if (!existsSync(draft.model)) throw new CliError(`--speculate: the draft model path ${draft.model} does not exist`, MODEL_HINT);
+  let attention: ReturnType<typeof parseAttentionSpec> | undefined;
+  try { attention = draft.attention === undefined ? undefined : parseAttentionSpec(draft.attention); } catch (e) { throw new CliError(`--speculate: ${(e as Error).message}`, 'see --help'); }
+  return {
+    async load(target) {
+      const progress = progressReporter('loading draft');
+      let d: Tessera;
+      try {
+        d = await Tessera.load(draft.model, {
+          onProgress: progress.onProgress, contextLength: target.contextLength, parallel: target.model.parallel,
+          ...(v.threads !== undefined ? { threads: v.threads as number } : {}), ...(attention ? { attention } : {}),
+        });
+      } finally { progress.done(); }
+      const differs = tokenizerDifference(d, target);
+      if (differs !== undefined) { d.dispose(); throw new CliError(`--speculate: the draft model ${draft.model} ${differs}`, 'a draft model must share the model\'s tokenizer'); }
+      const drafter = new DraftModel(d.model, { name: `draft model ${d.name}` });
+      return { speculate: { draft: drafter, gamma }, dispose: () => { drafter.dispose(); d.dispose(); } };
+    },
+  };
+}
+
+/** How the draft's tokenizer differs from the target's, or undefined when they agree id for id. */
+function tokenizerDifference(draft: Tessera, target: Tessera): string | undefined {
+  const a = draft.tokenizer, b = target.tokenizer;
+  if (a.vocabSize !== b.vocabSize || draft.model.vocabSize !== target.model.vocabSize) {
+    return `has a vocabulary of ${draft.model.vocabSize} tokens (tokenizer ${a.vocabSize}) but the model has ${target.model.vocabSize} (tokenizer ${b.vocabSize})`;
+  }
+  for (let id = 0; id < a.vocabSize; id++) {
+    if (a.idToToken(id) !== b.idToToken(id)) return `has token ${JSON.stringify(a.idToToken(id))} at id ${id} where the model has ${JSON.stringify(b.idToToken(id))}`;
+  }
+  return undefined;
 }
 
 function speculateFrom(v: FlagValues): ReturnType<typeof parseSpeculateSpec> | undefined {

@@ -47,7 +47,9 @@ export async function runServe(argv: string[]): Promise<number> {
   };
   if (v.cors !== undefined) opts.cors = v.cors as string;
   if (v.speculate !== undefined) {
-    try { parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+    let spec: ReturnType<typeof parseSpeculateSpec>;
+    try { spec = parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
+    if (typeof spec.draft === 'object') throw new CliError('--speculate: serve does not take a draft model (draft=model:PATH) yet', 'use prompt-lookup or a self-speculation draft (draft=streaming:window=256)');
     opts.speculate = v.speculate as string;
   }
   const server = new TesseraServer(opts);

@@ -16,17 +16,22 @@
 import type { BatchItem, LanguageModel, ModelCache } from '../models/types.js';
 import { OutOfKVMemoryError } from '../attention/kv-pages.js';
 import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } from './sequence.js';
-import { SpeculativeMeter, promptLookupDraft, verifyDraft } from './speculative.js';
-import { selfDrafts } from './self-draft.js';
+import { SpeculativeMeter, verifyDraft } from './speculative.js';
+import { PROMPT_LOOKUP, type DraftRequest, type Drafter } from './drafter.js';
+import { selfDrafter } from './self-draft.js';
+import { AcceptanceEstimate, GammaTuner, PROBE_EVERY, bestGamma, type StepTimes } from './speculation-cost.js';
 
 /** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
  *  model in the same batched step as everyone else's tokens. */
 export interface SpeculateOptions {
-  /** How drafts are made: 'prompt-lookup' (n-gram match in the prompt and the output so far), or
-   *  'self' (the model itself through its draft attention: a model loaded with `draftAttention`). */
-  draft: 'prompt-lookup' | 'self';
-  /** Most draft tokens per step (default 4). */
-  gamma?: number;
+  /** How drafts are made: 'prompt-lookup' (n-gram match in the prompt and the output so far),
+   *  'self' (the model itself through its draft attention: a model loaded with `draftAttention`), or
+   *  a Drafter (drafter.ts), e.g. a small draft model sharing the tokenizer. */
+  draft: 'prompt-lookup' | 'self' | Drafter;
+  /** Most draft tokens per step (default 4), or 'auto': chosen each step, per sequence, by the cost
+   *  model (speculation-cost.ts) from step times measured on this machine and the sequence's
+   *  acceptance so far — 0 (plain decoding) where speculation is not predicted to pay. */
+  gamma?: number | 'auto';
 }
 
 export interface SchedulerOptions {
@@ -36,6 +41,8 @@ export interface SchedulerOptions {
   maxQueued?: number;
   /** Chunks a consumer may leave unread before its sequence pauses. Default 8. */
   maxUnread?: number;
+  /** Step times for γ 'auto' (default: a GammaTuner measuring this model on first use). */
+  tuner?: GammaTuner;
 }
 
 export interface SubmitOptions {
@@ -90,10 +97,15 @@ interface Request {
   /** The sampled token to feed next (decoding). */
   next: number;
   phase: 'waiting' | 'prefill' | 'decode' | 'done';
-  /** The draft fed after `next` in the current step (speculation), and the distributions its tokens
-   *  were drawn from (self-speculation; none for deterministic drafts). */
+  /** Where its drafts come from (speculation). */
+  readonly drafter: Drafter | undefined;
+  /** The draft fed after `next` in the current step, and the distributions it was drawn from. */
   draft: number[];
   q: Float64Array[] | undefined;
+  /** γ 'auto': the sequence's acceptance estimate, steps at γ = 0, and this step's γ. */
+  alpha: AcceptanceEstimate | undefined;
+  plainSteps: number;
+  gammaNow: number;
   meter: SpeculativeMeter | undefined;
   cancelled: boolean;
   readonly out: Out[];
@@ -116,6 +128,10 @@ export class Scheduler {
   /** Holders of idle caches (prompt caches) that free one when asked: called when a request waits
    *  for a sequence slot or KV pages; each returns whether it released something. */
   readonly reclaimers = new Set<() => boolean>();
+  /** Step times for γ 'auto', measured on first use per batch size and context bucket. */
+  private tuner: GammaTuner | undefined;
+  /** The model drafting for itself (speculate draft 'self'). */
+  private self: Drafter | undefined;
   /** Cancels the request of an iterator that was dropped unfinished. */
   private readonly dropped = new FinalizationRegistry<Request>((r) => { if (r.phase !== 'done') { r.cancelled = true; this.kick(); } });
 
@@ -128,6 +144,7 @@ export class Scheduler {
     this.stepTokens = int('stepTokens', opts.stepTokens, 256);
     this.maxQueued = int('maxQueued', opts.maxQueued, 256);
     this.maxUnread = int('maxUnread', opts.maxUnread, 8);
+    this.tuner = opts.tuner;
   }
 
   /** The scheduler every generation on `model` shares (made on first use). */
@@ -152,17 +169,28 @@ export class Scheduler {
       throw new RangeError(`prefillChunk = ${String(opts.prefillChunk)} is invalid: expected an integer ≥ 1`);
     }
     const gamma = opts.speculate?.gamma ?? 4;
+    const auto = gamma === 'auto';
+    let drafter: Drafter | undefined;
     if (opts.speculate !== undefined) {
-      if (opts.speculate.draft !== 'prompt-lookup' && opts.speculate.draft !== 'self') throw new RangeError(`speculate: unknown draft ${JSON.stringify(opts.speculate.draft)}; known: prompt-lookup, self`);
-      if (opts.speculate.draft === 'self' && this.model.hasDraftAttention !== true) {
-        throw new RangeError("speculate: draft 'self' needs a model loaded with a draft attention (load option draftAttention, e.g. 'streaming:window=256'; --speculate draft=streaming:window=256)");
+      const d = opts.speculate.draft;
+      if (d === 'prompt-lookup') drafter = PROMPT_LOOKUP;
+      else if (d === 'self') {
+        if (this.model.hasDraftAttention !== true) {
+          throw new RangeError("speculate: draft 'self' needs a model loaded with a draft attention (load option draftAttention, e.g. 'streaming:window=256'; --speculate draft=streaming:window=256)");
+        }
+        drafter = this.self ??= selfDrafter(this.model);
+      } else if (typeof d === 'object' && d !== null && typeof d.propose === 'function' && typeof d.forget === 'function') drafter = d;
+      else throw new RangeError(`speculate: unknown draft ${JSON.stringify(d)}; use 'prompt-lookup', 'self' or a Drafter (e.g. a DraftModel)`);
+      if (drafter.vocabSize !== undefined && drafter.vocabSize !== this.model.vocabSize) {
+        throw new RangeError(`speculate: the draft ${drafter.name} has a vocabulary of ${drafter.vocabSize} tokens but the model has ${this.model.vocabSize}; a draft must share the model's tokenizer`);
       }
-      if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`speculate: gamma must be an integer in [1, 64], got ${opts.speculate.gamma}`);
+      if (!auto && (!Number.isInteger(gamma) || gamma < 1 || gamma > 64)) throw new RangeError(`speculate: gamma must be an integer in [1, 64] or 'auto', got ${String(opts.speculate.gamma)}`);
     }
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
     const r: Request = {
       order: this.order++, seq, opts, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
-      phase: 'waiting', draft: [], q: undefined, meter: opts.speculate ? new SpeculativeMeter() : undefined, cancelled: false, out: [], wake: undefined,
+      phase: 'waiting', drafter, draft: [], q: undefined, meter: drafter ? new SpeculativeMeter() : undefined,
+      alpha: drafter && auto ? new AcceptanceEstimate() : undefined, plainSteps: 0, gammaNow: 0, cancelled: false, out: [], wake: undefined,
     };
     this.waiting.push(r);
     const it = this.stream(r);
@@ -213,10 +241,10 @@ export class Scheduler {
     this.admit();
     const batch: BatchItem[] = [], who: Request[] = [];
     let budget = this.stepTokens;
-    this.selfDraft();
-    for (const r of this.active) {
-      if (r.phase !== 'decode' || r.out.length >= this.maxUnread) continue;
-      if (r.opts.speculate?.draft !== 'self') r.draft = r.meter ? this.draftFor(r) : [];
+    const decodingNow = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread);
+    this.draftAll(decodingNow);
+    for (const r of decodingNow) {
+      if (r.phase !== 'decode') continue;                                   // its drafter failed
       batch.push({ cache: r.cache!, tokens: [r.next, ...r.draft], logits: r.draft.length > 0 ? 'all' : 'last', phase: 'decode' });
       who.push(r);
       budget -= 1 + r.draft.length;
@@ -265,28 +293,57 @@ export class Scheduler {
     return true;
   }
 
-  /** Most draft tokens for a speculating request now: gamma, never past its token limit or its cache. */
-  private room(r: Request): number {
-    return Math.min(r.opts.speculate!.gamma ?? 4, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
+  /** Drafts for the speculating requests among `decoding`: one propose() per drafter over all its
+   *  requests, each at most gamma tokens and never past its token limit or its cache. */
+  private draftAll(decoding: readonly Request[]): void {
+    this.chooseGammas(decoding.filter((r) => r.alpha !== undefined));
+    const groups = new Map<Drafter, { reqs: Request[]; asks: DraftRequest[] }>();
+    for (const r of decoding) {
+      r.draft = [];
+      r.q = undefined;
+      if (r.drafter === undefined || r.phase !== 'decode') continue;
+      const gamma = r.alpha !== undefined ? r.gammaNow : r.opts.speculate!.gamma as number | undefined ?? 4;
+      const room = Math.min(gamma, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
+      if (room <= 0) continue;
+      let g = groups.get(r.drafter);
+      if (g === undefined) { g = { reqs: [], asks: [] }; groups.set(r.drafter, g); }
+      g.reqs.push(r);
+      g.asks.push({ seq: r.seq, cache: r.cache!, gamma: room });            // the context ends with r.next
+    }
+    for (const [drafter, { reqs, asks }] of groups) {
+      try {
+        const drafts = drafter.propose(asks);
+        reqs.forEach((r, i) => {
+          const d = drafts[i], n = Math.min(d?.tokens.length ?? 0, asks[i]!.gamma);
+          r.draft = d === undefined ? [] : d.tokens.slice(0, n);
+          r.q = d?.q?.slice(0, n);
+          const bad = r.draft.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= this.model.vocabSize);
+          if (bad >= 0) throw new RangeError(`speculate: the draft ${drafter.name} proposed token ${String(r.draft[bad])}, not an id of the model's ${this.model.vocabSize}-token vocabulary`);
+          if (r.q !== undefined && (r.q.length !== n || r.q.some((q) => q.length !== this.model.vocabSize))) {
+            throw new RangeError(`speculate: the draft ${drafter.name} gave ${r.q.length} distributions for ${n} tokens (each must have the model's ${this.model.vocabSize} entries)`);
+          }
+        });
+      } catch (e) { for (const r of reqs) this.fail(r, e); }
+    }
   }
 
-  /** A prompt-lookup draft for a speculating request. */
-  private draftFor(r: Request): number[] {
-    const room = this.room(r);
-    return room > 0 ? promptLookupDraft(r.seq.context, room) : [];            // the context ends with r.next
-  }
-
-  /** Self-speculation drafts of every decoding request that drafts with the model itself, in shared
-   *  mini-steps before the step that verifies them (./self-draft.ts). */
-  private selfDraft(): void {
-    const rs = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread && r.opts.speculate?.draft === 'self');
-    for (const r of rs) { r.draft = []; r.q = undefined; }
-    const rows = rs.filter((r) => this.room(r) > 0);
-    if (rows.length === 0) return;
-    try {
-      const drafts = selfDrafts(this.model, rows.map((r) => ({ cache: r.cache!, seq: r.seq, next: r.next, gamma: this.room(r) })));
-      rows.forEach((r, i) => { r.draft = drafts[i]!.tokens; r.q = drafts[i]!.q; });
-    } catch (e) { for (const r of rows) this.fail(r, e); }
+  /** γ 'auto': each request's γ for this step, minimising the cost model's T_SD/T_AR with its α and
+   *  the step times of this batch (measured now if its bucket has none). */
+  private chooseGammas(auto: readonly Request[]): void {
+    const byDrafter = new Map<Drafter, Request[]>();
+    for (const r of auto) byDrafter.set(r.drafter!, [...(byDrafter.get(r.drafter!) ?? []), r]);
+    for (const [drafter, reqs] of byDrafter) {
+      let times: StepTimes | undefined;
+      try {
+        this.tuner ??= new GammaTuner(this.model);
+        times = this.tuner.times(drafter, reqs.map((r) => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 } })));
+      } catch (e) { for (const r of reqs) this.fail(r, e); continue; }
+      for (const r of reqs) {
+        let g = times === undefined ? 0 : bestGamma(r.alpha!.alpha, times).gamma;
+        if (g === 0 && ++r.plainSteps % PROBE_EVERY === 0) g = 1;       // probe: has the draft started to fit?
+        r.gammaNow = g;
+      }
+    }
   }
 
   /** Verifies a request's draft against its logits rows, emits the accepted run and rolls its cache
@@ -294,7 +351,8 @@ export class Scheduler {
   private verify(r: Request, rows: Float32Array): void {
     const fedAt = r.cache!.length - 1 - r.draft.length;                  // position of r.next
     const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft, r.q);
-    r.meter!.record(r.draft.length, accepted, tokens.length);
+    r.meter!.record(r.draft.length, accepted);
+    r.alpha?.record(r.draft.length, accepted);
     const { chunk, done, consumed } = r.seq.acceptMany(tokens);
     r.cache!.truncate(fedAt + 1 + Math.min(accepted, consumed - 1));
     if (chunk.tokens.length > 0) this.push(r, { chunk });
@@ -368,6 +426,7 @@ export class Scheduler {
 
   private close(r: Request): void {
     r.phase = 'done';
+    r.drafter?.forget(r.seq);
     if (r.ownCache) r.cache?.release();
     for (const list of [this.active, this.waiting]) {
       const i = list.indexOf(r);

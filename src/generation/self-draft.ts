@@ -12,6 +12,7 @@
 import { OutOfKVMemoryError } from '../attention/kv-pages.js';
 import type { LanguageModel, ModelCache } from '../models/types.js';
 import type { SequenceState } from './sequence.js';
+import type { Drafter } from './drafter.js';
 import { draw } from './speculative.js';
 
 export interface SelfDraftRow {
@@ -56,4 +57,14 @@ export function selfDrafts(model: LanguageModel, rows: readonly SelfDraftRow[]):
     rows.forEach((r, i) => { if (!r.cache.released) r.cache.truncate(start[i]!); });
   }
   return drafts;
+}
+
+/** The model as its own drafter (the scheduler's 'self' draft): the context ends with the token each
+ *  sequence feeds next, and nothing is kept between calls. */
+export function selfDrafter(model: LanguageModel): Drafter {
+  return {
+    name: 'self',
+    propose: (requests) => selfDrafts(model, requests.map((r) => ({ cache: r.cache, seq: r.seq, next: r.seq.context.at(-1)!, gamma: r.gamma }))),
+    forget: () => {},
+  };
 }

@@ -14,6 +14,7 @@ import type { Tokenizer } from '../tokenizer/types.js';
 import { createSampler, type Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher, StreamDecoder } from './stop.js';
 import type { SpeculativeStats } from './speculative.js';
+import type { SpeculateOptions } from './scheduler.js';
 
 export type FinishReason = 'stop' | 'length' | 'eos' | 'abort';
 
@@ -45,7 +46,7 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Speculative decoding: draft up to `gamma` tokens per step and verify them in one step
    *  (lossless: the same output distribution, and the same tokens when greedy). */
-  speculate?: { draft: 'prompt-lookup' | 'self'; gamma?: number };
+  speculate?: SpeculateOptions;
   /** Report each generated token's log-probability and this many alternatives (0–20) in the chunks
    *  (`chunk.logprobs`); not with `speculate` (a verified run's tokens are not sampled one by one). */
   logprobs?: number;

@@ -59,7 +59,7 @@ export function draw(w: Float64Array, total: number, u: number): number {
     last = v;
     if (x < cum) return v;
   }
-  if (last < 0) throw new Error('verifyDraft: the residual distribution is empty');
+  if (last < 0) throw new Error('draw: the distribution is empty (no token has a positive weight)');
   return last;                                                   // rounding: cum ended a hair under total
 }
 
@@ -78,19 +78,26 @@ export function promptLookupDraft(context: readonly number[], gamma: number, max
   return [];
 }
 
-/** What a sequence did with speculation (PAPERS.md §2 metrics). */
+/** What a sequence did with speculation, or many together: the metrics as vLLM and llama.cpp define
+ *  them (PAPERS.md §2). A "draft" is one verification step that scored ≥ 1 draft token. */
 export interface SpeculativeStats {
-  /** Verification steps run (each scores a draft of ≥ 1 token). */
+  /** Drafts verified (verification steps). */
   steps: number;
   /** Draft tokens proposed, and accepted. */
   drafted: number;
   accepted: number;
+  /** Drafts with a rejected token (the others were accepted whole). */
+  rejected: number;
   /** accepted / drafted. */
   acceptanceRate: number;
-  /** Tokens emitted per verification step (accepted drafts + the correction or bonus). */
+  /** Mean acceptance length: 1 + accepted / drafts (tokens emitted per verification step: the
+   *  accepted drafts and the correction or bonus token). */
   meanAcceptedLength: number;
-  /** Acceptance rate of the draft's i-th token, over the steps that proposed one there. */
+  /** Per-position acceptance: drafts whose token j was accepted / drafts (so it never rises with j,
+   *  and a short draft counts as a miss at the positions it did not propose). */
   perPosition: number[];
+  /** The counts behind perPosition: drafts whose token j was accepted. */
+  acceptedAt: number[];
 }
 
 /** Accumulates SpeculativeStats over a sequence's verification steps. */
@@ -98,56 +105,95 @@ export class SpeculativeMeter {
   private steps = 0;
   private drafted = 0;
   private accepted = 0;
-  private emitted = 0;
-  private readonly tried: number[] = [];
+  private rejected = 0;
   private readonly took: number[] = [];
 
-  record(drafted: number, accepted: number, emitted: number): void {
+  /** One verification: `drafted` draft tokens scored, the first `accepted` of them kept. */
+  record(drafted: number, accepted: number): void {
     this.steps++;
     this.drafted += drafted;
     this.accepted += accepted;
-    this.emitted += emitted;
-    for (let i = 0; i < drafted; i++) {
-      this.tried[i] = (this.tried[i] ?? 0) + 1;
-      if (i < accepted) this.took[i] = (this.took[i] ?? 0) + 1;
-    }
+    if (accepted < drafted) this.rejected++;
+    for (let j = 0; j < accepted; j++) this.took[j] = (this.took[j] ?? 0) + 1;
   }
 
   get stats(): SpeculativeStats {
-    return {
-      steps: this.steps, drafted: this.drafted, accepted: this.accepted,
-      acceptanceRate: this.drafted > 0 ? this.accepted / this.drafted : 0,
-      meanAcceptedLength: this.steps > 0 ? this.emitted / this.steps : 0,
-      perPosition: this.tried.map((t, i) => (this.took[i] ?? 0) / t),
-    };
+    return speculativeStats(this.steps, this.drafted, this.accepted, this.rejected, this.took);
   }
+}
+
+function speculativeStats(steps: number, drafted: number, accepted: number, rejected: number, acceptedAt: readonly number[]): SpeculativeStats {
+  return {
+    steps, drafted, accepted, rejected,
+    acceptanceRate: drafted > 0 ? accepted / drafted : 0,
+    meanAcceptedLength: steps > 0 ? 1 + accepted / steps : 0,
+    perPosition: acceptedAt.map((n) => n / steps),
+    acceptedAt: [...acceptedAt],
+  };
+}
+
+/** The aggregate over many sequences (a benchmark's): counts summed, rates recomputed from them. */
+export function combineSpeculativeStats(all: readonly SpeculativeStats[]): SpeculativeStats {
+  let steps = 0, drafted = 0, accepted = 0, rejected = 0;
+  const at: number[] = [];
+  for (const s of all) {
+    steps += s.steps; drafted += s.drafted; accepted += s.accepted; rejected += s.rejected;
+    s.acceptedAt.forEach((n, j) => { at[j] = (at[j] ?? 0) + n; });
+  }
+  return speculativeStats(steps, drafted, accepted, rejected, at);
 }
 
 /** Drafts `--speculate` names: prompt lookup, or self-speculation through one of these attentions. */
 const SELF_DRAFT_KINDS: readonly AttentionKind[] = ['streaming', 'snapkv', 'magicpig', 'topk', 'quest', 'oracle-sampling'];
 
-/** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`), or a self-speculation draft
+/** A parsed `--speculate` value: the draft (prompt lookup; self-speculation, with the draft attention
+ *  to load the model with; or a draft model to load from a path, with an attention spec of its own)
+ *  and γ. */
+export interface SpeculateSpec {
+  draft: 'prompt-lookup' | 'self' | { model: string; attention?: string };
+  gamma: number | 'auto';
+  /** Self-speculation: the model's draft attention. */
+  attention?: AttentionSpec;
+}
+
+const SPEC_HINT = 'use auto, or draft=prompt-lookup | streaming:window=256 | snapkv:budget=512 | magicpig:dense=0 | model:PATH, then [,gamma=N|auto] (a draft model also [,attention=SPEC], last)';
+
+/** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`); a self-speculation draft
  *  attention `draft=streaming:sinks=4,window=256,gamma=3` (the attention's own parameters follow its
- *  name; the model is then loaded with it as `draftAttention`) → the generate option, and the draft
- *  attention to load. */
-export function parseSpeculateSpec(spec: string): { draft: 'prompt-lookup' | 'self'; gamma: number; attention?: AttentionSpec } {
-  let draft: string | undefined, gamma = 4;
+ *  name; the model is then loaded with it as `draftAttention`); or a draft model
+ *  `draft=model:PATH[,gamma=N][,attention=SPEC]` — attention last, since its SPEC has commas.
+ *  `gamma=auto` lets the cost model choose γ, and `auto` alone is prompt lookup with gamma=auto. */
+export function parseSpeculateSpec(spec: string): SpeculateSpec {
+  let draft: string | undefined, gamma: number | 'auto' = 4, attention: string | undefined;
+  const at = spec.search(/(^|,)\s*attention=/);
+  if (at >= 0) {
+    attention = spec.slice(spec.indexOf('attention=', at) + 'attention='.length).trim();
+    spec = spec.slice(0, at);
+    if (attention === '') throw new RangeError(`--speculate: attention= needs an attention spec (e.g. streaming:sinks=4,window=256); ${SPEC_HINT}`);
+  }
   for (const part of spec.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
-    const [key, value] = part.includes('=') ? [part.slice(0, part.indexOf('=')), part.slice(part.indexOf('=') + 1)] : ['draft', part];
+    const eq = part.indexOf('=');
+    const [key, value] = eq >= 0 ? [part.slice(0, eq), part.slice(eq + 1)] : ['draft', part];
     if (key === 'draft') draft = value;
     else if (key === 'gamma') {
-      gamma = Number(value);
-      if (!Number.isInteger(gamma) || gamma < 1 || gamma > 64) throw new RangeError(`--speculate: gamma must be an integer in [1, 64], got "${value}"`);
-    } else if (draft !== undefined && draft.includes(':')) draft += `,${part}`;         // a parameter of the draft attention
-    else throw new RangeError(`--speculate: unknown key "${key}"; use draft=prompt-lookup[,gamma=N] or draft=streaming:window=256[,gamma=N]`);
+      gamma = value === 'auto' ? 'auto' : Number(value);
+      if (gamma !== 'auto' && (!Number.isInteger(gamma) || gamma < 1 || gamma > 64)) throw new RangeError(`--speculate: gamma must be an integer in [1, 64] or auto, got "${value}"`);
+    } else if (draft !== undefined && draft.includes(':') && !draft.startsWith('model:')) draft += `,${part}`;   // a parameter of the draft attention
+    else throw new RangeError(`--speculate: unknown key "${key}"; ${SPEC_HINT}`);
   }
-  if (draft === 'auto') throw new RangeError('--speculate: auto (gamma from the cost model) is not built yet; use draft=prompt-lookup[,gamma=N]');
+  if (draft === 'auto') { draft = 'prompt-lookup'; gamma = 'auto'; }
+  if (attention !== undefined && !(draft ?? '').startsWith('model:')) throw new RangeError('--speculate: attention= applies to a draft model (draft=model:PATH); a self-speculation draft names its attention itself (draft=streaming:window=256)');
   if (draft === 'prompt-lookup') return { draft, gamma };
+  if (draft !== undefined && draft.startsWith('model:')) {
+    const model = draft.slice('model:'.length);
+    if (model === '') throw new RangeError(`--speculate: draft=model: needs the draft model's path (a Hugging Face folder or .gguf file); ${SPEC_HINT}`);
+    return { draft: attention === undefined ? { model } : { model, attention }, gamma };
+  }
   const kind = draft?.split(':')[0] ?? '';
   if (!(SELF_DRAFT_KINDS as readonly string[]).includes(kind)) {
-    throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; use prompt-lookup, or self-speculation through a sparse attention: ${SELF_DRAFT_KINDS.join(', ')} (e.g. draft=streaming:sinks=4,window=256, draft=snapkv:budget=512, draft=magicpig:dense=0)`);
+    throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; use prompt-lookup, model:PATH, or self-speculation through a sparse attention: ${SELF_DRAFT_KINDS.join(', ')} (e.g. draft=streaming:sinks=4,window=256, draft=snapkv:budget=512, draft=magicpig:dense=0)`);
   }
-  const attention = parseAttentionSpec(draft!);
-  attentionBackend(attention);                                                   // its parameters are checked now
-  return { draft: 'self', gamma, attention };
+  const selfAttention = parseAttentionSpec(draft!);
+  attentionBackend(selfAttention);                                               // its parameters are checked now
+  return { draft: 'self', gamma, attention: selfAttention };
 }

@@ -223,3 +223,10 @@ export function writeTestCheckpoint(dir: string, preset: PresetName, opts: Write
   }
   return out;
 }
+
+/** A random-weight GGUF of any Llama config (e.g. a small draft model of a preset's vocabulary), with
+ *  the preset tokenizer GGUFs get for that vocabulary size. */
+export function writeRandomGguf(file: string, config: LlamaConfig, outType: GgufOutType, seed = 1, name = 'random'): string {
+  convertHfToGguf({ config, tensors: hfTensors(config, seed), tokenizer: ggufVocabFor(config.vocab_size), outFile: file, outType, name });
+  return file;
+}

@@ -153,5 +153,23 @@ test('--speculate specs: draft and gamma parsed, unknown drafts / keys / auto na
   assert.throws(() => parseSpeculateSpec('draft=lookahead'), /unknown draft "lookahead".*prompt-lookup/);
   assert.throws(() => parseSpeculateSpec('prompt-lookup,gamma=0'), /gamma must be an integer in \[1, 64\]/);
   assert.throws(() => parseSpeculateSpec('prompt-lookup,depth=2'), /unknown key "depth"/);
-  assert.throws(() => parseSpeculateSpec('auto'), /not built yet/);
+  assert.deepEqual(parseSpeculateSpec('auto'), { draft: 'prompt-lookup', gamma: 'auto' });
+  assert.deepEqual(parseSpeculateSpec('draft=model:m/d,gamma=auto'), { draft: { model: 'm/d' }, gamma: 'auto' });
+  assert.deepEqual(parseSpeculateSpec('draft=model:/x/draft.gguf,gamma=3,attention=streaming:sinks=4,window=64'),
+    { draft: { model: '/x/draft.gguf', attention: 'streaming:sinks=4,window=64' }, gamma: 3 });
+  assert.throws(() => parseSpeculateSpec('draft=model:'), /needs the draft model's path/);
+  assert.throws(() => parseSpeculateSpec('prompt-lookup,attention=dense'), /applies to a draft model/);
+  assert.throws(() => parseSpeculateSpec('draft=model:m,attention='), /needs an attention spec/);
+});
+
+test('metrics as the field defines them: rate, 1 + accepted / drafts, per-position over all drafts; aggregates from counts', async () => {
+  const { SpeculativeMeter, combineSpeculativeStats } = await import('../../src/generation/speculative.js');
+  const a = new SpeculativeMeter();
+  a.record(4, 2); a.record(4, 4); a.record(2, 0);
+  assert.deepEqual(a.stats, { steps: 3, drafted: 10, accepted: 6, rejected: 2, acceptanceRate: 0.6, meanAcceptedLength: 3, perPosition: [2 / 3, 2 / 3, 1 / 3, 1 / 3], acceptedAt: [2, 2, 1, 1] });
+  const b = new SpeculativeMeter();
+  b.record(1, 1);
+  const all = combineSpeculativeStats([a.stats, b.stats]);
+  assert.deepEqual(all, { steps: 4, drafted: 11, accepted: 7, rejected: 2, acceptanceRate: 7 / 11, meanAcceptedLength: 1 + 7 / 4, perPosition: [3 / 4, 2 / 4, 1 / 4, 1 / 4], acceptedAt: [3, 2, 1, 1] });
+  assert.deepEqual(combineSpeculativeStats([]), { steps: 0, drafted: 0, accepted: 0, rejected: 0, acceptanceRate: 0, meanAcceptedLength: 0, perPosition: [], acceptedAt: [] });
 });

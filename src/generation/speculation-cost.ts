@@ -1,0 +1,156 @@
+// γ from MagicDec's cost model (PAPERS.md §2). With acceptance rate α and draft length γ, a
+// verification step emits Ω(γ, α) = (1 − α^{γ+1}) / (1 − α) tokens on average, so
+//
+//   T_SD / T_AR = (γ·T_D + T_V(γ)) / (Ω(γ, α) · T_T)
+//
+// T_T: a plain decode step, T_D: one draft step, T_V(γ): a target step verifying γ + 1 tokens per
+// sequence — all for the batch and context at hand, measured on this machine, since on a CPU T_V(γ)
+// may grow with γ much faster than the paper's memory-bound GPU assumes. γ = 0 is plain decoding
+// (ratio 1); the chosen γ minimises the ratio, so speculation is only used where it is predicted
+// to pay.
+//
+// Calibration (`GammaTuner.calibrate`) times real steps on the running sequences' own caches: the
+// target fed γ + 1 tokens per row and rolled back, the drafter asked for one token. Results are kept
+// per batch size and context bucket (powers of two), for the model and per drafter. α is tracked
+// per sequence (`AcceptanceEstimate`); a sequence that chose γ = 0 probes with γ = 1 every
+// PROBE_EVERY steps, so a draft that starts to fit (copying text) is noticed, at a bounded cost.
+
+import type { LanguageModel, ModelCache } from '../models/types.js';
+import type { DraftRequest, Drafter } from './drafter.js';
+
+/** Measured step times (seconds) for one batch size and context bucket. */
+export interface StepTimes {
+  /** T_T: one plain decode step of the batch. */
+  target: number;
+  /** T_D: one draft step of the batch. */
+  draft: number;
+  /** T_V(γ) for γ in `gammas`: a target step with γ + 1 tokens per sequence. */
+  verify: Map<number, number>;
+}
+
+/** Ω(γ, α): expected tokens per verification step (accepted drafts + the correction or bonus). */
+export function expectedTokens(gamma: number, alpha: number): number {
+  if (alpha >= 1) return gamma + 1;
+  return (1 - alpha ** (gamma + 1)) / (1 - alpha);
+}
+
+/** T_SD / T_AR for draft length γ (γ = 0: 1, plain decoding). */
+export function costRatio(gamma: number, alpha: number, t: StepTimes): number {
+  if (gamma === 0) return 1;
+  const tv = t.verify.get(gamma);
+  if (tv === undefined) throw new RangeError(`costRatio: T_V(${gamma}) was not measured`);
+  return (gamma * t.draft + tv) / (expectedTokens(gamma, alpha) * t.target);
+}
+
+/** The γ (0 or a measured one) with the lowest predicted T_SD / T_AR, and that ratio. */
+export function bestGamma(alpha: number, t: StepTimes, maxGamma = Infinity): { gamma: number; ratio: number } {
+  let best = { gamma: 0, ratio: 1 };
+  for (const g of t.verify.keys()) {
+    if (g > maxGamma) continue;
+    const ratio = costRatio(g, alpha, t);
+    if (ratio < best.ratio) best = { gamma: g, ratio };
+  }
+  return best;
+}
+
+/** α of one sequence: accepted drafts over tested draft positions (a position after the first
+ *  rejection is not tested), recent steps weighted more, starting from a prior of 1/2. */
+export class AcceptanceEstimate {
+  private hits = 1;
+  private trials = 2;
+  /** A verification: `accepted` of `drafted` draft tokens kept. */
+  record(drafted: number, accepted: number): void {
+    const decay = 0.9;
+    this.hits = this.hits * decay + accepted;
+    this.trials = this.trials * decay + accepted + (accepted < drafted ? 1 : 0);
+  }
+  get alpha(): number { return this.hits / this.trials; }
+}
+
+/** γ candidates calibrated (T_V measured) and chosen from. */
+export const GAMMA_CANDIDATES = [1, 2, 3, 4, 6, 8] as const;
+/** A sequence at γ = 0 tries γ = 1 once every this many steps. */
+export const PROBE_EVERY = 32;
+
+/** One speculating row of the current step, for calibration. */
+export interface TunedRow {
+  readonly cache: ModelCache;
+  /** The token the target is fed next. */
+  readonly next: number;
+  readonly ask: DraftRequest;
+}
+
+export class GammaTuner {
+  private readonly targetTimes = new Map<string, { target: number; verify: Map<number, number> }>();
+  private readonly draftTimes = new Map<string, number>();
+  /** Calibrations run (for tests and the benchmark's notes). */
+  calibrations = 0;
+
+  constructor(private readonly model: LanguageModel, private readonly reps = 3) {}
+
+  /** The measured times for this batch, calibrating first when its bucket has none. `rows`: every
+   *  decoding row of the step (their caches are used and left as they were). */
+  times(drafter: Drafter, rows: readonly TunedRow[]): StepTimes | undefined {
+    if (rows.length === 0) return undefined;
+    const bucket = `${rows.length}:${contextBucket(rows)}`;
+    let tt = this.targetTimes.get(bucket);
+    if (tt === undefined) {
+      tt = this.measureTarget(rows);
+      if (tt === undefined) return undefined;
+      this.targetTimes.set(bucket, tt);
+      this.calibrations++;
+    }
+    const dk = `${drafter.name}|${bucket}`;
+    let td = this.draftTimes.get(dk);
+    if (td === undefined) {
+      td = this.measureDraft(drafter, rows);
+      this.draftTimes.set(dk, td);
+    }
+    return { target: tt.target, draft: td, verify: tt.verify };
+  }
+
+  /** T_T and T_V(γ): the rows fed 1 and γ + 1 tokens (logits as verification asks), then truncated
+   *  back; the fastest of `reps` runs. Undefined when the KV memory has no room for it. */
+  private measureTarget(rows: readonly TunedRow[]): { target: number; verify: Map<number, number> } | undefined {
+    const room = Math.min(...rows.map((r) => r.cache.capacity - r.cache.length));
+    const time = (gamma: number): number => {
+      let best = Infinity;
+      for (let i = 0; i < this.reps; i++) {
+        const t0 = performance.now();
+        this.model.forwardBatch(rows.map((r) => ({ cache: r.cache, tokens: new Array<number>(gamma + 1).fill(r.next), logits: gamma > 0 ? 'all' : 'last', phase: 'decode' })));
+        best = Math.min(best, performance.now() - t0);
+        for (const r of rows) r.cache.truncate(r.cache.length - gamma - 1);
+      }
+      return best / 1000;
+    };
+    try {
+      time(0);                                                             // warm-up: scratch, pages, thread wake-up
+      const target = time(0), verify = new Map<number, number>();
+      for (const g of GAMMA_CANDIDATES) if (g + 1 <= room) verify.set(g, time(g));
+      return { target, verify };
+    } catch (e) {
+      if (e instanceof Error && e.name === 'OutOfKVMemoryError') return undefined;
+      throw e;
+    }
+  }
+
+  /** T_D: the drafter asked for one token per row, after a first call that brings its state up to
+   *  date (a draft model's prefill of the prompt); the fastest of `reps` timed calls. */
+  private measureDraft(drafter: Drafter, rows: readonly TunedRow[]): number {
+    const asks = rows.map((r) => ({ ...r.ask, gamma: 1 }));
+    drafter.propose(asks);
+    let best = Infinity;
+    for (let i = 0; i < this.reps; i++) {
+      const t0 = performance.now();
+      drafter.propose(asks);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best / 1000;
+  }
+}
+
+/** Context bucket: the power of two at or above the mean cache length. */
+function contextBucket(rows: readonly TunedRow[]): number {
+  const mean = rows.reduce((s, r) => s + r.cache.length, 0) / rows.length;
+  return 2 ** Math.ceil(Math.log2(Math.max(mean, 1)));
+}

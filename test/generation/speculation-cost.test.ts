@@ -1,0 +1,120 @@
+// γ from the cost model: the formulas of PAPERS.md §2, the choice (0 where verification is too dear,
+// long drafts where it is cheap and the draft fits), the per-sequence α estimate, and `gamma: 'auto'`
+// in the scheduler: lossless (greedy == plain), γ = 0 with only the bounded probes when the measured
+// times say speculation loses, speculating when they say it pays, and a real calibration on a model.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AcceptanceEstimate, GammaTuner, PROBE_EVERY, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
+import { Scheduler } from '../../src/generation/scheduler.js';
+import { SequenceState, type GenerationResult } from '../../src/generation/sequence.js';
+import { generateText } from '../../src/generation/generate.js';
+import { DraftModel } from '../../src/generation/draft-model.js';
+import type { Drafter } from '../../src/generation/drafter.js';
+import { loadModel } from '../../src/models/load.js';
+import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
+import { randomIds } from '../../src/testing/random-model.js';
+import { ByteTokenizer, EOS, FakeModel, bytesOf } from './fake-model.js';
+
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} vs ${b}`);
+const times = (target: number, draft: number, verify: (g: number) => number): StepTimes =>
+  ({ target, draft, verify: new Map([1, 2, 3, 4, 6, 8].map((g) => [g, verify(g)])) });
+
+test('Ω(γ, α) and T_SD/T_AR as the paper writes them', () => {
+  close(expectedTokens(0, 0.7), 1, 'γ 0');
+  close(expectedTokens(1, 0.5), 1.5, 'γ 1');
+  close(expectedTokens(4, 0.8), (1 - 0.8 ** 5) / 0.2, 'γ 4');
+  close(expectedTokens(3, 1), 4, 'α 1');
+  const t = times(0.1, 0.01, (g) => 0.1 + 0.005 * g);
+  close(costRatio(4, 0.8, t), (4 * 0.01 + 0.12) / (expectedTokens(4, 0.8) * 0.1), 'ratio');
+  close(costRatio(0, 0.3, t), 1, 'plain');
+  assert.throws(() => costRatio(5, 0.5, t), /T_V\(5\) was not measured/);
+});
+
+test('the best γ: long drafts when verification is cheap and α high, plain decoding when verification costs (γ + 1) steps', () => {
+  const cheap = times(1, 0.02, () => 1.05);
+  assert.equal(bestGamma(0.95, cheap).gamma, 8);
+  assert.ok(bestGamma(0.95, cheap).ratio < 0.3);
+  const g = bestGamma(0.5, cheap).gamma;
+  assert.ok(g >= 1 && g < 8, `a middling α takes a middling γ: ${g}`);
+  assert.equal(bestGamma(0.05, times(1, 0.3, () => 1.1)).gamma, 0, 'a draft that never fits is not worth its cost');
+  const computeBound = times(1, 0.05, (γ) => γ + 1);                     // T_V(γ) = (γ + 1) T_T: a CPU with no multi-query gain
+  for (const a of [0.5, 0.8, 0.95]) assert.deepEqual(bestGamma(a, computeBound), { gamma: 0, ratio: 1 }, `α ${a}`);
+  assert.equal(bestGamma(0.95, cheap, 3).gamma, 3, 'maxGamma caps the choice');
+});
+
+test('α per sequence: the prior is 1/2, accepted runs raise it, rejections lower it, recent steps count more', () => {
+  const a = new AcceptanceEstimate();
+  close(a.alpha, 0.5, 'prior');
+  for (let i = 0; i < 20; i++) a.record(4, 4);
+  assert.ok(a.alpha > 0.95, `all accepted: ${a.alpha}`);
+  for (let i = 0; i < 30; i++) a.record(4, 0);
+  assert.ok(a.alpha < 0.2, `then all rejected: ${a.alpha}`);
+  const b = new AcceptanceEstimate();
+  for (let i = 0; i < 200; i++) b.record(4, 1);                          // one accepted, then a rejection: α = 1/2
+  assert.ok(Math.abs(b.alpha - 0.5) < 0.01, `geometric estimate: ${b.alpha}`);
+});
+
+/** A tuner that reports fixed times (no timing in the test). */
+class FixedTimes extends GammaTuner {
+  asked = 0;
+  constructor(private readonly t: StepTimes) { super(new FakeModel()); }
+  override times(_drafter: Drafter, _rows: readonly TunedRow[]): StepTimes { this.asked++; return this.t; }
+}
+
+const tok = new ByteTokenizer();
+const prompt = 'the cat sat on the mat. the cat sat on the mat. the cat sat on the';
+const reply = ' mat. the cat sat on the mat. the cat sat on the mat. the cat sat on the mat.';
+
+async function run(tuner: GammaTuner): Promise<GenerationResult> {
+  const model = new FakeModel({ script: [...bytesOf(reply), EOS], promptLength: tok.encode(prompt).length });
+  const seq = new SequenceState(tok, prompt, { temperature: 0 }, model.vocabSize);
+  const it = new Scheduler(model, { tuner }).submit(seq, { speculate: { draft: 'prompt-lookup', gamma: 'auto' } });
+  for (;;) { const r = await it.next(); if (r.done) return r.value; }
+}
+
+test('gamma auto follows the times: plain decoding with probes only where verification is dear, long runs where it is cheap; output == plain greedy', async () => {
+  const model = new FakeModel({ script: [...bytesOf(reply), EOS], promptLength: tok.encode(prompt).length });
+  const plain = await generateText(model, tok, prompt, { temperature: 0 });
+
+  const dear = new FixedTimes(times(1, 0.01, (g) => g + 1));
+  const slow = await run(dear);
+  assert.deepEqual(slow.tokens, plain.tokens);
+  assert.ok(dear.asked > 0);
+  const probes = slow.speculative!.steps;
+  assert.ok(probes >= 1 && probes <= Math.ceil(plain.tokens.length / PROBE_EVERY), `only probes speculated: ${probes} verification steps for ${plain.tokens.length} tokens`);
+  assert.ok(slow.speculative!.drafted <= probes, 'a probe drafts one token');
+
+  const cheap = new FixedTimes(times(1, 0.001, () => 1.02));
+  const fast = await run(cheap);
+  assert.deepEqual(fast.tokens, plain.tokens);
+  assert.ok(fast.speculative!.meanAcceptedLength > 4, `copying the prompt with cheap verification drafts long runs: ${JSON.stringify(fast.speculative)}`);
+});
+
+test('gamma auto on a real model with a draft model: calibrates on the running caches, output == plain greedy, pages all returned', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-auto-'));
+  try {
+    const path = writeTestCheckpoint(join(dir, 't'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const { model, tokenizer } = await loadModel(path, { threads: 2, contextLength: 256 });
+    const near = (await loadModel(path, { threads: 2, contextLength: 256, attention: 'streaming:sinks=4,window=16' })).model;
+    try {
+      const prompts = [randomIds(21, 60, 500), randomIds(22, 90, 500)];
+      const plain = await Promise.all(prompts.map((p) => generateText(model, tokenizer, p, { temperature: 0, maxTokens: 30 })));
+      const tuner = new GammaTuner(model);
+      const scheduler = new Scheduler(model, { tuner });
+      const drafter = new DraftModel(near);
+      const out = await Promise.all(prompts.map(async (p) => {
+        const seq = new SequenceState(tokenizer, p, { temperature: 0, maxTokens: 30 }, model.vocabSize);
+        const it = scheduler.submit(seq, { speculate: { draft: drafter, gamma: 'auto' } });
+        for (;;) { const r = await it.next(); if (r.done) return r.value; }
+      }));
+      out.forEach((r, i) => assert.deepEqual(r.tokens, plain[i]!.tokens, `sequence ${i}`));
+      assert.ok(tuner.calibrations >= 1, 'the tuner measured this batch');
+      assert.equal(drafter.sequences, 0);
+      for (const m of [model, near]) assert.equal((m as unknown as { kvPages: { used: number } }).kvPages.used, 0);
+    } finally { model.dispose(); near.dispose(); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
