@@ -1,0 +1,226 @@
+// Speculative decoding speed table (PAPERS.md §2, MagicDec): decode throughput of B sequences of
+// context S with speculation, next to plain decoding of the same sequences in the same run, and next
+// to the cost model's prediction from step times measured here (T_D/T_T and T_V(γ)/T_T, printed, so a
+// loss is explained by the numbers that cause it).
+//
+//   node dist/src/bench/speculative.js --shape smollm2-135m --dtype q8_0 --alpha 0.8 …   random weights, imposed α
+//   node dist/src/bench/speculative.js --model models/long-context --draft-model PATH …  a trained model, real α
+//
+// Each prompt is prefilled once (untimed); every run starts from forks of those caches, so plain and
+// speculative runs decode the same sequences. Greedy, `--new-tokens` per sequence, eos ignored.
+// Throughput is timed from the step after each sequence's first verification (the draft model's own
+// prefill of the prompt and γ 'auto''s calibration happen before it and are left out, for plain
+// runs too) to the last token.
+// Imposed α (random weights, where a draft never agrees): the drafter really runs (its cost is
+// paid), then each of its γ tokens is replaced by the target's own next token (from the plain run)
+// with probability α, else by another token — a labelled setting that makes acceptance a parameter
+// while draft and verification costs stay real.
+
+import { loadModel } from '../models/load.js';
+import type { LanguageModel, ModelCache } from '../models/types.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { Scheduler } from '../generation/scheduler.js';
+import { SequenceState, type GenerationResult } from '../generation/sequence.js';
+import { PROMPT_LOOKUP, type Draft, type DraftRequest, type Drafter } from '../generation/drafter.js';
+import { DraftModel } from '../generation/draft-model.js';
+import { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
+import { GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
+import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
+import { NOISE_SENTENCES } from '../data/synthetic-needle.js';
+import { Rng, mulberry32 } from '../data/rng.js';
+import { NAMES } from '../data/synthetic-words.js';
+import { randomIds } from '../testing/random-model.js';
+import { presetConfig, writeRandomGguf, type PresetName } from '../testing/checkpoints.js';
+import { benchFile, benchDir } from './bench-files.js';
+import { parseFlags, type FlagSpecs } from '../cli/args.js';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
+
+/** Draft proposals of `inner` (run for their cost), then each token replaced by the target's own
+ *  with probability α, else by another id; always γ tokens, deterministic (greedy runs only). */
+class ImposedAcceptance implements Drafter {
+  readonly name: string;
+  readonly vocabSize?: number;
+  readonly reference = new Map<SequenceState, readonly number[]>();
+  private readonly rand: () => number;
+  constructor(private readonly inner: Drafter, private readonly alpha: number, private readonly V: number, seed = 7) {
+    this.name = `${inner.name}, imposed α=${alpha}`;
+    this.vocabSize = inner.vocabSize;
+    this.rand = mulberry32(seed);
+  }
+  propose(requests: readonly DraftRequest[]): Draft[] {
+    this.inner.propose(requests);
+    return requests.map((r) => {
+      const ref = this.reference.get(r.seq) ?? [];
+      const done = r.seq.tokens.length, tokens: number[] = [];
+      for (let j = 0; j < r.gamma; j++) {
+        const own = ref[done + j] ?? 0;
+        tokens.push(this.rand() < this.alpha ? own : (own + 1) % this.V);
+      }
+      return { tokens };
+    });
+  }
+  forget(seq: SequenceState): void { this.inner.forget(seq); this.reference.delete(seq); }
+}
+
+interface RunResult { tps: number; stats?: SpeculativeStats; tokens: number[][] }
+
+/** B sequences decoded together from forks of `prefixes`. Throughput counts the tokens emitted after
+ *  the step in which the last sequence got its second chunk (its first verification), over the time
+ *  from that step to the last. */
+async function decodeRun(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[],
+                         newTokens: number, speculate?: { draft: Drafter; gamma: number | 'auto' }, imposed?: ImposedAcceptance,
+                         reference?: readonly number[][]): Promise<RunResult> {
+  const scheduler = new Scheduler(model, { stepTokens: 4096 });
+  const events: { step: number; n: number }[] = [], stepTime = new Map<number, number>(), second: number[] = [];
+  const seqs = prompts.map((p) => new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: newTokens, ignoreEos: true, context: p.slice(0, -1) }, model.vocabSize));
+  if (imposed && reference) seqs.forEach((s, i) => imposed.reference.set(s, reference[i]!));
+  const results = await Promise.all(seqs.map(async (seq, i): Promise<GenerationResult> => {
+    const it = scheduler.submit(seq, { prefix: { cache: prefixes[i]!, length: prompts[i]!.length - 1 }, speculate });
+    let chunks = 0;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+      const step = scheduler.stats.steps;                         // chunks of one step are read before the next runs
+      if (!stepTime.has(step)) stepTime.set(step, performance.now());
+      events.push({ step, n: r.value.tokens.length });
+      if (++chunks === 2) second.push(step);
+    }
+  }));
+  const s0 = Math.max(...second), last = Math.max(...events.map((e) => e.step));
+  const counted = events.filter((e) => e.step > s0).reduce((a, e) => a + e.n, 0);
+  const seconds = (stepTime.get(last)! - stepTime.get(s0)!) / 1000;
+  const stats = speculate ? combineSpeculativeStats(results.map((r) => r.speculative!)) : undefined;
+  return { tps: counted / seconds, stats, tokens: results.map((r) => r.tokens) };
+}
+
+/** Step times of this batch on forks of the prefilled caches (the scheduler's own calibration). */
+function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter): StepTimes {
+  const tuner = new GammaTuner(model);
+  const forks = prefixes.map((c, i) => c.fork(prompts[i]!.length - 1));
+  const seqs = prompts.map((p) => {
+    const seq = new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: 8, context: p.slice(0, -1) }, model.vocabSize);
+    seq.fitContext(p.length - 1, model.contextLength);
+    return seq;
+  });
+  try {
+    const t = tuner.times(drafter, forks.map((cache, i) => ({ cache, next: prompts[i]!.at(-1)!, ask: { seq: seqs[i]!, cache, gamma: 1 } })));
+    if (t === undefined) throw new Error('bench: no KV memory left to calibrate');
+    return t;
+  } finally {
+    for (const s of seqs) drafter.forget(s);
+    for (const f of forks) f.release();
+  }
+}
+
+/** α of the i.i.d. model from a run: accepted / (accepted + drafts with a rejection). */
+const alphaOf = (s: SpeculativeStats) => (s.accepted + s.rejected > 0 ? s.accepted / (s.accepted + s.rejected) : 0);
+
+/** Prompts of `ctx` tokens: random ids (random weights); RULER's noise haystack from a different
+ *  sentence for each sequence ('haystack': a trained model continues it, copy-like text); or the
+ *  most-frequent task's list of first names, 10 distinct ones in random order ('names': the next
+ *  name is a guess for target and draft alike). */
+function makePrompts(tokenizer: Tokenizer, V: number, ctx: number, batch: number, text: string): number[][] {
+  return Array.from({ length: batch }, (_, i) => {
+    if (text === 'random') return randomIds(1000 + i, ctx, V);
+    const rng = new Rng(77 + i), parts: string[] = [];
+    const names = rng.distinct(10, NAMES.length).map((k) => NAMES[k]!);
+    for (let k = i; parts.join(' ').length < ctx * 8; k++) parts.push(text === 'names' ? names[rng.int(10)]! : NOISE_SENTENCES[k % NOISE_SENTENCES.length]!);
+    return tokenizer.encode((text === 'names' ? 'Here is a list of words:\n' : '') + parts.join(' ')).slice(0, ctx);
+  });
+}
+
+const FLAGS: FlagSpecs = {
+  shape: { type: 'string', placeholder: 'PRESET', description: 'random-weight target of this shape (smollm2-135m), acceptance imposed' },
+  model: { type: 'string', placeholder: 'PATH', description: 'a trained target model (real acceptance)' },
+  dtype: { type: 'string', default: 'q8_0', placeholder: 'TYPE', description: 'bench file type with --shape' },
+  'draft-model': { type: 'string', placeholder: 'PATH', description: 'draft model (default with --shape: a random 4-layer d=256 model of its vocabulary)' },
+  contexts: { type: 'string', default: '1024,4096', placeholder: 'LIST', description: 'context lengths' },
+  batches: { type: 'string', default: '1,4', placeholder: 'LIST', description: 'batch sizes' },
+  gammas: { type: 'string', default: '4,auto', placeholder: 'LIST', description: 'draft lengths (auto: the cost model)' },
+  drafts: { type: 'string', default: 'prompt-lookup,model', placeholder: 'LIST', description: 'draft kinds' },
+  texts: { type: 'string', default: 'haystack,names', placeholder: 'LIST', description: 'prompt texts with --model: haystack, names' },
+  alpha: { type: 'number', default: 0.8, min: 0, max: 1, placeholder: 'A', description: 'imposed acceptance with --shape' },
+  'new-tokens': { type: 'integer', default: 32, min: 4, placeholder: 'N', description: 'tokens generated per sequence' },
+  threads: { type: 'integer', default: 2, min: 1, placeholder: 'N', description: 'threads' },
+  out: { type: 'string', placeholder: 'PATH', description: 'write the table (markdown) here too' },
+};
+
+async function main(): Promise<void> {
+  const v = parseFlags(process.argv.slice(2), FLAGS, 'bench/speculative');
+  const list = (x: unknown) => String(x).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const contexts = list(v.contexts).map(Number), batches = list(v.batches).map(Number);
+  const gammas = list(v.gammas).map((g) => (g === 'auto' ? 'auto' as const : Number(g)));
+  const kinds = list(v.drafts), newTokens = v['new-tokens'] as number, threads = v.threads as number, alpha = v.alpha as number;
+  const shape = v.shape as string | undefined, random = shape !== undefined;
+  if (random === (v.model !== undefined)) throw new Error('give one of --shape PRESET (random weights) or --model PATH');
+  const targetPath = random ? benchFile(shape!, v.dtype as string, (f) => process.stderr.write(`writing ${f}…\n`)) : v.model as string;
+  let draftPath = v['draft-model'] as string | undefined;
+  if (draftPath === undefined && random) {
+    const c = presetConfig(shape as PresetName);
+    draftPath = join(benchDir(), shape!, `draft-d256-l4-${v.dtype as string}.gguf`);
+    if (!existsSync(draftPath)) {
+      writeRandomGguf(draftPath, { ...c, hidden_size: 256, intermediate_size: 640, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 64 },
+        v.dtype as 'q8_0', 2, `${shape}-draft`);
+    }
+  }
+  if (kinds.includes('model') && draftPath === undefined) throw new Error('--drafts model needs --draft-model PATH');
+  const B = Math.max(...batches), load0 = loadavg()[0]!;
+  const lines = [
+    `| target | ctx | batch | draft | γ | α | plain tok/s | speculative tok/s | speedup | predicted | acceptance rate | mean acc. length | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const started = new Date().toISOString();
+  for (const ctx of contexts) {
+    const per = ctx + newTokens + 16;
+    const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
+    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS };
+    const { model, tokenizer } = await loadModel(targetPath, opts);
+    const draft = kinds.includes('model') ? await loadModel(draftPath!, opts) : undefined;
+    try {
+      for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
+        process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
+        const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text);
+        const prefixes = prompts.map((p) => {
+          const c = model.createCache();
+          for (let i = 0; i < p.length - 1; i += 256) model.forward(p.slice(i, Math.min(i + 256, p.length - 1)), c, { phase: 'prefill' });
+          return c;
+        });
+        try {
+          const plain = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
+          process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain ${plain.tps.toFixed(2)} tok/s\n`);
+          for (const kind of kinds) {
+            const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : new DraftModel(draft!.model, { name: 'draft model' });
+            const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
+            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter);
+            const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
+            for (const gamma of gammas) {
+              const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens);
+              run.tokens.forEach((t, i) => { if (t.join() !== plain.tokens[i]!.join()) throw new Error(`bench: speculative output of sequence ${i} differs from plain greedy (${kind}, γ ${gamma})`); });
+              const s = run.stats!, a = alphaOf(s);
+              const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
+              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α)` : String(gamma);
+              lines.push(`| ${random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
+                + `${plain.tps.toFixed(2)} | ${run.tps.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${predicted.toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
+                + `${(times.draft / times.target).toFixed(2)} | ${tv} |`);
+              process.stderr.write(lines.at(-1) + '\n');
+            }
+          }
+        } finally { for (const c of prefixes) c.release(); }
+      }
+    } finally { model.dispose(); draft?.model.dispose(); }
+  }
+  const notes = [
+    `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
+    `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
+    `Greedy, ${newTokens} new tokens per sequence, eos ignored; speculative output checked token-identical to plain.`,
+    `target ${targetPath}${draftPath ? `, draft model ${draftPath}` : ''}.`,
+    'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
+  ];
+  const text = [...notes.map((n) => `- ${n}`), '', ...lines].join('\n') + '\n';
+  process.stdout.write(text);
+  if (v.out !== undefined) writeFileSync(v.out as string, text);
+}
+
+await main();
