@@ -23,6 +23,7 @@ import { Scheduler } from '../generation/scheduler.js';
 import { SequenceState, type GenerationResult } from '../generation/sequence.js';
 import { PROMPT_LOOKUP, type Draft, type DraftRequest, type Drafter } from '../generation/drafter.js';
 import { DraftModel } from '../generation/draft-model.js';
+import { selfDrafter } from '../generation/self-draft.js';
 import { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
 import { GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
@@ -139,7 +140,9 @@ const FLAGS: FlagSpecs = {
   contexts: { type: 'string', default: '1024,4096', placeholder: 'LIST', description: 'context lengths' },
   batches: { type: 'string', default: '1,4', placeholder: 'LIST', description: 'batch sizes' },
   gammas: { type: 'string', default: '4,auto', placeholder: 'LIST', description: 'draft lengths (auto: the cost model)' },
-  drafts: { type: 'string', default: 'prompt-lookup,model', placeholder: 'LIST', description: 'draft kinds' },
+  drafts: { type: 'string', default: 'prompt-lookup,model', placeholder: 'LIST', description: 'draft kinds: prompt-lookup, model, self' },
+  'draft-attention': { type: 'string', placeholder: 'SPEC', description: 'attention of the draft model (e.g. streaming:sinks=4,window=128)' },
+  'self-attention': { type: 'string', default: 'streaming:sinks=16,window=256', placeholder: 'SPEC', description: 'draft attention of the self drafts' },
   texts: { type: 'string', default: 'haystack,names', placeholder: 'LIST', description: 'prompt texts with --model: haystack, names' },
   alpha: { type: 'number', default: 0.8, min: 0, max: 1, placeholder: 'A', description: 'imposed acceptance with --shape' },
   'new-tokens': { type: 'integer', default: 32, min: 4, placeholder: 'N', description: 'tokens generated per sequence' },
@@ -167,6 +170,7 @@ async function main(): Promise<void> {
   }
   if (kinds.includes('model') && draftPath === undefined) throw new Error('--drafts model needs --draft-model PATH');
   const B = Math.max(...batches), load0 = loadavg()[0]!;
+  const draftAttention = v['draft-attention'] as string | undefined;
   const lines = [
     `| target | ctx | batch | draft | γ | α | plain tok/s | speculative tok/s | speedup | predicted | acceptance rate | mean acc. length | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) |`,
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -176,8 +180,8 @@ async function main(): Promise<void> {
     const per = ctx + newTokens + 16;
     const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
     const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS };
-    const { model, tokenizer } = await loadModel(targetPath, opts);
-    const draft = kinds.includes('model') ? await loadModel(draftPath!, opts) : undefined;
+    const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}) });
+    const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...opts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
     try {
       for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
@@ -188,10 +192,11 @@ async function main(): Promise<void> {
           return c;
         });
         try {
+          await decodeRun(model, tokenizer, prompts, prefixes, Math.min(8, newTokens));        // warm-up, untimed
           const plain = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
           process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain ${plain.tps.toFixed(2)} tok/s\n`);
           for (const kind of kinds) {
-            const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : new DraftModel(draft!.model, { name: 'draft model' });
+            const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
             const times = measureTimes(model, tokenizer, prompts, prefixes, drafter);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
@@ -215,7 +220,7 @@ async function main(): Promise<void> {
     `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     `Greedy, ${newTokens} new tokens per sequence, eos ignored; speculative output checked token-identical to plain.`,
-    `target ${targetPath}${draftPath ? `, draft model ${draftPath}` : ''}.`,
+    `target ${targetPath}${draftPath ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
   ];
   const text = [...notes.map((n) => `- ${n}`), '', ...lines].join('\n') + '\n';

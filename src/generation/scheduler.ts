@@ -19,7 +19,7 @@ import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } f
 import { SpeculativeMeter, verifyDraft } from './speculative.js';
 import { PROMPT_LOOKUP, type DraftRequest, type Drafter } from './drafter.js';
 import { selfDrafter } from './self-draft.js';
-import { AcceptanceEstimate, GammaTuner, PROBE_EVERY, bestGamma, type StepTimes } from './speculation-cost.js';
+import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, type StepTimes } from './speculation-cost.js';
 
 /** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
  *  model in the same batched step as everyone else's tokens. */
@@ -338,9 +338,12 @@ export class Scheduler {
         this.tuner ??= new GammaTuner(this.model);
         times = this.tuner.times(drafter, reqs.map((r) => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 } })));
       } catch (e) { for (const r of reqs) this.fail(r, e); continue; }
+      // probe (first at γ 'auto''s first step, then every PROBE_EVERY plain steps) with the γ that
+      // would pay if the draft fitted well; where even that would not pay, never speculate
+      const probe = times === undefined ? 0 : bestGamma(PROBE_ALPHA, times).gamma;
       for (const r of reqs) {
         let g = times === undefined ? 0 : bestGamma(r.alpha!.alpha, times).gamma;
-        if (g === 0 && ++r.plainSteps % PROBE_EVERY === 0) g = 1;       // probe: has the draft started to fit?
+        if (g === 0 && r.plainSteps++ % PROBE_EVERY === 0) g = probe;
         r.gammaNow = g;
       }
     }

@@ -69,8 +69,10 @@ export class AcceptanceEstimate {
 
 /** γ candidates calibrated (T_V measured) and chosen from. */
 export const GAMMA_CANDIDATES = [1, 2, 3, 4, 6, 8] as const;
-/** A sequence at γ = 0 tries γ = 1 once every this many steps. */
+/** A sequence at γ = 0 probes once every this many steps (and at its first): with the γ that would
+ *  be best at α = PROBE_ALPHA, or not at all where even that would not pay. */
 export const PROBE_EVERY = 32;
+export const PROBE_ALPHA = 0.9;
 
 /** One speculating row of the current step, for calibration. */
 export interface TunedRow {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AcceptanceEstimate, GammaTuner, PROBE_EVERY, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
+import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
 import { Scheduler } from '../../src/generation/scheduler.js';
 import { SequenceState, type GenerationResult } from '../../src/generation/sequence.js';
 import { generateText } from '../../src/generation/generate.js';
@@ -61,7 +61,7 @@ test('α per sequence: the prior is 1/2, accepted runs raise it, rejections lowe
 /** A tuner that reports fixed times (no timing in the test). */
 class FixedTimes extends GammaTuner {
   asked = 0;
-  constructor(private readonly t: StepTimes) { super(new FakeModel()); }
+  constructor(readonly t: StepTimes) { super(new FakeModel()); }
   override times(_drafter: Drafter, _rows: readonly TunedRow[]): StepTimes { this.asked++; return this.t; }
 }
 
@@ -69,10 +69,17 @@ const tok = new ByteTokenizer();
 const prompt = 'the cat sat on the mat. the cat sat on the mat. the cat sat on the';
 const reply = ' mat. the cat sat on the mat. the cat sat on the mat. the cat sat on the mat.';
 
-async function run(tuner: GammaTuner): Promise<GenerationResult> {
-  const model = new FakeModel({ script: [...bytesOf(reply), EOS], promptLength: tok.encode(prompt).length });
+const script = [...bytesOf(reply), EOS];
+/** Drafts the target's own next tokens (`shift` 0), or always wrong ones (`shift` 1). */
+const oracle = (shift: number): Drafter => ({
+  name: `oracle+${shift}`, forget: () => {},
+  propose: (reqs) => reqs.map((r) => ({ tokens: script.slice(r.seq.tokens.length, r.seq.tokens.length + r.gamma).map((t) => (t + shift) % 256) })),
+});
+
+async function run(tuner: GammaTuner, draft: 'prompt-lookup' | Drafter = 'prompt-lookup'): Promise<GenerationResult> {
+  const model = new FakeModel({ script, promptLength: tok.encode(prompt).length });
   const seq = new SequenceState(tok, prompt, { temperature: 0 }, model.vocabSize);
-  const it = new Scheduler(model, { tuner }).submit(seq, { speculate: { draft: 'prompt-lookup', gamma: 'auto' } });
+  const it = new Scheduler(model, { tuner }).submit(seq, { speculate: { draft, gamma: 'auto' } });
   for (;;) { const r = await it.next(); if (r.done) return r.value; }
 }
 
@@ -84,9 +91,22 @@ test('gamma auto follows the times: plain decoding with probes only where verifi
   const slow = await run(dear);
   assert.deepEqual(slow.tokens, plain.tokens);
   assert.ok(dear.asked > 0);
-  const probes = slow.speculative!.steps;
-  assert.ok(probes >= 1 && probes <= Math.ceil(plain.tokens.length / PROBE_EVERY), `only probes speculated: ${probes} verification steps for ${plain.tokens.length} tokens`);
-  assert.ok(slow.speculative!.drafted <= probes, 'a probe drafts one token');
+  assert.equal(slow.speculative!.steps, 0, 'verification at (γ + 1) steps never pays, not even a probe');
+
+  // verification cheap enough to pay at α = 0.9 but not at the prior 1/2: the first step probes, and
+  // a draft that fits raises α so speculation takes over; one that never fits gets the probes only
+  const marginal = () => new FixedTimes(times(1, 0.001, (g) => 1 + 0.6 * g));
+  assert.equal(bestGamma(0.5, marginal().t).gamma, 0);
+  assert.ok(bestGamma(PROBE_ALPHA, marginal().t).gamma > 0);
+  const found = await run(marginal(), oracle(0));
+  assert.deepEqual(found.tokens, plain.tokens);
+  assert.ok(found.speculative!.steps > Math.ceil(plain.tokens.length / PROBE_EVERY) + 1 && found.speculative!.meanAcceptedLength > 1.5,
+    `more than the probes speculated: ${JSON.stringify(found.speculative)}`);
+  const probed = await run(marginal(), oracle(1));
+  assert.deepEqual(probed.tokens, plain.tokens);
+  const steps = probed.speculative!.steps;
+  assert.ok(steps >= 1 && steps <= Math.ceil(plain.tokens.length / PROBE_EVERY) + 1 && probed.speculative!.accepted === 0,
+    `only probes speculated: ${JSON.stringify(probed.speculative)} for ${plain.tokens.length} tokens`);
 
   const cheap = new FixedTimes(times(1, 0.001, () => 1.02));
   const fast = await run(cheap);
