@@ -28,7 +28,7 @@ import { combineSpeculativeStats, type SpeculativeStats } from '../generation/sp
 import { GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { NOISE_SENTENCES } from '../data/synthetic-needle.js';
-import { Rng, mulberry32 } from '../data/rng.js';
+import { Rng, uniform01 } from '../data/rng.js';
 import { NAMES } from '../data/synthetic-words.js';
 import { randomIds } from '../testing/random-model.js';
 import { presetConfig, writeRandomGguf, type PresetName } from '../testing/checkpoints.js';
@@ -48,7 +48,7 @@ class ImposedAcceptance implements Drafter {
   constructor(private readonly inner: Drafter, private readonly alpha: number, private readonly V: number, seed = 7) {
     this.name = `${inner.name}, imposed α=${alpha}`;
     this.vocabSize = inner.vocabSize;
-    this.rand = mulberry32(seed);
+    this.rand = uniform01(seed);
   }
   propose(requests: readonly DraftRequest[]): Draft[] {
     this.inner.propose(requests);
