@@ -65,16 +65,20 @@ class ImposedAcceptance implements Drafter {
   forget(seq: SequenceState): void { this.inner.forget(seq); this.reference.delete(seq); }
 }
 
-interface RunResult { tps: number; stats?: SpeculativeStats; tokens: number[][] }
+/** This process's CPU time in ms (all threads): on a shared, oversubscribed machine, wall time
+ *  mostly measures the other jobs; CPU time measures the work (plus the pool's brief spin-waits). */
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
+interface RunResult { tps: number; cpuTps: number; stats?: SpeculativeStats; tokens: number[][] }
 
 /** B sequences decoded together from forks of `prefixes`. Throughput counts the tokens emitted after
  *  the step in which the last sequence got its second chunk (its first verification), over the time
  *  from that step to the last. */
 async function decodeRun(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[],
                          newTokens: number, speculate?: { draft: Drafter; gamma: number | 'auto' }, imposed?: ImposedAcceptance,
-                         reference?: readonly number[][]): Promise<RunResult> {
-  const scheduler = new Scheduler(model, { stepTokens: 4096 });
-  const events: { step: number; n: number }[] = [], stepTime = new Map<number, number>(), second: number[] = [];
+                         reference?: readonly number[][], tuner?: GammaTuner): Promise<RunResult> {
+  const scheduler = new Scheduler(model, { stepTokens: 4096, ...(tuner ? { tuner } : {}) });
+  const events: { step: number; n: number }[] = [], stepTime = new Map<number, [number, number]>(), second: number[] = [];
   const seqs = prompts.map((p) => new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: newTokens, ignoreEos: true, context: p.slice(0, -1) }, model.vocabSize));
   if (imposed && reference) seqs.forEach((s, i) => imposed.reference.set(s, reference[i]!));
   const results = await Promise.all(seqs.map(async (seq, i): Promise<GenerationResult> => {
@@ -84,21 +88,20 @@ async function decodeRun(model: LanguageModel, tokenizer: Tokenizer, prompts: re
       const r = await it.next();
       if (r.done) return r.value;
       const step = scheduler.stats.steps;                         // chunks of one step are read before the next runs
-      if (!stepTime.has(step)) stepTime.set(step, performance.now());
+      if (!stepTime.has(step)) stepTime.set(step, [performance.now(), cpuMs()]);
       events.push({ step, n: r.value.tokens.length });
       if (++chunks === 2) second.push(step);
     }
   }));
   const s0 = Math.max(...second), last = Math.max(...events.map((e) => e.step));
   const counted = events.filter((e) => e.step > s0).reduce((a, e) => a + e.n, 0);
-  const seconds = (stepTime.get(last)! - stepTime.get(s0)!) / 1000;
+  const [w1, c1] = stepTime.get(last)!, [w0, c0] = stepTime.get(s0)!;
   const stats = speculate ? combineSpeculativeStats(results.map((r) => r.speculative!)) : undefined;
-  return { tps: counted / seconds, stats, tokens: results.map((r) => r.tokens) };
+  return { tps: counted / ((w1 - w0) / 1000), cpuTps: counted / ((c1 - c0) / 1000), stats, tokens: results.map((r) => r.tokens) };
 }
 
 /** Step times of this batch on forks of the prefilled caches (the scheduler's own calibration). */
-function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter): StepTimes {
-  const tuner = new GammaTuner(model);
+function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter, tuner: GammaTuner): StepTimes {
   const forks = prefixes.map((c, i) => c.fork(prompts[i]!.length - 1));
   const seqs = prompts.map((p) => {
     const seq = new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: 8, context: p.slice(0, -1) }, model.vocabSize);
@@ -172,8 +175,8 @@ async function main(): Promise<void> {
   const B = Math.max(...batches), load0 = loadavg()[0]!;
   const draftAttention = v['draft-attention'] as string | undefined;
   const lines = [
-    `| target | ctx | batch | draft | γ | α | plain tok/s | speculative tok/s | speedup | predicted | acceptance rate | mean acc. length | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) | output = plain |`,
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| target | ctx | batch | draft | γ | α | plain tok/CPU-s | speculative tok/CPU-s | speedup (CPU) | predicted | speedup (wall) | acceptance rate | mean acc. length | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) | output = plain |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const started = new Date().toISOString();
   for (const ctx of contexts) {
@@ -194,20 +197,22 @@ async function main(): Promise<void> {
         try {
           await decodeRun(model, tokenizer, prompts, prefixes, Math.min(8, newTokens));        // warm-up, untimed
           const plain = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
-          process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain ${plain.tps.toFixed(2)} tok/s\n`);
+          process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain ${plain.tps.toFixed(2)} tok/s, ${plain.cpuTps.toFixed(2)} tok/CPU-s\n`);
           for (const kind of kinds) {
             const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
-            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter);
+            // one tuner for the calibration shown and the auto runs (as one scheduler keeps it), CPU clock
+            const tuner = new GammaTuner(model, 3, cpuMs);
+            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
-              const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens);
+              const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner);
               const same = run.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
               const s = run.stats!, a = alphaOf(s);
               const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
               const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α)` : String(gamma);
               lines.push(`| ${random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
-                + `${plain.tps.toFixed(2)} | ${run.tps.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${predicted.toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
+                + `${plain.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / plain.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
                 + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);
               process.stderr.write(lines.at(-1) + '\n');
             }
@@ -221,6 +226,7 @@ async function main(): Promise<void> {
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     `Greedy, ${newTokens} new tokens per sequence, eos ignored; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
     `target ${targetPath}${draftPath ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
+    'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',
     'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
   ];
   const text = [...notes.map((n) => `- ${n}`), '', ...lines].join('\n') + '\n';

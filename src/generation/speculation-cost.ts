@@ -11,7 +11,7 @@
 //
 // Calibration (`GammaTuner.calibrate`) times real steps on the running sequences' own caches: the
 // target fed γ + 1 tokens per row and rolled back, the drafter asked for one token. Results are kept
-// per batch size and context bucket (powers of two), for the model and per drafter. α is tracked
+// per batch size and context bucket (nearest power of two), for the model and per drafter. α is tracked
 // per sequence (`AcceptanceEstimate`); a sequence that chose γ = 0 probes with γ = 1 every
 // PROBE_EVERY steps, so a draft that starts to fit (copying text) is noticed, at a bounded cost.
 
@@ -88,7 +88,9 @@ export class GammaTuner {
   /** Calibrations run (for tests and the benchmark's notes). */
   calibrations = 0;
 
-  constructor(private readonly model: LanguageModel, private readonly reps = 3) {}
+  /** `clock` in milliseconds: wall time by default; a benchmark on a shared machine may pass the
+   *  process's CPU time, which other jobs disturb less. */
+  constructor(private readonly model: LanguageModel, private readonly reps = 3, private readonly clock: () => number = () => performance.now()) {}
 
   /** The measured times for this batch, calibrating first when its bucket has none. `rows`: every
    *  decoding row of the step (their caches are used and left as they were). */
@@ -118,9 +120,9 @@ export class GammaTuner {
     const time = (gamma: number): number => {
       let best = Infinity;
       for (let i = 0; i < this.reps; i++) {
-        const t0 = performance.now();
+        const t0 = this.clock();
         this.model.forwardBatch(rows.map((r) => ({ cache: r.cache, tokens: new Array<number>(gamma + 1).fill(r.next), logits: gamma > 0 ? 'all' : 'last', phase: 'decode' })));
-        best = Math.min(best, performance.now() - t0);
+        best = Math.min(best, this.clock() - t0);
         for (const r of rows) r.cache.truncate(r.cache.length - gamma - 1);
       }
       return best / 1000;
@@ -143,16 +145,17 @@ export class GammaTuner {
     drafter.propose(asks);
     let best = Infinity;
     for (let i = 0; i < this.reps; i++) {
-      const t0 = performance.now();
+      const t0 = this.clock();
       drafter.propose(asks);
-      best = Math.min(best, performance.now() - t0);
+      best = Math.min(best, this.clock() - t0);
     }
     return best / 1000;
   }
 }
 
-/** Context bucket: the power of two at or above the mean cache length. */
+/** Context bucket: the power of two nearest the mean cache length (on a log scale), so a sequence
+ *  that starts at a power of two does not recalibrate a few tokens later. */
 function contextBucket(rows: readonly TunedRow[]): number {
   const mean = rows.reduce((s, r) => s + r.cache.length, 0) / rows.length;
-  return 2 ** Math.ceil(Math.log2(Math.max(mean, 1)));
+  return 2 ** Math.round(Math.log2(Math.max(mean, 1)));
 }
