@@ -1,0 +1,151 @@
+// Acceptance of MagicDec's self-speculation drafts on the trained long-context model (PAPERS.md §2):
+// the model drafts for itself through a sparse draft attention (StreamingLLM, SnapKV, MagicPIG) over
+// its own cache and verifies with full attention. For each context length and draft, held-out task
+// prompts (needle retrieval and most-frequent-name lists, the long-context test bed's tasks, filled to
+// the context less the generated tokens) are continued for `--tokens` tokens past eos with greedy
+// decoding, or sampling at `--temperature`, and the field's metrics are reported over all of them:
+// acceptance rate (accepted / drafted), mean accepted length (tokens per verification step) and the
+// per-position acceptance. Every speculative run is checked token for token against plain decoding
+// (greedy), so the table cannot come from a broken draft.
+//
+//   node dist/src/experiments/long-context/acceptance.js [--model models/long-context] [--contexts 512,1024,2048]
+//        [--drafts "streaming:sinks=16,window=48;snapkv:budget=64"] [--n 6] [--tokens 64] [--gamma 4]
+//        [--tasks needle-single,most-frequent-name] [--temperature 0] [--json FILE]
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '../../models/load.js';
+import { generateText } from '../../generation/generate.js';
+import type { SpeculativeStats } from '../../generation/speculative.js';
+import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
+import { LongContextTasks, readTaskOptions, TASK_KINDS, type TaskKind } from './tasks.js';
+import { evalSeed } from './eval.js';
+
+export interface AcceptanceOptions {
+  model: string;
+  contexts: number[];
+  drafts: string[];
+  tasks: TaskKind[];
+  n: number;
+  tokens: number;
+  gamma: number;
+  temperature: number;
+  seed: number;
+  threads?: number;
+  onRun?: (draft: string, context: number, done: number, total: number) => void;
+}
+
+export interface AcceptanceRow {
+  draft: string;
+  context: number;
+  prompts: number;
+  steps: number;
+  drafted: number;
+  accepted: number;
+  acceptanceRate: number;
+  meanAcceptedLength: number;
+  /** Acceptance rate of the i-th draft token: the mean over prompts of each prompt's rate. */
+  perPosition: number[];
+  /** Greedy only: speculative runs whose tokens equal plain decoding's (must be all). */
+  identical?: number;
+}
+
+/** Acceptance per (draft, context), over n prompts of every task. */
+export async function measureAcceptance(o: AcceptanceOptions): Promise<AcceptanceRow[]> {
+  const tokJson = JSON.parse(readFileSync(join(o.model, 'tokenizer.json'), 'utf8')) as object;
+  const trained = readTaskOptions(o.model);
+  const tasks = new LongContextTasks(bpeFromTokenizerJson(tokJson), trained.counting, trained.needle);
+  const contextLength = Math.max(...o.contexts);
+  const rows: AcceptanceRow[] = [];
+  for (const draft of o.drafts) {
+    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: draft, parallel: 2 });
+    try {
+      for (const context of o.contexts) {
+        const runs: SpeculativeStats[] = [];
+        let identical = 0, prompts = 0;
+        const total = o.tasks.length * o.n;
+        for (const kind of o.tasks) {
+          for (let i = 0; i < o.n; i++) {
+            // the prompt fills the context less the generated tokens (and the answer's few)
+            const task = tasks.textTask(kind, context, evalSeed(o.seed, context, i), o.tokens);
+            const opts = { temperature: o.temperature, seed: evalSeed(o.seed, context, i), maxTokens: o.tokens, ignoreEos: true };
+            const spec = await generateText(model, tokenizer, task.input, { ...opts, speculate: { draft: 'self', gamma: o.gamma } });
+            runs.push(spec.speculative!);
+            if (o.temperature === 0) {
+              const plain = await generateText(model, tokenizer, task.input, opts);
+              if (plain.tokens.join() === spec.tokens.join()) identical++;
+            }
+            prompts++;
+            o.onRun?.(draft, context, prompts, total);
+          }
+        }
+        rows.push({ draft, context, prompts, ...pooled(runs), ...(o.temperature === 0 ? { identical } : {}) });
+      }
+    } finally { model.dispose(); }
+  }
+  return rows;
+}
+
+/** The metrics over several requests: rates over all their drafted tokens and steps. */
+function pooled(runs: readonly SpeculativeStats[]) {
+  const sum = (f: (s: SpeculativeStats) => number) => runs.reduce((t, s) => t + f(s), 0);
+  const steps = sum((s) => s.steps), drafted = sum((s) => s.drafted), accepted = sum((s) => s.accepted);
+  const positions = Math.max(0, ...runs.map((s) => s.perPosition.length));
+  const perPosition = Array.from({ length: positions }, (_, i) => {
+    const at = runs.filter((s) => s.perPosition.length > i);
+    return at.reduce((t, s) => t + s.perPosition[i]!, 0) / at.length;
+  });
+  return {
+    steps, drafted, accepted, acceptanceRate: drafted > 0 ? accepted / drafted : 0,
+    meanAcceptedLength: steps > 0 ? sum((s) => s.meanAcceptedLength * s.steps) / steps : 0, perPosition,
+  };
+}
+
+/** The rows as a Markdown table: one row per draft, acceptance rate / mean accepted length per context. */
+export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readonly number[]): string {
+  const drafts = [...new Set(rows.map((r) => r.draft))];
+  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
+    `|---|${contexts.map(() => '---:').join('|')}|---|`];
+  for (const d of drafts) {
+    const cells = contexts.map((c) => {
+      const r = rows.find((x) => x.draft === d && x.context === c);
+      return r ? `${r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)}` : '–';
+    });
+    const last = rows.find((x) => x.draft === d && x.context === contexts.at(-1));
+    out.push(`| \`${d}\` | ${cells.join(' | ')} | ${last ? last.perPosition.map((p) => p.toFixed(2)).join(' / ') : ''} |`);
+  }
+  return out.join('\n');
+}
+
+function arg(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const tasks = (arg(args, '--tasks') ?? 'needle-single,most-frequent-name').split(',') as TaskKind[];
+  for (const t of tasks) if (!TASK_KINDS.includes(t)) { process.stderr.write(`acceptance: unknown task ${t} (known: ${TASK_KINDS.join(', ')})\n`); process.exit(2); }
+  const o: AcceptanceOptions = {
+    model: arg(args, '--model') ?? 'models/long-context',
+    contexts: (arg(args, '--contexts') ?? '512,1024,2048').split(',').map(Number),
+    drafts: (arg(args, '--drafts') ?? 'streaming:sinks=16,window=48;streaming:sinks=16,window=112;streaming:sinks=16,window=240;' +
+      'snapkv:budget=64;snapkv:budget=128;snapkv:budget=256;magicpig:dense=none;magicpig:dense=0').split(';'),
+    tasks, n: Number(arg(args, '--n') ?? 6), tokens: Number(arg(args, '--tokens') ?? 64), gamma: Number(arg(args, '--gamma') ?? 4),
+    temperature: Number(arg(args, '--temperature') ?? 0), seed: Number(arg(args, '--seed') ?? 1),
+    onRun: (d, c, done, total) => process.stderr.write(`${d} @${c}: ${done}/${total}   \r`),
+  };
+  const t0 = performance.now();
+  measureAcceptance(o).then((rows) => {
+    process.stderr.write('\n');
+    process.stdout.write(`Self-speculation acceptance on ${o.model}: tasks ${o.tasks.join(', ')}, ${o.n} prompts each per context, ` +
+      `${o.tokens} tokens each past eos, γ = ${o.gamma}, temperature ${o.temperature}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n` +
+      `${acceptanceTable(rows, o.contexts)}\n`);
+    const bad = rows.filter((r) => r.identical !== undefined && r.identical !== r.prompts);
+    if (bad.length) process.stdout.write(`\nNOT token-identical to plain greedy: ${bad.map((r) => `${r.draft} @${r.context} (${r.identical}/${r.prompts})`).join(', ')}\n`);
+    const json = arg(args, '--json');
+    if (json) writeFileSync(json, JSON.stringify({ options: { ...o, onRun: undefined }, rows }, null, 2) + '\n');
+    if (bad.length) process.exit(1);
+  }).catch((e: Error) => { process.stderr.write(`acceptance: ${e.message}\n`); process.exit(1); });
+}
