@@ -45,6 +45,7 @@ export class KeysMeter {
       slotBytes: (d) => inner.slotBytes(d),
       create: (arena, pool, d, kv) => {
         const layer = inner.create(arena, pool, d, kv);
+        const observe = layer.observe?.bind(layer);                     // SnapKV learns from the target's prefill
         const isDense = layer instanceof DenseAttention;
         if (isDense) this.dense.add(d.layer);
         const meter = this;
@@ -52,6 +53,7 @@ export class KeysMeter {
           get bytesPerToken() { return layer.bytesPerToken; },
           store: (k, v, p0, n) => layer.store(k, v, p0, n),
           truncate: (n) => layer.truncate(n),
+          ...(observe ? { observe } : {}),
           reset: (n) => layer.reset(n),
           attend(q, qPos, out, n, length, phase) {
             layer.attend(q, qPos, out, n, length, phase);

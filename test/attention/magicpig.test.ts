@@ -121,6 +121,23 @@ describe('magicpig', () => {
     assert.equal((L.att as MagicPigAttention).tables.hashedEnd, 150 - 8);
   });
 
+  test('a speculative rollback (a cut that keeps the prompt) keeps the tables; prompt rows after decoding start over', () => {
+    const { L, query } = filled(pool, 'magicpig:K=5,L=8,window=8,threshold=64', 300, 17);
+    const t = (L.att as MagicPigAttention).tables;
+    for (let i = 0; i < 4; i++) step(L, query, i);                    // prompt 300, 4 generated: tables over [4, 292)
+    assert.equal(t.hashedEnd, 300 - 8);
+    L.att.truncate(301); L.keys.length = 301; L.values.length = 301;   // drop 3 generated tokens
+    assert.equal(t.hashedEnd, 292, 'kept across the rollback');
+    step(L, query, 9);
+    assert.equal(t.hashedEnd, 292, 'and used by the next decode step, not rebuilt over the generated tokens');
+    // prompt rows after decoding (a chat's next turn): the tables are rebuilt over the new prompt
+    L.att.observe!(L.q, L.pos, 1, L.keys.length);
+    assert.equal(t.hashedEnd, 0, 'forgotten at new prompt rows');
+    L.att.truncate(250); L.keys.length = 250; L.values.length = 250;
+    step(L, query, 10);
+    assert.equal(t.hashedEnd, 251 - 1 - 8, 'rebuilt at the next decode step over the new prompt');
+  });
+
   test('the engine retrieves each key with frequency u_i over 1600 independent hash draws (K=3, L=8)', () => {
     // 32 hashed keys whose centered versions sit at cosines from −0.7 to 0.9 to the query, each with a
     // one-hot value: output component i > 0 exactly when the engine sampled key i (the decode token,

@@ -6,7 +6,8 @@
 // decoding, or sampling at `--temperature`, and the field's metrics are reported over all of them:
 // acceptance rate (accepted / drafted), mean accepted length (tokens per verification step) and the
 // per-position acceptance. Every speculative run is checked token for token against plain decoding
-// (greedy), so the table cannot come from a broken draft.
+// (greedy), so the table cannot come from a broken draft. The draft's cost is the keys its draft
+// steps read (src/eval/keys-meter.ts), as a fraction of the context, over every layer.
 //
 //   node dist/src/experiments/long-context/acceptance.js [--model models/long-context] [--contexts 512,1024,2048]
 //        [--drafts "streaming:sinks=16,window=48;snapkv:budget=64"] [--n 6] [--tokens 64] [--gamma 4]
@@ -16,6 +17,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadModel } from '../../models/load.js';
+import { attentionBackend } from '../../attention/create.js';
+import { parseAttentionSpec } from '../../attention/spec.js';
+import { KeysMeter } from '../../eval/keys-meter.js';
 import { generateText } from '../../generation/generate.js';
 import type { SpeculativeStats } from '../../generation/speculative.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
@@ -47,6 +51,8 @@ export interface AcceptanceRow {
   meanAcceptedLength: number;
   /** Acceptance rate of the i-th draft token: the mean over prompts of each prompt's rate. */
   perPosition: number[];
+  /** Keys a draft step reads, as a fraction of the context: mean over draft steps and every layer. */
+  keysFraction: number;
   /** Greedy only: speculative runs whose tokens equal plain decoding's (must be all). */
   identical?: number;
 }
@@ -59,10 +65,12 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
   const contextLength = Math.max(...o.contexts);
   const rows: AcceptanceRow[] = [];
   for (const draft of o.drafts) {
-    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: draft, parallel: 2 });
+    const spec = parseAttentionSpec(draft), meter = new KeysMeter(spec);
+    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: meter.wrap(attentionBackend(spec)), parallel: 2 });
     try {
       for (const context of o.contexts) {
         const runs: SpeculativeStats[] = [];
+        meter.reset();
         let identical = 0, prompts = 0;
         const total = o.tasks.length * o.n;
         for (const kind of o.tasks) {
@@ -80,7 +88,7 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
             o.onRun?.(draft, context, prompts, total);
           }
         }
-        rows.push({ draft, context, prompts, ...pooled(runs), ...(o.temperature === 0 ? { identical } : {}) });
+        rows.push({ draft, context, prompts, ...pooled(runs), keysFraction: meter.stats().allLayersFraction, ...(o.temperature === 0 ? { identical } : {}) });
       }
     } finally { model.dispose(); }
   }
@@ -105,12 +113,12 @@ function pooled(runs: readonly SpeculativeStats[]) {
 /** The rows as a Markdown table: one row per draft, acceptance rate / mean accepted length per context. */
 export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readonly number[]): string {
   const drafts = [...new Set(rows.map((r) => r.draft))];
-  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
+  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length (keys read)`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
     `|---|${contexts.map(() => '---:').join('|')}|---|`];
   for (const d of drafts) {
     const cells = contexts.map((c) => {
       const r = rows.find((x) => x.draft === d && x.context === c);
-      return r ? `${r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)}` : '–';
+      return r ? `${r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)} (${(100 * r.keysFraction).toFixed(1)}%)` : '–';
     });
     const last = rows.find((x) => x.draft === d && x.context === contexts.at(-1));
     out.push(`| \`${d}\` | ${cells.join(' | ')} | ${last ? last.perPosition.map((p) => p.toFixed(2)).join(' / ') : ''} |`);
