@@ -117,7 +117,7 @@ test('greedy self-speculation == plain greedy for every draft attention, alone a
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
-test('draft rows: the StreamingLLM draft reads every key up to sinks + W positions and evicts from W + 1 on; SnapKV keeps its budget', async () => {
+test('draft rows: the StreamingLLM draft reads every key up to sinks + W positions and evicts from W + 1 on', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-selfspec-'));
   try {
     const path = writeTestCheckpoint(join(dir, 'm'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
