@@ -15,7 +15,7 @@ import { generateText } from '../../src/generation/generate.js';
 import { SequenceState } from '../../src/generation/sequence.js';
 import { draw, parseSpeculateSpec, verifyDraft } from '../../src/generation/speculative.js';
 import type { SamplingOptions } from '../../src/generation/sampler.js';
-import { loadModel } from '../../src/models/load.js';
+import { describeModel, loadModel } from '../../src/models/load.js';
 import type { LanguageModel } from '../../src/models/types.js';
 import type { Tokenizer } from '../../src/tokenizer/types.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
@@ -148,6 +148,17 @@ test('draft rows: the StreamingLLM draft reads every key up to sinks + W positio
       c.release();
       for (let v = 0; v < want.length; v++) assert.ok(Math.abs(far[v]! - want[v]!) < 1e-5, `70 positions, logit ${v}`);
     } finally { model.dispose(); ref.model.dispose(); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test("the draft attention's per-sequence state is planned into the arenas, once per sequence slot", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-selfspec-'));
+  try {
+    const path = writeTestCheckpoint(join(dir, 'm'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const plain = describeModel(path), drafted = describeModel(path, { draftAttention: 'streaming:window=16' });
+    const extra = (parallel: number) => drafted.memoryNeeded(256, 1024, parallel) - plain.memoryNeeded(256, 1024, parallel);
+    assert.ok(extra(1) > 0, `a draft attention costs arena bytes (${extra(1)})`);
+    assert.equal(extra(8), 8 * extra(1), 'per sequence slot');
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
