@@ -31,8 +31,32 @@ export interface MosaicConfig {
   key_scale_max: number;
   /** LayerNorm epsilon (LayerNorm has a weight and no bias). */
   layer_norm_eps: number;
+  /** Std of the N(0, σ²) embedding initialisation (the reference's `Library`: 1; nanoMosaics: 0.02).
+   *  Only training reads it; it is recorded so a checkpoint says how it was started. */
+  embedding_std: number;
+  /** Logits = LN_f(x)·Embᵀ/√d when true (the reference's `Library`), LN_f(x)·Embᵀ when false
+   *  (nanoMosaics). Training, the inference engine and the float64 reference all read it. */
+  logits_inv_sqrt_d: boolean;
+  /** Dropout on the attention scores (softmax weights) of both memories, training only (paper: 0.05). */
+  attn_dropout: number;
   bos_token_id?: number | null;
   eos_token_id?: number | number[] | null;
+}
+
+/** The two initialisation presets. `library`: the reference's Library code, made for its 80k-step
+ *  run (config.json files without the fields mean this). `short-budget`: the reference's nanoMosaics
+ *  convention, where a few hundred steps suffice to move the embedding (PAPERS.md §3, "Short budgets"). */
+export const MOSAIC_INIT_PRESETS = {
+  library: { embedding_std: 1, logits_inv_sqrt_d: true },
+  'short-budget': { embedding_std: 0.02, logits_inv_sqrt_d: false },
+} as const satisfies Record<string, Pick<MosaicConfig, 'embedding_std' | 'logits_inv_sqrt_d'>>;
+
+export type MosaicInitPreset = keyof typeof MOSAIC_INIT_PRESETS;
+export const MOSAIC_INIT_PRESET_NAMES = Object.keys(MOSAIC_INIT_PRESETS) as MosaicInitPreset[];
+
+/** The factor applied to LN_f(x)·Embᵀ. */
+export function mosaicLogitScale(c: MosaicConfig): number {
+  return c.logits_inv_sqrt_d ? 1 / Math.sqrt(c.n_embd) : 1;
 }
 
 export interface MosaicDims {
@@ -110,7 +134,15 @@ export function mosaicConfigFromJson(raw: unknown, source: string): MosaicConfig
     leaky_beta_max: num('leaky_beta_max', 5, (x) => x >= 0, 'a non-negative number'),
     key_scale_max: num('key_scale_max', 5, (x) => x > 0 && x <= 20, 'in (0, 20]'),
     layer_norm_eps: num('layer_norm_eps', 1e-5, (x) => x > 0 && x < 1, 'in (0, 1)'),
+    embedding_std: num('embedding_std', MOSAIC_INIT_PRESETS.library.embedding_std, (x) => x > 0 && x <= 100, 'in (0, 100]'),
+    logits_inv_sqrt_d: MOSAIC_INIT_PRESETS.library.logits_inv_sqrt_d,
+    attn_dropout: num('attn_dropout', 0, (x) => x >= 0 && x < 1, 'in [0, 1)'),
   };
+  const inv = raw.logits_inv_sqrt_d;
+  if (inv !== undefined) {
+    if (typeof inv !== 'boolean') fail(`logits_inv_sqrt_d = ${show(inv)} must be true (logits / sqrt(n_embd)) or false (no scaling)`);
+    cfg.logits_inv_sqrt_d = inv as boolean;
+  }
   for (const f of ['bos_token_id', 'eos_token_id'] as const) {
     const v = raw[f];
     if (v === undefined || v === null) continue;

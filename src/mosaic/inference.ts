@@ -9,6 +9,7 @@
 //   Lc, Lp (cap, d) the CM and PM leaky-average states k̃_s (so truncate(n) can resume from s = n−1)
 // Persistent memory needs no cache. When token t arrives: v_{t−1} = e^γ norm((1−c) W_v x_t + c W_v x_{t−1})
 // is completed, then y_t reads rows s ≤ t−1 with the attention kernel (qPos = t−1, scale 1).
+// Logits are LN_f(x)·Embᵀ, × 1/√d when config.logits_inv_sqrt_d; attn_dropout is a training setting, ignored here.
 // Shape legend: d width, H heads, hs head size, Np persistent slots, V vocab, cap cache capacity.
 
 import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
@@ -16,7 +17,7 @@ import type { Ptr } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import type { KernelKind } from '../runtime/kernel-factory.js';
 import type { MosaicConfig } from './config.js';
-import { mosaicDims } from './config.js';
+import { mosaicDims, mosaicLogitScale } from './config.js';
 import { checkMosaicParams, keyLogScale, leakRate, mosaicParamSpecs, valueLogScale } from './params.js';
 import { NORM_EPS } from './reference.js';
 
@@ -199,8 +200,8 @@ export class MosaicInference implements LanguageModel {
     K.layerNorm(s.x, this.lnf, 0, s.a, 1, d, c.layer_norm_eps);
     K.matmul('f32', this.wte, s.a, s.logits, 1, c.vocab_size, d, 0, c.vocab_size);
     const logits = f(s.logits, c.vocab_size);
-    const inv = 1 / Math.sqrt(d);
-    for (let i = 0; i < logits.length; i++) logits[i] *= inv;
+    const g = mosaicLogitScale(c);
+    if (g !== 1) for (let i = 0; i < logits.length; i++) logits[i] *= g;
     return logits;
   }
 

@@ -4,7 +4,9 @@
 //
 //   x = wte[tokens]                                         (B, T, d), no positional embedding
 //   per block:  x += dropout(CM(LN1(x)) · c_projᵀ);  x += dropout(PM(LN2(x)) · c_projᵀ)
-//   logits = LN_f(x) · wteᵀ / sqrt(d)                       (B, T, V), tied embedding
+//   logits = LN_f(x) · wteᵀ [/ sqrt(d)]                     (B, T, V), tied embedding; / sqrt(d) if logits_inv_sqrt_d
+// Training only: dropout (config.dropout) on each residual branch and (config.attn_dropout) on the
+// softmax weights of both memories, drawn from opts.rng.
 //
 // CM: k = e^b·norm(leaky_β(W_k a)); v = e^γ·norm((1−c) W_v a_{t+1} + c W_v a_t); y_t = Σ_{s<t} softmax(k_t·k_s) v_s
 // PM: k = e^{2b}·norm(leaky_β(W_k m)); y = e^γ softmax(k·P_kᵀ) P_v (per head, batched over heads)
@@ -20,13 +22,13 @@ import { linear, matmul } from '../training/autograd/ops-linear.js';
 import { crossEntropy, dropout, layerNorm, softmax } from '../training/autograd/ops-nn.js';
 import { embedding } from '../training/autograd/ops-shape.js';
 import type { MosaicConfig } from './config.js';
-import { mosaicDims } from './config.js';
+import { mosaicDims, mosaicLogitScale } from './config.js';
 import { fillMosaicInit, mosaicParamSpecs, SCALAR_REPARAM } from './params.js';
 import { headScale, leakyAverage, mergeHeads, splitHeads, unitNormScale, valueLookAhead } from './ops.js';
-import { causalReadout } from './readout.js';
+import { causalReadout, type ScoreDropout } from './readout.js';
 
 export interface MosaicForwardOptions {
-  /** Random stream for dropout masks (required when the tape is training and dropout > 0). */
+  /** Random stream for dropout masks (required when the tape is training and dropout or attn_dropout > 0). */
   rng?: Rng;
 }
 
@@ -50,6 +52,14 @@ export class MosaicTrainModel {
 
   private p(name: string): Tensor { return this.params.get(name); }
 
+  /** Attention-score dropout for this forward: none at inference (tape not training) or when 0. */
+  private scoreDropout(tape: Tape, rng: Rng | undefined): ScoreDropout | undefined {
+    const p = this.config.attn_dropout;
+    if (p === 0 || !tape.training) return undefined;
+    if (!rng) throw new Error('MosaicTrainModel: attn_dropout > 0 in training mode needs opts.rng');
+    return { p, rng };
+  }
+
   /** Keys of a CM (pow 1) or PM (pow 2) memory: e^{pow·b} · norm(leaky_β(W_k x)). */
   private keys(tape: Tape, x: Tensor, pre: string, pow: number): Tensor {
     const c = this.config;
@@ -61,21 +71,23 @@ export class MosaicTrainModel {
   }
 
   /** Contextual memory on the normalised input a (B, T, d), before c_proj. */
-  contextMemory(tape: Tape, a: Tensor, layer: number): Tensor {
+  contextMemory(tape: Tape, a: Tensor, layer: number, rng?: Rng): Tensor {
     const pre = `h.${layer}.attn`;
     const k = this.keys(tape, a, pre, 1);                                                       // (B, T, d)
     const w = linear(tape, a, this.p(`${pre}.v_proj.weight`));                                 // (B, T, d)
     const g = scale(tape, this.p(`${pre}.value_scale`), SCALAR_REPARAM);                        // (H) γ
     const v = unitNormScale(tape, valueLookAhead(tape, w, this.p(`${pre}.value_mix`)), g);       // (B, T, d)
-    return causalReadout(tape, k, v, this.config.n_head);                                       // (B, T, d)
+    return causalReadout(tape, k, v, this.config.n_head, this.scoreDropout(tape, rng));        // (B, T, d)
   }
 
   /** Persistent memory on the normalised input m (B, T, d), before c_proj. */
-  persistentMemory(tape: Tape, m: Tensor, layer: number): Tensor {
+  persistentMemory(tape: Tape, m: Tensor, layer: number, rng?: Rng): Tensor {
     const pre = `h.${layer}.pmem`;
     const { H } = mosaicDims(this.config);
     const k = splitHeads(tape, this.keys(tape, m, pre, 2), H);                                  // (H, N, hs)
-    const att = softmax(tape, matmul(tape, k, this.p(`${pre}.P_k`), { transB: true }));         // (H, N, Np)
+    let att = softmax(tape, matmul(tape, k, this.p(`${pre}.P_k`), { transB: true }));           // (H, N, Np)
+    const drop = this.scoreDropout(tape, rng);
+    if (drop) att = dropout(tape, att, drop.p, drop.rng);
     const y = mergeHeads(tape, matmul(tape, att, this.p(`${pre}.P_v`)), m.shape);               // (B, T, d)
     return headScale(tape, y, scale(tape, this.p(`${pre}.out_scale`), SCALAR_REPARAM));         // (B, T, d)
   }
@@ -91,17 +103,18 @@ export class MosaicTrainModel {
     let x = embedding(tape, this.p('wte.weight'), tokens, [B, T]);                               // (B, T, d)
     for (let i = 0; i < c.n_layer; i++) {
       const a = layerNorm(tape, x, this.p(`h.${i}.ln_1.weight`), null, c.layer_norm_eps);
-      x = add(tape, x, drop(linear(tape, this.contextMemory(tape, a, i), this.p(`h.${i}.attn.c_proj.weight`))));
+      x = add(tape, x, drop(linear(tape, this.contextMemory(tape, a, i, opts.rng), this.p(`h.${i}.attn.c_proj.weight`))));
       const m = layerNorm(tape, x, this.p(`h.${i}.ln_2.weight`), null, c.layer_norm_eps);
-      x = add(tape, x, drop(linear(tape, this.persistentMemory(tape, m, i), this.p(`h.${i}.pmem.c_proj.weight`))));
+      x = add(tape, x, drop(linear(tape, this.persistentMemory(tape, m, i, opts.rng), this.p(`h.${i}.pmem.c_proj.weight`))));
     }
     return layerNorm(tape, x, this.p('ln_f.weight'), null, c.layer_norm_eps);                  // (B, T, d)
   }
 
-  /** Logits (B, T, V) = LN_f(x) · wteᵀ / sqrt(d). */
+  /** Logits (B, T, V) = LN_f(x) · wteᵀ, / sqrt(d) when config.logits_inv_sqrt_d. */
   forward(tape: Tape, tokens: ArrayLike<number>, B: number, T: number, opts: MosaicForwardOptions = {}): Tensor {
-    const h = this.hidden(tape, tokens, B, T, opts);
-    return scale(tape, linear(tape, h, this.p('wte.weight')), 1 / Math.sqrt(this.config.n_embd));
+    const logits = linear(tape, this.hidden(tape, tokens, B, T, opts), this.p('wte.weight'));
+    const g = mosaicLogitScale(this.config);
+    return g === 1 ? logits : scale(tape, logits, g);
   }
 
   /** Mean next-token cross-entropy; targets (B·T), −100 = ignored. perRow receives per-position losses. */

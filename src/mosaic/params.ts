@@ -28,11 +28,12 @@ export interface ParamSpec {
 }
 
 /** Every parameter of the model in a stable order, with the paper's initialisation: Linear
- *  N(0, 1/fan_in), c_proj additionally / sqrt(n_layer), embedding N(0, 1), P_k and P_v N(0, 1/hs),
+ *  N(0, 1/fan_in), c_proj additionally / sqrt(n_layer), embedding N(0, embedding_std²) (Library: 1),
+ *  P_k and P_v N(0, 1/hs),
  *  LayerNorm weights 1, the ×10 scalars as in the header. */
 export function mosaicParamSpecs(c: MosaicConfig): ParamSpec[] {
   const { d, H, hs, Np } = mosaicDims(c);
-  const specs: ParamSpec[] = [{ name: 'wte.weight', shape: [c.vocab_size, d], decay: true, init: { kind: 'normal', std: 1 } }];
+  const specs: ParamSpec[] = [{ name: 'wte.weight', shape: [c.vocab_size, d], decay: true, init: { kind: 'normal', std: c.embedding_std } }];
   const add = (name: string, shape: number[], init: MosaicInit) => specs.push({ name, shape, decay: shape.length >= 2, init });
   const proj = { kind: 'normal', std: 1 / Math.sqrt(d) } as const;
   const cproj = { kind: 'normal', std: 1 / Math.sqrt(d) / Math.sqrt(c.n_layer) } as const;

@@ -5,7 +5,7 @@
 //
 //   x = Emb(idx)                                   (no positional embedding)
 //   per block: x += CM(LN1(x)); x += PM(LN2(x))     (LayerNorm without bias)
-//   logits = LN_f(x) · Embᵀ / sqrt(d)               (tied embedding)
+//   logits = LN_f(x) · Embᵀ / sqrt(d)               (tied embedding; the / sqrt(d) as logits_inv_sqrt_d says)
 // CM head h: k̃_t = Σ_{s<=t} e^{−β(t−s)} W_k x_s;  k_t = e^b k̃_t/|k̃_t|
 //            ṽ_t = (1−c) W_v x_{t+1} + c W_v x_t (x_T = 0);  v_t = e^γ ṽ_t/|ṽ_t|
 //            y_t = Σ_{s<t} softmax_s(k_t·k_s) v_s,  y_0 = 0
@@ -13,7 +13,7 @@
 // Shape legend: T tokens, d width, H heads, hs head size, Np persistent slots, V vocab.
 
 import type { MosaicConfig } from './config.js';
-import { mosaicDims } from './config.js';
+import { mosaicDims, mosaicLogitScale } from './config.js';
 import { keyLogScale, leakRate, valueLogScale } from './params.js';
 
 type P = ReadonlyMap<string, ArrayLike<number>>;
@@ -181,12 +181,12 @@ export function referenceHidden(c: MosaicConfig, p: P, tokens: ArrayLike<number>
   return referenceLayerNorm(x, get(p, 'ln_f.weight'), T, d, c.layer_norm_eps);
 }
 
-/** Logits (T, V) of every position: LN_f(x) · Embᵀ / sqrt(d). */
+/** Logits (T, V) of every position: LN_f(x) · Embᵀ, / sqrt(d) when config.logits_inv_sqrt_d. */
 export function referenceLogits(c: MosaicConfig, p: P, tokens: ArrayLike<number>): Float64Array {
   const { d } = mosaicDims(c);
   const hdn = referenceHidden(c, p, tokens);
   const logits = linear(hdn, get(p, 'wte.weight'), tokens.length, c.vocab_size, d);
-  const s = 1 / Math.sqrt(d);
+  const s = mosaicLogitScale(c);
   for (let i = 0; i < logits.length; i++) logits[i] *= s;
   return logits;
 }

@@ -11,6 +11,7 @@
 import { totalmem } from 'node:os';
 import { CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
 import { MAX_TRAIN_MEMORY_BYTES } from '../training/memory.js';
+import { MOSAIC_INIT_PRESET_NAMES, type MosaicInitPreset } from '../mosaic/config.js';
 
 export type Family = 'llama' | 'mosaic';
 export type TaskName = 'recall' | 'induction';
@@ -28,6 +29,10 @@ export interface ModelSpec {
   pmem?: number;
   /** Residual dropout (default 0). */
   dropout?: number;
+  /** Mosaic: initialisation and logit-scale preset (default "library", the reference's; see src/mosaic/config.ts). */
+  init?: MosaicInitPreset;
+  /** Mosaic: dropout on the attention scores of both memories (default 0). */
+  attnDropout?: number;
 }
 
 export interface CorpusData {
@@ -129,7 +134,7 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
 
   const m = raw.model;
   if (!isObj(m)) return fail('model must be an object {d, layers, heads, …}');
-  known(m, ['d', 'layers', 'heads', 'kvHeads', 'ffn', 'pmem', 'dropout'], 'model.');
+  known(m, ['d', 'layers', 'heads', 'kvHeads', 'ffn', 'pmem', 'dropout', 'init', 'attnDropout'], 'model.');
   const model: ModelSpec = { d: int(m, 'd', 'model.'), layers: int(m, 'layers', 'model.'), heads: int(m, 'heads', 'model.') };
   if (model.d % model.heads !== 0) fail(`model.d = ${model.d} is not divisible by model.heads = ${model.heads}`);
   if (m.kvHeads !== undefined) {
@@ -139,6 +144,14 @@ export function parseTrainConfig(raw: unknown, source: string): TrainConfig {
   if (m.ffn !== undefined) model.ffn = int(m, 'ffn', 'model.');
   if (m.pmem !== undefined) model.pmem = int(m, 'pmem', 'model.');
   if (m.dropout !== undefined) model.dropout = num(m, 'dropout', 0, (x) => x >= 0 && x < 1, 'in [0, 1)');
+  for (const k of ['init', 'attnDropout', 'pmem'] as const) {
+    if (m[k] !== undefined && family !== 'mosaic') fail(`model.${k} is a Memory Mosaic setting; remove it or set family to "mosaic"`);
+  }
+  if (m.init !== undefined) {
+    if (!MOSAIC_INIT_PRESET_NAMES.includes(m.init as MosaicInitPreset)) fail(`model.init = ${JSON.stringify(m.init)} must be one of ${MOSAIC_INIT_PRESET_NAMES.map((n) => `"${n}"`).join(', ')}`);
+    model.init = m.init as MosaicInitPreset;
+  }
+  if (m.attnDropout !== undefined) model.attnDropout = num(m, 'attnDropout', 0, (x) => x >= 0 && x < 1, 'in [0, 1)');
 
   const d = raw.data;
   if (!isObj(d)) return fail('data must be an object: {corpus, vocabSize | tokenizer} or {task, vocabSize}');

@@ -14,7 +14,7 @@ import { reshape } from './autograd/ops-basic.js';
 import { LlamaTrain, hfConfigJson, llamaTrainConfig } from './models/llama-train.js';
 import { writeSafetensors } from '../formats/safetensors-writer.js';
 import { MosaicTrainModel } from '../mosaic/model-train.js';
-import { mosaicConfig, mosaicConfigToJson } from '../mosaic/config.js';
+import { MOSAIC_INIT_PRESETS, mosaicConfig, mosaicConfigToJson } from '../mosaic/config.js';
 import { saveMosaicCheckpoint } from '../mosaic/checkpoint.js';
 import { parityFfn, type Family, type ModelSpec } from './train-config.js';
 
@@ -67,6 +67,7 @@ export function buildModel(family: Family, spec: ModelSpec, mem: TrainMemory, o:
   const config = mosaicConfig({
     vocab_size: o.vocabSize, n_embd: spec.d, n_layer: spec.layers, n_head: spec.heads, block_size: o.context,
     dropout: spec.dropout ?? 0, ...(spec.pmem !== undefined ? { pmem_size: spec.pmem } : {}),
+    ...MOSAIC_INIT_PRESETS[spec.init ?? 'library'], attn_dropout: spec.attnDropout ?? 0,
     bos_token_id: o.bosTokenId ?? null, eos_token_id: o.eosTokenId ?? null,
   });
   const model = new MosaicTrainModel(mem, config, o.seed);
