@@ -1,0 +1,247 @@
+// Experiment c: a fair language-modelling comparison of the Memory Mosaic and the Llama-architecture
+// transformer (PAPERS.md §3). Fair means: each family at its own best peak learning rate (a sweep per
+// family and depth on State of the Union, seed 1), then further seeds at that rate, matched
+// parameter counts (configs/sotu-{llama,mosaic}-d128-l{1,4}.json, 0.2% apart), equal tokens, and the
+// mosaic with the short-budget initialisation (model.init "short-budget") next to the reference's
+// Library one. Moby Dick repeats the comparison at the rates chosen on SOTU (no second sweep: CPU).
+//
+// A finished run folder (result.json with the same config) is reused, so an interrupted reproduction
+// continues where it stopped; --fresh retrains everything.
+//
+// Run:  node dist/src/experiments/lm-fair.js [--steps N] [--quick] [--fresh]
+//       writes docs/results/lm-fair.{md,json} and docs/results/lm-fair-*.svg; run folders in results/lm-fair/
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
+import { runTraining, type RunResult } from '../training/train-run.js';
+import { bucketed } from '../training/evaluate.js';
+import { linePlotSvg } from '../training/plot-svg.js';
+import type { CorpusName } from '../data/corpora.js';
+import type { MosaicInitPreset } from '../mosaic/config.js';
+import { fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT } from './report.js';
+
+/** A model family as compared here: the transformer, or the mosaic with one initialisation preset. */
+export type Arm = 'transformer' | 'mosaic-short' | 'mosaic-library';
+
+export interface FairPlan {
+  steps: number;
+  batch: number;
+  context: number;
+  depths: number[];
+  /** Peak learning rates of the sweep (cosine to lr/10, warm-up 10% of the steps). */
+  lrs: number[];
+  /** Seeds at the best rate (the sweep's seed 1 is the first). */
+  seeds: number[];
+  /** Arms swept at each depth; mosaic-library (the preset comparison) runs at the first depth on the
+   *  first corpus only. */
+  arms: Arm[];
+  corpora: CorpusName[];
+  finalEvalWindows: number;
+}
+
+/** Sized to a 2-core machine shared with other jobs: 28 runs of 122,880 tokens each. */
+export const FULL_PLAN: FairPlan = {
+  steps: 120, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2, 2e-2], seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], finalEvalWindows: 128,
+};
+
+export const QUICK_PLAN: FairPlan = {
+  steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu'], finalEvalWindows: 4,
+};
+
+export interface FairRun { arm: Arm; corpus: CorpusName; depth: number; lr: number; seed: number; name: string; config: TrainConfig; result: RunResult }
+
+/** The config of one run, from the experiment-b config of that family and depth. */
+export function fairConfig(arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number, plan: FairPlan, runsDir: string, quick: boolean): TrainConfig {
+  const family = arm === 'transformer' ? 'llama' : 'mosaic';
+  const file = `configs/sotu-${family}-d128-l${depth === 1 ? 1 : 4}.json`;
+  const raw = JSON.parse(readFileSync(join(REPO_ROOT, file), 'utf8')) as Record<string, unknown>;
+  const model = { ...(raw.model as Record<string, unknown>), layers: depth } as Record<string, unknown>;
+  if (arm !== 'transformer') model.init = arm === 'mosaic-short' ? 'short-budget' : 'library';
+  if (quick) model.d = 16;
+  const name = `${corpus}-${arm}-l${depth}-lr${lr}-s${seed}`;
+  return parseTrainConfig({
+    ...raw, comment: undefined, model, data: { corpus, vocabSize: quick ? 300 : 2048 },
+    steps: plan.steps, batch: plan.batch, context: plan.context, lr, minLr: lr / 10, warmup: Math.max(1, Math.round(plan.steps / 10)),
+    seed, evalEvery: Math.max(1, Math.round(plan.steps / 6)), evalBatches: quick ? 1 : 2, checkpointEvery: 0, out: join(runsDir, name),
+  }, `${file} (${name})`);
+}
+
+/** Trains one run, or reads it back when its folder already holds the result of the same config. */
+async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, log: (s: string) => void): Promise<RunResult> {
+  const resultPath = join(cfg.out, 'result.json');
+  if (!fresh && existsSync(resultPath) && existsSync(join(cfg.out, 'loss.json'))) {
+    const saved = JSON.parse(readFileSync(resultPath, 'utf8')) as { config: TrainConfig } & RunResult;
+    if (JSON.stringify({ ...saved.config, threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 }) && saved.final.windows > 0) {
+      log(`== ${cfg.out}: reusing its result.json`);
+      return { ...saved, history: JSON.parse(readFileSync(join(cfg.out, 'loss.json'), 'utf8')) };
+    }
+  }
+  log(`== ${cfg.out}`);
+  const t0 = performance.now();
+  try {
+    return await runTraining(cfg, { progress: false, log, overwrite: true, finalEvalWindows: plan.finalEvalWindows });
+  } catch (e) {
+    // A rate too high for a family diverges: that is a sweep result (loss ∞), not a failed experiment.
+    if (!/training diverged|not finite/.test((e as Error).message)) throw e;
+    log(`   diverged: ${(e as Error).message}`);
+    return {
+      family: cfg.family, parameters: NaN, steps: 0, tokens: 0, tokensPerSec: 0, seconds: (performance.now() - t0) / 1000,
+      final: { loss: Infinity, perPosition: [], accuracy: NaN, count: 0, perplexity: Infinity, windows: 0 }, history: [], modelDir: '', vocabSize: 0,
+    };
+  }
+}
+
+export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: boolean, quick: boolean,
+                                        log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<FairRun[]> {
+  const runs: FairRun[] = [];
+  const run = async (arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number) => {
+    const config = fairConfig(arm, corpus, depth, lr, seed, plan, runsDir, quick);
+    const result = await trainOrReuse(config, plan, fresh, log);
+    const r: FairRun = { arm, corpus, depth, lr, seed, name: config.out.split('/').pop()!, config, result };
+    runs.push(r);
+    return r;
+  };
+  const sweepCorpus = plan.corpora[0];
+  const best = new Map<string, number>();                     // `${arm} ${depth}` → best lr on the sweep corpus
+  for (const depth of plan.depths) {
+    for (const arm of plan.arms) {
+      if (arm === 'mosaic-library' && depth !== plan.depths[0]) continue;
+      const swept: FairRun[] = [];
+      for (const lr of plan.lrs) swept.push(await run(arm, sweepCorpus, depth, lr, plan.seeds[0]));
+      const top = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
+      best.set(`${arm} ${depth}`, top.lr);
+      for (const seed of plan.seeds.slice(1)) await run(arm, sweepCorpus, depth, top.lr, seed);
+    }
+  }
+  for (const corpus of plan.corpora.slice(1)) {
+    for (const depth of plan.depths) {
+      for (const arm of plan.arms) {
+        const lr = best.get(`${arm} ${depth}`);
+        if (lr === undefined || arm === 'mosaic-library') continue;
+        for (const seed of plan.seeds) await run(arm, corpus, depth, lr, seed);
+      }
+    }
+  }
+  return runs;
+}
+
+const ARM_LABEL: Record<Arm, string> = { transformer: 'transformer', 'mosaic-short': 'mosaic (short-budget init)', 'mosaic-library': 'mosaic (Library init)' };
+
+/** Mean and half-range of a list (the spread over seeds). */
+function meanSpread(xs: number[]): { mean: number; spread: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, spread: (Math.max(...xs) - Math.min(...xs)) / 2 };
+}
+
+/** Runs at each arm/depth/corpus's best rate (every seed). */
+function atBest(runs: FairRun[], plan: FairPlan): Map<string, FairRun[]> {
+  const out = new Map<string, FairRun[]>();
+  const sweepCorpus = plan.corpora[0];
+  for (const r of runs) {
+    const key = `${r.corpus} ${r.arm} ${r.depth}`;
+    if (r.corpus === sweepCorpus) {
+      const swept = runs.filter((x) => x.corpus === r.corpus && x.arm === r.arm && x.depth === r.depth && x.seed === plan.seeds[0]);
+      const bestLr = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a)).lr;
+      if (r.lr !== bestLr) continue;
+    }
+    out.set(key, [...(out.get(key) ?? []), r]);
+  }
+  return out;
+}
+
+export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string): { files: string[]; md: string } {
+  const sweep = runs.filter((r) => r.corpus === plan.corpora[0] && r.seed === plan.seeds[0]);
+  const sweepRows: (string | number)[][] = [];
+  for (const depth of plan.depths) {
+    for (const arm of plan.arms) {
+      const sel = sweep.filter((r) => r.arm === arm && r.depth === depth);
+      if (sel.length === 0) continue;
+      const byLr = new Map(sel.map((r) => [r.lr, r.result.final.loss]));
+      const bestLoss = Math.min(...byLr.values());
+      sweepRows.push([ARM_LABEL[arm], depth, ...plan.lrs.map((lr) => {
+        const l = byLr.get(lr);
+        return l === undefined ? '–' : !Number.isFinite(l) ? 'diverged' : l === bestLoss ? `**${fmt(l)}**` : fmt(l);
+      })]);
+    }
+  }
+  const sweepTable = markdownTable(['model', 'layers', ...plan.lrs.map((lr) => `lr ${lr}`)], sweepRows);
+
+  const groups = atBest(runs, plan);
+  const mainRows: (string | number)[][] = [];
+  const perPos: Record<string, { name: string; points: [number, number][]; dashed: boolean }[]> = {};
+  const T = plan.context;
+  const q = (pos: number[], lo: number, hi: number) => { const s = pos.slice(lo, hi).filter((x) => !Number.isNaN(x)); return s.reduce((a, b) => a + b, 0) / s.length; };
+  const posRows: (string | number)[][] = [];
+  for (const corpus of plan.corpora) {
+    for (const depth of plan.depths) {
+      for (const arm of plan.arms) {
+        const sel = groups.get(`${corpus} ${arm} ${depth}`);
+        if (!sel) continue;
+        const loss = meanSpread(sel.map((r) => r.result.final.loss));
+        const r0 = sel[0].result;
+        mainRows.push([corpus, ARM_LABEL[arm], depth, r0.parameters.toLocaleString('en-US'), sel[0].lr, sel.map((r) => r.seed).join(', '),
+          r0.tokens.toLocaleString('en-US'), `${fmt(loss.mean)} ± ${fmt(loss.spread)}`, fmt(Math.exp(loss.mean), 1),
+          `${(100 * meanSpread(sel.map((r) => r.result.final.accuracy)).mean).toFixed(1)}%`]);
+        const n = sel[0].result.final.perPosition.length;
+        const mean = Array.from({ length: n }, (_, t) => sel.reduce((s, r) => s + r.result.final.perPosition[t], 0) / sel.length);
+        (perPos[corpus] ??= []).push({ name: `${ARM_LABEL[arm]} L${depth}`, points: bucketed(mean, 32), dashed: arm === 'transformer' });
+        posRows.push([corpus, ARM_LABEL[arm], depth, fmt(q(mean, 0, 8)), fmt(q(mean, 8, 32)), fmt(q(mean, 32, 64)), fmt(q(mean, 64, 96)), fmt(q(mean, Math.max(0, T - 32), T))]);
+      }
+    }
+  }
+  const mainTable = markdownTable(['corpus', 'model', 'layers', 'parameters', 'peak lr', 'seeds', 'tokens seen', 'val loss (mean ± half-range)', 'val ppl', 'next-token accuracy'], mainRows);
+  const posTable = markdownTable(['corpus', 'model', 'layers', 'pos 0–7', '8–31', '32–63', '64–95', `${Math.max(0, T - 32)}–${T - 1}`], posRows);
+  const wall = runs.reduce((s, r) => s + r.result.seconds, 0);
+  const plots: Record<string, string> = {};
+  for (const [corpus, series] of Object.entries(perPos)) {
+    plots[`results/lm-fair-per-position-${corpus}.svg`] = linePlotSvg({
+      title: `${corpus}: held-out loss by position (mean over seeds, each model at its best lr)`, xLabel: 'position in the window', yLabel: 'loss (nats)', series,
+    });
+  }
+  const curves = runs.filter((r) => r.corpus === plan.corpora[0] && r.seed === plan.seeds[0] && groups.get(`${r.corpus} ${r.arm} ${r.depth}`)?.includes(r));
+  plots['results/lm-fair-eval-loss.svg'] = linePlotSvg({
+    title: `${plan.corpora[0]}: held-out loss during training (best lr, seed ${plan.seeds[0]})`, xLabel: 'training tokens', yLabel: 'held-out loss (nats)',
+    series: curves.map((r) => ({ name: `${ARM_LABEL[r.arm]} L${r.depth}`, dashed: r.arm === 'transformer',
+      points: r.result.history.filter((h) => h.evalLoss !== undefined).map((h) => [h.tokens, h.evalLoss!] as [number, number]) })),
+  });
+  const md = `# Experiment c: language modelling, each family at its own best learning rate
+
+Budget per run: ${plan.steps} steps × ${plan.batch} × ${plan.context} = ${(plan.steps * plan.batch * plan.context).toLocaleString('en-US')} training tokens; ${runs.length} runs, ${(wall / 60).toFixed(0)} min of training and evaluation in all.
+Validation loss: ${plan.finalEvalWindows} windows × ${plan.context} tokens of the validation split.
+
+## Learning-rate sweep (${plan.corpora[0]}, seed ${plan.seeds[0]}; bold = best)
+
+${sweepTable}
+## At the best learning rate (${plan.corpora.slice(1).join(', ') || 'no other corpus'}: the rate chosen on ${plan.corpora[0]})
+
+${mainTable}
+## Held-out loss by position (mean over seeds)
+
+${posTable}`;
+  const json = runs.map((r) => ({ arm: r.arm, corpus: r.corpus, depth: r.depth, lr: r.lr, seed: r.seed, name: r.name, config: r.config,
+    ...r.result, history: thinHistory(r.result.history) }));
+  const files = writeFiles(docsDir, { 'results/lm-fair.md': md, 'results/lm-fair.json': JSON.stringify(json) + '\n', ...plots });
+  return { files, md };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const quick = argv.includes('--quick'), fresh = argv.includes('--fresh');
+  const i = argv.indexOf('--steps');
+  for (let j = 0; j < argv.length; j++) {
+    if (argv[j] === '--steps') { j++; continue; }
+    if (argv[j] !== '--quick' && argv[j] !== '--fresh') throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--steps N] [--quick] [--fresh])`);
+  }
+  const plan = { ...(quick ? QUICK_PLAN : FULL_PLAN) };
+  if (i >= 0) {
+    plan.steps = Number(argv[i + 1]);
+    if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${argv[i + 1]} must be a positive integer`);
+  }
+  const root = quick ? join((await import('node:os')).tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
+  const runs = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, quick);
+  const { md } = writeFairReport(runs, plan, join(root, 'docs'));
+  process.stdout.write(md);
+}

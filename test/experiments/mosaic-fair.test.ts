@@ -1,0 +1,51 @@
+// The fair LM comparison (lm-fair) and the RegBench-style experiment at toy sizes: the sweep picks
+// each arm's best rate from its own runs, the extra seeds run at that rate, finished runs are reused,
+// the reports are written; RegBench runs both families on nested pools and scores held-out DFAs.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QUICK_PLAN, runFairComparison, writeFairReport } from '../../src/experiments/lm-fair.js';
+import { REGBENCH_QUICK, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tessera-fair-test-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished runs, report files', async () => {
+  const runsDir = join(tmp, 'runs'), lines: string[] = [];
+  const runs = await runFairComparison(QUICK_PLAN, runsDir, false, true, (s) => lines.push(s));
+  // depth 1: 3 arms × (2 rates + 1 extra seed); depth 2: 2 arms (Library only at depth 1) × 3.
+  assert.equal(runs.length, 15);
+  for (const arm of ['transformer', 'mosaic-short', 'mosaic-library'] as const) {
+    const swept = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 1);
+    const best = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
+    const seed2 = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 2);
+    assert.deepEqual(seed2.map((r) => r.lr), [best.lr], `${arm}: the second seed runs at the arm's own best rate`);
+  }
+  const short = runs.find((r) => r.arm === 'mosaic-short')!;
+  assert.equal(short.config.model.init, 'short-budget');
+  const modelCfg = JSON.parse(readFileSync(join(short.config.out, 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(modelCfg.embedding_std, 0.02);
+  assert.equal(modelCfg.logits_inv_sqrt_d, false);
+  const again = await runFairComparison(QUICK_PLAN, runsDir, false, true, (s) => lines.push(s));
+  assert.equal(lines.filter((l) => l.includes('reusing')).length, 15);
+  assert.deepEqual(again.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
+  const docs = join(tmp, 'docs');
+  const { md } = writeFairReport(runs, QUICK_PLAN, docs);
+  for (const f of ['results/lm-fair.md', 'results/lm-fair.json', 'results/lm-fair-per-position-sotu.svg', 'results/lm-fair-eval-loss.svg']) assert.ok(existsSync(join(docs, f)), f);
+  assert.match(md, /± /);
+});
+
+test('regbench --quick: both families per pool size, accuracy on held-out DFAs in [0, 1], report files', () => {
+  const runs = runRegbench(REGBENCH_QUICK, () => {});
+  assert.deepEqual(runs.map((r) => `${r.family}-${r.trainDfas}`), ['llama-4', 'mosaic-4', 'llama-8', 'mosaic-8']);
+  for (const r of runs) {
+    assert.ok(r.scored > 0 && r.accuracy >= 0 && r.accuracy <= 1 && Number.isFinite(r.heldOutLoss));
+    assert.equal(r.tokens, REGBENCH_QUICK.steps * REGBENCH_QUICK.batch * REGBENCH_QUICK.context);
+  }
+  const docs = join(tmp, 'regbench-docs');
+  writeRegbenchReport(runs, REGBENCH_QUICK, docs);
+  for (const f of ['results/regbench.md', 'results/regbench.json', 'results/regbench-accuracy.svg']) assert.ok(existsSync(join(docs, f)), f);
+});
