@@ -1,14 +1,16 @@
 // Experiment c: a fair language-modelling comparison of the Memory Mosaic and the Llama-architecture
 // transformer (PAPERS.md §3). Fair means: each family at its own best peak learning rate (a sweep per
 // family and depth on State of the Union, seed 1), then further seeds at that rate, matched
-// parameter counts (configs/sotu-{llama,mosaic}-d128-l{1,4}.json, 0.2% apart), equal tokens, and the
+// parameter counts (the experiment-b configs configs/sotu-{llama,mosaic}-d128-l{1,4}.json at the plan's
+// width: SwiGLU width round(8d/3) against the mosaic's 12d² block), equal tokens, and the
 // mosaic with the short-budget initialisation (model.init "short-budget") next to the reference's
 // Library one. Moby Dick repeats the comparison at the rates chosen on SOTU (no second sweep: CPU).
 //
 // A finished run folder (result.json with the same config) is reused, so an interrupted reproduction
 // continues where it stopped; --fresh retrains everything.
 //
-// Run:  node dist/src/experiments/lm-fair.js [--steps N] [--quick] [--fresh]
+// Run:  node dist/src/experiments/lm-fair.js [--steps N] [--quick] [--fresh] [--report-only]
+//       (--report-only: train nothing; tables from the finished runs, the others listed as not run)
 //       writes docs/results/lm-fair.{md,json} and docs/results/lm-fair-*.svg; run folders in results/lm-fair/
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -25,6 +27,9 @@ import { fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT } from './report
 export type Arm = 'transformer' | 'mosaic-short' | 'mosaic-library';
 
 export interface FairPlan {
+  /** Width (4 heads) and BPE vocabulary of every model. */
+  d: number;
+  vocabSize: number;
   steps: number;
   batch: number;
   context: number;
@@ -37,40 +42,44 @@ export interface FairPlan {
    *  first corpus only. */
   arms: Arm[];
   corpora: CorpusName[];
+  /** Depths repeated on the corpora after the first (at the rates chosen on the first). */
+  otherCorpusDepths: number[];
   finalEvalWindows: number;
 }
 
-/** Sized to a 2-core machine shared with other jobs: 28 runs of 122,880 tokens each. */
+/** Sized to a 2-core machine shared with ~6 other jobs (a run got about 10% of a core while this
+ *  was made): width 64 and a 512-token BPE (5× cheaper per token than the d 128 / 2,048 of
+ *  experiment b), 18 runs of 102,400 tokens each. */
 export const FULL_PLAN: FairPlan = {
-  steps: 120, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2, 2e-2], seeds: [1, 2],
-  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], finalEvalWindows: 128,
+  d: 64, vocabSize: 512, steps: 100, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2], seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 128,
 };
 
 export const QUICK_PLAN: FairPlan = {
-  steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], seeds: [1, 2],
-  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu'], finalEvalWindows: 4,
+  d: 16, vocabSize: 300, steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 4,
 };
 
 export interface FairRun { arm: Arm; corpus: CorpusName; depth: number; lr: number; seed: number; name: string; config: TrainConfig; result: RunResult }
 
 /** The config of one run, from the experiment-b config of that family and depth. */
-export function fairConfig(arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number, plan: FairPlan, runsDir: string, quick: boolean): TrainConfig {
+export function fairConfig(arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number, plan: FairPlan, runsDir: string): TrainConfig {
   const family = arm === 'transformer' ? 'llama' : 'mosaic';
   const file = `configs/sotu-${family}-d128-l${depth === 1 ? 1 : 4}.json`;
   const raw = JSON.parse(readFileSync(join(REPO_ROOT, file), 'utf8')) as Record<string, unknown>;
   const model = { ...(raw.model as Record<string, unknown>), layers: depth } as Record<string, unknown>;
   if (arm !== 'transformer') model.init = arm === 'mosaic-short' ? 'short-budget' : 'library';
-  if (quick) model.d = 16;
-  const name = `${corpus}-${arm}-l${depth}-lr${lr}-s${seed}`;
+  model.d = plan.d;
+  const name = `${corpus}-${arm}-d${plan.d}-l${depth}-lr${lr}-s${seed}`;
   return parseTrainConfig({
-    ...raw, comment: undefined, model, data: { corpus, vocabSize: quick ? 300 : 2048 },
+    ...raw, comment: undefined, model, data: { corpus, vocabSize: plan.vocabSize },
     steps: plan.steps, batch: plan.batch, context: plan.context, lr, minLr: lr / 10, warmup: Math.max(1, Math.round(plan.steps / 10)),
-    seed, evalEvery: Math.max(1, Math.round(plan.steps / 6)), evalBatches: quick ? 1 : 2, checkpointEvery: 0, out: join(runsDir, name),
+    seed, evalEvery: Math.max(1, Math.round(plan.steps / 6)), evalBatches: 2, checkpointEvery: 0, out: join(runsDir, name),
   }, `${file} (${name})`);
 }
 
 /** Trains one run, or reads it back when its folder already holds the result of the same config. */
-async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, log: (s: string) => void): Promise<RunResult> {
+async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, log: (s: string) => void, reportOnly: boolean): Promise<RunResult | null> {
   const resultPath = join(cfg.out, 'result.json');
   if (!fresh && existsSync(resultPath) && existsSync(join(cfg.out, 'loss.json'))) {
     const saved = JSON.parse(readFileSync(resultPath, 'utf8')) as { config: TrainConfig } & RunResult;
@@ -79,6 +88,7 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
       return { ...saved, history: JSON.parse(readFileSync(join(cfg.out, 'loss.json'), 'utf8')) };
     }
   }
+  if (reportOnly) return null;
   log(`== ${cfg.out}`);
   const t0 = performance.now();
   try {
@@ -94,38 +104,49 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
   }
 }
 
-export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: boolean, quick: boolean,
-                                        log: (s: string) => void = (s) => process.stderr.write(s + '\n')): Promise<FairRun[]> {
-  const runs: FairRun[] = [];
-  const run = async (arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number) => {
-    const config = fairConfig(arm, corpus, depth, lr, seed, plan, runsDir, quick);
-    const result = await trainOrReuse(config, plan, fresh, log);
-    const r: FairRun = { arm, corpus, depth, lr, seed, name: config.out.split('/').pop()!, config, result };
+export interface FairOutcome { runs: FairRun[]; /** Planned runs without a result (--report-only). */ missing: string[] }
+
+/** Runs the plan in order of importance (each phase needs the one before): 1. the learning-rate sweeps
+ *  of the transformer and the short-budget mosaic, depth by depth; 2. the further seeds at each one's
+ *  best rate; 3. the other corpora at those rates; 4. the Library-init mosaic (first depth, one seed).
+ *  reportOnly: train nothing, use the finished runs and list the others as missing. */
+export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: boolean,
+                                        log: (s: string) => void = (s) => process.stderr.write(s + '\n'), reportOnly = false): Promise<FairOutcome> {
+  const runs: FairRun[] = [], missing: string[] = [];
+  const run = async (arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number): Promise<FairRun | null> => {
+    const config = fairConfig(arm, corpus, depth, lr, seed, plan, runsDir);
+    const name = config.out.split('/').pop()!;
+    const result = await trainOrReuse(config, plan, fresh, log, reportOnly);
+    if (!result) { missing.push(name); return null; }
+    const r: FairRun = { arm, corpus, depth, lr, seed, name, config, result };
     runs.push(r);
     return r;
   };
   const sweepCorpus = plan.corpora[0];
+  const main = plan.arms.filter((a) => a !== 'mosaic-library');
   const best = new Map<string, number>();                     // `${arm} ${depth}` → best lr on the sweep corpus
+  const sweep = async (arm: Arm, depth: number) => {
+    const swept: FairRun[] = [];
+    for (const lr of plan.lrs) { const r = await run(arm, sweepCorpus, depth, lr, plan.seeds[0]); if (r) swept.push(r); }
+    if (swept.length > 0) best.set(`${arm} ${depth}`, swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a)).lr);
+  };
+  for (const depth of plan.depths) for (const arm of main) await sweep(arm, depth);
   for (const depth of plan.depths) {
-    for (const arm of plan.arms) {
-      if (arm === 'mosaic-library' && depth !== plan.depths[0]) continue;
-      const swept: FairRun[] = [];
-      for (const lr of plan.lrs) swept.push(await run(arm, sweepCorpus, depth, lr, plan.seeds[0]));
-      const top = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
-      best.set(`${arm} ${depth}`, top.lr);
-      for (const seed of plan.seeds.slice(1)) await run(arm, sweepCorpus, depth, top.lr, seed);
+    for (const arm of main) {
+      const lr = best.get(`${arm} ${depth}`);
+      if (lr !== undefined) for (const seed of plan.seeds.slice(1)) await run(arm, sweepCorpus, depth, lr, seed);
     }
   }
   for (const corpus of plan.corpora.slice(1)) {
-    for (const depth of plan.depths) {
-      for (const arm of plan.arms) {
+    for (const depth of plan.otherCorpusDepths) {
+      for (const arm of main) {
         const lr = best.get(`${arm} ${depth}`);
-        if (lr === undefined || arm === 'mosaic-library') continue;
-        for (const seed of plan.seeds) await run(arm, corpus, depth, lr, seed);
+        if (lr !== undefined) for (const seed of plan.seeds) await run(arm, corpus, depth, lr, seed);
       }
     }
   }
-  return runs;
+  if (plan.arms.includes('mosaic-library')) await sweep('mosaic-library', plan.depths[0]);
+  return { runs, missing };
 }
 
 const ARM_LABEL: Record<Arm, string> = { transformer: 'transformer', 'mosaic-short': 'mosaic (short-budget init)', 'mosaic-library': 'mosaic (Library init)' };
@@ -152,7 +173,7 @@ function atBest(runs: FairRun[], plan: FairPlan): Map<string, FairRun[]> {
   return out;
 }
 
-export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string): { files: string[]; md: string } {
+export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string, missing: string[] = []): { files: string[]; md: string } {
   const sweep = runs.filter((r) => r.corpus === plan.corpora[0] && r.seed === plan.seeds[0]);
   const sweepRows: (string | number)[][] = [];
   for (const depth of plan.depths) {
@@ -220,7 +241,7 @@ ${sweepTable}
 ${mainTable}
 ## Held-out loss by position (mean over seeds)
 
-${posTable}`;
+${posTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${missing.map((m) => `- ${m}`).join('\n')}\n` : ''}`;
   const json = runs.map((r) => ({ arm: r.arm, corpus: r.corpus, depth: r.depth, lr: r.lr, seed: r.seed, name: r.name, config: r.config,
     ...r.result, history: thinHistory(r.result.history) }));
   const files = writeFiles(docsDir, { 'results/lm-fair.md': md, 'results/lm-fair.json': JSON.stringify(json) + '\n', ...plots });
@@ -229,11 +250,11 @@ ${posTable}`;
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
-  const quick = argv.includes('--quick'), fresh = argv.includes('--fresh');
+  const quick = argv.includes('--quick'), fresh = argv.includes('--fresh'), reportOnly = argv.includes('--report-only');
   const i = argv.indexOf('--steps');
   for (let j = 0; j < argv.length; j++) {
     if (argv[j] === '--steps') { j++; continue; }
-    if (argv[j] !== '--quick' && argv[j] !== '--fresh') throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--steps N] [--quick] [--fresh])`);
+    if (!['--quick', '--fresh', '--report-only'].includes(argv[j])) throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--steps N] [--quick] [--fresh] [--report-only])`);
   }
   const plan = { ...(quick ? QUICK_PLAN : FULL_PLAN) };
   if (i >= 0) {
@@ -241,7 +262,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${argv[i + 1]} must be a positive integer`);
   }
   const root = quick ? join((await import('node:os')).tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
-  const runs = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, quick);
-  const { md } = writeFairReport(runs, plan, join(root, 'docs'));
+  const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, undefined, reportOnly);
+  const { md } = writeFairReport(runs, plan, join(root, 'docs'), missing);
   process.stdout.write(md);
 }

@@ -15,10 +15,15 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished runs, report files', async () => {
   const runsDir = join(tmp, 'runs'), lines: string[] = [];
-  const runs = await runFairComparison(QUICK_PLAN, runsDir, false, true, (s) => lines.push(s));
-  // depth 1: 3 arms × (2 rates + 1 extra seed); depth 2: 2 arms (Library only at depth 1) × 3.
-  assert.equal(runs.length, 15);
-  for (const arm of ['transformer', 'mosaic-short', 'mosaic-library'] as const) {
+  const { runs, missing } = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s));
+  // sotu: 2 arms × 2 depths × (2 rates + 1 extra seed); moby-dick depth 1: 2 arms × 2 seeds at the
+  // rates chosen on sotu; the Library-init mosaic: 2 rates at depth 1, one seed.
+  assert.equal(runs.length, 18);
+  assert.deepEqual(missing, []);
+  for (const r of runs.filter((x) => x.corpus === 'moby-dick')) {
+    assert.equal(r.lr, runs.find((x) => x.corpus === 'sotu' && x.arm === r.arm && x.depth === r.depth && x.seed === 2)!.lr);
+  }
+  for (const arm of ['transformer', 'mosaic-short'] as const) {
     const swept = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 1);
     const best = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
     const seed2 = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 2);
@@ -29,12 +34,19 @@ test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished 
   const modelCfg = JSON.parse(readFileSync(join(short.config.out, 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(modelCfg.embedding_std, 0.02);
   assert.equal(modelCfg.logits_inv_sqrt_d, false);
-  const again = await runFairComparison(QUICK_PLAN, runsDir, false, true, (s) => lines.push(s));
-  assert.equal(lines.filter((l) => l.includes('reusing')).length, 15);
-  assert.deepEqual(again.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
+  assert.deepEqual(runs.filter((r) => r.arm === 'mosaic-library').map((r) => `${r.depth} ${r.seed}`), ['1 1', '1 1']);
+  const again = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s));
+  assert.equal(lines.filter((l) => l.includes('reusing')).length, 18);
+  assert.deepEqual(again.runs.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
+  // --report-only on a folder missing one run: nothing is trained, the run is listed as missing.
+  rmSync(join(runsDir, runs[runs.length - 1].name, 'result.json'));
+  const partial = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s), true);
+  assert.deepEqual(partial.missing, [runs[runs.length - 1].name]);
+  assert.equal(partial.runs.length, 17);
   const docs = join(tmp, 'docs');
-  const { md } = writeFairReport(runs, QUICK_PLAN, docs);
-  for (const f of ['results/lm-fair.md', 'results/lm-fair.json', 'results/lm-fair-per-position-sotu.svg', 'results/lm-fair-eval-loss.svg']) assert.ok(existsSync(join(docs, f)), f);
+  const { md } = writeFairReport(partial.runs, QUICK_PLAN, docs, partial.missing);
+  assert.match(md, /Planned but not run/);
+  for (const f of ['results/lm-fair.md', 'results/lm-fair.json', 'results/lm-fair-per-position-sotu.svg', 'results/lm-fair-per-position-moby-dick.svg', 'results/lm-fair-eval-loss.svg']) assert.ok(existsSync(join(docs, f)), f);
   assert.match(md, /± /);
 });
 
