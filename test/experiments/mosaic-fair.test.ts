@@ -24,9 +24,9 @@ test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished 
     assert.equal(r.lr, runs.find((x) => x.corpus === 'sotu' && x.arm === r.arm && x.depth === r.depth && x.seed === 2)!.lr);
   }
   for (const arm of ['transformer', 'mosaic-short'] as const) {
-    const swept = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 1);
+    const swept = runs.filter((r) => r.corpus === 'sotu' && r.arm === arm && r.depth === 1 && r.seed === 1);
     const best = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
-    const seed2 = runs.filter((r) => r.arm === arm && r.depth === 1 && r.seed === 2);
+    const seed2 = runs.filter((r) => r.corpus === 'sotu' && r.arm === arm && r.depth === 1 && r.seed === 2);
     assert.deepEqual(seed2.map((r) => r.lr), [best.lr], `${arm}: the second seed runs at the arm's own best rate`);
   }
   const short = runs.find((r) => r.arm === 'mosaic-short')!;
