@@ -204,7 +204,7 @@ export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string
         const loss = meanSpread(sel.map((r) => r.result.final.loss));
         const r0 = sel[0].result;
         mainRows.push([corpus, ARM_LABEL[arm], depth, r0.parameters.toLocaleString('en-US'), sel[0].lr, sel.map((r) => r.seed).join(', '),
-          r0.tokens.toLocaleString('en-US'), `${fmt(loss.mean)} ± ${fmt(loss.spread)}`, fmt(Math.exp(loss.mean), 1),
+          r0.tokens.toLocaleString('en-US'), sel.length > 1 ? `${fmt(loss.mean)} ± ${fmt(loss.spread)}` : `${fmt(loss.mean)} (one seed)`, fmt(Math.exp(loss.mean), 1),
           `${(100 * meanSpread(sel.map((r) => r.result.final.accuracy)).mean).toFixed(1)}%`]);
         const n = sel[0].result.final.perPosition.length;
         const mean = Array.from({ length: n }, (_, t) => sel.reduce((s, r) => s + r.result.final.perPosition[t], 0) / sel.length);
