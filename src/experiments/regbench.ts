@@ -7,6 +7,7 @@
 // against the number of training DFAs.
 //
 // Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000]
+//       node dist/src/experiments/regbench.js --baselines   (only the model-free predictors' accuracy)
 //       writes docs/results/regbench.{md,json} and docs/results/regbench-accuracy.svg
 
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import type { Family, ModelSpec } from '../training/train-config.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 import { Rng } from '../data/rng.js';
 import { deriveSeed } from '../data/rng.js';
-import { REGBENCH_DFA, dfaAllows, dfaPool, dfaSequence, dfaVocabSize, type Dfa, type DfaOptions } from '../data/synthetic-dfa.js';
+import { DFA_FIRST_LETTER, REGBENCH_DFA, dfaAllows, dfaPool, dfaSequence, dfaVocabSize, type Dfa, type DfaOptions, type DfaSequence } from '../data/synthetic-dfa.js';
 import { fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
 
 export interface RegbenchPlan {
@@ -70,6 +71,41 @@ class DfaBatches implements BatchSource {
   }
 }
 
+/** One evaluation sequence per held-out DFA, from a stream training never uses (the same for every model). */
+export function heldOutSequences(heldOut: readonly Dfa[], plan: RegbenchPlan): DfaSequence[] {
+  const rng = new Rng(deriveSeed(plan.seed, 0xe7a1));
+  return heldOut.map((d) => dfaSequence(d, rng, plan.context));
+}
+
+/** Accuracy of two model-free predictors on the held-out sequences, scored like the models:
+ *  a uniformly random letter (expected accuracy: allowed letters / alphabet), and the in-context
+ *  bigram (the letter that most often followed the current token earlier in the sequence; the most
+ *  frequent letter so far when the token is new, the first letter before any is seen). */
+export function regbenchBaselines(heldOut: readonly Dfa[], plan: RegbenchPlan): { uniform: number; bigram: number } {
+  const A = plan.dfa.alphabet, V = dfaVocabSize(plan.dfa);
+  let uniform = 0, bigram = 0, scored = 0;
+  heldOutSequences(heldOut, plan).forEach((seq, i) => {
+    const dfa = heldOut[i];
+    const follow = new Int32Array(V * V), seen = new Int32Array(V);
+    for (let t = 0; t < plan.context; t++) {
+      const cur = seq.tokens[t], target = seq.tokens[t + 1];
+      if (target >= DFA_FIRST_LETTER) {
+        let allowed = 0;
+        for (let x = 0; x < A; x++) if (dfaAllows(dfa, seq.state[t], DFA_FIRST_LETTER + x)) allowed++;
+        uniform += allowed / A;
+        let best = -1, n = 0;
+        for (let v = DFA_FIRST_LETTER; v < V; v++) if (follow[cur * V + v] > n) { n = follow[cur * V + v]; best = v; }
+        if (best < 0) for (let v = DFA_FIRST_LETTER; v < V; v++) if (seen[v] > n) { n = seen[v]; best = v; }
+        if (dfaAllows(dfa, seq.state[t], best < 0 ? DFA_FIRST_LETTER : best)) bigram++;
+        scored++;
+      }
+      follow[cur * V + target]++;
+      seen[target]++;
+    }
+  });
+  return { uniform: uniform / scored, bigram: bigram / scored };
+}
+
 export interface RegbenchRun { family: Family; arm: string; trainDfas: number; parameters: number; tokens: number; accuracy: number; scored: number; heldOutLoss: number; seconds: number }
 
 /** Trains one model on `pool` and scores it on one sequence per held-out DFA. */
@@ -89,13 +125,12 @@ export function regbenchRun(family: Family, pool: readonly Dfa[], heldOut: reado
   const t0 = performance.now();
   trainer.run();
   const seconds = (performance.now() - t0) / 1000;
-  // Held-out: one sequence per held-out DFA, from a stream training never uses.
-  const rng = new Rng(deriveSeed(plan.seed, 0xe7a1));
   let right = 0, scored = 0, lossSum = 0, lossCount = 0;
   const T = plan.context;
+  const allSeqs = heldOutSequences(heldOut, plan);
   for (let i = 0; i < heldOut.length; i += plan.batch) {
     const dfas = heldOut.slice(i, i + plan.batch), B = dfas.length;
-    const seqs = dfas.map((d) => dfaSequence(d, rng, T));
+    const seqs = allSeqs.slice(i, i + plan.batch);
     const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
     seqs.forEach((s, b) => { ids.set(s.tokens.subarray(0, T), b * T); targets.set(s.tokens.subarray(1), b * T); });
     tape.reset();
@@ -124,11 +159,14 @@ export function regbenchRun(family: Family, pool: readonly Dfa[], heldOut: reado
   };
 }
 
+/** Nested training pools (the first N of one list) and held-out languages outside all of them. */
+export function regbenchPools(plan: RegbenchPlan): { trainAll: Dfa[]; heldOut: Dfa[] } {
+  const trainAll = dfaPool(deriveSeed(plan.seed, 0xd1a), Math.max(...plan.trainDfas), plan.dfa);
+  return { trainAll, heldOut: dfaPool(deriveSeed(plan.seed, 0x401d), plan.heldOut, plan.dfa, trainAll) };
+}
+
 export function runRegbench(plan: RegbenchPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): RegbenchRun[] {
-  const largest = Math.max(...plan.trainDfas);
-  // Nested training pools (the first N of one list), held-out languages outside all of them.
-  const trainAll = dfaPool(deriveSeed(plan.seed, 0xd1a), largest, plan.dfa);
-  const heldOut = dfaPool(deriveSeed(plan.seed, 0x401d), plan.heldOut, plan.dfa, trainAll);
+  const { trainAll, heldOut } = regbenchPools(plan);
   const runs: RegbenchRun[] = [];
   for (const n of plan.trainDfas) {
     for (const family of ['llama', 'mosaic'] as const) {
@@ -141,6 +179,7 @@ export function runRegbench(plan: RegbenchPlan, log: (s: string) => void = (s) =
 }
 
 export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, docsDir: string): string {
+  const base = regbenchBaselines(regbenchPools(plan).heldOut, plan);
   const table = markdownTable(['training DFAs', 'model', 'parameters', 'tokens seen', 'held-out accuracy', 'letters scored', 'held-out loss (letters)', 'wall'],
     runs.map((r) => [r.trainDfas, r.arm, r.parameters.toLocaleString('en-US'), r.tokens.toLocaleString('en-US'), `${(100 * r.accuracy).toFixed(1)}%`, r.scored, fmt(r.heldOutLoss), `${r.seconds.toFixed(0)} s`]));
   const svg = linePlotSvg({
@@ -152,9 +191,10 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
 
 DFAs: ${plan.dfa.minStates}–${plan.dfa.maxStates} states, ${plan.dfa.minLetters}–${plan.dfa.alphabet} letters of ${plan.dfa.alphabet}; models d ${plan.d}, ${plan.layers} layers, ${plan.heads} heads;
 ${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} (cosine to lr/10), seed ${plan.seed}; one held-out sequence per held-out DFA.
+Model-free predictors on the same held-out letters: a uniformly random letter ${(100 * base.uniform).toFixed(1)}%, the in-context bigram ${(100 * base.bigram).toFixed(1)}%.
 
 ${table}`;
-  writeFiles(docsDir, { 'results/regbench.md': md, 'results/regbench.json': JSON.stringify({ plan, runs }, null, 1) + '\n', 'results/regbench-accuracy.svg': svg });
+  writeFiles(docsDir, { 'results/regbench.md': md, 'results/regbench.json': JSON.stringify({ plan, baselines: base, runs }, null, 1) + '\n', 'results/regbench-accuracy.svg': svg });
   return md;
 }
 
@@ -164,14 +204,19 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const plan = { ...(quick ? REGBENCH_QUICK : REGBENCH_PLAN) };
   for (let j = 0; j < argv.length; j++) {
     const a = argv[j];
-    if (a === '--quick') continue;
+    if (a === '--quick' || a === '--baselines') continue;
     if (a === '--steps') { plan.steps = Number(argv[++j]); if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`regbench: --steps must be a positive integer`); continue; }
     if (a === '--dfas') {
       plan.trainDfas = (argv[++j] ?? '').split(',').map(Number);
       if (plan.trainDfas.length === 0 || !plan.trainDfas.every((n) => Number.isInteger(n) && n > 0)) throw new Error('regbench: --dfas must be a comma-separated list of positive integers');
       continue;
     }
-    throw new Error(`regbench: unknown argument ${a} (use [--quick] [--steps N] [--dfas 16,64,256])`);
+    throw new Error(`regbench: unknown argument ${a} (use [--quick] [--baselines] [--steps N] [--dfas 10,100,1000])`);
+  }
+  if (argv.includes('--baselines')) {
+    const b = regbenchBaselines(regbenchPools(plan).heldOut, plan);
+    process.stdout.write(`held-out letters: uniformly random letter ${(100 * b.uniform).toFixed(1)}%, in-context bigram ${(100 * b.bigram).toFixed(1)}%\n`);
+    process.exit(0);
   }
   const runs = runRegbench(plan);
   process.stdout.write(writeRegbenchReport(runs, plan, quick ? join(tmpdir(), 'tessera-regbench-quick', 'docs') : join(REPO_ROOT, 'docs')));

@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK_PLAN, runFairComparison, writeFairReport } from '../../src/experiments/lm-fair.js';
-import { REGBENCH_QUICK, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
+import { REGBENCH_QUICK, regbenchBaselines, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
+import type { Dfa } from '../../src/data/synthetic-dfa.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-fair-test-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -60,4 +61,15 @@ test('regbench --quick: both families per pool size, accuracy on held-out DFAs i
   const docs = join(tmp, 'regbench-docs');
   writeRegbenchReport(runs, REGBENCH_QUICK, docs);
   for (const f of ['results/regbench.md', 'results/regbench.json', 'results/regbench-accuracy.svg']) assert.ok(existsSync(join(docs, f)), f);
+});
+
+test('regbench baselines: every letter allowed → both 100%; one letter per state → random 1/alphabet, bigram learns the cycle', () => {
+  const A = 4, plan = { ...REGBENCH_QUICK, context: 64, dfa: { alphabet: A, minStates: 1, maxStates: 3, minLetters: 1 } };
+  const all: Dfa = { states: 1, alphabet: A, next: new Int16Array(A).fill(0) };
+  assert.deepEqual(regbenchBaselines([all], plan), { uniform: 1, bigram: 1 });
+  // 3 states in a cycle, state s allows only letter s: strings are prefixes of 0 1 2 0 1 2 …
+  const cycle: Dfa = { states: 3, alphabet: A, next: Int16Array.from({ length: 3 * A }, (_, i) => (i % A === Math.floor(i / A) ? (Math.floor(i / A) + 1) % 3 : -1)) };
+  const b = regbenchBaselines([cycle], plan);
+  assert.equal(b.uniform, 1 / A);
+  assert.ok(b.bigram > 0.8, `the in-context bigram predicts a deterministic cycle once seen (${b.bigram})`);
 });
