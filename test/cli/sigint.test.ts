@@ -16,11 +16,12 @@ const BOUND_MS = 10_000;
 
 interface Ended { code: number | null; signal: NodeJS.Signals | null; afterSignalMs: number; stderr: string }
 
-/** Starts a generation that would run for seconds (1,700 tokens, eos ignored), sends SIGINT after
+/** Starts a generation that would run for many seconds (7,500 tokens, eos ignored, in a context
+ *  stretched past the trained 2,048 — fine here: only the time matters), sends SIGINT after
  *  `delayMs` (or, with `onText`, once the first generated text arrives) and reports how the process ended. */
 function interrupt(delayMs: number, onText = false): Promise<Ended> {
   const p = spawn(process.execPath, [MAIN, 'generate', '--model', join(ROOT, 'models/default'), '--prompt', 'Once upon a time '.repeat(60),
-    '--max-tokens', '1700', '--ignore-eos', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--ctx', '8192', '--max-tokens', '7500', '--ignore-eos', '--threads', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '', sentAt = 0, done = false;
   p.stdout.on('data', () => { if (onText) send(); });
   const send = () => {
