@@ -36,7 +36,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
 }
 
 /** [Σa, Σb, Σc, Σd] of four i32x4 (transpose-and-add). */
-@inline function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
+@inline export function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
   const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
   const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));

@@ -6,13 +6,14 @@
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { quantizeToK } from '../kernels/k-quants.js';
+import { repackX4 } from '../kernels/repack.js';
 import { activationBytes, activationFormat, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
-const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
+const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'];
 // (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
 const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [1536, 576], [576, 1536]];
 
-function weightsOf(dtype: WeightDType, values: Float32Array): Uint8Array {
+function weightsOf(dtype: WeightDType, values: Float32Array, rows: number): Uint8Array {
   switch (dtype) {
     case 'f32': return new Uint8Array(values.buffer.slice(0));
     case 'f16': return new Uint8Array(Uint16Array.from(values, f32ToF16).buffer);
@@ -20,6 +21,12 @@ function weightsOf(dtype: WeightDType, values: Float32Array): Uint8Array {
     case 'q8_0': return quantizeToQ8_0(values);
     case 'q4_0': return quantizeToQ4_0(values);
     case 'q4_k': case 'q5_k': case 'q6_k': return quantizeToK(dtype, values);
+    case 'q8_0x4': case 'q4_0x4': {
+      const base = dtype === 'q8_0x4' ? 'q8_0' : 'q4_0';
+      const w = weightsOf(base, values, rows);
+      repackX4(base, w, rows, values.length / rows);
+      return w;
+    }
   }
 }
 
@@ -51,7 +58,7 @@ function main(): void {
     for (let i = 0; i < values.length; i++) values[i] = rand();
     for (const dtype of dtypes) {
       if (C % blockValues(dtype) !== 0) continue; // K-quants need whole super-blocks of 256
-      const w = weightsOf(dtype, values);
+      const w = weightsOf(dtype, values, R);
       const n = 8;
       const xqBytes = Math.max(activationBytes('q8_0', n * C), C % 256 === 0 ? activationBytes('q8_K', n * C) : 0);
       const bytes = 65536 + w.length + n * C * 4 + xqBytes + n * R * 4 + 4096;

@@ -174,6 +174,22 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     return { d, q };
   }
 
+  /** Scales (nb) and signed q values (nb × 32) of row r of a q8_0x4 / q4_0x4 matrix (layout in ./repack.ts). */
+  function rowBlocksX4(dtype: 'q8_0x4' | 'q4_0x4', base: Ptr, r: number, nb: number): { d: Float32Array; q: Int8Array } {
+    const QB = dtype === 'q8_0x4' ? 32 : 16, k = r & 3;
+    const group = U8(base + (r >> 2) * nb * 4 * (QB + 2), nb * 4 * (QB + 2));
+    const d = new Float32Array(nb), q = new Int8Array(nb * 32);
+    for (let b = 0; b < nb; b++) {
+      d[b] = f16ToF32(group[8 * b + 2 * k]! | (group[8 * b + 2 * k + 1]! << 8));
+      const o = 8 * nb + 4 * QB * b + QB * k;
+      for (let j = 0; j < 32; j++) {
+        if (dtype === 'q8_0x4') q[b * 32 + j] = (group[o + j]! << 24) >> 24;
+        else q[b * 32 + j] = ((j < 16 ? group[o + j]! : group[o + j - 16]! >> 4) & 15) - 8;
+      }
+    }
+    return { d, q };
+  }
+
   /** llama.cpp ggml_vec_dot_q{4,5,6}_K_q8_K: per super-block exact integer sums, scaled in f32. */
   function matmulK(dtype: 'q4_k' | 'q5_k' | 'q6_k', w: Ptr, x: Ptr, Y: Float32Array, n: number, rows: number, cols: number, r0: number, r1: number): void {
     const nb = cols / QK_K, bb = K_BLOCK_BYTES[dtype];
@@ -206,12 +222,12 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     matmul(dtype: WeightDType, w, x, y, n, rows, cols, r0, r1) {
       const Y = F(y, n * rows);
       if (dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') { matmulK(dtype, w, x, Y, n, rows, cols, r0, r1); return; }
-      if (dtype === 'q8_0' || dtype === 'q4_0') {
+      if (dtype === 'q8_0' || dtype === 'q4_0' || dtype === 'q8_0x4' || dtype === 'q4_0x4') {
         // llama.cpp ggml_vec_dot_q{8,4}_0_q8_0: sumf += sumi · (d_w · d_x), in f32.
         const nb = cols / 32;
         const xb = blocks('q8_0', x, 0, n * nb);
         for (let r = r0; r < r1; r++) {
-          const wb = blocks(dtype, w, r * nb, nb);
+          const wb = dtype === 'q8_0x4' || dtype === 'q4_0x4' ? rowBlocksX4(dtype, w, r, nb) : blocks(dtype, w, r * nb, nb);
           for (let t = 0; t < n; t++) {
             let sumf = 0;
             for (let b = 0; b < nb; b++) {
@@ -260,6 +276,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
         case 'q4_k': case 'q5_k': case 'q6_k':
           D.set(dequantizeK(dtype, U8(src, (count / QK_K) * K_BLOCK_BYTES[dtype]), count));
           return;
+        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} is a matmul-only layout (rows interleaved); dequantise the GGUF blocks (unpackX4) instead`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },

@@ -15,6 +15,8 @@ interface KernelExports {
   matmulBF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ8_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ4_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ8_0x4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ4_0x4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ4_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ5_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ6_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
@@ -115,6 +117,8 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'bf16': return k.matmulBF16(w, x, y, n, rows, cols, r0, r1);
         case 'q8_0': return k.matmulQ8_0(w, x, y, n, rows, cols, r0, r1);
         case 'q4_0': return k.matmulQ4_0(w, x, y, n, rows, cols, r0, r1);
+        case 'q8_0x4': return k.matmulQ8_0x4(w, x, y, n, rows, cols, r0, r1);
+        case 'q4_0x4': return k.matmulQ4_0x4(w, x, y, n, rows, cols, r0, r1);
         case 'q4_k': return k.matmulQ4_K(w, x, y, n, rows, cols, r0, r1);
         case 'q5_k': return k.matmulQ5_K(w, x, y, n, rows, cols, r0, r1);
         case 'q6_k': return k.matmulQ6_K(w, x, y, n, rows, cols, r0, r1);
@@ -133,6 +137,7 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'q4_k': return k.toF32Q4_K(src, dst, count);
         case 'q5_k': return k.toF32Q5_K(src, dst, count);
         case 'q6_k': return k.toF32Q6_K(src, dst, count);
+        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} is a matmul-only layout (rows interleaved); dequantise the GGUF blocks (unpackX4) instead`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },

@@ -10,6 +10,7 @@ import type { LanguageModel } from './types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
+import { repackX4, repackedDType } from '../kernels/repack.js';
 import type { TensorEntry } from '../formats/tensor-source.js';
 import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
@@ -101,9 +102,14 @@ export interface LoadedModel {
  *  the arena sizes stop being exact integers long before any memory could hold them. */
 export const MAX_CONTEXT_LENGTH = 1 << 24;
 
+const EMBEDDING = 'model.embed_tokens.weight';
+
 const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k']);
 
-interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
+/** A tensor to load: `stored` is the dtype it is read or converted into, `kept` the one it runs as —
+ *  the x4 layout of q8_0 / q4_0 matrices (repacked in place after reading; src/kernels/repack.ts),
+ *  else `stored`. The embedding stays in GGUF's layout: rows of it are looked up by token. */
+interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; kept: WeightDType; bytes: number }
 
 /** Every tensor the model needs, checked against the config, with the dtype it will be stored as. */
 function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
@@ -127,9 +133,10 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
     else if (quantize === 'q8_0' && (src === 'f32' || src === 'f16' || src === 'bf16') && shape[1] % 32 === 0) stored = 'q8_0';
     else stored = src;
     const count = shape.reduce((a, b) => a * b, 1);
-    return { name, entry, stored, bytes: weightBytes(stored, count) };
+    const kept = shape.length === 2 && name !== EMBEDDING ? repackedDType(stored, shape[0]) ?? stored : stored;
+    return { name, entry, stored, kept, bytes: weightBytes(stored, count) };
   };
-  const embed = want('model.embed_tokens.weight', [V, d])!;
+  const embed = want(EMBEDDING, [V, d])!;
   const norm = want('model.norm.weight', [d])!;
   const lmHead = c.tie_word_embeddings ? null : want('lm_head.weight', [V, d])!;
   const layers = [] as Record<string, TensorPlan | null>[];
@@ -322,6 +329,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       for (const t of ts) {
         if (opts.signal?.aborted) throw abortError();
         readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
+        if (t.kept !== t.stored) repackX4(t.stored as 'q8_0' | 'q4_0', arena.u8(at, t.bytes), t.entry.shape[0], t.entry.shape[1]);
         ptrs.push(at);
         at += t.bytes;
         loaded += t.bytes;
@@ -331,18 +339,18 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       return ptrs;
     };
     const step = async (t: TensorPlan, arena: Arena): Promise<Ptr> => (await readInto([t], arena))[0];
-    const matAt = (t: TensorPlan, ptr: Ptr): Mat => ({ ptr, dtype: t.stored, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+    const matAt = (t: TensorPlan, ptr: Ptr): Mat => ({ ptr, dtype: t.kept, rows: t.entry.shape[0], cols: t.entry.shape[1] });
     const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> => matAt(t, await step(t, arena));
     /** Matrices with one dtype stored back to back, so one matmul covers them all. */
     const stacked = async (ts: TensorPlan[], arena: Arena): Promise<{ parts: Mat[]; all: Mat | null }> => {
-      if (ts.some((t) => t.stored !== ts[0].stored)) {
+      if (ts.some((t) => t.kept !== ts[0].kept)) {
         const parts: Mat[] = [];
         for (const t of ts) parts.push(await mat(t, arena));
         return { parts, all: null };
       }
       const ptrs = await readInto(ts, arena);
       const parts = ts.map((t, i) => matAt(t, ptrs[i]));
-      return { parts, all: { ptr: ptrs[0], dtype: ts[0].stored, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
+      return { parts, all: { ptr: ptrs[0], dtype: ts[0].kept, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
     };
 
     const head = Arena.create(sizes.head, { kernels, label: 'embeddings/output' });

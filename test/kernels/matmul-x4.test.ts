@@ -1,0 +1,122 @@
+// The repacked q8_0x4 / q4_0x4 layouts (src/kernels/repack.ts) and their matmul kernels: the layout
+// round-trips to the GGUF blocks, the reference twin on the repacked matrix gives exactly what it
+// gives on the GGUF blocks, and the SIMD kernels (both builds) give exactly what the twin gives —
+// per row the same integer block sums and the same f32 operations in the same order.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
+import { repackX4, repackedDType, unpackX4 } from '../../src/kernels/repack.js';
+import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
+import { weightBytes } from '../../src/kernels/types.js';
+import { assertBytesEqual, makeBench, randomF32, rng, type Bench } from './harness.js';
+
+const BASES = ['q8_0', 'q4_0'] as const;
+
+function gguf(base: 'q8_0' | 'q4_0', values: Float32Array): Uint8Array {
+  return base === 'q8_0' ? quantizeToQ8_0(values) : quantizeToQ4_0(values);
+}
+
+test('repackX4 moves the GGUF bytes only: unpackX4 gives them back, and the x4 size is the GGUF size', () => {
+  for (const base of BASES) {
+    for (const [rows, cols] of [[4, 32], [8, 96], [12, 4032]] as const) {
+      const blocks = gguf(base, randomF32(rng(rows + cols), rows * cols));
+      const x4 = blocks.slice();
+      repackX4(base, x4, rows, cols);
+      const dtype = repackedDType(base, rows)!;
+      assert.equal(x4.length, weightBytes(dtype, rows * cols));
+      assert.notDeepEqual(x4, blocks, `${base} ${rows}×${cols}: the layout changed`);
+      assertBytesEqual(unpackX4(dtype, x4, rows, cols), blocks, `${base} ${rows}×${cols}: round trip`);
+    }
+  }
+});
+
+test('only q8_0 / q4_0 matrices with rows % 4 == 0 are repacked; a wrong size is refused by name', () => {
+  assert.equal(repackedDType('q8_0', 576), 'q8_0x4');
+  assert.equal(repackedDType('q4_0', 8), 'q4_0x4');
+  assert.equal(repackedDType('q8_0', 49153), null);
+  assert.equal(repackedDType('f32', 8), null);
+  assert.equal(repackedDType('q4_k', 8), null);
+  assert.throws(() => repackX4('q8_0', new Uint8Array(34 * 6), 6, 32), /6×32 q8_0 needs rows % 4 == 0/);
+  assert.throws(() => repackX4('q4_0', new Uint8Array(18 * 3), 4, 32), /needs .* 72 bytes, got 54/);
+});
+
+/** Writes a random matrix in GGUF blocks and its x4 repack, and a quantised input of n rows. */
+function setup(b: Bench, base: 'q8_0' | 'q4_0', rows: number, cols: number, n: number, seed: number) {
+  b.reset();
+  const rand = rng(seed);
+  const blocks = gguf(base, randomF32(rand, rows * cols));
+  const w = b.alloc(blocks.length), w4 = b.alloc(blocks.length);
+  b.u8(w, blocks.length).set(blocks);
+  b.u8(w4, blocks.length).set(blocks);
+  repackX4(base, b.u8(w4, blocks.length), rows, cols);
+  const xf = b.alloc(n * cols * 4), xq = b.alloc(weightBytes('q8_0', n * cols));
+  b.f32(xf, n * cols).set(randomF32(rand, n * cols, 3));
+  b.ref.quantizeQ8(xf, xq, n * cols);
+  return { w, w4, xq, dtype: repackedDType(base, rows)! };
+}
+
+test('x4 matmuls equal the GGUF-layout reference and the SIMD kernel equals the twin bit for bit, on odd sizes and row ranges', () => {
+  const b = makeBench(64);
+  let seed = 400;
+  for (const base of BASES) {
+    for (const rows of [4, 12, 20]) {
+      for (const cols of [32, 96, 4032]) {
+        for (const n of [1, 2, 5, 17]) {
+          for (const [r0, r1] of [[0, rows], [1, rows - 2], [rows - 3, rows - 1], [4, rows]] as const) {
+            const { w, w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
+            const yGguf = b.alloc(n * rows * 4), yRef = b.alloc(n * rows * 4), yWasm = b.alloc(n * rows * 4);
+            for (const y of [yGguf, yRef, yWasm]) b.f32(y, n * rows).fill(12345);
+            b.ref.matmul(base, w, xq, yGguf, n, rows, cols, r0, r1);
+            b.ref.matmul(dtype, w4, xq, yRef, n, rows, cols, r0, r1);
+            b.wasm.matmul(dtype, w4, xq, yWasm, n, rows, cols, r0, r1);
+            const what = `${dtype} rows=${rows} cols=${cols} n=${n} [${r0},${r1})`;
+            assertBytesEqual(b.u8(yRef, n * rows * 4), b.u8(yGguf, n * rows * 4), `${what}: twin x4 vs twin GGUF`);
+            assertBytesEqual(b.u8(yWasm, n * rows * 4), b.u8(yRef, n * rows * 4), `${what}: SIMD vs twin`);
+            const Y = b.f32(yWasm, n * rows);
+            for (let t = 0; t < n; t++) {
+              for (let r = 0; r < rows; r++) {
+                if (r < r0 || r >= r1) assert.equal(Y[t * rows + r], 12345, `${what}: row ${r} written`);
+                else assert.notEqual(Y[t * rows + r], 12345, `${what}: row ${r} not written`);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
+test('the plain and relaxed SIMD builds give the same x4 matmuls, and q4_0 nibbles at the ends of their range are exact', (t) => {
+  if (kernelBuild() !== 'relaxed') { t.skip('this engine does not run relaxed SIMD'); return; }
+  const b = makeBench(64);
+  const plain = createWasmKernels(kernelModule('simd'), b.memory);
+  const relaxed = createWasmKernels(kernelModule('relaxed'), b.memory);
+  let seed = 700;
+  for (const base of BASES) {
+    for (const [rows, cols, n] of [[8, 512, 1], [20, 768, 5], [4, 2560, 16]] as const) {
+      const { w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
+      if (base === 'q4_0' && rows === 4) {
+        // extremes: nibbles 0 and 15 against activations ±127 (the largest products the 7-bit path sees)
+        const bytes = b.u8(w4, weightBytes(dtype, rows * cols)), nb = cols / 32;
+        for (let i = 8 * nb * 4; i < bytes.length; i++) bytes[i] = i % 3 === 0 ? 0x00 : i % 3 === 1 ? 0xff : 0x0f;
+        const xb = b.u8(xq, weightBytes('q8_0', n * cols));
+        for (let blk = 0; blk < n * nb; blk++) for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = j % 2 ? 127 : 0x81; // 127, -127
+      }
+      const y1 = b.alloc(n * rows * 4), y2 = b.alloc(n * rows * 4), y3 = b.alloc(n * rows * 4);
+      plain.matmul(dtype, w4, xq, y1, n, rows, cols, 0, rows);
+      relaxed.matmul(dtype, w4, xq, y2, n, rows, cols, 0, rows);
+      b.ref.matmul(dtype, w4, xq, y3, n, rows, cols, 0, rows);
+      const what = `${dtype} rows=${rows} cols=${cols} n=${n}`;
+      assertBytesEqual(b.u8(y2, n * rows * 4), b.u8(y1, n * rows * 4), `${what}: relaxed vs plain`);
+      assertBytesEqual(b.u8(y2, n * rows * 4), b.u8(y3, n * rows * 4), `${what}: relaxed vs twin`);
+    }
+  }
+});
+
+test('toF32 refuses the x4 layouts with a message that says what to do', () => {
+  const b = makeBench(4);
+  for (const k of [b.ref, b.wasm]) {
+    assert.throws(() => k.toF32('q8_0x4', 65536, 65536 + 4096, 32), /q8_0x4 is a matmul-only layout .*unpackX4/);
+  }
+});
