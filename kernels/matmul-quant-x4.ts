@@ -8,7 +8,8 @@
 // QB = 32 (q8_0: 32 × i8) or 16 (q4_0: GGUF's nibbles, byte j = q[j] | q[j+16] << 4, value d·(q − 8)).
 // Arithmetic per row and block as llama.cpp's ggml_vec_dot_q{8,4}_0_q8_0: an exact integer dot
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
-// TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0.
+// TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0; q8_0x4 quants
+// in −127..127 (see dotQ8Relaxed).
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
 import { hsum4i } from './matmul-quant';
@@ -31,6 +32,17 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(wq), x0), i32x4.dot_i16x8_s(v128.load8x8_s(wq, 8), x1)),
     i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(wq, 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(wq, 24), x3)));
+}
+
+/** The same sums with relaxed SIMD, llama.cpp's sign trick: w·x = (w·sign x)·|x|, with |x| (0..127:
+ *  quantizeQ8 never writes −128) as the 7-bit operand of i16x8.relaxed_dot_i8x16_i7x16_s (x86
+ *  pmaddubsw) and x's sign moved onto the weight ((w ^ m) − m, m = x < 0). Exact when no weight is
+ *  −128 (repackForMatmul keeps such matrices in GGUF's layout): a pair of products is at most
+ *  2·127·127, which fits i16. ax/cx: |x| of elements 0..15 / 16..31, ma/mc: their sign masks. */
+@inline function dotQ8Relaxed(wq: usize, ax: v128, cx: v128, ma: v128, mc: v128): v128 {
+  const w0 = i8x16.sub(v128.xor(v128.load(wq), ma), ma), w1 = i8x16.sub(v128.xor(v128.load(wq, 16), mc), mc);
+  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w0, ax)),
+                   i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w1, cx)));
 }
 
 /** Σ q·x over one q4_0 row block (16 nibble bytes at wq, q in 0..15 unsigned) × the activation
@@ -66,7 +78,12 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   for (let b = 0; b < nb; b++) {
     const xb = xr + <usize>b * XB, wq = quants + <usize>b * (QB << 2);
     let sumi: v128;
-    if (isSigned<Q>()) {
+    if (isSigned<Q>() && ASC_FEATURE_RELAXED_SIMD) {
+      const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
+      const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
+      sumi = hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
+                    dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc));
+    } else if (isSigned<Q>()) {
       const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
       sumi = hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
                     dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));

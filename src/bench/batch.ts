@@ -4,7 +4,8 @@
 // (distinct K/V, as real requests have), then every step decodes one token of each: Tessera with
 // one model.forwardBatch per step (each weight read once per step), llama.cpp with one llama_decode
 // batch per step. Prints one markdown table: total decode tok/s, per-sequence ms/token, the speed-up
-// over batch 1, and the KV memory the B sequences hold.
+// over batch 1, the weight bytes streamed per second (each weight is read once per step) and the KV
+// memory the B sequences hold.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ export interface BatchRow {
   msPerToken: number;
   /** KV bytes the sequences hold (Tessera: pages in use; llama.cpp: the context's state size). */
   kvBytes: number;
+  /** Weight bytes one step reads (the file's matrices, each read once per step whatever the batch). */
+  weightBytes: number;
 }
 
 export interface BatchBenchOptions { threads: number; decodeTokens: number; cacheDType: 'f32' | 'f16'; repo: string; llamaCpp: boolean }
@@ -52,7 +55,7 @@ export async function benchTesseraBatch(file: string, shape: string, dtype: stri
       const seconds = (performance.now() - t0) / 1000;
       for (const c of caches) c.release();
       rows.push({ model: shape, dtype, ctx, batch: b, engine: 'tessera', threads: o.threads,
-        decodeTps: (b * o.decodeTokens) / seconds, msPerToken: (1000 * seconds) / o.decodeTokens, kvBytes });
+        decodeTps: (b * o.decodeTokens) / seconds, msPerToken: (1000 * seconds) / o.decodeTokens, kvBytes, weightBytes: info.weightBytes });
     }
   } finally { model.dispose(); }
   return rows;
@@ -60,7 +63,7 @@ export async function benchTesseraBatch(file: string, shape: string, dtype: stri
 
 /** llama.cpp rows (tools/reference/bench-llamacpp.mjs --parallel), or a reason why there are none. */
 export function benchLlamaCppBatch(file: string, shape: string, dtype: string, ctx: number, batches: readonly number[],
-                                   o: BatchBenchOptions): BatchRow[] | string {
+                                   o: BatchBenchOptions, weightBytes: number): BatchRow[] | string {
   const script = join(o.repo, 'tools/reference/bench-llamacpp.mjs');
   if (!existsSync(join(o.repo, 'tools/reference/node_modules/node-llama-cpp'))) {
     return 'llama.cpp not installed: run `bash tools/reference/install.sh` for its rows';
@@ -72,20 +75,20 @@ export function benchLlamaCppBatch(file: string, shape: string, dtype: string, c
   return r.stdout.trim().split('\n').flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } })
     .filter((j) => j.parallel !== undefined)
     .map((j) => ({ model: shape, dtype, ctx, batch: j.parallel, engine: 'llama.cpp' as const, threads: o.threads,
-      decodeTps: j.decodeTokensPerSecond, msPerToken: j.msPerToken, kvBytes: j.kvBytes }));
+      decodeTps: j.decodeTokensPerSecond, msPerToken: j.msPerToken, kvBytes: j.kvBytes, weightBytes }));
 }
 
 export function formatBatchTable(rows: readonly BatchRow[], notes: readonly string[]): string {
   const lines = [
-    '| model | dtype | ctx | batch | engine | threads | decode tok/s (all sequences) | ms/token per sequence | × batch 1 | KV held | tessera/llama.cpp |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| model | dtype | ctx | batch | engine | threads | decode tok/s (all sequences) | ms/token per sequence | × batch 1 | weights GB/s | KV held | tessera/llama.cpp |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const one = rows.find((o) => o.engine === r.engine && o.model === r.model && o.dtype === r.dtype && o.ctx === r.ctx && o.batch === 1);
     const peer = rows.find((o) => o.engine !== r.engine && o.model === r.model && o.dtype === r.dtype && o.ctx === r.ctx && o.batch === r.batch);
     const ratio = r.engine === 'tessera' && peer ? (r.decodeTps / peer.decodeTps).toFixed(2) : '';
     lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.batch} | ${r.engine} | ${r.threads} | ${r.decodeTps.toFixed(1)} | ${r.msPerToken.toFixed(1)} | ` +
-      `${one ? (r.decodeTps / one.decodeTps).toFixed(2) : ''} | ${(r.kvBytes / 2 ** 20).toFixed(1)} MiB | ${ratio} |`);
+      `${one ? (r.decodeTps / one.decodeTps).toFixed(2) : ''} | ${(r.weightBytes / r.msPerToken / 1e6).toFixed(2)} | ${(r.kvBytes / 2 ** 20).toFixed(1)} MiB | ${ratio} |`);
   }
   return [...notes, '', ...lines].join('\n') + '\n';
 }

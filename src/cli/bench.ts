@@ -109,7 +109,7 @@ export async function runBench(argv: string[]): Promise<number> {
         batchRows.push(...await benchTesseraBatch(file, t.label, dtype, ctx, batches, o));
         if (!o.llamaCpp) { notes.add('llama.cpp rows skipped (--no-llama-cpp).'); continue; }
         if (!file.endsWith('.gguf')) { notes.add(`llama.cpp not measured on ${t.label}: it reads .gguf files only.`); continue; }
-        const l = benchLlamaCppBatch(file, t.label, dtype, ctx, batches, o);
+        const l = benchLlamaCppBatch(file, t.label, dtype, ctx, batches, o, info.weightBytes);
         if (typeof l === 'string') notes.add(l); else batchRows.push(...l);
       }
       continue;

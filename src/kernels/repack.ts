@@ -14,11 +14,24 @@ export type RepackedDType = 'q8_0x4' | 'q4_0x4';
 /** Rows interleaved in one group of the x4 layouts. */
 export const GROUP_ROWS = 4;
 
-/** The x4 dtype a q8_0 / q4_0 matrix of `rows` rows is kept as in memory, or null when it stays in
- *  GGUF's layout (another dtype, or a row count that is not a multiple of 4). */
-export function repackedDType(dtype: WeightDType, rows: number): RepackedDType | null {
-  if (rows % GROUP_ROWS !== 0) return null;
-  return dtype === 'q8_0' ? 'q8_0x4' : dtype === 'q4_0' ? 'q4_0x4' : null;
+/** Readies a matrix just read (`bytes`, rows × cols in `dtype`) for the matmul kernels: q8_0 / q4_0
+ *  with rows % 4 == 0 is repacked in place into its x4 layout and that dtype is returned; anything
+ *  else is left as it is and `dtype` returned. A q8_0 matrix holding the quant −128 stays in GGUF's
+ *  layout too: the relaxed-SIMD kernel takes |x| as its 7-bit operand and moves x's sign onto the
+ *  weight, and −(−128) does not fit int8 (llama.cpp's quantiser never writes −128; other tools may). */
+export function repackForMatmul(dtype: WeightDType, bytes: Uint8Array, rows: number, cols: number): WeightDType {
+  if ((dtype !== 'q8_0' && dtype !== 'q4_0') || rows % GROUP_ROWS !== 0) return dtype;
+  if (dtype === 'q8_0' && holdsQ8Minimum(bytes)) return dtype;
+  repackX4(dtype, bytes, rows, cols);
+  return dtype === 'q8_0' ? 'q8_0x4' : 'q4_0x4';
+}
+
+/** Whether any quant of these GGUF q8_0 blocks is −128 (byte 0x80). */
+function holdsQ8Minimum(bytes: Uint8Array): boolean {
+  for (let o = 0; o < bytes.length; o += 34) {
+    for (let j = o + 2; j < o + 34; j++) if (bytes[j] === 0x80) return true;
+  }
+  return false;
 }
 
 /** Quant bytes of one row's block. */

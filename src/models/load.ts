@@ -10,7 +10,7 @@ import type { LanguageModel } from './types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
-import { repackX4, repackedDType } from '../kernels/repack.js';
+import { repackForMatmul } from '../kernels/repack.js';
 import type { TensorEntry } from '../formats/tensor-source.js';
 import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
@@ -106,10 +106,7 @@ const EMBEDDING = 'model.embed_tokens.weight';
 
 const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k']);
 
-/** A tensor to load: `stored` is the dtype it is read or converted into, `kept` the one it runs as —
- *  the x4 layout of q8_0 / q4_0 matrices (repacked in place after reading; src/kernels/repack.ts),
- *  else `stored`. The embedding stays in GGUF's layout: rows of it are looked up by token. */
-interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; kept: WeightDType; bytes: number }
+interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
 
 /** Every tensor the model needs, checked against the config, with the dtype it will be stored as. */
 function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
@@ -133,8 +130,7 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
     else if (quantize === 'q8_0' && (src === 'f32' || src === 'f16' || src === 'bf16') && shape[1] % 32 === 0) stored = 'q8_0';
     else stored = src;
     const count = shape.reduce((a, b) => a * b, 1);
-    const kept = shape.length === 2 && name !== EMBEDDING ? repackedDType(stored, shape[0]) ?? stored : stored;
-    return { name, entry, stored, kept, bytes: weightBytes(stored, count) };
+    return { name, entry, stored, bytes: weightBytes(stored, count) };
   };
   const embed = want(EMBEDDING, [V, d])!;
   const norm = want('model.norm.weight', [d])!;
@@ -322,35 +318,39 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const total = info.weightBytes;
     let loaded = 0;
     /** Reads tensors back to back into one new region of `arena` (so stacked matrices are contiguous),
-     *  reporting progress and honouring the abort signal between tensors; returns their pointers. */
-    const readInto = async (ts: TensorPlan[], arena: Arena): Promise<Ptr[]> => {
+     *  reporting progress and honouring the abort signal between tensors; returns where each lies and
+     *  the dtype it runs as: matrices are readied for the matmul kernels (src/kernels/repack.ts), all
+     *  but the embedding, whose rows are looked up by token in GGUF's layout. */
+    const readInto = async (ts: TensorPlan[], arena: Arena): Promise<{ ptr: Ptr; dtype: WeightDType }[]> => {
       let at = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
-      const ptrs: Ptr[] = [];
+      const out: { ptr: Ptr; dtype: WeightDType }[] = [];
       for (const t of ts) {
         if (opts.signal?.aborted) throw abortError();
-        readTensorInto(ck.source, t.entry, t.stored, arena.u8(at, t.bytes));
-        if (t.kept !== t.stored) repackX4(t.stored as 'q8_0' | 'q4_0', arena.u8(at, t.bytes), t.entry.shape[0], t.entry.shape[1]);
-        ptrs.push(at);
+        const bytes = arena.u8(at, t.bytes);
+        readTensorInto(ck.source, t.entry, t.stored, bytes);
+        const [rows, cols] = t.entry.shape;
+        out.push({ ptr: at, dtype: t.entry.shape.length === 2 && t.name !== EMBEDDING ? repackForMatmul(t.stored, bytes, rows, cols) : t.stored });
         at += t.bytes;
         loaded += t.bytes;
         opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });
         await new Promise((r) => setImmediate(r));                             // let progress render and aborts arrive
       }
-      return ptrs;
+      return out;
     };
-    const step = async (t: TensorPlan, arena: Arena): Promise<Ptr> => (await readInto([t], arena))[0];
-    const matAt = (t: TensorPlan, ptr: Ptr): Mat => ({ ptr, dtype: t.kept, rows: t.entry.shape[0], cols: t.entry.shape[1] });
-    const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> => matAt(t, await step(t, arena));
+    const step = async (t: TensorPlan, arena: Arena): Promise<Ptr> => (await readInto([t], arena))[0].ptr;
+    const matAt = (t: TensorPlan, at: { ptr: Ptr; dtype: WeightDType }): Mat => ({ ...at, rows: t.entry.shape[0], cols: t.entry.shape[1] });
+    const mat = async (t: TensorPlan, arena: Arena): Promise<Mat> => matAt(t, (await readInto([t], arena))[0]);
     /** Matrices with one dtype stored back to back, so one matmul covers them all. */
     const stacked = async (ts: TensorPlan[], arena: Arena): Promise<{ parts: Mat[]; all: Mat | null }> => {
-      if (ts.some((t) => t.kept !== ts[0].kept)) {
+      if (ts.some((t) => t.stored !== ts[0].stored)) {
         const parts: Mat[] = [];
         for (const t of ts) parts.push(await mat(t, arena));
         return { parts, all: null };
       }
-      const ptrs = await readInto(ts, arena);
-      const parts = ts.map((t, i) => matAt(t, ptrs[i]));
-      return { parts, all: { ptr: ptrs[0], dtype: ts[0].kept, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
+      const parts = (await readInto(ts, arena)).map((at, i) => matAt(ts[i], at));
+      // one of them may have stayed in GGUF's layout (repackForMatmul): then they run one by one
+      if (parts.some((m) => m.dtype !== parts[0].dtype)) return { parts, all: null };
+      return { parts, all: { ptr: parts[0].ptr, dtype: parts[0].dtype, rows: parts.reduce((a, m) => a + m.rows, 0), cols: parts[0].cols } };
     };
 
     const head = Arena.create(sizes.head, { kernels, label: 'embeddings/output' });
@@ -365,7 +365,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       pool.register(arena);
       const attnNorm = await step(p.attnNorm!, arena);
       const qkv = await stacked([p.q!, p.k!, p.v!], arena);
-      const [qBias, kBias, vBias] = p.qBias ? await readInto([p.qBias, p.kBias!, p.vBias!], arena) : [0, 0, 0];
+      const [qBias, kBias, vBias] = p.qBias ? (await readInto([p.qBias, p.kBias!, p.vBias!], arena)).map((b) => b.ptr) : [0, 0, 0];
       const o = await mat(p.o!, arena);
       const ffnNorm = await step(p.ffnNorm!, arena);
       const gateUp = await stacked([p.gate!, p.up!], arena);

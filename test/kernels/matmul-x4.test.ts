@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
-import { repackX4, repackedDType, unpackX4 } from '../../src/kernels/repack.js';
+import { repackForMatmul, repackX4, unpackX4, type RepackedDType } from '../../src/kernels/repack.js';
 import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { assertBytesEqual, makeBench, randomF32, rng, type Bench } from './harness.js';
@@ -23,7 +23,7 @@ test('repackX4 moves the GGUF bytes only: unpackX4 gives them back, and the x4 s
       const blocks = gguf(base, randomF32(rng(rows + cols), rows * cols));
       const x4 = blocks.slice();
       repackX4(base, x4, rows, cols);
-      const dtype = repackedDType(base, rows)!;
+      const dtype: RepackedDType = base === 'q8_0' ? 'q8_0x4' : 'q4_0x4';
       assert.equal(x4.length, weightBytes(dtype, rows * cols));
       assert.notDeepEqual(x4, blocks, `${base} ${rows}×${cols}: the layout changed`);
       assertBytesEqual(unpackX4(dtype, x4, rows, cols), blocks, `${base} ${rows}×${cols}: round trip`);
@@ -31,14 +31,27 @@ test('repackX4 moves the GGUF bytes only: unpackX4 gives them back, and the x4 s
   }
 });
 
-test('only q8_0 / q4_0 matrices with rows % 4 == 0 are repacked; a wrong size is refused by name', () => {
-  assert.equal(repackedDType('q8_0', 576), 'q8_0x4');
-  assert.equal(repackedDType('q4_0', 8), 'q4_0x4');
-  assert.equal(repackedDType('q8_0', 49153), null);
-  assert.equal(repackedDType('f32', 8), null);
-  assert.equal(repackedDType('q4_k', 8), null);
+test('repackForMatmul repacks q8_0 / q4_0 with rows % 4 == 0 and leaves everything else as it is', () => {
+  for (const base of BASES) {
+    const blocks = gguf(base, randomF32(rng(3), 8 * 64)), bytes = blocks.slice();
+    assert.equal(repackForMatmul(base, bytes, 8, 64), base === 'q8_0' ? 'q8_0x4' : 'q4_0x4');
+    assertBytesEqual(unpackX4(base === 'q8_0' ? 'q8_0x4' : 'q4_0x4', bytes, 8, 64), blocks, `${base}: repacked in place`);
+  }
+  const six = quantizeToQ8_0(randomF32(rng(5), 6 * 32)), sixCopy = six.slice();
+  assert.equal(repackForMatmul('q8_0', six, 6, 32), 'q8_0');
+  assert.deepEqual(six, sixCopy);
+  const f32 = new Uint8Array(8 * 32 * 4);
+  assert.equal(repackForMatmul('f32', f32, 8, 32), 'f32');
   assert.throws(() => repackX4('q8_0', new Uint8Array(34 * 6), 6, 32), /6×32 q8_0 needs rows % 4 == 0/);
   assert.throws(() => repackX4('q4_0', new Uint8Array(18 * 3), 4, 32), /needs .* 72 bytes, got 54/);
+});
+
+test('a q8_0 matrix holding the quant −128 stays in GGUF layout (the relaxed kernel cannot negate it)', () => {
+  const blocks = quantizeToQ8_0(randomF32(rng(6), 8 * 64));
+  blocks[34 * 5 + 2 + 7] = 0x80;
+  const bytes = blocks.slice();
+  assert.equal(repackForMatmul('q8_0', bytes, 8, 64), 'q8_0');
+  assert.deepEqual(bytes, blocks);
 });
 
 /** Writes a random matrix in GGUF blocks and its x4 repack, and a quantised input of n rows. */
@@ -53,7 +66,7 @@ function setup(b: Bench, base: 'q8_0' | 'q4_0', rows: number, cols: number, n: n
   const xf = b.alloc(n * cols * 4), xq = b.alloc(weightBytes('q8_0', n * cols));
   b.f32(xf, n * cols).set(randomF32(rand, n * cols, 3));
   b.ref.quantizeQ8(xf, xq, n * cols);
-  return { w, w4, xq, dtype: repackedDType(base, rows)! };
+  return { w, w4, xq, dtype: (base === 'q8_0' ? 'q8_0x4' : 'q4_0x4') as RepackedDType };
 }
 
 test('x4 matmuls equal the GGUF-layout reference and the SIMD kernel equals the twin bit for bit, on odd sizes and row ranges', () => {
@@ -87,7 +100,7 @@ test('x4 matmuls equal the GGUF-layout reference and the SIMD kernel equals the 
   }
 });
 
-test('the plain and relaxed SIMD builds give the same x4 matmuls, and q4_0 nibbles at the ends of their range are exact', (t) => {
+test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights and activations at the ends of their range are exact', (t) => {
   if (kernelBuild() !== 'relaxed') { t.skip('this engine does not run relaxed SIMD'); return; }
   const b = makeBench(64);
   const plain = createWasmKernels(kernelModule('simd'), b.memory);
@@ -96,10 +109,12 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and q4_0 nibbl
   for (const base of BASES) {
     for (const [rows, cols, n] of [[8, 512, 1], [20, 768, 5], [4, 2560, 16]] as const) {
       const { w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
-      if (base === 'q4_0' && rows === 4) {
-        // extremes: nibbles 0 and 15 against activations ±127 (the largest products the 7-bit path sees)
+      if (rows === 4) {
+        // extremes: q4_0 nibbles 0 and 15, q8_0 quants ±127, against activations ±127 (the largest
+        // products the 7-bit path sees: a pair of 127·127 must not saturate i16)
         const bytes = b.u8(w4, weightBytes(dtype, rows * cols)), nb = cols / 32;
-        for (let i = 8 * nb * 4; i < bytes.length; i++) bytes[i] = i % 3 === 0 ? 0x00 : i % 3 === 1 ? 0xff : 0x0f;
+        const edges = base === 'q4_0' ? [0x00, 0xff, 0x0f] : [0x7f, 0x81, 0x7f];
+        for (let i = 8 * nb; i < bytes.length; i++) bytes[i] = edges[i % 3]!;
         const xb = b.u8(xq, weightBytes('q8_0', n * cols));
         for (let blk = 0; blk < n * nb; blk++) for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = j % 2 ? 127 : 0x81; // 127, -127
       }
