@@ -14,6 +14,7 @@
 
 import { hsum4i } from './matmul-quant';
 import { loadF16 } from './vector';
+import { storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
 
@@ -120,6 +121,24 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   }
 }
 
+/** dst (cols f32) = row r of an x4 matrix (the embedding lookup): d·q, as toF32 of the GGUF blocks. */
+@inline function rowToF32X4<Q>(w: usize, r: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 5, QB = quantBytes<Q>(), k = <usize>(r & 3);
+  const wg = w + <usize>(r >> 2) * <usize>nb * ((2 + QB) << 2);
+  for (let b = 0; b < nb; b++) {
+    const d = f32x4.splat(loadF16(wg + (<usize>b << 3) + (k << 1)));
+    const q = wg + (<usize>nb << 3) + <usize>b * (QB << 2) + k * QB, dp = dst + (<usize>b << 7);
+    if (isSigned<Q>()) {
+      storeScaled16(dp, v128.load(q), d);
+      storeScaled16(dp + 64, v128.load(q, 16), d);
+    } else {
+      const v = v128.load(q);
+      storeScaled16(dp, i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8)), d);
+      storeScaled16(dp + 64, i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8)), d);
+    }
+  }
+}
+
 // Exports: W (rows, cols) in the x4 layout · Xq (n, cols)ᵀ -> Y (n, rows) f32, rows [r0, r1).
 export function matmulQ8_0x4(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   matmulQuantX4<i8>(w, xq, y, n, rows, cols, r0, r1);
@@ -127,3 +146,6 @@ export function matmulQ8_0x4(w: usize, xq: usize, y: usize, n: i32, rows: i32, c
 export function matmulQ4_0x4(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   matmulQuantX4<u8>(w, xq, y, n, rows, cols, r0, r1);
 }
+// dst (cols) f32 = row r of W in the x4 layout.
+export function rowToF32Q8_0x4(w: usize, r: i32, cols: i32, dst: usize): void { rowToF32X4<i8>(w, r, cols, dst); }
+export function rowToF32Q4_0x4(w: usize, r: i32, cols: i32, dst: usize): void { rowToF32X4<u8>(w, r, cols, dst); }

@@ -54,7 +54,7 @@ export function toF32BF16(src: usize, dst: usize, count: i32): void {
 }
 
 /** Stores 16 i8 (as i8x16) times d as 16 f32 at p. */
-@inline function storeScaled16(p: usize, q: v128, d: v128): void {
+@inline export function storeScaled16(p: usize, q: v128, d: v128): void {
   const lo = i16x8.extend_low_i8x16_s(q), hi = i16x8.extend_high_i8x16_s(q);
   v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), d));
   v128.store(p, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), d), 16);

@@ -4,7 +4,7 @@
 // quantise-at-load). Views are created per call: the memory may be shared and may grow.
 // Shape legend as in ./types.ts.
 
-import type { CacheDType, Kernels, Ptr, RopeStyle, WeightDType } from './types.js';
+import { weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts } from './k-quants.js';
 
 const f32 = Math.fround;
@@ -276,8 +276,17 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
         case 'q4_k': case 'q5_k': case 'q6_k':
           D.set(dequantizeK(dtype, U8(src, (count / QK_K) * K_BLOCK_BYTES[dtype]), count));
           return;
-        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} is a matmul-only layout (rows interleaved); dequantise the GGUF blocks (unpackX4) instead`);
+        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
+      }
+    },
+
+    rowToF32(dtype, w, row, cols, dst) {
+      if (dtype === 'q8_0x4' || dtype === 'q4_0x4') {
+        const { d, q } = rowBlocksX4(dtype, w, row, cols / 32), D = F(dst, cols);
+        for (let i = 0; i < cols; i++) D[i] = d[i >> 5]! * q[i]!;
+      } else {
+        this.toF32(dtype, w + weightBytes(dtype, row * cols), dst, cols);
       }
     },
 

@@ -99,8 +99,13 @@ export interface Kernels {
    *  sums of each 16 q. */
   quantizeQ8K(x: Ptr, xq: Ptr, count: number): void;
 
-  /** dst (count) f32 = src (count) converted from dtype (dequantisation, f16/bf16 widening, copy). */
+  /** dst (count) f32 = src (count) converted from dtype (dequantisation, f16/bf16 widening, copy);
+   *  not for the x4 layouts, whose rows are interleaved (rowToF32 reads those). */
   toF32(dtype: WeightDType, src: Ptr, dst: Ptr, count: number): void;
+
+  /** dst (cols) f32 = row `row` of the matrix at w (cols per row) stored as dtype, x4 layouts
+   *  included: an embedding lookup. Same values as toF32 of that row's GGUF blocks. */
+  rowToF32(dtype: WeightDType, w: Ptr, row: number, cols: number, dst: Ptr): void;
 
   /** y (n, dim) = x / sqrt(mean(x²) + eps) ⊙ w;  w (dim) f32. y may equal x. */
   rmsNorm(x: Ptr, w: Ptr, y: Ptr, n: number, dim: number, eps: number): void;

@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import type { Kernels, Ptr } from './types.js';
+import { weightBytes, type Kernels, type Ptr } from './types.js';
 
 /** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
 interface KernelExports {
@@ -17,6 +17,8 @@ interface KernelExports {
   matmulQ4_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ8_0x4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ4_0x4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  rowToF32Q8_0x4(w: Ptr, row: number, cols: number, dst: Ptr): void;
+  rowToF32Q4_0x4(w: Ptr, row: number, cols: number, dst: Ptr): void;
   matmulQ4_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ5_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ6_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
@@ -137,9 +139,14 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'q4_k': return k.toF32Q4_K(src, dst, count);
         case 'q5_k': return k.toF32Q5_K(src, dst, count);
         case 'q6_k': return k.toF32Q6_K(src, dst, count);
-        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} is a matmul-only layout (rows interleaved); dequantise the GGUF blocks (unpackX4) instead`);
+        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
+    },
+    rowToF32(dtype, w, row, cols, dst) {
+      if (dtype === 'q8_0x4') k.rowToF32Q8_0x4(w, row, cols, dst);
+      else if (dtype === 'q4_0x4') k.rowToF32Q4_0x4(w, row, cols, dst);
+      else this.toF32(dtype, w + weightBytes(dtype, row * cols), dst, cols);
     },
     rmsNorm: (x, w, y, n, dim, eps) => k.rmsNorm(x, w, y, n, dim, eps),
     layerNorm: (x, w, b, y, n, dim, eps) => k.layerNorm(x, w, b, y, n, dim, eps),

@@ -15,7 +15,7 @@
 // All buffers are allocated once, in the constructor; forward() allocates no wasm memory.
 
 import type { Ptr } from '../kernels/types.js';
-import { activationFormat, weightBytes, type ActivationFormat } from '../kernels/types.js';
+import { activationFormat, type ActivationFormat } from '../kernels/types.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { matmulOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
@@ -390,12 +390,9 @@ export class LlamaModel implements LanguageModel {
   private embed(batch: readonly BatchItem[], segs: Segment[]): void {
     const { head, embed } = this.w;
     const d = this.config.hidden_size;
-    const rowBytes = weightBytes(embed.dtype, d);
     for (const s of segs) {
       const tokens = batch[s.b]!.tokens;
-      for (let i = 0; i < s.m; i++) {
-        head.kernels.toF32(embed.dtype, embed.ptr + tokens[s.start + i]! * rowBytes, this.head.x + (s.row + i) * d * 4, d);
-      }
+      for (let i = 0; i < s.m; i++) head.kernels.rowToF32(embed.dtype, embed.ptr, tokens[s.start + i]!, d, this.head.x + (s.row + i) * d * 4);
     }
   }
   // y (n, rows) = x (n, cols) · Wᵀ; `xq` receives the q8_0 (K-quant weights: q8_K) form of x when W

@@ -102,8 +102,6 @@ export interface LoadedModel {
  *  the arena sizes stop being exact integers long before any memory could hold them. */
 export const MAX_CONTEXT_LENGTH = 1 << 24;
 
-const EMBEDDING = 'model.embed_tokens.weight';
-
 const LOADABLE: ReadonlySet<string> = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k']);
 
 interface TensorPlan { name: string; entry: TensorEntry; stored: WeightDType; bytes: number }
@@ -132,7 +130,7 @@ function planTensors(ck: Checkpoint, quantize: 'q8_0' | undefined) {
     const count = shape.reduce((a, b) => a * b, 1);
     return { name, entry, stored, bytes: weightBytes(stored, count) };
   };
-  const embed = want(EMBEDDING, [V, d])!;
+  const embed = want('model.embed_tokens.weight', [V, d])!;
   const norm = want('model.norm.weight', [d])!;
   const lmHead = c.tie_word_embeddings ? null : want('lm_head.weight', [V, d])!;
   const layers = [] as Record<string, TensorPlan | null>[];
@@ -319,8 +317,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     let loaded = 0;
     /** Reads tensors back to back into one new region of `arena` (so stacked matrices are contiguous),
      *  reporting progress and honouring the abort signal between tensors; returns where each lies and
-     *  the dtype it runs as: matrices are readied for the matmul kernels (src/kernels/repack.ts), all
-     *  but the embedding, whose rows are looked up by token in GGUF's layout. */
+     *  the dtype it runs as: matrices are readied for the matmul kernels (src/kernels/repack.ts; the
+     *  embedding too — the output head may be it, and rowToF32 looks its rows up in any layout). */
     const readInto = async (ts: TensorPlan[], arena: Arena): Promise<{ ptr: Ptr; dtype: WeightDType }[]> => {
       let at = arena.alloc(ts.reduce((a, t) => a + t.bytes, 0));
       const out: { ptr: Ptr; dtype: WeightDType }[] = [];
@@ -329,7 +327,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
         const bytes = arena.u8(at, t.bytes);
         readTensorInto(ck.source, t.entry, t.stored, bytes);
         const [rows, cols] = t.entry.shape;
-        out.push({ ptr: at, dtype: t.entry.shape.length === 2 && t.name !== EMBEDDING ? repackForMatmul(t.stored, bytes, rows, cols) : t.stored });
+        out.push({ ptr: at, dtype: t.entry.shape.length === 2 ? repackForMatmul(t.stored, bytes, rows, cols) : t.stored });
         at += t.bytes;
         loaded += t.bytes;
         opts.onProgress?.({ stage: t.stored !== t.entry.dtype ? 'quantizing' : 'reading', loadedBytes: loaded, totalBytes: total });

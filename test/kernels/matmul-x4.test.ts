@@ -129,9 +129,27 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights an
   }
 });
 
+test('rowToF32 reads a row of an x4 matrix as toF32 reads the same row of the GGUF blocks, bit for bit', () => {
+  const b = makeBench(16);
+  for (const base of BASES) {
+    const rows = 12, cols = 96;
+    const { w, w4, dtype } = setup(b, base, rows, cols, 1, 31);
+    const want = b.alloc(cols * 4), got = b.alloc(cols * 4), gguf = b.alloc(cols * 4);
+    for (const k of [b.ref, b.wasm]) {
+      for (const r of [0, 1, 2, 3, 4, 7, 11]) {
+        k.toF32(base, w + weightBytes(base, r * cols), want, cols);
+        k.rowToF32(base, w, r, cols, gguf);
+        k.rowToF32(dtype, w4, r, cols, got);
+        assertBytesEqual(b.u8(gguf, cols * 4), b.u8(want, cols * 4), `${base} row ${r}: rowToF32 on GGUF blocks`);
+        assertBytesEqual(b.u8(got, cols * 4), b.u8(want, cols * 4), `${dtype} row ${r}`);
+      }
+    }
+  }
+});
+
 test('toF32 refuses the x4 layouts with a message that says what to do', () => {
   const b = makeBench(4);
   for (const k of [b.ref, b.wasm]) {
-    assert.throws(() => k.toF32('q8_0x4', 65536, 65536 + 4096, 32), /q8_0x4 is a matmul-only layout .*unpackX4/);
+    assert.throws(() => k.toF32('q8_0x4', 65536, 65536 + 4096, 32), /q8_0x4 has its rows interleaved; read rows with rowToF32/);
   }
 });
