@@ -1,10 +1,11 @@
 // Y (n, rows) = Xq (n, cols) · Wᵀ for rows [r0, r1), W in a repacked "x4" layout of q8_0 or q4_0
 // (made at load by src/kernels/repack.ts), Xq = X quantised to q8_0 blocks by quantizeQ8.
 // Four weight rows are interleaved block by block, so one activation block — loaded, widened and
-// with its scale once — serves four rows, and the four rows' f16 scales lie apart from the quants,
-// converted four at a time. Group g (rows 4g..4g+3) starts at w + g·nb·4·(2 + QB) and holds
-//   nb × 4 f16 scales (block b: the four rows' d at 8b), then
-//   nb × 4 × QB quant bytes (block b, row k at 8nb + 4·QB·b + QB·k),
+// with its scale once — serves four rows, and the four rows' f16 scales lie together ahead of their
+// quants, converted four at a time. Group g (rows 4g..4g+3) starts at w + g·nb·4·(2 + QB) and holds
+// nb blocks of 8 + 4·QB bytes, in order: block b at b·(8 + 4·QB) holds the four rows' f16 d, then
+// row k's QB quant bytes at 8 + QB·k — one forward stream (scales in a region of their own made a
+// second stream in the same pages, which halved the speed from memory at 2048 columns),
 // QB = 32 (q8_0: 32 × i8) or 16 (q4_0: GGUF's nibbles, byte j = q[j] | q[j+16] << 4, value d·(q − 8)).
 // Arithmetic per row and block as llama.cpp's ggml_vec_dot_q{8,4}_0_q8_0: an exact integer dot
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
@@ -74,10 +75,10 @@ const XB: usize = 34; // bytes of one q8_0 activation block
 /** The four rows of group g (at wg) · one activation row (at xr) over nb blocks: f32x4, lane k = row k. */
 @inline function groupDot<Q>(wg: usize, xr: usize, nb: i32): v128 {
   const QB = quantBytes<Q>();
-  const quants = wg + (<usize>nb << 3);
+  const BB = 8 + (QB << 2); // one block of the group: four f16 scales, then four rows' quants
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
-    const xb = xr + <usize>b * XB, wq = quants + <usize>b * (QB << 2);
+    const ws = wg + <usize>b * BB, xb = xr + <usize>b * XB, wq = ws + 8;
     let sumi: v128;
     if (isSigned<Q>() && ASC_FEATURE_RELAXED_SIMD) {
       const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
@@ -93,7 +94,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
       sumi = i32x4.sub(hsum4i(dotQ4(wq, xa, xc), dotQ4(wq + 16, xa, xc), dotQ4(wq + 32, xa, xc), dotQ4(wq + 48, xa, xc)),
                        i32x4.splat(blockSum(xa, xc) << 3));
     }
-    const d = f32x4.mul(scales4(wg + (<usize>b << 3)), f32x4.splat(loadF16(xb))); // d_w · d_x per row
+    const d = f32x4.mul(scales4(ws), f32x4.splat(loadF16(xb))); // d_w · d_x per row
     acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), d));
   }
   return acc;
@@ -126,8 +127,9 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   const nb = cols >> 5, QB = quantBytes<Q>(), k = <usize>(r & 3);
   const wg = w + <usize>(r >> 2) * <usize>nb * ((2 + QB) << 2);
   for (let b = 0; b < nb; b++) {
-    const d = f32x4.splat(loadF16(wg + (<usize>b << 3) + (k << 1)));
-    const q = wg + (<usize>nb << 3) + <usize>b * (QB << 2) + k * QB, dp = dst + (<usize>b << 7);
+    const ws = wg + <usize>b * (8 + (QB << 2));
+    const d = f32x4.splat(loadF16(ws + (k << 1)));
+    const q = ws + 8 + k * QB, dp = dst + (<usize>b << 7);
     if (isSigned<Q>()) {
       storeScaled16(dp, v128.load(q), d);
       storeScaled16(dp + 64, v128.load(q, 16), d);

@@ -180,8 +180,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     const group = U8(base + (r >> 2) * nb * 4 * (QB + 2), nb * 4 * (QB + 2));
     const d = new Float32Array(nb), q = new Int8Array(nb * 32);
     for (let b = 0; b < nb; b++) {
-      d[b] = f16ToF32(group[8 * b + 2 * k]! | (group[8 * b + 2 * k + 1]! << 8));
-      const o = 8 * nb + 4 * QB * b + QB * k;
+      const at = b * 4 * (QB + 2);
+      d[b] = f16ToF32(group[at + 2 * k]! | (group[at + 2 * k + 1]! << 8));
+      const o = at + 8 + QB * k;
       for (let j = 0; j < 32; j++) {
         if (dtype === 'q8_0x4') q[b * 32 + j] = (group[o + j]! << 24) >> 24;
         else q[b * 32 + j] = ((j < 16 ? group[o + j]! : group[o + j - 16]! >> 4) & 15) - 8;

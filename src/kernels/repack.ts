@@ -1,11 +1,10 @@
 // The in-memory "x4" layouts of q8_0 / q4_0 matrices (dtypes q8_0x4 / q4_0x4), made at load: the
 // matmul kernels (kernels/matmul-quant-x4.ts) read four rows per activation block, so the rows are
-// interleaved block by block and the f16 scales are moved apart from the quants. Group g (rows
-// 4g..4g+3) is nb·4·(2 + QB) bytes (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0):
-//   nb × 4 f16 scales — block b's scales of rows 4g..4g+3 at 8b —
-//   then nb × 4 × QB quant bytes — block b of row 4g+k at 8nb + 4·QB·b + QB·k —
-// the bytes of the GGUF blocks unchanged, only moved, so the size is the GGUF size. Files keep
-// GGUF's layout; this is done in place after a tensor is read.
+// interleaved block by block with the four rows' f16 scales together ahead of their quants. Group g
+// (rows 4g..4g+3) is nb·4·(2 + QB) bytes (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0):
+// nb blocks of 8 + 4·QB bytes — block b's scales of rows 4g..4g+3, then row 4g+k's QB quant bytes
+// at 8 + QB·k — the bytes of the GGUF blocks unchanged, only moved, so the size is the GGUF size.
+// Files keep GGUF's layout; this is done in place after a tensor is read.
 
 import type { WeightDType } from './types.js';
 
@@ -49,9 +48,10 @@ export function repackX4(dtype: 'q8_0' | 'q4_0', bytes: Uint8Array, rows: number
     for (let k = 0; k < GROUP_ROWS; k++) {
       for (let b = 0; b < nb; b++) {
         const src = (k * nb + b) * BB;
-        bytes[g0 + 8 * b + 2 * k] = group[src]!;
-        bytes[g0 + 8 * b + 2 * k + 1] = group[src + 1]!;
-        bytes.set(group.subarray(src + 2, src + BB), g0 + 8 * nb + GROUP_ROWS * QB * b + QB * k);
+        const at = g0 + b * GROUP_ROWS * BB;
+        bytes[at + 2 * k] = group[src]!;
+        bytes[at + 2 * k + 1] = group[src + 1]!;
+        bytes.set(group.subarray(src + 2, src + BB), at + 8 + QB * k);
       }
     }
   }
@@ -66,9 +66,10 @@ export function unpackX4(dtype: RepackedDType, bytes: Uint8Array, rows: number, 
     const g0 = (r >> 2) * groupBytes, k = r & 3;
     for (let b = 0; b < nb; b++) {
       const dst = (r * nb + b) * BB;
-      out[dst] = bytes[g0 + 8 * b + 2 * k]!;
-      out[dst + 1] = bytes[g0 + 8 * b + 2 * k + 1]!;
-      const q = g0 + 8 * nb + GROUP_ROWS * QB * b + QB * k;
+      const at = g0 + b * GROUP_ROWS * BB;
+      out[dst] = bytes[at + 2 * k]!;
+      out[dst + 1] = bytes[at + 2 * k + 1]!;
+      const q = at + 8 + QB * k;
       out.set(bytes.subarray(q, q + QB), dst + 2);
     }
   }

@@ -112,9 +112,12 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights an
       if (rows === 4) {
         // extremes: q4_0 nibbles 0 and 15, q8_0 quants ±127, against activations ±127 (the largest
         // products the 7-bit path sees: a pair of 127·127 must not saturate i16)
-        const bytes = b.u8(w4, weightBytes(dtype, rows * cols)), nb = cols / 32;
+        const bytes = b.u8(w4, weightBytes(dtype, rows * cols)), nb = cols / 32, QB = base === 'q8_0' ? 32 : 16;
         const edges = base === 'q4_0' ? [0x00, 0xff, 0x0f] : [0x7f, 0x81, 0x7f];
-        for (let i = 8 * nb; i < bytes.length; i++) bytes[i] = edges[i % 3]!;
+        for (let blk = 0; blk < nb; blk++) {                  // the quants of each block, after its four scales
+          const at = blk * (8 + 4 * QB);
+          for (let i = at + 8; i < at + 8 + 4 * QB; i++) bytes[i] = edges[i % 3]!;
+        }
         const xb = b.u8(xq, weightBytes('q8_0', n * cols));
         for (let blk = 0; blk < n * nb; blk++) for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = j % 2 ? 127 : 0x81; // 127, -127
       }
