@@ -185,3 +185,24 @@ test('sequence slots: past `parallel` live caches createCache says what to do; a
     model.forward([1], model.createCache());
   } finally { model.dispose(); }
 });
+
+test('q8_0: a 5-token verification step and 4 batched sequences give exactly the logits of one-token decoding', async () => {
+  // The x4 kernels do each row's arithmetic the same way whatever the number of rows, so
+  // speculative verification and batching cannot flip an int8 activation rounding and drift.
+  const { model } = await loadModel(path, { threads: 2, contextLength: 256, quantize: 'q8_0' });
+  try {
+    const V = model.vocabSize, prompt = randomIds(3, 40, V), next = [5, 9, 2, 7, 11];
+    const plainCache = model.createCache();
+    model.forward(prompt, plainCache);
+    const plain = next.map((t) => Float32Array.from(model.forward([t], plainCache)));
+    const verify = model.createCache();
+    model.forward(prompt, verify);
+    const rows = model.forward(next, verify, { logits: 'all' });
+    for (let i = 0; i < next.length; i++) assert.deepEqual(rows.subarray(i * V, (i + 1) * V), plain[i], `verification row ${i}`);
+    const caches = [0, 1, 2, 3].map(() => { const c = model.createCache(); model.forward(prompt, c); return c; });
+    const batched = model.forwardBatch(caches.map((cache) => ({ cache, tokens: [next[0]!], logits: 'last' as const })));
+    for (const [i, row] of batched.entries()) assert.deepEqual(row, plain[0], `batch row ${i}`);
+  } finally {
+    model.dispose();
+  }
+});
