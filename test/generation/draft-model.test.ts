@@ -20,6 +20,7 @@ import type { LanguageModel } from '../../src/models/types.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomIds } from '../../src/testing/random-model.js';
 import { ByteTokenizer, EOS, FakeModel, bytesOf } from './fake-model.js';
+import { chi2Critical, chiSquare } from './chi-square.js';
 
 const tok = new ByteTokenizer();
 
@@ -104,19 +105,6 @@ test('greedy with a draft model == plain greedy on real models, alone and in a b
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** Upper 1e-4 quantile of chi-square with df degrees of freedom (Wilson–Hilferty). */
-const chi2Critical = (df: number) => df * (1 - 2 / (9 * df) + 3.719 * Math.sqrt(2 / (9 * df))) ** 3;
-
-function chiSquare(counts: number[], p: ArrayLike<number>, n: number): { stat: number; df: number } {
-  let stat = 0, df = -1;
-  for (let v = 0; v < counts.length; v++) {
-    if (p[v]! === 0) { assert.equal(counts[v], 0, `token ${v} has probability 0 but was emitted ${counts[v]} times`); continue; }
-    stat += (counts[v]! - n * p[v]!) ** 2 / (n * p[v]!);
-    df++;
-  }
-  return { stat, df };
-}
 
 const V = 8;
 const TARGET = [Float32Array.of(2.0, 1.2, 0.3, -0.5, 1.9, -2, 0.8, 0.1), Float32Array.of(0.5, 2.2, -1, 1.1, 0.2, 1.8, -0.3, 0.9),

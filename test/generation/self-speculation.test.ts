@@ -21,6 +21,7 @@ import type { Tokenizer } from '../../src/tokenizer/types.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomIds } from '../../src/testing/random-model.js';
 import { ByteTokenizer, EOS, FakeModel, bytesOf } from './fake-model.js';
+import { chi2Critical, chiSquare } from './chi-square.js';
 
 const tok = new ByteTokenizer();
 const SELF = { draft: 'self' as const, gamma: 4 };
@@ -161,19 +162,6 @@ test("the draft attention's per-sequence state is planned into the arenas, once 
     assert.equal(extra(8), 8 * extra(1), 'per sequence slot');
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
-
-/** Upper 1e-4 quantile of chi-square with df degrees of freedom (Wilson–Hilferty). */
-const chi2Critical = (df: number) => df * (1 - 2 / (9 * df) + 3.719 * Math.sqrt(2 / (9 * df))) ** 3;
-
-function chiSquare(counts: number[], p: ArrayLike<number>, n: number): { stat: number; df: number } {
-  let stat = 0, df = -1;
-  for (let v = 0; v < counts.length; v++) {
-    if (p[v]! === 0) { assert.equal(counts[v], 0, `token ${v} has probability 0 but was emitted ${counts[v]} times`); continue; }
-    stat += (counts[v]! - n * p[v]!) ** 2 / (n * p[v]!);
-    df++;
-  }
-  return { stat, df };
-}
 
 test('sampling with a sparse draft is lossless: q from the draft attention, 30,000 draws; a wrong residual fails', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-selfspec-'));
