@@ -8,7 +8,7 @@
 // Also here: quantizeQ8K (f32 -> q8_K) and dequantisation of the three types (bit-exact with ggml's
 // dequantize_row_*: wasm f32 arithmetic is IEEE single, no fused multiply-add).
 
-import { hsum, loadF16 } from './vector';
+import { hsum, hsum4i, loadF16 } from './vector';
 
 const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 bsums
 
@@ -19,13 +19,6 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 @inline function isQ6<T>(): bool { return sizeof<T>() == 4; }
 /** Bytes of one super-block of the weight type T. */
 @inline function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
-
-/** [Σa, Σb, Σc, Σd] of four i32x4 (transpose-and-add). */
-@inline function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
-  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
-  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
-}
 
 /** acc + 16 weights in 0..63 (u8 lanes) · the 16 q8 activations at x, as four i32 partial sums.
  *  With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86: pmaddubsw) and a pairwise widening —

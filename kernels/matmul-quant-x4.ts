@@ -13,8 +13,7 @@
 // in −127..127 (see dotQ8Relaxed).
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { hsum4i } from './matmul-quant';
-import { loadF16 } from './vector';
+import { hsum4i, loadF16 } from './vector';
 import { storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block

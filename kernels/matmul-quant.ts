@@ -6,7 +6,7 @@
 // Block layouts: q8_0 = f16 d + 32 × i8 (34 bytes); q4_0 = f16 d + 16 bytes, byte j = q[j] | q[j+16] << 4,
 // value = d·(q − 8) (18 bytes). The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { hsum, f16x4, loadF16 } from './vector';
+import { hsum, hsum4i, f16x4, loadF16 } from './vector';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
 
@@ -33,13 +33,6 @@ const XB: usize = 34; // bytes of one q8_0 activation block
     return blockDot(i16x8.extend_low_i8x16_s(lo), i16x8.extend_high_i8x16_s(lo),
                     i16x8.extend_low_i8x16_s(hi), i16x8.extend_high_i8x16_s(hi), xb);
   }
-}
-
-/** [Σa, Σb, Σc, Σd] of four i32x4 (transpose-and-add). */
-@inline export function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
-  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
-  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
 /** f16 scales of four blocks `stride` bytes apart, as f32x4. */

@@ -102,3 +102,10 @@ export function f32ToF16Bits(f: f32): u32 {
 @inline export function expS(x: f32): f32 {
   return f32x4.extract_lane(expV(f32x4.splat(x)), 0);
 }
+
+/** [Σa, Σb, Σc, Σd] of four i32x4 (transpose-and-add). */
+@inline export function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
