@@ -7,6 +7,7 @@ import type { SamplingOptions } from '../generation/sampler.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
 import { MAX_TOP_LOGPROBS } from '../generation/sequence.js';
 import type { ChoiceEvent } from './choices.js';
+import { showValue } from '../formats/errors.js';
 
 /** What one request may ask for at most (each bounds work or memory a single request can cause). */
 export const REQUEST_LIMITS = {
@@ -138,7 +139,7 @@ function invalidType(param: string, expected: string, v: unknown): ApiError {
   return new ApiError(`Invalid type for '${param}': expected ${expected}, but got ${kind(v)}.`, param, 'invalid_type');
 }
 function invalidValue(param: string, expected: string, v: unknown): ApiError {
-  return new ApiError(`Invalid value for '${param}': expected ${expected}, but got ${JSON.stringify(v) ?? String(v)}.`, param, 'invalid_value');
+  return new ApiError(`Invalid value for '${param}': expected ${expected}, but got ${showValue(v)}.`, param, 'invalid_value');
 }
 
 /** Reads an optional number field (absent or null → undefined) and checks its range. */

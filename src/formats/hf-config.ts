@@ -3,7 +3,7 @@
 // asking for 1e12 layers or -1 heads fails here with the field's name instead of deep inside a loader.
 // Defaults follow transformers' LlamaConfig / MistralConfig / Qwen2Config.
 
-import { FormatError } from './errors.js';
+import { FormatError, showValue } from './errors.js';
 import { isJsonObject } from './json-strict.js';
 import type { LlamaConfig, RopeScaling } from '../models/config.js';
 
@@ -99,7 +99,7 @@ function resolveModelType(raw: Record<string, unknown>, fail: (m: string) => nev
   const mt = raw.model_type;
   if (mt !== undefined) {
     if (typeof mt !== 'string' || !MODEL_TYPES.has(mt)) {
-      fail(`model_type ${show(mt)} is not supported (supported: ${[...MODEL_TYPES].join(', ')})`);
+      fail(`model_type ${showValue(mt)} is not supported (supported: ${[...MODEL_TYPES].join(', ')})`);
     }
     return mt as string;
   }
@@ -109,17 +109,12 @@ function resolveModelType(raw: Record<string, unknown>, fail: (m: string) => nev
     fail('architectures must be a non-empty array of strings');
   }
   for (const a of archs as string[]) if (Object.hasOwn(ARCHITECTURES, a)) return ARCHITECTURES[a]!;
-  return fail(`architectures ${show(archs)} not supported (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
+  return fail(`architectures ${showValue(archs)} not supported (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
 }
 
-/** A config value for an error message (JSON.stringify would print Infinity as null). */
-function show(v: unknown): string {
-  const s = typeof v === 'number' || v === undefined ? String(v) : JSON.stringify(v);
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
-}
 
 function checkInt(field: IntField, v: unknown, fail: (m: string) => never): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`${field} = ${show(v)} must be a positive integer`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`${field} = ${showValue(v)} must be a positive integer`);
   const max = LIMITS[field];
   if ((v as number) > max) fail(`${field} = ${v} is larger than the supported maximum ${max}`);
   return v as number;
@@ -127,19 +122,19 @@ function checkInt(field: IntField, v: unknown, fail: (m: string) => never): numb
 
 function positiveFloat(field: string, v: unknown, dflt: number, fail: (m: string) => never): number {
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`${field} = ${show(v)} must be a positive finite number`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`${field} = ${showValue(v)} must be a positive finite number`);
   return v as number;
 }
 
 function bool(field: string, v: unknown, dflt: boolean, fail: (m: string) => never): boolean {
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') fail(`${field} = ${show(v)} must be true or false`);
+  if (typeof v !== 'boolean') fail(`${field} = ${showValue(v)} must be true or false`);
   return v as boolean;
 }
 
 function hiddenAct(v: unknown, fail: (m: string) => never): LlamaConfig['hidden_act'] {
   if (v === undefined || v === null) return 'silu';
-  if (typeof v !== 'string' || !HIDDEN_ACTS.has(v)) fail(`hidden_act ${show(v)} is not supported (supported: ${[...HIDDEN_ACTS].join(', ')})`);
+  if (typeof v !== 'string' || !HIDDEN_ACTS.has(v)) fail(`hidden_act ${showValue(v)} is not supported (supported: ${[...HIDDEN_ACTS].join(', ')})`);
   return v as LlamaConfig['hidden_act'];
 }
 
@@ -149,13 +144,13 @@ function isTokenId(v: unknown): v is number {
 
 function tokenId(field: string, v: unknown, fail: (m: string) => never): number | null | undefined {
   if (v === undefined || v === null) return v;
-  if (!isTokenId(v)) fail(`${field} = ${show(v)} must be a non-negative integer token id`);
+  if (!isTokenId(v)) fail(`${field} = ${showValue(v)} must be a non-negative integer token id`);
   return v as number;
 }
 
 function eosTokenId(v: unknown, fail: (m: string) => never): number | number[] | null | undefined {
   if (Array.isArray(v)) {
-    if (v.length > 1024 || !v.every(isTokenId)) fail(`eos_token_id ${show(v)} must be a token id or a list of at most 1024 token ids`);
+    if (v.length > 1024 || !v.every(isTokenId)) fail(`eos_token_id ${showValue(v)} must be a token id or a list of at most 1024 token ids`);
     return [...v] as number[];
   }
   return tokenId('eos_token_id', v, fail);
@@ -173,7 +168,7 @@ function ropeParameters(raw: Record<string, unknown>, fail: (m: string) => never
 
 function ropeScaling(v: unknown, fail: (m: string) => never): RopeScaling | null {
   if (v === undefined || v === null) return null;
-  if (!isJsonObject(v)) fail(`rope_scaling must be an object or null, found ${show(v)}`);
+  if (!isJsonObject(v)) fail(`rope_scaling must be an object or null, found ${showValue(v)}`);
   const s = v as Record<string, unknown>;
   const type = s.rope_type ?? s.type;
   if (type === 'default' || type === undefined) {
@@ -182,7 +177,7 @@ function ropeScaling(v: unknown, fail: (m: string) => never): RopeScaling | null
   }
   const num = (f: string): number => {
     const x = s[f];
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) fail(`rope_scaling.${f} = ${show(x)} must be a positive finite number`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) fail(`rope_scaling.${f} = ${showValue(x)} must be a positive finite number`);
     return x as number;
   };
   if (type === 'linear') return { rope_type: 'linear', factor: num('factor') };
@@ -192,9 +187,9 @@ function ropeScaling(v: unknown, fail: (m: string) => never): RopeScaling | null
     if (high <= low) fail(`rope_scaling.high_freq_factor ${high} must be greater than low_freq_factor ${low}`);
     const orig = s.original_max_position_embeddings;
     if (typeof orig !== 'number' || !Number.isInteger(orig) || orig <= 0 || orig > LIMITS.max_position_embeddings) {
-      fail(`rope_scaling.original_max_position_embeddings = ${show(orig)} must be a positive integer`);
+      fail(`rope_scaling.original_max_position_embeddings = ${showValue(orig)} must be a positive integer`);
     }
     return { rope_type: 'llama3', factor: num('factor'), low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: orig as number };
   }
-  return fail(`rope_scaling type ${show(type)} is not supported (supported: ${SUPPORTED_ROPE})`);
+  return fail(`rope_scaling type ${showValue(type)} is not supported (supported: ${SUPPORTED_ROPE})`);
 }

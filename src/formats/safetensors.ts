@@ -10,7 +10,7 @@
 
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { openRegularFile } from './regular-file.js';
-import { FormatError, checkedMul, checkedNumber } from './errors.js';
+import { FormatError, checkedMul, checkedNumber, showValue } from './errors.js';
 import { MAX_TENSORS_PER_FILE, type TensorDType, type TensorEntry, type TensorSource } from './tensor-source.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
 
@@ -155,7 +155,7 @@ function parseEntry(name: string, value: unknown, file: string, dataStart: numbe
   for (let d = 0; d < shape.length; d++) {
     const dim: unknown = shape[d];
     if (typeof dim !== 'number' || !Number.isSafeInteger(dim) || dim < 0) {
-      throw new FormatError(file, `${t}: shape[${d}] = ${show(dim)} is not a non-negative integer`);
+      throw new FormatError(file, `${t}: shape[${d}] = ${showValue(dim)} is not a non-negative integer`);
     }
     numel = checkedMul(file, `${t}: shape element count`, numel, dim);
   }
@@ -163,7 +163,7 @@ function parseEntry(name: string, value: unknown, file: string, dataStart: numbe
   const [begin, end] = offsets as unknown[];
   for (const [label, v] of [['begin', begin], ['end', end]] as const) {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-      throw new FormatError(file, `${t}: data_offsets ${label} = ${show(v)} is not a non-negative integer`);
+      throw new FormatError(file, `${t}: data_offsets ${label} = ${showValue(v)} is not a non-negative integer`);
     }
   }
   const b = begin as number, e = end as number;
@@ -177,11 +177,6 @@ function parseEntry(name: string, value: unknown, file: string, dataStart: numbe
   return { name, begin: b, end: e, entry };
 }
 
-/** A JSON value for an error message (JSON.stringify would print 1e400 as null), cut to 60 chars. */
-function show(v: unknown): string {
-  const s = typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
-}
 
 function typeName(v: unknown): string {
   return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;

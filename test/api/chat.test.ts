@@ -107,6 +107,13 @@ test('validation errors name the param (table)', () => {
       return true;
     });
   }
+  // A hostile value is quoted cut short, not echoed whole (a 1 MB role would make a 1 MB error).
+  assert.throws(() => validateChatRequest({ messages: [{ role: 'x'.repeat(1 << 20), content: 'x' }] }), (e: unknown) => {
+    assert.ok(e instanceof ApiError);
+    assert.equal(e.param, 'messages[0].role');
+    assert.ok(e.message.length < 300, `message of ${e.message.length} characters`);
+    return true;
+  });
   assert.throws(() => validateChatRequest(null), /JSON object/);
   assert.throws(() => validateChatRequest([]), /JSON object/);
 });
