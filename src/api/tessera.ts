@@ -22,6 +22,8 @@ import { ChatCompletions } from './chat.js';
 import { Completions } from './completions.js';
 import { PromptCache } from './prompt-cache.js';
 import { ApiError } from './validate.js';
+import { samplingDefaults, withSamplingDefaults } from './generation-defaults.js';
+import type { SamplingOptions } from '../generation/sampler.js';
 import { formatAttentionSpec, parseAttentionSpec } from '../attention/spec.js';
 import type { ChatRole } from './validate.js';
 
@@ -53,6 +55,9 @@ export class Tessera {
   readonly config?: ModelConfig;
   readonly info?: ModelInfo;
   readonly generationConfig?: Record<string, unknown>;
+  /** Sampling fields a request leaves out take these values: generation_config.json's temperature,
+   *  top_p, top_k, min_p and repetition_penalty (as vLLM), else the sampler's defaults. */
+  readonly samplingDefaults: SamplingOptions;
   readonly name: string;
   /** OpenAI-shaped chat completions: `tessera.chat.completions.create({messages, …})`. */
   readonly chat: { completions: ChatCompletions };
@@ -72,6 +77,7 @@ export class Tessera {
     this.config = loaded.config;
     this.info = loaded.info;
     this.generationConfig = loaded.generationConfig;
+    this.samplingDefaults = samplingDefaults(loaded.generationConfig);
     this.name = opts.name ?? (loaded.info ? basename(loaded.info.path) : 'tessera');
     this.opts = opts;
     this.chat = { completions: new ChatCompletions(this) };
@@ -186,8 +192,9 @@ export class Tessera {
   /** Streams a completion of `prompt` (text is tokenized with BOS; ids are used as given).
    *  Yields chunks {text, tokens} and returns the GenerationResult. Concurrent calls run together;
    *  `break`ing out of the loop cancels this one (its memory is freed within one step). */
-  async *generate(prompt: string | readonly number[], opts: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
+  async *generate(prompt: string | readonly number[], asked: Omit<GenerateOptions, 'cache'> = {}): AsyncGenerator<GenerationChunk, GenerationResult, void> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
+    const opts = withSamplingDefaults(asked, this.samplingDefaults);
     checkGenerateOptions(opts);
     const ids = this.promptIds(prompt, opts.maxTokens, opts);
     // Start from the prompt cache's longest common prefix (never the last token: its logits are needed).

@@ -181,3 +181,33 @@ test('without max_tokens a reply is bounded: DEFAULT_REPLY_TOKENS, generation_co
   const small = new Tessera({ model: new FakeModel({ suppress: [EOS], contextLength: 64 }), tokenizer: tok }, { renderChat: render });
   assert.equal((await small.chat.completions.create({ messages, temperature: 0 })).usage.completion_tokens, 64 - promptLength);
 });
+
+test("generation_config.json's sampling fields are the defaults of requests that leave them out", async () => {
+  const model = new FakeModel({ suppress: [EOS] });
+  const reply = async (t: Tessera, extra: Record<string, unknown>) =>
+    (await t.chat.completions.create({ messages, max_tokens: 12, ...extra, stream: false } as ChatCompletionRequest & { stream: false })).choices[0].message.content;
+  const plain = new Tessera({ model, tokenizer: tok }, { renderChat: render });
+  const greedy = await reply(plain, { temperature: 0 });
+  // control: without the file, seeds 1 and 2 sample different replies (the engine's default temperature is 1)
+  assert.notEqual(await reply(plain, { seed: 1 }), await reply(plain, { seed: 2 }));
+  // temperature 0 in the file: an omitted temperature is greedy, whatever the seed
+  const cold = new Tessera({ model, tokenizer: tok, generationConfig: { temperature: 0, do_sample: true } }, { renderChat: render });
+  assert.equal(await reply(cold, { seed: 1 }), greedy);
+  assert.equal(await reply(cold, { seed: 2 }), greedy);
+  // a field the request sets wins over the file
+  assert.equal(await reply(cold, { seed: 1, temperature: 1 }), await reply(plain, { seed: 1 }));
+  // top_k 1 in the file is greedy too (the file's temperature alone would sample)
+  const k1 = new Tessera({ model, tokenizer: tok, generationConfig: { temperature: 1.5, top_k: 1, top_p: null } }, { renderChat: render });
+  assert.deepEqual(k1.samplingDefaults, { temperature: 1.5, topK: 1 });
+  assert.equal(await reply(k1, { seed: 3 }), greedy);
+  // a value no request could set is refused at load, naming the file and the field
+  for (const [config, re] of [
+    [{ temperature: -1 }, /generation_config\.json: temperature = -1 must be a number ≥ 0/],
+    [{ top_p: 0 }, /top_p = 0 must be a number greater than 0/],
+    [{ top_k: 2.5 }, /top_k = 2\.5 must be an integer/],
+    [{ min_p: 'high' }, /min_p = "high" must be a number between 0 and 1/],
+    [{ repetition_penalty: 0 }, /repetition_penalty = 0 must be a number greater than 0/],
+  ] as [Record<string, unknown>, RegExp][]) {
+    assert.throws(() => new Tessera({ model, tokenizer: tok, generationConfig: config }), re);
+  }
+});
