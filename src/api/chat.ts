@@ -84,6 +84,7 @@ export class ChatCompletions {
         + `(${prompt.length} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
       'messages', 'context_length_exceeded');
     }
+    request.admit?.(req.n);
     const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs, ignoreEos: req.ignoreEos };
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);

@@ -71,6 +71,7 @@ export class Completions {
     } catch (e) {
       throw requestError(e, 'prompt');
     }
+    request.admit?.(prompts.length * req.n);
     const opts = { ...req.sampling, maxTokens, stop: req.stop, signal, speculate: req.speculate, logprobs: req.logprobs, ignoreEos: req.ignoreEos };
     const id = `cmpl-${randomUUID().replaceAll('-', '')}`;
     const created = Math.floor(Date.now() / 1000);

@@ -80,6 +80,11 @@ export interface ChatCompletionRequest {
   /** JS API only (not a JSON field): sees every choice's chunks and results as they happen (the
    *  server's metrics: time to first token, per-token latency, token counts). */
   onChoiceEvent?: (e: ChoiceEvent) => void;
+  /** JS API only (not a JSON field): called once the whole request is known to be valid (fields,
+   *  prompt tokens, context length), with the sequences it will run, before any starts; throwing
+   *  refuses the request with that error (the server's queue limit, so a bad request gets its 400
+   *  even when the server is full). */
+  admit?: (sequences: number) => void;
 }
 
 /** The request body of `completions.create` (OpenAI's legacy text completions). */
@@ -118,8 +123,11 @@ export interface ValidatedChatRequest extends ValidatedGeneration {
   messages: { role: ChatRole; content: string; name?: string }[];
 }
 
+/** Request fields the JS API takes that are not JSON (a server refuses them in a body). */
+export const JS_ONLY_FIELDS = ['signal', 'onChoiceEvent', 'admit'] as const;
+
 const COMMON = ['model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'frequency_penalty',
-  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'ignore_eos', 'signal', 'onChoiceEvent'];
+  'presence_penalty', 'seed', 'stop', 'n', 'stream', 'stream_options', 'user', 'logprobs', 'speculate', 'attention', 'ignore_eos', ...JS_ONLY_FIELDS];
 const KNOWN = new Set([...COMMON, 'messages', 'max_completion_tokens', 'top_logprobs']);
 const UNSUPPORTED = new Set(['tools', 'tool_choice', 'functions', 'function_call', 'logit_bias',
   'response_format', 'audio', 'modalities', 'prediction', 'parallel_tool_calls']);
@@ -172,6 +180,7 @@ function checkKeys(body: Record<string, unknown>, known: ReadonlySet<string>, un
   }
   if (body.signal !== undefined && !(body.signal instanceof AbortSignal)) throw invalidType('signal', 'an AbortSignal', body.signal);
   if (body.onChoiceEvent !== undefined && typeof body.onChoiceEvent !== 'function') throw invalidType('onChoiceEvent', 'a function', body.onChoiceEvent);
+  if (body.admit !== undefined && typeof body.admit !== 'function') throw invalidType('admit', 'a function', body.admit);
 }
 
 /** The fields chat and text completions share. `defaultMaxTokens` applies when neither max field is set. */

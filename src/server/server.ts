@@ -19,7 +19,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Tessera } from '../api/tessera.js';
-import { ApiError, REQUEST_LIMITS } from '../api/validate.js';
+import { ApiError, JS_ONLY_FIELDS } from '../api/validate.js';
 import type { ChoiceEvent } from '../api/choices.js';
 import { Scheduler, QueueFullError } from '../generation/scheduler.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
@@ -245,21 +245,25 @@ export class TesseraServer {
   private async generate(t: Tessera, chat: boolean, body: unknown, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('The request body must be a JSON object.', null, 'invalid_type');
     const b = { ...(body as Record<string, unknown>) };
-    if (b.signal !== undefined || b.onChoiceEvent !== undefined) throw new ApiError(`Unrecognized request argument supplied: ${b.signal !== undefined ? 'signal' : 'onChoiceEvent'}`, null, 'unknown_parameter');
-    // sequences this request will run: n per prompt (validated again, with its message, by the API)
-    const n = Number.isSafeInteger(b.n) ? Math.max(1, b.n as number) : 1;
-    const prompts = !chat && Array.isArray(b.prompt) && b.prompt.length > 0 && typeof b.prompt[0] !== 'number' ? b.prompt.length : 1;
-    const want = Math.min(n * prompts, REQUEST_LIMITS.choices);
-    if (this.inFlight + want > t.model.parallel + this.maxQueued) {
-      throw this.unavailable(`The server is busy: ${this.inFlight} sequences are running or queued (limit ${t.model.parallel + this.maxQueued}). Retry after the Retry-After seconds.`);
-    }
+    const jsOnly = JS_ONLY_FIELDS.find((k) => b[k] !== undefined);
+    if (jsOnly !== undefined) throw new ApiError(`Unrecognized request argument supplied: ${jsOnly}`, jsOnly, 'unknown_parameter');
     const speculateByDefault = this.opts.speculate !== undefined && b.speculate === undefined && (b.logprobs === undefined || b.logprobs === null || b.logprobs === false);
     if (speculateByDefault) b.speculate = this.opts.speculate;
     const abort = new AbortController();
     // the client went away before the answer was complete: cancel (frees the sequences within a step)
     res.on('close', () => { if (!res.writableFinished) abort.abort(new DOMException('the client disconnected', 'AbortError')); });
-    this.inFlight += want;
+    // Admission comes after the API has checked the whole request (fields, prompt, context), so a bad
+    // request gets its 400 even while the server is full; past parallel + maxQueued sequences, 503.
+    let want = 0;
+    const admit = (sequences: number) => {
+      if (this.inFlight + sequences > t.model.parallel + this.maxQueued) {
+        throw this.unavailable(`The server is busy: ${this.inFlight} sequences are running or queued (limit ${t.model.parallel + this.maxQueued}). Retry after the Retry-After seconds.`);
+      }
+      want = sequences;
+      this.inFlight += want;
+    };
     this.requests.add(abort);
+    const n = typeof b.n === 'number' ? b.n : 1;            // choices per prompt (valid once observe() sees events)
     const seen = new Map<number, number>();                 // choice → time of its last token
     let first = true, finished = 0, generating = false;
     const observe = (e: ChoiceEvent) => {
@@ -285,7 +289,7 @@ export class TesseraServer {
       seen.set(e.index, now);
     };
     try {
-      const request = { ...b, signal: abort.signal, onChoiceEvent: observe };
+      const request = { ...b, signal: abort.signal, onChoiceEvent: observe, admit };
       const result = chat ? await t.chat.completions.create(request as never) : await t.completions.create(request as never);
       generating = true;                                    // the request was valid: its choices count from here
       if (!isStream(result)) { send(res, 200, result); return; }

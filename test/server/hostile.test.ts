@@ -71,7 +71,7 @@ test('past parallel + queue sequences: 503 with Retry-After in the OpenAI error 
   const s = await startServer({ maxQueued: 1, retryAfterSeconds: 2 }, { parallel: 2 });
   try {
     const body = { prompt: 'The Congress '.repeat(100), max_tokens: 48, temperature: 0 };
-    const first = [1, 2, 3].map(() => post(`${s.url}/v1/completions`, body));
+    const first = [1, 2, 3].map(() => post(`${s.url}/v1/completions`, { ...body, max_tokens: 400, ignore_eos: true }));
     await until(() => s.server.metrics.render({ running: 0, waiting: 0 }).length > 0, 50);
     const over = await post(`${s.url}/v1/completions`, body);
     assert.equal(over.status, 503);
@@ -80,6 +80,20 @@ test('past parallel + queue sequences: 503 with Retry-After in the OpenAI error 
     assert.match(over.json.error.message, /busy: 3 sequences.*limit 3/);
     const n = await post(`${s.url}/v1/completions`, { ...body, n: 4 });                 // more choices than fit at once
     assert.equal(n.status, 503);
+    // while full, a bad request still gets its 400 naming the problem, not a 503 (checked before admission)
+    for (const [bad, param, re] of [
+      [{ ...body, n: 17 }, 'n', /1 to 16/], [{ ...body, n: -1 }, 'n', /1 to 16/], [{ ...body, n: 2.5 }, 'n', /integer/],
+      [{ ...body, prompt: Array(s.t.contextLength + 1).fill(100) }, 'prompt', /exceeds the context length/],
+    ] as const) {
+      const r = await post(`${s.url}/v1/completions`, bad);
+      assert.equal(r.status, 400, `${JSON.stringify(bad).slice(0, 60)}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.param, param);
+      assert.match(r.json.error.message, re);
+    }
+    const chatN = await post(`${s.url}/v1/chat/completions`, chat('hi', { n: 0 }));
+    assert.equal(chatN.status, 400);
+    assert.equal(chatN.json.error.param, 'n');
+    assert.equal((await post(`${s.url}/v1/completions`, body)).status, 503, 'the server was full throughout');
     for (const r of await Promise.all(first)) assert.equal(r.status, 200);
     assert.equal((await post(`${s.url}/v1/completions`, body)).status, 200);
   } finally { await s.close(); }
