@@ -8,6 +8,7 @@ import { parseSpeculateSpec } from '../generation/speculative.js';
 import { MAX_TOP_LOGPROBS } from '../generation/sequence.js';
 import type { ChoiceEvent } from './choices.js';
 import { showValue } from '../formats/errors.js';
+import type { Drafter } from '../generation/drafter.js';
 
 /** What one request may ask for at most (each bounds work or memory a single request can cause). */
 export const REQUEST_LIMITS = {
@@ -69,8 +70,9 @@ export interface ChatCompletionRequest {
   logprobs?: boolean | null;
   top_logprobs?: number | null;
   /** Tessera extension: speculative decoding, as `--speculate` takes it ('draft=prompt-lookup,gamma=4')
-   *  or {draft, gamma}. */
-  speculate?: string | { draft: string; gamma?: number | 'auto' } | null;
+   *  or {draft, gamma}; in the JS API `draft` may also be a Drafter the caller loaded (a DraftModel),
+   *  which no JSON body can name (a request never makes the server load a file). */
+  speculate?: string | { draft: string | Drafter; gamma?: number | 'auto' } | null;
   /** Tessera extension: the attention backend (must be the one the model was loaded with). */
   attention?: string | null;
   /** vLLM's extension: keep generating past the end-of-sequence token (benchmarks). */
@@ -107,7 +109,7 @@ interface ValidatedGeneration {
   n: number;
   /** Alternatives per token when logprobs are asked for (undefined: no logprobs). */
   logprobs?: number;
-  speculate?: { draft: 'prompt-lookup' | 'self'; gamma: number | 'auto' };
+  speculate?: { draft: 'prompt-lookup' | 'self' | Drafter; gamma: number | 'auto' };
   /** The attention spec the request names, as given (the caller compares it with the loaded one). */
   attention?: string;
   ignoreEos?: boolean;
@@ -142,6 +144,10 @@ function kind(v: unknown): string {
 }
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** A Drafter object (JS API only: JSON has no functions, so a body cannot pass one). */
+function isDrafter(v: unknown): v is Drafter {
+  return isObject(v) && typeof v.propose === 'function' && typeof v.forget === 'function' && typeof v.name === 'string';
 }
 function invalidType(param: string, expected: string, v: unknown): ApiError {
   return new ApiError(`Invalid type for '${param}': expected ${expected}, but got ${kind(v)}.`, param, 'invalid_type');
@@ -233,16 +239,23 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   const spec = body.speculate;
   if (spec !== undefined && spec !== null) {
     try {
-      let parsed: ReturnType<typeof parseSpeculateSpec>;
-      if (typeof spec === 'string') parsed = parseSpeculateSpec(spec);
-      else if (isObject(spec)) {
-        for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64 or "auto"}`);
+      if (isObject(spec) && isDrafter(spec.draft)) {
+        // JS API: a Drafter the caller loaded; γ is checked by the spec parser as for any draft
+        if (Object.keys(spec).some((k) => k !== 'draft' && k !== 'gamma')) throw new RangeError('expected {draft, gamma?: 1..64 or "auto"}');
         if (spec.gamma !== undefined && typeof spec.gamma !== 'number' && spec.gamma !== 'auto') throw new RangeError(`gamma must be an integer in [1, 64] or "auto", got ${kind(spec.gamma)}`);
-        parsed = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
-      } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
-      // a request must not make the server load files: draft models are given when it starts
-      if (typeof parsed.draft === 'object') throw new RangeError('a draft model (draft=model:PATH) cannot be named in a request; use prompt-lookup or a self-speculation draft');
-      out.speculate = { draft: parsed.draft, gamma: parsed.gamma };
+        out.speculate = { draft: spec.draft, gamma: parseSpeculateSpec(`draft=prompt-lookup${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`).gamma };
+      } else {
+        let parsed: ReturnType<typeof parseSpeculateSpec>;
+        if (typeof spec === 'string') parsed = parseSpeculateSpec(spec);
+        else if (isObject(spec)) {
+          for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64 or "auto"}`);
+          if (spec.gamma !== undefined && typeof spec.gamma !== 'number' && spec.gamma !== 'auto') throw new RangeError(`gamma must be an integer in [1, 64] or "auto", got ${kind(spec.gamma)}`);
+          parsed = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
+        } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
+        // a request must not make the server load files: a draft model is loaded when the server starts
+        if (typeof parsed.draft === 'object') throw new RangeError('a draft model (draft=model:PATH) cannot be named in a request; use prompt-lookup or a self-speculation draft, or omit the field for the server\'s default');
+        out.speculate = { draft: parsed.draft, gamma: parsed.gamma };
+      }
     } catch (e) {
       if (e instanceof ApiError) throw e;
       throw new ApiError(`Invalid value for 'speculate': ${(e as Error).message.replace(/^--speculate: /, '')}.`, 'speculate', 'invalid_value');

@@ -3,20 +3,25 @@
 //   node dist/src/bench/serve-load.js [--model models/default] [--clients 1,4,16] [--requests 2]
 //        [--long 8000] [--max-tokens 32] [--attention dense,magicpig] [--soak-s 60] [--soak-rounds 2]
 //
-// For each attention backend a server (in this process, on 127.0.0.1) serves the model; for each
-// prompt length (a short prompt, and --long tokens) and number of concurrent clients, every client
-// sends --requests streamed completions one after another (distinct prompts, ignore_eos, --max-tokens
-// each) and the client measures time to first token (request sent → first token's event) and the
-// gaps between tokens. One markdown table: output tokens per second over the whole run, TTFT and
-// per-token latency p50 / p99. The soak then runs a mix for --soak-rounds rounds of --soak-s seconds
-// at 8 clients — normal requests, streams cancelled mid-way, overlong prompts (400) — and prints RSS,
-// heap and KV pages at the baseline, the peak and after each round (garbage collected).
+// For each attention backend a server (in this process, on 127.0.0.1) serves the model; the clients
+// run in a child process (serve-load-client.ts), so their work neither delays the server's event loop
+// nor counts in its memory. For each prompt length (a short prompt, and --long tokens) and number of
+// concurrent clients, every client sends --requests streamed completions one after another (distinct
+// prompts, ignore_eos, --max-tokens each) and measures time to first token (request sent → first
+// token's event) and the gaps between tokens. One markdown table: output tokens per second over the
+// whole run, TTFT and per-token latency p50 / p99. The soak then runs a mix at 8 clients — normal
+// requests, streams cancelled mid-way, overlong prompts (400) — for a warm-up round and --soak-rounds
+// measured rounds of --soak-s seconds, and prints the server's memory before the warm-up, at the
+// baseline (after the warm-up round), at the peak and after each round (garbage collected).
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadavg } from 'node:os';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { load, type Tessera } from '../api/index.js';
+import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
@@ -39,66 +44,29 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-/** One streamed completion: TTFT and inter-token gaps in ms, tokens received. */
-async function streamOnce(url: string, body: Record<string, unknown>, cancelAfter?: number): Promise<{ ttft: number; gaps: number[]; tokens: number; status: number }> {
-  const t0 = performance.now();
-  const ctl = new AbortController();
-  const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), signal: ctl.signal });
-  if (r.status !== 200) { await r.text(); return { ttft: NaN, gaps: [], tokens: 0, status: r.status }; }
-  const reader = r.body!.getReader();
-  const dec = new TextDecoder();
-  let buf = '', ttft = NaN, last = NaN, tokens = 0;
-  const gaps: number[] = [];
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      const events = buf.split('\n\n');
-      buf = events.pop()!;
-      for (const e of events) {
-        if (!e.startsWith('data: {')) continue;
-        const c = JSON.parse(e.slice(6)) as { choices: { logprobs: { tokens: string[] } | null }[] };
-        const n = c.choices[0]?.logprobs?.tokens.length ?? 0;
-        if (n === 0) continue;
-        const now = performance.now();
-        if (Number.isNaN(ttft)) ttft = now - t0; else gaps.push((now - last) / n);
-        last = now;
-        tokens += n;
-      }
-      if (cancelAfter !== undefined && tokens >= cancelAfter) { ctl.abort(); break; }
-    }
-  } catch (e) { if (!ctl.signal.aborted) throw e; }
-  return { ttft, gaps, tokens, status: 200 };
-}
-
-/** A prompt of about `tokens` tokens that differs from every other (request `id`) from its first word. */
-function promptOf(t: Tessera, id: number, tokens: number): number[] {
-  const words = t.tokenize(`Request ${id}: the Congress of the United States and the people of the several states`, { addSpecialTokens: true });
-  const out: number[] = [];
-  while (out.length < tokens) out.push(...words);
-  return out.slice(0, tokens);
+/** The clients' child process (serve-load-client.ts): one job at a time. */
+class Clients {
+  private readonly child: ChildProcess;
+  constructor() {
+    this.child = fork(fileURLToPath(new URL('./serve-load-client.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  }
+  run(job: LoadJob): Promise<LoadResult>;
+  run(job: SoakJob): Promise<SoakResult>;
+  run(job: ClientJob): Promise<LoadResult | SoakResult> {
+    return new Promise((resolve, reject) => {
+      const exit = (code: number | null) => reject(new Error(`the clients' process exited (code ${code}) during a ${job.job} job`));
+      this.child.once('exit', exit);
+      this.child.once('message', (m: { ok: boolean; result?: LoadResult | SoakResult; error?: string }) => {
+        this.child.off('exit', exit);
+        if (m.ok) resolve(m.result!); else reject(new Error(`the clients' ${job.job} job failed: ${m.error}`));
+      });
+      this.child.send(job);
+    });
+  }
+  close(): void { this.child.disconnect(); }
 }
 
 interface Row { attention: string; prompt: number; clients: number; requests: number; seconds: number; outTps: number; ttft50: number; ttft99: number; tok50: number; tok99: number }
-
-async function measure(url: string, t: Tessera, attention: string, promptTokens: number, clients: number, requests: number, maxTokens: number, idBase: number): Promise<Row> {
-  const ttfts: number[] = [], gaps: number[] = [];
-  let tokens = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let k = 0; k < requests; k++) {
-      const r = await streamOnce(url, { prompt: promptOf(t, idBase + c * requests + k, promptTokens), max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 });
-      if (r.status !== 200) throw new Error(`request failed with status ${r.status}`);
-      ttfts.push(r.ttft);
-      gaps.push(...r.gaps);
-      tokens += r.tokens;
-    }
-  }));
-  const seconds = (performance.now() - t0) / 1000;
-  return { attention, prompt: promptTokens, clients, requests: clients * requests, seconds, outTps: tokens / seconds,
-    ttft50: quantile(ttfts, 0.5), ttft99: quantile(ttfts, 0.99), tok50: quantile(gaps, 0.5), tok99: quantile(gaps, 0.99) };
-}
 
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
@@ -108,52 +76,51 @@ function collectGarbage(): void {
 /** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
 const SOAK_CLIENTS = 8;
 
-async function soak(url: string, t: Tessera, seconds: number, rounds: number, maxTokens: number): Promise<string> {
+interface Memory { rss: number; heap: number; external: number; pages: number }
+
+/** The soak: a warm-up round, then `rounds` rounds of the same mix; the server's memory (this
+ *  process: the clients run in their own) after each round, garbage collected, against the baseline
+ *  taken after the warm-up round. */
+async function soak(url: string, t: Tessera, clients: Clients, seconds: number, rounds: number, maxTokens: number): Promise<string> {
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
-  // warm up (first requests allocate the model's scratch and compile code paths), then the baseline
-  await Promise.all(Array.from({ length: SOAK_CLIENTS }, (_, c) => streamOnce(url, { prompt: promptOf(t, 9_000_000 + c, 200), max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 })));
-  collectGarbage();
-  const memory = () => ({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, pages: t.model.kvPages?.used ?? 0 });
-  const base = memory();
-  let peakRss = base.rss, peakPages = base.pages, done = 0, cancelled = 0, refused = 0, busy = 0, failed = 0;
-  const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); peakPages = Math.max(peakPages, t.model.kvPages?.used ?? 0); }, 50);
+  const memory = (): Memory => {
+    const m = process.memoryUsage();
+    return { rss: m.rss, heap: m.heapUsed, external: m.external, pages: t.model.kvPages?.used ?? 0 };
+  };
   let id = 10_000_000;
-  // Several rounds of the same mix: memory that is touched once and kept (WebAssembly pages, V8's
-  // code and caches, the allocator's free lists) grows in the first round and not after; a leak grows
-  // in every round.
-  const after: ReturnType<typeof memory>[] = [];
-  for (let round = 0; round < rounds; round++) {
-    const end = performance.now() + seconds * 1000;
-    await Promise.all(Array.from({ length: SOAK_CLIENTS }, async () => {
-      while (performance.now() < end) {
-        const kind = id % 3;
-        const body = { prompt: promptOf(t, id++, kind === 2 ? t.contextLength + 10 : 100 + (id % 7) * 150), max_tokens: maxTokens, temperature: 0.8, ignore_eos: true, logprobs: 0 };
-        let r: Awaited<ReturnType<typeof streamOnce>>;
-        try { r = await streamOnce(url, body, kind === 1 ? 3 : undefined); } catch (e) {
-          failed++;                                          // counted and reported, the soak goes on
-          process.stderr.write(`soak: request failed: ${(e as Error).message} ${String((e as { cause?: unknown }).cause ?? '')}\n`);
-          continue;
-        }
-        if (r.status === 400) refused++;
-        else if (r.status === 503) busy++;
-        else if (r.status !== 200) failed++;
-        else if (kind === 1) cancelled++;
-        else done++;
-      }
-    }));
+  const totals = { done: 0, cancelled: 0, refused: 0, busy: 0, failed: 0 };
+  const failures: string[] = [];
+  let peakRss = 0, peakPages = 0;
+  const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); peakPages = Math.max(peakPages, t.model.kvPages?.used ?? 0); }, 50);
+  // Memory touched once and kept (WebAssembly pages, V8's code and caches, the allocator's free
+  // lists) grows in the warm-up round and not after; a leak grows in every round.
+  const round = async (): Promise<Memory> => {
+    const r = await clients.run({ job: 'soak', url, seconds, clients: SOAK_CLIENTS, maxTokens, overlong: t.contextLength + 10, idBase: id });
+    id = r.nextId;
+    for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r[k];
+    failures.push(...r.failures);
     // a stream the client cancelled ends at the server's next step: wait for the pages (at most 30 s)
     const settle = performance.now() + 30_000;
-    while ((t.model.kvPages?.used ?? 0) > base.pages && performance.now() < settle) await new Promise((r) => setTimeout(r, 20));
+    while ((t.model.kvPages?.used ?? 0) > 0 && performance.now() < settle) await new Promise((res) => setTimeout(res, 20));
     collectGarbage();
-    after.push(memory());
-  }
+    return memory();
+  };
+  const start = memory();
+  const base = await round();
+  const after: Memory[] = [];
+  for (let i = 0; i < rounds; i++) after.push(await round());
   clearInterval(sampler);
   const heads = after.map((_, i) => `after round ${i + 1}`);
-  return `soak: ${rounds} × ${seconds} s at ${SOAK_CLIENTS} clients: ${done} completed, ${cancelled} cancelled mid-stream, ${refused} overlong refused (400), ${busy} turned away busy (503), ${failed} failed (another status, or at the transport)\n`
-    + `| | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|${heads.map(() => '---|').join('')}\n`
-    + `| RSS MiB | ${mib(base.rss)} | ${mib(peakRss)} | ${after.map((a) => mib(a.rss)).join(' | ')} |\n`
-    + `| heap MiB | ${mib(base.heap)} | | ${after.map((a) => mib(a.heap)).join(' | ')} |\n`
-    + `| KV pages | ${base.pages} | ${peakPages} | ${after.map((a) => a.pages).join(' | ')} |\n`;
+  const row = (name: string, f: (m: Memory) => string, peak = '') => `| ${name} | ${f(start)} | ${f(base)} | ${peak} | ${after.map(f).join(' | ')} |\n`;
+  return `soak: a warm-up round and ${rounds} measured rounds × ${seconds} s at ${SOAK_CLIENTS} clients (in a child process): ${totals.done} completed, ${totals.cancelled} cancelled mid-stream, `
+    + `${totals.refused} overlong refused (400), ${totals.busy} turned away busy (503), ${totals.failed} failed (another status, or at the transport)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}\n`
+    + 'Server memory (this process), garbage collected; baseline = after the warm-up round.\n\n'
+    + `| | before the warm-up | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|---|${heads.map(() => '---|').join('')}\n`
+    + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
+    + row('heap used MiB', (m) => mib(m.heap))
+    + row('external MiB', (m) => mib(m.external))
+    + row('KV pages', (m) => String(m.pages), String(peakPages))
+    + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -175,17 +142,22 @@ async function main(argv: string[]): Promise<number> {
     const { port } = await server.listen(0, '127.0.0.1');
     server.ready(t);
     const url = `http://127.0.0.1:${port}`;
+    const runner = new Clients();
     try {
       for (const prompt of [16, long]) {
         for (const c of clients) {
-          const row = await measure(url, t, attention, prompt, c, v.requests as number, maxTokens, id);
+          const requests = v.requests as number;
+          const r = await runner.run({ job: 'load', url, promptTokens: prompt, clients: c, requests, maxTokens, idBase: id });
           id += 1000;
+          const row: Row = { attention, prompt, clients: c, requests: c * requests, seconds: r.seconds, outTps: r.tokens / r.seconds,
+            ttft50: quantile(r.ttfts, 0.5), ttft99: quantile(r.ttfts, 0.99), tok50: quantile(r.gaps, 0.5), tok99: quantile(r.gaps, 0.99) };
           rows.push(row);
           process.stderr.write(`${attention} prompt ${prompt} clients ${c}: ${row.outTps.toFixed(1)} tok/s\n`);
         }
       }
-      if (attention === (v.attention as string[])[0] && (v['soak-s'] as number) > 0) soakText = await soak(url, t, v['soak-s'] as number, v['soak-rounds'] as number, maxTokens);
+      if (attention === (v.attention as string[])[0] && (v['soak-s'] as number) > 0) soakText = await soak(url, t, runner, v['soak-s'] as number, v['soak-rounds'] as number, maxTokens);
     } finally {
+      runner.close();
       await server.shutdown(1000);
       t.dispose();
     }

@@ -9,6 +9,7 @@ import { parseSpeculateSpec } from '../generation/speculative.js';
 import { DraftModel } from '../generation/draft-model.js';
 import type { SpeculateOptions } from '../generation/scheduler.js';
 import { Tessera, type TesseraOptions } from '../api/tessera.js';
+import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
 export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
 
@@ -60,6 +61,8 @@ export function speculationFor(v: FlagValues): { load(target: Tessera): Promise<
       try {
         d = await Tessera.load(draft.model, {
           onProgress: progress.onProgress, contextLength: target.contextLength, parallel: target.model.parallel,
+          // as many KV tokens as the target: every sequence the target holds can hold its draft cache
+          ...(target.model.kvPages !== undefined ? { kvBudget: target.model.kvPages.pages * KV_PAGE_TOKENS } : {}),
           ...(v.threads !== undefined ? { threads: v.threads as number } : {}), ...(attention ? { attention } : {}),
         });
       } finally { progress.done(); }

@@ -3,10 +3,11 @@
 // finish for --grace seconds, cancels the rest and exits 0.
 
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_FLAGS, loadForCli } from './model-flags.js';
+import { MODEL_FLAGS, loadForCli, speculationFor } from './model-flags.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
 import { TesseraServer, type ServeOptions } from '../server/server.js';
 import { readTextFile } from '../formats/regular-file.js';
+import type { Tessera } from '../api/tessera.js';
 
 const FLAGS: FlagSpecs = {
   ...MODEL_FLAGS,
@@ -15,7 +16,7 @@ const FLAGS: FlagSpecs = {
   'api-key': { type: 'string', placeholder: 'KEY', description: 'require Authorization: Bearer KEY (all routes but /health)' },
   'api-key-file': { type: 'string', placeholder: 'FILE', description: 'read the key from the first line of FILE (keeps it out of the process list)' },
   cors: { type: 'string', placeholder: 'ORIGIN', description: "allow browser requests from ORIGIN ('*' for any)" },
-  speculate: { type: 'string', placeholder: 'SPEC', description: "speculative decoding for requests that do not set 'speculate': draft=prompt-lookup[,gamma=4]" },
+  speculate: { type: 'string', placeholder: 'SPEC', description: "speculative decoding for requests that do not set 'speculate' (nor logprobs): draft=prompt-lookup[,gamma=4]; self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0; a small model sharing the tokenizer, loaded once for all requests: draft=model:PATH[,gamma=N][,attention=SPEC] (attention last); gamma=auto: γ from the cost model" },
   'prompt-cache': { type: 'integer', min: 0, max: 64, default: 4, placeholder: 'N', description: 'finished conversations kept for prefix reuse (idle ones give memory back on demand; 0 = off)' },
   queue: { type: 'integer', min: 0, max: 100000, default: 64, placeholder: 'N', description: 'sequences that may wait beyond --parallel; past it requests get 503 + Retry-After' },
   'max-body': { type: 'integer', min: 1024, max: 1024 ** 3, default: 4 * 1024 * 1024, placeholder: 'BYTES', description: 'largest request body (413 past it)' },
@@ -46,12 +47,9 @@ export async function runServe(argv: string[]): Promise<number> {
     apiKey, maxQueued: v.queue as number, maxBodyBytes: v['max-body'] as number, idleTimeoutMs: (v.timeout as number) * 1000,
   };
   if (v.cors !== undefined) opts.cors = v.cors as string;
-  if (v.speculate !== undefined) {
-    let spec: ReturnType<typeof parseSpeculateSpec>;
-    try { spec = parseSpeculateSpec(v.speculate as string); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
-    if (typeof spec.draft === 'object') throw new CliError('--speculate: serve does not take a draft model (draft=model:PATH) yet', 'use prompt-lookup or a self-speculation draft (draft=streaming:window=256)');
-    opts.speculate = v.speculate as string;
-  }
+  const speculation = speculationFor(v);           // the spec (and a draft model's path) checked before loading
+  const draftModel = v.speculate !== undefined && typeof parseSpeculateSpec(v.speculate as string).draft === 'object';
+  if (v.speculate !== undefined && !draftModel) opts.speculate = v.speculate as string;
   const server = new TesseraServer(opts);
   let address: { port: number; host: string };
   try {
@@ -70,13 +68,24 @@ export async function runServe(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   const { 'prompt-cache': promptCache } = v;
-  const tessera = await loadForCli(v, { promptCache: promptCache as number });
+  let tessera: Tessera | undefined, draft: Awaited<ReturnType<typeof speculation.load>>;
+  try {
+    tessera = await loadForCli(v, { promptCache: promptCache as number });
+    // a draft model is loaded once and shared by every request (each sequence its own draft cache)
+    draft = await speculation.load(tessera);
+  } catch (e) {
+    tessera?.dispose();
+    await server.shutdown(0);                        // a model that does not load ends the process, not just the log
+    throw e;
+  }
   if (stopping === undefined) {
-    server.ready(tessera);
-    process.stderr.write(`tessera serve: ready: model ${tessera.name}, context ${tessera.contextLength} tokens, ${tessera.model.parallel} sequences at once\n`);
+    server.ready(tessera, draftModel ? draft.speculate : undefined);
+    const drafting = draftModel ? `, speculating with ${(draft.speculate!.draft as { name: string }).name}` : '';
+    process.stderr.write(`tessera serve: ready: model ${tessera.name}, context ${tessera.contextLength} tokens, ${tessera.model.parallel} sequences at once${drafting}\n`);
   }
   await closed;
   await stopping;
+  draft.dispose();
   tessera.dispose();
   process.stderr.write('tessera serve: stopped\n');
   return 0;

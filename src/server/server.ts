@@ -21,7 +21,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Tessera } from '../api/tessera.js';
 import { ApiError, JS_ONLY_FIELDS } from '../api/validate.js';
 import type { ChoiceEvent } from '../api/choices.js';
-import { Scheduler, QueueFullError } from '../generation/scheduler.js';
+import { Scheduler, QueueFullError, type SpeculateOptions } from '../generation/scheduler.js';
 import { parseSpeculateSpec } from '../generation/speculative.js';
 import { parseJsonStrict } from '../formats/json-strict.js';
 import { METRICS_CONTENT_TYPE, ServerMetrics } from './metrics.js';
@@ -48,7 +48,8 @@ export interface ServeOptions {
   /** How often the header and request timeouts are checked (default 1 s). */
   timeoutCheckMs?: number;
   /** Speculative decoding for requests that do not set `speculate` (and do not ask for logprobs), as
-   *  `--speculate` takes it: 'draft=prompt-lookup,gamma=4', 'draft=streaming:window=256'. */
+   *  `--speculate` takes it: 'draft=prompt-lookup,gamma=4', 'draft=streaming:window=256'. A draft
+   *  model is loaded with the model and given to ready() instead. */
   speculate?: string;
 }
 
@@ -74,6 +75,8 @@ export class TesseraServer {
   private readonly keyHash: Buffer | undefined;
   private readonly maxBody: number;
   private readonly maxQueued: number;
+  /** What requests without a `speculate` field use (and that do not ask for logprobs). */
+  private speculate: string | SpeculateOptions | undefined;
 
   constructor(private readonly opts: ServeOptions = {}) {
     const ms = (v: number | undefined, fallback: number, name: string) => {
@@ -85,7 +88,11 @@ export class TesseraServer {
     if (opts.apiKey !== undefined && opts.apiKey.length === 0) throw new RangeError('serve: the API key is empty');
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     if (!Number.isInteger(this.maxBody) || this.maxBody < 1) throw new RangeError(`serve: maxBodyBytes must be a positive integer, got ${opts.maxBodyBytes}`);
-    if (opts.speculate !== undefined) parseSpeculateSpec(opts.speculate);          // a bad spec fails at start, not per request
+    if (opts.speculate !== undefined) {
+      // a bad spec fails at start, not per request; a draft model is loaded by the caller (ready())
+      if (typeof parseSpeculateSpec(opts.speculate).draft === 'object') throw new RangeError('serve: a draft model (draft=model:PATH) is loaded with the model: pass the loaded DraftModel to ready(), not a spec to the constructor');
+      this.speculate = opts.speculate;
+    }
     this.maxQueued = opts.maxQueued ?? 64;
     if (!Number.isInteger(this.maxQueued) || this.maxQueued < 0) throw new RangeError(`serve: maxQueued must be an integer ≥ 0, got ${opts.maxQueued}`);
     this.http = createServer({
@@ -99,8 +106,16 @@ export class TesseraServer {
     this.http.maxHeadersCount = 100;
   }
 
-  /** Serves this model from now on (/health turns 200). */
-  ready(tessera: Tessera): void { this.tessera = tessera; }
+  /** Serves this model from now on (/health turns 200). `speculate`, when given, is the speculation
+   *  requests that do not set the field use, for a draft that is loaded with the model (a DraftModel,
+   *  shared by every request; each sequence keeps its own draft cache); not with opts.speculate. */
+  ready(tessera: Tessera, speculate?: SpeculateOptions): void {
+    if (speculate !== undefined) {
+      if (this.opts.speculate !== undefined) throw new RangeError('serve: give the default speculation once, to the constructor (a spec string) or to ready() (a loaded draft), not both');
+      this.speculate = speculate;
+    }
+    this.tessera = tessera;
+  }
 
   get isReady(): boolean { return this.tessera !== undefined && !this.closing; }
 
@@ -247,8 +262,8 @@ export class TesseraServer {
     const b = { ...(body as Record<string, unknown>) };
     const jsOnly = JS_ONLY_FIELDS.find((k) => b[k] !== undefined);
     if (jsOnly !== undefined) throw new ApiError(`Unrecognized request argument supplied: ${jsOnly}`, jsOnly, 'unknown_parameter');
-    const speculateByDefault = this.opts.speculate !== undefined && b.speculate === undefined && (b.logprobs === undefined || b.logprobs === null || b.logprobs === false);
-    if (speculateByDefault) b.speculate = this.opts.speculate;
+    const speculateByDefault = this.speculate !== undefined && b.speculate === undefined && (b.logprobs === undefined || b.logprobs === null || b.logprobs === false);
+    if (speculateByDefault) b.speculate = this.speculate;
     const abort = new AbortController();
     // the client went away before the answer was complete: cancel (frees the sequences within a step)
     res.on('close', () => { if (!res.writableFinished) abort.abort(new DOMException('the client disconnected', 'AbortError')); });

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { TesseraServer } from '../../src/server/server.js';
 import { MODEL, post, startServer, until, type Running } from './harness.js';
+import { sseData } from '../../src/testing/sse-events.js';
 
 const chat = (content: string, extra: Record<string, unknown> = {}) => ({ messages: [{ role: 'user', content }], ...extra });
 
@@ -22,17 +23,10 @@ async function disconnectAfter(s: Running, body: Record<string, unknown>, drop: 
   });
   const ctl = new AbortController();
   const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }), signal: ctl.signal });
-  const reader = r.body!.getReader();
-  const dec = new TextDecoder();
-  let chunks = 0, buf = '';
+  let chunks = 0;
   if (!drop(0)) {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      const events = buf.split('\n\n');
-      buf = events.pop()!;
-      for (const e of events) if (e.startsWith('data: {') && (JSON.parse(e.slice(6)).choices[0]?.text ?? '') !== '') chunks++;
+    for await (const data of sseData(r.body!)) {
+      if (data.startsWith('{') && (JSON.parse(data).choices[0]?.text ?? '') !== '') chunks++;
       if (drop(chunks)) break;
     }
   }
