@@ -76,7 +76,10 @@ function collectGarbage(): void {
 /** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
 const SOAK_CLIENTS = 8;
 
-interface Memory { rss: number; heap: number; external: number; pages: number }
+/** Idle time after a round before memory is measured. */
+const IDLE_BEFORE_MEASURE_MS = 10_000;
+
+interface Memory { rss: number; heap: number; heapCommitted: number; external: number; pages: number }
 
 /** The soak: a warm-up round, then `rounds` rounds of the same mix; the server's memory (this
  *  process: the clients run in their own) after each round, garbage collected, against the baseline
@@ -85,7 +88,7 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
   const memory = (): Memory => {
     const m = process.memoryUsage();
-    return { rss: m.rss, heap: m.heapUsed, external: m.external, pages: t.model.kvPages?.used ?? 0 };
+    return { rss: m.rss, heap: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, pages: t.model.kvPages?.used ?? 0 };
   };
   let id = 10_000_000;
   const totals = { done: 0, cancelled: 0, refused: 0, busy: 0, failed: 0 };
@@ -102,9 +105,14 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
     // a stream the client cancelled ends at the server's next step: wait for the pages (at most 30 s)
     const settle = performance.now() + 30_000;
     while ((t.model.kvPages?.used ?? 0) > 0 && performance.now() < settle) await new Promise((res) => setTimeout(res, 20));
+    // then idle: kept-alive connections close (5 s), and V8 gives back the young generation it grew
+    // under load (its memory reducer acts when allocation stops), which otherwise swings the heap's
+    // committed size, and RSS with it, by tens of MiB from one measurement to the next
+    await new Promise((res) => setTimeout(res, IDLE_BEFORE_MEASURE_MS));
     collectGarbage();
     return memory();
   };
+  collectGarbage();
   const start = memory();
   const base = await round();
   const after: Memory[] = [];
@@ -114,10 +122,11 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   const row = (name: string, f: (m: Memory) => string, peak = '') => `| ${name} | ${f(start)} | ${f(base)} | ${peak} | ${after.map(f).join(' | ')} |\n`;
   return `soak: a warm-up round and ${rounds} measured rounds × ${seconds} s at ${SOAK_CLIENTS} clients (in a child process): ${totals.done} completed, ${totals.cancelled} cancelled mid-stream, `
     + `${totals.refused} overlong refused (400), ${totals.busy} turned away busy (503), ${totals.failed} failed (another status, or at the transport)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}\n`
-    + 'Server memory (this process), garbage collected; baseline = after the warm-up round.\n\n'
+    + `Server memory (this process), measured after ${IDLE_BEFORE_MEASURE_MS / 1000} s idle and a garbage collection; baseline = after the warm-up round.\n\n`
     + `| | before the warm-up | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|---|${heads.map(() => '---|').join('')}\n`
     + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
     + row('heap used MiB', (m) => mib(m.heap))
+    + row('heap committed MiB', (m) => mib(m.heapCommitted))
     + row('external MiB', (m) => mib(m.external))
     + row('KV pages', (m) => String(m.pages), String(peakPages))
     + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n`;
