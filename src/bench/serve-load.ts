@@ -3,13 +3,14 @@
 //   node dist/src/bench/serve-load.js [--model models/default] [--clients 1,4,16] [--requests 2]
 //        [--long 8000] [--max-tokens 32] [--attention dense,magicpig] [--soak-s 60] [--soak-rounds 2]
 //
-// For each attention backend a server (in this process, on 127.0.0.1) serves the model; the clients
-// run in a child process (serve-load-client.ts), so their work neither delays the server's event loop
-// nor counts in its memory. For each prompt length (a short prompt, and --long tokens) and number of
-// concurrent clients, every client sends --requests streamed completions one after another (distinct
-// prompts, ignore_eos, --max-tokens each) and measures time to first token (request sent → first
-// token's event) and the gaps between tokens. One markdown table: output tokens per second over the
-// whole run, TTFT and per-token latency p50 / p99. The soak then runs a mix at 8 clients — normal
+// For each attention backend a server (in this process, on 127.0.0.1) serves the model, after one
+// untimed request; the clients run in a child process (serve-load-client.ts), so their work neither
+// delays the server's event loop nor counts in its memory. For each prompt length (a short prompt,
+// and --long tokens) and number of concurrent clients, the backends in turn: every client sends
+// --requests streamed completions one after another (distinct prompts, ignore_eos, --max-tokens each)
+// and measures time to first token (request sent → first token's event) and the gaps between
+// tokens. One markdown table, a row printed as soon as it is measured: output tokens per second over
+// the whole row, TTFT and per-token latency p50 / p99, the load average. The soak then runs a mix at 8 clients — normal
 // requests, streams cancelled mid-way, overlong prompts (400) — for a warm-up round and --soak-rounds
 // measured rounds of --soak-s seconds, and prints the server's memory before the warm-up, at the
 // baseline (after the warm-up round), at the peak and after each round (garbage collected).
@@ -20,7 +21,7 @@ import { loadavg } from 'node:os';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { load, type Tessera } from '../api/index.js';
+import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
@@ -66,7 +67,6 @@ class Clients {
   close(): void { this.child.disconnect(); }
 }
 
-interface Row { attention: string; prompt: number; clients: number; requests: number; seconds: number; outTps: number; ttft50: number; ttft99: number; tok50: number; tok99: number }
 
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
@@ -135,49 +135,55 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
 async function main(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'dist/src/bench/serve-load.js');
   if (v.help) { process.stdout.write(formatHelp('dist/src/bench/serve-load.js', 'Load test and soak of tessera serve on loopback; prints tables.', FLAGS, 'node')); return 0; }
-  const clients = v.clients as number[], long = v.long as number, maxTokens = v['max-tokens'] as number;
+  const clients = v.clients as number[], long = v.long as number, maxTokens = v['max-tokens'] as number, requests = v.requests as number;
+  const attentions = v.attention as string[];
   const most = Math.max(...clients, (v['soak-s'] as number) > 0 ? SOAK_CLIENTS : 1);
   const ctx = long + maxTokens + 16;
-  const rows: Row[] = [];
-  const load0 = loadavg();
-  let soakText = '';
-  let id = 0;
-  for (const attention of v.attention as string[]) {
-    const t = await load(v.model as string, {
-      contextLength: ctx, parallel: most, promptCache: 0, attention, ...(v.threads !== undefined ? { threads: v.threads as number } : {}),
-      kvBudget: most * Math.ceil(ctx / KV_PAGE_TOKENS) * KV_PAGE_TOKENS,
-    });
-    const server = new TesseraServer({ maxQueued: 4 * most });
-    const { port } = await server.listen(0, '127.0.0.1');
-    server.ready(t);
-    const url = `http://127.0.0.1:${port}`;
-    const runner = new Clients();
-    try {
-      for (const prompt of [16, long]) {
-        for (const c of clients) {
-          const requests = v.requests as number;
-          const r = await runner.run({ job: 'load', url, promptTokens: prompt, clients: c, requests, maxTokens, idBase: id });
+  const f = (x: number, d = 1) => (Number.isNaN(x) ? '–' : x.toFixed(d));
+  const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+  // one server per backend, all up at once: the backends take turns row by row, so that the two rows
+  // compared are measured minutes apart, not half an hour (the load of a shared machine drifts)
+  const served: { attention: string; t: Tessera; server: TesseraServer; url: string }[] = [];
+  const runner = new Clients();
+  try {
+    for (const attention of attentions) {
+      const t = await loadModel(v.model as string, {
+        contextLength: ctx, parallel: most, promptCache: 0, attention, ...(v.threads !== undefined ? { threads: v.threads as number } : {}),
+        kvBudget: most * Math.ceil(ctx / KV_PAGE_TOKENS) * KV_PAGE_TOKENS,
+      });
+      const server = new TesseraServer({ maxQueued: 4 * most });
+      const { port } = await server.listen(0, '127.0.0.1');
+      server.ready(t);
+      served.push({ attention, t, server, url: `http://127.0.0.1:${port}` });
+    }
+    // one untimed request each first (code paths compiled, scratch allocated)
+    for (const [i, s] of served.entries()) await runner.run({ job: 'load', url: s.url, promptTokens: 16, clients: 1, requests: 1, maxTokens, idBase: 900_000_000 + i });
+    // rows are printed as they are measured, so a run cut short keeps what it measured
+    process.stdout.write(`serve load test: ${v.model}, context ${ctx}, ${most} sequences, threads ${v.threads ?? 'all cores'}, ${maxTokens} tokens per request (ignore_eos), `
+      + `${requests} requests per client one after another, clients in a child process; load average (1, 5, 15 min) at the start ${load()}\n\n`
+      + '| attention | prompt tokens | clients | requests | seconds | output tok/s | TTFT p50 ms | TTFT p99 ms | per-token p50 ms | per-token p99 ms | load average after |\n'
+      + '|---|---|---|---|---|---|---|---|---|---|---|\n');
+    let id = 0;
+    for (const prompt of [16, long]) {
+      for (const c of clients) {
+        for (const s of served) {
+          const r = await runner.run({ job: 'load', url: s.url, promptTokens: prompt, clients: c, requests, maxTokens, idBase: id });
           id += 1000;
-          const row: Row = { attention, prompt, clients: c, requests: c * requests, seconds: r.seconds, outTps: r.tokens / r.seconds,
-            ttft50: quantile(r.ttfts, 0.5), ttft99: quantile(r.ttfts, 0.99), tok50: quantile(r.gaps, 0.5), tok99: quantile(r.gaps, 0.99) };
-          rows.push(row);
-          process.stderr.write(`${attention} prompt ${prompt} clients ${c}: ${row.outTps.toFixed(1)} tok/s\n`);
+          process.stdout.write(`| ${s.attention} | ${prompt} | ${c} | ${c * requests} | ${f(r.seconds)} | ${f(r.tokens / r.seconds)} | ${f(quantile(r.ttfts, 0.5), 0)} | ${f(quantile(r.ttfts, 0.99), 0)} | `
+            + `${f(quantile(r.gaps, 0.5))} | ${f(quantile(r.gaps, 0.99))} | ${loadavg()[0]!.toFixed(1)} |\n`);
         }
       }
-      if (attention === (v.attention as string[])[0] && (v['soak-s'] as number) > 0) soakText = await soak(url, t, runner, v['soak-s'] as number, v['soak-rounds'] as number, maxTokens);
-    } finally {
-      runner.close();
-      await server.shutdown(1000);
-      t.dispose();
     }
+    process.stdout.write(`\nload average at the end ${load()}\n`);
+    if ((v['soak-s'] as number) > 0) {
+      // the soak measures this process's memory: only the first backend's server stays
+      for (const s of served.splice(1)) { await s.server.shutdown(1000); s.t.dispose(); }
+      process.stdout.write(`\n${await soak(served[0]!.url, served[0]!.t, runner, v['soak-s'] as number, v['soak-rounds'] as number, maxTokens)}`);
+    }
+  } finally {
+    runner.close();
+    for (const s of served) { await s.server.shutdown(1000); s.t.dispose(); }
   }
-  const f = (x: number, d = 1) => (Number.isNaN(x) ? '–' : x.toFixed(d));
-  process.stdout.write(`serve load test: ${v.model}, ${maxTokens} tokens per request (ignore_eos), ${v.requests} requests per client, `
-    + `load average before ${load0.map((x) => x.toFixed(1)).join(' ')}, after ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n\n`
-    + '| attention | prompt tokens | clients | requests | seconds | output tok/s | TTFT p50 ms | TTFT p99 ms | per-token p50 ms | per-token p99 ms |\n'
-    + '|---|---|---|---|---|---|---|---|---|---|\n'
-    + rows.map((r) => `| ${r.attention} | ${r.prompt} | ${r.clients} | ${r.requests} | ${f(r.seconds)} | ${f(r.outTps)} | ${f(r.ttft50, 0)} | ${f(r.ttft99, 0)} | ${f(r.tok50)} | ${f(r.tok99)} |`).join('\n')
-    + `\n\n${soakText}`);
   return 0;
 }
 
