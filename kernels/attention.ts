@@ -10,6 +10,10 @@
 // Keys are processed eight at a time (D % 16 == 0; otherwise four, then one): eight dot products,
 // two vector exps, one pass over V. With an f16 cache two query heads of a GQA group share each
 // K/V load (attendPair).
+// Several queries (a prefill chunk, a speculative verification; `state` != 0) walk the keys in tiles,
+// the tile loop outermost (flash attention): each K/V tile is read from memory once for every query
+// of the chunk and every head of the GQA group, and an f16 tile is widened to f32 once, into a
+// buffer after the state (attentionStateBytes in src/kernels/types.ts), which all of them then read.
 
 import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
 
@@ -379,6 +383,28 @@ let pairScoreB: v128 = f32x4.splat(0);
   return s;
 }
 
+/** Bytes of one f32 K+V tile buffer, 2 · tile · D · 4: an f16 tile has tile · D ≤ 4096 unless tile
+ *  is 8 (see attentionAny). Mirrored by attentionStateBytes in src/kernels/types.ts. */
+@inline function tileBufferBytes(D: i32): usize {
+  return <usize>max<i32>(32768, 64 * D);
+}
+
+/** The f32 tile buffer of the slice starting at head h0: after the (n, H, 2) f32 state, 16-byte aligned. */
+@inline function tileBuffer(state: usize, n: i32, H: i32, D: i32, h0: i32): usize {
+  return ((state + (<usize>n * <usize>H << 3) + 15) & ~(<usize>15)) + <usize>h0 * tileBufferBytes(D);
+}
+
+/** dst (rows, D) f32 = the D f16 values at src, src + stride, … (one KV head's part of each row). */
+@inline function widenRows(src: usize, stride: usize, dst: usize, rows: i32, D: i32): void {
+  const D4 = D & ~3;
+  for (let r = 0; r < rows; r++) {
+    let d = 0;
+    for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), loadF16x4(src + (<usize>d << 1)));
+    for (; d < D; d++) store<f32>(dst + (<usize>d << 2), loadF16(src + (<usize>d << 1)));
+    src += stride; dst += <usize>D << 2;
+  }
+}
+
 /** out row op /= l (the softmax denominator); an empty key range leaves the zeros. */
 @inline function finishHead(op: usize, D: i32, l: f32): void {
   if (l == 0) return;
@@ -445,6 +471,8 @@ let pairScoreB: v128 = f32x4.splat(0);
     // keys are processed in the same tiles and blocks as below, so the results are the same bits.
     let maxLimit = 0;
     for (let t = 0; t < n; t++) maxLimit = max<i32>(maxLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+    // this slice's f32 tile buffers (K, then V): slices start at distinct heads, so buffer h0 is ours
+    const kTile = tileBuffer(state, n, H, D, h0), vTile = kTile + (tileBufferBytes(D) >> 1);
     let h = h0;
     while (h < h1) {
       const kvh = h / group;
@@ -459,13 +487,24 @@ let pairScoreB: v128 = f32x4.splat(0);
         }
       }
       for (let s0 = 0; s0 < maxLimit; s0 += tile) {
-        const kb = pageBase(k + kvo, pages, pageShift, s0, kvRow), vb = pageBase(v + kvo, pages, pageShift, s0, kvRow);
+        let kb = pageBase(k + kvo, pages, pageShift, s0, kvRow), vb = pageBase(v + kvo, pages, pageShift, s0, kvRow);
+        let row = kvRow;
+        if (f16) {
+          // widen this tile's rows of KV head kvh once; every (query, head) below reads the f32 copy.
+          // f16 → f32 is exact and the f32 arithmetic equals the f16 path's (kvAt's scaling is by
+          // powers of two), so the bits are those of one query at a time.
+          const rows = min<i32>(maxLimit, s0 + tile) - s0;
+          widenRows(kb + <usize>s0 * kvRow, kvRow, kTile, rows, D);
+          widenRows(vb + <usize>s0 * kvRow, kvRow, vTile, rows, D);
+          row = headBytes;
+          kb = kTile - <usize>s0 * row; vb = vTile - <usize>s0 * row; // row s at kb + s·row, as for the cache
+        }
         for (let t = 0; t < n; t++) {
           const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
           if (limit <= s0) continue;
           const sp = state + ((<usize>t * <usize>H + <usize>h) << 3);
           for (let j = 0; j < cnt; j++) setML(j, load<f32>(sp + (<usize>j << 3)), load<f32>(sp + (<usize>j << 3), 4));
-          tileHeads(q, out, (<usize>t * <usize>H + <usize>h) * headBytes, kb, vb, kvRow, s0, min<i32>(limit, s0 + tile), D, scale, f16, cnt);
+          tileHeads(q, out, (<usize>t * <usize>H + <usize>h) * headBytes, kb, vb, row, s0, min<i32>(limit, s0 + tile), D, scale, false, cnt);
           for (let j = 0; j < cnt; j++) { store<f32>(sp + (<usize>j << 3), getM(j)); store<f32>(sp + (<usize>j << 3), getL(j), 4); }
         }
       }

@@ -9,7 +9,7 @@
 // src/kernels/types.ts); each layer arena has one table slot (LayerKV.table), written for whichever
 // sequence the layer is serving (KVStore.bind) — a few hundred words per step at most.
 
-import type { CacheDType, KVRows, Ptr } from '../kernels/types.js';
+import { attentionStateBytes, type CacheDType, type KVRows, type Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 
 /** Rows per page: a power of two (kernels split row ids with a shift), and a multiple of the
@@ -79,7 +79,8 @@ export class SequencePages {
 }
 
 /** One layer's K and V pools, its page-table slot and the multi-query attention state (the online
- *  softmax's running max and sum of each query and head between key tiles), in the layer's arena. */
+ *  softmax's running max and sum of each query and head between key tiles, and the f32 buffers an
+ *  f16 tile is widened into), in the layer's arena. */
 export class LayerKV {
   readonly k: Ptr;
   readonly v: Ptr;
@@ -105,7 +106,7 @@ export class LayerKV {
   /** Sizes of the buffers the constructor allocates, in order (for arena planning). */
   static sizes(d: LayerKVDims): number[] {
     const pool = d.pages * KV_PAGE_TOKENS * d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
-    return [pool, pool, d.maxPagesPerSequence * 4, d.maxQueries * d.heads * 8];
+    return [pool, pool, d.maxPagesPerSequence * 4, attentionStateBytes(d.maxQueries, d.heads, d.headDim, d.dtype)];
   }
 
   /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */

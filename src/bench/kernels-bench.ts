@@ -7,7 +7,7 @@ import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeTo
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { quantizeToK } from '../kernels/k-quants.js';
 import { repackX4 } from '../kernels/repack.js';
-import { activationBytes, activationFormat, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
+import { activationBytes, activationFormat, attentionStateBytes, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
 const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'];
 // (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
@@ -88,25 +88,32 @@ function main(): void {
   if (!only || only.includes('attention')) attentionBench(minMs, rand);
 }
 
-/** Decode attention (n = 1) over a synthetic cache of SmolLM2-135M's shape (9 query heads, 3 KV
- *  heads, D = 64): ms per call and GB/s of K+V read, for f32 and f16 caches. */
+/** Attention over a synthetic cache of SmolLM2-135M's shape (9 query heads, 3 KV heads, D = 64),
+ *  f32 and f16 caches: decode (n = 1; ms per call and GB/s of K+V read) and a 64-token prefill chunk
+ *  at the end of the cache (the multi-query form; GFLOP/s counting 4·D flops per query, head and key). */
 function attentionBench(minMs: number, rand: () => number): void {
-  const H = 9, Hkv = 3, D = 64;
-  const rows: string[][] = [['cache', 'S', 'ms', 'K+V GB/s']];
+  const H = 9, Hkv = 3, D = 64, chunk = 64;
+  const rows: string[][] = [['cache', 'S', 'queries', 'ms', 'K+V GB/s', 'GFLOP/s']];
   for (const cache of ['f32', 'f16'] as const) {
     for (const S of [4096, 32768]) {
       const es = cache === 'f16' ? 2 : 4, kvBytes = S * Hkv * D * es;
-      const pages = Math.ceil((65536 + 2 * kvBytes + 4 * H * D * 4 + 4096) / 65536);
+      const qBytes = chunk * H * D * 4;
+      const pages = Math.ceil((65536 + 2 * kvBytes + 2 * qBytes + chunk * 4 + attentionStateBytes(chunk, H, D, cache) + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-      const K = 65536, V = K + kvBytes, Q = V + kvBytes, O = Q + H * D * 4, P = O + H * D * 4;
+      const K = 65536, V = K + kvBytes, Q = V + kvBytes, O = Q + qBytes, P = O + qBytes, state = P + chunk * 4;
       const f32 = new Float32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
       if (cache === 'f16') for (let i = 0; i < 2 * kvBytes / 2; i++) u16[K / 2 + i] = f32ToF16(rand());
       else for (let i = 0; i < 2 * kvBytes / 4; i++) f32[K / 4 + i] = rand();
-      for (let i = 0; i < H * D; i++) f32[Q / 4 + i] = rand();
-      new Int32Array(memory.buffer, P, 1)[0] = S - 1;
+      for (let i = 0; i < chunk * H * D; i++) f32[Q / 4 + i] = rand();
       const k = createWasmKernels(kernelModule(), memory);
-      const t = timeIt(() => k.attention(Q, P, K, V, O, cache, 1, S, H, Hkv, D, 0.125, 0, 0, 0, 0, H), minMs);
-      rows.push([cache, String(S), t.toFixed(3), (2 * kvBytes / t / 1e6).toFixed(2)]);
+      for (const n of [1, chunk]) {
+        const pos = new Int32Array(memory.buffer, P, n);
+        for (let t = 0; t < n; t++) pos[t] = S - n + t;
+        const t = timeIt(() => k.attention(Q, P, K, V, O, cache, n, S, H, Hkv, D, 0.125, 0, 0, n > 1 ? state : 0, 0, H), minMs);
+        const keys = n * (S - (n - 1) / 2); // query t attends to S − n + t + 1 keys
+        rows.push([cache, String(S), String(n), t.toFixed(3), n === 1 ? (2 * kvBytes / t / 1e6).toFixed(2) : '',
+          (4 * D * H * keys / t / 1e6).toFixed(2)]);
+      }
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

@@ -83,6 +83,15 @@ export function weightBytes(dtype: WeightDType, count: number): number {
   }
 }
 
+/** Scratch bytes of the attention kernel's multi-query form (Kernels.attention's `state`) for up to
+ *  n queries: each (query, head)'s online-softmax max and sum, n·H·2 f32; with an f16 cache then one
+ *  f32 K+V tile buffer per query head (a thread's slice of heads starting at head h widens the K/V
+ *  tiles into buffer h), max(32 KiB, 64·D) each — only the buffers of slice starts are ever touched. */
+export function attentionStateBytes(n: number, H: number, D: number, cacheDType: CacheDType): number {
+  const softmax = Math.ceil((n * H * 8) / 16) * 16;
+  return cacheDType === 'f16' ? 16 + softmax + H * Math.max(32768, 64 * D) : softmax;
+}
+
 export interface Kernels {
   /** Y (n, rows) = X (n, cols) · Wᵀ for output rows [r0, r1); W (rows, cols) stored as `dtype`.
    *  For quantised dtypes `x` must point to X already in activationFormat(dtype): q8_0 blocks from
@@ -136,8 +145,10 @@ export interface Kernels {
    *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
    *      (`pages`: u32 byte offsets, one per page; K and V pools share one layout)
    *  out (n, H, D) f32
-   *  state: 0, or (n, H, 2) f32 scratch for the multi-query form — the key tiles outermost, so each
-   *      K/V tile is read once for all n queries (prefill chunks, speculative verification); same results
+   *  state: 0, or attentionStateBytes(n, H, D, cacheDType) of scratch for the multi-query form
+   *      (flash attention) — the key tiles outermost, so each K/V tile is read (and widened from f16)
+   *      once for all n queries and the heads of a GQA group (prefill chunks, speculative
+   *      verification); the same result bits as one query at a time
    *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
    *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
    *  scores buffer), so memory does not grow with S. */

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CacheDType } from '../../src/kernels/types.js';
+import { attentionStateBytes, type CacheDType } from '../../src/kernels/types.js';
 import { assertClose, makeBench, randomF32, rng, toF16Bits } from './harness.js';
 
 const b = makeBench(128);
@@ -28,7 +28,7 @@ function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number
   const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
   assertClose(b.f32(ow, n * H * D), b.f32(or, n * H * D), 2e-6, what);
   // the multi-query form (key tiles outermost, state in memory) computes the same bits
-  const om = b.alloc(n * H * D * 4), state = b.alloc(n * H * 8);
+  const om = b.alloc(n * H * D * 4), state = b.alloc(attentionStateBytes(n, H, D, cache));
   b.f32(om, n * H * D).fill(777);
   b.wasm.attention(q, qPos, k, v, om, cache, n, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
   assert.deepEqual(b.f32(om, n * H * D), b.f32(ow, n * H * D), `${what}: multi-query form differs`);
@@ -115,7 +115,7 @@ test('paged K/V (rows reached through a shuffled page table) equals contiguous r
         put(pool[i]! + off, rows);
       }
     }
-    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(n * H * 8);
+    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(attentionStateBytes(n, H, D, cache));
     const scale = 1 / Math.sqrt(D);
     b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
     b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, 0, H);
