@@ -383,10 +383,10 @@ let pairScoreB: v128 = f32x4.splat(0);
   return s;
 }
 
-/** Bytes of one f32 K+V tile buffer, 2 · tile · D · 4: an f16 tile has tile · D ≤ 4096 unless tile
- *  is 8 (see attentionAny). Mirrored by attentionStateBytes in src/kernels/types.ts. */
+/** Bytes of one f32 K+V tile buffer, 2 · tile · D · 4, where tile · D ≤ 2048 unless tile is 8 (see
+ *  attentionAny). Mirrored by attentionStateBytes in src/kernels/types.ts. */
 @inline function tileBufferBytes(D: i32): usize {
-  return <usize>max<i32>(32768, 64 * D);
+  return <usize>max<i32>(16384, 64 * D);
 }
 
 /** The f32 tile buffer of the slice starting at head h0: after the (n, H, 2) f32 state, 16-byte aligned. */
@@ -461,8 +461,10 @@ let pairScoreB: v128 = f32x4.splat(0);
   // for the other heads (K/V reads dominate at long context).
   // ~8 KiB of K + 8 KiB of V per tile, a power of two ≥ 8 so tiles tile pages (8-key blocks start at
   // the same keys whatever the tile, so the arithmetic does not depend on it)
+  // (the multi-query form sizes f16 tiles as f32 ones: it reads them widened to f32)
+  const tileEs: i32 = state != 0 ? 4 : <i32>es;
   let tile: i32 = 8;
-  while (tile * 2 * D * <i32>es <= 8192) tile *= 2;
+  while (tile * 2 * D * tileEs <= 8192) tile *= 2;
   if (pages != 0) tile = min<i32>(tile, 1 << pageShift);
   if (state != 0) {
     // Multi-query: the tile loop is outermost, so each K/V tile is read from memory (and widened

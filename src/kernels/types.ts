@@ -86,10 +86,10 @@ export function weightBytes(dtype: WeightDType, count: number): number {
 /** Scratch bytes of the attention kernel's multi-query form (Kernels.attention's `state`) for up to
  *  n queries: each (query, head)'s online-softmax max and sum, n·H·2 f32; with an f16 cache then one
  *  f32 K+V tile buffer per query head (a thread's slice of heads starting at head h widens the K/V
- *  tiles into buffer h), max(32 KiB, 64·D) each — only the buffers of slice starts are ever touched. */
+ *  tiles into buffer h), max(16 KiB, 64·D) each — only the buffers of slice starts are ever touched. */
 export function attentionStateBytes(n: number, H: number, D: number, cacheDType: CacheDType): number {
   const softmax = Math.ceil((n * H * 8) / 16) * 16;
-  return cacheDType === 'f16' ? 16 + softmax + H * Math.max(32768, 64 * D) : softmax;
+  return cacheDType === 'f16' ? 16 + softmax + H * Math.max(16384, 64 * D) : softmax;
 }
 
 export interface Kernels {

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attentionStateBytes, type CacheDType } from '../../src/kernels/types.js';
+import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
 import { assertClose, makeBench, randomF32, rng, toF16Bits } from './harness.js';
 
 const b = makeBench(128);
@@ -125,5 +126,50 @@ test('paged K/V (rows reached through a shuffled page table) equals contiguous r
     assert.deepEqual(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), what);
     assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[0]!, n * H * D), `${what}: multi-query form`);
     assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[2]!, n * H * D), 2e-6, what);
+  }
+});
+
+test('flash prefill (multi-query form): odd chunk and cache lengths, GQA 1/3/4, both SIMD builds, head slices keep to their own tile buffer', (t) => {
+  const plain = createWasmKernels(kernelModule('simd'), b.memory);
+  const relaxed = kernelBuild() === 'relaxed' ? createWasmKernels(kernelModule('relaxed'), b.memory) : undefined;
+  if (!relaxed) t.diagnostic('this engine does not run relaxed SIMD: plain build only');
+  // [H, Hkv, D, n (chunk), S (cache rows, not multiples of the 32/64-key tiles)]
+  const cases: [number, number, number, number, number][] = [[4, 4, 64, 13, 1001], [9, 3, 64, 37, 333], [8, 2, 128, 9, 515], [12, 3, 48, 5, 97], [6, 6, 6, 7, 70]];
+  for (const cache of ['f32', 'f16'] as const) {
+    for (const [H, Hkv, D, n, S] of cases) {
+      b.reset();
+      const rand = rng(H * 1000 + n * 7 + S);
+      const es = cache === 'f16' ? 2 : 4, count = S * Hkv * D;
+      const q = b.alloc(n * H * D * 4), qPos = b.alloc(n * 4), k = b.alloc(count * es), v = b.alloc(count * es);
+      b.f32(q, n * H * D).set(randomF32(rand, n * H * D, 2));
+      b.i32(qPos, n).set(Array.from({ length: n }, (_, i) => S - n + i)); // the chunk's last query sees every row
+      for (const [p, scale] of [[k, 2], [v, 3]] as const) {
+        const x = randomF32(rand, count, scale);
+        if (cache === 'f16') b.u16(p, count).set(toF16Bits(x)); else b.f32(p, count).set(x);
+      }
+      const stateBytes = attentionStateBytes(n, H, D, cache), state = b.alloc(stateBytes);
+      const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4));
+      const scale = 1 / Math.sqrt(D), what = `flash ${cache} H=${H} Hkv=${Hkv} D=${D} chunk=${n} S=${S}`;
+      b.ref.attention(q, qPos, k, v, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
+      plain.attention(q, qPos, k, v, outs[1]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H); // one query at a time
+      // two head slices, as two threads would run them (the second starts inside a GQA group when Hkv < H)
+      const cut = Math.ceil(H / 2);
+      b.u8(state, stateBytes).fill(0xab);
+      plain.attention(q, qPos, k, v, outs[2]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, cut, H);
+      // the slice [cut, H) used only its own tile buffer (buffer `cut`); buffer 0 is the other slice's
+      const buffers = stateBytes - attentionStateBytes(n, H, D, 'f32'), buffer = cache === 'f16' ? buffers / H - 16 / H : 0;
+      if (cache === 'f16') {
+        const softmax = attentionStateBytes(n, H, D, 'f32'), first = b.u8(state + softmax + 16, Math.floor(buffer));
+        assert.ok(first.every((x) => x === 0xab), `${what}: slice [${cut}, ${H}) wrote into slice 0's tile buffer`);
+      }
+      plain.attention(q, qPos, k, v, outs[2]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, cut);
+      // f32 sums over up to 1001 keys against the reference's f64: looser than the 300-key cases above
+      assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), 1e-5, what);
+      assert.deepEqual(b.f32(outs[2]!, n * H * D), b.f32(outs[1]!, n * H * D), `${what}: multi-query form differs from one query at a time`);
+      if (relaxed) {
+        relaxed.attention(q, qPos, k, v, outs[3]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, H);
+        assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[2]!, n * H * D), `${what}: relaxed build differs from plain`);
+      }
+    }
   }
 });
