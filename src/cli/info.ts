@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { MODEL_HINT } from './model-flags.js';
-import { describeModel, type ModelInfo } from '../models/load.js';
+import { DEFAULT_CACHE_DTYPE, describeModel, type ModelInfo } from '../models/load.js';
+import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from '../models/config.js';
 import type { MosaicConfig } from '../mosaic/config.js';
 
@@ -11,6 +12,7 @@ const FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length for the memory estimate (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'describe the model as it would be loaded with --quantize' },
+  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type to plan for (default f16, as a load)' },
   'kv-budget': { type: 'string', placeholder: 'N|SIZE', description: 'KV budget to plan for: tokens or a size (default: what a load would get)' },
   parallel: { type: 'integer', min: 1, max: 4096, placeholder: 'N', description: 'sequences at once to plan for (default: what a load would get)' },
   json: { type: 'boolean', description: 'print one JSON object' },
@@ -62,13 +64,15 @@ export async function runInfo(argv: string[]): Promise<number> {
   if (v.help) { process.stdout.write(INFO_HELP); return 0; }
   const path = v.model as string;
   if (!existsSync(path)) throw new CliError(`model path ${path} does not exist`, MODEL_HINT);
-  const info = describeModel(path, v.quantize ? { quantize: v.quantize as 'q8_0' } : {});
+  const info = describeModel(path, { ...(v.quantize ? { quantize: v.quantize as 'q8_0' } : {}), cacheDType: v['kv-type'] as CacheDType | undefined });
+  // a Memory Mosaic keeps f32 state whatever the flag says
+  const kvType: CacheDType = info.config.model_type === 'memory_mosaic' ? 'f32' : (v['kv-type'] as CacheDType | undefined) ?? DEFAULT_CACHE_DTYPE;
   const r0 = infoRecord(info, 0);
   const ctx = (v.ctx as number | undefined) ?? Math.min(r0.max_position_embeddings as number, 4096);
   const budget = v['kv-budget'] === undefined ? undefined : /^\d+$/.test(v['kv-budget'] as string) ? Number(v['kv-budget']) : v['kv-budget'] as string;
   let rt: ReturnType<ModelInfo['runtime']>;
   try { rt = info.runtime(ctx, { kvBudget: budget, parallel: v.parallel as number | undefined }); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }
-  const r: Record<string, unknown> = { ...infoRecord(info, ctx), parallel: rt.parallel, kv_budget_tokens: rt.kvBudgetTokens, kv_budget_bytes: rt.kvBudgetTokens * info.kvBytesPerToken, memory_planned_bytes: rt.memoryBytes };
+  const r: Record<string, unknown> = { ...infoRecord(info, ctx), parallel: rt.parallel, kv_budget_tokens: rt.kvBudgetTokens, kv_budget_bytes: rt.kvBudgetTokens * info.kvBytesPerToken, memory_planned_bytes: rt.memoryBytes, kv_type: kvType };
   if (v.json) { process.stdout.write(JSON.stringify(r) + '\n'); return 0; }
   const rows: [string, string][] = [
     ['path', String(r.path)],
@@ -82,7 +86,7 @@ export async function runInfo(argv: string[]): Promise<number> {
     ['parameters', `${info.parameters.toLocaleString('en-US')} (${shortCount(info.parameters)})`],
     ['dtypes (tensors)', Object.entries(info.dtypes).map(([k, n]) => `${k}: ${n}`).join(', ')],
     ['weights', bytes(info.weightBytes) + (v.quantize ? ` (with --quantize ${String(v.quantize)})` : '')],
-    ['KV cache', `${bytes(info.kvBytesPerToken)} per token`],
+    ['KV cache', `${bytes(info.kvBytesPerToken)} per token (${kvType}; --kv-type)`],
     [`memory at ctx ${ctx}`, bytes(info.memoryNeeded(ctx)) + ' (one sequence)'],
     ['KV budget', `${rt.kvBudgetTokens.toLocaleString('en-US')} tokens (${bytes(rt.kvBudgetTokens * info.kvBytesPerToken)}) shared by up to ${rt.parallel} sequences; --kv-budget, --parallel`],
     ['memory planned', `${bytes(rt.memoryBytes)} (pages are committed as sequences write them)`],

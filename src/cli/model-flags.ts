@@ -18,7 +18,7 @@ export const MODEL_FLAGS: FlagSpecs = {
   threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' },
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
-  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32)' },
+  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: "KV-cache storage type (default f16, as llama.cpp's; f32 doubles the KV memory)" },
   'kv-budget': { type: 'string', placeholder: 'N|SIZE', description: 'KV memory shared by all sequences: tokens (32768) or a size (2GiB); default 4 contexts (see `tessera info`)' },
   parallel: { type: 'integer', min: 1, max: 4096, placeholder: 'N', description: 'most sequences at once (default 16, fewer if sparse attention state would not fit)' },
   attention: { type: 'string', placeholder: 'SPEC', description: 'attention backend: dense (default), or e.g. magicpig:K=10,L=150' },

@@ -33,6 +33,10 @@ import { join } from 'node:path';
 /** Every model family Tessera runs, told apart by `model_type`. */
 export type ModelConfig = LlamaConfig | MosaicConfig;
 
+/** The KV cache's storage type when a load does not say: f16, as llama.cpp's (half the memory and
+ *  the bytes read per key of f32); `cacheDType: 'f32'` keeps f32 rows. */
+export const DEFAULT_CACHE_DTYPE: CacheDType = 'f16';
+
 export interface LoadProgress {
   stage: 'reading' | 'quantizing' | 'ready';
   loadedBytes: number;
@@ -55,7 +59,7 @@ export interface LoadOptions {
   kvBudget?: number | string;
   /** Quantise f32/f16/bf16 2-D weights to q8_0 while loading. */
   quantize?: 'q8_0';
-  /** KV-cache storage type (default 'f32'). */
+  /** KV-cache storage type (default DEFAULT_CACHE_DTYPE, f16, as llama.cpp's). */
   cacheDType?: CacheDType;
   /** Tokens per internal prefill chunk (default 64). */
   prefillChunk?: number;
@@ -250,7 +254,7 @@ export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' |
   const backend = backendOf(opts.attention);
   const ck = openCheckpoint(path);
   try {
-    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? 'f32', backend,
+    return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? DEFAULT_CACHE_DTYPE, backend,
       opts.draftAttention === undefined ? undefined : backendOf(opts.draftAttention));
   } finally { ck.source.close(); }
 }
@@ -286,7 +290,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
   try {
     const c = ck.config;
     const chunk = opts.prefillChunk ?? 64;
-    const cacheDType = opts.cacheDType ?? 'f32';
+    const cacheDType = opts.cacheDType ?? DEFAULT_CACHE_DTYPE;
     const capacity = opts.contextLength ?? defaultContext(c);
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`loadModel: contextLength must be a positive integer, got ${opts.contextLength ?? `${capacity} (from the checkpoint)`}`);
     if (capacity > MAX_CONTEXT_LENGTH) {

@@ -116,7 +116,8 @@ export function runTessera(loaded: LoadedModel, f: Fixture): Run {
 /** loadModel, or a skip (with the reason) while the loader is not implemented yet. */
 export async function load(t: { skip(msg: string): void }, path: string, opts: LoadOptions): Promise<LoadedModel | null> {
   try {
-    return await loadModel(path, { kernels: 'wasm', threads: 1, contextLength: 128, ...opts });
+    // f32 K/V rows: the fixtures were made with llama.cpp's F32 cache (tools/reference/llama.mjs)
+    return await loadModel(path, { kernels: 'wasm', threads: 1, contextLength: 128, cacheDType: 'f32', ...opts });
   } catch (e) {
     if (e instanceof Error && /not implemented/.test(e.message)) {
       t.skip(`loadModel: ${e.message}`);

@@ -10,6 +10,7 @@
 //
 // Usage (after tools/reference/install.sh):
 //   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--parallel 1,4,16] [--kv f16|f32] [--json]
+// --kv: the KV cache's type, f16 by default (llama.cpp's own default, and Tessera's).
 // Prints one line per context (and batch): a JSON object with --json, a readable line otherwise.
 
 import { basename } from 'node:path';
@@ -25,7 +26,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '512' },
     seed: { type: 'string', default: '1' },
     parallel: { type: 'string' },
-    kv: { type: 'string', default: 'f32' },
+    kv: { type: 'string', default: 'f16' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -105,7 +106,9 @@ async function batched(ctx, B) {
 }
 
 for (const ctx of contexts) {
-  const context = await model.createContext(contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)));
+  const kvType = args.kv.toUpperCase();
+  const context = await model.createContext({ ...contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)),
+    experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType });
   const seq = context.getSequence();
   const next = mulberry32(Number(args.seed) + ctx);
   const prompt = Array.from({ length: ctx }, () => next() % nVocab);
@@ -141,6 +144,7 @@ for (const ctx of contexts) {
     decodeTokens,
     decodeSeconds: round(decodeSeconds),
     decodeTokensPerSecond: round(decodeTokens / decodeSeconds),
+    kv: args.kv,
   };
   if (args.json) console.log(JSON.stringify(row));
   else console.log(`llama.cpp ${row.model} threads=${threads} ctx=${ctx}: prefill ${row.prefillTokensPerSecond} tok/s, decode ${row.decodeTokensPerSecond} tok/s`);
