@@ -23,10 +23,10 @@ export function llamaCppScript(option: string): { script?: string; note?: string
   return { script: join(ref, 'bench-llamacpp.mjs') };
 }
 
-/** Decode tokens/s per context (prefill of `ctx` random tokens, then `decode` timed steps). Throws
- *  with the child's stderr when it fails. */
+/** Decode tokens/s per context (prefill of `ctx` random tokens, then `decode` timed steps), with an
+ *  f16 KV cache as Tessera's. Throws with the child's stderr when it fails. */
 export function runLlamaCpp(script: string, model: string, contexts: number[], threads: number, decode: number): LlamaCppRow[] {
-  const args = [script, '--model', model, '--threads', String(threads), '--ctx', contexts.join(','), '--decode', String(decode), '--json'];
+  const args = [script, '--model', model, '--threads', String(threads), '--ctx', contexts.join(','), '--decode', String(decode), '--kv', 'f16', '--json'];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 16 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) throw new Error(`llama.cpp bench exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout || '').trim().slice(-500)}`);
   return r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => {

@@ -16,8 +16,16 @@
 //        [--prefill 512] [--magicpig magicpig:K=10,L=150] [--threads 2]
 //        [--llamacpp auto|off|PATH/bench-llamacpp.mjs] [--llamacpp-max 32768] [--json FILE] [--plan-only]
 // A row that fails (or would not fit in the available memory) prints as a row saying why.
+//
+// --real-prefill: no tiling. Every row prefills its whole context for real (random tokens, in
+// `--piece`-token calls that the model runs in 64-row chunks; attention reads K/V in tiles, so no
+// step holds more than a chunk's rows, and nothing is T×T) and reports the time to first token (the
+// prefill and the first token's logits), then decode speed as above, next to llama.cpp's TTFT and
+// decode on the same file. Default contexts 4096,16384,32768, SmolLM2-135M shape; a progress line on
+// stderr every 15 s of a long prefill. Its table and JSON are its own (see printReal).
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describeModel, loadModel } from '../models/load.js';
@@ -61,6 +69,129 @@ function plan(shape: PresetName, ctx: number, spec: string, capacity: number): {
 
 /** The recorded K/V rows of each shape's prefill, per layer (see measure). */
 const prefills = new Map<string, { k: Float32Array[]; v: Float32Array[] }>();
+
+interface RealRow {
+  shape: string; ctx: number; engine: 'tessera' | 'llama.cpp'; backend: string;
+  ttftS?: number; prefillTps?: number; firstStepS?: number; buildS?: number; ms?: number; tps?: number;
+  sampled?: string; planBytes?: number; maxRssBytes?: number; note?: string;
+}
+
+/** A real prefill of `ctx` random tokens, then decode steps: time to first token and decode speed. */
+async function measureReal(shape: PresetName, ctx: number, spec: string, steps: number, threads: number, piece: number,
+                           log: (s: string) => void): Promise<RealRow> {
+  const layers: Recorded[] = [];
+  const backend = recording(attentionBackend(parseAttentionSpec(spec)), 0, layers); // reaches the layers, keeps no rows
+  const capacity = ctx + steps + 4;
+  const { model } = await loadModel(q8File(shape), { threads, attention: backend, contextLength: capacity, cacheDType: 'f16', parallel: 1, kvBudget: capacity });
+  try {
+    const cache = model.createCache();
+    let seed = 7;
+    const tok = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 200 + 3;
+    const prompt = Array.from({ length: ctx }, tok);
+    const t0 = performance.now();
+    let shown = t0, logits: Float32Array | undefined;
+    for (let p = 0; p < ctx; p += piece) {
+      const last = p + piece >= ctx;
+      [logits] = model.forwardBatch([{ cache, tokens: prompt.slice(p, p + piece), logits: last ? 'last' : 'none', phase: 'prefill' }]);
+      const now = performance.now();
+      if (now - shown >= 15000 && !last) {
+        const done = p + piece, rate = done / ((now - t0) / 1000);
+        log(`${shape} ${ctx} ${spec}: prefill ${done}/${ctx} tokens, ${rate.toFixed(1)} tok/s, ~${((ctx - done) / rate).toFixed(0)} s left`);
+        shown = now;
+      }
+    }
+    let next = argmax(logits!);                                          // the first token
+    const ttft = (performance.now() - t0) / 1000;
+    let t1 = performance.now();
+    next = argmax(model.forward([next], cache));                         // first decode step: MagicPIG builds its tables
+    const first = (performance.now() - t1) / 1000;
+    const mp = layers.map((l) => l.att).filter((a): a is MagicPigAttention => a instanceof MagicPigAttention);
+    const build = mp.reduce((s, a) => s + a.tables.lastBuildMs, 0);
+    next = argmax(model.forward([next], cache));                         // warm-up
+    t1 = performance.now();
+    for (let i = 0; i < steps; i++) next = argmax(model.forward([next], cache));
+    const ms = (performance.now() - t1) / steps;
+    const frac = mp.length ? mp.reduce((s, a) => s + a.lastSampled / a.lastLength, 0) / mp.length : 1;
+    return {
+      shape, ctx, engine: 'tessera', backend: spec, ttftS: ttft, prefillTps: ctx / ttft, firstStepS: first,
+      buildS: mp.length ? build / 1000 : undefined, ms, tps: 1000 / ms, sampled: mp.length ? `${(100 * frac).toFixed(2)}%` : '100%',
+      maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+  } finally {
+    model.dispose();
+    collect();
+  }
+}
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+/** The --real-prefill run: llama.cpp first (per context, alone), then Tessera dense and MagicPIG. */
+async function mainReal(log: (s: string) => void): Promise<void> {
+  const shapes = arg('shape', 'smollm2-135m').split(',') as PresetName[];
+  const steps = Number(arg('steps', '5')), threads = Number(arg('threads', '2')), piece = Number(arg('piece', '512'));
+  const sparse = arg('magicpig', 'magicpig:K=10,L=150'), jsonFile = arg('json', '');
+  const contexts = arg('contexts', '4096,16384,32768').split(',').map(Number);
+  for (const [name, x] of [['steps', steps], ['threads', threads], ['piece', piece], ...contexts.map((c) => ['contexts', c] as const)] as const) {
+    if (!Number.isInteger(x) || x < 1) throw new RangeError(`long-context: --${name} must be a positive integer, got ${x}`);
+  }
+  const llama = llamaCppScript(arg('llamacpp', 'auto'));
+  const rows: RealRow[] = [];
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const loadStart = load();
+  log(`load average at start: ${loadStart}`);
+  if (llama.script && shapes.includes('smollm2-135m')) {
+    for (const ctx of contexts) {
+      log(`llama.cpp dense, ${ctx} tokens: real prefill, then ${Math.max(steps, 8)} decode steps (no progress line from it; ~806 s at 32K on an idle machine)`);
+      try {
+        const [l] = runLlamaCpp(llama.script, q8File('smollm2-135m'), [ctx], threads, Math.max(steps, 8));
+        rows.push({ shape: 'smollm2-135m', ctx, engine: 'llama.cpp', backend: 'dense', ttftS: l!.prefillSeconds, prefillTps: ctx / l!.prefillSeconds,
+          ms: 1000 / l!.decodeTokensPerSecond, tps: l!.decodeTokensPerSecond, note: l!.reference });
+        log(`llama.cpp ${ctx}: TTFT ${l!.prefillSeconds.toFixed(1)} s, decode ${l!.decodeTokensPerSecond} tok/s`);
+      } catch (e) { rows.push({ shape: 'smollm2-135m', ctx, engine: 'llama.cpp', backend: 'dense', note: `failed: ${(e as Error).message.split('\n')[0]}` }); }
+    }
+  }
+  for (const shape of shapes) {
+    for (const ctx of contexts) {
+      for (const spec of ['dense', sparse]) {
+        let r: RealRow = { shape, ctx, engine: 'tessera', backend: spec };
+        try {
+          const p = plan(shape, ctx, spec, ctx + steps + 4), avail = availableBytes();
+          r.planBytes = p.total;
+          if (avail !== undefined && p.total > avail - 0.5 * GiB) r.note = `skipped: needs ${(p.total / GiB).toFixed(2)} GiB, ${(avail / GiB).toFixed(2)} GiB available`;
+          else { log(`${shape} ${ctx} ${spec}: real prefill of ${ctx} tokens`); r = { ...(await measureReal(shape, ctx, spec, steps, threads, piece, log)), planBytes: p.total }; }
+        } catch (e) { r.note = `failed: ${(e as Error).message.split('\n')[0]}`; }
+        rows.push(r);
+        log(`${shape} ${ctx} ${spec}: ${r.ttftS !== undefined ? `TTFT ${r.ttftS.toFixed(1)} s, decode ${r.ms!.toFixed(1)} ms/token` : r.note}`);
+      }
+    }
+  }
+  const loadEnd = load();
+  log(`load average at end: ${loadEnd}`);
+  printReal(rows, threads, steps, loadStart, loadEnd, llama.note);
+  if (jsonFile) {
+    writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), mode: 'real-prefill', argv: process.argv.slice(2), threads, steps, piece,
+      loadAverage: { start: loadStart, end: loadEnd }, cpus: availableParallelism(), rows }, null, 1) + '\n');
+  }
+}
+
+/** The real-prefill table: TTFT and decode per row, each Tessera row's ratios to llama.cpp's at that context. */
+function printReal(rows: RealRow[], threads: number, steps: number, loadStart: string, loadEnd: string, llamaNote?: string): void {
+  console.log(`real prefills, threads ${threads}, q8_0 weights, f16 KV cache (both engines), ${steps} timed decode steps after 1 first step + 1 warm-up; load average ${loadStart} at the start, ${loadEnd} at the end`);
+  console.log('| model | context | engine / backend | time to first token s | prefill tok/s | TTFT ÷ llama.cpp | decode ms/token | tokens/s | decode ÷ llama.cpp dense | keys sampled | first decode step s (table build) | arenas GiB | max RSS GiB | note |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const l = rows.find((x) => x.engine === 'llama.cpp' && x.shape === r.shape && x.ctx === r.ctx && x.ttftS !== undefined);
+    const ttftRatio = r.engine === 'tessera' && l && r.ttftS !== undefined ? `${(r.ttftS / l.ttftS!).toFixed(2)}×` : r === l ? '1.00×' : '';
+    const decRatio = r.engine === 'tessera' && l && r.tps !== undefined ? `${(r.tps / l.tps!).toFixed(2)}×` : r === l ? '1.00×' : '';
+    const first = r.firstStepS !== undefined ? `${r.firstStepS.toFixed(2)}${r.buildS !== undefined ? ` (${r.buildS.toFixed(2)})` : ''}` : '';
+    console.log(`| ${r.shape} | ${r.ctx} | ${r.engine} ${r.backend} | ${f(r.ttftS, 1)} | ${f(r.prefillTps, 1)} | ${ttftRatio} | ${f(r.ms, 1)} | ${f(r.tps, 2)} | ${decRatio} | ${r.sampled ?? ''} | ${first} | ${r.planBytes !== undefined ? (r.planBytes / GiB).toFixed(2) : ''} | ${r.maxRssBytes !== undefined ? (r.maxRssBytes / GiB).toFixed(2) : ''} | ${r.note ?? ''} |`);
+  }
+  if (llamaNote) console.log(`\n${llamaNote}`);
+}
 
 async function measure(shape: PresetName, ctx: number, spec: string, prefill: number, steps: number, threads: number): Promise<Row> {
   const path = q8File(shape);
@@ -126,13 +257,14 @@ function printRow(r: Row, speedDense: string, speedLlama: string): void {
 }
 
 async function main(): Promise<void> {
+  const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  if (process.argv.includes('--real-prefill')) { await mainReal(log); return; }
   const shapes = arg('shape', 'smollm2-135m,llama3.2-1b').split(',') as PresetName[];
   const steps = Number(arg('steps', '5')), prefill = Number(arg('prefill', '512')), threads = Number(arg('threads', '2'));
   const sparse = arg('magicpig', 'magicpig:K=10,L=150'), planOnly = process.argv.includes('--plan-only');
   const llamaMax = Number(arg('llamacpp-max', '32768')), jsonFile = arg('json', '');
   const llama = planOnly ? { note: 'llama.cpp not run (--plan-only)' } : llamaCppScript(arg('llamacpp', 'auto'));
   const rows: Row[] = [];
-  const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   // llama.cpp first (alone on the machine, as every row is), so its rows can sit beside Tessera's.
   const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
   let lrows: LlamaCppRow[] = [], lnote = llama.note;
