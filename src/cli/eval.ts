@@ -24,7 +24,7 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'integer', default: 1, placeholder: 'S', description: 'task seed' },
   out: { type: 'string', placeholder: 'DIR', description: 'output folder (default results/eval-<timestamp>)' },
   threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' },
-  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: "KV-cache storage type (default f16, as llama.cpp's)" },
+  'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32 here, as the published evaluations were measured)' },
   operator: { type: 'boolean', description: 'operator-level measurement: attention-output error vs fraction of keys, on Q/K/V captured from a forward pass' },
   layers: { type: 'string', placeholder: 'LIST', description: '--operator: layers to measure, e.g. 1,3 (default all)' },
   queries: { type: 'integer', min: 1, default: 16, placeholder: 'N', description: '--operator: decode positions measured (the last N of the prompt)' },

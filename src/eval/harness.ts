@@ -25,6 +25,7 @@ export interface AccuracyEvalOptions {
   seed?: number;
   threads?: number;
   kernels?: 'wasm' | 'reference';
+  /** KV-cache type (default f32, not the loader's f16: docs/EVALUATION.md's tables were measured with f32 rows). */
   cacheDType?: 'f32' | 'f16';
   /** Tokens generated beyond the expected answer's length (default 8). */
   extraTokens?: number;
@@ -96,7 +97,7 @@ export async function runAccuracyEval(o: AccuracyEvalOptions): Promise<AccuracyR
     const name = formatAttentionSpec(spec);
     const meter = new KeysMeter(spec);
     const { model, tokenizer } = await loadModel(o.model, {
-      attention: meter.wrap(attentionBackend(spec)), contextLength: maxLength + 256, prefillChunk: 64, threads: o.threads, kernels: o.kernels, cacheDType: o.cacheDType,
+      attention: meter.wrap(attentionBackend(spec)), contextLength: maxLength + 256, prefillChunk: 64, threads: o.threads, kernels: o.kernels, cacheDType: o.cacheDType ?? 'f32',
     });
     try {
       const count = (s: string) => tokenizer.encode(s, { addSpecialTokens: false }).length;

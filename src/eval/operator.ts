@@ -92,7 +92,8 @@ export async function capturePrompt(o: Pick<OperatorEvalOptions, 'model' | 'task
   const N = ids.length, from = N - queries;
   if (from < 2) throw new RangeError(`eval --operator: the prompt (${N} tokens) is shorter than the ${queries} decode queries`);
   const rec = new QkvRecorder(o.layers ? new Set(o.layers) : undefined, from);
-  const { model } = await loadModel(o.model, { attention: rec.backend(), contextLength: N, threads: o.threads, kernels: o.kernels });
+  // f32 K/V rows: the recorded keys are the model's exact ones (and the published tables were measured so)
+  const { model } = await loadModel(o.model, { attention: rec.backend(), contextLength: N, threads: o.threads, kernels: o.kernels, cacheDType: 'f32' });
   try {
     const cache = model.createCache(N);
     for (let i = 0; i < N; i += 256) model.forward(ids.slice(i, Math.min(N, i + 256)), cache);

@@ -66,7 +66,8 @@ export async function evalPerplexity(modelPath: string, o: PerplexityOptions): P
   const split = o.split ?? 'validation';
   const ctx = o.ctx ?? Math.min(1024, trainingContext(modelPath) ?? 512);
   const maxWindows = o.maxWindows ?? 64;
-  const loaded = await loadModel(modelPath, { contextLength: ctx, threads: o.threads, kernels: o.kernels });
+  // f32 K/V rows (not the loader's f16): the published perplexities were measured so
+  const loaded = await loadModel(modelPath, { contextLength: ctx, threads: o.threads, kernels: o.kernels, cacheDType: 'f32' });
   const { model, tokenizer } = loaded;
   try {
     const sep = tokenizer.eosTokenIds[0];

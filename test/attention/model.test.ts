@@ -62,7 +62,7 @@ test('a fresh cache, or a kept prefix, on a reused model gives the logits of a f
     const fresh = await run(spec);
     // before: a long prompt decoded past MagicPIG's table build, or a short one that never built them
     for (const [before, steps] of [[other, 24], [other.slice(0, 10), 2]] as const) {
-      const { model } = await loadModel(path, { threads: 2, attention: spec, contextLength: 256 });
+      const { model } = await loadModel(path, { threads: 2, attention: spec, contextLength: 256, cacheDType: 'f32' }); // as run()
       try {
         let cache = model.createCache();
         model.forward(before, cache);
@@ -77,7 +77,7 @@ test('a fresh cache, or a kept prefix, on a reused model gives the logits of a f
     // 16-token page, then the rest of the prompt — the same logits as a fresh load again
     // (keep 150 with nothing after it: MagicPIG's tables, built at the first decode over [4, 85), lie below the cut)
     for (const [keep, extra] of [[12, 100], [100, 100], [150, 0]] as const) {
-      const { model } = await loadModel(path, { threads: 2, attention: spec, contextLength: 256 });
+      const { model } = await loadModel(path, { threads: 2, attention: spec, contextLength: 256, cacheDType: 'f32' }); // as run()
       try {
         const cache = model.createCache();
         model.forward([...prompt.slice(0, keep), ...other.slice(0, extra)], cache);

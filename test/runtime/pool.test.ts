@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
-import { weightBytes } from '../../src/kernels/types.js';
+import { attentionStateBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
 import { attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
@@ -159,6 +159,41 @@ describe('ThreadPool with reference kernels', () => {
     assert.throws(() => pool.run(matmulOp, stranger, 'f32', RESERVED_BYTES, RESERVED_BYTES, RESERVED_BYTES, 1, 8, 32), /"stranger" is not registered/);
     assert.throws(() => pool.register(Arena.create(1024, { kernels: 'wasm', label: 'w' })), /'wasm' kernels but the pool runs 'reference'/);
     assert.throws(() => pool.run(matmulOp, parts[0]!.arena, 'q2_k' as WeightDType, 0, 0, 0, 1, 8, 32), /unknown weight dtype/);
+  });
+});
+
+describe('ThreadPool with the SIMD kernels', () => {
+  // Concurrent slices of the multi-query (flash) form each widen f16 tiles into their own buffer of
+  // the shared state (the buffer of their first head): the result must be the bits of one thread.
+  test('multi-query attention over 3 threads, slices cutting GQA groups, equals one thread one query at a time', async () => {
+    const pool = await ThreadPool.create({ threads: 3, kernels: 'wasm', minSplitBytes: 0 });
+    try {
+      const rand = rng(31);
+      for (const cacheDType of ['f16', 'f32'] as CacheDType[]) {
+        for (const [H, Hkv, D, n, S] of [[9, 3, 64, 21, 333], [8, 2, 32, 7, 130], [4, 4, 16, 5, 70]] as const) {
+          const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * 4, n * H * D * 4, n * H * D * 4,
+            attentionStateBytes(n, H, D, cacheDType)];
+          const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'flash' });
+          const [q, pos, kf, vf, k, v, o1, o2, state] = sizes.map((b) => arena.alloc(b)) as number[] as
+            [number, number, number, number, number, number, number, number, number];
+          pool.register(arena);
+          fillF32(arena, q, n * H * D, rand);
+          fillF32(arena, kf, S * Hkv * D, rand);
+          fillF32(arena, vf, S * Hkv * D, rand);
+          arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
+          arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
+          const positions = arena.i32(pos, n);
+          for (let i = 0; i < n; i++) positions[i] = S - n + i;
+          const scale = 1 / Math.sqrt(D);
+          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
+          pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state);
+          assert.deepEqual(arena.f32(o2, n * H * D), arena.f32(o1, n * H * D), `${cacheDType} H=${H} Hkv=${Hkv} D=${D} n=${n} S=${S}`);
+          pool.unregister(arena);
+        }
+      }
+    } finally {
+      pool.dispose();
+    }
   });
 });
 

@@ -67,7 +67,7 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
   const rows: AcceptanceRow[] = [];
   for (const draft of o.drafts) {
     const spec = parseAttentionSpec(draft), meter = new KeysMeter(spec);
-    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: meter.wrap(attentionBackend(spec)), parallel: 2 });
+    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: meter.wrap(attentionBackend(spec)), parallel: 2, cacheDType: 'f32' }); // as BENCHMARKS §9 was measured
     try {
       for (const context of o.contexts) {
         const runs: SpeculativeStats[] = [];

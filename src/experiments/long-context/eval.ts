@@ -66,7 +66,8 @@ export async function evaluateLongContext(o: EvalOptions): Promise<EvalRow[]> {
   const trained = readTaskOptions(o.model);
   const tasks = new LongContextTasks(bpeFromTokenizerJson(tokJson), o.counting ?? trained.counting, trained.needle);
   const maxCtx = Math.max(...o.contexts);
-  const loaded = await loadModel(o.model, { contextLength: maxCtx, threads: o.threads ?? 1, attention: o.attention ?? 'dense' });
+  // f32 K/V rows, as docs/LONG_CONTEXT_MODEL.md's evaluations were measured (the loader's default is f16)
+  const loaded = await loadModel(o.model, { contextLength: maxCtx, threads: o.threads ?? 1, attention: o.attention ?? 'dense', cacheDType: 'f32' });
   const rows: EvalRow[] = [];
   try {
     for (const context of o.contexts) {
