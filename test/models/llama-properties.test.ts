@@ -22,9 +22,14 @@ for (const preset of TINY_PRESETS) {
 }
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
+// These properties are checked at f32 precision, so with f32 K/V rows: an f16 cache rounds a K/V
+// value the other way when two computations differ by 1e-6 (measured up to 6e-4 of the logits'
+// range; docs/ARCHITECTURE.md "Batch invariance").
+const F32_ROWS: LoadOptions = { cacheDType: 'f32' };
+
 /** Logits (n, V) for `ids`, fed in pieces of the given sizes. */
 async function logitsOf(path: string, ids: number[], pieces: number[], opts: LoadOptions = {}): Promise<Float32Array> {
-  const { model } = await loadModel(path, { threads: 2, contextLength: 256, ...opts });
+  const { model } = await loadModel(path, { threads: 2, contextLength: 256, ...F32_ROWS, ...opts });
   try {
     const cache = model.createCache();
     const V = model.vocabSize;
@@ -104,6 +109,23 @@ for (const preset of TINY_PRESETS) {
   });
 }
 
+// The same properties with the default f16 cache: every path stores the same f16 rows except where a
+// 1e-6 difference upstream rounds a K/V value the other way, which moves the logits by at most a few
+// 1e-4 of their range (measured below); an f16 rounding error in the kernels themselves would show
+// as 1e-3 or more.
+test('with the default f16 cache, incremental decoding and chunked prefill stay within 2e-3 of one full forward', async () => {
+  for (const preset of TINY_PRESETS) {
+    const path = checkpoints.get(preset)!.hfDir!, ids = randomIds(7, 40, 500), f16: LoadOptions = { cacheDType: undefined };
+    const full = await logitsOf(path, ids, [ids.length], f16);
+    const steps = await logitsOf(path, ids, ids.map(() => 1), f16);
+    const uneven = await logitsOf(path, ids, [3, 17, 1, 19], { ...f16, prefillChunk: 5 });
+    const e1 = maxRelDiff(steps, full), e2 = maxRelDiff(uneven, full);
+    console.log(`# ${preset} f16 cache: incremental ${e1.toExponential(2)}, chunked ${e2.toExponential(2)} of the logits' range`);
+    assert.ok(e1 < 2e-3 && e2 < 2e-3, `${preset} f16 cache: incremental ${e1}, chunked ${e2}`);
+    assert.ok(maxRelDiff(full, await logitsOf(path, ids, [ids.length])) > 0, `${preset}: the f16 cache is really f16`);
+  }
+});
+
 test('forward rejects bad input with messages that name the problem', async () => {
   const { model } = await loadModel(checkpoints.get('smollm2-tiny')!.hfDir!, { threads: 1, contextLength: 8 });
   try {
@@ -129,7 +151,7 @@ test('forward rejects bad input with messages that name the problem', async () =
 });
 
 test('truncate then re-feed gives the same logits (rollback)', async () => {
-  const { model } = await loadModel(checkpoints.get('llama3-tiny')!.hfDir!, { threads: 2, contextLength: 64 });
+  const { model } = await loadModel(checkpoints.get('llama3-tiny')!.hfDir!, { threads: 2, contextLength: 64, ...F32_ROWS });
   try {
     const cache = model.createCache();
     const ids = randomIds(3, 20, 500);
