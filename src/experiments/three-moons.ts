@@ -3,8 +3,10 @@
 // triple [1, 2, 3] the error of 25 free-running steps against how many true steps the model saw.
 // Expected: 3 heads improve after each moon's period (≈ 44, 89, 133 steps), 1 head only after the
 // common period (≈ 267), and each of the 3 heads locks onto one moon.
+// Defaults are the reference's run: batch 64, 512 evaluation starts, AdamW without bias correction (MLX).
 // Run: node dist/src/experiments/three-moons.js [--quick] [--heads 1,3] [--iters 500] [--batch 64]
-//        [--starts 64] [--seed 100] [--out docs/plots]   or   --merge A.json,B.json [--out DIR]
+//        [--starts 512] [--adam mlx|pytorch] [--seed 100] [--out docs/results/three-moons]
+//        or   --merge A.json,B.json [--out DIR]
 // Writes OUT/three-moons.json, three-moons-error.svg, three-moons-weights.svg, three-moons-loss.svg.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +36,8 @@ export interface ThreeMoonsOptions {
   steps: number;
   lr: number;
   minLr: number;
+  /** Adam's 1/(1 − βᵗ) factors: false as in MLX (the reference), true as in PyTorch. */
+  biasCorrection: boolean;
   seed: number;
   log?: (line: string) => void;
 }
@@ -41,7 +45,7 @@ export interface ThreeMoonsOptions {
 export interface HeadsResult {
   heads: number;
   /** Settings this model was trained with (merged results may mix runs). */
-  seed: number; batch: number; iters: number;
+  seed: number; batch: number; iters: number; biasCorrection: boolean;
   losses: number[];
   trainSeconds: number;
   evalSeconds: number;
@@ -67,7 +71,7 @@ export function defaultContexts(max = 775): number[] {
 }
 
 export function fullOptions(): ThreeMoonsOptions {
-  return { heads: [1, 3], iters: 500, batch: 64, T: 800, starts: 64, contexts: defaultContexts(), steps: 25, lr: 1e-2, minLr: 5e-6, seed: 100 };
+  return { heads: [1, 3], iters: 500, batch: 64, T: 800, starts: 512, contexts: defaultContexts(), steps: 25, lr: 1e-2, minLr: 5e-6, biasCorrection: false, seed: 100 };
 }
 
 /** Smaller run for a quick look: fewer sequences per step and fewer evaluation starts. */
@@ -86,7 +90,7 @@ export function trainMoons(heads: number, o: ThreeMoonsOptions): { model: MoonMo
   const mem = new TrainMemory({ bytes: Math.max(64 << 20, o.batch * o.T * DIM * 4 * 24), kernels: 'wasm' });
   const tape = new Tape(mem);
   const model = new MoonModel(mem, heads, o.seed);
-  const opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
+  const opt = new AdamW(model.params, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, biasCorrection: o.biasCorrection });
   const trajectories = trainTriples().map((p) => trajectory(p));
   const rng = Rng.derive(o.seed, 'three-moons-batches');
   const losses: number[] = [];
@@ -134,7 +138,7 @@ export function runThreeMoons(o: ThreeMoonsOptions): ThreeMoonsResult {
     const errors = evaluateHeldOut(W, o);
     const evalSeconds = (performance.now() - t0) / 1000;
     runs.push({
-      heads, seed: o.seed, batch: o.batch, iters: o.iters, losses, trainSeconds: seconds, evalSeconds, errors,
+      heads, seed: o.seed, batch: o.batch, iters: o.iters, biasCorrection: o.biasCorrection, losses, trainSeconds: seconds, evalSeconds, errors,
       weights: { k: blockNorms(W.k), v: blockNorms(W.v), o: blockNorms(W.o) },
       specialisation: headSpecialisation(W),
     });
@@ -153,10 +157,16 @@ export function meanErrorIn(r: HeadsResult, contexts: readonly number[], lo: num
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd'];
 
-/** "3 heads", or "3 heads (seed 1)" when several runs have the same head count. */
+/** "3 heads", with what tells it apart from the other runs of the same head count: the seed, and the
+ *  batch and optimiser when they differ (e.g. "3 heads (seed 1, batch 16, bias-corrected Adam)"). */
 export function runLabel(res: ThreeMoonsResult, r: HeadsResult): string {
   const base = `${r.heads} head${r.heads > 1 ? 's' : ''}`;
-  return res.runs.filter((x) => x.heads === r.heads).length > 1 ? `${base} (seed ${r.seed})` : base;
+  const same = res.runs.filter((x) => x.heads === r.heads);
+  if (same.length < 2) return base;
+  const parts = [`seed ${r.seed}`];
+  if (new Set(res.runs.map((x) => x.batch)).size > 1) parts.push(`batch ${r.batch}`);
+  if (new Set(res.runs.map((x) => x.biasCorrection)).size > 1) parts.push(r.biasCorrection ? 'bias-corrected Adam' : 'MLX Adam');
+  return `${base} (${parts.join(', ')})`;
 }
 
 /** Several results (e.g. one process per head count) as one; their evaluations must match. */
@@ -167,7 +177,9 @@ export function mergeResults(parts: ThreeMoonsResult[]): ThreeMoonsResult {
       throw new Error('three-moons --merge: the results were evaluated on different context lengths, steps or starts; rerun them with the same options');
     }
   }
-  return { ...first, options: { ...first.options, heads: parts.flatMap((p) => p.options.heads) }, runs: parts.flatMap((p) => p.runs.map((r) => ({ ...r, seed: r.seed ?? p.options.seed, batch: r.batch ?? p.options.batch, iters: r.iters ?? p.options.iters }))) };
+  return { ...first, options: { ...first.options, heads: parts.flatMap((p) => p.options.heads) }, runs: parts.flatMap((p) => p.runs.map((r) => ({ ...r, seed: r.seed ?? p.options.seed, batch: r.batch ?? p.options.batch, iters: r.iters ?? p.options.iters,
+    // results written before the option existed were trained with bias correction
+    biasCorrection: r.biasCorrection ?? p.options.biasCorrection ?? true }))) };
 }
 
 export function errorPlotSvg(res: ThreeMoonsResult): string {
@@ -267,9 +279,10 @@ const FLAGS: FlagSpecs = {
   heads: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: 'head counts to train, divisors of 6 (default 1,3)' },
   iters: { type: 'integer', min: 1, placeholder: 'N', description: 'training iterations (default 500)' },
   batch: { type: 'integer', min: 1, placeholder: 'N', description: 'sequences per iteration (default 64)' },
-  starts: { type: 'integer', min: 1, placeholder: 'N', description: 'held-out start positions averaged (default 64)' },
+  starts: { type: 'integer', min: 1, placeholder: 'N', description: 'held-out start positions averaged (default 512)' },
+  adam: { type: 'string', choices: ['mlx', 'pytorch'], placeholder: 'KIND', description: "mlx: no bias correction, the reference's optimiser (default); pytorch: bias-corrected" },
   seed: { type: 'integer', min: 0, placeholder: 'N', description: 'seed (default 100)' },
-  out: { type: 'string', default: 'docs/plots', placeholder: 'DIR', description: 'output folder' },
+  out: { type: 'string', default: 'docs/results/three-moons', placeholder: 'DIR', description: 'output folder' },
   merge: { type: 'string', list: true, placeholder: 'FILES', description: 'merge these three-moons.json results into one figure instead of training' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -281,6 +294,7 @@ function options(v: FlagValues, name: string): ThreeMoonsOptions {
     if (o.heads.some((h) => 6 % h !== 0)) throw new UsageError(`--heads takes divisors of 6 (e.g. 1,3), got ${o.heads.join(',')}`, name);
   }
   for (const k of ['iters', 'batch', 'starts', 'seed'] as const) if (v[k] !== undefined) o[k] = v[k] as number;
+  if (v.adam !== undefined) o.biasCorrection = v.adam === 'pytorch';
   return o;
 }
 
@@ -301,7 +315,7 @@ async function main(): Promise<number> {
       }
     }));
   } else {
-    console.log(`three moons: heads ${o.heads.join(',')}, ${o.iters} iterations, batch ${o.batch}, T ${o.T}, ${o.starts} eval starts, ${o.contexts.length} context lengths`);
+    console.log(`three moons: heads ${o.heads.join(',')}, ${o.iters} iterations, batch ${o.batch}, T ${o.T}, ${o.biasCorrection ? 'bias-corrected' : 'MLX (uncorrected)'} AdamW, ${o.starts} eval starts, ${o.contexts.length} context lengths`);
     res = runThreeMoons(o);
   }
   for (const p of writeOutputs(res, out)) console.log(`wrote ${p}`);

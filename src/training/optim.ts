@@ -3,6 +3,9 @@
 // Weight decay is applied only to tensors with ≥ 2 dimensions (matrices, embeddings), never to norm
 // gains or biases, as nanoGPT / HF Trainer configure it. The moments live in persistent memory and are
 // saved with checkpoints (state()), so a resumed run continues bit-identically.
+// `biasCorrection: false` drops Adam's 1/(1 − β^t) factors, as MLX's optimizers do by default (the
+// Memory Mosaics reference code trains three moons that way): early steps are then lr·m/(√v + ε) with
+// small m and v, i.e. larger than the corrected update when β₂ > β₁.
 
 import type { Params } from './params.js';
 import { Tensor } from './autograd/tensor.js';
@@ -12,6 +15,7 @@ export interface AdamWOptions {
   beta2?: number;         // default 0.95
   eps?: number;           // default 1e-8
   weightDecay?: number;   // default 0.1
+  biasCorrection?: boolean; // default true (PyTorch); false = MLX's default
 }
 
 export class AdamW {
@@ -19,6 +23,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly biasCorrection: boolean;
   /** Optimizer steps taken (bias correction uses it). */
   t = 0;
   readonly m: Tensor[];
@@ -29,6 +34,7 @@ export class AdamW {
     this.beta2 = opts.beta2 ?? 0.95;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.1;
+    this.biasCorrection = opts.biasCorrection ?? true;
     this.m = params.list().map((p) => Tensor.alloc(params.mem, p.shape, 'persistent', { name: `${p.name}.exp_avg` }));
     this.v = params.list().map((p) => Tensor.alloc(params.mem, p.shape, 'persistent', { name: `${p.name}.exp_avg_sq` }));
   }
@@ -38,7 +44,7 @@ export class AdamW {
   step(lr: number): void {
     this.t++;
     const b1 = this.beta1, b2 = this.beta2;
-    const c1 = 1 - b1 ** this.t, c2 = 1 - b2 ** this.t;
+    const c1 = this.biasCorrection ? 1 - b1 ** this.t : 1, c2 = this.biasCorrection ? 1 - b2 ** this.t : 1;
     this.params.list().forEach((p, i) => {
       const g = p.grad;
       if (!g) return;

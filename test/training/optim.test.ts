@@ -29,6 +29,30 @@ test('AdamW: two steps equal the textbook update; decay only on ≥2-D tensors',
   assert.notEqual(w.data[3], 0.5);
 });
 
+test('AdamW without bias correction (MLX default): three steps equal p ← p(1 − lr·λ) − lr·m/(√v + ε)', () => {
+  const mem = new TrainMemory({ bytes: 1 << 20, kernels: 'reference' });
+  const params = new Params(mem, 1);
+  const w = params.create('w', [2, 2], { kind: 'constant', value: 0.5 });
+  const opt = new AdamW(params, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.05, biasCorrection: false });
+  const corrected = new AdamW(new Params(mem, 1), { beta1: 0.9, beta2: 0.999 });
+  assert.equal(opt.biasCorrection, false);
+  assert.equal(corrected.biasCorrection, true, 'bias correction stays the default');
+  const grads = [[0.1, -0.2, 0.3, 0], [-0.3, 0.2, 0.1, 0.5], [0.2, 0.2, -0.4, 0.1]];
+  const lrs = [1e-2, 5e-3, 1e-3];
+  const ref = (p0: number, gs: number[]) => {
+    let p = p0, m = 0, v = 0;
+    gs.forEach((g, t) => {
+      m = 0.9 * m + 0.1 * g; v = 0.999 * v + 0.001 * g * g;
+      p = p * (1 - lrs[t] * 0.05) - lrs[t] * m / (Math.sqrt(v) + 1e-8);
+    });
+    return p;
+  };
+  grads.forEach((g, t) => { w.ensureGrad().set(g); opt.step(lrs[t]); });
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(w.data[i] - ref(0.5, grads.map((g) => g[i]))) < 1e-6, `w[${i}]: ${w.data[i]} vs ${ref(0.5, grads.map((g) => g[i]))}`);
+  // the first uncorrected step is lr·0.1/√0.001 ≈ 3.16·lr per unit gradient sign, not lr: visibly different
+  assert.ok(Math.abs(w.data[0] - 0.5) > 0.02);
+});
+
 test('schedule: linear warm-up, cosine to minLr (optionally held at the peak until decayFrom); clipping scales to the limit', () => {
   const s = { lr: 1, minLr: 0.1, warmup: 4, total: 14 };
   assert.equal(lrAt(0, s), 0.25);
