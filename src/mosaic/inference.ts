@@ -10,21 +10,30 @@
 // Persistent memory needs no cache. When token t arrives: v_{t−1} = e^γ norm((1−c) W_v x_t + c W_v x_{t−1})
 // is completed, then y_t reads rows s ≤ t−1 with the attention kernel (qPos = t−1, scale 1).
 // Logits are LN_f(x)·Embᵀ, × 1/√d when config.logits_inv_sqrt_d; attn_dropout is a training setting, ignored here.
+// With `attention` (an attention backend and its pool) the read-out goes through that backend instead
+// (./backend-readout.ts: dense, topk, magicpig, streaming …); prompt tokens (phase 'prefill') are read
+// exactly by every backend, generated ones (phase 'decode') as the backend reads them.
 // Shape legend: d width, H heads, hs head size, Np persistent slots, V vocab, cap cache capacity.
 
 import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
 import type { Ptr } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import type { KernelKind } from '../runtime/kernel-factory.js';
+import type { ThreadPool } from '../runtime/pool.js';
 import type { MosaicConfig } from './config.js';
 import { mosaicDims, mosaicLogitScale } from './config.js';
 import { checkMosaicParams, keyLogScale, leakRate, mosaicParamSpecs, valueLogScale } from './params.js';
 import { NORM_EPS } from './reference.js';
+import { BackendReadout, type MosaicAttention } from './backend-readout.js';
 
 export interface MosaicInferenceOptions {
   /** Cache capacity in tokens (default block_size; the model itself accepts any length). */
   contextLength?: number;
   kernels?: KernelKind;
+  /** Read the contextual memory through this attention backend (default: the exact read-out). */
+  attention?: MosaicAttention;
+  /** dispose() also disposes attention.pool (the loader created it for this model). */
+  ownPool?: boolean;
 }
 
 interface LayerPtrs {
@@ -42,6 +51,7 @@ class MosaicCache implements ModelCache {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`MosaicCache.truncate: n must be a non-negative integer, got ${n}`);
     if (this.released) throw new Error('MosaicCache.truncate: this cache has been released');
     this.length = Math.min(this.length, n);                 // slot n−1 becomes pending again: Wv[n−1] is kept
+    this.owner.truncateReadouts(this.length);
   }
   fork(): ModelCache {
     throw new Error('MosaicCache.fork: a Memory Mosaic model holds one sequence at a time; truncate this cache instead');
@@ -68,6 +78,9 @@ export class MosaicInference implements LanguageModel {
   private disposed = false;
   /** One sequence at a time (the cache is sized into the arena once). */
   readonly parallel = 1;
+  /** Per layer, the attention backend reading the contextual memory (absent: the exact read-out). */
+  private readonly readouts: BackendReadout[] | undefined;
+  private readonly ownPool: ThreadPool | undefined;
 
   constructor(config: MosaicConfig, params: ReadonlyMap<string, Float32Array>, opts: MosaicInferenceOptions = {}) {
     checkMosaicParams(config, params, 'MosaicInference');
@@ -112,7 +125,16 @@ export class MosaicInference implements LanguageModel {
     this.lnf = put('ln_f.weight');
     const scratch = () => this.arena.alloc(4 * Math.max(d, Np, config.vocab_size));
     this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch() };
+    const att = opts.attention;
+    if (att) {
+      if (att.pool.kernelKind !== this.arena.kernelKind) throw new RangeError(`MosaicInference: the attention pool runs '${att.pool.kernelKind}' kernels, the model '${this.arena.kernelKind}'; create the pool with the model's kernels`);
+      this.readouts = this.layers.map((_, l) => new BackendReadout(att, l, config.n_layer, H, hs, this.contextLength));
+      if (opts.ownPool) this.ownPool = att.pool;
+    }
   }
+
+  /** The stored rows of a cache cut back to n positions: rows ≥ n − 1 are stored again as they complete. */
+  truncateReadouts(n: number): void { this.readouts?.forEach((r) => r.truncate(Math.max(0, n - 1))); }
 
   /** The model's one cache (its memory is sized into the arena once): release it before asking
    *  for another. */
@@ -125,6 +147,7 @@ export class MosaicInference implements LanguageModel {
     const bytes = 4 * this.contextLength * this.config.n_embd;
     this.store ??= this.layers.map(() => ({ K: this.arena.alloc(bytes), V: this.arena.alloc(bytes), Wv: this.arena.alloc(bytes), Lc: this.arena.alloc(bytes), Lp: this.arena.alloc(bytes) }));
     this.live = new MosaicCache(capacity ?? this.contextLength, this.store, this);
+    this.readouts?.forEach((r) => r.reset());
     return this.live;
   }
 
@@ -151,8 +174,9 @@ export class MosaicInference implements LanguageModel {
     }
     const all = opts.logits === 'all';
     const out = new Float32Array(all ? n * V : V);
+    const phase = opts.phase ?? (n > 1 ? 'prefill' : 'decode');
     for (let i = 0; i < n; i++) {
-      const logits = this.step(tokens[i], cache.length, cache);
+      const logits = this.step(tokens[i], cache.length, cache, phase);
       cache.length++;
       if (all) out.set(logits, i * V);
       else if (i === n - 1) out.set(logits);
@@ -161,7 +185,7 @@ export class MosaicInference implements LanguageModel {
   }
 
   /** Runs token `id` at position t through every layer; returns a view of its logits. */
-  private step(id: number, t: number, cache: MosaicCache): Float32Array {
+  private step(id: number, t: number, cache: MosaicCache, phase: 'prefill' | 'decode'): Float32Array {
     const c = this.config, { d, H, hs, Np } = mosaicDims(c), K = this.arena.kernels, s = this.s;
     const f = (p: Ptr, len = d) => this.arena.f32(p, len);
     const x = f(s.x);
@@ -177,8 +201,14 @@ export class MosaicInference implements LanguageModel {
       unitNorm(Kt, w.kscale, H, hs);
       K.matmul('f32', w.wv, s.a, cl.Wv + t * d * 4, 1, d, d, 0, d);               // W_v a_t (d), pending
       if (t > 0) this.completeValue(cl, t - 1, f(cl.Wv + t * d * 4), w);          // v_{t−1} now that x_t is known
-      this.arena.i32(s.pos, 1)[0] = t - 1;                                        // read rows s ≤ t−1 (none at t = 0)
-      K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, 0, H);
+      const readout = this.readouts?.[l];
+      if (readout) {
+        if (t > 0) readout.store(t - 1, f(cl.K + (t - 1) * d * 4), f(cl.V + (t - 1) * d * 4));
+        readout.read(t, Kt, f(s.y), phase);
+      } else {
+        this.arena.i32(s.pos, 1)[0] = t - 1;                                      // read rows s ≤ t−1 (none at t = 0)
+        K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, 0, H);
+      }
       K.matmul('f32', w.cproj, s.y, s.o, 1, d, d, 0, d);
       K.add(s.x, s.o, d);
       // Persistent memory
@@ -222,7 +252,10 @@ export class MosaicInference implements LanguageModel {
     unitNorm(v, w.vscale, H, hs);
   }
 
-  dispose(): void { this.disposed = true; }
+  dispose(): void {
+    if (!this.disposed && this.ownPool) this.ownPool.dispose();
+    this.disposed = true;
+  }
 }
 
 /** Per-head u ← scale_h · u / (|u| + ε), in place. */

@@ -12,10 +12,18 @@ import type { MosaicConfig } from './config.js';
 import { MOSAIC_MODEL_TYPE } from './config.js';
 import { readMosaicCheckpoint } from './checkpoint.js';
 import { MosaicInference, type MosaicInferenceOptions } from './inference.js';
+import { attentionBackend, type AttentionBackend } from '../attention/create.js';
+import { parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
+import { ThreadPool } from '../runtime/pool.js';
 
-export interface LoadMosaicOptions extends MosaicInferenceOptions {
+export interface LoadMosaicOptions extends Omit<MosaicInferenceOptions, 'attention'> {
   /** Build the tokenizer from tokenizer.json (default true; an error if the folder has none). */
   tokenizer?: boolean;
+  /** Read the contextual memory through an attention backend ("dense", "magicpig:K=8,L=50",
+   *  "topk:k=32", a spec or a backend object); default: the exact built-in read-out. */
+  attention?: AttentionSpec | string | AttentionBackend;
+  /** Threads of the backend's pool (default 1; used only with `attention`). */
+  threads?: number;
 }
 
 export interface LoadedMosaic {
@@ -51,6 +59,16 @@ export function loadMosaicTokenizer(dir: string): Tokenizer {
 export async function loadMosaic(dir: string, opts: LoadMosaicOptions = {}): Promise<LoadedMosaic> {
   const ck = readMosaicCheckpoint(dir);
   const tokenizer = (opts.tokenizer ?? true) ? tokenizerOf(dir, ck) : null;
-  const model = new MosaicInference(ck.config, ck.params, opts);
+  const { attention, threads, ...rest } = opts;
+  let model: MosaicInference;
+  if (attention === undefined) model = new MosaicInference(ck.config, ck.params, rest);
+  else {
+    const backend = typeof attention === 'object' && 'create' in attention ? attention
+      : attentionBackend(typeof attention === 'string' ? parseAttentionSpec(attention) : attention);
+    const pool = await ThreadPool.create({ threads: threads ?? 1, kernels: opts.kernels ?? 'wasm' });
+    try {
+      model = new MosaicInference(ck.config, ck.params, { ...rest, attention: { backend, pool }, ownPool: true });
+    } catch (e) { pool.dispose(); throw e; }
+  }
   return { model, config: ck.config, tokenizer, generationConfig: ck.generationConfig as Record<string, unknown> | undefined };
 }
