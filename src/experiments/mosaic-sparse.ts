@@ -1,0 +1,241 @@
+// Memory Mosaics whose contextual memory is read by LSH sampling (MagicPIG) and by the other attention
+// backends, next to a transformer read the same way (docs/EXPERIMENTS.md, experiment e). For every
+// backend: the fraction of keys each generated token reads (keys-meter.ts) against
+//   1. language-modelling loss: the shipped experiment-b models (models/sotu-mosaic-d128-l4 and
+//      models/sotu-llama-d128-l1, one tokenizer), State of the Union validation windows of `lmWindow`
+//      tokens: the first `lmPrompt` are the prompt (read exactly, as every backend reads a prompt), the
+//      rest are fed one token at a time as generated tokens, and their next-token loss is averaged
+//      (mostly prompt: MagicPIG hashes the prompt and keeps generated tokens dense until 256 of them);
+//   2. recall: the induction-copy toy (Tessera's own, experiment a): a 16-token segment of distinct
+//      tokens repeated once in random filler, the model trained at context 64 and run here at
+//      `recallLengths` (a mosaic has no positions); the prompt ends at the first token of the repeat,
+//      the 15 scored tokens are generated one at a time (teacher-forced), scored by argmax and loss.
+// Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--docs DIR] [--runs DIR]
+// Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss.svg, mosaic-sparse-recall.svg; the
+// recall mosaic is trained into RUNS/induction-mosaic-l1 first when that folder has no model.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { attentionBackend } from '../attention/create.js';
+import { parseAttentionSpec } from '../attention/spec.js';
+import { KeysMeter } from '../eval/keys-meter.js';
+import { loadModel, loadTokenizer } from '../models/load.js';
+import type { LanguageModel } from '../models/types.js';
+import { isMosaicFolder, loadMosaic } from '../mosaic/load.js';
+import { loadCorpus } from '../data/corpora.js';
+import { tokenizeCached } from '../data/batches.js';
+import { taskExample } from '../training/train-data.js';
+import { parseTrainConfig } from '../training/train-config.js';
+import { runTraining } from '../training/train-run.js';
+import { deriveSeed } from '../data/rng.js';
+import { linePlotSvg } from '../training/plot-svg.js';
+import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
+
+export interface SparsePlan {
+  /** Backend specs; "dense" first (the reference every row is compared with). */
+  specs: string[];
+  lmModels: { name: string; path: string }[];
+  lmWindow: number; lmPrompt: number; lmWindows: number;
+  recallLengths: number[]; recallSequences: number;
+  /** Training config of the recall mosaic (steps overridable for --quick). */
+  recallConfig: string; recallSteps?: number;
+}
+
+const MAGICPIG = (K: number, L: number) => `magicpig:K=${K},L=${L},sinks=4,window=16,dense=none`;
+
+export const FULL_PLAN: SparsePlan = {
+  specs: ['dense', 'topk:k=4,sinks=4,window=16,dense=none', 'topk:k=16,sinks=4,window=16,dense=none', 'topk:k=64,sinks=4,window=16,dense=none',
+    'streaming:sinks=4,window=16', 'streaming:sinks=4,window=64', 'streaming:sinks=4,window=256',
+    MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
+  lmModels: [{ name: 'mosaic L4 (Library init)', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
+  lmWindow: 512, lmPrompt: 384, lmWindows: 16,
+  recallLengths: [256, 1024], recallSequences: 64,
+  recallConfig: 'configs/induction-mosaic-l1.json',
+};
+
+export const QUICK_PLAN: SparsePlan = {
+  ...FULL_PLAN, specs: ['dense', 'topk:k=4,sinks=1,window=4,dense=none', 'streaming:sinks=1,window=8', 'magicpig:K=6,L=20,sinks=1,window=4,dense=none'],
+  lmWindow: 96, lmPrompt: 32, lmWindows: 1, recallLengths: [96], recallSequences: 2, recallSteps: 2,
+};
+
+export interface SparseRow {
+  part: 'lm' | 'recall';
+  model: string;
+  spec: string;
+  /** Context length of the measurement (window or sequence length). */
+  length: number;
+  /** Mean keys read per generated token / keys in its context, over the sparse layers (1 for dense). */
+  keysFraction: number;
+  loss: number;
+  /** Recall only: argmax accuracy on the scored tokens. */
+  accuracy?: number;
+  /** Generated (scored) tokens. */
+  tokens: number;
+  seconds: number;
+}
+
+async function load(path: string, spec: string, meter: KeysMeter, contextLength: number): Promise<LanguageModel> {
+  const backend = meter.wrap(attentionBackend(parseAttentionSpec(spec)));
+  if (isMosaicFolder(path)) return (await loadMosaic(path, { tokenizer: false, contextLength, attention: backend })).model;
+  return (await loadModel(path, { contextLength, attention: backend, threads: 1 })).model;
+}
+
+/** −log softmax(logits)[target]. */
+function nll(logits: Float32Array, target: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < logits.length; j++) if (logits[j] > m) m = logits[j];
+  let z = 0;
+  for (let j = 0; j < logits.length; j++) z += Math.exp(logits[j] - m);
+  return Math.log(z) + m - logits[target];
+}
+
+function argmax(x: Float32Array): number {
+  let b = 0;
+  for (let j = 1; j < x.length; j++) if (x[j] > x[b]) b = j;
+  return b;
+}
+
+/** Feeds `prompt` as a prefill, then each of `gen` as a generated token; calls score(logits before gen[i], i). */
+function teacherForced(model: LanguageModel, prompt: ArrayLike<number>, gen: ArrayLike<number>, score: (logits: Float32Array, i: number) => void): void {
+  const cache = model.createCache();
+  try {
+    let logits = model.forward(prompt, cache, { phase: 'prefill' });
+    for (let i = 0; i < gen.length; i++) {
+      score(logits, i);
+      if (i + 1 < gen.length) logits = model.forward([gen[i]], cache, { phase: 'decode' });
+    }
+  } finally { cache.release(); }
+}
+
+function keysOf(meter: KeysMeter): number {
+  const f = meter.stats().fraction;
+  return Number.isNaN(f) ? 1 : f;                                     // dense: no sparse layer, every key
+}
+
+export async function lmRows(plan: SparsePlan, root: string, log: (s: string) => void): Promise<SparseRow[]> {
+  const first = join(root, plan.lmModels[0].path);
+  const tokenizer = loadTokenizer(first);
+  const sep = tokenizer.eosTokenIds[0];
+  const tokens = tokenizeCached({
+    corpusName: 'sotu-validation', tokenizerJson: readFileSync(join(first, 'tokenizer.json'), 'utf8'),
+    documents: loadCorpus('sotu').validation, encode: (s) => tokenizer.encode(s, { addSpecialTokens: false }), eotId: sep,
+  });
+  const W = plan.lmWindow, P = plan.lmPrompt, windows = Math.min(plan.lmWindows, Math.floor((tokens.length - 1) / W));
+  const rows: SparseRow[] = [];
+  for (const m of plan.lmModels) {
+    for (const spec of plan.specs) {
+      const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
+      const model = await load(join(root, m.path), spec, meter, W + 1);
+      let sum = 0, n = 0;
+      for (let w = 0; w < windows; w++) {
+        const s = w * W;
+        // targets tokens[s+P .. s+W]: the prompt's last logits predict the first generated token
+        teacherForced(model, tokens.subarray(s, s + P), tokens.subarray(s + P, s + W + 1), (logits, i) => { sum += nll(logits, tokens[s + P + i]); n++; });
+      }
+      model.dispose();
+      rows.push({ part: 'lm', model: m.name, spec, length: W, keysFraction: keysOf(meter), loss: sum / n, tokens: n, seconds: (performance.now() - t0) / 1000 });
+      log(`lm ${m.name} ${spec}: loss ${fmt(sum / n)} keys ${fmt(100 * keysOf(meter), 2)}%`);
+    }
+  }
+  return rows;
+}
+
+/** The recall mosaic's model folder, trained first when missing. */
+async function recallModel(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void): Promise<string> {
+  const out = join(runsDir, 'induction-mosaic-l1');
+  const dir = join(out, 'model');
+  if (existsSync(join(dir, 'config.json'))) return dir;
+  const raw = JSON.parse(readFileSync(join(root, plan.recallConfig), 'utf8')) as Record<string, unknown>;
+  const cfg = parseTrainConfig({ ...raw, out, ...(plan.recallSteps ? { steps: plan.recallSteps, evalEvery: plan.recallSteps } : {}) }, plan.recallConfig);
+  log(`training the recall mosaic (${plan.recallConfig}) into ${out}`);
+  await runTraining(cfg, { progress: false, log, overwrite: true });
+  return dir;
+}
+
+export async function recallRows(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void): Promise<SparseRow[]> {
+  const dir = await recallModel(plan, root, runsDir, log);
+  const raw = JSON.parse(readFileSync(join(root, plan.recallConfig), 'utf8')) as { data: { task: 'induction'; vocabSize: number; segment?: number } };
+  const rows: SparseRow[] = [];
+  for (const L of plan.recallLengths) {
+    // sequences no training batch drew: a seed stream of their own
+    const tasks = Array.from({ length: plan.recallSequences }, (_, i) => taskExample(raw.data, L, deriveSeed(7, 0x5ca1e, L, i)));
+    for (const spec of plan.specs) {
+      const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
+      const model = await load(dir, spec, meter, L);
+      let loss = 0, right = 0, n = 0;
+      for (const task of tasks) {
+        const first = task.answerPositions[0];
+        teacherForced(model, task.tokens.subarray(0, first), task.target, (logits, i) => {
+          loss += nll(logits, task.target[i]); if (argmax(logits) === task.target[i]) right++; n++;
+        });
+      }
+      model.dispose();
+      rows.push({ part: 'recall', model: 'mosaic L1 (induction, trained at 64)', spec, length: L, keysFraction: keysOf(meter), loss: loss / n, accuracy: right / n, tokens: n, seconds: (performance.now() - t0) / 1000 });
+      log(`recall ${L} ${spec}: accuracy ${fmt(100 * right / n, 1)}% keys ${fmt(100 * keysOf(meter), 2)}%`);
+    }
+  }
+  return rows;
+}
+
+const kindOf = (spec: string) => spec.split(':')[0];
+const COLORS: Record<string, string> = { dense: '#000000', topk: '#1f77b4', streaming: '#2ca02c', magicpig: '#d62728', quest: '#9467bd', 'oracle-sampling': '#8c564b' };
+
+function plot(rows: SparseRow[], y: (r: SparseRow) => number, title: string, yLabel: string, group: (r: SparseRow) => string): string {
+  const groups = new Map<string, SparseRow[]>();
+  for (const r of rows) { const g = `${group(r)} · ${kindOf(r.spec)}`; groups.set(g, [...(groups.get(g) ?? []), r]); }
+  const names = [...new Set(rows.map(group))];
+  const series = [...groups].map(([name, rs]) => ({
+    name, color: COLORS[kindOf(rs[0].spec)], dashed: names.indexOf(group(rs[0])) > 0,
+    points: rs.map((r) => [100 * r.keysFraction, y(r)] as [number, number]).sort((a, b) => a[0] - b[0]),
+  }));
+  return linePlotSvg({ title, xLabel: 'keys read per generated token (%)', yLabel, series, width: 760, height: 440 });
+}
+
+export function report(plan: SparsePlan, rows: SparseRow[], loadStart: string, loadEnd: string, command: string): { md: string; files: Record<string, string> } {
+  const lm = rows.filter((r) => r.part === 'lm'), rc = rows.filter((r) => r.part === 'recall');
+  const lmModels = [...new Set(lm.map((r) => r.model))];
+  const lmTable = markdownTable(['backend', ...lmModels.flatMap((m) => [`${m}: keys read`, `${m}: loss`, `${m}: Δ vs dense`])],
+    plan.specs.map((spec) => [spec, ...lmModels.flatMap((m) => {
+      const r = lm.find((x) => x.model === m && x.spec === spec), d = lm.find((x) => x.model === m && x.spec === 'dense');
+      return r && d ? [`${fmt(100 * r.keysFraction, 1)}%`, fmt(r.loss), `${r.loss - d.loss >= 0 ? '+' : ''}${fmt(r.loss - d.loss)}`] : ['–', '–', '–'];
+    })]));
+  const lengths = [...new Set(rc.map((r) => r.length))];
+  const rcTable = markdownTable(['backend', ...lengths.flatMap((L) => [`${L}: keys read`, `${L}: accuracy`, `${L}: answer loss`])],
+    plan.specs.map((spec) => [spec, ...lengths.flatMap((L) => {
+      const r = rc.find((x) => x.length === L && x.spec === spec);
+      return r ? [`${fmt(100 * r.keysFraction, 1)}%`, `${fmt(100 * r.accuracy!, 1)}%`, fmt(r.loss)] : ['–', '–', '–'];
+    })]));
+  const md = `# Experiment e: the contextual memory read by the attention backends
+
+Command: \`${command}\` (load average ${loadStart} at the start, ${loadEnd} at the end; trained weights; 1 thread).
+Keys read: per generated token, keys the backend read / keys in its context, averaged over generated
+tokens and sparse layers (prompt tokens are read exactly by every backend and not counted).
+
+## Language modelling (SOTU validation, ${lm[0]?.tokens ?? 0} generated tokens per row: ${plan.lmWindows} windows of ${plan.lmWindow}, prompt ${plan.lmPrompt})
+
+${lmTable}
+## Recall (induction copy, ${plan.recallSequences} held-out sequences per length, ${rc[0]?.tokens ?? 0} scored tokens)
+
+${rcTable}`;
+  const files = {
+    'results/mosaic-sparse.md': md,
+    'results/mosaic-sparse.json': JSON.stringify({ plan, rows, loadStart, loadEnd, command }, null, 1) + '\n',
+    'results/mosaic-sparse-loss.svg': plot(lm, (r) => r.loss, `Loss vs keys read, SOTU validation, ${plan.lmWindow}-token windows`, 'next-token loss (nats)', (r) => r.model),
+    'results/mosaic-sparse-recall.svg': plot(rc, (r) => 100 * r.accuracy!, 'Induction-copy accuracy vs keys read (mosaic L1)', 'accuracy (%)', (r) => `length ${r.length}`),
+  };
+  return { md, files };
+}
+
+function loadAverage(): string {
+  try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]; } catch { return 'unknown'; }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = experimentArgs(process.argv.slice(2), 'mosaic-sparse', REPO_ROOT);
+  const plan = args.quick ? QUICK_PLAN : FULL_PLAN;
+  const loadStart = loadAverage(), log = (s: string) => console.log(s);
+  const rows = [...await recallRows(plan, REPO_ROOT, args.runsDir, log), ...await lmRows(plan, REPO_ROOT, log)];
+  const { md, files } = report(plan, rows, loadStart, loadAverage(), `node dist/src/experiments/mosaic-sparse.js${args.quick ? ' --quick' : ''}`);
+  for (const p of writeFiles(args.docsDir, files)) console.log(`wrote ${p}`);
+  process.stdout.write(md);
+}
