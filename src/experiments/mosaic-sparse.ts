@@ -10,11 +10,13 @@
 //      tokens repeated once in random filler, the model trained at context 64 and run here at
 //      `recallLengths` (a mosaic has no positions); the prompt ends at the first token of the repeat,
 //      the 15 scored tokens are generated one at a time (teacher-forced), scored by argmax and loss.
-// Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--docs DIR] [--runs DIR]
+// Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--part lm|recall] [--docs DIR] [--runs DIR]
 // Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss.svg, mosaic-sparse-recall.svg; the
-// recall mosaic is trained into RUNS/induction-mosaic-l1 first when that folder has no model.
+// recall mosaic is trained into RUNS/induction-mosaic-l1 first when that folder has no model. Each
+// measured row is kept in RUNS/rows/ and reused, so an interrupted run continues, and the two parts
+// can run as two processes (--part) before one plain run writes the report.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
@@ -48,8 +50,8 @@ export const FULL_PLAN: SparsePlan = {
     'streaming:sinks=4,window=16', 'streaming:sinks=4,window=64', 'streaming:sinks=4,window=256',
     MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
   lmModels: [{ name: 'mosaic L4 (Library init)', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
-  lmWindow: 512, lmPrompt: 384, lmWindows: 16,
-  recallLengths: [256, 1024], recallSequences: 64,
+  lmWindow: 512, lmPrompt: 384, lmWindows: 12,
+  recallLengths: [256, 1024], recallSequences: 40,
   recallConfig: 'configs/induction-mosaic-l1.json',
 };
 
@@ -72,6 +74,18 @@ export interface SparseRow {
   /** Generated (scored) tokens. */
   tokens: number;
   seconds: number;
+  /** 1-minute load average of the machine when the row started and ended. */
+  load: [number, number];
+}
+
+/** A row measured earlier (RUNS/rows/KEY.json), or measure() now and keep it. */
+async function kept(runsDir: string | undefined, key: string, measure: () => Promise<SparseRow>, log: (s: string) => void): Promise<SparseRow> {
+  const path = runsDir === undefined ? undefined : join(runsDir, 'rows', `${key.replace(/[^A-Za-z0-9.=,+-]+/g, '_')}.json`);
+  if (path && existsSync(path)) { log(`reusing ${path}`); return JSON.parse(readFileSync(path, 'utf8')) as SparseRow; }
+  const start = loadAverage();
+  const row = { ...await measure(), load: [start, loadAverage()] as [number, number] };
+  if (path) { mkdirSync(join(runsDir!, 'rows'), { recursive: true }); writeFileSync(path, JSON.stringify(row) + '\n'); }
+  return row;
 }
 
 async function load(path: string, spec: string, meter: KeysMeter, contextLength: number): Promise<LanguageModel> {
@@ -112,7 +126,7 @@ function keysOf(meter: KeysMeter): number {
   return Number.isNaN(f) ? 1 : f;                                     // dense: no sparse layer, every key
 }
 
-export async function lmRows(plan: SparsePlan, root: string, log: (s: string) => void): Promise<SparseRow[]> {
+export async function lmRows(plan: SparsePlan, root: string, log: (s: string) => void, runsDir?: string): Promise<SparseRow[]> {
   const first = join(root, plan.lmModels[0].path);
   const tokenizer = loadTokenizer(first);
   const sep = tokenizer.eosTokenIds[0];
@@ -123,7 +137,7 @@ export async function lmRows(plan: SparsePlan, root: string, log: (s: string) =>
   const W = plan.lmWindow, P = plan.lmPrompt, windows = Math.min(plan.lmWindows, Math.floor((tokens.length - 1) / W));
   const rows: SparseRow[] = [];
   for (const m of plan.lmModels) {
-    for (const spec of plan.specs) {
+    for (const spec of plan.specs) rows.push(await kept(runsDir, `lm-${m.path}-${W}-${P}-${windows}-${spec}`, async () => {
       const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
       const model = await load(join(root, m.path), spec, meter, W + 1);
       let sum = 0, n = 0;
@@ -133,9 +147,9 @@ export async function lmRows(plan: SparsePlan, root: string, log: (s: string) =>
         teacherForced(model, tokens.subarray(s, s + P), tokens.subarray(s + P, s + W + 1), (logits, i) => { sum += nll(logits, tokens[s + P + i]); n++; });
       }
       model.dispose();
-      rows.push({ part: 'lm', model: m.name, spec, length: W, keysFraction: keysOf(meter), loss: sum / n, tokens: n, seconds: (performance.now() - t0) / 1000 });
       log(`lm ${m.name} ${spec}: loss ${fmt(sum / n)} keys ${fmt(100 * keysOf(meter), 2)}%`);
-    }
+      return { part: 'lm', model: m.name, spec, length: W, keysFraction: keysOf(meter), loss: sum / n, tokens: n, seconds: (performance.now() - t0) / 1000 } as SparseRow;
+    }, log));
   }
   return rows;
 }
@@ -159,7 +173,7 @@ export async function recallRows(plan: SparsePlan, root: string, runsDir: string
   for (const L of plan.recallLengths) {
     // sequences no training batch drew: a seed stream of their own
     const tasks = Array.from({ length: plan.recallSequences }, (_, i) => taskExample(raw.data, L, deriveSeed(7, 0x5ca1e, L, i)));
-    for (const spec of plan.specs) {
+    for (const spec of plan.specs) rows.push(await kept(runsDir, `recall-${L}-${plan.recallSequences}-${spec}`, async () => {
       const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
       const model = await load(dir, spec, meter, L);
       let loss = 0, right = 0, n = 0;
@@ -170,9 +184,9 @@ export async function recallRows(plan: SparsePlan, root: string, runsDir: string
         });
       }
       model.dispose();
-      rows.push({ part: 'recall', model: 'mosaic L1 (induction, trained at 64)', spec, length: L, keysFraction: keysOf(meter), loss: loss / n, accuracy: right / n, tokens: n, seconds: (performance.now() - t0) / 1000 });
       log(`recall ${L} ${spec}: accuracy ${fmt(100 * right / n, 1)}% keys ${fmt(100 * keysOf(meter), 2)}%`);
-    }
+      return { part: 'recall', model: 'mosaic L1 (induction, trained at 64)', spec, length: L, keysFraction: keysOf(meter), loss: loss / n, accuracy: right / n, tokens: n, seconds: (performance.now() - t0) / 1000 } as SparseRow;
+    }, log));
   }
   return rows;
 }
@@ -191,7 +205,9 @@ function plot(rows: SparseRow[], y: (r: SparseRow) => number, title: string, yLa
   return linePlotSvg({ title, xLabel: 'keys read per generated token (%)', yLabel, series, width: 760, height: 440 });
 }
 
-export function report(plan: SparsePlan, rows: SparseRow[], loadStart: string, loadEnd: string, command: string): { md: string; files: Record<string, string> } {
+export function report(plan: SparsePlan, rows: SparseRow[], command: string): { md: string; files: Record<string, string> } {
+  const loads = rows.flatMap((r) => r.load ?? []).filter(Number.isFinite);
+  const loadRange = loads.length ? `${fmt(Math.min(...loads), 1)}–${fmt(Math.max(...loads), 1)}` : 'not recorded';
   const lm = rows.filter((r) => r.part === 'lm'), rc = rows.filter((r) => r.part === 'recall');
   const lmModels = [...new Set(lm.map((r) => r.model))];
   const lmTable = markdownTable(['backend', ...lmModels.flatMap((m) => [`${m}: keys read`, `${m}: loss`, `${m}: Δ vs dense`])],
@@ -207,7 +223,7 @@ export function report(plan: SparsePlan, rows: SparseRow[], loadStart: string, l
     })]));
   const md = `# Experiment e: the contextual memory read by the attention backends
 
-Command: \`${command}\` (load average ${loadStart} at the start, ${loadEnd} at the end; trained weights; 1 thread).
+Command: \`${command}\` (trained weights, 1 thread; load average ${loadRange} at the starts and ends of the rows).
 Keys read: per generated token, keys the backend read / keys in its context, averaged over generated
 tokens and sparse layers (prompt tokens are read exactly by every backend and not counted).
 
@@ -219,23 +235,27 @@ ${lmTable}
 ${rcTable}`;
   const files = {
     'results/mosaic-sparse.md': md,
-    'results/mosaic-sparse.json': JSON.stringify({ plan, rows, loadStart, loadEnd, command }, null, 1) + '\n',
+    'results/mosaic-sparse.json': JSON.stringify({ plan, rows, command }, null, 1) + '\n',
     'results/mosaic-sparse-loss.svg': plot(lm, (r) => r.loss, `Loss vs keys read, SOTU validation, ${plan.lmWindow}-token windows`, 'next-token loss (nats)', (r) => r.model),
     'results/mosaic-sparse-recall.svg': plot(rc, (r) => 100 * r.accuracy!, 'Induction-copy accuracy vs keys read (mosaic L1)', 'accuracy (%)', (r) => `length ${r.length}`),
   };
   return { md, files };
 }
 
-function loadAverage(): string {
-  try { return readFileSync('/proc/loadavg', 'utf8').split(' ')[0]; } catch { return 'unknown'; }
+function loadAverage(): number {
+  try { return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]); } catch { return NaN; }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = experimentArgs(process.argv.slice(2), 'mosaic-sparse', REPO_ROOT);
+  const argv = process.argv.slice(2), at = argv.indexOf('--part'), part = at >= 0 ? argv[at + 1] : undefined;
+  if (at >= 0 && part !== 'lm' && part !== 'recall') throw new Error(`mosaic-sparse: --part takes lm or recall, got ${part}`);
+  const args = experimentArgs(at >= 0 ? [...argv.slice(0, at), ...argv.slice(at + 2)] : argv, 'mosaic-sparse', REPO_ROOT);
   const plan = args.quick ? QUICK_PLAN : FULL_PLAN;
-  const loadStart = loadAverage(), log = (s: string) => console.log(s);
-  const rows = [...await recallRows(plan, REPO_ROOT, args.runsDir, log), ...await lmRows(plan, REPO_ROOT, log)];
-  const { md, files } = report(plan, rows, loadStart, loadAverage(), `node dist/src/experiments/mosaic-sparse.js${args.quick ? ' --quick' : ''}`);
+  const log = (s: string) => console.log(s);
+  const rows = [...part !== 'lm' ? await recallRows(plan, REPO_ROOT, args.runsDir, log) : [],
+    ...part !== 'recall' ? await lmRows(plan, REPO_ROOT, log, args.runsDir) : []];
+  if (part !== undefined) process.exit(0);                             // rows kept; a plain run writes the report
+  const { md, files } = report(plan, rows, `node dist/src/experiments/mosaic-sparse.js${args.quick ? ' --quick' : ''}`);
   for (const p of writeFiles(args.docsDir, files)) console.log(`wrote ${p}`);
   process.stdout.write(md);
 }

@@ -19,7 +19,7 @@ test('mosaic-sparse --quick: keys read by backend for the mosaic and the transfo
   const recall = await recallRows(plan, REPO_ROOT, join(tmp, 'runs'), (s) => lines.push(s));
   assert.ok(lines.some((l) => l.startsWith('training the recall mosaic')));
   assert.ok(existsSync(join(tmp, 'runs', 'induction-mosaic-l1', 'model', 'config.json')));
-  const lm = await lmRows(plan, REPO_ROOT, () => {});
+  const lm = await lmRows(plan, REPO_ROOT, () => {}, join(tmp, 'runs'));
   assert.equal(recall.length, plan.specs.length);
   assert.equal(lm.length, plan.specs.length * plan.lmModels.length);
   for (const r of [...recall, ...lm]) {
@@ -32,7 +32,10 @@ test('mosaic-sparse --quick: keys read by backend for the mosaic and the transfo
   lines.length = 0;
   await recallRows({ ...plan, specs: ['dense'] }, REPO_ROOT, join(tmp, 'runs'), (s) => lines.push(s));
   assert.ok(!lines.some((l) => l.startsWith('training')));
-  const { md, files } = report(plan, [...recall, ...lm], '1.0', '1.0', 'test');
+  assert.ok(lm.every((r) => r.load.length === 2));
+  const again = await lmRows(plan, REPO_ROOT, (s) => lines.push(s), join(tmp, 'runs'));
+  assert.deepEqual(again, lm, 'kept rows are reused as they were');
+  const { md, files } = report(plan, [...recall, ...lm], 'test');
   assert.match(md, /\| dense \| 100\.0% \|/);
   for (const p of writeFiles(join(tmp, 'docs'), files)) assert.ok(existsSync(p));
 });
