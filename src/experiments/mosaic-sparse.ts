@@ -48,7 +48,7 @@ const MAGICPIG = (K: number, L: number) => `magicpig:K=${K},L=${L},sinks=4,windo
 export const FULL_PLAN: SparsePlan = {
   specs: ['dense', 'topk:k=4,sinks=4,window=16,dense=none', 'topk:k=16,sinks=4,window=16,dense=none', 'topk:k=64,sinks=4,window=16,dense=none',
     'streaming:sinks=4,window=16', 'streaming:sinks=4,window=64', 'streaming:sinks=4,window=256',
-    MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
+    MAGICPIG(12, 60), MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
   lmModels: [{ name: 'mosaic L4 (Library init)', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
   lmWindow: 512, lmPrompt: 384, lmWindows: 12,
   recallLengths: [256, 1024], recallSequences: 40,
