@@ -2,8 +2,9 @@
 // backends, next to a transformer read the same way (docs/EXPERIMENTS.md, experiment e). For every
 // backend: the fraction of keys each generated token reads (keys-meter.ts) against
 //   1. language-modelling loss: the shipped experiment-b models (models/sotu-mosaic-d128-l4 and
-//      models/sotu-llama-d128-l1, one tokenizer), State of the Union validation windows of `lmWindow`
-//      tokens: the first `lmPrompt` are the prompt (read exactly, as every backend reads a prompt), the
+//      models/sotu-llama-d128-l1, one tokenizer, trained at context 128), State of the Union validation
+//      windows of `window` tokens (128, and 512 where only the mosaic is inside what it was trained
+//      for, having no positions): the first `prompt` are the prompt (read exactly, as every backend reads a prompt), the
 //      rest are fed one token at a time as generated tokens, and their next-token loss is averaged
 //      (mostly prompt: MagicPIG hashes the prompt and keeps generated tokens dense until 256 of them);
 //   2. recall: the induction-copy toy (Tessera's own, experiment a): a 16-token segment of distinct
@@ -11,7 +12,7 @@
 //      `recallLengths` (a mosaic has no positions); the prompt ends at the first token of the repeat,
 //      the 15 scored tokens are generated one at a time (teacher-forced), scored by argmax and loss.
 // Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--part lm|recall] [--docs DIR] [--runs DIR]
-// Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss.svg, mosaic-sparse-recall.svg; the
+// Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss-W.svg, mosaic-sparse-recall.svg; the
 // recall mosaic is trained into RUNS/induction-mosaic-l1 first when that folder has no model. Each
 // measured row is kept in RUNS/rows/ and reused, so an interrupted run continues, and the two parts
 // can run as two processes (--part) before one plain run writes the report.
@@ -37,7 +38,8 @@ export interface SparsePlan {
   /** Backend specs; "dense" first (the reference every row is compared with). */
   specs: string[];
   lmModels: { name: string; path: string }[];
-  lmWindow: number; lmPrompt: number; lmWindows: number;
+  /** Window and prompt lengths, and how many windows each. */
+  lm: { window: number; prompt: number; windows: number }[];
   recallLengths: number[]; recallSequences: number;
   /** Training config of the recall mosaic (steps overridable for --quick). */
   recallConfig: string; recallSteps?: number;
@@ -50,14 +52,14 @@ export const FULL_PLAN: SparsePlan = {
     'streaming:sinks=4,window=16', 'streaming:sinks=4,window=64', 'streaming:sinks=4,window=256',
     MAGICPIG(12, 60), MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
   lmModels: [{ name: 'mosaic L4 (Library init)', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
-  lmWindow: 512, lmPrompt: 384, lmWindows: 12,
+  lm: [{ window: 128, prompt: 96, windows: 48 }, { window: 512, prompt: 384, windows: 12 }],
   recallLengths: [256, 1024], recallSequences: 40,
   recallConfig: 'configs/induction-mosaic-l1.json',
 };
 
 export const QUICK_PLAN: SparsePlan = {
   ...FULL_PLAN, specs: ['dense', 'topk:k=4,sinks=1,window=4,dense=none', 'streaming:sinks=1,window=8', 'magicpig:K=6,L=20,sinks=1,window=4,dense=none'],
-  lmWindow: 96, lmPrompt: 32, lmWindows: 1, recallLengths: [96], recallSequences: 2, recallSteps: 2,
+  lm: [{ window: 96, prompt: 32, windows: 1 }], recallLengths: [96], recallSequences: 2, recallSteps: 2,
 };
 
 export interface SparseRow {
@@ -134,9 +136,9 @@ export async function lmRows(plan: SparsePlan, root: string, log: (s: string) =>
     corpusName: 'sotu-validation', tokenizerJson: readFileSync(join(first, 'tokenizer.json'), 'utf8'),
     documents: loadCorpus('sotu').validation, encode: (s) => tokenizer.encode(s, { addSpecialTokens: false }), eotId: sep,
   });
-  const W = plan.lmWindow, P = plan.lmPrompt, windows = Math.min(plan.lmWindows, Math.floor((tokens.length - 1) / W));
   const rows: SparseRow[] = [];
-  for (const m of plan.lmModels) {
+  for (const { window: W, prompt: P, windows: asked } of plan.lm) for (const m of plan.lmModels) {
+    const windows = Math.min(asked, Math.floor((tokens.length - 1) / W));
     for (const spec of plan.specs) rows.push(await kept(runsDir, `lm-${m.path}-${W}-${P}-${windows}-${spec}`, async () => {
       const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
       const model = await load(join(root, m.path), spec, meter, W + 1);
@@ -210,11 +212,14 @@ export function report(plan: SparsePlan, rows: SparseRow[], command: string): { 
   const loadRange = loads.length ? `${fmt(Math.min(...loads), 1)}–${fmt(Math.max(...loads), 1)}` : 'not recorded';
   const lm = rows.filter((r) => r.part === 'lm'), rc = rows.filter((r) => r.part === 'recall');
   const lmModels = [...new Set(lm.map((r) => r.model))];
-  const lmTable = markdownTable(['backend', ...lmModels.flatMap((m) => [`${m}: keys read`, `${m}: loss`, `${m}: Δ vs dense`])],
+  const lmTable = (W: number) => markdownTable(['backend', ...lmModels.flatMap((m) => [`${m}: keys read`, `${m}: loss`, `${m}: Δ vs dense`])],
     plan.specs.map((spec) => [spec, ...lmModels.flatMap((m) => {
-      const r = lm.find((x) => x.model === m && x.spec === spec), d = lm.find((x) => x.model === m && x.spec === 'dense');
+      const r = lm.find((x) => x.length === W && x.model === m && x.spec === spec), d = lm.find((x) => x.length === W && x.model === m && x.spec === 'dense');
       return r && d ? [`${fmt(100 * r.keysFraction, 1)}%`, fmt(r.loss), `${r.loss - d.loss >= 0 ? '+' : ''}${fmt(r.loss - d.loss)}`] : ['–', '–', '–'];
     })]));
+  const lmSections = plan.lm.map(({ window: W, prompt: P, windows }) => `## Language modelling, ${W}-token windows (SOTU validation, ${lm.find((r) => r.length === W)?.tokens ?? 0} generated tokens per row: ${windows} windows, prompt ${P})
+
+${lmTable(W)}`).join('\n');
   const lengths = [...new Set(rc.map((r) => r.length))];
   const rcTable = markdownTable(['backend', ...lengths.flatMap((L) => [`${L}: keys read`, `${L}: accuracy`, `${L}: answer loss`])],
     plan.specs.map((spec) => [spec, ...lengths.flatMap((L) => {
@@ -227,16 +232,15 @@ Command: \`${command}\` (trained weights, 1 thread; load average ${loadRange} at
 Keys read: per generated token, keys the backend read / keys in its context, averaged over generated
 tokens and sparse layers (prompt tokens are read exactly by every backend and not counted).
 
-## Language modelling (SOTU validation, ${lm[0]?.tokens ?? 0} generated tokens per row: ${plan.lmWindows} windows of ${plan.lmWindow}, prompt ${plan.lmPrompt})
-
-${lmTable}
+${lmSections}
 ## Recall (induction copy, ${plan.recallSequences} held-out sequences per length, ${rc[0]?.tokens ?? 0} scored tokens)
 
 ${rcTable}`;
   const files = {
     'results/mosaic-sparse.md': md,
     'results/mosaic-sparse.json': JSON.stringify({ plan, rows, command }, null, 1) + '\n',
-    'results/mosaic-sparse-loss.svg': plot(lm, (r) => r.loss, `Loss vs keys read, SOTU validation, ${plan.lmWindow}-token windows`, 'next-token loss (nats)', (r) => r.model),
+    ...Object.fromEntries(plan.lm.map(({ window: W }) => [`results/mosaic-sparse-loss-${W}.svg`,
+      plot(lm.filter((r) => r.length === W), (r) => r.loss, `Loss vs keys read, SOTU validation, ${W}-token windows (dashed: transformer)`, 'next-token loss (nats)', (r) => r.model)])),
     'results/mosaic-sparse-recall.svg': plot(rc, (r) => 100 * r.accuracy!, 'Induction-copy accuracy vs keys read (mosaic L1)', 'accuracy (%)', (r) => `length ${r.length}`),
   };
   return { md, files };

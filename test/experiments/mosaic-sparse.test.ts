@@ -14,7 +14,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'tessera-mosaic-sparse-test-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('mosaic-sparse --quick: keys read by backend for the mosaic and the transformer, report written', async () => {
-  const plan = { ...QUICK_PLAN, lmWindow: 48, lmPrompt: 16, recallLengths: [48] };
+  const plan = { ...QUICK_PLAN, lm: [{ window: 48, prompt: 16, windows: 1 }], recallLengths: [48] };
   const lines: string[] = [];
   const recall = await recallRows(plan, REPO_ROOT, join(tmp, 'runs'), (s) => lines.push(s));
   assert.ok(lines.some((l) => l.startsWith('training the recall mosaic')));
@@ -27,7 +27,7 @@ test('mosaic-sparse --quick: keys read by backend for the mosaic and the transfo
     if (r.spec === 'dense') assert.equal(r.keysFraction, 1);
     else assert.ok(r.keysFraction > 0 && r.keysFraction < 1, `${r.model} ${r.spec}: keys ${r.keysFraction}`);
   }
-  assert.equal(lm[0].tokens, plan.lmWindows * (plan.lmWindow - plan.lmPrompt + 1));
+  assert.equal(lm[0].tokens, 48 - 16 + 1);
   // a second call reuses the trained model
   lines.length = 0;
   await recallRows({ ...plan, specs: ['dense'] }, REPO_ROOT, join(tmp, 'runs'), (s) => lines.push(s));
