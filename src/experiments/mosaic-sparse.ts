@@ -93,7 +93,8 @@ async function kept(runsDir: string | undefined, key: string, measure: () => Pro
 async function load(path: string, spec: string, meter: KeysMeter, contextLength: number): Promise<LanguageModel> {
   const backend = meter.wrap(attentionBackend(parseAttentionSpec(spec)));
   if (isMosaicFolder(path)) return (await loadMosaic(path, { tokenizer: false, contextLength, attention: backend })).model;
-  return (await loadModel(path, { contextLength, attention: backend, threads: 1 })).model;
+  // f32 rows, as the mosaic's memory holds them (and as the published table was measured)
+  return (await loadModel(path, { contextLength, attention: backend, threads: 1, cacheDType: 'f32' })).model;
 }
 
 /** −log softmax(logits)[target]. */
