@@ -15,8 +15,6 @@
 // measured rounds of --soak-s seconds, and prints the server's memory before the warm-up, at the
 // baseline (after the warm-up round), at the peak and after each round (garbage collected).
 
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { loadavg } from 'node:os';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -24,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
+import { SETTLE_MS, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
 const FLAGS: FlagSpecs = {
@@ -68,33 +67,34 @@ class Clients {
 }
 
 
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
-}
-
 /** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
 const SOAK_CLIENTS = 8;
 
-/** Idle time after a round before memory is measured. */
-const IDLE_BEFORE_MEASURE_MS = 10_000;
-
-interface Memory { rss: number; heap: number; heapCommitted: number; external: number; pages: number }
+interface Memory extends SettledMemory {
+  pages: number;
+  /** Most KV pages in use at once during the round before: the KV memory touched grows only when
+   *  this exceeds every earlier round's. */
+  roundPeakPages: number;
+}
 
 /** The soak: a warm-up round, then `rounds` rounds of the same mix; the server's memory (this
  *  process: the clients run in their own) after each round, garbage collected, against the baseline
  *  taken after the warm-up round. */
 async function soak(url: string, t: Tessera, clients: Clients, seconds: number, rounds: number, maxTokens: number): Promise<string> {
   const mib = (x: number) => (x / 2 ** 20).toFixed(1);
-  const memory = (): Memory => {
-    const m = process.memoryUsage();
-    return { rss: m.rss, heap: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, pages: t.model.kvPages?.used ?? 0 };
+  const memory = async (): Promise<Memory> => {
+    const m = { ...await settledMemory(), pages: t.model.kvPages?.used ?? 0, roundPeakPages };
+    roundPeakPages = 0;
+    return m;
   };
   let id = 10_000_000;
   const totals = { done: 0, cancelled: 0, refused: 0, busy: 0, failed: 0 };
   const failures: string[] = [];
-  let peakRss = 0, peakPages = 0;
-  const sampler = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); peakPages = Math.max(peakPages, t.model.kvPages?.used ?? 0); }, 50);
+  let peakRss = 0, roundPeakPages = 0;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    roundPeakPages = Math.max(roundPeakPages, t.model.kvPages?.used ?? 0);
+  }, 20);
   // Memory touched once and kept (WebAssembly pages, V8's code and caches, the allocator's free
   // lists) grows in the warm-up round and not after; a leak grows in every round.
   const round = async (): Promise<Memory> => {
@@ -105,15 +105,10 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
     // a stream the client cancelled ends at the server's next step: wait for the pages (at most 30 s)
     const settle = performance.now() + 30_000;
     while ((t.model.kvPages?.used ?? 0) > 0 && performance.now() < settle) await new Promise((res) => setTimeout(res, 20));
-    // then idle: kept-alive connections close (5 s), and V8 gives back the young generation it grew
-    // under load (its memory reducer acts when allocation stops), which otherwise swings the heap's
-    // committed size, and RSS with it, by tens of MiB from one measurement to the next
-    await new Promise((res) => setTimeout(res, IDLE_BEFORE_MEASURE_MS));
-    collectGarbage();
     return memory();
   };
-  collectGarbage();
-  const start = memory();
+  roundPeakPages = 0;
+  const start = await memory();
   const base = await round();
   const after: Memory[] = [];
   for (let i = 0; i < rounds; i++) after.push(await round());
@@ -122,13 +117,14 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   const row = (name: string, f: (m: Memory) => string, peak = '') => `| ${name} | ${f(start)} | ${f(base)} | ${peak} | ${after.map(f).join(' | ')} |\n`;
   return `soak: a warm-up round and ${rounds} measured rounds × ${seconds} s at ${SOAK_CLIENTS} clients (in a child process): ${totals.done} completed, ${totals.cancelled} cancelled mid-stream, `
     + `${totals.refused} overlong refused (400), ${totals.busy} turned away busy (503), ${totals.failed} failed (another status, or at the transport)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}\n`
-    + `Server memory (this process), measured after ${IDLE_BEFORE_MEASURE_MS / 1000} s idle and a garbage collection; baseline = after the warm-up round.\n\n`
+    + `Server memory (this process), measured after ${SETTLE_MS / 1000} s idle and a garbage collection; baseline = after the warm-up round.\n\n`
     + `| | before the warm-up | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|---|${heads.map(() => '---|').join('')}\n`
     + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
-    + row('heap used MiB', (m) => mib(m.heap))
+    + row('heap used MiB', (m) => mib(m.heapUsed))
     + row('heap committed MiB', (m) => mib(m.heapCommitted))
     + row('external MiB', (m) => mib(m.external))
-    + row('KV pages', (m) => String(m.pages), String(peakPages))
+    + row('KV pages in use', (m) => String(m.pages))
+    + row('most KV pages in use during the round', (m) => String(m.roundPeakPages))
     + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n`;
 }
 

@@ -11,16 +11,17 @@
 // 4xx without the error shape), hang (no complete answer within --timeout-ms: 60 s by default, since
 // a valid mutant such as max_tokens: null asks for a full default-length reply, which takes seconds
 // on a loaded machine), reset (the connection dropped without an answer). Case i depends only on (seed, i). After the run a valid request must get the
-// same answer as before it, KV pages and heap must be back to their baseline.
+// same answer as before it and KV pages must be back to where they were; the process's memory is
+// measured before the first case, after the first tenth of the cases (the baseline: memory touched
+// once is taken by then) and after the last (settled-memory.ts).
 
 import { connect } from 'node:net';
 import { writeFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Rng, deriveSeed } from '../data/rng.js';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
+import { SETTLE_MS, settledMemory } from './settled-memory.js';
 
 export const FUZZ_API_KEY = 'fuzz-key';
 
@@ -175,20 +176,19 @@ export interface RequestFuzzResult {
   /** A valid request's answer before and after the run, and whether they are equal. */
   sameAnswer: boolean;
   kvPages: { before: number; after: number };
-  heapMiB: { before: number; after: number };
-  rssMiB: { before: number; after: number };
-}
-
-function collectGarbage(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
+  /** This process's memory (settled-memory.ts) before any case, at the baseline (after the warm-up
+   *  cases) and after the last case. */
+  heapMiB: { cold: number; baseline: number; after: number };
+  rssMiB: { cold: number; baseline: number; after: number };
+  /** Cases run before the baseline was measured. */
+  warmupCases: number;
 }
 
 const mib = (x: number) => Math.round(x / 2 ** 20 * 10) / 10;
 
 /** Runs cases [0, n) against a server over `t` (started here, with a short request timeout so cases
  *  with a lying Content-Length end quickly), `jobs` at a time. */
-export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number; jobs?: number; timeoutMs?: number; onProgress?: (done: number) => void }): Promise<RequestFuzzResult> {
+export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number; jobs?: number; timeoutMs?: number; settleMs?: number; onProgress?: (done: number) => void }): Promise<RequestFuzzResult> {
   const server = new TesseraServer({ apiKey: FUZZ_API_KEY, requestTimeoutMs: 500, headersTimeoutMs: 500, timeoutCheckMs: 100, maxBodyBytes: 256 * 1024 });
   const { port } = await server.listen(0, '127.0.0.1');
   server.ready(t);
@@ -198,15 +198,21 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
   };
   try {
     const answer = await valid();
-    collectGarbage();
-    const heap0 = process.memoryUsage().heapUsed, rss0 = process.memoryUsage().rss, pages0 = t.model.kvPages?.used ?? 0;
+    const pages0 = t.model.kvPages?.used ?? 0;
+    const settled = async () => {                         // cancelled sequences are freed at the next step
+      const end = Date.now() + 5000;
+      while ((t.model.kvPages?.used ?? 0) > pages0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10));
+      return settledMemory(opts.settleMs);
+    };
+    const cold = await settled();
     const t0 = performance.now();
     const outcomes: Record<Outcome, number> = { ok: 0, refused: 0, busy: 0, 'server-error': 0, hang: 0, reset: 0 };
     const statuses: Record<string, number> = {};
     const failures: RequestFuzzResult['failures'] = [];
     let next = 0, done = 0;
-    const worker = async () => {
-      for (let i = next++; i < opts.n; i = next++) {
+    const worker = async (end: number) => {
+      while (next < end) {
+        const i = next++;
         const c = fuzzCase(opts.seed, i);
         const r = await sendCase(port, c.raw, opts.timeoutMs ?? 60_000);
         outcomes[r.outcome]++;
@@ -215,21 +221,25 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
         if (++done % 500 === 0) opts.onProgress?.(done);
       }
     };
-    await Promise.all(Array.from({ length: opts.jobs ?? 4 }, worker));
-    const seconds = (performance.now() - t0) / 1000;
+    // memory touched once (code, caches, the allocator's free lists) is taken in the first tenth of
+    // the cases; growth after that baseline is what a leak would show
+    const warmupCases = Math.ceil(opts.n / 10);
+    const jobs = (end: number) => Promise.all(Array.from({ length: opts.jobs ?? 4 }, () => worker(end)));
+    await jobs(warmupCases);
+    const pause = performance.now();
+    const baseline = await settled();
+    const paused = performance.now() - pause;
+    await jobs(opts.n);
+    const seconds = (performance.now() - t0 - paused) / 1000;
     const after = await valid();
-    await new Promise<void>((resolve) => {                // cancelled sequences are freed at the next step
-      const end = Date.now() + 5000;
-      const poll = () => ((t.model.kvPages?.used ?? 0) <= pages0 || Date.now() > end ? resolve() : setTimeout(poll, 10));
-      poll();
-    });
-    collectGarbage();
+    const end = await settled();
     return {
       seed: opts.seed, cases: opts.n, seconds: Math.round(seconds * 10) / 10, outcomes, statuses, failures: failures.slice(0, 50),
       sameAnswer: after === answer,
       kvPages: { before: pages0, after: t.model.kvPages?.used ?? 0 },
-      heapMiB: { before: mib(heap0), after: mib(process.memoryUsage().heapUsed) },
-      rssMiB: { before: mib(rss0), after: mib(process.memoryUsage().rss) },
+      heapMiB: { cold: mib(cold.heapUsed), baseline: mib(baseline.heapUsed), after: mib(end.heapUsed) },
+      rssMiB: { cold: mib(cold.rss), baseline: mib(baseline.rss), after: mib(end.rss) },
+      warmupCases,
     };
   } finally {
     await server.shutdown(1000);
@@ -257,7 +267,8 @@ async function main(argv: string[]): Promise<number> {
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}; `
-      + `heap ${r.heapMiB.before} → ${r.heapMiB.after} MiB; RSS ${r.rssMiB.before} → ${r.rssMiB.after} MiB\n`);
+      + `memory after ${SETTLE_MS / 1000} s idle and a collection, before any case / after the first ${r.warmupCases} (baseline) / after all: `
+      + `heap ${r.heapMiB.cold} / ${r.heapMiB.baseline} / ${r.heapMiB.after} MiB; RSS ${r.rssMiB.cold} / ${r.rssMiB.baseline} / ${r.rssMiB.after} MiB\n`);
     for (const f of r.failures.slice(0, 10)) process.stdout.write(`FAIL case ${f.index} (${f.kind}): ${f.outcome} ${f.status ?? ''} ${f.detail ?? ''}\n`);
     if (v.out !== undefined) writeFileSync(v.out as string, JSON.stringify({ command: `node dist/src/testing/request-fuzz.js ${argv.join(' ')}`, ...r }, null, 2) + '\n');
     return ok ? 0 : 1;
