@@ -179,6 +179,8 @@ export interface RequestFuzzResult {
   /** This process's memory (settled-memory.ts) before any case, at the baseline (after the warm-up
    *  cases) and after the last case. */
   heapMiB: { cold: number; baseline: number; after: number };
+  /** The V8 heap's committed size: RSS moves with it. */
+  heapCommittedMiB: { cold: number; baseline: number; after: number };
   rssMiB: { cold: number; baseline: number; after: number };
   /** Cases run before the baseline was measured. */
   warmupCases: number;
@@ -238,6 +240,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       sameAnswer: after === answer,
       kvPages: { before: pages0, after: t.model.kvPages?.used ?? 0 },
       heapMiB: { cold: mib(cold.heapUsed), baseline: mib(baseline.heapUsed), after: mib(end.heapUsed) },
+      heapCommittedMiB: { cold: mib(cold.heapCommitted), baseline: mib(baseline.heapCommitted), after: mib(end.heapCommitted) },
       rssMiB: { cold: mib(cold.rss), baseline: mib(baseline.rss), after: mib(end.rss) },
       warmupCases,
     };
@@ -268,7 +271,7 @@ async function main(argv: string[]): Promise<number> {
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}; `
       + `memory after ${SETTLE_MS / 1000} s idle and a collection, before any case / after the first ${r.warmupCases} (baseline) / after all: `
-      + `heap ${r.heapMiB.cold} / ${r.heapMiB.baseline} / ${r.heapMiB.after} MiB; RSS ${r.rssMiB.cold} / ${r.rssMiB.baseline} / ${r.rssMiB.after} MiB\n`);
+      + `heap ${r.heapMiB.cold} / ${r.heapMiB.baseline} / ${r.heapMiB.after} MiB; heap committed ${r.heapCommittedMiB.cold} / ${r.heapCommittedMiB.baseline} / ${r.heapCommittedMiB.after} MiB; RSS ${r.rssMiB.cold} / ${r.rssMiB.baseline} / ${r.rssMiB.after} MiB\n`);
     for (const f of r.failures.slice(0, 10)) process.stdout.write(`FAIL case ${f.index} (${f.kind}): ${f.outcome} ${f.status ?? ''} ${f.detail ?? ''}\n`);
     if (v.out !== undefined) writeFileSync(v.out as string, JSON.stringify({ command: `node dist/src/testing/request-fuzz.js ${argv.join(' ')}`, ...r }, null, 2) + '\n');
     return ok ? 0 : 1;
