@@ -11,6 +11,10 @@
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
 // TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0; q8_0x4 quants
 // in −127..127 (see dotQ8Relaxed).
+// Several tokens (batched decode, prefill) run as register tiles of 4 rows × 4 tokens (groupTile):
+// per block a group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens.
+// The per-token arithmetic stays the one-token kernel's, so a row's result is the same bits for any
+// number of tokens (test/models/batch.test.ts relies on it).
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
 import { hsum4i, loadF16 } from './vector';
@@ -46,14 +50,13 @@ const XB: usize = 34; // bytes of one q8_0 activation block
                    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w1, cx)));
 }
 
-/** Σ q·x over one q4_0 row block (16 nibble bytes at wq, q in 0..15 unsigned) × the activation
- *  block xa (elements 0..15) and xb (16..31): four i32 partial sums; the caller takes off 8·Σx.
- *  With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) with the nibbles as the 7-bit
- *  operand — exact: a pair of products is at most 2·15·127, two such fit i16 — then one pairwise
- *  widening. Otherwise widened to i16 and i32x4.dot_i16x8_s. Both give the same integers. */
-@inline function dotQ4(wq: usize, xa: v128, xb: v128): v128 {
-  const b = v128.load(wq);
-  const lo = v128.and(b, i8x16.splat(15)), hi = i8x16.shr_u(b, 4);
+/** Σ q·x over one q4_0 row block (its nibbles unpacked: lo = elements 0..15, hi = 16..31, q in
+ *  0..15 unsigned) × the activation block xa (elements 0..15) and xb (16..31): four i32 partial
+ *  sums; the caller takes off 8·Σx. With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86
+ *  pmaddubsw) with the nibbles as the 7-bit operand — exact: a pair of products is at most
+ *  2·15·127, two such fit i16 — then one pairwise widening. Otherwise widened to i16 and
+ *  i32x4.dot_i16x8_s. Both give the same integers. */
+@inline function dotQ4(lo: v128, hi: v128, xa: v128, xb: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
     return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)));
   }
@@ -71,32 +74,71 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
 }
 
-/** The four rows of group g (at wg) · one activation row (at xr) over nb blocks: f32x4, lane k = row k. */
-@inline function groupDot<Q>(wg: usize, xr: usize, nb: i32): v128 {
+/** Σ over one block of the four rows at wq (quants only) × one activation block at xb, exact: lane k
+ *  = row k's integer block sum. `lo`/`hi`: q4_0's nibbles of the four rows, unpacked once per block
+ *  by the caller (unused for q8_0, whose quants are read at wq). */
+@inline function blockSums<Q>(wq: usize, xb: usize, lo0: v128, hi0: v128, lo1: v128, hi1: v128,
+                              lo2: v128, hi2: v128, lo3: v128, hi3: v128): v128 {
+  if (isSigned<Q>() && ASC_FEATURE_RELAXED_SIMD) {
+    const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
+    const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
+    return hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
+                  dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc));
+  } else if (isSigned<Q>()) {
+    const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
+    return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
+                  dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));
+  } else {
+    const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
+    return i32x4.sub(hsum4i(dotQ4(lo0, hi0, xa, xc), dotQ4(lo1, hi1, xa, xc), dotQ4(lo2, hi2, xa, xc), dotQ4(lo3, hi3, xa, xc)),
+                     i32x4.splat(blockSum(xa, xc) << 3));
+  }
+}
+
+/** The four rows of group g (at wg) · TN activation rows (xr + j·xRow, TN = 1..4, a constant after
+ *  inlining): a register tile of 4 rows × TN tokens. Per block the group's scales are converted and
+ *  (q4_0) its nibbles unpacked once for all TN tokens; per (row, token) the arithmetic is the one-token
+ *  kernel's: the exact integer block sum, then acc += f32(sumi) · (d_w · d_x), blocks in order — so a
+ *  token's result does not depend on how many tokens share its tile. Lane k of token j's vector =
+ *  row k; stored at yp + j·yRow (the rows inside [r0, r1)). */
+@inline function groupTile<Q>(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32,
+                              yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
   const QB = quantBytes<Q>();
   const BB = 8 + (QB << 2); // one block of the group: four f16 scales, then four rows' quants
-  let acc = f32x4.splat(0);
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const z = i32x4.splat(0);
+  let lo0 = z, hi0 = z, lo1 = z, hi1 = z, lo2 = z, hi2 = z, lo3 = z, hi3 = z;
   for (let b = 0; b < nb; b++) {
-    const ws = wg + <usize>b * BB, xb = xr + <usize>b * XB, wq = ws + 8;
-    let sumi: v128;
-    if (isSigned<Q>() && ASC_FEATURE_RELAXED_SIMD) {
-      const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
-      const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
-      sumi = hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
-                    dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc));
-    } else if (isSigned<Q>()) {
-      const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
-      sumi = hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
-                    dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));
-    } else {
-      const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
-      sumi = i32x4.sub(hsum4i(dotQ4(wq, xa, xc), dotQ4(wq + 16, xa, xc), dotQ4(wq + 32, xa, xc), dotQ4(wq + 48, xa, xc)),
-                       i32x4.splat(blockSum(xa, xc) << 3));
+    const ws = wg + <usize>b * BB, wq = ws + 8, xb = xr + <usize>b * XB;
+    if (!isSigned<Q>()) {
+      const n0 = v128.load(wq), n1 = v128.load(wq, 16), n2 = v128.load(wq, 32), n3 = v128.load(wq, 48);
+      const m = i8x16.splat(15);
+      lo0 = v128.and(n0, m); hi0 = i8x16.shr_u(n0, 4); lo1 = v128.and(n1, m); hi1 = i8x16.shr_u(n1, 4);
+      lo2 = v128.and(n2, m); hi2 = i8x16.shr_u(n2, 4); lo3 = v128.and(n3, m); hi3 = i8x16.shr_u(n3, 4);
     }
-    const d = f32x4.mul(scales4(ws), f32x4.splat(loadF16(xb))); // d_w · d_x per row
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), d));
+    const dw = scales4(ws);
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
+                                 f32x4.mul(dw, f32x4.splat(loadF16(xb)))));
+    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
+                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + xRow)))));
+    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 2 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
+                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + 2 * xRow)))));
+    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 3 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
+                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + 3 * xRow)))));
   }
-  return acc;
+  storeGroup(yp, a0, r, r0, r1);
+  if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);
+  if (TN > 2) storeGroup(yp + 2 * yRow, a2, r, r0, r1);
+  if (TN > 3) storeGroup(yp + 3 * yRow, a3, r, r0, r1);
+}
+
+/** Stores the four rows r..r+3 of one token (v, lane k = row r + k) at yp, only those in [r0, r1). */
+@inline function storeGroup(yp: usize, v: v128, r: i32, r0: i32, r1: i32): void {
+  if (r >= r0 && r + 4 <= r1) { v128.store(yp, v); return; }
+  if (r >= r0 && r < r1) store<f32>(yp, f32x4.extract_lane(v, 0));
+  if (r + 1 >= r0 && r + 1 < r1) store<f32>(yp, f32x4.extract_lane(v, 1), 4);
+  if (r + 2 >= r0 && r + 2 < r1) store<f32>(yp, f32x4.extract_lane(v, 2), 8);
+  if (r + 3 >= r0 && r + 3 < r1) store<f32>(yp, f32x4.extract_lane(v, 3), 12);
 }
 
 @inline function matmulQuantX4<Q>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
@@ -104,20 +146,15 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   const groupBytes = <usize>nb * ((2 + quantBytes<Q>()) << 2);
   const xRow = <usize>nb * XB;
   const yRow = <usize>rows << 2;
-  // Each group's weights are read from memory once and stay in cache for the other tokens.
+  // Each group's weights are read from memory once and stay in cache for every token tile.
   for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
-    const wg = w + <usize>g * groupBytes;
-    const r = g << 2;
-    const whole = r >= r0 && r + 4 <= r1;
-    for (let t = 0; t < n; t++) {
-      const v = groupDot<Q>(wg, x + <usize>t * xRow, nb);
-      const yp = y + <usize>t * yRow + (<usize>r << 2);
-      if (whole) { v128.store(yp, v); continue; }
-      if (r >= r0 && r < r1) store<f32>(yp, f32x4.extract_lane(v, 0));
-      if (r + 1 >= r0 && r + 1 < r1) store<f32>(yp, f32x4.extract_lane(v, 1), 4);
-      if (r + 2 >= r0 && r + 2 < r1) store<f32>(yp, f32x4.extract_lane(v, 2), 8);
-      if (r + 3 >= r0 && r + 3 < r1) store<f32>(yp, f32x4.extract_lane(v, 3), 12);
-    }
+    const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
+    let t = 0;
+    for (; t + 4 <= n; t += 4) groupTile<Q>(wg, x + <usize>t * xRow, xRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);
+    const left = n - t, xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
+    if (left == 3) groupTile<Q>(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
+    else if (left == 2) groupTile<Q>(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
+    else if (left == 1) groupTile<Q>(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
   }
 }
 

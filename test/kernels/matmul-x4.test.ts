@@ -100,6 +100,30 @@ test('x4 matmuls equal the GGUF-layout reference and the SIMD kernel equals the 
   }
 });
 
+test('x4 matmuls over many groups and token tiles equal the twin in both builds (every tile remainder, odd row ranges)', () => {
+  // 652 rows (163 groups), n = 1…9 tokens: 4-token tiles with every remainder, ranges cutting groups.
+  const b = makeBench(64);
+  const builds = kernelBuild() === 'relaxed' ? [kernelModule('simd'), kernelModule('relaxed')] : [kernelModule('simd')];
+  const kernels = builds.map((m) => createWasmKernels(m, b.memory));
+  let seed = 900;
+  for (const base of BASES) {
+    const rows = 652, cols = 96;
+    for (const n of [1, 3, 4, 6, 9]) {
+      const { w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
+      const yRef = b.alloc(n * rows * 4), y = b.alloc(n * rows * 4);
+      for (const [r0, r1] of [[0, rows], [5, 641], [318, 652]] as const) {
+        b.f32(yRef, n * rows).fill(12345);
+        b.ref.matmul(dtype, w4, xq, yRef, n, rows, cols, r0, r1);
+        for (const [i, k] of kernels.entries()) {
+          b.f32(y, n * rows).fill(12345);
+          k.matmul(dtype, w4, xq, y, n, rows, cols, r0, r1);
+          assertBytesEqual(b.u8(y, n * rows * 4), b.u8(yRef, n * rows * 4), `${dtype} build ${i} n=${n} [${r0},${r1}): SIMD vs twin`);
+        }
+      }
+    }
+  }
+});
+
 test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights and activations at the ends of their range are exact', (t) => {
   if (kernelBuild() !== 'relaxed') { t.skip('this engine does not run relaxed SIMD'); return; }
   const b = makeBench(64);
