@@ -1,0 +1,124 @@
+// Where a batched decode step spends its time: B sequences of ctx tokens each (prefilled with their
+// own random ids) decode together (one thread by default) while V8's sampling profiler runs (node:inspector,
+// only during the timed steps); each sample is charged to the function on top of the stack and
+// grouped into parts (wasm kernels are named through the module's export section); the shares are of
+// sample counts. Samples outside the engine's code ("(program)", "(idle)", native frames: the thread
+// descheduled on a shared machine, or blocked) are counted apart and left out of the shares. Prints one markdown table per batch size. A script, not a `tessera` command:
+//
+//   node dist/src/bench/step-profile.js [--batch 1,16] [--ctx 512] [--dtype q8_0] [--steps 16] [--threads 1]
+
+import { Session } from 'node:inspector/promises';
+import { readFileSync } from 'node:fs';
+import { loadModel } from '../models/load.js';
+import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
+import { kernelBuild } from '../kernels/wasm.js';
+import { randomIds } from '../testing/random-model.js';
+import { benchFile } from './bench-files.js';
+import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../cli/script.js';
+
+const FLAGS: FlagSpecs = {
+  batch: { type: 'integer', list: true, min: 1, max: 64, default: '1,16', placeholder: 'LIST', description: 'sequences decoded together' },
+  ctx: { type: 'integer', min: 1, max: 8192, default: 512, placeholder: 'N', description: 'tokens each sequence holds before the timed steps' },
+  dtype: { type: 'string', choices: ['q8_0', 'f32'], default: 'q8_0', placeholder: 'TYPE', description: 'weights of the random-weight SmolLM2-135M-shaped file' },
+  steps: { type: 'integer', min: 1, max: 1000, default: 16, placeholder: 'N', description: 'timed decode steps' },
+  threads: { type: 'integer', min: 1, max: 64, default: 1, placeholder: 'N', description: 'threads; with more than one the table is the main thread\'s (its waits for the workers are the thread pool part)' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
+
+/** Function index → export name, from the export section of a wasm binary. */
+function wasmExportNames(bytes: Uint8Array): Map<number, string> {
+  let p = 8;
+  const leb = (): number => { let v = 0, shift = 0, b: number; do { b = bytes[p++]!; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80); return v; };
+  const names = new Map<number, string>();
+  while (p < bytes.length) {
+    const id = bytes[p++]!, size = leb(), end = p + size;
+    if (id === 7) {
+      for (let count = leb(); count > 0; count--) {
+        const len = leb(), name = new TextDecoder().decode(bytes.subarray(p, p + len));
+        p += len;
+        const kind = bytes[p++]!, index = leb();
+        if (kind === 0) names.set(index, name);
+      }
+    }
+    p = end;
+  }
+  return names;
+}
+
+/** The part of a step a function belongs to. */
+function partOf(fn: string, url: string): string | undefined {
+  if (fn === '(program)' || fn === '(idle)' || fn === '(garbage collector)' || (url === '' && !fn.startsWith('wasm:'))) {
+    return fn === '(garbage collector)' ? 'garbage collection' : undefined;
+  }
+  if (fn.startsWith('wasm:matmul')) return `matmul kernels (${fn.slice(5)})`;
+  if (fn.startsWith('wasm:attention')) return 'attention kernel';
+  if (fn === 'wasm:storeRowsF16' || fn === 'wasm:f32ToF16Bits') return 'K/V rows stored (f32 → f16)';
+  if (fn.startsWith('wasm:quantizeQ8')) return 'activation quantisation (quantizeQ8)';
+  if (fn.startsWith('wasm:')) return 'other kernels (norms, RoPE, SwiGLU, adds, embedding)';
+  if (url.includes('/runtime/')) return 'thread pool and arenas (JavaScript)';
+  return 'model and attention bookkeeping (JavaScript)';
+}
+
+async function main(): Promise<number> {
+  const name = scriptName(import.meta.url);
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) {
+    process.stdout.write(formatHelp(name, 'Where a batched decode step spends its time (V8 sampling profiler; random-weight SmolLM2-135M shape, f16 KV).', FLAGS, 'node'));
+    return 0;
+  }
+  const batches = v.batch as number[], ctx = v.ctx as number, steps = v.steps as number, dtype = v.dtype as string;
+  const threads = v.threads as number;
+  const file = benchFile('smollm2-135m', dtype, (path) => process.stderr.write(`writing ${path} (random weights)…\n`));
+  const wasm = new URL(kernelBuild() === 'relaxed' ? '../../kernels-relaxed.wasm' : '../../kernels.wasm', import.meta.url);
+  const kernelNames = wasmExportNames(new Uint8Array(readFileSync(wasm)));
+  const B = Math.max(...batches), per = ctx + steps + 3;
+  const { model } = await loadModel(file, { threads, contextLength: per, parallel: B, cacheDType: 'f16',
+    kvBudget: B * Math.ceil(per / KV_PAGE_TOKENS) * KV_PAGE_TOKENS });
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 250 });
+  try {
+    for (const b of batches) {
+      process.stderr.write(`step-profile: batch ${b}: prefill ${b} × ${ctx} tokens…\n`);
+      const caches = Array.from({ length: b }, () => model.createCache());
+      model.forwardBatch(caches.map((cache, i) => ({ cache, tokens: randomIds(1234 + i, ctx, model.vocabSize), logits: 'none' as const })));
+      const next = caches.map((_, i) => (i * 977) % model.vocabSize);
+      const step = () => model.forwardBatch(caches.map((cache, i) => ({ cache, tokens: [next[i]!] })));
+      step(); step(); // warm-up
+      await session.post('Profiler.start');
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) step();
+      const wall = (performance.now() - t0) / steps;
+      const { profile } = await session.post('Profiler.stop');
+      for (const c of caches) c.release();
+      const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+      const parts = new Map<string, number>();
+      let counted = 0;
+      profile.samples!.forEach((id) => {
+        const f = nodes.get(id)!;
+        const m = /^wasm-function\[(\d+)\]$/.exec(f.functionName);
+        const fn = m ? `wasm:${kernelNames.get(Number(m[1])) ?? f.functionName}` : f.functionName || '(anonymous)';
+        const part = partOf(fn, f.url);
+        if (part === undefined) return;
+        parts.set(part, (parts.get(part) ?? 0) + 1);
+        counted++;
+      });
+      const all = profile.samples!.length;
+      console.log(`\nbatch ${b}, ctx ${ctx}, ${dtype}, ${threads} thread${threads > 1 ? 's (main thread)' : ''}: ${wall.toFixed(1)} ms/step ` +
+        `(${(b * 1000 / wall).toFixed(1)} tok/s); ${counted} samples in the engine's code, ${all - counted} elsewhere ` +
+        '(the thread descheduled on a shared machine, or blocked in the runtime) left out\n');
+      console.log('| part | share of the samples | ms/step (share × step time) |\n|---|---|---|');
+      for (const [part, c] of [...parts].sort((p, q) => q[1] - p[1])) {
+        console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |`);
+      }
+    }
+  } finally {
+    session.disconnect();
+    model.dispose();
+  }
+  return 0;
+}
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
