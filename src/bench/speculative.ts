@@ -11,6 +11,11 @@
 // Throughput is timed from the step after each sequence's first verification (the draft model's own
 // prefill of the prompt and γ 'auto''s calibration happen before it and are left out, for plain
 // runs too) to the last token.
+// Every batch also decodes plainly a second time: the row "plain again" is that run over the first,
+// the noise of the speedups in the same table.
+// With --shape and llama.cpp installed (tools/reference/), llama.cpp's own speculative decoding runs on
+// the same GGUF files, threads, context, batch and γ (tools/reference/bench-llamacpp-speculative.mjs:
+// node-llama-cpp's InputLookupTokenPredictor and DraftSequenceTokenPredictor), with real acceptance.
 // Imposed α (random weights, where a draft never agrees): the drafter really runs (its cost is
 // paid), then each of its γ tokens is replaced by the target's own next token (from the plain run)
 // with probability α, else by another token — a labelled setting that makes acceptance a parameter
@@ -33,9 +38,10 @@ import { NAMES } from '../data/synthetic-words.js';
 import { randomIds } from '../testing/random-model.js';
 import { presetConfig, writeRandomGguf, type PresetName } from '../testing/checkpoints.js';
 import { benchFile, benchDir } from './bench-files.js';
+import { llamaCppScript, runLlamaCppSpeculative, type LlamaCppSpeculativeRow } from './llamacpp-child.js';
 import { parseFlags, type FlagSpecs } from '../cli/args.js';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadavg } from 'node:os';
 
 /** Draft proposals of `inner` (run for their cost), then each token replaced by the target's own
@@ -118,16 +124,30 @@ function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: reado
   }
 }
 
+/** Table rows of llama.cpp's runs: each predictor next to llama.cpp's plain decoding of the same
+ *  sequences (the cost-model columns are Tessera's and stay empty). */
+function llamaCppLines(rows: readonly LlamaCppSpeculativeRow[], file: string): string[] {
+  const name = `llama.cpp: ${basename(file)} (random)`;
+  const names = { lookup: 'prompt lookup (InputLookupTokenPredictor)', draft: 'model (DraftSequenceTokenPredictor)' };
+  return rows.filter((r) => r.predictor !== 'plain').map((r) => {
+    const plain = rows.find((p) => p.predictor === 'plain' && p.ctx === r.ctx && p.parallel === r.parallel)!;
+    const rate = r.acceptanceRate === undefined ? '– (nothing drafted)' : r.acceptanceRate.toFixed(2);
+    return `| ${name} | ${r.ctx} | ${r.parallel} | ${names[r.predictor as 'lookup' | 'draft']} | ${r.gamma} | real: ${rate} | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | `
+      + `${r.decodeTokensPerCpuSecond.toFixed(2)} | ${(r.decodeTokensPerCpuSecond / plain.decodeTokensPerCpuSecond).toFixed(2)} | – | ${(r.decodeTokensPerSecond / plain.decodeTokensPerSecond).toFixed(2)} | `
+      + `${rate} (${r.validated} validated, ${r.refuted} refuted) | – | – | – | ${r.sameAsPlain ?? '–'}/${r.parallel} |`;
+  });
+}
+
 /** α of the i.i.d. model from a run: accepted / (accepted + drafts with a rejection). */
 const alphaOf = (s: SpeculativeStats) => (s.accepted + s.rejected > 0 ? s.accepted / (s.accepted + s.rejected) : 0);
 
-/** Prompts of `ctx` tokens: random ids (random weights); RULER's noise haystack from a different
+/** Prompts of `ctx` tokens: random ids (random weights; with `shared`, the same ids in every row); RULER's noise haystack from a different
  *  sentence for each sequence ('haystack': a trained model continues it, copy-like text); or the
  *  most-frequent task's list of first names, 10 distinct ones in random order ('names': the next
  *  name is a guess for target and draft alike). */
-function makePrompts(tokenizer: Tokenizer, V: number, ctx: number, batch: number, text: string): number[][] {
+function makePrompts(tokenizer: Tokenizer, V: number, ctx: number, batch: number, text: string, shared: boolean): number[][] {
   return Array.from({ length: batch }, (_, i) => {
-    if (text === 'random') return randomIds(1000 + i, ctx, V);
+    if (text === 'random') return randomIds(1000 + (shared ? 0 : i), ctx, V);
     const rng = new Rng(77 + i), parts: string[] = [];
     const names = rng.distinct(10, NAMES.length).map((k) => NAMES[k]!);
     for (let k = i; parts.join(' ').length < ctx * 8; k++) parts.push(text === 'names' ? names[rng.int(10)]! : NOISE_SENTENCES[k % NOISE_SENTENCES.length]!);
@@ -150,6 +170,9 @@ const FLAGS: FlagSpecs = {
   alpha: { type: 'number', default: 0.8, min: 0, max: 1, placeholder: 'A', description: 'imposed acceptance with --shape' },
   'new-tokens': { type: 'integer', default: 32, min: 4, placeholder: 'N', description: 'tokens generated per sequence' },
   threads: { type: 'integer', default: 2, min: 1, placeholder: 'N', description: 'threads' },
+  kv: { type: 'string', default: 'f16', placeholder: 'f16|f32', description: 'KV cache type (both engines; f16 is the default of both)' },
+  llamacpp: { type: 'string', default: 'auto', placeholder: 'auto|off|PATH', description: "llama.cpp's speculative rows with --shape (auto: when tools/reference is installed)" },
+  'shared-prompt': { type: 'boolean', description: 'with --shape: every sequence of a batch gets the same random prompt (one prefill, forked: long contexts in less time)' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the table (markdown) here too' },
 };
 
@@ -172,6 +195,9 @@ async function main(): Promise<void> {
     }
   }
   if (kinds.includes('model') && draftPath === undefined) throw new Error('--drafts model needs --draft-model PATH');
+  const kv = v.kv as string, shared = v['shared-prompt'] === true;
+  if (kv !== 'f16' && kv !== 'f32') throw new Error(`--kv ${kv}: choose f16 or f32`);
+  const llama = random ? llamaCppScript(v.llamacpp as string, 'bench-llamacpp-speculative.mjs') : { note: "llama.cpp rows need --shape (a GGUF file)" };
   const B = Math.max(...batches), load0 = loadavg()[0]!;
   const draftAttention = v['draft-attention'] as string | undefined;
   const lines = [
@@ -179,25 +205,36 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const started = new Date().toISOString();
+  const targetName = (text: string) => (random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`);
   for (const ctx of contexts) {
     const per = ctx + newTokens + 16;
     const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
-    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS };
+    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
     const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}) });
+    const prefilled = new Map<string, ModelCache>();               // one prefill per distinct prompt of this context
     const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...opts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
     try {
       for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
-        const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text);
+        const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text, shared);
         const prefixes = prompts.map((p) => {
-          const c = model.createCache();
-          for (let i = 0; i < p.length - 1; i += 256) model.forward(p.slice(i, Math.min(i + 256, p.length - 1)), c, { phase: 'prefill' });
+          const key = p.join();
+          let c = prefilled.get(key);
+          if (c === undefined) {
+            c = model.createCache();
+            for (let i = 0; i < p.length - 1; i += 256) model.forward(p.slice(i, Math.min(i + 256, p.length - 1)), c, { phase: 'prefill' });
+            prefilled.set(key, c);
+          }
           return c;
         });
-        try {
+        {
           await decodeRun(model, tokenizer, prompts, prefixes, Math.min(8, newTokens));        // warm-up, untimed
           const plain = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
           process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain ${plain.tps.toFixed(2)} tok/s, ${plain.cpuTps.toFixed(2)} tok/CPU-s\n`);
+          const again = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
+          const same = again.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
+          process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain again ${again.cpuTps.toFixed(2)} tok/CPU-s (${(again.cpuTps / plain.cpuTps).toFixed(2)}× the first)\n`);
+          lines.push(`| ${targetName(text)} | ${ctx} | ${b} | none: plain again (noise) | 0 | – | ${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | ${same}/${b} |`);
           for (const kind of kinds) {
             const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
@@ -206,25 +243,38 @@ async function main(): Promise<void> {
             const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
+              const calibrated = tuner.calibrations;
               const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner);
+              const recalibrations = tuner.calibrations - calibrated;     // inside the timed run: a batch size or context bucket not measured before
               const same = run.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
               const s = run.stats!, a = alphaOf(s);
               const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
-              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α)` : String(gamma);
-              lines.push(`| ${random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
+              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run)` : String(gamma);
+              lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
                 + `${plain.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / plain.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
                 + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);
               process.stderr.write(lines.at(-1) + '\n');
             }
           }
-        } finally { for (const c of prefixes) c.release(); }
+        }
       }
-    } finally { model.dispose(); draft?.model.dispose(); }
+    } finally {
+      for (const c of prefilled.values()) c.release();
+      model.dispose(); draft?.model.dispose();
+    }
+    if (llama.script) {
+      const gamma = gammas.find((g): g is number => g !== 'auto') ?? 4;
+      const predictors = ['plain', ...(kinds.includes('prompt-lookup') ? ['lookup'] : []), ...(kinds.includes('model') ? ['draft'] : [])];
+      process.stderr.write(`bench: ctx ${ctx}: llama.cpp (${predictors.join(', ')}, γ = ${gamma})…\n`);
+      lines.push(...llamaCppLines(runLlamaCppSpeculative(llama.script, targetPath, draftPath, [ctx], batches, gamma, threads, newTokens, predictors, kv, shared), targetPath));
+    }
   }
+  if (llama.note) lines.push('', llama.note);
   const notes = [
     `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
-    `Greedy, ${newTokens} new tokens per sequence, eos ignored; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
+    ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
+    `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
     `target ${targetPath}${draftPath ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',
     'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
