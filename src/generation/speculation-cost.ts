@@ -92,11 +92,13 @@ export class GammaTuner {
    *  process's CPU time, which other jobs disturb less. */
   constructor(private readonly model: LanguageModel, private readonly reps = 3, private readonly clock: () => number = () => performance.now()) {}
 
-  /** The measured times for this batch, calibrating first when its bucket has none. `rows`: every
+  /** The measured times for this batch, calibrating first when no bucket serves it. `rows`: every
    *  decoding row of the step (their caches are used and left as they were). */
   times(drafter: Drafter, rows: readonly TunedRow[]): StepTimes | undefined {
     if (rows.length === 0) return undefined;
-    const bucket = `${rows.length}:${contextBucket(rows)}`;
+    const ctx = contextBucket(rows);
+    const batch = this.measuredBatch(rows.length, ctx) ?? rows.length;
+    const bucket = `${batch}:${ctx}`;
     let tt = this.targetTimes.get(bucket);
     if (tt === undefined) {
       tt = this.measureTarget(rows);
@@ -111,6 +113,23 @@ export class GammaTuner {
       this.draftTimes.set(dk, td);
     }
     return { target: tt.target, draft: td, verify: tt.verify };
+  }
+
+  /** The batch size whose times serve `batch` rows at context bucket `ctx`: its own if measured, else
+   *  the smallest larger one measured. A batch shrinks one row at a time as its sequences finish, and
+   *  a calibration costs tens of plain steps (T_V at every γ candidate, several times each): measured
+   *  per size, a batch of 4 finishing at different steps paid three more calibrations, and
+   *  `--speculate auto` ran at 0.22× plain decoding (BENCHMARKS §8). A larger batch's times lean
+   *  towards plain decoding here: verification's cost relative to a plain step grows with the batch
+   *  (T_V(4)/T_T 2.7–4.1 at batch 1, 5.2–5.3 at batch 4 on this CPU at 4K). A batch larger than any
+   *  measured is calibrated. */
+  private measuredBatch(batch: number, ctx: number): number | undefined {
+    let best: number | undefined;
+    for (const key of this.targetTimes.keys()) {
+      const [b, c] = key.split(':').map(Number) as [number, number];
+      if (c === ctx && b >= batch && (best === undefined || b < best)) best = b;
+    }
+    return best;
   }
 
   /** T_T and T_V(γ): the rows fed 1 and γ + 1 tokens (logits as verification asks), then truncated

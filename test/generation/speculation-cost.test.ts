@@ -138,3 +138,25 @@ test('gamma auto on a real model with a draft model: calibrates on the running c
     } finally { model.dispose(); near.dispose(); }
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
+
+test('gamma auto: a batch that shrinks as its sequences finish reuses its calibration; a larger batch or another context calibrates', () => {
+  const model = new FakeModel({ suppress: [EOS], contextLength: 2048 });
+  const tuner = new GammaTuner(model, 1);
+  const drafter: Drafter = { name: 'one', forget: () => {}, propose: (reqs) => reqs.map(() => ({ tokens: [1] })) };
+  const row = (length: number): TunedRow => {
+    const cache = model.createCache();
+    model.forward(randomIds(length, length, 200), cache);
+    const seq = new SequenceState(tok, 'x', {}, model.vocabSize);
+    return { cache, next: 5, ask: { seq, cache, gamma: 1 } };
+  };
+  const rows = Array.from({ length: 8 }, () => row(100));
+  const at = (n: number) => { tuner.times(drafter, rows.slice(0, n)); return tuner.calibrations; };
+  assert.equal(at(4), 1);
+  assert.equal(at(3), 1, 'batch 3 after batch 4: no new calibration');
+  assert.equal(at(2), 1);
+  assert.equal(at(1), 1);
+  assert.equal(at(8), 2, 'a batch larger than any measured is calibrated');
+  assert.equal(at(6), 2);
+  assert.equal(rows[0]!.cache.length, 100, 'calibration leaves the caches as they were');
+  assert.equal(tuner.times(drafter, [row(1000)]) !== undefined && tuner.calibrations, 3, 'another context bucket is calibrated');
+});
