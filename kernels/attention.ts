@@ -449,6 +449,22 @@ let pairScoreB: v128 = f32x4.splat(0);
   }
 }
 
+/** One f32 K/V tile (rows [s0, sEnd) at kb/vb + s·row) for every query of the chunk and the `cnt`
+ *  heads from h of one GQA group, their softmax state in memory between tiles. Not inlined: the f32
+ *  and the f16 cache (whose tiles arrive widened) run this same code. */
+function tileQueries(q: usize, qPos: usize, out: usize, state: usize, kb: usize, vb: usize, row: usize, s0: i32, sEnd: i32,
+                     n: i32, S: i32, H: i32, h: i32, cnt: i32, D: i32, scale: f32): void {
+  const headBytes = <usize>D << 2;
+  for (let t = 0; t < n; t++) {
+    const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
+    if (limit <= s0) continue;
+    const sp = state + ((<usize>t * <usize>H + <usize>h) << 3);
+    for (let j = 0; j < cnt; j++) setML(j, load<f32>(sp + (<usize>j << 3)), load<f32>(sp + (<usize>j << 3), 4));
+    tileHeads(q, out, (<usize>t * <usize>H + <usize>h) * headBytes, kb, vb, row, s0, min<i32>(limit, sEnd), D, scale, false, cnt);
+    for (let j = 0; j < cnt; j++) { store<f32>(sp + (<usize>j << 3), getM(j)); store<f32>(sp + (<usize>j << 3), getL(j), 4); }
+  }
+}
+
 @inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
                               n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
                               state: usize, h0: i32, h1: i32): void {
@@ -501,14 +517,7 @@ let pairScoreB: v128 = f32x4.splat(0);
           row = headBytes;
           kb = kTile - <usize>s0 * row; vb = vTile - <usize>s0 * row; // row s at kb + s·row, as for the cache
         }
-        for (let t = 0; t < n; t++) {
-          const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
-          if (limit <= s0) continue;
-          const sp = state + ((<usize>t * <usize>H + <usize>h) << 3);
-          for (let j = 0; j < cnt; j++) setML(j, load<f32>(sp + (<usize>j << 3)), load<f32>(sp + (<usize>j << 3), 4));
-          tileHeads(q, out, (<usize>t * <usize>H + <usize>h) * headBytes, kb, vb, row, s0, min<i32>(limit, s0 + tile), D, scale, false, cnt);
-          for (let j = 0; j < cnt; j++) { store<f32>(sp + (<usize>j << 3), getM(j)); store<f32>(sp + (<usize>j << 3), getL(j), 4); }
-        }
+        tileQueries(q, qPos, out, state, kb, vb, row, s0, s0 + tile, n, S, H, h, cnt, D, scale);
       }
       for (let t = 0; t < n; t++) {
         for (let j = 0; j < cnt; j++) {
