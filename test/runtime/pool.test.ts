@@ -44,6 +44,27 @@ function fillF32(arena: Arena, p: number, count: number, rand: () => number): vo
   for (let i = 0; i < count; i++) v[i] = rand() * 2 - 1;
 }
 
+/** One attention problem in its own arena: random queries and K/V rows (kept in f32 as kf/vf and stored
+ *  in the cache's dtype as k/v), n new tokens at the last n of S cache positions, two outputs (one
+ *  thread, the pool) and the multi-query form's state. */
+function attentionProblem(kernels: 'reference' | 'wasm', cacheDType: CacheDType, n: number, S: number, H: number, Hkv: number, D: number,
+                          rand: () => number) {
+  const elem = cacheDType === 'f32' ? 4 : 2;
+  const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, n * H * D * 4, n * H * D * 4,
+    attentionStateBytes(n, H, D, cacheDType)];
+  const arena = Arena.create(planArena(sizes), { kernels, label: 'attention' });
+  const [q, pos, kf, vf, k, v, o1, o2, state] = sizes.map((b) => arena.alloc(b)) as number[] as
+    [number, number, number, number, number, number, number, number, number];
+  fillF32(arena, q, n * H * D, rand);
+  fillF32(arena, kf, S * Hkv * D, rand);
+  fillF32(arena, vf, S * Hkv * D, rand);
+  arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
+  arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
+  const positions = arena.i32(pos, n);
+  for (let i = 0; i < n; i++) positions[i] = S - n + i;
+  return { arena, q, pos, kf, vf, k, v, o1, o2, state, positions };
+}
+
 const THREADS = 3; // more threads than CI cores on purpose: splits into 3 slices must still be exact
 
 describe('ThreadPool with reference kernels', () => {
@@ -93,19 +114,9 @@ describe('ThreadPool with reference kernels', () => {
       const rand = rng(cacheDType === 'f32' ? 11 : 12);
       for (const [H, Hkv] of [[1, 1], [2, 2], [4, 4], [8, 2], [3, 1], [6, 3], [12, 4]] as const) {
         for (const [n, S] of [[1, 1], [1, 7], [3, 17]] as const) {
-          const D = 20, scale = 1 / Math.sqrt(D), elem = cacheDType === 'f32' ? 4 : 2;
-          const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, n * H * D * 4, n * H * D * 4];
-          const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'attention' });
-          const [q, pos, kf, vf, k, v, o1, o2] = sizes.map((s) => arena.alloc(s)) as number[] as
-            [number, number, number, number, number, number, number, number];
+          const D = 20, scale = 1 / Math.sqrt(D);
+          const { arena, q, pos, kf, vf, k, v, o1, o2, positions } = attentionProblem('reference', cacheDType, n, S, H, Hkv, D, rand);
           pool.register(arena);
-          fillF32(arena, q, n * H * D, rand);
-          fillF32(arena, kf, S * Hkv * D, rand);
-          fillF32(arena, vf, S * Hkv * D, rand);
-          arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
-          arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
-          const positions = arena.i32(pos, n);
-          for (let i = 0; i < n; i++) positions[i] = S - n + i; // the last n cache rows are the new tokens
           arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
           pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0);
           const single = arena.f32(o1, n * H * D), pooled = arena.f32(o2, n * H * D);
@@ -171,19 +182,8 @@ describe('ThreadPool with the SIMD kernels', () => {
       const rand = rng(31);
       for (const cacheDType of ['f16', 'f32'] as CacheDType[]) {
         for (const [H, Hkv, D, n, S] of [[9, 3, 64, 21, 333], [8, 2, 32, 7, 130], [4, 4, 16, 5, 70]] as const) {
-          const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * 4, n * H * D * 4, n * H * D * 4,
-            attentionStateBytes(n, H, D, cacheDType)];
-          const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'flash' });
-          const [q, pos, kf, vf, k, v, o1, o2, state] = sizes.map((b) => arena.alloc(b)) as number[] as
-            [number, number, number, number, number, number, number, number, number];
+          const { arena, q, pos, k, v, o1, o2, state } = attentionProblem('wasm', cacheDType, n, S, H, Hkv, D, rand);
           pool.register(arena);
-          fillF32(arena, q, n * H * D, rand);
-          fillF32(arena, kf, S * Hkv * D, rand);
-          fillF32(arena, vf, S * Hkv * D, rand);
-          arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
-          arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
-          const positions = arena.i32(pos, n);
-          for (let i = 0; i < n; i++) positions[i] = S - n + i;
           const scale = 1 / Math.sqrt(D);
           arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
           pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state);
