@@ -9,18 +9,22 @@
 import { sseData } from '../testing/sse-events.js';
 
 export interface LoadJob { job: 'load'; url: string; promptTokens: number; clients: number; requests: number; maxTokens: number; idBase: number }
-export interface LoadResult { ttfts: number[]; gaps: number[]; tokens: number; seconds: number }
+export interface LoadResult { ttfts: number[]; tpots: number[]; gaps: number[]; tokens: number; seconds: number }
 export interface SoakJob { job: 'soak'; url: string; seconds: number; clients: number; maxTokens: number; overlong: number; idBase: number }
 export interface SoakResult { done: number; cancelled: number; refused: number; busy: number; failed: number; failures: string[]; nextId: number }
 export type ClientJob = LoadJob | SoakJob;
 
-/** One streamed completion: TTFT and inter-token gaps in ms, tokens received (counted from the
- *  chunks' logprobs, so ask for `logprobs: 0`). Cancelled once `cancelAfter` tokens arrived. */
-async function streamOnce(url: string, body: Record<string, unknown>, cancelAfter?: number): Promise<{ ttft: number; gaps: number[]; tokens: number; status: number }> {
+/** One streamed completion: TTFT, TPOT (time per output token after the first: first to last token
+ *  event over tokens − 1, as vLLM's benchmark defines it; NaN below 2 tokens) and the gaps between
+ *  token events per token, in ms; tokens received (counted from the chunks' logprobs, so ask for
+ *  `logprobs: 0`). Cancelled once `cancelAfter` tokens arrived. TPOT is what a reader of the stream
+ *  waits per token on average; the gaps show stalls, but events that arrive in one read of the
+ *  socket are parsed back to back, so the second of them shows a gap of ~0. */
+async function streamOnce(url: string, body: Record<string, unknown>, cancelAfter?: number): Promise<{ ttft: number; tpot: number; gaps: number[]; tokens: number; status: number }> {
   const t0 = performance.now();
   const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) });
-  if (r.status !== 200) { await r.text(); return { ttft: NaN, gaps: [], tokens: 0, status: r.status }; }
-  let ttft = NaN, last = NaN, tokens = 0;
+  if (r.status !== 200) { await r.text(); return { ttft: NaN, tpot: NaN, gaps: [], tokens: 0, status: r.status }; }
+  let ttft = NaN, first = NaN, last = NaN, firstTokens = 0, tokens = 0;
   const gaps: number[] = [];
   for await (const data of sseData(r.body!)) {
     if (!data.startsWith('{')) continue;
@@ -29,12 +33,13 @@ async function streamOnce(url: string, body: Record<string, unknown>, cancelAfte
     const n = c.choices?.[0]?.logprobs?.tokens.length ?? 0;
     if (n === 0) continue;
     const now = performance.now();
-    if (Number.isNaN(ttft)) ttft = now - t0; else gaps.push((now - last) / n);
+    if (Number.isNaN(ttft)) { ttft = now - t0; first = now; firstTokens = n; } else gaps.push((now - last) / n);
     last = now;
     tokens += n;
     if (cancelAfter !== undefined && tokens >= cancelAfter) break;         // closes the connection
   }
-  return { ttft, gaps, tokens, status: 200 };
+  const tpot = tokens > firstTokens ? (last - first) / (tokens - firstTokens) : NaN;
+  return { ttft, tpot, gaps, tokens, status: 200 };
 }
 
 /** A prompt of `tokens` ids that differs from every other request's (`id`) from its first words. */
@@ -48,7 +53,7 @@ async function promptOf(url: string, id: number, tokens: number): Promise<number
 }
 
 async function load(j: LoadJob): Promise<LoadResult> {
-  const ttfts: number[] = [], gaps: number[] = [];
+  const ttfts: number[] = [], tpots: number[] = [], gaps: number[] = [];
   let tokens = 0;
   const prompts = await Promise.all(Array.from({ length: j.clients * j.requests }, (_, i) => promptOf(j.url, j.idBase + i, j.promptTokens)));
   const t0 = performance.now();
@@ -57,11 +62,12 @@ async function load(j: LoadJob): Promise<LoadResult> {
       const r = await streamOnce(j.url, { prompt: prompts[c * j.requests + k], max_tokens: j.maxTokens, temperature: 0, ignore_eos: true, logprobs: 0 });
       if (r.status !== 200) throw new Error(`a load request failed with status ${r.status}`);
       ttfts.push(r.ttft);
+      if (!Number.isNaN(r.tpot)) tpots.push(r.tpot);
       gaps.push(...r.gaps);
       tokens += r.tokens;
     }
   }));
-  return { ttfts, gaps, tokens, seconds: (performance.now() - t0) / 1000 };
+  return { ttfts, tpots, gaps, tokens, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Each client loops over three kinds of request: one streamed to the end, one cancelled after 3

@@ -8,9 +8,10 @@
 // delays the server's event loop nor counts in its memory. For each prompt length (a short prompt,
 // and --long tokens) and number of concurrent clients, the backends in turn: every client sends
 // --requests streamed completions one after another (distinct prompts, ignore_eos, --max-tokens each)
-// and measures time to first token (request sent → first token's event) and the gaps between
-// tokens. One markdown table, a row printed as soon as it is measured: output tokens per second over
-// the whole row, TTFT and per-token latency p50 / p99, the load average. The soak then runs a mix at 8 clients — normal
+// and measures time to first token (request sent → first token's event), time per output token
+// after the first (TPOT, per request) and the gaps between token events. One markdown table, a row
+// printed as soon as it is measured: output tokens per second over the whole row, TTFT and TPOT
+// p50 / p99 over the row's requests, the p99 gap (stalls), the load average. The soak then runs a mix at 8 clients — normal
 // requests, streams cancelled mid-way, overlong prompts (400) — for a warm-up round and --soak-rounds
 // measured rounds of --soak-s seconds, and prints the server's memory before the warm-up, at the
 // baseline (after the warm-up round), at the peak and after each round (garbage collected).
@@ -157,8 +158,8 @@ async function main(argv: string[]): Promise<number> {
     // rows are printed as they are measured, so a run cut short keeps what it measured
     process.stdout.write(`serve load test: ${v.model}, context ${ctx}, ${most} sequences, threads ${v.threads ?? 'all cores'}, ${maxTokens} tokens per request (ignore_eos), `
       + `${requests} requests per client one after another, clients in a child process; load average (1, 5, 15 min) at the start ${load()}\n\n`
-      + '| attention | prompt tokens | clients | requests | seconds | output tok/s | TTFT p50 ms | TTFT p99 ms | per-token p50 ms | per-token p99 ms | load average after |\n'
-      + '|---|---|---|---|---|---|---|---|---|---|---|\n');
+      + '| attention | prompt tokens | clients | requests | seconds | output tok/s | TTFT p50 ms | TTFT p99 ms | TPOT p50 ms | TPOT p99 ms | gap p99 ms | load average after |\n'
+      + '|---|---|---|---|---|---|---|---|---|---|---|---|\n');
     let id = 0;
     for (const prompt of [16, long]) {
       for (const c of clients) {
@@ -166,7 +167,7 @@ async function main(argv: string[]): Promise<number> {
           const r = await runner.run({ job: 'load', url: s.url, promptTokens: prompt, clients: c, requests, maxTokens, idBase: id });
           id += 1000;
           process.stdout.write(`| ${s.attention} | ${prompt} | ${c} | ${c * requests} | ${f(r.seconds)} | ${f(r.tokens / r.seconds)} | ${f(quantile(r.ttfts, 0.5), 0)} | ${f(quantile(r.ttfts, 0.99), 0)} | `
-            + `${f(quantile(r.gaps, 0.5))} | ${f(quantile(r.gaps, 0.99))} | ${loadavg()[0]!.toFixed(1)} |\n`);
+            + `${f(quantile(r.tpots, 0.5))} | ${f(quantile(r.tpots, 0.99))} | ${f(quantile(r.gaps, 0.99))} | ${loadavg()[0]!.toFixed(1)} |\n`);
         }
       }
     }
