@@ -4,6 +4,8 @@
 // vocabulary refused by name, and sampled output following the target's processed distribution when
 // the draft's token is drawn from the draft's processed distribution q (chi-square over 30,000 draws;
 // verification given the draft's raw softmax instead of the processed q — the classic bug — fails it).
+// A draft out of KV pages or sequence slots leaves output unchanged and fails nothing; any other
+// drafter error fails the request.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +18,7 @@ import { processDistribution, type SamplingOptions } from '../../src/generation/
 import { verifyDraft } from '../../src/generation/speculative.js';
 import { DraftModel, drawDraftToken } from '../../src/generation/draft-model.js';
 import { loadModel } from '../../src/models/load.js';
+import { OutOfKVMemoryError } from '../../src/attention/kv-pages.js';
 import type { LanguageModel } from '../../src/models/types.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomIds } from '../../src/testing/random-model.js';
@@ -104,6 +107,60 @@ test('greedy with a draft model == plain greedy on real models, alone and in a b
     for (const m of models) m.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a draft model out of KV memory or sequence slots: the requests it cannot serve decode without drafts, output unchanged, nothing fails', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-draft-oom-'));
+  const models: LanguageModel[] = [];
+  try {
+    const targetPath = writeTestCheckpoint(join(dir, 't'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const { model, tokenizer } = await loadModel(targetPath, { threads: 2, contextLength: 256, parallel: 4 });
+    models.push(model);
+    // drafts from the target itself: 3 KV pages of 64 tokens hold one 100-token prompt and its
+    // drafts, not two; a draft loaded for one sequence has one slot for the four requests
+    const pages = (await loadModel(targetPath, { threads: 2, contextLength: 256, parallel: 4, kvBudget: 192 })).model;
+    const slots = (await loadModel(targetPath, { threads: 2, contextLength: 256, parallel: 1 })).model;
+    models.push(pages, slots);
+    const prompts = [0, 1, 2, 3].map((i) => randomIds(40 + i, 100, 500));
+    const plain: number[][] = [];
+    for (const p of prompts) plain.push((await generateText(model, tokenizer, p, { temperature: 0, maxTokens: 40 })).tokens);
+    for (const [name, draftModel] of [['out of KV pages', pages], ['out of slots', slots]] as const) {
+      const drafter = new DraftModel(draftModel);
+      const out = await Promise.all(prompts.map((p) => generateText(model, tokenizer, p, { temperature: 0, maxTokens: 40, speculate: { draft: drafter, gamma: 4 } })));
+      out.forEach((r, i) => assert.deepEqual(r.tokens, plain[i], `${name}: request ${i}`));
+      const drafted = out.map((r) => r.speculative!.drafted);
+      // request 0 is admitted first and drafts every step; the others wait for its pages or slot,
+      // then draft once it has finished
+      assert.ok(drafted.every((n) => n > 0), `${name}: every request drafted once it could: ${drafted}`);
+      assert.ok(drafted.slice(1).every((n) => n < drafted[0]!), `${name}: the others waited: ${drafted}`);
+      assert.equal(drafter.sequences, 0, `${name}: every draft cache released`);
+      assert.equal(draftModel.kvPages!.used, 0, `${name}: the draft's pages are back`);
+    }
+    assert.equal(model.kvPages!.used, 0);
+  } finally {
+    for (const m of models) m.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a draft forward that still runs out of KV memory stops that sequence drafting for good, its draft cache released; output unchanged', async () => {
+  const prompt = 'the cat sat on the mat. the cat sat on the';
+  const reply = ' mat. the cat sat on the mat.';
+  const plain = await generateText(scripted(prompt, reply), tok, prompt, { temperature: 0 });
+  const draftModel = scripted(prompt, reply);
+  let calls = 0;
+  const forward = draftModel.forwardBatch.bind(draftModel);
+  draftModel.forwardBatch = (batch) => { if (++calls === 3) throw new OutOfKVMemoryError(4, 64); return forward(batch); };
+  const drafter = new DraftModel(draftModel);
+  const spec = await generateText(scripted(prompt, reply), tok, prompt, { temperature: 0, speculate: { draft: drafter, gamma: 4 } });
+  assert.deepEqual(spec.tokens, plain.tokens);
+  assert.equal(calls, 3, 'no draft forward after the failure');
+  assert.equal(draftModel.live.size, 0, 'the draft cache was released');
+  assert.ok(spec.speculative!.drafted > 0 && spec.speculative!.drafted < spec.tokens.length, `drafted before the failure only: ${JSON.stringify(spec.speculative)}`);
+  // any other error is a broken drafter: the request fails with it
+  const broken = scripted(prompt, reply);
+  broken.forwardBatch = () => { throw new TypeError('draft exploded'); };
+  await assert.rejects(generateText(scripted(prompt, reply), tok, prompt, { temperature: 0, speculate: { draft: new DraftModel(broken), gamma: 4 } }), /draft exploded/);
 });
 
 const V = 8;
