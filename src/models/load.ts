@@ -44,7 +44,8 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
-  /** Worker threads including the main thread (default: number of cores). */
+  /** Worker threads including the main thread (default: number of cores; a Memory Mosaic's
+   *  attention backend: default 1). */
   threads?: number;
   /** 'wasm' (default) or 'reference' (plain TypeScript kernels, for tests). */
   kernels?: 'wasm' | 'reference';
@@ -64,7 +65,8 @@ export interface LoadOptions {
   /** Tokens per internal prefill chunk (default 64). */
   prefillChunk?: number;
   /** Attention backend for every layer: a spec, its text form ("dense", "magicpig:K=10,L=150"), or
-   *  a backend object (e.g. one that records Q/K/V for operator-level evaluation). */
+   *  a backend object (e.g. one that records Q/K/V for operator-level evaluation). A Memory Mosaic
+   *  reads its contextual memory through it; without it, through its own exact read-out. */
   attention?: AttentionSpec | string | AttentionBackend;
   /** A second attention for every layer, over the same K/V rows, for self-speculative decoding
    *  (`speculate: { draft: 'self' }`): e.g. "streaming:sinks=4,window=256", "snapkv:budget=512",
@@ -274,11 +276,13 @@ function abortError(): Error {
 
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (isMosaic(path)) {
-    if (opts.quantize || (opts.attention && opts.attention !== 'dense') || opts.draftAttention !== undefined) {
-      throw new RangeError(`loadModel: ${path} is a Memory Mosaic; quantize, sparse attention and draft attention apply to Llama-family models only`);
+    if (opts.quantize || opts.draftAttention !== undefined) {
+      throw new RangeError(`loadModel: ${path} is a Memory Mosaic; quantize and draft attention apply to Llama-family models only`);
     }
     if (opts.signal?.aborted) throw abortError();
-    const m = await loadMosaic(path, { contextLength: opts.contextLength, kernels: opts.kernels });
+    // attention: the contextual memory is read through that backend (src/mosaic/backend-readout.ts),
+    // parsed and checked there as for a Llama; without it, the mosaic's own exact read-out
+    const m = await loadMosaic(path, { contextLength: opts.contextLength, kernels: opts.kernels, attention: opts.attention, threads: opts.threads });
     const info = describeMosaic(path);
     opts.onProgress?.({ stage: 'ready', loadedBytes: info.weightBytes, totalBytes: info.weightBytes });
     return { model: m.model, tokenizer: m.tokenizer!, config: m.config, info, generationConfig: m.generationConfig };
