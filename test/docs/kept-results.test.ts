@@ -3,7 +3,8 @@
 // A path under docs/ named in README.md, docs/*.md, docs/results/README.md or a models/*/README.md,
 // and a relative link inside docs/, must exist; `{a,b}` expands, and `*` or an all-capitals word
 // (`fuzz-PARSER.json`, `-from-N`) stands for a part of a name that at least one file must match.
-// And every data file (.json, .md) in the results folders is listed in the index.
+// And every data file (.json, .md) in the results folders is listed in the index, and a few numbers
+// the docs quote are checked against the results files they come from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -92,6 +93,39 @@ test('the results index lists every kept results file', () => {
   const covered = (file: string) => listed.some((p) => p === file || (p.endsWith('/') && file.startsWith(p)) || patternCovers(p, file));
   const unlisted = RESULTS_FOLDERS.flatMap(dataFiles).filter((f) => !covered(f));
   assert.deepEqual(unlisted, [], `${INDEX} does not list these results files: add each with its table and command`);
+});
+
+/** A number a document quotes, and how to read it from the results file it comes from: the test
+ *  formats the value as the doc prints it and looks for the quoted text around it. */
+interface QuotedNumber { doc: string; file: string; quote: (data: any) => string }
+
+const readJson = (file: string): any => JSON.parse(readFileSync(join(ROOT, file), 'utf8'));
+const readJsonLines = (file: string): any[] => readFileSync(join(ROOT, file), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const pct = (x: number) => `${Math.round(100 * x)}%`;
+const shippedRow = (data: any, kind: string) => data.rows.find((r: any) => r.kind === kind);
+
+const QUOTED: QuotedNumber[] = [
+  { doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-model/shipped-2048.json',
+    quote: (d) => `| needle-single | 2048 | 50 | ${shippedRow(d, 'needle-single').meanPromptTokens} | **${pct(shippedRow(d, 'needle-single').accuracy)}**` },
+  { doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-model/shipped-2048.json',
+    quote: (d) => `| needle-multikey | 2048 | 50 | ${shippedRow(d, 'needle-multikey').meanPromptTokens} | **${pct(shippedRow(d, 'needle-multikey').accuracy)}**` },
+  { doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-model/shipped-2048.json',
+    quote: (d) => `(training difficulty) | 2048 | 50 | ${Math.round(shippedRow(d, 'most-frequent-name').meanPromptTokens)} | **${pct(shippedRow(d, 'most-frequent-name').accuracy)}**` },
+  { doc: 'models/default/README.md', file: 'docs/results/default-model-ppl-128.json',
+    quote: (d) => `| this model (fine-tuned at 256 tokens) | ${d.loss.toFixed(3)} (ppl ${d.perplexity.toFixed(1)}) |` },
+  { doc: 'models/default/README.md', file: 'docs/results/default-model-ppl-256.json',
+    quote: (d) => `| ${d.loss.toFixed(3)} (ppl ${d.perplexity.toFixed(1)}) |\n` },
+  { doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-draft/eval.jsonl',
+    quote: (lines) => `answer loss ${lines.at(-1).loss.toFixed(3)} at step ${lines.at(-1).step}` },
+];
+
+test('numbers the docs quote are the ones their results files hold', () => {
+  const wrong: string[] = [];
+  for (const { doc, file, quote } of QUOTED) {
+    const expected = quote(file.endsWith('.jsonl') ? readJsonLines(file) : readJson(file));
+    if (!readFileSync(join(ROOT, doc), 'utf8').includes(expected)) wrong.push(`${doc} should quote ${JSON.stringify(expected)} (from ${file})`);
+  }
+  assert.deepEqual(wrong, [], 'a doc number differs from its results file: quote what the file holds, or rerun and keep the new file');
 });
 
 /** Whether the pattern path `p` (with `*` or a capitals placeholder) names `file`. */
