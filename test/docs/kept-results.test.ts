@@ -117,6 +117,12 @@ const QUOTED: QuotedNumber[] = [
     quote: (d) => `| ${d.loss.toFixed(3)} (ppl ${d.perplexity.toFixed(1)}) |\n` },
   { doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-draft/eval.jsonl',
     quote: (lines) => `answer loss ${lines.at(-1).loss.toFixed(3)} at step ${lines.at(-1).step}` },
+  { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/sotu-llama-d128-l1-1000/result.json',
+    quote: (d) => `**${d.final.loss.toFixed(3)}** (ppl ${d.final.perplexity.toFixed(1)}, next-token accuracy ${(100 * d.final.accuracy).toFixed(1)}%` },
+  { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/sotu-llama-d128-l1-1000/eval-ppl-128.json',
+    quote: (d) => `(${d.loss.toFixed(3)} on the same ${d.windows} windows of ${d.ctx}\ntokens)` },
+  { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/default-model-ppl-128.json',
+    quote: (d) => `scores ${d.loss.toFixed(3)} (\`docs/results/default-model-ppl-128.json\`)` },
 ];
 
 test('numbers the docs quote are the ones their results files hold', () => {
