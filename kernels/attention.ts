@@ -562,3 +562,35 @@ export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usi
                              scale: f32, pages: usize, pageShift: i32, state: usize, h0: i32, h1: i32): void {
   attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
 }
+
+// attentionBatch: one job for the attention of many sequences over one layer's K/V pool. Each item
+// of the table is one sequence's call (src/kernels/types.ts ATTENTION_ITEM writes the same word
+// layout); unit u is query head u mod H of item u / H, so a thread's slice runs whole calls of the
+// attention kernel above over head ranges, and every item gets the bits it would get alone.
+const ITEM_Q = 0, ITEM_QPOS = 1, ITEM_OUT = 2, ITEM_N = 3, ITEM_S = 4, ITEM_PAGES = 5, ITEM_STATE = 6, ITEM_WORDS = 8;
+
+@inline function itemWord(item: usize, i: i32): usize { return <usize>load<u32>(item + (<usize>i << 2)); }
+
+@inline function attentionBatchAny(table: usize, k: usize, v: usize, f16: bool, H: i32, Hkv: i32, D: i32, scale: f32,
+                                   pageShift: i32, u0: i32, u1: i32): void {
+  for (let u = u0; u < u1;) {
+    const i = u / H, h0 = u - i * H, h1 = min<i32>(H, h0 + (u1 - u));
+    const it = table + <usize>i * (<usize>ITEM_WORDS << 2);
+    const q = itemWord(it, ITEM_Q), qPos = itemWord(it, ITEM_QPOS), out = itemWord(it, ITEM_OUT);
+    const n = <i32>itemWord(it, ITEM_N), S = <i32>itemWord(it, ITEM_S);
+    const pages = itemWord(it, ITEM_PAGES), state = itemWord(it, ITEM_STATE);
+    if (f16) attentionF16(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
+    else attentionF32(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
+    u += h1 - h0;
+  }
+}
+
+export function attentionBatchF32(table: usize, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
+                                  pageShift: i32, u0: i32, u1: i32): void {
+  attentionBatchAny(table, k, v, false, H, Hkv, D, scale, pageShift, u0, u1);
+}
+
+export function attentionBatchF16(table: usize, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
+                                  pageShift: i32, u0: i32, u1: i32): void {
+  attentionBatchAny(table, k, v, true, H, Hkv, D, scale, pageShift, u0, u1);
+}

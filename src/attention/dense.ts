@@ -20,6 +20,8 @@ export class DenseAttention implements LayerAttention {
     this.kv.attendDense(this.pool, q, qPos, out, n, length);
   }
 
+  denseStore(): KVStore { return this.kv; }
+
   truncate(_n: number): void { /* rows are indexed by position: nothing to forget */ }
   reset(_n: number): void { /* no state beyond the rows */ }
 }

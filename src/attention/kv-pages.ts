@@ -6,10 +6,11 @@
 // so running out is an error the caller sees (OutOfKVMemoryError), never a silent truncation.
 //
 // Kernels reach a sequence's rows through a page table of u32 byte offsets (KVRows in
-// src/kernels/types.ts); each layer arena has one table slot (LayerKV.table), written for whichever
-// sequence the layer is serving (KVStore.bind) — a few hundred words per step at most.
+// src/kernels/types.ts); each layer arena holds one table per sequence slot (LayerKV.tableOf),
+// rewritten only when that sequence's page list changes (KVStore.bind), so the tables of every
+// sequence of a step are in place at once and one job can attend for all of them (attentionBatch).
 
-import { attentionStateBytes, type CacheDType, type KVRows, type Ptr } from '../kernels/types.js';
+import { ATTENTION_ITEM_WORDS, attentionStateBytes, type CacheDType, type Ptr } from '../kernels/types.js';
 import type { Arena } from '../runtime/arena.js';
 
 /** Rows per page: a power of two (kernels split row ids with a shift), and a multiple of the
@@ -21,6 +22,8 @@ export interface LayerKVDims {
   heads: number; kvHeads: number; headDim: number; dtype: CacheDType;
   /** Pages of the pool, and most pages one sequence holds (its page table's length). */
   pages: number; maxPagesPerSequence: number;
+  /** Sequence slots: one page table each, and one item each in the batched attention table. */
+  sequences: number;
   /** Most queries one attention call takes (the multi-query state holds that many rows). */
   maxQueries: number;
 }
@@ -78,35 +81,43 @@ export class SequencePages {
   changed(): void { this.version++; }
 }
 
-/** One layer's K and V pools, its page-table slot and the multi-query attention state (the online
- *  softmax's running max and sum of each query and head between key tiles, and the f32 buffers an
- *  f16 tile is widened into), in the layer's arena. */
+/** One layer's K and V pools, the page tables of its sequence slots, the item table of a batched
+ *  attention job (ATTENTION_ITEM_WORDS per sequence) and the multi-query attention state (the
+ *  online softmax's running max and sum of each query and head between key tiles, and the f32
+ *  buffers an f16 tile is widened into), in the layer's arena. */
 export class LayerKV {
   readonly k: Ptr;
   readonly v: Ptr;
-  readonly table: Ptr;
+  readonly tables: Ptr;
+  readonly batch: Ptr;
   readonly state: Ptr;
   readonly rowBytes: number;
   readonly pageBytes: number;
   readonly f16: boolean;
-  /** The sequence whose page table `table` holds, and at which version. */
-  bound: SequencePages | undefined;
-  boundVersion = -1;
 
   constructor(readonly arena: Arena, readonly d: LayerKVDims) {
     this.f16 = d.dtype === 'f16';
     this.rowBytes = d.kvHeads * d.headDim * (this.f16 ? 2 : 4);
     this.pageBytes = KV_PAGE_TOKENS * this.rowBytes;
-    const [k, v, table, state] = LayerKV.sizes(d).map((b) => arena.alloc(b));
-    this.k = k!; this.v = v!; this.table = table!; this.state = state!;
+    const [k, v, tables, batch, state] = LayerKV.sizes(d).map((b) => arena.alloc(b));
+    this.k = k!; this.v = v!; this.tables = tables!; this.batch = batch!; this.state = state!;
   }
 
   get maxPagesPerSequence(): number { return this.d.maxPagesPerSequence; }
 
+  /** The page table of sequence slot `slot`. */
+  tableOf(slot: number): Ptr {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.d.sequences) {
+      throw new RangeError(`LayerKV: sequence slot ${slot} is outside [0, ${this.d.sequences}) (the slots this layer was planned for)`);
+    }
+    return this.tables + slot * this.d.maxPagesPerSequence * 4;
+  }
+
   /** Sizes of the buffers the constructor allocates, in order (for arena planning). */
   static sizes(d: LayerKVDims): number[] {
     const pool = d.pages * KV_PAGE_TOKENS * d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
-    return [pool, pool, d.maxPagesPerSequence * 4, attentionStateBytes(d.maxQueries, d.heads, d.headDim, d.dtype)];
+    return [pool, pool, d.sequences * d.maxPagesPerSequence * 4, d.sequences * ATTENTION_ITEM_WORDS * 4,
+      attentionStateBytes(d.maxQueries, d.heads, d.headDim, d.dtype)];
   }
 
   /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */
@@ -115,6 +126,4 @@ export class LayerKV {
     for (const base of [this.k, this.v]) u8.copyWithin(base + dst * this.pageBytes, base + src * this.pageBytes, base + (src + 1) * this.pageBytes);
   }
 
-  /** KVRows of the bound sequence (kernels read its rows through `table`). */
-  rows(): KVRows { return { rowBytes: this.rowBytes, pages: this.table, pageShift: KV_PAGE_SHIFT }; }
 }

@@ -1,13 +1,14 @@
 // One sequence's K/V rows in one layer, as every backend sees them: the rows live in the layer's
 // page pool (./kv-pages.ts) and are reached through the sequence's page table, which `bind` copies
-// into the layer's table slot before any kernel reads them. Rows are indexed by absolute position,
-// so truncation frees whole pages and costs nothing else. Also the small pieces the sparse backends
-// share: dense-layer sets, parameter checks, f16 decoding.
+// into the slot's table in the arena before any kernel reads them. Rows are indexed by absolute
+// position, so truncation frees whole pages and costs nothing else. Dense attention runs for one
+// sequence (attendDense) or for every sequence of a step in one job (attendDenseBatch). Also the
+// small pieces the sparse backends share: dense-layer sets, parameter checks, f16 decoding.
 
-import type { KVRows, Ptr } from '../kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, type KVRows, type Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
-import { attentionOp } from '../kernels/pool-ops.js';
+import { attentionBatchOp, attentionOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import type { LayerAttentionDims } from './create.js';
 import { KV_PAGE_SHIFT, KV_PAGE_TOKENS, LayerKV, SequencePages, type LayerKVDims } from './kv-pages.js';
@@ -20,23 +21,26 @@ export class KVStore implements KVRows {
   readonly pages: Ptr;
   readonly pageShift = KV_PAGE_SHIFT;
   private readonly kvDim: number;
+  /** The page-list version the table holds (−1: none yet). */
+  private boundVersion = -1;
 
-  constructor(readonly layer: LayerKV, readonly seq: SequencePages, private readonly d: LayerAttentionDims) {
+  /** `slot`: the sequence slot whose page table in the layer this store writes (one per sequence). */
+  constructor(readonly layer: LayerKV, readonly seq: SequencePages, readonly d: LayerAttentionDims, slot: number) {
     this.kvDim = d.kvHeads * d.headDim;
     this.f16 = layer.f16;
     this.rowBytes = layer.rowBytes;
-    this.k = layer.k; this.v = layer.v; this.pages = layer.table;
+    this.k = layer.k; this.v = layer.v; this.pages = layer.tableOf(slot);
   }
 
-  /** Makes the layer's table slot hold this sequence's pages (a no-op when it already does). */
+  /** Makes the slot's table hold this sequence's pages (a no-op when it already does). */
   bind(): void {
     const L = this.layer, seq = this.seq;
-    if (L.bound === seq && L.boundVersion === seq.version) return;
+    if (this.boundVersion === seq.version) return;
     const ids = seq.ids;
     if (ids.length > L.maxPagesPerSequence) throw new RangeError(`KVStore: ${ids.length} pages exceed the ${L.maxPagesPerSequence} a sequence may hold`);
-    const t = L.arena.i32(L.table, ids.length);
+    const t = L.arena.i32(this.pages, ids.length);
     for (let i = 0; i < ids.length; i++) t[i] = ids[i]! * L.pageBytes;
-    L.bound = seq; L.boundVersion = seq.version;
+    this.boundVersion = seq.version;
   }
 
   /** Stores K and V rows (n, kvDim) f32 of positions p0 … p0+n−1; their pages must exist. */
@@ -64,11 +68,16 @@ export class KVStore implements KVRows {
   attendDense(pool: ThreadPool, q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number): void {
     const d = this.d;
     this.bind();
-    if (n > this.layer.d.maxQueries) throw new RangeError(`attention: ${n} queries exceed the ${this.layer.d.maxQueries} this layer was planned for`);
+    this.checkQueries(n);
     // several queries (a prompt chunk, a speculative verification): the multi-query form reads each
     // K/V tile once for all of them (same results as one query at a time)
     pool.run(attentionOp, this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
       1 / Math.sqrt(d.headDim), this.pages, this.pageShift, n > 1 ? this.layer.state : 0);
+  }
+
+  /** Checks one attention call's query count against the layer's plan. */
+  checkQueries(n: number): void {
+    if (n > this.layer.d.maxQueries) throw new RangeError(`attention: ${n} queries exceed the ${this.layer.d.maxQueries} this layer was planned for`);
   }
 
   /** Key row of token s, KV head g, as f32 (into dst). */
@@ -87,6 +96,37 @@ export class KVStore implements KVRows {
       s = e;
     }
   }
+}
+
+/** One sequence's part of a batched dense attention: as KVStore.attendDense's arguments. */
+export interface DenseQuery { kv: KVStore; q: Ptr; qPos: Ptr; out: Ptr; n: number; length: number }
+
+/** attendDense for several sequences of one layer in one pool job: work units are (sequence,
+ *  query head) pairs spread over the threads, instead of one job per sequence whose few heads
+ *  split unevenly. Each sequence's output bits are those of attendDense on its own. Queries run one
+ *  at a time (no multi-query state: the layer has one state buffer, not one per sequence), so it is
+ *  meant for decode rows; a chunk of several queries is faster through attendDense. */
+export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[]): void {
+  if (items.length === 0) return;
+  const first = items[0]!.kv, L = first.layer, d = first.d;
+  if (items.length > L.d.sequences) throw new RangeError(`attention: ${items.length} sequences exceed the ${L.d.sequences} slots this layer was planned for`);
+  const W = ATTENTION_ITEM_WORDS, table = L.arena.i32(L.batch, items.length * W); // pointers ≥ 2^31 wrap to the same bits
+  const seen = new Set<KVStore>();
+  let keys = 0;
+  items.forEach(({ kv, q, qPos, out, n, length }, i) => {
+    if (kv.layer !== L) throw new Error('attention: a batched job covers one layer; every sequence\'s store must belong to the same layer');
+    if (seen.has(kv)) throw new Error('attention: the same sequence appears twice in one batched job');
+    seen.add(kv);
+    kv.bind();
+    kv.checkQueries(n);
+    const w = i * W;
+    table[w + ATTENTION_ITEM.Q] = q; table[w + ATTENTION_ITEM.QPOS] = qPos; table[w + ATTENTION_ITEM.OUT] = out;
+    table[w + ATTENTION_ITEM.N] = n; table[w + ATTENTION_ITEM.S] = length; table[w + ATTENTION_ITEM.PAGES] = kv.pages;
+    table[w + ATTENTION_ITEM.STATE] = 0;
+    keys += n * length;
+  });
+  pool.run(attentionBatchOp, L.arena, L.batch, items.length, L.k, L.v, d.dtype, d.heads, d.kvHeads, d.headDim,
+    1 / Math.sqrt(d.headDim), KV_PAGE_SHIFT, keys);
 }
 
 /** f16 bits → f32 value for all 65536 patterns. */
@@ -127,7 +167,7 @@ export function singleSequenceKVBytes(d: LayerAttentionDims): number {
 
 function singleDims(d: LayerAttentionDims): LayerKVDims {
   const pages = Math.ceil(d.capacity / KV_PAGE_TOKENS);
-  return { heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, dtype: d.dtype, pages, maxPagesPerSequence: pages, maxQueries: d.capacity };
+  return { heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, dtype: d.dtype, pages, maxPagesPerSequence: pages, maxQueries: d.capacity, sequences: 1 };
 }
 
 /** K/V rows for one sequence of up to d.capacity positions, every page allocated up front and in
@@ -138,5 +178,5 @@ export function singleSequenceKV(arena: Arena, d: LayerAttentionDims): KVStore {
   const layer = new LayerKV(arena, dims);
   const seq = new SequencePages();
   seq.ids = Array.from({ length: dims.pages }, (_, i) => i);
-  return new KVStore(layer, seq, d);
+  return new KVStore(layer, seq, d, 0);
 }

@@ -7,6 +7,7 @@
 // Shapes: n = new tokens, H = query heads, Hkv = KV heads, D = head dim, kvDim = Hkv·D.
 
 import type { Ptr } from '../kernels/types.js';
+import type { KVStore } from './kv-store.js';
 
 export type AttentionPhase = 'prefill' | 'decode';
 
@@ -18,6 +19,11 @@ export interface LayerAttention {
    *  `phase` says whether these queries are prompt tokens ('prefill': sparse backends answer them
    *  exactly, as the papers do) or generated tokens ('decode'). When omitted: n > 1 is prefill. */
   attend(q: Ptr, qPos: Ptr, out: Ptr, n: number, length: number, phase?: AttentionPhase): void;
+  /** The store whose exact dense attention (KVStore.attendDense) attend() would compute for one
+   *  query in `phase`, with nothing else to do; undefined when it would do more (sparse backends).
+   *  The model then runs that query in one job with the other sequences' (attendDenseBatch).
+   *  Optional: leaving it out keeps every call on attend(). */
+  denseStore?(phase: AttentionPhase): KVStore | undefined;
   /** Sees the queries of prompt rows that another attention of the same sequence answered (the
    *  target's prefill, when this one is a self-speculation draft): SnapKV selects its keys from the
    *  last prompt queries. Optional: backends that choose keys without them leave it out. */

@@ -50,3 +50,21 @@ export const attentionOp = family.op('attention', {
     k.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, CACHE_DTYPES[a[5]!]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
   },
 });
+
+/** Kernels.attentionBatch: the attention of `count` sequences of one layer in one job (the items of
+ *  `table`), split by (sequence, query head) units — whole GQA groups when those divide evenly over
+ *  the threads, as attentionOp does for one sequence. `keys` = Σ n·S over the items (sizes the work). */
+export const attentionBatchOp = family.op('attentionBatch', {
+  args: ['table', 'count', 'k', 'v', 'cacheDType', 'H', 'Hkv', 'D', 'scale', 'pageShift'],
+  prepare(a, threads, table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
+          scale: number, pageShift: number, keys: number) {
+    const ct = CACHE_DTYPES.indexOf(cacheDType);
+    if (ct < 0) throw new Error(`ThreadPool.attentionBatch: unknown cache dtype ${JSON.stringify(cacheDType)}`);
+    a[0] = table; a[1] = count; a[2] = k; a[3] = v; a[4] = ct; a[5] = H; a[6] = Hkv; a[7] = D; a[8] = scale; a[9] = pageShift;
+    const unit = (count * Hkv) % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
+    return { total: count * H, unit, work: keys * H * D * (cacheDType === 'f32' ? 8 : 4) };
+  },
+  slice(k, a, r0, r1) {
+    k.attentionBatch(a[0]!, a[1]!, a[2]!, a[3]!, CACHE_DTYPES[a[4]!]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, r0, r1);
+  },
+});

@@ -4,7 +4,7 @@
 // quantise-at-load). Views are created per call: the memory may be shared and may grow.
 // Shape legend as in ./types.ts.
 
-import { weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType } from './types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts } from './k-quants.js';
 
 const f32 = Math.fround;
@@ -405,6 +405,16 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
             for (let d = 0; d < D; d++) O[o + d] = O[o + d]! + (p[s]! / l) * vr[d]!;
           }
         }
+      }
+    },
+
+    attentionBatch(table, count, k, v, cacheDType, H, Hkv, D, scale, pageShift, u0, u1) {
+      const W = ATTENTION_ITEM_WORDS, items = new Uint32Array(memory.buffer, table, count * W);
+      for (let u = u0; u < u1;) {
+        const i = Math.floor(u / H), h0 = u - i * H, h1 = Math.min(H, h0 + u1 - u), w = (j: number) => items[i * W + j]!;
+        kernels.attention(w(ATTENTION_ITEM.Q), w(ATTENTION_ITEM.QPOS), k, v, w(ATTENTION_ITEM.OUT), cacheDType, w(ATTENTION_ITEM.N),
+          w(ATTENTION_ITEM.S), H, Hkv, D, scale, w(ATTENTION_ITEM.PAGES), pageShift, w(ATTENTION_ITEM.STATE), h0, h1);
+        u += h1 - h0;
       }
     },
 

@@ -92,6 +92,11 @@ export function attentionStateBytes(n: number, H: number, D: number, cacheDType:
   return cacheDType === 'f16' ? 16 + softmax + H * Math.max(16384, 64 * D) : softmax;
 }
 
+/** The i32 words of one item of Kernels.attentionBatch's table (kernels/attention.ts reads the same
+ *  indices): one sequence's attention call, as Kernels.attention's per-sequence arguments. */
+export const ATTENTION_ITEM = { Q: 0, QPOS: 1, OUT: 2, N: 3, S: 4, PAGES: 5, STATE: 6 } as const;
+export const ATTENTION_ITEM_WORDS = 8;
+
 export interface Kernels {
   /** Y (n, rows) = X (n, cols) · Wᵀ for output rows [r0, r1); W (rows, cols) stored as `dtype`.
    *  For quantised dtypes `x` must point to X already in activationFormat(dtype): q8_0 blocks from
@@ -155,6 +160,14 @@ export interface Kernels {
   attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
             n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
             state: Ptr, h0: number, h1: number): void;
+
+  /** Kernels.attention of `count` sequences that share one K/V pool (one layer's pages), for work
+   *  units [u0, u1): unit u is query head u mod H of item ⌊u / H⌋ of `table` (count ×
+   *  ATTENTION_ITEM_WORDS i32 words: each item's q, qPos, out, n, S, page table and state, as
+   *  Kernels.attention takes them). One job covers every sequence of a step; each item's result
+   *  bits are those of Kernels.attention on its own. */
+  attentionBatch(table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
+                 scale: number, pageShift: number, u0: number, u1: number): void;
 
   /** dst (count) in cacheDType = src (count) f32 (used to append K/V rows to an f16 cache). */
   storeRows(cacheDType: CacheDType, src: Ptr, dst: Ptr, count: number): void;

@@ -45,6 +45,8 @@ interface KernelExports {
                D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
   attentionF16(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
                D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
+  attentionBatchF32(table: Ptr, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
+  attentionBatchF16(table: Ptr, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
 }
 
 /** The two builds of kernels/*.ts: 'relaxed' adds WebAssembly relaxed SIMD (int8 dot products,
@@ -159,6 +161,10 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
     attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1) {
       if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
       else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
+    },
+    attentionBatch(table, _count, kp, v, cacheDType, H, Hkv, D, scale, pageShift, u0, u1) {
+      if (cacheDType === 'f16') k.attentionBatchF16(table, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
+      else k.attentionBatchF32(table, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
     },
     storeRows(cacheDType, src, dst, count) {
       if (cacheDType === 'f16') k.storeRowsF16(src, dst, count);

@@ -22,7 +22,7 @@ import type { ThreadPool } from '../runtime/pool.js';
 import { allocLayout, layoutBytes, type Pointers } from '../runtime/layout.js';
 import type { AttentionBackend, LayerAttentionDims } from '../attention/create.js';
 import { KV_PAGE_TOKENS, KVPagePool, LayerKV, SequencePages, type LayerKVDims } from '../attention/kv-pages.js';
-import { KVStore } from '../attention/kv-store.js';
+import { attendDenseBatch, KVStore, type DenseQuery } from '../attention/kv-store.js';
 import type { AttentionPhase, LayerAttention } from '../attention/types.js';
 import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from './config.js';
@@ -136,10 +136,11 @@ export function layerRuntimeBytes(c: LlamaConfig, o: Pick<LlamaModelOptions, 'ca
   return planArena(kv) + 64 + o.parallel * (slot + 64 * 24) + layoutBytes(layerScratchLayout(c, o.chunk));
 }
 
-function layerKVDims(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'kvPages'>): LayerKVDims {
+function layerKVDims(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'kvPages' | 'parallel'>): LayerKVDims {
   return {
     heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, headDim: derive(c).headDim, dtype: o.cacheDType,
     pages: o.kvPages, maxPagesPerSequence: Math.ceil(o.capacity / KV_PAGE_TOKENS), maxQueries: o.chunk,
+    sequences: o.parallel,
   };
 }
 
@@ -230,7 +231,7 @@ export class LlamaModel implements LanguageModel {
       }
       const index = this.slots.length, pages = new SequencePages();
       const dims = (l: number) => attentionDims(this.config, this.opts, l);
-      const stores = this.w.layers.map((_, l) => new KVStore(this.layerKV[l]!, pages, dims(l)));
+      const stores = this.w.layers.map((_, l) => new KVStore(this.layerKV[l]!, pages, dims(l), index));
       const layers = this.w.layers.map((L, l) => this.opts.attention(l).create(L.arena, this.pool, dims(l), stores[l]!));
       const make = this.opts.draftAttention;
       const draft = make ? this.w.layers.map((L, l) => make(l).create(L.arena, this.pool, dims(l), stores[l]!)) : [];
@@ -443,13 +444,19 @@ export class LlamaModel implements LanguageModel {
     k.rope(q, s.pos, s.invFreq, n, c.num_attention_heads, headDim, style);
     k.rope(kk, s.pos, s.invFreq, n, c.num_key_value_heads, headDim, style);
     // attention per sequence, over its own K/V pages (draft rows through the draft attention, which
-    // stores into the same rows: the verification step overwrites them with the exact ones)
+    // stores into the same rows: the verification step overwrites them with the exact ones); the
+    // single queries that are plain dense attention run together in one job after the loop
+    const dense: DenseQuery[] = [];
     for (const g of segs) {
       const att = (g.draft ? g.cache.slot.draft : g.cache.slot.layers)[l]!;
       att.store(kk + g.row * kvDim * 4, v + g.row * kvDim * 4, g.p0, g.m);
-      att.attend(q + g.row * qDim * 4, s.pos + g.row * 4, s.att + g.row * qDim * 4, g.m, g.p0 + g.m, g.phase);   // (m, qDim)
-      if (g.phase === 'prefill') g.cache.slot.draft[l]?.observe?.(q + g.row * qDim * 4, s.pos + g.row * 4, g.m, g.p0 + g.m);
+      const gq = q + g.row * qDim * 4, gPos = s.pos + g.row * 4, gOut = s.att + g.row * qDim * 4;   // (m, qDim)
+      const kv = g.m === 1 ? att.denseStore?.(g.phase) : undefined;
+      if (kv !== undefined) dense.push({ kv, q: gq, qPos: gPos, out: gOut, n: 1, length: g.p0 + 1 });
+      else att.attend(gq, gPos, gOut, g.m, g.p0 + g.m, g.phase);
+      if (g.phase === 'prefill') g.cache.slot.draft[l]?.observe?.(gq, gPos, g.m, g.p0 + g.m);
     }
+    attendDenseBatch(this.pool, dense);
     this.newInput();
     this.matmul(a, L.o, s.att, s.xq, s.o, n);                                // (n, d)
     k.add(s.x, s.o, n * d);
