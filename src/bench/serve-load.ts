@@ -18,12 +18,12 @@
 
 import { loadavg } from 'node:os';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
-import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
-import { SETTLE_MS, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
+import { SETTLED_RSS_BYTES, SETTLE_MS, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
+import { ChildJobs } from '../testing/child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
 const FLAGS: FlagSpecs = {
@@ -47,26 +47,12 @@ const quantile = (xs: number[], q: number) => {
 
 /** The clients' child process (serve-load-client.ts): one job at a time. */
 class Clients {
-  private readonly child: ChildProcess;
-  constructor() {
-    this.child = fork(fileURLToPath(new URL('./serve-load-client.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  }
+  private readonly jobs = new ChildJobs<ClientJob, LoadResult | SoakResult>(fileURLToPath(new URL('./serve-load-client.js', import.meta.url)));
   run(job: LoadJob): Promise<LoadResult>;
   run(job: SoakJob): Promise<SoakResult>;
-  run(job: ClientJob): Promise<LoadResult | SoakResult> {
-    return new Promise((resolve, reject) => {
-      const exit = (code: number | null) => reject(new Error(`the clients' process exited (code ${code}) during a ${job.job} job`));
-      this.child.once('exit', exit);
-      this.child.once('message', (m: { ok: boolean; result?: LoadResult | SoakResult; error?: string }) => {
-        this.child.off('exit', exit);
-        if (m.ok) resolve(m.result!); else reject(new Error(`the clients' ${job.job} job failed: ${m.error}`));
-      });
-      this.child.send(job);
-    });
-  }
-  close(): void { this.child.disconnect(); }
+  run(job: ClientJob): Promise<LoadResult | SoakResult> { return this.jobs.run(job, `a ${job.job}`); }
+  close(): void { this.jobs.close(); }
 }
-
 
 /** Concurrent clients of the soak (the server is loaded with at least this many sequences). */
 const SOAK_CLIENTS = 8;
@@ -118,7 +104,7 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   const row = (name: string, f: (m: Memory) => string, peak = '') => `| ${name} | ${f(start)} | ${f(base)} | ${peak} | ${after.map(f).join(' | ')} |\n`;
   return `soak: a warm-up round and ${rounds} measured rounds × ${seconds} s at ${SOAK_CLIENTS} clients (in a child process): ${totals.done} completed, ${totals.cancelled} cancelled mid-stream, `
     + `${totals.refused} overlong refused (400), ${totals.busy} turned away busy (503), ${totals.failed} failed (another status, or at the transport)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}\n`
-    + `Server memory (this process), measured after ${SETTLE_MS / 1000} s idle and a garbage collection; baseline = after the warm-up round.\n\n`
+    + `Server memory (this process), measured settled (${SETTLE_MS / 1000} s idle and a garbage collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB); baseline = after the warm-up round.\n\n`
     + `| | before the warm-up | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|---|${heads.map(() => '---|').join('')}\n`
     + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
     + row('heap used MiB', (m) => mib(m.heapUsed))

@@ -1,15 +1,26 @@
-// This process's memory as a soak or a fuzz run compares it: after a pause and a full garbage
-// collection. The pause matters as much as the collection: under load V8 grows its young generation
-// and gives it back only once allocation has stopped for a while (its memory reducer), and
-// kept-alive connections close after the server's keep-alive timeout (5 s). Measured straight after a
-// burst, the heap's committed size, and RSS with it, swings by tens of MiB from one measurement to
-// the next with no change in what the heap holds.
+// This process's memory as a soak or a fuzz run compares it: once the process has stopped giving
+// memory back. Measured straight after a burst, RSS swings by tens of MiB with no change in what the
+// heap holds: under load V8 grows its young generation and leaves old-space pages committed but
+// empty, and after a full collection the pages it freed stay mapped (and resident) until its memory
+// reducer, which runs only once the process is idle, unmaps them — some 10 to 60 s later, after
+// more collections (measured with the request fuzz: docs/RELIABILITY.md "Request fuzzing"). A full
+// collection alone does not give them back. So the measurement repeats "idle, then collect" until
+// RSS moves by at most SETTLED_RSS_BYTES from one repetition to the next. Kept-alive connections
+// close meanwhile (the server's keep-alive timeout is 5 s).
 
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** How long to stay idle before measuring. */
+/** How long to stay idle before each collection. */
 export const SETTLE_MS = 10_000;
+/** RSS is settled when two measurements SETTLE_MS apart differ by at most this (two of V8's
+ *  256 KiB pages). */
+export const SETTLED_RSS_BYTES = 512 * 1024;
+/** Most repetitions: a process that never settles is measured anyway (and says so). */
+export const MAX_SETTLE_ROUNDS = 12;
+
+/** One V8 heap space: what is committed for it and how much of that is resident, bytes. */
+export interface HeapSpaceMemory { committed: number; resident: number; used: number }
 
 export interface SettledMemory {
   /** Resident set, bytes. */
@@ -19,6 +30,11 @@ export interface SettledMemory {
   heapCommitted: number;
   /** Memory of C++ objects bound to JS (Buffers and the like), bytes. */
   external: number;
+  /** Per V8 space (new_space, old_space, code_space, large_object_space, …). */
+  spaces: Record<string, HeapSpaceMemory>;
+  /** Idle-and-collect repetitions it took, and whether RSS settled within MAX_SETTLE_ROUNDS. */
+  rounds: number;
+  settled: boolean;
 }
 
 /** A full collection now (without starting Node with --expose-gc, which worker threads refuse). */
@@ -27,10 +43,24 @@ export function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
-/** Waits `idleMs` (the caller sends nothing meanwhile), collects garbage, and measures. */
-export async function settledMemory(idleMs = SETTLE_MS): Promise<SettledMemory> {
-  await new Promise((resolve) => setTimeout(resolve, idleMs));
-  collectGarbage();
+function measure(rounds: number, settled: boolean): SettledMemory {
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external };
+  const spaces: Record<string, HeapSpaceMemory> = {};
+  for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
+  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled };
+}
+
+/** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has
+ *  settled, then measures. `idleMs` 0: one collection, measured at once (a quick check of the heap). */
+export async function settledMemory(idleMs = SETTLE_MS): Promise<SettledMemory> {
+  if (idleMs === 0) { collectGarbage(); return measure(1, false); }
+  let last = Infinity;
+  for (let round = 1; round <= MAX_SETTLE_ROUNDS; round++) {
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    collectGarbage();
+    const rss = process.memoryUsage().rss;
+    if (Math.abs(rss - last) <= SETTLED_RSS_BYTES) return measure(round, true);
+    last = rss;
+  }
+  return measure(MAX_SETTLE_ROUNDS, false);
 }

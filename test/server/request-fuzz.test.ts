@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { load } from '../../src/api/index.js';
-import { fuzzCase, runRequestFuzz } from '../../src/testing/request-fuzz.js';
+import { runRequestFuzz } from '../../src/testing/request-fuzz.js';
+import { fuzzCase } from '../../src/testing/request-fuzz-cases.js';
 import { MODEL } from './harness.js';
 
 test('cases are reproducible from (seed, index) and cover every strategy', () => {
