@@ -47,6 +47,8 @@ export interface RequestFuzzResult {
   heapMiB: Points;
   heapCommittedMiB: Points;
   rssMiB: Points;
+  /** RSS after the first idle wait and collection of each measurement (before it had settled). */
+  rssFirstRoundMiB: Points;
   /** Per V8 space at each point: committed, resident and used MiB. */
   spacesMiB: Record<keyof Points, Record<string, { committed: number; resident: number; used: number }>>;
   /** Idle-and-collect repetitions each point took to settle (settled-memory.ts). */
@@ -125,6 +127,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapMiB: each((m) => mib(m.heapUsed)),
       heapCommittedMiB: each((m) => mib(m.heapCommitted)),
       rssMiB: each((m) => mib(m.rss)),
+      rssFirstRoundMiB: each((m) => mib(m.rssFirstRound)),
       spacesMiB: each((m) => Object.fromEntries(Object.entries(m.spaces).filter(([, s]) => s.committed > 0)
         .map(([name, s]) => [name, { committed: mib(s.committed), resident: mib(s.resident), used: mib(s.used) }]))),
       settleRounds: each((m) => m.rounds),
@@ -165,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
       + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle and a collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | before any case | baseline | after ${Math.ceil(r.measuredCases / 2)} more | after ${r.measuredCases} more |\n|---|---|---|---|---|\n`
-      + row('RSS', r.rssMiB) + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
+      + row('RSS', r.rssMiB) + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB) + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
       + spaces.map((sp) => row(`${sp} committed / resident`, mapPoints(r.spacesMiB, (x) => (x[sp] === undefined ? '–' : `${x[sp]!.committed} / ${x[sp]!.resident}`)))).join('')
       + row('idle-and-collect rounds', r.settleRounds)
       + `baseline measured again with no traffic: RSS ${r.noiseRssMiB.join(', ')} MiB (noise floor ${r.noiseFloorMiB} MiB); tolerance ${r.toleranceMiB} MiB; `

@@ -35,6 +35,8 @@ export interface SettledMemory {
   /** Idle-and-collect repetitions it took, and whether RSS settled within MAX_SETTLE_ROUNDS. */
   rounds: number;
   settled: boolean;
+  /** RSS after the first repetition, bytes: what one idle wait and one collection would have measured. */
+  rssFirstRound: number;
 }
 
 /** A full collection now (without starting Node with --expose-gc, which worker threads refuse). */
@@ -43,24 +45,25 @@ export function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
-function measure(rounds: number, settled: boolean): SettledMemory {
+function measure(rounds: number, settled: boolean, rssFirstRound: number): SettledMemory {
   const m = process.memoryUsage();
   const spaces: Record<string, HeapSpaceMemory> = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
-  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled };
+  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled, rssFirstRound };
 }
 
 /** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has
  *  settled, then measures. `idleMs` 0: one collection, measured at once (a quick check of the heap). */
 export async function settledMemory(idleMs = SETTLE_MS): Promise<SettledMemory> {
-  if (idleMs === 0) { collectGarbage(); return measure(1, false); }
-  let last = Infinity;
+  if (idleMs === 0) { collectGarbage(); return measure(1, false, process.memoryUsage().rss); }
+  let last = Infinity, first = 0;
   for (let round = 1; round <= MAX_SETTLE_ROUNDS; round++) {
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     collectGarbage();
     const rss = process.memoryUsage().rss;
-    if (Math.abs(rss - last) <= SETTLED_RSS_BYTES) return measure(round, true);
+    if (round === 1) first = rss;
+    if (Math.abs(rss - last) <= SETTLED_RSS_BYTES) return measure(round, true, first);
     last = rss;
   }
-  return measure(MAX_SETTLE_ROUNDS, false);
+  return measure(MAX_SETTLE_ROUNDS, false, first);
 }
