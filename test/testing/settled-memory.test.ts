@@ -1,0 +1,22 @@
+// settledMemory repeats "idle, then collect" until RSS stops moving, and reports V8's spaces.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_SETTLE_ROUNDS, settledMemory } from '../../src/testing/settled-memory.js';
+
+test('a settled measurement takes at least two idle-and-collect rounds and ends when RSS moves by at most the criterion', async () => {
+  const m = await settledMemory(20);
+  assert.ok(m.rounds >= 2 && m.rounds <= MAX_SETTLE_ROUNDS, `rounds ${m.rounds}`);
+  assert.ok(m.settled, `an idle test process did not settle in ${MAX_SETTLE_ROUNDS} rounds`);
+  for (const space of ['new_space', 'old_space', 'code_space']) {
+    const s = m.spaces[space];
+    assert.ok(s !== undefined && s.committed > 0 && s.resident <= s.committed + 2 ** 20, `${space}: ${JSON.stringify(s)}`);
+  }
+  assert.ok(m.heapUsed > 0 && m.heapUsed <= m.heapCommitted && m.rss > m.heapUsed);
+});
+
+test('idle 0 is one collection, measured at once, and does not claim to be settled', async () => {
+  const m = await settledMemory(0);
+  assert.equal(m.rounds, 1);
+  assert.equal(m.settled, false);
+});
