@@ -2,11 +2,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SETTLE_ROUNDS, settledMemory } from '../../src/testing/settled-memory.js';
+import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, settledMemory } from '../../src/testing/settled-memory.js';
 
-test('a settled measurement takes at least two idle-and-collect rounds and ends when RSS moves by at most the criterion', async () => {
+test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measurements agree', async () => {
   const m = await settledMemory(20);
-  assert.ok(m.rounds >= 2 && m.rounds <= MAX_SETTLE_ROUNDS, `rounds ${m.rounds}`);
+  assert.ok(m.rounds >= SETTLED_ROUNDS && m.rounds <= MAX_SETTLE_ROUNDS, `rounds ${m.rounds}`);
   assert.ok(m.settled, `an idle test process did not settle in ${MAX_SETTLE_ROUNDS} rounds`);
   for (const space of ['new_space', 'old_space', 'code_space']) {
     const s = m.spaces[space];
