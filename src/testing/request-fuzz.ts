@@ -1,7 +1,7 @@
 // The request fuzz: seeded hostile HTTP requests against `tessera serve` (docs/RELIABILITY.md
 // "Requests"); the cases are in request-fuzz-cases.ts.
 //
-//   node dist/src/testing/request-fuzz.js --n 10000 --seed 1 --out docs/results/request-fuzz.json
+//   node dist/src/testing/request-fuzz.js --n 10000 --warmup 5000 --seed 1 --out docs/results/request-fuzz.json
 //
 // Outcomes: ok (2xx), refused (4xx with OpenAI's error shape, or the HTTP parser's own 4xx for
 // bytes that are not HTTP), busy (503 with Retry-After), and the failures: server-error (5xx or a
@@ -49,6 +49,8 @@ export interface RequestFuzzResult {
   rssMiB: Points;
   /** RSS after the first idle wait and collection of each measurement (before it had settled). */
   rssFirstRoundMiB: Points;
+  /** RSS by kind of mapping (settled-memory.ts rssParts; absent off Linux). */
+  rssPartsMiB?: Record<keyof Points, { brk: number; anonymous: number; file: number }>;
   /** Per V8 space at each point: committed, resident and used MiB. */
   spacesMiB: Record<keyof Points, Record<string, { committed: number; resident: number; used: number }>>;
   /** Idle-and-collect repetitions each point took to settle (settled-memory.ts). */
@@ -131,6 +133,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapCommittedMiB: each((m) => mib(m.heapCommitted)),
       rssMiB: each((m) => mib(m.rss)),
       rssFirstRoundMiB: each((m) => mib(m.rssFirstRound)),
+      rssPartsMiB: cold.rssParts === undefined ? undefined : each((m) => ({ brk: mib(m.rssParts?.brk ?? 0), anonymous: mib(m.rssParts?.anonymous ?? 0), file: mib(m.rssParts?.file ?? 0) })),
       spacesMiB: each((m) => Object.fromEntries(Object.entries(m.spaces).filter(([, s]) => s.committed > 0)
         .map(([name, s]) => [name, { committed: mib(s.committed), resident: mib(s.resident), used: mib(s.used) }]))),
       settleRounds: each((m) => m.rounds),
@@ -171,7 +174,8 @@ async function main(argv: string[]): Promise<number> {
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
       + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle and a collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | before any case | baseline | after ${Math.ceil(r.measuredCases / 2)} more | after ${r.measuredCases} more |\n|---|---|---|---|---|\n`
-      + row('RSS', r.rssMiB) + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB) + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
+      + row('RSS', r.rssMiB) + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB)
+      + (r.rssPartsMiB === undefined ? '' : (['brk', 'anonymous', 'file'] as const).map((k) => row(`RSS in ${k} mappings`, mapPoints(r.rssPartsMiB!, (x) => x[k]))).join('')) + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
       + spaces.map((sp) => row(`${sp} committed / resident`, mapPoints(r.spacesMiB, (x) => (x[sp] === undefined ? '–' : `${x[sp]!.committed} / ${x[sp]!.resident}`)))).join('')
       + row('idle-and-collect rounds', r.settleRounds)
       + `baseline measured again with no traffic: RSS ${r.noiseRssMiB.join(', ')} MiB (noise floor ${r.noiseFloorMiB} MiB); tolerance ${r.toleranceMiB} MiB; `

@@ -10,6 +10,7 @@
 
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { readFileSync } from 'node:fs';
 
 /** How long to stay idle before each collection. */
 export const SETTLE_MS = 10_000;
@@ -39,6 +40,23 @@ export interface SettledMemory {
   settled: boolean;
   /** RSS after the first repetition, bytes: what one idle wait and one collection would have measured. */
   rssFirstRound: number;
+  /** Where RSS lies, bytes, from /proc/self/smaps (Linux only): the C allocator's main heap (brk),
+   *  other anonymous mappings (V8's heap pages, other allocators' mappings, thread stacks), files. */
+  rssParts?: { brk: number; anonymous: number; file: number };
+}
+
+function rssParts(): SettledMemory['rssParts'] {
+  let text: string;
+  try { text = readFileSync('/proc/self/smaps', 'utf8'); } catch { return undefined; }
+  const parts = { brk: 0, anonymous: 0, file: 0 };
+  let part: keyof typeof parts = 'anonymous';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head !== null) { const name = head[1]!; part = name === '[heap]' ? 'brk' : name === '' || name.startsWith('[') ? 'anonymous' : 'file'; continue; }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) parts[part] += Number(rss[1]) * 1024;
+  }
+  return parts;
 }
 
 /** A full collection now (without starting Node with --expose-gc, which worker threads refuse). */
@@ -51,7 +69,7 @@ function measure(rounds: number, settled: boolean, rssFirstRound: number): Settl
   const m = process.memoryUsage();
   const spaces: Record<string, HeapSpaceMemory> = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
-  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled, rssFirstRound };
+  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
 }
 
 /** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has

@@ -13,6 +13,10 @@ test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measur
     assert.ok(s !== undefined && s.committed > 0 && s.resident <= s.committed + 2 ** 20, `${space}: ${JSON.stringify(s)}`);
   }
   assert.ok(m.heapUsed > 0 && m.heapUsed <= m.heapCommitted && m.rss > m.heapUsed);
+  if (m.rssParts !== undefined) {                         // Linux: the parts add up to RSS (read moments apart)
+    const sum = m.rssParts.brk + m.rssParts.anonymous + m.rssParts.file;
+    assert.ok(Math.abs(sum - m.rss) < 4 * 2 ** 20 && m.rssParts.brk > 0 && m.rssParts.file > 0, JSON.stringify({ ...m.rssParts, rss: m.rss }));
+  }
 });
 
 test('idle 0 is one collection, measured at once, and does not claim to be settled', async () => {
