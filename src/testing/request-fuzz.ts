@@ -105,9 +105,9 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       for (const [k, n] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + n;
       failures.push(...r.failures);
     };
-    // memory touched once (compiled code, the C allocator's arenas) was still growing between 1,000
-    // and 6,000 cases and flat from 6,000 to 14,000 (in-process probe, 8 connections): by default
-    // the baseline comes after half as many cases as are measured after it
+    // RSS was still growing (compiled code, old space, memory outside V8's heap) between 1,000 and
+    // 6,000 cases, and did not grow after a 5,000-case warm-up (docs/RELIABILITY.md): by default the
+    // baseline comes after half as many cases as are measured after it
     const warmupCases = opts.warmup ?? Math.ceil(opts.n / 2);
     const half = warmupCases + Math.ceil(opts.n / 2), all = warmupCases + opts.n;
     const cold = await settled();
