@@ -9,11 +9,14 @@ import { readTextFile } from '../formats/regular-file.js';
 /** 64 MiB: more text than the longest context Tessera plans (2^24 tokens) holds at ~4 bytes a token. */
 const MAX_PROMPT_FILE_BYTES = 64 << 20;
 
+/** Tokens generated when --max-tokens is not given (fewer when the prompt leaves less room). */
+const DEFAULT_MAX_TOKENS = 256;
+
 const FLAGS: FlagSpecs = {
   ...MODEL_FLAGS,
   prompt: { type: 'string', placeholder: 'TEXT', description: 'the prompt to complete', short: 'p' },
   'prompt-file': { type: 'string', placeholder: 'PATH', description: 'read the prompt from a file instead' },
-  'max-tokens': { type: 'integer', min: 1, default: 256, placeholder: 'N', description: 'most tokens to generate', short: 'n' },
+  'max-tokens': { type: 'integer', min: 1, placeholder: 'N', description: `most tokens to generate (default ${DEFAULT_MAX_TOKENS}, or what the context leaves after the prompt if less)`, short: 'n' },
   ...SAMPLING_FLAGS,
   stop: { type: 'string', multiple: true, placeholder: 'STR', description: 'stop before this text' },
   'ignore-eos': { type: 'boolean', description: 'keep generating past end-of-sequence tokens' },
@@ -60,8 +63,16 @@ export async function runGenerate(argv: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   let prefilled = 0;
   try {
-    const it = tessera.generate(prompt, {
-      ...samplingFrom(v), speculate: spec.speculate, maxTokens: v['max-tokens'] as number, stop: (v.stop as string[] | undefined) ?? [],
+    // without --max-tokens, a model with a short context still answers (a 128-token model would
+    // refuse 256): the default shrinks to the room the prompt leaves; an explicit value is kept as
+    // asked, and too large is the context error
+    let input: string | number[] = prompt, maxTokens = v['max-tokens'] as number | undefined;
+    if (maxTokens === undefined) {
+      input = tessera.promptIds(prompt);
+      maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, tessera.contextLength - input.length));
+    }
+    const it = tessera.generate(input, {
+      ...samplingFrom(v), speculate: spec.speculate, maxTokens, stop: (v.stop as string[] | undefined) ?? [],
       ignoreEos: v['ignore-eos'] === true, signal: ac.signal, onPrefillProgress: (done) => { prefilled = done; },
     });
     let result: GenerationResult;

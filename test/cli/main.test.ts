@@ -136,6 +136,18 @@ test('bench --model measures the given model, caps prompt lengths at its context
   }
 });
 
+test('generate without --max-tokens fits the default to the context the prompt leaves; an explicit value too large is the context error', () => {
+  // models/default at --ctx 32: the default of 256 would not fit
+  const r = tessera('generate', '--model', 'models/default', '--ctx', '32', '--prompt', 'The Congress', '--temperature', '0', '--ignore-eos', '--json', '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  const o = JSON.parse(r.stdout) as { tokens: number[]; prompt_tokens: number; finish_reason: string };
+  assert.equal(o.prompt_tokens + o.tokens.length, 32, 'generated up to the end of the context');
+  assert.equal(o.finish_reason, 'length');
+  const asked = tessera('generate', '--model', 'models/default', '--ctx', '32', '--prompt', 'The Congress', '--max-tokens', '40', '--threads', '1');
+  assert.equal(asked.code, 1);
+  assert.match(asked.stderr, /max tokens \(40\) = \d+ exceeds the context length of 32 tokens/);
+});
+
 test('generate --json prints exactly one JSON object on stdout (tiny random checkpoint)', async () => {
   const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
