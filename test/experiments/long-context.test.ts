@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { TrainMemory } from '../../src/training/memory.js';
 import { Tape } from '../../src/training/autograd/tape.js';
 import { Params } from '../../src/training/params.js';
@@ -35,6 +37,18 @@ function tinyConfig(out: string, steps = 3) {
     out, modelDir: join(out, 'model'),
   });
 }
+
+test('train.js: --help and unknown options never start training (a run ends by exporting over models/long-context)', () => {
+  const script = fileURLToPath(new URL('../../src/experiments/long-context/train.js', import.meta.url));
+  const run = (...args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', timeout: 20_000 });
+  const help = run('--help');
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /--config PATH/);
+  assert.equal(help.stderr, '', 'nothing but the help (training would log and outlive the 20 s timeout)');
+  const bad = run('--stop-at', '5', '--bogus');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown option --bogus/);
+});
 
 test('row-gathered logits equal LlamaTrain.forward rows; the loss equals a plain cross-entropy', () => {
   const V = 37, B = 2, T = 24;

@@ -13,7 +13,8 @@
 
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { formatHelp, parseFlags, type FlagSpecs } from '../../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../../cli/script.js';
 import { TrainMemory } from '../../training/memory.js';
 import { Tape } from '../../training/autograd/tape.js';
 import { Params } from '../../training/params.js';
@@ -188,15 +189,28 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
   }
 }
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
+const FLAGS: FlagSpecs = {
+  config: { type: 'string', default: 'configs/long-context.json', placeholder: 'PATH', description: 'training config (stages, model, out, modelDir)' },
+  resume: { type: 'boolean', description: "continue from <out>/checkpoint (the next stage's config resumes the previous one)" },
+  'stop-at': { type: 'integer', min: 1, placeholder: 'N', description: 'stop after step N (a checkpoint is written)' },
+  'export-only': { type: 'boolean', description: 'only export <out>/checkpoint to the model folder' },
+  'no-progress': { type: 'boolean', description: 'no progress bar' },
+  help: { type: 'boolean', description: 'show this help', short: 'h' },
+};
+
+async function main(): Promise<number> {
+  const name = scriptName(import.meta.url);
+  // parsed before anything runs: an unknown option (or --help) must never start hours of training
+  // that end by exporting over the config's model folder
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) {
+    process.stdout.write(formatHelp(name, 'Trains the long-context model (docs/LONG_CONTEXT_MODEL.md) and exports it to the config\'s modelDir.', FLAGS, 'node'));
+    return 0;
+  }
+  await trainLongContext(readConfig(v.config as string), {
+    resume: v.resume === true, exportOnly: v['export-only'] === true, progress: v['no-progress'] !== true, stopAt: v['stop-at'] as number | undefined,
+  });
+  return 0;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const cfg = readConfig(arg(args, '--config') ?? 'configs/long-context.json');
-  const stop = arg(args, '--stop-at');
-  trainLongContext(cfg, { resume: args.includes('--resume'), exportOnly: args.includes('--export-only'), progress: !args.includes('--no-progress'),
-    stopAt: stop === undefined ? undefined : Number(stop) }).catch((e: Error) => { process.stderr.write(`train: ${e.message}\n`); process.exit(1); });
-}
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
