@@ -80,9 +80,6 @@ export class DraftModel implements Drafter {
   /** Sequences whose draft cache is alive (for tests and memory accounting). */
   get sequences(): number { return this.tracked.size; }
 
-  /** Whether `seq` ran out of the draft's KV memory and so no longer drafts. */
-  starvedOf(seq: SequenceState): boolean { return this.starved.has(seq); }
-
   propose(requests: readonly DraftRequest[]): Draft[] {
     const drafts: Draft[] = requests.map(() => ({ tokens: [] }));
     let work: Drafting[] = [];
@@ -115,10 +112,9 @@ export class DraftModel implements Drafter {
     let live = work;
     while (live.length > 0) {
       const batch: BatchItem[] = live.map((d) => ({ cache: d.t.cache, tokens: d.feed, logits: 'last', phase: d.phase }));
-      const step = live;
-      this.run(step, () => {
+      this.run(live, () => {
         const logits = this.model.forwardBatch(batch);                   // (V) per row, reused by the next call
-        step.forEach((d, i) => {
+        live.forEach((d, i) => {
           d.t.fed.push(...d.feed);
           const { token, q } = drawDraftToken(d.req.seq, logits[i]!, d.tokens);
           d.tokens.push(token);
