@@ -150,7 +150,7 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   fillRandom(arena, 'f32', x, big);
   const mainWork = (): void => { const until = performance.now() + 0.03; while (performance.now() < until) { /* norms, rope… */ } };
   const direct = timeMs(() => arena.kernels.matmul('f32', w, x, y, 1, 16, 32, 0, 16));
-  for (const spinMicros of [0, 20, 100]) {
+  for (const spinMicros of [0, 20, 100, 200]) {
     const pool = await ThreadPool.create({ threads: 2, kernels: 'wasm', spinMicros, minSplitBytes: 0 });
     pool.register(arena);
     const tiny = (): void => pool.run(matmulOp, arena, 'f32', w, x, y, 1, 16, 32);

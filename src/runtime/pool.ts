@@ -43,9 +43,12 @@ export interface ThreadPoolOptions {
   minSplitBytes?: number;
 }
 
-/** Spinning helps only on an idle, dedicated machine; on a shared or virtualised one (a 2-vCPU VM
- *  measured with src/bench/threads-bench.ts) it made jobs slower, so by default workers sleep at once. */
-export const DEFAULT_SPIN_MICROS = 0;
+/** A decode step is ~200 jobs of 10–100 µs with a few µs of main-thread work between them; a futex
+ *  sleep and wake costs ~30 µs per job (src/bench/threads-bench.ts, 2-vCPU VM), so sleeping at once
+ *  made two threads decode slower than one (SmolLM2-135M q8_0 at 512 tokens, quiet machine: 65 tok/s
+ *  on 2 threads vs 56 on 1; 97 on 2 threads with this spin). 200 µs covers the gaps inside a step;
+ *  an idle pool sleeps after it, so between requests the threads cost nothing. */
+export const DEFAULT_SPIN_MICROS = 200;
 /** The most threads a pool runs: 4 × the cores, so tests can split work over more threads than a
  *  small machine has, while a mistyped count cannot start hundreds of workers (256 threads on 2 cores
  *  took 18 s and 2.3 GB for 4 tokens); never more than the control block has slots for. The one
