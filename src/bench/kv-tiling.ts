@@ -27,6 +27,9 @@ export function recording(inner: AttentionBackend, prefill: number, out: Recorde
           att.store(k, v, p0, n);
         },
         attend: (q, qPos, o, n, length, phase) => att.attend(q, qPos, o, n, length, phase),
+        // passed through, so a wrapped dense layer still joins the batched attention job and a draft still observes
+        denseStore: att.denseStore?.bind(att),
+        observe: att.observe?.bind(att),
         truncate: (n) => att.truncate(n),
         reset: (n) => att.reset(n),
         get bytesPerToken() { return att.bytesPerToken; },

@@ -20,6 +20,11 @@
 // paid), then each of its γ tokens is replaced by the target's own next token (from the plain run)
 // with probability α, else by another token — a labelled setting that makes acceptance a parameter
 // while draft and verification costs stay real.
+// Tiled caches (--tile-from P, with --shape and --shared-prompt): the first P prompt positions are
+// prefilled for real and their K/V rows repeated up to the context (kv-tiling.ts, as the long-context
+// bench does), and the prompt's ids repeat with the same period, so 16K–64K caches cost seconds
+// instead of a prefill of tens of minutes; a labelled setting for speed (random weights, imposed α),
+// where what the cache holds changes no cost.
 
 import { loadModel } from '../models/load.js';
 import type { LanguageModel, ModelCache } from '../models/types.js';
@@ -32,6 +37,10 @@ import { selfDrafter } from '../generation/self-draft.js';
 import { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
 import { GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
+import { attentionBackend } from '../attention/create.js';
+import { parseAttentionSpec } from '../attention/spec.js';
+import type { LlamaModel } from '../models/llama.js';
+import { recording, tile, type Recorded } from './kv-tiling.js';
 import { NOISE_SENTENCES } from '../data/synthetic-needle.js';
 import { Rng, uniform01 } from '../data/rng.js';
 import { NAMES } from '../data/synthetic-words.js';
@@ -145,9 +154,9 @@ const alphaOf = (s: SpeculativeStats) => (s.accepted + s.rejected > 0 ? s.accept
  *  sentence for each sequence ('haystack': a trained model continues it, copy-like text); or the
  *  most-frequent task's list of first names, 10 distinct ones in random order ('names': the next
  *  name is a guess for target and draft alike). */
-function makePrompts(tokenizer: Tokenizer, V: number, ctx: number, batch: number, text: string, shared: boolean): number[][] {
+function makePrompts(tokenizer: Tokenizer, V: number, ctx: number, batch: number, text: string, shared: boolean, period = ctx): number[][] {
   return Array.from({ length: batch }, (_, i) => {
-    if (text === 'random') return randomIds(1000 + (shared ? 0 : i), ctx, V);
+    if (text === 'random') { const ids = randomIds(1000 + (shared ? 0 : i), period, V); return Array.from({ length: ctx }, (_, p) => ids[p % period]!); }
     const rng = new Rng(77 + i), parts: string[] = [];
     const names = rng.distinct(10, NAMES.length).map((k) => NAMES[k]!);
     for (let k = i; parts.join(' ').length < ctx * 8; k++) parts.push(text === 'names' ? names[rng.int(10)]! : NOISE_SENTENCES[k % NOISE_SENTENCES.length]!);
@@ -172,6 +181,7 @@ const FLAGS: FlagSpecs = {
   threads: { type: 'integer', default: 2, min: 1, placeholder: 'N', description: 'threads' },
   kv: { type: 'string', default: 'f16', placeholder: 'f16|f32', description: 'KV cache type (both engines; f16 is the default of both)' },
   llamacpp: { type: 'string', default: 'auto', placeholder: 'auto|off|PATH', description: "llama.cpp's speculative rows with --shape (auto: when tools/reference is installed)" },
+  'tile-from': { type: 'integer', min: 64, placeholder: 'P', description: 'with --shape and --shared-prompt: prefill P tokens for real and tile their K/V rows up to each context (speed only)' },
   'shared-prompt': { type: 'boolean', description: 'with --shape: every sequence of a batch gets the same random prompt (one prefill, forked: long contexts in less time)' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the table (markdown) here too' },
 };
@@ -195,7 +205,8 @@ async function main(): Promise<void> {
     }
   }
   if (kinds.includes('model') && draftPath === undefined) throw new Error('--drafts model needs --draft-model PATH');
-  const kv = v.kv as string, shared = v['shared-prompt'] === true;
+  const kv = v.kv as string, shared = v['shared-prompt'] === true, tileFrom = v['tile-from'] as number | undefined;
+  if (tileFrom !== undefined && !(random && shared)) throw new Error('--tile-from needs --shape and --shared-prompt (one prompt per batch, prefilled once, tiled)');
   if (kv !== 'f16' && kv !== 'f32') throw new Error(`--kv ${kv}: choose f16 or f32`);
   const llama = random ? llamaCppScript(v.llamacpp as string, 'bench-llamacpp-speculative.mjs') : { note: "llama.cpp rows need --shape (a GGUF file)" };
   const B = Math.max(...batches), load0 = loadavg()[0]!;
@@ -210,19 +221,30 @@ async function main(): Promise<void> {
     const per = ctx + newTokens + 16;
     const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
     const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
-    const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}) });
+    const tiled = tileFrom !== undefined && ctx - 1 > tileFrom, recorded: Recorded[] = [];
+    const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}),
+      ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
     const prefilled = new Map<string, ModelCache>();               // one prefill per distinct prompt of this context
     const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...opts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
     try {
       for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
-        const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text, shared);
+        const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text, shared, tiled ? tileFrom : ctx);
         const prefixes = prompts.map((p) => {
           const key = p.join();
           let c = prefilled.get(key);
           if (c === undefined) {
+            const before = recorded.length;
             c = model.createCache();
-            for (let i = 0; i < p.length - 1; i += 256) model.forward(p.slice(i, Math.min(i + 256, p.length - 1)), c, { phase: 'prefill' });
+            const real = tiled ? tileFrom : p.length - 1;
+            for (let i = 0; i < real; i += 256) model.forward(p.slice(i, Math.min(i + 256, real)), c, { phase: 'prefill' });
+            if (tiled) {
+              // this cache's layers are the ones its slot's creation recorded (the first cache of this model)
+              const layers = recorded.slice(before);
+              if (layers.length === 0) throw new Error('bench: tiling needs a fresh sequence slot for the prefill');
+              (model as LlamaModel).reserveRows(c, p.length - 1);
+              tile(layers, tileFrom, tileFrom, p.length - 1);
+            }
             prefilled.set(key, c);
           }
           return c;
@@ -274,6 +296,7 @@ async function main(): Promise<void> {
     `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
+    ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),
     `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
     `target ${targetPath}${draftPath ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',
