@@ -25,6 +25,8 @@
 // stderr every 15 s of a long prefill. Its table and JSON are its own (see printReal).
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { formatHelp, parseFlags, type FlagSpecs, type FlagValues } from '../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../cli/script.js';
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -241,9 +243,27 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
   }
 }
 
+// Defaults depend on the mode and the shape, so they live where each is read (arg's fallback).
+const FLAGS: FlagSpecs = {
+  'real-prefill': { type: 'boolean', description: 'prefill each context for real (time to first token) instead of tiling a short prefill' },
+  shape: { type: 'string', placeholder: 'LIST', description: 'smollm2-135m and/or llama3.2-1b (default smollm2-135m,llama3.2-1b; smollm2-135m with --real-prefill)' },
+  contexts: { type: 'string', placeholder: 'LIST', description: 'context lengths (default per shape; 4096,16384,32768 with --real-prefill)' },
+  steps: { type: 'string', placeholder: 'N', description: 'timed decode steps (default 5)' },
+  prefill: { type: 'string', placeholder: 'N', description: 'real prefill that tiled caches repeat (default 512)' },
+  piece: { type: 'string', placeholder: 'N', description: 'tokens per forward call of a real prefill (default 512)' },
+  threads: { type: 'string', placeholder: 'N', description: 'threads (default 2)' },
+  magicpig: { type: 'string', placeholder: 'SPEC', description: 'the sparse backend of the second row (default magicpig:K=10,L=150)' },
+  llamacpp: { type: 'string', placeholder: 'auto|off|PATH', description: "llama.cpp's rows (default auto: when tools/reference is installed)" },
+  'llamacpp-max': { type: 'string', placeholder: 'N', description: 'longest context llama.cpp runs in the tiled mode (default 32768)' },
+  'plan-only': { type: 'boolean', description: 'print the memory plan of each row, allocate nothing' },
+  json: { type: 'string', placeholder: 'PATH', description: 'write the rows as JSON here too' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+let flags: FlagValues = {};
+
 function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+  const x = flags[name];
+  return typeof x === 'string' && x !== '' ? x : fallback;
 }
 
 const DEFAULT_CONTEXTS: Record<string, string> = { 'smollm2-135m': '4096,16384,32768,65536', 'llama3.2-1b': '4096,16384,32768,65536,131072' };
@@ -256,12 +276,18 @@ function printRow(r: Row, speedDense: string, speedLlama: string): void {
   console.log(`| ${r.shape} | ${r.ctx} | ${r.engine} ${r.backend} | ${r.made} | ${f(r.ms, 1)} | ${f(r.tps, 2)} | ${speedDense} | ${speedLlama} | ${r.sampled ?? ''} | ${build} | ${mem} | ${plan} | ${r.note ?? ''} |`);
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number | void> {
+  const name = scriptName(import.meta.url);
+  flags = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (flags.help) {
+    process.stdout.write(formatHelp(name, 'Long-context decode: Tessera dense vs MagicPIG next to llama.cpp (random-weight q8_0 files, f16 KV).', FLAGS, 'node'));
+    return 0;
+  }
   const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
-  if (process.argv.includes('--real-prefill')) { await mainReal(log); return; }
+  if (flags['real-prefill'] === true) { await mainReal(log); return; }
   const shapes = arg('shape', 'smollm2-135m,llama3.2-1b').split(',') as PresetName[];
   const steps = Number(arg('steps', '5')), prefill = Number(arg('prefill', '512')), threads = Number(arg('threads', '2'));
-  const sparse = arg('magicpig', 'magicpig:K=10,L=150'), planOnly = process.argv.includes('--plan-only');
+  const sparse = arg('magicpig', 'magicpig:K=10,L=150'), planOnly = flags['plan-only'] === true;
   const llamaMax = Number(arg('llamacpp-max', '32768')), jsonFile = arg('json', '');
   const llama = planOnly ? { note: 'llama.cpp not run (--plan-only)' } : llamaCppScript(arg('llamacpp', 'auto'));
   const rows: Row[] = [];
@@ -309,4 +335,4 @@ async function main(): Promise<void> {
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify({ date: new Date().toISOString(), argv: process.argv.slice(2), threads, steps, prefill, rows }, null, 1) + '\n');
 }
 
-await main();
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -16,11 +16,20 @@ import { singleSequenceKV, singleSequenceKVBytes } from '../attention/kv-store.j
 import { LshTables, lshTableSizes, type LshDims } from '../attention/lsh-tables.js';
 import type { LayerAttentionDims } from '../attention/create.js';
 import { gaussian, rng } from '../attention/lsh-math.js';
+import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../cli/script.js';
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
+const FLAGS: FlagSpecs = {
+  tokens: { type: 'integer', min: 1, default: 16384, placeholder: 'N', description: 'cached keys of the layer' },
+  threads: { type: 'integer', list: true, min: 1, default: '1,2', placeholder: 'LIST', description: 'thread counts, one build each' },
+  kvHeads: { type: 'integer', min: 1, default: 3, placeholder: 'N', description: 'KV heads' },
+  headDim: { type: 'integer', min: 1, default: 64, placeholder: 'N', description: 'head dimension' },
+  K: { type: 'integer', min: 1, default: 10, placeholder: 'N', description: 'bits per hash table' },
+  L: { type: 'integer', min: 1, default: 150, placeholder: 'N', description: 'hash tables' },
+  repeat: { type: 'integer', min: 1, default: 2, placeholder: 'N', description: 'builds per thread count (the best is printed)' },
+  json: { type: 'boolean', description: 'print one JSON line per thread count' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
 
 interface Result { tokens: number; threads: number; kvHeads: number; headDim: number; K: number; L: number; buildMs: number; gflops: number }
 
@@ -47,14 +56,17 @@ async function measure(N: number, threads: number, G: number, D: number, K: numb
   } finally { pool.dispose(); }
 }
 
-async function main(): Promise<void> {
-  const N = Number(arg('tokens', '16384')), G = Number(arg('kvHeads', '3')), D = Number(arg('headDim', '64'));
-  const K = Number(arg('K', '10')), L = Number(arg('L', '150')), repeat = Number(arg('repeat', '2'));
-  for (const threads of arg('threads', '1,2').split(',').map(Number)) {
+async function main(): Promise<number | void> {
+  const name = scriptName(import.meta.url);
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) { process.stdout.write(formatHelp(name, "MagicPIG's table build time over one layer's cached keys, per thread count.", FLAGS, 'node')); return 0; }
+  const N = v.tokens as number, G = v.kvHeads as number, D = v.headDim as number;
+  const K = v.K as number, L = v.L as number, repeat = v.repeat as number;
+  for (const threads of v.threads as number[]) {
     const r = await measure(N, threads, G, D, K, L, repeat);
-    if (process.argv.includes('--json')) console.log(JSON.stringify(r));
+    if (v.json === true) console.log(JSON.stringify(r));
     else console.log(`lsh build: ${N} tokens × ${G} KV heads (D=${D}, K=${K}, L=${L}), ${threads} thread(s): ${(r.buildMs / 1000).toFixed(3)} s per layer (hashing ${r.gflops.toFixed(1)} GFLOP/s equivalent)`);
   }
 }
 
-await main();
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

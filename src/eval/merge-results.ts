@@ -32,11 +32,11 @@ export function mergeAccuracyResults(runs: readonly AccuracyResults[], names: re
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2), o = args.indexOf('--out');
-  const files = args.filter((_, i) => i !== o && i !== o + 1);
-  if (o < 0 || args[o + 1] === undefined || files.length === 0) {
-    process.stderr.write('usage: node dist/src/eval/merge-results.js A/results.json B/results.json … --out DIR\n');
-    process.exit(2);
-  }
+  const files = o < 0 ? args : args.filter((_, i) => i !== o && i !== o + 1);
+  const usage = 'usage: node dist/src/eval/merge-results.js A/results.json B/results.json … --out DIR\n';
+  const unknown = files.find((f) => f.startsWith('-'));
+  if (unknown !== undefined) { process.stderr.write(`merge-results: unknown option ${unknown}\n${usage}`); process.exit(2); }
+  if (o < 0 || args[o + 1] === undefined || files.length === 0) { process.stderr.write(usage); process.exit(2); }
   try {
     const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as AccuracyResults);
     for (const f of writeAccuracyReport(mergeAccuracyResults(runs, files), args[o + 1]!)) process.stderr.write(`wrote ${f}\n`);

@@ -17,7 +17,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { formatHelp, parseFlags, type FlagSpecs } from '../../cli/args.js';
+import { isMainModule, runScript, scriptName } from '../../cli/script.js';
 import { loadModel } from '../../models/load.js';
 import { generateText } from '../../generation/generate.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
@@ -106,30 +107,38 @@ export function markdownTable(rows: readonly EvalRow[]): string {
   return out.join('\n');
 }
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', default: 'models/long-context', placeholder: 'PATH', description: 'the model to evaluate' },
+  tasks: { type: 'string', list: true, choices: TASK_KINDS, default: 'needle-single,needle-multikey,most-frequent', placeholder: 'LIST', description: 'tasks' },
+  n: { type: 'integer', min: 1, default: 100, placeholder: 'N', description: 'examples per task and context' },
+  contexts: { type: 'integer', list: true, min: 16, default: '2048', placeholder: 'LIST', description: 'prompt lengths in tokens' },
+  attention: { type: 'string', placeholder: 'SPEC', description: 'attention backend (default dense), e.g. magicpig:K=10,L=150' },
+  seed: { type: 'integer', default: 1, placeholder: 'N', description: 'seed of the examples' },
+  margin: { type: 'number', min: 0, placeholder: 'F', description: `most-frequent: the winner's lead as a share of the list (default ${DEFAULT_COUNTING.marginFraction})` },
+  distinct: { type: 'integer', min: 2, placeholder: 'N', description: `most-frequent: distinct words per list (default ${DEFAULT_COUNTING.distinctWords})` },
+  json: { type: 'string', placeholder: 'PATH', description: 'write the rows as JSON here too' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const tasks = (arg(args, '--tasks') ?? 'needle-single,needle-multikey,most-frequent').split(',') as TaskKind[];
-  for (const t of tasks) if (!TASK_KINDS.includes(t)) { process.stderr.write(`eval: unknown task ${t} (known: ${TASK_KINDS.join(', ')})\n`); process.exit(2); }
+async function main(): Promise<number | void> {
+  const name = scriptName(import.meta.url);
+  const v = parseFlags(process.argv.slice(2), FLAGS, name);
+  if (v.help) { process.stdout.write(formatHelp(name, 'Accuracy of a long-context model on the synthetic retrieval and counting tasks.', FLAGS, 'node')); return 0; }
+  const counting = v.margin !== undefined || v.distinct !== undefined
+    ? { counting: { marginFraction: (v.margin as number | undefined) ?? DEFAULT_COUNTING.marginFraction, distinctWords: (v.distinct as number | undefined) ?? DEFAULT_COUNTING.distinctWords } }
+    : {};
   const opts: EvalOptions = {
-    model: arg(args, '--model') ?? 'models/long-context', n: Number(arg(args, '--n') ?? 100),
-    contexts: (arg(args, '--contexts') ?? '2048').split(',').map(Number), tasks,
-    attention: arg(args, '--attention'), seed: Number(arg(args, '--seed') ?? 1),
-    ...(arg(args, '--margin') !== undefined || arg(args, '--distinct') !== undefined
-      ? { counting: { marginFraction: Number(arg(args, '--margin') ?? DEFAULT_COUNTING.marginFraction), distinctWords: Number(arg(args, '--distinct') ?? DEFAULT_COUNTING.distinctWords) } }
-      : {}),
+    model: v.model as string, n: v.n as number, contexts: v.contexts as number[], tasks: v.tasks as TaskKind[],
+    attention: v.attention as string | undefined, seed: v.seed as number, ...counting,
     onExample: (kind, ctx, i) => { if ((i + 1) % 10 === 0) process.stderr.write(`${kind} @${ctx}: ${i + 1} done\r`); },
   };
   const t0 = performance.now();
-  evaluateLongContext(opts).then((rows) => {
-    process.stderr.write('\n');
-    const lists = opts.counting ? `; lists of ${opts.counting.distinctWords} words, lead ${opts.counting.marginFraction} share(s)` : '';
-    process.stdout.write(`Attention: ${opts.attention ?? 'dense'}; model ${opts.model}${lists}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n${markdownTable(rows)}\n`);
-    const json = arg(args, '--json');
-    if (json) writeFileSync(json, JSON.stringify({ model: opts.model, attention: opts.attention ?? 'dense', seed: opts.seed, rows }, null, 2) + '\n');
-  }).catch((e: Error) => { process.stderr.write(`eval: ${e.message}\n`); process.exit(1); });
+  const rows = await evaluateLongContext(opts);
+  process.stderr.write('\n');
+  const lists = opts.counting ? `; lists of ${opts.counting.distinctWords} words, lead ${opts.counting.marginFraction} share(s)` : '';
+  process.stdout.write(`Attention: ${opts.attention ?? 'dense'}; model ${opts.model}${lists}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n${markdownTable(rows)}\n`);
+  const json = v.json as string | undefined;
+  if (json) writeFileSync(json, JSON.stringify({ model: opts.model, attention: opts.attention ?? 'dense', seed: opts.seed, rows }, null, 2) + '\n');
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
