@@ -69,10 +69,10 @@ export class KVStore implements KVRows {
     const d = this.d;
     this.bind();
     this.checkQueries(n);
-    // several queries (a prompt chunk, a speculative verification): the multi-query form reads each
-    // K/V tile once for all of them (same results as one query at a time)
+    // several queries (a prompt chunk, a speculative verification) read each K/V tile once for all
+    // of them (same results as one query at a time)
     pool.run(attentionOp, this.layer.arena, q, qPos, this.k, this.v, out, d.dtype, n, length, d.heads, d.kvHeads, d.headDim,
-      1 / Math.sqrt(d.headDim), this.pages, this.pageShift, n > 1 ? this.layer.state : 0);
+      1 / Math.sqrt(d.headDim), this.pages, this.pageShift, this.layer.state);
   }
 
   /** Checks one attention call's query count against the layer's plan. */
@@ -103,9 +103,9 @@ export interface DenseQuery { kv: KVStore; q: Ptr; qPos: Ptr; out: Ptr; n: numbe
 
 /** attendDense for several sequences of one layer in one pool job: work units are (sequence,
  *  query head) pairs spread over the threads, instead of one job per sequence whose few heads
- *  split unevenly. Each sequence's output bits are those of attendDense on its own. Queries run one
- *  at a time (no multi-query state: the layer has one state buffer, not one per sequence), so it is
- *  meant for decode rows; a chunk of several queries is faster through attendDense. */
+ *  split unevenly. Each sequence's output bits are those of attendDense on its own. One query per
+ *  sequence (the layer holds single-query scratch per item): decode rows; a chunk of several
+ *  queries goes through attendDense. */
 export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[]): void {
   if (items.length === 0) return;
   const first = items[0]!.kv, L = first.layer, d = first.d;
@@ -119,10 +119,11 @@ export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[])
     seen.add(kv);
     kv.bind();
     kv.checkQueries(n);
+    if (n !== 1) throw new RangeError(`attention: a batched job takes one query per sequence, got ${n}; run a chunk through attendDense`);
     const w = i * W;
     table[w + ATTENTION_ITEM.Q] = q; table[w + ATTENTION_ITEM.QPOS] = qPos; table[w + ATTENTION_ITEM.OUT] = out;
     table[w + ATTENTION_ITEM.N] = n; table[w + ATTENTION_ITEM.S] = length; table[w + ATTENTION_ITEM.PAGES] = kv.pages;
-    table[w + ATTENTION_ITEM.STATE] = 0;
+    table[w + ATTENTION_ITEM.STATE] = L.batchStates + i * L.batchStateBytes;
     keys += n * length;
   });
   pool.run(attentionBatchOp, L.arena, L.batch, items.length, L.k, L.v, d.dtype, d.heads, d.kvHeads, d.headDim,

@@ -98,7 +98,7 @@ function attentionBench(minMs: number, rand: () => number): void {
     for (const S of [4096, 32768]) {
       const es = cache === 'f16' ? 2 : 4, kvBytes = S * Hkv * D * es;
       const qBytes = chunk * H * D * 4;
-      const pages = Math.ceil((65536 + 2 * kvBytes + 2 * qBytes + chunk * 4 + attentionStateBytes(chunk, H, D, cache) + 4096) / 65536);
+      const pages = Math.ceil((65536 + 2 * kvBytes + 2 * qBytes + chunk * 4 + attentionStateBytes(chunk, H) + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       const K = 65536, V = K + kvBytes, Q = V + kvBytes, O = Q + qBytes, P = O + qBytes, state = P + chunk * 4;
       const f32 = new Float32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);
@@ -109,7 +109,7 @@ function attentionBench(minMs: number, rand: () => number): void {
       for (const n of [1, chunk]) {
         const pos = new Int32Array(memory.buffer, P, n);
         for (let t = 0; t < n; t++) pos[t] = S - n + t;
-        const t = timeIt(() => k.attention(Q, P, K, V, O, cache, n, S, H, Hkv, D, 0.125, 0, 0, n > 1 ? state : 0, 0, H), minMs);
+        const t = timeIt(() => k.attention(Q, P, K, V, O, cache, n, S, H, Hkv, D, 0.125, 0, 0, state, 0, H), minMs);
         const keys = n * (S - (n - 1) / 2); // query t attends to S − n + t + 1 keys
         rows.push([cache, String(S), String(n), t.toFixed(3), n === 1 ? (2 * kvBytes / t / 1e6).toFixed(2) : '',
           (4 * D * H * keys / t / 1e6).toFixed(2)]);

@@ -83,14 +83,19 @@ export function weightBytes(dtype: WeightDType, count: number): number {
   }
 }
 
-/** Scratch bytes of the attention kernel's multi-query form (Kernels.attention's `state`) for up to
- *  n queries: each (query, head)'s online-softmax max and sum, n·H·2 f32; with an f16 cache then one
- *  f32 K+V tile buffer per query head (a thread's slice of heads starting at head h widens the K/V
- *  tiles into buffer h), max(16 KiB, 64·D) each — only the buffers of slice starts are ever touched. */
-export function attentionStateBytes(n: number, H: number, D: number, cacheDType: CacheDType): number {
+/** Scratch bytes of the attention kernel (Kernels.attention's `state`) for up to n queries: each
+ *  (query, head)'s online-softmax max and sum, n·H·2 f32, then one score buffer of ATTENTION_ROWS ×
+ *  ATTENTION_TILE f32 per query head (a thread's slice of heads starting at head h uses buffer h;
+ *  kernels/attention.ts reads the same layout). The size depends on n and H only. */
+export function attentionStateBytes(n: number, H: number): number {
   const softmax = Math.ceil((n * H * 8) / 16) * 16;
-  return cacheDType === 'f16' ? 16 + softmax + H * Math.max(16384, 64 * D) : softmax;
+  return 16 + softmax + H * ATTENTION_ROWS * ATTENTION_TILE * 4;
 }
+
+/** Keys per tile and most query rows per block of the attention kernel (kernels/attention.ts TILE
+ *  and ROWS): they size its score buffers. */
+export const ATTENTION_TILE = 32;
+export const ATTENTION_ROWS = 32;
 
 /** The i32 words of one item of Kernels.attentionBatch's table (kernels/attention.ts reads the same
  *  indices): one sequence's attention call, as Kernels.attention's per-sequence arguments. */
@@ -148,15 +153,16 @@ export interface Kernels {
    *  q   (n, H, D) f32 — queries of n new tokens whose absolute positions are qPos (n, i32)
    *  k,v (S, Hkv, D) in cacheDType — rows 0..S-1 of the cache, row s holds position s; contiguous
    *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
-   *      (`pages`: u32 byte offsets, one per page; K and V pools share one layout)
+   *      (`pages`: u32 byte offsets, one per page of at least 4 rows; K and V pools share one layout)
    *  out (n, H, D) f32
-   *  state: 0, or attentionStateBytes(n, H, D, cacheDType) of scratch for the multi-query form
-   *      (flash attention) — the key tiles outermost, so each K/V tile is read (and widened from f16)
-   *      once for all n queries and the heads of a GQA group (prefill chunks, speculative
-   *      verification); the same result bits as one query at a time
+   *  state: attentionStateBytes(n, H) bytes of scratch (never 0), not shared with
+   *      another call running at the same time. The key tiles run outermost for all n queries and
+   *      the heads of a GQA group (flash attention), so each K/V tile is read (and widened from f16)
+   *      once for all of them; a query's result bits are the same whatever n, the other queries and
+   *      the head range [h0, h1) (one query at a time gives the bits of a chunk, and of a batch).
    *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
    *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
-   *  scores buffer), so memory does not grow with S. */
+   *  scores buffer beyond one tile), so memory does not grow with S. */
   attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
             n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
             state: Ptr, h0: number, h1: number): void;
@@ -164,7 +170,7 @@ export interface Kernels {
   /** Kernels.attention of `count` sequences that share one K/V pool (one layer's pages), for work
    *  units [u0, u1): unit u is query head u mod H of item ⌊u / H⌋ of `table` (count ×
    *  ATTENTION_ITEM_WORDS i32 words: each item's q, qPos, out, n, S, page table and state, as
-   *  Kernels.attention takes them). One job covers every sequence of a step; each item's result
+   *  Kernels.attention takes them; each item's state its own). One job covers every sequence of a step; each item's result
    *  bits are those of Kernels.attention on its own. */
   attentionBatch(table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
                  scale: number, pageShift: number, u0: number, u1: number): void;

@@ -16,7 +16,7 @@
 // Shape legend: d width, H heads, hs head size, Np persistent slots, V vocab, cap cache capacity.
 
 import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from '../models/types.js';
-import type { Ptr } from '../kernels/types.js';
+import { attentionStateBytes, type Ptr } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import type { KernelKind } from '../runtime/kernel-factory.js';
 import type { ThreadPool } from '../runtime/pool.js';
@@ -71,7 +71,7 @@ export class MosaicInference implements LanguageModel {
   private readonly wte: Ptr;
   private readonly lnf: Ptr;
   private readonly layers: LayerPtrs[] = [];
-  private readonly s: Record<'x' | 'a' | 'k' | 'v' | 'y' | 'o' | 'sc' | 'logits' | 'pos', Ptr>;
+  private readonly s: Record<'x' | 'a' | 'k' | 'v' | 'y' | 'o' | 'sc' | 'logits' | 'pos' | 'attState', Ptr>;
   /** The one cache's memory (allocated at the first createCache) and whether a live cache holds it. */
   private store: MosaicCache['layers'] | undefined;
   private live: MosaicCache | undefined;
@@ -91,7 +91,7 @@ export class MosaicInference implements LanguageModel {
     if (!Number.isInteger(this.contextLength) || this.contextLength < 1) throw new RangeError(`MosaicInference: contextLength must be a positive integer, got ${opts.contextLength}`);
     const weights = mosaicParamSpecs(config).filter((s) => s.shape.length >= 2 || s.name.includes('ln_'));
     const sizes = [...weights.map((s) => 4 * s.shape.reduce((a, b) => a * b, 1)), ...Array(9).fill(4 * Math.max(d, Np, config.vocab_size)),
-      ...Array(5 * config.n_layer).fill(4 * this.contextLength * d)];
+      attentionStateBytes(1, H), ...Array(5 * config.n_layer).fill(4 * this.contextLength * d)];
     this.arena = Arena.create(planArena(sizes), { kernels: opts.kernels ?? 'wasm', label: 'memory mosaic' });
     const put = (name: string, transposeRows?: [number, number, number]): Ptr => {
       const src = params.get(name)!;
@@ -124,7 +124,8 @@ export class MosaicInference implements LanguageModel {
     }
     this.lnf = put('ln_f.weight');
     const scratch = () => this.arena.alloc(4 * Math.max(d, Np, config.vocab_size));
-    this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch() };
+    this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch(),
+      attState: this.arena.alloc(attentionStateBytes(1, H)) };
     const att = opts.attention;
     if (att) {
       if (att.pool.kernelKind !== this.arena.kernelKind) throw new RangeError(`MosaicInference: the attention pool runs '${att.pool.kernelKind}' kernels, the model '${this.arena.kernelKind}'; create the pool with the model's kernels`);
@@ -207,7 +208,7 @@ export class MosaicInference implements LanguageModel {
         readout.read(t, Kt, f(s.y), phase);
       } else {
         this.arena.i32(s.pos, 1)[0] = t - 1;                                      // read rows s ≤ t−1 (none at t = 0)
-        K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, 0, 0, H);
+        K.attention(cl.K + t * d * 4, s.pos, cl.K, cl.V, s.y, 'f32', 1, t, H, H, hs, 1, 0, 0, s.attState, 0, H);
       }
       K.matmul('f32', w.cproj, s.y, s.o, 1, d, d, 0, d);
       K.add(s.x, s.o, d);

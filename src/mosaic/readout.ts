@@ -16,7 +16,7 @@
 import type { Tape } from '../training/autograd/tape.js';
 import { type Tensor, shapeStr } from '../training/autograd/tensor.js';
 import type { TrainMemory } from '../training/memory.js';
-import type { Ptr } from '../kernels/types.js';
+import { attentionStateBytes, type Ptr } from '../kernels/types.js';
 import { kernelModule } from '../kernels/wasm.js';
 import type { Rng } from '../training/rng.js';
 import { batchTime } from './ops.js';
@@ -55,9 +55,10 @@ export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number, drop?
   const qPos = mem.allocStep(T * 4);
   const pos = new Int32Array(mem.arena.memory.buffer, qPos, T);
   for (let t = 0; t < T; t++) pos[t] = t - 1;                              // read s ≤ t − 1
+  const state = mem.allocStep(attentionStateBytes(T, H));
   for (let b = 0; b < B; b++) {
     const o = b * T * d * 4;
-    tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, 0, 0, 0, H);
+    tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, 0, state, 0, H);
   }
   tape.record(y, () => {
     const kern = simdBackward(mem);

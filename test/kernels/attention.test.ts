@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionStateBytes, type CacheDType } from '../../src/kernels/types.js';
+import { ATTENTION_ROWS, ATTENTION_TILE, attentionStateBytes, type CacheDType } from '../../src/kernels/types.js';
 import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
 import { assertClose, makeBench, randomF32, rng, toF16Bits } from './harness.js';
 
@@ -23,16 +23,19 @@ function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number
   const or = b.alloc(n * H * D * 4), ow = b.alloc(n * H * D * 4);
   b.f32(or, n * H * D).fill(777);
   b.f32(ow, n * H * D).fill(777);
-  const scale = 1 / Math.sqrt(D);
+  const scale = 1 / Math.sqrt(D), state = b.alloc(attentionStateBytes(n, H));
   b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, 0, 0, 0, h0, h1);
-  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, 0, h0, h1);
+  b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
   const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
   assertClose(b.f32(ow, n * H * D), b.f32(or, n * H * D), 2e-6, what);
-  // the multi-query form (key tiles outermost, state in memory) computes the same bits
-  const om = b.alloc(n * H * D * 4), state = b.alloc(attentionStateBytes(n, H, D, cache));
-  b.f32(om, n * H * D).fill(777);
-  b.wasm.attention(q, qPos, k, v, om, cache, n, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
-  assert.deepEqual(b.f32(om, n * H * D), b.f32(ow, n * H * D), `${what}: multi-query form differs`);
+  // one query at a time computes the same bits as the n queries together
+  const o1 = b.alloc(n * H * D * 4);
+  b.f32(o1, n * H * D).fill(777);
+  for (let t = 0; t < n; t++) {
+    const row = t * H * D * 4;
+    b.wasm.attention(q + row, qPos + 4 * t, k, v, o1 + row, cache, 1, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
+  }
+  assert.deepEqual(b.f32(o1, n * H * D), b.f32(ow, n * H * D), `${what}: one query at a time differs`);
   const O = b.f32(ow, n * H * D);
   for (let t = 0; t < n; t++) {
     for (let h = 0; h < H; h++) {
@@ -65,12 +68,12 @@ test('attention: positions past S read only rows < S; head ranges; empty key ran
 test('attention with one key returns that key\'s value row', () => {
   b.reset();
   const D = 8;
-  const q = b.alloc(D * 4), pos = b.alloc(4), k = b.alloc(D * 4), v = b.alloc(D * 4), out = b.alloc(D * 4);
+  const q = b.alloc(D * 4), pos = b.alloc(4), k = b.alloc(D * 4), v = b.alloc(D * 4), out = b.alloc(D * 4), state = b.alloc(attentionStateBytes(1, 1));
   b.f32(q, D).set(randomF32(rng(1), D));
   b.f32(k, D).set(randomF32(rng(2), D));
   b.f32(v, D).set([1, 2, 3, 4, 5, 6, 7, 8]);
   b.i32(pos, 1)[0] = 0;
-  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 0, 0, 0, 1);
+  b.wasm.attention(q, pos, k, v, out, 'f32', 1, 1, 1, 1, D, 0.3, 0, 0, state, 0, 1);
   assert.deepEqual([...b.f32(out, D)], [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
@@ -92,7 +95,7 @@ test('attention 8-key blocks: D = 16, 48, 128 (unrolled path), lengths not multi
   }
 });
 
-test('paged K/V (rows reached through a shuffled page table) equals contiguous rows bit for bit, per-query and multi-query SIMD forms and the reference', () => {
+test('paged K/V (rows reached through a shuffled page table) equals contiguous rows bit for bit, one query at a time and several, and the reference', () => {
   for (const [cache, D, shift] of [['f32', 64, 4], ['f16', 64, 6], ['f16', 16, 3], ['f32', 6, 5], ['f16', 128, 7]] as const) {
     const n = 3, S = 301, H = 6, Hkv = 2, page = 2 ** shift, pagesN = Math.ceil(S / page);
     b.reset();
@@ -116,20 +119,23 @@ test('paged K/V (rows reached through a shuffled page table) equals contiguous r
         put(pool[i]! + off, rows);
       }
     }
-    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(attentionStateBytes(n, H, D, cache));
+    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(attentionStateBytes(n, H));
     const scale = 1 / Math.sqrt(D);
-    b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
-    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, 0, H);
+    b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, H);
+    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, state, 0, H);
     b.ref.attention(q, qPos, pool[0]!, pool[1]!, outs[2]!, cache, n, S, H, Hkv, D, scale, table, shift, 0, 0, H);
     const what = `paged attention ${cache} D=${D} page=${page}`;
-    b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[3]!, cache, n, S, H, Hkv, D, scale, table, shift, state, 0, H);
+    for (let t = 0; t < n; t++) { // one query at a time
+      const row = t * H * D * 4;
+      b.wasm.attention(q + row, qPos + 4 * t, pool[0]!, pool[1]!, outs[3]! + row, cache, 1, S, H, Hkv, D, scale, table, shift, state, 0, H);
+    }
     assert.deepEqual(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), what);
-    assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[0]!, n * H * D), `${what}: multi-query form`);
+    assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[0]!, n * H * D), `${what}: one query at a time`);
     assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[2]!, n * H * D), 2e-6, what);
   }
 });
 
-test('flash prefill (multi-query form): odd chunk and cache lengths, GQA 1/3/4, both SIMD builds, head slices keep to their own tile buffer', (t) => {
+test('flash prefill (multi-query form): odd chunk and cache lengths, GQA 1/3/4, both SIMD builds, head slices keep to their own score buffers', (t) => {
   const plain = createWasmKernels(kernelModule('simd'), b.memory);
   const relaxed = kernelBuild() === 'relaxed' ? createWasmKernels(kernelModule('relaxed'), b.memory) : undefined;
   if (!relaxed) t.diagnostic('this engine does not run relaxed SIMD: plain build only');
@@ -147,25 +153,25 @@ test('flash prefill (multi-query form): odd chunk and cache lengths, GQA 1/3/4, 
         const x = randomF32(rand, count, scale);
         if (cache === 'f16') b.u16(p, count).set(toF16Bits(x)); else b.f32(p, count).set(x);
       }
-      const stateBytes = attentionStateBytes(n, H, D, cache), state = b.alloc(stateBytes);
+      const stateBytes = attentionStateBytes(n, H), state = b.alloc(stateBytes);
       const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4));
       const scale = 1 / Math.sqrt(D), what = `flash ${cache} H=${H} Hkv=${Hkv} D=${D} chunk=${n} S=${S}`;
       b.ref.attention(q, qPos, k, v, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
-      plain.attention(q, qPos, k, v, outs[1]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H); // one query at a time
+      for (let t = 0; t < n; t++) { // one query at a time
+        const row = t * H * D * 4;
+        plain.attention(q + row, qPos + 4 * t, k, v, outs[1]! + row, cache, 1, S, H, Hkv, D, scale, 0, 0, state, 0, H);
+      }
       // two head slices, as two threads would run them (the second starts inside a GQA group when Hkv < H)
       const cut = Math.ceil(H / 2);
       b.u8(state, stateBytes).fill(0xab);
       plain.attention(q, qPos, k, v, outs[2]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, cut, H);
-      // the slice [cut, H) used only its own tile buffer (buffer `cut`); buffer 0 is the other slice's
-      const buffers = stateBytes - attentionStateBytes(n, H, D, 'f32'), buffer = cache === 'f16' ? buffers / H - 16 / H : 0;
-      if (cache === 'f16') {
-        const softmax = attentionStateBytes(n, H, D, 'f32'), first = b.u8(state + softmax + 16, Math.floor(buffer));
-        assert.ok(first.every((x) => x === 0xab), `${what}: slice [${cut}, ${H}) wrote into slice 0's tile buffer`);
-      }
+      // the slice [cut, H) used only its own score buffer (buffer `cut`); buffers 0 … cut − 1 are the other slice's
+      const first = (state + n * H * 8 + 15) & ~15, others = b.u8(first, cut * ATTENTION_ROWS * ATTENTION_TILE * 4);
+      assert.ok(others.every((x) => x === 0xab), `${what}: slice [${cut}, ${H}) wrote into slice 0's score buffers`);
       plain.attention(q, qPos, k, v, outs[2]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, cut);
       // f32 sums over up to 1001 keys against the reference's f64: looser than the 300-key cases above
       assertClose(b.f32(outs[1]!, n * H * D), b.f32(outs[0]!, n * H * D), 1e-5, what);
-      assert.deepEqual(b.f32(outs[2]!, n * H * D), b.f32(outs[1]!, n * H * D), `${what}: multi-query form differs from one query at a time`);
+      assert.deepEqual(b.f32(outs[2]!, n * H * D), b.f32(outs[1]!, n * H * D), `${what}: several queries differ from one query at a time`);
       if (relaxed) {
         relaxed.attention(q, qPos, k, v, outs[3]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, H);
         assert.deepEqual(b.f32(outs[3]!, n * H * D), b.f32(outs[2]!, n * H * D), `${what}: relaxed build differs from plain`);

@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import { createReferenceKernels, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../../src/kernels/wasm.js';
+import { attentionStateBytes } from '../../src/kernels/types.js';
 import { assertClose, randomF32, rng } from './harness.js';
 
 test('kernels read and write above 2 GiB', (t) => {
@@ -36,12 +37,12 @@ test('kernels read and write above 2 GiB', (t) => {
   assertClose(f32(yw, rows), f32(yr, rows), 2e-6, 'matmul q8_0 above 2 GiB');
   // Attention with q, K/V and out above 2^31.
   const S = 9, H = 2, D = 8, q = alloc(H * D * 4), pos = alloc(4), k = alloc(S * D * 4), v = alloc(S * D * 4);
-  const or = alloc(H * D * 4), ow = alloc(H * D * 4);
+  const or = alloc(H * D * 4), ow = alloc(H * D * 4), state = alloc(attentionStateBytes(1, H));
   f32(q, H * D).set(randomF32(rand, H * D));
   f32(k, S * D).set(randomF32(rand, S * D));
   f32(v, S * D).set(randomF32(rand, S * D));
   new Int32Array(memory.buffer, pos, 1)[0] = S - 1;
   ref.attention(q, pos, k, v, or, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, 0, H);
-  wasm.attention(q, pos, k, v, ow, 'f32', 1, S, H, 1, D, 0.35, 0, 0, 0, 0, H);
+  wasm.attention(q, pos, k, v, ow, 'f32', 1, S, H, 1, D, 0.35, 0, 0, state, 0, H);
   assertClose(f32(ow, H * D), f32(or, H * D), 2e-6, 'attention above 2 GiB');
 });

@@ -51,7 +51,7 @@ function attentionProblem(kernels: 'reference' | 'wasm', cacheDType: CacheDType,
                           rand: () => number) {
   const elem = cacheDType === 'f32' ? 4 : 2;
   const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, n * H * D * 4, n * H * D * 4,
-    attentionStateBytes(n, H, D, cacheDType)];
+    attentionStateBytes(n, H)];
   const arena = Arena.create(planArena(sizes), { kernels, label: 'attention' });
   const [q, pos, kf, vf, k, v, o1, o2, state] = sizes.map((b) => arena.alloc(b)) as number[] as
     [number, number, number, number, number, number, number, number, number];
@@ -115,10 +115,10 @@ describe('ThreadPool with reference kernels', () => {
       for (const [H, Hkv] of [[1, 1], [2, 2], [4, 4], [8, 2], [3, 1], [6, 3], [12, 4]] as const) {
         for (const [n, S] of [[1, 1], [1, 7], [3, 17]] as const) {
           const D = 20, scale = 1 / Math.sqrt(D);
-          const { arena, q, pos, kf, vf, k, v, o1, o2, positions } = attentionProblem('reference', cacheDType, n, S, H, Hkv, D, rand);
+          const { arena, q, pos, kf, vf, k, v, o1, o2, state, positions } = attentionProblem('reference', cacheDType, n, S, H, Hkv, D, rand);
           pool.register(arena);
-          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
-          pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0);
+          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state, 0, H);
+          pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state);
           const single = arena.f32(o1, n * H * D), pooled = arena.f32(o2, n * H * D);
           assert.deepEqual(pooled, single, `H=${H} Hkv=${Hkv} n=${n} S=${S}`);
           if (cacheDType === 'f32') {
@@ -174,8 +174,9 @@ describe('ThreadPool with reference kernels', () => {
 });
 
 describe('ThreadPool with the SIMD kernels', () => {
-  // Concurrent slices of the multi-query (flash) form each widen f16 tiles into their own buffer of
-  // the shared state (the buffer of their first head): the result must be the bits of one thread.
+  // Concurrent slices of the multi-query (flash) form each keep their tile scores in their own buffer
+  // of the shared state (the buffer of their first head): the result must be the bits of one thread
+  // running one query at a time.
   test('multi-query attention over 3 threads, slices cutting GQA groups, equals one thread one query at a time', async () => {
     const pool = await ThreadPool.create({ threads: 3, kernels: 'wasm', minSplitBytes: 0 });
     try {
@@ -185,7 +186,10 @@ describe('ThreadPool with the SIMD kernels', () => {
           const { arena, q, pos, k, v, o1, o2, state } = attentionProblem('wasm', cacheDType, n, S, H, Hkv, D, rand);
           pool.register(arena);
           const scale = 1 / Math.sqrt(D);
-          arena.kernels.attention(q, pos, k, v, o1, cacheDType, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);
+          for (let t = 0; t < n; t++) {
+            const row = t * H * D * 4;
+            arena.kernels.attention(q + row, pos + 4 * t, k, v, o1 + row, cacheDType, 1, S, H, Hkv, D, scale, 0, 0, state, 0, H);
+          }
           pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state);
           assert.deepEqual(arena.f32(o2, n * H * D), arena.f32(o1, n * H * D), `${cacheDType} H=${H} Hkv=${Hkv} D=${D} n=${n} S=${S}`);
           pool.unregister(arena);
