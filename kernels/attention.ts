@@ -1,31 +1,32 @@
 // Causal attention over a KV cache, flash-attention style (Dao et al. 2022, on a CPU): the query rows
 // that read one KV head — the heads of a GQA group × the call's queries — walk the keys together in
-// tiles of TILE keys. Per tile: the scores S = Q·Kᵀ of every row (register-blocked: two rows × four
-// keys per inner loop, so each K vector is loaded and widened once for both rows), then the online
-// softmax row by row over the whole tile (Milakov & Gimelshein 2018: running max m and sum l, the
-// output row itself the accumulator, rescaled by e^(m_old − m_new) when a tile raises the max), with
-// vector exps over the keys, then O += P·V (up to four rows × two 4-value chunks per inner loop, so
-// each V vector feeds every row of the block). Decode (n = 1) and several queries (a prefill chunk,
-// a speculative verification) are the same code; tiles start at multiples of TILE whatever n, the
-// heads or the thread slice, so a row's result bits do not depend on which rows share its block.
+// tiles of TILE keys. Per tile: the scores S = Q·Kᵀ of every row (register-blocked: up to four rows ×
+// two keys per inner loop, so each K vector is loaded and widened once for all of them), then the
+// online softmax row by row over the whole tile (Milakov & Gimelshein 2018: running max m and sum l,
+// the output row itself the accumulator, rescaled by e^(m_old − m_new) when a tile raises the max)
+// with vector exps over the keys, then O += P·V (up to four rows × two 4-value chunks per inner
+// loop, so each V vector feeds every row of the block). An f16 row is widened in registers to value
+// × 2^-112 (f16Bits: three operations instead of loadF16x4's four); the queries × 2^100 with the
+// scores × 2^12, and p × 2^112, make up for it exactly (powers of two). Decode (n = 1) and several
+// queries (a prefill chunk, a speculative verification) are the same code; tiles start at multiples
+// of TILE whatever n, the heads or the thread slice, so a row's result bits do not depend on which
+// rows share its block.
 //   q   (n, H, D) f32,  qPos (n) i32
 //   k,v (S, Hkv, D) f32 or f16, contiguous (pages = 0) or paged: row s lies at
 //       k + pages[s >> pageShift] + (s & (2^pageShift − 1))·rowBytes (u32 byte offsets; K and V pools
 //       share one layout, so one table serves both; pages hold at least 4 rows)
 //   out (n, H, D) f32
-//   state: scratch, attentionStateBytes(n, H, D) in src/kernels/types.ts: each (query, head)'s
-//       running max and sum (n·H·2 f32), then one score buffer (ROWS × TILE f32) per query head,
-//       used by the thread slice that starts at that head.
+//   state: scratch, attentionStateBytes(n, H, Hkv, D) in src/kernels/types.ts: each (query, head)'s
+//       running max and sum (n·H·2 f32), then per query head the scratch of one block (scores and
+//       scaled queries), used by the thread slice that starts at that head.
 // Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
 
-import { expS, expV, hmax, hsum, hsum4, loadF16, loadF16x4 } from './vector';
+import { expS, expV, hmax, hsum } from './vector';
 
 /** Keys per tile (a multiple of 4). */
 const TILE = 32;
 /** Most query rows (query, head) in one block; a GQA group of more heads is split. */
 const ROWS = 32;
-/** Bytes of one score buffer (ROWS × TILE f32); attentionStateBytes mirrors it. */
-const SCORE_BYTES: usize = <usize>ROWS * TILE * 4;
 /** 2^112 as f32: an f16 V vector is read as value × 2^-112 (f16Bits), so p is stored × 2^112. */
 const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
 
@@ -35,19 +36,10 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   return v128.and(i32x4.shl(h, 13), i32x4.splat(<i32>0x8fffe000));
 }
 
-/** Four K values at p as f32 (f16 widened exactly). */
-@inline function kAt(p: usize, f16: bool): v128 {
-  return f16 ? loadF16x4(p) : v128.load(p);
-}
-
 /** Four V values at p: f32 rows as they are, f16 rows as value × 2^-112 (one operation fewer than
  *  widening; the p they are multiplied by carries the 2^112). */
 @inline function vAt(p: usize, f16: bool): v128 {
   return f16 ? f16Bits(v128.load16x4_s(p)) : v128.load(p);
-}
-
-@inline function scalarAt(p: usize, f16: bool): f32 {
-  return f16 ? loadF16(p) : load<f32>(p);
 }
 
 /** Base address from which row s of the page holding key s0 lies at base + s·kvRow (the
@@ -58,53 +50,76 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   return p + <usize>load<u32>(pages + (<usize>(s0 >> shift) << 2)) - <usize>first * kvRow;
 }
 
-/** Scores × scale of the four keys whose rows start at kr, kr + kvRow, … for query row qa (and qb
- *  when `two`), stored at pa (pb). Per row and key: the products of the D & ~3 leading values summed
- *  lane-wise over 4-value chunks in order, the lanes added as hsum4 adds them, then the remaining
- *  products one by one — the arithmetic of scoreOne, so a key's score does not depend on its group. */
-@inline function scoresQuad(qa: usize, qb: usize, two: bool, kr: usize, kvRow: usize, D: i32, f16: bool,
-                            scale: f32, pa: usize, pb: usize): void {
-  const es: usize = f16 ? 2 : 4;
-  let k0 = kr, k1 = kr + kvRow, k2 = k1 + kvRow, k3 = k2 + kvRow;
-  let x0 = f32x4.splat(0), x1 = f32x4.splat(0), x2 = f32x4.splat(0), x3 = f32x4.splat(0);
-  let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
-  const D4 = D & ~3;
-  let a = qa, b = qb;
-  for (let qe = qa + (<usize>D4 << 2); a < qe; a += 16) {
-    const c0 = kAt(k0, f16), c1 = kAt(k1, f16), c2 = kAt(k2, f16), c3 = kAt(k3, f16);
-    const qv = v128.load(a);
-    x0 = f32x4.add(x0, f32x4.mul(qv, c0)); x1 = f32x4.add(x1, f32x4.mul(qv, c1));
-    x2 = f32x4.add(x2, f32x4.mul(qv, c2)); x3 = f32x4.add(x3, f32x4.mul(qv, c3));
-    if (two) {
-      const qw = v128.load(b);
-      y0 = f32x4.add(y0, f32x4.mul(qw, c0)); y1 = f32x4.add(y1, f32x4.mul(qw, c1));
-      y2 = f32x4.add(y2, f32x4.mul(qw, c2)); y3 = f32x4.add(y3, f32x4.mul(qw, c3));
-      b += 16;
-    }
-    k0 += 4 * es; k1 += 4 * es; k2 += 4 * es; k3 += 4 * es;
-  }
-  let sa = hsum4(x0, x1, x2, x3), sb = hsum4(y0, y1, y2, y3);
-  for (let d = D4; d < D; d++) { // D % 4 != 0: the last products one by one, in order
-    const o = <usize>d * es;
-    const v0 = scalarAt(kr + o, f16), v1 = scalarAt(kr + kvRow + o, f16);
-    const v2 = scalarAt(kr + 2 * kvRow + o, f16), v3 = scalarAt(kr + 3 * kvRow + o, f16);
-    const qs = load<f32>(qa + (<usize>d << 2));
-    let t = f32x4.splat(qs * v0);
-    t = f32x4.replace_lane(t, 1, qs * v1); t = f32x4.replace_lane(t, 2, qs * v2); t = f32x4.replace_lane(t, 3, qs * v3);
-    sa = f32x4.add(sa, t);
-    if (two) {
-      const qt = load<f32>(qb + (<usize>d << 2));
-      let u = f32x4.splat(qt * v0);
-      u = f32x4.replace_lane(u, 1, qt * v1); u = f32x4.replace_lane(u, 2, qt * v2); u = f32x4.replace_lane(u, 3, qt * v3);
-      sb = f32x4.add(sb, u);
-    }
-  }
-  v128.store(pa, f32x4.mul(sa, f32x4.splat(scale)));
-  if (two) v128.store(pb, f32x4.mul(sb, f32x4.splat(scale)));
+/** Four K values at p as scores read them: f32 rows as they are, f16 rows as value × 2^-112
+ *  (f16Bits; the q rows are scaled by 2^100 and the scores by 2^12 to make up for it, powers of two,
+ *  so the products are those of the widened values). */
+@inline function kAt(p: usize, f16: bool): v128 {
+  return f16 ? f16Bits(v128.load16x4_s(p)) : v128.load(p);
 }
 
-/** The score × scale of one key (row at kr) for query row q: scoresQuad's arithmetic for one lane. */
-@inline function scoreOne(q: usize, kr: usize, D: i32, f16: bool, scale: f32): f32 {
+/** One K value at p, scaled as kAt scales it. */
+@inline function kScalar(p: usize, f16: bool): f32 {
+  return f16 ? reinterpret<f32>((<i32>load<i16>(p) << 13) & <i32>0x8fffe000) : load<f32>(p);
+}
+
+/** Halves of the dot products of query rows q0 … q(R−1) (R = 1…4, a constant after inlining) with
+ *  the two keys whose rows start at kr and kr + kvRow, over the D & ~3 leading values: per row the
+ *  two keys' lane sums x, y (4-value chunks in order) folded to [x0+x2, x1+x3, y0+y2, y1+y3],
+ *  stored at h0 … h(R−1). Two such halves make hsum4's sums (scoresFinish); two keys per pass keep
+ *  2R accumulators, R q vectors and two K vectors within the 16 SIMD registers. */
+@inline function scoreHalves(R: i32, q0: usize, q1: usize, q2: usize, q3: usize, kr: usize, kvRow: usize, D: i32, f16: bool,
+                             h0: usize, h1: usize, h2: usize, h3: usize): void {
+  const step: usize = f16 ? 8 : 16;
+  let ka = kr, kb = kr + kvRow;
+  let x0 = f32x4.splat(0), y0 = x0, x1 = x0, y1 = x0, x2 = x0, y2 = x0, x3 = x0, y3 = x0;
+  const end = <usize>(D & ~3) << 2;
+  for (let d: usize = 0; d < end; d += 16) {
+    const ca = kAt(ka, f16), cb = kAt(kb, f16);
+    const a = v128.load(q0 + d);
+    x0 = f32x4.add(x0, f32x4.mul(a, ca)); y0 = f32x4.add(y0, f32x4.mul(a, cb));
+    if (R > 1) { const b = v128.load(q1 + d); x1 = f32x4.add(x1, f32x4.mul(b, ca)); y1 = f32x4.add(y1, f32x4.mul(b, cb)); }
+    if (R > 2) { const b = v128.load(q2 + d); x2 = f32x4.add(x2, f32x4.mul(b, ca)); y2 = f32x4.add(y2, f32x4.mul(b, cb)); }
+    if (R > 3) { const b = v128.load(q3 + d); x3 = f32x4.add(x3, f32x4.mul(b, ca)); y3 = f32x4.add(y3, f32x4.mul(b, cb)); }
+    ka += step; kb += step;
+  }
+  v128.store(h0, fold(x0, y0));
+  if (R > 1) v128.store(h1, fold(x1, y1));
+  if (R > 2) v128.store(h2, fold(x2, y2));
+  if (R > 3) v128.store(h3, fold(x3, y3));
+}
+
+/** [x0+x2, x1+x3, y0+y2, y1+y3]: the first step of hsum4. */
+@inline function fold(x: v128, y: v128): v128 {
+  return f32x4.add(f32x4.shuffle(x, y, 0, 1, 4, 5), f32x4.shuffle(x, y, 2, 3, 6, 7));
+}
+
+/** The scores of the 4-key groups of row pr (halves of keys s0 + 2i at pr + 16·i, written by
+ *  scoreHalves), in key order over the halves they replace: hsum4's last step, then the D − D4
+ *  remaining products one by one (keys from kb + s·kvRow, query row q), then × sc. */
+@inline function scoresFinish(pr: usize, groups: i32, q: usize, kb: usize, kvRow: usize, s0: i32, D: i32, f16: bool,
+                              sc: f32, pages: usize, pageShift: i32): void {
+  const es: usize = f16 ? 2 : 4;
+  const D4 = D & ~3, scv = f32x4.splat(sc);
+  for (let g = 0; g < groups; g++) {
+    const ab = v128.load(pr + (<usize>g << 5)), cd = v128.load(pr + (<usize>g << 5), 16);
+    let s = f32x4.add(f32x4.shuffle(ab, cd, 0, 2, 4, 6), f32x4.shuffle(ab, cd, 1, 3, 5, 7));
+    if (D4 < D) {
+      const key = s0 + 4 * g, kr = pageBase(kb, pages, pageShift, key, kvRow) + <usize>key * kvRow;
+      for (let d = D4; d < D; d++) {
+        const o = <usize>d * es, qs = load<f32>(q + (<usize>d << 2));
+        let t = f32x4.splat(qs * kScalar(kr + o, f16));
+        t = f32x4.replace_lane(t, 1, qs * kScalar(kr + kvRow + o, f16));
+        t = f32x4.replace_lane(t, 2, qs * kScalar(kr + 2 * kvRow + o, f16));
+        t = f32x4.replace_lane(t, 3, qs * kScalar(kr + 3 * kvRow + o, f16));
+        s = f32x4.add(s, t);
+      }
+    }
+    v128.store(pr + (<usize>g << 4), f32x4.mul(s, scv));
+  }
+}
+
+/** The score × sc of one key (row at kr) for query row q: a lane of scoreHalves + scoresFinish. */
+@inline function scoreOne(q: usize, kr: usize, D: i32, f16: bool, sc: f32): f32 {
   const es: usize = f16 ? 2 : 4;
   const D4 = D & ~3;
   let acc = f32x4.splat(0), kp = kr;
@@ -113,8 +128,8 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
     kp += 4 * es;
   }
   let s = hsum(acc);
-  for (let d = D4; d < D; d++) s += load<f32>(q + (<usize>d << 2)) * scalarAt(kr + <usize>d * es, f16);
-  return s * scale;
+  for (let d = D4; d < D; d++) s += load<f32>(q + (<usize>d << 2)) * kScalar(kr + <usize>d * es, f16);
+  return s * sc;
 }
 
 /** Chunk i (i = 0 or 1, a constant after inlining) of four V values at p + 16·i bytes of f32 or
@@ -240,50 +255,59 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   for (; d < D; d++) store<f32>(op + (<usize>d << 2), load<f32>(op + (<usize>d << 2)) / l);
 }
 
-/** The score buffer of the thread slice that starts at head h0: after the (n, H, 2) f32 softmax
- *  state, 16-byte aligned (attentionStateBytes in src/kernels/types.ts declares the same layout). */
-@inline function scoreBuffer(state: usize, n: i32, H: i32, h0: i32): usize {
-  return ((state + (<usize>n * <usize>H << 3) + 15) & ~(<usize>15)) + <usize>h0 * SCORE_BYTES;
+/** Most rows one block holds for n queries of a GQA group of `group` heads (ROWS at most). */
+@inline function blockRows(n: i32, group: i32): i32 {
+  return min<i32>(ROWS, n * min<i32>(group, ROWS));
 }
 
-/** One tile, keys [s0, e), for the block's R rows: row r is query t0 + r / cnt, head h + r % cnt. */
-@inline function attendTile(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool, t0: i32, R: i32, h: i32, cnt: i32,
-                            S: i32, H: i32, D: i32, scale: f32, kvo: usize, kvRow: usize, pages: usize, pageShift: i32,
+/** Bytes of one row's scores: two f32 per key (scoreHalves' halves; the scores then fill the first half). */
+const ROW_SCORES: usize = <usize>TILE << 3;
+
+/** The scratch of the thread slice that starts at head h0: after the (n, H, 2) f32 softmax state,
+ *  16-byte aligned, per head blockRows rows of scores (ROW_SCORES each) then, for an f16 cache, the
+ *  rows' queries × 2^100 (D f32 each). attentionStateBytes in src/kernels/types.ts declares the
+ *  same layout. */
+@inline function sliceScratch(state: usize, n: i32, H: i32, group: i32, D: i32, h0: i32): usize {
+  const bytes = <usize>blockRows(n, group) * (ROW_SCORES + (<usize>D << 2));
+  return ((state + (<usize>n * <usize>H << 3) + 15) & ~(<usize>15)) + <usize>h0 * bytes;
+}
+
+/** One tile, keys [s0, e), for the block's R rows: row r is query t0 + r / cnt, head h + r % cnt;
+ *  its query (× 2^100 for an f16 cache) at qs + r·D·4 when qs != 0, else in q. */
+@inline function attendTile(q: usize, qs: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool, t0: i32, R: i32, h: i32, cnt: i32,
+                            S: i32, H: i32, D: i32, sc: f32, kvo: usize, kvRow: usize, pages: usize, pageShift: i32,
                             state: usize, scores: usize, s0: i32, e: i32): void {
-  const headBytes = <usize>D << 2, rowScores: usize = <usize>TILE << 2;
+  const headBytes = <usize>D << 2;
   const e4 = s0 + ((e - s0) & ~3);
-  // 1. scores of every row, two rows at a time (keys past a row's limit: −inf; rows whose limit
-  //    lies before the tile: zeros, so that P·V adds nothing)
-  for (let r = 0; r < R; r += 2) {
-    const two = r + 1 < R;
-    const ta = t0 + r / cnt, ja = r % cnt, tb = t0 + (r + 1) / cnt, jb = (r + 1) % cnt;
-    const la = min<i32>(S, load<i32>(qPos + (<usize>ta << 2)) + 1);
-    const lb = two ? min<i32>(S, load<i32>(qPos + (<usize>tb << 2)) + 1) : 0;
-    const qa = q + (<usize>ta * <usize>H + <usize>(h + ja)) * headBytes, qb = q + (<usize>tb * <usize>H + <usize>(h + jb)) * headBytes;
-    const pa = scores + <usize>r * rowScores, pb = pa + rowScores;
-    if (la > s0 && (two && lb > s0)) {
-      for (let s = s0; s < e4; s += 4) {
-        const kr = pageBase(k + kvo, pages, pageShift, s, kvRow) + <usize>s * kvRow, o = <usize>(s - s0) << 2;
-        scoresQuad(qa, qb, true, kr, kvRow, D, f16, scale, pa + o, pb + o);
-      }
-    } else if (la > s0) {
-      for (let s = s0; s < e4; s += 4) {
-        const kr = pageBase(k + kvo, pages, pageShift, s, kvRow) + <usize>s * kvRow;
-        scoresQuad(qa, qa, false, kr, kvRow, D, f16, scale, pa + (<usize>(s - s0) << 2), pa);
-      }
-    } else if (two && lb > s0) {
-      for (let s = s0; s < e4; s += 4) {
-        const kr = pageBase(k + kvo, pages, pageShift, s, kvRow) + <usize>s * kvRow;
-        scoresQuad(qb, qb, false, kr, kvRow, D, f16, scale, pb + (<usize>(s - s0) << 2), pb);
-      }
+  const kb = k + kvo;
+  // 1. scores of every row: halves two keys at a time for up to four rows per pass, then per row
+  //    the sums, the keys of a last partial group, and −inf past the row's limit (zeros for a row
+  //    whose limit lies before the tile, so that P·V adds nothing)
+  for (let r = 0; r < R;) {
+    const left = R - r, take = min<i32>(left, 3);
+    const q0 = blockQuery(q, qs, t0, r, h, cnt, H, D), p0 = scores + <usize>r * ROW_SCORES;
+    const q1 = blockQuery(q, qs, t0, r + 1, h, cnt, H, D), q2 = blockQuery(q, qs, t0, r + 2, h, cnt, H, D);
+    const q3 = blockQuery(q, qs, t0, r + 3, h, cnt, H, D);
+    for (let s = s0; s < e4; s += 2) {
+      const kr = pageBase(kb, pages, pageShift, s, kvRow) + <usize>s * kvRow, o = <usize>(s - s0) << 3;
+      if (take == 4) scoreHalves(4, q0, q1, q2, q3, kr, kvRow, D, f16, p0 + o, p0 + ROW_SCORES + o, p0 + 2 * ROW_SCORES + o, p0 + 3 * ROW_SCORES + o);
+      else if (take == 3) scoreHalves(3, q0, q1, q2, 0, kr, kvRow, D, f16, p0 + o, p0 + ROW_SCORES + o, p0 + 2 * ROW_SCORES + o, 0);
+      else if (take == 2) scoreHalves(2, q0, q1, 0, 0, kr, kvRow, D, f16, p0 + o, p0 + ROW_SCORES + o, 0, 0);
+      else scoreHalves(1, q0, 0, 0, 0, kr, kvRow, D, f16, p0 + o, 0, 0, 0);
     }
+    r += take;
+  }
+  for (let r = 0; r < R; r++) {
+    const t = t0 + r / cnt, pr = scores + <usize>r * ROW_SCORES;
+    const limit = min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1);
+    if (limit <= s0) { memory.fill(pr, 0, <usize>TILE << 2); continue; }
+    const qr = blockQuery(q, qs, t0, r, h, cnt, H, D);
+    scoresFinish(pr, (e4 - s0) >> 2, qr, kb, kvRow, s0, D, f16, sc, pages, pageShift);
     for (let s = e4; s < e; s++) {
-      const kr = pageBase(k + kvo, pages, pageShift, s, kvRow) + <usize>s * kvRow, o = <usize>(s - s0) << 2;
-      if (la > s0) store<f32>(pa + o, scoreOne(qa, kr, D, f16, scale));
-      if (two && lb > s0) store<f32>(pb + o, scoreOne(qb, kr, D, f16, scale));
+      const kr = pageBase(kb, pages, pageShift, s, kvRow) + <usize>s * kvRow;
+      store<f32>(pr + (<usize>(s - s0) << 2), scoreOne(qr, kr, D, f16, sc));
     }
-    maskRow(pa, la, s0);
-    if (two) maskRow(pb, lb, s0);
+    for (let s = limit - s0; s < TILE; s++) store<f32>(pr + (<usize>s << 2), -Infinity);
   }
   // 2. the online softmax, row by row, over the whole tile
   const nv = (e - s0 + 3) >> 2;
@@ -291,7 +315,7 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
     const t = t0 + r / cnt, j = r % cnt;
     if (min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1) <= s0) continue;
     const row = <usize>t * <usize>H + <usize>(h + j);
-    softmaxRow(scores + <usize>r * rowScores, nv, state + (row << 3), out + row * headBytes, D, f16);
+    softmaxRow(scores + <usize>r * ROW_SCORES, nv, state + (row << 3), out + row * headBytes, D, f16);
   }
   // 3. O += P·V, up to four rows per pass over the V rows, page by page
   const pageKeys = pages == 0 ? TILE : 1 << pageShift;
@@ -300,17 +324,17 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
     const va = pageBase(v + kvo, pages, pageShift, a, kvRow) + <usize>a * kvRow, po = <usize>(a - s0) << 2;
     let r = 0;
     for (; r + 4 <= R; r += 4) {
+      const p0 = scores + <usize>r * ROW_SCORES + po;
       accumulate(4, rowOut(out, t0, r, h, cnt, H, D), rowOut(out, t0, r + 1, h, cnt, H, D), rowOut(out, t0, r + 2, h, cnt, H, D),
-                 rowOut(out, t0, r + 3, h, cnt, H, D), scores + <usize>r * rowScores + po, scores + <usize>(r + 1) * rowScores + po,
-                 scores + <usize>(r + 2) * rowScores + po, scores + <usize>(r + 3) * rowScores + po, va, kvRow, a, b, D, f16);
+                 rowOut(out, t0, r + 3, h, cnt, H, D), p0, p0 + ROW_SCORES, p0 + 2 * ROW_SCORES, p0 + 3 * ROW_SCORES, va, kvRow, a, b, D, f16);
     }
-    const left = R - r, p0 = scores + <usize>r * rowScores + po;
+    const left = R - r, p0 = scores + <usize>r * ROW_SCORES + po;
     if (left == 3) {
       accumulate(3, rowOut(out, t0, r, h, cnt, H, D), rowOut(out, t0, r + 1, h, cnt, H, D), rowOut(out, t0, r + 2, h, cnt, H, D), 0,
-                 p0, p0 + rowScores, p0 + 2 * rowScores, 0, va, kvRow, a, b, D, f16);
+                 p0, p0 + ROW_SCORES, p0 + 2 * ROW_SCORES, 0, va, kvRow, a, b, D, f16);
     } else if (left == 2) {
       accumulate(2, rowOut(out, t0, r, h, cnt, H, D), rowOut(out, t0, r + 1, h, cnt, H, D), 0, 0,
-                 p0, p0 + rowScores, 0, 0, va, kvRow, a, b, D, f16);
+                 p0, p0 + ROW_SCORES, 0, 0, va, kvRow, a, b, D, f16);
     } else if (left == 1) {
       accumulate(1, rowOut(out, t0, r, h, cnt, H, D), 0, 0, 0, p0, 0, 0, 0, va, kvRow, a, b, D, f16);
     }
@@ -318,16 +342,24 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   }
 }
 
+/** Query of block row r: its scaled copy at qs + r·D·4 (f16 cache), else its row of q. Rows past
+ *  the block give a pointer that is never read. */
+@inline function blockQuery(q: usize, qs: usize, t0: i32, r: i32, h: i32, cnt: i32, H: i32, D: i32): usize {
+  if (qs != 0) return qs + <usize>r * (<usize>D << 2);
+  return q + (<usize>(t0 + r / cnt) * <usize>H + <usize>(h + r % cnt)) * (<usize>D << 2);
+}
+
 /** Out row of block row r (query t0 + r / cnt, head h + r % cnt). */
 @inline function rowOut(out: usize, t0: i32, r: i32, h: i32, cnt: i32, H: i32, D: i32): usize {
   return out + (<usize>(t0 + r / cnt) * <usize>H + <usize>(h + r % cnt)) * (<usize>D << 2);
 }
 
-/** Scores of keys at or past the row's limit (all of the tile when the limit lies before it) become
- *  −inf; a row with no key in the tile gets zeros instead (its p for P·V). */
-@inline function maskRow(pr: usize, limit: i32, s0: i32): void {
-  if (limit <= s0) { memory.fill(pr, 0, <usize>TILE << 2); return; }
-  for (let s = limit - s0; s < TILE; s++) store<f32>(pr + (<usize>s << 2), -Infinity);
+/** dst (D f32) = src × 2^100 (exact for |src| < 2^28). */
+@inline function scaleRow(dst: usize, src: usize, D: i32): void {
+  const f = reinterpret<f32>(<u32>(127 + 100) << 23), fv = f32x4.splat(f), D4 = D & ~3;
+  let d = 0;
+  for (; d < D4; d += 4) v128.store(dst + (<usize>d << 2), f32x4.mul(v128.load(src + (<usize>d << 2)), fv));
+  for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * f);
 }
 
 /** Query heads [h0, h1): per KV head, its heads in the slice × blocks of queries (at most ROWS rows),
@@ -340,7 +372,10 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   const group = H / Hkv;
   const kvRow = <usize>Hkv * <usize>D * es;
   const headBytes = <usize>D << 2;
-  const scores = scoreBuffer(state, n, H, h0);
+  const scores = sliceScratch(state, n, H, group, D, h0);
+  const qs: usize = f16 ? scores + <usize>blockRows(n, group) * ROW_SCORES : 0; // the block's queries × 2^100
+  // f16: q × 2^100 and the scores × 2^12 make up for the 2^-112 that kAt leaves in K
+  const sc: f32 = f16 ? scale * reinterpret<f32>(<u32>(127 + 12) << 23) : scale;
   let h = h0;
   while (h < h1) {
     const kvh = h / group;
@@ -356,10 +391,11 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
           const row = <usize>t * <usize>H + <usize>(h + j);
           memory.fill(out + row * headBytes, 0, headBytes);
           store<f32>(state + (row << 3), -Infinity); store<f32>(state + (row << 3), 0, 4);
+          if (f16) scaleRow(qs + <usize>((t - t0) * cnt + j) * headBytes, q + row * headBytes, D);
         }
       }
       for (let s0 = 0; s0 < maxLimit; s0 += TILE) {
-        attendTile(q, qPos, k, v, out, f16, t0, R, h, cnt, S, H, D, scale, kvo, kvRow, pages, pageShift, state, scores,
+        attendTile(q, qs, qPos, k, v, out, f16, t0, R, h, cnt, S, H, D, sc, kvo, kvRow, pages, pageShift, state, scores,
                    s0, min<i32>(maxLimit, s0 + TILE));
       }
       for (let t = t0; t < t1; t++) {

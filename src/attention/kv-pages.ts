@@ -82,18 +82,18 @@ export class SequencePages {
 }
 
 /** One layer's K and V pools, the page tables of its sequence slots, the item table of a batched
- *  attention job (ATTENTION_ITEM_WORDS per sequence), the attention kernel's scratch for one call of
- *  up to maxQueries queries (`state`: the online softmax's running max and sum of each query and
- *  head between key tiles, and the tile score buffers) and one single-query scratch per item of a
- *  batched job (`batchStates`, batchStateBytes apart), in the layer's arena. */
+ *  attention job (ATTENTION_ITEM_WORDS per sequence) and the attention kernel's scratch (`state`:
+ *  the online softmax's running max and sum of each query and head between key tiles, and the tile
+ *  score buffers) — stateBytes, room for one call of maxQueries queries or for a batched job of one
+ *  query per sequence slot plus one call of maxQueries (attendDenseBatch packs its items' scratch
+ *  one after the other), in the layer's arena. */
 export class LayerKV {
   readonly k: Ptr;
   readonly v: Ptr;
   readonly tables: Ptr;
   readonly batch: Ptr;
   readonly state: Ptr;
-  readonly batchStates: Ptr;
-  readonly batchStateBytes: number;
+  readonly stateBytes: number;
   readonly rowBytes: number;
   readonly pageBytes: number;
   readonly f16: boolean;
@@ -102,9 +102,9 @@ export class LayerKV {
     this.f16 = d.dtype === 'f16';
     this.rowBytes = d.kvHeads * d.headDim * (this.f16 ? 2 : 4);
     this.pageBytes = KV_PAGE_TOKENS * this.rowBytes;
-    const [k, v, tables, batch, state, batchStates] = LayerKV.sizes(d).map((b) => arena.alloc(b));
-    this.k = k!; this.v = v!; this.tables = tables!; this.batch = batch!; this.state = state!; this.batchStates = batchStates!;
-    this.batchStateBytes = attentionStateBytes(1, d.heads);
+    const sizes = LayerKV.sizes(d);
+    const [k, v, tables, batch, state] = sizes.map((b) => arena.alloc(b));
+    this.k = k!; this.v = v!; this.tables = tables!; this.batch = batch!; this.state = state!; this.stateBytes = sizes[4]!;
   }
 
   get maxPagesPerSequence(): number { return this.d.maxPagesPerSequence; }
@@ -121,7 +121,7 @@ export class LayerKV {
   static sizes(d: LayerKVDims): number[] {
     const pool = d.pages * KV_PAGE_TOKENS * d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
     return [pool, pool, d.sequences * d.maxPagesPerSequence * 4, d.sequences * ATTENTION_ITEM_WORDS * 4,
-      attentionStateBytes(d.maxQueries, d.heads), d.sequences * attentionStateBytes(1, d.heads)];
+      attentionStateBytes(d.maxQueries, d.heads, d.kvHeads, d.headDim) + d.sequences * attentionStateBytes(1, d.heads, d.kvHeads, d.headDim)];
   }
 
   /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */

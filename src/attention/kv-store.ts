@@ -5,7 +5,7 @@
 // sequence (attendDense) or for every sequence of a step in one job (attendDenseBatch). Also the
 // small pieces the sparse backends share: dense-layer sets, parameter checks, f16 decoding.
 
-import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, type KVRows, type Ptr } from '../kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionStateBytes, type KVRows, type Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { attentionBatchOp, attentionOp } from '../kernels/pool-ops.js';
@@ -103,27 +103,30 @@ export interface DenseQuery { kv: KVStore; q: Ptr; qPos: Ptr; out: Ptr; n: numbe
 
 /** attendDense for several sequences of one layer in one pool job: work units are (sequence,
  *  query head) pairs spread over the threads, instead of one job per sequence whose few heads
- *  split unevenly. Each sequence's output bits are those of attendDense on its own. One query per
- *  sequence (the layer holds single-query scratch per item): decode rows; a chunk of several
- *  queries goes through attendDense. */
+ *  split unevenly. Each sequence's output bits are those of attendDense on its own. Meant for decode
+ *  rows (one query per sequence); the layer's scratch also holds one item of up to maxQueries. */
 export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[]): void {
   if (items.length === 0) return;
   const first = items[0]!.kv, L = first.layer, d = first.d;
   if (items.length > L.d.sequences) throw new RangeError(`attention: ${items.length} sequences exceed the ${L.d.sequences} slots this layer was planned for`);
   const W = ATTENTION_ITEM_WORDS, table = L.arena.i32(L.batch, items.length * W); // pointers ≥ 2^31 wrap to the same bits
   const seen = new Set<KVStore>();
-  let keys = 0;
+  let keys = 0, state = L.state;
   items.forEach(({ kv, q, qPos, out, n, length }, i) => {
     if (kv.layer !== L) throw new Error('attention: a batched job covers one layer; every sequence\'s store must belong to the same layer');
     if (seen.has(kv)) throw new Error('attention: the same sequence appears twice in one batched job');
     seen.add(kv);
     kv.bind();
     kv.checkQueries(n);
-    if (n !== 1) throw new RangeError(`attention: a batched job takes one query per sequence, got ${n}; run a chunk through attendDense`);
     const w = i * W;
     table[w + ATTENTION_ITEM.Q] = q; table[w + ATTENTION_ITEM.QPOS] = qPos; table[w + ATTENTION_ITEM.OUT] = out;
     table[w + ATTENTION_ITEM.N] = n; table[w + ATTENTION_ITEM.S] = length; table[w + ATTENTION_ITEM.PAGES] = kv.pages;
-    table[w + ATTENTION_ITEM.STATE] = L.batchStates + i * L.batchStateBytes;
+    table[w + ATTENTION_ITEM.STATE] = state; // each item its own scratch, packed
+    state += attentionStateBytes(n, d.heads, d.kvHeads, d.headDim);
+    if (state > L.state + L.stateBytes) {
+      throw new RangeError(`attention: the batched job's ${items.length} sequences need more attention scratch than the layer holds ` +
+        `(one query per sequence slot plus one call of ${L.d.maxQueries}); run sequences with several queries through attendDense`);
+    }
     keys += n * length;
   });
   pool.run(attentionBatchOp, L.arena, L.batch, items.length, L.k, L.v, d.dtype, d.heads, d.kvHeads, d.headDim,

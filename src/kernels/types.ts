@@ -84,12 +84,18 @@ export function weightBytes(dtype: WeightDType, count: number): number {
 }
 
 /** Scratch bytes of the attention kernel (Kernels.attention's `state`) for up to n queries: each
- *  (query, head)'s online-softmax max and sum, n·H·2 f32, then one score buffer of ATTENTION_ROWS ×
- *  ATTENTION_TILE f32 per query head (a thread's slice of heads starting at head h uses buffer h;
- *  kernels/attention.ts reads the same layout). The size depends on n and H only. */
-export function attentionStateBytes(n: number, H: number): number {
+ *  (query, head)'s online-softmax max and sum, n·H·2 f32, then per query head the scratch of a
+ *  block of rows = min(ATTENTION_ROWS, n·min(H/Hkv, ATTENTION_ROWS)) query rows: per row
+ *  2·ATTENTION_TILE f32 of scores and its query scaled (D f32). A thread's slice of heads starting
+ *  at head h uses the scratch of head h; kernels/attention.ts reads the same layout. */
+export function attentionStateBytes(n: number, H: number, Hkv: number, D: number): number {
   const softmax = Math.ceil((n * H * 8) / 16) * 16;
-  return 16 + softmax + H * ATTENTION_ROWS * ATTENTION_TILE * 4;
+  return 16 + softmax + H * attentionBlockRows(n, H, Hkv) * (ATTENTION_TILE * 8 + D * 4);
+}
+
+/** Query rows of one block of the attention kernel for n queries (kernels/attention.ts blockRows). */
+export function attentionBlockRows(n: number, H: number, Hkv: number): number {
+  return Math.min(ATTENTION_ROWS, n * Math.min(H / Hkv, ATTENTION_ROWS));
 }
 
 /** Keys per tile and most query rows per block of the attention kernel (kernels/attention.ts TILE
@@ -155,7 +161,7 @@ export interface Kernels {
    *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
    *      (`pages`: u32 byte offsets, one per page of at least 4 rows; K and V pools share one layout)
    *  out (n, H, D) f32
-   *  state: attentionStateBytes(n, H) bytes of scratch (never 0), not shared with
+   *  state: attentionStateBytes(n, H, Hkv, D) bytes of scratch (never 0), not shared with
    *      another call running at the same time. The key tiles run outermost for all n queries and
    *      the heads of a GQA group (flash attention), so each K/V tile is read (and widened from f16)
    *      once for all of them; a query's result bits are the same whatever n, the other queries and

@@ -159,7 +159,7 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
     add: (y, x, count) => k.add(y, x, count),
     addBias: (y, bias, rows, cols) => k.addBias(y, bias, rows, cols),
     attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1) {
-      if (state === 0) throw new Error('attention: state is 0; pass attentionStateBytes(n, H) bytes of scratch (src/kernels/types.ts)');
+      if (state === 0) throw new Error('attention: state is 0; pass attentionStateBytes(n, H, Hkv, D) bytes of scratch (src/kernels/types.ts)');
       if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
       else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
     },

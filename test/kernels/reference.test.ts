@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bf16ToF32, dequantize, f16ToF32, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import { makeBench, randomF32, rng } from './harness.js';
+import { attentionStateBytes } from '../../src/kernels/types.js';
 
 test('f16ToF32 decodes known bit patterns (IEEE 754 binary16)', () => {
   const cases: [number, number][] = [
@@ -134,13 +135,13 @@ test('reference softmax and attention on tiny hand cases', () => {
   const p = b.f32(x, 3);
   assert.ok(Math.abs(p[0]! - 0.25) < 1e-7 && Math.abs(p[1]! - 0.75) < 1e-7 && p[2] === 0);
   // Two keys with scores 0 and ln 3 (q·k with scale 1): out = 0.25·v0 + 0.75·v1.
-  const q = b.alloc(8), pos = b.alloc(4), k = b.alloc(16), v = b.alloc(16), out = b.alloc(8);
+  const q = b.alloc(8), pos = b.alloc(4), k = b.alloc(16), v = b.alloc(16), out = b.alloc(8), state = b.alloc(attentionStateBytes(1, 1, 1, 2));
   b.f32(q, 2).set([1, 0]);
   b.i32(pos, 1)[0] = 1;
   b.f32(k, 4).set([0, 5, Math.log(3), 7]);
   b.f32(v, 4).set([4, 8, 0, 4]);
   for (const kk of [b.ref, b.wasm]) {
-    kk.attention(q, pos, k, v, out, 'f32', 1, 2, 1, 1, 2, 1, 0, 0, 0, 0, 1);
+    kk.attention(q, pos, k, v, out, 'f32', 1, 2, 1, 1, 2, 1, 0, 0, state, 0, 1);
     const o = b.f32(out, 2);
     assert.ok(Math.abs(o[0]! - 1) < 1e-6 && Math.abs(o[1]! - 5) < 1e-6, `got ${o}`);
   }
