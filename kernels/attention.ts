@@ -5,7 +5,8 @@
 // online softmax row by row over the whole tile (Milakov & Gimelshein 2018: running max m and sum l,
 // the output row itself the accumulator, rescaled by e^(m_old − m_new) when a tile raises the max)
 // with vector exps over the keys, then O += P·V (up to four rows × two 4-value chunks per inner
-// loop, so each V vector feeds every row of the block). An f16 row is widened in registers to value
+// loop, so each V vector feeds every row of the block), with fused multiply-adds in the relaxed
+// build (madd). An f16 row is widened in registers to value
 // × 2^-112 (f16Bits: three operations instead of loadF16x4's four); the queries × 2^100 with the
 // scores × 2^12, and p × 2^112, make up for it exactly (powers of two). Decode (n = 1) and several
 // queries (a prefill chunk, a speculative verification) are the same code; tiles start at multiples
@@ -29,6 +30,15 @@ const TILE = 32;
 const ROWS = 32;
 /** 2^112 as f32: an f16 V vector is read as value × 2^-112 (f16Bits), so p is stored × 2^112. */
 const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
+
+/** c + a·b. The relaxed build fuses it (x86 with FMA: one vfmadd instead of a multiply and an add,
+ *  measured 1.3–1.7× faster with an f16 cache, BENCHMARKS §4); the plain build rounds the product
+ *  first, so the two builds differ in the last bits. Within a build every row of every call gets the
+ *  same operations, so a row's result does not depend on the other rows. */
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
 
 /** Four sign-extended f16 (one per i32 lane) as f32 bit patterns worth value × 2^-112 (loadF16x4
  *  before its × 2^112 rebias): exact, normal f32 for every normal f16. */
@@ -76,10 +86,10 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   for (let d: usize = 0; d < end; d += 16) {
     const ca = kAt(ka, f16), cb = kAt(kb, f16);
     const a = v128.load(q0 + d);
-    x0 = f32x4.add(x0, f32x4.mul(a, ca)); y0 = f32x4.add(y0, f32x4.mul(a, cb));
-    if (R > 1) { const b = v128.load(q1 + d); x1 = f32x4.add(x1, f32x4.mul(b, ca)); y1 = f32x4.add(y1, f32x4.mul(b, cb)); }
-    if (R > 2) { const b = v128.load(q2 + d); x2 = f32x4.add(x2, f32x4.mul(b, ca)); y2 = f32x4.add(y2, f32x4.mul(b, cb)); }
-    if (R > 3) { const b = v128.load(q3 + d); x3 = f32x4.add(x3, f32x4.mul(b, ca)); y3 = f32x4.add(y3, f32x4.mul(b, cb)); }
+    x0 = madd(a, ca, x0); y0 = madd(a, cb, y0);
+    if (R > 1) { const b = v128.load(q1 + d); x1 = madd(b, ca, x1); y1 = madd(b, cb, y1); }
+    if (R > 2) { const b = v128.load(q2 + d); x2 = madd(b, ca, x2); y2 = madd(b, cb, y2); }
+    if (R > 3) { const b = v128.load(q3 + d); x3 = madd(b, ca, x3); y3 = madd(b, cb, y3); }
     ka += step; kb += step;
   }
   v128.store(h0, fold(x0, y0));
@@ -124,7 +134,7 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   const D4 = D & ~3;
   let acc = f32x4.splat(0), kp = kr;
   for (let a = q, qe = q + (<usize>D4 << 2); a < qe; a += 16) {
-    acc = f32x4.add(acc, f32x4.mul(v128.load(a), kAt(kp, f16)));
+    acc = madd(v128.load(a), kAt(kp, f16), acc);
     kp += 4 * es;
   }
   let s = hsum(acc);
@@ -166,10 +176,10 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
     for (let i = 0, pk: usize = 0; i < keys; i++, pk += 4) {
       const u0 = vChunk(vr, f16, 0), u1 = vChunk(vr, f16, 1);
       const w0 = v128.load32_splat(p0 + pk);
-      a00 = f32x4.add(a00, f32x4.mul(w0, u0)); a01 = f32x4.add(a01, f32x4.mul(w0, u1));
-      if (R > 1) { const w = v128.load32_splat(p1 + pk); a10 = f32x4.add(a10, f32x4.mul(w, u0)); a11 = f32x4.add(a11, f32x4.mul(w, u1)); }
-      if (R > 2) { const w = v128.load32_splat(p2 + pk); a20 = f32x4.add(a20, f32x4.mul(w, u0)); a21 = f32x4.add(a21, f32x4.mul(w, u1)); }
-      if (R > 3) { const w = v128.load32_splat(p3 + pk); a30 = f32x4.add(a30, f32x4.mul(w, u0)); a31 = f32x4.add(a31, f32x4.mul(w, u1)); }
+      a00 = madd(w0, u0, a00); a01 = madd(w0, u1, a01);
+      if (R > 1) { const w = v128.load32_splat(p1 + pk); a10 = madd(w, u0, a10); a11 = madd(w, u1, a11); }
+      if (R > 2) { const w = v128.load32_splat(p2 + pk); a20 = madd(w, u0, a20); a21 = madd(w, u1, a21); }
+      if (R > 3) { const w = v128.load32_splat(p3 + pk); a30 = madd(w, u0, a30); a31 = madd(w, u1, a31); }
       vr += kvRow;
     }
     v128.store(o0 + od, a00, 0); v128.store(o0 + od, a01, 16);
@@ -186,10 +196,10 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
     let vr = va + <usize>d * es;
     for (let i = 0, pk: usize = 0; i < keys; i++, pk += 4) {
       const u = vChunk(vr, f16, 0);
-      a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(p0 + pk), u));
-      if (R > 1) a1 = f32x4.add(a1, f32x4.mul(v128.load32_splat(p1 + pk), u));
-      if (R > 2) a2 = f32x4.add(a2, f32x4.mul(v128.load32_splat(p2 + pk), u));
-      if (R > 3) a3 = f32x4.add(a3, f32x4.mul(v128.load32_splat(p3 + pk), u));
+      a0 = madd(v128.load32_splat(p0 + pk), u, a0);
+      if (R > 1) a1 = madd(v128.load32_splat(p1 + pk), u, a1);
+      if (R > 2) a2 = madd(v128.load32_splat(p2 + pk), u, a2);
+      if (R > 3) a3 = madd(v128.load32_splat(p3 + pk), u, a3);
       vr += kvRow;
     }
     v128.store(o0 + od, a0);
