@@ -1,6 +1,7 @@
 // Causal attention over a KV cache, flash-attention style (Dao et al. 2022, on a CPU): the query rows
 // that read one KV head — the heads of a GQA group × the call's queries — walk the keys together in
-// tiles of TILE keys. Per tile: the scores S = Q·Kᵀ of every row (register-blocked: up to four rows ×
+// tiles of TILE keys, the tile loop outermost over all the slice's KV heads (one pass over the cache
+// rows). Per tile: the scores S = Q·Kᵀ of every row (register-blocked: up to four rows ×
 // two keys per inner loop, so each K vector is loaded and widened once for all of them), then the
 // online softmax row by row over the whole tile (Milakov & Gimelshein 2018: running max m and sum l,
 // the output row itself the accumulator, rescaled by e^(m_old − m_new) when a tile raises the max)
@@ -372,8 +373,9 @@ const ROW_SCORES: usize = <usize>TILE << 3;
   for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * f);
 }
 
-/** Query heads [h0, h1): per KV head, its heads in the slice × blocks of queries (at most ROWS rows),
- *  each block walking the keys [0, its largest limit) in tiles. */
+/** Query heads [h0, h1): tile by tile over the keys, and within a tile per KV head its heads in the
+ *  slice × blocks of queries (at most ROWS rows): one pass over the cache rows, each tile's K/V
+ *  rows (all KV heads) read from memory once and then found in cache by the other KV heads. */
 @inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
                               n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
                               state: usize, h0: i32, h1: i32): void {
@@ -383,39 +385,48 @@ const ROW_SCORES: usize = <usize>TILE << 3;
   const kvRow = <usize>Hkv * <usize>D * es;
   const headBytes = <usize>D << 2;
   const scores = sliceScratch(state, n, H, group, D, h0);
-  const qs: usize = f16 ? scores + <usize>blockRows(n, group) * ROW_SCORES : 0; // the block's queries × 2^100
+  const qs: usize = f16 ? scores + <usize>blockRows(n, group) * ROW_SCORES : 0; // a block's queries × 2^100
   // f16: q × 2^100 and the scores × 2^12 make up for the 2^-112 that kAt leaves in K
   const sc: f32 = f16 ? scale * reinterpret<f32>(<u32>(127 + 12) << 23) : scale;
-  let h = h0;
-  while (h < h1) {
-    const kvh = h / group;
-    const hEnd = min<i32>(min<i32>(h1, (kvh + 1) * group), h + ROWS); // heads [h, hEnd) read KV head kvh
-    const cnt = hEnd - h, kvo = <usize>kvh * <usize>D * es;
-    const perBlock = max<i32>(1, ROWS / cnt);
-    for (let t0 = 0; t0 < n; t0 += perBlock) {
-      const t1 = min<i32>(n, t0 + perBlock), R = (t1 - t0) * cnt;
-      let maxLimit = 0;
-      for (let t = t0; t < t1; t++) {
-        maxLimit = max<i32>(maxLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
-        for (let j = 0; j < cnt; j++) {
-          const row = <usize>t * <usize>H + <usize>(h + j);
-          memory.fill(out + row * headBytes, 0, headBytes);
-          store<f32>(state + (row << 3), -Infinity); store<f32>(state + (row << 3), 0, 4);
-          if (f16) scaleRow(qs + <usize>((t - t0) * cnt + j) * headBytes, q + row * headBytes, D);
-        }
-      }
-      for (let s0 = 0; s0 < maxLimit; s0 += TILE) {
-        attendTile(q, qs, qPos, k, v, out, f16, t0, R, h, cnt, S, H, D, sc, kvo, kvRow, pages, pageShift, state, scores,
-                   s0, min<i32>(maxLimit, s0 + TILE));
-      }
-      for (let t = t0; t < t1; t++) {
-        for (let j = 0; j < cnt; j++) {
-          const row = <usize>t * <usize>H + <usize>(h + j);
-          finishRow(out + row * headBytes, D, load<f32>(state + (row << 3), 4));
-        }
-      }
+  let maxLimit = 0;
+  for (let t = 0; t < n; t++) {
+    maxLimit = max<i32>(maxLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+    for (let hh = h0; hh < h1; hh++) {
+      const row = <usize>t * <usize>H + <usize>hh;
+      memory.fill(out + row * headBytes, 0, headBytes);
+      store<f32>(state + (row << 3), -Infinity); store<f32>(state + (row << 3), 0, 4);
     }
-    h = hEnd;
+  }
+  for (let s0 = 0; s0 < maxLimit; s0 += TILE) {
+    let h = h0;
+    while (h < h1) {
+      const kvh = h / group;
+      const hEnd = min<i32>(min<i32>(h1, (kvh + 1) * group), h + ROWS); // heads [h, hEnd) read KV head kvh
+      const cnt = hEnd - h, kvo = <usize>kvh * <usize>D * es;
+      const perBlock = max<i32>(1, ROWS / cnt);
+      for (let t0 = 0; t0 < n; t0 += perBlock) {
+        const t1 = min<i32>(n, t0 + perBlock);
+        let blockLimit = 0;
+        for (let t = t0; t < t1; t++) blockLimit = max<i32>(blockLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+        if (blockLimit <= s0) continue;
+        if (f16) { // the block's queries × 2^100 (again per tile: the scratch holds one block)
+          for (let t = t0; t < t1; t++) {
+            for (let j = 0; j < cnt; j++) {
+              scaleRow(qs + <usize>((t - t0) * cnt + j) * headBytes, q + (<usize>t * <usize>H + <usize>(h + j)) * headBytes, D);
+            }
+          }
+        }
+        attendTile(q, qs, qPos, k, v, out, f16, t0, (t1 - t0) * cnt, h, cnt, S, H, D, sc, kvo, kvRow, pages, pageShift, state, scores,
+                   s0, min<i32>(blockLimit, s0 + TILE));
+      }
+      h = hEnd;
+    }
+  }
+  for (let t = 0; t < n; t++) {
+    for (let hh = h0; hh < h1; hh++) {
+      const row = <usize>t * <usize>H + <usize>hh;
+      finishRow(out + row * headBytes, D, load<f32>(state + (row << 3), 4));
+    }
   }
 }
 
