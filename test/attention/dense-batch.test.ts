@@ -82,7 +82,7 @@ for (const kind of ['wasm', 'reference'] as const) {
       });
     }
 
-    test('refuses stores of another layer, a sequence twice, and more sequences than the layer has slots', () => {
+    test('refuses stores of another layer, a sequence twice, more sequences than the layer has slots, and items beyond its scratch', () => {
       const a = problem(kind, 'f32', 4, 2, 8, [10, 20], [1, 1], 1), b = problem(kind, 'f32', 4, 2, 8, [10], [1], 2);
       pool.register(a.arena); pool.register(b.arena);
       assert.throws(() => attendDenseBatch(pool, [a.queries[0]!, b.queries[0]!]), /covers one layer/);
@@ -91,6 +91,12 @@ for (const kind of ['wasm', 'reference'] as const) {
       assert.throws(() => attendDenseBatch(pool, many), /4 sequences exceed the 3 slots/);
       assert.throws(() => attendDenseBatch(pool, [{ ...a.queries[0]!, n: 2 }]), /2 queries exceed the 1/);
       attendDenseBatch(pool, []); // nothing to do
+      // the layer's kernel scratch holds one query per slot plus one call of maxQueries: three
+      // sequences of three queries each do not fit, and are refused before the kernel runs
+      const c = problem(kind, 'f32', 4, 2, 8, [10, 20, 30], [3, 3, 3], 3);
+      pool.register(c.arena);
+      assert.throws(() => attendDenseBatch(pool, c.queries), /need more attention scratch than the layer holds/);
+      pool.unregister(c.arena);
       pool.unregister(a.arena); pool.unregister(b.arena);
     });
   });
