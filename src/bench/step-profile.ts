@@ -3,9 +3,13 @@
 // only during the timed steps); each sample is charged to the function on top of the stack and
 // grouped into parts (wasm kernels are named through the module's export section); the shares are of
 // sample counts. Samples outside the engine's code ("(program)", "(idle)", native frames: the thread
-// descheduled on a shared machine, or blocked) are counted apart and left out of the shares. Prints one markdown table per batch size. A script, not a `tessera` command:
+// descheduled on a shared machine, or blocked) are counted apart and left out of the shares. Prints one markdown table per batch size.
+// With --prefill the profiled work is instead the prefill of one sequence of --ctx tokens into a
+// fresh cache (logits of the last token only, as generation asks), repeated --steps times, and
+// --batch is not used. A script, not a `tessera` command:
 //
 //   node dist/src/bench/step-profile.js [--batch 1,16] [--ctx 512] [--dtype q8_0] [--steps 16] [--threads 1]
+//   node dist/src/bench/step-profile.js --prefill [--ctx 512] [--dtype q8_0] [--steps 2] [--chunk 64] [--threads 1]
 
 import { Session } from 'node:inspector/promises';
 import { readFileSync } from 'node:fs';
@@ -21,7 +25,9 @@ const FLAGS: FlagSpecs = {
   batch: { type: 'integer', list: true, min: 1, max: 64, default: '1,16', placeholder: 'LIST', description: 'sequences decoded together' },
   ctx: { type: 'integer', min: 1, max: 8192, default: 512, placeholder: 'N', description: 'tokens each sequence holds before the timed steps' },
   dtype: { type: 'string', choices: ['q8_0', 'f32'], default: 'q8_0', placeholder: 'TYPE', description: 'weights of the random-weight SmolLM2-135M-shaped file' },
-  steps: { type: 'integer', min: 1, max: 1000, default: 16, placeholder: 'N', description: 'timed decode steps' },
+  steps: { type: 'integer', min: 1, max: 1000, default: 16, placeholder: 'N', description: 'timed decode steps (with --prefill: timed prefills)' },
+  prefill: { type: 'boolean', description: 'profile the prefill of one --ctx-token prompt instead of decode steps' },
+  chunk: { type: 'integer', min: 1, max: 4096, default: 64, placeholder: 'N', description: 'prefill chunk (rows per step, loadModel\'s prefillChunk)' },
   threads: { type: 'integer', min: 1, max: 64, default: 1, placeholder: 'N', description: 'threads; with more than one the table is the main thread\'s (its waits for the workers are the thread pool part)' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -53,9 +59,11 @@ function partOf(fn: string, url: string): string | undefined {
   }
   if (fn.startsWith('wasm:matmul')) return `matmul kernels (${fn.slice(5)})`;
   if (fn.startsWith('wasm:attention')) return 'attention kernel';
-  if (fn === 'wasm:storeRowsF16' || fn === 'wasm:f32ToF16Bits') return 'K/V rows stored (f32 → f16)';
+  if (fn === 'wasm:storeRowsF16' || fn === 'wasm:vector/f32ToF16Bits') return 'K/V rows stored (f32 → f16)';
   if (fn.startsWith('wasm:quantizeQ8')) return 'activation quantisation (quantizeQ8)';
-  if (fn.startsWith('wasm:')) return 'other kernels (norms, RoPE, SwiGLU, adds, embedding)';
+  if (fn.startsWith('wasm:rmsNorm')) return 'RMS norms';
+  if (fn.startsWith('wasm:rope')) return 'RoPE';
+  if (fn.startsWith('wasm:')) return 'other kernels (SwiGLU, adds, embedding)';
   if (url.includes('/runtime/')) return 'thread pool and arenas (JavaScript)';
   return 'model and attention bookkeeping (JavaScript)';
 }
@@ -72,14 +80,55 @@ async function main(): Promise<number> {
   const file = benchFile('smollm2-135m', dtype, (path) => process.stderr.write(`writing ${path} (random weights)…\n`));
   const wasm = new URL(kernelBuild() === 'relaxed' ? '../../kernels-relaxed.wasm' : '../../kernels.wasm', import.meta.url);
   const kernelNames = wasmExportNames(new Uint8Array(readFileSync(wasm)));
-  const B = Math.max(...batches), per = ctx + steps + 3;
-  const { model } = await loadModel(file, { threads, contextLength: per, parallel: B, cacheDType: 'f16',
+  // functions the module does not export (attention's tile loop, f16 conversion…) by their names in
+  // the text form the kernel build writes next to the binary, as module/function
+  readFileSync(new URL(wasm.href.replace(/\.wasm$/, '.wat')), 'utf8').split('\n').filter((l) => l.startsWith(' (func $'))
+    .forEach((l, i) => { if (!kernelNames.has(i)) kernelNames.set(i, l.slice(8).split(' ')[0]!.replace(/^kernels\//, '')); });
+  const prefill = v.prefill === true;
+  const B = prefill ? 1 : Math.max(...batches), per = ctx + (prefill ? 1 : steps + 3);
+  const { model } = await loadModel(file, { threads, contextLength: per, parallel: B, cacheDType: 'f16', prefillChunk: v.chunk as number,
     kvBudget: B * Math.ceil(per / KV_PAGE_TOKENS) * KV_PAGE_TOKENS });
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 250 });
+  /** Charges the profile's samples to parts and prints the table. */
+  const report = (profile: { nodes: { id: number; callFrame: { functionName: string; url: string } }[]; samples?: number[] }, title: string, wall: number, unit: string) => {
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+    const parts = new Map<string, number>();
+    let counted = 0;
+    profile.samples!.forEach((id) => {
+      const f = nodes.get(id)!;
+      const m = /^wasm-function\[(\d+)\]$/.exec(f.functionName);
+      const fn = m ? `wasm:${kernelNames.get(Number(m[1])) ?? f.functionName}` : f.functionName || '(anonymous)';
+      const part = partOf(fn, f.url);
+      if (part === undefined) return;
+      parts.set(part, (parts.get(part) ?? 0) + 1);
+      counted++;
+    });
+    const all = profile.samples!.length;
+    console.log(`\n${title}; ${counted} samples in the engine's code, ${all - counted} elsewhere ` +
+      '(the thread descheduled on a shared machine, or blocked in the runtime) left out\n');
+    console.log(`| part | share of the samples | ms/${unit} (share × ${unit} time) |\n|---|---|---|`);
+    for (const [part, c] of [...parts].sort((p, q) => q[1] - p[1])) {
+      console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |`);
+    }
+  };
+  const threadsLabel = `${threads} thread${threads > 1 ? 's (main thread)' : ''}`;
   try {
+    if (prefill) {
+      const prompt = randomIds(1234, ctx, model.vocabSize);
+      const run = () => { const cache = model.createCache(); model.forward(prompt, cache); cache.release(); };
+      run(); // warm-up
+      await session.post('Profiler.start');
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) run();
+      const wall = (performance.now() - t0) / steps;
+      const { profile } = await session.post('Profiler.stop');
+      report(profile, `prefill of ${ctx} tokens, chunk ${v.chunk as number}, ${dtype}, ${threadsLabel}: ${wall.toFixed(0)} ms/prefill ` +
+        `(${(ctx * 1000 / wall).toFixed(1)} tok/s)`, wall, 'prefill');
+      return 0;
+    }
     for (const b of batches) {
       process.stderr.write(`step-profile: batch ${b}: prefill ${b} × ${ctx} tokens…\n`);
       const caches = Array.from({ length: b }, () => model.createCache());
@@ -93,26 +142,7 @@ async function main(): Promise<number> {
       const wall = (performance.now() - t0) / steps;
       const { profile } = await session.post('Profiler.stop');
       for (const c of caches) c.release();
-      const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
-      const parts = new Map<string, number>();
-      let counted = 0;
-      profile.samples!.forEach((id) => {
-        const f = nodes.get(id)!;
-        const m = /^wasm-function\[(\d+)\]$/.exec(f.functionName);
-        const fn = m ? `wasm:${kernelNames.get(Number(m[1])) ?? f.functionName}` : f.functionName || '(anonymous)';
-        const part = partOf(fn, f.url);
-        if (part === undefined) return;
-        parts.set(part, (parts.get(part) ?? 0) + 1);
-        counted++;
-      });
-      const all = profile.samples!.length;
-      console.log(`\nbatch ${b}, ctx ${ctx}, ${dtype}, ${threads} thread${threads > 1 ? 's (main thread)' : ''}: ${wall.toFixed(1)} ms/step ` +
-        `(${(b * 1000 / wall).toFixed(1)} tok/s); ${counted} samples in the engine's code, ${all - counted} elsewhere ` +
-        '(the thread descheduled on a shared machine, or blocked in the runtime) left out\n');
-      console.log('| part | share of the samples | ms/step (share × step time) |\n|---|---|---|');
-      for (const [part, c] of [...parts].sort((p, q) => q[1] - p[1])) {
-        console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |`);
-      }
+      report(profile, `batch ${b}, ctx ${ctx}, ${dtype}, ${threadsLabel}: ${wall.toFixed(1)} ms/step (${(b * 1000 / wall).toFixed(1)} tok/s)`, wall, 'step');
     }
   } finally {
     session.disconnect();
