@@ -5,6 +5,8 @@
 // order across super-blocks differs from llama.cpp's).
 // Inner step: 16 weights widened to i16 against 16 activations with i32x4.dot_i16x8_s; the sub-block
 // sums are transposed four at a time (hsum4i) and multiplied by their scales as one vector.
+// Several tokens (prefill, batched decode) run in tiles of one row × 4 tokens: a super-block's
+// weights are unpacked from their bit fields once for the four tokens (rowTile).
 // Also here: quantizeQ8K (f32 -> q8_K) and dequantisation of the three types (bit-exact with ggml's
 // dequantize_row_*: wasm f32 arithmetic is IEEE single, no fused multiply-add).
 
@@ -49,57 +51,37 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return i32x4.add(i32x4.mul(lo, i32x4.extend_low_i16x8_u(c16)), i32x4.mul(hi, i32x4.extend_high_i16x8_u(c16)));
 }
 
-/** One q4_K / q5_K super-block at wb · the q8_K block at xb: [Σ sc·dot (i32x4), Σ m·bsum (i32x4)]
- *  combined into f32 lanes d_x·d·isum − d_x·dmin·msum. */
-@inline function blockQ45<T>(wb: usize, xb: usize): v128 {
-  const qs = isQ4<T>() ? wb + 16 : wb + 48;
-  const x = xb + 4;
+/** Vector i (0..15, a constant after inlining) of the super-block at wb: its 16 weights that meet
+ *  activations 16i..16i+15 of a q8_K block, unpacked to u8 lanes (q4_K 0..15, q5_K 0..31, q6_K 0..63).
+ *  q4_K / q5_K: chunk c = i/4 of 32 quant bytes holds sub-blocks 2c (low nibbles) and 2c+1 (high);
+ *  q5_K's fifth bit of sub-block s is bit s of the 32 qh bytes. q6_K: half h = i/8, group j = i%8:
+ *  the low 4 bits from ql (low nibbles for j < 4, high ones after), the top 2 from qh >> 2·(j/2). */
+@inline function weightVec<T>(wb: usize, i: i32): v128 {
   const m4 = i8x16.splat(15);
-  let h0 = i8x16.splat(0), h1 = i8x16.splat(0);
-  if (isQ5<T>()) { h0 = v128.load(wb, 16); h1 = v128.load(wb, 32); }
-  const one = i8x16.splat(1), z = i32x4.splat(0);
-  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles) of chunk c
-  let s0: v128, s1: v128, s2: v128, s3: v128, s4: v128, s5: v128, s6: v128, s7: v128;
-  {
-    const b0 = v128.load(qs), b1 = v128.load(qs, 16);
-    let l0 = v128.and(b0, m4), l1 = v128.and(b1, m4), u0 = i8x16.shr_u(b0, 4), u1 = i8x16.shr_u(b1, 4);
-    if (isQ5<T>()) {
-      l0 = v128.or(l0, i8x16.shl(v128.and(h0, one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(h1, one), 4));
-      u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 1), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 1), one), 4));
-    }
-    s0 = dotU(l1, x + 16, dotU(l0, x, z));
-    s1 = dotU(u1, x + 48, dotU(u0, x + 32, z));
+  if (isQ6<T>()) {
+    const h = i >> 3, j = i & 7;
+    const a = v128.load(wb + <usize>(64 * h + 16 * (j & 3)));
+    const top = v128.and(i8x16.shr_u(v128.load(wb + <usize>(128 + 32 * h + 16 * (j & 1))), <u32>(2 * (j >> 1))), i8x16.splat(3));
+    return v128.or(j < 4 ? v128.and(a, m4) : i8x16.shr_u(a, 4), i8x16.shl(top, 4));
   }
-  {
-    const b0 = v128.load(qs, 32), b1 = v128.load(qs, 48);
-    let l0 = v128.and(b0, m4), l1 = v128.and(b1, m4), u0 = i8x16.shr_u(b0, 4), u1 = i8x16.shr_u(b1, 4);
-    if (isQ5<T>()) {
-      l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 2), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 2), one), 4));
-      u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 3), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 3), one), 4));
-    }
-    s2 = dotU(l1, x + 80, dotU(l0, x + 64, z));
-    s3 = dotU(u1, x + 112, dotU(u0, x + 96, z));
-  }
-  {
-    const b0 = v128.load(qs, 64), b1 = v128.load(qs, 80);
-    let l0 = v128.and(b0, m4), l1 = v128.and(b1, m4), u0 = i8x16.shr_u(b0, 4), u1 = i8x16.shr_u(b1, 4);
-    if (isQ5<T>()) {
-      l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 4), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 4), one), 4));
-      u0 = v128.or(u0, i8x16.shl(v128.and(i8x16.shr_u(h0, 5), one), 4)); u1 = v128.or(u1, i8x16.shl(v128.and(i8x16.shr_u(h1, 5), one), 4));
-    }
-    s4 = dotU(l1, x + 144, dotU(l0, x + 128, z));
-    s5 = dotU(u1, x + 176, dotU(u0, x + 160, z));
-  }
-  {
-    const b0 = v128.load(qs, 96), b1 = v128.load(qs, 112);
-    let l0 = v128.and(b0, m4), l1 = v128.and(b1, m4), u0 = i8x16.shr_u(b0, 4), u1 = i8x16.shr_u(b1, 4);
-    if (isQ5<T>()) {
-      l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(h0, 6), one), 4)); l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(h1, 6), one), 4));
-      u0 = v128.or(u0, i8x16.shl(i8x16.shr_u(h0, 7), 4)); u1 = v128.or(u1, i8x16.shl(i8x16.shr_u(h1, 7), 4));
-    }
-    s6 = dotU(l1, x + 208, dotU(l0, x + 192, z));
-    s7 = dotU(u1, x + 240, dotU(u0, x + 224, z));
-  }
+  const c = i >> 2, kind = i & 3;
+  const b = v128.load(wb + (isQ4<T>() ? 16 : 48) + <usize>(32 * c + 16 * (kind & 1)));
+  const v = kind < 2 ? v128.and(b, m4) : i8x16.shr_u(b, 4);
+  if (!isQ5<T>()) return v;
+  const bit = i8x16.shr_u(v128.load(wb + 16 + <usize>(16 * (kind & 1))), <u32>(2 * c + (kind >> 1)));
+  return v128.or(v, i8x16.shl(v128.and(bit, i8x16.splat(1)), 4));
+}
+
+/** One q4_K / q5_K super-block at wb (its weights unpacked in v0..v15) · the q8_K block at xb:
+ *  [Σ sc·dot (i32x4), Σ m·bsum (i32x4)] combined into f32 lanes d_x·d·isum − d_x·dmin·msum. */
+@inline function blockQ45(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
+                          v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
+  const x = xb + 4, z = i32x4.splat(0);
+  // sub-blocks 2c (low nibbles: v[4c], v[4c+1]) and 2c+1 (high: v[4c+2], v[4c+3]) of chunk c
+  const s0 = dotU(v1, x + 16, dotU(v0, x, z)), s1 = dotU(v3, x + 48, dotU(v2, x + 32, z));
+  const s2 = dotU(v5, x + 80, dotU(v4, x + 64, z)), s3 = dotU(v7, x + 112, dotU(v6, x + 96, z));
+  const s4 = dotU(v9, x + 144, dotU(v8, x + 128, z)), s5 = dotU(v11, x + 176, dotU(v10, x + 160, z));
+  const s6 = dotU(v13, x + 208, dotU(v12, x + 192, z)), s7 = dotU(v15, x + 240, dotU(v14, x + 224, z));
   const sm = scalesMins(wb + 4);
   const isum = weigh8(hsum4i(s0, s1, s2, s3), hsum4i(s4, s5, s6, s7), sm, false);
   // Σ x over each sub-block of 32 = pairs of q8_K's 16-value bsums
@@ -110,42 +92,54 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin)));
 }
 
-/** Eight groups of 16 of one q6_K half (ql: 64 bytes, qh: 32 bytes) · activations at x (their
- *  16-value sums at bs), reduced to [g0..g3] and [g4..g7] and weighted by the eight i8 scales at sc:
- *  four i32 lanes. The 6-bit q (0..63) is dotted as it is and 32·Σx taken off per group after. */
-@inline function halfQ6(ql: usize, qh: usize, sc: usize, x: usize, bs: usize): v128 {
-  const m4 = i8x16.splat(15), m2 = i8x16.splat(3), z = i32x4.splat(0);
-  const a0 = v128.load(ql), a1 = v128.load(ql, 16), a2 = v128.load(ql, 32), a3 = v128.load(ql, 48);
-  const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-  // value 32k + l: low 4 bits from a(l, k), top 2 from (qh[l] >> 2k) & 3
-  const g0 = dotU(v128.or(v128.and(a0, m4), i8x16.shl(v128.and(h0, m2), 4)), x, z);
-  const g1 = dotU(v128.or(v128.and(a1, m4), i8x16.shl(v128.and(h1, m2), 4)), x + 16, z);
-  const g2 = dotU(v128.or(v128.and(a2, m4), i8x16.shl(v128.and(i8x16.shr_u(h0, 2), m2), 4)), x + 32, z);
-  const g3 = dotU(v128.or(v128.and(a3, m4), i8x16.shl(v128.and(i8x16.shr_u(h1, 2), m2), 4)), x + 48, z);
-  const g4 = dotU(v128.or(i8x16.shr_u(a0, 4), i8x16.shl(v128.and(i8x16.shr_u(h0, 4), m2), 4)), x + 64, z);
-  const g5 = dotU(v128.or(i8x16.shr_u(a1, 4), i8x16.shl(v128.and(i8x16.shr_u(h1, 4), m2), 4)), x + 80, z);
-  const g6 = dotU(v128.or(i8x16.shr_u(a2, 4), i8x16.shl(i8x16.shr_u(h0, 6), 4)), x + 96, z);
-  const g7 = dotU(v128.or(i8x16.shr_u(a3, 4), i8x16.shl(i8x16.shr_u(h1, 6), 4)), x + 112, z);
+/** Eight groups of 16 of one q6_K half (weights g0..g7, 0..63) · activations at x (their 16-value
+ *  sums at bs), reduced to [g0..g3] and [g4..g7] and weighted by the eight i8 scales at sc: four i32
+ *  lanes. The 6-bit q is dotted as it is and 32·Σx taken off per group after. */
+@inline function halfQ6(g0: v128, g1: v128, g2: v128, g3: v128, g4: v128, g5: v128, g6: v128, g7: v128, sc: usize, x: usize, bs: usize): v128 {
+  const z = i32x4.splat(0);
   const b16 = v128.load(bs);
-  const lo = i32x4.sub(hsum4i(g0, g1, g2, g3), i32x4.shl(i32x4.extend_low_i16x8_s(b16), 5));
-  const hi = i32x4.sub(hsum4i(g4, g5, g6, g7), i32x4.shl(i32x4.extend_high_i16x8_s(b16), 5));
+  const lo = i32x4.sub(hsum4i(dotU(g0, x, z), dotU(g1, x + 16, z), dotU(g2, x + 32, z), dotU(g3, x + 48, z)), i32x4.shl(i32x4.extend_low_i16x8_s(b16), 5));
+  const hi = i32x4.sub(hsum4i(dotU(g4, x + 64, z), dotU(g5, x + 80, z), dotU(g6, x + 96, z), dotU(g7, x + 112, z)), i32x4.shl(i32x4.extend_high_i16x8_s(b16), 5));
   const s16 = i16x8.extend_low_i8x16_s(v128.load64_zero(sc));
   return i32x4.add(i32x4.mul(lo, i32x4.extend_low_i16x8_s(s16)), i32x4.mul(hi, i32x4.extend_high_i16x8_s(s16)));
 }
 
-/** One q6_K super-block at wb · the q8_K block at xb: f32 lanes d_x·d·Σ sc·dot. */
-@inline function blockQ6(wb: usize, xb: usize): v128 {
-  const isum = i32x4.add(halfQ6(wb, wb + 128, wb + 192, xb + 4, xb + 260), halfQ6(wb + 64, wb + 160, wb + 200, xb + 132, xb + 276));
+/** One q6_K super-block at wb (weights unpacked in v0..v15) · the q8_K block at xb: f32 lanes d_x·d·Σ sc·dot. */
+@inline function blockQ6(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
+                         v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
+  const isum = i32x4.add(halfQ6(v0, v1, v2, v3, v4, v5, v6, v7, wb + 192, xb + 4, xb + 260),
+                         halfQ6(v8, v9, v10, v11, v12, v13, v14, v15, wb + 200, xb + 132, xb + 276));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xb) * loadF16(wb + 208)));
 }
 
-@inline function rowDot<T>(wr: usize, xr: usize, nb: i32): f32 {
-  let acc = f32x4.splat(0);
+/** One super-block's f32 lanes for the token whose q8_K block is at xb. */
+@inline function blockK<T>(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
+                           v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
+  return isQ6<T>() ? blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
+                   : blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15);
+}
+
+/** Row wr · TN tokens (xr + j·xRow, TN = 1..4, a constant after inlining), stored at yp + j·yRow.
+ *  Each super-block's weights are unpacked once for the TN tokens; per token the arithmetic is the
+ *  one-token kernel's (lanes summed over the super-blocks in order, then across), so a token's
+ *  result is the same bits however many tokens share its tile. */
+@inline function rowTile<T>(wr: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     const wb = wr + <usize>b * kBytes<T>(), xb = xr + <usize>b * XB;
-    acc = f32x4.add(acc, isQ6<T>() ? blockQ6(wb, xb) : blockQ45<T>(wb, xb));
+    const v0 = weightVec<T>(wb, 0), v1 = weightVec<T>(wb, 1), v2 = weightVec<T>(wb, 2), v3 = weightVec<T>(wb, 3);
+    const v4 = weightVec<T>(wb, 4), v5 = weightVec<T>(wb, 5), v6 = weightVec<T>(wb, 6), v7 = weightVec<T>(wb, 7);
+    const v8 = weightVec<T>(wb, 8), v9 = weightVec<T>(wb, 9), v10 = weightVec<T>(wb, 10), v11 = weightVec<T>(wb, 11);
+    const v12 = weightVec<T>(wb, 12), v13 = weightVec<T>(wb, 13), v14 = weightVec<T>(wb, 14), v15 = weightVec<T>(wb, 15);
+    a0 = f32x4.add(a0, blockK<T>(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
+    if (TN > 1) a1 = f32x4.add(a1, blockK<T>(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
+    if (TN > 2) a2 = f32x4.add(a2, blockK<T>(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
+    if (TN > 3) a3 = f32x4.add(a3, blockK<T>(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
   }
-  return hsum(acc);
+  store<f32>(yp, hsum(a0));
+  if (TN > 1) store<f32>(yp + yRow, hsum(a1));
+  if (TN > 2) store<f32>(yp + 2 * yRow, hsum(a2));
+  if (TN > 3) store<f32>(yp + 3 * yRow, hsum(a3));
 }
 
 @inline function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
@@ -158,8 +152,13 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
     for (let r = r0; r < r1; r++) {
-      const wr = w + <usize>r * wRow;
-      for (let t = t0; t < t1; t++) store<f32>(y + <usize>t * yRow + (<usize>r << 2), rowDot<T>(wr, x + <usize>t * xRow, nb));
+      const wr = w + <usize>r * wRow, yr = y + (<usize>r << 2);
+      let t = t0;
+      for (; t + 4 <= t1; t += 4) rowTile<T>(wr, x + <usize>t * xRow, xRow, nb, 4, yr + <usize>t * yRow, yRow);
+      const left = t1 - t, xt = x + <usize>t * xRow, yt = yr + <usize>t * yRow;
+      if (left == 3) rowTile<T>(wr, xt, xRow, nb, 3, yt, yRow);
+      else if (left == 2) rowTile<T>(wr, xt, xRow, nb, 2, yt, yRow);
+      else if (left == 1) rowTile<T>(wr, xt, xRow, nb, 1, yt, yRow);
     }
   }
 }

@@ -70,7 +70,7 @@ test('matmul q4_k/q5_k/q6_k: SIMD build matches the reference on odd sizes and r
   const b = makeBench(256);
   let seed = 300;
   for (const type of TYPES) {
-    for (const [rows, cols, n, r0, r1] of [[1, 256, 1, 0, 1], [3, 512, 2, 0, 3], [17, 768, 5, 3, 12], [5, 2560, 9, 0, 5], [2, 256, 1, 1, 2]]) {
+    for (const [rows, cols, n, r0, r1] of [[1, 256, 1, 0, 1], [3, 512, 2, 0, 3], [17, 768, 5, 3, 12], [5, 2560, 9, 0, 5], [2, 256, 1, 1, 2], [9, 512, 7, 2, 8]]) {
       const { w, xq } = setup(b, type, rows!, cols!, n!, seed++);
       const yRef = b.alloc(n! * rows! * 4), yWasm = b.alloc(n! * rows! * 4);
       b.f32(yRef, n! * rows!).fill(12345);
@@ -82,6 +82,22 @@ test('matmul q4_k/q5_k/q6_k: SIMD build matches the reference on odd sizes and r
       assertClose(b.f32(yWasm, n! * rows!), b.f32(yRef, n! * rows!), 2e-6, what);
       const Y = b.f32(yWasm, n! * rows!);
       for (let t = 0; t < n!; t++) for (let r = 0; r < rows!; r++) if (r < r0! || r >= r1!) assert.equal(Y[t * rows! + r], 12345, `${what}: row ${r} written`);
+    }
+  }
+});
+
+test('matmul q4_k/q5_k/q6_k: a token gives the same bits in a tile of several tokens as alone', () => {
+  // prefill runs tiles of one row × 4 tokens (the weights unpacked once for the tile); each token's
+  // arithmetic must stay the one-token kernel's (batched decode and speculation rely on it)
+  const b = makeBench(64);
+  for (const type of TYPES) {
+    const rows = 5, cols = 512, n = 7;
+    const { w, xq } = setup(b, type, rows, cols, n, 31);
+    const all = b.alloc(n * rows * 4), one = b.alloc(rows * 4), xRow = activationBytes('q8_K', cols);
+    b.wasm.matmul(type, w, xq, all, n, rows, cols, 0, rows);
+    for (let t = 0; t < n; t++) {
+      b.wasm.matmul(type, w, xq + t * xRow, one, 1, rows, cols, 0, rows);
+      assert.deepEqual(b.f32(all + t * rows * 4, rows), b.f32(one, rows), `${type} token ${t} of ${n}`);
     }
   }
 });
