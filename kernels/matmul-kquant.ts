@@ -34,6 +34,17 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
                                   i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8))));
 }
 
+/** acc + the 32 weights in 0..31 (wa, wb: u8 lanes) · the 32 q8 activations at x: one sub-block of
+ *  q4_K / q5_K. With relaxed SIMD the two halves' i16 pair sums are added before one widening —
+ *  exact: a pair of products is at most 2·31·128, two such fit i16. Same integers as two dotU. */
+@inline function dotU32(wa: v128, wb: v128, x: usize, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), wa),
+                                                                  i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), wb))));
+  }
+  return dotU(wb, x + 16, dotU(wa, x, acc));
+}
+
 /** The 12 packed scale bytes at p as i8x16: bytes 0-7 the eight 6-bit scales, 8-15 the eight mins. */
 @inline function scalesMins(p: usize): v128 {
   const w0 = load<u32>(p), w1 = load<u32>(p, 4), w2 = load<u32>(p, 8);
@@ -78,10 +89,10 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
                           v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
   const x = xb + 4, z = i32x4.splat(0);
   // sub-blocks 2c (low nibbles: v[4c], v[4c+1]) and 2c+1 (high: v[4c+2], v[4c+3]) of chunk c
-  const s0 = dotU(v1, x + 16, dotU(v0, x, z)), s1 = dotU(v3, x + 48, dotU(v2, x + 32, z));
-  const s2 = dotU(v5, x + 80, dotU(v4, x + 64, z)), s3 = dotU(v7, x + 112, dotU(v6, x + 96, z));
-  const s4 = dotU(v9, x + 144, dotU(v8, x + 128, z)), s5 = dotU(v11, x + 176, dotU(v10, x + 160, z));
-  const s6 = dotU(v13, x + 208, dotU(v12, x + 192, z)), s7 = dotU(v15, x + 240, dotU(v14, x + 224, z));
+  const s0 = dotU32(v0, v1, x, z), s1 = dotU32(v2, v3, x + 32, z);
+  const s2 = dotU32(v4, v5, x + 64, z), s3 = dotU32(v6, v7, x + 96, z);
+  const s4 = dotU32(v8, v9, x + 128, z), s5 = dotU32(v10, v11, x + 160, z);
+  const s6 = dotU32(v12, v13, x + 192, z), s7 = dotU32(v14, v15, x + 224, z);
   const sm = scalesMins(wb + 4);
   const isum = weigh8(hsum4i(s0, s1, s2, s3), hsum4i(s4, s5, s6, s7), sm, false);
   // Σ x over each sub-block of 32 = pairs of q8_K's 16-value bsums
