@@ -3,14 +3,17 @@
 // llama.cpp does, and with its arithmetic: per super-block, the integer sums Σ_s sc_s·(q·x)_s and
 // Σ_s m_s·(Σx)_s are exact (i32), then d_x·d_w and d_x·dmin scale them in f32 (only the f32 summation
 // order across super-blocks differs from llama.cpp's).
-// Inner step: 16 weights widened to i16 against 16 activations with i32x4.dot_i16x8_s; the sub-block
-// sums are transposed four at a time (hsum4i) and multiplied by their scales as one vector.
-// Several tokens (prefill, batched decode) run in tiles of one row × 4 tokens: a super-block's
-// weights are unpacked from their bit fields once for the four tokens (rowTile).
+// Inner step: 16 weights (unsigned, 0..63) against 16 activations give eight i16 pair sums (pairSums:
+// pmaddubsw with relaxed SIMD), which one i32x4.dot_i16x8_s against the group's scale in every lane
+// widens and weighs at once (the widening costs that instruction anyway), so Σ sc·(q·x) accumulates
+// in one i32x4 with no transposes or i32 multiplies; q4_K / q5_K add a sub-block's two halves in i16
+// first. Several tokens (prefill, batched decode) run in tiles of one row × 4 tokens: a super-block's
+// weights are unpacked from their bit fields, and its scales spread over lanes, once for the four
+// tokens (rowTile).
 // Also here: quantizeQ8K (f32 -> q8_K) and dequantisation of the three types (bit-exact with ggml's
 // dequantize_row_*: wasm f32 arithmetic is IEEE single, no fused multiply-add).
 
-import { hsum, hsum4i, loadF16 } from './vector';
+import { hsum, loadF16 } from './vector';
 
 const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 bsums
 
@@ -22,27 +25,20 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 /** Bytes of one super-block of the weight type T. */
 @inline function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
 
-/** acc + 16 weights in 0..63 (u8 lanes) · the 16 q8 activations at x, as four i32 partial sums.
- *  With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86: pmaddubsw) and a pairwise widening —
- *  exact, because the weights fit 7 bits unsigned and a pair of products (≤ 2·63·127) fits i16.
- *  (Not the fused i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's V8 returns twice the dot product
- *  when its accumulator is a constant zero.) Otherwise widened to i16 and i32x4.dot_i16x8_s. Both
- *  builds give the same integers. */
-@inline function dotU(w: v128, x: usize, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w)));
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), v128.load8x8_s(x)),
-                                  i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8))));
+/** The i16 pair sums w[2j]·x[2j] + w[2j+1]·x[2j+1] of 16 weights (u8 lanes, at most 63) and the 16 q8
+ *  activations at x. Relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) — exact, the
+ *  weights fit 7 bits unsigned; plain SIMD: widened to i16, i32x4.dot_i16x8_s, narrowed back (a pair
+ *  is at most 2·63·128, no saturation). Both builds give the same lanes. */
+@inline function pairSums(w: v128, x: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w);
+  return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), v128.load8x8_s(x)),
+                              i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8)));
 }
 
-/** acc + the 32 weights in 0..31 (wa, wb: u8 lanes) · the 32 q8 activations at x: one sub-block of
- *  q4_K / q5_K. With relaxed SIMD the two halves' i16 pair sums are added before one widening —
- *  exact: a pair of products is at most 2·31·128, two such fit i16. Same integers as two dotU. */
-@inline function dotU32(wa: v128, wb: v128, x: usize, acc: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), wa),
-                                                                  i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x, 16), wb))));
-  }
-  return dotU(wb, x + 16, dotU(wa, x, acc));
+/** acc + sc · (pair sums p), widened in one i32x4.dot_i16x8_s (x86 pmaddwd, the same instruction a
+ *  plain widening costs): lane j gains sc·(p[2j] + p[2j+1]), exact (|p| ≤ 2^15, |sc| ≤ 128). */
+@inline function addScaled(acc: v128, p: v128, sc: v128): v128 {
+  return i32x4.add(acc, i32x4.dot_i16x8_s(p, sc));
 }
 
 /** The 12 packed scale bytes at p as i8x16: bytes 0-7 the eight 6-bit scales, 8-15 the eight mins. */
@@ -83,18 +79,22 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return v128.or(v, i8x16.shl(v128.and(bit, i8x16.splat(1)), 4));
 }
 
-/** One q4_K / q5_K super-block at wb (its weights unpacked in v0..v15) · the q8_K block at xb:
- *  [Σ sc·dot (i32x4), Σ m·bsum (i32x4)] combined into f32 lanes d_x·d·isum − d_x·dmin·msum. */
+/** One q4_K / q5_K super-block at wb (its weights unpacked in v0..v15, sub-block s's scale as i16
+ *  lanes in c_s) · the q8_K block at xb: f32 lanes d_x·d·isum − d_x·dmin·msum, isum = Σ sc·dot
+ *  (a sub-block's two halves of pair sums added in i16 first: 2·(2·31·128) fits), msum = Σ m·bsum. */
 @inline function blockQ45(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
-                          v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
-  const x = xb + 4, z = i32x4.splat(0);
+                          v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
+                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128, sm: v128): v128 {
+  const x = xb + 4;
   // sub-blocks 2c (low nibbles: v[4c], v[4c+1]) and 2c+1 (high: v[4c+2], v[4c+3]) of chunk c
-  const s0 = dotU32(v0, v1, x, z), s1 = dotU32(v2, v3, x + 32, z);
-  const s2 = dotU32(v4, v5, x + 64, z), s3 = dotU32(v6, v7, x + 96, z);
-  const s4 = dotU32(v8, v9, x + 128, z), s5 = dotU32(v10, v11, x + 160, z);
-  const s6 = dotU32(v12, v13, x + 192, z), s7 = dotU32(v14, v15, x + 224, z);
-  const sm = scalesMins(wb + 4);
-  const isum = weigh8(hsum4i(s0, s1, s2, s3), hsum4i(s4, s5, s6, s7), sm, false);
+  let isum = i32x4.dot_i16x8_s(i16x8.add(pairSums(v0, x), pairSums(v1, x + 16)), c0);
+  isum = addScaled(isum, i16x8.add(pairSums(v2, x + 32), pairSums(v3, x + 48)), c1);
+  isum = addScaled(isum, i16x8.add(pairSums(v4, x + 64), pairSums(v5, x + 80)), c2);
+  isum = addScaled(isum, i16x8.add(pairSums(v6, x + 96), pairSums(v7, x + 112)), c3);
+  isum = addScaled(isum, i16x8.add(pairSums(v8, x + 128), pairSums(v9, x + 144)), c4);
+  isum = addScaled(isum, i16x8.add(pairSums(v10, x + 160), pairSums(v11, x + 176)), c5);
+  isum = addScaled(isum, i16x8.add(pairSums(v12, x + 192), pairSums(v13, x + 208)), c6);
+  isum = addScaled(isum, i16x8.add(pairSums(v14, x + 224), pairSums(v15, x + 240)), c7);
   // Σ x over each sub-block of 32 = pairs of q8_K's 16-value bsums
   const bs0 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), bs1 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276));
   const msum = weigh8(bs0, bs1, sm, true);
@@ -103,37 +103,59 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin)));
 }
 
-/** Eight groups of 16 of one q6_K half (weights g0..g7, 0..63) · activations at x (their 16-value
- *  sums at bs), reduced to [g0..g3] and [g4..g7] and weighted by the eight i8 scales at sc: four i32
- *  lanes. The 6-bit q is dotted as it is and 32·Σx taken off per group after. */
-@inline function halfQ6(g0: v128, g1: v128, g2: v128, g3: v128, g4: v128, g5: v128, g6: v128, g7: v128, sc: usize, x: usize, bs: usize): v128 {
-  const z = i32x4.splat(0);
-  const b16 = v128.load(bs);
-  const lo = i32x4.sub(hsum4i(dotU(g0, x, z), dotU(g1, x + 16, z), dotU(g2, x + 32, z), dotU(g3, x + 48, z)), i32x4.shl(i32x4.extend_low_i16x8_s(b16), 5));
-  const hi = i32x4.sub(hsum4i(dotU(g4, x + 64, z), dotU(g5, x + 80, z), dotU(g6, x + 96, z), dotU(g7, x + 112, z)), i32x4.shl(i32x4.extend_high_i16x8_s(b16), 5));
-  const s16 = i16x8.extend_low_i8x16_s(v128.load64_zero(sc));
-  return i32x4.add(i32x4.mul(lo, i32x4.extend_low_i16x8_s(s16)), i32x4.mul(hi, i32x4.extend_high_i16x8_s(s16)));
-}
-
-/** One q6_K super-block at wb (weights unpacked in v0..v15) · the q8_K block at xb: f32 lanes d_x·d·Σ sc·dot. */
+/** One q6_K super-block at wb (weights unpacked in v0..v15, 0..63; group g's i8 scale as i16 lanes
+ *  in c_g) · the q8_K block at xb: f32 lanes d_x·d·Σ_g sc_g·(q·x − 32·Σx)_g. The 6-bit q is dotted as
+ *  it is; 32·Σ_g sc_g·bsum_g (q8_K's 16-value sums) is taken off after. */
 @inline function blockQ6(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
-                         v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
-  const isum = i32x4.add(halfQ6(v0, v1, v2, v3, v4, v5, v6, v7, wb + 192, xb + 4, xb + 260),
-                         halfQ6(v8, v9, v10, v11, v12, v13, v14, v15, wb + 200, xb + 132, xb + 276));
+                         v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
+                         c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128,
+                         c8: v128, c9: v128, c10: v128, c11: v128, c12: v128, c13: v128, c14: v128, c15: v128): v128 {
+  const x = xb + 4;
+  let isum = i32x4.dot_i16x8_s(pairSums(v0, x), c0);
+  isum = addScaled(isum, pairSums(v1, x + 16), c1);
+  isum = addScaled(isum, pairSums(v2, x + 32), c2);
+  isum = addScaled(isum, pairSums(v3, x + 48), c3);
+  isum = addScaled(isum, pairSums(v4, x + 64), c4);
+  isum = addScaled(isum, pairSums(v5, x + 80), c5);
+  isum = addScaled(isum, pairSums(v6, x + 96), c6);
+  isum = addScaled(isum, pairSums(v7, x + 112), c7);
+  isum = addScaled(isum, pairSums(v8, x + 128), c8);
+  isum = addScaled(isum, pairSums(v9, x + 144), c9);
+  isum = addScaled(isum, pairSums(v10, x + 160), c10);
+  isum = addScaled(isum, pairSums(v11, x + 176), c11);
+  isum = addScaled(isum, pairSums(v12, x + 192), c12);
+  isum = addScaled(isum, pairSums(v13, x + 208), c13);
+  isum = addScaled(isum, pairSums(v14, x + 224), c14);
+  isum = addScaled(isum, pairSums(v15, x + 240), c15);
+  const sc = v128.load(wb, 192);
+  const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), i16x8.extend_low_i8x16_s(sc)),
+                        i32x4.dot_i16x8_s(v128.load(xb, 276), i16x8.extend_high_i8x16_s(sc)));
+  isum = i32x4.sub(isum, i32x4.shl(bsc, 5));
   return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xb) * loadF16(wb + 208)));
 }
 
-/** One super-block's f32 lanes for the token whose q8_K block is at xb. */
-@inline function blockK<T>(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
-                           v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128): v128 {
-  return isQ6<T>() ? blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15)
-                   : blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15);
+/** Scale k (0..15) of the super-block at wb as i16 lanes: q6_K's i8 scales; q4_K / q5_K's 6-bit
+ *  sub-block scales (k < 8, bytes 0..7 of sm, scalesMins). */
+@inline function scaleSplat<T>(wb: usize, sm: v128, k: i32): v128 {
+  if (isQ6<T>()) return i16x8.splat(<i16>load<i8>(wb + 192 + <usize>k));
+  let b: u8;
+  switch (k) { // extract_lane takes a constant lane
+    case 0: b = i8x16.extract_lane_u(sm, 0); break;
+    case 1: b = i8x16.extract_lane_u(sm, 1); break;
+    case 2: b = i8x16.extract_lane_u(sm, 2); break;
+    case 3: b = i8x16.extract_lane_u(sm, 3); break;
+    case 4: b = i8x16.extract_lane_u(sm, 4); break;
+    case 5: b = i8x16.extract_lane_u(sm, 5); break;
+    case 6: b = i8x16.extract_lane_u(sm, 6); break;
+    default: b = i8x16.extract_lane_u(sm, 7);
+  }
+  return i16x8.splat(<i16>b);
 }
 
 /** Row wr · TN tokens (xr + j·xRow, TN = 1..4, a constant after inlining), stored at yp + j·yRow.
- *  Each super-block's weights are unpacked once for the TN tokens; per token the arithmetic is the
- *  one-token kernel's (lanes summed over the super-blocks in order, then across), so a token's
- *  result is the same bits however many tokens share its tile. */
+ *  Each super-block's weights are unpacked, and its scales spread over lanes, once for the TN
+ *  tokens; per token the arithmetic is the one-token kernel's (lanes summed over the super-blocks in
+ *  order, then across), so a token's result is the same bits however many tokens share its tile. */
 @inline function rowTile<T>(wr: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -142,10 +164,22 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
     const v4 = weightVec<T>(wb, 4), v5 = weightVec<T>(wb, 5), v6 = weightVec<T>(wb, 6), v7 = weightVec<T>(wb, 7);
     const v8 = weightVec<T>(wb, 8), v9 = weightVec<T>(wb, 9), v10 = weightVec<T>(wb, 10), v11 = weightVec<T>(wb, 11);
     const v12 = weightVec<T>(wb, 12), v13 = weightVec<T>(wb, 13), v14 = weightVec<T>(wb, 14), v15 = weightVec<T>(wb, 15);
-    a0 = f32x4.add(a0, blockK<T>(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
-    if (TN > 1) a1 = f32x4.add(a1, blockK<T>(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
-    if (TN > 2) a2 = f32x4.add(a2, blockK<T>(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
-    if (TN > 3) a3 = f32x4.add(a3, blockK<T>(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
+    const sm = isQ6<T>() ? i32x4.splat(0) : scalesMins(wb + 4);
+    const c0 = scaleSplat<T>(wb, sm, 0), c1 = scaleSplat<T>(wb, sm, 1), c2 = scaleSplat<T>(wb, sm, 2), c3 = scaleSplat<T>(wb, sm, 3);
+    const c4 = scaleSplat<T>(wb, sm, 4), c5 = scaleSplat<T>(wb, sm, 5), c6 = scaleSplat<T>(wb, sm, 6), c7 = scaleSplat<T>(wb, sm, 7);
+    if (isQ6<T>()) {
+      const c8 = scaleSplat<T>(wb, sm, 8), c9 = scaleSplat<T>(wb, sm, 9), c10 = scaleSplat<T>(wb, sm, 10), c11 = scaleSplat<T>(wb, sm, 11);
+      const c12 = scaleSplat<T>(wb, sm, 12), c13 = scaleSplat<T>(wb, sm, 13), c14 = scaleSplat<T>(wb, sm, 14), c15 = scaleSplat<T>(wb, sm, 15);
+      a0 = f32x4.add(a0, blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
+      if (TN > 1) a1 = f32x4.add(a1, blockQ6(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
+      if (TN > 2) a2 = f32x4.add(a2, blockQ6(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
+      if (TN > 3) a3 = f32x4.add(a3, blockQ6(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
+    } else {
+      a0 = f32x4.add(a0, blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
+      if (TN > 1) a1 = f32x4.add(a1, blockQ45(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
+      if (TN > 2) a2 = f32x4.add(a2, blockQ45(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
+      if (TN > 3) a3 = f32x4.add(a3, blockQ45(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
+    }
   }
   store<f32>(yp, hsum(a0));
   if (TN > 1) store<f32>(yp + yRow, hsum(a1));
