@@ -73,20 +73,24 @@ export function benchLlamaCpp(file: string, label: string, dtype: string, ctx: n
   return { model: label, dtype, ctx, engine: 'llama.cpp', threads, prefillTps: line.prefillTokensPerSecond, decodeTps: line.decodeTokensPerSecond, decodeBytesPerToken: bytesPerToken };
 }
 
-export function formatTable(rows: Row[], sustained: number): string {
+/** The table; `load`: the 1-, 5- and 15-minute load averages at the run's start and end (the rows
+ *  of a shared machine are only comparable with them). */
+export function formatTable(rows: Row[], sustained: number, load?: { start: number[]; end: number[] }): string {
+  const avg = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const lines = [
     `Sustained read bandwidth (native memcmp, ${rows[0]?.threads ?? 1} threads): ${(sustained / 1e9).toFixed(1)} GB/s.`,
     'decode GB/s = (weights + K/V rows read per token) × decode tok/s; both engines use an f16 KV cache unless --kv-type says otherwise.',
+    ...(load ? [`Load average (1, 5, 15 min): ${avg(load.start)} at the start, ${avg(load.end)} at the end.`] : []),
     '',
-    '| model | dtype | ctx | engine | threads | prefill tok/s | decode tok/s | decode GB/s | % of sustained | tessera/llama.cpp decode |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| model | dtype | ctx | engine | threads | prefill tok/s | decode tok/s | decode GB/s | % of sustained | tessera/llama.cpp decode | tessera/llama.cpp prefill |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    if (r.note !== undefined) { lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.note} | | | | |`); continue; }
+    if (r.note !== undefined) { lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.note} | | | | | |`); continue; }
     const gbs = (r.decodeTps * r.decodeBytesPerToken) / 1e9;
     const peer = rows.find((o) => o !== r && o.note === undefined && o.model === r.model && o.dtype === r.dtype && o.ctx === r.ctx);
-    const ratio = r.engine === 'tessera' && peer ? (r.decodeTps / peer.decodeTps).toFixed(2) : '';
-    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)} | ${r.decodeTps.toFixed(1)} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio} |`);
+    const ratio = (of: (x: Row) => number) => r.engine === 'tessera' && peer ? (of(r) / of(peer)).toFixed(2) : '';
+    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)} | ${r.decodeTps.toFixed(1)} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio((x) => x.decodeTps)} | ${ratio((x) => x.prefillTps)} |`);
   }
   return lines.join('\n') + '\n';
 }

@@ -4,7 +4,7 @@
 // space, before anything is written. With neither, the bundled models/default is measured.
 
 import { existsSync, statfsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
@@ -86,6 +86,7 @@ export async function runBench(argv: string[]): Promise<number> {
     ...shapes.flatMap((s) => dtypes.map((d) => ({ path: '', label: s, dtype: d }))),
   ];
   const batches = v.batch as number[] | undefined;
+  const loadStart = loadavg();
   const sustained = batches ? 0 : await measureReadBandwidth(threads);
   const rows: Row[] = [], batchRows: BatchRow[] = [], notes = new Set<string>();
   for (const t of targets) {
@@ -128,6 +129,6 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(formatBatchTable(batchRows, [...notes]));
     return 0;
   }
-  process.stdout.write(formatTable(rows, sustained));
+  process.stdout.write(formatTable(rows, sustained, { start: loadStart, end: loadavg() }));
   return 0;
 }
