@@ -7,13 +7,15 @@ import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeTo
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { quantizeToK } from '../kernels/k-quants.js';
 import { repackX4 } from '../kernels/repack.js';
+import { isMainModule } from '../cli/script.js';
 import { activationBytes, activationFormat, attentionStateBytes, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
 const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'];
 // (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
 const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [1536, 576], [576, 1536]];
 
-function weightsOf(dtype: WeightDType, values: Float32Array, rows: number): Uint8Array {
+/** `values` (rows × cols) in `dtype`'s bytes (x4 dtypes repacked), as a loader would leave them. */
+export function weightsOf(dtype: WeightDType, values: Float32Array, rows: number): Uint8Array {
   switch (dtype) {
     case 'f32': return new Uint8Array(values.buffer.slice(0));
     case 'f16': return new Uint8Array(Uint16Array.from(values, f32ToF16).buffer);
@@ -120,4 +122,4 @@ function attentionBench(minMs: number, rand: () => number): void {
   for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
 }
 
-main();
+if (isMainModule(import.meta.url)) main();
