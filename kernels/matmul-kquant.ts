@@ -1,8 +1,9 @@
 // Y (n, rows) = Xq (n, cols) · Wᵀ for rows [r0, r1), W in GGUF K-quant super-blocks (q4_K, q5_K,
 // q6_K; layouts in src/kernels/k-quants.ts), Xq = X already quantised to q8_K by quantizeQ8K — as
 // llama.cpp does, and with its arithmetic: per super-block, the integer sums Σ_s sc_s·(q·x)_s and
-// Σ_s m_s·(Σx)_s are exact (i32), then d_x·d_w and d_x·dmin scale them in f32 (only the f32 summation
-// order across super-blocks differs from llama.cpp's).
+// Σ_s m_s·(Σx)_s are exact (i32), then d_x·d_w and d_x·dmin scale them in f32 (superTerm) and the
+// super-blocks' terms are summed in order — the TypeScript twin's operations, so the same bits (only
+// the f32 summation order differs from llama.cpp's SIMD code).
 // Inner step: 16 weights (unsigned, 0..63) against 16 activations give eight i16 pair sums (pairSums:
 // pmaddubsw with relaxed SIMD), which one i32x4.dot_i16x8_s against the group's scale in every lane
 // widens and weighs at once (the widening costs that instruction anyway), so Σ sc·(q·x) accumulates
@@ -13,7 +14,7 @@
 // Also here: quantizeQ8K (f32 -> q8_K) and dequantisation of the three types (bit-exact with ggml's
 // dequantize_row_*: wasm f32 arithmetic is IEEE single, no fused multiply-add).
 
-import { hsum, loadF16 } from './vector';
+import { loadF16 } from './vector';
 
 const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 bsums
 
@@ -24,6 +25,20 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 @inline function isQ6<T>(): bool { return sizeof<T>() == 4; }
 /** Bytes of one super-block of the weight type T. */
 @inline function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
+
+/** The four i32 lanes of v added (exact). */
+@inline function hsumI(v: v128): i32 {
+  const t = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
+}
+
+/** A super-block's term as ggml's reference computes it: f32(d·d_x)·isum − f32(dmin·d_x)·msum, each
+ *  product of the f32 scale and the exact integer rounded once (in f64, where it is exact), then the
+ *  difference in f32 — the same bits as the TypeScript twin. */
+@inline function superTerm(d: f32, dmin: f32, dx: f32, isum: i32, msum: i32): f32 {
+  const a = <f32>(<f64>(d * dx) * <f64>isum), b = <f32>(<f64>(dmin * dx) * <f64>msum);
+  return a - b;
+}
 
 /** The i16 pair sums w[2j]·x[2j] + w[2j+1]·x[2j+1] of 16 weights (u8 lanes, at most 63) and the 16 q8
  *  activations at x. Relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) — exact, the
@@ -81,10 +96,11 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 
 /** One q4_K / q5_K super-block at wb (its weights unpacked in v0..v15, sub-block s's scale as i16
  *  lanes in c_s) · the q8_K block at xb: f32 lanes d_x·d·isum − d_x·dmin·msum, isum = Σ sc·dot
- *  (a sub-block's two halves of pair sums added in i16 first: 2·(2·31·128) fits), msum = Σ m·bsum. */
+ *  (a sub-block's two halves of pair sums added in i16 first: 2·(2·31·128) fits), msum = Σ m·bsum;
+ *  returns the super-block's f32 term (superTerm). */
 @inline function blockQ45(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
                           v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
-                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128, sm: v128): v128 {
+                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128, sm: v128): f32 {
   const x = xb + 4;
   // sub-blocks 2c (low nibbles: v[4c], v[4c+1]) and 2c+1 (high: v[4c+2], v[4c+3]) of chunk c
   let isum = i32x4.dot_i16x8_s(i16x8.add(pairSums(v0, x), pairSums(v1, x + 16)), c0);
@@ -98,18 +114,16 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   // Σ x over each sub-block of 32 = pairs of q8_K's 16-value bsums
   const bs0 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), bs1 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276));
   const msum = weigh8(bs0, bs1, sm, true);
-  const dx = load<f32>(xb);
-  const d = dx * loadF16(wb), dmin = dx * loadF16(wb + 2);
-  return f32x4.sub(f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(d)), f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin)));
+  return superTerm(loadF16(wb), loadF16(wb + 2), load<f32>(xb), hsumI(isum), hsumI(msum));
 }
 
 /** One q6_K super-block at wb (weights unpacked in v0..v15, 0..63; group g's i8 scale as i16 lanes
- *  in c_g) · the q8_K block at xb: f32 lanes d_x·d·Σ_g sc_g·(q·x − 32·Σx)_g. The 6-bit q is dotted as
+ *  in c_g) · the q8_K block at xb: the f32 term d_x·d·Σ_g sc_g·(q·x − 32·Σx)_g (superTerm, dmin 0). The 6-bit q is dotted as
  *  it is; 32·Σ_g sc_g·bsum_g (q8_K's 16-value sums) is taken off after. */
 @inline function blockQ6(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
                          v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128,
-                         c8: v128, c9: v128, c10: v128, c11: v128, c12: v128, c13: v128, c14: v128, c15: v128): v128 {
+                         c8: v128, c9: v128, c10: v128, c11: v128, c12: v128, c13: v128, c14: v128, c15: v128): f32 {
   const x = xb + 4;
   let isum = i32x4.dot_i16x8_s(pairSums(v0, x), c0);
   isum = addScaled(isum, pairSums(v1, x + 16), c1);
@@ -130,8 +144,7 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   const sc = v128.load(wb, 192);
   const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), i16x8.extend_low_i8x16_s(sc)),
                         i32x4.dot_i16x8_s(v128.load(xb, 276), i16x8.extend_high_i8x16_s(sc)));
-  isum = i32x4.sub(isum, i32x4.shl(bsc, 5));
-  return f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(load<f32>(xb) * loadF16(wb + 208)));
+  return superTerm(loadF16(wb + 208), 0, load<f32>(xb), hsumI(isum) - (hsumI(bsc) << 5), 0);
 }
 
 /** Scale k (0..15) of the super-block at wb as i16 lanes: q6_K's i8 scales; q4_K / q5_K's 6-bit
@@ -154,10 +167,10 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 
 /** Row wr · TN tokens (xr + j·xRow, TN = 1..4, a constant after inlining), stored at yp + j·yRow.
  *  Each super-block's weights are unpacked, and its scales spread over lanes, once for the TN
- *  tokens; per token the arithmetic is the one-token kernel's (lanes summed over the super-blocks in
- *  order, then across), so a token's result is the same bits however many tokens share its tile. */
+ *  tokens; per token the arithmetic is the one-token kernel's (the super-blocks' terms summed in
+ *  order, as the twin does), so a token's result is the same bits however many tokens share its tile. */
 @inline function rowTile<T>(wr: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = wr + <usize>b * kBytes<T>(), xb = xr + <usize>b * XB;
     const v0 = weightVec<T>(wb, 0), v1 = weightVec<T>(wb, 1), v2 = weightVec<T>(wb, 2), v3 = weightVec<T>(wb, 3);
@@ -170,21 +183,21 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
     if (isQ6<T>()) {
       const c8 = scaleSplat<T>(wb, sm, 8), c9 = scaleSplat<T>(wb, sm, 9), c10 = scaleSplat<T>(wb, sm, 10), c11 = scaleSplat<T>(wb, sm, 11);
       const c12 = scaleSplat<T>(wb, sm, 12), c13 = scaleSplat<T>(wb, sm, 13), c14 = scaleSplat<T>(wb, sm, 14), c15 = scaleSplat<T>(wb, sm, 15);
-      a0 = f32x4.add(a0, blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
-      if (TN > 1) a1 = f32x4.add(a1, blockQ6(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
-      if (TN > 2) a2 = f32x4.add(a2, blockQ6(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
-      if (TN > 3) a3 = f32x4.add(a3, blockQ6(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15));
+      a0 += blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+      if (TN > 1) a1 += blockQ6(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+      if (TN > 2) a2 += blockQ6(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+      if (TN > 3) a3 += blockQ6(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
     } else {
-      a0 = f32x4.add(a0, blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
-      if (TN > 1) a1 = f32x4.add(a1, blockQ45(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
-      if (TN > 2) a2 = f32x4.add(a2, blockQ45(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
-      if (TN > 3) a3 = f32x4.add(a3, blockQ45(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm));
+      a0 += blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
+      if (TN > 1) a1 += blockQ45(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
+      if (TN > 2) a2 += blockQ45(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
+      if (TN > 3) a3 += blockQ45(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
     }
   }
-  store<f32>(yp, hsum(a0));
-  if (TN > 1) store<f32>(yp + yRow, hsum(a1));
-  if (TN > 2) store<f32>(yp + 2 * yRow, hsum(a2));
-  if (TN > 3) store<f32>(yp + 3 * yRow, hsum(a3));
+  store<f32>(yp, a0);
+  if (TN > 1) store<f32>(yp + yRow, a1);
+  if (TN > 2) store<f32>(yp + 2 * yRow, a2);
+  if (TN > 3) store<f32>(yp + 3 * yRow, a3);
 }
 
 @inline function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
