@@ -13,8 +13,9 @@
 // printed as soon as it is measured: output tokens per second over the whole row, TTFT and TPOT
 // p50 / p99 over the row's requests, the p99 gap (stalls), the load average. The soak then runs a mix at 8 clients — normal
 // requests, streams cancelled mid-way, overlong prompts (400) — for a warm-up round and --soak-rounds
-// measured rounds of --soak-s seconds, and prints the server's memory before the warm-up, at the
-// baseline (after the warm-up round), at the peak and after each round (garbage collected).
+// measured rounds of --soak-s seconds, and prints the server's memory (settled-memory.ts) before the
+// warm-up, at the baseline (after the warm-up round), at the peak and after each round, and whether
+// every round ended within the tolerance of the baseline that its repeats with no traffic give.
 
 import { loadavg } from 'node:os';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
@@ -22,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
-import { SETTLED_RSS_BYTES, SETTLE_MS, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
+import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
 import { ChildJobs } from '../testing/child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
@@ -97,6 +98,9 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   roundPeakPages = 0;
   const start = await memory();
   const base = await round();
+  const repeats: Memory[] = [];                           // the baseline again, no traffic: its noise
+  for (let k = 0; k < NOISE_SAMPLES; k++) repeats.push(await memory());
+  const { noiseFloor, tolerance } = rssTolerance(base, repeats);
   const after: Memory[] = [];
   for (let i = 0; i < rounds; i++) after.push(await round());
   clearInterval(sampler);
@@ -112,7 +116,12 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
     + row('external MiB', (m) => mib(m.external))
     + row('KV pages in use', (m) => String(m.pages))
     + row('most KV pages in use during the round', (m) => String(m.roundPeakPages))
-    + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n`;
+    + (start.rssParts === undefined ? '' : (['brk', 'anonymous', 'file'] as const).map((k) => row(`RSS in ${k} mappings MiB`, (m) => mib(m.rssParts?.[k] ?? 0))).join(''))
+    + row('idle-and-collect rounds', (m) => `${m.rounds}${m.settled ? '' : ' (not settled)'}`)
+    + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n\n`
+    + `The baseline measured again with no traffic: RSS ${repeats.map((m) => mib(m.rss)).join(', ')} MiB (noise floor ${mib(noiseFloor)} MiB); tolerance ${mib(tolerance)} MiB `
+    + `(settled-memory.ts rssTolerance). RSS after every round within it of the baseline: `
+    + `${base.settled && after.every((m) => m.settled && m.rss - base.rss <= tolerance) ? 'yes, back to baseline' : 'NO, not back to baseline'}.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -22,6 +22,9 @@ export const SETTLED_ROUNDS = 3;
 /** Most repetitions: a process that never settles is measured anyway (and says so). */
 export const MAX_SETTLE_ROUNDS = 12;
 
+/** Baseline measurements repeated with no traffic in between, to find the noise floor. */
+export const NOISE_SAMPLES = 3;
+
 /** One V8 heap space: what is committed for it and how much of that is resident, bytes. */
 export interface HeapSpaceMemory { committed: number; resident: number; used: number }
 
@@ -85,4 +88,13 @@ export async function settledMemory(idleMs = SETTLE_MS): Promise<SettledMemory> 
     if (last.length === SETTLED_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!);
   }
   return measure(MAX_SETTLE_ROUNDS, false, seen[0]!);
+}
+
+/** The noise floor of a baseline — the largest distance of a repeat (measured with no traffic in
+ *  between) from it — and the tolerance for a later measurement compared with it: twice the larger of
+ *  the floor and the settling criterion, since each of the two compared measurements carries that
+ *  error on its own. Bytes. */
+export function rssTolerance(baseline: SettledMemory, repeats: SettledMemory[]): { noiseFloor: number; tolerance: number } {
+  const noiseFloor = Math.max(0, ...repeats.map((m) => Math.abs(m.rss - baseline.rss)));
+  return { noiseFloor, tolerance: 2 * Math.max(noiseFloor, SETTLED_RSS_BYTES) };
 }

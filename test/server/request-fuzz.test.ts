@@ -18,16 +18,20 @@ test('cases are reproducible from (seed, index) and cover every strategy', () =>
   for (const k of ['field', 'nested', 'several', 'truncated', 'deep', 'content-length', 'route', 'key', '/tokenize']) assert.ok(kinds.has(k), `${k} in ${[...kinds].join(', ')}`);
 });
 
-test('300 hostile requests: no 5xx, hang or reset; the same answer to a valid request after; KV pages and heap back to baseline', async () => {
+test('330 hostile requests in a warm-up and two passes: no 5xx, hang or reset; the same answer to a valid request after; KV pages and heap back to baseline', async () => {
   const t = await load(MODEL, { contextLength: 256, threads: 1, promptCache: 0 });
   try {
-    const r = await runRequestFuzz(t, { n: 300, warmup: 30, seed: 5, jobs: 6, settleMs: 0 });
+    const r = await runRequestFuzz(t, { n: 150, warmup: 30, passes: 2, seed: 5, jobs: 6, settleMs: 0 });
     assert.deepEqual(r.failures, []);
     assert.equal(r.outcomes['server-error'] + r.outcomes.hang + r.outcomes.reset, 0);
     assert.ok(r.outcomes.ok > 10 && r.outcomes.refused > 200, JSON.stringify(r.outcomes));
     assert.ok(r.sameAnswer);
     assert.equal(r.kvPages.before, 0);
     assert.equal(r.kvPages.after, 0);
-    assert.ok(r.heapMiB.after - r.heapMiB.cold < 8, `heap ${r.heapMiB.cold} → ${r.heapMiB.after} MiB`);
+    assert.equal(r.cases, 330);
+    assert.deepEqual(r.points, ['cold', 'baseline', 'pass 1', 'pass 2']);
+    assert.deepEqual(r.casesAt, [0, 30, 180, 330]);
+    assert.equal(r.rssBackToBaseline, false);             // not judged without settling
+    assert.ok(r.heapMiB.at(-1)! - r.heapMiB[0]! < 8, `heap ${r.heapMiB.join(' → ')} MiB`);
   } finally { t.dispose(); }
 });

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, settledMemory } from '../../src/testing/settled-memory.js';
+import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
 
 test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measurements agree', async () => {
   const m = await settledMemory(20);
@@ -23,4 +23,14 @@ test('idle 0 is one collection, measured at once, and does not claim to be settl
   const m = await settledMemory(0);
   assert.equal(m.rounds, 1);
   assert.equal(m.settled, false);
+});
+
+test('the tolerance is twice the larger of the noise floor and the settling criterion', () => {
+  const at = (rss: number) => ({ rss } as Parameters<typeof rssTolerance>[0]);
+  const MiB = 2 ** 20;
+  assert.deepEqual(rssTolerance(at(80 * MiB), [at(80.1 * MiB), at(79.9 * MiB)]).tolerance, 2 * SETTLED_RSS_BYTES);
+  const noisy = rssTolerance(at(80 * MiB), [at(80.2 * MiB), at(78.5 * MiB), at(80 * MiB)]);
+  assert.equal(noisy.noiseFloor, 1.5 * MiB);                // the farthest repeat, below or above
+  assert.equal(noisy.tolerance, 3 * MiB);
+  assert.equal(rssTolerance(at(80 * MiB), []).tolerance, 2 * SETTLED_RSS_BYTES);
 });
