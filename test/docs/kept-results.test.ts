@@ -131,6 +131,14 @@ const QUOTED: QuotedNumber[] = [
     quote: (d) => `(${d.loss.toFixed(3)} on the same ${d.windows} windows of ${d.ctx}\ntokens)` },
   { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/default-model-ppl-128.json',
     quote: (d) => `scores ${d.loss.toFixed(3)} (\`docs/results/default-model-ppl-128.json\`)` },
+  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz.json',
+    quote: (d) => `| RSS | ${d.rssMiB.slice(0, -1).join(' | ')} | **${d.rssMiB.at(-1)}** |` },
+  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz.json',
+    quote: (d) => `read ${d.noiseRssMiB.join(', ')} MiB (noise floor ${d.noiseFloorMiB} MiB,\ntolerance ${d.toleranceMiB} MiB)` },
+  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz-seed2.json',
+    quote: (d) => `baseline ${d.rssMiB[1]} MiB, its repeats ${d.noiseRssMiB.slice(0, -1).join(', ')} and ${d.noiseRssMiB.at(-1)}` },
+  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz-seed2.json',
+    quote: (d) => `passes 1–3 end at ${d.rssMiB.slice(2).join(', ')} MiB` },
 ];
 
 test('numbers the docs quote are the ones their results files hold', () => {
