@@ -139,12 +139,14 @@ const QUOTED: QuotedNumber[] = [
     quote: (d) => `baseline ${d.rssMiB[1]} MiB, its repeats ${d.noiseRssMiB.slice(0, -1).join(', ')} and ${d.noiseRssMiB.at(-1)}` },
   { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz-seed2.json',
     quote: (d) => `passes 1–3 end at ${d.rssMiB.slice(2).join(', ')} MiB` },
+  { doc: 'docs/BENCHMARKS.md', file: 'docs/results/serve-soak-rounds.md',
+    quote: (text) => `| RSS | ${/^\| RSS MiB \| (.*) \|$/m.exec(text)![1]} |` },
 ];
 
 test('numbers the docs quote are the ones their results files hold', () => {
   const wrong: string[] = [];
   for (const { doc, file, quote } of QUOTED) {
-    const expected = quote(file.endsWith('.jsonl') ? readJsonLines(file) : readJson(file));
+    const expected = quote(file.endsWith('.jsonl') ? readJsonLines(file) : file.endsWith('.md') ? readFileSync(join(ROOT, file), 'utf8') : readJson(file));
     if (!readFileSync(join(ROOT, doc), 'utf8').includes(expected)) wrong.push(`${doc} should quote ${JSON.stringify(expected)} (from ${file})`);
   }
   assert.deepEqual(wrong, [], 'a doc number differs from its results file: quote what the file holds, or rerun and keep the new file');
