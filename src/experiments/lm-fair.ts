@@ -27,6 +27,8 @@ import { fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT } from './report
 export type Arm = 'transformer' | 'mosaic-short' | 'mosaic-library';
 
 export interface FairPlan {
+  /** Names the report files: docs/results/<name>.md, .json, <name>-*.svg. */
+  name: string;
   /** Width (4 heads) and BPE vocabulary of every model. */
   d: number;
   vocabSize: number;
@@ -36,6 +38,9 @@ export interface FairPlan {
   depths: number[];
   /** Peak learning rates of the sweep (cosine to lr/10, warm-up 10% of the steps). */
   lrs: number[];
+  /** How many rates a sweep may add beyond its edges (one half-decade step each) while its best rate
+   *  sits at an edge, so that the optimum is bracketed; 0 keeps the sweep to `lrs`. */
+  edgeRates: number;
   /** Seeds at the best rate (the sweep's seed 1 is the first). */
   seeds: number[];
   /** Arms swept at each depth; mosaic-library (the preset comparison) runs at the first depth on the
@@ -45,20 +50,38 @@ export interface FairPlan {
   /** Depths repeated on the corpora after the first (at the rates chosen on the first). */
   otherCorpusDepths: number[];
   finalEvalWindows: number;
+  /** Steps between checkpoints (0: none), so that a stopped run resumes where it was. */
+  checkpointEvery: number;
 }
 
-/** Sized to a 2-core machine shared with ~6 other jobs (a run got about 10% of a core while this
- *  was made): width 64 and a 512-token BPE (5× cheaper per token than the d 128 / 2,048 of
- *  experiment b), 18 runs of 102,400 tokens each. */
+/** Experiment c at experiment b's size (d 128, 4 heads, its 2,048-token SOTU BPE), 300 steps × 8 × 128
+ *  = 307,200 tokens per run: sized from the tokens/s measured on the shared 2-core machine (one
+ *  thread, nice 19: ~2,000 tokens/s for the 1-layer models, ~650 for the 4-layer mosaic) so that
+ *  the ~24 runs finish in about 90 minutes. */
 export const FULL_PLAN: FairPlan = {
-  d: 64, vocabSize: 512, steps: 100, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2], seeds: [1, 2],
-  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 128,
+  name: 'lm-fair', d: 128, vocabSize: 2048, steps: 300, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2, 3e-2], edgeRates: 1, seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 128, checkpointEvery: 50,
+};
+
+/** The earlier, smaller experiment c (kept to regenerate its report: `--plan d64`): width 64 and a
+ *  512-token BPE (5× cheaper per token), 18 runs of 102,400 tokens, sized to a machine shared with
+ *  ~6 other jobs. */
+export const D64_PLAN: FairPlan = {
+  name: 'lm-fair-d64', d: 64, vocabSize: 512, steps: 100, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2], edgeRates: 0, seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 128, checkpointEvery: 0,
 };
 
 export const QUICK_PLAN: FairPlan = {
-  d: 16, vocabSize: 300, steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], seeds: [1, 2],
-  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 4,
+  name: 'lm-fair', d: 16, vocabSize: 300, steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], edgeRates: 0, seeds: [1, 2],
+  arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 4, checkpointEvery: 0,
 };
+
+/** The next rate of the half-decade grid (…, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, …) above (+1) or below (−1) lr. */
+export function nextRate(lr: number, dir: 1 | -1): number {
+  const e = Math.floor(Math.log10(lr) + 1e-9), threes = lr / 10 ** e > 2;
+  const up = threes ? 10 ** (e + 1) : 3 * 10 ** e, down = threes ? 10 ** e : 3 * 10 ** (e - 1);
+  return Number((dir > 0 ? up : down).toPrecision(1));
+}
 
 export interface FairRun { arm: Arm; corpus: CorpusName; depth: number; lr: number; seed: number; name: string; config: TrainConfig; result: RunResult }
 
@@ -74,7 +97,7 @@ export function fairConfig(arm: Arm, corpus: CorpusName, depth: number, lr: numb
   return parseTrainConfig({
     ...raw, comment: undefined, model, data: { corpus, vocabSize: plan.vocabSize },
     steps: plan.steps, batch: plan.batch, context: plan.context, lr, minLr: lr / 10, warmup: Math.max(1, Math.round(plan.steps / 10)),
-    seed, evalEvery: Math.max(1, Math.round(plan.steps / 6)), evalBatches: 2, checkpointEvery: 0, out: join(runsDir, name),
+    seed, evalEvery: Math.max(1, Math.round(plan.steps / 6)), evalBatches: 2, checkpointEvery: plan.checkpointEvery, out: join(runsDir, name),
   }, `${file} (${name})`);
 }
 
@@ -89,10 +112,14 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
     }
   }
   if (reportOnly) return null;
-  log(`== ${cfg.out}`);
+  // A run stopped part-way continues from its last checkpoint when its config is the same.
+  const savedCfg = join(cfg.out, 'train-config.json');
+  const resume = !fresh && existsSync(join(cfg.out, 'checkpoint')) && existsSync(savedCfg)
+    && JSON.stringify({ ...JSON.parse(readFileSync(savedCfg, 'utf8')), threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 });
+  log(`== ${cfg.out}${resume ? ' (resuming its checkpoint)' : ''}`);
   const t0 = performance.now();
   try {
-    return await runTraining(cfg, { progress: false, log, overwrite: true, finalEvalWindows: plan.finalEvalWindows });
+    return await runTraining(cfg, { progress: false, log, resume, overwrite: !resume, finalEvalWindows: plan.finalEvalWindows });
   } catch (e) {
     // A rate too high for a family diverges: that is a sweep result (loss ∞), not a failed experiment.
     if (!/training diverged|not finite/.test((e as Error).message)) throw e;
@@ -128,7 +155,17 @@ export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: 
   const sweep = async (arm: Arm, depth: number) => {
     const swept: FairRun[] = [];
     for (const lr of plan.lrs) { const r = await run(arm, sweepCorpus, depth, lr, plan.seeds[0]); if (r) swept.push(r); }
-    if (swept.length > 0) best.set(`${arm} ${depth}`, swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a)).lr);
+    const bestOf = () => swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
+    // Bracket the optimum: while the best rate is the lowest or highest tried, try one step beyond it.
+    for (let extra = 0; extra < plan.edgeRates && swept.length > 1; extra++) {
+      const lrs = swept.map((r) => r.lr), b = bestOf().lr;
+      const dir = b === Math.max(...lrs) ? 1 : b === Math.min(...lrs) ? -1 : 0;
+      if (dir === 0) break;
+      const r = await run(arm, sweepCorpus, depth, nextRate(b, dir), plan.seeds[0]);
+      if (!r) break;
+      swept.push(r);
+    }
+    if (swept.length > 0) best.set(`${arm} ${depth}`, bestOf().lr);
   };
   for (const depth of plan.depths) for (const arm of main) await sweep(arm, depth);
   for (const depth of plan.depths) {
@@ -251,15 +288,18 @@ ${posTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${m
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const quick = argv.includes('--quick'), fresh = argv.includes('--fresh'), reportOnly = argv.includes('--report-only');
-  const i = argv.indexOf('--steps');
+  const value = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
   for (let j = 0; j < argv.length; j++) {
-    if (argv[j] === '--steps') { j++; continue; }
-    if (!['--quick', '--fresh', '--report-only'].includes(argv[j])) throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--steps N] [--quick] [--fresh] [--report-only])`);
+    if (argv[j] === '--steps' || argv[j] === '--plan') { j++; continue; }
+    if (!['--quick', '--fresh', '--report-only'].includes(argv[j])) throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--plan d128|d64] [--steps N] [--quick] [--fresh] [--report-only])`);
   }
-  const plan = { ...(quick ? QUICK_PLAN : FULL_PLAN) };
-  if (i >= 0) {
-    plan.steps = Number(argv[i + 1]);
-    if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${argv[i + 1]} must be a positive integer`);
+  const planName = value('--plan') ?? 'd128';
+  if (planName !== 'd128' && planName !== 'd64') throw new Error(`lm-fair: --plan ${planName} is not a plan; use d128 (the default) or d64 (the earlier, smaller budget)`);
+  const plan = { ...(quick ? QUICK_PLAN : planName === 'd64' ? D64_PLAN : FULL_PLAN) };
+  const steps = value('--steps');
+  if (steps !== undefined) {
+    plan.steps = Number(steps);
+    if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${steps} must be a positive integer`);
   }
   const root = quick ? join((await import('node:os')).tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
   const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, undefined, reportOnly);
