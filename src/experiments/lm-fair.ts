@@ -72,7 +72,7 @@ export const D64_PLAN: FairPlan = {
 };
 
 export const QUICK_PLAN: FairPlan = {
-  name: 'lm-fair', d: 16, vocabSize: 300, steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], edgeRates: 0, seeds: [1, 2],
+  name: 'lm-fair', d: 16, vocabSize: 300, steps: 3, batch: 2, context: 16, depths: [1, 2], lrs: [3e-3, 1e-2], edgeRates: 1, seeds: [1, 2],
   arms: ['transformer', 'mosaic-short', 'mosaic-library'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 4, checkpointEvery: 0,
 };
 
@@ -106,7 +106,8 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
   const resultPath = join(cfg.out, 'result.json');
   if (!fresh && existsSync(resultPath) && existsSync(join(cfg.out, 'loss.json'))) {
     const saved = JSON.parse(readFileSync(resultPath, 'utf8')) as { config: TrainConfig } & RunResult;
-    if (JSON.stringify({ ...saved.config, threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 }) && saved.final.windows > 0) {
+    // Finished means all of its steps: a run stopped early (stopAt) also writes a result.json.
+    if (JSON.stringify({ ...saved.config, threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 }) && saved.steps === cfg.steps && saved.final.windows > 0) {
       log(`== ${cfg.out}: reusing its result.json`);
       return { ...saved, history: JSON.parse(readFileSync(join(cfg.out, 'loss.json'), 'utf8')) };
     }
@@ -212,6 +213,8 @@ function atBest(runs: FairRun[], plan: FairPlan): Map<string, FairRun[]> {
 
 export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string, missing: string[] = []): { files: string[]; md: string } {
   const sweep = runs.filter((r) => r.corpus === plan.corpora[0] && r.seed === plan.seeds[0]);
+  // Every rate some sweep tried: the plan's, and those added beyond an edge.
+  const sweptLrs = [...new Set([...plan.lrs, ...sweep.map((r) => r.lr)])].sort((a, b) => a - b);
   const sweepRows: (string | number)[][] = [];
   for (const depth of plan.depths) {
     for (const arm of plan.arms) {
@@ -219,13 +222,13 @@ export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string
       if (sel.length === 0) continue;
       const byLr = new Map(sel.map((r) => [r.lr, r.result.final.loss]));
       const bestLoss = Math.min(...byLr.values());
-      sweepRows.push([ARM_LABEL[arm], depth, ...plan.lrs.map((lr) => {
+      sweepRows.push([ARM_LABEL[arm], depth, ...sweptLrs.map((lr) => {
         const l = byLr.get(lr);
         return l === undefined ? '–' : !Number.isFinite(l) ? 'diverged' : l === bestLoss ? `**${fmt(l)}**` : fmt(l);
       })]);
     }
   }
-  const sweepTable = markdownTable(['model', 'layers', ...plan.lrs.map((lr) => `lr ${lr}`)], sweepRows);
+  const sweepTable = markdownTable(['model', 'layers', ...sweptLrs.map((lr) => `lr ${lr}`)], sweepRows);
 
   const groups = atBest(runs, plan);
   const mainRows: (string | number)[][] = [];
@@ -253,21 +256,24 @@ export function writeFairReport(runs: FairRun[], plan: FairPlan, docsDir: string
   const mainTable = markdownTable(['corpus', 'model', 'layers', 'parameters', 'peak lr', 'seeds', 'tokens seen', 'val loss (mean ± half-range)', 'val ppl', 'next-token accuracy'], mainRows);
   const posTable = markdownTable(['corpus', 'model', 'layers', 'pos 0–7', '8–31', '32–63', '64–95', `${Math.max(0, T - 32)}–${T - 1}`], posRows);
   const wall = runs.reduce((s, r) => s + r.result.seconds, 0);
+  const runRows = runs.map((r) => [r.name, r.result.tokens.toLocaleString('en-US'), fmt(r.result.final.loss), Math.round(r.result.tokensPerSec).toLocaleString('en-US'),
+    `${(r.result.seconds / 60).toFixed(1)} min`]);
+  const runTable = markdownTable(['run', 'tokens seen', 'val loss', 'train tokens/s (1 thread)', 'training time'], runRows);
   const plots: Record<string, string> = {};
   for (const [corpus, series] of Object.entries(perPos)) {
-    plots[`results/lm-fair-per-position-${corpus}.svg`] = linePlotSvg({
+    plots[`results/${plan.name}-per-position-${corpus}.svg`] = linePlotSvg({
       title: `${corpus}: held-out loss by position (mean over seeds, each model at its best lr)`, xLabel: 'position in the window', yLabel: 'loss (nats)', series,
     });
   }
   const curves = runs.filter((r) => r.corpus === plan.corpora[0] && r.seed === plan.seeds[0] && groups.get(`${r.corpus} ${r.arm} ${r.depth}`)?.includes(r));
-  plots['results/lm-fair-eval-loss.svg'] = linePlotSvg({
+  plots[`results/${plan.name}-eval-loss.svg`] = linePlotSvg({
     title: `${plan.corpora[0]}: held-out loss during training (best lr, seed ${plan.seeds[0]})`, xLabel: 'training tokens', yLabel: 'held-out loss (nats)',
     series: curves.map((r) => ({ name: `${ARM_LABEL[r.arm]} L${r.depth}`, dashed: r.arm === 'transformer',
       points: r.result.history.filter((h) => h.evalLoss !== undefined).map((h) => [h.tokens, h.evalLoss!] as [number, number]) })),
   });
   const md = `# Experiment c: language modelling, each family at its own best learning rate
 
-Budget per run: ${plan.steps} steps × ${plan.batch} × ${plan.context} = ${(plan.steps * plan.batch * plan.context).toLocaleString('en-US')} training tokens; ${runs.length} runs, ${(wall / 60).toFixed(0)} min of training and evaluation in all.
+Budget per run: ${plan.steps} steps × ${plan.batch} × ${plan.context} = ${(plan.steps * plan.batch * plan.context).toLocaleString('en-US')} training tokens; ${runs.length} runs, ${(wall / 60).toFixed(0)} min of training in all (the periodic held-out evaluations included, the final one not).
 Validation loss: ${plan.finalEvalWindows} windows × ${plan.context} tokens of the validation split.
 
 ## Learning-rate sweep (${plan.corpora[0]}, seed ${plan.seeds[0]}; bold = best)
@@ -278,10 +284,13 @@ ${sweepTable}
 ${mainTable}
 ## Held-out loss by position (mean over seeds)
 
-${posTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${missing.map((m) => `- ${m}`).join('\n')}\n` : ''}`;
+${posTable}
+## Every run (in the order run; a run resumed from its checkpoint counts only its last invocation's tokens/s and time)
+
+${runTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${missing.map((m) => `- ${m}`).join('\n')}\n` : ''}`;
   const json = runs.map((r) => ({ arm: r.arm, corpus: r.corpus, depth: r.depth, lr: r.lr, seed: r.seed, name: r.name, config: r.config,
     ...r.result, history: thinHistory(r.result.history) }));
-  const files = writeFiles(docsDir, { 'results/lm-fair.md': md, 'results/lm-fair.json': JSON.stringify(json) + '\n', ...plots });
+  const files = writeFiles(docsDir, { [`results/${plan.name}.md`]: md, [`results/${plan.name}.json`]: JSON.stringify(json) + '\n', ...plots });
   return { files, md };
 }
 

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QUICK_PLAN, runFairComparison, writeFairReport } from '../../src/experiments/lm-fair.js';
+import { QUICK_PLAN, fairConfig, nextRate, runFairComparison, writeFairReport, type FairPlan } from '../../src/experiments/lm-fair.js';
+import { runTraining } from '../../src/training/train-run.js';
 import { REGBENCH_QUICK, regbenchBaselines, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
 import type { Dfa } from '../../src/data/synthetic-dfa.js';
 
@@ -17,10 +18,19 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished runs, report files', async () => {
   const runsDir = join(tmp, 'runs'), lines: string[] = [];
   const { runs, missing } = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s));
-  // sotu: 2 arms × 2 depths × (2 rates + 1 extra seed); moby-dick depth 1: 2 arms × 2 seeds at the
-  // rates chosen on sotu; the Library-init mosaic: 2 rates at depth 1, one seed.
-  assert.equal(runs.length, 18);
+  // sotu: 2 arms × 2 depths × (2 rates + 1 rate beyond the edge + 1 extra seed); moby-dick depth 1:
+  // 2 arms × 2 seeds at the rates chosen on sotu; the Library-init mosaic: 3 rates at depth 1, one seed.
+  assert.equal(runs.length, 23);
   assert.deepEqual(missing, []);
+  // A two-rate sweep's best is always at an edge, so each sweep tried the next rate beyond it.
+  for (const arm of ['transformer', 'mosaic-short', 'mosaic-library'] as const) {
+    for (const depth of arm === 'mosaic-library' ? [1] : [1, 2]) {
+      const swept = runs.filter((r) => r.corpus === 'sotu' && r.arm === arm && r.depth === depth && r.seed === 1);
+      assert.deepEqual(swept.slice(0, 2).map((r) => r.lr), QUICK_PLAN.lrs);
+      const first = swept.slice(0, 2).reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
+      assert.deepEqual(swept.map((r) => r.lr).slice(2), [nextRate(first.lr, first.lr === QUICK_PLAN.lrs[1] ? 1 : -1)], `${arm} L${depth}`);
+    }
+  }
   for (const r of runs.filter((x) => x.corpus === 'moby-dick')) {
     assert.equal(r.lr, runs.find((x) => x.corpus === 'sotu' && x.arm === r.arm && x.depth === r.depth && x.seed === 2)!.lr);
   }
@@ -35,20 +45,37 @@ test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished 
   const modelCfg = JSON.parse(readFileSync(join(short.config.out, 'model', 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(modelCfg.embedding_std, 0.02);
   assert.equal(modelCfg.logits_inv_sqrt_d, false);
-  assert.deepEqual(runs.filter((r) => r.arm === 'mosaic-library').map((r) => `${r.depth} ${r.seed}`), ['1 1', '1 1']);
+  assert.deepEqual(runs.filter((r) => r.arm === 'mosaic-library').map((r) => `${r.depth} ${r.seed}`), ['1 1', '1 1', '1 1']);
   const again = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s));
-  assert.equal(lines.filter((l) => l.includes('reusing')).length, 18);
+  assert.equal(lines.filter((l) => l.includes('reusing')).length, 23);
   assert.deepEqual(again.runs.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
   // --report-only on a folder missing one run: nothing is trained, the run is listed as missing.
   rmSync(join(runsDir, runs[runs.length - 1].name, 'result.json'));
   const partial = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s), true);
   assert.deepEqual(partial.missing, [runs[runs.length - 1].name]);
-  assert.equal(partial.runs.length, 17);
+  assert.equal(partial.runs.length, 22);
   const docs = join(tmp, 'docs');
   const { md } = writeFairReport(partial.runs, QUICK_PLAN, docs, partial.missing);
   assert.match(md, /Planned but not run/);
   for (const f of ['results/lm-fair.md', 'results/lm-fair.json', 'results/lm-fair-per-position-sotu.svg', 'results/lm-fair-per-position-moby-dick.svg', 'results/lm-fair-eval-loss.svg']) assert.ok(existsSync(join(docs, f)), f);
   assert.match(md, /± /);
+});
+
+test('lm-fair: a run stopped part-way resumes from its checkpoint and ends as an uninterrupted one', async () => {
+  const plan: FairPlan = { ...QUICK_PLAN, arms: ['transformer'], depths: [1], lrs: [1e-2], edgeRates: 0, seeds: [1], corpora: ['sotu'], checkpointEvery: 1 };
+  const whole = await runFairComparison(plan, join(tmp, 'resume-whole'), false, () => {});
+  const stoppedDir = join(tmp, 'resume-stopped');
+  await runTraining(fairConfig('transformer', 'sotu', 1, 1e-2, 1, plan, stoppedDir), { stopAt: 2, overwrite: true, progress: false, log: () => {} });
+  const lines: string[] = [];
+  const resumed = await runFairComparison(plan, stoppedDir, false, (s) => lines.push(s));
+  assert.ok(lines.some((l) => l.includes('resuming its checkpoint')), lines.join('\n'));
+  assert.ok(lines.some((l) => l.includes('resumed from') && l.includes('at step 2')), lines.join('\n'));
+  assert.equal(resumed.runs[0].result.final.loss, whole.runs[0].result.final.loss);
+});
+
+test('lm-fair nextRate: the half-decade grid one step up or down', () => {
+  assert.deepEqual([3e-3, 1e-2, 3e-2].map((lr) => nextRate(lr, 1)), [1e-2, 3e-2, 1e-1]);
+  assert.deepEqual([3e-3, 1e-2, 3e-2].map((lr) => nextRate(lr, -1)), [1e-3, 3e-3, 1e-2]);
 });
 
 test('regbench --quick: both families per pool size, accuracy on held-out DFAs in [0, 1], report files', () => {
