@@ -83,6 +83,22 @@ export function nextRate(lr: number, dir: 1 | -1): number {
   return Number((dir > 0 ? up : down).toPrecision(1));
 }
 
+/** The run with the lowest held-out loss (the first of equals). */
+export function lowestLoss<T>(runs: readonly T[], loss: (r: T) => number): T {
+  return runs.reduce((a, b) => (loss(b) < loss(a) ? b : a));
+}
+
+/** The shipped pick from a finished comparison (docs/results/<plan>.json rows): among one arm's runs at
+ *  one depth on one corpus, the best seed at the rate the seed-`sweepSeed` sweep chose. */
+export function bestFairRun<T extends { arm: Arm; corpus: string; depth: number; lr: number; seed: number; final: { loss: number } }>(
+  rows: readonly T[], arm: Arm, depth: number, corpus: string, sweepSeed = 1): T | undefined {
+  const sel = rows.filter((r) => r.arm === arm && r.depth === depth && r.corpus === corpus);
+  const swept = sel.filter((r) => r.seed === sweepSeed);
+  if (swept.length === 0) return undefined;
+  const lr = lowestLoss(swept, (r) => r.final.loss).lr;
+  return lowestLoss(sel.filter((r) => r.lr === lr), (r) => r.final.loss);
+}
+
 export interface FairRun { arm: Arm; corpus: CorpusName; depth: number; lr: number; seed: number; name: string; config: TrainConfig; result: RunResult }
 
 /** The config of one run, from the experiment-b config of that family and depth. */
@@ -156,7 +172,7 @@ export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: 
   const sweep = async (arm: Arm, depth: number) => {
     const swept: FairRun[] = [];
     for (const lr of plan.lrs) { const r = await run(arm, sweepCorpus, depth, lr, plan.seeds[0]); if (r) swept.push(r); }
-    const bestOf = () => swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a));
+    const bestOf = () => lowestLoss(swept, (r) => r.result.final.loss);
     // Bracket the optimum: while the best rate is the lowest or highest tried, try one step beyond it.
     for (let extra = 0; extra < plan.edgeRates && swept.length > 1; extra++) {
       const lrs = swept.map((r) => r.lr), b = bestOf().lr;
@@ -203,7 +219,7 @@ function atBest(runs: FairRun[], plan: FairPlan): Map<string, FairRun[]> {
     const key = `${r.corpus} ${r.arm} ${r.depth}`;
     if (r.corpus === sweepCorpus) {
       const swept = runs.filter((x) => x.corpus === r.corpus && x.arm === r.arm && x.depth === r.depth && x.seed === plan.seeds[0]);
-      const bestLr = swept.reduce((a, b) => (b.result.final.loss < a.result.final.loss ? b : a)).lr;
+      const bestLr = lowestLoss(swept, (r) => r.result.final.loss).lr;
       if (r.lr !== bestLr) continue;
     }
     out.set(key, [...(out.get(key) ?? []), r]);

