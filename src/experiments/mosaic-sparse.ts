@@ -1,8 +1,8 @@
 // Memory Mosaics whose contextual memory is read by LSH sampling (MagicPIG) and by the other attention
 // backends, next to a transformer read the same way (docs/EXPERIMENTS.md, experiment e). For every
 // backend: the fraction of keys each generated token reads (keys-meter.ts) against
-//   1. language-modelling loss: the shipped experiment-b models (models/sotu-mosaic-d128-l4 and
-//      models/sotu-llama-d128-l1, one tokenizer, trained at context 128), State of the Union validation
+//   1. language-modelling loss: the shipped models/sotu-mosaic-d128-l4 (experiment c) and
+//      models/sotu-llama-d128-l1 (experiment b), one tokenizer, trained at context 128, State of the Union validation
 //      windows of `window` tokens (128, and 512 where only the mosaic is inside what it was trained
 //      for, having no positions): the first `prompt` are the prompt (read exactly, as every backend reads a prompt), the
 //      rest are fed one token at a time as generated tokens, and their next-token loss is averaged
@@ -19,6 +19,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { attentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
 import { KeysMeter } from '../eval/keys-meter.js';
@@ -51,7 +52,7 @@ export const FULL_PLAN: SparsePlan = {
   specs: ['dense', 'topk:k=4,sinks=4,window=16,dense=none', 'topk:k=16,sinks=4,window=16,dense=none', 'topk:k=64,sinks=4,window=16,dense=none',
     'streaming:sinks=4,window=16', 'streaming:sinks=4,window=64', 'streaming:sinks=4,window=256',
     MAGICPIG(12, 60), MAGICPIG(10, 150), MAGICPIG(8, 100), MAGICPIG(6, 50), MAGICPIG(4, 30)],
-  lmModels: [{ name: 'mosaic L4 (Library init)', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
+  lmModels: [{ name: 'mosaic L4', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
   lm: [{ window: 128, prompt: 96, windows: 48 }, { window: 512, prompt: 384, windows: 12 }],
   recallLengths: [256, 1024], recallSequences: 40,
   recallConfig: 'configs/induction-mosaic-l1.json',
@@ -140,7 +141,9 @@ export async function lmRows(plan: SparsePlan, root: string, log: (s: string) =>
   const rows: SparseRow[] = [];
   for (const { window: W, prompt: P, windows: asked } of plan.lm) for (const m of plan.lmModels) {
     const windows = Math.min(asked, Math.floor((tokens.length - 1) / W));
-    for (const spec of plan.specs) rows.push(await kept(runsDir, `lm-${m.path}-${W}-${P}-${windows}-${spec}`, async () => {
+    // The weights' hash is in the key: a re-shipped model under the same path is measured again.
+    const weights = createHash('sha256').update(readFileSync(join(root, m.path, 'model.safetensors'))).digest('hex').slice(0, 12);
+    for (const spec of plan.specs) rows.push(await kept(runsDir, `lm-${m.path}-${weights}-${W}-${P}-${windows}-${spec}`, async () => {
       const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
       const model = await load(join(root, m.path), spec, meter, W + 1);
       let sum = 0, n = 0;

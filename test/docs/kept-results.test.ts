@@ -143,6 +143,42 @@ const QUOTED: QuotedNumber[] = [
     quote: (text) => `| RSS | ${/^\| RSS MiB \| (.*) \|$/m.exec(text)![1]} |` },
 ];
 
+/** Experiment c (docs/results/lm-fair.json, one row per run): the rate each arm's seed-1 sweep on the
+ *  first corpus chose, computed here independently of lm-fair.ts. */
+const FAIR_LABEL: Record<string, string> = { transformer: 'transformer', 'mosaic-short': 'mosaic (short-budget init)', 'mosaic-library': 'mosaic (Library init)' };
+function fairBestLr(runs: any[], arm: string, depth: number): number {
+  const swept = runs.filter((r) => r.corpus === 'sotu' && r.arm === arm && r.depth === depth && r.seed === 1);
+  return swept.reduce((a, b) => (b.final.loss < a.final.loss ? b : a)).lr;
+}
+/** The row of the table "at the best learning rate" as the doc prints it, up to the loss column. */
+function fairMainRow(runs: any[], corpus: string, arm: string, depth: number): string {
+  const lr = fairBestLr(runs, arm, depth);
+  const sel = runs.filter((r) => r.corpus === corpus && r.arm === arm && r.depth === depth && r.lr === lr);
+  const losses = sel.map((r) => r.final.loss), mean = losses.reduce((a: number, b: number) => a + b, 0) / losses.length;
+  const loss = sel.length > 1 ? `${mean.toFixed(3)} ± ${((Math.max(...losses) - Math.min(...losses)) / 2).toFixed(3)}` : `${mean.toFixed(3)} (one seed)`;
+  return `| ${corpus} | ${FAIR_LABEL[arm]} | ${depth} | ${sel[0].parameters.toLocaleString('en-US')} | ${lr} | ${sel.map((r) => r.seed).join(', ')} | ${sel[0].tokens.toLocaleString('en-US')} | ${loss} |`;
+}
+/** A row of the sweep table: every rate any sweep tried, the best in bold, '–' where not run. */
+function fairSweepRow(runs: any[], arm: string, depth: number): string {
+  const swept = runs.filter((r) => r.corpus === 'sotu' && r.seed === 1);
+  const lrs = [...new Set(swept.map((r) => r.lr))].sort((a, b) => a - b);
+  const mine = swept.filter((r) => r.arm === arm && r.depth === depth), best = Math.min(...mine.map((r) => r.final.loss));
+  const cell = (lr: number) => { const r = mine.find((x) => x.lr === lr); return !r ? '–' : r.final.loss === best ? `**${r.final.loss.toFixed(3)}**` : r.final.loss.toFixed(3); };
+  return `| ${FAIR_LABEL[arm]} | ${depth} | ${lrs.map(cell).join(' | ')} |`;
+}
+for (const [arm, depth] of [['transformer', 1], ['mosaic-short', 1], ['transformer', 4], ['mosaic-short', 4]] as const) {
+  QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairSweepRow(runs, arm, depth) });
+  QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairMainRow(runs, 'sotu', arm, depth) });
+}
+for (const arm of ['transformer', 'mosaic-short']) {
+  QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairMainRow(runs, 'moby-dick', arm, 1) });
+}
+QUOTED.push({ doc: 'models/sotu-mosaic-d128-l4/README.md', file: 'docs/results/lm-fair.json', quote: (runs) => {
+  const lr = fairBestLr(runs, 'mosaic-short', 4);
+  const best = runs.filter((r: any) => r.corpus === 'sotu' && r.arm === 'mosaic-short' && r.depth === 4 && r.lr === lr).reduce((a: any, b: any) => (b.final.loss < a.final.loss ? b : a));
+  return `**${best.final.loss.toFixed(3)} nats/token (perplexity ${best.final.perplexity.toFixed(1)})**`;
+} });
+
 test('numbers the docs quote are the ones their results files hold', () => {
   const wrong: string[] = [];
   for (const { doc, file, quote } of QUOTED) {
