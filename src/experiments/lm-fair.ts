@@ -1,17 +1,20 @@
 // Experiment c: a fair language-modelling comparison of the Memory Mosaic and the Llama-architecture
 // transformer (PAPERS.md §3). Fair means: each family at its own best peak learning rate (a sweep per
-// family and depth on State of the Union, seed 1), then further seeds at that rate, matched
-// parameter counts (the experiment-b configs configs/sotu-{llama,mosaic}-d128-l{1,4}.json at the plan's
-// width: SwiGLU width round(8d/3) against the mosaic's 12d² block), equal tokens, and the
-// mosaic with the short-budget initialisation (model.init "short-budget") next to the reference's
-// Library one. Moby Dick repeats the comparison at the rates chosen on SOTU (no second sweep: CPU).
+// family and depth on State of the Union, seed 1, extended beyond an edge until the best rate is
+// bracketed), then further seeds at that rate, matched parameter counts (the experiment-b configs
+// configs/sotu-{llama,mosaic}-d128-l{1,4}.json at the plan's width: SwiGLU width round(8d/3) against
+// the mosaic's 12d² block), equal tokens, and the mosaic with the short-budget initialisation
+// (model.init "short-budget"). Moby Dick repeats the comparison at the rates chosen on SOTU (no
+// second sweep: CPU). The default plan is experiment b's size; --plan d64 is the earlier, smaller one.
 //
-// A finished run folder (result.json with the same config) is reused, so an interrupted reproduction
-// continues where it stopped; --fresh retrains everything.
+// A finished run folder (result.json of all steps with the same config) is reused and a stopped one
+// resumes from its last checkpoint, so an interrupted reproduction continues where it stopped;
+// --fresh retrains everything.
 //
-// Run:  node dist/src/experiments/lm-fair.js [--steps N] [--quick] [--fresh] [--report-only]
+// Run:  node dist/src/experiments/lm-fair.js [--plan d128|d64] [--steps N] [--quick] [--fresh] [--report-only]
 //       (--report-only: train nothing; tables from the finished runs, the others listed as not run)
-//       writes docs/results/lm-fair.{md,json} and docs/results/lm-fair-*.svg; run folders in results/lm-fair/
+//       writes docs/results/<plan>.{md,json} and docs/results/<plan>-*.svg (lm-fair, lm-fair-d64);
+//       run folders in results/lm-fair/
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
