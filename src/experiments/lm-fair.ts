@@ -155,7 +155,8 @@ export interface FairOutcome { runs: FairRun[]; /** Planned runs without a resul
 
 /** Runs the plan in order of importance (each phase needs the one before): 1. the learning-rate sweeps
  *  of the transformer and the short-budget mosaic, depth by depth; 2. the further seeds at each one's
- *  best rate; 3. the other corpora at those rates; 4. the Library-init mosaic (first depth, one seed).
+ *  best rate and the other corpora at those rates (order below); 3. the Library-init mosaic (first
+ *  depth, one seed).
  *  reportOnly: train nothing, use the finished runs and list the others as missing. */
 export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: boolean,
                                         log: (s: string) => void = (s) => process.stderr.write(s + '\n'), reportOnly = false): Promise<FairOutcome> {
@@ -188,20 +189,19 @@ export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: 
     if (swept.length > 0) best.set(`${arm} ${depth}`, bestOf().lr);
   };
   for (const depth of plan.depths) for (const arm of main) await sweep(arm, depth);
-  for (const depth of plan.depths) {
+  // Then, so that a stop part-way loses the least: depth by depth, the further seeds on the sweep
+  // corpus and, at that depth, the first seed on the other corpora; their further seeds last.
+  const atBestRate = async (corpus: CorpusName, depth: number, seeds: number[]) => {
     for (const arm of main) {
       const lr = best.get(`${arm} ${depth}`);
-      if (lr !== undefined) for (const seed of plan.seeds.slice(1)) await run(arm, sweepCorpus, depth, lr, seed);
+      if (lr !== undefined) for (const seed of seeds) await run(arm, corpus, depth, lr, seed);
     }
+  };
+  for (const depth of plan.depths) {
+    await atBestRate(sweepCorpus, depth, plan.seeds.slice(1));
+    if (plan.otherCorpusDepths.includes(depth)) for (const corpus of plan.corpora.slice(1)) await atBestRate(corpus, depth, plan.seeds.slice(0, 1));
   }
-  for (const corpus of plan.corpora.slice(1)) {
-    for (const depth of plan.otherCorpusDepths) {
-      for (const arm of main) {
-        const lr = best.get(`${arm} ${depth}`);
-        if (lr !== undefined) for (const seed of plan.seeds) await run(arm, corpus, depth, lr, seed);
-      }
-    }
-  }
+  for (const corpus of plan.corpora.slice(1)) for (const depth of plan.otherCorpusDepths) await atBestRate(corpus, depth, plan.seeds.slice(1));
   if (plan.arms.includes('mosaic-library')) await sweep('mosaic-library', plan.depths[0]);
   return { runs, missing };
 }
