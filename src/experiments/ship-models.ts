@@ -135,7 +135,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       : '';
     const out = shipModel(modelDir, 'default', s, 'models/default — the embedded default model (`npm start`, `tessera chat`)',
       `- \`npm start\` runs \`tessera generate --model models/default --prompt "Once upon a time"\`; the run folder was ${cfg.out}.\n` + chat +
-      '- The transformer of experiment b (docs/EXPERIMENTS.md: at equal budgets it beat the mosaic at depths 1 and 4), with 2 layers and\n' +
+      '- The transformer of experiment b (docs/EXPERIMENTS.md: at equal budgets and one learning rate it beat the Library-initialised\n' +
+      '  mosaic at depths 1 and 4; experiment c compares the families each at its best rate), with 2 layers and\n' +
       '  trained longer (1.1 epochs); generation_config.json samples at temperature 0.8, top-k 40, top-p 0.95.\n');
     console.log(`models/default: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
