@@ -109,12 +109,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const fair = JSON.parse(readFileSync(join(REPO_ROOT, `docs/results/${FULL_PLAN.name}.json`), 'utf8')) as FairRow[];
     const best = bestFairRun(fair, 'mosaic-short', 4, 'sotu');
     if (!best) throw new Error(`ship-models: docs/results/${FULL_PLAN.name}.json has no 4-layer short-budget mosaic on sotu; run node dist/src/experiments/lm-fair.js first`);
+    const seedsAtRate = fair.filter((r) => r.arm === best.arm && r.depth === best.depth && r.corpus === best.corpus && r.lr === best.lr).length;
     const runDir = join(REPO_ROOT, 'results', 'lm-fair', best.name);
     const s = summariseRun(runDir, `\`fairConfig('mosaic-short', 'sotu', 4, ${best.lr}, ${best.seed}, FULL_PLAN)\` in src/experiments/lm-fair.ts`, 'node dist/src/experiments/lm-fair.js');
     const out = shipModel(join(runDir, 'model'), 'sotu-mosaic-d128-l4', s, 'models/sotu-mosaic-d128-l4',
       `- The 4-layer mosaic of experiment c (docs/EXPERIMENTS.md; run \`${best.name}\`): the short-budget initialisation\n`
       + `  (embedding N(0, 0.02²), logits not scaled by 1/√d; \`embedding_std\` and \`logits_inv_sqrt_d\` in config.json), peak learning\n`
-      + `  rate ${best.lr} (the best of its sweep), seed ${best.seed} (the better of the seeds at that rate).\n`);
+      + `  rate ${best.lr} (the best of its sweep), seed ${best.seed} (${seedsAtRate > 1 ? `the best of the ${seedsAtRate} seeds run at that rate` : 'the only seed run at that rate'}).\n`);
     console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
   if (i >= 0) {

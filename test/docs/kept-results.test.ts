@@ -179,6 +179,9 @@ QUOTED.push({ doc: 'models/sotu-mosaic-d128-l4/README.md', file: 'docs/results/l
   return `**${best.final.loss.toFixed(3)} nats/token (perplexity ${best.final.perplexity.toFixed(1)})**`;
 } });
 
+QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/sotu-mosaic-d128-l4-ppl-128.json',
+  quote: (d) => `${d.loss.toFixed(3)} (ppl ${d.perplexity.toFixed(1)}) on ${d.windows} windows of ${d.ctx} through the engine` });
+
 test('numbers the docs quote are the ones their results files hold', () => {
   const wrong: string[] = [];
   for (const { doc, file, quote } of QUOTED) {
