@@ -5,14 +5,14 @@
 // Run: node dist/src/bench/batch-attention.js [--batch 1,4,16] [--ctx 512] [--threads 2] [--rounds 9]
 
 import { loadavg } from 'node:os';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { CacheDType } from '../kernels/types.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
 import { attendDenseBatch, KVStore, type DenseQuery } from '../attention/kv-store.js';
 import { KV_PAGE_TOKENS, KVPagePool, LayerKV, SequencePages, type LayerKVDims } from '../attention/kv-pages.js';
 import { uniform01 } from '../data/rng.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 const H = 9, HKV = 3, D = 64, LAYERS = 30;
 
@@ -87,16 +87,18 @@ export async function batchAttentionBench(batches: number[], ctx: number, thread
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: {
-    batch: { type: 'string', default: '1,4,16' }, ctx: { type: 'string', default: '512' },
-    threads: { type: 'string', default: '2' }, rounds: { type: 'string', default: '9' },
-  } });
-  const int = (name: string, s: string, min: number): number => {
-    const x = Number(s);
-    if (!Number.isInteger(x) || x < min) throw new RangeError(`batch-attention: --${name} must be an integer ≥ ${min}, got "${s}"`);
-    return x;
-  };
-  const batches = values.batch.split(',').map((s) => int('batch', s, 1));
-  await batchAttentionBench(batches, int('ctx', values.ctx, 1), int('threads', values.threads, 1), int('rounds', values.rounds, 1));
+const FLAGS: FlagSpecs = {
+  batch: { type: 'integer', list: true, min: 1, default: '1,4,16', placeholder: 'LIST', description: 'batch sizes' },
+  ctx: { type: 'integer', min: 1, default: 512, description: 'cached tokens per sequence' },
+  threads: { type: 'integer', min: 1, default: 2, description: 'pool threads' },
+  rounds: { type: 'integer', min: 1, default: 9, description: 'alternating rounds (the median is printed)' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, "A batch's decode attention: one pool job per sequence vs one job for all, alternating in one process.");
+  if (!v) return 0;
+  await batchAttentionBench(v.batch as number[], v.ctx as number, v.threads as number, v.rounds as number);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

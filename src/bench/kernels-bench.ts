@@ -1,13 +1,13 @@
 // Single-thread kernel throughput: matmul decode (n = 1, memory-bound: GB/s of weights read) and
 // prefill (n = 8, GFLOP/s), SIMD build vs the plain-TypeScript reference, per weight dtype.
-// Run: node dist/src/bench/kernels-bench.js [--quick] [--ref] [--only=f32,q8_0,attention]
-//   --ref: also time the plain-TypeScript reference (slow); --only: these weight dtypes.
+// Run: node dist/src/bench/kernels-bench.js [--quick] [--ref] [--only=f32,q8_0,attention]  (--help: the options)
 
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { quantizeToK } from '../kernels/k-quants.js';
 import { repackX4 } from '../kernels/repack.js';
-import { isMainModule } from '../cli/script.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { activationBytes, activationFormat, attentionStateBytes, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
 const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'];
@@ -46,11 +46,18 @@ function timeIt(fn: () => void, minMs: number): number {
   return times[0]!; // the minimum: least disturbed by other processes
 }
 
-function main(): void {
-  const quick = process.argv.includes('--quick');
-  const minMs = quick ? 100 : 600;
-  const withRef = process.argv.includes('--ref');
-  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const FLAGS: FlagSpecs = {
+  quick: { type: 'boolean', description: 'time each case for 100 ms instead of 600 ms' },
+  ref: { type: 'boolean', description: 'also time the plain-TypeScript reference (slow)' },
+  only: { type: 'string', list: true, choices: [...DTYPES, 'attention'], placeholder: 'LIST', description: `only these weight dtypes and/or attention (${[...DTYPES, 'attention'].join(', ')})` },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Single-thread kernel throughput per weight dtype (matmul n = 1 and n = 8) and attention, SIMD build vs the TypeScript reference.');
+  if (!v) return 0;
+  const minMs = v.quick === true ? 100 : 600;
+  const withRef = v.ref === true;
+  const only = v.only as string[] | undefined;
   const dtypes = only ? DTYPES.filter((d) => only.includes(d)) : DTYPES;
   const rows: string[][] = [['dtype', 'rows×cols', 'impl', 'n=1 ms', 'n=1 GB/s', 'n=8 ms', 'n=8 GFLOP/s']];
   let seed = 1;
@@ -88,6 +95,7 @@ function main(): void {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
   if (!only || only.includes('attention')) attentionBench(minMs, rand);
+  return 0;
 }
 
 /** Attention over a synthetic cache of SmolLM2-135M's shape (9 query heads, 3 KV heads, D = 64),
@@ -122,4 +130,4 @@ function attentionBench(minMs: number, rand: () => number): void {
   for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
 }
 
-if (isMainModule(import.meta.url)) main();
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -9,26 +9,21 @@ import { availableParallelism } from 'node:os';
 import { describeModel, loadModel } from '../models/load.js';
 import { benchFile, benchFilePath, estimatedBenchFileBytes } from './bench-files.js';
 import { randomIds } from '../testing/random-model.js';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 const FLAGS: FlagSpecs = {
   ctx: { type: 'integer', min: 1, default: 32768, placeholder: 'N', description: 'KV-cache capacity in tokens' },
   tokens: { type: 'integer', min: 1, default: 8, placeholder: 'N', description: 'tokens to generate' },
   threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 const GiB = 2 ** 30;
 
 async function main(): Promise<number> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) {
-    process.stdout.write(formatHelp(name, `Loads a random-weight Llama-3.2-1B-shaped f32 model (written once to ${benchFilePath('llama3.2-1b', 'f32')},\n` +
-      `about ${(estimatedBenchFileBytes('llama3.2-1b', 'f32') / 1e9).toFixed(1)} GB) with a long KV cache, generates a few tokens and prints the memory used.`, FLAGS, 'node'));
-    return 0;
-  }
+  const v = scriptFlags(import.meta.url, FLAGS, `Loads a random-weight Llama-3.2-1B-shaped f32 model (written once to ${benchFilePath('llama3.2-1b', 'f32')},\n` +
+    `about ${(estimatedBenchFileBytes('llama3.2-1b', 'f32') / 1e9).toFixed(1)} GB) with a long KV cache, generates a few tokens and prints the memory used.`);
+  if (!v) return 0;
   const ctx = v.ctx as number, tokens = v.tokens as number, threads = (v.threads as number | undefined) ?? availableParallelism();
   const file = benchFile('llama3.2-1b', 'f32', (path) => process.stderr.write(`writing ${path} (random weights, Llama-3.2-1B shape, f32, about ${(estimatedBenchFileBytes('llama3.2-1b', 'f32') / 1e9).toFixed(1)} GB)…\n`));
   const info = describeModel(file);

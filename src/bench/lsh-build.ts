@@ -16,8 +16,8 @@ import { singleSequenceKV, singleSequenceKVBytes } from '../attention/kv-store.j
 import { LshTables, lshTableSizes, type LshDims } from '../attention/lsh-tables.js';
 import type { LayerAttentionDims } from '../attention/create.js';
 import { gaussian, rng } from '../attention/lsh-math.js';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 const FLAGS: FlagSpecs = {
   tokens: { type: 'integer', min: 1, default: 16384, placeholder: 'N', description: 'cached keys of the layer' },
@@ -28,7 +28,6 @@ const FLAGS: FlagSpecs = {
   L: { type: 'integer', min: 1, default: 150, placeholder: 'N', description: 'hash tables' },
   repeat: { type: 'integer', min: 1, default: 2, placeholder: 'N', description: 'builds per thread count (the best is printed)' },
   json: { type: 'boolean', description: 'print one JSON line per thread count' },
-  help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
 interface Result { tokens: number; threads: number; kvHeads: number; headDim: number; K: number; L: number; buildMs: number; gflops: number }
@@ -57,9 +56,8 @@ async function measure(N: number, threads: number, G: number, D: number, K: numb
 }
 
 async function main(): Promise<number | void> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) { process.stdout.write(formatHelp(name, "MagicPIG's table build time over one layer's cached keys, per thread count.", FLAGS, 'node')); return 0; }
+  const v = scriptFlags(import.meta.url, FLAGS, "MagicPIG's table build time over one layer's cached keys, per thread count.");
+  if (!v) return 0;
   const N = v.tokens as number, G = v.kvHeads as number, D = v.headDim as number;
   const K = v.K as number, L = v.L as number, repeat = v.repeat as number;
   for (const threads of v.threads as number[]) {

@@ -48,7 +48,8 @@ import { randomIds } from '../testing/random-model.js';
 import { presetConfig, writeRandomGguf, type PresetName } from '../testing/checkpoints.js';
 import { benchFile, benchDir } from './bench-files.js';
 import { llamaCppScript, runLlamaCppSpeculative, type LlamaCppSpeculativeRow } from './llamacpp-child.js';
-import { parseFlags, type FlagSpecs } from '../cli/args.js';
+import { UsageError, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadavg } from 'node:os';
@@ -186,14 +187,16 @@ const FLAGS: FlagSpecs = {
   out: { type: 'string', placeholder: 'PATH', description: 'write the table (markdown) here too' },
 };
 
-async function main(): Promise<void> {
-  const v = parseFlags(process.argv.slice(2), FLAGS, 'bench/speculative');
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Speculative decoding speed (MagicDec): B sequences of context S decoded with speculation and plainly\n' +
+    'in one run, next to the cost model\'s prediction from step times measured here.');
+  if (!v) return 0;
   const list = (x: unknown) => String(x).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   const contexts = list(v.contexts).map(Number), batches = list(v.batches).map(Number);
   const gammas = list(v.gammas).map((g) => (g === 'auto' ? 'auto' as const : Number(g)));
   const kinds = list(v.drafts), newTokens = v['new-tokens'] as number, threads = v.threads as number, alpha = v.alpha as number;
   const shape = v.shape as string | undefined, random = shape !== undefined;
-  if (random === (v.model !== undefined)) throw new Error('give one of --shape PRESET (random weights) or --model PATH');
+  if (random === (v.model !== undefined)) throw new UsageError('give one of --shape PRESET (random weights) or --model PATH');
   const targetPath = random ? benchFile(shape!, v.dtype as string, (f) => process.stderr.write(`writing ${f}…\n`)) : v.model as string;
   let draftPath = v['draft-model'] as string | undefined;
   if (draftPath === undefined && random) {
@@ -204,10 +207,10 @@ async function main(): Promise<void> {
         v.dtype as 'q8_0', 2, `${shape}-draft`);
     }
   }
-  if (kinds.includes('model') && draftPath === undefined) throw new Error('--drafts model needs --draft-model PATH');
+  if (kinds.includes('model') && draftPath === undefined) throw new UsageError('--drafts model needs --draft-model PATH');
   const kv = v.kv as string, shared = v['shared-prompt'] === true, tileFrom = v['tile-from'] as number | undefined;
-  if (tileFrom !== undefined && !(random && shared)) throw new Error('--tile-from needs --shape and --shared-prompt (one prompt per batch, prefilled once, tiled)');
-  if (kv !== 'f16' && kv !== 'f32') throw new Error(`--kv ${kv}: choose f16 or f32`);
+  if (tileFrom !== undefined && !(random && shared)) throw new UsageError('--tile-from needs --shape and --shared-prompt (one prompt per batch, prefilled once, tiled)');
+  if (kv !== 'f16' && kv !== 'f32') throw new UsageError(`--kv ${kv}: choose f16 or f32`);
   const llama = random ? llamaCppScript(v.llamacpp as string, 'bench-llamacpp-speculative.mjs') : { note: "llama.cpp rows need --shape (a GGUF file)" };
   const B = Math.max(...batches), load0 = loadavg()[0]!;
   const draftAttention = v['draft-attention'] as string | undefined;
@@ -305,6 +308,7 @@ async function main(): Promise<void> {
   const text = [...notes.map((n) => `- ${n}`), '', ...lines].join('\n') + '\n';
   process.stdout.write(text);
   if (v.out !== undefined) writeFileSync(v.out as string, text);
+  return 0;
 }
 
-await main();
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -18,8 +18,8 @@ import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { kernelBuild } from '../kernels/wasm.js';
 import { randomIds } from '../testing/random-model.js';
 import { benchFile } from './bench-files.js';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 const FLAGS: FlagSpecs = {
   batch: { type: 'integer', list: true, min: 1, max: 64, default: '1,16', placeholder: 'LIST', description: 'sequences decoded together' },
@@ -29,7 +29,6 @@ const FLAGS: FlagSpecs = {
   prefill: { type: 'boolean', description: 'profile the prefill of one --ctx-token prompt instead of decode steps' },
   chunk: { type: 'integer', min: 1, max: 4096, default: 64, placeholder: 'N', description: 'prefill chunk (rows per step, loadModel\'s prefillChunk)' },
   threads: { type: 'integer', min: 1, max: 64, default: 1, placeholder: 'N', description: 'threads; with more than one the table is the main thread\'s (its waits for the workers are the thread pool part)' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 /** Function index → export name, from the export section of a wasm binary. */
@@ -69,12 +68,8 @@ function partOf(fn: string, url: string): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) {
-    process.stdout.write(formatHelp(name, 'Where a batched decode step spends its time (V8 sampling profiler; random-weight SmolLM2-135M shape, f16 KV).', FLAGS, 'node'));
-    return 0;
-  }
+  const v = scriptFlags(import.meta.url, FLAGS, 'Where a batched decode step spends its time (V8 sampling profiler; random-weight SmolLM2-135M shape, f16 KV).');
+  if (!v) return 0;
   const batches = v.batch as number[], ctx = v.ctx as number, steps = v.steps as number, dtype = v.dtype as string;
   const threads = v.threads as number;
   const file = benchFile('smollm2-135m', dtype, (path) => process.stderr.write(`writing ${path} (random weights)…\n`));

@@ -1,13 +1,14 @@
 // Thread-pool benchmark: decode-shaped matmuls (n = 1) on 1 thread vs the pool, the cost of one
 // dispatch (a job too small to matter), and the effect of spinning before Atomics.wait.
-// Run: node dist/src/bench/threads-bench.js [maxThreads]
+// Run: node dist/src/bench/threads-bench.js [--max-threads N]   (N may also be given bare)
 // Timings are medians of several batches. On a shared or virtualised machine they are noisy: check
 // /proc/pressure/cpu ("some" near 0) or run twice. The bench prints the CPU pressure it started under.
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { weightBytes, type WeightDType } from '../kernels/types.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { Arena, planArena } from '../runtime/arena.js';
 import { matmulOp } from '../kernels/pool-ops.js';
 import { ThreadPool } from '../runtime/pool.js';
@@ -162,7 +163,15 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const arg = process.argv[2];
-  await threadsBench(arg === undefined ? undefined : Number(arg));
+const FLAGS: FlagSpecs = {
+  'max-threads': { type: 'integer', min: 2, positional: true, placeholder: 'N', description: 'the largest pool timed (default: the cores, at least 2)' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Thread-pool benchmark: decode-shaped matmuls on 1 thread vs the pool, the cost of one dispatch, and spinning before Atomics.wait.');
+  if (!v) return 0;
+  await threadsBench(v['max-threads'] as number | undefined);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -1,12 +1,12 @@
 // Training throughput: tokens/s of one full training step (forward, backward, clip, AdamW) of a small
 // Llama-architecture model in Tessera (1 thread, and the thread pool), next to the same model and
 // step in PyTorch on this CPU (tools/torch-bench/train_step.py), in one table from one run.
-// Run: node dist/src/bench/train-bench.js [steps]
+// Run: node dist/src/bench/train-bench.js [--steps N]   (N may also be given bare: train-bench.js 3)
 // PyTorch comes from Debian (`apt-get install python3-torch`); without it the torch row says so.
 
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { TrainMemory } from '../training/memory.js';
@@ -16,6 +16,8 @@ import { AdamW, clipGradNorm } from '../training/optim.js';
 import { LlamaTrain, llamaTrainConfig } from '../training/models/llama-train.js';
 import { Rng } from '../training/rng.js';
 import { ThreadPool } from '../runtime/pool.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export const BENCH = { vocab: 512, d: 128, layers: 4, heads: 4, kv_heads: 4, ffn: 384, ctx: 128, batch: 8 };
 
@@ -84,6 +86,15 @@ export async function runTrainBench(steps = 5): Promise<Row[]> {
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  await runTrainBench(Number(process.argv[2] ?? 5));
+const FLAGS: FlagSpecs = {
+  steps: { type: 'integer', min: 1, default: 5, positional: true, placeholder: 'N', description: 'timed training steps per row' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Training throughput of one full training step of a small Llama model: Tessera on 1 thread and the pool, next to PyTorch.');
+  if (!v) return 0;
+  await runTrainBench(v.steps as number);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

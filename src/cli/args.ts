@@ -34,6 +34,9 @@ export interface FlagSpec {
   choices?: readonly string[];
   default?: string | number | boolean;
   short?: string;
+  /** Bare arguments give this flag's value (`script.js 3` = `script.js --steps 3`); for the research
+   *  scripts' older forms, one flag at most, `multiple` to take several. Commands take no positionals. */
+  positional?: boolean;
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
@@ -77,11 +80,13 @@ function namesOption(arg: string, specs: FlagSpecs, shorts: Map<string, string>)
 /**
  * Parses `--flag value`, `--flag=value`, `-f value`, `-fVALUE` (e.g. `-n3`), `--bool`, `--no-bool`.
  * A value may start with '-' ('-1', '-- text') unless it is itself one of the command's options, so a
- * forgotten value is still reported. No positionals are accepted.
+ * forgotten value is still reported. Bare arguments are refused unless a flag is `positional`.
  */
 export function parseFlags(argv: readonly string[], specs: FlagSpecs, command: string): FlagValues {
   const values: FlagValues = {};
   const shorts = new Map(Object.entries(specs).filter(([, s]) => s.short).map(([name, s]) => [s.short!, name]));
+  const positional = Object.entries(specs).find(([, s]) => s.positional && s.type !== 'boolean')?.[0];
+  let bare = 0;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     let name: string, inline: string | undefined, shown: string;
@@ -96,6 +101,10 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs, command: s
       shown = `-${arg[1]}`;
     } else if (arg.startsWith('-') && arg.length > 1 && Number.isNaN(Number(arg))) {
       throw new UsageError(`unknown option ${clip(arg)}`, command);
+    } else if (positional !== undefined && (bare++ === 0 || specs[positional]!.multiple)) {
+      name = positional;
+      inline = arg;
+      shown = `--${name}`;
     } else {
       throw new UsageError(`unexpected argument '${clip(arg)}' (options are given as --name value)`, command);
     }
@@ -145,12 +154,15 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs, command: s
 export function formatHelp(command: string, summary: string, specs: FlagSpecs, program = 'tessera'): string {
   const rows = Object.entries(specs).map(([name, s]) => {
     const left = `  ${s.short ? `-${s.short}, ` : ''}--${name}${s.type === 'boolean' ? '' : ` ${s.placeholder ?? (s.type === 'string' ? 'TEXT' : 'N')}`}`;
-    const extra = [s.required ? 'required' : '', s.default !== undefined && s.type !== 'boolean' ? `default ${s.default}` : '', s.list ? 'comma-separated' : '', s.multiple ? 'repeatable' : '']
+    const extra = [s.required ? 'required' : '', s.default !== undefined && s.type !== 'boolean' ? `default ${s.default}` : '', s.list ? 'comma-separated' : '', s.multiple ? 'repeatable' : '',
+      s.positional && s.type !== 'boolean' ? 'also given bare' : '']
       .filter(Boolean).join(', ');
     // One parenthesis per row: "… (the last N; default 16)", not "… (the last N) (default 16)".
     const text = !extra ? s.description : s.description.endsWith(')') ? `${s.description.slice(0, -1)}; ${extra})` : `${s.description} (${extra})`;
     return [left, text];
   });
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
-  return `Usage: ${program} ${command} [options]\n\n${summary}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(width) + r).join('\n')}\n`;
+  const bare = Object.values(specs).find((s) => s.positional && s.type !== 'boolean');
+  const tail = bare ? ` [${bare.placeholder ?? (bare.type === 'string' ? 'TEXT' : 'N')}${bare.multiple ? '…' : ''}]` : '';
+  return `Usage: ${program} ${command} [options]${tail}\n\n${summary}\n\nOptions:\n${rows.map(([l, r]) => l.padEnd(width) + r).join('\n')}\n`;
 }

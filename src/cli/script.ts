@@ -5,7 +5,9 @@
 
 import { fileURLToPath } from 'node:url';
 import { relative } from 'node:path';
-import { CliError, UsageError } from './args.js';
+import { CliError, UsageError, formatHelp, parseFlags, type FlagSpec, type FlagSpecs, type FlagValues } from './args.js';
+
+const HELP: FlagSpec = { type: 'boolean', description: 'show this help', short: 'h' };
 
 /** The script's path as the user types it after `node` (relative to the working directory). */
 export function scriptName(moduleUrl: string): string {
@@ -15,6 +17,21 @@ export function scriptName(moduleUrl: string): string {
 /** Whether the module at `moduleUrl` is the one node was asked to run (not imported by a test). */
 export function isMainModule(moduleUrl: string): boolean {
   return process.argv[1] !== undefined && fileURLToPath(moduleUrl) === process.argv[1];
+}
+
+/**
+ * The scripts' prologue: the script's flags parsed from `argv` (the arguments after its path), or
+ * null once `--help` has printed the help (the script then returns 0 without running). `--help` is
+ * added to `specs` when missing. A usage mistake throws a UsageError, which runScript reports with
+ * exit code 2, so a typo never starts a long run with the defaults.
+ */
+export function scriptFlags(moduleUrl: string, specs: FlagSpecs, summary: string, argv: readonly string[] = process.argv.slice(2)): FlagValues | null {
+  const name = scriptName(moduleUrl);
+  const all: FlagSpecs = specs.help ? specs : { ...specs, help: HELP };
+  const v = parseFlags(argv, all, name);
+  if (!v.help) return v;
+  process.stdout.write(formatHelp(name, summary, all, 'node'));
+  return null;
 }
 
 /** Runs `main`, then exits with its code, or reports its error as the `tessera` command does. */

@@ -5,9 +5,10 @@
 //
 // Run:  node dist/src/experiments/chat-ends.js [--model models/default] [--seeds 8]
 
-import { parseArgs } from 'node:util';
 import { Tessera, DEFAULT_REPLY_TOKENS } from '../api/tessera.js';
 import { markdownTable } from './report.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 /** Greetings, questions in and out of the fine-tuning templates, and statements. */
 export const CHAT_PROBES = [
@@ -39,17 +40,25 @@ export async function measureChatEnds(t: Tessera, seeds: number): Promise<ChatEn
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { model: { type: 'string', default: 'models/default' }, seeds: { type: 'string', default: '8' } } });
-  const seeds = Number(values.seeds);
-  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds ${values.seeds} must be an integer ≥ 1`);
-  const t = await Tessera.load(values.model!, { threads: 1 });
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', default: 'models/default', placeholder: 'PATH', description: 'the chat model' },
+  seeds: { type: 'integer', min: 1, default: 8, description: 'sampling seeds per user message' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Does a chat model end its replies by itself? Counts finish_reason "stop" over a few messages × seeds.');
+  if (!v) return 0;
+  const model = v.model as string, seeds = v.seeds as number;
+  const t = await Tessera.load(model, { threads: 1 });
   try {
     const rows = await measureChatEnds(t, seeds);
-    process.stdout.write(`${values.model}: ${CHAT_PROBES.length} user messages × ${seeds} seeds, reply bound ${DEFAULT_REPLY_TOKENS} tokens\n\n`);
+    process.stdout.write(`${model}: ${CHAT_PROBES.length} user messages × ${seeds} seeds, reply bound ${DEFAULT_REPLY_TOKENS} tokens\n\n`);
     process.stdout.write(markdownTable(['sampling', 'replies', 'ended by themselves', 'mean tokens', 'longest'],
       rows.map((r) => [r.sampling, r.replies, `${r.stopped} (${((100 * r.stopped) / r.replies).toFixed(0)}%)`, r.meanTokens.toFixed(1), r.maxTokens])));
   } finally {
     t.dispose();
   }
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

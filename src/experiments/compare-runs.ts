@@ -1,13 +1,15 @@
 // Compares finished `tessera train` runs: one plot of their held-out loss against training tokens
 // (from each run's loss.json) and a markdown table of their final results (result.json).
 //
-// Run:  node dist/src/experiments/compare-runs.js --svg docs/plots/NAME.svg [--title TEXT] RUN_DIR…
+// Run:  node dist/src/experiments/compare-runs.js --svg docs/plots/NAME.svg [--title TEXT] RUN_DIR…   (or --run RUN_DIR, repeated)
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { linePlotSvg } from '../training/plot-svg.js';
 import { markdownTable, fmt } from './report.js';
 import type { LogRow } from '../training/trainer.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface RunSummaryRow { name: string; family: string; layers: number; parameters: number; tokens: number; loss: number; perplexity: number }
 
@@ -33,12 +35,20 @@ export function compareRuns(dirs: readonly string[], title: string): { svg: stri
   return { svg, table, rows: runs.map((r) => r.row) };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const take = (flag: string) => { const i = argv.indexOf(flag); if (i < 0) return undefined; const v = argv[i + 1]; argv.splice(i, 2); return v; };
-  const svgPath = take('--svg'), title = take('--title') ?? 'held-out loss';
-  if (argv.length === 0) throw new Error('compare-runs: give run folders (tessera train outputs) after the options');
-  const { svg, table } = compareRuns(argv, title);
+const FLAGS: FlagSpecs = {
+  run: { type: 'string', multiple: true, positional: true, required: true, placeholder: 'RUN_DIR', description: 'a finished `tessera train` output folder' },
+  svg: { type: 'string', placeholder: 'PATH', description: 'write the loss plot here' },
+  title: { type: 'string', default: 'held-out loss', description: "the plot's title" },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Compares finished `tessera train` runs: a plot of their held-out loss and a markdown table of their final results.');
+  if (!v) return 0;
+  const svgPath = v.svg as string | undefined;
+  const { svg, table } = compareRuns(v.run as string[], v.title as string);
   if (svgPath) { mkdirSync(dirname(svgPath), { recursive: true }); writeFileSync(svgPath, svg); }
   process.stdout.write(table);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -3,7 +3,7 @@
 // back to back in one process on random token ids, after one warm-up step. The machine may be shared
 // (CI, other jobs): the load average is printed with the table.
 //
-// Run:  node dist/src/experiments/throughput.js [steps=5]
+// Run:  node dist/src/experiments/throughput.js [--steps 5]   (the steps may also be given bare: throughput.js 4)
 
 import { availableParallelism, loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -18,6 +18,8 @@ import { buildModel } from '../training/train-model.js';
 import { memoryBytes } from '../training/train-run.js';
 import { markdownTable, REPO_ROOT } from './report.js';
 import { LM_RUNS } from './lm-sotu.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface ThroughputRow { name: string; threads: number; parameters: number; stepMs: number; tokensPerSec: number }
 
@@ -47,8 +49,14 @@ export async function measureThroughput(cfg: TrainConfig, vocab: number, threads
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const steps = Number(process.argv[2] ?? 5);
+const FLAGS: FlagSpecs = {
+  steps: { type: 'integer', min: 1, default: 5, positional: true, placeholder: 'N', description: 'timed steps per row, after one warm-up step' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Training throughput (tokens/s of whole optimizer steps) of the four SOTU configs on 1 thread and on the pool.');
+  if (!v) return 0;
+  const steps = v.steps as number;
   const cores = availableParallelism();
   const rows: (string | number)[][] = [];
   const load0 = loadavg()[0];
@@ -62,4 +70,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   console.log(`training steps of batch 16 × 128 tokens, vocab 2048, ${steps} timed steps each; load average ${load0.toFixed(2)} → ${loadavg()[0].toFixed(2)} on ${cores} cores`);
   console.log(markdownTable(['config', 'threads', 'parameters', 'ms/step', 'tokens/s'], rows));
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -19,7 +19,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { parseFlags, formatHelp, UsageError, type FlagSpecs } from '../cli/args.js';
+import { UsageError, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { FUZZ_PARSERS, fuzzTarget, runCase, caseRand, type FuzzParser } from './fuzz-targets.js';
 import { SLOT, SLOTS, type FuzzWorkerData, type FuzzWorkerMessage } from './fuzz-protocol.js';
 
@@ -36,7 +37,6 @@ const FLAGS: FlagSpecs = {
   out: { type: 'string', description: 'write the results as JSON to this file', placeholder: 'PATH' },
   'max-minutes': { type: 'number', description: 'stop each parser after this long; the results record the cases actually run', min: 0.01 },
   'progress-s': { type: 'number', description: 'seconds between progress lines', min: 0.1, default: 10 },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 export interface CaseRef { index: number; error: string }
@@ -318,22 +318,14 @@ function rerunCase(parser: FuzzParser, seed: number, index: number, save: string
   }
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  const usage = formatHelp('fuzz', 'Mutation fuzzing of the parsers: counts crashes, hangs and peak memory.', FLAGS)
-    .replace('tessera fuzz', 'node dist/src/testing/fuzz.js');
-  let f;
-  try {
-    f = parseFlags(argv, FLAGS, 'fuzz');
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`fuzz: ${e.message}\n\n${usage}`);
-    return 2;
-  }
-  if (f.help) { console.log(usage); return 0; }
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const f = scriptFlags(import.meta.url, FLAGS, 'Mutation fuzzing of the parsers: counts crashes, hangs and peak memory.', argv);
+  if (!f) return 0;
   const parsers = f.parser === 'all' ? [...FUZZ_PARSERS] : [f.parser as FuzzParser];
   const seed = f.seed as number;
   if (f.case !== undefined) {
-    if (parsers.length !== 1) { console.error('fuzz: --case needs one --parser'); return 2; }
+    if (parsers.length !== 1) throw new UsageError('--case needs one --parser');
     return rerunCase(parsers[0]!, seed, f.case as number, f.save as string | undefined);
   }
   const opts: FuzzOptions = {
@@ -376,6 +368,4 @@ function writeResults(path: string, command: string, o: FuzzOptions, results: Pa
   writeFileSync(path, `${JSON.stringify({ run, results }, null, 2)}\n`);
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => { console.error(e); process.exitCode = 1; });
-}
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -15,7 +15,6 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadModel } from '../../models/load.js';
 import { attentionBackend } from '../../attention/create.js';
 import { parseAttentionSpec } from '../../attention/spec.js';
@@ -25,7 +24,8 @@ import type { SpeculativeStats } from '../../generation/speculative.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
 import { LongContextTasks, readTaskOptions, TASK_KINDS, type TaskKind } from './tasks.js';
 import { evalSeed } from './eval.js';
-import { formatHelp, parseFlags, type FlagSpecs } from '../../cli/args.js';
+import type { FlagSpecs } from '../../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../../cli/script.js';
 
 export interface AcceptanceOptions {
   model: string;
@@ -133,41 +133,35 @@ const FLAGS: FlagSpecs = {
   drafts: { type: 'string', placeholder: 'SPEC;SPEC…', description: 'draft attentions, separated by ";" (a spec holds commas)',
     default: 'streaming:sinks=16,window=48;streaming:sinks=16,window=112;streaming:sinks=16,window=240;' +
       'snapkv:budget=64;snapkv:budget=128;snapkv:budget=256;magicpig:dense=none;magicpig:dense=0' },
-  tasks: { type: 'string', list: true, default: 'needle-single,most-frequent-name', description: `tasks (${TASK_KINDS.join(', ')})` },
+  tasks: { type: 'string', list: true, choices: TASK_KINDS, default: 'needle-single,most-frequent-name', description: `tasks (${TASK_KINDS.join(', ')})` },
   n: { type: 'integer', min: 1, default: 6, description: 'prompts per task and context' },
   tokens: { type: 'integer', min: 1, default: 64, description: 'tokens generated per prompt (eos ignored)' },
   gamma: { type: 'integer', min: 1, max: 64, default: 4, description: 'draft length' },
   temperature: { type: 'number', min: 0, default: 0, description: 'sampling temperature (0: greedy, checked token-identical to plain)' },
   seed: { type: 'integer', min: 0, default: 1, description: 'prompt and sampling seed' },
   json: { type: 'string', placeholder: 'FILE', description: 'also write the rows as JSON' },
-  help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  let v: ReturnType<typeof parseFlags>;
-  try { v = parseFlags(process.argv.slice(2), FLAGS, 'acceptance'); } catch (e) {
-    process.stderr.write(`acceptance: ${(e as Error).message} (--help lists the options)\n`);
-    process.exit(2);
-  }
-  if (v.help) { process.stdout.write(formatHelp('dist/src/experiments/long-context/acceptance.js', 'Acceptance of the self-speculation drafts vs context length.', FLAGS, 'node')); process.exit(0); }
-  const tasks = v.tasks as TaskKind[];
-  for (const t of tasks) if (!TASK_KINDS.includes(t)) { process.stderr.write(`acceptance: unknown task ${t} (known: ${TASK_KINDS.join(', ')})\n`); process.exit(2); }
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Acceptance of the self-speculation drafts vs context length.');
+  if (!v) return 0;
   const o: AcceptanceOptions = {
     model: v.model as string, contexts: v.contexts as number[], drafts: (v.drafts as string).split(';'),
-    tasks, n: v.n as number, tokens: v.tokens as number, gamma: v.gamma as number,
+    tasks: v.tasks as TaskKind[], n: v.n as number, tokens: v.tokens as number, gamma: v.gamma as number,
     temperature: v.temperature as number, seed: v.seed as number,
     onRun: (d, c, done, total) => process.stderr.write(`${d} @${c}: ${done}/${total}   \r`),
   };
   const t0 = performance.now();
-  measureAcceptance(o).then((rows) => {
-    process.stderr.write('\n');
-    process.stdout.write(`Self-speculation acceptance on ${o.model}: tasks ${o.tasks.join(', ')}, ${o.n} prompts each per context, ` +
-      `${o.tokens} tokens each past eos, γ = ${o.gamma}, temperature ${o.temperature}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n` +
-      `${acceptanceTable(rows, o.contexts)}\n`);
-    const bad = rows.filter((r) => r.identical !== undefined && r.identical !== r.prompts);
-    if (bad.length) process.stdout.write(`\nNOT token-identical to plain greedy: ${bad.map((r) => `${r.draft} @${r.context} (${r.identical}/${r.prompts})`).join(', ')}\n`);
-    const json = v.json as string | undefined;
-    if (json) writeFileSync(json, JSON.stringify({ options: { ...o, onRun: undefined }, rows }, null, 2) + '\n');
-    if (bad.length) process.exit(1);
-  }).catch((e: Error) => { process.stderr.write(`acceptance: ${e.message}\n`); process.exit(1); });
+  const rows = await measureAcceptance(o);
+  process.stderr.write('\n');
+  process.stdout.write(`Self-speculation acceptance on ${o.model}: tasks ${o.tasks.join(', ')}, ${o.n} prompts each per context, ` +
+    `${o.tokens} tokens each past eos, γ = ${o.gamma}, temperature ${o.temperature}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n` +
+    `${acceptanceTable(rows, o.contexts)}\n`);
+  const bad = rows.filter((r) => r.identical !== undefined && r.identical !== r.prompts);
+  if (bad.length) process.stdout.write(`\nNOT token-identical to plain greedy: ${bad.map((r) => `${r.draft} @${r.context} (${r.identical}/${r.prompts})`).join(', ')}\n`);
+  const json = v.json as string | undefined;
+  if (json) writeFileSync(json, JSON.stringify({ options: { ...o, onRun: undefined }, rows }, null, 2) + '\n');
+  return bad.length ? 1 : 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

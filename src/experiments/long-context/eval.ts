@@ -17,8 +17,8 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatHelp, parseFlags, type FlagSpecs } from '../../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../../cli/script.js';
+import type { FlagSpecs } from '../../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../../cli/script.js';
 import { loadModel } from '../../models/load.js';
 import { generateText } from '../../generation/generate.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
@@ -117,13 +117,11 @@ const FLAGS: FlagSpecs = {
   margin: { type: 'number', min: 0, placeholder: 'F', description: `most-frequent: the winner's lead as a share of the list (default ${DEFAULT_COUNTING.marginFraction})` },
   distinct: { type: 'integer', min: 2, placeholder: 'N', description: `most-frequent: distinct words per list (default ${DEFAULT_COUNTING.distinctWords})` },
   json: { type: 'string', placeholder: 'PATH', description: 'write the rows as JSON here too' },
-  help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 
 async function main(): Promise<number | void> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) { process.stdout.write(formatHelp(name, 'Accuracy of a long-context model on the synthetic retrieval and counting tasks.', FLAGS, 'node')); return 0; }
+  const v = scriptFlags(import.meta.url, FLAGS, 'Accuracy of a long-context model on the synthetic retrieval and counting tasks.');
+  if (!v) return 0;
   const counting = v.margin !== undefined || v.distinct !== undefined
     ? { counting: { marginFraction: (v.margin as number | undefined) ?? DEFAULT_COUNTING.marginFraction, distinctWords: (v.distinct as number | undefined) ?? DEFAULT_COUNTING.distinctWords } }
     : {};

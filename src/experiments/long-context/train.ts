@@ -13,8 +13,8 @@
 
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatHelp, parseFlags, type FlagSpecs } from '../../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../../cli/script.js';
+import type { FlagSpecs } from '../../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../../cli/script.js';
 import { TrainMemory } from '../../training/memory.js';
 import { Tape } from '../../training/autograd/tape.js';
 import { Params } from '../../training/params.js';
@@ -195,18 +195,13 @@ const FLAGS: FlagSpecs = {
   'stop-at': { type: 'integer', min: 1, placeholder: 'N', description: 'stop after step N (a checkpoint is written)' },
   'export-only': { type: 'boolean', description: 'only export <out>/checkpoint to the model folder' },
   'no-progress': { type: 'boolean', description: 'no progress bar' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 async function main(): Promise<number> {
-  const name = scriptName(import.meta.url);
   // parsed before anything runs: an unknown option (or --help) must never start hours of training
   // that end by exporting over the config's model folder
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) {
-    process.stdout.write(formatHelp(name, 'Trains the long-context model (docs/LONG_CONTEXT_MODEL.md) and exports it to the config\'s modelDir.', FLAGS, 'node'));
-    return 0;
-  }
+  const v = scriptFlags(import.meta.url, FLAGS, 'Trains the long-context model (docs/LONG_CONTEXT_MODEL.md) and exports it to the config\'s modelDir.');
+  if (!v) return 0;
   await trainLongContext(readConfig(v.config as string), {
     resume: v.resume === true, exportOnly: v['export-only'] === true, progress: v['no-progress'] !== true, stopAt: v['stop-at'] as number | undefined,
   });
