@@ -2,12 +2,13 @@
 // lengths, tasks, samples, decode-last) with different backends into one report, as if the backends
 // had been given to one `tessera eval` run: a table can then be rerun one column at a time.
 //
-//   node dist/src/eval/merge-results.js A/results.json B/results.json … --out DIR
+//   node dist/src/eval/merge-results.js A/results.json B/results.json … --out DIR   (or --results FILE, repeated)
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { AccuracyResults } from './harness.js';
 import { writeAccuracyReport } from './report.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 const SAME = ['model', 'profile', 'seed', 'decodeLast', 'samples', 'lengths', 'tasks'] as const;
 
@@ -30,18 +31,18 @@ export function mergeAccuracyResults(runs: readonly AccuracyResults[], names: re
   };
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2), o = args.indexOf('--out');
-  const files = o < 0 ? args : args.filter((_, i) => i !== o && i !== o + 1);
-  const usage = 'usage: node dist/src/eval/merge-results.js A/results.json B/results.json … --out DIR\n';
-  const unknown = files.find((f) => f.startsWith('-'));
-  if (unknown !== undefined) { process.stderr.write(`merge-results: unknown option ${unknown}\n${usage}`); process.exit(2); }
-  if (o < 0 || args[o + 1] === undefined || files.length === 0) { process.stderr.write(usage); process.exit(2); }
-  try {
-    const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as AccuracyResults);
-    for (const f of writeAccuracyReport(mergeAccuracyResults(runs, files), args[o + 1]!)) process.stderr.write(`wrote ${f}\n`);
-  } catch (e) {
-    process.stderr.write(`merge-results: ${(e as Error).message}\n`);
-    process.exit(1);
-  }
+const FLAGS: FlagSpecs = {
+  results: { type: 'string', multiple: true, positional: true, required: true, placeholder: 'results.json', description: 'a run\'s results.json' },
+  out: { type: 'string', required: true, placeholder: 'DIR', description: 'where the merged report goes' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Joins the results.json of accuracy runs on the same prompts with different backends into one report.');
+  if (!v) return 0;
+  const files = v.results as string[];
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as AccuracyResults);
+  for (const f of writeAccuracyReport(mergeAccuracyResults(runs, files), v.out as string)) process.stderr.write(`wrote ${f}\n`);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

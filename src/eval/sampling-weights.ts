@@ -10,10 +10,11 @@
 //   node dist/src/eval/sampling-weights.js --model models/long-context --profile long-context \
 //        --task most_frequent:names=1,marginFraction=2 --length 2000 --prompts 10 --K 11 --L 130 [--layer 0] [--draws 3]
 
-import { fileURLToPath } from 'node:url';
 import { deriveSeed, Rng } from '../data/rng.js';
 import { capturePrompt, headView } from './operator.js';
 import { buildSimHash, denseEstimate, magicpigEstimate, oracleSamplingEstimate, relativeError, scores, topkEstimate } from './estimators.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface SamplingWeightsOptions {
   model: string; task: string; profile?: string; length: number; prompts: number;
@@ -90,23 +91,31 @@ export function samplingWeightsMarkdown(o: SamplingWeightsOptions, rows: HeadWei
   ].join('\n') + '\n';
 }
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
+const FLAGS: FlagSpecs = {
+  model: { type: 'string', default: 'models/long-context', placeholder: 'PATH', description: 'the model' },
+  task: { type: 'string', default: 'cwe', placeholder: 'SPEC', description: 'the task of the prompts (e.g. most_frequent:names=1,marginFraction=2)' },
+  profile: { type: 'string', placeholder: 'NAME', description: 'task profile (e.g. long-context)' },
+  length: { type: 'integer', min: 1, default: 2000, description: 'prompt length in tokens' },
+  prompts: { type: 'integer', min: 1, default: 10, description: 'prompts' },
+  K: { type: 'integer', min: 1, default: 10, description: 'MagicPIG bits per hash table' },
+  L: { type: 'integer', min: 1, default: 150, description: 'MagicPIG hash tables' },
+  layer: { type: 'integer', min: 0, default: 0, description: 'the layer whose heads are measured' },
+  sinks: { type: 'integer', min: 0, default: 4, description: 'sink keys always attended' },
+  window: { type: 'integer', min: 0, default: 16, description: 'recent keys always attended' },
+  draws: { type: 'integer', min: 1, default: 3, description: 'hash draws per prompt' },
+  seed: { type: 'integer', min: 0, default: 1, description: 'prompt and hash seed' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, "Why an LSH-sampling estimate is noisy on a head: dense attention's spread, MagicPIG's importance weights and errors per query head.");
+  if (!v) return 0;
+  const o: SamplingWeightsOptions = {
+    model: v.model as string, task: v.task as string, profile: v.profile as string | undefined,
+    length: v.length as number, prompts: v.prompts as number, K: v.K as number, L: v.L as number, layer: v.layer as number,
+    sinks: v.sinks as number, window: v.window as number, draws: v.draws as number, seed: v.seed as number,
+  };
+  process.stdout.write(samplingWeightsMarkdown(o, await samplingWeights(o)));
+  return 0;
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const a = process.argv.slice(2);
-  const num = (name: string, fallback: number) => {
-    const v = arg(a, name) === undefined ? fallback : Number(arg(a, name));
-    if (!Number.isFinite(v)) { process.stderr.write(`sampling-weights: ${name} needs a number\n`); process.exit(2); }
-    return v;
-  };
-  const o: SamplingWeightsOptions = {
-    model: arg(a, '--model') ?? 'models/long-context', task: arg(a, '--task') ?? 'cwe', profile: arg(a, '--profile'),
-    length: num('--length', 2000), prompts: num('--prompts', 10), K: num('--K', 10), L: num('--L', 150), layer: num('--layer', 0),
-    sinks: num('--sinks', 4), window: num('--window', 16), draws: num('--draws', 3), seed: num('--seed', 1),
-  };
-  samplingWeights(o).then((rows) => process.stdout.write(samplingWeightsMarkdown(o, rows)))
-    .catch((e: Error) => { process.stderr.write(`sampling-weights: ${e.message}\n`); process.exit(1); });
-}
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -7,9 +7,11 @@
 
 import { join } from 'node:path';
 import { runTraining, type RunResult } from '../training/train-run.js';
-import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { EXPERIMENT_FLAGS, experimentDirs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { lmConfig } from './lm-sotu.js';
 import { parseTrainConfig } from '../training/train-config.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface LrRun { name: string; lr: number; result: RunResult }
 
@@ -31,11 +33,17 @@ export async function runLrCheck(args: ExperimentArgs, lrs: number[], log: (s: s
   return runs;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const i = argv.indexOf('--lr');
-  const lrs = i >= 0 ? argv[i + 1].split(',').map(Number) : [0.01];
-  const rest = i >= 0 ? [...argv.slice(0, i), ...argv.slice(i + 2)] : argv;
-  const args = experimentArgs(rest, 'lm-sotu-lr', REPO_ROOT);
-  for (const r of await runLrCheck(args, lrs)) console.log(`${r.name} lr ${r.lr}: val loss ${fmt(r.result.final.loss)}`);
+const FLAGS: FlagSpecs = {
+  ...EXPERIMENT_FLAGS,
+  lr: { type: 'number', list: true, min: 0, exclusiveMin: true, default: '0.01', placeholder: 'LIST', description: 'peak learning rates' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment b, depth 1: the SOTU language models at other peak learning rates.');
+  if (!v) return 0;
+  const args = experimentDirs(v, 'lm-sotu-lr', REPO_ROOT);
+  for (const r of await runLrCheck(args, v.lr as number[])) console.log(`${r.name} lr ${r.lr}: val loss ${fmt(r.result.final.loss)}`);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -15,8 +15,9 @@ import { parseTrainConfig, type TrainConfig } from '../training/train-config.js'
 import { runTraining, type RunResult } from '../training/train-run.js';
 import { evalPerplexity, type PerplexityResult } from '../eval/perplexity.js';
 import { bucketed } from '../training/evaluate.js';
-import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { EXPERIMENT_FLAGS, experimentDirs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export const LM_RUNS = ['sotu-llama-d128-l1', 'sotu-mosaic-d128-l1', 'sotu-llama-d128-l4', 'sotu-mosaic-d128-l4'] as const;
 
@@ -99,9 +100,14 @@ export function writeLmReport(runs: LmRun[], args: ExperimentArgs): string[] {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = experimentArgs(process.argv.slice(2), 'lm-sotu', REPO_ROOT);
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, EXPERIMENT_FLAGS, 'Experiment b: language modelling on the State of the Union corpus, Memory Mosaic vs transformer (experiments/lm-sotu.md under --docs).');
+  if (!v) return 0;
+  const args = experimentDirs(v, 'lm-sotu', REPO_ROOT);
   const runs = await runLmExperiment(args);
   for (const r of runs) console.log(`${r.name}: val loss ${fmt(r.result.final.loss)} ppl ${fmt(r.result.final.perplexity, 1)} ${Math.round(r.result.tokensPerSec)} tok/s`);
   console.log(`wrote ${args.docsDir}/experiments/lm-sotu.md and plots`);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

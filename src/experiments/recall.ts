@@ -14,8 +14,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
 import { runTraining, type RunResult } from '../training/train-run.js';
-import { experimentArgs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
+import { EXPERIMENT_FLAGS, experimentDirs, fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT, type ExperimentArgs } from './report.js';
 import { linePlotSvg } from '../training/plot-svg.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export const RECALL_RUNS = ['recall-mosaic-l1', 'recall-llama-l1', 'recall-llama-l2', 'induction-mosaic-l1', 'induction-llama-l1', 'induction-llama-l2'] as const;
 
@@ -76,9 +77,14 @@ export function writeRecallReport(runs: RecallRun[], args: ExperimentArgs): stri
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = experimentArgs(process.argv.slice(2), 'recall', REPO_ROOT);
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, EXPERIMENT_FLAGS, 'Experiment a: in-context recall and induction with one layer, Memory Mosaic vs transformer (experiments/recall.md under --docs).');
+  if (!v) return 0;
+  const args = experimentDirs(v, 'recall', REPO_ROOT);
   const runs = await runRecallExperiment(args);
   for (const r of runs) console.log(`${r.name}: held-out accuracy ${(100 * r.result.final.accuracy).toFixed(1)}% (chance ${(100 * r.chance).toFixed(1)}%)`);
   console.log(`wrote ${args.docsDir}/experiments/recall.md and plots`);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

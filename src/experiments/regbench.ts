@@ -24,6 +24,8 @@ import { Rng } from '../data/rng.js';
 import { deriveSeed } from '../data/rng.js';
 import { DFA_FIRST_LETTER, REGBENCH_DFA, dfaAllows, dfaPool, dfaSequence, dfaVocabSize, type Dfa, type DfaOptions, type DfaSequence } from '../data/synthetic-dfa.js';
 import { fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface RegbenchPlan {
   d: number; layers: number; heads: number;
@@ -198,26 +200,28 @@ ${table}`;
   return md;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const quick = argv.includes('--quick');
+const FLAGS: FlagSpecs = {
+  quick: { type: 'boolean', description: 'the small plan, written to a temporary folder' },
+  baselines: { type: 'boolean', description: "only the model-free predictors' accuracy" },
+  steps: { type: 'integer', min: 1, placeholder: 'N', description: "training steps (default: the plan's)" },
+  dfas: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "training DFA counts (default: the plan's)" },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment d: in-context language learning (RegBench-style), Memory Mosaic vs transformer, held-out accuracy against the number of training DFAs.');
+  if (!v) return 0;
+  const quick = v.quick === true;
   const plan = { ...(quick ? REGBENCH_QUICK : REGBENCH_PLAN) };
-  for (let j = 0; j < argv.length; j++) {
-    const a = argv[j];
-    if (a === '--quick' || a === '--baselines') continue;
-    if (a === '--steps') { plan.steps = Number(argv[++j]); if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`regbench: --steps must be a positive integer`); continue; }
-    if (a === '--dfas') {
-      plan.trainDfas = (argv[++j] ?? '').split(',').map(Number);
-      if (plan.trainDfas.length === 0 || !plan.trainDfas.every((n) => Number.isInteger(n) && n > 0)) throw new Error('regbench: --dfas must be a comma-separated list of positive integers');
-      continue;
-    }
-    throw new Error(`regbench: unknown argument ${a} (use [--quick] [--baselines] [--steps N] [--dfas 10,100,1000])`);
-  }
-  if (argv.includes('--baselines')) {
+  if (v.steps !== undefined) plan.steps = v.steps as number;
+  if (v.dfas !== undefined) plan.trainDfas = v.dfas as number[];
+  if (v.baselines === true) {
     const b = regbenchBaselines(regbenchPools(plan).heldOut, plan);
     process.stdout.write(`held-out letters: uniformly random letter ${(100 * b.uniform).toFixed(1)}%, in-context bigram ${(100 * b.bigram).toFixed(1)}%\n`);
-    process.exit(0);
+    return 0;
   }
   const runs = runRegbench(plan);
   process.stdout.write(writeRegbenchReport(runs, plan, quick ? join(tmpdir(), 'tessera-regbench-quick', 'docs') : join(REPO_ROOT, 'docs')));
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

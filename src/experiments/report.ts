@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseFlags, type FlagSpecs, type FlagValues } from '../cli/args.js';
 
 /** The repository root (this file is dist/src/experiments/report.js once built). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -24,21 +25,27 @@ export interface ExperimentArgs {
   docsDir: string;
 }
 
-/** Parses `[--quick] [--runs DIR] [--docs DIR]`; quick runs write to a temporary folder by default. */
-export function experimentArgs(argv: readonly string[], name: string, repoRoot: string): ExperimentArgs {
-  const quick = argv.includes('--quick');
-  const value = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--runs' || a === '--docs') { i++; continue; }
-    if (a !== '--quick') throw new Error(`${name}: unknown argument ${a} (use [--quick] [--runs DIR] [--docs DIR])`);
-  }
+/** The switches every experiment takes (spread into a script's own FLAGS). */
+export const EXPERIMENT_FLAGS: FlagSpecs = {
+  quick: { type: 'boolean', description: 'tiny settings in seconds, written to a temporary folder' },
+  runs: { type: 'string', placeholder: 'DIR', description: 'where run folders go (default results/<experiment>, or the temporary folder with --quick)' },
+  docs: { type: 'string', placeholder: 'DIR', description: 'where tables, plots and results JSON go (default docs/, or the temporary folder with --quick)' },
+};
+
+/** The folders of parsed EXPERIMENT_FLAGS; quick runs write to a temporary folder by default. */
+export function experimentDirs(v: FlagValues, name: string, repoRoot: string): ExperimentArgs {
+  const quick = v.quick === true;
   const scratch = join(tmpdir(), `tessera-${name}-quick`);
   return {
     quick,
-    runsDir: value('--runs') ?? (quick ? join(scratch, 'runs') : join(repoRoot, 'results', name)),
-    docsDir: value('--docs') ?? (quick ? join(scratch, 'docs') : join(repoRoot, 'docs')),
+    runsDir: (v.runs as string | undefined) ?? (quick ? join(scratch, 'runs') : join(repoRoot, 'results', name)),
+    docsDir: (v.docs as string | undefined) ?? (quick ? join(scratch, 'docs') : join(repoRoot, 'docs')),
   };
+}
+
+/** Parses `[--quick] [--runs DIR] [--docs DIR]` (for a script that parses the rest of its argv itself). */
+export function experimentArgs(argv: readonly string[], name: string, repoRoot: string): ExperimentArgs {
+  return experimentDirs(parseFlags(argv, EXPERIMENT_FLAGS, name), name, repoRoot);
 }
 
 /** Writes text files relative to a base folder (creating folders). */

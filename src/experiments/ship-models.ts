@@ -3,7 +3,7 @@
 // (docs/experiments/lm-sotu.json), the best 4-layer mosaic of experiment c (docs/results/lm-fair.json,
 // the fair comparison at the same size and tokenizer), and optionally a run as models/default (`npm start`).
 //
-// Run:  node dist/src/experiments/ship-models.js [--llama | --mosaic | --default RUN_DIR [CONFIG [BASE_CONFIG]]]
+// Run:  node dist/src/experiments/ship-models.js [--llama | --mosaic | --default RUN_DIR [CONFIG [BASE_CONFIG]]]   (--help: the options)
 //   (without --default: models/sotu-llama-d128-l1 and models/sotu-mosaic-d128-l4; with it: only models/default)
 //   RUN_DIR: a `tessera train` output folder (its model/, result.json and train-config.json are read);
 //   CONFIG: the config that trained it; BASE_CONFIG: for a fine-tune, the config of the run it started from.
@@ -13,6 +13,8 @@ import { join, relative } from 'node:path';
 import { REPO_ROOT } from './report.js';
 import { CHAT_SPECIAL_TOKENS } from '../data/chat-examples.js';
 import { bestFairRun, FULL_PLAN, type Arm } from './lm-fair.js';
+import { UsageError, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 interface Shipped { dir: string; bytes: number }
 
@@ -88,13 +90,26 @@ export function summariseRun(runDir: string, config: string, command: string): R
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const i = argv.indexOf('--default');
+const FLAGS: FlagSpecs = {
+  llama: { type: 'boolean', description: 'only the transformer of experiment b' },
+  mosaic: { type: 'boolean', description: 'only the 4-layer mosaic of experiment c' },
+  default: { type: 'string', placeholder: 'RUN_DIR', description: 'ship this `tessera train` output folder as models/default (and nothing else)' },
+  config: { type: 'string', multiple: true, positional: true, placeholder: 'CONFIG',
+    description: 'with --default: the config that trained the run (default configs/default-sotu.json), then for a fine-tune the config of the run it started from (default configs/default-sotu-llama-d128-l2.json)' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Copies trained model folders into models/ with a README (what the model is, the command that trained it, its held-out loss).');
+  if (!v) return 0;
+  const runArg = v.default as string | undefined, configs = (v.config as string[] | undefined) ?? [];
+  if (v.llama === true && v.mosaic === true) throw new UsageError('give one of --llama and --mosaic (neither: both models)');
+  if (runArg !== undefined && (v.llama === true || v.mosaic === true)) throw new UsageError('--default ships only models/default: leave out --llama and --mosaic');
+  if (runArg === undefined && configs.length > 0) throw new UsageError(`'${configs[0]}': a CONFIG goes with --default RUN_DIR`);
+  if (configs.length > 2) throw new UsageError(`--default takes at most CONFIG and BASE_CONFIG after RUN_DIR, got ${configs.length} configs`);
   // Without --default: both SOTU models, or only the one named by --llama / --mosaic.
-  const only = argv.includes('--llama') ? 'llama' : argv.includes('--mosaic') ? 'mosaic' : undefined;
-  const lm = i >= 0 ? [] : JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
-  for (const family of i >= 0 || only === 'mosaic' ? [] : ['llama']) {
+  const only = v.llama === true ? 'llama' : v.mosaic === true ? 'mosaic' : undefined;
+  const lm = runArg !== undefined ? [] : JSON.parse(readFileSync(join(REPO_ROOT, 'docs/experiments/lm-sotu.json'), 'utf8')) as { name: string; config: { family: string }; final: { loss: number } }[];
+  for (const family of runArg !== undefined || only === 'mosaic' ? [] : ['llama']) {
     const best = lm.filter((r) => r.config.family === family).sort((a, b) => a.final.loss - b.final.loss)[0];
     const runDir = join(REPO_ROOT, 'results/lm-sotu', best.name);
     const s = summariseRun(runDir, `\`configs/${best.name}.json\``, 'node dist/src/experiments/lm-sotu.js');
@@ -102,7 +117,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `- The better ${family === 'llama' ? 'transformer' : 'mosaic'} of experiment b (docs/EXPERIMENTS.md).\n`);
     console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
-  if (i < 0 && only !== 'llama') {
+  if (runArg === undefined && only !== 'llama') {
     // The mosaic comes from experiment c (each family at its own best rate, short-budget
     // initialisation, experiment b's size and tokenizer): its best 4-layer run on SOTU.
     type FairRow = { arm: Arm; corpus: string; depth: number; lr: number; seed: number; name: string; tokens: number; final: { loss: number } };
@@ -118,11 +133,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       + `  rate ${best.lr} (the best of its sweep), seed ${best.seed} (${seedsAtRate > 1 ? `the best of the ${seedsAtRate} seeds run at that rate` : 'the only seed run at that rate'}).\n`);
     console.log(`${relative(REPO_ROOT, out.dir)}: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
-  if (i >= 0) {
-    const runDir = argv[i + 1];
+  if (runArg !== undefined) {
+    const runDir = runArg!;
     const cfg = JSON.parse(readFileSync(join(runDir, 'train-config.json'), 'utf8')) as { out: string; init?: string; data: { chat?: unknown } };
-    const configPath = argv[i + 2] ?? 'configs/default-sotu.json';
-    const basePath = argv[i + 3] ?? 'configs/default-sotu-llama-d128-l2.json';
+    const configPath = configs[0] ?? 'configs/default-sotu.json';
+    const basePath = configs[1] ?? 'configs/default-sotu-llama-d128-l2.json';
     const s = summariseRun(runDir, `\`${configPath}\``, `tessera train --config ${configPath}`);
     const modelDir = join(runDir, 'model');
     // Sampling defaults added to what the run wrote (a chat run's eos_token_id lists its end-of-turn token).
@@ -141,4 +156,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       '  trained longer (1.1 epochs); generation_config.json samples at temperature 0.8, top-k 40, top-p 0.95.\n');
     console.log(`models/default: ${(out.bytes / 2 ** 20).toFixed(2)} MiB, held-out loss ${s.loss.toFixed(3)}`);
   }
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

@@ -1,7 +1,7 @@
 // Sanity training of a small Memory Mosaic on multi-query associative recall (src/data/synthetic-recall):
 // k1 v1 k2 v2 … then queries q a; the loss is on the answers only. A 1-layer mosaic should solve it
 // (keys that mix the past + values that peek one step ahead = an induction head in one layer).
-// Run: node dist/src/mosaic/train-recall.js [steps] [seed]  (prints a loss/accuracy table)
+// Run: node dist/src/mosaic/train-recall.js [--steps 600] [--seed 1]  (prints a loss/accuracy table; the steps may be given bare)
 
 import { TrainMemory } from '../training/memory.js';
 import { Tape } from '../training/autograd/tape.js';
@@ -10,6 +10,8 @@ import { Rng } from '../training/rng.js';
 import { associativeRecall } from '../data/synthetic-recall.js';
 import { mosaicConfig, type MosaicConfig } from './config.js';
 import { MosaicTrainModel } from './model-train.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface RecallRunOptions {
   steps: number;
@@ -85,10 +87,19 @@ export function trainRecall(opts: RecallRunOptions): { accuracy: number; rows: {
   return { accuracy: rows[rows.length - 1]?.accuracy ?? evaluate(), rows };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const steps = Number(process.argv[2] ?? 600), seed = Number(process.argv[3] ?? 1);
+const FLAGS: FlagSpecs = {
+  steps: { type: 'integer', min: 1, default: 600, positional: true, placeholder: 'N', description: 'training steps' },
+  seed: { type: 'integer', min: 0, default: 1, description: 'initialisation and data seed' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Sanity training of a small Memory Mosaic on multi-query associative recall (a loss/accuracy table).');
+  if (!v) return 0;
   const t0 = Date.now();
   console.log('step  train-loss(answers)  eval-accuracy');
-  trainRecall({ steps, seed, onLog: (r) => console.log(`${String(r.step).padStart(4)}  ${r.loss.toFixed(4).padStart(19)}  ${r.accuracy.toFixed(3).padStart(13)}`) });
+  trainRecall({ steps: v.steps as number, seed: v.seed as number, onLog: (r) => console.log(`${String(r.step).padStart(4)}  ${r.loss.toFixed(4).padStart(19)}  ${r.accuracy.toFixed(3).padStart(13)}`) });
   console.log(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
