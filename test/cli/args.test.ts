@@ -97,3 +97,19 @@ test('help keeps one parenthesis per row', () => {
   assert.match(h, /positions measured \(the last N; default 16\)\n/);
   assert.match(h, /prompt length \(repeatable\)\n/);
 });
+
+test('a positional flag takes bare arguments: one, or several when it is multiple', () => {
+  const one: FlagSpecs = { steps: { type: 'integer', min: 1, default: 5, positional: true, placeholder: 'N', description: 'n' }, json: { type: 'boolean', description: 'j' } };
+  assert.deepEqual(parseFlags(['3'], one, 'cmd'), { steps: 3 });
+  assert.deepEqual(parseFlags(['--json', '3'], one, 'cmd'), { json: true, steps: 3 });
+  assert.deepEqual(parseFlags(['--steps', '4'], one, 'cmd'), { steps: 4 });
+  assert.throws(() => parseFlags(['3', '4'], one, 'cmd'), (e: unknown) => e instanceof UsageError && /unexpected argument '4'/.test(e.message));
+  assert.throws(() => parseFlags(['0'], one, 'cmd'), /--steps must be an integer ≥ 1, got 0/);
+  assert.throws(() => parseFlags(['-x'], one, 'cmd'), /unknown option -x/);
+  const many: FlagSpecs = { run: { type: 'string', multiple: true, positional: true, required: true, placeholder: 'DIR', description: 'r' }, out: { type: 'string', description: 'o' } };
+  assert.deepEqual(parseFlags(['a', '--out', 'o', 'b', '--run=c'], many, 'cmd'), { run: ['a', 'b', 'c'], out: 'o' });
+  assert.throws(() => parseFlags(['--out', 'o'], many, 'cmd'), /missing required option --run DIR/);
+  const help = formatHelp('cmd', 'S.', many);
+  assert.match(help, /^Usage: tessera cmd \[options\] \[DIR…\]$/m);
+  assert.match(help, /--run DIR +r \(required, repeatable, also given bare\)/);
+});
