@@ -8,7 +8,8 @@
 // second sweep: CPU). The default plan is experiment b's size; --plan d64 is the earlier, smaller one.
 //
 // A finished run folder (result.json of all steps with the same config) is reused and a stopped one
-// resumes from its last checkpoint, so an interrupted reproduction continues where it stopped;
+// resumes from its last checkpoint, so an interrupted reproduction continues where it stopped (also in
+// another checkout that copied results/lm-fair/: configs are compared without their out folder);
 // --fresh retrains everything.
 //
 // Run:  node dist/src/experiments/lm-fair.js [--plan d128|d64] [--steps N] [--quick] [--fresh] [--report-only]
@@ -19,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
-import { runTraining, type RunResult } from '../training/train-run.js';
+import { runTraining, sameConfig, type RunResult } from '../training/train-run.js';
 import { bucketed } from '../training/evaluate.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 import type { CorpusName } from '../data/corpora.js';
@@ -126,7 +127,7 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
   if (!fresh && existsSync(resultPath) && existsSync(join(cfg.out, 'loss.json'))) {
     const saved = JSON.parse(readFileSync(resultPath, 'utf8')) as { config: TrainConfig } & RunResult;
     // Finished means all of its steps: a run stopped early (stopAt) also writes a result.json.
-    if (JSON.stringify({ ...saved.config, threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 }) && saved.steps === cfg.steps && saved.final.windows > 0) {
+    if (sameConfig(saved.config, cfg) && saved.steps === cfg.steps && saved.final.windows > 0) {
       log(`== ${cfg.out}: reusing its result.json`);
       return { ...saved, history: JSON.parse(readFileSync(join(cfg.out, 'loss.json'), 'utf8')) };
     }
@@ -135,7 +136,7 @@ async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, lo
   // A run stopped part-way continues from its last checkpoint when its config is the same.
   const savedCfg = join(cfg.out, 'train-config.json');
   const resume = !fresh && existsSync(join(cfg.out, 'checkpoint')) && existsSync(savedCfg)
-    && JSON.stringify({ ...JSON.parse(readFileSync(savedCfg, 'utf8')), threads: 0 }) === JSON.stringify({ ...cfg, threads: 0 });
+    && sameConfig(JSON.parse(readFileSync(savedCfg, 'utf8')) as TrainConfig, cfg);
   log(`== ${cfg.out}${resume ? ' (resuming its checkpoint)' : ''}`);
   const t0 = performance.now();
   try {

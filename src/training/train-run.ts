@@ -59,7 +59,9 @@ export function memoryBytes(cfg: TrainConfig, vocab: number): number {
   return Math.min(MAX_TRAIN_MEMORY_BYTES, Math.ceil((params * 5 + act * 2) * 4 + (96 << 20)));
 }
 
-function sameConfig(a: TrainConfig, b: TrainConfig): boolean {
+/** The same run's config: equal but for the thread count and the out folder (a run folder may be moved
+ *  or copied to another checkout and still continue). */
+export function sameConfig(a: TrainConfig, b: TrainConfig): boolean {
   const strip = (c: TrainConfig) => JSON.stringify({ ...c, threads: 0, out: '' });
   return strip(a) === strip(b);
 }

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK_PLAN, fairConfig, nextRate, runFairComparison, writeFairReport, type FairPlan } from '../../src/experiments/lm-fair.js';
@@ -49,6 +49,13 @@ test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished 
   const again = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s));
   assert.equal(lines.filter((l) => l.includes('reusing')).length, 23);
   assert.deepEqual(again.runs.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
+  // The run folders copied to another checkout (their configs name the old out folder) are still reused.
+  const copied = join(tmp, 'elsewhere', 'runs');
+  cpSync(runsDir, copied, { recursive: true });
+  const moved: string[] = [];
+  const fromCopy = await runFairComparison(QUICK_PLAN, copied, false, (s) => moved.push(s), true);
+  assert.deepEqual(fromCopy.missing, []);
+  assert.equal(moved.filter((l) => l.includes('reusing')).length, 23);
   // --report-only on a folder missing one run: nothing is trained, the run is listed as missing.
   rmSync(join(runsDir, runs[runs.length - 1].name, 'result.json'));
   const partial = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s), true);
