@@ -13,9 +13,9 @@
 //      the 15 scored tokens are generated one at a time (teacher-forced), scored by argmax and loss.
 // Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--part lm|recall] [--docs DIR] [--runs DIR]
 // Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss-W.svg, mosaic-sparse-recall.svg; the
-// recall mosaic is trained into RUNS/induction-mosaic-l1 first when that folder has no model. Each
-// measured row is kept in RUNS/rows/ and reused, so an interrupted run continues, and the two parts
-// can run as two processes (--part) before one plain run writes the report.
+// recall mosaic is trained into RUNS/induction-mosaic-l1 when a recall row is to be measured and that
+// folder has no model. Each measured row is kept in RUNS/rows/ and reused, so an interrupted run
+// continues, and the two parts can run as two processes (--part) before one plain run writes the report.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -173,7 +173,8 @@ async function recallModel(plan: SparsePlan, root: string, runsDir: string, log:
 }
 
 export async function recallRows(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void): Promise<SparseRow[]> {
-  const dir = await recallModel(plan, root, runsDir, log);
+  // Trained (or found) only when a row has to be measured: a folder of kept rows needs no model.
+  let dir: string | undefined;
   const raw = JSON.parse(readFileSync(join(root, plan.recallConfig), 'utf8')) as { data: { task: 'induction'; vocabSize: number; segment?: number } };
   const rows: SparseRow[] = [];
   for (const L of plan.recallLengths) {
@@ -181,6 +182,7 @@ export async function recallRows(plan: SparsePlan, root: string, runsDir: string
     const tasks = Array.from({ length: plan.recallSequences }, (_, i) => taskExample(raw.data, L, deriveSeed(7, 0x5ca1e, L, i)));
     for (const spec of plan.specs) rows.push(await kept(runsDir, `recall-${L}-${plan.recallSequences}-${spec}`, async () => {
       const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
+      dir ??= await recallModel(plan, root, runsDir, log);
       const model = await load(dir, spec, meter, L);
       let loss = 0, right = 0, n = 0;
       for (const task of tasks) {

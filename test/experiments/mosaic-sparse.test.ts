@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK_PLAN, lmRows, recallRows, report } from '../../src/experiments/mosaic-sparse.js';
@@ -35,6 +35,13 @@ test('mosaic-sparse --quick: keys read by backend for the mosaic and the transfo
   assert.ok(lm.every((r) => r.load.length === 2));
   const again = await lmRows(plan, REPO_ROOT, (s) => lines.push(s), join(tmp, 'runs'));
   assert.deepEqual(again, lm, 'kept rows are reused as they were');
+  // kept recall rows copied without the model they were measured with: reused, nothing trained
+  const rowsOnly = join(tmp, 'rows-only');
+  cpSync(join(tmp, 'runs', 'rows'), join(rowsOnly, 'rows'), { recursive: true });
+  lines.length = 0;
+  assert.deepEqual(await recallRows(plan, REPO_ROOT, rowsOnly, (s) => lines.push(s)), recall);
+  assert.ok(!lines.some((l) => l.startsWith('training')), lines.join('\n'));
+  assert.ok(!existsSync(join(rowsOnly, 'induction-mosaic-l1')));
   const { md, files } = report(plan, [...recall, ...lm], 'test');
   assert.match(md, /\| dense \| 100\.0% \|/);
   for (const p of writeFiles(join(tmp, 'docs'), files)) assert.ok(existsSync(p));
