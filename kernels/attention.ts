@@ -274,13 +274,50 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
 /** Bytes of one row's scores: two f32 per key (scoreHalves' halves; the scores then fill the first half). */
 const ROW_SCORES: usize = <usize>TILE << 3;
 
-/** The scratch of the thread slice that starts at head h0: after the (n, H, 2) f32 softmax state,
- *  16-byte aligned, per head blockRows rows of scores (ROW_SCORES each) then, for an f16 cache, the
- *  rows' queries × 2^100 (D f32 each). attentionStateBytes in src/kernels/types.ts declares the
- *  same layout. */
+/** Bytes of one block's scratch: blockRows rows of scores (ROW_SCORES each) then, for an f16 cache,
+ *  the rows' queries × 2^100 (D f32 each). */
+@inline function blockBytes(n: i32, group: i32, D: i32): usize {
+  return <usize>blockRows(n, group) * (ROW_SCORES + (<usize>D << 2));
+}
+
+@inline function align16(p: usize): usize { return (p + 15) & ~(<usize>15); }
+
+/** The scratch of the head slice that starts at head h0: after the (n, H, 2) f32 softmax state,
+ *  16-byte aligned, one block's scratch per query head. attentionStateBytes in src/kernels/types.ts
+ *  declares the same layout (this and the partials below). */
 @inline function sliceScratch(state: usize, n: i32, H: i32, group: i32, D: i32, h0: i32): usize {
-  const bytes = <usize>blockRows(n, group) * (ROW_SCORES + (<usize>D << 2));
-  return ((state + (<usize>n * <usize>H << 3) + 15) & ~(<usize>15)) + <usize>h0 * bytes;
+  return align16(state + (<usize>n * <usize>H << 3)) + <usize>h0 * blockBytes(n, group, D);
+}
+
+/** Keys per chunk. Past one chunk, each chunk's keys give a partial result of their own (running
+ *  max, sum and unnormalised output per row), folded into the rows in chunk order: chunks are the
+ *  units that threads share when there are few queries (attentionChunks), and their boundaries are
+ *  fixed, so the result bits do not depend on the thread count, the batch or the split mode. */
+const CHUNK = 2048;
+/** Most queries a call split by key chunks may have (its partials are sized for them). */
+const SPLIT_QUERIES = 8;
+
+@inline function chunkCount(S: i32): i32 { return S <= CHUNK ? 1 : (S + CHUNK - 1) / CHUNK; }
+
+/** Whether n queries over S keys run as (chunk, KV head) units: attentionChunks + attentionMerge. */
+@inline function splitsKeys(n: i32, S: i32): bool { return S > CHUNK && n <= SPLIT_QUERIES; }
+
+/** Partial slot j (j = 0 …): (n, H, D) f32 unnormalised outputs, then (n, H, 2) f32 max and sum.
+ *  After the head slices' scratch, 16-byte aligned; the area holds H·max(n, min(n, SPLIT_QUERIES)·
+ *  (chunks − 1)) rows: one slot for the head slices (reused chunk after chunk), chunks − 1 for
+ *  attentionChunks. */
+@inline function partialSlot(state: usize, n: i32, H: i32, group: i32, D: i32, j: i32): usize {
+  const slotBytes = <usize>n * <usize>H * (<usize>(D + 2) << 2);
+  return align16(sliceScratch(state, n, H, group, D, H)) + <usize>j * slotBytes;
+}
+
+/** The block scratch of the attentionChunks slice that starts at unit u: after the partials, one
+ *  block's scratch (for min(n, SPLIT_QUERIES) queries) per (chunk, KV head) unit. */
+@inline function chunkScratch(state: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32, u: i32): usize {
+  const group = H / Hkv;
+  const rows = <usize>H * <usize>max<i32>(n, min<i32>(n, SPLIT_QUERIES) * (chunkCount(S) - 1));
+  const base = align16(partialSlot(state, n, H, group, D, 0) + rows * (<usize>(D + 2) << 2));
+  return base + <usize>u * blockBytes(min<i32>(n, SPLIT_QUERIES), group, D);
 }
 
 /** One tile, keys [s0, e), for the block's R rows: row r is query t0 + r / cnt, head h + r % cnt;
@@ -392,33 +429,35 @@ const AHEAD = 2;
   for (; d < D; d++) store<f32>(dst + (<usize>d << 2), load<f32>(src + (<usize>d << 2)) * f);
 }
 
-/** Query heads [h0, h1): tile by tile over the keys, and within a tile per KV head its heads in the
- *  slice × blocks of queries (at most ROWS rows): one pass over the cache rows, each tile's K/V
- *  rows (all KV heads) read from memory once and then found in cache by the other KV heads. */
-@inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
-                              n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
-                              state: usize, h0: i32, h1: i32): void {
-  if (state == 0) unreachable(); // the caller gives scratch (Kernels.attention), checked in src/kernels/wasm.ts
+/** Keys [cs, ce) for the query rows of heads [h0, h1): tile by tile over the keys, and within a
+ *  tile per KV head its heads in the slice × blocks of queries (at most ROWS rows), one pass over
+ *  the cache rows, each tile's K/V rows (all KV heads) read from memory once and then found in cache
+ *  by the other KV heads. Each row's running max and sum go to st (n, H, 2) f32, its unnormalised
+ *  output to o (n, H, D) f32; a row with no key in the range keeps max −inf, sum 0, zeros.
+ *  `scores`: the block scratch this call may use. */
+@inline function attendRange(q: usize, qPos: usize, k: usize, v: usize, o: usize, st: usize, f16: bool,
+                             n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
+                             scores: usize, h0: i32, h1: i32, cs: i32, ce: i32): void {
   const es: usize = f16 ? 2 : 4;
   const group = H / Hkv;
   const kvRow = <usize>Hkv * <usize>D * es;
   const headBytes = <usize>D << 2;
-  const scores = sliceScratch(state, n, H, group, D, h0);
   const qs: usize = f16 ? scores + <usize>blockRows(n, group) * ROW_SCORES : 0; // a block's queries × 2^100
   // f16: q × 2^100 and the scores × 2^12 make up for the 2^-112 that kAt leaves in K
   const sc: f32 = f16 ? scale * reinterpret<f32>(<u32>(127 + 12) << 23) : scale;
-  let maxLimit = 0;
+  let maxLimit = 0, touchLimit = 0; // keys of the range; keys of the whole call (the touches run on into the next chunk)
   for (let t = 0; t < n; t++) {
-    maxLimit = max<i32>(maxLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+    maxLimit = max<i32>(maxLimit, min<i32>(ce, load<i32>(qPos + (<usize>t << 2)) + 1));
+    touchLimit = max<i32>(touchLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
     for (let hh = h0; hh < h1; hh++) {
       const row = <usize>t * <usize>H + <usize>hh;
-      memory.fill(out + row * headBytes, 0, headBytes);
-      store<f32>(state + (row << 3), -Infinity); store<f32>(state + (row << 3), 0, 4);
+      memory.fill(o + row * headBytes, 0, headBytes);
+      store<f32>(st + (row << 3), -Infinity); store<f32>(st + (row << 3), 0, 4);
     }
   }
   let touched: i32 = 0;
-  for (let s0 = 0; s0 < maxLimit; s0 += TILE) {
-    touched ^= touchAhead(k, v, s0 + AHEAD * TILE, maxLimit, kvRow, pages, pageShift);
+  for (let s0 = cs; s0 < maxLimit; s0 += TILE) {
+    touched ^= touchAhead(k, v, s0 + AHEAD * TILE, touchLimit, kvRow, pages, pageShift);
     let h = h0;
     while (h < h1) {
       const kvh = h / group;
@@ -428,7 +467,7 @@ const AHEAD = 2;
       for (let t0 = 0; t0 < n; t0 += perBlock) {
         const t1 = min<i32>(n, t0 + perBlock);
         let blockLimit = 0;
-        for (let t = t0; t < t1; t++) blockLimit = max<i32>(blockLimit, min<i32>(S, load<i32>(qPos + (<usize>t << 2)) + 1));
+        for (let t = t0; t < t1; t++) blockLimit = max<i32>(blockLimit, min<i32>(ce, load<i32>(qPos + (<usize>t << 2)) + 1));
         if (blockLimit <= s0) continue;
         if (f16) { // the block's queries × 2^100 (again per tile: the scratch holds one block)
           for (let t = t0; t < t1; t++) {
@@ -437,18 +476,93 @@ const AHEAD = 2;
             }
           }
         }
-        attendTile(q, qs, qPos, k, v, out, f16, t0, (t1 - t0) * cnt, h, cnt, S, H, D, sc, kvo, kvRow, pages, pageShift, state, scores,
+        // keys past ce belong to the next chunk: ce is the limit attendTile masks to
+        attendTile(q, qs, qPos, k, v, o, f16, t0, (t1 - t0) * cnt, h, cnt, ce, H, D, sc, kvo, kvRow, pages, pageShift, st, scores,
                    s0, min<i32>(blockLimit, s0 + TILE));
       }
       h = hEnd;
     }
   }
   store<i32>(scores, touched); // the touches' values go to scratch, so that no load is dropped
+}
+
+/** Folds the partial (po, ps) of the chunk starting at key cs into the rows (out, state) of heads
+ *  [h0, h1): m = max(m, m'), then o and l rescaled by e^(m_old − m) and the partial's by
+ *  e^(m' − m) (1 exactly when that max is the larger), added. Rows whose keys end before cs have
+ *  nothing to fold. Every split mode folds the chunks of a row in the same order with this code. */
+@inline function foldRows(qPos: usize, out: usize, state: usize, po: usize, ps: usize, n: i32, H: i32, D: i32, h0: i32, h1: i32,
+                          cs: i32): void {
+  const headBytes = <usize>D << 2, D4 = D & ~3;
   for (let t = 0; t < n; t++) {
-    for (let hh = h0; hh < h1; hh++) {
-      const row = <usize>t * <usize>H + <usize>hh;
-      finishRow(out + row * headBytes, D, load<f32>(state + (row << 3), 4));
+    if (load<i32>(qPos + (<usize>t << 2)) + 1 <= cs) continue;
+    for (let h = h0; h < h1; h++) {
+      const row = <usize>t * <usize>H + <usize>h;
+      const sp = state + (row << 3), pp = ps + (row << 3), op = out + row * headBytes, pop = po + row * headBytes;
+      const m = load<f32>(sp), mp = load<f32>(pp), mt = max<f32>(m, mp);
+      const a: f32 = m == mt ? 1 : expS(m - mt), b: f32 = mp == mt ? 1 : expS(mp - mt);
+      store<f32>(sp, mt);
+      store<f32>(sp, load<f32>(sp, 4) * a + load<f32>(pp, 4) * b, 4);
+      const av = f32x4.splat(a), bv = f32x4.splat(b);
+      let d = 0;
+      for (; d < D4; d += 4) {
+        const at = <usize>d << 2;
+        v128.store(op + at, madd(v128.load(pop + at), bv, f32x4.mul(v128.load(op + at), av)));
+      }
+      for (; d < D; d++) {
+        const at = <usize>d << 2;
+        store<f32>(op + at, load<f32>(op + at) * a + load<f32>(pop + at) * b);
+      }
     }
+  }
+}
+
+/** Out rows of heads [h0, h1) /= their softmax sums. */
+@inline function finishRows(out: usize, state: usize, n: i32, H: i32, D: i32, h0: i32, h1: i32): void {
+  for (let t = 0; t < n; t++) {
+    for (let h = h0; h < h1; h++) {
+      const row = <usize>t * <usize>H + <usize>h;
+      finishRow(out + row * (<usize>D << 2), D, load<f32>(state + (row << 3), 4));
+    }
+  }
+}
+
+/** Query heads [h0, h1), whole: the first chunk's keys into the rows, each later chunk's into the
+ *  partial slot and folded (the bits attentionChunks + attentionMerge give). */
+@inline function attentionAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
+                              n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
+                              state: usize, h0: i32, h1: i32): void {
+  if (state == 0) unreachable(); // the caller gives scratch (Kernels.attention), checked in src/kernels/wasm.ts
+  const group = H / Hkv;
+  const scores = sliceScratch(state, n, H, group, D, h0);
+  attendRange(q, qPos, k, v, out, state, f16, n, S, H, Hkv, D, scale, pages, pageShift, scores, h0, h1, 0, min<i32>(S, CHUNK));
+  const chunks = chunkCount(S);
+  if (chunks > 1) {
+    const po = partialSlot(state, n, H, group, D, 0), ps = po + <usize>n * <usize>H * (<usize>D << 2);
+    for (let c = 1; c < chunks; c++) {
+      const cs = c * CHUNK;
+      attendRange(q, qPos, k, v, po, ps, f16, n, S, H, Hkv, D, scale, pages, pageShift, scores, h0, h1, cs, min<i32>(S, cs + CHUNK));
+      foldRows(qPos, out, state, po, ps, n, H, D, h0, h1, cs);
+    }
+  }
+  finishRows(out, state, n, H, D, h0, h1);
+}
+
+/** Units [u0, u1) of a call split by key chunks (splitsKeys): unit u is chunk u / Hkv of KV head
+ *  u mod Hkv, all its query heads; chunk 0 goes into out and the softmax state, chunk c > 0 into
+ *  partial slot c − 1. attentionMerge then folds them. */
+@inline function attentionChunksAny(q: usize, qPos: usize, k: usize, v: usize, out: usize, f16: bool,
+                                    n: i32, S: i32, H: i32, Hkv: i32, D: i32, scale: f32, pages: usize, pageShift: i32,
+                                    state: usize, u0: i32, u1: i32): void {
+  if (state == 0 || !splitsKeys(n, S)) unreachable(); // checked in src/kernels/wasm.ts
+  const group = H / Hkv;
+  const scores = chunkScratch(state, n, S, H, Hkv, D, u0);
+  for (let u = u0; u < u1;) {
+    const c = u / Hkv, g = u - c * Hkv, gEnd = min<i32>(Hkv, g + (u1 - u));
+    const cs = c * CHUNK, ce = min<i32>(S, cs + CHUNK);
+    let o = out, st = state;
+    if (c > 0) { o = partialSlot(state, n, H, group, D, c - 1); st = o + <usize>n * <usize>H * (<usize>D << 2); }
+    attendRange(q, qPos, k, v, o, st, f16, n, S, H, Hkv, D, scale, pages, pageShift, scores, g * group, gEnd * group, cs, ce);
+    u += gEnd - g;
   }
 }
 
@@ -463,34 +577,74 @@ export function attentionF16(q: usize, qPos: usize, k: usize, v: usize, out: usi
   attentionAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
 }
 
+export function attentionChunksF32(q: usize, qPos: usize, k: usize, v: usize, out: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32,
+                                   scale: f32, pages: usize, pageShift: i32, state: usize, u0: i32, u1: i32): void {
+  attentionChunksAny(q, qPos, k, v, out, false, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1);
+}
+
+export function attentionChunksF16(q: usize, qPos: usize, k: usize, v: usize, out: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32,
+                                   scale: f32, pages: usize, pageShift: i32, state: usize, u0: i32, u1: i32): void {
+  attentionChunksAny(q, qPos, k, v, out, true, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1);
+}
+
+/** After attentionChunks over all Hkv·chunkCount(S) units: folds chunks 1 … in order into the rows,
+ *  then divides them by their sums (the bits attentionF32/F16 give for the whole head range). */
+export function attentionMerge(qPos: usize, out: usize, n: i32, S: i32, H: i32, Hkv: i32, D: i32, state: usize): void {
+  const group = H / Hkv, chunks = chunkCount(S);
+  for (let c = 1; c < chunks; c++) {
+    const po = partialSlot(state, n, H, group, D, c - 1), ps = po + <usize>n * <usize>H * (<usize>D << 2);
+    foldRows(qPos, out, state, po, ps, n, H, D, 0, H, c * CHUNK);
+  }
+  finishRows(out, state, n, H, D, 0, H);
+}
+
 // attentionBatch: one job for the attention of many sequences over one layer's K/V pool. Each item
 // of the table is one sequence's call (src/kernels/types.ts ATTENTION_ITEM writes the same word
-// layout); unit u is query head u mod H of item u / H, so a thread's slice runs whole calls of the
-// attention kernel above over head ranges, and every item gets the bits it would get alone.
-const ITEM_Q = 0, ITEM_QPOS = 1, ITEM_OUT = 2, ITEM_N = 3, ITEM_S = 4, ITEM_PAGES = 5, ITEM_STATE = 6, ITEM_WORDS = 8;
+// layout) with the index of its first work unit: an item split by key chunks (splitsKeys) has
+// Hkv·chunkCount(S) units as attentionChunks numbers them, any other H, one per query head. A
+// thread's slice runs whole calls of the kernels above over unit ranges, and every item gets the
+// bits it would get alone.
+const ITEM_Q = 0, ITEM_QPOS = 1, ITEM_OUT = 2, ITEM_N = 3, ITEM_S = 4, ITEM_PAGES = 5, ITEM_STATE = 6, ITEM_FIRST = 7, ITEM_WORDS = 8;
 
 @inline function itemWord(item: usize, i: i32): usize { return <usize>load<u32>(item + (<usize>i << 2)); }
 
-@inline function attentionBatchAny(table: usize, k: usize, v: usize, f16: bool, H: i32, Hkv: i32, D: i32, scale: f32,
+@inline function itemAt(table: usize, i: i32): usize { return table + <usize>i * (<usize>ITEM_WORDS << 2); }
+
+@inline function attentionBatchAny(table: usize, count: i32, k: usize, v: usize, f16: bool, H: i32, Hkv: i32, D: i32, scale: f32,
                                    pageShift: i32, u0: i32, u1: i32): void {
-  for (let u = u0; u < u1;) {
-    const i = u / H, h0 = u - i * H, h1 = min<i32>(H, h0 + (u1 - u));
-    const it = table + <usize>i * (<usize>ITEM_WORDS << 2);
+  let i = 0; // the item holding unit u0 (items in order of their first unit)
+  while (i + 1 < count && <i32>itemWord(itemAt(table, i + 1), ITEM_FIRST) <= u0) i++;
+  for (let u = u0; u < u1 && i < count; i++) {
+    const it = itemAt(table, i);
     const q = itemWord(it, ITEM_Q), qPos = itemWord(it, ITEM_QPOS), out = itemWord(it, ITEM_OUT);
     const n = <i32>itemWord(it, ITEM_N), S = <i32>itemWord(it, ITEM_S);
-    const pages = itemWord(it, ITEM_PAGES), state = itemWord(it, ITEM_STATE);
-    if (f16) attentionF16(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
-    else attentionF32(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
-    u += h1 - h0;
+    const pages = itemWord(it, ITEM_PAGES), state = itemWord(it, ITEM_STATE), first = <i32>itemWord(it, ITEM_FIRST);
+    const split = splitsKeys(n, S);
+    const end = min<i32>(u1, first + (split ? Hkv * chunkCount(S) : H));
+    if (split) {
+      if (f16) attentionChunksF16(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u - first, end - first);
+      else attentionChunksF32(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u - first, end - first);
+    } else if (f16) attentionF16(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u - first, end - first);
+    else attentionF32(q, qPos, k, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u - first, end - first);
+    u = end;
   }
 }
 
-export function attentionBatchF32(table: usize, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
+export function attentionBatchF32(table: usize, count: i32, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
                                   pageShift: i32, u0: i32, u1: i32): void {
-  attentionBatchAny(table, k, v, false, H, Hkv, D, scale, pageShift, u0, u1);
+  attentionBatchAny(table, count, k, v, false, H, Hkv, D, scale, pageShift, u0, u1);
 }
 
-export function attentionBatchF16(table: usize, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
+export function attentionBatchF16(table: usize, count: i32, k: usize, v: usize, H: i32, Hkv: i32, D: i32, scale: f32,
                                   pageShift: i32, u0: i32, u1: i32): void {
-  attentionBatchAny(table, k, v, true, H, Hkv, D, scale, pageShift, u0, u1);
+  attentionBatchAny(table, count, k, v, true, H, Hkv, D, scale, pageShift, u0, u1);
+}
+
+/** After attentionBatch over every unit: attentionMerge of each item split by key chunks. */
+export function attentionBatchMerge(table: usize, count: i32, H: i32, Hkv: i32, D: i32): void {
+  for (let i = 0; i < count; i++) {
+    const it = itemAt(table, i);
+    const n = <i32>itemWord(it, ITEM_N), S = <i32>itemWord(it, ITEM_S);
+    if (splitsKeys(n, S)) attentionMerge(itemWord(it, ITEM_QPOS), itemWord(it, ITEM_OUT), n, S, H, Hkv, D, itemWord(it, ITEM_STATE));
+  }
 }

@@ -11,7 +11,7 @@ export { quantizeQ8, toF32F32, toF32F16, toF32BF16, toF32Q8_0, toF32Q4_0, storeR
 export { rmsNorm, layerNorm } from './norm';
 export { rope } from './rope';
 export { siluMul, geluMul, add, addBias, softmax } from './activations';
-export { attentionF32, attentionF16, attentionBatchF32, attentionBatchF16 } from './attention';
+export { attentionF32, attentionF16, attentionChunksF32, attentionChunksF16, attentionMerge, attentionBatchF32, attentionBatchF16, attentionBatchMerge } from './attention';
 export * from './train-layout';
 export * from './train-attention';
 export * from './train-mosaic';

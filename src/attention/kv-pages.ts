@@ -120,8 +120,9 @@ export class LayerKV {
   /** Sizes of the buffers the constructor allocates, in order (for arena planning). */
   static sizes(d: LayerKVDims): number[] {
     const pool = d.pages * KV_PAGE_TOKENS * d.kvHeads * d.headDim * (d.dtype === 'f16' ? 2 : 4);
+    const keys = d.maxPagesPerSequence * KV_PAGE_TOKENS; // the most keys one sequence's call reads
     return [pool, pool, d.sequences * d.maxPagesPerSequence * 4, d.sequences * ATTENTION_ITEM_WORDS * 4,
-      attentionStateBytes(d.maxQueries, d.heads, d.kvHeads, d.headDim) + d.sequences * attentionStateBytes(1, d.heads, d.kvHeads, d.headDim)];
+      attentionStateBytes(d.maxQueries, d.heads, d.kvHeads, d.headDim, keys) + d.sequences * attentionStateBytes(1, d.heads, d.kvHeads, d.headDim, keys)];
   }
 
   /** Copies page `src`'s K and V rows into page `dst` (copy-on-write). */

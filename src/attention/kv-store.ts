@@ -5,7 +5,7 @@
 // sequence (attendDense) or for every sequence of a step in one job (attendDenseBatch). Also the
 // small pieces the sparse backends share: dense-layer sets, parameter checks, f16 decoding.
 
-import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionStateBytes, type KVRows, type Ptr } from '../kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionStateBytes, attentionUnits, type KVRows, type Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { attentionBatchOp, attentionOp } from '../kernels/pool-ops.js';
@@ -102,8 +102,8 @@ export class KVStore implements KVRows {
 export interface DenseQuery { kv: KVStore; q: Ptr; qPos: Ptr; out: Ptr; n: number; length: number }
 
 /** attendDense for several sequences of one layer in one pool job: work units are (sequence,
- *  query head) pairs spread over the threads, instead of one job per sequence whose few heads
- *  split unevenly. Each sequence's output bits are those of attendDense on its own. Meant for decode
+ *  query head) pairs, or (sequence, key chunk, KV head) for a long sequence (attentionUnits), spread
+ *  over the threads, instead of one job per sequence whose few heads split unevenly. Each sequence's output bits are those of attendDense on its own. Meant for decode
  *  rows (one query per sequence); the layer's scratch also holds one item of up to maxQueries. */
 export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[]): void {
   if (items.length === 0) return;
@@ -111,7 +111,7 @@ export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[])
   if (items.length > L.d.sequences) throw new RangeError(`attention: ${items.length} sequences exceed the ${L.d.sequences} slots this layer was planned for`);
   const W = ATTENTION_ITEM_WORDS, table = L.arena.i32(L.batch, items.length * W); // pointers ≥ 2^31 wrap to the same bits
   const seen = new Set<KVStore>();
-  let keys = 0, state = L.state;
+  let keys = 0, units = 0, state = L.state;
   items.forEach(({ kv, q, qPos, out, n, length }, i) => {
     if (kv.layer !== L) throw new Error('attention: a batched job covers one layer; every sequence\'s store must belong to the same layer');
     if (seen.has(kv)) throw new Error('attention: the same sequence appears twice in one batched job');
@@ -122,7 +122,9 @@ export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[])
     table[w + ATTENTION_ITEM.Q] = q; table[w + ATTENTION_ITEM.QPOS] = qPos; table[w + ATTENTION_ITEM.OUT] = out;
     table[w + ATTENTION_ITEM.N] = n; table[w + ATTENTION_ITEM.S] = length; table[w + ATTENTION_ITEM.PAGES] = kv.pages;
     table[w + ATTENTION_ITEM.STATE] = state; // each item its own scratch, packed
-    state += attentionStateBytes(n, d.heads, d.kvHeads, d.headDim);
+    table[w + ATTENTION_ITEM.FIRST] = units;
+    units += attentionUnits(n, length, d.heads, d.kvHeads);
+    state += attentionStateBytes(n, d.heads, d.kvHeads, d.headDim, length);
     if (state > L.state + L.stateBytes) {
       throw new RangeError(`attention: the batched job's ${items.length} sequences need more attention scratch than the layer holds ` +
         `(one query per sequence slot plus one call of ${L.d.maxQueries}); run sequences with several queries through attendDense`);
@@ -130,7 +132,7 @@ export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[])
     keys += n * length;
   });
   pool.run(attentionBatchOp, L.arena, L.batch, items.length, L.k, L.v, d.dtype, d.heads, d.kvHeads, d.headDim,
-    1 / Math.sqrt(d.headDim), KV_PAGE_SHIFT, keys);
+    1 / Math.sqrt(d.headDim), KV_PAGE_SHIFT, keys, units);
 }
 
 /** f16 bits → f32 value for all 65536 patterns. */

@@ -53,7 +53,7 @@ function main(): void {
   for (const cache of ['f16', 'f32'] as CacheDType[]) {
     for (const S of contexts) {
       const es = cache === 'f16' ? 2 : 4, kvBytes = S * HKV * D * es, nMax = Math.max(...queries);
-      const qBytes = nMax * H * D * 4, state = attentionStateBytes(nMax, H, HKV, D);
+      const qBytes = nMax * H * D * 4, state = attentionStateBytes(nMax, H, HKV, D, S);
       const pages = Math.ceil((65536 + 2 * kvBytes + 3 * qBytes + nMax * 4 + state + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       const K = 65536, V = K + kvBytes, Q = V + kvBytes, OA = Q + qBytes, OB = OA + qBytes, P = OB + qBytes;

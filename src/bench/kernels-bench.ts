@@ -108,7 +108,7 @@ function attentionBench(minMs: number, rand: () => number): void {
     for (const S of [4096, 32768]) {
       const es = cache === 'f16' ? 2 : 4, kvBytes = S * Hkv * D * es;
       const qBytes = chunk * H * D * 4;
-      const pages = Math.ceil((65536 + 2 * kvBytes + 2 * qBytes + chunk * 4 + attentionStateBytes(chunk, H, Hkv, D) + 4096) / 65536);
+      const pages = Math.ceil((65536 + 2 * kvBytes + 2 * qBytes + chunk * 4 + attentionStateBytes(chunk, H, Hkv, D, S) + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       const K = 65536, V = K + kvBytes, Q = V + kvBytes, O = Q + qBytes, P = O + qBytes, state = P + chunk * 4;
       const f32 = new Float32Array(memory.buffer), u16 = new Uint16Array(memory.buffer);

@@ -1,10 +1,11 @@
 // The dense kernels' thread-pool ops (src/runtime/pool-op.ts): matmul split by rows, attention by
-// query heads. Run them with `pool.run(matmulOp, arena, …)`; the arguments are those of the kernel
-// (types.ts) without its [r0, r1) range, which the pool chooses.
+// query heads or, past one chunk of keys with few queries, by (key chunk, KV head). Run them with
+// `pool.run(matmulOp, arena, …)`; the arguments are those of the kernel (types.ts) without its
+// [r0, r1) range, which the pool chooses.
 
 import { createKernels } from '../runtime/kernel-factory.js';
 import { defineKernelFamily } from '../runtime/pool-op.js';
-import { weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from './types.js';
+import { attentionSplitsKeys, attentionUnits, weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from './types.js';
 
 /** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
 export const ROW_ALIGN = 8;
@@ -29,42 +30,62 @@ export const matmulOp = family.op('matmul', {
   },
 });
 
-/** Kernels.attention over heads [0, H), split by heads (whole GQA groups when there are enough);
- *  `pages`, `pageShift` and `state` as in the kernel (0, 0, 0: contiguous rows, one query at a time). */
+/** Kernels.attention over heads [0, H). Past one chunk of keys with few queries (decode, a
+ *  speculative verification: attentionSplitsKeys) split by (key chunk, KV head) units, flash-decoding
+ *  style: every thread reads whole GQA groups over its own chunks, and the calling thread merges the
+ *  chunks in order (attentionMerge) once all are done. Otherwise split by query heads (whole GQA
+ *  groups when there are enough). Both give the same bits, whatever the threads. `pages`,
+ *  `pageShift` and `state` as in the kernel; state: attentionStateBytes(n, H, Hkv, D, S) or more. */
 export const attentionOp = family.op('attention', {
-  args: ['q', 'qPos', 'k', 'v', 'out', 'cacheDType', 'n', 'S', 'H', 'Hkv', 'D', 'scale', 'pages', 'pageShift', 'state'],
+  args: ['q', 'qPos', 'k', 'v', 'out', 'cacheDType', 'n', 'S', 'H', 'Hkv', 'D', 'scale', 'pages', 'pageShift', 'state', 'chunks'],
   prepare(a, threads, q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
           n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr) {
     const ct = CACHE_DTYPES.indexOf(cacheDType);
     if (ct < 0) throw new Error(`ThreadPool.attention: unknown cache dtype ${JSON.stringify(cacheDType)}`);
+    const chunked = attentionSplitsKeys(n, S);
     a[0] = q; a[1] = qPos; a[2] = k; a[3] = v; a[4] = out; a[5] = ct;
     a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift; a[14] = state;
+    a[15] = chunked ? 1 : 0;
+    const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
+    if (chunked) return { total: attentionUnits(n, S, H, Hkv), unit: 1, work };
     // Keeping a group's heads on one thread lets it read that KV head once per group — but only
     // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
     // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
     const unit = Hkv % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
     return { total: H, unit, work };
   },
   slice(k, a, r0, r1) {
-    k.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, CACHE_DTYPES[a[5]!]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
+    const ct = CACHE_DTYPES[a[5]!]!;
+    if (a[15] === 1) k.attentionChunks(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, ct, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
+    else k.attention(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, ct, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, r0, r1);
+  },
+  finish(k, a) {
+    if (a[15] === 1) k.attentionMerge(a[1]!, a[4]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[14]!);
   },
 });
 
 /** Kernels.attentionBatch: the attention of `count` sequences of one layer in one job (the items of
- *  `table`), split by (sequence, query head) units — whole GQA groups when those divide evenly over
- *  the threads, as attentionOp does for one sequence. `keys` = Σ n·S over the items (sizes the work). */
+ *  `table`, whose FIRST words number `units` units in all: attentionUnits per item), split by those
+ *  units — (sequence, key chunk, KV head) for items split by key chunks, (sequence, query head) for
+ *  the others, whole GQA groups when no item is split and the groups divide evenly over the threads,
+ *  as attentionOp does for one sequence; the split items are merged on the calling thread.
+ *  `keys` = Σ n·S over the items (sizes the work). */
 export const attentionBatchOp = family.op('attentionBatch', {
   args: ['table', 'count', 'k', 'v', 'cacheDType', 'H', 'Hkv', 'D', 'scale', 'pageShift'],
   prepare(a, threads, table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
-          scale: number, pageShift: number, keys: number) {
+          scale: number, pageShift: number, keys: number, units: number) {
     const ct = CACHE_DTYPES.indexOf(cacheDType);
     if (ct < 0) throw new Error(`ThreadPool.attentionBatch: unknown cache dtype ${JSON.stringify(cacheDType)}`);
     a[0] = table; a[1] = count; a[2] = k; a[3] = v; a[4] = ct; a[5] = H; a[6] = Hkv; a[7] = D; a[8] = scale; a[9] = pageShift;
-    const unit = (count * Hkv) % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    return { total: count * H, unit, work: keys * H * D * (cacheDType === 'f32' ? 8 : 4) };
+    // whole groups only pay when every item runs by query heads (any split is correct)
+    const byHeads = units === count * H;
+    const unit = byHeads && (count * Hkv) % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
+    return { total: units, unit, work: keys * H * D * (cacheDType === 'f32' ? 8 : 4) };
   },
   slice(k, a, r0, r1) {
     k.attentionBatch(a[0]!, a[1]!, a[2]!, a[3]!, CACHE_DTYPES[a[4]!]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, r0, r1);
+  },
+  finish(k, a) {
+    k.attentionBatchMerge(a[0]!, a[1]!, a[5]!, a[6]!, a[7]!); // only the items split by key chunks
   },
 });

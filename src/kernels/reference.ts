@@ -4,7 +4,10 @@
 // quantise-at-load). Views are created per call: the memory may be shared and may grow.
 // Shape legend as in ./types.ts.
 
-import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType } from './types.js';
+import {
+  ATTENTION_CHUNK, ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionChunkCount, attentionPartialSlot, attentionSplitsKeys, attentionUnits,
+  checkSplitsKeys, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
+} from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts } from './k-quants.js';
 
 const f32 = Math.fround;
@@ -141,6 +144,24 @@ export function dequantize(dtype: 'q8_0' | 'q4_0', blocks: Uint8Array, count: nu
   return out;
 }
 
+// ---- attention partials (the key chunks of kernels/attention.ts) -------------------------------------
+
+/** Folds a chunk's partial (part, pml = [max, sum]) into a row's (o, ml), as the kernel's foldRows:
+ *  both rescaled to the larger max (by exactly 1 on the side that holds it), then added. */
+function foldPartial(o: Float32Array, ml: Float32Array, part: Float32Array, pml: Float32Array): void {
+  const m = ml[0]!, mp = pml[0]!, mt = Math.max(m, mp);
+  const a = m === mt ? 1 : Math.exp(m - mt), b = mp === mt ? 1 : Math.exp(mp - mt);
+  ml[0] = mt;
+  ml[1] = ml[1]! * a + pml[1]! * b;
+  for (let d = 0; d < o.length; d++) o[d] = o[d]! * a + part[d]! * b;
+}
+
+/** o /= l (an empty key range, l = 0, leaves the zeros). */
+function finishPartial(o: Float32Array, l: number): void {
+  if (l === 0) return;
+  for (let d = 0; d < o.length; d++) o[d] = o[d]! / l;
+}
+
 // ---- the kernels --------------------------------------------------------------------------------
 
 export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
@@ -148,6 +169,49 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
   const I = (p: Ptr, count: number): Int32Array => new Int32Array(memory.buffer, p, count);
   const U16 = (p: Ptr, count: number): Uint16Array => new Uint16Array(memory.buffer, p, count);
   const U8 = (p: Ptr, count: number): Uint8Array => new Uint8Array(memory.buffer, p, count);
+
+  /** One attention call's key and value rows as f32, and per (query t, head h) and key range [a, b)
+   *  the explicit two-pass softmax: weights (max m, p = e^(score − m)) and partial results. */
+  const attentionKeys = (q: Ptr, k: Ptr, v: Ptr, cacheDType: CacheDType, n: number, S: number, H: number, Hkv: number, D: number,
+                         scale: number, pages: Ptr, pageShift: number) => {
+    const Q = F(q, n * H * D), group = H / Hkv;
+    const es = cacheDType === 'f32' ? 4 : 2, rowBytes = Hkv * D * es;
+    const table = pages === 0 ? undefined : new Uint32Array(memory.buffer, pages, Math.ceil(S / 2 ** pageShift));
+    const row = (s: number, base: Ptr, h: number): Float32Array => {
+      const at = table === undefined ? base + s * rowBytes : base + table[Math.floor(s / 2 ** pageShift)]! + (s % 2 ** pageShift) * rowBytes;
+      const kvh = Math.floor(h / group);
+      if (cacheDType === 'f32') return F(at + kvh * D * 4, D);
+      return Float32Array.from(U16(at + kvh * D * 2, D), f16ToF32);
+    };
+    const weights = (t: number, h: number, a: number, b: number): { m: number; p: number[] } => {
+      const qo = (t * H + h) * D, scores: number[] = [];
+      for (let s = a; s < b; s++) {
+        const kr = row(s, k, h);
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += Q[qo + d]! * kr[d]!;
+        scores.push(dot * scale);
+      }
+      let m = -Infinity;
+      for (const sc of scores) m = Math.max(m, sc);
+      return { m, p: scores.map((sc) => Math.exp(sc - m)) };
+    };
+    return {
+      value: (s: number, h: number) => row(s, v, h),
+      weights,
+      /** Keys [a, b) (none when a >= b): o = Σ p·V unnormalised, ml = [max, Σ p] (−inf, 0 when empty). */
+      partial(t: number, h: number, a: number, b: number, o: Float32Array, ml: Float32Array): void {
+        const { m, p } = weights(t, h, a, b);
+        const acc = new Float64Array(D);
+        for (let s = a; s < b; s++) {
+          const vr = row(s, v, h);
+          for (let d = 0; d < D; d++) acc[d] = acc[d]! + p[s - a]! * vr[d]!;
+        }
+        o.set(acc);
+        ml[0] = m;
+        ml[1] = p.reduce((x, y) => x + y, 0);
+      },
+    };
+  };
 
   /** Weight row r as f32 values (cols), for the float dtypes. */
   function weightRow(dtype: 'f32' | 'f16' | 'bf16', w: Ptr, r: number, cols: number): Float32Array {
@@ -372,49 +436,87 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
 
     attention(q, qPos, k, v, out, cacheDType: CacheDType, n, S, H, Hkv, D, scale, pages, pageShift, _state, h0, h1) {
       // Two-pass softmax over explicit scores: independent of the online formulation it checks
-      // (and of the multi-query form, whose state it does not need).
-      const Q = F(q, n * H * D), P = I(qPos, n), O = F(out, n * H * D);
-      const es = cacheDType === 'f32' ? 4 : 2, rowBytes = Hkv * D * es;
-      const table = pages === 0 ? undefined : new Uint32Array(memory.buffer, pages, Math.ceil(S / 2 ** pageShift));
-      const kvRow = (s: number, base: Ptr, kvh: number): Float32Array => {
-        const row = table === undefined ? base + s * rowBytes
-          : base + table[Math.floor(s / 2 ** pageShift)]! + (s % 2 ** pageShift) * rowBytes;
-        if (cacheDType === 'f32') return F(row + kvh * D * 4, D);
-        const h = U16(row + kvh * D * 2, D);
-        return Float32Array.from(h, f16ToF32);
-      };
-      const group = H / Hkv;
+      // (and of the multi-query form, whose state it does not need). Past one chunk, per chunk, the
+      // chunks folded in order as the kernel does (the same code as attentionChunks + attentionMerge).
+      const P = I(qPos, n), O = F(out, n * H * D);
+      const keys = attentionKeys(q, k, v, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift);
+      const chunks = attentionChunkCount(S);
       for (let t = 0; t < n; t++) {
         const limit = Math.min(S, P[t]! + 1);
         for (let h = h0; h < h1; h++) {
-          const o = (t * H + h) * D, kvh = Math.floor(h / group);
-          const scores: number[] = [];
-          for (let s = 0; s < limit; s++) {
-            const kr = kvRow(s, k, kvh);
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += Q[o + d]! * kr[d]!;
-            scores.push(dot * scale);
+          const o = O.subarray((t * H + h) * D, (t * H + h + 1) * D);
+          if (chunks === 1) { // the normalised sum directly
+            const p = keys.weights(t, h, 0, limit).p;
+            const l = p.reduce((x, y) => x + y, 0);
+            o.fill(0);
+            for (let s = 0; s < limit; s++) {
+              const vr = keys.value(s, h);
+              for (let d = 0; d < D; d++) o[d] = o[d]! + (p[s]! / l) * vr[d]!;
+            }
+            continue;
           }
-          let m = -Infinity;
-          for (const sc of scores) m = Math.max(m, sc);
-          const p = scores.map((sc) => Math.exp(sc - m));
-          const l = p.reduce((a, b) => a + b, 0);
-          for (let d = 0; d < D; d++) O[o + d] = 0;
-          for (let s = 0; s < limit; s++) {
-            const vr = kvRow(s, v, kvh);
-            for (let d = 0; d < D; d++) O[o + d] = O[o + d]! + (p[s]! / l) * vr[d]!;
+          const ml = new Float32Array(2), part = new Float32Array(D), pml = new Float32Array(2);
+          keys.partial(t, h, 0, Math.min(limit, ATTENTION_CHUNK), o, ml);
+          for (let c = 1; c < chunks; c++) {
+            const cs = c * ATTENTION_CHUNK;
+            if (limit <= cs) break;
+            keys.partial(t, h, cs, Math.min(limit, cs + ATTENTION_CHUNK), part, pml);
+            foldPartial(o, ml, part, pml);
           }
+          finishPartial(o, ml[1]!);
+        }
+      }
+    },
+
+    attentionChunks(q, qPos, k, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1) {
+      checkSplitsKeys(n, S);
+      const P = I(qPos, n), group = H / Hkv;
+      const keys = attentionKeys(q, k, v, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift);
+      for (let u = u0; u < u1; u++) {
+        const c = Math.floor(u / Hkv), g = u % Hkv, cs = c * ATTENTION_CHUNK;
+        const o = c === 0 ? out : attentionPartialSlot(state, n, H, Hkv, D, c - 1), st = c === 0 ? state : o + n * H * D * 4;
+        for (let t = 0; t < n; t++) {
+          const limit = Math.min(S, P[t]! + 1, cs + ATTENTION_CHUNK);
+          for (let h = g * group; h < (g + 1) * group; h++) {
+            const row = t * H + h;
+            keys.partial(t, h, cs, Math.max(cs, limit), F(o + row * D * 4, D), F(st + row * 8, 2));
+          }
+        }
+      }
+    },
+
+    attentionMerge(qPos, out, n, S, H, Hkv, D, state) {
+      const P = I(qPos, n), chunks = attentionChunkCount(S);
+      for (let t = 0; t < n; t++) {
+        for (let h = 0; h < H; h++) {
+          const row = t * H + h, o = F(out + row * D * 4, D), ml = F(state + row * 8, 2);
+          for (let c = 1; c < chunks; c++) {
+            if (P[t]! + 1 <= c * ATTENTION_CHUNK) break;
+            const slot = attentionPartialSlot(state, n, H, Hkv, D, c - 1);
+            foldPartial(o, ml, F(slot + row * D * 4, D), F(slot + n * H * D * 4 + row * 8, 2));
+          }
+          finishPartial(o, ml[1]!);
         }
       }
     },
 
     attentionBatch(table, count, k, v, cacheDType, H, Hkv, D, scale, pageShift, u0, u1) {
       const W = ATTENTION_ITEM_WORDS, items = new Uint32Array(memory.buffer, table, count * W);
-      for (let u = u0; u < u1;) {
-        const i = Math.floor(u / H), h0 = u - i * H, h1 = Math.min(H, h0 + u1 - u), w = (j: number) => items[i * W + j]!;
-        kernels.attention(w(ATTENTION_ITEM.Q), w(ATTENTION_ITEM.QPOS), k, v, w(ATTENTION_ITEM.OUT), cacheDType, w(ATTENTION_ITEM.N),
-          w(ATTENTION_ITEM.S), H, Hkv, D, scale, w(ATTENTION_ITEM.PAGES), pageShift, w(ATTENTION_ITEM.STATE), h0, h1);
-        u += h1 - h0;
+      for (let i = 0; i < count; i++) {
+        const w = (j: number) => items[i * W + j]!, n = w(ATTENTION_ITEM.N), S = w(ATTENTION_ITEM.S), first = w(ATTENTION_ITEM.FIRST);
+        const a = Math.max(u0, first) - first, b = Math.min(u1, first + attentionUnits(n, S, H, Hkv)) - first;
+        if (a >= b) continue;
+        const run = attentionSplitsKeys(n, S) ? kernels.attentionChunks : kernels.attention;
+        run(w(ATTENTION_ITEM.Q), w(ATTENTION_ITEM.QPOS), k, v, w(ATTENTION_ITEM.OUT), cacheDType, n, S, H, Hkv, D, scale,
+          w(ATTENTION_ITEM.PAGES), pageShift, w(ATTENTION_ITEM.STATE), a, b);
+      }
+    },
+
+    attentionBatchMerge(table, count, H, Hkv, D) {
+      const W = ATTENTION_ITEM_WORDS, items = new Uint32Array(memory.buffer, table, count * W);
+      for (let i = 0; i < count; i++) {
+        const w = (j: number) => items[i * W + j]!, n = w(ATTENTION_ITEM.N), S = w(ATTENTION_ITEM.S);
+        if (attentionSplitsKeys(n, S)) kernels.attentionMerge(w(ATTENTION_ITEM.QPOS), w(ATTENTION_ITEM.OUT), n, S, H, Hkv, D, w(ATTENTION_ITEM.STATE));
       }
     },
 

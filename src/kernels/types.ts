@@ -83,14 +83,61 @@ export function weightBytes(dtype: WeightDType, count: number): number {
   }
 }
 
-/** Scratch bytes of the attention kernel (Kernels.attention's `state`) for up to n queries: each
- *  (query, head)'s online-softmax max and sum, n·H·2 f32, then per query head the scratch of a
- *  block of rows = min(ATTENTION_ROWS, n·min(H/Hkv, ATTENTION_ROWS)) query rows: per row
- *  2·ATTENTION_TILE f32 of scores and its query scaled (D f32). A thread's slice of heads starting
- *  at head h uses the scratch of head h; kernels/attention.ts reads the same layout. */
-export function attentionStateBytes(n: number, H: number, Hkv: number, D: number): number {
-  const softmax = Math.ceil((n * H * 8) / 16) * 16;
-  return 16 + softmax + H * attentionBlockRows(n, H, Hkv) * (ATTENTION_TILE * 8 + D * 4);
+/** Scratch bytes of the attention kernel (Kernels.attention's and attentionChunks' `state`) for up
+ *  to n queries over up to `keys` keys, in this order, each area 16-byte aligned (kernels/attention.ts
+ *  reads the same layout):
+ *  - each (query, head)'s online-softmax max and sum, n·H·2 f32;
+ *  - per query head the scratch of a block of rows = min(ATTENTION_ROWS, n·min(H/Hkv, ATTENTION_ROWS))
+ *    query rows: per row 2·ATTENTION_TILE f32 of scores and its query scaled (D f32); a head slice
+ *    starting at head h uses the scratch of head h;
+ *  past one chunk (keys > ATTENTION_CHUNK):
+ *  - partial results, per row D + 2 f32 (unnormalised output, max, sum): one slot of n·H rows for a
+ *    head slice, or chunks − 1 slots for a call split by key chunks (attentionSplitsKeys);
+ *  - per (chunk, KV head) unit the block scratch of min(n, ATTENTION_SPLIT_QUERIES) queries, used by
+ *    the attentionChunks slice that starts at that unit.
+ *  Grows with n and keys, so scratch declared for (nMax, capacity) serves every smaller call. */
+export function attentionStateBytes(n: number, H: number, Hkv: number, D: number, keys: number): number {
+  const up16 = (x: number) => Math.ceil(x / 16) * 16;
+  const rowBytes = ATTENTION_TILE * 8 + D * 4;
+  const fixed = 16 + up16(n * H * 8) + up16(H * attentionBlockRows(n, H, Hkv) * rowBytes);
+  if (keys <= ATTENTION_CHUNK) return fixed;
+  const chunks = attentionChunkCount(keys), splitN = Math.min(n, ATTENTION_SPLIT_QUERIES);
+  const partials = H * Math.max(n, splitN * (chunks - 1)) * (D + 2) * 4;
+  return fixed + up16(partials) + Hkv * chunks * attentionBlockRows(splitN, H, Hkv) * rowBytes;
+}
+
+/** Key chunks of a call over S keys (kernels/attention.ts chunkCount): 1 up to ATTENTION_CHUNK keys. */
+export function attentionChunkCount(S: number): number {
+  return S <= ATTENTION_CHUNK ? 1 : Math.ceil(S / ATTENTION_CHUNK);
+}
+
+/** Whether n queries over S keys run as (key chunk, KV head) units, Kernels.attentionChunks then
+ *  attentionMerge (kernels/attention.ts splitsKeys): past one chunk, for up to
+ *  ATTENTION_SPLIT_QUERIES queries (decode, a speculative verification). Depends on neither the
+ *  threads nor the batch; either way a row gets the same bits. */
+export function attentionSplitsKeys(n: number, S: number): boolean {
+  return S > ATTENTION_CHUNK && n <= ATTENTION_SPLIT_QUERIES;
+}
+
+/** Throws unless attentionSplitsKeys(n, S): what Kernels.attentionChunks needs. */
+export function checkSplitsKeys(n: number, S: number): void {
+  if (!attentionSplitsKeys(n, S)) {
+    throw new RangeError(`attentionChunks: ${n} queries over ${S} keys are not split by key chunks (that takes more than ` +
+      `${ATTENTION_CHUNK} keys and at most ${ATTENTION_SPLIT_QUERIES} queries: attentionSplitsKeys); call attention instead`);
+  }
+}
+
+/** Byte offset of partial slot j in an attention state at `state` (kernels/attention.ts partialSlot):
+ *  (n, H, D) f32 unnormalised outputs, then (n, H, 2) f32 max and sum. */
+export function attentionPartialSlot(state: Ptr, n: number, H: number, Hkv: number, D: number, j: number): Ptr {
+  const up16 = (x: number) => Math.ceil(x / 16) * 16;
+  const heads = up16(state + n * H * 8) + H * attentionBlockRows(n, H, Hkv) * (ATTENTION_TILE * 8 + D * 4);
+  return up16(heads) + j * n * H * (D + 2) * 4;
+}
+
+/** Work units of one call: Hkv·chunks when split by key chunks, else H (one per query head). */
+export function attentionUnits(n: number, S: number, H: number, Hkv: number): number {
+  return attentionSplitsKeys(n, S) ? Hkv * attentionChunkCount(S) : H;
 }
 
 /** Query rows of one block of the attention kernel for n queries (kernels/attention.ts blockRows). */
@@ -102,10 +149,15 @@ export function attentionBlockRows(n: number, H: number, Hkv: number): number {
  *  and ROWS): they size its score buffers. */
 export const ATTENTION_TILE = 32;
 export const ATTENTION_ROWS = 32;
+/** Keys per chunk and most queries of a call split by key chunks (kernels/attention.ts CHUNK and
+ *  SPLIT_QUERIES). Chunk boundaries are fixed multiples of ATTENTION_CHUNK, so no split moves them. */
+export const ATTENTION_CHUNK = 2048;
+export const ATTENTION_SPLIT_QUERIES = 8;
 
 /** The i32 words of one item of Kernels.attentionBatch's table (kernels/attention.ts reads the same
- *  indices): one sequence's attention call, as Kernels.attention's per-sequence arguments. */
-export const ATTENTION_ITEM = { Q: 0, QPOS: 1, OUT: 2, N: 3, S: 4, PAGES: 5, STATE: 6 } as const;
+ *  indices): one sequence's attention call, as Kernels.attention's per-sequence arguments, and the
+ *  index of its first work unit (the sum of attentionUnits over the items before it). */
+export const ATTENTION_ITEM = { Q: 0, QPOS: 1, OUT: 2, N: 3, S: 4, PAGES: 5, STATE: 6, FIRST: 7 } as const;
 export const ATTENTION_ITEM_WORDS = 8;
 
 export interface Kernels {
@@ -161,25 +213,46 @@ export interface Kernels {
    *      when `pages` is 0, else paged: row s lies at k + pages[s >> pageShift] + (s mod 2^pageShift)·rowBytes
    *      (`pages`: u32 byte offsets, one per page of at least 4 rows; K and V pools share one layout)
    *  out (n, H, D) f32
-   *  state: attentionStateBytes(n, H, Hkv, D) bytes of scratch (never 0), not shared with
+   *  state: attentionStateBytes(n, H, Hkv, D, S) bytes of scratch (never 0), not shared with
    *      another call running at the same time. The key tiles run outermost for all n queries and
    *      the heads of a GQA group (flash attention), so each K/V tile is read (and widened from f16)
    *      once for all of them; a query's result bits are the same whatever n, the other queries and
    *      the head range [h0, h1) (one query at a time gives the bits of a chunk, and of a batch).
+   *      Past ATTENTION_CHUNK keys each fixed chunk of keys gives a partial result that is folded
+   *      into the row in chunk order: the bits of attentionChunks + attentionMerge.
    *  Token i attends to cache rows s <= qPos[i] (and s < S); query head h reads KV head h / (H/Hkv).
    *  Scores are scaled by `scale` (normally 1/sqrt(D)); softmax is computed online (one pass, no
-   *  scores buffer beyond one tile), so memory does not grow with S. */
+   *  scores buffer beyond one tile), so memory does not grow with S beyond the chunks' partials. */
   attention(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
             n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
             state: Ptr, h0: number, h1: number): void;
 
+  /** Kernels.attention split by key chunks (flash decoding), for a call where
+   *  attentionSplitsKeys(n, S): work units [u0, u1) of Hkv·attentionChunkCount(S), unit u = chunk
+   *  ⌊u / Hkv⌋ (keys [c·ATTENTION_CHUNK, (c + 1)·ATTENTION_CHUNK) ∩ [0, S)) of KV head u mod Hkv,
+   *  all its query heads. Each unit writes its rows' partial result (chunk 0 into out and the
+   *  softmax state, chunk c > 0 into the state's partial slot c − 1); once every unit has run,
+   *  attentionMerge gives the bits Kernels.attention gives. Same arguments as attention. */
+  attentionChunks(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, cacheDType: CacheDType,
+                  n: number, S: number, H: number, Hkv: number, D: number, scale: number, pages: Ptr, pageShift: number,
+                  state: Ptr, u0: number, u1: number): void;
+
+  /** After attentionChunks over all its units: folds the chunks' partials into out in chunk order
+   *  and normalises the rows. */
+  attentionMerge(qPos: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number, D: number, state: Ptr): void;
+
   /** Kernels.attention of `count` sequences that share one K/V pool (one layer's pages), for work
-   *  units [u0, u1): unit u is query head u mod H of item ⌊u / H⌋ of `table` (count ×
-   *  ATTENTION_ITEM_WORDS i32 words: each item's q, qPos, out, n, S, page table and state, as
-   *  Kernels.attention takes them; each item's state its own). One job covers every sequence of a step; each item's result
+   *  units [u0, u1) of Σ attentionUnits over the items of `table` (count × ATTENTION_ITEM_WORDS i32
+   *  words: each item's q, qPos, out, n, S, page table and state, as Kernels.attention takes them,
+   *  each item's state its own, and the index of its first unit). An item's units are those of
+   *  attentionChunks when attentionSplitsKeys(n, S), else one per query head; attentionBatchMerge
+   *  then finishes the split items. One job covers every sequence of a step; each item's result
    *  bits are those of Kernels.attention on its own. */
   attentionBatch(table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
                  scale: number, pageShift: number, u0: number, u1: number): void;
+
+  /** After attentionBatch over all units: attentionMerge of every item split by key chunks. */
+  attentionBatchMerge(table: Ptr, count: number, H: number, Hkv: number, D: number): void;
 
   /** dst (count) in cacheDType = src (count) f32 (used to append K/V rows to an f16 cache). */
   storeRows(cacheDType: CacheDType, src: Ptr, dst: Ptr, count: number): void;

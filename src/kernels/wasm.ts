@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { weightBytes, type Kernels, type Ptr } from './types.js';
+import { checkSplitsKeys, weightBytes, type Kernels, type Ptr } from './types.js';
 
 /** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
 interface KernelExports {
@@ -45,8 +45,14 @@ interface KernelExports {
                D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
   attentionF16(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
                D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, h0: number, h1: number): void;
-  attentionBatchF32(table: Ptr, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
-  attentionBatchF16(table: Ptr, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
+  attentionChunksF32(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
+                     D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, u0: number, u1: number): void;
+  attentionChunksF16(q: Ptr, qPos: Ptr, k: Ptr, v: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number,
+                     D: number, scale: number, pages: Ptr, pageShift: number, state: Ptr, u0: number, u1: number): void;
+  attentionMerge(qPos: Ptr, out: Ptr, n: number, S: number, H: number, Hkv: number, D: number, state: Ptr): void;
+  attentionBatchF32(table: Ptr, count: number, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
+  attentionBatchF16(table: Ptr, count: number, k: Ptr, v: Ptr, H: number, Hkv: number, D: number, scale: number, pageShift: number, u0: number, u1: number): void;
+  attentionBatchMerge(table: Ptr, count: number, H: number, Hkv: number, D: number): void;
 }
 
 /** The two builds of kernels/*.ts: 'relaxed' adds WebAssembly relaxed SIMD (int8 dot products,
@@ -159,14 +165,22 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
     add: (y, x, count) => k.add(y, x, count),
     addBias: (y, bias, rows, cols) => k.addBias(y, bias, rows, cols),
     attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1) {
-      if (state === 0) throw new Error('attention: state is 0; pass attentionStateBytes(n, H, Hkv, D) bytes of scratch (src/kernels/types.ts)');
+      if (state === 0) throw new Error('attention: state is 0; pass attentionStateBytes(n, H, Hkv, D, S) bytes of scratch (src/kernels/types.ts)');
       if (cacheDType === 'f16') k.attentionF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
       else k.attentionF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1);
     },
-    attentionBatch(table, _count, kp, v, cacheDType, H, Hkv, D, scale, pageShift, u0, u1) {
-      if (cacheDType === 'f16') k.attentionBatchF16(table, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
-      else k.attentionBatchF32(table, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
+    attentionChunks(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1) {
+      if (state === 0) throw new Error('attentionChunks: state is 0; pass attentionStateBytes(n, H, Hkv, D, S) bytes of scratch (src/kernels/types.ts)');
+      checkSplitsKeys(n, S);
+      if (cacheDType === 'f16') k.attentionChunksF16(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1);
+      else k.attentionChunksF32(q, qPos, kp, v, out, n, S, H, Hkv, D, scale, pages, pageShift, state, u0, u1);
     },
+    attentionMerge: (qPos, out, n, S, H, Hkv, D, state) => k.attentionMerge(qPos, out, n, S, H, Hkv, D, state),
+    attentionBatch(table, count, kp, v, cacheDType, H, Hkv, D, scale, pageShift, u0, u1) {
+      if (cacheDType === 'f16') k.attentionBatchF16(table, count, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
+      else k.attentionBatchF32(table, count, kp, v, H, Hkv, D, scale, pageShift, u0, u1);
+    },
+    attentionBatchMerge: (table, count, H, Hkv, D) => k.attentionBatchMerge(table, count, H, Hkv, D),
     storeRows(cacheDType, src, dst, count) {
       if (cacheDType === 'f16') k.storeRowsF16(src, dst, count);
       else k.toF32F32(src, dst, count);

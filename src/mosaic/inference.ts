@@ -91,7 +91,7 @@ export class MosaicInference implements LanguageModel {
     if (!Number.isInteger(this.contextLength) || this.contextLength < 1) throw new RangeError(`MosaicInference: contextLength must be a positive integer, got ${opts.contextLength}`);
     const weights = mosaicParamSpecs(config).filter((s) => s.shape.length >= 2 || s.name.includes('ln_'));
     const sizes = [...weights.map((s) => 4 * s.shape.reduce((a, b) => a * b, 1)), ...Array(9).fill(4 * Math.max(d, Np, config.vocab_size)),
-      attentionStateBytes(1, H, H, d / H), ...Array(5 * config.n_layer).fill(4 * this.contextLength * d)];
+      attentionStateBytes(1, H, H, d / H, this.contextLength), ...Array(5 * config.n_layer).fill(4 * this.contextLength * d)];
     this.arena = Arena.create(planArena(sizes), { kernels: opts.kernels ?? 'wasm', label: 'memory mosaic' });
     const put = (name: string, transposeRows?: [number, number, number]): Ptr => {
       const src = params.get(name)!;
@@ -125,7 +125,7 @@ export class MosaicInference implements LanguageModel {
     this.lnf = put('ln_f.weight');
     const scratch = () => this.arena.alloc(4 * Math.max(d, Np, config.vocab_size));
     this.s = { x: scratch(), a: scratch(), k: scratch(), v: scratch(), y: scratch(), o: scratch(), sc: scratch(), logits: scratch(), pos: scratch(),
-      attState: this.arena.alloc(attentionStateBytes(1, H, H, hs)) };
+      attState: this.arena.alloc(attentionStateBytes(1, H, H, hs, this.contextLength)) };
     const att = opts.attention;
     if (att) {
       if (att.pool.kernelKind !== this.arena.kernelKind) throw new RangeError(`MosaicInference: the attention pool runs '${att.pool.kernelKind}' kernels, the model '${this.arena.kernelKind}'; create the pool with the model's kernels`);

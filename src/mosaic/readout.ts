@@ -55,7 +55,7 @@ export function causalReadout(tape: Tape, k: Tensor, v: Tensor, H: number, drop?
   const qPos = mem.allocStep(T * 4);
   const pos = new Int32Array(mem.arena.memory.buffer, qPos, T);
   for (let t = 0; t < T; t++) pos[t] = t - 1;                              // read s ≤ t − 1
-  const state = mem.allocStep(attentionStateBytes(T, H, H, hs));
+  const state = mem.allocStep(attentionStateBytes(T, H, H, hs, T));
   for (let b = 0; b < B; b++) {
     const o = b * T * d * 4;
     tape.kernels.attention(k.ptr + o, qPos, k.ptr + o, v.ptr + o, y.ptr + o, 'f32', T, T, H, H, hs, 1, 0, 0, state, 0, H);

@@ -36,6 +36,9 @@ export interface PoolOpSpec<K, A extends readonly unknown[]> {
   /** Runs units [r0, r1) (r0 < r1) with this thread's kernels; the same function runs on every
    *  thread, so a split never changes the result bits when units write disjoint outputs. */
   slice(kernels: K, args: Float64Array, r0: number, r1: number): void;
+  /** Runs on the calling thread once every slice is done (when there is one to do: say so from
+   *  `args`), e.g. to combine the slices' partial results in a fixed order. */
+  finish?(kernels: K, args: Float64Array): void;
 }
 
 export interface PoolOp<K, A extends readonly unknown[]> extends PoolOpSpec<K, A> {

@@ -187,9 +187,10 @@ export class ThreadPool {
     for (let t = 0; t < this.threads; t++) if (c.ints[RANGES + 2 * t]! < c.ints[RANGES + 2 * t + 1]!) busy++;
     if (busy <= 1 || work < this.minSplitBytes) {
       if (total > 0) op.slice(kernels as K, c.args, start, start + total);
-      return;
+    } else {
+      this.dispatch(id, arena.id, erased, kernels);
     }
-    this.dispatch(id, arena.id, erased, kernels);
+    op.finish?.(kernels as K, c.args);
   }
 
   /** Stops and terminates the workers. Idempotent; the pool is unusable afterwards. */

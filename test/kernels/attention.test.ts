@@ -23,7 +23,7 @@ function runCase(cache: CacheDType, n: number, S: number, H: number, Hkv: number
   const or = b.alloc(n * H * D * 4), ow = b.alloc(n * H * D * 4);
   b.f32(or, n * H * D).fill(777);
   b.f32(ow, n * H * D).fill(777);
-  const scale = 1 / Math.sqrt(D), state = b.alloc(attentionStateBytes(n, H, Hkv, D));
+  const scale = 1 / Math.sqrt(D), state = b.alloc(attentionStateBytes(n, H, Hkv, D, S));
   b.ref.attention(q, qPos, k, v, or, cache, n, S, H, Hkv, D, scale, 0, 0, 0, h0, h1);
   b.wasm.attention(q, qPos, k, v, ow, cache, n, S, H, Hkv, D, scale, 0, 0, state, h0, h1);
   const what = `attention ${cache} n=${n} S=${S} H=${H} Hkv=${Hkv} D=${D} pos=${positions} [${h0},${h1})`;
@@ -68,7 +68,7 @@ test('attention: positions past S read only rows < S; head ranges; empty key ran
 test('attention with one key returns that key\'s value row', () => {
   b.reset();
   const D = 8;
-  const q = b.alloc(D * 4), pos = b.alloc(4), k = b.alloc(D * 4), v = b.alloc(D * 4), out = b.alloc(D * 4), state = b.alloc(attentionStateBytes(1, 1, 1, D));
+  const q = b.alloc(D * 4), pos = b.alloc(4), k = b.alloc(D * 4), v = b.alloc(D * 4), out = b.alloc(D * 4), state = b.alloc(attentionStateBytes(1, 1, 1, D, 1));
   b.f32(q, D).set(randomF32(rng(1), D));
   b.f32(k, D).set(randomF32(rng(2), D));
   b.f32(v, D).set([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -119,7 +119,7 @@ test('paged K/V (rows reached through a shuffled page table) equals contiguous r
         put(pool[i]! + off, rows);
       }
     }
-    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(attentionStateBytes(n, H, Hkv, D));
+    const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4)), state = b.alloc(attentionStateBytes(n, H, Hkv, D, S));
     const scale = 1 / Math.sqrt(D);
     b.wasm.attention(q, qPos, flat[0]!, flat[1]!, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, state, 0, H);
     b.wasm.attention(q, qPos, pool[0]!, pool[1]!, outs[1]!, cache, n, S, H, Hkv, D, scale, table, shift, state, 0, H);
@@ -153,7 +153,7 @@ test('flash prefill (multi-query form): odd chunk and cache lengths, GQA 1/3/4, 
         const x = randomF32(rand, count, scale);
         if (cache === 'f16') b.u16(p, count).set(toF16Bits(x)); else b.f32(p, count).set(x);
       }
-      const stateBytes = attentionStateBytes(n, H, Hkv, D), state = b.alloc(stateBytes);
+      const stateBytes = attentionStateBytes(n, H, Hkv, D, S), state = b.alloc(stateBytes);
       const outs = [0, 1, 2, 3].map(() => b.alloc(n * H * D * 4));
       const scale = 1 / Math.sqrt(D), what = `flash ${cache} H=${H} Hkv=${Hkv} D=${D} chunk=${n} S=${S}`;
       b.ref.attention(q, qPos, k, v, outs[0]!, cache, n, S, H, Hkv, D, scale, 0, 0, 0, 0, H);

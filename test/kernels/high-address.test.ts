@@ -37,7 +37,7 @@ test('kernels read and write above 2 GiB', (t) => {
   assertClose(f32(yw, rows), f32(yr, rows), 2e-6, 'matmul q8_0 above 2 GiB');
   // Attention with q, K/V and out above 2^31.
   const S = 9, H = 2, D = 8, q = alloc(H * D * 4), pos = alloc(4), k = alloc(S * D * 4), v = alloc(S * D * 4);
-  const or = alloc(H * D * 4), ow = alloc(H * D * 4), state = alloc(attentionStateBytes(1, H, 1, D));
+  const or = alloc(H * D * 4), ow = alloc(H * D * 4), state = alloc(attentionStateBytes(1, H, 1, D, S));
   f32(q, H * D).set(randomF32(rand, H * D));
   f32(k, S * D).set(randomF32(rand, S * D));
   f32(v, S * D).set(randomF32(rand, S * D));

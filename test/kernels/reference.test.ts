@@ -135,7 +135,7 @@ test('reference softmax and attention on tiny hand cases', () => {
   const p = b.f32(x, 3);
   assert.ok(Math.abs(p[0]! - 0.25) < 1e-7 && Math.abs(p[1]! - 0.75) < 1e-7 && p[2] === 0);
   // Two keys with scores 0 and ln 3 (q·k with scale 1): out = 0.25·v0 + 0.75·v1.
-  const q = b.alloc(8), pos = b.alloc(4), k = b.alloc(16), v = b.alloc(16), out = b.alloc(8), state = b.alloc(attentionStateBytes(1, 1, 1, 2));
+  const q = b.alloc(8), pos = b.alloc(4), k = b.alloc(16), v = b.alloc(16), out = b.alloc(8), state = b.alloc(attentionStateBytes(1, 1, 1, 2, 2));
   b.f32(q, 2).set([1, 0]);
   b.i32(pos, 1)[0] = 1;
   b.f32(k, 4).set([0, 5, Math.log(3), 7]);

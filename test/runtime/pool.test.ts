@@ -51,7 +51,7 @@ function attentionProblem(kernels: 'reference' | 'wasm', cacheDType: CacheDType,
                           rand: () => number) {
   const elem = cacheDType === 'f32' ? 4 : 2;
   const sizes = [n * H * D * 4, n * 4, S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, n * H * D * 4, n * H * D * 4,
-    attentionStateBytes(n, H, Hkv, D)];
+    attentionStateBytes(n, H, Hkv, D, S)];
   const arena = Arena.create(planArena(sizes), { kernels, label: 'attention' });
   const [q, pos, kf, vf, k, v, o1, o2, state] = sizes.map((b) => arena.alloc(b)) as number[] as
     [number, number, number, number, number, number, number, number, number];
