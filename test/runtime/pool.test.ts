@@ -5,10 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
-import { attentionStateBytes, weightBytes } from '../../src/kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
-import { attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
+import { attentionBatchOp, attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
 import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
 import { unitThreadsOp } from './test-ops.js';
@@ -199,6 +199,71 @@ describe('ThreadPool with the SIMD kernels', () => {
       pool.dispose();
     }
   });
+});
+
+describe('attention split by key chunks (SIMD kernels)', () => {
+  // Past ATTENTION_CHUNK keys, decode and short verifications run as (key chunk, KV head) units merged
+  // in chunk order: the chunk boundaries are fixed, so a sequence's bits must not depend on how many
+  // threads share the units or on which other sequences share the job (a boundary that moved with
+  // the slices would change the folds, and so the bits).
+  const H = 9, Hkv = 3, D = 64, S = 5000, scale = 1 / Math.sqrt(D);
+  // [queries, keys] of each sequence of the batched job: split and unsplit ones mixed
+  const items: [number, number][] = [[1, 5000], [1, 300], [3, 2049], [5, 4100], [12, 4500], [1, 2048]];
+
+  for (const cacheDType of ['f16', 'f32'] as CacheDType[]) {
+    test(`attentionOp and attentionBatchOp (${cacheDType} cache): the same bits on 1, 2, 3 and 4 threads, alone or in a batch`, async () => {
+      const rand = rng(cacheDType === 'f16' ? 41 : 42);
+      const elem = cacheDType === 'f32' ? 4 : 2;
+      const sizes = [S * Hkv * D * 4, S * Hkv * D * 4, S * Hkv * D * elem, S * Hkv * D * elem, items.length * ATTENTION_ITEM_WORDS * 4,
+        ...items.flatMap(([n, len]) => [n * H * D * 4, n * 4, n * H * D * 4, n * H * D * 4, attentionStateBytes(n, H, Hkv, D, len)])];
+      const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'key chunks' });
+      const [kf, vf, k, v, table] = sizes.slice(0, 5).map((b) => arena.alloc(b)) as [number, number, number, number, number];
+      fillF32(arena, kf, S * Hkv * D, rand);
+      fillF32(arena, vf, S * Hkv * D, rand);
+      arena.kernels.storeRows(cacheDType, kf, k, S * Hkv * D);
+      arena.kernels.storeRows(cacheDType, vf, v, S * Hkv * D);
+      const seqs = items.map(([n, len]) => {
+        const [q, pos, alone, batched, state] = [n * H * D * 4, n * 4, n * H * D * 4, n * H * D * 4, attentionStateBytes(n, H, Hkv, D, len)]
+          .map((b) => arena.alloc(b)) as [number, number, number, number, number];
+        fillF32(arena, q, n * H * D, rand);
+        const positions = arena.i32(pos, n);
+        for (let i = 0; i < n; i++) positions[i] = len - n + i;
+        // expected: one thread, by heads, no split
+        arena.kernels.attention(q, pos, k, v, alone, cacheDType, n, len, H, Hkv, D, scale, 0, 0, state, 0, H);
+        const expected = arena.f32(alone, n * H * D).slice();
+        return { n, len, q, pos, alone, batched, state, expected };
+      });
+      const words = arena.i32(table, items.length * ATTENTION_ITEM_WORDS);
+      let units = 0, keys = 0;
+      seqs.forEach(({ n, len, q, pos, batched, state }, i) => {
+        const w = i * ATTENTION_ITEM_WORDS;
+        words[w + ATTENTION_ITEM.Q] = q; words[w + ATTENTION_ITEM.QPOS] = pos; words[w + ATTENTION_ITEM.OUT] = batched;
+        words[w + ATTENTION_ITEM.N] = n; words[w + ATTENTION_ITEM.S] = len; words[w + ATTENTION_ITEM.PAGES] = 0;
+        words[w + ATTENTION_ITEM.STATE] = state; words[w + ATTENTION_ITEM.FIRST] = units;
+        units += attentionUnits(n, len, H, Hkv);
+        keys += n * len;
+      });
+      assert.ok(seqs.some(({ n, len }) => attentionSplitsKeys(n, len)) && seqs.some(({ n, len }) => !attentionSplitsKeys(n, len)));
+      for (const threads of [1, 2, 3, 4]) {
+        const pool = await ThreadPool.create({ threads, kernels: 'wasm', minSplitBytes: 0 });
+        try {
+          pool.register(arena);
+          for (const { n, len, q, pos, alone, state, expected } of seqs) {
+            arena.f32(alone, n * H * D).fill(777);
+            pool.run(attentionOp, arena, q, pos, k, v, alone, cacheDType, n, len, H, Hkv, D, scale, 0, 0, state);
+            assert.deepEqual(arena.f32(alone, n * H * D), expected, `${threads} threads, alone: n=${n} S=${len}`);
+          }
+          for (const { n, batched } of seqs) arena.f32(batched, n * H * D).fill(777);
+          pool.run(attentionBatchOp, arena, table, items.length, k, v, cacheDType, H, Hkv, D, scale, 0, keys, units);
+          for (const { n, len, batched, expected } of seqs) {
+            assert.deepEqual(arena.f32(batched, n * H * D), expected, `${threads} threads, in a batch: n=${n} S=${len}`);
+          }
+        } finally {
+          pool.dispose();
+        }
+      }
+    });
+  }
 });
 
 describe('ThreadPool failures and lifetime', () => {
