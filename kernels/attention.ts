@@ -18,9 +18,13 @@
 //       k + pages[s >> pageShift] + (s & (2^pageShift − 1))·rowBytes (u32 byte offsets; K and V pools
 //       share one layout, so one table serves both; pages hold at least 4 rows)
 //   out (n, H, D) f32
-//   state: scratch, attentionStateBytes(n, H, Hkv, D) in src/kernels/types.ts: each (query, head)'s
+//   state: scratch, attentionStateBytes(n, H, Hkv, D, S) in src/kernels/types.ts: each (query, head)'s
 //       running max and sum (n·H·2 f32), then per query head the scratch of one block (scores and
-//       scaled queries), used by the thread slice that starts at that head.
+//       scaled queries), used by the thread slice that starts at that head; past one chunk of keys
+//       (CHUNK) the chunks' partial results and the (chunk, KV head) units' block scratch.
+// Past CHUNK keys, the keys are cut at fixed multiples of CHUNK and each chunk's partial result is
+// folded into the rows in chunk order (foldRows): by one call walking the chunks (attentionF32/F16)
+// or, flash-decoding style, by units that threads share (attentionChunks*) and attentionMerge.
 // Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
 
 import { expS, expV, hmax, hsum } from './vector';
