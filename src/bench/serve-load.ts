@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
+import { NOISE_SAMPLES, RSS_PART_NAMES, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
 import { ChildJobs } from '../testing/child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
@@ -113,10 +113,10 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
     + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
     + row('heap used MiB', (m) => mib(m.heapUsed))
     + row('heap committed MiB', (m) => mib(m.heapCommitted))
-    + row('external MiB', (m) => mib(m.external))
+    + row('external MiB (of it array buffers)', (m) => `${mib(m.external)} (${mib(m.arrayBuffers)})`)
     + row('KV pages in use', (m) => String(m.pages))
     + row('most KV pages in use during the round', (m) => String(m.roundPeakPages))
-    + (start.rssParts === undefined ? '' : (['brk', 'anonymous', 'file'] as const).map((k) => row(`RSS in ${k} mappings MiB`, (m) => mib(m.rssParts?.[k] ?? 0))).join(''))
+    + (start.rssParts === undefined ? '' : RSS_PART_NAMES.map(([k, name]) => row(`RSS in ${name} MiB`, (m) => mib(m.rssParts?.[k] ?? 0))).join(''))
     + row('idle-and-collect rounds', (m) => `${m.rounds}${m.settled ? '' : ' (not settled)'}`)
     + `| RSS − baseline MiB | | | | ${after.map((m) => (m.rss >= base.rss ? '+' : '') + mib(m.rss - base.rss)).join(' | ')} |\n\n`
     + `The baseline measured again with no traffic: RSS ${repeats.map((m) => mib(m.rss)).join(', ')} MiB (noise floor ${mib(noiseFloor)} MiB); tolerance ${mib(tolerance)} MiB `

@@ -19,11 +19,12 @@
 // code, the allocators' high-water marks) is reported apart.
 
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from './settled-memory.js';
+import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
 import { FUZZ_API_KEY, type CasesJob, type CasesResult, type Outcome } from './request-fuzz-cases.js';
 import { ChildJobs } from './child-jobs.js';
 
@@ -53,8 +54,11 @@ export interface RequestFuzzResult {
   rssMiB: number[];
   /** RSS after the first idle wait and collection of each measurement (before it had settled). */
   rssFirstRoundMiB: number[];
-  /** RSS by kind of mapping (settled-memory.ts rssParts; absent off Linux). */
-  rssPartsMiB?: { brk: number; anonymous: number; file: number }[];
+  /** RSS by what holds it (settled-memory.ts RssParts; absent off Linux). */
+  rssPartsMiB?: Record<keyof RssParts, number>[];
+  /** process.memoryUsage()'s external and arrayBuffers at each point. */
+  externalMiB: number[];
+  arrayBuffersMiB: number[];
   /** Per V8 space at each point: committed, resident and used MiB. */
   spacesMiB: Record<string, { committed: number; resident: number; used: number }>[];
   /** Idle-and-collect repetitions each point took, and whether it settled (settled-memory.ts). */
@@ -137,7 +141,9 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapCommittedMiB: memory.map((m) => mib(m.heapCommitted)),
       rssMiB: memory.map((m) => mib(m.rss)),
       rssFirstRoundMiB: memory.map((m) => mib(m.rssFirstRound)),
-      rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map((m) => ({ brk: mib(m.rssParts?.brk ?? 0), anonymous: mib(m.rssParts?.anonymous ?? 0), file: mib(m.rssParts?.file ?? 0) })),
+      rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map((m) => Object.fromEntries(Object.entries(m.rssParts!).map(([k, x]) => [k, mib(x)])) as Record<keyof RssParts, number>),
+      externalMiB: memory.map((m) => mib(m.external)),
+      arrayBuffersMiB: memory.map((m) => mib(m.arrayBuffers)),
       spacesMiB: memory.map((m) => Object.fromEntries(Object.entries(m.spaces).filter(([, s]) => s.committed > 0)
         .map(([name, s]) => [name, { committed: mib(s.committed), resident: mib(s.resident), used: mib(s.used) }]))),
       settleRounds: memory.map((m) => m.rounds),
@@ -171,6 +177,10 @@ const FLAGS: FlagSpecs = {
 async function main(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'dist/src/testing/request-fuzz.js');
   if (v.help) { process.stdout.write(formatHelp('dist/src/testing/request-fuzz.js', 'Seeded hostile requests against tessera serve; prints the outcomes.', FLAGS, 'node')); return 0; }
+  // the C allocator's settings are read from the environment at process start (docs/RELIABILITY.md,
+  // "Request fuzzing"): the results say which ones this process ran with
+  const allocatorEnv = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES').map(([k, x]) => `${k}=${x}`);
+  const loadAtStart = loadavg()[0]!;
   const t = await load(v.model as string, { contextLength: 256, threads: 1, promptCache: 0 });   // no prompt cache: KV pages must return to 0
   try {
     const r = await runRequestFuzz(t, { n: v.n as number, seed: v.seed as number, warmup: v.warmup as number | undefined, passes: v.passes as number, jobs: v.jobs as number, timeoutMs: v['timeout-ms'] as number, onProgress: (d) => process.stderr.write(`${d} cases\n`) });
@@ -179,14 +189,17 @@ async function main(argv: string[]): Promise<number> {
     const spaces = Object.keys(r.spacesMiB.at(-1)!);
     const heads = r.points.map((p, k) => `${p === 'cold' ? 'before any case' : p} (${r.casesAt[k]} cases)`);
     const signed = (x: number) => `${x >= 0 ? '+' : ''}${x}`;
-    process.stdout.write(`request fuzz: ${r.cases} cases (${r.warmupCases} before the baseline, then ${r.passes} × ${r.measuredCases}), seed ${r.seed}, ${r.seconds} s\n`
+    const loadAverage = { start: Math.round(loadAtStart * 10) / 10, end: Math.round(loadavg()[0]! * 10) / 10 };
+    process.stdout.write(`request fuzz: ${r.cases} cases (${r.warmupCases} before the baseline, then ${r.passes} × ${r.measuredCases}), seed ${r.seed}, ${r.seconds} s; `
+      + `allocator environment: ${allocatorEnv.length > 0 ? allocatorEnv.join(' ') : 'none (glibc defaults)'}; load average (1 min) ${loadAverage.start} at the start, ${loadAverage.end} at the end\n`
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
       + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle and a collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | ${heads.join(' | ')} |\n|---|${heads.map(() => '---|').join('')}\n`
       + row('RSS', r.rssMiB) + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB)
-      + (r.rssPartsMiB === undefined ? '' : (['brk', 'anonymous', 'file'] as const).map((k) => row(`RSS in ${k} mappings`, r.rssPartsMiB!.map((x) => x[k]))).join(''))
+      + (r.rssPartsMiB === undefined ? '' : RSS_PART_NAMES.map(([k, name]) => row(`RSS in ${name}`, r.rssPartsMiB!.map((x) => x[k]))).join(''))
+      + row('external (of it array buffers)', r.externalMiB.map((x, k) => `${x} (${r.arrayBuffersMiB[k]})`))
       + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
       + spaces.map((sp) => row(`${sp} committed / resident`, r.spacesMiB.map((x) => (x[sp] === undefined ? '–' : `${x[sp]!.committed} / ${x[sp]!.resident}`)))).join('')
       + row('idle-and-collect rounds', r.settleRounds.map((n, k) => `${n}${r.settled[k] ? '' : ' (not settled)'}`))
@@ -196,7 +209,7 @@ async function main(argv: string[]): Promise<number> {
       + `RSS after every pass within it of the baseline: ${r.rssBackToBaseline ? 'yes, back to baseline' : 'NO, not back to baseline'}; `
       + `RSS at the end − before any case (the cold start's one-time growth, not judged) ${signed(r.rssAboveColdMiB)} MiB\n`);
     for (const f of r.failures.slice(0, 10)) process.stdout.write(`FAIL case ${f.index} (${f.kind}): ${f.outcome} ${f.status ?? ''} ${f.detail ?? ''}\n`);
-    if (v.out !== undefined) writeFileSync(v.out as string, JSON.stringify({ command: `node dist/src/testing/request-fuzz.js ${argv.join(' ')}`, ...r }, null, 2) + '\n');
+    if (v.out !== undefined) writeFileSync(v.out as string, JSON.stringify({ command: [...allocatorEnv, 'node dist/src/testing/request-fuzz.js', ...argv].join(' '), allocatorEnv, loadAverage, ...r }, null, 2) + '\n');
     return ok ? 0 : 1;
   } finally { t.dispose(); }
 }

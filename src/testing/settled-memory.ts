@@ -43,23 +43,73 @@ export interface SettledMemory {
   settled: boolean;
   /** RSS after the first repetition, bytes: what one idle wait and one collection would have measured. */
   rssFirstRound: number;
-  /** Where RSS lies, bytes, from /proc/self/smaps (Linux only): the C allocator's main heap (brk),
-   *  other anonymous mappings (V8's heap pages, other allocators' mappings, thread stacks), files. */
-  rssParts?: { brk: number; anonymous: number; file: number };
+  /** Where RSS lies, bytes, from /proc/self/smaps (Linux only): see RssParts. */
+  rssParts?: RssParts;
+  /** Bytes of ArrayBuffers and SharedArrayBuffers, part of `external` (process.memoryUsage()). */
+  arrayBuffers: number;
 }
 
-function rssParts(): SettledMemory['rssParts'] {
-  let text: string;
-  try { text = readFileSync('/proc/self/smaps', 'utf8'); } catch { return undefined; }
-  const parts = { brk: 0, anonymous: 0, file: 0 };
-  let part: keyof typeof parts = 'anonymous';
-  for (const line of text.split('\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
-    if (head !== null) { const name = head[1]!; part = name === '[heap]' ? 'brk' : name === '' || name.startsWith('[') ? 'anonymous' : 'file'; continue; }
+/** RSS by what holds it, bytes. The anonymous mappings are told apart by shape, since they carry no
+ *  name: glibc's per-thread malloc arenas are 64 MiB regions aligned to 64 MiB (a read-write part
+ *  followed by its unused, inaccessible rest); V8 reserves 8–10 GiB around each WebAssembly memory
+ *  (its read-write part followed by the inaccessible guard region); a thread's stack sits above a
+ *  one-page guard. What is left is mostly V8's heap pages and code, and blocks malloc maps on their
+ *  own (at or above its mmap threshold). */
+export interface RssParts {
+  /** The C allocator's main arena (`[heap]`, grown with brk). */
+  brk: number;
+  /** glibc's other malloc arenas (threads other than the main one allocate there). */
+  arenas: number;
+  /** WebAssembly memories. */
+  wasm: number;
+  /** Thread stacks, the main thread's included. */
+  stacks: number;
+  /** Other anonymous mappings: V8's heap and code pages, malloc's own large mappings, the rest. */
+  otherAnonymous: number;
+  /** Mapped files (the node binary, shared libraries, model files mapped in). */
+  file: number;
+}
+
+/** The parts in the order tables print them, with the names they print. */
+export const RSS_PART_NAMES: readonly (readonly [keyof RssParts, string])[] = [
+  ['brk', 'the C heap (brk)'], ['arenas', "glibc's other malloc arenas"], ['wasm', 'WebAssembly memories'],
+  ['stacks', 'thread stacks'], ['otherAnonymous', 'other anonymous mappings (V8 heap, large mallocs)'], ['file', 'mapped files'],
+];
+
+const ARENA_BYTES = 64 * 2 ** 20;            // glibc's HEAP_MAX_SIZE on 64-bit systems
+const WASM_RESERVATION_BYTES = 4 * 2 ** 30;  // V8's reservations for a Wasm memory are larger than this
+const PAGE_BYTES = 4096;
+
+/** Sorts the mappings of an smaps text (the format of /proc/PID/smaps) into RssParts. */
+export function rssPartsOf(smaps: string): RssParts {
+  const maps: { start: number; end: number; perms: string; name: string; rss: number }[] = [];
+  for (const line of smaps.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head !== null) { maps.push({ start: parseInt(head[1]!, 16), end: parseInt(head[2]!, 16), perms: head[3]!, name: head[4]!, rss: 0 }); continue; }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss !== null) parts[part] += Number(rss[1]) * 1024;
+    if (rss !== null && maps.length > 0) maps[maps.length - 1]!.rss += Number(rss[1]) * 1024;
+  }
+  const parts: RssParts = { brk: 0, arenas: 0, wasm: 0, stacks: 0, otherAnonymous: 0, file: 0 };
+  const inaccessible = (m: (typeof maps)[number] | undefined) => m !== undefined && m.name === '' && m.perms.startsWith('---');
+  for (const [i, m] of maps.entries()) {
+    if (m.name === '[heap]') { parts.brk += m.rss; continue; }
+    if (m.name === '[stack]') { parts.stacks += m.rss; continue; }
+    if (m.name !== '' && !m.name.startsWith('[')) { parts.file += m.rss; continue; }
+    if (m.name !== '') { parts.otherAnonymous += m.rss; continue; }    // [vdso], [vvar] and the like
+    const next = maps[i + 1], prev = maps[i - 1];
+    const reserved = m.end - m.start + (inaccessible(next) && next!.start === m.end ? next!.end - next!.start : 0);
+    if (m.start % ARENA_BYTES === 0 && reserved === ARENA_BYTES) parts.arenas += m.rss;
+    else if (reserved >= WASM_RESERVATION_BYTES) parts.wasm += m.rss;
+    else if (inaccessible(prev) && prev!.end === m.start && prev!.end - prev!.start === PAGE_BYTES && (m.end - m.start) % 2 ** 20 === 0) parts.stacks += m.rss;
+    else parts.otherAnonymous += m.rss;
   }
   return parts;
+}
+
+function rssParts(): RssParts | undefined {
+  let text: string;
+  try { text = readFileSync('/proc/self/smaps', 'utf8'); } catch { return undefined; }
+  return rssPartsOf(text);
 }
 
 /** A full collection now (without starting Node with --expose-gc, which worker threads refuse). */
@@ -72,7 +122,7 @@ function measure(rounds: number, settled: boolean, rssFirstRound: number): Settl
   const m = process.memoryUsage();
   const spaces: Record<string, HeapSpaceMemory> = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
-  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
+  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
 }
 
 /** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
+import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, rssPartsOf, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
 
 test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measurements agree', async () => {
   const m = await settledMemory(20);
@@ -14,7 +14,7 @@ test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measur
   }
   assert.ok(m.heapUsed > 0 && m.heapUsed <= m.heapCommitted && m.rss > m.heapUsed);
   if (m.rssParts !== undefined) {                         // Linux: the parts add up to RSS (read moments apart)
-    const sum = m.rssParts.brk + m.rssParts.anonymous + m.rssParts.file;
+    const sum = Object.values(m.rssParts).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - m.rss) < 4 * 2 ** 20 && m.rssParts.brk > 0 && m.rssParts.file > 0, JSON.stringify({ ...m.rssParts, rss: m.rss }));
   }
 });
@@ -33,4 +33,24 @@ test('the tolerance is twice the larger of the noise floor and the settling crit
   assert.equal(noisy.noiseFloor, 1.5 * MiB);                // the farthest repeat, below or above
   assert.equal(noisy.tolerance, 3 * MiB);
   assert.equal(rssTolerance(at(80 * MiB), []).tolerance, 2 * SETTLED_RSS_BYTES);
+});
+
+test('anonymous mappings are told apart by shape: malloc arenas, Wasm memories, thread stacks, the rest', () => {
+  // one mapping per line of /proc/PID/smaps's header format, each with its Rss line
+  const map = (range: string, perms: string, rssKiB: number, name = '') => `${range} ${perms} 00000000 00:00 0 ${name}\nSize: 4 kB\nRss: ${rssKiB} kB\n`;
+  const smaps = [
+    map('00400000-00b6f000', 'r--p', 5000, '/usr/bin/node'),
+    map('3398d000-33e66000', 'rw-p', 4000, '[heap]'),
+    map('3279cf9c0000-3279cfa00000', 'rw-p', 256),                            // a V8 page
+    map('7f6a84000000-7f6a84220000', 'rw-p', 1000),                            // a Wasm memory: 2 MiB + its 10 GiB guard
+    map('7f6a84220000-7f6d04000000', '---p', 0),
+    map('7f7184000000-7f71845f4000', 'rw-p', 3000),                            // an arena: 64 MiB-aligned, 64 MiB in all
+    map('7f71845f4000-7f7188000000', '---p', 0),
+    map('7f718c000000-7f7190000000', 'rw-p', 700),                             // an arena grown to its full 64 MiB
+    map('7f7190000000-7f7190100000', 'rw-p', 50),                              // aligned but not 64 MiB in all: other
+    map('7f719afff000-7f719b000000', '---p', 0),                               // a thread stack above its guard page
+    map('7f719b000000-7f719b800000', 'rw-p', 20),
+    map('7fff48011000-7fff48032000', 'rw-p', 30, '[stack]'),
+  ].join('');
+  assert.deepEqual(rssPartsOf(smaps), { brk: 4000 * 1024, arenas: 3700 * 1024, wasm: 1000 * 1024, stacks: 50 * 1024, otherAnonymous: 306 * 1024, file: 5000 * 1024 });
 });
