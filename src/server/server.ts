@@ -313,6 +313,8 @@ export class TesseraServer {
       try {
         for await (const c of result) {
           if (!res.write(`data: ${JSON.stringify(c)}\n\n`)) await drained(res, abort.signal);
+          // the client went away: chunks the scheduler queued before it saw the abort go nowhere
+          if (abort.signal.aborted) throw abort.signal.reason;
         }
         res.end('data: [DONE]\n\n');
       } catch (e) {
@@ -365,8 +367,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
-/** Resolves when the response can take more (a slow reader pauses its own generation) or the request ends. */
+/** Resolves when the response can take more (a slow reader pauses its own generation) or the request
+ *  ends — at once if it has ended already: an abort event that has fired does not fire again, and a
+ *  response whose client is gone reports every write as not taken and never drains. */
 function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => { res.off('drain', done); signal.removeEventListener('abort', done); resolve(); };
     res.once('drain', done);

@@ -61,6 +61,31 @@ test('a client that disconnects before the first token, mid-stream or at the las
   } finally { await s.close(); }
 });
 
+test('a client that disconnects while its stream waits for the socket to drain ends its request: nothing is left for shutdown to wait on', async () => {
+  const s = await startServer({}, { promptCache: 0 });
+  let ended = false;
+  try {
+    // a reader slower than the stream: every write reports a full socket and no 'drain' follows, so
+    // the server waits while the scheduler queues the next chunks, until the client goes away
+    s.server.http.prependListener('request', (_req, res) => {
+      const write = res.write.bind(res) as (chunk: string) => boolean;
+      res.write = ((chunk: string) => { write(chunk); return false; }) as typeof res.write;
+    });
+    const ctl = new AbortController();
+    const r = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'The Congress', max_tokens: 64, temperature: 0, ignore_eos: true, stream: true }), signal: ctl.signal });
+    for await (const data of sseData(r.body!)) if (data.startsWith('{')) break;     // the first chunk arrived
+    await new Promise((resolve) => setTimeout(resolve, 300));                         // chunks queue up behind it
+    ctl.abort();
+    // a generation request observes its end-to-end latency when it ends, however it ends
+    ended = await until(() => s.server.metrics.e2e.count === 1);
+    assert.ok(ended, 'the request never ended after its client disconnected: shutdown would wait for it forever');
+    assert.ok(await until(() => s.pages() === 0), `KV pages back to 0 (${s.pages()} in use)`);
+  } finally {
+    if (ended) await s.close();
+    else { s.server.http.closeAllConnections(); s.server.http.close(); s.t.dispose(); }   // shutdown() would wait forever
+  }
+});
+
 test('past parallel + queue sequences: 503 with Retry-After in the OpenAI error shape; the others finish', async () => {
   const s = await startServer({ maxQueued: 1, retryAfterSeconds: 2 }, { parallel: 2 });
   try {
