@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
+import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
 import { FUZZ_API_KEY, type CasesJob, type CasesResult, type Outcome } from './request-fuzz-cases.js';
 import { ChildJobs } from './child-jobs.js';
 
@@ -177,9 +177,7 @@ const FLAGS: FlagSpecs = {
 async function main(argv: string[]): Promise<number> {
   const v = parseFlags(argv, FLAGS, 'dist/src/testing/request-fuzz.js');
   if (v.help) { process.stdout.write(formatHelp('dist/src/testing/request-fuzz.js', 'Seeded hostile requests against tessera serve; prints the outcomes.', FLAGS, 'node')); return 0; }
-  // the C allocator's settings are read from the environment at process start (docs/RELIABILITY.md,
-  // "Request fuzzing"): the results say which ones this process ran with
-  const allocatorEnv = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES').map(([k, x]) => `${k}=${x}`);
+  const allocatorEnv = allocatorEnvironment();
   const loadAtStart = loadavg()[0]!;
   const t = await load(v.model as string, { contextLength: 256, threads: 1, promptCache: 0 });   // no prompt cache: KV pages must return to 0
   try {

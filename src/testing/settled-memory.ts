@@ -112,6 +112,12 @@ function rssParts(): RssParts | undefined {
   return rssPartsOf(text);
 }
 
+/** The C allocator's settings in this process's environment (glibc reads MALLOC_* and GLIBC_TUNABLES
+ *  once, at process start), as NAME=value: results say which ones the measured process ran with. */
+export function allocatorEnvironment(): string[] {
+  return Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'GLIBC_TUNABLES').map(([k, x]) => `${k}=${x}`);
+}
+
 /** A full collection now (without starting Node with --expose-gc, which worker threads refuse). */
 export function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
