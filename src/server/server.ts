@@ -314,7 +314,7 @@ export class TesseraServer {
         for await (const c of result) {
           if (!res.write(`data: ${JSON.stringify(c)}\n\n`)) await drained(res, abort.signal);
           // the client went away: chunks the scheduler queued before it saw the abort go nowhere
-          if (abort.signal.aborted) throw abort.signal.reason;
+          if (abort.signal.aborted && !this.closing) throw abort.signal.reason;
         }
         res.end('data: [DONE]\n\n');
       } catch (e) {
