@@ -135,14 +135,11 @@ const QUOTED: QuotedNumber[] = [
     quote: (d) => `(${d.loss.toFixed(3)} on the same ${d.windows} windows of ${d.ctx}\ntokens)` },
   { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/default-model-ppl-128.json',
     quote: (d) => `scores ${d.loss.toFixed(3)} (\`docs/results/default-model-ppl-128.json\`)` },
-  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz.json',
-    quote: (d) => `| RSS | ${d.rssMiB.slice(0, -1).join(' | ')} | **${d.rssMiB.at(-1)}** |` },
-  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz.json',
-    quote: (d) => `read ${d.noiseRssMiB.join(', ')} MiB (noise floor ${d.noiseFloorMiB} MiB,\ntolerance ${d.toleranceMiB} MiB)` },
-  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz-seed2.json',
-    quote: (d) => `baseline ${d.rssMiB[1]} MiB, its repeats ${d.noiseRssMiB.slice(0, -1).join(', ')} and ${d.noiseRssMiB.at(-1)}` },
-  { doc: 'docs/RELIABILITY.md', file: 'docs/results/request-fuzz-seed2.json',
-    quote: (d) => `passes 1–3 end at ${d.rssMiB.slice(2).join(', ')} MiB` },
+  ...['seed1-arenas-default', 'seed1-arena-max-1', 'seed1-arena-max-2', 'seed2-arenas-default', 'seed3-arenas-default', 'seed2-arena-max-1'].map((name): QuotedNumber => ({
+    doc: 'docs/RELIABILITY.md', file: `docs/results/request-fuzz-${name}.json`,
+    // the table row: RSS at the baseline, then each pass's end minus the baseline, then the noise floor and the tolerance
+    quote: (d) => `RSS | ${d.rssMiB[1].toFixed(1)} | ${d.rssAboveBaselineMiB.map((x: number) => `+${x.toFixed(1)}`).join(' | ')} | ${d.noiseFloorMiB.toFixed(1)}, ${d.toleranceMiB.toFixed(1)} |`,
+  })),
   { doc: 'docs/BENCHMARKS.md', file: 'docs/results/serve-soak-rounds.md',
     quote: (text) => `| RSS | ${/^\| RSS MiB \| (.*) \|$/m.exec(text)![1]} |` },
 ];
