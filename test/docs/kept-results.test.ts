@@ -135,7 +135,7 @@ const QUOTED: QuotedNumber[] = [
     quote: (d) => `(${d.loss.toFixed(3)} on the same ${d.windows} windows of ${d.ctx}\ntokens)` },
   { doc: 'docs/EXPERIMENTS.md', file: 'docs/results/default-model-ppl-128.json',
     quote: (d) => `scores ${d.loss.toFixed(3)} (\`docs/results/default-model-ppl-128.json\`)` },
-  ...['seed1-arenas-default', 'seed1-arena-max-1', 'seed1-arena-max-2', 'seed2-arenas-default', 'seed3-arenas-default', 'seed2-arena-max-1'].map((name): QuotedNumber => ({
+  ...['seed1-arenas-default', 'seed1-arena-max-1', 'seed1-arena-max-2', 'seed2-arenas-default', 'seed3-arenas-default', 'seed2-arena-max-1', 'seed3-arena-max-1'].map((name): QuotedNumber => ({
     doc: 'docs/RELIABILITY.md', file: `docs/results/request-fuzz-${name}.json`,
     // the table row: RSS at the baseline, then each pass's end minus the baseline, then the noise floor and the tolerance
     quote: (d) => `RSS | ${d.rssMiB[1].toFixed(1)} | ${d.rssAboveBaselineMiB.map((x: number) => `+${x.toFixed(1)}`).join(' | ')} | ${d.noiseFloorMiB.toFixed(1)}, ${d.toleranceMiB.toFixed(1)} |`,
