@@ -1,66 +1,111 @@
-// Two builds of the kernels (e.g. a change and the commit before it, each built with `npm run
-// build:kernels`) timed alternately in one process on one memory: matmul GMAC/s per weight dtype,
-// token count and SmolLM2-135M matrix shape, and whether the two builds' outputs are the same bits.
-// Time is this process's CPU time (process.cpuUsage), best of --rounds rounds of ≥ 60 ms per build,
-// so a shared machine's load shows less than in wall-clock time (it still shares the caches).
-// Prints one markdown table with the load average at its start and end. A script, not a `tessera` command:
+// Kernel A/B: two builds of kernels/*.ts (e.g. a change and the commit before it) bound to one memory
+// and timed alternately in one process, one thread: --op matmul (GMAC/s per weight dtype, token count
+// and SmolLM2-135M matrix shape) or --op attention (one layer of the SmolLM2-135M shape, 9 query / 3 KV
+// heads, D 64, f16 or f32 cache: n = 1 is decode, n > 1 the multi-query form, a speculative
+// verification of n − 1 drafts, with the queries at the end of the cache). The two builds must agree
+// within 1e-5 (relative; the bench stops otherwise); the table says whether they agree bit for bit.
 //
-//   node dist/src/bench/kernel-ab.js --a OLD.wasm --b NEW.wasm [--dtypes q4_k,q6_k] [--n 1,4,64] [--rounds 6]
+// Timing rule: CPU time of this process (process.cpuUsage) per call, averaged over a batch of calls
+// lasting ≥ --batch-ms; the builds alternate batch by batch for --rounds rounds and the best batch of
+// each is kept. Why CPU time: both builds run in this one thread, taking turns, so what slows the
+// machine for a while (clock speed, a neighbour's memory traffic) slows both alike; what taking turns
+// does not even out is preemption: on a shared machine the scheduler pauses this thread at random, and
+// wall-clock time counts a pause into whichever build was running. CPU time counts only the time the
+// thread ran (cache and bandwidth contention still show; the best batch keeps the least disturbed).
+// A batch rather than single calls: a decode call can take tens of µs, near the clock's resolution.
+// With --cold, 256 MB are read before every call (as in a decode step, where the other layers' weights
+// and rows pass through the caches between two calls); each call is then timed on its own, the sweep
+// left out, and a batch (sweeps included) holds one or a few calls: raise --rounds for more of them.
+// The timed loops allocate next to nothing, so V8's helper threads stay idle.
 //
-// Both files must be the same kind of build (plain or relaxed SIMD: the relaxed flag is set first).
+//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k] [--n 1,4,64] [--rounds 6]
+//   node dist/src/bench/kernel-ab.js --op attention --a OLD.wasm [--ctx 512,4096,16384] [--n 1,5] [--cold]
+//
+// --b defaults to this tree's build of the kind this process runs (dist/kernels-relaxed.wasm, or
+// dist/kernels.wasm with TESSERA_KERNELS=simd); both files must be that kind (the relaxed-SIMD flag is
+// set first). A baseline from a commit:
+//   mkdir -p /tmp/k-base && git archive <commit> kernels | tar -x -C /tmp/k-base
+//   npx asc /tmp/k-base/kernels/index.ts --config asconfig.json --target relaxed --outFile /tmp/k-base/kernels-relaxed.wasm
+// Prints one markdown table with the load average at its start and end.
 
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { createWasmKernels, kernelBuild } from '../kernels/wasm.js';
-import { activationBytes, activationFormat, blockValues, type Kernels, type WeightDType } from '../kernels/types.js';
+import { createWasmKernels, kernelBuild, kernelModule } from '../kernels/wasm.js';
+import { f32ToF16 } from '../kernels/reference.js';
+import { activationBytes, activationFormat, attentionStateBytes, blockValues, type CacheDType, type Kernels, type WeightDType } from '../kernels/types.js';
+import { uniform01 } from '../data/rng.js';
 import { weightsOf } from './kernels-bench.js';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import { CliError, UsageError, type FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
+
+const MATMUL_DTYPES = ['f32', 'f16', 'q8_0x4', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'] as const;
+const CACHE_DTYPES = ['f16', 'f32'] as const;
 
 const FLAGS: FlagSpecs = {
-  a: { type: 'string', placeholder: 'FILE', description: 'kernel build A (.wasm): the baseline' },
-  b: { type: 'string', placeholder: 'FILE', description: 'kernel build B (.wasm): the change' },
-  dtypes: { type: 'string', list: true, choices: ['f32', 'f16', 'q8_0x4', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'], default: 'q8_0x4,q4_k,q6_k', placeholder: 'LIST', description: 'weight dtypes' },
-  n: { type: 'integer', list: true, min: 1, max: 512, default: '1,4,64', placeholder: 'LIST', description: 'tokens per matmul' },
-  rounds: { type: 'integer', min: 1, max: 100, default: 6, placeholder: 'N', description: 'alternating rounds (the best of each build is kept)' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
+  op: { type: 'string', choices: ['matmul', 'attention'], default: 'matmul', placeholder: 'matmul|attention', description: 'the kernel compared' },
+  a: { type: 'string', required: true, placeholder: 'FILE', description: 'kernel build A (.wasm): the baseline' },
+  b: { type: 'string', placeholder: 'FILE', description: "kernel build B (.wasm): the change (default: this tree's dist build of the kind this process runs)" },
+  dtypes: { type: 'string', list: true, placeholder: 'LIST', description: `matmul: weight dtypes (${MATMUL_DTYPES.join(', ')}; default q8_0x4,q4_k,q6_k); attention: cache types (f16, f32; default both)` },
+  n: { type: 'integer', list: true, min: 1, max: 512, placeholder: 'LIST', description: 'tokens per matmul (default 1,4,64), or queries per attention call (default 1,5)' },
+  ctx: { type: 'integer', list: true, min: 1, max: 65536, placeholder: 'LIST', description: 'attention: keys in the cache (default 512,4096,16384)' },
+  rounds: { type: 'integer', min: 1, max: 100, default: 6, placeholder: 'N', description: 'alternating rounds (the best batch of each build is kept)' },
+  'batch-ms': { type: 'number', min: 1, max: 10_000, default: 60, placeholder: 'MS', description: 'CPU time of one batch of calls' },
+  cold: { type: 'boolean', description: 'read 256 MB before every timed call, so that weights or K/V rows come from memory' },
 };
 
-// SmolLM2-135M's matrices (rows × cols): q|k|v, o, gate|up, down
-const SHAPES: [number, number][] = [[960, 576], [576, 576], [3072, 576], [576, 1536]];
+/** One row of the table: what it measures, the two builds' calls and outputs, and its cells from
+ *  the two builds' µs per call. */
+interface Case {
+  label: string[];
+  calls: [() => void, () => void];
+  outputs: () => [Float32Array, Float32Array];
+  cells: (aUs: number, bUs: number) => string[];
+}
+
+const HEADERS = {
+  matmul: '| dtype | rows×cols | n | A GMAC/s | B GMAC/s | B / A | same bits |\n|---|---|---:|---:|---:|---:|---|',
+  attention: '| cache | keys | n | A µs | B µs | speed-up | B: ns per key, head and query | same bits |\n|---|---:|---:|---:|---:|---:|---:|---|',
+};
 
 function cpuMs(): number { const c = process.cpuUsage(); return (c.user + c.system) / 1000; }
 
-/** Best CPU ms per call of fn over batches of ≥ 60 ms. */
-function bestOf(fn: () => void, best: number): number {
+/** CPU ms per call of `call` over one batch of ≥ `batchMs`. With `before` (the cache sweep), each
+ *  call is timed alone, the sweep left out of the mean but not of the batch's length (so a batch is
+ *  one or a few calls, and a cold run takes about as long as a warm one). */
+function batch(call: () => void, batchMs: number, before?: () => void): number {
   let reps = 0, t = 0;
-  const c0 = cpuMs();
-  do { fn(); reps++; t = cpuMs() - c0; } while (t < 60);
-  return Math.min(best, t / reps);
+  const start = cpuMs();
+  if (!before) {
+    do { call(); reps++; t = cpuMs() - start; } while (t < batchMs);
+    return t / reps;
+  }
+  do { before(); const c0 = cpuMs(); call(); t += cpuMs() - c0; reps++; } while (cpuMs() - start < batchMs);
+  return t / reps;
 }
 
-async function main(): Promise<number> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) {
-    process.stdout.write(formatHelp(name, 'Two kernel builds timed alternately in one process (matmul GMAC/s, CPU time).', FLAGS, 'node'));
-    return 0;
+/** Whether the outputs are the same bits; throws when they differ by more than 1e-5 relative. */
+function compare(label: string[], a: Float32Array, b: Float32Array): boolean {
+  let same = true;
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i])) continue;
+    same = false;
+    if (!(Math.abs(a[i]! - b[i]!) <= 1e-5 * (1 + Math.abs(a[i]!)))) {
+      throw new Error(`the builds differ at ${label.join(' ')} element ${i}: ${a[i]} vs ${b[i]} (not the same computation: nothing to time)`);
+    }
   }
-  if (typeof v.a !== 'string' || typeof v.b !== 'string') throw new Error(`${name}: give both --a and --b (kernel .wasm files to compare); --help shows the options`);
-  kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
-  const modules = [v.a, v.b].map((f) => {
-    try { return new WebAssembly.Module(readFileSync(f)); } catch (e) { throw new Error(`${name}: cannot compile ${f}: ${(e as Error).message}`); }
-  });
-  const load0 = loadavg().map((x) => x.toFixed(1)).join(' ');
-  const lines = ['| dtype | rows×cols | n | A GMAC/s | B GMAC/s | B / A | same bits |', '|---|---|---:|---:|---:|---:|---|'];
-  let seed = 1;
-  const rand = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 * 2 - 1; };
-  const ns = v.n as number[], N = Math.max(...ns);
-  for (const dtype of v.dtypes as WeightDType[]) {
-    for (const [R, C] of SHAPES) {
+  return same;
+}
+
+function rand01(seed: number): () => number { const r = uniform01(seed); return () => r() * 2 - 1; }
+
+function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], dtypes: WeightDType[], ns: number[]): Generator<Case> {
+  // SmolLM2-135M's matrices (rows × cols): q|k|v, o, gate|up, down
+  const shapes: [number, number][] = [[960, 576], [576, 576], [3072, 576], [576, 1536]];
+  const N = Math.max(...ns), rand = rand01(1);
+  for (const dtype of dtypes) {
+    for (const [R, C] of shapes) {
       if (C % blockValues(dtype) !== 0) continue; // K-quants need whole super-blocks of 256
-      const values = Float32Array.from({ length: R * C }, rand);
-      const w = weightsOf(dtype, values, R);
+      const w = weightsOf(dtype, Float32Array.from({ length: R * C }, rand), R);
       const format = activationFormat(dtype);
       const xqBytes = format === 'f32' ? 0 : activationBytes(format, N * C);
       const W = 65536, X = W + w.length, XQ = X + N * C * 4, YA = XQ + xqBytes, YB = YA + N * R * 4;
@@ -75,19 +120,102 @@ async function main(): Promise<number> {
       const x = format === 'f32' ? X : XQ;
       for (const n of ns) {
         const run = (k: Kernels, y: number) => () => k.matmul(dtype, W, x, y, n, R, C, 0, R);
-        const ra = run(ka, YA), rb = run(kb, YB);
-        ra(); rb();
-        const ya = new Uint32Array(memory.buffer, YA, n * R), yb = new Uint32Array(memory.buffer, YB, n * R);
-        const same = ya.every((bits, i) => bits === yb[i]);
-        let a = Infinity, b = Infinity;
-        for (let r = 0; r < (v.rounds as number); r++) { a = bestOf(ra, a); b = bestOf(rb, b); }
-        const gmac = (ms: number) => (n * R * C / ms / 1e6).toFixed(1);
-        lines.push(`| ${dtype} | ${R}×${C} | ${n} | ${gmac(a)} | ${gmac(b)} | ${(a / b).toFixed(2)} | ${same ? 'yes' : 'no'} |`);
+        const gmac = (us: number) => (n * R * C / us / 1e3).toFixed(1);
+        yield {
+          label: [dtype, `${R}×${C}`, String(n)], calls: [run(ka, YA), run(kb, YB)],
+          outputs: () => [new Float32Array(memory.buffer, YA, n * R), new Float32Array(memory.buffer, YB, n * R)],
+          cells: (a, b) => [gmac(a), gmac(b), (a / b).toFixed(2)],
+        };
       }
     }
   }
-  console.log(`A = ${v.a}, B = ${v.b} (${kernelBuild()} build kind); one thread, CPU time, best of ${v.rounds as number} alternating rounds; ` +
-    `load average ${load0} at the start, ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end\n`);
+}
+
+type RawAttention = (cache: CacheDType, ...args: number[]) => void;
+
+/** The module's attention export, called as is (an older build may take a state of 0, which the
+ *  current Kernels wrapper refuses). */
+function rawAttention(module: WebAssembly.Module, memory: WebAssembly.Memory): RawAttention {
+  const x = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
+  return (cache, ...args) => (cache === 'f16' ? x.attentionF16! : x.attentionF32!)(...args);
+}
+
+function* attentionCases(modules: [WebAssembly.Module, WebAssembly.Module], caches: CacheDType[], contexts: number[], ns: number[]): Generator<Case> {
+  const H = 9, HKV = 3, D = 64;
+  for (const cache of caches) {
+    for (const S of contexts) {
+      const es = cache === 'f16' ? 2 : 4, kvBytes = S * HKV * D * es, nMax = Math.max(...ns);
+      const qBytes = nMax * H * D * 4, state = attentionStateBytes(nMax, H, HKV, D, S);
+      const pages = Math.ceil((65536 + 2 * kvBytes + 3 * qBytes + nMax * 4 + state + 4096) / 65536);
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const K = 65536, V = K + kvBytes, Q = V + kvBytes, OA = Q + qBytes, OB = OA + qBytes, P = OB + qBytes;
+      const ST = (P + nMax * 4 + 15) & ~15;
+      const f32 = new Float32Array(memory.buffer), u16 = new Uint16Array(memory.buffer), rand = rand01(S + 17);
+      if (cache === 'f16') for (let i = 0; i < kvBytes; i++) u16[K / 2 + i] = f32ToF16(rand());
+      else for (let i = 0; i < kvBytes / 2; i++) f32[K / 4 + i] = rand();
+      for (let i = 0; i < nMax * H * D; i++) f32[Q / 4 + i] = rand() * 3;
+      const [ka, kb] = modules.map((m) => rawAttention(m, memory)) as [RawAttention, RawAttention];
+      for (const n of ns) {
+        const pos = new Int32Array(memory.buffer, P, n);
+        for (let t = 0; t < n; t++) pos[t] = S - n + t;
+        const call = (k: RawAttention, out: number, st: number) => () => k(cache, Q, P, K, V, out, n, S, H, HKV, D, 0.125, 0, 0, st, 0, H);
+        // the baseline as the engine called it then: one query without state (decode) where it
+        // accepts that, the multi-query form with it; the change as the engine calls it now
+        let baseState = n > 1 ? ST : 0;
+        try { call(ka, OA, baseState)(); } catch { baseState = ST; } // a baseline that requires state traps on 0
+        yield {
+          label: [cache, String(S), String(n)], calls: [call(ka, OA, baseState), call(kb, OB, ST)],
+          outputs: () => [f32.subarray(OA / 4, OA / 4 + n * H * D), f32.subarray(OB / 4, OB / 4 + n * H * D)],
+          cells: (a, b) => [a.toFixed(0), b.toFixed(0), `${(a / b).toFixed(2)}×`, (b * 1e3 / (S * H * n)).toFixed(1)],
+        };
+      }
+    }
+  }
+}
+
+/** The --dtypes of the op, each checked against what the op takes. */
+function dtypesOf(op: string, given: string[] | undefined): string[] {
+  const allowed: readonly string[] = op === 'matmul' ? MATMUL_DTYPES : CACHE_DTYPES;
+  const list = given ?? (op === 'matmul' ? ['q8_0x4', 'q4_k', 'q6_k'] : [...CACHE_DTYPES]);
+  const bad = list.find((d) => !allowed.includes(d));
+  if (bad !== undefined) throw new UsageError(`--dtypes with --op ${op} takes ${allowed.join(', ')}, got '${bad}'`);
+  return list;
+}
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Two kernel builds timed alternately in one process, one thread, CPU time: matmul or attention.');
+  if (!v) return 0;
+  const op = v.op as string, rounds = v.rounds as number, batchMs = v['batch-ms'] as number, cold = v.cold === true;
+  if (op === 'matmul' && v.ctx !== undefined) throw new UsageError('--ctx is for --op attention');
+  const dtypes = dtypesOf(op, v.dtypes as string[] | undefined);
+  const build = kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
+  const compile = (f: string) => {
+    try { return new WebAssembly.Module(readFileSync(f)); } catch (e) {
+      throw new CliError(`cannot read or compile ${f}: ${(e as Error).message}`, `give a kernels .wasm of the ${build} kind (the header of src/bench/kernel-ab.ts says how to build one from a commit)`);
+    }
+  };
+  const modules: [WebAssembly.Module, WebAssembly.Module] = [compile(v.a as string), v.b === undefined ? kernelModule(build) : compile(v.b as string)];
+  const bName = (v.b as string | undefined) ?? `this tree's ${build} build`;
+  // --cold: a read of every 64-byte line of 256 MB before each timed call
+  const sweep = new Float64Array(cold ? 32 << 20 : 0);
+  let sink = 0; // read by nothing; the sum keeps the loads
+  const evict = cold ? (): void => { for (let i = 0; i < sweep.length; i += 8) sink += sweep[i]!; } : undefined;
+  const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+  const load0 = load();
+  const cases = op === 'matmul'
+    ? matmulCases(modules, dtypes as WeightDType[], (v.n as number[] | undefined) ?? [1, 4, 64])
+    : attentionCases(modules, dtypes as CacheDType[], (v.ctx as number[] | undefined) ?? [512, 4096, 16384], (v.n as number[] | undefined) ?? [1, 5]);
+  const lines = [HEADERS[op as keyof typeof HEADERS]];
+  for (const c of cases) {
+    c.calls.forEach((f) => f());
+    const same = compare(c.label, ...c.outputs());
+    const best = [Infinity, Infinity];
+    for (let r = 0; r < rounds; r++) c.calls.forEach((f, i) => { best[i] = Math.min(best[i]!, batch(f, batchMs, evict)); });
+    const [a, b] = best.map((ms) => ms * 1e3) as [number, number];
+    lines.push(`| ${[...c.label, ...c.cells(a, b), same ? 'yes' : 'no'].join(' | ')} |`);
+  }
+  console.log(`${op} A/B: A = ${v.a}, B = ${bName} (${build} kind); one thread, CPU time per call, best batch of ≥ ${batchMs} ms over ${rounds} alternating rounds` +
+    `${cold ? ', caches swept before every call (cold)' : ''}; load average ${load0} at the start, ${load()} at the end\n`);
   console.log(lines.join('\n'));
   return 0;
 }
