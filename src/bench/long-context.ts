@@ -25,8 +25,8 @@
 // stderr every 15 s of a long prefill. Its table and JSON are its own (see printReal).
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { formatHelp, parseFlags, type FlagSpecs, type FlagValues } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import type { FlagSpecs, FlagValues } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -257,7 +257,6 @@ const FLAGS: FlagSpecs = {
   'llamacpp-max': { type: 'string', placeholder: 'N', description: 'longest context llama.cpp runs in the tiled mode (default 32768)' },
   'plan-only': { type: 'boolean', description: 'print the memory plan of each row, allocate nothing' },
   json: { type: 'string', placeholder: 'PATH', description: 'write the rows as JSON here too' },
-  help: { type: 'boolean', short: 'h', description: 'show this help' },
 };
 let flags: FlagValues = {};
 
@@ -277,12 +276,9 @@ function printRow(r: Row, speedDense: string, speedLlama: string): void {
 }
 
 async function main(): Promise<number | void> {
-  const name = scriptName(import.meta.url);
-  flags = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (flags.help) {
-    process.stdout.write(formatHelp(name, 'Long-context decode: Tessera dense vs MagicPIG next to llama.cpp (random-weight q8_0 files, f16 KV).', FLAGS, 'node'));
-    return 0;
-  }
+  const v = scriptFlags(import.meta.url, FLAGS, 'Long-context decode: Tessera dense vs MagicPIG next to llama.cpp (random-weight q8_0 files, f16 KV).');
+  if (!v) return 0;
+  flags = v;
   const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   if (flags['real-prefill'] === true) { await mainReal(log); return; }
   const shapes = arg('shape', 'smollm2-135m,llama3.2-1b').split(',') as PresetName[];

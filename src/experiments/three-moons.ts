@@ -19,8 +19,8 @@ import { linePlotSvg } from '../training/plot-svg.js';
 import { DIM, HELD_OUT, moonBatch, periodsInSteps, randomStart, trainTriples, trajectory } from './three-moons-data.js';
 import { MoonModel, type MoonWeights } from './three-moons-model.js';
 import { blockNorms, freeRunErrors, headSpecialisation, type HeadSpecialisation } from './three-moons-eval.js';
-import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs, type FlagValues } from '../cli/args.js';
-import { isMainModule, runScript, scriptName } from '../cli/script.js';
+import { CliError, UsageError, type FlagSpecs, type FlagValues } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
 export interface ThreeMoonsOptions {
   heads: number[];
@@ -284,14 +284,13 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'integer', min: 0, placeholder: 'N', description: 'seed (default 100)' },
   out: { type: 'string', default: 'docs/results/three-moons', placeholder: 'DIR', description: 'output folder' },
   merge: { type: 'string', list: true, placeholder: 'FILES', description: 'merge these three-moons.json results into one figure instead of training' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
-function options(v: FlagValues, name: string): ThreeMoonsOptions {
+function options(v: FlagValues): ThreeMoonsOptions {
   const o = v.quick ? quickOptions() : fullOptions();
   if (v.heads !== undefined) {
     o.heads = v.heads as number[];
-    if (o.heads.some((h) => 6 % h !== 0)) throw new UsageError(`--heads takes divisors of 6 (e.g. 1,3), got ${o.heads.join(',')}`, name);
+    if (o.heads.some((h) => 6 % h !== 0)) throw new UsageError(`--heads takes divisors of 6 (e.g. 1,3), got ${o.heads.join(',')}`);
   }
   for (const k of ['iters', 'batch', 'starts', 'seed'] as const) if (v[k] !== undefined) o[k] = v[k] as number;
   if (v.adam !== undefined) o.biasCorrection = v.adam === 'pytorch';
@@ -299,13 +298,9 @@ function options(v: FlagValues, name: string): ThreeMoonsOptions {
 }
 
 async function main(): Promise<number> {
-  const name = scriptName(import.meta.url);
-  const v = parseFlags(process.argv.slice(2), FLAGS, name);
-  if (v.help) {
-    process.stdout.write(formatHelp(name, 'Three moons (PAPERS §3): trains 1- and 3-head contextual memories and writes the error, weight and loss\nfigures and three-moons.json to --out (docs/THREE_MOONS.md).', FLAGS, 'node'));
-    return 0;
-  }
-  const o = options(v, name), out = v.out as string, merge = (v.merge as string[] | undefined) ?? [];
+  const v = scriptFlags(import.meta.url, FLAGS, 'Three moons (PAPERS §3): trains 1- and 3-head contextual memories and writes the error, weight and loss\nfigures and three-moons.json to --out (docs/THREE_MOONS.md).');
+  if (!v) return 0;
+  const o = options(v), out = v.out as string, merge = (v.merge as string[] | undefined) ?? [];
   o.log = (line) => console.log(line);
   let res: ThreeMoonsResult;
   if (merge.length) {
