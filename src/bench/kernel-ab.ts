@@ -69,14 +69,21 @@ const HEADERS = {
 
 function cpuMs(): number { const c = process.cpuUsage(); return (c.user + c.system) / 1000; }
 
-/** CPU ms per call of `call` over one batch of ≥ `batchMs`. With `before` (the cache sweep), each
- *  call is timed alone, the sweep left out of the mean but not of the batch's length (so a batch is
- *  one or a few calls, and a cold run takes about as long as a warm one). */
+/** CPU ms per call of `call` over one batch of ≥ `batchMs`; the clock (a system call) is read after
+ *  runs of calls doubled up to ≥ 1 ms, so its own cost stays out of a call of a few µs. With `before`
+ *  (the cache sweep), each call is timed alone, the sweep left out of the mean but not of the
+ *  batch's length (so a batch is one or a few calls, and a cold run takes about as long as a warm one). */
 function batch(call: () => void, batchMs: number, before?: () => void): number {
   let reps = 0, t = 0;
   const start = cpuMs();
   if (!before) {
-    do { call(); reps++; t = cpuMs() - start; } while (t < batchMs);
+    let run = 1;
+    do {
+      for (let i = 0; i < run; i++) call();
+      reps += run;
+      t = cpuMs() - start;
+      if (t < 1) run *= 2;
+    } while (t < batchMs);
     return t / reps;
   }
   do { before(); const c0 = cpuMs(); call(); t += cpuMs() - c0; reps++; } while (cpuMs() - start < batchMs);
