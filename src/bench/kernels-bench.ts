@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  if (rows.length > 1) for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  ')); // no matmul table when --only names attention alone
   if (!only || only.includes('attention')) attentionBench(minMs, rand);
   return 0;
 }
@@ -127,7 +127,7 @@ function attentionBench(minMs: number, rand: () => number): void {
     }
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  if (rows.length > 1) for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  ')); // no matmul table when --only names attention alone
 }
 
 if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

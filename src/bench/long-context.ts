@@ -134,9 +134,9 @@ function argmax(x: Float32Array): number {
 /** The --real-prefill run: llama.cpp first (per context, alone), then Tessera dense and MagicPIG. */
 async function mainReal(log: (s: string) => void): Promise<void> {
   const shapes = arg('shape', 'smollm2-135m').split(',') as PresetName[];
-  const steps = Number(arg('steps', '5')), threads = Number(arg('threads', '2')), piece = Number(arg('piece', '512'));
+  const steps = int('steps', 5), threads = int('threads', 2), piece = int('piece', 512);
   const sparse = arg('magicpig', 'magicpig:K=10,L=150'), jsonFile = arg('json', '');
-  const contexts = arg('contexts', '4096,16384,32768').split(',').map(Number);
+  const contexts = contextList([4096, 16384, 32768]);
   for (const [name, x] of [['steps', steps], ['threads', threads], ['piece', piece], ...contexts.map((c) => ['contexts', c] as const)] as const) {
     if (!Number.isInteger(x) || x < 1) throw new RangeError(`long-context: --${name} must be a positive integer, got ${x}`);
   }
@@ -247,14 +247,14 @@ async function measure(shape: PresetName, ctx: number, spec: string, prefill: nu
 const FLAGS: FlagSpecs = {
   'real-prefill': { type: 'boolean', description: 'prefill each context for real (time to first token) instead of tiling a short prefill' },
   shape: { type: 'string', placeholder: 'LIST', description: 'smollm2-135m and/or llama3.2-1b (default smollm2-135m,llama3.2-1b; smollm2-135m with --real-prefill)' },
-  contexts: { type: 'string', placeholder: 'LIST', description: 'context lengths (default per shape; 4096,16384,32768 with --real-prefill)' },
-  steps: { type: 'string', placeholder: 'N', description: 'timed decode steps (default 5)' },
-  prefill: { type: 'string', placeholder: 'N', description: 'real prefill that tiled caches repeat (default 512)' },
-  piece: { type: 'string', placeholder: 'N', description: 'tokens per forward call of a real prefill (default 512)' },
-  threads: { type: 'string', placeholder: 'N', description: 'threads (default 2)' },
+  contexts: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: 'context lengths (default per shape; 4096,16384,32768 with --real-prefill)' },
+  steps: { type: 'integer', min: 1, placeholder: 'N', description: 'timed decode steps (default 5)' },
+  prefill: { type: 'integer', min: 1, placeholder: 'N', description: 'real prefill that tiled caches repeat (default 512)' },
+  piece: { type: 'integer', min: 1, placeholder: 'N', description: 'tokens per forward call of a real prefill (default 512)' },
+  threads: { type: 'integer', min: 1, max: 256, placeholder: 'N', description: 'threads (default 2)' },
   magicpig: { type: 'string', placeholder: 'SPEC', description: 'the sparse backend of the second row (default magicpig:K=10,L=150)' },
   llamacpp: { type: 'string', placeholder: 'auto|off|PATH', description: "llama.cpp's rows (default auto: when tools/reference is installed)" },
-  'llamacpp-max': { type: 'string', placeholder: 'N', description: 'longest context llama.cpp runs in the tiled mode (default 32768)' },
+  'llamacpp-max': { type: 'integer', min: 1, placeholder: 'N', description: 'longest context llama.cpp runs in the tiled mode (default 32768)' },
   'plan-only': { type: 'boolean', description: 'print the memory plan of each row, allocate nothing' },
   json: { type: 'string', placeholder: 'PATH', description: 'write the rows as JSON here too' },
 };
@@ -265,7 +265,19 @@ function arg(name: string, fallback: string): string {
   return typeof x === 'string' && x !== '' ? x : fallback;
 }
 
-const DEFAULT_CONTEXTS: Record<string, string> = { 'smollm2-135m': '4096,16384,32768,65536', 'llama3.2-1b': '4096,16384,32768,65536,131072' };
+/** An integer flag (checked by the parser), or its mode's default. */
+function int(name: string, fallback: number): number {
+  const x = flags[name];
+  return typeof x === 'number' ? x : fallback;
+}
+
+/** The context list (checked by the parser), or the default for the mode and shape. */
+function contextList(fallback: readonly number[]): number[] {
+  const x = flags.contexts;
+  return Array.isArray(x) && x.length ? (x as number[]) : [...fallback];
+}
+
+const DEFAULT_CONTEXTS: Record<string, number[]> = { 'smollm2-135m': [4096, 16384, 32768, 65536], 'llama3.2-1b': [4096, 16384, 32768, 65536, 131072] };
 const f = (x: number | undefined, digits: number) => (x === undefined ? '' : x.toFixed(digits));
 
 function printRow(r: Row, speedDense: string, speedLlama: string): void {
@@ -282,13 +294,13 @@ async function main(): Promise<number | void> {
   const log = (s: string) => process.stderr.write(`[long-context ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   if (flags['real-prefill'] === true) { await mainReal(log); return; }
   const shapes = arg('shape', 'smollm2-135m,llama3.2-1b').split(',') as PresetName[];
-  const steps = Number(arg('steps', '5')), prefill = Number(arg('prefill', '512')), threads = Number(arg('threads', '2'));
+  const steps = int('steps', 5), prefill = int('prefill', 512), threads = int('threads', 2);
   const sparse = arg('magicpig', 'magicpig:K=10,L=150'), planOnly = flags['plan-only'] === true;
-  const llamaMax = Number(arg('llamacpp-max', '32768')), jsonFile = arg('json', '');
+  const llamaMax = int('llamacpp-max', 32768), jsonFile = arg('json', '');
   const llama = planOnly ? { note: 'llama.cpp not run (--plan-only)' } : llamaCppScript(arg('llamacpp', 'auto'));
   const rows: Row[] = [];
   // llama.cpp first (alone on the machine, as every row is), so its rows can sit beside Tessera's.
-  const llamaCtx = shapes.includes('smollm2-135m') ? arg('contexts', DEFAULT_CONTEXTS['smollm2-135m']!).split(',').map(Number).filter((c) => c <= llamaMax) : [];
+  const llamaCtx = shapes.includes('smollm2-135m') ? contextList(DEFAULT_CONTEXTS['smollm2-135m']!).filter((c) => c <= llamaMax) : [];
   let lrows: LlamaCppRow[] = [], lnote = llama.note;
   if (llama.script && llamaCtx.length) {
     log(`llama.cpp dense on ${q8File('smollm2-135m')}, contexts ${llamaCtx.join(',')} (its prefill is slow: ~10 min at 32K)`);
@@ -299,7 +311,7 @@ async function main(): Promise<number | void> {
   console.log('| model | context | engine / backend | cache made from | decode ms/token | tokens/s | speed-up vs Tessera dense | speed-up vs llama.cpp | keys sampled (per head, sparse layers) | table build s (prefill cost) | bytes/token (KV f16 + tables) | arenas GiB | note |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const shape of shapes) {
-    const contexts = arg('contexts', DEFAULT_CONTEXTS[shape] ?? '4096').split(',').map(Number);
+    const contexts = contextList(DEFAULT_CONTEXTS[shape] ?? [4096]);
     for (const ctx of contexts) {
       const pair: Row[] = [];
       for (const spec of ['dense', sparse]) {

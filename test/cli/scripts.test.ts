@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
@@ -81,8 +82,19 @@ describe('the older bare arguments reach their flags', { concurrency: 4 }, () =>
       assert.match(r.stderr, message);
     });
   }
+  it('long-context checks its numbers before loading anything', async () => {
+    const steps = await run('bench/long-context.js', '--steps', 'abc');
+    assert.equal(steps.status, 2, steps.stderr);
+    assert.match(steps.stderr, /--steps expects an integer, got 'abc'/);
+    const contexts = await run('bench/long-context.js', '--real-prefill', '--contexts', '4096,x');
+    assert.equal(contexts.status, 2, contexts.stderr);
+    assert.match(contexts.stderr, /--contexts expects an integer, got 'x'/);
+  });
   it('compare-runs and merge-results need their folders or files', async () => {
     assert.match((await run('experiments/compare-runs.js', '--svg', 'x.svg')).stderr, /missing required option --run RUN_DIR/);
     assert.match((await run('eval/merge-results.js', 'a.json')).stderr, /missing required option --out DIR/);
+    const notEval = await run('eval/merge-results.js', '--out', join(tmpdir(), 'tessera-merge-never-written'), fileURLToPath(new URL('../../../package.json', import.meta.url)));
+    assert.equal(notEval.status, 1, notEval.stderr);
+    assert.match(notEval.stderr, /^\S+merge-results\.js: \S+package\.json is not the results\.json of a `tessera eval` run \(no backends, cells, details list\)\n$/);
   });
 });
