@@ -25,7 +25,7 @@ import { bucketed } from '../training/evaluate.js';
 import { linePlotSvg } from '../training/plot-svg.js';
 import type { CorpusName } from '../data/corpora.js';
 import type { MosaicInitPreset } from '../mosaic/config.js';
-import { fmt, markdownTable, thinHistory, writeFiles, REPO_ROOT } from './report.js';
+import { fmt, markdownTable, meanSpread, thinHistory, writeFiles, REPO_ROOT } from './report.js';
 
 /** A model family as compared here: the transformer, or the mosaic with one initialisation preset. */
 export type Arm = 'transformer' | 'mosaic-short' | 'mosaic-library';
@@ -208,12 +208,6 @@ export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: 
 }
 
 const ARM_LABEL: Record<Arm, string> = { transformer: 'transformer', 'mosaic-short': 'mosaic (short-budget init)', 'mosaic-library': 'mosaic (Library init)' };
-
-/** Mean and half-range of a list (the spread over seeds). */
-function meanSpread(xs: number[]): { mean: number; spread: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { mean, spread: (Math.max(...xs) - Math.min(...xs)) / 2 };
-}
 
 /** Runs at each arm/depth/corpus's best rate (every seed). */
 function atBest(runs: FairRun[], plan: FairPlan): Map<string, FairRun[]> {

@@ -6,10 +6,12 @@
 // at the paper's small size, d = 128, 2 layers, 4 heads, matched parameter counts, equal tokens,
 // against the number of training DFAs.
 //
-// Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000]
+// Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000] [--seeds 1,2] [--part grid|lr-check]
 //       node dist/src/experiments/regbench.js --baselines   (only the model-free predictors' accuracy)
-//       writes docs/results/regbench.{md,json} and docs/results/regbench-accuracy.svg
+//       each finished run is kept in docs/results/regbench-runs/ and reused; once all runs of the plan are
+//       there, writes docs/results/regbench.{md,json} and docs/results/regbench-accuracy.svg
 
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { TrainMemory } from '../training/memory.js';
@@ -23,7 +25,7 @@ import { linePlotSvg } from '../training/plot-svg.js';
 import { Rng } from '../data/rng.js';
 import { deriveSeed } from '../data/rng.js';
 import { DFA_FIRST_LETTER, REGBENCH_DFA, dfaAllows, dfaPool, dfaSequence, dfaVocabSize, type Dfa, type DfaOptions, type DfaSequence } from '../data/synthetic-dfa.js';
-import { fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
+import { fmt, markdownTable, meanSpread, writeFiles, REPO_ROOT } from './report.js';
 import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
@@ -33,18 +35,26 @@ export interface RegbenchPlan {
   trainDfas: number[];
   /** Held-out DFAs (one evaluation sequence each). */
   heldOut: number;
-  seed: number;
+  /** Seeds the DFA pools and the held-out sequences: every run seed sees the same training and held-out languages. */
+  dfaSeed: number;
+  /** Run seeds: each seeds the model's initialisation, the training sequences drawn (which pool DFA, which
+   *  strings; so their order) and the trainer's dropout rng. Run seed 1 with DFA seed 1 is the original single-seed run. */
+  seeds: number[];
+  /** A learning-rate check next to `lr` (not a sweep): one family at one pool size and one seed. */
+  lrCheck: { family: Family; trainDfas: number; seed: number; lrs: number[] };
   dfa: DfaOptions;
 }
 
-/** Sized to the shared 2-core machine: 6 runs of 102,400 tokens. */
+/** Sized to the shared 2-core machine: 12 runs of 102,400 tokens, and 2 for the learning-rate check. */
 export const REGBENCH_PLAN: RegbenchPlan = {
   d: 128, layers: 2, heads: 4, context: 128, batch: 8, steps: 100, lr: 1e-2,
-  trainDfas: [10, 100, 1000], heldOut: 256, seed: 1, dfa: REGBENCH_DFA,
+  trainDfas: [10, 100, 1000], heldOut: 256, dfaSeed: 1, seeds: [1, 2],
+  lrCheck: { family: 'llama', trainDfas: 100, seed: 1, lrs: [3e-3, 3e-2] }, dfa: REGBENCH_DFA,
 };
 
 export const REGBENCH_QUICK: RegbenchPlan = {
   ...REGBENCH_PLAN, d: 16, context: 32, batch: 4, steps: 3, trainDfas: [4, 8], heldOut: 8,
+  lrCheck: { family: 'llama', trainDfas: 8, seed: 1, lrs: [3e-3] },
 };
 
 /** Training sequences: each from a uniformly drawn DFA of the pool; every next token is a target. */
@@ -75,7 +85,7 @@ class DfaBatches implements BatchSource {
 
 /** One evaluation sequence per held-out DFA, from a stream training never uses (the same for every model). */
 export function heldOutSequences(heldOut: readonly Dfa[], plan: RegbenchPlan): DfaSequence[] {
-  const rng = new Rng(deriveSeed(plan.seed, 0xe7a1));
+  const rng = new Rng(deriveSeed(plan.dfaSeed, 0xe7a1));
   return heldOut.map((d) => dfaSequence(d, rng, plan.context));
 }
 
@@ -108,21 +118,21 @@ export function regbenchBaselines(heldOut: readonly Dfa[], plan: RegbenchPlan): 
   return { uniform: uniform / scored, bigram: bigram / scored };
 }
 
-export interface RegbenchRun { family: Family; arm: string; trainDfas: number; parameters: number; tokens: number; accuracy: number; scored: number; heldOutLoss: number; seconds: number }
+export interface RegbenchRun { family: Family; arm: string; trainDfas: number; seed: number; lr: number; parameters: number; tokens: number; accuracy: number; scored: number; heldOutLoss: number; seconds: number }
 
-/** Trains one model on `pool` and scores it on one sequence per held-out DFA. */
-export function regbenchRun(family: Family, pool: readonly Dfa[], heldOut: readonly Dfa[], plan: RegbenchPlan): RegbenchRun {
+/** Trains one model on `pool` (run seed `seed`, peak rate `lr`) and scores it on one sequence per held-out DFA. */
+export function regbenchRun(family: Family, pool: readonly Dfa[], heldOut: readonly Dfa[], plan: RegbenchPlan, seed: number, lr: number): RegbenchRun {
   const vocab = dfaVocabSize(plan.dfa);
   const spec: ModelSpec = { d: plan.d, layers: plan.layers, heads: plan.heads, ...(family === 'mosaic' ? { init: 'short-budget' as const } : {}) };
   const mem = new TrainMemory({ bytes: 512 << 20, kernels: 'wasm', label: `regbench-${family}` });
   const tape = new Tape(mem);
-  const model = buildModel(family, spec, mem, { vocabSize: vocab, context: plan.context, seed: plan.seed });
+  const model = buildModel(family, spec, mem, { vocabSize: vocab, context: plan.context, seed });
   const trainer = new Trainer({
     tape, params: model.params, optimizer: new AdamW(model.params, { weightDecay: 0.1 }),
     loss: (t, b, rng) => model.loss(t, b.ids, b.targets, b.B, b.T, rng),
-    data: new DfaBatches(pool, plan.batch, plan.context, deriveSeed(plan.seed, pool.length)),
-    schedule: { lr: plan.lr, minLr: plan.lr / 10, warmup: Math.max(1, Math.round(plan.steps / 10)), total: plan.steps },
-    steps: plan.steps, seed: plan.seed, config: model.configJson, progress: false,
+    data: new DfaBatches(pool, plan.batch, plan.context, deriveSeed(seed, pool.length)),
+    schedule: { lr, minLr: lr / 10, warmup: Math.max(1, Math.round(plan.steps / 10)), total: plan.steps },
+    steps: plan.steps, seed, config: model.configJson, progress: false,
   });
   const t0 = performance.now();
   trainer.run();
@@ -156,47 +166,123 @@ export function regbenchRun(family: Family, pool: readonly Dfa[], heldOut: reado
   }
   tape.reset();
   return {
-    family, arm: family === 'llama' ? 'transformer' : 'mosaic (short-budget init)', trainDfas: pool.length, parameters: model.params.count(),
+    family, arm: family === 'llama' ? 'transformer' : 'mosaic (short-budget init)', trainDfas: pool.length, seed, lr, parameters: model.params.count(),
     tokens: trainer.tokens, accuracy: right / scored, scored, heldOutLoss: lossSum / lossCount, seconds,
   };
 }
 
-/** Nested training pools (the first N of one list) and held-out languages outside all of them. */
+/** The length of the list the nested pools are taken from; the held-out languages differ from all of it, so they depend on it. */
+const poolSize = (plan: RegbenchPlan): number => Math.max(...plan.trainDfas, plan.lrCheck.trainDfas);
+
+/** Nested training pools (the first N of one list) and held-out languages outside all of them; from the DFA seed only. */
 export function regbenchPools(plan: RegbenchPlan): { trainAll: Dfa[]; heldOut: Dfa[] } {
-  const trainAll = dfaPool(deriveSeed(plan.seed, 0xd1a), Math.max(...plan.trainDfas), plan.dfa);
-  return { trainAll, heldOut: dfaPool(deriveSeed(plan.seed, 0x401d), plan.heldOut, plan.dfa, trainAll) };
+  const trainAll = dfaPool(deriveSeed(plan.dfaSeed, 0xd1a), poolSize(plan), plan.dfa);
+  return { trainAll, heldOut: dfaPool(deriveSeed(plan.dfaSeed, 0x401d), plan.heldOut, plan.dfa, trainAll) };
 }
 
-export function runRegbench(plan: RegbenchPlan, log: (s: string) => void = (s) => process.stderr.write(s + '\n')): RegbenchRun[] {
+/** One run of the plan: what it trains, and everything its result depends on (a stored run is reused only when this matches). */
+export interface RegbenchRunSpec { part: 'grid' | 'lr-check'; family: Family; trainDfas: number; seed: number; lr: number }
+
+export function regbenchRunKey(spec: RegbenchRunSpec, plan: RegbenchPlan): Record<string, unknown> {
+  const { d, layers, heads, context, batch, steps, heldOut, dfaSeed, dfa } = plan;
+  return { family: spec.family, trainDfas: spec.trainDfas, seed: spec.seed, lr: spec.lr, d, layers, heads, context, batch, steps, heldOut, dfaSeed, pool: poolSize(plan), dfa };
+}
+
+export const runFileName = (s: RegbenchRunSpec): string => `${s.family}-dfas${s.trainDfas}-lr${s.lr}-seed${s.seed}.json`;
+
+/** The plan's runs: every pool size × run seed × family at the plan's rate, then the learning-rate check's extra rates. */
+export function regbenchRunSpecs(plan: RegbenchPlan): RegbenchRunSpec[] {
+  const grid = plan.trainDfas.flatMap((n) => plan.seeds.flatMap((seed) => (['llama', 'mosaic'] as const).map((family) => ({ part: 'grid' as const, family, trainDfas: n, seed, lr: plan.lr }))));
+  const c = plan.lrCheck;
+  return [...grid, ...c.lrs.filter((lr) => lr !== plan.lr).map((lr) => ({ part: 'lr-check' as const, family: c.family, trainDfas: c.trainDfas, seed: c.seed, lr }))];
+}
+
+/** A finished run stored in `runsDir` for exactly this spec and plan, or null. */
+export function storedRun(spec: RegbenchRunSpec, plan: RegbenchPlan, runsDir: string): RegbenchRun | null {
+  const path = join(runsDir, runFileName(spec));
+  if (!existsSync(path)) return null;
+  const stored = JSON.parse(readFileSync(path, 'utf8')) as { key: unknown; run: RegbenchRun };
+  return JSON.stringify(stored.key) === JSON.stringify(regbenchRunKey(spec, plan)) ? stored.run : null;
+}
+
+/**
+ * Runs the plan's runs of the given parts, each stored in `runsDir` as it finishes (one JSON file per run)
+ * and reused from there when already stored for the same settings. Returns every run of the plan that is
+ * stored (of any part) and the file names of those still missing.
+ */
+export function runRegbench(plan: RegbenchPlan, runsDir: string, parts: readonly RegbenchRunSpec['part'][] = ['grid', 'lr-check'],
+  log: (s: string) => void = (s) => process.stderr.write(s + '\n')): { runs: RegbenchRun[]; missing: string[] } {
   const { trainAll, heldOut } = regbenchPools(plan);
-  const runs: RegbenchRun[] = [];
-  for (const n of plan.trainDfas) {
-    for (const family of ['llama', 'mosaic'] as const) {
-      const r = regbenchRun(family, trainAll.slice(0, n), heldOut, plan);
-      log(`${r.arm}, ${n} training DFAs: held-out accuracy ${(100 * r.accuracy).toFixed(1)}% (${r.scored} letters), loss ${fmt(r.heldOutLoss)}, ${r.seconds.toFixed(0)} s`);
-      runs.push(r);
+  const runs: RegbenchRun[] = [], missing: string[] = [];
+  for (const spec of regbenchRunSpecs(plan)) {
+    const label = `${spec.family === 'llama' ? 'transformer' : 'mosaic'}, ${spec.trainDfas} training DFAs, seed ${spec.seed}, lr ${spec.lr}`;
+    let r = storedRun(spec, plan, runsDir);
+    if (r) log(`${label}: reusing ${runFileName(spec)}`);
+    else if (parts.includes(spec.part)) {
+      r = regbenchRun(spec.family, trainAll.slice(0, spec.trainDfas), heldOut, plan, spec.seed, spec.lr);
+      writeFiles(runsDir, { [runFileName(spec)]: JSON.stringify({ key: regbenchRunKey(spec, plan), run: r }, null, 1) + '\n' });
+      log(`${label}: held-out accuracy ${(100 * r.accuracy).toFixed(1)}% (${r.scored} letters), loss ${fmt(r.heldOutLoss)}, ${r.seconds.toFixed(0)} s`);
     }
+    if (r) runs.push(r); else missing.push(runFileName(spec));
   }
-  return runs;
+  return { runs, missing };
 }
 
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+const ARMS = [{ family: 'llama' as const, arm: 'transformer', color: '#1f77b4' }, { family: 'mosaic' as const, arm: 'mosaic (short-budget init)', color: '#d62728' }];
+
+/** The report of a complete plan (every run of regbenchRunSpecs present in `runs`). */
 export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, docsDir: string): string {
   const base = regbenchBaselines(regbenchPools(plan).heldOut, plan);
-  const table = markdownTable(['training DFAs', 'model', 'parameters', 'tokens seen', 'held-out accuracy', 'letters scored', 'held-out loss (letters)', 'wall'],
-    runs.map((r) => [r.trainDfas, r.arm, r.parameters.toLocaleString('en-US'), r.tokens.toLocaleString('en-US'), `${(100 * r.accuracy).toFixed(1)}%`, r.scored, fmt(r.heldOutLoss), `${r.seconds.toFixed(0)} s`]));
+  const at = (family: Family, n: number, lr = plan.lr) => plan.seeds.map((seed) => {
+    const r = runs.find((x) => x.family === family && x.trainDfas === n && x.seed === seed && x.lr === lr);
+    if (!r) throw new Error(`regbench: no ${family} run at ${n} DFAs, seed ${seed}, lr ${lr}`);
+    return r;
+  });
+  const seedCols = plan.seeds.map((s) => `seed ${s}`).join(' / ');
+  const table = markdownTable(['training DFAs', 'model', 'parameters', 'tokens seen (per run)', 'held-out accuracy (mean ± half-range)', `accuracy (${seedCols})`, `held-out loss, letters (${seedCols})`, `wall (${seedCols})`],
+    plan.trainDfas.flatMap((n) => ARMS.map(({ family, arm }) => {
+      const rs = at(family, n), acc = meanSpread(rs.map((r) => r.accuracy));
+      return [n, arm, rs[0].parameters.toLocaleString('en-US'), rs[0].tokens.toLocaleString('en-US'), `${pct(acc.mean)} ± ${(100 * acc.spread).toFixed(1)}`,
+        rs.map((r) => pct(r.accuracy)).join(' / '), rs.map((r) => fmt(r.heldOutLoss)).join(' / '), rs.map((r) => `${r.seconds.toFixed(0)} s`).join(' / ')];
+    })));
+  const gap = markdownTable(['training DFAs', ...plan.seeds.map((s) => `mosaic − transformer, seed ${s}`)],
+    plan.trainDfas.map((n) => { const t = at('llama', n), m = at('mosaic', n); return [n, ...plan.seeds.map((_, i) => `${(100 * (m[i].accuracy - t[i].accuracy)).toFixed(1)} points`)]; }));
+  const c = plan.lrCheck;
+  const checkRuns = [...new Set([...c.lrs, plan.lr])].sort((a, b) => a - b).map((lr) => {
+    const r = runs.find((x) => x.family === c.family && x.trainDfas === c.trainDfas && x.seed === c.seed && x.lr === lr);
+    if (!r) throw new Error(`regbench: no learning-rate check run at lr ${lr}`);
+    return r;
+  });
+  const check = markdownTable(['peak lr', 'held-out accuracy', 'held-out loss (letters)', 'wall'],
+    checkRuns.map((r) => [r.lr, pct(r.accuracy), fmt(r.heldOutLoss), `${r.seconds.toFixed(0)} s`]));
   const svg = linePlotSvg({
     title: `RegBench-style: accuracy on ${plan.heldOut} held-out DFAs (d ${plan.d}, ${plan.layers} layers)`, xLabel: 'log2(training DFAs)', yLabel: 'held-out accuracy',
-    series: ['transformer', 'mosaic (short-budget init)'].map((arm) => ({ name: arm, dashed: arm === 'transformer',
-      points: runs.filter((r) => r.arm === arm).map((r) => [Math.log2(r.trainDfas), r.accuracy] as [number, number]) })),
+    series: ARMS.flatMap(({ family, arm, color }) => [
+      { name: `${arm}, mean of ${plan.seeds.length} seeds`, color, points: plan.trainDfas.map((n) => [Math.log2(n), meanSpread(at(family, n).map((r) => r.accuracy)).mean] as [number, number]) },
+      ...plan.seeds.map((seed, i) => ({ name: `${arm}, seed ${seed}`, color, dashed: true,
+        points: plan.trainDfas.map((n) => [Math.log2(n), at(family, n)[i].accuracy] as [number, number]) })),
+    ]),
   });
   const md = `# Experiment d: in-context language learning (RegBench-style)
 
 DFAs: ${plan.dfa.minStates}–${plan.dfa.maxStates} states, ${plan.dfa.minLetters}–${plan.dfa.alphabet} letters of ${plan.dfa.alphabet}; models d ${plan.d}, ${plan.layers} layers, ${plan.heads} heads;
-${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} (cosine to lr/10), seed ${plan.seed}; one held-out sequence per held-out DFA.
-Model-free predictors on the same held-out letters: a uniformly random letter ${(100 * base.uniform).toFixed(1)}%, the in-context bigram ${(100 * base.bigram).toFixed(1)}%.
+${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} (cosine to lr/10); one held-out sequence per held-out DFA.
+Training pools and held-out DFAs and sequences from DFA seed ${plan.dfaSeed}, the same for every run; run seeds ${plan.seeds.join(', ')} (each seeds the
+initialisation, the training sequences drawn from the pool and the dropout rng).
+Model-free predictors on the same held-out letters: a uniformly random letter ${pct(base.uniform)}, the in-context bigram ${pct(base.bigram)}.
 
-${table}`;
-  writeFiles(docsDir, { 'results/regbench.md': md, 'results/regbench.json': JSON.stringify({ plan, baselines: base, runs }, null, 1) + '\n', 'results/regbench-accuracy.svg': svg });
+${table}
+Per seed, the mosaic's lead over the transformer (same seed, same pool):
+
+${gap}
+Learning-rate check (not a sweep): the ${c.family === 'llama' ? 'transformer' : 'mosaic'} at ${c.trainDfas} training DFAs, run seed ${c.seed}:
+
+${check}`;
+  writeFiles(docsDir, {
+    'results/regbench.md': md, 'results/regbench-accuracy.svg': svg,
+    'results/regbench.json': JSON.stringify({ plan, baselines: base, runs: runs.filter((r) => r.lr === plan.lr && plan.seeds.includes(r.seed)), lrCheck: checkRuns }, null, 1) + '\n',
+  });
   return md;
 }
 
@@ -205,22 +291,33 @@ const FLAGS: FlagSpecs = {
   baselines: { type: 'boolean', description: "only the model-free predictors' accuracy" },
   steps: { type: 'integer', min: 1, placeholder: 'N', description: "training steps (default: the plan's)" },
   dfas: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "training DFA counts (default: the plan's)" },
+  seeds: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "run seeds (initialisation and training data; default: the plan's 1,2)" },
+  part: { type: 'string', choices: ['grid', 'lr-check'], placeholder: 'PART', description: "run only 'grid' (both families, every pool size and seed) or 'lr-check'; missing runs of the other part are left out and the report is not written" },
+  runs: { type: 'string', placeholder: 'DIR', description: 'where finished runs are stored and reused (default docs/results/regbench-runs, or the temporary folder with --quick)' },
 };
 
 async function main(): Promise<number> {
-  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment d: in-context language learning (RegBench-style), Memory Mosaic vs transformer, held-out accuracy against the number of training DFAs.');
+  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment d: in-context language learning (RegBench-style), Memory Mosaic vs transformer, held-out accuracy against the number of training DFAs over run seeds, and a learning-rate check for the transformer.');
   if (!v) return 0;
   const quick = v.quick === true;
   const plan = { ...(quick ? REGBENCH_QUICK : REGBENCH_PLAN) };
   if (v.steps !== undefined) plan.steps = v.steps as number;
   if (v.dfas !== undefined) plan.trainDfas = v.dfas as number[];
+  if (v.seeds !== undefined) plan.seeds = v.seeds as number[];
   if (v.baselines === true) {
     const b = regbenchBaselines(regbenchPools(plan).heldOut, plan);
-    process.stdout.write(`held-out letters: uniformly random letter ${(100 * b.uniform).toFixed(1)}%, in-context bigram ${(100 * b.bigram).toFixed(1)}%\n`);
+    process.stdout.write(`held-out letters: uniformly random letter ${pct(b.uniform)}, in-context bigram ${pct(b.bigram)}\n`);
     return 0;
   }
-  const runs = runRegbench(plan);
-  process.stdout.write(writeRegbenchReport(runs, plan, quick ? join(tmpdir(), 'tessera-regbench-quick', 'docs') : join(REPO_ROOT, 'docs')));
+  const part = v.part as string | undefined;
+  const scratch = join(tmpdir(), 'tessera-regbench-quick');
+  const runsDir = (v.runs as string | undefined) ?? (quick ? join(scratch, 'runs') : join(REPO_ROOT, 'docs', 'results', 'regbench-runs'));
+  const { runs, missing } = runRegbench(plan, runsDir, part === undefined ? ['grid', 'lr-check'] : [part as RegbenchRunSpec['part']]);
+  if (missing.length > 0) {
+    process.stdout.write(`${missing.length} run(s) of the plan not yet in ${runsDir} (${missing.join(', ')}); the report is written once all are there\n`);
+    return 0;
+  }
+  process.stdout.write(writeRegbenchReport(runs, plan, quick ? join(scratch, 'docs') : join(REPO_ROOT, 'docs')));
   return 0;
 }
 

@@ -60,6 +60,12 @@ export function writeFiles(base: string, files: Record<string, string>): string[
 
 export const fmt = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
+/** Mean and half-range of a list (the spread over seeds). */
+export function meanSpread(xs: readonly number[]): { mean: number; spread: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { mean, spread: (Math.max(...xs) - Math.min(...xs)) / 2 };
+}
+
 /** Loss history for a results file: rows with a held-out loss and every `every`-th step, numbers to 5 digits. */
 export function thinHistory<T extends { step: number; evalLoss?: number }>(rows: readonly T[], every = 10): T[] {
   const round = (v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(5)) : v);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QUICK_PLAN, fairConfig, nextRate, runFairComparison, writeFairReport, type FairPlan } from '../../src/experiments/lm-fair.js';
 import { runTraining } from '../../src/training/train-run.js';
-import { REGBENCH_QUICK, regbenchBaselines, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
+import { REGBENCH_QUICK, regbenchBaselines, regbenchPools, regbenchRun, runFileName, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
 import type { Dfa } from '../../src/data/synthetic-dfa.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-fair-test-'));
@@ -85,16 +85,47 @@ test('lm-fair nextRate: the half-decade grid one step up or down', () => {
   assert.deepEqual([3e-3, 1e-2, 3e-2].map((lr) => nextRate(lr, -1)), [1e-3, 3e-3, 1e-2]);
 });
 
-test('regbench --quick: both families per pool size, accuracy on held-out DFAs in [0, 1], report files', () => {
-  const runs = runRegbench(REGBENCH_QUICK, () => {});
-  assert.deepEqual(runs.map((r) => `${r.family}-${r.trainDfas}`), ['llama-4', 'mosaic-4', 'llama-8', 'mosaic-8']);
-  for (const r of runs) {
+test('regbench --quick: both families per pool size and run seed, the learning-rate check, runs stored and reused, report files', () => {
+  const runsDir = join(tmp, 'regbench-runs'), lines: string[] = [];
+  const plan = REGBENCH_QUICK;
+  // The grid alone: the learning-rate check's run is reported missing.
+  const first = runRegbench(plan, runsDir, ['grid'], (s) => lines.push(s));
+  assert.deepEqual(first.runs.map((r) => `${r.family}-${r.trainDfas}-s${r.seed}`),
+    ['llama-4-s1', 'mosaic-4-s1', 'llama-4-s2', 'mosaic-4-s2', 'llama-8-s1', 'mosaic-8-s1', 'llama-8-s2', 'mosaic-8-s2']);
+  assert.deepEqual(first.missing, ['llama-dfas8-lr0.003-seed1.json']);
+  for (const r of first.runs) {
     assert.ok(r.scored > 0 && r.accuracy >= 0 && r.accuracy <= 1 && Number.isFinite(r.heldOutLoss));
-    assert.equal(r.tokens, REGBENCH_QUICK.steps * REGBENCH_QUICK.batch * REGBENCH_QUICK.context);
+    assert.equal(r.tokens, plan.steps * plan.batch * plan.context);
+    assert.equal(r.lr, plan.lr);
   }
+  // Run seeds share the pools and the held-out letters (same count scored) but not the initialisation.
+  const [s1, s2] = [1, 2].map((seed) => first.runs.find((r) => r.family === 'llama' && r.trainDfas === 8 && r.seed === seed)!);
+  assert.equal(s1.scored, s2.scored);
+  assert.notEqual(s1.heldOutLoss, s2.heldOutLoss);
+  // A run is a function of its settings: retrained, seed 2 gives the same numbers (so reusing a stored run is sound).
+  const { trainAll, heldOut } = regbenchPools(plan);
+  const again = regbenchRun('llama', trainAll.slice(0, 8), heldOut, plan, 2, plan.lr);
+  assert.deepEqual({ ...again, seconds: 0 }, { ...s2, seconds: 0 });
+
+  lines.length = 0;
+  const second = runRegbench(plan, runsDir, ['grid', 'lr-check'], (s) => lines.push(s));
+  assert.deepEqual(second.missing, []);
+  assert.equal(lines.filter((l) => l.includes('reusing')).length, 8, lines.join('\n'));
+  assert.deepEqual(second.runs.slice(0, 8), first.runs);
+  assert.equal(second.runs[8].lr, 3e-3);
+  // A stored run is reused only for the same settings: with other steps every run is missing again.
+  assert.equal(runRegbench({ ...plan, steps: plan.steps + 1 }, runsDir, [], () => {}).missing.length, 9);
+  // Nor with a longer training list (the held-out languages are kept apart from all of it).
+  assert.equal(runRegbench({ ...plan, trainDfas: [4, 8, 16] }, runsDir, [], () => {}).runs.length, 0);
+  assert.ok(existsSync(join(runsDir, runFileName({ part: 'grid', family: 'mosaic', trainDfas: 4, seed: 2, lr: plan.lr }))));
+
   const docs = join(tmp, 'regbench-docs');
-  writeRegbenchReport(runs, REGBENCH_QUICK, docs);
+  const md = writeRegbenchReport(second.runs, plan, docs);
   for (const f of ['results/regbench.md', 'results/regbench.json', 'results/regbench-accuracy.svg']) assert.ok(existsSync(join(docs, f)), f);
+  assert.match(md, /± \d/);
+  const json = JSON.parse(readFileSync(join(docs, 'results/regbench.json'), 'utf8')) as { runs: unknown[]; lrCheck: { lr: number }[] };
+  assert.equal(json.runs.length, 8);
+  assert.deepEqual(json.lrCheck.map((r) => r.lr), [3e-3, plan.lr]);
 });
 
 test('regbench baselines: every letter allowed → both 100%; one letter per state → random 1/alphabet, bigram learns the cycle', () => {
