@@ -6,7 +6,7 @@
 // at the paper's small size, d = 128, 2 layers, 4 heads, matched parameter counts, equal tokens,
 // against the number of training DFAs.
 //
-// Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000] [--seeds 1,2] [--part grid|lr-check]
+// Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000] [--seeds 1,2] [--part grid|lr-check|lr-grid]
 //       node dist/src/experiments/regbench.js --baselines   (only the model-free predictors' accuracy)
 //       each finished run is kept in docs/results/regbench-runs/ and reused; once all runs of the plan are
 //       there, writes docs/results/regbench.{md,json} and docs/results/regbench-accuracy.svg
@@ -40,21 +40,22 @@ export interface RegbenchPlan {
   /** Run seeds: each seeds the model's initialisation, the training sequences drawn (which pool DFA, which
    *  strings; so their order) and the trainer's dropout rng. Run seed 1 with DFA seed 1 is the original single-seed run. */
   seeds: number[];
-  /** A learning-rate check next to `lr` (not a sweep): one family at one pool size and one seed. */
-  lrCheck: { family: Family; trainDfas: number; seed: number; lrs: number[] };
+  /** A learning-rate check next to `lr` (not a sweep): one family at one pool size and one seed at `lrs`,
+   *  then that family's whole grid (every pool size and run seed) again at `gridLr`. */
+  lrCheck: { family: Family; trainDfas: number; seed: number; lrs: number[]; gridLr: number };
   dfa: DfaOptions;
 }
 
-/** Sized to the shared 2-core machine: 12 runs of 102,400 tokens, and 2 for the learning-rate check. */
+/** Sized to the shared 2-core machine: 12 runs of 102,400 tokens, 3 for the learning-rate check and 5 more for the transformer's grid at 3e-3. */
 export const REGBENCH_PLAN: RegbenchPlan = {
   d: 128, layers: 2, heads: 4, context: 128, batch: 8, steps: 100, lr: 1e-2,
   trainDfas: [10, 100, 1000], heldOut: 256, dfaSeed: 1, seeds: [1, 2],
-  lrCheck: { family: 'llama', trainDfas: 100, seed: 1, lrs: [3e-3, 3e-2] }, dfa: REGBENCH_DFA,
+  lrCheck: { family: 'llama', trainDfas: 100, seed: 1, lrs: [1e-3, 3e-3, 3e-2], gridLr: 3e-3 }, dfa: REGBENCH_DFA,
 };
 
 export const REGBENCH_QUICK: RegbenchPlan = {
   ...REGBENCH_PLAN, d: 16, context: 32, batch: 4, steps: 3, trainDfas: [4, 8], heldOut: 8,
-  lrCheck: { family: 'llama', trainDfas: 8, seed: 1, lrs: [3e-3] },
+  lrCheck: { family: 'llama', trainDfas: 8, seed: 1, lrs: [3e-3], gridLr: 3e-3 },
 };
 
 /** Training sequences: each from a uniformly drawn DFA of the pool; every next token is a target. */
@@ -181,7 +182,7 @@ export function regbenchPools(plan: RegbenchPlan): { trainAll: Dfa[]; heldOut: D
 }
 
 /** One run of the plan: what it trains, and everything its result depends on (a stored run is reused only when this matches). */
-export interface RegbenchRunSpec { part: 'grid' | 'lr-check'; family: Family; trainDfas: number; seed: number; lr: number }
+export interface RegbenchRunSpec { part: 'grid' | 'lr-check' | 'lr-grid'; family: Family; trainDfas: number; seed: number; lr: number }
 
 export function regbenchRunKey(spec: RegbenchRunSpec, plan: RegbenchPlan): Record<string, unknown> {
   const { d, layers, heads, context, batch, steps, heldOut, dfaSeed, dfa } = plan;
@@ -190,11 +191,16 @@ export function regbenchRunKey(spec: RegbenchRunSpec, plan: RegbenchPlan): Recor
 
 export const runFileName = (s: RegbenchRunSpec): string => `${s.family}-dfas${s.trainDfas}-lr${s.lr}-seed${s.seed}.json`;
 
-/** The plan's runs: every pool size × run seed × family at the plan's rate, then the learning-rate check's extra rates. */
+/** The plan's runs: every pool size × run seed × family at the plan's rate, the learning-rate check's
+ *  other rates, then the check's family at every pool size and run seed at `gridLr` (each run once). */
 export function regbenchRunSpecs(plan: RegbenchPlan): RegbenchRunSpec[] {
-  const grid = plan.trainDfas.flatMap((n) => plan.seeds.flatMap((seed) => (['llama', 'mosaic'] as const).map((family) => ({ part: 'grid' as const, family, trainDfas: n, seed, lr: plan.lr }))));
   const c = plan.lrCheck;
-  return [...grid, ...c.lrs.filter((lr) => lr !== plan.lr).map((lr) => ({ part: 'lr-check' as const, family: c.family, trainDfas: c.trainDfas, seed: c.seed, lr }))];
+  const specs: RegbenchRunSpec[] = [
+    ...plan.trainDfas.flatMap((n) => plan.seeds.flatMap((seed) => (['llama', 'mosaic'] as const).map((family) => ({ part: 'grid' as const, family, trainDfas: n, seed, lr: plan.lr })))),
+    ...c.lrs.map((lr) => ({ part: 'lr-check' as const, family: c.family, trainDfas: c.trainDfas, seed: c.seed, lr })),
+    ...plan.trainDfas.flatMap((n) => plan.seeds.map((seed) => ({ part: 'lr-grid' as const, family: c.family, trainDfas: n, seed, lr: c.gridLr }))),
+  ];
+  return specs.filter((x, i) => specs.findIndex((y) => runFileName(y) === runFileName(x)) === i);
 }
 
 /** A finished run stored in `runsDir` for exactly this spec and plan, or null. */
@@ -210,7 +216,7 @@ export function storedRun(spec: RegbenchRunSpec, plan: RegbenchPlan, runsDir: st
  * and reused from there when already stored for the same settings. Returns every run of the plan that is
  * stored (of any part) and the file names of those still missing.
  */
-export function runRegbench(plan: RegbenchPlan, runsDir: string, parts: readonly RegbenchRunSpec['part'][] = ['grid', 'lr-check'],
+export function runRegbench(plan: RegbenchPlan, runsDir: string, parts: readonly RegbenchRunSpec['part'][] = ['grid', 'lr-check', 'lr-grid'],
   log: (s: string) => void = (s) => process.stderr.write(s + '\n')): { runs: RegbenchRun[]; missing: string[] } {
   const { trainAll, heldOut } = regbenchPools(plan);
   const runs: RegbenchRun[] = [], missing: string[] = [];
@@ -229,26 +235,28 @@ export function runRegbench(plan: RegbenchPlan, runsDir: string, parts: readonly
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-const ARMS = [{ family: 'llama' as const, arm: 'transformer', color: '#1f77b4' }, { family: 'mosaic' as const, arm: 'mosaic (short-budget init)', color: '#d62728' }];
+const familyName = (f: Family): string => (f === 'llama' ? 'transformer' : 'mosaic (short-budget init)');
 
 /** The report of a complete plan (every run of regbenchRunSpecs present in `runs`). */
 export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, docsDir: string): string {
   const base = regbenchBaselines(regbenchPools(plan).heldOut, plan);
-  const at = (family: Family, n: number, lr = plan.lr) => plan.seeds.map((seed) => {
+  const c = plan.lrCheck;
+  const arms = [{ family: 'llama' as const, lr: plan.lr, color: '#1f77b4' }, { family: 'mosaic' as const, lr: plan.lr, color: '#d62728' }, { family: c.family, lr: c.gridLr, color: '#2ca02c' }]
+    .map((a) => ({ ...a, arm: `${familyName(a.family)}, lr ${a.lr}` }));
+  const at = (family: Family, n: number, lr: number) => plan.seeds.map((seed) => {
     const r = runs.find((x) => x.family === family && x.trainDfas === n && x.seed === seed && x.lr === lr);
     if (!r) throw new Error(`regbench: no ${family} run at ${n} DFAs, seed ${seed}, lr ${lr}`);
     return r;
   });
   const seedCols = plan.seeds.map((s) => `seed ${s}`).join(' / ');
   const table = markdownTable(['training DFAs', 'model', 'parameters', 'tokens seen (per run)', 'held-out accuracy (mean ± half-range)', `accuracy (${seedCols})`, `held-out loss, letters (${seedCols})`, `wall (${seedCols})`],
-    plan.trainDfas.flatMap((n) => ARMS.map(({ family, arm }) => {
-      const rs = at(family, n), acc = meanSpread(rs.map((r) => r.accuracy));
+    plan.trainDfas.flatMap((n) => arms.map(({ family, lr, arm }) => {
+      const rs = at(family, n, lr), acc = meanSpread(rs.map((r) => r.accuracy));
       return [n, arm, rs[0].parameters.toLocaleString('en-US'), rs[0].tokens.toLocaleString('en-US'), `${pct(acc.mean)} ± ${(100 * acc.spread).toFixed(1)}`,
         rs.map((r) => pct(r.accuracy)).join(' / '), rs.map((r) => fmt(r.heldOutLoss)).join(' / '), rs.map((r) => `${r.seconds.toFixed(0)} s`).join(' / ')];
     })));
-  const gap = markdownTable(['training DFAs', ...plan.seeds.map((s) => `mosaic − transformer, seed ${s}`)],
-    plan.trainDfas.map((n) => { const t = at('llama', n), m = at('mosaic', n); return [n, ...plan.seeds.map((_, i) => `${(100 * (m[i].accuracy - t[i].accuracy)).toFixed(1)} points`)]; }));
-  const c = plan.lrCheck;
+  const gapTo = (family: Family, lr: number) => markdownTable(['training DFAs', ...plan.seeds.map((s) => `seed ${s}`)],
+    plan.trainDfas.map((n) => { const t = at(family, n, lr), m = at('mosaic', n, plan.lr); return [n, ...plan.seeds.map((_, i) => `${(100 * (m[i].accuracy - t[i].accuracy)).toFixed(1)} points`)]; }));
   const checkRuns = [...new Set([...c.lrs, plan.lr])].sort((a, b) => a - b).map((lr) => {
     const r = runs.find((x) => x.family === c.family && x.trainDfas === c.trainDfas && x.seed === c.seed && x.lr === lr);
     if (!r) throw new Error(`regbench: no learning-rate check run at lr ${lr}`);
@@ -258,30 +266,33 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
     checkRuns.map((r) => [r.lr, pct(r.accuracy), fmt(r.heldOutLoss), `${r.seconds.toFixed(0)} s`]));
   const svg = linePlotSvg({
     title: `RegBench-style: accuracy on ${plan.heldOut} held-out DFAs (d ${plan.d}, ${plan.layers} layers)`, xLabel: 'log2(training DFAs)', yLabel: 'held-out accuracy',
-    series: ARMS.flatMap(({ family, arm, color }) => [
-      { name: `${arm}, mean of ${plan.seeds.length} seeds`, color, points: plan.trainDfas.map((n) => [Math.log2(n), meanSpread(at(family, n).map((r) => r.accuracy)).mean] as [number, number]) },
+    series: arms.flatMap(({ family, lr, arm, color }) => [
+      { name: `${arm}, mean of ${plan.seeds.length} seeds`, color, points: plan.trainDfas.map((n) => [Math.log2(n), meanSpread(at(family, n, lr).map((r) => r.accuracy)).mean] as [number, number]) },
       ...plan.seeds.map((seed, i) => ({ name: `${arm}, seed ${seed}`, color, dashed: true,
-        points: plan.trainDfas.map((n) => [Math.log2(n), at(family, n)[i].accuracy] as [number, number]) })),
+        points: plan.trainDfas.map((n) => [Math.log2(n), at(family, n, lr)[i].accuracy] as [number, number]) })),
     ]),
   });
   const md = `# Experiment d: in-context language learning (RegBench-style)
 
 DFAs: ${plan.dfa.minStates}–${plan.dfa.maxStates} states, ${plan.dfa.minLetters}–${plan.dfa.alphabet} letters of ${plan.dfa.alphabet}; models d ${plan.d}, ${plan.layers} layers, ${plan.heads} heads;
-${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} (cosine to lr/10); one held-out sequence per held-out DFA.
+${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} for both families and ${c.gridLr} for the ${familyName(c.family)} (cosine to lr/10); one held-out sequence per held-out DFA.
 Training pools and held-out DFAs and sequences from DFA seed ${plan.dfaSeed}, the same for every run; run seeds ${plan.seeds.join(', ')} (each seeds the
 initialisation, the training sequences drawn from the pool and the dropout rng).
 Model-free predictors on the same held-out letters: a uniformly random letter ${pct(base.uniform)}, the in-context bigram ${pct(base.bigram)}.
 
 ${table}
-Per seed, the mosaic's lead over the transformer (same seed, same pool):
+Per seed, the mosaic's (lr ${plan.lr}) lead in held-out accuracy over the transformer at lr ${plan.lr} (same seed, same pool):
 
-${gap}
-Learning-rate check (not a sweep): the ${c.family === 'llama' ? 'transformer' : 'mosaic'} at ${c.trainDfas} training DFAs, run seed ${c.seed}:
+${gapTo('llama', plan.lr)}
+and over the ${familyName(c.family)} at lr ${c.gridLr}:
+
+${gapTo(c.family, c.gridLr)}
+Learning-rate check (not a sweep): the ${familyName(c.family)} at ${c.trainDfas} training DFAs, run seed ${c.seed}:
 
 ${check}`;
   writeFiles(docsDir, {
     'results/regbench.md': md, 'results/regbench-accuracy.svg': svg,
-    'results/regbench.json': JSON.stringify({ plan, baselines: base, runs: runs.filter((r) => r.lr === plan.lr && plan.seeds.includes(r.seed)), lrCheck: checkRuns }, null, 1) + '\n',
+    'results/regbench.json': JSON.stringify({ plan, baselines: base, runs, lrCheck: checkRuns }, null, 1) + '\n',
   });
   return md;
 }
@@ -292,7 +303,7 @@ const FLAGS: FlagSpecs = {
   steps: { type: 'integer', min: 1, placeholder: 'N', description: "training steps (default: the plan's)" },
   dfas: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "training DFA counts (default: the plan's)" },
   seeds: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "run seeds (initialisation and training data; default: the plan's 1,2)" },
-  part: { type: 'string', choices: ['grid', 'lr-check'], placeholder: 'PART', description: "run only 'grid' (both families, every pool size and seed) or 'lr-check'; missing runs of the other part are left out and the report is not written" },
+  part: { type: 'string', choices: ['grid', 'lr-check', 'lr-grid'], placeholder: 'PART', description: "run only 'grid' (both families, every pool size and seed at the plan's rate), 'lr-check' (one family, pool size and seed at other rates) or 'lr-grid' (that family's grid at its second rate); runs of the other parts that are missing are left out and the report is not written" },
   runs: { type: 'string', placeholder: 'DIR', description: 'where finished runs are stored and reused (default docs/results/regbench-runs, or the temporary folder with --quick)' },
 };
 
@@ -312,7 +323,7 @@ async function main(): Promise<number> {
   const part = v.part as string | undefined;
   const scratch = join(tmpdir(), 'tessera-regbench-quick');
   const runsDir = (v.runs as string | undefined) ?? (quick ? join(scratch, 'runs') : join(REPO_ROOT, 'docs', 'results', 'regbench-runs'));
-  const { runs, missing } = runRegbench(plan, runsDir, part === undefined ? ['grid', 'lr-check'] : [part as RegbenchRunSpec['part']]);
+  const { runs, missing } = runRegbench(plan, runsDir, part === undefined ? ['grid', 'lr-check', 'lr-grid'] : [part as RegbenchRunSpec['part']]);
   if (missing.length > 0) {
     process.stdout.write(`${missing.length} run(s) of the plan not yet in ${runsDir} (${missing.join(', ')}); the report is written once all are there\n`);
     return 0;
