@@ -40,22 +40,22 @@ export interface RegbenchPlan {
   /** Run seeds: each seeds the model's initialisation, the training sequences drawn (which pool DFA, which
    *  strings; so their order) and the trainer's dropout rng. Run seed 1 with DFA seed 1 is the original single-seed run. */
   seeds: number[];
-  /** A learning-rate check next to `lr` (not a sweep): one family at one pool size and one seed at `lrs`,
-   *  then that family's whole grid (every pool size and run seed) again at each of `gridLrs`. */
-  lrCheck: { family: Family; trainDfas: number; seed: number; lrs: number[]; gridLrs: number[] };
+  /** A learning-rate check next to `lr` (not a sweep): each family at one pool size and one seed at its
+   *  `lrs`, then `gridFamily`'s whole grid (every pool size and run seed) again at each of `gridLrs`. */
+  lrCheck: { trainDfas: number; seed: number; lrs: Record<Family, number[]>; gridFamily: Family; gridLrs: number[] };
   dfa: DfaOptions;
 }
 
-/** Sized to the shared 2-core machine: 12 runs of 102,400 tokens, 4 for the learning-rate check and 5 more for each of the transformer's grids at 3e-3 and 1e-3. */
+/** Sized to the shared 2-core machine: 12 runs of 102,400 tokens, 7 for the learning-rate check and 5 more for each of the transformer's grids at 3e-3 and 1e-3. */
 export const REGBENCH_PLAN: RegbenchPlan = {
   d: 128, layers: 2, heads: 4, context: 128, batch: 8, steps: 100, lr: 1e-2,
   trainDfas: [10, 100, 1000], heldOut: 256, dfaSeed: 1, seeds: [1, 2],
-  lrCheck: { family: 'llama', trainDfas: 100, seed: 1, lrs: [3e-4, 1e-3, 3e-3, 3e-2], gridLrs: [3e-3, 1e-3] }, dfa: REGBENCH_DFA,
+  lrCheck: { trainDfas: 100, seed: 1, lrs: { llama: [3e-4, 1e-3, 3e-3, 3e-2], mosaic: [1e-3, 3e-3, 3e-2] }, gridFamily: 'llama', gridLrs: [3e-3, 1e-3] }, dfa: REGBENCH_DFA,
 };
 
 export const REGBENCH_QUICK: RegbenchPlan = {
   ...REGBENCH_PLAN, d: 16, context: 32, batch: 4, steps: 3, trainDfas: [4, 8], heldOut: 8,
-  lrCheck: { family: 'llama', trainDfas: 8, seed: 1, lrs: [3e-3], gridLrs: [3e-3] },
+  lrCheck: { trainDfas: 8, seed: 1, lrs: { llama: [3e-3], mosaic: [3e-3] }, gridFamily: 'llama', gridLrs: [3e-3] },
 };
 
 /** Training sequences: each from a uniformly drawn DFA of the pool; every next token is a target. */
@@ -197,8 +197,8 @@ export function regbenchRunSpecs(plan: RegbenchPlan): RegbenchRunSpec[] {
   const c = plan.lrCheck;
   const specs: RegbenchRunSpec[] = [
     ...plan.trainDfas.flatMap((n) => plan.seeds.flatMap((seed) => (['llama', 'mosaic'] as const).map((family) => ({ part: 'grid' as const, family, trainDfas: n, seed, lr: plan.lr })))),
-    ...c.lrs.map((lr) => ({ part: 'lr-check' as const, family: c.family, trainDfas: c.trainDfas, seed: c.seed, lr })),
-    ...c.gridLrs.flatMap((lr) => plan.trainDfas.flatMap((n) => plan.seeds.map((seed) => ({ part: 'lr-grid' as const, family: c.family, trainDfas: n, seed, lr })))),
+    ...(['llama', 'mosaic'] as const).flatMap((family) => c.lrs[family].map((lr) => ({ part: 'lr-check' as const, family, trainDfas: c.trainDfas, seed: c.seed, lr }))),
+    ...c.gridLrs.flatMap((lr) => plan.trainDfas.flatMap((n) => plan.seeds.map((seed) => ({ part: 'lr-grid' as const, family: c.gridFamily, trainDfas: n, seed, lr })))),
   ];
   return specs.filter((x, i) => specs.findIndex((y) => runFileName(y) === runFileName(x)) === i);
 }
@@ -243,10 +243,11 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
   const c = plan.lrCheck;
   const colors = ['#2ca02c', '#ff7f0e', '#9467bd'];
   const arms = [{ family: 'llama' as const, lr: plan.lr, color: '#1f77b4' }, { family: 'mosaic' as const, lr: plan.lr, color: '#d62728' },
-    ...c.gridLrs.map((lr, i) => ({ family: c.family, lr, color: colors[i % colors.length] }))].map((a) => ({ ...a, arm: `${familyName(a.family)}, lr ${a.lr}` }));
+    ...c.gridLrs.map((lr, i) => ({ family: c.gridFamily, lr, color: colors[i % colors.length] }))].map((a) => ({ ...a, arm: `${familyName(a.family)}, lr ${a.lr}` }));
   const others = arms.filter((a) => a.family !== 'mosaic');
+  const find = (family: Family, n: number, seed: number, lr: number) => runs.find((x) => x.family === family && x.trainDfas === n && x.seed === seed && x.lr === lr);
   const at = (family: Family, n: number, lr: number) => plan.seeds.map((seed) => {
-    const r = runs.find((x) => x.family === family && x.trainDfas === n && x.seed === seed && x.lr === lr);
+    const r = find(family, n, seed, lr);
     if (!r) throw new Error(`regbench: no ${family} run at ${n} DFAs, seed ${seed}, lr ${lr}`);
     return r;
   });
@@ -262,13 +263,15 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
       const t = at(a.family, n, a.lr), m = at('mosaic', n, plan.lr);
       return plan.seeds.map((_, i) => `${(100 * (m[i].accuracy - t[i].accuracy)).toFixed(1)} points`);
     })]));
-  const checkRuns = [...new Set([...c.lrs, plan.lr])].sort((a, b) => a - b).map((lr) => {
-    const r = runs.find((x) => x.family === c.family && x.trainDfas === c.trainDfas && x.seed === c.seed && x.lr === lr);
-    if (!r) throw new Error(`regbench: no learning-rate check run at lr ${lr}`);
+  const checkRates = [...new Set([...c.lrs.llama, ...c.lrs.mosaic, plan.lr])].sort((a, b) => a - b);
+  const checkRuns = (['llama', 'mosaic'] as const).flatMap((family) => checkRates.filter((lr) => lr === plan.lr || c.lrs[family].includes(lr)).map((lr) => {
+    const r = find(family, c.trainDfas, c.seed, lr);
+    if (!r) throw new Error(`regbench: no ${family} learning-rate check run at lr ${lr}`);
     return r;
-  });
-  const check = markdownTable(['peak lr', 'held-out accuracy', 'held-out loss (letters)', 'wall'],
-    checkRuns.map((r) => [r.lr, pct(r.accuracy), fmt(r.heldOutLoss), `${r.seconds.toFixed(0)} s`]));
+  }));
+  const cell = (family: Family, lr: number, f: (r: RegbenchRun) => string) => { const r = checkRuns.find((x) => x.family === family && x.lr === lr); return r ? f(r) : '—'; };
+  const check = markdownTable(['peak lr', ...(['llama', 'mosaic'] as const).flatMap((f) => [`${familyName(f)}: accuracy`, 'loss (letters)'])],
+    checkRates.map((lr) => [lr, ...(['llama', 'mosaic'] as const).flatMap((f) => [cell(f, lr, (r) => pct(r.accuracy)), cell(f, lr, (r) => fmt(r.heldOutLoss))])]));
   const svg = linePlotSvg({
     title: `RegBench-style: accuracy on ${plan.heldOut} held-out DFAs (d ${plan.d}, ${plan.layers} layers)`, xLabel: 'log2(training DFAs)', yLabel: 'held-out accuracy',
     series: arms.flatMap(({ family, lr, arm, color }) => [
@@ -280,16 +283,16 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
   const md = `# Experiment d: in-context language learning (RegBench-style)
 
 DFAs: ${plan.dfa.minStates}–${plan.dfa.maxStates} states, ${plan.dfa.minLetters}–${plan.dfa.alphabet} letters of ${plan.dfa.alphabet}; models d ${plan.d}, ${plan.layers} layers, ${plan.heads} heads;
-${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} for both families, and ${c.gridLrs.join(', ')} for the ${familyName(c.family)} (cosine to lr/10); one held-out sequence per held-out DFA.
+${plan.steps} steps × ${plan.batch} × ${plan.context} tokens, peak lr ${plan.lr} for both families, and ${c.gridLrs.join(', ')} for the ${familyName(c.gridFamily)} (cosine to lr/10); one held-out sequence per held-out DFA.
 Training pools and held-out DFAs and sequences from DFA seed ${plan.dfaSeed}, the same for every run; run seeds ${plan.seeds.join(', ')} (each seeds the
 initialisation, the training sequences drawn from the pool and the dropout rng).
 Model-free predictors on the same held-out letters: a uniformly random letter ${pct(base.uniform)}, the in-context bigram ${pct(base.bigram)}.
 
 ${table}
-Per seed, the mosaic's (lr ${plan.lr}) lead in held-out accuracy over each ${familyName(c.family)} run (same seed, same pool):
+Per seed, the mosaic's (lr ${plan.lr}) lead in held-out accuracy over each ${familyName(c.gridFamily)} run (same seed, same pool):
 
 ${gap}
-Learning-rate check (not a sweep): the ${familyName(c.family)} at ${c.trainDfas} training DFAs, run seed ${c.seed}:
+Learning-rate check (not a sweep): both families at ${c.trainDfas} training DFAs, run seed ${c.seed} (— not run):
 
 ${check}`;
   writeFiles(docsDir, {
@@ -305,8 +308,8 @@ const FLAGS: FlagSpecs = {
   steps: { type: 'integer', min: 1, placeholder: 'N', description: "training steps (default: the plan's)" },
   dfas: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "training DFA counts (default: the plan's)" },
   seeds: { type: 'integer', list: true, min: 1, placeholder: 'LIST', description: "run seeds (initialisation and training data; default: the plan's 1,2)" },
-  'grid-lrs': { type: 'number', list: true, exclusiveMin: true, min: 0, placeholder: 'LIST', description: "the rates at which the learning-rate check's family runs its whole grid again (default: the plan's 0.003,0.001)" },
-  part: { type: 'string', choices: ['grid', 'lr-check', 'lr-grid'], placeholder: 'PART', description: "run only 'grid' (both families, every pool size and seed at the plan's rate), 'lr-check' (one family, pool size and seed at other rates) or 'lr-grid' (that family's grid at its second rate); runs of the other parts that are missing are left out and the report is not written" },
+  'grid-lrs': { type: 'number', list: true, exclusiveMin: true, min: 0, placeholder: 'LIST', description: "the rates at which the transformer runs its whole grid again (default: the plan's 0.003,0.001)" },
+  part: { type: 'string', choices: ['grid', 'lr-check', 'lr-grid'], placeholder: 'PART', description: "run only 'grid' (both families, every pool size and seed at the plan's rate), 'lr-check' (each family at one pool size and seed at other rates) or 'lr-grid' (the transformer's grid at its other rates); runs of the other parts that are missing are left out and the report is not written" },
   runs: { type: 'string', placeholder: 'DIR', description: 'where finished runs are stored and reused (default docs/results/regbench-runs, or the temporary folder with --quick)' },
 };
 

@@ -85,14 +85,14 @@ test('lm-fair nextRate: the half-decade grid one step up or down', () => {
   assert.deepEqual([3e-3, 1e-2, 3e-2].map((lr) => nextRate(lr, -1)), [1e-3, 3e-3, 1e-2]);
 });
 
-test('regbench --quick: both families per pool size and run seed, the learning-rate check and the transformer at its second rate, runs stored and reused, report files', () => {
+test('regbench --quick: both families per pool size and run seed, the learning-rate check of both and the transformer at its second rate, runs stored and reused, report files', () => {
   const runsDir = join(tmp, 'regbench-runs'), lines: string[] = [];
   const plan = REGBENCH_QUICK;
   // The grid alone: the learning-rate check's run and the transformer's grid at 3e-3 (its seed-1 run at 8 DFAs is the check's) are missing.
   const first = runRegbench(plan, runsDir, ['grid'], (s) => lines.push(s));
   assert.deepEqual(first.runs.map((r) => `${r.family}-${r.trainDfas}-s${r.seed}`),
     ['llama-4-s1', 'mosaic-4-s1', 'llama-4-s2', 'mosaic-4-s2', 'llama-8-s1', 'mosaic-8-s1', 'llama-8-s2', 'mosaic-8-s2']);
-  assert.deepEqual(first.missing, ['llama-dfas8-lr0.003-seed1.json', 'llama-dfas4-lr0.003-seed1.json', 'llama-dfas4-lr0.003-seed2.json', 'llama-dfas8-lr0.003-seed2.json']);
+  assert.deepEqual(first.missing, ['llama-dfas8-lr0.003-seed1.json', 'mosaic-dfas8-lr0.003-seed1.json', 'llama-dfas4-lr0.003-seed1.json', 'llama-dfas4-lr0.003-seed2.json', 'llama-dfas8-lr0.003-seed2.json']);
   for (const r of first.runs) {
     assert.ok(r.scored > 0 && r.accuracy >= 0 && r.accuracy <= 1 && Number.isFinite(r.heldOutLoss));
     assert.equal(r.tokens, plan.steps * plan.batch * plan.context);
@@ -112,9 +112,9 @@ test('regbench --quick: both families per pool size and run seed, the learning-r
   assert.deepEqual(second.missing, []);
   assert.equal(lines.filter((l) => l.includes('reusing')).length, 8, lines.join('\n'));
   assert.deepEqual(second.runs.slice(0, 8), first.runs);
-  assert.deepEqual(second.runs.slice(8).map((r) => `${r.family}-${r.trainDfas}-s${r.seed}-lr${r.lr}`), ['llama-8-s1-lr0.003', 'llama-4-s1-lr0.003', 'llama-4-s2-lr0.003', 'llama-8-s2-lr0.003']);
+  assert.deepEqual(second.runs.slice(8).map((r) => `${r.family}-${r.trainDfas}-s${r.seed}-lr${r.lr}`), ['llama-8-s1-lr0.003', 'mosaic-8-s1-lr0.003', 'llama-4-s1-lr0.003', 'llama-4-s2-lr0.003', 'llama-8-s2-lr0.003']);
   // A stored run is reused only for the same settings: with other steps every run is missing again.
-  assert.equal(runRegbench({ ...plan, steps: plan.steps + 1 }, runsDir, [], () => {}).missing.length, 12);
+  assert.equal(runRegbench({ ...plan, steps: plan.steps + 1 }, runsDir, [], () => {}).missing.length, 13);
   // Nor with a longer training list (the held-out languages are kept apart from all of it).
   assert.equal(runRegbench({ ...plan, trainDfas: [4, 8, 16] }, runsDir, [], () => {}).runs.length, 0);
   assert.ok(existsSync(join(runsDir, runFileName({ part: 'grid', family: 'mosaic', trainDfas: 4, seed: 2, lr: plan.lr }))));
@@ -123,9 +123,9 @@ test('regbench --quick: both families per pool size and run seed, the learning-r
   const md = writeRegbenchReport(second.runs, plan, docs);
   for (const f of ['results/regbench.md', 'results/regbench.json', 'results/regbench-accuracy.svg']) assert.ok(existsSync(join(docs, f)), f);
   assert.match(md, /± \d/);
-  const json = JSON.parse(readFileSync(join(docs, 'results/regbench.json'), 'utf8')) as { runs: unknown[]; lrCheck: { lr: number }[] };
-  assert.equal(json.runs.length, 12);
-  assert.deepEqual(json.lrCheck.map((r) => r.lr), [3e-3, plan.lr]);
+  const json = JSON.parse(readFileSync(join(docs, 'results/regbench.json'), 'utf8')) as { runs: unknown[]; lrCheck: { family: string; lr: number }[] };
+  assert.equal(json.runs.length, 13);
+  assert.deepEqual(json.lrCheck.map((r) => `${r.family} ${r.lr}`), ['llama 0.003', 'llama 0.01', 'mosaic 0.003', 'mosaic 0.01']);
 });
 
 test('regbench baselines: every letter allowed → both 100%; one letter per state → random 1/alphabet, bigram learns the cycle', () => {
