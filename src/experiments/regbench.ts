@@ -273,10 +273,12 @@ export function writeRegbenchReport(runs: RegbenchRun[], plan: RegbenchPlan, doc
   const check = markdownTable(['peak lr', ...(['llama', 'mosaic'] as const).flatMap((f) => [`${familyName(f)}: accuracy`, 'loss (letters)'])],
     checkRates.map((lr) => [lr, ...(['llama', 'mosaic'] as const).flatMap((f) => [cell(f, lr, (r) => pct(r.accuracy)), cell(f, lr, (r) => fmt(r.heldOutLoss))])]));
   const svg = linePlotSvg({
-    title: `RegBench-style: accuracy on ${plan.heldOut} held-out DFAs (d ${plan.d}, ${plan.layers} layers)`, xLabel: 'log2(training DFAs)', yLabel: 'held-out accuracy',
-    series: arms.flatMap(({ family, lr, arm, color }) => [
-      { name: `${arm}, mean of ${plan.seeds.length} seeds`, color, points: plan.trainDfas.map((n) => [Math.log2(n), meanSpread(at(family, n, lr).map((r) => r.accuracy)).mean] as [number, number]) },
-      ...plan.seeds.map((seed, i) => ({ name: `${arm}, seed ${seed}`, color, dashed: true,
+    title: `Accuracy on ${plan.heldOut} held-out DFAs; T/M: transformer/mosaic at peak lr; solid: mean of ${plan.seeds.length} seeds`, xLabel: 'log2(training DFAs)', yLabel: 'held-out accuracy',
+    // wide, with room right of the last point for the legend (one entry per arm and seed)
+    width: 760, height: 520, yRange: [0, 1], xRange: [Math.log2(Math.min(...plan.trainDfas)) - 0.5, Math.log2(Math.max(...plan.trainDfas)) + 4],
+    series: arms.flatMap(({ family, lr, color }) => [
+      { name: `${family === 'llama' ? 'T' : 'M'} ${lr}, mean`, color, points: plan.trainDfas.map((n) => [Math.log2(n), meanSpread(at(family, n, lr).map((r) => r.accuracy)).mean] as [number, number]) },
+      ...plan.seeds.map((seed, i) => ({ name: `${family === 'llama' ? 'T' : 'M'} ${lr}, seed ${seed}`, color, dashed: true,
         points: plan.trainDfas.map((n) => [Math.log2(n), at(family, n, lr)[i].accuracy] as [number, number]) })),
     ]),
   });
