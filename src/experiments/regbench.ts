@@ -184,6 +184,7 @@ export function regbenchPools(plan: RegbenchPlan): { trainAll: Dfa[]; heldOut: D
 /** One run of the plan: what it trains, and everything its result depends on (a stored run is reused only when this matches). */
 export interface RegbenchRunSpec { part: 'grid' | 'lr-check' | 'lr-grid'; family: Family; trainDfas: number; seed: number; lr: number }
 
+/** The settings a stored run is compared on (its file holds them next to the result). */
 export function regbenchRunKey(spec: RegbenchRunSpec, plan: RegbenchPlan): Record<string, unknown> {
   const { d, layers, heads, context, batch, steps, heldOut, dfaSeed, dfa } = plan;
   return { family: spec.family, trainDfas: spec.trainDfas, seed: spec.seed, lr: spec.lr, d, layers, heads, context, batch, steps, heldOut, dfaSeed, pool: poolSize(plan), dfa };
