@@ -9,8 +9,10 @@
 //
 // A finished run folder (result.json of all steps with the same config) is reused and a stopped one
 // resumes from its last checkpoint, so an interrupted reproduction continues where it stopped (also in
-// another checkout that copied results/lm-fair/: configs are compared without their out folder);
-// --fresh retrains everything.
+// another checkout that copied results/lm-fair/: configs are compared without their out folder).
+// A run without a folder (results/ is not in git) is read back from the kept report
+// docs/results/<plan>.json when that holds a finished run of the same config, so extending the plan
+// trains only the new runs. --fresh retrains everything.
 //
 // Run:  node dist/src/experiments/lm-fair.js [--plan d128|d64] [--steps N] [--quick] [--fresh] [--report-only]
 //       (--report-only: train nothing; tables from the finished runs, the others listed as not run)
@@ -61,10 +63,11 @@ export interface FairPlan {
 /** Experiment c at experiment b's size (d 128, 4 heads, its 2,048-token SOTU BPE), 300 steps × 8 × 128
  *  = 307,200 tokens per run: sized from the tokens/s measured on the shared 2-core machine (one
  *  thread, nice 19: ~2,000 tokens/s for the 1-layer models, ~650 for the 4-layer mosaic) so that
- *  the ~24 runs finish in about 90 minutes. */
+ *  the 24 runs of SOTU (both depths) and Moby Dick at depth 1 finish in about 90 minutes; Moby Dick
+ *  at depth 4 adds 4 runs (~40 minutes). */
 export const FULL_PLAN: FairPlan = {
   name: 'lm-fair', d: 128, vocabSize: 2048, steps: 300, batch: 8, context: 128, depths: [1, 4], lrs: [3e-3, 1e-2, 3e-2], edgeRates: 1, seeds: [1, 2],
-  arms: ['transformer', 'mosaic-short'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1], finalEvalWindows: 128, checkpointEvery: 50,
+  arms: ['transformer', 'mosaic-short'], corpora: ['sotu', 'moby-dick'], otherCorpusDepths: [1, 4], finalEvalWindows: 128, checkpointEvery: 50,
 };
 
 /** The earlier, smaller experiment c (kept to regenerate its report: `--plan d64`): width 64 and a
@@ -121,16 +124,36 @@ export function fairConfig(arm: Arm, corpus: CorpusName, depth: number, lr: numb
   }, `${file} (${name})`);
 }
 
-/** Trains one run, or reads it back when its folder already holds the result of the same config. */
-async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, log: (s: string) => void, reportOnly: boolean): Promise<RunResult | null> {
+/** A run as the kept report (docs/results/<plan>.json) holds it: its config and result, the history thinned. */
+export type KeptRun = { name: string; config: TrainConfig } & RunResult;
+
+/** The kept report's runs, or none when the file is absent. */
+export function readKeptRuns(file: string): KeptRun[] {
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as KeptRun[] : [];
+}
+
+/** Finished means all of its steps: a run stopped early (stopAt) also writes a result.json. */
+const finished = (saved: { config: TrainConfig } & RunResult, cfg: TrainConfig) =>
+  sameConfig(saved.config, cfg) && saved.steps === cfg.steps && saved.final.windows > 0;
+
+/** Trains one run, or reads it back when its folder, or failing that the kept report, already holds
+ *  the finished result of the same config. */
+async function trainOrReuse(cfg: TrainConfig, plan: FairPlan, fresh: boolean, log: (s: string) => void, reportOnly: boolean,
+                            kept: readonly KeptRun[]): Promise<RunResult | null> {
   const resultPath = join(cfg.out, 'result.json');
   if (!fresh && existsSync(resultPath) && existsSync(join(cfg.out, 'loss.json'))) {
     const saved = JSON.parse(readFileSync(resultPath, 'utf8')) as { config: TrainConfig } & RunResult;
-    // Finished means all of its steps: a run stopped early (stopAt) also writes a result.json.
-    if (sameConfig(saved.config, cfg) && saved.steps === cfg.steps && saved.final.windows > 0) {
+    if (finished(saved, cfg)) {
       log(`== ${cfg.out}: reusing its result.json`);
       return { ...saved, history: JSON.parse(readFileSync(join(cfg.out, 'loss.json'), 'utf8')) };
     }
+  }
+  const name = cfg.out.split('/').pop();
+  const row = fresh ? undefined : kept.find((r) => r.name === name && finished(r, cfg));
+  if (row) {
+    log(`== ${cfg.out}: reusing its row of the kept report`);
+    const { family, parameters, steps, tokens, tokensPerSec, seconds, final, history, modelDir, vocabSize } = row;
+    return { family, parameters, steps, tokens, tokensPerSec, seconds, final, history, modelDir, vocabSize };
   }
   if (reportOnly) return null;
   // A run stopped part-way continues from its last checkpoint when its config is the same.
@@ -160,12 +183,13 @@ export interface FairOutcome { runs: FairRun[]; /** Planned runs without a resul
  *  depth, one seed).
  *  reportOnly: train nothing, use the finished runs and list the others as missing. */
 export async function runFairComparison(plan: FairPlan, runsDir: string, fresh: boolean,
-                                        log: (s: string) => void = (s) => process.stderr.write(s + '\n'), reportOnly = false): Promise<FairOutcome> {
+                                        log: (s: string) => void = (s) => process.stderr.write(s + '\n'), reportOnly = false,
+                                        kept: readonly KeptRun[] = []): Promise<FairOutcome> {
   const runs: FairRun[] = [], missing: string[] = [];
   const run = async (arm: Arm, corpus: CorpusName, depth: number, lr: number, seed: number): Promise<FairRun | null> => {
     const config = fairConfig(arm, corpus, depth, lr, seed, plan, runsDir);
     const name = config.out.split('/').pop()!;
-    const result = await trainOrReuse(config, plan, fresh, log, reportOnly);
+    const result = await trainOrReuse(config, plan, fresh, log, reportOnly, kept);
     if (!result) { missing.push(name); return null; }
     const r: FairRun = { arm, corpus, depth, lr, seed, name, config, result };
     runs.push(r);
@@ -325,7 +349,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${steps} must be a positive integer`);
   }
   const root = quick ? join((await import('node:os')).tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
-  const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, undefined, reportOnly);
+  const kept = readKeptRuns(join(root, 'docs', 'results', `${plan.name}.json`));
+  const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, undefined, reportOnly, kept);
   const { md } = writeFairReport(runs, plan, join(root, 'docs'), missing);
   process.stdout.write(md);
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QUICK_PLAN, fairConfig, nextRate, runFairComparison, writeFairReport, type FairPlan } from '../../src/experiments/lm-fair.js';
+import { QUICK_PLAN, fairConfig, nextRate, readKeptRuns, runFairComparison, writeFairReport, type FairPlan } from '../../src/experiments/lm-fair.js';
 import { runTraining } from '../../src/training/train-run.js';
 import { REGBENCH_QUICK, regbenchBaselines, regbenchPools, regbenchRun, runFileName, runRegbench, writeRegbenchReport } from '../../src/experiments/regbench.js';
 import type { Dfa } from '../../src/data/synthetic-dfa.js';
@@ -56,6 +56,20 @@ test('lm-fair --quick: per-arm sweep, seeds at the best rate, reuse of finished 
   const fromCopy = await runFairComparison(QUICK_PLAN, copied, false, (s) => moved.push(s), true);
   assert.deepEqual(fromCopy.missing, []);
   assert.equal(moved.filter((l) => l.includes('reusing')).length, 23);
+  // Without run folders, the kept report's rows of the same config are reused (results/ is not in
+  // git); a row whose config differs is not.
+  writeFairReport(runs, QUICK_PLAN, join(tmp, 'kept-docs'));
+  const kept = readKeptRuns(join(tmp, 'kept-docs', 'results', 'lm-fair.json'));
+  assert.equal(kept.length, 23);
+  const fromKept = await runFairComparison(QUICK_PLAN, join(tmp, 'no-runs'), false, () => {}, true, kept);
+  assert.deepEqual(fromKept.missing, []);
+  assert.deepEqual(fromKept.runs.map((r) => r.result.final.loss), runs.map((r) => r.result.final.loss));
+  assert.deepEqual(fromKept.runs.map((r) => r.result.final.perPosition), runs.map((r) => r.result.final.perPosition));
+  const last = kept[kept.length - 1];
+  last.config = { ...last.config, steps: last.config.steps + 1 };
+  const oneChanged = await runFairComparison(QUICK_PLAN, join(tmp, 'no-runs'), false, () => {}, true, kept);
+  assert.deepEqual(oneChanged.missing, [runs[runs.length - 1].name]);
+  assert.equal(existsSync(join(tmp, 'no-runs')), false, 'report-only trains nothing');
   // --report-only on a folder missing one run: nothing is trained, the run is listed as missing.
   rmSync(join(runsDir, runs[runs.length - 1].name, 'result.json'));
   const partial = await runFairComparison(QUICK_PLAN, runsDir, false, (s) => lines.push(s), true);
