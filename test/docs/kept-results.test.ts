@@ -171,8 +171,8 @@ for (const [arm, depth] of [['transformer', 1], ['mosaic-short', 1], ['transform
   QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairSweepRow(runs, arm, depth) });
   QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairMainRow(runs, 'sotu', arm, depth) });
 }
-for (const arm of ['transformer', 'mosaic-short']) {
-  QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairMainRow(runs, 'moby-dick', arm, 1) });
+for (const arm of ['transformer', 'mosaic-short']) for (const depth of [1, 4]) {
+  QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/lm-fair.json', quote: (runs) => fairMainRow(runs, 'moby-dick', arm, depth) });
 }
 QUOTED.push({ doc: 'models/sotu-mosaic-d128-l4/README.md', file: 'docs/results/lm-fair.json', quote: (runs) => {
   const lr = fairBestLr(runs, 'mosaic-short', 4);
