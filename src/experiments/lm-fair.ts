@@ -21,6 +21,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { parseTrainConfig, type TrainConfig } from '../training/train-config.js';
 import { runTraining, sameConfig, type RunResult } from '../training/train-run.js';
 import { bucketed } from '../training/evaluate.js';
@@ -332,25 +335,26 @@ ${runTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${m
   return { files, md };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const quick = argv.includes('--quick'), fresh = argv.includes('--fresh'), reportOnly = argv.includes('--report-only');
-  const value = (flag: string) => { const i = argv.indexOf(flag); return i >= 0 ? argv[i + 1] : undefined; };
-  for (let j = 0; j < argv.length; j++) {
-    if (argv[j] === '--steps' || argv[j] === '--plan') { j++; continue; }
-    if (!['--quick', '--fresh', '--report-only'].includes(argv[j])) throw new Error(`lm-fair: unknown argument ${argv[j]} (use [--plan d128|d64] [--steps N] [--quick] [--fresh] [--report-only])`);
-  }
-  const planName = value('--plan') ?? 'd128';
-  if (planName !== 'd128' && planName !== 'd64') throw new Error(`lm-fair: --plan ${planName} is not a plan; use d128 (the default) or d64 (the earlier, smaller budget)`);
+const FLAGS: FlagSpecs = {
+  plan: { type: 'string', choices: ['d128', 'd64'], placeholder: 'd128|d64', description: 'd128: experiment c (default); d64: the earlier, smaller budget' },
+  steps: { type: 'integer', min: 1, placeholder: 'N', description: 'training steps per run (default: the plan\'s)' },
+  quick: { type: 'boolean', description: 'a few short runs in a temporary folder (a smoke test of the whole path)' },
+  fresh: { type: 'boolean', description: 'retrain every run, ignoring finished ones' },
+  'report-only': { type: 'boolean', description: 'train nothing: the tables and plots from the finished runs, the others listed as not run' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment c: transformer vs mosaic language models, each family at its own best learning rate, 2 seeds (finished runs are reused, a stopped one resumes).');
+  if (!v) return 0;
+  const quick = v.quick === true, planName = (v.plan as string | undefined) ?? 'd128';
   const plan = { ...(quick ? QUICK_PLAN : planName === 'd64' ? D64_PLAN : FULL_PLAN) };
-  const steps = value('--steps');
-  if (steps !== undefined) {
-    plan.steps = Number(steps);
-    if (!Number.isInteger(plan.steps) || plan.steps < 1) throw new Error(`lm-fair: --steps ${steps} must be a positive integer`);
-  }
-  const root = quick ? join((await import('node:os')).tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
+  if (typeof v.steps === 'number') plan.steps = v.steps;
+  const root = quick ? join(tmpdir(), 'tessera-lm-fair-quick') : REPO_ROOT;
   const kept = readKeptRuns(join(root, 'docs', 'results', `${plan.name}.json`));
-  const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), fresh, undefined, reportOnly, kept);
+  const { runs, missing } = await runFairComparison(plan, join(root, 'results', 'lm-fair'), v.fresh === true, undefined, v['report-only'] === true, kept);
   const { md } = writeFairReport(runs, plan, join(root, 'docs'), missing);
   process.stdout.write(md);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
