@@ -5,12 +5,13 @@
 
 import { hmax, loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 
-/** roundf on four lanes: round half away from zero. */
-@inline function roundAway(v: v128): v128 {
-  const t = f32x4.trunc(v);
-  const big = f32x4.ge(f32x4.abs(f32x4.sub(v, t)), f32x4.splat(0.5));
-  const one = v128.or(f32x4.splat(1.0), v128.and(v, i32x4.splat(0x80000000))); // copysign(1, v)
-  return f32x4.add(t, v128.and(big, one));
+/** roundf on four lanes (half away from zero), for |v| < 2^23 or ±inf or NaN, still as f32 except for
+ *  the final truncation, which the caller's conversion does: v + copysign(0.49999997, v) rounds (in
+ *  f32) to a value whose truncation is roundf(v) — at most 2^-25 below the next integer when v's
+ *  fraction is ≥ 0.5 (its spacing there is ≥ 2^-24, ties to even reach the integer), and at most
+ *  1 − 2^-24 (representable, so below the next integer) when it is < 0.5. */
+@inline function roundAwayBiased(v: v128): v128 {
+  return f32x4.add(v, v128.or(f32x4.splat(0.49999997), v128.and(v, i32x4.splat(0x80000000))));
 }
 
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32); count % 32 == 0. */
@@ -26,10 +27,10 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
     const idv = f32x4.splat(id);
     for (let k: usize = 0; k < 2; k++) {
       const p = xp + (k << 6);
-      const q0 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p), idv)));
-      const q1 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 16), idv)));
-      const q2 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 32), idv)));
-      const q3 = i32x4.trunc_sat_f32x4_s(roundAway(f32x4.mul(v128.load(p, 48), idv)));
+      const q0 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p), idv)));
+      const q1 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p, 16), idv)));
+      const q2 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p, 32), idv)));
+      const q3 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p, 48), idv)));
       const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
       v128.store(qp + 2 + (k << 4), q);
     }
@@ -85,7 +86,26 @@ export function toF32Q4_0(src: usize, dst: usize, count: i32): void {
   }
 }
 
-/** dst (count) f16 = src (count) f32, round to nearest even (K/V rows into an f16 cache). */
+/** dst (count) f16 = src (count) f32, round to nearest even (K/V rows into an f16 cache); the same bits
+ *  as f32ToF16Bits, four lanes at a time: normal results by integer rounding of the bits (adding
+ *  0xfff plus the lowest kept bit, then the carry may reach the exponent, up to inf), subnormal and
+ *  zero results by an f32 add of 0.5 (whose spacing, 2^-24, is the f16 subnormals'; the add rounds
+ *  to nearest even), ±inf and NaN (quiet, sign kept) by selection. */
+@inline function f32ToF16Bits4(x: v128): v128 {
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+  const normal = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(<i32>0xc8000fff)), v128.and(i32x4.shr_u(a, 13), i32x4.splat(1))), 13);
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
+  const big = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  const h = v128.bitselect(big, v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x38800000))), i32x4.ge_s(a, i32x4.splat(0x47800000)));
+  return v128.or(h, sign);
+}
+
 export function storeRowsF16(src: usize, dst: usize, count: i32): void {
-  for (let i = 0; i < count; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(load<f32>(src + (<usize>i << 2))));
+  let i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const p = src + (<usize>i << 2);
+    v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(f32ToF16Bits4(v128.load(p)), f32ToF16Bits4(v128.load(p, 16))));
+  }
+  for (; i < count; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(load<f32>(src + (<usize>i << 2))));
 }

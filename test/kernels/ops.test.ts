@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
+import { f16ToF32, quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import type { WeightDType } from '../../src/kernels/types.js';
 import { weightBytes } from '../../src/kernels/types.js';
 import { assertBytesEqual, assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits } from './harness.js';
@@ -26,6 +26,42 @@ test('quantizeQ8 is bit-identical to the reference (incl. ties, zero and constan
       assert.deepEqual([...q], [127, 3, -3, 1, -2], 'roundf rounds ties away from zero');
     }
   }
+});
+
+test('quantizeQ8 rounds every value next to a half-integer like roundf (d = 1: blocks holding 127)', () => {
+  b.reset();
+  // k + 0.5 and its f32 neighbours, k + 0.49999997, and small fractions, both signs, for k in 0..126
+  const vals: number[] = [];
+  const next = (x: number, dir: number) => { const f = new Float32Array([x]), u = new Int32Array(f.buffer); u[0]! += dir; return f[0]!; };
+  for (let k = 0; k < 127; k++) {
+    for (const x of [k + 0.5, next(k + 0.5, 1), next(k + 0.5, -1), k + 0.49999997, k + 1e-6, k + 0.75]) vals.push(x, -x);
+  }
+  const blocks = Math.ceil(vals.length / 31), count = blocks * 32, v = new Float32Array(count);
+  for (let i = 0; i < blocks; i++) { v[i * 32] = 127; v.set(vals.slice(i * 31, i * 31 + 31), i * 32 + 1); }
+  const x = b.alloc(count * 4), qr = b.alloc(weightBytes('q8_0', count)), qw = b.alloc(weightBytes('q8_0', count));
+  b.f32(x, count).set(v);
+  b.ref.quantizeQ8(x, qr, count);
+  b.wasm.quantizeQ8(x, qw, count);
+  assertBytesEqual(b.u8(qw, weightBytes('q8_0', count)), b.u8(qr, weightBytes('q8_0', count)), 'quantizeQ8 near half-integers');
+});
+
+test('storeRows f16 gives the reference\'s bits for every f16 value, every midpoint between two and its f32 neighbours', () => {
+  const big = makeBench(64);
+  const vals: number[] = [NaN, -NaN, 1e-40, -1e-40, 2 ** -14, 2 ** -14 - 2 ** -25, 6.1035e-5];
+  const f32 = new Float32Array(1), u32 = new Int32Array(f32.buffer);
+  const near = (x: number, dir: number) => { f32[0] = x; u32[0]! += dir; return f32[0]!; };
+  for (let h = 0; h < 0x7c00; h++) {
+    const lo = f16ToF32(h), mid = (lo + f16ToF32(h + 1)) / 2;
+    for (const x of [lo, mid, near(mid, 1), near(mid, -1)]) vals.push(x, -x);
+  }
+  const n = vals.length + 5; // not a multiple of the kernel's 8 lanes
+  const v = new Float32Array(n);
+  v.set(vals);
+  const src = big.alloc(n * 4), dr = big.alloc(n * 2), dw = big.alloc(n * 2);
+  big.f32(src, n).set(v);
+  big.ref.storeRows('f16', src, dr, n);
+  big.wasm.storeRows('f16', src, dw, n);
+  assertBytesEqual(big.u16(dw, n), big.u16(dr, n), 'storeRows f16, exhaustive');
 });
 
 test('toF32 of every dtype matches the reference exactly', () => {
