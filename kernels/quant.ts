@@ -3,7 +3,7 @@
 // quantizeQ8 follows llama.cpp's quantize_row_q8_0_ref: d = amax/127, id = 1/d (0 if d == 0),
 // q = roundf(x·id) (half away from zero), d stored as f16.
 
-import { hmax, loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
+import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 
 /** roundf on four lanes (half away from zero), for |v| < 2^23 or ±inf or NaN, still as f32 except for
  *  the final truncation, which the caller's conversion does: v + copysign(0.49999997, v) rounds (in
@@ -19,9 +19,16 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
   const nb = count >> 5;
   for (let b = 0; b < nb; b++) {
     const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34;
-    let m = f32x4.splat(0);
-    for (let k: usize = 0; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(xp + k)));
-    const d: f32 = hmax(m) / 127.0;
+    // amax over the block as the largest |x| bit pattern (for non-negative floats the integer order
+    // is the float order; a NaN's bits exceed inf's, so a NaN still wins), in a tree of i32x4.max_s
+    const abs = i32x4.splat(0x7fffffff);
+    const m0 = i32x4.max_s(v128.and(v128.load(xp), abs), v128.and(v128.load(xp, 16), abs));
+    const m1 = i32x4.max_s(v128.and(v128.load(xp, 32), abs), v128.and(v128.load(xp, 48), abs));
+    const m2 = i32x4.max_s(v128.and(v128.load(xp, 64), abs), v128.and(v128.load(xp, 80), abs));
+    const m3 = i32x4.max_s(v128.and(v128.load(xp, 96), abs), v128.and(v128.load(xp, 112), abs));
+    const m = i32x4.max_s(i32x4.max_s(m0, m1), i32x4.max_s(m2, m3));
+    const h = i32x4.max_s(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
+    const d: f32 = reinterpret<f32>(max<i32>(i32x4.extract_lane(h, 0), i32x4.extract_lane(h, 1))) / 127.0;
     const id: f32 = d != 0 ? 1.0 / d : 0.0;
     store<u16>(qp, <u16>f32ToF16Bits(d));
     const idv = f32x4.splat(id);
