@@ -2,21 +2,33 @@
 
 import { expV, hmax, hsum } from './vector';
 
-/** gate (count) = silu(gate) ⊙ up, silu(g) = g / (1 + e^−g). */
-export function siluMul(gate: usize, up: usize, count: i32): void {
+/** dst (count) = silu(gate) ⊙ up, silu(g) = g / (1 + e^−g); dst may be gate. */
+@inline function siluMulTo(gate: usize, up: usize, dst: usize, count: i32): void {
   const one = f32x4.splat(1);
   let i = 0;
   for (; i + 4 <= count; i += 4) {
     const o = <usize>i << 2;
     const g = v128.load(gate + o);
-    v128.store(gate + o, f32x4.mul(f32x4.div(g, f32x4.add(one, expV(f32x4.neg(g)))), v128.load(up + o)));
+    v128.store(dst + o, f32x4.mul(f32x4.div(g, f32x4.add(one, expV(f32x4.neg(g)))), v128.load(up + o)));
   }
   for (; i < count; i++) {
     const o = <usize>i << 2;
     const g = f32x4.splat(load<f32>(gate + o));
     const s = f32x4.extract_lane(f32x4.div(g, f32x4.add(one, expV(f32x4.neg(g)))), 0);
-    store<f32>(gate + o, s * load<f32>(up + o));
+    store<f32>(dst + o, s * load<f32>(up + o));
   }
+}
+
+/** gate (count) = silu(gate) ⊙ up. */
+export function siluMul(gate: usize, up: usize, count: i32): void {
+  siluMulTo(gate, up, gate, count);
+}
+
+/** out (n, F) = silu(gu[:, :F]) ⊙ gu[:, F:] for the stacked gate|up rows gu (n, 2F): siluMul
+ *  without first splitting the rows into two buffers; the same bits. */
+export function siluMulStacked(gu: usize, out: usize, n: i32, F: i32): void {
+  const row = <usize>F << 2;
+  for (let t = 0; t < n; t++) siluMulTo(gu + 2 * row * t, gu + 2 * row * t + row, out + row * t, F);
 }
 
 // gelu_tanh(g) = 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))), tanh(z) = 1 − 2/(e^{2z} + 1) (saturates
@@ -29,17 +41,28 @@ export function siluMul(gate: usize, up: usize, count: i32): void {
   return f32x4.mul(f32x4.mul(f32x4.splat(0.5), g), f32x4.add(f32x4.splat(1), th));
 }
 
-/** gate (count) = gelu_tanh(gate) ⊙ up. */
-export function geluMul(gate: usize, up: usize, count: i32): void {
+/** dst (count) = gelu_tanh(gate) ⊙ up; dst may be gate. */
+@inline function geluMulTo(gate: usize, up: usize, dst: usize, count: i32): void {
   let i = 0;
   for (; i + 4 <= count; i += 4) {
     const o = <usize>i << 2;
-    v128.store(gate + o, f32x4.mul(geluV(v128.load(gate + o)), v128.load(up + o)));
+    v128.store(dst + o, f32x4.mul(geluV(v128.load(gate + o)), v128.load(up + o)));
   }
   for (; i < count; i++) {
     const o = <usize>i << 2;
-    store<f32>(gate + o, f32x4.extract_lane(geluV(f32x4.splat(load<f32>(gate + o))), 0) * load<f32>(up + o));
+    store<f32>(dst + o, f32x4.extract_lane(geluV(f32x4.splat(load<f32>(gate + o))), 0) * load<f32>(up + o));
   }
+}
+
+/** gate (count) = gelu_tanh(gate) ⊙ up. */
+export function geluMul(gate: usize, up: usize, count: i32): void {
+  geluMulTo(gate, up, gate, count);
+}
+
+/** out (n, F) = gelu_tanh(gu[:, :F]) ⊙ gu[:, F:] (as siluMulStacked). */
+export function geluMulStacked(gu: usize, out: usize, n: i32, F: i32): void {
+  const row = <usize>F << 2;
+  for (let t = 0; t < n; t++) geluMulTo(gu + 2 * row * t, gu + 2 * row * t + row, out + row * t, F);
 }
 
 /** y (count) += x (count). */

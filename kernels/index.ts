@@ -10,7 +10,7 @@ export { matmulQ4_K, matmulQ5_K, matmulQ6_K, quantizeQ8K, toF32Q4_K, toF32Q5_K, 
 export { quantizeQ8, toF32F32, toF32F16, toF32BF16, toF32Q8_0, toF32Q4_0, storeRowsF16 } from './quant';
 export { rmsNorm, layerNorm } from './norm';
 export { rope } from './rope';
-export { siluMul, geluMul, add, addBias, softmax } from './activations';
+export { siluMul, geluMul, siluMulStacked, geluMulStacked, add, addBias, softmax } from './activations';
 export { attentionF32, attentionF16, attentionChunksF32, attentionChunksF16, attentionMerge, attentionBatchF32, attentionBatchF16, attentionBatchMerge } from './attention';
 export * from './train-layout';
 export * from './train-attention';

@@ -424,6 +424,23 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       }
     },
 
+    siluMulStacked(gu, out, n, cols) {
+      for (let t = 0; t < n; t++) {
+        const G = F(gu + 2 * cols * t * 4, cols), U = F(gu + (2 * t + 1) * cols * 4, cols), O = F(out + cols * t * 4, cols);
+        for (let i = 0; i < cols; i++) O[i] = (G[i]! / (1 + Math.exp(-G[i]!))) * U[i]!;
+      }
+    },
+
+    geluMulStacked(gu, out, n, cols) {
+      for (let t = 0; t < n; t++) {
+        const G = F(gu + 2 * cols * t * 4, cols), U = F(gu + (2 * t + 1) * cols * 4, cols), O = F(out + cols * t * 4, cols);
+        for (let i = 0; i < cols; i++) {
+          const g = G[i]!;
+          O[i] = 0.5 * g * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (g + 0.044715 * g ** 3))) * U[i]!;
+        }
+      }
+    },
+
     add(y, x, count) {
       const Y = F(y, count), X = F(x, count);
       for (let i = 0; i < count; i++) Y[i] = Y[i]! + X[i]!;

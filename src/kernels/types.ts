@@ -201,6 +201,11 @@ export interface Kernels {
   siluMul(gate: Ptr, up: Ptr, count: number): void;
   /** gate (count) = gelu_tanh(gate) ⊙ up  (GeGLU). */
   geluMul(gate: Ptr, up: Ptr, count: number): void;
+  /** out (n, F) = silu(gu[:, :F]) ⊙ gu[:, F:]: siluMul on the stacked gate|up rows gu (n, 2F) of one
+   *  matmul, without splitting them first; the same values as siluMul. */
+  siluMulStacked(gu: Ptr, out: Ptr, n: number, F: number): void;
+  /** out (n, F) = gelu_tanh(gu[:, :F]) ⊙ gu[:, F:] (as siluMulStacked). */
+  geluMulStacked(gu: Ptr, out: Ptr, n: number, F: number): void;
 
   /** y (count) += x (count). */
   add(y: Ptr, x: Ptr, count: number): void;

@@ -38,6 +38,8 @@ interface KernelExports {
   rope(x: Ptr, pos: Ptr, invFreq: Ptr, n: number, heads: number, headDim: number, style: number): void;
   siluMul(gate: Ptr, up: Ptr, count: number): void;
   geluMul(gate: Ptr, up: Ptr, count: number): void;
+  siluMulStacked(gu: Ptr, out: Ptr, n: number, F: number): void;
+  geluMulStacked(gu: Ptr, out: Ptr, n: number, F: number): void;
   add(y: Ptr, x: Ptr, count: number): void;
   addBias(y: Ptr, bias: Ptr, rows: number, cols: number): void;
   softmax(x: Ptr, n: number, len: number): void;
@@ -162,6 +164,8 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
     softmax: (x, n, len) => k.softmax(x, n, len),
     siluMul: (gate, up, count) => k.siluMul(gate, up, count),
     geluMul: (gate, up, count) => k.geluMul(gate, up, count),
+    siluMulStacked: (gu, out, n, F) => k.siluMulStacked(gu, out, n, F),
+    geluMulStacked: (gu, out, n, F) => k.geluMulStacked(gu, out, n, F),
     add: (y, x, count) => k.add(y, x, count),
     addBias: (y, bias, rows, cols) => k.addBias(y, bias, rows, cols),
     attention(q, qPos, kp, v, out, cacheDType, n, S, H, Hkv, D, scale, pages, pageShift, state, h0, h1) {

@@ -465,19 +465,19 @@ export class LlamaModel implements LanguageModel {
     const F = c.intermediate_size;
     k.rmsNorm(s.x, L.ffnNorm, s.xn, n, d, c.rms_norm_eps);
     this.newInput();
-    let gate = s.gate, up = s.up;
     if (L.gateUp) {
       this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                     // (n, 2F)
-      if (n === 1) { gate = s.gateUp; up = s.gateUp + F * 4; }
-      else this.unstack(a, s.gateUp, n, [[s.gate, F], [s.up, F]]);
+      // straight from the stacked rows: no copy of them into gate and up first
+      if (c.hidden_act === 'silu') k.siluMulStacked(s.gateUp, s.gate, n, F); // (n, F)
+      else k.geluMulStacked(s.gateUp, s.gate, n, F);
     } else {
       this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                         // (n, F)
       this.matmul(a, L.up, s.xn, s.xq, s.up, n);                             // (n, F)
+      if (c.hidden_act === 'silu') k.siluMul(s.gate, s.up, n * F);
+      else k.geluMul(s.gate, s.up, n * F);
     }
-    if (c.hidden_act === 'silu') k.siluMul(gate, up, n * F);
-    else k.geluMul(gate, up, n * F);
     this.newInput();
-    this.matmul(a, L.down, gate, s.xq, s.o, n);                              // (n, d)
+    this.matmul(a, L.down, s.gate, s.xq, s.o, n);                            // (n, d)
     k.add(s.x, s.o, n * d);
 
     this.w.head.f32(this.head.x, n * d).set(a.f32(s.x, n * d));               // residual out

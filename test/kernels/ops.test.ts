@@ -161,6 +161,29 @@ test('softmax matches the reference; all −inf rows give zeros', () => {
   }
 });
 
+test('siluMulStacked and geluMulStacked give siluMul\'s and geluMul\'s bits on split rows, and match the reference', () => {
+  for (const [n, F] of [[1, 1], [1, 7], [3, 33], [5, 130]] as const) {
+    b.reset();
+    const rand = rng(n * 1000 + F);
+    const gu = randomF32(rand, n * 2 * F, 12);
+    gu[0] = 100; if (F > 1) gu[1] = -100;
+    const src = b.alloc(n * 2 * F * 4), outW = b.alloc(n * F * 4), outR = b.alloc(n * F * 4);
+    const gate = b.alloc(n * F * 4), up = b.alloc(n * F * 4);
+    b.f32(src, n * 2 * F).set(gu);
+    for (const op of ['silu', 'gelu'] as const) {
+      for (let t = 0; t < n; t++) {
+        b.f32(gate + t * F * 4, F).set(gu.subarray(2 * F * t, 2 * F * t + F));
+        b.f32(up + t * F * 4, F).set(gu.subarray(2 * F * t + F, 2 * F * (t + 1)));
+      }
+      if (op === 'silu') { b.wasm.siluMulStacked(src, outW, n, F); b.ref.siluMulStacked(src, outR, n, F); b.wasm.siluMul(gate, up, n * F); }
+      else { b.wasm.geluMulStacked(src, outW, n, F); b.ref.geluMulStacked(src, outR, n, F); b.wasm.geluMul(gate, up, n * F); }
+      assertBytesEqual(b.f32(outW, n * F), b.f32(gate, n * F), `${op}MulStacked n=${n} F=${F} vs ${op}Mul`);
+      assertClose(b.f32(outR, n * F), b.f32(outW, n * F), 2e-6, `${op}MulStacked n=${n} F=${F} reference`);
+    }
+    assertBytesEqual(b.f32(src, n * 2 * F), gu, 'the stacked input is left as it was');
+  }
+});
+
 test('siluMul, geluMul, add and addBias match the reference', () => {
   for (const count of [1, 7, 33, 130]) {
     b.reset();
