@@ -239,7 +239,9 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
 @inline function softmaxRow(pr: usize, nv: i32, sp: usize, op: usize, D: i32, f16: bool): void {
   const m = load<f32>(sp);
   let mx = v128.load(pr);
-  for (let i = 1; i < nv; i++) mx = f32x4.max(mx, v128.load(pr + (<usize>i << 4)));
+  // pmax: one maxps (f32x4.max is a NaN- and ±0-exact sequence of ~8 instructions on x86); the
+  // same maximum for scores that are not NaN (a ±0 tie may keep −0: e^(s − m) is the same)
+  for (let i = 1; i < nv; i++) mx = f32x4.pmax(mx, v128.load(pr + (<usize>i << 4)));
   const mt = max<f32>(m, hmax(mx));
   const corr: f32 = mt == m ? 1 : expS(m - mt); // 0 on the row's first tile (m = −inf)
   const mv = f32x4.splat(mt), pf = f32x4.splat(P_F16);

@@ -78,7 +78,10 @@ export function f32ToF16Bits(f: f32): u32 {
 /** e^x on four lanes, relative error ~2e-7 (Cephes expf: Cody–Waite reduction + degree-5 polynomial).
  *  Saturates properly: x > 88.72 -> +inf, x < -104 (or -inf) -> 0, subnormal results in between. */
 @inline export function expV(x: v128): v128 {
-  const xc = f32x4.max(f32x4.min(x, f32x4.splat(88.8)), f32x4.splat(-104.0));
+  // pmin/pmax (one minps/maxps each; f32x4.min/max need a NaN- and ±0-exact sequence of ~8
+  // instructions on x86): the same values here — the bounds are neither NaN nor zero, and with x
+  // as the first operand a NaN x is passed through
+  const xc = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88.8)), f32x4.splat(-104.0));
   const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
