@@ -62,8 +62,11 @@ function partOf(fn: string, url: string): string | undefined {
   if (fn.startsWith('wasm:quantizeQ8')) return 'activation quantisation (quantizeQ8)';
   if (fn.startsWith('wasm:rmsNorm')) return 'RMS norms';
   if (fn.startsWith('wasm:rope')) return 'RoPE';
-  if (fn.startsWith('wasm:')) return 'other kernels (SwiGLU, adds, embedding)';
+  if (/^wasm:(silu|gelu)Mul/.test(fn)) return 'SwiGLU';
+  if (fn === 'wasm:add' || fn === 'wasm:addBias') return 'residual adds (and biases)';
+  if (fn.startsWith('wasm:')) return 'other kernels (embedding, …)';
   if (url.includes('/runtime/')) return 'thread pool and arenas (JavaScript)';
+  if (fn === 'unstack') return 'stacked matmul outputs split into buffers (copies)';
   return 'model and attention bookkeeping (JavaScript)';
 }
 
@@ -88,7 +91,8 @@ async function main(): Promise<number> {
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 250 });
   /** Charges the profile's samples to parts and prints the table. */
-  const report = (profile: { nodes: { id: number; callFrame: { functionName: string; url: string } }[]; samples?: number[] }, title: string, wall: number, unit: string) => {
+  const report = (profile: { nodes: { id: number; callFrame: { functionName: string; url: string } }[]; samples?: number[] }, title: string, wall: number, unit: string,
+                  cpu?: number) => {
     const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
     const parts = new Map<string, number>();
     let counted = 0;
@@ -104,9 +108,13 @@ async function main(): Promise<number> {
     const all = profile.samples!.length;
     console.log(`\n${title}; ${counted} samples in the engine's code, ${all - counted} elsewhere ` +
       '(the thread descheduled on a shared machine, or blocked in the runtime) left out\n');
-    console.log(`| part | share of the samples | ms/${unit} (share × ${unit} time) |\n|---|---|---|`);
+    // with the CPU time known (prefill), also share × CPU time: on a shared machine the wall time
+    // counts the waits for a core, the CPU time only the work
+    const cpuHead = cpu === undefined ? '' : ` CPU ms/${unit} (share × CPU time) |`;
+    console.log(`| part | share of the samples | ms/${unit} (share × ${unit} time) |${cpuHead}\n|---|---|---|${cpu === undefined ? '' : '---|'}`);
     for (const [part, c] of [...parts].sort((p, q) => q[1] - p[1])) {
-      console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |`);
+      const cpuCell = cpu === undefined ? '' : ` ${((c / counted) * cpu).toFixed(1)} |`;
+      console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |${cpuCell}`);
     }
   };
   const threadsLabel = `${threads} thread${threads > 1 ? 's (main thread)' : ''}`;
@@ -123,7 +131,7 @@ async function main(): Promise<number> {
       // CPU time is of the whole process (every thread): on a shared machine it is what the work cost,
       // where wall time also counts the time the threads waited for a core
       report(profile, `prefill of ${ctx} tokens, chunk ${v.chunk as number}, ${dtype}, ${threadsLabel}: ${wall.toFixed(0)} ms/prefill ` +
-        `(${(ctx * 1000 / wall).toFixed(1)} tok/s), ${cpu.toFixed(0)} ms of CPU time per prefill`, wall, 'prefill');
+        `(${(ctx * 1000 / wall).toFixed(1)} tok/s), ${cpu.toFixed(0)} ms of CPU time per prefill`, wall, 'prefill', threads === 1 ? cpu : undefined);
       return 0;
     }
     for (const b of batches) {
