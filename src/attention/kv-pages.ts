@@ -41,6 +41,7 @@ export class OutOfKVMemoryError extends RangeError {
 export class KVPagePool {
   private readonly refs: Int32Array;
   private readonly free: number[];
+  private peakUsed = 0;
 
   constructor(readonly pages: number) {
     if (!Number.isInteger(pages) || pages < 1) throw new RangeError(`KVPagePool: pages must be a positive integer, got ${pages}`);
@@ -50,6 +51,9 @@ export class KVPagePool {
   }
 
   get used(): number { return this.pages - this.free.length; }
+  /** Most pages in use at once so far. Freed pages are reused last-freed first, so the pages ever
+   *  written (resident in the WebAssembly memory) are ids 0 … peak − 1. */
+  get peak(): number { return this.peakUsed; }
   get available(): number { return this.free.length; }
   refCount(id: number): number { return this.refs[id]!; }
 
@@ -57,6 +61,7 @@ export class KVPagePool {
     const id = this.free.pop();
     if (id === undefined) throw new OutOfKVMemoryError(this.pages, KV_PAGE_TOKENS);
     this.refs[id] = 1;
+    this.peakUsed = Math.max(this.peakUsed, this.used);
     return id;
   }
 

@@ -47,8 +47,9 @@ export interface LanguageModel {
   readonly parallel: number;
   /** Whether batch items may set `draft` (a model loaded with a draft attention). */
   readonly hasDraftAttention?: boolean;
-  /** Occupancy of the KV page pool, for models whose KV memory is paged (for monitoring). */
-  readonly kvPages?: { readonly pages: number; readonly used: number };
+  /** Occupancy of the KV page pool, for models whose KV memory is paged (for monitoring): pages in
+   *  all, in use, and most in use at once so far. */
+  readonly kvPages?: { readonly pages: number; readonly used: number; readonly peak: number };
   /** A fresh, empty cache for one sequence, owned by the caller: creating one never touches
    *  another. Release it when done (caches dropped unreleased are reclaimed when collected). */
   createCache(capacity?: number): ModelCache;

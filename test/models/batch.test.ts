@@ -12,6 +12,7 @@ import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomIds } from '../../src/testing/random-model.js';
 import { loadModel, type LoadOptions } from '../../src/models/load.js';
 import type { LlamaModel } from '../../src/models/llama.js';
+import { KVPagePool } from '../../src/attention/kv-pages.js';
 import type { BatchItem, LanguageModel, ModelCache } from '../../src/models/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-batch-'));
@@ -125,7 +126,21 @@ test('pages: a released (cancelled) sequence returns its pages at once; shared p
     assert.equal(m.kvPages.used, 3);
     a.release(); c.release();
     assert.equal(m.kvPages.used, 0);
+    assert.equal(m.kvPages.peak, 4, 'most pages in use at once');
   } finally { model.dispose(); }
+});
+
+test('the page pool reuses freed pages first, so the pages ever written are ids 0 … peak − 1', () => {
+  const pool = new KVPagePool(8);
+  const first = [pool.alloc(), pool.alloc(), pool.alloc()];
+  assert.deepEqual(first, [0, 1, 2]);
+  pool.release(1); pool.release(0);
+  assert.equal(pool.peak, 3);
+  const again = [pool.alloc(), pool.alloc()];
+  assert.deepEqual(again.sort(), [0, 1]);
+  assert.equal(pool.peak, 3, 'reusing freed pages does not raise the peak');
+  assert.equal(pool.alloc(), 3);
+  assert.equal(pool.peak, 4);
 });
 
 for (const spec of ['dense', 'magicpig:K=3,L=12,window=16,sinks=2,dense=none', 'quest:budget=0.2,dense=none']) {
