@@ -1,7 +1,7 @@
 // The request fuzz: seeded hostile HTTP requests against `tessera serve` (docs/RELIABILITY.md
 // "Requests"); the cases are in request-fuzz-cases.ts.
 //
-//   node dist/src/testing/request-fuzz.js --n 10000 --warmup 10000 --passes 3 --seed 1 --jobs 8 --out docs/results/request-fuzz.json
+//   MALLOC_ARENA_MAX=1 node dist/src/testing/request-fuzz.js --n 10000 --warmup 30000 --passes 3 --seed 1 --jobs 8 --out docs/results/request-fuzz.json
 //
 // Outcomes: ok (2xx), refused (4xx with OpenAI's error shape, or the HTTP parser's own 4xx for
 // bytes that are not HTTP), busy (503 with Retry-After), and the failures: server-error (5xx or a
@@ -11,12 +11,13 @@
 // request must get the same answer as before it and KV pages must be back to where they were.
 //
 // Memory: the server runs in this process and the clients in a child (request-fuzz-client.ts), so
-// this process's memory is the server's. It is measured settled (settled-memory.ts) before any case
-// (cold), after --warmup cases (the baseline), then again with no traffic in between (the noise
-// floor and the tolerance, settled-memory.ts rssTolerance), and after each of --passes measured
-// passes of --n cases. RSS is back to baseline when the end of every pass is within the tolerance
-// of the baseline; its growth from the cold start (what the first traffic touches once: compiled
-// code, the allocators' high-water marks) is reported apart.
+// this process's memory is the server's. It is measured settled (settled-memory.ts; by default the
+// first collection of each measurement compacts V8's heap fully) before any case (cold), after
+// --warmup cases and one filling of the KV pool (the baseline; fillKVPool), then again with no
+// traffic in between (the noise floor and the tolerance, settled-memory.ts rssTolerance), and after
+// each of --passes measured passes of --n cases. RSS is back to baseline when the end of every pass
+// is within the tolerance of the baseline; its growth from the cold start (what the first traffic
+// touches once: compiled code, the allocators' high-water marks) is reported apart.
 
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -27,6 +28,8 @@ import { TesseraServer } from '../server/server.js';
 import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
 import { FUZZ_API_KEY, type CasesJob, type CasesResult, type Outcome } from './request-fuzz-cases.js';
 import { ChildJobs } from './child-jobs.js';
+import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
+import { REQUEST_LIMITS } from '../api/validate.js';
 
 export interface RequestFuzzResult {
   seed: number;
@@ -39,6 +42,17 @@ export interface RequestFuzzResult {
   /** A valid request's answer before and after the run, and whether they are equal. */
   sameAnswer: boolean;
   kvPages: { before: number; after: number };
+  /** Most KV pages in use at once, up to each point, and the pool's size: the KV pages written so far
+   *  (kv-pages.ts KVPagePool.peak) and the most there are. */
+  kvPeakPages: number[];
+  kvPoolPages: number;
+  /** This process's CPU time (the server's, V8's threads included) while each stretch of cases ran
+   *  (the warm-up, then each pass), seconds. */
+  cpuSeconds: number[];
+  /** Whether the warm-up ended by filling the KV pool (fillKVPool), and whether each measurement's
+   *  first collection compacted V8's heap fully (settled-memory.ts collectGarbage). */
+  kvFilled: boolean;
+  compactingCollection: boolean;
   /** Cases run before the baseline; measured passes after it, and cases in each. */
   warmupCases: number;
   passes: number;
@@ -84,14 +98,20 @@ const mib = (x: number) => Math.round(x / 2 ** 20 * 10) / 10;
  *  request timeout so cases with a lying Content-Length end quickly), `jobs` at a time, from a child
  *  process. settleMs 0: memory measured at once after a collection, no noise samples (a quick check
  *  of the heap; RSS is not judged). */
-export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number; warmup?: number; passes?: number; jobs?: number; timeoutMs?: number; settleMs?: number; onProgress?: (done: number) => void }): Promise<RequestFuzzResult> {
+export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number; warmup?: number; passes?: number; jobs?: number; timeoutMs?: number; settleMs?: number; compact?: boolean; fillKV?: boolean; onProgress?: (done: number) => void }): Promise<RequestFuzzResult> {
   const server = new TesseraServer({ apiKey: FUZZ_API_KEY, requestTimeoutMs: 500, headersTimeoutMs: 500, timeoutCheckMs: 100, maxBodyBytes: 256 * 1024 });
   const { port } = await server.listen(0, '127.0.0.1');
   server.ready(t);
   const clients = new ChildJobs<CasesJob, CasesResult>(fileURLToPath(new URL('./request-fuzz-client.js', import.meta.url)), opts.onProgress);
   const valid = async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', headers: { Authorization: `Bearer ${FUZZ_API_KEY}` }, body: JSON.stringify({ prompt: 'The Congress', max_tokens: 12, temperature: 0 }) });
-    return `${r.status} ${((await r.json()) as { choices?: { text: string }[] }).choices?.[0]?.text}`;
+    for (let attempt = 1; ; attempt++) {
+      const r = await fetch(`http://127.0.0.1:${port}/v1/completions`, { method: 'POST', headers: { Authorization: `Bearer ${FUZZ_API_KEY}` }, body: JSON.stringify({ prompt: 'The Congress', max_tokens: 12, temperature: 0 }) });
+      const text = await r.text();
+      // the server's 0.5 s request timeout (set for the hostile cases) can cut this request off too
+      // on a loaded machine: a bodiless 408, sent again
+      if (r.status === 408 && attempt < 5) continue;
+      try { return `${r.status} ${(JSON.parse(text) as { choices?: { text: string }[] }).choices?.[0]?.text}`; } catch { return `${r.status} ${text}`; }
+    }
   };
   try {
     const answer = await valid();
@@ -99,16 +119,20 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
     const settled = async () => {                         // cancelled sequences are freed at the next step
       const end = Date.now() + 5000;
       while ((t.model.kvPages?.used ?? 0) > pages0 && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10));
-      return settledMemory(opts.settleMs);
+      return settledMemory(opts.settleMs, { compact: opts.compact });
     };
     const outcomes: Record<Outcome, number> = { ok: 0, refused: 0, busy: 0, 'server-error': 0, hang: 0, reset: 0 };
     const statuses: Record<string, number> = {};
     const failures: CasesResult['failures'] = [];
     let seconds = 0, done = 0;
+    const cpuSeconds: number[] = [], kvPeakPages: number[] = [];
+    const kvPeak = () => t.model.kvPages?.peak ?? 0;
     const cases = async (count: number) => {
-      const t0 = performance.now();
+      const t0 = performance.now(), cpu0 = process.cpuUsage();
       const r = await clients.run({ port, seed: opts.seed, from: done, to: done + count, jobs: opts.jobs ?? 4, timeoutMs: opts.timeoutMs ?? 60_000 }, 'cases');
       seconds += (performance.now() - t0) / 1000;
+      const cpu = process.cpuUsage(cpu0);
+      cpuSeconds.push(Math.round((cpu.user + cpu.system) / 1e4) / 100);
       done += count;
       for (const k of Object.keys(outcomes) as Outcome[]) outcomes[k] += r.outcomes[k];
       for (const [k, n] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + n;
@@ -119,23 +143,26 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
     // is as long as one measured pass.
     const warmupCases = opts.warmup ?? opts.n, passes = opts.passes ?? 1;
     const points = ['cold'], casesAt = [0], memory: SettledMemory[] = [await settled()];
+    kvPeakPages.push(kvPeak());
     await cases(warmupCases);
+    if (opts.fillKV === true) await fillKVPool(t, port);
     const baseline = await settled();
-    points.push('baseline'); casesAt.push(done); memory.push(baseline);
+    points.push('baseline'); casesAt.push(done); memory.push(baseline); kvPeakPages.push(kvPeak());
     const noise: SettledMemory[] = [];
     if (opts.settleMs !== 0) for (let k = 0; k < NOISE_SAMPLES; k++) noise.push(await settled());
     for (let pass = 1; pass <= passes; pass++) {
       await cases(opts.n);
-      points.push(`pass ${pass}`); casesAt.push(done); memory.push(await settled());
+      points.push(`pass ${pass}`); casesAt.push(done); memory.push(await settled()); kvPeakPages.push(kvPeak());
     }
     const after = await valid();
     const { noiseFloor, tolerance } = rssTolerance(baseline, noise);
     const ends = memory.slice(2);
     const cold = memory[0]!;
     return {
-      seed: opts.seed, cases: done, seconds: Math.round(seconds * 10) / 10, outcomes, statuses, failures: failures.slice(0, 50),
+      seed: opts.seed, cases: done, kvFilled: opts.fillKV === true, compactingCollection: opts.compact === true, seconds: Math.round(seconds * 10) / 10, outcomes, statuses, failures: failures.slice(0, 50),
       sameAnswer: after === answer,
       kvPages: { before: pages0, after: t.model.kvPages?.used ?? 0 },
+      kvPeakPages, kvPoolPages: t.model.kvPages?.pages ?? 0, cpuSeconds,
       warmupCases, passes, measuredCases: opts.n, points, casesAt,
       heapMiB: memory.map((m) => mib(m.heapUsed)),
       heapCommittedMiB: memory.map((m) => mib(m.heapCommitted)),
@@ -162,6 +189,34 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
   }
 }
 
+/** Writes every page of the model's KV pool once, through the server: sequences of one page as many
+ *  at once as the pool and the sequence slots hold, then of a full context, each request sending its
+ *  prompts together with ignore_eos so that all run at once. WebAssembly memory stays resident once
+ *  written, so a pass that takes more pages at once than any case before it grows RSS by pages it then
+ *  keeps (and reuses) — a one-time cost of the pool's size, not memory the traffic accumulates. After
+ *  this the pool's peak is its size (checked), and no pass can write a page for the first time. */
+async function fillKVPool(t: Tessera, port: number): Promise<void> {
+  const pool = t.model.kvPages;
+  if (pool === undefined) return;
+  for (const tokens of [KV_PAGE_TOKENS, t.model.contextLength]) {
+    const pages = Math.ceil(tokens / KV_PAGE_TOKENS);
+    let left = Math.min(t.model.parallel, Math.floor(pool.pages / pages));
+    const requests: Promise<void>[] = [];
+    for (let r = 0; left > 0; r++) {
+      const count = Math.min(left, REQUEST_LIMITS.prompts, REQUEST_LIMITS.choices);
+      left -= count;
+      // distinct prompts (no shared prefix), half the sequence each; the reply writes the rest
+      const prompt = Array.from({ length: count }, (_, k) => Array.from({ length: tokens / 2 + 1 }, (_, i) => 1 + ((r * 16 + k) * 131 + i * 7) % 1000));
+      requests.push(fetch(`http://127.0.0.1:${port}/v1/completions`, {
+        method: 'POST', headers: { Authorization: `Bearer ${FUZZ_API_KEY}` },
+        body: JSON.stringify({ prompt, max_tokens: tokens / 2 - 1, ignore_eos: true, temperature: 0 }),
+      }).then(async (res) => { if (res.status !== 200) throw new Error(`filling the KV pool: ${res.status} ${await res.text()}`); }));
+    }
+    await Promise.all(requests);
+  }
+  if (pool.peak !== pool.pages) throw new Error(`filling the KV pool: at most ${pool.peak} of its ${pool.pages} pages were in use at once`);
+}
+
 const FLAGS: FlagSpecs = {
   n: { type: 'integer', min: 1, max: 10_000_000, default: 10_000, placeholder: 'N', description: 'cases in each measured pass' },
   warmup: { type: 'integer', min: 1, max: 10_000_000, placeholder: 'N', description: 'cases before the baseline (default: --n)' },
@@ -169,6 +224,8 @@ const FLAGS: FlagSpecs = {
   seed: { type: 'integer', min: 0, max: 2 ** 32 - 1, default: 1, placeholder: 'S', description: 'seed of the run (case i depends only on seed and i)' },
   jobs: { type: 'integer', min: 1, max: 64, default: 4, placeholder: 'N', description: 'connections at once' },
   'timeout-ms': { type: 'integer', min: 100, max: 600_000, default: 60_000, placeholder: 'MS', description: 'a case without a complete answer after this long is a hang' },
+  'fill-kv': { type: 'boolean', default: true, description: 'end the warm-up by writing every page of the KV pool once (on unless --no-fill-kv: then only the cases write it)' },
+  compact: { type: 'boolean', default: true, description: "each measurement's first collection compacts V8's old and code spaces fully (on unless --no-compact: then V8 picks the pages)" },
   model: { type: 'string', default: 'models/default', placeholder: 'PATH', description: 'model to serve' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the results as JSON to this file' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
@@ -181,7 +238,7 @@ async function main(argv: string[]): Promise<number> {
   const loadAtStart = loadavg()[0]!;
   const t = await load(v.model as string, { contextLength: 256, threads: 1, promptCache: 0 });   // no prompt cache: KV pages must return to 0
   try {
-    const r = await runRequestFuzz(t, { n: v.n as number, seed: v.seed as number, warmup: v.warmup as number | undefined, passes: v.passes as number, jobs: v.jobs as number, timeoutMs: v['timeout-ms'] as number, onProgress: (d) => process.stderr.write(`${d} cases\n`) });
+    const r = await runRequestFuzz(t, { n: v.n as number, seed: v.seed as number, warmup: v.warmup as number | undefined, passes: v.passes as number, jobs: v.jobs as number, timeoutMs: v['timeout-ms'] as number, fillKV: v['fill-kv'] as boolean, compact: v.compact as boolean, onProgress: (d) => process.stderr.write(`${d} cases\n`) });
     const ok = r.failures.length === 0 && r.sameAnswer && r.kvPages.after <= r.kvPages.before && r.rssBackToBaseline;
     const row = (name: string, cells: (number | string)[]) => `| ${name} | ${cells.join(' | ')} |\n`;
     const spaces = Object.keys(r.spacesMiB.at(-1)!);
@@ -189,7 +246,8 @@ async function main(argv: string[]): Promise<number> {
     const signed = (x: number) => `${x >= 0 ? '+' : ''}${x}`;
     const loadAverage = { start: Math.round(loadAtStart * 10) / 10, end: Math.round(loadavg()[0]! * 10) / 10 };
     process.stdout.write(`request fuzz: ${r.cases} cases (${r.warmupCases} before the baseline, then ${r.passes} × ${r.measuredCases}), seed ${r.seed}, ${r.seconds} s; `
-      + `allocator environment: ${allocatorEnv.length > 0 ? allocatorEnv.join(' ') : 'none (glibc defaults)'}; load average (1 min) ${loadAverage.start} at the start, ${loadAverage.end} at the end\n`
+      + `allocator environment: ${allocatorEnv.length > 0 ? allocatorEnv.join(' ') : 'none (glibc defaults)'}; `
+      + `KV pool filled at the end of the warm-up: ${r.kvFilled ? 'yes' : 'no'}; compacting first collection: ${r.compactingCollection ? 'yes' : 'no'}; load average (1 min) ${loadAverage.start} at the start, ${loadAverage.end} at the end\n`
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
@@ -200,6 +258,8 @@ async function main(argv: string[]): Promise<number> {
       + row('external (of it array buffers)', r.externalMiB.map((x, k) => `${x} (${r.arrayBuffersMiB[k]})`))
       + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)
       + spaces.map((sp) => row(`${sp} committed / resident`, r.spacesMiB.map((x) => (x[sp] === undefined ? '–' : `${x[sp]!.committed} / ${x[sp]!.resident}`)))).join('')
+      + row('most KV pages in use at once so far', r.kvPeakPages.map((p) => `${p} of ${r.kvPoolPages}`))
+      + row('CPU seconds of the cases before it', ['', ...r.cpuSeconds])
       + row('idle-and-collect rounds', r.settleRounds.map((n, k) => `${n}${r.settled[k] ? '' : ' (not settled)'}`))
       + row('RSS − baseline', ['', '', ...r.rssAboveBaselineMiB.map(signed)])
       + row('RSS − the point before', ['', signed(Math.round((r.rssMiB[1]! - r.rssMiB[0]!) * 10) / 10), ...r.rssGrowthPerPassMiB.map(signed)])

@@ -2,7 +2,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, rssPartsOf, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, collectGarbage, rssPartsOf, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
 
 test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measurements agree', async () => {
   const m = await settledMemory(20);
@@ -23,6 +24,27 @@ test('idle 0 is one collection, measured at once, and does not claim to be settl
   const m = await settledMemory(0);
   assert.equal(m.rounds, 1);
   assert.equal(m.settled, false);
+});
+
+test("a compacting collection empties the old-space pages V8's own choice leaves two-thirds free; the next collection is plain again", () => {
+  const MiB = 2 ** 20;
+  const slack = () => { const s = getHeapSpaceStatistics().find((x) => x.space_name === 'old_space')!; return s.space_size - s.space_used_size; };
+  const fragment = () => {                                  // ~20 MiB of small objects in old space, then two of three dropped
+    const keep: ({ a: number; b: number; c: number; d: number } | null)[] = Array.from({ length: 300_000 }, (_, i) => ({ a: i, b: i, c: i, d: i }));
+    collectGarbage(); collectGarbage();
+    for (let i = 0; i < keep.length; i += 3) { keep[i] = null; keep[i + 1] = null; }
+    return keep;
+  };
+  let held = fragment();
+  collectGarbage();
+  const plain = slack();
+  assert.ok(plain > 4 * MiB, `a plain collection left ${(plain / MiB).toFixed(1)} MiB free in old-space pages`);
+  collectGarbage(true);
+  assert.ok(slack() < MiB, `after a compacting one ${(slack() / MiB).toFixed(1)} MiB`);
+  held = fragment();
+  collectGarbage();
+  assert.ok(slack() > 4 * MiB, `the collection after a compacting one compacts too: ${(slack() / MiB).toFixed(1)} MiB free`);
+  assert.equal(held.length, 300_000);
 });
 
 test('the tolerance is twice the larger of the noise floor and the settling criterion', () => {
