@@ -81,6 +81,10 @@ export interface RequestFuzzResult {
   /** RSS of the repeated baseline measurements with no traffic, the largest distance of one from
    *  the baseline, the tolerance derived from it (settled-memory.ts rssTolerance). */
   noiseRssMiB: number[];
+  /** The same repeats' RSS by what holds it, heap used and heap committed. */
+  noiseRssPartsMiB?: Record<keyof RssParts, number>[];
+  noiseHeapMiB: number[];
+  noiseHeapCommittedMiB: number[];
   noiseFloorMiB: number;
   toleranceMiB: number;
   /** RSS at the end of each pass − the baseline, and − the end of the pass before (the baseline for
@@ -93,6 +97,7 @@ export interface RequestFuzzResult {
 }
 
 const mib = (x: number) => Math.round(x / 2 ** 20 * 10) / 10;
+const partsMiB = (m: SettledMemory) => Object.fromEntries(Object.entries(m.rssParts!).map(([k, x]) => [k, mib(x)])) as Record<keyof RssParts, number>;
 
 /** Runs `warmup` then `n` cases of the seed against a server over `t` (started here, with a short
  *  request timeout so cases with a lying Content-Length end quickly), `jobs` at a time, from a child
@@ -139,8 +144,8 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       failures.push(...r.failures);
     };
     // The warm-up brings the server to the steady state of this traffic (docs/RELIABILITY.md,
-    // "Request fuzzing": RSS grew over the first 10,000 or so cases and not after); by default it
-    // is as long as one measured pass.
+    // "Request fuzzing": RSS grew over the first 10,000 or so cases, the heap's compiled code over
+    // the first 30,000); by default it is as long as one measured pass.
     const warmupCases = opts.warmup ?? opts.n, passes = opts.passes ?? 1;
     const points = ['cold'], casesAt = [0], memory: SettledMemory[] = [await settled()];
     kvPeakPages.push(kvPeak());
@@ -168,7 +173,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapCommittedMiB: memory.map((m) => mib(m.heapCommitted)),
       rssMiB: memory.map((m) => mib(m.rss)),
       rssFirstRoundMiB: memory.map((m) => mib(m.rssFirstRound)),
-      rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map((m) => Object.fromEntries(Object.entries(m.rssParts!).map(([k, x]) => [k, mib(x)])) as Record<keyof RssParts, number>),
+      rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map(partsMiB),
       externalMiB: memory.map((m) => mib(m.external)),
       arrayBuffersMiB: memory.map((m) => mib(m.arrayBuffers)),
       spacesMiB: memory.map((m) => Object.fromEntries(Object.entries(m.spaces).filter(([, s]) => s.committed > 0)
@@ -176,6 +181,9 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       settleRounds: memory.map((m) => m.rounds),
       settled: memory.map((m) => m.settled),
       noiseRssMiB: noise.map((m) => mib(m.rss)),
+      noiseRssPartsMiB: cold.rssParts === undefined ? undefined : noise.map(partsMiB),
+      noiseHeapMiB: noise.map((m) => mib(m.heapUsed)),
+      noiseHeapCommittedMiB: noise.map((m) => mib(m.heapCommitted)),
       noiseFloorMiB: mib(noiseFloor),
       toleranceMiB: mib(tolerance),
       rssAboveBaselineMiB: ends.map((m) => mib(m.rss - baseline.rss)),
@@ -263,7 +271,9 @@ async function main(argv: string[]): Promise<number> {
       + row('idle-and-collect rounds', r.settleRounds.map((n, k) => `${n}${r.settled[k] ? '' : ' (not settled)'}`))
       + row('RSS − baseline', ['', '', ...r.rssAboveBaselineMiB.map(signed)])
       + row('RSS − the point before', ['', signed(Math.round((r.rssMiB[1]! - r.rssMiB[0]!) * 10) / 10), ...r.rssGrowthPerPassMiB.map(signed)])
-      + `baseline measured again with no traffic: RSS ${r.noiseRssMiB.join(', ')} MiB (noise floor ${r.noiseFloorMiB} MiB); tolerance ${r.toleranceMiB} MiB; `
+      + `baseline measured again with no traffic: RSS ${r.noiseRssMiB.join(', ')} MiB (noise floor ${r.noiseFloorMiB} MiB`
+      + (r.noiseRssPartsMiB === undefined ? '' : `; of it the C heap ${r.noiseRssPartsMiB.map((x) => x.brk).join(', ')}, other anonymous mappings ${r.noiseRssPartsMiB.map((x) => x.otherAnonymous).join(', ')}`)
+      + `; heap used ${r.noiseHeapMiB.join(', ')}, committed ${r.noiseHeapCommittedMiB.join(', ')}); tolerance ${r.toleranceMiB} MiB; `
       + `RSS after every pass within it of the baseline: ${r.rssBackToBaseline ? 'yes, back to baseline' : 'NO, not back to baseline'}; `
       + `RSS at the end − before any case (the cold start's one-time growth, not judged) ${signed(r.rssAboveColdMiB)} MiB\n`);
     for (const f of r.failures.slice(0, 10)) process.stdout.write(`FAIL case ${f.index} (${f.kind}): ${f.outcome} ${f.status ?? ''} ${f.detail ?? ''}\n`);
