@@ -140,7 +140,7 @@ const QUOTED: QuotedNumber[] = [
     // the table row: RSS at the baseline, then each pass's end minus the baseline, then the noise floor and the tolerance
     quote: (d) => `RSS | ${d.rssMiB[1].toFixed(1)} | ${d.rssAboveBaselineMiB.map((x: number) => `+${x.toFixed(1)}`).join(' | ')} | ${d.noiseFloorMiB.toFixed(1)}, ${d.toleranceMiB.toFixed(1)} |`,
   })),
-  ...['seed1-warmup-30000', 'seed2-warmup-30000', 'seed3-warmup-30000', 'seed1-warmup-30000-no-compact'].map((name): QuotedNumber => ({
+  ...['seed1-warmup-30000', 'seed1-warmup-30000-run2', 'seed2-warmup-30000', 'seed3-warmup-30000', 'seed1-warmup-30000-no-compact'].map((name): QuotedNumber => ({
     doc: 'docs/RELIABILITY.md', file: `docs/results/request-fuzz-${name}.json`,
     quote: (d) => `RSS | ${d.rssMiB[1].toFixed(1)} | ${d.rssAboveBaselineMiB.map((x: number) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(1)}`).join(' | ')} | ${d.noiseFloorMiB.toFixed(1)}, ${d.toleranceMiB.toFixed(1)} |`,
   })),
