@@ -72,6 +72,9 @@ export interface LoadOptions {
    *  (`speculate: { draft: 'self' }`): e.g. "streaming:sinks=4,window=256", "snapkv:budget=512",
    *  "magicpig:dense=0". Its per-sequence state is planned into the arenas like the main one's. */
   draftAttention?: AttentionSpec | string | AttentionBackend;
+  /** false: the model alone, for a checkpoint of token ids without a tokenizer.json (a model trained
+   *  on a synthetic task); the result's tokenizer then throws when used. Default true. */
+  tokenizer?: boolean;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -228,6 +231,11 @@ function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' 
   return { ...base, parallel, kvPages };
 }
 
+/** The tokenizer of a model loaded with `tokenizer: false`: any use is an error. */
+function noTokenizer(path: string): Tokenizer {
+  return new Proxy({} as Tokenizer, { get: (_, key) => { throw new Error(`${path} was loaded with tokenizer: false; it has no tokenizer (asked for ${String(key)})`); } });
+}
+
 function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096, c.sliding_window ?? Infinity); }
 
 /** Reads headers only (no weights) and describes a checkpoint: for `tessera info`. */
@@ -308,7 +316,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
     const plan = planTensors(ck, opts.quantize);
     const info = describe(ck, plan, chunk, cacheDType, backend, draft);
-    const tokenizer = ck.tokenizer();
+    const tokenizer = opts.tokenizer === false ? noTokenizer(path) : ck.tokenizer();
     const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts, draft);
     const sizes = arenaSizes(ck, plan, runtime, backend, draft);
     sizes.layers.forEach((bytes, i) => {

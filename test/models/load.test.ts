@@ -126,3 +126,16 @@ test('a sliding-window (Mistral v0.1) checkpoint loads up to its window and refu
   assert.deepEqual(a.out, b.out);
   await assert.rejects(loadModel(swa, { contextLength: 49 }), /sliding-window attention over 48 tokens.*contextLength ≤ 48/);
 });
+
+test('tokenizer: false loads a folder of token ids without a tokenizer.json; the same logits, and its tokenizer throws when used', async () => {
+  const out = join(dir, 'ids-only');
+  cpSync(ck.hfDir!, out, { recursive: true });
+  rmSync(join(out, 'tokenizer.json'));
+  await assert.rejects(loadModel(out, { kernels: 'reference', threads: 1, contextLength: 8 }), /no tokenizer\.json/);
+  const ids = await loadModel(out, { kernels: 'reference', threads: 1, contextLength: 8, tokenizer: false });
+  const full = await loadModel(ck.hfDir!, { kernels: 'reference', threads: 1, contextLength: 8 });
+  const run = (m: typeof ids.model) => { const c = m.createCache(); try { return Array.from(m.forward([1, 2, 3], c, { phase: 'prefill' })); } finally { c.release(); } };
+  assert.deepEqual(run(ids.model), run(full.model));
+  assert.throws(() => ids.tokenizer.encode('a'), /loaded with tokenizer: false/);
+  ids.model.dispose(); full.model.dispose();
+});
