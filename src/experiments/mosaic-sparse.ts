@@ -8,17 +8,19 @@
 //      rest are fed one token at a time as generated tokens, and their next-token loss is averaged
 //      (mostly prompt: MagicPIG hashes the prompt and keeps generated tokens dense until 256 of them);
 //   2. recall: the induction-copy toy (Tessera's own, experiment a): a 16-token segment of distinct
-//      tokens repeated once in random filler, the model trained at context 64 and run here at
-//      `recallLengths` (a mosaic has no positions); the prompt ends at the first token of the repeat,
-//      the 15 scored tokens are generated one at a time (teacher-forced), scored by argmax and loss.
-// Run: node dist/src/experiments/mosaic-sparse.js [--quick] [--part lm|recall] [--docs DIR] [--runs DIR]
-// Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss-W.svg, mosaic-sparse-recall.svg; the
-// recall mosaic is trained into RUNS/induction-mosaic-l1 when a recall row is to be measured and that
-// folder has no model. Each measured row is kept in RUNS/rows/ and reused, so an interrupted run
-// continues, and the two parts can run as two processes (--part) before one plain run writes the report.
+//      tokens repeated once in random filler, read at `recallLengths` by the 1-layer mosaic (trained at
+//      context 64; it has no positions) and by a 2-layer transformer trained to read that far
+//      (`recallModels`); the prompt ends at the first token of the repeat, the 15 scored tokens are
+//      generated one at a time (teacher-forced), scored by argmax and loss.
+// Run: node dist/src/experiments/mosaic-sparse.js --help
+// Writes DOCS/results/mosaic-sparse.{md,json}, mosaic-sparse-loss-W.svg, mosaic-sparse-recall.svg; a
+// recall model is trained into RUNS/<config name> (each of its configs in order) when a recall row is to
+// be measured and that folder has no model. Each measured row is kept in RUNS/rows/ and reused, so an
+// interrupted run continues, and the two parts can run as two processes (--part) before one plain run
+// writes the report; --reuse takes the rows of an earlier report (its JSON) instead of measuring them again.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { attentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
@@ -33,7 +35,9 @@ import { parseTrainConfig } from '../training/train-config.js';
 import { runTraining } from '../training/train-run.js';
 import { deriveSeed } from '../data/rng.js';
 import { linePlotSvg } from '../training/plot-svg.js';
-import { experimentArgs, fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
+import { EXPERIMENT_FLAGS, experimentDirs, fmt, markdownTable, writeFiles, REPO_ROOT } from './report.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
+import type { FlagSpecs } from '../cli/args.js';
 
 export interface SparsePlan {
   /** Backend specs; "dense" first (the reference every row is compared with). */
@@ -42,10 +46,23 @@ export interface SparsePlan {
   /** Window and prompt lengths, and how many windows each. */
   lm: { window: number; prompt: number; windows: number }[];
   recallLengths: number[]; recallSequences: number;
-  /** Training config of the recall mosaic (steps overridable for --quick). */
-  recallConfig: string; recallSteps?: number;
+  /** The models read on the recall task (all trained on the same task data); steps overridable for --quick. */
+  recallModels: RecallModel[]; recallSteps?: number;
 }
 
+export interface RecallModel {
+  /** The rows' model label. */
+  name: string;
+  /** Training configs run in order into RUNS/<file name>, each from the previous one's model (its
+   *  `init`); the last one's model is read. */
+  configs: string[];
+}
+
+/** The transformer read on the recall task: experiment a's 2-layer control (its four-stage curriculum),
+ *  then trained further at context 256 (it has RoPE positions: trained at 64 only, its dense read fails at
+ *  256 and 1,024 tokens, which would say nothing about sparse reads). */
+const TRANSFORMER_RECALL_NAME = 'transformer L2 (induction, trained at 64, then 256)';
+const TRANSFORMER_RECALL_CONFIGS = [1, 2, 3, 4].map((k) => `configs/induction-curriculum-llama-l2-s${k}.json`).concat('configs/induction-llama-l2-ctx256.json');
 const MAGICPIG = (K: number, L: number) => `magicpig:K=${K},L=${L},sinks=4,window=16,dense=none`;
 
 export const FULL_PLAN: SparsePlan = {
@@ -55,7 +72,10 @@ export const FULL_PLAN: SparsePlan = {
   lmModels: [{ name: 'mosaic L4', path: 'models/sotu-mosaic-d128-l4' }, { name: 'transformer L1', path: 'models/sotu-llama-d128-l1' }],
   lm: [{ window: 128, prompt: 96, windows: 48 }, { window: 512, prompt: 384, windows: 12 }],
   recallLengths: [256, 1024], recallSequences: 40,
-  recallConfig: 'configs/induction-mosaic-l1.json',
+  recallModels: [
+    { name: 'mosaic L1 (induction, trained at 64)', configs: ['configs/induction-mosaic-l1.json'] },
+    { name: TRANSFORMER_RECALL_NAME, configs: TRANSFORMER_RECALL_CONFIGS },
+  ],
 };
 
 export const QUICK_PLAN: SparsePlan = {
@@ -79,23 +99,38 @@ export interface SparseRow {
   seconds: number;
   /** 1-minute load average of the machine when the row started and ended. */
   load: [number, number];
+  /** Language modelling: the first 12 hex digits of the SHA-256 of the model's weights file. */
+  weights?: string;
 }
 
-/** A row measured earlier (RUNS/rows/KEY.json), or measure() now and keep it. */
-async function kept(runsDir: string | undefined, key: string, measure: () => Promise<SparseRow>, log: (s: string) => void): Promise<SparseRow> {
+/** A row measured earlier (RUNS/rows/KEY.json, else `earlier`: the same row of an earlier report),
+ *  or measure() now; kept in RUNS/rows/ either way. */
+async function kept(runsDir: string | undefined, key: string, measure: () => Promise<SparseRow>, log: (s: string) => void, earlier?: SparseRow): Promise<SparseRow> {
   const path = runsDir === undefined ? undefined : join(runsDir, 'rows', `${key.replace(/[^A-Za-z0-9.=,+-]+/g, '_')}.json`);
   if (path && existsSync(path)) { log(`reusing ${path}`); return JSON.parse(readFileSync(path, 'utf8')) as SparseRow; }
-  const start = loadAverage();
-  const row = { ...await measure(), load: [start, loadAverage()] as [number, number] };
+  let row: SparseRow;
+  if (earlier) { log(`reusing the earlier report's row ${key}`); row = earlier; } else {
+    const start = loadAverage();
+    row = { ...await measure(), load: [start, loadAverage()] as [number, number] };
+  }
   if (path) { mkdirSync(join(runsDir!, 'rows'), { recursive: true }); writeFileSync(path, JSON.stringify(row) + '\n'); }
   return row;
+}
+
+/** The rows of an earlier report (its results JSON) that `plan` would measure the same way: recall
+ *  rows read on as many sequences, language-modelling rows on the same windows and prompt, of the same
+ *  weights where the row records them (rows of reports before the hash was recorded are taken as they are). */
+export function earlierRows(file: string, plan: SparsePlan): SparseRow[] {
+  const old = JSON.parse(readFileSync(file, 'utf8')) as { plan: SparsePlan; rows: SparseRow[] };
+  return old.rows.filter((r) => r.part === 'recall' ? old.plan.recallSequences === plan.recallSequences
+    : old.plan.lm.some((o) => o.window === r.length && plan.lm.some((w) => w.window === o.window && w.prompt === o.prompt && w.windows === o.windows)));
 }
 
 async function load(path: string, spec: string, meter: KeysMeter, contextLength: number): Promise<LanguageModel> {
   const backend = meter.wrap(attentionBackend(parseAttentionSpec(spec)));
   if (isMosaicFolder(path)) return (await loadMosaic(path, { tokenizer: false, contextLength, attention: backend })).model;
   // f32 rows, as the mosaic's memory holds them (and as the published table was measured)
-  return (await loadModel(path, { contextLength, attention: backend, threads: 1, cacheDType: 'f32' })).model;
+  return (await loadModel(path, { contextLength, attention: backend, threads: 1, cacheDType: 'f32', tokenizer: false })).model;
 }
 
 /** −log softmax(logits)[target]. */
@@ -130,7 +165,7 @@ function keysOf(meter: KeysMeter): number {
   return Number.isNaN(f) ? 1 : f;                                     // dense: no sparse layer, every key
 }
 
-export async function lmRows(plan: SparsePlan, root: string, log: (s: string) => void, runsDir?: string): Promise<SparseRow[]> {
+export async function lmRows(plan: SparsePlan, root: string, log: (s: string) => void, runsDir?: string, reuse?: SparseRow[]): Promise<SparseRow[]> {
   const first = join(root, plan.lmModels[0].path);
   const tokenizer = loadTokenizer(first);
   const sep = tokenizer.eosTokenIds[0];
@@ -154,47 +189,64 @@ export async function lmRows(plan: SparsePlan, root: string, log: (s: string) =>
       }
       model.dispose();
       log(`lm ${m.name} ${spec}: loss ${fmt(sum / n)} keys ${fmt(100 * keysOf(meter), 2)}%`);
-      return { part: 'lm', model: m.name, spec, length: W, keysFraction: keysOf(meter), loss: sum / n, tokens: n, seconds: (performance.now() - t0) / 1000 } as SparseRow;
-    }, log));
+      return { part: 'lm', model: m.name, spec, length: W, keysFraction: keysOf(meter), loss: sum / n, tokens: n, seconds: (performance.now() - t0) / 1000, weights } as SparseRow;
+    }, log, reuse?.find((r) => r.part === 'lm' && r.model === m.name && r.spec === spec && r.length === W && (r.weights ?? weights) === weights)));
   }
   return rows;
 }
 
-/** The recall mosaic's model folder, trained first when missing. */
-async function recallModel(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void): Promise<string> {
-  const out = join(runsDir, 'induction-mosaic-l1');
-  const dir = join(out, 'model');
-  if (existsSync(join(dir, 'config.json'))) return dir;
-  const raw = JSON.parse(readFileSync(join(root, plan.recallConfig), 'utf8')) as Record<string, unknown>;
-  const cfg = parseTrainConfig({ ...raw, out, ...(plan.recallSteps ? { steps: plan.recallSteps, evalEvery: plan.recallSteps } : {}) }, plan.recallConfig);
-  log(`training the recall mosaic (${plan.recallConfig}) into ${out}`);
-  await runTraining(cfg, { progress: false, log, overwrite: true });
-  return dir;
+const configName = (path: string) => basename(path, '.json');
+
+/** A recall model's folder, trained first (each of its configs in order) when missing. */
+async function recallModel(plan: SparsePlan, m: RecallModel, root: string, runsDir: string, log: (s: string) => void): Promise<string> {
+  let init: string | undefined;
+  for (const path of m.configs) {
+    const out = join(runsDir, configName(path)), dir = join(out, 'model');
+    if (!existsSync(join(dir, 'config.json'))) {
+      const raw = JSON.parse(readFileSync(join(root, path), 'utf8')) as Record<string, unknown>;
+      const cfg = parseTrainConfig({ ...raw, out, ...(init ? { init } : {}),
+        ...(plan.recallSteps ? { steps: plan.recallSteps, evalEvery: plan.recallSteps, warmup: 1 } : {}) }, path);
+      log(`training the recall model ${m.name} (${path}${init ? ` from ${init}` : ''}) into ${out}`);
+      await runTraining(cfg, { progress: false, log, overwrite: true });
+    }
+    init = dir;
+  }
+  return init!;
 }
 
-export async function recallRows(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void): Promise<SparseRow[]> {
-  // Trained (or found) only when a row has to be measured: a folder of kept rows needs no model.
-  let dir: string | undefined;
-  const raw = JSON.parse(readFileSync(join(root, plan.recallConfig), 'utf8')) as { data: { task: 'induction'; vocabSize: number; segment?: number } };
+/** The task data every recall model was trained on (one held-out set is read by all of them). */
+function recallData(plan: SparsePlan, root: string): { task: 'induction'; vocabSize: number; segment?: number } {
+  const data = plan.recallModels.map((m) => (JSON.parse(readFileSync(join(root, m.configs.at(-1)!), 'utf8')) as { data: { task: 'induction'; vocabSize: number; segment?: number } }).data);
+  const same = (x: typeof data[0]) => x.task === data[0].task && x.vocabSize === data[0].vocabSize && x.segment === data[0].segment;
+  for (const d of data) if (!same(d)) throw new Error(`mosaic-sparse: the recall models were trained on different tasks: ${JSON.stringify(d)} and ${JSON.stringify(data[0])}`);
+  return data[0];
+}
+
+export async function recallRows(plan: SparsePlan, root: string, runsDir: string, log: (s: string) => void, reuse?: SparseRow[]): Promise<SparseRow[]> {
+  const data = recallData(plan, root);
   const rows: SparseRow[] = [];
-  for (const L of plan.recallLengths) {
-    // sequences no training batch drew: a seed stream of their own
-    const tasks = Array.from({ length: plan.recallSequences }, (_, i) => taskExample(raw.data, L, deriveSeed(7, 0x5ca1e, L, i)));
-    for (const spec of plan.specs) rows.push(await kept(runsDir, `recall-${L}-${plan.recallSequences}-${spec}`, async () => {
-      const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
-      dir ??= await recallModel(plan, root, runsDir, log);
-      const model = await load(dir, spec, meter, L);
-      let loss = 0, right = 0, n = 0;
-      for (const task of tasks) {
-        const first = task.answerPositions[0];
-        teacherForced(model, task.tokens.subarray(0, first), task.target, (logits, i) => {
-          loss += nll(logits, task.target[i]); if (argmax(logits) === task.target[i]) right++; n++;
-        });
-      }
-      model.dispose();
-      log(`recall ${L} ${spec}: accuracy ${fmt(100 * right / n, 1)}% keys ${fmt(100 * keysOf(meter), 2)}%`);
-      return { part: 'recall', model: 'mosaic L1 (induction, trained at 64)', spec, length: L, keysFraction: keysOf(meter), loss: loss / n, accuracy: right / n, tokens: n, seconds: (performance.now() - t0) / 1000 } as SparseRow;
-    }, log));
+  for (const m of plan.recallModels) {
+    // Trained (or found) only when a row has to be measured: a folder of kept rows needs no model.
+    let dir: string | undefined;
+    for (const L of plan.recallLengths) {
+      // sequences no training batch drew: a seed stream of their own, the same for every model
+      const tasks = Array.from({ length: plan.recallSequences }, (_, i) => taskExample(data, L, deriveSeed(7, 0x5ca1e, L, i)));
+      for (const spec of plan.specs) rows.push(await kept(runsDir, `recall-${configName(m.configs.at(-1)!)}-${L}-${plan.recallSequences}-${spec}`, async () => {
+        const t0 = performance.now(), meter = new KeysMeter(parseAttentionSpec(spec));
+        dir ??= await recallModel(plan, m, root, runsDir, log);
+        const model = await load(dir, spec, meter, L);
+        let loss = 0, right = 0, n = 0;
+        for (const task of tasks) {
+          const first = task.answerPositions[0];
+          teacherForced(model, task.tokens.subarray(0, first), task.target, (logits, i) => {
+            loss += nll(logits, task.target[i]); if (argmax(logits) === task.target[i]) right++; n++;
+          });
+        }
+        model.dispose();
+        log(`recall ${m.name} ${L} ${spec}: accuracy ${fmt(100 * right / n, 1)}% keys ${fmt(100 * keysOf(meter), 2)}%`);
+        return { part: 'recall', model: m.name, spec, length: L, keysFraction: keysOf(meter), loss: loss / n, accuracy: right / n, tokens: n, seconds: (performance.now() - t0) / 1000 } as SparseRow;
+      }, log, reuse?.find((r) => r.part === 'recall' && r.model === m.name && r.spec === spec && r.length === L)));
+    }
   }
   return rows;
 }
@@ -226,12 +278,15 @@ export function report(plan: SparsePlan, rows: SparseRow[], command: string): { 
   const lmSections = plan.lm.map(({ window: W, prompt: P, windows }) => `## Language modelling, ${W}-token windows (SOTU validation, ${lm.find((r) => r.length === W)?.tokens ?? 0} generated tokens per row: ${windows} windows, prompt ${P})
 
 ${lmTable(W)}`).join('\n');
-  const lengths = [...new Set(rc.map((r) => r.length))];
-  const rcTable = markdownTable(['backend', ...lengths.flatMap((L) => [`${L}: keys read`, `${L}: accuracy`, `${L}: answer loss`])],
+  const lengths = [...new Set(rc.map((r) => r.length))], rcModels = [...new Set(rc.map((r) => r.model))];
+  const rcTable = (m: string) => markdownTable(['backend', ...lengths.flatMap((L) => [`${L}: keys read`, `${L}: accuracy`, `${L}: answer loss`])],
     plan.specs.map((spec) => [spec, ...lengths.flatMap((L) => {
-      const r = rc.find((x) => x.length === L && x.spec === spec);
+      const r = rc.find((x) => x.model === m && x.length === L && x.spec === spec);
       return r ? [`${fmt(100 * r.keysFraction, 1)}%`, `${fmt(100 * r.accuracy!, 1)}%`, fmt(r.loss)] : ['–', '–', '–'];
     })]));
+  const rcSections = rcModels.map((m) => `## Recall, ${m} (induction copy, ${plan.recallSequences} held-out sequences per length, ${rc.find((r) => r.model === m)?.tokens ?? 0} scored tokens)
+
+${rcTable(m)}`).join('\n');
   const md = `# Experiment e: the contextual memory read by the attention backends
 
 Command: \`${command}\` (trained weights, 1 thread; load average ${loadRange} at the starts and ends of the rows).
@@ -239,15 +294,14 @@ Keys read: per generated token, keys the backend read / keys in its context, ave
 tokens and sparse layers (prompt tokens are read exactly by every backend and not counted).
 
 ${lmSections}
-## Recall (induction copy, ${plan.recallSequences} held-out sequences per length, ${rc[0]?.tokens ?? 0} scored tokens)
-
-${rcTable}`;
+${rcSections}`;
   const files = {
     'results/mosaic-sparse.md': md,
     'results/mosaic-sparse.json': JSON.stringify({ plan, rows, command }, null, 1) + '\n',
     ...Object.fromEntries(plan.lm.map(({ window: W }) => [`results/mosaic-sparse-loss-${W}.svg`,
       plot(lm.filter((r) => r.length === W), (r) => r.loss, `Loss vs keys read, SOTU validation, ${W}-token windows (dashed: transformer)`, 'next-token loss (nats)', (r) => r.model)])),
-    'results/mosaic-sparse-recall.svg': plot(rc, (r) => 100 * r.accuracy!, 'Induction-copy accuracy vs keys read (mosaic L1)', 'accuracy (%)', (r) => `length ${r.length}`),
+    'results/mosaic-sparse-recall.svg': plot(rc, (r) => 100 * r.accuracy!, 'Induction-copy accuracy vs keys read (dashed: transformer)', 'accuracy (%)',
+      (r) => `${r.model.split(' (')[0]}, length ${r.length}`),
   };
   return { md, files };
 }
@@ -256,16 +310,26 @@ function loadAverage(): number {
   try { return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]); } catch { return NaN; }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2), at = argv.indexOf('--part'), part = at >= 0 ? argv[at + 1] : undefined;
-  if (at >= 0 && part !== 'lm' && part !== 'recall') throw new Error(`mosaic-sparse: --part takes lm or recall, got ${part}`);
-  const args = experimentArgs(at >= 0 ? [...argv.slice(0, at), ...argv.slice(at + 2)] : argv, 'mosaic-sparse', REPO_ROOT);
+const FLAGS: FlagSpecs = {
+  ...EXPERIMENT_FLAGS,
+  part: { type: 'string', choices: ['lm', 'recall'], placeholder: 'lm|recall', description: 'measure (and keep) only this part\'s rows; a plain run then writes the report' },
+  reuse: { type: 'string', placeholder: 'FILE', description: 'take the rows an earlier report (its results JSON, e.g. docs/results/mosaic-sparse.json) measured the same way instead of measuring them again' },
+};
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Experiment e: the mosaic\'s contextual memory (and a transformer\'s attention) read by the attention backends: keys read vs loss and recall accuracy (results/mosaic-sparse.* under --docs).');
+  if (!v) return 0;
+  const args = experimentDirs(v, 'mosaic-sparse', REPO_ROOT), part = v.part as 'lm' | 'recall' | undefined;
   const plan = args.quick ? QUICK_PLAN : FULL_PLAN;
+  const reuse = v.reuse !== undefined ? earlierRows(v.reuse as string, plan) : undefined;
   const log = (s: string) => console.log(s);
-  const rows = [...part !== 'lm' ? await recallRows(plan, REPO_ROOT, args.runsDir, log) : [],
-    ...part !== 'recall' ? await lmRows(plan, REPO_ROOT, log, args.runsDir) : []];
-  if (part !== undefined) process.exit(0);                             // rows kept; a plain run writes the report
-  const { md, files } = report(plan, rows, `node dist/src/experiments/mosaic-sparse.js${args.quick ? ' --quick' : ''}`);
+  const rows = [...part !== 'lm' ? await recallRows(plan, REPO_ROOT, args.runsDir, log, reuse) : [],
+    ...part !== 'recall' ? await lmRows(plan, REPO_ROOT, log, args.runsDir, reuse) : []];
+  if (part !== undefined) return 0;                                    // rows kept; a plain run writes the report
+  const { md, files } = report(plan, rows, `node dist/src/experiments/mosaic-sparse.js${args.quick ? ' --quick' : ''}${v.reuse !== undefined ? ` --reuse ${v.reuse as string}` : ''}`);
   for (const p of writeFiles(args.docsDir, files)) console.log(`wrote ${p}`);
   process.stdout.write(md);
+  return 0;
 }
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
