@@ -40,7 +40,10 @@ test("a compacting collection empties the old-space pages V8's own choice leaves
   const plain = slack();
   assert.ok(plain > 4 * MiB, `a plain collection left ${(plain / MiB).toFixed(1)} MiB free in old-space pages`);
   collectGarbage(true);
-  assert.ok(slack() < MiB, `after a compacting one ${(slack() / MiB).toFixed(1)} MiB`);
+  // What is left is the pages being allocated into (about 1 MiB, more or less with what else this
+  // process holds), not the two-thirds-empty pages: well under what the plain collection left.
+  const compacted = slack();
+  assert.ok(compacted < Math.min(2 * MiB, plain / 4), `after a compacting one ${(compacted / MiB).toFixed(1)} MiB free, after a plain one ${(plain / MiB).toFixed(1)}`);
   held = fragment();
   collectGarbage();
   assert.ok(slack() > 4 * MiB, `the collection after a compacting one compacts too: ${(slack() / MiB).toFixed(1)} MiB free`);
