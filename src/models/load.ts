@@ -233,7 +233,13 @@ function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' 
 
 /** The tokenizer of a model loaded with `tokenizer: false`: any use is an error. */
 function noTokenizer(path: string): Tokenizer {
-  return new Proxy({} as Tokenizer, { get: (_, key) => { throw new Error(`${path} was loaded with tokenizer: false; it has no tokenizer (asked for ${String(key)})`); } });
+  // `then` and symbols read as absent, so awaiting or printing a holder of it does not throw
+  return new Proxy({} as Tokenizer, {
+    get: (_, key) => {
+      if (key === 'then' || typeof key === 'symbol') return undefined;
+      throw new Error(`${path} was loaded with tokenizer: false; it has no tokenizer (asked for ${String(key)})`);
+    },
+  });
 }
 
 function defaultContext(c: LlamaConfig): number { return Math.min(c.max_position_embeddings, 4096, c.sliding_window ?? Infinity); }
