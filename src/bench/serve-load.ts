@@ -18,7 +18,8 @@
 // every round ended within the tolerance of the baseline that its repeats with no traffic give.
 
 import { loadavg } from 'node:os';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
@@ -124,9 +125,9 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
     + `${base.settled && after.every((m) => m.settled && m.rss - base.rss <= tolerance) ? 'yes, back to baseline' : 'NO, not back to baseline'}.\n`;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, FLAGS, 'dist/src/bench/serve-load.js');
-  if (v.help) { process.stdout.write(formatHelp('dist/src/bench/serve-load.js', 'Load test and soak of tessera serve on loopback; prints tables.', FLAGS, 'node')); return 0; }
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Load test and soak of tessera serve on loopback; prints tables.');
+  if (v === null) return 0;
   const clients = v.clients as number[], long = v.long as number, maxTokens = v['max-tokens'] as number, requests = v.requests as number;
   const attentions = v.attention as string[];
   const most = Math.max(...clients, (v['soak-s'] as number) > 0 ? SOAK_CLIENTS : 1);
@@ -179,6 +180,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);

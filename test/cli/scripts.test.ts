@@ -15,7 +15,7 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 const script = (rel: string) => fileURLToPath(new URL(`../../src/${rel}`, import.meta.url));
 
 /** Scripts that still parse their argv their own way (being changed elsewhere; they move to scriptFlags next). */
-const NOT_YET = new Set(['testing/request-fuzz.js', 'bench/serve-load.js']);
+const NOT_YET = new Set(['testing/request-fuzz.js']);
 
 /** Every module under src/ (the `tessera` command aside) that runs when node is given its path, as a path under dist/src. */
 function scripts(): string[] {
