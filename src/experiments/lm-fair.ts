@@ -20,7 +20,7 @@
 //       run folders in results/lm-fair/
 
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
@@ -329,8 +329,11 @@ ${posTable}
 ## Every run (in the order run; a run resumed from its checkpoint counts only its last invocation's tokens/s and time)
 
 ${runTable}${missing.length > 0 ? `\n## Planned but not run (out of time)\n\n${missing.map((m) => `- ${m}`).join('\n')}\n` : ''}`;
-  const json = runs.map((r) => ({ arm: r.arm, corpus: r.corpus, depth: r.depth, lr: r.lr, seed: r.seed, name: r.name, config: r.config,
-    ...r.result, history: thinHistory(r.result.history) }));
+  // Run folders are kept relative to the checkout (docsDir's parent), so the report reads the same
+  // from any clone.
+  const root = dirname(docsDir), rel = (p: string) => (isAbsolute(p) ? relative(root, p) : p);
+  const json = runs.map((r) => ({ arm: r.arm, corpus: r.corpus, depth: r.depth, lr: r.lr, seed: r.seed, name: r.name,
+    config: { ...r.config, out: rel(r.config.out) }, ...r.result, modelDir: rel(r.result.modelDir), history: thinHistory(r.result.history) }));
   const files = writeFiles(docsDir, { [`results/${plan.name}.md`]: md, [`results/${plan.name}.json`]: JSON.stringify(json) + '\n', ...plots });
   return { files, md };
 }
