@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import { weightBytes, type WeightDType } from '../../src/kernels/types.js';
+import { createWasmKernels, kernelBuild, kernelModule, type KernelBuild } from '../../src/kernels/wasm.js';
 import { assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits, type Bench } from './harness.js';
 
 /** Writes random weights (rows, cols) of `dtype` into memory; returns the pointer. */
@@ -72,4 +73,29 @@ test('matmul honours [r0, r1) and token chunks larger than one L2 block', () => 
   // f32: 4096 cols -> 16 tokens per chunk; q8_0: 4096 cols -> 60 tokens per chunk.
   runCase(b, 'f32', 3, 4096, 21, 9);
   runCase(b, 'q8_0', 2, 4096, 66, 10);
+});
+
+test('matmul f32/f16/bf16: one token (rows read one by one) gets the bits it gets beside other tokens (rows in pairs), both builds', () => {
+  const builds: KernelBuild[] = kernelBuild() === 'relaxed' ? ['simd', 'relaxed'] : ['simd'];
+  for (const build of builds) {
+    const b = makeBench(64);
+    const wasm = createWasmKernels(kernelModule(build), b.memory);
+    let seed = 300;
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      for (const [rows, r0, r1] of [[1, 0, 1], [2, 0, 2], [3, 0, 3], [17, 0, 17], [17, 3, 12], [24, 8, 16]] as const) {
+        for (const cols of [1, 7, 8, 12, 33, 130]) {
+          b.reset();
+          const rand = rng(seed++);
+          const w = writeWeights(b, dtype, rows, cols, rand);
+          const x = b.alloc(5 * cols * 4);
+          b.f32(x, 5 * cols).set(randomF32(rand, 5 * cols));
+          const y5 = b.alloc(5 * rows * 4), y1 = b.alloc(rows * 4);
+          wasm.matmul(dtype, w, x, y5, 5, rows, cols, r0, r1); // token 4: the odd token after a block of four
+          wasm.matmul(dtype, w, x + 4 * cols * 4, y1, 1, rows, cols, r0, r1);
+          const all = new Uint32Array(b.memory.buffer, y5 + 4 * rows * 4, rows), one = new Uint32Array(b.memory.buffer, y1, rows);
+          for (let r = r0; r < r1; r++) assert.equal(one[r], all[r], `${build} ${dtype} rows=${rows} cols=${cols} [${r0},${r1}): row ${r}`);
+        }
+      }
+    }
+  }
 });
