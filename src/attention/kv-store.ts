@@ -5,7 +5,7 @@
 // sequence (attendDense) or for every sequence of a step in one job (attendDenseBatch). Also the
 // small pieces the sparse backends share: dense-layer sets, parameter checks, f16 decoding.
 
-import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionStateBytes, attentionUnits, type KVRows, type Ptr } from '../kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionStateBytes, attentionUnitCost, attentionUnits, type KVRows, type Ptr } from '../kernels/types.js';
 import { f16ToF32 } from '../kernels/reference.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { attentionBatchOp, attentionOp } from '../kernels/pool-ops.js';
@@ -131,8 +131,15 @@ export function attendDenseBatch(pool: ThreadPool, items: readonly DenseQuery[])
     }
     keys += n * length;
   });
+  // each unit's work, so the pool splits by keys (units of a split item's last chunk, or of a short
+  // sequence next to a long one, are light)
+  const costs = new Float64Array(units);
+  for (let i = 0, u = 0; i < items.length; i++) {
+    const { n, length } = items[i]!;
+    for (let j = 0, e = attentionUnits(n, length, d.heads, d.kvHeads); j < e; j++) costs[u++] = attentionUnitCost(n, length, d.heads, d.kvHeads, j);
+  }
   pool.run(attentionBatchOp, L.arena, L.batch, items.length, L.k, L.v, d.dtype, d.heads, d.kvHeads, d.headDim,
-    1 / Math.sqrt(d.headDim), KV_PAGE_SHIFT, keys, units);
+    1 / Math.sqrt(d.headDim), KV_PAGE_SHIFT, keys, units, costs);
 }
 
 /** f16 bits → f32 value for all 65536 patterns. */

@@ -5,7 +5,7 @@
 
 import { createKernels } from '../runtime/kernel-factory.js';
 import { defineKernelFamily } from '../runtime/pool-op.js';
-import { attentionSplitsKeys, attentionUnits, weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from './types.js';
+import { attentionSplitsKeys, attentionUnitCost, attentionUnits, weightBytes, type CacheDType, type Kernels, type Ptr, type WeightDType } from './types.js';
 
 /** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
 export const ROW_ALIGN = 8;
@@ -47,7 +47,9 @@ export const attentionOp = family.op('attention', {
     a[6] = n; a[7] = S; a[8] = H; a[9] = Hkv; a[10] = D; a[11] = scale; a[12] = pages; a[13] = pageShift; a[14] = state;
     a[15] = chunked ? 1 : 0;
     const work = n * H * S * D * (cacheDType === 'f32' ? 8 : 4); // each head reads a K and a V row per key
-    if (chunked) return { total: attentionUnits(n, S, H, Hkv), unit: 1, work };
+    // the last chunk may hold a few keys: split by keys, not units (9 units of 4112 keys over 2
+    // threads: 3 full chunks each, not 4 against 2 and the 3 near-empty ones)
+    if (chunked) return { total: attentionUnits(n, S, H, Hkv), unit: 1, work, cost: (u) => attentionUnitCost(n, S, H, Hkv, u) };
     // Keeping a group's heads on one thread lets it read that KV head once per group — but only
     // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
     // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
@@ -69,18 +71,20 @@ export const attentionOp = family.op('attention', {
  *  units — (sequence, key chunk, KV head) for items split by key chunks, (sequence, query head) for
  *  the others, whole GQA groups when no item is split and the groups divide evenly over the threads,
  *  as attentionOp does for one sequence; the split items are merged on the calling thread.
- *  `keys` = Σ n·S over the items (sizes the work). */
+ *  `keys` = Σ n·S over the items (sizes the work); `costs`, when given, each unit's
+ *  attentionUnitCost (units of unequal work: split items, sequences of different lengths). */
 export const attentionBatchOp = family.op('attentionBatch', {
   args: ['table', 'count', 'k', 'v', 'cacheDType', 'H', 'Hkv', 'D', 'scale', 'pageShift'],
   prepare(a, threads, table: Ptr, count: number, k: Ptr, v: Ptr, cacheDType: CacheDType, H: number, Hkv: number, D: number,
-          scale: number, pageShift: number, keys: number, units: number) {
+          scale: number, pageShift: number, keys: number, units: number, costs?: Float64Array) {
     const ct = CACHE_DTYPES.indexOf(cacheDType);
     if (ct < 0) throw new Error(`ThreadPool.attentionBatch: unknown cache dtype ${JSON.stringify(cacheDType)}`);
     a[0] = table; a[1] = count; a[2] = k; a[3] = v; a[4] = ct; a[5] = H; a[6] = Hkv; a[7] = D; a[8] = scale; a[9] = pageShift;
     // whole groups only pay when every item runs by query heads (any split is correct)
     const byHeads = units === count * H;
     const unit = byHeads && (count * Hkv) % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    return { total: units, unit, work: keys * H * D * (cacheDType === 'f32' ? 8 : 4) };
+    const cost = costs === undefined ? undefined : (u: number) => costs[u]!;
+    return { total: units, unit, work: keys * H * D * (cacheDType === 'f32' ? 8 : 4), cost };
   },
   slice(k, a, r0, r1) {
     k.attentionBatch(a[0]!, a[1]!, a[2]!, a[3]!, CACHE_DTYPES[a[4]!]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, r0, r1);

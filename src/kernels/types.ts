@@ -140,6 +140,15 @@ export function attentionUnits(n: number, S: number, H: number, Hkv: number): nu
   return attentionSplitsKeys(n, S) ? Hkv * attentionChunkCount(S) : H;
 }
 
+/** The work of unit u of a call (attentionUnits numbers them), in keys × query rows read: a unit
+ *  split by key chunks holds its chunk's keys (the last chunk may hold only a few) for a GQA group,
+ *  a query head unit all S keys. The pool splits units by this cost, not by their count. */
+export function attentionUnitCost(n: number, S: number, H: number, Hkv: number, u: number): number {
+  if (!attentionSplitsKeys(n, S)) return n * S;
+  const c = Math.floor(u / Hkv);
+  return n * (H / Hkv) * (Math.min(S, (c + 1) * ATTENTION_CHUNK) - c * ATTENTION_CHUNK);
+}
+
 /** Query rows of one block of the attention kernel for n queries (kernels/attention.ts blockRows). */
 export function attentionBlockRows(n: number, H: number, Hkv: number): number {
   return Math.min(ATTENTION_ROWS, n * Math.min(H / Hkv, ATTENTION_ROWS));

@@ -16,13 +16,16 @@ import type { KernelKind } from './kernel-factory.js';
 export const MAX_ARGS = 16;
 
 /** How a job splits: units [start, start + total), slices aligned to multiples of `unit` units,
- *  and `work`, an estimate of the bytes it touches (jobs under the pool's minSplitBytes stay on the
- *  calling thread). */
+ *  `work`, an estimate of the bytes it touches (jobs under the pool's minSplitBytes stay on the
+ *  calling thread), and optionally each unit's cost. */
 export interface JobSplit {
   start?: number;
   total: number;
   unit: number;
   work: number;
+  /** The relative cost of unit u (0 ≤ u < total) when units differ in size: the slices then get
+   *  equal shares of the cost rather than of the units (protocol.ts splitRangeByCost). */
+  cost?: (u: number) => number;
 }
 
 export interface PoolOpSpec<K, A extends readonly unknown[]> {

@@ -27,7 +27,7 @@ import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import type { KernelFamily, PoolOp } from './pool-op.js';
 import {
   ARENA, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP, MAX_THREADS, OP, Op, PENDING, RANGES, SEQ,
-  createControl, readError, splitRange, type Control, type LoadOpsMessage, type RegisterMessage,
+  createControl, readError, splitRange, splitRangeByCost, type Control, type LoadOpsMessage, type RegisterMessage,
 } from './protocol.js';
 import type { WorkerInit } from './worker.js';
 
@@ -179,8 +179,9 @@ export class ThreadPool {
     // Loading posts a job of its own, so it comes before this job's arguments are written.
     const id = this.opIds.get(erased) ?? (this.workers.length > 0 ? this.loadOp(erased) : 0);
     const c = this.control;
-    const { start = 0, total, unit, work } = op.prepare(c.args, this.threads, ...call);
-    splitRange(total, this.threads, unit, c.ints, RANGES);
+    const { start = 0, total, unit, work, cost } = op.prepare(c.args, this.threads, ...call);
+    if (cost === undefined || this.threads === 1) splitRange(total, this.threads, unit, c.ints, RANGES);
+    else splitRangeByCost(total, this.threads, unit, cost, c.ints, RANGES);
     if (start !== 0) for (let t = 0; t < 2 * this.threads; t++) c.ints[RANGES + t]! += start;
     // Jobs too small to split (one non-empty slice, or little work) run here without waking the workers.
     let busy = 0;

@@ -83,6 +83,43 @@ export function splitRange(total: number, parts: number, unit: number, out: Int3
   }
 }
 
+/** splitRange for units of unequal cost (`cost(u)` ≥ 0, e.g. the keys of a key chunk, where a call's
+ *  last chunk may hold a few keys and the others thousands): each cut goes to the `unit`-aligned
+ *  boundary whose cost prefix lies nearest to an equal share, so a slice of few heavy units and one
+ *  of many light ones take about the same time. Contiguous, ordered, possibly empty ranges as
+ *  splitRange writes them; with every cost equal it falls back to splitRange. */
+export function splitRangeByCost(total: number, parts: number, unit: number, cost: (u: number) => number, out: Int32Array, offset = 0): void {
+  const groups = Math.ceil(total / unit);
+  const prefix = new Float64Array(groups + 1);
+  let uniform = true;
+  const c0 = total > 0 ? cost(0) : 0;
+  for (let g = 0; g < groups; g++) {
+    let c = 0;
+    for (let u = g * unit, e = Math.min(total, u + unit); u < e; u++) {
+      const cu = cost(u);
+      if (cu !== c0) uniform = false;
+      c += cu;
+    }
+    prefix[g + 1] = prefix[g]! + c;
+  }
+  const all = prefix[groups]!;
+  if (uniform || !(all > 0)) { splitRange(total, parts, unit, out, offset); return; }
+  let b = 0; // the previous cut, in groups
+  for (let t = 0; t < parts; t++) {
+    out[offset + 2 * t] = Math.min(total, b * unit);
+    if (t === parts - 1) b = groups;
+    else {
+      const target = (all * (t + 1)) / parts;
+      let e = b;
+      while (e < groups && prefix[e + 1]! <= target) e++;
+      // e: the last boundary at or below the target; e + 1 overshoots it: take the nearer
+      if (e < groups && prefix[e + 1]! - target < target - prefix[e]!) e++;
+      b = e;
+    }
+    out[offset + 2 * t + 1] = Math.min(total, b * unit);
+  }
+}
+
 /** Records the first failure of a job (later ones are dropped: one message is enough to act on). */
 export function writeError(c: Control, thread: number, err: unknown): void {
   if (Atomics.compareExchange(c.ints, ERROR, 0, thread + 1) !== 0) return;

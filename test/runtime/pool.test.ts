@@ -354,6 +354,16 @@ describe('ThreadPool failures and lifetime', () => {
       const ran = Array.from(arena.i32(out, units));
       assert.equal(new Set(ran).size, 3, `threads per unit: ${ran.join(' ')}`);
       assert.deepEqual([ran[0], ran[2], ran[4]].map((t) => ran.filter((x) => x === t).length), [2, 2, 3]);
+      // With costs the split follows them: decode over 4112 keys, 3 KV heads × chunks of 2048, 2048, 16 keys
+      const two = await ThreadPool.create({ threads: 2, kernels: 'reference', minSplitBytes: 0 });
+      try {
+        two.register(arena);
+        two.run(unitThreadsOp, arena, out, 9, [2048, 2048, 16].flatMap((k) => [k, k, k]));
+        const split = Array.from(arena.i32(out, 9));
+        assert.deepEqual(split.map((t) => (t === split[0] ? 0 : 1)), [0, 0, 0, 1, 1, 1, 1, 1, 1], `threads per unit: ${split.join(' ')}`);
+      } finally {
+        two.dispose();
+      }
       // Workers learn ops by importing the family's module, so an op defined elsewhere cannot reach them.
       const stray = unitThreadsOp.family.op('stray', { args: [], prepare: () => ({ total: 3, unit: 1, work: Infinity }), slice: () => {} });
       assert.throws(() => pool.run(stray, arena), /^Error: ThreadPool\.stray: worker \d failed: Error: kernel family "test" \(.*test-ops\.js\) has no op "stray" after import; define every op at the top level/);

@@ -1,7 +1,8 @@
 // A kernel family defined outside src/, as any module may define one (src/runtime/pool-op.ts): the
 // pool's workers must import it by its URL like the project's own families.
 //   unitThreads: writes, for each unit r of [0, total), the threadId of the thread that ran it
-//     into the i32 at out + 4r (so a test can see which threads took part);
+//     into the i32 at out + 4r (so a test can see which threads took part); with `costs`, the
+//     units' costs, which the split then follows;
 //   testExit (test/runtime/worker-death.test.ts): pool thread t (a worker, t ≥ 1) calls
 //     process.exit(code) in the middle of the job, as a crash inside a kernel would; its slices are
 //     one unit per thread, so thread t runs exactly unit t.
@@ -12,9 +13,9 @@ const family = defineKernelFamily(import.meta.url, 'test', (_kind, memory) => ne
 
 export const unitThreadsOp = family.op('unitThreads', {
   args: ['out'],
-  prepare(a, _threads, out: number, total: number) {
+  prepare(a, _threads, out: number, total: number, costs?: readonly number[]) {
     a[0] = out;
-    return { total, unit: 1, work: Infinity };
+    return { total, unit: 1, work: Infinity, cost: costs && ((u: number) => costs[u]!) };
   },
   slice(mem, a, r0, r1) { for (let r = r0; r < r1; r++) mem[a[0]! / 4 + r] = threadId; },
 });
