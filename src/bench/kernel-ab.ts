@@ -1,8 +1,9 @@
 // Kernel A/B: two builds of kernels/*.ts (e.g. a change and the commit before it) bound to one memory
 // and timed alternately in one process, one thread: --op matmul (GMAC/s per weight dtype, token count
-// and SmolLM2-135M matrix shape) or --op attention (one layer of the SmolLM2-135M shape, 9 query / 3 KV
-// heads, D 64, f16 or f32 cache: n = 1 is decode, n > 1 the multi-query form, a speculative
-// verification of n − 1 drafts, with the queries at the end of the cache). The two builds must agree
+// and matrix of the SmolLM2-135M shape, or with --shape llama3.2-1b the Llama-3.2-1B shape) or --op
+// attention (one layer of the SmolLM2-135M shape, 9 query / 3 KV heads, D 64, f16 or f32 cache: n = 1
+// is decode, n > 1 the multi-query form, a speculative verification of n − 1 drafts, with the queries
+// at the end of the cache). The two builds must agree
 // within 1e-5 (relative; the bench stops otherwise); the table says whether they agree bit for bit.
 //
 // Timing rule: CPU time of this process (process.cpuUsage) per call, averaged over a batch of calls
@@ -19,7 +20,7 @@
 // V8's compiler threads count in the process's CPU time: an untimed round per case lets them finish
 // optimising the kernels' code first; the timed loops allocate next to nothing (no GC threads).
 //
-//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k] [--n 1,4,64] [--rounds 6]
+//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k] [--n 1,4,64] [--shape llama3.2-1b] [--rounds 6]
 //   node dist/src/bench/kernel-ab.js --op attention --a OLD.wasm [--ctx 512,4096,16384] [--n 1,5] [--cold]
 //
 // --b defaults to this tree's build of the kind this process runs (dist/kernels-relaxed.wasm, or
@@ -52,6 +53,13 @@ const FLAGS: FlagSpecs = {
   rounds: { type: 'integer', min: 1, max: 100, default: 6, placeholder: 'N', description: 'alternating rounds (the best batch of each build is kept)' },
   'batch-ms': { type: 'number', min: 1, max: 10_000, default: 60, placeholder: 'MS', description: 'CPU time of one batch of calls' },
   cold: { type: 'boolean', description: 'read 256 MB before every timed call, so that weights or K/V rows come from memory' },
+  shape: { type: 'string', choices: ['smollm2-135m', 'llama3.2-1b'], default: 'smollm2-135m', placeholder: 'NAME', description: 'matmul: the model whose matrices are timed' },
+};
+
+/** Matrices (rows × cols) of each shape: q|k|v, o, gate|up, down. */
+const MATMUL_SHAPES: Record<string, [number, number][]> = {
+  'smollm2-135m': [[960, 576], [576, 576], [3072, 576], [576, 1536]],
+  'llama3.2-1b': [[3072, 2048], [2048, 2048], [16384, 2048], [2048, 8192]],
 };
 
 /** One row of the table: what it measures, the two builds' calls and outputs, and its cells from
@@ -106,9 +114,8 @@ function compare(label: string[], a: Float32Array, b: Float32Array): boolean {
 
 function rand01(seed: number): () => number { const r = uniform01(seed); return () => r() * 2 - 1; }
 
-function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], dtypes: WeightDType[], ns: number[]): Generator<Case> {
-  // SmolLM2-135M's matrices (rows × cols): q|k|v, o, gate|up, down
-  const shapes: [number, number][] = [[960, 576], [576, 576], [3072, 576], [576, 1536]];
+function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], dtypes: WeightDType[], ns: number[],
+                      shapes: [number, number][]): Generator<Case> {
   const N = Math.max(...ns), rand = rand01(1);
   for (const dtype of dtypes) {
     for (const [R, C] of shapes) {
@@ -195,6 +202,7 @@ async function main(): Promise<number> {
   if (!v) return 0;
   const op = v.op as string, rounds = v.rounds as number, batchMs = v['batch-ms'] as number, cold = v.cold === true;
   if (op === 'matmul' && v.ctx !== undefined) throw new UsageError('--ctx is for --op attention');
+  if (op === 'attention' && v.shape !== 'smollm2-135m') throw new UsageError('--shape is for --op matmul');
   const dtypes = dtypesOf(op, v.dtypes as string[] | undefined);
   const build = kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
   const compile = (f: string) => {
@@ -211,7 +219,7 @@ async function main(): Promise<number> {
   const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
   const load0 = load();
   const cases = op === 'matmul'
-    ? matmulCases(modules, dtypes as WeightDType[], (v.n as number[] | undefined) ?? [1, 4, 64])
+    ? matmulCases(modules, dtypes as WeightDType[], (v.n as number[] | undefined) ?? [1, 4, 64], MATMUL_SHAPES[v.shape as string]!)
     : attentionCases(modules, dtypes as CacheDType[], (v.ctx as number[] | undefined) ?? [512, 4096, 16384], (v.n as number[] | undefined) ?? [1, 5]);
   const lines = [HEADERS[op as keyof typeof HEADERS]];
   for (const c of cases) {
