@@ -1,0 +1,84 @@
+// Decode A/B of two builds of Tessera (e.g. a change and the commit before it, each a built tree's
+// dist folder), in one process: each build loads the same GGUF file with its own thread pool and
+// prefills the same random prompt, then the two decode alternately, --steps greedy steps per block,
+// the order flipping block by block, so a loaded machine slows both alike. Prints the median and the
+// fastest block of each (ms per decode step), and whether the two gave the same logits bits and
+// greedy tokens. Both models are in memory at once (twice the file's weights). A script:
+//
+//   node dist/src/bench/decode-ab.js --a OLD/dist --model FILE [--b NEW/dist] [--ctx 512] [--threads 2] [--rounds 10] [--steps 4]
+//
+// A baseline build from a commit: git archive COMMIT | tar -x -C /tmp/base, link node_modules into
+// it, npm run build there; --a /tmp/base/dist.
+
+import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
+
+const FLAGS: FlagSpecs = {
+  a: { type: 'string', required: true, placeholder: 'DIR', description: 'build A\'s dist folder (the baseline)' },
+  b: { type: 'string', placeholder: 'DIR', description: 'build B\'s dist folder (default: this tree\'s)' },
+  model: { type: 'string', required: true, placeholder: 'FILE', description: 'the GGUF file both builds load' },
+  ctx: { type: 'integer', min: 1, max: 131072, default: 512, placeholder: 'N', description: 'prompt tokens before the timed steps' },
+  threads: { type: 'integer', min: 1, max: 64, default: 2, placeholder: 'N', description: 'threads of each build\'s pool' },
+  rounds: { type: 'integer', min: 1, max: 1000, default: 10, placeholder: 'N', description: 'alternating blocks per build' },
+  steps: { type: 'integer', min: 1, max: 1000, default: 4, placeholder: 'N', description: 'decode steps per block' },
+};
+
+interface Build { name: string; model: { forward(tokens: number[], cache: unknown): Float32Array; createCache(): unknown; dispose(): void; vocabSize: number };
+  cache: unknown; last: Float32Array; tokens: number[]; times: number[] }
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+function median(xs: number[]): number { return [...xs].sort((p, q) => p - q)[xs.length >> 1]!; }
+
+function load(): string { return loadavg().map((x) => x.toFixed(1)).join(' '); }
+
+async function main(): Promise<number> {
+  const v = scriptFlags(import.meta.url, FLAGS, 'Decode ms/step of two Tessera builds alternating in one process on one GGUF file.');
+  if (!v) return 0;
+  const ctx = v.ctx as number, rounds = v.rounds as number, steps = v.steps as number, threads = v.threads as number;
+  const dirs: [string, string][] = [['A', resolve(v.a as string)], ['B', v.b === undefined ? new URL('../..', import.meta.url).pathname : resolve(v.b as string)]];
+  const builds: Build[] = [];
+  try {
+    for (const [name, dir] of dirs) {
+      const at = (p: string) => pathToFileURL(resolve(dir, p)).href;
+      const { loadModel } = await import(at('src/models/load.js')) as typeof import('../models/load.js');
+      const { randomIds } = await import(at('src/testing/random-model.js')) as typeof import('../testing/random-model.js');
+      const { model } = await loadModel(v.model as string, { threads, contextLength: ctx + (rounds + 1) * steps + 1, prefillChunk: 64, cacheDType: 'f16' });
+      const cache = model.createCache();
+      const t0 = performance.now();
+      const last = model.forward(randomIds(1234, ctx, model.vocabSize), cache as never);
+      process.stderr.write(`decode-ab: ${name} (${dir}) prefilled ${ctx} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      builds.push({ name, model: model as unknown as Build['model'], cache, last, tokens: [], times: [] });
+    }
+    const step = (b: Build) => { b.last = b.model.forward([argmax(b.last)], b.cache); b.tokens.push(argmax(b.last)); };
+    for (const b of builds) for (let s = 0; s < steps; s++) step(b); // warm-up block, untimed
+    const load0 = load();
+    for (let r = 0; r < rounds; r++) {
+      for (const b of r % 2 === 0 ? builds : [...builds].reverse()) {
+        const t0 = performance.now();
+        for (let s = 0; s < steps; s++) step(b);
+        b.times.push((performance.now() - t0) / steps);
+      }
+    }
+    const [A, B] = builds as [Build, Build];
+    const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const same = A.tokens.join() === B.tokens.join() && bits(A.last).every((w, i) => w === bits(B.last)[i]);
+    const [ma, mb] = [median(A.times), median(B.times)];
+    console.log(`Decode A/B, ${v.model as string}, ${ctx}-token prompt, ${threads} thread${threads > 1 ? 's' : ''} per build, ${rounds} alternating ` +
+      `blocks of ${steps} steps; A = ${dirs[0]![1]}, B = ${dirs[1]![1]}; load average ${load0} at the start, ${load()} at the end\n`);
+    console.log('| ctx | A ms/step (median) | B ms/step (median) | A / B | fastest block A / B | same logits bits and tokens |\n|---:|---:|---:|---:|---:|---|');
+    console.log(`| ${ctx} | ${ma.toFixed(1)} | ${mb.toFixed(1)} | ${(ma / mb).toFixed(2)}× | ${Math.min(...A.times).toFixed(1)} / ${Math.min(...B.times).toFixed(1)} | ${same ? 'yes' : 'no'} |`);
+  } finally {
+    for (const b of builds) b.model.dispose();
+  }
+  return 0;
+}
+
+if (isMainModule(import.meta.url)) runScript(import.meta.url, main);
