@@ -3,10 +3,10 @@
 // no f16 type); the branches on T fold away, so each export is a specialised loop.
 // Blocking: two weight rows × four tokens per pass (8 accumulators) so every loaded weight vector is
 // used four times and every X vector twice. One token (decode) reads one row at a time: the weights
-// then stream from memory in one sequential pass, which the hardware prefetcher follows at nearly
-// memcmp's bandwidth, where two or four rows read side by side (streams 8 KiB apart for a 2048-wide
-// f32 row) ran at about half of it. Tokens are processed in chunks whose X fits in L2 while the
-// rows stream past.
+// then come from memory in one sequential stream, about twice as fast on one core as two rows read
+// side by side (two streams a row apart; BENCHMARKS §4). With the rows in cache the pair is faster
+// (four add chains, not two), but decode reads its weights from memory. Tokens are processed in
+// chunks whose X fits in L2 while the rows stream past.
 
 import { hsum, loadF16, loadF16x4, loadBF16x4 } from './vector';
 
