@@ -32,6 +32,8 @@ export interface LongContextConfig {
   checkpointEvery: number;
   /** Run folder (checkpoint, logs) and the exported model folder. */
   out: string; modelDir: string;
+  /** Start from this exported model folder's parameters (fresh optimizer and steps); a checkpoint in `out` wins on --resume. */
+  initFrom?: string;
 }
 
 const int = (v: unknown, name: string, min = 0): number => {
@@ -92,10 +94,12 @@ export function validateConfig(o: Record<string, unknown>): LongContextConfig {
     evalContext: int(o.evalContext ?? stages[stages.length - 1].context, 'evalContext', 64),
     checkpointEvery: int(o.checkpointEvery ?? 0, 'checkpointEvery'),
     out: str(o.out, 'out'), modelDir: str(o.modelDir, 'modelDir'),
+    ...(o.initFrom !== undefined ? { initFrom: str(o.initFrom, 'initFrom') } : {}),
   };
   const { d, heads, kvHeads } = cfg.model;
   if (d % heads !== 0 || (d / heads) % 2 !== 0) throw new Error(`long-context config: model.d ${d} must split into ${heads} heads of an even size`);
   if (heads % kvHeads !== 0) throw new Error(`long-context config: model.heads ${heads} must be a multiple of model.kvHeads ${kvHeads}`);
+  if (cfg.initFrom !== undefined && cfg.initFrom.replace(/\/+$/, '') === cfg.modelDir.replace(/\/+$/, '')) throw new Error(`long-context config: modelDir must differ from initFrom (${cfg.initFrom}): the export would overwrite the model it starts from`);
   return cfg;
 }
 

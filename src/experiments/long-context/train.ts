@@ -5,6 +5,9 @@
 //   node dist/src/experiments/long-context/train.js [--config configs/long-context.json] [--resume]
 //        [--stop-at N] [--export-only] [--no-progress]
 //
+// A config with `initFrom` (a folder this script exported, same architecture and tokenizer) starts
+// from that model's parameters with a fresh optimizer and step 0: longer-context continued training.
+//
 // Loss: cross-entropy on the answer tokens and the EOS after them, plus lmWeight × cross-entropy on
 // lmRows random positions per sequence (ordinary next-token loss, which shapes the copy heads early).
 // Everything random is a function of the config seed; an interrupted run resumes exactly from
@@ -29,6 +32,7 @@ import { ThreadPool } from '../../runtime/pool.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 import { LongContextModel, type ScoredRows } from './model.js';
 import { LongContextTasks, trainLongContextTokenizer, tokenizerConfig, TASK_KINDS, TASK_OPTIONS_FILE, type TaskKind } from './tasks.js';
+import { initFromFolder } from './init-from.js';
 import { finalContext, readConfig, stageAt, totalSteps, type LongContextConfig } from './config.js';
 
 /** A batch with its scored rows split into answers (targets ≠ −100) and sampled LM rows. */
@@ -176,7 +180,9 @@ export async function trainLongContext(cfg: LongContextConfig, o: TrainOptions =
       const ck = loadCheckpoint(ckDir, { params });
       trainer.step = (ck.state as { step?: number } | null)?.step ?? 0;
     } else {
+      if (cfg.initFrom !== undefined) initFromFolder(params, cfg.initFrom, config, tasks.tokenizerJson);
       if (o.resume && trainer.resume()) log(`resumed from ${ckDir} at step ${trainer.step}`);
+      else if (cfg.initFrom !== undefined) log(`starting from the parameters of ${cfg.initFrom} (fresh optimizer, step 0)`);
       log(`long-context: ${params.count().toLocaleString('en-US')} parameters, vocab ${tasks.vocabSize}, ${steps} steps: ${cfg.stages.map((s) => `${s.steps} × ${s.batch} × ${s.context}`).join(', then ')}`);
       trainer.run(Math.min(steps, o.stopAt ?? steps));
     }
