@@ -187,6 +187,21 @@ QUOTED.push({ doc: 'models/sotu-mosaic-d128-l4/README.md', file: 'docs/results/l
 QUOTED.push({ doc: 'docs/EXPERIMENTS.md', file: 'docs/results/sotu-mosaic-d128-l4-ppl-128.json',
   quote: (d) => `${d.loss.toFixed(3)} (ppl ${d.perplexity.toFixed(1)}) on ${d.windows} windows of ${d.ctx} through the engine` });
 
+// the 4096-token model (docs/LONG_CONTEXT_MODEL.md) and its acceptance table (BENCHMARKS §9)
+QUOTED.push({ doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-4k/needle-2048-4096.json', quote: (d) => {
+  const r = d.rows.find((x: any) => x.context === 4096);
+  return `| needle-single | 4096 | **${pct(r.accuracy)}** (${r.byDepth.map((x: number) => Math.round(100 * x)).join(' / ')}%) |`;
+} });
+QUOTED.push({ doc: 'docs/LONG_CONTEXT_MODEL.md', file: 'docs/results/long-context-4k/shipped-needle-4096.json',
+  quote: (d) => `tokens it finds ${pct(d.rows[0].accuracy)} of the needles` });
+for (const [file, bold] of [['docs/results/selfspec-acceptance-4k-greedy.json', 'streaming:sinks=16,window=496'], ['docs/results/selfspec-acceptance-4k-t1.json', 'streaming:sinks=16,window=496']] as const) {
+  QUOTED.push({ doc: 'docs/BENCHMARKS.md', file, quote: (d) => {
+    const cell = (r: any, b: boolean) => `${b ? `**${r.acceptanceRate.toFixed(2)}**` : r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)} (${(100 * r.keysFraction).toFixed(1)}%)`;
+    const at = (c: number) => d.rows.find((x: any) => x.draft === bold && x.context === c);
+    return `| ${cell(at(2048), false)} | ${cell(at(4096), true)} | ${at(4096).perPosition.map((x: number) => x.toFixed(2)).join(' / ')} |`;
+  } });
+}
+
 test('numbers the docs quote are the ones their results files hold', () => {
   const wrong: string[] = [];
   for (const { doc, file, quote } of QUOTED) {
