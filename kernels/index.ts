@@ -7,6 +7,7 @@ export { matmulF32, matmulF16, matmulBF16 } from './matmul';
 export { matmulQ8_0, matmulQ4_0 } from './matmul-quant';
 export { matmulQ8_0x4, matmulQ4_0x4, rowToF32Q8_0x4, rowToF32Q4_0x4 } from './matmul-quant-x4';
 export { matmulQ4_K, matmulQ5_K, matmulQ6_K, quantizeQ8K, toF32Q4_K, toF32Q5_K, toF32Q6_K } from './matmul-kquant';
+export { matmulQ4_Kx4, matmulQ5_Kx4, matmulQ6_Kx4, rowToF32Q4_Kx4, rowToF32Q5_Kx4, rowToF32Q6_Kx4 } from './matmul-kquant-x4';
 export { quantizeQ8, toF32F32, toF32F16, toF32BF16, toF32Q8_0, toF32Q4_0, storeRowsF16 } from './quant';
 export { rmsNorm, layerNorm } from './norm';
 export { rope } from './rope';

@@ -16,18 +16,41 @@
 
 import { loadF16 } from './vector';
 
-const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 bsums
+export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 bsums
 
 // Weight types are marker type parameters (AssemblyScript generics take types): u8 = q4_K,
 // u16 = q5_K, u32 = q6_K; every test below folds at compile time.
-@inline function isQ4<T>(): bool { return sizeof<T>() == 1; }
-@inline function isQ5<T>(): bool { return sizeof<T>() == 2; }
-@inline function isQ6<T>(): bool { return sizeof<T>() == 4; }
+@inline export function isQ4<T>(): bool { return sizeof<T>() == 1; }
+@inline export function isQ5<T>(): bool { return sizeof<T>() == 2; }
+@inline export function isQ6<T>(): bool { return sizeof<T>() == 4; }
 /** Bytes of one super-block of the weight type T. */
-@inline function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
+@inline export function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
+
+// Where a row's super-block b lies: in GGUF's layout (x4 false: the row at base) or in the x4 layout
+// of kernels/matmul-kquant-x4.ts (base = the row's group of four, k = its place in it).
+/** Bytes of a super-block's quants per row (GGUF's block less d, dmin and scales), as the x4 layout keeps them. */
+@inline export function partBytes<T>(): usize { return kBytes<T>() - (isQ6<T>() ? 18 : 16); }
+/** Bytes ahead of the four rows' quants in one x4 super-block: d ×4, dmin ×4 and 3 × 4 scale words, or q6_K's d ×4 and 4 × 16 scales. */
+@inline export function headBytes<T>(): usize { return (kBytes<T>() - partBytes<T>()) << 2; }
+/** The address weightVec reads as its super-block (q4_K / q5_K: 16 bytes ahead of qh / qs). */
+@inline function quantsAt<T>(base: usize, b: i32, k: usize, x4: bool): usize {
+  if (!x4) return base + <usize>b * kBytes<T>();
+  return base + <usize>b * (kBytes<T>() << 2) + headBytes<T>() + partBytes<T>() * k - (isQ6<T>() ? 0 : 16);
+}
+/** The f16 d (dmin: q4_K / q5_K's f16 dmin). */
+@inline function scaleAt<T>(base: usize, b: i32, k: usize, x4: bool, dmin: bool): usize {
+  if (!x4) return base + <usize>b * kBytes<T>() + (isQ6<T>() ? 208 : dmin ? 2 : 0);
+  return base + <usize>b * (kBytes<T>() << 2) + (dmin ? 8 : 0) + (k << 1);
+}
+/** q6_K's 16 i8 scales, or the first of q4_K / q5_K's three packed scale words (the next at + scaleStep). */
+@inline function scalesAt<T>(base: usize, b: i32, k: usize, x4: bool): usize {
+  if (!x4) return base + <usize>b * kBytes<T>() + (isQ6<T>() ? 192 : 4);
+  return base + <usize>b * (kBytes<T>() << 2) + (isQ6<T>() ? 8 + (k << 4) : 16 + (k << 2));
+}
+@inline function scaleStep(x4: bool): usize { return x4 ? 16 : 4; }
 
 /** The four i32 lanes of v added (exact). */
-@inline function hsumI(v: v128): i32 {
+@inline export function hsumI(v: v128): i32 {
   const t = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
   return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
 }
@@ -35,7 +58,7 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 /** A super-block's term as ggml's reference computes it: f32(d·d_x)·isum − f32(dmin·d_x)·msum, each
  *  product of the f32 scale and the exact integer rounded once (in f64, where it is exact), then the
  *  difference in f32 — the same bits as the TypeScript twin. */
-@inline function superTerm(d: f32, dmin: f32, dx: f32, isum: i32, msum: i32): f32 {
+@inline export function superTerm(d: f32, dmin: f32, dx: f32, isum: i32, msum: i32): f32 {
   const a = <f32>(<f64>(d * dx) * <f64>isum), b = <f32>(<f64>(dmin * dx) * <f64>msum);
   return a - b;
 }
@@ -44,7 +67,7 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
  *  activations at x. Relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) — exact, the
  *  weights fit 7 bits unsigned; plain SIMD: widened to i16, i32x4.dot_i16x8_s, narrowed back (a pair
  *  is at most 2·63·128, no saturation). Both builds give the same lanes. */
-@inline function pairSums(w: v128, x: usize): v128 {
+@inline export function pairSums(w: v128, x: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w);
   return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), v128.load8x8_s(x)),
                               i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8)));
@@ -52,13 +75,14 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
 
 /** acc + sc · (pair sums p), widened in one i32x4.dot_i16x8_s (x86 pmaddwd, the same instruction a
  *  plain widening costs): lane j gains sc·(p[2j] + p[2j+1]), exact (|p| ≤ 2^15, |sc| ≤ 128). */
-@inline function addScaled(acc: v128, p: v128, sc: v128): v128 {
+@inline export function addScaled(acc: v128, p: v128, sc: v128): v128 {
   return i32x4.add(acc, i32x4.dot_i16x8_s(p, sc));
 }
 
-/** The 12 packed scale bytes at p as i8x16: bytes 0-7 the eight 6-bit scales, 8-15 the eight mins. */
-@inline function scalesMins(p: usize): v128 {
-  const w0 = load<u32>(p), w1 = load<u32>(p, 4), w2 = load<u32>(p, 8);
+/** The 12 packed scale bytes (words at p, p + step, p + 2·step) as i8x16: bytes 0-7 the eight 6-bit
+ *  scales, 8-15 the eight mins. */
+@inline function scalesMins(p: usize, step: usize): v128 {
+  const w0 = load<u32>(p), w1 = load<u32>(p + step), w2 = load<u32>(p + 2 * step);
   let v = i32x4.splat(<i32>(w0 & 0x3f3f3f3f));                                                  // scales 0-3
   v = i32x4.replace_lane(v, 1, <i32>((w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4)));       // scales 4-7
   v = i32x4.replace_lane(v, 2, <i32>(w1 & 0x3f3f3f3f));                                           // mins 0-3
@@ -94,13 +118,13 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return v128.or(v, i8x16.shl(v128.and(bit, i8x16.splat(1)), 4));
 }
 
-/** One q4_K / q5_K super-block at wb (its weights unpacked in v0..v15, sub-block s's scale as i16
- *  lanes in c_s) · the q8_K block at xb: f32 lanes d_x·d·isum − d_x·dmin·msum, isum = Σ sc·dot
- *  (a sub-block's two halves of pair sums added in i16 first: 2·(2·31·128) fits), msum = Σ m·bsum;
- *  returns the super-block's f32 term (superTerm). */
-@inline function blockQ45(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
+/** One q4_K / q5_K super-block (its weights unpacked in v0..v15, sub-block s's scale as i16 lanes
+ *  in c_s, its scales and mins in sm, its d and dmin) · the q8_K block at xb: f32 lanes
+ *  d_x·d·isum − d_x·dmin·msum, isum = Σ sc·dot (a sub-block's two halves of pair sums added in i16
+ *  first: 2·(2·31·128) fits), msum = Σ m·bsum; returns the super-block's f32 term (superTerm). */
+@inline function blockQ45(xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
                           v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
-                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128, sm: v128): f32 {
+                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128, sm: v128, d: f32, dmin: f32): f32 {
   const x = xb + 4;
   // sub-blocks 2c (low nibbles: v[4c], v[4c+1]) and 2c+1 (high: v[4c+2], v[4c+3]) of chunk c
   let isum = i32x4.dot_i16x8_s(i16x8.add(pairSums(v0, x), pairSums(v1, x + 16)), c0);
@@ -114,16 +138,17 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   // Σ x over each sub-block of 32 = pairs of q8_K's 16-value bsums
   const bs0 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), bs1 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276));
   const msum = weigh8(bs0, bs1, sm, true);
-  return superTerm(loadF16(wb), loadF16(wb + 2), load<f32>(xb), hsumI(isum), hsumI(msum));
+  return superTerm(d, dmin, load<f32>(xb), hsumI(isum), hsumI(msum));
 }
 
-/** One q6_K super-block at wb (weights unpacked in v0..v15, 0..63; group g's i8 scale as i16 lanes
- *  in c_g) · the q8_K block at xb: the f32 term d_x·d·Σ_g sc_g·(q·x − 32·Σx)_g (superTerm, dmin 0). The 6-bit q is dotted as
- *  it is; 32·Σ_g sc_g·bsum_g (q8_K's 16-value sums) is taken off after. */
-@inline function blockQ6(wb: usize, xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
+/** One q6_K super-block (weights unpacked in v0..v15, 0..63; group g's i8 scale as i16 lanes in
+ *  c_g, the 16 scales at sp, its d) · the q8_K block at xb: the f32 term d_x·d·Σ_g sc_g·(q·x − 32·Σx)_g
+ *  (superTerm, dmin 0). The 6-bit q is dotted as it is; 32·Σ_g sc_g·bsum_g (q8_K's 16-value sums) is
+ *  taken off after. */
+@inline function blockQ6(xb: usize, v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128,
                          v8: v128, v9: v128, v10: v128, v11: v128, v12: v128, v13: v128, v14: v128, v15: v128,
                          c0: v128, c1: v128, c2: v128, c3: v128, c4: v128, c5: v128, c6: v128, c7: v128,
-                         c8: v128, c9: v128, c10: v128, c11: v128, c12: v128, c13: v128, c14: v128, c15: v128): f32 {
+                         c8: v128, c9: v128, c10: v128, c11: v128, c12: v128, c13: v128, c14: v128, c15: v128, sp: usize, d: f32): f32 {
   const x = xb + 4;
   let isum = i32x4.dot_i16x8_s(pairSums(v0, x), c0);
   isum = addScaled(isum, pairSums(v1, x + 16), c1);
@@ -141,16 +166,16 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   isum = addScaled(isum, pairSums(v13, x + 208), c13);
   isum = addScaled(isum, pairSums(v14, x + 224), c14);
   isum = addScaled(isum, pairSums(v15, x + 240), c15);
-  const sc = v128.load(wb, 192);
+  const sc = v128.load(sp);
   const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), i16x8.extend_low_i8x16_s(sc)),
                         i32x4.dot_i16x8_s(v128.load(xb, 276), i16x8.extend_high_i8x16_s(sc)));
-  return superTerm(loadF16(wb + 208), 0, load<f32>(xb), hsumI(isum) - (hsumI(bsc) << 5), 0);
+  return superTerm(d, 0, load<f32>(xb), hsumI(isum) - (hsumI(bsc) << 5), 0);
 }
 
-/** Scale k (0..15) of the super-block at wb as i16 lanes: q6_K's i8 scales; q4_K / q5_K's 6-bit
+/** Scale k (0..15) of a super-block as i16 lanes: q6_K's i8 scales (at sp); q4_K / q5_K's 6-bit
  *  sub-block scales (k < 8, bytes 0..7 of sm, scalesMins). */
-@inline function scaleSplat<T>(wb: usize, sm: v128, k: i32): v128 {
-  if (isQ6<T>()) return i16x8.splat(<i16>load<i8>(wb + 192 + <usize>k));
+@inline function scaleSplat<T>(sp: usize, sm: v128, k: i32): v128 {
+  if (isQ6<T>()) return i16x8.splat(<i16>load<i8>(sp + <usize>k));
   let b: u8;
   switch (k) { // extract_lane takes a constant lane
     case 0: b = i8x16.extract_lane_u(sm, 0); break;
@@ -165,33 +190,35 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   return i16x8.splat(<i16>b);
 }
 
-/** Row wr · TN tokens (xr + j·xRow, TN = 1..4, a constant after inlining), stored at yp + j·yRow.
- *  Each super-block's weights are unpacked, and its scales spread over lanes, once for the TN
- *  tokens; per token the arithmetic is the one-token kernel's (the super-blocks' terms summed in
- *  order, as the twin does), so a token's result is the same bits however many tokens share its tile. */
-@inline function rowTile<T>(wr: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
+/** One row (at base, or row k of the x4 group at base) · TN tokens (xr + j·xRow, TN = 1..4, a
+ *  constant after inlining), stored at yp + j·yRow. Each super-block's weights are unpacked, and its
+ *  scales spread over lanes, once for the TN tokens; per token the arithmetic is the one-token
+ *  kernel's (the super-blocks' terms summed in order, as the twin does), so a token's result is the
+ *  same bits however many tokens share its tile. */
+@inline function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
   let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const wb = wr + <usize>b * kBytes<T>(), xb = xr + <usize>b * XB;
+    const wb = quantsAt<T>(base, b, k, x4), xb = xr + <usize>b * XB, sp = scalesAt<T>(base, b, k, x4);
+    const d = loadF16(scaleAt<T>(base, b, k, x4, false)), dmin: f32 = isQ6<T>() ? 0 : loadF16(scaleAt<T>(base, b, k, x4, true));
     const v0 = weightVec<T>(wb, 0), v1 = weightVec<T>(wb, 1), v2 = weightVec<T>(wb, 2), v3 = weightVec<T>(wb, 3);
     const v4 = weightVec<T>(wb, 4), v5 = weightVec<T>(wb, 5), v6 = weightVec<T>(wb, 6), v7 = weightVec<T>(wb, 7);
     const v8 = weightVec<T>(wb, 8), v9 = weightVec<T>(wb, 9), v10 = weightVec<T>(wb, 10), v11 = weightVec<T>(wb, 11);
     const v12 = weightVec<T>(wb, 12), v13 = weightVec<T>(wb, 13), v14 = weightVec<T>(wb, 14), v15 = weightVec<T>(wb, 15);
-    const sm = isQ6<T>() ? i32x4.splat(0) : scalesMins(wb + 4);
-    const c0 = scaleSplat<T>(wb, sm, 0), c1 = scaleSplat<T>(wb, sm, 1), c2 = scaleSplat<T>(wb, sm, 2), c3 = scaleSplat<T>(wb, sm, 3);
-    const c4 = scaleSplat<T>(wb, sm, 4), c5 = scaleSplat<T>(wb, sm, 5), c6 = scaleSplat<T>(wb, sm, 6), c7 = scaleSplat<T>(wb, sm, 7);
+    const sm = isQ6<T>() ? i32x4.splat(0) : scalesMins(sp, scaleStep(x4));
+    const c0 = scaleSplat<T>(sp, sm, 0), c1 = scaleSplat<T>(sp, sm, 1), c2 = scaleSplat<T>(sp, sm, 2), c3 = scaleSplat<T>(sp, sm, 3);
+    const c4 = scaleSplat<T>(sp, sm, 4), c5 = scaleSplat<T>(sp, sm, 5), c6 = scaleSplat<T>(sp, sm, 6), c7 = scaleSplat<T>(sp, sm, 7);
     if (isQ6<T>()) {
-      const c8 = scaleSplat<T>(wb, sm, 8), c9 = scaleSplat<T>(wb, sm, 9), c10 = scaleSplat<T>(wb, sm, 10), c11 = scaleSplat<T>(wb, sm, 11);
-      const c12 = scaleSplat<T>(wb, sm, 12), c13 = scaleSplat<T>(wb, sm, 13), c14 = scaleSplat<T>(wb, sm, 14), c15 = scaleSplat<T>(wb, sm, 15);
-      a0 += blockQ6(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
-      if (TN > 1) a1 += blockQ6(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
-      if (TN > 2) a2 += blockQ6(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
-      if (TN > 3) a3 += blockQ6(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+      const c8 = scaleSplat<T>(sp, sm, 8), c9 = scaleSplat<T>(sp, sm, 9), c10 = scaleSplat<T>(sp, sm, 10), c11 = scaleSplat<T>(sp, sm, 11);
+      const c12 = scaleSplat<T>(sp, sm, 12), c13 = scaleSplat<T>(sp, sm, 13), c14 = scaleSplat<T>(sp, sm, 14), c15 = scaleSplat<T>(sp, sm, 15);
+      a0 += blockQ6(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
+      if (TN > 1) a1 += blockQ6(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
+      if (TN > 2) a2 += blockQ6(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
+      if (TN > 3) a3 += blockQ6(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
     } else {
-      a0 += blockQ45(wb, xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
-      if (TN > 1) a1 += blockQ45(wb, xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
-      if (TN > 2) a2 += blockQ45(wb, xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
-      if (TN > 3) a3 += blockQ45(wb, xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm);
+      a0 += blockQ45(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+      if (TN > 1) a1 += blockQ45(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+      if (TN > 2) a2 += blockQ45(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+      if (TN > 3) a3 += blockQ45(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
     }
   }
   store<f32>(yp, a0);
@@ -200,7 +227,8 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   if (TN > 3) store<f32>(yp + 3 * yRow, a3);
 }
 
-@inline function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+/** W in GGUF's layout (x4 false) or the x4 one (rows % 4 == 0) · n tokens, one row × 4 tokens at a time. */
+@inline export function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32, x4: bool): void {
   const nb = cols >> 8;
   const wRow = <usize>nb * kBytes<T>();
   const xRow = <usize>nb * XB;
@@ -210,26 +238,26 @@ const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 × i16 b
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
     for (let r = r0; r < r1; r++) {
-      const wr = w + <usize>r * wRow, yr = y + (<usize>r << 2);
+      const wr = x4 ? w + <usize>(r >> 2) * (wRow << 2) : w + <usize>r * wRow, k = <usize>(r & 3), yr = y + (<usize>r << 2);
       let t = t0;
-      for (; t + 4 <= t1; t += 4) rowTile<T>(wr, x + <usize>t * xRow, xRow, nb, 4, yr + <usize>t * yRow, yRow);
+      for (; t + 4 <= t1; t += 4) rowTile<T>(wr, k, x4, x + <usize>t * xRow, xRow, nb, 4, yr + <usize>t * yRow, yRow);
       const left = t1 - t, xt = x + <usize>t * xRow, yt = yr + <usize>t * yRow;
-      if (left == 3) rowTile<T>(wr, xt, xRow, nb, 3, yt, yRow);
-      else if (left == 2) rowTile<T>(wr, xt, xRow, nb, 2, yt, yRow);
-      else if (left == 1) rowTile<T>(wr, xt, xRow, nb, 1, yt, yRow);
+      if (left == 3) rowTile<T>(wr, k, x4, xt, xRow, nb, 3, yt, yRow);
+      else if (left == 2) rowTile<T>(wr, k, x4, xt, xRow, nb, 2, yt, yRow);
+      else if (left == 1) rowTile<T>(wr, k, x4, xt, xRow, nb, 1, yt, yRow);
     }
   }
 }
 
 // Exports: W (rows, cols) · Xq (n, cols)ᵀ -> Y (n, rows) f32, rows [r0, r1); cols % 256 == 0.
 export function matmulQ4_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u8>(w, xq, y, n, rows, cols, r0, r1);
+  matmulK<u8>(w, xq, y, n, rows, cols, r0, r1, false);
 }
 export function matmulQ5_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u16>(w, xq, y, n, rows, cols, r0, r1);
+  matmulK<u16>(w, xq, y, n, rows, cols, r0, r1, false);
 }
 export function matmulQ6_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u32>(w, xq, y, n, rows, cols, r0, r1);
+  matmulK<u32>(w, xq, y, n, rows, cols, r0, r1, false);
 }
 
 // ---- q8_K activations (ggml quantize_row_q8_K_ref) ----------------------------------------------
@@ -266,47 +294,57 @@ export function quantizeQ8K(x: usize, xq: usize, count: i32): void {
 
 // ---- dequantisation (ggml dequantize_row_q{4,5,6}_K, same f32 operations) -----------------------
 
-/** 6-bit scale (mins = false) or min of sub-block j of the packed bytes at p. */
-@inline function scaleOrMin(p: usize, j: i32, mins: bool): f32 {
+/** Byte i (0..11) of the packed scales whose words lie at p, p + step, p + 2·step. */
+@inline function scaleByte(p: usize, step: usize, i: i32): u32 {
+  return <u32>load<u8>(p + <usize>(i >> 2) * step + <usize>(i & 3));
+}
+
+/** 6-bit scale (mins = false) or min of sub-block j of the packed scales at p. */
+@inline function scaleOrMin(p: usize, step: usize, j: i32, mins: bool): f32 {
   const o = mins ? 4 : 0;
-  if (j < 4) return <f32>(load<u8>(p + <usize>(j + o)) & 63);
-  return <f32>(mins ? (load<u8>(p + <usize>(j + 4)) >> 4) | ((load<u8>(p + <usize>j) >> 6) << 4)
-                    : (load<u8>(p + <usize>(j + 4)) & 15) | ((load<u8>(p + <usize>(j - 4)) >> 6) << 4));
+  if (j < 4) return <f32>(scaleByte(p, step, j + o) & 63);
+  return <f32>(mins ? (scaleByte(p, step, j + 4) >> 4) | ((scaleByte(p, step, j) >> 6) << 4)
+                    : (scaleByte(p, step, j + 4) & 15) | ((scaleByte(p, step, j - 4) >> 6) << 4));
 }
 
-@inline function toF32Q45<T>(src: usize, dst: usize, count: i32): void {
-  const nb = count >> 8;
-  for (let b = 0; b < nb; b++) {
-    const bp = src + <usize>b * kBytes<T>(), dp = dst + (<usize>b << 10);
-    const d = loadF16(bp), dmin = loadF16(bp + 2);
-    const qs = isQ4<T>() ? bp + 16 : bp + 48;
-    for (let j = 0; j < 8; j++) {
-      const d1 = d * scaleOrMin(bp + 4, j, false), m1 = dmin * scaleOrMin(bp + 4, j, true);
-      for (let l = 0; l < 32; l++) {
-        const byte = <u32>load<u8>(qs + <usize>(32 * (j >> 1) + l));
-        let q = (j & 1) ? byte >> 4 : byte & 15;
-        if (isQ5<T>()) q |= ((<u32>load<u8>(bp + 16 + <usize>l) >> <u32>j) & 1) << 4;
-        store<f32>(dp + (<usize>(32 * j + l) << 2), d1 * <f32>q - m1);
-      }
-    }
-  }
-}
-
-export function toF32Q4_K(src: usize, dst: usize, count: i32): void { toF32Q45<u8>(src, dst, count); }
-export function toF32Q5_K(src: usize, dst: usize, count: i32): void { toF32Q45<u16>(src, dst, count); }
-
-export function toF32Q6_K(src: usize, dst: usize, count: i32): void {
-  const nb = count >> 8;
-  for (let b = 0; b < nb; b++) {
-    const bp = src + <usize>b * 210, dp = dst + (<usize>b << 10);
-    const d = loadF16(bp + 208);
+/** dst (256 f32) = super-block b of the row at base (GGUF's layout, or row k of an x4 group). */
+@inline function dequantBlock<T>(base: usize, b: i32, k: usize, x4: bool, dp: usize): void {
+  const wb = quantsAt<T>(base, b, k, x4), sp = scalesAt<T>(base, b, k, x4), d = loadF16(scaleAt<T>(base, b, k, x4, false));
+  if (isQ6<T>()) {
     for (let i = 0; i < 256; i++) {
-      const h = i >> 7, k = (i >> 5) & 3, l = i & 31;
-      const lowByte = <i32>load<u8>(bp + <usize>(64 * h + l + 32 * (k & 1)));
-      const low = k < 2 ? lowByte & 15 : lowByte >> 4;
-      const high = (<i32>load<u8>(bp + <usize>(128 + 32 * h + l)) >> (2 * k)) & 3;
-      const sc = <f32>load<i8>(bp + 192 + <usize>(i >> 4));
+      const h = i >> 7, q = (i >> 5) & 3, l = i & 31;
+      const lowByte = <i32>load<u8>(wb + <usize>(64 * h + l + 32 * (q & 1)));
+      const low = q < 2 ? lowByte & 15 : lowByte >> 4;
+      const high = (<i32>load<u8>(wb + <usize>(128 + 32 * h + l)) >> (2 * q)) & 3;
+      const sc = <f32>load<i8>(sp + <usize>(i >> 4));
       store<f32>(dp + (<usize>i << 2), (d * sc) * <f32>((low | (high << 4)) - 32));
     }
+    return;
+  }
+  const dmin = loadF16(scaleAt<T>(base, b, k, x4, true)), step = scaleStep(x4);
+  const qs = isQ4<T>() ? wb + 16 : wb + 48;
+  for (let j = 0; j < 8; j++) {
+    const d1 = d * scaleOrMin(sp, step, j, false), m1 = dmin * scaleOrMin(sp, step, j, true);
+    for (let l = 0; l < 32; l++) {
+      const byte = <u32>load<u8>(qs + <usize>(32 * (j >> 1) + l));
+      let q = (j & 1) ? byte >> 4 : byte & 15;
+      if (isQ5<T>()) q |= ((<u32>load<u8>(wb + 16 + <usize>l) >> <u32>j) & 1) << 4;
+      store<f32>(dp + (<usize>(32 * j + l) << 2), d1 * <f32>q - m1);
+    }
   }
 }
+
+@inline function toF32K<T>(src: usize, dst: usize, count: i32): void {
+  const nb = count >> 8;
+  for (let b = 0; b < nb; b++) dequantBlock<T>(src, b, 0, false, dst + (<usize>b << 10));
+}
+
+/** dst (cols f32) = row r of an x4 matrix (the embedding lookup). */
+@inline export function rowToF32KX4<T>(w: usize, r: i32, cols: i32, dst: usize): void {
+  const nb = cols >> 8, base = w + <usize>(r >> 2) * <usize>nb * (kBytes<T>() << 2);
+  for (let b = 0; b < nb; b++) dequantBlock<T>(base, b, <usize>(r & 3), true, dst + (<usize>b << 10));
+}
+
+export function toF32Q4_K(src: usize, dst: usize, count: i32): void { toF32K<u8>(src, dst, count); }
+export function toF32Q5_K(src: usize, dst: usize, count: i32): void { toF32K<u16>(src, dst, count); }
+export function toF32Q6_K(src: usize, dst: usize, count: i32): void { toF32K<u32>(src, dst, count); }

@@ -133,7 +133,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
 }
 
 /** Stores the four rows r..r+3 of one token (v, lane k = row r + k) at yp, only those in [r0, r1). */
-@inline function storeGroup(yp: usize, v: v128, r: i32, r0: i32, r1: i32): void {
+@inline export function storeGroup(yp: usize, v: v128, r: i32, r0: i32, r1: i32): void {
   if (r >= r0 && r + 4 <= r1) { v128.store(yp, v); return; }
   if (r >= r0 && r < r1) store<f32>(yp, f32x4.extract_lane(v, 0));
   if (r + 1 >= r0 && r + 1 < r1) store<f32>(yp, f32x4.extract_lane(v, 1), 4);

@@ -4,13 +4,13 @@
 
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
-import { quantizeToK } from '../kernels/k-quants.js';
-import { repackX4 } from '../kernels/repack.js';
+import { quantizeToK, type KQuantType } from '../kernels/k-quants.js';
+import { repackKX4, repackX4 } from '../kernels/repack.js';
 import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { activationBytes, activationFormat, attentionStateBytes, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
 
-const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'];
+const DTYPES: WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q8_0x4', 'q4_0', 'q4_0x4', 'q4_k', 'q4_kx4', 'q5_k', 'q5_kx4', 'q6_k', 'q6_kx4'];
 // (rows, cols): a 2048-wide model's projections, and SmolLM2-135M's (hidden 576, ffn 1536).
 const SHAPES: [number, number][] = [[2048, 2048], [8192, 2048], [1536, 576], [576, 1536]];
 
@@ -27,6 +27,12 @@ export function weightsOf(dtype: WeightDType, values: Float32Array, rows: number
       const base = dtype === 'q8_0x4' ? 'q8_0' : 'q4_0';
       const w = weightsOf(base, values, rows);
       repackX4(base, w, rows, values.length / rows);
+      return w;
+    }
+    case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': {
+      const base = dtype.slice(0, 4) as KQuantType;
+      const w = quantizeToK(base, values);
+      repackKX4(base, w, rows, values.length / rows);
       return w;
     }
   }

@@ -8,7 +8,8 @@ import {
   ATTENTION_CHUNK, ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionChunkCount, attentionPartialSlot, attentionSplitsKeys, attentionUnits,
   checkSplitsKeys, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
-import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts } from './k-quants.js';
+import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
+import { unpackKX4, type KRepackedDType } from './repack.js';
 
 const f32 = Math.fround;
 
@@ -255,11 +256,18 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     return { d, q };
   }
 
+  /** The GGUF super-blocks of a K-quant matrix (rows × cols) at w: a view, or for an x4 layout a copy put back in order. */
+  function kBlocks(dtype: KQuantType | KRepackedDType, w: Ptr, rows: number, cols: number): Uint8Array {
+    const W = U8(w, weightBytes(dtype, rows * cols));
+    return dtype === 'q4_kx4' || dtype === 'q5_kx4' || dtype === 'q6_kx4' ? unpackKX4(dtype, W, rows, cols) : W;
+  }
+
   /** llama.cpp ggml_vec_dot_q{4,5,6}_K_q8_K: per super-block exact integer sums, scaled in f32. */
-  function matmulK(dtype: 'q4_k' | 'q5_k' | 'q6_k', w: Ptr, x: Ptr, Y: Float32Array, n: number, rows: number, cols: number, r0: number, r1: number): void {
+  function matmulK(type: KQuantType | KRepackedDType, w: Ptr, x: Ptr, Y: Float32Array, n: number, rows: number, cols: number, r0: number, r1: number): void {
+    const dtype = type.slice(0, 4) as KQuantType;
     const nb = cols / QK_K, bb = K_BLOCK_BYTES[dtype];
     const X = new DataView(memory.buffer, x, n * nb * Q8_K_BYTES);
-    const W = U8(w, rows * nb * bb);
+    const W = kBlocks(type, w, rows, cols);
     const blocks: KBlockInts[] = [];
     for (let r = r0; r < r1; r++) {
       for (let b = 0; b < nb; b++) blocks[b] = kBlockInts(dtype, W, (r * nb + b) * bb, blocks[b]);
@@ -286,7 +294,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
   const kernels: Kernels = {
     matmul(dtype: WeightDType, w, x, y, n, rows, cols, r0, r1) {
       const Y = F(y, n * rows);
-      if (dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') { matmulK(dtype, w, x, Y, n, rows, cols, r0, r1); return; }
+      if (dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k' || dtype === 'q4_kx4' || dtype === 'q5_kx4' || dtype === 'q6_kx4') { matmulK(dtype, w, x, Y, n, rows, cols, r0, r1); return; }
       if (dtype === 'q8_0' || dtype === 'q4_0' || dtype === 'q8_0x4' || dtype === 'q4_0x4') {
         // llama.cpp ggml_vec_dot_q{8,4}_0_q8_0: sumf += sumi · (d_w · d_x), in f32.
         const nb = cols / 32;
@@ -341,7 +349,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
         case 'q4_k': case 'q5_k': case 'q6_k':
           D.set(dequantizeK(dtype, U8(src, (count / QK_K) * K_BLOCK_BYTES[dtype]), count));
           return;
-        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
+        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },
@@ -350,6 +358,10 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       if (dtype === 'q8_0x4' || dtype === 'q4_0x4') {
         const { d, q } = rowBlocksX4(dtype, w, row, cols / 32), D = F(dst, cols);
         for (let i = 0; i < cols; i++) D[i] = d[i >> 5]! * q[i]!;
+      } else if (dtype === 'q4_kx4' || dtype === 'q5_kx4' || dtype === 'q6_kx4') {
+        const type = dtype.slice(0, 4) as KQuantType, rowBytes = weightBytes(type, cols);
+        const group = kBlocks(dtype, w + (row >> 2) * 4 * rowBytes, 4, cols);
+        F(dst, cols).set(dequantizeK(type, group.subarray((row & 3) * rowBytes, ((row & 3) + 1) * rowBytes), cols));
       } else {
         this.toF32(dtype, w + weightBytes(dtype, row * cols), dst, cols);
       }

@@ -1,24 +1,33 @@
-// The in-memory "x4" layouts of q8_0 / q4_0 matrices (dtypes q8_0x4 / q4_0x4), made at load: the
-// matmul kernels (kernels/matmul-quant-x4.ts) read four rows per activation block, so the rows are
-// interleaved block by block with the four rows' f16 scales together ahead of their quants. Group g
-// (rows 4g..4g+3) is nb·4·(2 + QB) bytes (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0):
-// nb blocks of 8 + 4·QB bytes — block b's scales of rows 4g..4g+3, then row 4g+k's QB quant bytes
-// at 8 + QB·k — the bytes of the GGUF blocks unchanged, only moved, so the size is the GGUF size.
+// The in-memory "x4" layouts of quantised matrices, made at load: the matmul kernels read four rows
+// per activation block, so the rows are interleaved block by block, the four rows' scales together
+// ahead of their quants. The bytes of the GGUF blocks are only moved, so the size is the GGUF size.
 // Files keep GGUF's layout; this is done in place after a tensor is read.
-
+// q8_0x4 / q4_0x4 (kernels/matmul-quant-x4.ts): group g (rows 4g..4g+3) is nb·4·(2 + QB) bytes
+// (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0): nb blocks of 8 + 4·QB bytes — block b's
+// scales of rows 4g..4g+3, then row 4g+k's QB quant bytes at 8 + QB·k.
+// q4_kx4 / q5_kx4 / q6_kx4 (kernels/matmul-kquant-x4.ts): group g is nb super-blocks of 4·B bytes
+// (B = 144 / 176 / 210): q4_K / q5_K: the four rows' d, their dmin, the three words of their packed
+// scales word by word, then each row's quants (64 bytes of head); q6_K: the four rows' d, their 16
+// scales, then each row's ql and qh (72 bytes of head). KX4_MOVES lists where each part goes.
 import type { WeightDType } from './types.js';
+import { K_BLOCK_BYTES, type KQuantType } from './k-quants.js';
 
 export type RepackedDType = 'q8_0x4' | 'q4_0x4';
+export type KRepackedDType = 'q4_kx4' | 'q5_kx4' | 'q6_kx4';
 
 /** Rows interleaved in one group of the x4 layouts. */
 export const GROUP_ROWS = 4;
 
-/** Readies a matrix just read (`bytes`, rows × cols in `dtype`) for the matmul kernels: q8_0 / q4_0
- *  with rows % 4 == 0 is repacked in place into its x4 layout and that dtype is returned; anything
- *  else is left as it is and `dtype` returned. A q8_0 matrix holding the quant −128 stays in GGUF's
+/** Readies a matrix just read (`bytes`, rows × cols in `dtype`) for the matmul kernels: q8_0, q4_0,
+ *  q4_k, q5_k and q6_k with rows % 4 == 0 are repacked in place into their x4 layouts and that dtype
+ *  is returned; anything else is left as it is and `dtype` returned. A q8_0 matrix holding the quant −128 stays in GGUF's
  *  layout too: the relaxed-SIMD kernel takes |x| as its 7-bit operand and moves x's sign onto the
  *  weight, and −(−128) does not fit int8 (llama.cpp's quantiser never writes −128; other tools may). */
 export function repackForMatmul(dtype: WeightDType, bytes: Uint8Array, rows: number, cols: number): WeightDType {
+  if ((dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') && rows % GROUP_ROWS === 0) {
+    repackKX4(dtype, bytes, rows, cols);
+    return `${dtype}x4`;
+  }
   if ((dtype !== 'q8_0' && dtype !== 'q4_0') || rows % GROUP_ROWS !== 0) return dtype;
   if (dtype === 'q8_0' && holdsQ8Minimum(bytes)) return dtype;
   repackX4(dtype, bytes, rows, cols);
@@ -71,6 +80,55 @@ export function unpackX4(dtype: RepackedDType, bytes: Uint8Array, rows: number, 
       out[dst + 1] = bytes[at + 2 * k + 1]!;
       const q = at + 8 + QB * k;
       out.set(bytes.subarray(q, q + QB), dst + 2);
+    }
+  }
+  return out;
+}
+
+/** Where the parts of one row's GGUF super-block go in an x4 super-block: [offset in the GGUF block,
+ *  length, offset of row 0's part in the x4 block, step per row]. */
+const KX4_MOVES: Readonly<Record<KQuantType, readonly (readonly [number, number, number, number])[]>> = {
+  // d, dmin, scale words 0..2, then qs (q5_K: qh and qs)
+  q4_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4], [16, 128, 64, 128]],
+  q5_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4], [16, 160, 64, 160]],
+  // d, scales, then ql and qh
+  q6_k: [[208, 2, 0, 2], [192, 16, 8, 16], [0, 192, 72, 192]],
+};
+
+function checkKX4(type: KQuantType, length: number, rows: number, cols: number): void {
+  const need = (rows * cols / 256) * K_BLOCK_BYTES[type];
+  if (rows % GROUP_ROWS !== 0 || cols % 256 !== 0 || length !== need) {
+    throw new RangeError(`repackKX4: ${rows}×${cols} ${type} needs rows % 4 == 0, cols % 256 == 0 and ${need} bytes, got ${length}`);
+  }
+}
+
+/** Rewrites `bytes` (rows × cols values in GGUF q4_K / q5_K / q6_K super-blocks, rows % 4 == 0) into
+ *  the x4 layout, in place (one group of four rows copied aside at a time). */
+export function repackKX4(type: KQuantType, bytes: Uint8Array, rows: number, cols: number): void {
+  checkKX4(type, bytes.length, rows, cols);
+  const BB = K_BLOCK_BYTES[type], nb = cols / 256, groupBytes = GROUP_ROWS * nb * BB;
+  for (let g0 = 0; g0 < bytes.length; g0 += groupBytes) {
+    const group = bytes.slice(g0, g0 + groupBytes);             // four GGUF rows, one after another
+    for (let k = 0; k < GROUP_ROWS; k++) {
+      for (let b = 0; b < nb; b++) {
+        const src = (k * nb + b) * BB, at = g0 + b * GROUP_ROWS * BB;
+        for (const [from, len, to, step] of KX4_MOVES[type]) bytes.set(group.subarray(src + from, src + from + len), at + to + step * k);
+      }
+    }
+  }
+}
+
+/** The GGUF super-blocks of a K-quant x4 matrix again (a copy): the inverse of repackKX4. */
+export function unpackKX4(dtype: KRepackedDType, bytes: Uint8Array, rows: number, cols: number): Uint8Array {
+  const type = dtype.slice(0, 4) as KQuantType;
+  checkKX4(type, bytes.length, rows, cols);
+  const BB = K_BLOCK_BYTES[type], nb = cols / 256, groupBytes = GROUP_ROWS * nb * BB;
+  const out = new Uint8Array(bytes.length);
+  for (let r = 0; r < rows; r++) {
+    const k = r & 3;
+    for (let b = 0; b < nb; b++) {
+      const dst = (r * nb + b) * BB, at = (r >> 2) * groupBytes + b * GROUP_ROWS * BB;
+      for (const [from, len, to, step] of KX4_MOVES[type]) out.set(bytes.subarray(at + to + step * k, at + to + step * k + len), dst + from);
     }
   }
   return out;

@@ -20,8 +20,11 @@ export type Ptr = number;
  *        byte j holds element j (low nibble) and element j+16 (high nibble).
  *  q4_k / q5_k / q6_k: super-blocks of 256 values (144 / 176 / 210 bytes), see ./k-quants.ts.
  *  q8_0x4 / q4_0x4: the same blocks repacked in memory at load (./repack.ts), four rows interleaved
- *        with their scales apart; never in a file. Same size as q8_0 / q4_0, rows % 4 == 0. */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_0x4' | 'q4_0x4';
+ *        with their scales apart; never in a file. Same size as q8_0 / q4_0, rows % 4 == 0.
+ *  q4_kx4 / q5_kx4 / q6_kx4: the K-quant super-blocks repacked the same way (./repack.ts); same size
+ *        as q4_k / q5_k / q6_k, rows % 4 == 0. */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_0x4' | 'q4_0x4'
+  | 'q4_kx4' | 'q5_kx4' | 'q6_kx4';
 
 /** The form a matmul takes its input X in: f32, q8_0 blocks (for q8_0 / q4_0 weights) or q8_K
  *  super-blocks (for K-quant weights) — llama.cpp's pairing, so the integer dot products match it. */
@@ -30,7 +33,7 @@ export type ActivationFormat = 'f32' | 'q8_0' | 'q8_K';
 export function activationFormat(dtype: WeightDType): ActivationFormat {
   switch (dtype) {
     case 'q8_0': case 'q4_0': case 'q8_0x4': case 'q4_0x4': return 'q8_0';
-    case 'q4_k': case 'q5_k': case 'q6_k': return 'q8_K';
+    case 'q4_k': case 'q5_k': case 'q6_k': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': return 'q8_K';
     default: return 'f32';
   }
 }
@@ -44,7 +47,7 @@ export function activationBytes(format: 'q8_0' | 'q8_K', count: number): number 
 export function blockValues(dtype: WeightDType): number {
   switch (dtype) {
     case 'q8_0': case 'q4_0': case 'q8_0x4': case 'q4_0x4': return 32;
-    case 'q4_k': case 'q5_k': case 'q6_k': return 256;
+    case 'q4_k': case 'q5_k': case 'q6_k': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': return 256;
     default: return 1;
   }
 }
@@ -76,9 +79,9 @@ export function weightBytes(dtype: WeightDType, count: number): number {
     case 'f16': case 'bf16': return count * 2;
     case 'q8_0': case 'q8_0x4': return (count / 32) * 34;
     case 'q4_0': case 'q4_0x4': return (count / 32) * 18;
-    case 'q4_k': return (count / 256) * 144;
-    case 'q5_k': return (count / 256) * 176;
-    case 'q6_k': return (count / 256) * 210;
+    case 'q4_k': case 'q4_kx4': return (count / 256) * 144;
+    case 'q5_k': case 'q5_kx4': return (count / 256) * 176;
+    case 'q6_k': case 'q6_kx4': return (count / 256) * 210;
     default: { const never: never = dtype; throw new Error(`weightBytes: unknown dtype ${String(never)}`); }
   }
 }

@@ -22,6 +22,12 @@ interface KernelExports {
   matmulQ4_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ5_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ6_K(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ4_Kx4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ5_Kx4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulQ6_Kx4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  rowToF32Q4_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
+  rowToF32Q5_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
+  rowToF32Q6_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
   quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
   quantizeQ8K(x: Ptr, xq: Ptr, count: number): void;
   toF32F32(src: Ptr, dst: Ptr, count: number): void;
@@ -134,6 +140,9 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'q4_k': return k.matmulQ4_K(w, x, y, n, rows, cols, r0, r1);
         case 'q5_k': return k.matmulQ5_K(w, x, y, n, rows, cols, r0, r1);
         case 'q6_k': return k.matmulQ6_K(w, x, y, n, rows, cols, r0, r1);
+        case 'q4_kx4': return k.matmulQ4_Kx4(w, x, y, n, rows, cols, r0, r1);
+        case 'q5_kx4': return k.matmulQ5_Kx4(w, x, y, n, rows, cols, r0, r1);
+        case 'q6_kx4': return k.matmulQ6_Kx4(w, x, y, n, rows, cols, r0, r1);
         default: { const never: never = dtype; throw new Error(`matmul: unknown dtype ${String(never)}`); }
       }
     },
@@ -149,13 +158,16 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'q4_k': return k.toF32Q4_K(src, dst, count);
         case 'q5_k': return k.toF32Q5_K(src, dst, count);
         case 'q6_k': return k.toF32Q6_K(src, dst, count);
-        case 'q8_0x4': case 'q4_0x4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
+        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },
     rowToF32(dtype, w, row, cols, dst) {
       if (dtype === 'q8_0x4') k.rowToF32Q8_0x4(w, row, cols, dst);
       else if (dtype === 'q4_0x4') k.rowToF32Q4_0x4(w, row, cols, dst);
+      else if (dtype === 'q4_kx4') k.rowToF32Q4_Kx4(w, row, cols, dst);
+      else if (dtype === 'q5_kx4') k.rowToF32Q5_Kx4(w, row, cols, dst);
+      else if (dtype === 'q6_kx4') k.rowToF32Q6_Kx4(w, row, cols, dst);
       else this.toF32(dtype, w + weightBytes(dtype, row * cols), dst, cols);
     },
     rmsNorm: (x, w, y, n, dim, eps) => k.rmsNorm(x, w, y, n, dim, eps),

@@ -1,0 +1,169 @@
+// Y (n, rows) = Xq (n, cols) · Wᵀ for rows [r0, r1), W in the "x4" layout of q4_K, q5_K or q6_K
+// (made at load by src/kernels/repack.ts), Xq = X quantised to q8_K (quantizeQ8K).
+// Four rows are interleaved super-block by super-block. Group g (rows 4g..4g+3) holds nb super-blocks
+// of 4·B bytes (B = GGUF's 144 / 176 / 210), the GGUF bytes only moved, so the size is the GGUF size:
+//   q4_K / q5_K: the four rows' f16 d (8 bytes), f16 dmin (8), the three 4-byte words of their packed
+//                6-bit scales word by word (word w of row k at 16 + 16w + 4k), then row k's quants
+//                (q5_K: qh 32 bytes then qs 128; q4_K: qs 128) at 64 + P·k (P = 128 / 160);
+//   q6_K:        the four rows' f16 d (8 bytes), their 16 i8 scales (row k at 8 + 16k), then row k's
+//                ql (128) and qh (64) at 72 + 192k.
+// Decode (n = 1) takes a group's super-block at once: the scale words of four rows are unpacked in
+// one pass of i32x4 operations, the q6_K bit fields with i16 shifts (x86 has no 8-bit ones; the
+// masks drop what crosses a byte), and the four rows' integer sums are reduced, converted and scaled
+// together (hsum4i, then superTerm's f64 steps two lanes at a time). The integer sums per super-block
+// and the f32 operations on them are those of kernels/matmul-kquant.ts (the TypeScript twin's), so a
+// row's result is the same bits as in GGUF's layout. Several tokens (prefill, batched decode) run that
+// file's row × 4-token tiles over this layout, with the same bits again (test/models/batch.test.ts
+// relies on a row's result not depending on the number of tokens).
+// rows % 4 == 0, cols % 256 == 0. Weight types are the marker type parameters of matmul-kquant.ts.
+
+import { hsum4i, loadF16x4 } from './vector';
+import { storeGroup } from './matmul-quant-x4';
+import { XB, addScaled, headBytes, isQ4, isQ5, isQ6, kBytes, matmulK, pairSums, partBytes, rowToF32KX4 } from './matmul-kquant';
+
+/** i16 lane g (0..7, a constant after inlining) of v in all eight lanes. */
+@inline function dup16(v: v128, g: i32): v128 {
+  switch (g) { // shuffle takes constant lanes
+    case 0: return i8x16.shuffle(v, v, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+    case 1: return i8x16.shuffle(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    case 2: return i8x16.shuffle(v, v, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5);
+    case 3: return i8x16.shuffle(v, v, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7);
+    case 4: return i8x16.shuffle(v, v, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9);
+    case 5: return i8x16.shuffle(v, v, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11);
+    case 6: return i8x16.shuffle(v, v, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13);
+    default: return i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
+  }
+}
+
+/** f32 lanes f32(f64(s)·f64(i)) of f32 lanes s and i32 lanes i: superTerm's rounding, four at once. */
+@inline function mulRound(s: v128, i: v128): v128 {
+  const lo = f64x2.mul(f64x2.promote_low_f32x4(s), f64x2.convert_low_i32x4_s(i));
+  const hi = f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(s, s, 2, 3, 0, 1)), f64x2.convert_low_i32x4_s(i32x4.shuffle(i, i, 2, 3, 0, 1)));
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/** superTerm (kernels/matmul-kquant.ts) of four rows: lanes f32(d·dx)·isum − f32(dmin·dx)·msum. */
+@inline function superTerm4(d: v128, dmin: v128, dx: f32, isum: v128, msum: v128): v128 {
+  const vx = f32x4.splat(dx);
+  return f32x4.sub(mulRound(f32x4.mul(d, vx), isum), mulRound(f32x4.mul(dmin, vx), msum));
+}
+
+/** acc + Σ_g sc_g·(q·x)_g over one half (128 values, 8 groups of 16) of a q6_K row: low nibbles at
+ *  ql (64 bytes: bytes 0..31 hold values 0..31 low, 64..95 high; 32..63 values 32..63 and 96..127),
+ *  top bits at qh (32 bytes: bit pairs 0-1, 2-3, 4-5, 6-7 for values +0, +32, +64, +96), activations
+ *  at x, the groups' scales as i16 lanes sc. One qh vector serves four weight vectors. */
+@inline function halfQ6(acc: v128, ql: usize, qh: usize, x: usize, sc: v128): v128 {
+  const m4 = i8x16.splat(15), top = i8x16.splat(0x30);
+  const a = v128.load(ql), b = v128.load(ql, 16), c = v128.load(ql, 32), d = v128.load(ql, 48);
+  const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+  acc = addScaled(acc, pairSums(v128.or(v128.and(a, m4), v128.and(i16x8.shl(h0, 4), top)), x), dup16(sc, 0));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(b, m4), v128.and(i16x8.shl(h1, 4), top)), x + 16), dup16(sc, 1));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(c, m4), v128.and(i16x8.shl(h0, 2), top)), x + 32), dup16(sc, 2));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(d, m4), v128.and(i16x8.shl(h1, 2), top)), x + 48), dup16(sc, 3));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(h0, top)), x + 64), dup16(sc, 4));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(h1, top)), x + 80), dup16(sc, 5));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(c, 4), m4), v128.and(i16x8.shr_u(h0, 2), top)), x + 96), dup16(sc, 6));
+  return addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(d, 4), m4), v128.and(i16x8.shr_u(h1, 2), top)), x + 112), dup16(sc, 7));
+}
+
+/** One q6_K row's super-block (ql | qh at q, 16 i8 scales at s) · the q8_K block at xb: four i32
+ *  lanes summing to Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g, exact — blockQ6's integer. */
+@inline function rowSumQ6(q: usize, s: usize, xb: usize): v128 {
+  const sc = v128.load(s);
+  const lo = i16x8.extend_low_i8x16_s(sc), hi = i16x8.extend_high_i8x16_s(sc);
+  const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), lo), i32x4.dot_i16x8_s(v128.load(xb, 276), hi));
+  const acc = halfQ6(i32x4.sub(i32x4.splat(0), i32x4.shl(bsc, 5)), q, q + 128, xb + 4, lo);
+  return halfQ6(acc, q + 64, q + 160, xb + 132, hi);
+}
+
+/** q5_K's fifth bit of sub-block s (0..7, a constant after inlining) from the qh bytes h, at bit 4. */
+@inline function fifthBit(h: v128, s: i32): v128 {
+  return v128.and(s <= 4 ? i16x8.shl(h, <i32>(4 - s)) : i16x8.shr_u(h, <i32>(s - 4)), i8x16.splat(0x10));
+}
+
+/** acc + sc_{2c}·(q·x) + sc_{2c+1}·(q·x) over chunk c (0..3, a constant after inlining) of a q4_K /
+ *  q5_K row: 32 quant bytes at qs + 32c hold sub-blocks 2c (low nibbles) and 2c+1 (high); q5_K's
+ *  fifth bits come from h0 / h1 (qh bytes 0..15 / 16..31). A sub-block's two halves of pair sums are
+ *  added in i16 first (2·(2·31·127) fits). */
+@inline function chunkQ45<T>(acc: v128, qs: usize, h0: v128, h1: v128, x: usize, sc: v128, c: i32): v128 {
+  const m4 = i8x16.splat(15);
+  const l0 = v128.load(qs + <usize>(32 * c)), l1 = v128.load(qs + <usize>(32 * c + 16));
+  let w0 = v128.and(l0, m4), w1 = v128.and(l1, m4);
+  let w2 = v128.and(i16x8.shr_u(l0, 4), m4), w3 = v128.and(i16x8.shr_u(l1, 4), m4);
+  if (isQ5<T>()) {
+    w0 = v128.or(w0, fifthBit(h0, 2 * c)); w1 = v128.or(w1, fifthBit(h1, 2 * c));
+    w2 = v128.or(w2, fifthBit(h0, 2 * c + 1)); w3 = v128.or(w3, fifthBit(h1, 2 * c + 1));
+  }
+  const xc = x + <usize>(64 * c);
+  acc = addScaled(acc, i16x8.add(pairSums(w0, xc), pairSums(w1, xc + 16)), dup16(sc, 2 * c));
+  return addScaled(acc, i16x8.add(pairSums(w2, xc + 32), pairSums(w3, xc + 48)), dup16(sc, 2 * c + 1));
+}
+
+/** One q4_K / q5_K row's super-block (quants at q: q5_K's qh then qs, q4_K's qs; its 8 scales as
+ *  i16 lanes sc) · the activations at x: four i32 lanes summing to Σ_s sc_s·(q·x)_s — blockQ45's isum. */
+@inline function rowSumQ45<T>(q: usize, x: usize, sc: v128): v128 {
+  const z = i32x4.splat(0);
+  const h0 = isQ5<T>() ? v128.load(q) : z, h1 = isQ5<T>() ? v128.load(q, 16) : z;
+  const qs = isQ5<T>() ? q + 32 : q;
+  let acc = chunkQ45<T>(z, qs, h0, h1, x, sc, 0);
+  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 1);
+  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 2);
+  return chunkQ45<T>(acc, qs, h0, h1, x, sc, 3);
+}
+
+/** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums
+ *  (isum, and msum for q4_K / q5_K), then four terms at once, summed in order; stored at yp (the rows
+ *  of r..r+3 inside [r0, r1)). */
+@inline function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i32, r1: i32): void {
+  const BB = kBytes<T>() << 2, HB = headBytes<T>(), PB = partBytes<T>();
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const hb = wg + <usize>b * BB, xb = xr + <usize>b * XB, q = hb + HB;
+    let isum: v128, msum = i32x4.splat(0), dmin = f32x4.splat(0);
+    if (isQ6<T>()) {
+      isum = hsum4i(rowSumQ6(q, hb + 8, xb), rowSumQ6(q + PB, hb + 24, xb), rowSumQ6(q + 2 * PB, hb + 40, xb), rowSumQ6(q + 3 * PB, hb + 56, xb));
+    } else {
+      // the packed scale words of the four rows (lane k = row k), unpacked as scalesMins does
+      const w0 = v128.load(hb, 16), w1 = v128.load(hb, 32), w2 = v128.load(hb, 48);
+      const m6 = i32x4.splat(0x3f3f3f3f), m4 = i32x4.splat(0x0f0f0f0f), m2 = i32x4.splat(0x03030303);
+      const s03 = v128.and(w0, m6), s47 = v128.or(v128.and(w2, m4), i32x4.shl(v128.and(i32x4.shr_u(w0, 6), m2), 4));
+      const n03 = v128.and(w1, m6), n47 = v128.or(v128.and(i32x4.shr_u(w2, 4), m4), i32x4.shl(v128.and(i32x4.shr_u(w1, 6), m2), 4));
+      // rows 0, 1 (2, 3): their eight scales (mins) as bytes 0..7 and 8..15
+      const s01 = i8x16.shuffle(s03, s47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+      const s23 = i8x16.shuffle(s03, s47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+      const n01 = i8x16.shuffle(n03, n47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+      const n23 = i8x16.shuffle(n03, n47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+      const x = xb + 4;
+      isum = hsum4i(rowSumQ45<T>(q, x, i16x8.extend_low_i8x16_u(s01)), rowSumQ45<T>(q + PB, x, i16x8.extend_high_i8x16_u(s01)),
+                    rowSumQ45<T>(q + 2 * PB, x, i16x8.extend_low_i8x16_u(s23)), rowSumQ45<T>(q + 3 * PB, x, i16x8.extend_high_i8x16_u(s23)));
+      // Σ x per sub-block of 32 (pairs of q8_K's 16-value bsums; |Σ| ≤ 32·127 fits i16) · the mins
+      const bs = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276)));
+      msum = hsum4i(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(n01), bs), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(n01), bs),
+                    i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(n23), bs), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(n23), bs));
+      dmin = loadF16x4(hb + 8);
+    }
+    acc = f32x4.add(acc, superTerm4(loadF16x4(hb), dmin, load<f32>(xb), isum, msum));
+  }
+  storeGroup(yp, acc, r, r0, r1);
+}
+
+@inline function matmulKX4<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  if (n != 1) { matmulK<T>(w, x, y, n, rows, cols, r0, r1, true); return; }
+  const nb = cols >> 8, groupBytes = <usize>nb * (kBytes<T>() << 2);
+  for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) groupDecode<T>(w + <usize>g * groupBytes, x, nb, y + (<usize>g << 4), g << 2, r0, r1);
+}
+
+// Exports: W (rows, cols) in the x4 layout · Xq (n, cols)ᵀ -> Y (n, rows) f32, rows [r0, r1).
+export function matmulQ4_Kx4(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulKX4<u8>(w, xq, y, n, rows, cols, r0, r1);
+}
+export function matmulQ5_Kx4(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulKX4<u16>(w, xq, y, n, rows, cols, r0, r1);
+}
+export function matmulQ6_Kx4(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
+  matmulKX4<u32>(w, xq, y, n, rows, cols, r0, r1);
+}
+// dst (cols) f32 = row r of W in the x4 layout.
+export function rowToF32Q4_Kx4(w: usize, r: i32, cols: i32, dst: usize): void { rowToF32KX4<u8>(w, r, cols, dst); }
+export function rowToF32Q5_Kx4(w: usize, r: i32, cols: i32, dst: usize): void { rowToF32KX4<u16>(w, r, cols, dst); }
+export function rowToF32Q6_Kx4(w: usize, r: i32, cols: i32, dst: usize): void { rowToF32KX4<u32>(w, r, cols, dst); }
