@@ -19,21 +19,7 @@
 
 import { hsum4i, loadF16x4 } from './vector';
 import { storeGroup } from './matmul-quant-x4';
-import { XB, addScaled, headBytes, isQ4, isQ5, isQ6, kBytes, matmulK, pairSums, partBytes, rowToF32KX4 } from './matmul-kquant';
-
-/** i16 lane g (0..7, a constant after inlining) of v in all eight lanes. */
-@inline function dup16(v: v128, g: i32): v128 {
-  switch (g) { // shuffle takes constant lanes
-    case 0: return i8x16.shuffle(v, v, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
-    case 1: return i8x16.shuffle(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-    case 2: return i8x16.shuffle(v, v, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5);
-    case 3: return i8x16.shuffle(v, v, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7);
-    case 4: return i8x16.shuffle(v, v, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9);
-    case 5: return i8x16.shuffle(v, v, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11);
-    case 6: return i8x16.shuffle(v, v, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13);
-    default: return i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
-  }
-}
+import { XB, groupTileQ6, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowSumQ6, rowTiles, rowToF32KX4 } from './matmul-kquant';
 
 /** f32 lanes f32(f64(s)·f64(i)) of f32 lanes s and i32 lanes i: superTerm's rounding, four at once. */
 @inline function mulRound(s: v128, i: v128): v128 {
@@ -48,73 +34,10 @@ import { XB, addScaled, headBytes, isQ4, isQ5, isQ6, kBytes, matmulK, pairSums, 
   return f32x4.sub(mulRound(f32x4.mul(d, vx), isum), mulRound(f32x4.mul(dmin, vx), msum));
 }
 
-/** acc + Σ_g sc_g·(q·x)_g over one half (128 values, 8 groups of 16) of a q6_K row: low nibbles at
- *  ql (64 bytes: bytes 0..31 hold values 0..31 low, 64..95 high; 32..63 values 32..63 and 96..127),
- *  top bits at qh (32 bytes: bit pairs 0-1, 2-3, 4-5, 6-7 for values +0, +32, +64, +96), activations
- *  at x, the groups' scales as i16 lanes sc. One qh vector serves four weight vectors. */
-@inline function halfQ6(acc: v128, ql: usize, qh: usize, x: usize, sc: v128): v128 {
-  const m4 = i8x16.splat(15), top = i8x16.splat(0x30);
-  const a = v128.load(ql), b = v128.load(ql, 16), c = v128.load(ql, 32), d = v128.load(ql, 48);
-  const h0 = v128.load(qh), h1 = v128.load(qh, 16);
-  acc = addScaled(acc, pairSums(v128.or(v128.and(a, m4), v128.and(i16x8.shl(h0, 4), top)), x), dup16(sc, 0));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(b, m4), v128.and(i16x8.shl(h1, 4), top)), x + 16), dup16(sc, 1));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(c, m4), v128.and(i16x8.shl(h0, 2), top)), x + 32), dup16(sc, 2));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(d, m4), v128.and(i16x8.shl(h1, 2), top)), x + 48), dup16(sc, 3));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(h0, top)), x + 64), dup16(sc, 4));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(h1, top)), x + 80), dup16(sc, 5));
-  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(c, 4), m4), v128.and(i16x8.shr_u(h0, 2), top)), x + 96), dup16(sc, 6));
-  return addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(d, 4), m4), v128.and(i16x8.shr_u(h1, 2), top)), x + 112), dup16(sc, 7));
-}
-
-/** One q6_K row's super-block (ql | qh at q, 16 i8 scales at s) · the q8_K block at xb: four i32
- *  lanes summing to Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g, exact — blockQ6's integer. */
-@inline function rowSumQ6(q: usize, s: usize, xb: usize): v128 {
-  const sc = v128.load(s);
-  const lo = i16x8.extend_low_i8x16_s(sc), hi = i16x8.extend_high_i8x16_s(sc);
-  const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), lo), i32x4.dot_i16x8_s(v128.load(xb, 276), hi));
-  const acc = halfQ6(i32x4.sub(i32x4.splat(0), i32x4.shl(bsc, 5)), q, q + 128, xb + 4, lo);
-  return halfQ6(acc, q + 64, q + 160, xb + 132, hi);
-}
-
-/** q5_K's fifth bit of sub-block s (0..7, a constant after inlining) from the qh bytes h, at bit 4. */
-@inline function fifthBit(h: v128, s: i32): v128 {
-  return v128.and(s <= 4 ? i16x8.shl(h, <i32>(4 - s)) : i16x8.shr_u(h, <i32>(s - 4)), i8x16.splat(0x10));
-}
-
-/** acc + sc_{2c}·(q·x) + sc_{2c+1}·(q·x) over chunk c (0..3, a constant after inlining) of a q4_K /
- *  q5_K row: 32 quant bytes at qs + 32c hold sub-blocks 2c (low nibbles) and 2c+1 (high); q5_K's
- *  fifth bits come from h0 / h1 (qh bytes 0..15 / 16..31). A sub-block's two halves of pair sums are
- *  added in i16 first (2·(2·31·127) fits). */
-@inline function chunkQ45<T>(acc: v128, qs: usize, h0: v128, h1: v128, x: usize, sc: v128, c: i32): v128 {
-  const m4 = i8x16.splat(15);
-  const l0 = v128.load(qs + <usize>(32 * c)), l1 = v128.load(qs + <usize>(32 * c + 16));
-  let w0 = v128.and(l0, m4), w1 = v128.and(l1, m4);
-  let w2 = v128.and(i16x8.shr_u(l0, 4), m4), w3 = v128.and(i16x8.shr_u(l1, 4), m4);
-  if (isQ5<T>()) {
-    w0 = v128.or(w0, fifthBit(h0, 2 * c)); w1 = v128.or(w1, fifthBit(h1, 2 * c));
-    w2 = v128.or(w2, fifthBit(h0, 2 * c + 1)); w3 = v128.or(w3, fifthBit(h1, 2 * c + 1));
-  }
-  const xc = x + <usize>(64 * c);
-  acc = addScaled(acc, i16x8.add(pairSums(w0, xc), pairSums(w1, xc + 16)), dup16(sc, 2 * c));
-  return addScaled(acc, i16x8.add(pairSums(w2, xc + 32), pairSums(w3, xc + 48)), dup16(sc, 2 * c + 1));
-}
-
-/** One q4_K / q5_K row's super-block (quants at q: q5_K's qh then qs, q4_K's qs; its 8 scales as
- *  i16 lanes sc) · the activations at x: four i32 lanes summing to Σ_s sc_s·(q·x)_s — blockQ45's isum. */
-@inline function rowSumQ45<T>(q: usize, x: usize, sc: v128): v128 {
-  const z = i32x4.splat(0);
-  const h0 = isQ5<T>() ? v128.load(q) : z, h1 = isQ5<T>() ? v128.load(q, 16) : z;
-  const qs = isQ5<T>() ? q + 32 : q;
-  let acc = chunkQ45<T>(z, qs, h0, h1, x, sc, 0);
-  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 1);
-  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 2);
-  return chunkQ45<T>(acc, qs, h0, h1, x, sc, 3);
-}
-
 /** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums
  *  (isum, and msum for q4_K / q5_K), then four terms at once, summed in order; stored at yp (the rows
  *  of r..r+3 inside [r0, r1)). */
-@inline function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i32, r1: i32): void {
+function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i32, r1: i32): void {
   const BB = kBytes<T>() << 2, HB = headBytes<T>(), PB = partBytes<T>();
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -148,9 +71,30 @@ import { XB, addScaled, headBytes, isQ4, isQ5, isQ6, kBytes, matmulK, pairSums, 
 }
 
 @inline function matmulKX4<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  if (n != 1) { matmulK<T>(w, x, y, n, rows, cols, r0, r1, true); return; }
-  const nb = cols >> 8, groupBytes = <usize>nb * (kBytes<T>() << 2);
-  for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) groupDecode<T>(w + <usize>g * groupBytes, x, nb, y + (<usize>g << 4), g << 2, r0, r1);
+  const nb = cols >> 8, groupBytes = <usize>nb * (kBytes<T>() << 2), xRow = <usize>nb * XB, yRow = <usize>rows << 2;
+  if (n == 1) {
+    for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) groupDecode<T>(w + <usize>g * groupBytes, x, nb, y + (<usize>g << 4), g << 2, r0, r1);
+    return;
+  }
+  // Tokens per chunk: keep the chunk's activation blocks within ~256 KiB of L2 (as matmulK).
+  const chunk = max<i32>(<i32>(<usize>262144 / max<usize>(xRow, 1)), 1);
+  for (let t0 = 0; t0 < n; t0 += chunk) {
+    const t1 = min<i32>(n, t0 + chunk);
+    if (!isQ6<T>()) {
+      // q4_K / q5_K: row by row, as in GGUF's layout (whole groups at once ran slower)
+      for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>(r >> 2) * groupBytes, <usize>(r & 3), true, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
+      continue;
+    }
+    for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
+      const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
+      let t = t0;
+      for (; t + 4 <= t1; t += 4) groupTileQ6(wg, x + <usize>t * xRow, xRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);
+      const left = t1 - t, xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
+      if (left == 3) groupTileQ6(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
+      else if (left == 2) groupTileQ6(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
+      else if (left == 1) groupTileQ6(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
+    }
+  }
 }
 
 // Exports: W (rows, cols) in the x4 layout · Xq (n, cols)ᵀ -> Y (n, rows) f32, rows [r0, r1).

@@ -190,36 +190,168 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
   return i16x8.splat(<i16>b);
 }
 
+// ---- one token: a row's super-block at a time (the x4 kernels' decode uses these too) ---------------
+
+/** i16 lane g (0..7, a constant after inlining) of v in all eight lanes. */
+@inline function dup16(v: v128, g: i32): v128 {
+  switch (g) { // shuffle takes constant lanes
+    case 0: return i8x16.shuffle(v, v, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+    case 1: return i8x16.shuffle(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    case 2: return i8x16.shuffle(v, v, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5);
+    case 3: return i8x16.shuffle(v, v, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7);
+    case 4: return i8x16.shuffle(v, v, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9);
+    case 5: return i8x16.shuffle(v, v, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11);
+    case 6: return i8x16.shuffle(v, v, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13);
+    default: return i8x16.shuffle(v, v, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15);
+  }
+}
+
+/** acc + Σ_g sc_g·(q·x)_g over one half (128 values, 8 groups of 16) of a q6_K row: low nibbles at
+ *  ql (64 bytes: bytes 0..31 hold values 0..31 low, 64..95 high; 32..63 values 32..63 and 96..127),
+ *  top bits at qh (32 bytes: bit pairs 0-1, 2-3, 4-5, 6-7 for values +0, +32, +64, +96), activations
+ *  at x, the groups' scales as i16 lanes sc. One qh vector serves four weight vectors. */
+@inline function halfQ6(acc: v128, ql: usize, qh: usize, x: usize, sc: v128): v128 {
+  const m4 = i8x16.splat(15), top = i8x16.splat(0x30);
+  const a = v128.load(ql), b = v128.load(ql, 16), c = v128.load(ql, 32), d = v128.load(ql, 48);
+  const h0 = v128.load(qh), h1 = v128.load(qh, 16);
+  acc = addScaled(acc, pairSums(v128.or(v128.and(a, m4), v128.and(i16x8.shl(h0, 4), top)), x), dup16(sc, 0));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(b, m4), v128.and(i16x8.shl(h1, 4), top)), x + 16), dup16(sc, 1));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(c, m4), v128.and(i16x8.shl(h0, 2), top)), x + 32), dup16(sc, 2));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(d, m4), v128.and(i16x8.shl(h1, 2), top)), x + 48), dup16(sc, 3));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(h0, top)), x + 64), dup16(sc, 4));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(h1, top)), x + 80), dup16(sc, 5));
+  acc = addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(c, 4), m4), v128.and(i16x8.shr_u(h0, 2), top)), x + 96), dup16(sc, 6));
+  return addScaled(acc, pairSums(v128.or(v128.and(i16x8.shr_u(d, 4), m4), v128.and(i16x8.shr_u(h1, 2), top)), x + 112), dup16(sc, 7));
+}
+
+/** One q6_K row's super-block (ql | qh at q, 16 i8 scales at s) · the q8_K block at xb: four i32
+ *  lanes summing to Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g, exact — blockQ6's integer. The one-token
+ *  form: a qh vector serves four weight vectors, the bit fields cut with i16 shifts (x86 has no 8-bit
+ *  ones; the masks drop what crosses a byte), each group's scale spread by one shuffle. A function of
+ *  its own (as blockTerms, and for the same reason). */
+export function rowSumQ6(q: usize, s: usize, xb: usize): v128 {
+  const sc = v128.load(s);
+  const lo = i16x8.extend_low_i8x16_s(sc), hi = i16x8.extend_high_i8x16_s(sc);
+  const bsc = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb, 260), lo), i32x4.dot_i16x8_s(v128.load(xb, 276), hi));
+  const acc = halfQ6(i32x4.sub(i32x4.splat(0), i32x4.shl(bsc, 5)), q, q + 128, xb + 4, lo);
+  return halfQ6(acc, q + 64, q + 160, xb + 132, hi);
+}
+
+/** q5_K's fifth bit of sub-block s (0..7, a constant after inlining) from the qh bytes h, at bit 4. */
+@inline function fifthBit(h: v128, s: i32): v128 {
+  return v128.and(s <= 4 ? i16x8.shl(h, <i32>(4 - s)) : i16x8.shr_u(h, <i32>(s - 4)), i8x16.splat(0x10));
+}
+
+/** acc + sc_{2c}·(q·x) + sc_{2c+1}·(q·x) over chunk c (0..3, a constant after inlining) of a q4_K /
+ *  q5_K row: 32 quant bytes at qs + 32c hold sub-blocks 2c (low nibbles) and 2c+1 (high); q5_K's
+ *  fifth bits come from h0 / h1 (qh bytes 0..15 / 16..31). A sub-block's two halves of pair sums are
+ *  added in i16 first (2·(2·31·127) fits). */
+@inline function chunkQ45<T>(acc: v128, qs: usize, h0: v128, h1: v128, x: usize, sc: v128, c: i32): v128 {
+  const m4 = i8x16.splat(15);
+  const l0 = v128.load(qs + <usize>(32 * c)), l1 = v128.load(qs + <usize>(32 * c + 16));
+  let w0 = v128.and(l0, m4), w1 = v128.and(l1, m4);
+  let w2 = v128.and(i16x8.shr_u(l0, 4), m4), w3 = v128.and(i16x8.shr_u(l1, 4), m4);
+  if (isQ5<T>()) {
+    w0 = v128.or(w0, fifthBit(h0, 2 * c)); w1 = v128.or(w1, fifthBit(h1, 2 * c));
+    w2 = v128.or(w2, fifthBit(h0, 2 * c + 1)); w3 = v128.or(w3, fifthBit(h1, 2 * c + 1));
+  }
+  const xc = x + <usize>(64 * c);
+  acc = addScaled(acc, i16x8.add(pairSums(w0, xc), pairSums(w1, xc + 16)), dup16(sc, 2 * c));
+  return addScaled(acc, i16x8.add(pairSums(w2, xc + 32), pairSums(w3, xc + 48)), dup16(sc, 2 * c + 1));
+}
+
+/** One q4_K / q5_K row's super-block (quants at q: q5_K's qh then qs, q4_K's qs; its 8 scales as
+ *  i16 lanes sc) · the activations at x: four i32 lanes summing to Σ_s sc_s·(q·x)_s — blockQ45's isum. */
+export function rowSumQ45<T>(q: usize, x: usize, sc: v128): v128 {
+  const z = i32x4.splat(0);
+  const h0 = isQ5<T>() ? v128.load(q) : z, h1 = isQ5<T>() ? v128.load(q, 16) : z;
+  const qs = isQ5<T>() ? q + 32 : q;
+  let acc = chunkQ45<T>(z, qs, h0, h1, x, sc, 0);
+  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 1);
+  acc = chunkQ45<T>(acc, qs, h0, h1, x, sc, 2);
+  return chunkQ45<T>(acc, qs, h0, h1, x, sc, 3);
+}
+
+/** Row wr (GGUF's layout) · one token (q8_K at xr): per super-block the exact integer sums of
+ *  rowSumQ6 / rowSumQ45, then superTerm, the terms summed in order — blockTerms' arithmetic. */
+function rowDecode<T>(wr: usize, xr: usize, nb: i32): f32 {
+  let a: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const wb = wr + <usize>b * kBytes<T>(), xb = xr + <usize>b * XB;
+    if (isQ6<T>()) {
+      a += superTerm(loadF16(wb + 208), 0, load<f32>(xb), hsumI(rowSumQ6(wb, wb + 192, xb)), 0);
+    } else {
+      const sm = scalesMins(wb + 4, 4);
+      const isum = hsumI(rowSumQ45<T>(wb + 16, xb + 4, i16x8.extend_low_i8x16_u(sm)));
+      const bs0 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), bs1 = i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276));
+      a += superTerm(loadF16(wb), loadF16(wb + 2), load<f32>(xb), isum, hsumI(weigh8(bs0, bs1, sm, true)));
+    }
+  }
+  return a;
+}
+
+// ---- several tokens: one row × up to 4 tokens per super-block ----------------------------------------
+
+/** q6_K super-block b of one row (at base, or row k of the x4 group at base) · TN tokens (q8_K blocks
+ *  at xb + j·xRow, TN = 1..4): lane j = token j's f32 term (superTerm), lanes from TN on 0. The
+ *  weights are unpacked, and the scales spread over lanes, once for the TN tokens; per token the
+ *  arithmetic is the one-token kernel's. A function of its own, TN a run-time value: inlined into its
+ *  callers' loops, or compiled once per TN as straight-line code, V8 spilled far more of its 32 live
+ *  vectors (measured 1.3-2× slower); q4_K / q5_K (24) run fastest inlined (rowTile). */
+function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize, TN: i32): v128 {
+  const wb = quantsAt<u32>(base, b, k, x4), sp = scalesAt<u32>(base, b, k, x4), d = loadF16(scaleAt<u32>(base, b, k, x4, false));
+  const v0 = weightVec<u32>(wb, 0), v1 = weightVec<u32>(wb, 1), v2 = weightVec<u32>(wb, 2), v3 = weightVec<u32>(wb, 3);
+  const v4 = weightVec<u32>(wb, 4), v5 = weightVec<u32>(wb, 5), v6 = weightVec<u32>(wb, 6), v7 = weightVec<u32>(wb, 7);
+  const v8 = weightVec<u32>(wb, 8), v9 = weightVec<u32>(wb, 9), v10 = weightVec<u32>(wb, 10), v11 = weightVec<u32>(wb, 11);
+  const v12 = weightVec<u32>(wb, 12), v13 = weightVec<u32>(wb, 13), v14 = weightVec<u32>(wb, 14), v15 = weightVec<u32>(wb, 15);
+  const sm = i32x4.splat(0);
+  const c0 = scaleSplat<u32>(sp, sm, 0), c1 = scaleSplat<u32>(sp, sm, 1), c2 = scaleSplat<u32>(sp, sm, 2), c3 = scaleSplat<u32>(sp, sm, 3);
+  const c4 = scaleSplat<u32>(sp, sm, 4), c5 = scaleSplat<u32>(sp, sm, 5), c6 = scaleSplat<u32>(sp, sm, 6), c7 = scaleSplat<u32>(sp, sm, 7);
+  const c8 = scaleSplat<u32>(sp, sm, 8), c9 = scaleSplat<u32>(sp, sm, 9), c10 = scaleSplat<u32>(sp, sm, 10), c11 = scaleSplat<u32>(sp, sm, 11);
+  const c12 = scaleSplat<u32>(sp, sm, 12), c13 = scaleSplat<u32>(sp, sm, 13), c14 = scaleSplat<u32>(sp, sm, 14), c15 = scaleSplat<u32>(sp, sm, 15);
+  let t = f32x4.splat(0);
+  t = f32x4.replace_lane(t, 0, blockQ6(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d));
+  if (TN > 1) t = f32x4.replace_lane(t, 1, blockQ6(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d));
+  if (TN > 2) t = f32x4.replace_lane(t, 2, blockQ6(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d));
+  if (TN > 3) t = f32x4.replace_lane(t, 3, blockQ6(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d));
+  return t;
+}
+
+/** Stores lanes 0..TN−1 of v (token j's value of one row) at yp + j·yRow. */
+@inline function storeTokens(yp: usize, yRow: usize, v: v128, TN: i32): void {
+  store<f32>(yp, f32x4.extract_lane(v, 0));
+  if (TN > 1) store<f32>(yp + yRow, f32x4.extract_lane(v, 1));
+  if (TN > 2) store<f32>(yp + 2 * yRow, f32x4.extract_lane(v, 2));
+  if (TN > 3) store<f32>(yp + 3 * yRow, f32x4.extract_lane(v, 3));
+}
+
 /** One row (at base, or row k of the x4 group at base) · TN tokens (xr + j·xRow, TN = 1..4, a
  *  constant after inlining), stored at yp + j·yRow. Each super-block's weights are unpacked, and its
  *  scales spread over lanes, once for the TN tokens; per token the arithmetic is the one-token
  *  kernel's (the super-blocks' terms summed in order, as the twin does), so a token's result is the
  *  same bits however many tokens share its tile. */
-@inline function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
+@inline export function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
+  if (isQ6<T>()) {
+    let a = f32x4.splat(0); // lane j: token j (f32 additions lane by lane, as the scalar sum)
+    for (let b = 0; b < nb; b++) a = f32x4.add(a, termsQ6(base, b, k, x4, xr + <usize>b * XB, xRow, TN));
+    storeTokens(yp, yRow, a, TN);
+    return;
+  }
   let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
   for (let b = 0; b < nb; b++) {
     const wb = quantsAt<T>(base, b, k, x4), xb = xr + <usize>b * XB, sp = scalesAt<T>(base, b, k, x4);
-    const d = loadF16(scaleAt<T>(base, b, k, x4, false)), dmin: f32 = isQ6<T>() ? 0 : loadF16(scaleAt<T>(base, b, k, x4, true));
+    const d = loadF16(scaleAt<T>(base, b, k, x4, false)), dmin = loadF16(scaleAt<T>(base, b, k, x4, true));
     const v0 = weightVec<T>(wb, 0), v1 = weightVec<T>(wb, 1), v2 = weightVec<T>(wb, 2), v3 = weightVec<T>(wb, 3);
     const v4 = weightVec<T>(wb, 4), v5 = weightVec<T>(wb, 5), v6 = weightVec<T>(wb, 6), v7 = weightVec<T>(wb, 7);
     const v8 = weightVec<T>(wb, 8), v9 = weightVec<T>(wb, 9), v10 = weightVec<T>(wb, 10), v11 = weightVec<T>(wb, 11);
     const v12 = weightVec<T>(wb, 12), v13 = weightVec<T>(wb, 13), v14 = weightVec<T>(wb, 14), v15 = weightVec<T>(wb, 15);
-    const sm = isQ6<T>() ? i32x4.splat(0) : scalesMins(sp, scaleStep(x4));
+    const sm = scalesMins(sp, scaleStep(x4));
     const c0 = scaleSplat<T>(sp, sm, 0), c1 = scaleSplat<T>(sp, sm, 1), c2 = scaleSplat<T>(sp, sm, 2), c3 = scaleSplat<T>(sp, sm, 3);
     const c4 = scaleSplat<T>(sp, sm, 4), c5 = scaleSplat<T>(sp, sm, 5), c6 = scaleSplat<T>(sp, sm, 6), c7 = scaleSplat<T>(sp, sm, 7);
-    if (isQ6<T>()) {
-      const c8 = scaleSplat<T>(sp, sm, 8), c9 = scaleSplat<T>(sp, sm, 9), c10 = scaleSplat<T>(sp, sm, 10), c11 = scaleSplat<T>(sp, sm, 11);
-      const c12 = scaleSplat<T>(sp, sm, 12), c13 = scaleSplat<T>(sp, sm, 13), c14 = scaleSplat<T>(sp, sm, 14), c15 = scaleSplat<T>(sp, sm, 15);
-      a0 += blockQ6(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
-      if (TN > 1) a1 += blockQ6(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
-      if (TN > 2) a2 += blockQ6(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
-      if (TN > 3) a3 += blockQ6(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, sp, d);
-    } else {
-      a0 += blockQ45(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
-      if (TN > 1) a1 += blockQ45(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
-      if (TN > 2) a2 += blockQ45(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
-      if (TN > 3) a3 += blockQ45(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
-    }
+    a0 += blockQ45(xb, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+    if (TN > 1) a1 += blockQ45(xb + xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+    if (TN > 2) a2 += blockQ45(xb + 2 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
+    if (TN > 3) a3 += blockQ45(xb + 3 * xRow, v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15, c0, c1, c2, c3, c4, c5, c6, c7, sm, d, dmin);
   }
   store<f32>(yp, a0);
   if (TN > 1) store<f32>(yp + yRow, a1);
@@ -227,37 +359,60 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
   if (TN > 3) store<f32>(yp + 3 * yRow, a3);
 }
 
-/** W in GGUF's layout (x4 false) or the x4 one (rows % 4 == 0) · n tokens, one row × 4 tokens at a time. */
-@inline export function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32, x4: bool): void {
+/** A row's tiles of 4 tokens (the last one 1..3) over tokens [t0, t1): rowTile for each. */
+@inline export function rowTiles<T>(wr: usize, k: usize, x4: bool, x: usize, xRow: usize, nb: i32, t0: i32, t1: i32, yr: usize, yRow: usize): void {
+  let t = t0;
+  for (; t + 4 <= t1; t += 4) rowTile<T>(wr, k, x4, x + <usize>t * xRow, xRow, nb, 4, yr + <usize>t * yRow, yRow);
+  const left = t1 - t, xt = x + <usize>t * xRow, yt = yr + <usize>t * yRow;
+  if (left == 3) rowTile<T>(wr, k, x4, xt, xRow, nb, 3, yt, yRow);
+  else if (left == 2) rowTile<T>(wr, k, x4, xt, xRow, nb, 2, yt, yRow);
+  else if (left == 1) rowTile<T>(wr, k, x4, xt, xRow, nb, 1, yt, yRow);
+}
+
+/** The four rows of the q6_K x4 group at wg · TN tokens, stored at yp + j·yRow + 4k for row k (rows
+ *  outside [r0, r1) computed, not stored): rowTile's sums, the group's super-blocks read in order
+ *  (rowTile row by row over the x4 layout ran 1.3× slower for q6_K). */
+@inline export function groupTileQ6(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const xb = xr + <usize>b * XB;
+    a0 = f32x4.add(a0, termsQ6(wg, b, 0, true, xb, xRow, TN));
+    a1 = f32x4.add(a1, termsQ6(wg, b, 1, true, xb, xRow, TN));
+    a2 = f32x4.add(a2, termsQ6(wg, b, 2, true, xb, xRow, TN));
+    a3 = f32x4.add(a3, termsQ6(wg, b, 3, true, xb, xRow, TN));
+  }
+  if (r >= r0 && r < r1) storeTokens(yp, yRow, a0, TN);
+  if (r + 1 >= r0 && r + 1 < r1) storeTokens(yp + 4, yRow, a1, TN);
+  if (r + 2 >= r0 && r + 2 < r1) storeTokens(yp + 8, yRow, a2, TN);
+  if (r + 3 >= r0 && r + 3 < r1) storeTokens(yp + 12, yRow, a3, TN);
+}
+
+@inline function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   const nb = cols >> 8;
   const wRow = <usize>nb * kBytes<T>();
   const xRow = <usize>nb * XB;
   const yRow = <usize>rows << 2;
+  if (n == 1) {
+    for (let r = r0; r < r1; r++) store<f32>(y + (<usize>r << 2), rowDecode<T>(w + <usize>r * wRow, x, nb));
+    return;
+  }
   // Tokens per chunk: keep the chunk's activation blocks within ~256 KiB of L2.
   const chunk = max<i32>(<i32>(<usize>262144 / max<usize>(xRow, 1)), 1);
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
-    for (let r = r0; r < r1; r++) {
-      const wr = x4 ? w + <usize>(r >> 2) * (wRow << 2) : w + <usize>r * wRow, k = <usize>(r & 3), yr = y + (<usize>r << 2);
-      let t = t0;
-      for (; t + 4 <= t1; t += 4) rowTile<T>(wr, k, x4, x + <usize>t * xRow, xRow, nb, 4, yr + <usize>t * yRow, yRow);
-      const left = t1 - t, xt = x + <usize>t * xRow, yt = yr + <usize>t * yRow;
-      if (left == 3) rowTile<T>(wr, k, x4, xt, xRow, nb, 3, yt, yRow);
-      else if (left == 2) rowTile<T>(wr, k, x4, xt, xRow, nb, 2, yt, yRow);
-      else if (left == 1) rowTile<T>(wr, k, x4, xt, xRow, nb, 1, yt, yRow);
-    }
+    for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>r * wRow, 0, false, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
   }
 }
 
 // Exports: W (rows, cols) · Xq (n, cols)ᵀ -> Y (n, rows) f32, rows [r0, r1); cols % 256 == 0.
 export function matmulQ4_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u8>(w, xq, y, n, rows, cols, r0, r1, false);
+  matmulK<u8>(w, xq, y, n, rows, cols, r0, r1);
 }
 export function matmulQ5_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u16>(w, xq, y, n, rows, cols, r0, r1, false);
+  matmulK<u16>(w, xq, y, n, rows, cols, r0, r1);
 }
 export function matmulQ6_K(w: usize, xq: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
-  matmulK<u32>(w, xq, y, n, rows, cols, r0, r1, false);
+  matmulK<u32>(w, xq, y, n, rows, cols, r0, r1);
 }
 
 // ---- q8_K activations (ggml quantize_row_q8_K_ref) ----------------------------------------------

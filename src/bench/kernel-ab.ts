@@ -1,6 +1,8 @@
 // Kernel A/B: two builds of kernels/*.ts (e.g. a change and the commit before it) bound to one memory
-// and timed alternately in one process, one thread: --op matmul (GMAC/s per weight dtype, token count
-// and matrix of the SmolLM2-135M shape, or with --shape llama3.2-1b the Llama-3.2-1B shape) or --op
+// and timed alternately in one process, one thread: --op matmul (GMAC/s and GB/s of weights per weight
+// dtype, token count and matrix of the SmolLM2-135M shape, or with --shape llama3.2-1b the
+// Llama-3.2-1B shape, or the --shapes given; a dtype given as A:B, e.g. q6_k:q6_kx4, runs A's layout
+// in build A and B's in build B — a layout change, with --b the same file as --a or left out) or --op
 // attention (one layer of the SmolLM2-135M shape, 9 query / 3 KV heads, D 64, f16 or f32 cache: n = 1
 // is decode, n > 1 the multi-query form, a speculative verification of n − 1 drafts, with the queries
 // at the end of the cache). The two builds must agree
@@ -20,7 +22,7 @@
 // V8's compiler threads count in the process's CPU time: an untimed round per case lets them finish
 // optimising the kernels' code first; the timed loops allocate next to nothing (no GC threads).
 //
-//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k] [--n 1,4,64] [--shape llama3.2-1b] [--rounds 6]
+//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k:q6_kx4] [--n 1,4,64] [--shape llama3.2-1b | --shapes 2048x8192] [--rounds 6]
 //   node dist/src/bench/kernel-ab.js --op attention --a OLD.wasm [--ctx 512,4096,16384] [--n 1,5] [--cold]
 //
 // --b defaults to this tree's build of the kind this process runs (dist/kernels-relaxed.wasm, or
@@ -40,20 +42,21 @@ import { weightsOf } from './kernels-bench.js';
 import { CliError, UsageError, type FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 
-const MATMUL_DTYPES = ['f32', 'f16', 'q8_0x4', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k'] as const;
+const MATMUL_DTYPES = ['f32', 'f16', 'q8_0x4', 'q4_0x4', 'q4_k', 'q5_k', 'q6_k', 'q4_kx4', 'q5_kx4', 'q6_kx4'] as const;
 const CACHE_DTYPES = ['f16', 'f32'] as const;
 
 const FLAGS: FlagSpecs = {
   op: { type: 'string', choices: ['matmul', 'attention'], default: 'matmul', placeholder: 'matmul|attention', description: 'the kernel compared' },
   a: { type: 'string', required: true, placeholder: 'FILE', description: 'kernel build A (.wasm): the baseline' },
   b: { type: 'string', placeholder: 'FILE', description: "kernel build B (.wasm): the change (default: this tree's dist build of the kind this process runs)" },
-  dtypes: { type: 'string', list: true, placeholder: 'LIST', description: `matmul: weight dtypes (${MATMUL_DTYPES.join(', ')}; default q8_0x4,q4_k,q6_k); attention: cache types (f16, f32; default both)` },
+  dtypes: { type: 'string', list: true, placeholder: 'LIST', description: `matmul: weight dtypes (${MATMUL_DTYPES.join(', ')}; default q8_0x4,q4_k,q6_k), or A:B pairs of them with the same values (build A runs A's layout, B B's); attention: cache types (f16, f32; default both)` },
   n: { type: 'integer', list: true, min: 1, max: 512, placeholder: 'LIST', description: 'tokens per matmul (default 1,4,64), or queries per attention call (default 1,5)' },
   ctx: { type: 'integer', list: true, min: 1, max: 65536, placeholder: 'LIST', description: 'attention: keys in the cache (default 512,4096,16384)' },
   rounds: { type: 'integer', min: 1, max: 100, default: 6, placeholder: 'N', description: 'alternating rounds (the best batch of each build is kept)' },
   'batch-ms': { type: 'number', min: 1, max: 10_000, default: 60, placeholder: 'MS', description: 'CPU time of one batch of calls' },
   cold: { type: 'boolean', description: 'read 256 MB before every timed call, so that weights or K/V rows come from memory' },
   shape: { type: 'string', choices: ['smollm2-135m', 'llama3.2-1b'], default: 'smollm2-135m', placeholder: 'NAME', description: 'matmul: the model whose matrices are timed' },
+  shapes: { type: 'string', list: true, placeholder: 'LIST', description: 'matmul: ROWSxCOLS matrix shapes to time instead of --shape\'s (e.g. 2048x8192)' },
 };
 
 /** Matrices (rows × cols) of each shape: q|k|v, o, gate|up, down. */
@@ -72,7 +75,7 @@ interface Case {
 }
 
 const HEADERS = {
-  matmul: '| dtype | rows×cols | n | A GMAC/s | B GMAC/s | B / A | same bits |\n|---|---|---:|---:|---:|---:|---|',
+  matmul: '| dtype | rows×cols | n | A GMAC/s | B GMAC/s | A GB/s | B GB/s | B / A | same bits |\n|---|---|---:|---:|---:|---:|---:|---:|---|',
   attention: '| cache | keys | n | A µs | B µs | speed-up | B: ns per key, head and query | same bits |\n|---|---:|---:|---:|---:|---:|---:|---|',
 };
 
@@ -114,19 +117,23 @@ function compare(label: string[], a: Float32Array, b: Float32Array): boolean {
 
 function rand01(seed: number): () => number { const r = uniform01(seed); return () => r() * 2 - 1; }
 
-function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], dtypes: WeightDType[], ns: number[],
+function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], pairs: [WeightDType, WeightDType][], ns: number[],
                       shapes: [number, number][]): Generator<Case> {
   const N = Math.max(...ns), rand = rand01(1);
-  for (const dtype of dtypes) {
+  for (const [dtypeA, dtypeB] of pairs) {
     for (const [R, C] of shapes) {
-      if (C % blockValues(dtype) !== 0) continue; // K-quants need whole super-blocks of 256
-      const w = weightsOf(dtype, Float32Array.from({ length: R * C }, rand), R);
-      const format = activationFormat(dtype);
+      if (C % blockValues(dtypeA) !== 0) continue; // K-quants need whole super-blocks of 256
+      if (R % 4 !== 0 && (dtypeA.endsWith('x4') || dtypeB.endsWith('x4'))) continue; // the x4 layouts take whole groups of four rows
+      const values = Float32Array.from({ length: R * C }, rand);
+      const wa = weightsOf(dtypeA, values, R), wb = dtypeB === dtypeA ? wa : weightsOf(dtypeB, values, R);
+      const format = activationFormat(dtypeA);
       const xqBytes = format === 'f32' ? 0 : activationBytes(format, N * C);
-      const W = 65536, X = W + w.length, XQ = X + N * C * 4, YA = XQ + xqBytes, YB = YA + N * R * 4;
+      // B's weights (a layout of their own, or A's again) after A's
+      const W = 65536, WB = W + wa.length, X = WB + wb.length, XQ = X + N * C * 4, YA = XQ + xqBytes, YB = YA + N * R * 4;
       const pages = Math.ceil((YB + N * R * 4 + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-      new Uint8Array(memory.buffer, W, w.length).set(w);
+      new Uint8Array(memory.buffer, W, wa.length).set(wa);
+      new Uint8Array(memory.buffer, WB, wb.length).set(wb);
       const xs = new Float32Array(memory.buffer, X, N * C);
       for (let i = 0; i < xs.length; i++) xs[i] = rand();
       const [ka, kb] = modules.map((m) => createWasmKernels(m, memory)) as [Kernels, Kernels];
@@ -134,12 +141,13 @@ function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], dtypes:
       if (format === 'q8_K') ka.quantizeQ8K(X, XQ, N * C);
       const x = format === 'f32' ? X : XQ;
       for (const n of ns) {
-        const run = (k: Kernels, y: number) => () => k.matmul(dtype, W, x, y, n, R, C, 0, R);
+        const run = (k: Kernels, dtype: WeightDType, w: number, y: number) => () => k.matmul(dtype, w, x, y, n, R, C, 0, R);
         const gmac = (us: number) => (n * R * C / us / 1e3).toFixed(1);
+        const gbs = (us: number) => (wa.length / us / 1e3).toFixed(1); // weight bytes per call (the same in both layouts)
         yield {
-          label: [dtype, `${R}×${C}`, String(n)], calls: [run(ka, YA), run(kb, YB)],
+          label: [dtypeA === dtypeB ? dtypeA : `${dtypeA} → ${dtypeB}`, `${R}×${C}`, String(n)], calls: [run(ka, dtypeA, W, YA), run(kb, dtypeB, WB, YB)],
           outputs: () => [new Float32Array(memory.buffer, YA, n * R), new Float32Array(memory.buffer, YB, n * R)],
-          cells: (a, b) => [gmac(a), gmac(b), (a / b).toFixed(2)],
+          cells: (a, b) => [gmac(a), gmac(b), gbs(a), gbs(b), (a / b).toFixed(2)],
         };
       }
     }
@@ -192,7 +200,7 @@ function* attentionCases(modules: [WebAssembly.Module, WebAssembly.Module], cach
 function dtypesOf(op: string, given: string[] | undefined): string[] {
   const allowed: readonly string[] = op === 'matmul' ? MATMUL_DTYPES : CACHE_DTYPES;
   const list = given ?? (op === 'matmul' ? ['q8_0x4', 'q4_k', 'q6_k'] : [...CACHE_DTYPES]);
-  const bad = list.find((d) => !allowed.includes(d));
+  const bad = list.flatMap((d) => op === 'matmul' ? d.split(':') : [d]).find((d) => !allowed.includes(d));
   if (bad !== undefined) throw new UsageError(`--dtypes with --op ${op} takes ${allowed.join(', ')}, got '${bad}'`);
   return list;
 }
@@ -202,7 +210,12 @@ async function main(): Promise<number> {
   if (!v) return 0;
   const op = v.op as string, rounds = v.rounds as number, batchMs = v['batch-ms'] as number, cold = v.cold === true;
   if (op === 'matmul' && v.ctx !== undefined) throw new UsageError('--ctx is for --op attention');
-  if (op === 'attention' && v.shape !== 'smollm2-135m') throw new UsageError('--shape is for --op matmul');
+  if (op === 'attention' && (v.shape !== 'smollm2-135m' || v.shapes !== undefined)) throw new UsageError('--shape and --shapes are for --op matmul');
+  const shapes = ((v.shapes as string[] | undefined) ?? []).map((s) => {
+    const m = /^(\d+)x(\d+)$/.exec(s);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`--shapes takes ROWSxCOLS, e.g. 2048x8192, got '${s}'`);
+    return [Number(m[1]), Number(m[2])] as [number, number];
+  });
   const dtypes = dtypesOf(op, v.dtypes as string[] | undefined);
   const build = kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
   const compile = (f: string) => {
@@ -219,7 +232,8 @@ async function main(): Promise<number> {
   const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
   const load0 = load();
   const cases = op === 'matmul'
-    ? matmulCases(modules, dtypes as WeightDType[], (v.n as number[] | undefined) ?? [1, 4, 64], MATMUL_SHAPES[v.shape as string]!)
+    ? matmulCases(modules, dtypes.map((d) => { const [a, b] = d.split(':'); return [a, b ?? a] as [WeightDType, WeightDType]; }),
+      (v.n as number[] | undefined) ?? [1, 4, 64], shapes.length > 0 ? shapes : MATMUL_SHAPES[v.shape as string]!)
     : attentionCases(modules, dtypes as CacheDType[], (v.ctx as number[] | undefined) ?? [512, 4096, 16384], (v.n as number[] | undefined) ?? [1, 5]);
   const lines = [HEADERS[op as keyof typeof HEADERS]];
   for (const c of cases) {
