@@ -8,13 +8,14 @@
 //   q6_K:        the four rows' f16 d (8 bytes), their 16 i8 scales (row k at 8 + 16k), then row k's
 //                ql (128) and qh (64) at 72 + 192k.
 // Decode (n = 1) takes a group's super-block at once: the scale words of four rows are unpacked in
-// one pass of i32x4 operations, the q6_K bit fields with i16 shifts (x86 has no 8-bit ones; the
-// masks drop what crosses a byte), and the four rows' integer sums are reduced, converted and scaled
-// together (hsum4i, then superTerm's f64 steps two lanes at a time). The integer sums per super-block
-// and the f32 operations on them are those of kernels/matmul-kquant.ts (the TypeScript twin's), so a
-// row's result is the same bits as in GGUF's layout. Several tokens (prefill, batched decode) run that
-// file's row × 4-token tiles over this layout, with the same bits again (test/models/batch.test.ts
-// relies on a row's result not depending on the number of tokens).
+// one pass of i32x4 operations, each row's exact integer sums come from matmul-kquant.ts's one-token
+// row sums (q6_K's bit fields cut with i16 shifts), and the four rows' sums are reduced, converted and
+// scaled together (hsum4i, then superTerm's f64 steps two lanes at a time). The integer sums per
+// super-block and the f32 operations on them are those of kernels/matmul-kquant.ts (the TypeScript
+// twin's), so a row's result is the same bits as in GGUF's layout. Several tokens (prefill, batched
+// decode) run that file's row × 4-token tiles over this layout (q6_K: a group's four rows together,
+// super-block by super-block; q4_K / q5_K: row by row, or the one-token kernel per token under 8
+// tokens — see matmulKX4), with the same bits again (test/models/batch.test.ts relies on a row's result not depending on the number of tokens).
 // rows % 4 == 0, cols % 256 == 0. Weight types are the marker type parameters of matmul-kquant.ts.
 
 import { hsum4i, loadF16x4 } from './vector';
@@ -36,7 +37,8 @@ import { XB, groupTileQ6, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowSumQ
 
 /** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums
  *  (isum, and msum for q4_K / q5_K), then four terms at once, summed in order; stored at yp (the rows
- *  of r..r+3 inside [r0, r1)). */
+ *  of r..r+3 inside [r0, r1)). A function of its own, as are the row sums it calls: all inlined into
+ *  one, V8 spilled and ran at half the speed. */
 function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i32, r1: i32): void {
   const BB = kBytes<T>() << 2, HB = headBytes<T>(), PB = partBytes<T>();
   let acc = f32x4.splat(0);
@@ -81,8 +83,18 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
     if (!isQ6<T>()) {
-      // q4_K / q5_K: row by row, as in GGUF's layout (whole groups at once ran slower)
-      for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>(r >> 2) * groupBytes, <usize>(r & 3), true, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
+      // q4_K / q5_K: up to 7 tokens (batched decode), the one-token kernel per token, a group at a
+      // time (its weights stay in cache for the tokens); more (prefill), row × 4-token tiles. Tiles over
+      // this layout ran 0.6-0.8× GGUF's at 2-4 tokens, the one-token kernel 0.8-1.0×; at 64 tokens
+      // tiles 0.94-0.99×, the one-token kernel 0.76-0.95× (q5_K's fifth bits cost more to unpack again)
+      if (n < 8) {
+        for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
+          const wg = w + <usize>g * groupBytes, yg = y + (<usize>g << 4);
+          for (let t = t0; t < t1; t++) groupDecode<T>(wg, x + <usize>t * xRow, nb, yg + <usize>t * yRow, g << 2, r0, r1);
+        }
+      } else {
+        for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>(r >> 2) * groupBytes, <usize>(r & 3), true, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
+      }
       continue;
     }
     for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {

@@ -8,9 +8,14 @@
 // pmaddubsw with relaxed SIMD), which one i32x4.dot_i16x8_s against the group's scale in every lane
 // widens and weighs at once (the widening costs that instruction anyway), so Σ sc·(q·x) accumulates
 // in one i32x4 with no transposes or i32 multiplies; q4_K / q5_K add a sub-block's two halves in i16
-// first. Several tokens (prefill, batched decode) run in tiles of one row × 4 tokens: a super-block's
-// weights are unpacked from their bit fields, and its scales spread over lanes, once for the four
-// tokens (rowTile).
+// first. One token (decode): a row's super-block at a time (rowSumQ6 / rowSumQ45, shared with the
+// x4 layouts of kernels/matmul-kquant-x4.ts). Several tokens (prefill, batched decode) run in tiles
+// of one row × 4 tokens: a super-block's weights are unpacked from their bit fields, and its scales
+// spread over lanes, once for the four tokens (rowTile), for either layout (the x4 one through the
+// address helpers below).
+// Some pieces are functions of their own rather than inlined: V8 (TurboFan) allocates registers per
+// function, and these kernels keep 24-32 vectors live; inlined into their callers' loops they spilled
+// and ran 1.3-2× slower (the comments say where).
 // Also here: quantizeQ8K (f32 -> q8_K) and dequantisation of the three types (bit-exact with ggml's
 // dequantize_row_*: wasm f32 arithmetic is IEEE single, no fused multiply-add).
 
@@ -228,7 +233,7 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
  *  lanes summing to Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g, exact — blockQ6's integer. The one-token
  *  form: a qh vector serves four weight vectors, the bit fields cut with i16 shifts (x86 has no 8-bit
  *  ones; the masks drop what crosses a byte), each group's scale spread by one shuffle. A function of
- *  its own (as blockTerms, and for the same reason). */
+ *  its own (see the top of this file). */
 export function rowSumQ6(q: usize, s: usize, xb: usize): v128 {
   const sc = v128.load(s);
   const lo = i16x8.extend_low_i8x16_s(sc), hi = i16x8.extend_high_i8x16_s(sc);
@@ -273,7 +278,7 @@ export function rowSumQ45<T>(q: usize, x: usize, sc: v128): v128 {
 }
 
 /** Row wr (GGUF's layout) · one token (q8_K at xr): per super-block the exact integer sums of
- *  rowSumQ6 / rowSumQ45, then superTerm, the terms summed in order — blockTerms' arithmetic. */
+ *  rowSumQ6 / rowSumQ45, then superTerm, the terms summed in order — rowTile's arithmetic. */
 function rowDecode<T>(wr: usize, xr: usize, nb: i32): f32 {
   let a: f32 = 0;
   for (let b = 0; b < nb; b++) {
