@@ -27,6 +27,17 @@ test('matmul: one row per dtype, shape and n, same bits for a build against itse
   for (const row of rows) assert.match(row, /\| yes \|$/);
 });
 
+test('matmul: an A:B dtype pair runs each layout in its build (same values, same bits), on the --shapes given', async () => {
+  const r = await run('--a', WASM, '--dtypes', 'q6_k:q6_kx4,q4_k', '--shapes', '8x512,6x256', '--n', '1,3', '--rounds', '1', '--batch-ms', '1');
+  assert.equal(r.status, 0, r.stderr);
+  const pairs = r.stdout.split('\n').filter((l) => l.startsWith('| q6_k → q6_kx4 |'));
+  assert.deepEqual(pairs.map((l) => l.split(' | ').slice(1, 3).join(' ')), ['8×512 1', '8×512 3'], r.stdout); // 6 rows: no x4 layout
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('| q4_k |')).length, 2 * 2, r.stdout);
+  for (const row of r.stdout.split('\n').filter((l) => l.startsWith('| q'))) assert.match(row, /\| yes \|$/);
+  assert.match((await run('--a', WASM, '--shapes', '8by512')).stderr, /--shapes takes ROWSxCOLS, e\.g\. 2048x8192, got '8by512'/);
+  assert.match((await run('--a', WASM, '--dtypes', 'q6_k:q7_k')).stderr, /--dtypes with --op matmul takes .*, got 'q7_k'/);
+});
+
 test('attention: one row per cache, context and n, same bits for a build against itself', async () => {
   const r = await run('--op', 'attention', '--a', WASM, '--b', WASM, '--ctx', '64', '--n', '1,3', '--rounds', '1', '--batch-ms', '1');
   assert.equal(r.status, 0, r.stderr);
