@@ -25,8 +25,8 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 
 // Weight types are marker type parameters (AssemblyScript generics take types): u8 = q4_K,
 // u16 = q5_K, u32 = q6_K; every test below folds at compile time.
-@inline export function isQ4<T>(): bool { return sizeof<T>() == 1; }
-@inline export function isQ5<T>(): bool { return sizeof<T>() == 2; }
+@inline function isQ4<T>(): bool { return sizeof<T>() == 1; }
+@inline function isQ5<T>(): bool { return sizeof<T>() == 2; }
 @inline export function isQ6<T>(): bool { return sizeof<T>() == 4; }
 /** Bytes of one super-block of the weight type T. */
 @inline export function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
@@ -55,7 +55,7 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 @inline function scaleStep(x4: bool): usize { return x4 ? 16 : 4; }
 
 /** The four i32 lanes of v added (exact). */
-@inline export function hsumI(v: v128): i32 {
+@inline function hsumI(v: v128): i32 {
   const t = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
   return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
 }
@@ -63,7 +63,7 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 /** A super-block's term as ggml's reference computes it: f32(d·d_x)·isum − f32(dmin·d_x)·msum, each
  *  product of the f32 scale and the exact integer rounded once (in f64, where it is exact), then the
  *  difference in f32 — the same bits as the TypeScript twin. */
-@inline export function superTerm(d: f32, dmin: f32, dx: f32, isum: i32, msum: i32): f32 {
+@inline function superTerm(d: f32, dmin: f32, dx: f32, isum: i32, msum: i32): f32 {
   const a = <f32>(<f64>(d * dx) * <f64>isum), b = <f32>(<f64>(dmin * dx) * <f64>msum);
   return a - b;
 }
@@ -72,7 +72,7 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
  *  activations at x. Relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) — exact, the
  *  weights fit 7 bits unsigned; plain SIMD: widened to i16, i32x4.dot_i16x8_s, narrowed back (a pair
  *  is at most 2·63·128, no saturation). Both builds give the same lanes. */
-@inline export function pairSums(w: v128, x: usize): v128 {
+@inline function pairSums(w: v128, x: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x), w);
   return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), v128.load8x8_s(x)),
                               i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), v128.load8x8_s(x, 8)));
@@ -80,7 +80,7 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 
 /** acc + sc · (pair sums p), widened in one i32x4.dot_i16x8_s (x86 pmaddwd, the same instruction a
  *  plain widening costs): lane j gains sc·(p[2j] + p[2j+1]), exact (|p| ≤ 2^15, |sc| ≤ 128). */
-@inline export function addScaled(acc: v128, p: v128, sc: v128): v128 {
+@inline function addScaled(acc: v128, p: v128, sc: v128): v128 {
   return i32x4.add(acc, i32x4.dot_i16x8_s(p, sc));
 }
 
@@ -335,7 +335,7 @@ function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize
  *  scales spread over lanes, once for the TN tokens; per token the arithmetic is the one-token
  *  kernel's (the super-blocks' terms summed in order, as the twin does), so a token's result is the
  *  same bits however many tokens share its tile. */
-@inline export function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
+@inline function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
   if (isQ6<T>()) {
     let a = f32x4.splat(0); // lane j: token j (f32 additions lane by lane, as the scalar sum)
     for (let b = 0; b < nb; b++) a = f32x4.add(a, termsQ6(base, b, k, x4, xr + <usize>b * XB, xRow, TN));
