@@ -22,7 +22,8 @@
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { formatHelp, parseFlags, type FlagSpecs } from '../cli/args.js';
+import type { FlagSpecs } from '../cli/args.js';
+import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
 import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
@@ -241,12 +242,11 @@ const FLAGS: FlagSpecs = {
   compact: { type: 'boolean', default: true, description: "each measurement's first collection compacts V8's old and code spaces fully (on unless --no-compact: then V8 picks the pages)" },
   model: { type: 'string', default: 'models/default', placeholder: 'PATH', description: 'model to serve' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the results as JSON to this file' },
-  help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
 
 async function main(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, FLAGS, 'dist/src/testing/request-fuzz.js');
-  if (v.help) { process.stdout.write(formatHelp('dist/src/testing/request-fuzz.js', 'Seeded hostile requests against tessera serve; prints the outcomes.', FLAGS, 'node')); return 0; }
+  const v = scriptFlags(import.meta.url, FLAGS, 'Seeded hostile requests against tessera serve; prints the outcomes and the server\'s memory.', argv);
+  if (v === null) return 0;
   const allocatorEnv = allocatorEnvironment();
   const loadAtStart = loadavg()[0]!;
   const t = await load(v.model as string, { contextLength: 256, threads: 1, promptCache: 0 });   // no prompt cache: KV pages must return to 0
@@ -287,6 +287,4 @@ async function main(argv: string[]): Promise<number> {
   } finally { t.dispose(); }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  process.exitCode = await main(process.argv.slice(2));
-}
+if (isMainModule(import.meta.url)) runScript(import.meta.url, () => main(process.argv.slice(2)));

@@ -14,9 +14,6 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 const script = (rel: string) => fileURLToPath(new URL(`../../src/${rel}`, import.meta.url));
 
-/** Scripts that still parse their argv their own way (being changed elsewhere; they move to scriptFlags next). */
-const NOT_YET = new Set(['testing/request-fuzz.js']);
-
 /** Every module under src/ (the `tessera` command aside) that runs when node is given its path, as a path under dist/src. */
 function scripts(): string[] {
   const found: string[] = [];
@@ -47,11 +44,10 @@ it('the walk finds the scripts', () => {
   for (const known of ['bench/kernels-bench.js', 'experiments/long-context/probe-speed.js', 'eval/merge-results.js', 'mosaic/train-recall.js']) {
     assert.ok(ALL.includes(known), `${known} not found among ${ALL.join(', ')}`);
   }
-  for (const pending of NOT_YET) assert.ok(ALL.includes(pending), `${pending} is listed as not yet converted but was not found`);
 });
 
 describe('every script', { concurrency: 4 }, () => {
-  for (const rel of ALL.filter((f) => !NOT_YET.has(f))) {
+  for (const rel of ALL) {
     it(`${rel}: an unknown option exits 2 naming it, with a --help hint, before any work`, async () => {
       const r = await run(rel, '--bogus', '1');
       assert.equal(r.status, 2, `exit ${r.status}; stderr: ${r.stderr}`);
