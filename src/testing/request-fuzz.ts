@@ -277,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
       + row('RSS − baseline', ['', '', ...r.rssAboveBaselineMiB.map(signed)])
       + row('RSS − the point before', ['', signed(Math.round((r.rssMiB[1]! - r.rssMiB[0]!) * 10) / 10), ...r.rssGrowthPerPassMiB.map(signed)])
       + `baseline measured again with no traffic: RSS ${r.noiseRssMiB.join(', ')} MiB (noise floor ${r.noiseFloorMiB} MiB`
-      + (r.noiseRssPartsMiB === undefined ? '' : `; of it the C heap ${r.noiseRssPartsMiB.map((x) => x.brk).join(', ')}, other anonymous mappings ${r.noiseRssPartsMiB.map((x) => x.otherAnonymous).join(', ')}`)
+      + (r.noiseRssPartsMiB === undefined ? '' : `; of it the C heap ${r.noiseRssPartsMiB.map((x) => x.brk).join(', ')}, compiled code ${r.noiseRssPartsMiB.map((x) => x.code).join(', ')}, other anonymous mappings ${r.noiseRssPartsMiB.map((x) => x.otherAnonymous).join(', ')}`)
       + `; heap used ${r.noiseHeapMiB.join(', ')}, committed ${r.noiseHeapCommittedMiB.join(', ')}); tolerance ${r.toleranceMiB} MiB; `
       + `RSS after every pass within it of the baseline: ${r.rssBackToBaseline ? 'yes, back to baseline' : 'NO, not back to baseline'}; `
       + `RSS at the end − before any case (the cold start's one-time growth, not judged) ${signed(r.rssAboveColdMiB)} MiB\n`);

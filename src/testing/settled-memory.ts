@@ -54,7 +54,7 @@ export interface SettledMemory {
 }
 
 /** RSS by what holds it, bytes. The anonymous mappings are told apart by shape, since they carry no
- *  name: glibc's per-thread malloc arenas are 64 MiB regions aligned to 64 MiB (a read-write part
+ *  name: executable ones hold compiled code (V8 maps its code pages read-write-execute); glibc's per-thread malloc arenas are 64 MiB regions aligned to 64 MiB (a read-write part
  *  followed by its unused, inaccessible rest); V8 reserves 8–10 GiB around each WebAssembly memory
  *  (its read-write part followed by the inaccessible guard region); a thread's stack sits above a
  *  one-page guard. What is left is mostly V8's heap pages and code, and blocks malloc maps on their
@@ -68,7 +68,9 @@ export interface RssParts {
   wasm: number;
   /** Thread stacks, the main thread's included. */
   stacks: number;
-  /** Other anonymous mappings: V8's heap and code pages, malloc's own large mappings, the rest. */
+  /** Executable anonymous mappings: V8's compiled JavaScript (code space) and WebAssembly code. */
+  code: number;
+  /** Other anonymous mappings: V8's heap pages, malloc's own large mappings, the rest. */
   otherAnonymous: number;
   /** Mapped files (the node binary, shared libraries, model files mapped in). */
   file: number;
@@ -77,7 +79,8 @@ export interface RssParts {
 /** The parts in the order tables print them, with the names they print. */
 export const RSS_PART_NAMES: readonly (readonly [keyof RssParts, string])[] = [
   ['brk', 'the C heap (brk)'], ['arenas', "glibc's other malloc arenas"], ['wasm', 'WebAssembly memories'],
-  ['stacks', 'thread stacks'], ['otherAnonymous', 'other anonymous mappings (V8 heap, large mallocs)'], ['file', 'mapped files'],
+  ['stacks', 'thread stacks'], ['code', 'compiled code (JavaScript and WebAssembly)'],
+  ['otherAnonymous', 'other anonymous mappings (V8 heap, large mallocs)'], ['file', 'mapped files'],
 ];
 
 const ARENA_BYTES = 64 * 2 ** 20;            // glibc's HEAP_MAX_SIZE on 64-bit systems
@@ -93,13 +96,14 @@ export function rssPartsOf(smaps: string): RssParts {
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
     if (rss !== null && maps.length > 0) maps[maps.length - 1]!.rss += Number(rss[1]) * 1024;
   }
-  const parts: RssParts = { brk: 0, arenas: 0, wasm: 0, stacks: 0, otherAnonymous: 0, file: 0 };
+  const parts: RssParts = { brk: 0, arenas: 0, wasm: 0, stacks: 0, code: 0, otherAnonymous: 0, file: 0 };
   const inaccessible = (m: (typeof maps)[number] | undefined) => m !== undefined && m.name === '' && m.perms.startsWith('---');
   for (const [i, m] of maps.entries()) {
     if (m.name === '[heap]') { parts.brk += m.rss; continue; }
     if (m.name === '[stack]') { parts.stacks += m.rss; continue; }
     if (m.name !== '' && !m.name.startsWith('[')) { parts.file += m.rss; continue; }
     if (m.name !== '') { parts.otherAnonymous += m.rss; continue; }    // [vdso], [vvar] and the like
+    if (m.perms.includes('x')) { parts.code += m.rss; continue; }
     const next = maps[i + 1], prev = maps[i - 1];
     const reserved = m.end - m.start + (inaccessible(next) && next!.start === m.end ? next!.end - next!.start : 0);
     if (m.start % ARENA_BYTES === 0 && reserved === ARENA_BYTES) parts.arenas += m.rss;

@@ -60,13 +60,14 @@ test('the tolerance is twice the larger of the noise floor and the settling crit
   assert.equal(rssTolerance(at(80 * MiB), []).tolerance, 2 * SETTLED_RSS_BYTES);
 });
 
-test('anonymous mappings are told apart by shape: malloc arenas, Wasm memories, thread stacks, the rest', () => {
+test('anonymous mappings are told apart by shape: compiled code, malloc arenas, Wasm memories, thread stacks, the rest', () => {
   // one mapping per line of /proc/PID/smaps's header format, each with its Rss line
   const map = (range: string, perms: string, rssKiB: number, name = '') => `${range} ${perms} 00000000 00:00 0 ${name}\nSize: 4 kB\nRss: ${rssKiB} kB\n`;
   const smaps = [
     map('00400000-00b6f000', 'r--p', 5000, '/usr/bin/node'),
     map('3398d000-33e66000', 'rw-p', 4000, '[heap]'),
     map('3279cf9c0000-3279cfa00000', 'rw-p', 256),                            // a V8 page
+    map('3279cfa00000-3279cfa3c000', 'rwxp', 240),                            // a V8 code page
     map('7f6a84000000-7f6a84220000', 'rw-p', 1000),                            // a Wasm memory: 2 MiB + its 10 GiB guard
     map('7f6a84220000-7f6d04000000', '---p', 0),
     map('7f7184000000-7f71845f4000', 'rw-p', 3000),                            // an arena: 64 MiB-aligned, 64 MiB in all
@@ -77,5 +78,5 @@ test('anonymous mappings are told apart by shape: malloc arenas, Wasm memories, 
     map('7f719b000000-7f719b800000', 'rw-p', 20),
     map('7fff48011000-7fff48032000', 'rw-p', 30, '[stack]'),
   ].join('');
-  assert.deepEqual(rssPartsOf(smaps), { brk: 4000 * 1024, arenas: 3700 * 1024, wasm: 1000 * 1024, stacks: 50 * 1024, otherAnonymous: 306 * 1024, file: 5000 * 1024 });
+  assert.deepEqual(rssPartsOf(smaps), { brk: 4000 * 1024, arenas: 3700 * 1024, wasm: 1000 * 1024, stacks: 50 * 1024, code: 240 * 1024, otherAnonymous: 306 * 1024, file: 5000 * 1024 });
 });
