@@ -67,6 +67,9 @@ export interface RequestFuzzResult {
   heapMiB: number[];
   heapCommittedMiB: number[];
   rssMiB: number[];
+  /** process.memoryUsage().rss at each point: the kernel's approximate counter (settled-memory.ts
+   *  residentBytes), shown beside the page-table count, not judged. */
+  rssCounterMiB: number[];
   /** RSS after the first idle wait and collection of each measurement (before it had settled). */
   rssFirstRoundMiB: number[];
   /** RSS by what holds it (settled-memory.ts RssParts; absent off Linux). */
@@ -167,6 +170,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapMiB: memory.map((m) => mib(m.heapUsed)),
       heapCommittedMiB: memory.map((m) => mib(m.heapCommitted)),
       rssMiB: memory.map((m) => mib(m.rss)),
+      rssCounterMiB: memory.map((m) => mib(m.rssCounter)),
       rssFirstRoundMiB: memory.map((m) => mib(m.rssFirstRound)),
       rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map(partsMiB),
       externalMiB: memory.map((m) => mib(m.external)),
@@ -266,7 +270,8 @@ async function main(argv: string[]): Promise<number> {
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
       + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle and a collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | ${heads.join(' | ')} |\n|---|${heads.map(() => '---|').join('')}\n`
-      + row('RSS', r.rssMiB) + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB)
+      + row('RSS (page tables, /proc/self/smaps_rollup)', r.rssMiB) + row("RSS as the kernel's approximate counter reads it (not judged)", r.rssCounterMiB)
+      + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB)
       + (r.rssPartsMiB === undefined ? '' : RSS_PART_NAMES.map(([k, name]) => row(`RSS in ${name}`, r.rssPartsMiB!.map((x) => x[k]))).join(''))
       + row('external (of it array buffers)', r.externalMiB.map((x, k) => `${x} (${r.arrayBuffersMiB[k]})`))
       + row('heap used', r.heapMiB) + row('heap committed', r.heapCommittedMiB)

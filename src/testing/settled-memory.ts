@@ -33,8 +33,11 @@ export const NOISE_SAMPLES = 3;
 export interface HeapSpaceMemory { committed: number; resident: number; used: number }
 
 export interface SettledMemory {
-  /** Resident set, bytes. */
+  /** Resident set, bytes, counted page by page (residentBytes). */
   rss: number;
+  /** The kernel's running RSS counter at the same moment (process.memoryUsage().rss), bytes: on
+   *  Linux 6.2 and later an approximation (see residentBytes); kept to show how far it is off. */
+  rssCounter: number;
   /** V8 heap: bytes in live objects, and bytes committed for it. */
   heapUsed: number;
   heapCommitted: number;
@@ -114,6 +117,19 @@ export function rssPartsOf(smaps: string): RssParts {
   return parts;
 }
 
+/** The resident set, bytes, as /proc/self/smaps_rollup counts it: the kernel walks the page tables,
+ *  so the count is exact. Not process.memoryUsage().rss: that reads the kernel's running counters,
+ *  which since Linux 6.2 are per-CPU counters read without adding up the per-CPU remainders, and
+ *  read here from −0.4 to +1.1 MiB off the page-table count at settled points of the request fuzz
+ *  (docs/RELIABILITY.md, "Memory after the request fuzz"). Off Linux, the counter. */
+export function residentBytes(): number {
+  try {
+    const m = /^Rss:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+    if (m !== null) return Number(m[1]) * 1024;
+  } catch { /* not Linux, or a kernel before 4.14 */ }
+  return process.memoryUsage().rss;
+}
+
 function rssParts(): RssParts | undefined {
   let text: string;
   try { text = readFileSync('/proc/self/smaps', 'utf8'); } catch { return undefined; }
@@ -139,18 +155,18 @@ function measure(rounds: number, settled: boolean, rssFirstRound: number): Settl
   const m = process.memoryUsage();
   const spaces: Record<string, HeapSpaceMemory> = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
-  return { rss: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
+  return { rss: residentBytes(), rssCounter: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
 }
 
 /** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has
  *  settled, then measures. `idleMs` 0: one collection, measured at once (a quick check of the heap). */
 export async function settledMemory(idleMs = SETTLE_MS, opts: { compact?: boolean } = {}): Promise<SettledMemory> {
-  if (idleMs === 0) { collectGarbage(opts.compact); return measure(1, false, process.memoryUsage().rss); }
+  if (idleMs === 0) { collectGarbage(opts.compact); return measure(1, false, residentBytes()); }
   const seen: number[] = [];
   for (let round = 1; round <= MAX_SETTLE_ROUNDS; round++) {
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     collectGarbage(opts.compact === true && round === 1);
-    seen.push(process.memoryUsage().rss);
+    seen.push(residentBytes());
     const last = seen.slice(-SETTLED_ROUNDS);
     if (last.length === SETTLED_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!);
   }

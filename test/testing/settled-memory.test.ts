@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, collectGarbage, rssPartsOf, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { MAX_SETTLE_ROUNDS, SETTLED_ROUNDS, SETTLED_RSS_BYTES, collectGarbage, residentBytes, rssPartsOf, rssTolerance, settledMemory } from '../../src/testing/settled-memory.js';
 
 test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measurements agree', async () => {
   const m = await settledMemory(20);
@@ -18,6 +19,12 @@ test('a settled measurement repeats idle-and-collect until SETTLED_ROUNDS measur
     const sum = Object.values(m.rssParts).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - m.rss) < 4 * 2 ** 20 && m.rssParts.brk > 0 && m.rssParts.file > 0, JSON.stringify({ ...m.rssParts, rss: m.rss }));
   }
+});
+
+test('resident bytes are counted page by page: on Linux they equal the sum of /proc/self/smaps', { skip: !existsSync('/proc/self/smaps_rollup') }, () => {
+  const sum = () => [...readFileSync('/proc/self/smaps', 'utf8').matchAll(/^Rss:\s+(\d+) kB/gm)].reduce((a, m) => a + Number(m[1]) * 1024, 0);
+  const before = sum(), r = residentBytes(), after = sum();
+  assert.ok(r >= Math.min(before, after) - 2 ** 20 && r <= Math.max(before, after) + 2 ** 20, `${r} against ${before}, ${after}`);
 });
 
 test('idle 0 is one collection, measured at once, and does not claim to be settled', async () => {
