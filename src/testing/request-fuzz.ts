@@ -26,7 +26,7 @@ import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
+import { NOISE_SAMPLES, QUIET_AFTER_GC_MS, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
 import { FUZZ_API_KEY, type CasesJob, type CasesResult, type Outcome } from './request-fuzz-cases.js';
 import { ChildJobs } from './child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
@@ -70,6 +70,9 @@ export interface RequestFuzzResult {
   /** process.memoryUsage().rss at each point: the kernel's approximate counter (settled-memory.ts
    *  residentBytes), shown beside the page-table count, not judged. */
   rssCounterMiB: number[];
+  /** RSS read straight after each point's last collection, before the quiet wait (settled-memory.ts
+   *  QUIET_AFTER_GC_MS): not judged. */
+  rssRightAfterCollectionMiB: number[];
   /** RSS after the first idle wait and collection of each measurement (before it had settled). */
   rssFirstRoundMiB: number[];
   /** RSS by what holds it (settled-memory.ts RssParts; absent off Linux). */
@@ -171,6 +174,7 @@ export async function runRequestFuzz(t: Tessera, opts: { n: number; seed: number
       heapCommittedMiB: memory.map((m) => mib(m.heapCommitted)),
       rssMiB: memory.map((m) => mib(m.rss)),
       rssCounterMiB: memory.map((m) => mib(m.rssCounter)),
+      rssRightAfterCollectionMiB: memory.map((m) => mib(m.rssRightAfterCollection)),
       rssFirstRoundMiB: memory.map((m) => mib(m.rssFirstRound)),
       rssPartsMiB: cold.rssParts === undefined ? undefined : memory.map(partsMiB),
       externalMiB: memory.map((m) => mib(m.external)),
@@ -268,9 +272,10 @@ async function main(argv: string[]): Promise<number> {
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
-      + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle and a collection, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
+      + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle, a collection and ${QUIET_AFTER_GC_MS / 1000} s quiet, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | ${heads.join(' | ')} |\n|---|${heads.map(() => '---|').join('')}\n`
       + row('RSS (page tables, /proc/self/smaps_rollup)', r.rssMiB) + row("RSS as the kernel's approximate counter reads it (not judged)", r.rssCounterMiB)
+      + row(`RSS straight after the last collection, before the ${QUIET_AFTER_GC_MS / 1000} s quiet wait (not judged)`, r.rssRightAfterCollectionMiB)
       + row('RSS after the first idle wait and collection', r.rssFirstRoundMiB)
       + (r.rssPartsMiB === undefined ? '' : RSS_PART_NAMES.map(([k, name]) => row(`RSS in ${name}`, r.rssPartsMiB!.map((x) => x[k]))).join(''))
       + row('external (of it array buffers)', r.externalMiB.map((x, k) => `${x} (${r.arrayBuffersMiB[k]})`))

@@ -23,6 +23,11 @@ export const SETTLE_MS = 10_000;
  *  MiB, 36 MiB above its baseline, while other settles took 3 to 5 rounds to stop falling. */
 export const SETTLED_RSS_BYTES = 512 * 1024;
 export const SETTLED_ROUNDS = 3;
+/** How long to stay quiet after each collection before reading RSS: V8 gives freed pages back from
+ *  its background threads (the sweeper, the unmapper) after the collection has returned, so a
+ *  reading straight after it races them; in one short fuzz run RSS fell 1.0 MiB between two reads
+ *  made milliseconds apart after a collection. */
+export const QUIET_AFTER_GC_MS = 2000;
 /** Most repetitions: a process that never settles is measured anyway (and says so). */
 export const MAX_SETTLE_ROUNDS = 12;
 
@@ -50,6 +55,9 @@ export interface SettledMemory {
   settled: boolean;
   /** RSS after the first repetition, bytes: what one idle wait and one collection would have measured. */
   rssFirstRound: number;
+  /** RSS read straight after the last collection, before the quiet wait (QUIET_AFTER_GC_MS), bytes:
+   *  shows what the background threads gave back meanwhile. */
+  rssRightAfterCollection: number;
   /** Where RSS lies, bytes, from /proc/self/smaps (Linux only): see RssParts. */
   rssParts?: RssParts;
   /** Bytes of ArrayBuffers and SharedArrayBuffers, part of `external` (process.memoryUsage()). */
@@ -151,26 +159,31 @@ export function collectGarbage(compact = false): void {
   try { (runInNewContext('gc') as () => void)(); } finally { if (compact) setFlagsFromString('--no-compact-on-every-full-gc'); }
 }
 
-function measure(rounds: number, settled: boolean, rssFirstRound: number): SettledMemory {
+function measure(rounds: number, settled: boolean, rssFirstRound: number, rssRightAfterCollection: number): SettledMemory {
   const m = process.memoryUsage();
   const spaces: Record<string, HeapSpaceMemory> = {};
   for (const s of getHeapSpaceStatistics()) spaces[s.space_name] = { committed: s.space_size, resident: s.physical_space_size, used: s.space_used_size };
-  return { rss: residentBytes(), rssCounter: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, rounds, settled, rssFirstRound, rssParts: rssParts() };
+  return { rss: residentBytes(), rssCounter: m.rss, heapUsed: m.heapUsed, heapCommitted: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, rounds, settled, rssFirstRound, rssRightAfterCollection, rssParts: rssParts() };
 }
 
-/** Waits `idleMs` and collects garbage (the caller sends nothing meanwhile), again until RSS has
- *  settled, then measures. `idleMs` 0: one collection, measured at once (a quick check of the heap). */
+/** Waits `idleMs`, collects garbage and stays quiet a moment (QUIET_AFTER_GC_MS, at most `idleMs`)
+ *  before reading RSS (the caller sends nothing meanwhile), again until RSS has settled, then
+ *  measures. `idleMs` 0: one collection, measured at once (a quick check of the heap). */
 export async function settledMemory(idleMs = SETTLE_MS, opts: { compact?: boolean } = {}): Promise<SettledMemory> {
-  if (idleMs === 0) { collectGarbage(opts.compact); return measure(1, false, residentBytes()); }
+  if (idleMs === 0) { collectGarbage(opts.compact); const rss = residentBytes(); return measure(1, false, rss, rss); }
+  const quietMs = Math.min(QUIET_AFTER_GC_MS, idleMs);
   const seen: number[] = [];
+  let rightAfter = 0;
   for (let round = 1; round <= MAX_SETTLE_ROUNDS; round++) {
     await new Promise((resolve) => setTimeout(resolve, idleMs));
     collectGarbage(opts.compact === true && round === 1);
+    rightAfter = residentBytes();
+    await new Promise((resolve) => setTimeout(resolve, quietMs));
     seen.push(residentBytes());
     const last = seen.slice(-SETTLED_ROUNDS);
-    if (last.length === SETTLED_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!);
+    if (last.length === SETTLED_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!, rightAfter);
   }
-  return measure(MAX_SETTLE_ROUNDS, false, seen[0]!);
+  return measure(MAX_SETTLE_ROUNDS, false, seen[0]!, rightAfter);
 }
 
 /** The noise floor of a baseline — the largest distance of a repeat (measured with no traffic in
