@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { load as loadModel, type Tessera } from '../api/index.js';
 import type { ClientJob, LoadJob, LoadResult, SoakJob, SoakResult } from './serve-load-client.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, QUIET_AFTER_GC_MS, RSS_PART_NAMES, allocatorEnvironment, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
+import { NOISE_SAMPLES, MIN_SETTLE_ROUNDS, QUIET_AFTER_GC_MS, RSS_PART_NAMES, allocatorEnvironment, SETTLED_RSS_BYTES, SETTLE_MS, rssTolerance, settledMemory, type SettledMemory } from '../testing/settled-memory.js';
 import { ChildJobs } from '../testing/child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
@@ -109,7 +109,7 @@ async function soak(url: string, t: Tessera, clients: Clients, seconds: number, 
   const row = (name: string, f: (m: Memory) => string, peak = '') => `| ${name} | ${f(start)} | ${f(base)} | ${peak} | ${after.map(f).join(' | ')} |\n`;
   return `soak: a warm-up round and ${rounds} measured rounds × ${seconds} s at ${SOAK_CLIENTS} clients (in a child process): ${totals.done} completed, ${totals.cancelled} cancelled mid-stream, `
     + `${totals.refused} overlong refused (400), ${totals.busy} turned away busy (503), ${totals.failed} failed (another status, or at the transport)${failures.length > 0 ? `: ${failures.join('; ')}` : ''}\n`
-    + `Allocator environment: ${allocatorEnvironment().join(' ') || 'none (glibc defaults)'}. Server memory (this process), measured settled (${SETTLE_MS / 1000} s idle, a garbage collection and ${QUIET_AFTER_GC_MS / 1000} s quiet, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB); baseline = after the warm-up round.\n\n`
+    + `Allocator environment: ${allocatorEnvironment().join(' ') || 'none (glibc defaults)'}. Server memory (this process), measured settled (${SETTLE_MS / 1000} s idle, a garbage collection and ${QUIET_AFTER_GC_MS / 1000} s quiet, repeated ${MIN_SETTLE_ROUNDS} times or more, until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB); baseline = after the warm-up round.\n\n`
     + `| | before the warm-up | baseline | peak | ${heads.join(' | ')} |\n|---|---|---|---|${heads.map(() => '---|').join('')}\n`
     + row('RSS MiB', (m) => mib(m.rss), mib(peakRss))
     + row('heap used MiB', (m) => mib(m.heapUsed))

@@ -26,7 +26,7 @@ import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { load, type Tessera } from '../api/index.js';
 import { TesseraServer } from '../server/server.js';
-import { NOISE_SAMPLES, QUIET_AFTER_GC_MS, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
+import { NOISE_SAMPLES, MIN_SETTLE_ROUNDS, QUIET_AFTER_GC_MS, SETTLED_RSS_BYTES, SETTLE_MS, RSS_PART_NAMES, allocatorEnvironment, rssTolerance, settledMemory, type RssParts, type SettledMemory } from './settled-memory.js';
 import { FUZZ_API_KEY, type CasesJob, type CasesResult, type Outcome } from './request-fuzz-cases.js';
 import { ChildJobs } from './child-jobs.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
@@ -272,7 +272,7 @@ async function main(argv: string[]): Promise<number> {
       + `| outcome | cases |\n|---|---|\n${Object.entries(r.outcomes).map(([k, n]) => `| ${k} | ${n} |`).join('\n')}\n`
       + `statuses: ${JSON.stringify(r.statuses)}\n`
       + `valid request answered the same after the run: ${r.sameAnswer}; KV pages ${r.kvPages.before} → ${r.kvPages.after}\n`
-      + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle, a collection and ${QUIET_AFTER_GC_MS / 1000} s quiet, repeated until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
+      + `server memory, MiB, each settled (${SETTLE_MS / 1000} s idle, a collection and ${QUIET_AFTER_GC_MS / 1000} s quiet, repeated ${MIN_SETTLE_ROUNDS} times or more, until RSS moves by at most ${SETTLED_RSS_BYTES / 2 ** 20} MiB):\n`
       + `| | ${heads.join(' | ')} |\n|---|${heads.map(() => '---|').join('')}\n`
       + row('RSS (page tables, /proc/self/smaps_rollup)', r.rssMiB) + row("RSS as the kernel's approximate counter reads it (not judged)", r.rssCounterMiB)
       + row(`RSS straight after the last collection, before the ${QUIET_AFTER_GC_MS / 1000} s quiet wait (not judged)`, r.rssRightAfterCollectionMiB)

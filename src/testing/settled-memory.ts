@@ -28,6 +28,12 @@ export const SETTLED_ROUNDS = 3;
  *  reading straight after it races them; in one short fuzz run RSS fell 1.0 MiB between two reads
  *  made milliseconds apart after a collection. */
 export const QUIET_AFTER_GC_MS = 2000;
+/** Fewest repetitions, whatever RSS does: V8 flushes the bytecode of a function that has not run for
+ *  5 full collections (`--bytecode-old-age`), so code only the traffic runs is given back at the
+ *  sixth collection after it; a reading after fewer collections kept it and one after more did not,
+ *  which moved the request fuzz's readings by 1.1 MiB between points (docs/RELIABILITY.md, "Memory
+ *  after the request fuzz"). Six rounds put every point past it. */
+export const MIN_SETTLE_ROUNDS = 6;
 /** Most repetitions: a process that never settles is measured anyway (and says so). */
 export const MAX_SETTLE_ROUNDS = 12;
 
@@ -181,7 +187,7 @@ export async function settledMemory(idleMs = SETTLE_MS, opts: { compact?: boolea
     await new Promise((resolve) => setTimeout(resolve, quietMs));
     seen.push(residentBytes());
     const last = seen.slice(-SETTLED_ROUNDS);
-    if (last.length === SETTLED_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!, rightAfter);
+    if (round >= MIN_SETTLE_ROUNDS && Math.max(...last) - Math.min(...last) <= SETTLED_RSS_BYTES) return measure(round, true, seen[0]!, rightAfter);
   }
   return measure(MAX_SETTLE_ROUNDS, false, seen[0]!, rightAfter);
 }
