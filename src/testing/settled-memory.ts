@@ -133,8 +133,8 @@ export function rssPartsOf(smaps: string): RssParts {
 
 /** The resident set, bytes, as /proc/self/smaps_rollup counts it: the kernel walks the page tables,
  *  so the count is exact. Not process.memoryUsage().rss: that reads the kernel's running counters,
- *  which since Linux 6.2 are per-CPU counters read without adding up the per-CPU remainders, and
- *  read here from −0.4 to +1.1 MiB off the page-table count at settled points of the request fuzz
+ *  which since Linux 6.2 are per-CPU counters read without adding up the per-CPU remainders: one
+ *  settled point of a request fuzz read 1.0 MiB above the page-table count made a moment before
  *  (docs/RELIABILITY.md, "Memory after the request fuzz"). Off Linux, the counter. */
 export function residentBytes(): number {
   try {
