@@ -1,13 +1,17 @@
-// Acceptance of MagicDec's self-speculation drafts on the trained long-context model (PAPERS.md §2):
-// the model drafts for itself through a sparse draft attention (StreamingLLM, SnapKV, MagicPIG) over
-// its own cache and verifies with full attention. For each context length and draft, held-out task
+// Acceptance of speculative drafts on the trained long-context model (PAPERS.md §2): MagicDec's
+// self-speculation (the model drafts for itself through a sparse draft attention — StreamingLLM,
+// SnapKV, MagicPIG — over its own cache and verifies with full attention), prompt lookup, and a
+// separate draft model with a cache of its own. A draft is named as `--speculate draft=…` names it
+// (parseSpeculateSpec): `streaming:sinks=16,window=240`, `prompt-lookup`,
+// `model:PATH,attention=streaming:sinks=4,window=128`. For each context length and draft, held-out task
 // prompts (needle retrieval and most-frequent-name lists, the long-context test bed's tasks, filled to
 // the context less the generated tokens) are continued for `--tokens` tokens past eos with greedy
 // decoding, or sampling at `--temperature`, and the field's metrics are reported over all of them:
 // acceptance rate (accepted / drafted), mean accepted length (tokens per verification step) and the
 // per-position acceptance. Every speculative run is checked token for token against plain decoding
 // (greedy), so the table cannot come from a broken draft. The draft's cost is the keys its draft
-// steps read (src/eval/keys-meter.ts), as a fraction of the context, over every layer.
+// steps read (src/eval/keys-meter.ts), as a fraction of the context, over every layer: the target's
+// keys for self-speculation, the draft model's own cache for a draft model, none for prompt lookup.
 //
 //   node dist/src/experiments/long-context/acceptance.js [--model models/long-context] [--contexts 512,1024,2048]
 //        [--drafts "streaming:sinks=16,window=48;snapkv:budget=64"] [--n 6] [--tokens 64] [--gamma 4]
@@ -20,7 +24,9 @@ import { attentionBackend } from '../../attention/create.js';
 import { parseAttentionSpec } from '../../attention/spec.js';
 import { KeysMeter } from '../../eval/keys-meter.js';
 import { generateText } from '../../generation/generate.js';
-import type { SpeculativeStats } from '../../generation/speculative.js';
+import { parseSpeculateSpec, type SpeculativeStats } from '../../generation/speculative.js';
+import type { SpeculateOptions } from '../../generation/scheduler.js';
+import { DraftModel } from '../../generation/draft-model.js';
 import { bpeFromTokenizerJson } from '../../data/bpe-encoder.js';
 import { LongContextTasks, readTaskOptions, TASK_KINDS, type TaskKind } from './tasks.js';
 import { evalSeed } from './eval.js';
@@ -52,8 +58,11 @@ export interface AcceptanceRow {
   meanAcceptedLength: number;
   /** Acceptance rate of the i-th draft token: the mean over prompts of each prompt's rate. */
   perPosition: number[];
-  /** Keys a draft step reads, as a fraction of the context: mean over draft steps and every layer. */
+  /** Keys a draft step reads, as a fraction of the context: mean over draft steps and every layer
+   *  (of the draft model, for a draft model); NaN for prompt lookup (it reads no keys). */
   keysFraction: number;
+  /** Whose keys keysFraction counts. */
+  keysOf: 'target' | 'draft model' | 'none';
   /** Greedy only: speculative runs whose tokens equal plain decoding's (must be all). */
   identical?: number;
 }
@@ -66,12 +75,11 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
   const contextLength = Math.max(...o.contexts);
   const rows: AcceptanceRow[] = [];
   for (const draft of o.drafts) {
-    const spec = parseAttentionSpec(draft), meter = new KeysMeter(spec);
-    const { model, tokenizer } = await loadModel(o.model, { contextLength, threads: o.threads ?? 2, draftAttention: meter.wrap(attentionBackend(spec)), parallel: 2, cacheDType: 'f32' }); // as BENCHMARKS §9 was measured
+    const { speculate, meter, model, tokenizer, dispose } = await loadDraft(o, draft, contextLength);
     try {
       for (const context of o.contexts) {
         const runs: SpeculativeStats[] = [];
-        meter.reset();
+        meter?.reset();
         let identical = 0, prompts = 0;
         const total = o.tasks.length * o.n;
         for (const kind of o.tasks) {
@@ -79,7 +87,7 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
             // the prompt fills the context less the generated tokens (and the answer's few)
             const task = tasks.textTask(kind, context, evalSeed(o.seed, context, i), o.tokens);
             const opts = { temperature: o.temperature, seed: evalSeed(o.seed, context, i), maxTokens: o.tokens, ignoreEos: true };
-            const spec = await generateText(model, tokenizer, task.input, { ...opts, speculate: { draft: 'self', gamma: o.gamma } });
+            const spec = await generateText(model, tokenizer, task.input, { ...opts, speculate });
             runs.push(spec.speculative!);
             if (o.temperature === 0) {
               const plain = await generateText(model, tokenizer, task.input, opts);
@@ -89,11 +97,37 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
             o.onRun?.(draft, context, prompts, total);
           }
         }
-        rows.push({ draft, context, prompts, ...pooled(runs), keysFraction: meter.stats().allLayersFraction, ...(o.temperature === 0 ? { identical } : {}) });
+        const keysOf = meter === undefined ? 'none' : typeof speculate.draft === 'object' ? 'draft model' : 'target';
+        rows.push({ draft, context, prompts, ...pooled(runs), keysFraction: meter?.stats().allLayersFraction ?? NaN, keysOf, ...(o.temperature === 0 ? { identical } : {}) });
       }
-    } finally { model.dispose(); }
+    } finally { dispose(); }
   }
   return rows;
+}
+
+/** The target loaded for one draft (a `--speculate draft=…` value; γ is the run's, not the spec's),
+ *  the speculate option that drafts with it, and the keys meter of the draft's attention (none for
+ *  prompt lookup). A draft model gets the target's context, threads and sequence slots. */
+async function loadDraft(o: AcceptanceOptions, draft: string, contextLength: number) {
+  if (/(^|,)\s*gamma=/.test(draft)) throw new RangeError(`acceptance: the draft "${draft}" sets gamma; γ is --gamma, the same for every draft`);
+  const parsed = parseSpeculateSpec(`draft=${draft}`);
+  const common = { contextLength, threads: o.threads ?? 2, parallel: 2, cacheDType: 'f32' } as const;   // as BENCHMARKS §9 was measured
+  if (parsed.draft === 'self') {
+    const meter = new KeysMeter(parsed.attention!);
+    const { model, tokenizer } = await loadModel(o.model, { ...common, draftAttention: meter.wrap(attentionBackend(parsed.attention!)) });
+    return { speculate: { draft: 'self', gamma: o.gamma } as SpeculateOptions, meter, model, tokenizer, dispose: () => model.dispose() };
+  }
+  const { model, tokenizer } = await loadModel(o.model, common);
+  if (parsed.draft === 'prompt-lookup') return { speculate: { draft: 'prompt-lookup', gamma: o.gamma } as SpeculateOptions, meter: undefined, model, tokenizer, dispose: () => model.dispose() };
+  try {
+    const attention = parseAttentionSpec(parsed.draft.attention ?? 'dense'), meter = new KeysMeter(attention);
+    const d = await loadModel(parsed.draft.model, { ...common, attention: meter.wrap(attentionBackend(attention)) });
+    const drafter = new DraftModel(d.model, { name: `draft model ${parsed.draft.model}` });
+    return {
+      speculate: { draft: drafter, gamma: o.gamma } as SpeculateOptions, meter, model, tokenizer,
+      dispose: () => { drafter.dispose(); d.model.dispose(); model.dispose(); },
+    };
+  } catch (e) { model.dispose(); throw e; }
 }
 
 /** The metrics over several requests: rates over all their drafted tokens and steps. */
@@ -119,7 +153,7 @@ export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readon
   for (const d of drafts) {
     const cells = contexts.map((c) => {
       const r = rows.find((x) => x.draft === d && x.context === c);
-      return r ? `${r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)} (${(100 * r.keysFraction).toFixed(1)}%)` : '–';
+      return r ? `${r.acceptanceRate.toFixed(2)} / ${r.meanAcceptedLength.toFixed(2)} (${keysCell(r)})` : '–';
     });
     const last = rows.find((x) => x.draft === d && x.context === contexts.at(-1));
     out.push(`| \`${d}\` | ${cells.join(' | ')} | ${last ? last.perPosition.map((p) => p.toFixed(2)).join(' / ') : ''} |`);
@@ -127,10 +161,17 @@ export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readon
   return out.join('\n');
 }
 
+/** The keys cell: the target's keys read, the draft model's own (its cache), or none (prompt lookup). */
+function keysCell(r: AcceptanceRow): string {
+  if (r.keysOf === 'none') return '–';
+  const pct = `${(100 * r.keysFraction).toFixed(1)}%`;
+  return r.keysOf === 'draft model' ? `${pct} of its own cache` : pct;
+}
+
 const FLAGS: FlagSpecs = {
   model: { type: 'string', placeholder: 'PATH', default: 'models/long-context', description: 'the target model' },
   contexts: { type: 'integer', list: true, min: 16, default: '512,1024,2048', description: 'prompt lengths (comma-separated)' },
-  drafts: { type: 'string', placeholder: 'SPEC;SPEC…', description: 'draft attentions, separated by ";" (a spec holds commas)',
+  drafts: { type: 'string', placeholder: 'SPEC;SPEC…', description: 'drafts as --speculate draft= names them, separated by ";" (a spec holds commas): a self-speculation attention (streaming:sinks=16,window=240), prompt-lookup, or model:PATH[,attention=SPEC]',
     default: 'streaming:sinks=16,window=48;streaming:sinks=16,window=112;streaming:sinks=16,window=240;' +
       'snapkv:budget=64;snapkv:budget=128;snapkv:budget=256;magicpig:dense=none;magicpig:dense=0' },
   tasks: { type: 'string', list: true, choices: TASK_KINDS, default: 'needle-single,most-frequent-name', description: `tasks (${TASK_KINDS.join(', ')})` },
@@ -143,7 +184,7 @@ const FLAGS: FlagSpecs = {
 };
 
 async function main(): Promise<number> {
-  const v = scriptFlags(import.meta.url, FLAGS, 'Acceptance of the self-speculation drafts vs context length.');
+  const v = scriptFlags(import.meta.url, FLAGS, 'Acceptance of speculative drafts (self-speculation, prompt lookup, a draft model) vs context length.');
   if (!v) return 0;
   const o: AcceptanceOptions = {
     model: v.model as string, contexts: v.contexts as number[], drafts: (v.drafts as string).split(';'),
@@ -154,7 +195,7 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const rows = await measureAcceptance(o);
   process.stderr.write('\n');
-  process.stdout.write(`Self-speculation acceptance on ${o.model}: tasks ${o.tasks.join(', ')}, ${o.n} prompts each per context, ` +
+  process.stdout.write(`Speculative-draft acceptance on ${o.model}: tasks ${o.tasks.join(', ')}, ${o.n} prompts each per context, ` +
     `${o.tokens} tokens each past eos, γ = ${o.gamma}, temperature ${o.temperature}; ${((performance.now() - t0) / 1000).toFixed(0)} s\n\n` +
     `${acceptanceTable(rows, o.contexts)}\n`);
   const bad = rows.filter((r) => r.identical !== undefined && r.identical !== r.prompts);
