@@ -5,7 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptanceTable, measureAcceptance, type AcceptanceOptions } from '../../src/experiments/long-context/acceptance.js';
+import { acceptanceTable, measureAcceptance, pooled, type AcceptanceOptions } from '../../src/experiments/long-context/acceptance.js';
+import { SpeculativeMeter } from '../../src/generation/speculative.js';
 
 const base: AcceptanceOptions = {
   model: 'models/long-context', contexts: [256], drafts: [], tasks: ['needle-single', 'most-frequent-name'],
@@ -36,4 +37,13 @@ test('acceptance: self-speculation, prompt lookup and a draft model, each token-
 test('acceptance: γ is the run\'s, not a draft\'s; an unknown draft is refused', async () => {
   await assert.rejects(measureAcceptance({ ...base, drafts: ['prompt-lookup,gamma=2'] }), /sets gamma/);
   await assert.rejects(measureAcceptance({ ...base, drafts: ['lookahead'] }), /unknown draft/);
+});
+
+test('acceptance: the per-position rate counts a request that never had position j accepted as 0 there', () => {
+  const meter = (records: [number, number][]) => { const m = new SpeculativeMeter(); for (const [d, a] of records) m.record(d, a); return m.stats; };
+  // one request accepts 2 of 4 in one of its two drafts, one accepts none, one never drafted
+  const p = pooled([meter([[4, 2], [4, 0]]), meter([[4, 0]]), meter([])], 4);
+  assert.deepEqual(p.perPosition, [0.25, 0.25, 0, 0]);
+  assert.equal(p.acceptanceRate, 2 / 12);
+  assert.ok(Math.abs(p.meanAcceptedLength - (1 + 2 / 3)) < 1e-12);
 });

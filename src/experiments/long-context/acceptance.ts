@@ -98,7 +98,7 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
           }
         }
         const keysOf = meter === undefined ? 'none' : typeof speculate.draft === 'object' ? 'draft model' : 'target';
-        rows.push({ draft, context, prompts, ...pooled(runs), keysFraction: meter?.stats().allLayersFraction ?? NaN, keysOf, ...(o.temperature === 0 ? { identical } : {}) });
+        rows.push({ draft, context, prompts, ...pooled(runs, o.gamma), keysFraction: meter?.stats().allLayersFraction ?? NaN, keysOf, ...(o.temperature === 0 ? { identical } : {}) });
       }
     } finally { dispose(); }
   }
@@ -130,15 +130,14 @@ async function loadDraft(o: AcceptanceOptions, draft: string, contextLength: num
   } catch (e) { model.dispose(); throw e; }
 }
 
-/** The metrics over several requests: rates over all their drafted tokens and steps. */
-function pooled(runs: readonly SpeculativeStats[]) {
+/** The metrics over several requests: rates over all their drafted tokens and steps; the
+ *  per-position rate is the mean over the requests that drafted, a position none of a request's
+ *  drafts got accepted at counting 0 for it (its stats list positions up to the last accepted). */
+export function pooled(runs: readonly SpeculativeStats[], gamma: number) {
   const sum = (f: (s: SpeculativeStats) => number) => runs.reduce((t, s) => t + f(s), 0);
   const steps = sum((s) => s.steps), drafted = sum((s) => s.drafted), accepted = sum((s) => s.accepted);
-  const positions = Math.max(0, ...runs.map((s) => s.perPosition.length));
-  const perPosition = Array.from({ length: positions }, (_, i) => {
-    const at = runs.filter((s) => s.perPosition.length > i);
-    return at.reduce((t, s) => t + s.perPosition[i]!, 0) / at.length;
-  });
+  const drafting = runs.filter((s) => s.steps > 0);
+  const perPosition = drafting.length === 0 ? [] : Array.from({ length: gamma }, (_, i) => drafting.reduce((t, s) => t + (s.perPosition[i] ?? 0), 0) / drafting.length);
   return {
     steps, drafted, accepted, acceptanceRate: drafted > 0 ? accepted / drafted : 0,
     meanAcceptedLength: steps > 0 ? sum((s) => s.meanAcceptedLength * s.steps) / steps : 0, perPosition,
