@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { acceptanceTable } from '../../src/experiments/long-context/acceptance.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const INDEX = 'docs/results/README.md';
@@ -200,6 +201,18 @@ for (const [file, bold] of [['docs/results/selfspec-acceptance-4k-greedy.json', 
     const at = (c: number) => d.rows.find((x: any) => x.draft === bold && x.context === c);
     return `| ${cell(at(2048), false)} | ${cell(at(4096), true)} | ${at(4096).perPosition.map((x: number) => x.toFixed(2)).join(' / ')} |`;
   } });
+}
+
+// prompt lookup and the draft model on the 4096-token model (BENCHMARKS §9): every row's cells as
+// the experiment prints them, the draft's name aside
+const DRAFT_ROWS = ['prompt-lookup', 'model:models/long-context-draft,attention=streaming:sinks=4,window=128', 'model:models/long-context-draft,attention=streaming:sinks=4,window=256'];
+for (const file of ['docs/results/draft-acceptance-4k-greedy.json', 'docs/results/draft-acceptance-4k-t1.json']) {
+  for (const draft of DRAFT_ROWS) {
+    QUOTED.push({ doc: 'docs/BENCHMARKS.md', file, quote: (d) => {
+      const line = acceptanceTable(d.rows.filter((r: any) => r.draft === draft), [2048, 4096]).split('\n')[2]!;
+      return line.slice(line.indexOf('` | ') + 2);
+    } });
+  }
 }
 
 test('numbers the docs quote are the ones their results files hold', () => {
