@@ -158,7 +158,7 @@ async function mainReal(log: (s: string) => void): Promise<void> {
   }
   for (const shape of shapes) {
     for (const ctx of contexts) {
-      for (const spec of ['dense', sparse]) {
+      for (const spec of sparse === 'none' ? ['dense'] : ['dense', sparse]) {
         let r: RealRow = { shape, ctx, engine: 'tessera', backend: spec };
         try {
           const p = plan(shape, ctx, spec, ctx + steps + 4), avail = availableBytes();
@@ -252,7 +252,7 @@ const FLAGS: FlagSpecs = {
   prefill: { type: 'integer', min: 1, placeholder: 'N', description: 'real prefill that tiled caches repeat (default 512)' },
   piece: { type: 'integer', min: 1, placeholder: 'N', description: 'tokens per forward call of a real prefill (default 512)' },
   threads: { type: 'integer', min: 1, max: 256, placeholder: 'N', description: 'threads (default 2)' },
-  magicpig: { type: 'string', placeholder: 'SPEC', description: 'the sparse backend of the second row (default magicpig:K=10,L=150)' },
+  magicpig: { type: 'string', placeholder: 'SPEC', description: 'the sparse backend of the second row, or none for dense only (default magicpig:K=10,L=150)' },
   llamacpp: { type: 'string', placeholder: 'auto|off|PATH', description: "llama.cpp's rows (default auto: when tools/reference is installed)" },
   'llamacpp-max': { type: 'integer', min: 1, placeholder: 'N', description: 'longest context llama.cpp runs in the tiled mode (default 32768)' },
   'plan-only': { type: 'boolean', description: 'print the memory plan of each row, allocate nothing' },
@@ -314,7 +314,7 @@ async function main(): Promise<number | void> {
     const contexts = contextList(DEFAULT_CONTEXTS[shape] ?? [4096]);
     for (const ctx of contexts) {
       const pair: Row[] = [];
-      for (const spec of ['dense', sparse]) {
+      for (const spec of sparse === 'none' ? ['dense'] : ['dense', sparse]) {
         let r: Row = { shape, ctx, engine: 'tessera', backend: spec, made: '' };
         try {
           const p = plan(shape, ctx, spec, ctx + steps + 4), avail = availableBytes();
@@ -330,7 +330,7 @@ async function main(): Promise<number | void> {
       const [d, m] = pair;
       const l = shape === 'smollm2-135m' ? lrows.find((x) => x.ctx === ctx) : undefined;
       printRow(d!, '1.00×', l && d!.tps ? `${(d!.tps / l.decodeTokensPerSecond).toFixed(2)}×` : '');
-      printRow(m!, d!.ms && m!.ms ? `${(d!.ms / m!.ms).toFixed(2)}×` : '', l && m!.tps ? `${(m!.tps / l.decodeTokensPerSecond).toFixed(2)}×` : '');
+      if (m) printRow(m, d!.ms && m.ms ? `${(d!.ms / m.ms).toFixed(2)}×` : '', l && m.tps ? `${(m.tps / l.decodeTokensPerSecond).toFixed(2)}×` : '');
       if (l) {
         const r: Row = { shape, ctx, engine: 'llama.cpp', backend: 'dense', made: `real prefill of ${ctx} random tokens (${l.prefillSeconds.toFixed(0)} s)`,
           ms: 1000 / l.decodeTokensPerSecond, tps: l.decodeTokensPerSecond, note: l.reference };
