@@ -223,7 +223,11 @@ async function main(): Promise<number> {
   for (const ctx of contexts) {
     const per = ctx + newTokens + 16;
     const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
-    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: 3 * B * pages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
+    // KV pages: every row's own prompt, or with --shared-prompt one prompt (forks share its pages) and
+    // each row's own pages past it (a copied partial page, the new tokens, a calibration's γ + 1)
+    const growth = Math.ceil((newTokens + 32) / KV_PAGE_TOKENS) + 2;
+    const kvPages = shared ? pages + 3 * B * growth : 3 * B * pages;
+    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: kvPages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
     const tiled = tileFrom !== undefined && ctx - 1 > tileFrom, recorded: Recorded[] = [];
     const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}),
       ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
@@ -260,11 +264,12 @@ async function main(): Promise<number> {
           const same = again.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
           process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain again ${again.cpuTps.toFixed(2)} tok/CPU-s (${(again.cpuTps / plain.cpuTps).toFixed(2)}× the first)\n`);
           lines.push(`| ${targetName(text)} | ${ctx} | ${b} | none: plain again (noise) | 0 | – | ${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | ${same}/${b} |`);
+          // one tuner for the calibrations shown and the auto runs of every draft kind, as one scheduler
+          // keeps it: T_T and T_V(γ) are the target's, measured once per batch and context; T_D per drafter. CPU clock.
+          const tuner = new GammaTuner(model, 3, cpuMs);
           for (const kind of kinds) {
             const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
-            // one tuner for the calibration shown and the auto runs (as one scheduler keeps it), CPU clock
-            const tuner = new GammaTuner(model, 3, cpuMs);
             const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
