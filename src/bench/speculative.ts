@@ -232,7 +232,9 @@ async function main(): Promise<number> {
     const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}),
       ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
     const prefilled = new Map<string, ModelCache>();               // one prefill per distinct prompt of this context
-    const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...opts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
+    // the draft model prefills every row's prompt into its own cache (nothing shared): whole prompts
+    const draftOpts = { ...opts, kvBudget: 3 * B * pages * KV_PAGE_TOKENS };
+    const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...draftOpts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
     try {
       for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
