@@ -20,7 +20,7 @@
 
 import { hsum4i, loadF16x4 } from './vector';
 import { storeGroup } from './matmul-quant-x4';
-import { XB, groupTileQ6, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowSumQ6, rowTiles, rowToF32KX4 } from './matmul-kquant';
+import { XB, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowTiles, rowToF32KX4 } from './matmul-kquant';
 
 /** f32 lanes f32(f64(s)·f64(i)) of f32 lanes s and i32 lanes i: superTerm's rounding, four at once. */
 @inline function mulRound(s: v128, i: v128): v128 {
@@ -35,6 +35,45 @@ import { XB, groupTileQ6, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowSumQ
   return f32x4.sub(mulRound(f32x4.mul(d, vx), isum), mulRound(f32x4.mul(dmin, vx), msum));
 }
 
+/** The i16 pair sums of w (16 u8 lanes ≤ 63: four values of each of four rows) against the four q8
+ *  activations at x broadcast to each row: lanes 2k, 2k+1 are row k's. pairSums of matmul-kquant.ts
+ *  with the activations splatted (relaxed: pmaddubsw; plain: widened, dotted, narrowed; exact). */
+@inline function pairSums4(w: v128, x: usize): v128 {
+  const xs = v128.load32_splat(x);
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(xs, w);
+  const xw = i16x8.extend_low_i8x16_s(xs);
+  return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), xw), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), xw));
+}
+
+/** acc + the four rows' Σ sc·(q·x) over one q6_K group of 16 values: its 48 bytes at q (three
+ *  vectors, byte 4k + e of vector i = row k's value 4i + e in bits 0..5, value 12 + e's bits 2i..2i+1
+ *  in bits 6..7; src/kernels/repack.ts), activations at x, scales sc = i16 [s0, s0, s1, s1, .., s3, s3]
+ *  (row k's in lanes 2k, 2k+1). Two runs' pair sums are added in i16 before widening: each is at most
+ *  2·63·128, two fit i16. */
+@inline function groupQ6(acc: v128, q: usize, x: usize, sc: v128): v128 {
+  const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), m6 = i8x16.splat(63);
+  const v3 = v128.or(v128.or(v128.and(i16x8.shr_u(v0, 6), i8x16.splat(3)), v128.and(i16x8.shr_u(v1, 4), i8x16.splat(12))),
+                     v128.and(i16x8.shr_u(v2, 2), i8x16.splat(48)));
+  const p01 = i16x8.add(pairSums4(v128.and(v0, m6), x), pairSums4(v128.and(v1, m6), x + 4));
+  const p23 = i16x8.add(pairSums4(v128.and(v2, m6), x + 8), pairSums4(v3, x + 12));
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(p01, sc), i32x4.dot_i16x8_s(p23, sc)));
+}
+
+/** The four rows' exact integer sums of a q6_K x4 super-block (at hb) · the q8_K block at xb: lane k
+ *  = Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g of row k, rowSumQ6's integer. Scales come two groups at a
+ *  time (8 bytes: row k's at 2k, 2k+1), which also weigh the pair of bsums in one dot. A function of
+ *  its own (see groupDecode). */
+function superSumQ6(hb: usize, xb: usize): v128 {
+  let acc = i32x4.splat(0), bsc = i32x4.splat(0);
+  for (let p = 0; p < 8; p++) {
+    const s = v128.load8x8_s(hb + 8 + (<usize>p << 3)), q = hb + 72 + <usize>(96 * p), x = xb + 4 + (<usize>p << 5);
+    bsc = i32x4.add(bsc, i32x4.dot_i16x8_s(s, v128.load32_splat(xb + 260 + (<usize>p << 2))));
+    acc = groupQ6(acc, q, x, i8x16.shuffle(s, s, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+    acc = groupQ6(acc, q + 48, x + 16, i8x16.shuffle(s, s, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15));
+  }
+  return i32x4.sub(acc, i32x4.shl(bsc, 5));
+}
+
 /** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums
  *  (isum, and msum for q4_K / q5_K), then four terms at once, summed in order; stored at yp (the rows
  *  of r..r+3 inside [r0, r1)). A function of its own, as are the row sums it calls: all inlined into
@@ -46,7 +85,7 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
     const hb = wg + <usize>b * BB, xb = xr + <usize>b * XB, q = hb + HB;
     let isum: v128, msum = i32x4.splat(0), dmin = f32x4.splat(0);
     if (isQ6<T>()) {
-      isum = hsum4i(rowSumQ6(q, hb + 8, xb), rowSumQ6(q + PB, hb + 24, xb), rowSumQ6(q + 2 * PB, hb + 40, xb), rowSumQ6(q + 3 * PB, hb + 56, xb));
+      isum = superSumQ6(hb, xb);
     } else {
       // the packed scale words of the four rows (lane k = row k), unpacked as scalesMins does
       const w0 = v128.load(hb, 16), w1 = v128.load(hb, 32), w2 = v128.load(hb, 48);
@@ -82,29 +121,18 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
   const chunk = max<i32>(<i32>(<usize>262144 / max<usize>(xRow, 1)), 1);
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
-    if (!isQ6<T>()) {
-      // q4_K / q5_K: up to 7 tokens (batched decode), the one-token kernel per token, a group at a
-      // time (its weights stay in cache for the tokens); more (prefill), row × 4-token tiles. Tiles over
-      // this layout ran 0.6-0.8× GGUF's at 2-4 tokens, the one-token kernel 0.8-1.0×; at 64 tokens
-      // tiles 0.94-0.99×, the one-token kernel 0.76-0.95× (q5_K's fifth bits cost more to unpack again)
-      if (n < 8) {
-        for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
-          const wg = w + <usize>g * groupBytes, yg = y + (<usize>g << 4);
-          for (let t = t0; t < t1; t++) groupDecode<T>(wg, x + <usize>t * xRow, nb, yg + <usize>t * yRow, g << 2, r0, r1);
-        }
-      } else {
-        for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>(r >> 2) * groupBytes, <usize>(r & 3), true, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
+    // q6_K, and q4_K / q5_K up to 7 tokens (batched decode): the one-token kernel per token, a group at
+    // a time (its weights stay in cache for the tokens); q4_K / q5_K with more (prefill), row × 4-token
+    // tiles. Tiles over this layout ran 0.6-0.8× GGUF's at 2-4 tokens, the one-token kernel 0.8-1.0×;
+    // at 64 tokens tiles 0.94-0.99×, the one-token kernel 0.76-0.95× (q5_K's fifth bits cost more to
+    // unpack again)
+    if (isQ6<T>() || n < 8) {
+      for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
+        const wg = w + <usize>g * groupBytes, yg = y + (<usize>g << 4);
+        for (let t = t0; t < t1; t++) groupDecode<T>(wg, x + <usize>t * xRow, nb, yg + <usize>t * yRow, g << 2, r0, r1);
       }
-      continue;
-    }
-    for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
-      const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
-      let t = t0;
-      for (; t + 4 <= t1; t += 4) groupTileQ6(wg, x + <usize>t * xRow, xRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);
-      const left = t1 - t, xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
-      if (left == 3) groupTileQ6(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
-      else if (left == 2) groupTileQ6(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
-      else if (left == 1) groupTileQ6(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
+    } else {
+      for (let r = r0; r < r1; r++) rowTiles<T>(w + <usize>(r >> 2) * groupBytes, <usize>(r & 3), true, x, xRow, nb, t0, t1, y + (<usize>r << 2), yRow);
     }
   }
 }

@@ -38,19 +38,21 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 /** Bytes ahead of the four rows' quants in one x4 super-block: d ×4, dmin ×4 and 3 × 4 scale words, or q6_K's d ×4 and 4 × 16 scales. */
 @inline export function headBytes<T>(): usize { return (kBytes<T>() - partBytes<T>()) << 2; }
 /** The address weightVec reads as its super-block (q4_K / q5_K: 16 bytes ahead of qh / qs). */
+// q6_K's x4 super-block regroups its bits (src/kernels/repack.ts): only dequantBlock reads it here.
 @inline function quantsAt<T>(base: usize, b: i32, k: usize, x4: bool): usize {
   if (!x4) return base + <usize>b * kBytes<T>();
-  return base + <usize>b * (kBytes<T>() << 2) + headBytes<T>() + partBytes<T>() * k - (isQ6<T>() ? 0 : 16);
+  return base + <usize>b * (kBytes<T>() << 2) + headBytes<T>() + (isQ6<T>() ? 0 : partBytes<T>() * k - 16);
 }
 /** The f16 d (dmin: q4_K / q5_K's f16 dmin). */
 @inline function scaleAt<T>(base: usize, b: i32, k: usize, x4: bool, dmin: bool): usize {
   if (!x4) return base + <usize>b * kBytes<T>() + (isQ6<T>() ? 208 : dmin ? 2 : 0);
   return base + <usize>b * (kBytes<T>() << 2) + (dmin ? 8 : 0) + (k << 1);
 }
-/** q6_K's 16 i8 scales, or the first of q4_K / q5_K's three packed scale words (the next at + scaleStep). */
+/** q6_K's 16 i8 scales (x4: the first, group g's at + 8·(g >> 1) + (g & 1)), or the first of q4_K /
+ *  q5_K's three packed scale words (the next at + scaleStep). */
 @inline function scalesAt<T>(base: usize, b: i32, k: usize, x4: bool): usize {
   if (!x4) return base + <usize>b * kBytes<T>() + (isQ6<T>() ? 192 : 4);
-  return base + <usize>b * (kBytes<T>() << 2) + (isQ6<T>() ? 8 + (k << 4) : 16 + (k << 2));
+  return base + <usize>b * (kBytes<T>() << 2) + (isQ6<T>() ? 8 + (k << 1) : 16 + (k << 2));
 }
 @inline function scaleStep(x4: bool): usize { return x4 ? 16 : 4; }
 
@@ -374,24 +376,6 @@ function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize
   else if (left == 1) rowTile<T>(wr, k, x4, xt, xRow, nb, 1, yt, yRow);
 }
 
-/** The four rows of the q6_K x4 group at wg · TN tokens, stored at yp + j·yRow + 4k for row k (rows
- *  outside [r0, r1) computed, not stored): rowTile's sums, the group's super-blocks read in order
- *  (rowTile row by row over the x4 layout ran 1.3× slower for q6_K). */
-@inline export function groupTileQ6(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    const xb = xr + <usize>b * XB;
-    a0 = f32x4.add(a0, termsQ6(wg, b, 0, true, xb, xRow, TN));
-    a1 = f32x4.add(a1, termsQ6(wg, b, 1, true, xb, xRow, TN));
-    a2 = f32x4.add(a2, termsQ6(wg, b, 2, true, xb, xRow, TN));
-    a3 = f32x4.add(a3, termsQ6(wg, b, 3, true, xb, xRow, TN));
-  }
-  if (r >= r0 && r < r1) storeTokens(yp, yRow, a0, TN);
-  if (r + 1 >= r0 && r + 1 < r1) storeTokens(yp + 4, yRow, a1, TN);
-  if (r + 2 >= r0 && r + 2 < r1) storeTokens(yp + 8, yRow, a2, TN);
-  if (r + 3 >= r0 && r + 3 < r1) storeTokens(yp + 12, yRow, a3, TN);
-}
-
 @inline function matmulK<T>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   const nb = cols >> 8;
   const wRow = <usize>nb * kBytes<T>();
@@ -472,12 +456,20 @@ export function quantizeQ8K(x: usize, xq: usize, count: i32): void {
   const wb = quantsAt<T>(base, b, k, x4), sp = scalesAt<T>(base, b, k, x4), d = loadF16(scaleAt<T>(base, b, k, x4, false));
   if (isQ6<T>()) {
     for (let i = 0; i < 256; i++) {
-      const h = i >> 7, q = (i >> 5) & 3, l = i & 31;
-      const lowByte = <i32>load<u8>(wb + <usize>(64 * h + l + 32 * (q & 1)));
-      const low = q < 2 ? lowByte & 15 : lowByte >> 4;
-      const high = (<i32>load<u8>(wb + <usize>(128 + 32 * h + l)) >> (2 * q)) & 3;
-      const sc = <f32>load<i8>(sp + <usize>(i >> 4));
-      store<f32>(dp + (<usize>i << 2), (d * sc) * <f32>((low | (high << 4)) - 32));
+      let v: i32, sc: f32;
+      if (x4) { // value i's byte in vector j of its group (j = 3: bits 6..7 of the three vectors)
+        const p = wb + <usize>(48 * (i >> 4) + (i & 3)) + (k << 2), j = (i >> 2) & 3;
+        v = j < 3 ? <i32>load<u8>(p + <usize>(16 * j)) & 63
+                  : (<i32>load<u8>(p) >> 6) | ((<i32>load<u8>(p + 16) >> 6) << 2) | ((<i32>load<u8>(p + 32) >> 6) << 4);
+        sc = <f32>load<i8>(sp + <usize>(8 * (i >> 5) + ((i >> 4) & 1)));
+      } else {
+        const h = i >> 7, q = (i >> 5) & 3, l = i & 31;
+        const lowByte = <i32>load<u8>(wb + <usize>(64 * h + l + 32 * (q & 1)));
+        const low = q < 2 ? lowByte & 15 : lowByte >> 4;
+        v = low | (((<i32>load<u8>(wb + <usize>(128 + 32 * h + l)) >> (2 * q)) & 3) << 4);
+        sc = <f32>load<i8>(sp + <usize>(i >> 4));
+      }
+      store<f32>(dp + (<usize>i << 2), (d * sc) * <f32>(v - 32));
     }
     return;
   }

@@ -22,18 +22,22 @@
 // V8's compiler threads count in the process's CPU time: an untimed round per case lets them finish
 // optimising the kernels' code first; the timed loops allocate next to nothing (no GC threads).
 //
-//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--op matmul] [--dtypes q4_k,q6_k:q6_kx4] [--n 1,4,64] [--shape llama3.2-1b | --shapes 2048x8192] [--rounds 6]
+//   node dist/src/bench/kernel-ab.js --a OLD.wasm [--b NEW.wasm] [--a-layout OLD/dist] [--op matmul] [--dtypes q4_k,q6_k:q6_kx4] [--n 1,4,64] [--shape llama3.2-1b | --shapes 2048x8192] [--rounds 6]
 //   node dist/src/bench/kernel-ab.js --op attention --a OLD.wasm [--ctx 512,4096,16384] [--n 1,5] [--cold]
 //
 // --b defaults to this tree's build of the kind this process runs (dist/kernels-relaxed.wasm, or
 // dist/kernels.wasm with TESSERA_KERNELS=simd); both files must be that kind (the relaxed-SIMD flag is
-// set first). A baseline from a commit:
+// set first). --a-layout DIR lays A's weights out with the code of the tree whose dist folder DIR is
+// (its src/bench/kernels-bench.js), for a change of an x4 layout's bytes inside one dtype. A baseline
+// from a commit:
 //   mkdir -p /tmp/k-base && git archive <commit> kernels | tar -x -C /tmp/k-base
 //   npx asc /tmp/k-base/kernels/index.ts --config asconfig.json --target relaxed --outFile /tmp/k-base/kernels-relaxed.wasm
 // Prints one markdown table with the load average at its start and end.
 
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createWasmKernels, kernelBuild, kernelModule } from '../kernels/wasm.js';
 import { f32ToF16 } from '../kernels/reference.js';
 import { activationBytes, activationFormat, attentionStateBytes, blockValues, type CacheDType, type Kernels, type WeightDType } from '../kernels/types.js';
@@ -48,6 +52,7 @@ const CACHE_DTYPES = ['f16', 'f32'] as const;
 const FLAGS: FlagSpecs = {
   op: { type: 'string', choices: ['matmul', 'attention'], default: 'matmul', placeholder: 'matmul|attention', description: 'the kernel compared' },
   a: { type: 'string', required: true, placeholder: 'FILE', description: 'kernel build A (.wasm): the baseline' },
+  'a-layout': { type: 'string', placeholder: 'DIR', description: "matmul: the dist folder of build A's tree, whose code lays out A's weights (a layout changed inside one dtype)" },
   b: { type: 'string', placeholder: 'FILE', description: "kernel build B (.wasm): the change (default: this tree's dist build of the kind this process runs)" },
   dtypes: { type: 'string', list: true, placeholder: 'LIST', description: `matmul: weight dtypes (${MATMUL_DTYPES.join(', ')}; default q8_0x4,q4_k,q6_k), or A:B pairs of them with the same values (build A runs A's layout, B B's); attention: cache types (f16, f32; default both)` },
   n: { type: 'integer', list: true, min: 1, max: 512, placeholder: 'LIST', description: 'tokens per matmul (default 1,4,64), or queries per attention call (default 1,5)' },
@@ -117,15 +122,17 @@ function compare(label: string[], a: Float32Array, b: Float32Array): boolean {
 
 function rand01(seed: number): () => number { const r = uniform01(seed); return () => r() * 2 - 1; }
 
+type WeightsOf = (dtype: WeightDType, values: Float32Array, rows: number) => Uint8Array;
+
 function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], pairs: [WeightDType, WeightDType][], ns: number[],
-                      shapes: [number, number][]): Generator<Case> {
+                      shapes: [number, number][], weightsOfA: WeightsOf): Generator<Case> {
   const N = Math.max(...ns), rand = rand01(1);
   for (const [dtypeA, dtypeB] of pairs) {
     for (const [R, C] of shapes) {
       if (C % blockValues(dtypeA) !== 0) continue; // K-quants need whole super-blocks of 256
       if (R % 4 !== 0 && (dtypeA.endsWith('x4') || dtypeB.endsWith('x4'))) continue; // the x4 layouts take whole groups of four rows
       const values = Float32Array.from({ length: R * C }, rand);
-      const wa = weightsOf(dtypeA, values, R), wb = dtypeB === dtypeA ? wa : weightsOf(dtypeB, values, R);
+      const wa = weightsOfA(dtypeA, values, R), wb = dtypeB === dtypeA && weightsOfA === weightsOf ? wa : weightsOf(dtypeB, values, R);
       const format = activationFormat(dtypeA);
       const xqBytes = format === 'f32' ? 0 : activationBytes(format, N * C);
       // B's weights (a layout of their own, or A's again) after A's
@@ -217,6 +224,10 @@ async function main(): Promise<number> {
     return [Number(m[1]), Number(m[2])] as [number, number];
   });
   const dtypes = dtypesOf(op, v.dtypes as string[] | undefined);
+  if (op === 'attention' && v['a-layout'] !== undefined) throw new UsageError('--a-layout is for --op matmul');
+  const layoutA = v['a-layout'] as string | undefined;
+  const weightsOfA: WeightsOf = layoutA === undefined ? weightsOf
+    : ((await import(pathToFileURL(resolve(layoutA, 'src/bench/kernels-bench.js')).href)) as { weightsOf: WeightsOf }).weightsOf;
   const build = kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
   const compile = (f: string) => {
     try { return new WebAssembly.Module(readFileSync(f)); } catch (e) {
@@ -233,7 +244,7 @@ async function main(): Promise<number> {
   const load0 = load();
   const cases = op === 'matmul'
     ? matmulCases(modules, dtypes.map((d) => { const [a, b] = d.split(':'); return [a, b ?? a] as [WeightDType, WeightDType]; }),
-      (v.n as number[] | undefined) ?? [1, 4, 64], shapes.length > 0 ? shapes : MATMUL_SHAPES[v.shape as string]!)
+      (v.n as number[] | undefined) ?? [1, 4, 64], shapes.length > 0 ? shapes : MATMUL_SHAPES[v.shape as string]!, weightsOfA)
     : attentionCases(modules, dtypes as CacheDType[], (v.ctx as number[] | undefined) ?? [512, 4096, 16384], (v.n as number[] | undefined) ?? [1, 5]);
   const lines = [HEADERS[op as keyof typeof HEADERS]];
   for (const c of cases) {

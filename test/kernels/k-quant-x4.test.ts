@@ -1,5 +1,5 @@
 // The repacked K-quant layouts q4_kx4 / q5_kx4 / q6_kx4 (src/kernels/repack.ts) and their matmul
-// kernels (kernels/matmul-kquant-x4.ts): the layout only moves GGUF's bytes; the SIMD kernels, in
+// kernels (kernels/matmul-kquant-x4.ts): the layout only moves GGUF's bytes (q6_K: its bits); the SIMD kernels, in
 // both builds, equal the twin bit for bit on odd sizes, row ranges and token counts, and give the
 // same bits as the GGUF-layout kernels (a model's output does not change with the layout).
 
@@ -39,7 +39,7 @@ function setup(b: Bench, type: KQuantType, rows: number, cols: number, n: number
   return { blocks, w, w4, xq };
 }
 
-test('repackKX4 moves the GGUF bytes only: unpackKX4 gives them back, every byte lands once, the size is the GGUF size', () => {
+test('repackKX4 moves the GGUF bits only: unpackKX4 gives them back, every byte (q6_K: every bit) lands once, the size is the GGUF size', () => {
   for (const type of TYPES) {
     for (const [rows, cols] of [[4, 256], [8, 768], [12, 512]] as const) {
       const blocks = quantizeToK(type, randomF32(rng(rows + cols), rows * cols));
@@ -47,6 +47,7 @@ test('repackKX4 moves the GGUF bytes only: unpackKX4 gives them back, every byte
       repackKX4(type, x4, rows, cols);
       assert.equal(weightBytes(x4Of(type), rows * cols), blocks.length);
       assertBytesEqual(unpackKX4(x4Of(type), x4, rows, cols), blocks, `${type} ${rows}×${cols}: round trip`);
+      if (type === 'q6_k') continue; // its bits are regrouped: the next test
       // a permutation: byte values 0..n−1 (mod 256 per page) come out each once
       const ids = Uint32Array.from({ length: blocks.length }, (_, i) => i);
       const moved = new Uint32Array(blocks.length);
@@ -58,6 +59,21 @@ test('repackKX4 moves the GGUF bytes only: unpackKX4 gives them back, every byte
       assert.deepEqual([...moved].sort((a, c) => a - c), [...ids], `${type} ${rows}×${cols}: a permutation`);
     }
   }
+});
+
+test('repackKX4 of q6_K regroups bits: each bit of four GGUF rows\' super-block lands on one bit, a different one each', () => {
+  const bytes = 4 * 210, seen = new Set<number>();
+  for (let bit = 0; bit < 8 * bytes; bit++) {
+    const w = new Uint8Array(bytes);
+    w[bit >> 3] = 1 << (bit & 7);
+    repackKX4('q6_k', w, 4, 256);
+    const at = [...w.keys()].filter((i) => w[i] !== 0);
+    assert.equal(at.length, 1, `GGUF bit ${bit}: one byte set`);
+    const v = w[at[0]!]!;
+    assert.equal(v & (v - 1), 0, `GGUF bit ${bit}: one bit set`);
+    seen.add(8 * at[0]! + Math.log2(v));
+  }
+  assert.equal(seen.size, 8 * bytes);
 });
 
 test('repackForMatmul repacks q4_k / q5_k / q6_k with rows % 4 == 0 and leaves rows % 4 != 0 in GGUF\'s layout', () => {
