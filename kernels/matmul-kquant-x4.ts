@@ -20,7 +20,7 @@
 
 import { hsum4i, loadF16x4 } from './vector';
 import { storeGroup } from './matmul-quant-x4';
-import { XB, headBytes, isQ6, kBytes, partBytes, rowSumQ45, rowTiles, rowToF32KX4 } from './matmul-kquant';
+import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles, rowToF32KX4 } from './matmul-kquant';
 
 /** f32 lanes f32(f64(s)·f64(i)) of f32 lanes s and i32 lanes i: superTerm's rounding, four at once. */
 @inline function mulRound(s: v128, i: v128): v128 {
@@ -74,6 +74,47 @@ function superSumQ6(hb: usize, xb: usize): v128 {
   return i32x4.sub(acc, i32x4.shl(bsc, 5));
 }
 
+/** Sub-block j's (0..7, a constant after inlining) 6-bit scales of the four rows as i16 lanes
+ *  [s0, s0, s1, s1, .., s3, s3], from s03 / s47 (lane k = row k's scales 0..3 / 4..7, a byte each). */
+@inline function scale4(s03: v128, s47: v128, j: i32): v128 {
+  const z = i32x4.splat(0);
+  switch (j) { // shuffle takes constant lanes
+    case 0: return i8x16.shuffle(s03, z, 0, 16, 0, 16, 4, 16, 4, 16, 8, 16, 8, 16, 12, 16, 12, 16);
+    case 1: return i8x16.shuffle(s03, z, 1, 16, 1, 16, 5, 16, 5, 16, 9, 16, 9, 16, 13, 16, 13, 16);
+    case 2: return i8x16.shuffle(s03, z, 2, 16, 2, 16, 6, 16, 6, 16, 10, 16, 10, 16, 14, 16, 14, 16);
+    case 3: return i8x16.shuffle(s03, z, 3, 16, 3, 16, 7, 16, 7, 16, 11, 16, 11, 16, 15, 16, 15, 16);
+    case 4: return i8x16.shuffle(s47, z, 0, 16, 0, 16, 4, 16, 4, 16, 8, 16, 8, 16, 12, 16, 12, 16);
+    case 5: return i8x16.shuffle(s47, z, 1, 16, 1, 16, 5, 16, 5, 16, 9, 16, 9, 16, 13, 16, 13, 16);
+    case 6: return i8x16.shuffle(s47, z, 2, 16, 2, 16, 6, 16, 6, 16, 10, 16, 10, 16, 14, 16, 14, 16);
+    default: return i8x16.shuffle(s47, z, 3, 16, 3, 16, 7, 16, 7, 16, 11, 16, 11, 16, 15, 16, 15, 16);
+  }
+}
+
+/** acc + the four rows' sc_{2c}·(q·x) + sc_{2c+1}·(q·x) over chunk c (0..3, a constant after
+ *  inlining) of a q4_K x4 super-block: eight runs of 16 bytes at q + 128c, run j holding row k's qs
+ *  bytes 4j..4j+3 at 4k (src/kernels/repack.ts), so values 64c + 4j.. in the low nibbles and
+ *  64c + 32 + 4j.. in the high; activations at x. The eight runs' pair sums add in i16 (each at most
+ *  2·15·128) and are widened once per sub-block. */
+@inline function chunkQ4(acc: v128, q: usize, x: usize, s03: v128, s47: v128, c: i32): v128 {
+  const m4 = i8x16.splat(15), qc = q + <usize>(128 * c), xc = x + <usize>(64 * c);
+  let lo = i16x8.splat(0), hi = i16x8.splat(0);
+  for (let j = 0; j < 8; j++) {
+    const v = v128.load(qc + (<usize>j << 4)), xj = xc + (<usize>j << 2);
+    lo = i16x8.add(lo, pairSums4(v128.and(v, m4), xj));
+    hi = i16x8.add(hi, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 32));
+  }
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(lo, scale4(s03, s47, 2 * c)), i32x4.dot_i16x8_s(hi, scale4(s03, s47, 2 * c + 1))));
+}
+
+/** The four rows' Σ_s sc_s·(q·x)_s of a q4_K x4 super-block (quants at q, activations at x, scales
+ *  s03 / s47 as in scale4): lane k = row k's rowSumQ45 total. A function of its own (see groupDecode). */
+function superSumQ4(q: usize, x: usize, s03: v128, s47: v128): v128 {
+  let acc = chunkQ4(i32x4.splat(0), q, x, s03, s47, 0);
+  acc = chunkQ4(acc, q, x, s03, s47, 1);
+  acc = chunkQ4(acc, q, x, s03, s47, 2);
+  return chunkQ4(acc, q, x, s03, s47, 3);
+}
+
 /** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums
  *  (isum, and msum for q4_K / q5_K), then four terms at once, summed in order; stored at yp (the rows
  *  of r..r+3 inside [r0, r1)). A function of its own, as are the row sums it calls: all inlined into
@@ -98,7 +139,8 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
       const n01 = i8x16.shuffle(n03, n47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
       const n23 = i8x16.shuffle(n03, n47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
       const x = xb + 4;
-      isum = hsum4i(rowSumQ45<T>(q, x, i16x8.extend_low_i8x16_u(s01)), rowSumQ45<T>(q + PB, x, i16x8.extend_high_i8x16_u(s01)),
+      if (isQ4<T>()) isum = superSumQ4(q, x, s03, s47);
+      else isum = hsum4i(rowSumQ45<T>(q, x, i16x8.extend_low_i8x16_u(s01)), rowSumQ45<T>(q + PB, x, i16x8.extend_high_i8x16_u(s01)),
                     rowSumQ45<T>(q + 2 * PB, x, i16x8.extend_low_i8x16_u(s23)), rowSumQ45<T>(q + 3 * PB, x, i16x8.extend_high_i8x16_u(s23)));
       // Σ x per sub-block of 32 (pairs of q8_K's 16-value bsums; |Σ| ≤ 32·127 fits i16) · the mins
       const bs = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276)));
@@ -121,12 +163,12 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
   const chunk = max<i32>(<i32>(<usize>262144 / max<usize>(xRow, 1)), 1);
   for (let t0 = 0; t0 < n; t0 += chunk) {
     const t1 = min<i32>(n, t0 + chunk);
-    // q6_K, and q4_K / q5_K up to 7 tokens (batched decode): the one-token kernel per token, a group at
-    // a time (its weights stay in cache for the tokens); q4_K / q5_K with more (prefill), row × 4-token
+    // q4_K, q6_K, and q5_K up to 7 tokens (batched decode): the one-token kernel per token, a group
+    // at a time (its weights stay in cache for the tokens); q5_K with more (prefill), row × 4-token
     // tiles. Tiles over this layout ran 0.6-0.8× GGUF's at 2-4 tokens, the one-token kernel 0.8-1.0×;
     // at 64 tokens tiles 0.94-0.99×, the one-token kernel 0.76-0.95× (q5_K's fifth bits cost more to
     // unpack again)
-    if (isQ6<T>() || n < 8) {
+    if (!isQ5<T>() || n < 8) {
       for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
         const wg = w + <usize>g * groupBytes, yg = y + (<usize>g << 4);
         for (let t = t0; t < t1; t++) groupDecode<T>(wg, x + <usize>t * xRow, nb, yg + <usize>t * yRow, g << 2, r0, r1);

@@ -25,8 +25,8 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 
 // Weight types are marker type parameters (AssemblyScript generics take types): u8 = q4_K,
 // u16 = q5_K, u32 = q6_K; every test below folds at compile time.
-@inline function isQ4<T>(): bool { return sizeof<T>() == 1; }
-@inline function isQ5<T>(): bool { return sizeof<T>() == 2; }
+@inline export function isQ4<T>(): bool { return sizeof<T>() == 1; }
+@inline export function isQ5<T>(): bool { return sizeof<T>() == 2; }
 @inline export function isQ6<T>(): bool { return sizeof<T>() == 4; }
 /** Bytes of one super-block of the weight type T. */
 @inline export function kBytes<T>(): usize { return isQ4<T>() ? 144 : isQ5<T>() ? 176 : 210; }
@@ -38,10 +38,11 @@ export const XB: usize = 292; // bytes of one q8_K block: f32 d, 256 × i8, 16 �
 /** Bytes ahead of the four rows' quants in one x4 super-block: d ×4, dmin ×4 and 3 × 4 scale words, or q6_K's d ×4 and 4 × 16 scales. */
 @inline export function headBytes<T>(): usize { return (kBytes<T>() - partBytes<T>()) << 2; }
 /** The address weightVec reads as its super-block (q4_K / q5_K: 16 bytes ahead of qh / qs). */
-// q6_K's x4 super-block regroups its bits (src/kernels/repack.ts): only dequantBlock reads it here.
+// q4_K's and q6_K's x4 super-blocks interleave the four rows' quants (src/kernels/repack.ts; for
+// them quantsAt gives the group's, less 16 for q4_K, plus 4k): only dequantBlock reads them here.
 @inline function quantsAt<T>(base: usize, b: i32, k: usize, x4: bool): usize {
   if (!x4) return base + <usize>b * kBytes<T>();
-  return base + <usize>b * (kBytes<T>() << 2) + headBytes<T>() + (isQ6<T>() ? 0 : partBytes<T>() * k - 16);
+  return base + <usize>b * (kBytes<T>() << 2) + headBytes<T>() + (isQ5<T>() ? partBytes<T>() * k : k << 2) - (isQ6<T>() ? 0 : 16);
 }
 /** The f16 d (dmin: q4_K / q5_K's f16 dmin). */
 @inline function scaleAt<T>(base: usize, b: i32, k: usize, x4: bool, dmin: bool): usize {
@@ -458,7 +459,7 @@ export function quantizeQ8K(x: usize, xq: usize, count: i32): void {
     for (let i = 0; i < 256; i++) {
       let v: i32, sc: f32;
       if (x4) { // value i's byte in vector j of its group (j = 3: bits 6..7 of the three vectors)
-        const p = wb + <usize>(48 * (i >> 4) + (i & 3)) + (k << 2), j = (i >> 2) & 3;
+        const p = wb + <usize>(48 * (i >> 4) + (i & 3)), j = (i >> 2) & 3;
         v = j < 3 ? <i32>load<u8>(p + <usize>(16 * j)) & 63
                   : (<i32>load<u8>(p) >> 6) | ((<i32>load<u8>(p + 16) >> 6) << 2) | ((<i32>load<u8>(p + 32) >> 6) << 4);
         sc = <f32>load<i8>(sp + <usize>(8 * (i >> 5) + ((i >> 4) & 1)));
@@ -478,7 +479,8 @@ export function quantizeQ8K(x: usize, xq: usize, count: i32): void {
   for (let j = 0; j < 8; j++) {
     const d1 = d * scaleOrMin(sp, step, j, false), m1 = dmin * scaleOrMin(sp, step, j, true);
     for (let l = 0; l < 32; l++) {
-      const byte = <u32>load<u8>(qs + <usize>(32 * (j >> 1) + l));
+      const m = 32 * (j >> 1) + l; // q4_K x4: qs byte m of the row in run m >> 2 of 16 bytes
+      const byte = <u32>load<u8>(qs + <usize>(isQ4<T>() && x4 ? 16 * (m >> 2) + (m & 3) : m));
       let q = (j & 1) ? byte >> 4 : byte & 15;
       if (isQ5<T>()) q |= ((<u32>load<u8>(wb + 16 + <usize>l) >> <u32>j) & 1) << 4;
       store<f32>(dp + (<usize>(32 * j + l) << 2), d1 * <f32>q - m1);

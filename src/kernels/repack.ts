@@ -92,7 +92,9 @@ export function unpackX4(dtype: RepackedDType, bytes: Uint8Array, rows: number, 
  *  length, offset of row 0's part in the x4 block, step per row]. */
 const KX4_MOVES: Readonly<Record<'q4_k' | 'q5_k', readonly (readonly [number, number, number, number])[]>> = {
   // d, dmin, scale words 0..2, then qs (q5_K: qh and qs)
-  q4_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4], [16, 128, 64, 128]],
+  // (q4_K's qs in runs of 4 bytes: run j of row k at 64 + 16j + 4k)
+  q4_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4],
+    ...Array.from({ length: 32 }, (_, j) => [16 + 4 * j, 4, 64 + 16 * j, 4] as const)],
   q5_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4], [16, 160, 64, 160]],
 };
 
