@@ -1,21 +1,27 @@
 // Y (n, rows) = Xq (n, cols) · Wᵀ for rows [r0, r1), W in the "x4" layout of q4_K, q5_K or q6_K
 // (made at load by src/kernels/repack.ts), Xq = X quantised to q8_K (quantizeQ8K).
 // Four rows are interleaved super-block by super-block. Group g (rows 4g..4g+3) holds nb super-blocks
-// of 4·B bytes (B = GGUF's 144 / 176 / 210), the GGUF bytes only moved, so the size is the GGUF size:
+// of 4·B bytes (B = GGUF's 144 / 176 / 210), the GGUF bits only moved, so the size is the GGUF size:
 //   q4_K / q5_K: the four rows' f16 d (8 bytes), f16 dmin (8), the three 4-byte words of their packed
-//                6-bit scales word by word (word w of row k at 16 + 16w + 4k), then row k's quants
-//                (q5_K: qh 32 bytes then qs 128; q4_K: qs 128) at 64 + P·k (P = 128 / 160);
-//   q6_K:        the four rows' f16 d (8 bytes), their 16 i8 scales (row k at 8 + 16k), then row k's
-//                ql (128) and qh (64) at 72 + 192k.
-// Decode (n = 1) takes a group's super-block at once: the scale words of four rows are unpacked in
-// one pass of i32x4 operations, each row's exact integer sums come from matmul-kquant.ts's one-token
-// row sums (q6_K's bit fields cut with i16 shifts), and the four rows' sums are reduced, converted and
-// scaled together (hsum4i, then superTerm's f64 steps two lanes at a time). The integer sums per
-// super-block and the f32 operations on them are those of kernels/matmul-kquant.ts (the TypeScript
-// twin's), so a row's result is the same bits as in GGUF's layout. Several tokens (prefill, batched
-// decode) run that file's row × 4-token tiles over this layout (q6_K: a group's four rows together,
-// super-block by super-block; q4_K / q5_K: row by row, or the one-token kernel per token under 8
-// tokens — see matmulKX4), with the same bits again (test/models/batch.test.ts relies on a row's result not depending on the number of tokens).
+//                6-bit scales word by word (word w of row k at 16 + 16w + 4k), then the quants at 64:
+//                q4_K's qs in runs of 4 bytes, run j of row k at 64 + 16j + 4k; q5_K's row k's qh
+//                (32 bytes) then qs (128) at 64 + 160k;
+//   q6_K:        the four rows' f16 d (8 bytes), their i8 scales two groups at a time (row k's of
+//                groups 2p, 2p+1 at 8 + 8p + 2k), then per group of 16 values 48 bytes: three vectors,
+//                byte 4k + e of vector i holding row k's value 4i + e (0..63) in bits 0..5 and bits
+//                2i..2i+1 of its value 12 + e in bits 6..7.
+// Decode (n = 1) takes a group's super-block at once. q4_K and q6_K: a 16-byte vector of quants holds
+// four consecutive values of each of the four rows, so one broadcast run of four activations
+// multiplies all four (pairSums4), each sub-block's scales of the four rows form one i16 vector, and
+// lane k of the sums is row k's: no per-row reductions, and q6_K unpacks 64 values in 11 operations
+// (17 from GGUF's bit fields). q5_K: each row's sums from matmul-kquant.ts's rowSumQ45, the four
+// reduced together (hsum4i). Then the four rows' exact integer sums are converted and scaled together
+// (superTerm's f64 steps two lanes at a time). The integer sums per super-block and the f32 operations
+// on them are those of kernels/matmul-kquant.ts (the TypeScript twin's), so a row's result is the
+// same bits as in GGUF's layout. Several tokens (prefill, batched decode) run the one-token kernel
+// per token, a group at a time, except q5_K from 8 tokens on: that file's row × 4-token tiles over
+// this layout (see matmulKX4) — the same bits again (test/models/batch.test.ts relies on a row's
+// result not depending on the number of tokens).
 // rows % 4 == 0, cols % 256 == 0. Weight types are the marker type parameters of matmul-kquant.ts.
 
 import { hsum4i, loadF16x4 } from './vector';
@@ -61,8 +67,7 @@ import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles
 
 /** The four rows' exact integer sums of a q6_K x4 super-block (at hb) · the q8_K block at xb: lane k
  *  = Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g of row k, rowSumQ6's integer. Scales come two groups at a
- *  time (8 bytes: row k's at 2k, 2k+1), which also weigh the pair of bsums in one dot. A function of
- *  its own (see groupDecode). */
+ *  time (8 bytes: row k's at 2k, 2k+1), which also weigh the pair of bsums in one dot. */
 function superSumQ6(hb: usize, xb: usize): v128 {
   let acc = i32x4.splat(0), bsc = i32x4.splat(0);
   for (let p = 0; p < 8; p++) {

@@ -8,11 +8,11 @@
 // pmaddubsw with relaxed SIMD), which one i32x4.dot_i16x8_s against the group's scale in every lane
 // widens and weighs at once (the widening costs that instruction anyway), so Σ sc·(q·x) accumulates
 // in one i32x4 with no transposes or i32 multiplies; q4_K / q5_K add a sub-block's two halves in i16
-// first. One token (decode): a row's super-block at a time (rowSumQ6 / rowSumQ45, shared with the
-// x4 layouts of kernels/matmul-kquant-x4.ts). Several tokens (prefill, batched decode) run in tiles
+// first. One token (decode): a row's super-block at a time (rowSumQ6 / rowSumQ45; rowSumQ45 is
+// shared with q5_K's x4 layout in kernels/matmul-kquant-x4.ts). Several tokens (prefill, batched decode) run in tiles
 // of one row × 4 tokens: a super-block's weights are unpacked from their bit fields, and its scales
-// spread over lanes, once for the four tokens (rowTile), for either layout (the x4 one through the
-// address helpers below).
+// spread over lanes, once for the four tokens (rowTile), for GGUF's layout or q5_K's x4 one (through
+// the address helpers below).
 // Some pieces are functions of their own rather than inlined: V8 (TurboFan) allocates registers per
 // function, and these kernels keep 24-32 vectors live; inlined into their callers' loops they spilled
 // and ran 1.3-2× slower (the comments say where).
@@ -300,7 +300,7 @@ function rowDecode<T>(wr: usize, xr: usize, nb: i32): f32 {
 
 // ---- several tokens: one row × up to 4 tokens per super-block ----------------------------------------
 
-/** q6_K super-block b of one row (at base, or row k of the x4 group at base) · TN tokens (q8_K blocks
+/** q6_K super-block b of one row (at base; GGUF's layout) · TN tokens (q8_K blocks
  *  at xb + j·xRow, TN = 1..4): lane j = token j's f32 term (superTerm), lanes from TN on 0. The
  *  weights are unpacked, and the scales spread over lanes, once for the TN tokens; per token the
  *  arithmetic is the one-token kernel's. A function of its own, TN a run-time value: inlined into its
@@ -333,7 +333,7 @@ function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize
   if (TN > 3) store<f32>(yp + 3 * yRow, f32x4.extract_lane(v, 3));
 }
 
-/** One row (at base, or row k of the x4 group at base) · TN tokens (xr + j·xRow, TN = 1..4, a
+/** One row (at base, or for q5_K row k of the x4 group at base) · TN tokens (xr + j·xRow, TN = 1..4, a
  *  constant after inlining), stored at yp + j·yRow. Each super-block's weights are unpacked, and its
  *  scales spread over lanes, once for the TN tokens; per token the arithmetic is the one-token
  *  kernel's (the super-blocks' terms summed in order, as the twin does), so a token's result is the

@@ -226,8 +226,13 @@ async function main(): Promise<number> {
   const dtypes = dtypesOf(op, v.dtypes as string[] | undefined);
   if (op === 'attention' && v['a-layout'] !== undefined) throw new UsageError('--a-layout is for --op matmul');
   const layoutA = v['a-layout'] as string | undefined;
-  const weightsOfA: WeightsOf = layoutA === undefined ? weightsOf
-    : ((await import(pathToFileURL(resolve(layoutA, 'src/bench/kernels-bench.js')).href)) as { weightsOf: WeightsOf }).weightsOf;
+  let weightsOfA: WeightsOf = weightsOf;
+  if (layoutA !== undefined) {
+    const file = resolve(layoutA, 'src/bench/kernels-bench.js');
+    try { weightsOfA = ((await import(pathToFileURL(file).href)) as { weightsOf: WeightsOf }).weightsOf; } catch (e) {
+      throw new CliError(`cannot load ${file}: ${(e as Error).message}`, "give --a-layout the dist folder of build A's tree (built with npm run build)");
+    }
+  }
   const build = kernelBuild(); // sets V8's relaxed-SIMD flag where needed, before either module is compiled
   const compile = (f: string) => {
     try { return new WebAssembly.Module(readFileSync(f)); } catch (e) {

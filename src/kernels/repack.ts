@@ -1,17 +1,19 @@
 // The in-memory "x4" layouts of quantised matrices, made at load: the matmul kernels read four rows
 // per activation block, so the rows are interleaved block by block, the four rows' scales together
-// ahead of their quants. The bytes of the GGUF blocks are only moved, so the size is the GGUF size.
+// ahead of their quants. The bits of the GGUF blocks are only moved (bytes whole, but for q6_K's
+// x4 layout), so the size is the GGUF size.
 // Files keep GGUF's layout; this is done in place after a tensor is read.
 // q8_0x4 / q4_0x4 (kernels/matmul-quant-x4.ts): group g (rows 4g..4g+3) is nb·4·(2 + QB) bytes
 // (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0): nb blocks of 8 + 4·QB bytes — block b's
 // scales of rows 4g..4g+3, then row 4g+k's QB quant bytes at 8 + QB·k.
 // q4_kx4 / q5_kx4 / q6_kx4 (kernels/matmul-kquant-x4.ts): group g is nb super-blocks of 4·B bytes
 // (B = 144 / 176 / 210): q4_K / q5_K: the four rows' d, their dmin, the three words of their packed
-// scales word by word, then each row's quants (64 bytes of head; KX4_MOVES lists where each part
-// goes). q6_K's bits are regrouped (same size, see Q6X4): the four rows' d, their 16 scales in pairs
-// of groups, then per group of 16 values the four rows' 6-bit values four at a time, so the kernel
-// multiplies four rows by one broadcast run of four activations and needs 11 operations, not 17, to
-// unpack 64 values.
+// scales word by word, then the quants (64 bytes of head; q4_K's qs in runs of 4 bytes interleaved
+// over the four rows, q5_K's row by row; KX4_MOVES lists where each part goes). q6_K's bits are
+// regrouped (q6ToX4): the four rows' d, their 16 scales in pairs of groups, then per group of 16
+// values the four rows' 6-bit values four at a time. Four consecutive values of each of the four
+// rows in one vector let the kernels multiply the four rows by one broadcast run of activations, and
+// q6_K's grouping unpacks 64 values in 11 vector operations (17 from GGUF's ql / qh).
 import type { WeightDType } from './types.js';
 import { K_BLOCK_BYTES, type KQuantType } from './k-quants.js';
 

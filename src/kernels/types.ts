@@ -21,7 +21,7 @@ export type Ptr = number;
  *  q4_k / q5_k / q6_k: super-blocks of 256 values (144 / 176 / 210 bytes), see ./k-quants.ts.
  *  q8_0x4 / q4_0x4: the same blocks repacked in memory at load (./repack.ts), four rows interleaved
  *        with their scales apart; never in a file. Same size as q8_0 / q4_0, rows % 4 == 0.
- *  q4_kx4 / q5_kx4 / q6_kx4: the K-quant super-blocks repacked the same way (./repack.ts); same size
+ *  q4_kx4 / q5_kx4 / q6_kx4: the K-quant super-blocks repacked likewise (./repack.ts); same size
  *        as q4_k / q5_k / q6_k, rows % 4 == 0. */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_0x4' | 'q4_0x4'
   | 'q4_kx4' | 'q5_kx4' | 'q6_kx4';

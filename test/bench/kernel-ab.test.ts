@@ -38,6 +38,17 @@ test('matmul: an A:B dtype pair runs each layout in its build (same values, same
   assert.match((await run('--a', WASM, '--dtypes', 'q6_k:q7_k')).stderr, /--dtypes with --op matmul takes .*, got 'q7_k'/);
 });
 
+test('matmul: --a-layout lays out A\'s weights with the code of the tree given (this one: the same bits); mistakes are named', async () => {
+  const dist = fileURLToPath(new URL('../../', import.meta.url));
+  const r = await run('--a', WASM, '--a-layout', dist, '--dtypes', 'q6_kx4,q4_kx4', '--shapes', '8x512', '--n', '1,2', '--rounds', '1', '--batch-ms', '1');
+  assert.equal(r.status, 0, r.stderr);
+  const rows = r.stdout.split('\n').filter((l) => /^\| q[46]_kx4 \| 8×512 \|/.test(l));
+  assert.equal(rows.length, 2 * 2, r.stdout);
+  for (const row of rows) assert.match(row, /\| yes \|$/);
+  assert.match((await run('--a', WASM, '--a-layout', '/nonexistent-dist')).stderr, /cannot load \/nonexistent-dist\/src\/bench\/kernels-bench\.js/);
+  assert.match((await run('--op', 'attention', '--a', WASM, '--a-layout', dist)).stderr, /--a-layout is for --op matmul/);
+});
+
 test('attention: one row per cache, context and n, same bits for a build against itself', async () => {
   const r = await run('--op', 'attention', '--a', WASM, '--b', WASM, '--ctx', '64', '--n', '1,3', '--rounds', '1', '--batch-ms', '1');
   assert.equal(r.status, 0, r.stderr);
