@@ -57,26 +57,30 @@ import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles
  *  (row k's in lanes 2k, 2k+1). Two runs' pair sums are added in i16 before widening: each is at most
  *  2·63·128, two fit i16. */
 @inline function groupQ6(acc: v128, q: usize, x: usize, sc: v128): v128 {
-  const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), m6 = i8x16.splat(63);
-  const v3 = v128.or(v128.or(v128.and(i16x8.shr_u(v0, 6), i8x16.splat(3)), v128.and(i16x8.shr_u(v1, 4), i8x16.splat(12))),
-                     v128.and(i16x8.shr_u(v2, 2), i8x16.splat(48)));
-  const p01 = i16x8.add(pairSums4(v128.and(v0, m6), x), pairSums4(v128.and(v1, m6), x + 4));
-  const p23 = i16x8.add(pairSums4(v128.and(v2, m6), x + 8), pairSums4(v3, x + 12));
+  // one mask (V8 rematerialises each vector constant in the loop: 3 instructions apiece); the i16
+  // shifts move only masked bits 6..7, so nothing crosses a byte
+  const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), top = i8x16.splat(<i8>0xc0);
+  const v3 = v128.or(v128.or(i16x8.shr_u(v128.and(v0, top), 6), i16x8.shr_u(v128.and(v1, top), 4)), i16x8.shr_u(v128.and(v2, top), 2));
+  const p01 = i16x8.add(pairSums4(v128.andnot(v0, top), x), pairSums4(v128.andnot(v1, top), x + 4));
+  const p23 = i16x8.add(pairSums4(v128.andnot(v2, top), x + 8), pairSums4(v3, x + 12));
   return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(p01, sc), i32x4.dot_i16x8_s(p23, sc)));
 }
 
 /** The four rows' exact integer sums of a q6_K x4 super-block (at hb) · the q8_K block at xb: lane k
  *  = Σ_g sc_g·(q·x)_g − 32·Σ_g sc_g·bsum_g of row k, rowSumQ6's integer. Scales come two groups at a
- *  time (8 bytes: row k's at 2k, 2k+1), which also weigh the pair of bsums in one dot. */
+ *  time (8 bytes: row k's at 2k, 2k+1), which weigh a pair of bsums in one dot; group g's are lanes
+ *  0, 2, 4, 6 of the 8 bytes from 8 + 8·(g >> 1) + (g & 1) (for odd g the load runs a byte on).
+ *  One group per iteration: V8 issues a loop body's loads first, and two groups' 16 loaded vectors
+ *  spilled. */
 function superSumQ6(hb: usize, xb: usize): v128 {
-  let acc = i32x4.splat(0), bsc = i32x4.splat(0);
-  for (let p = 0; p < 8; p++) {
-    const s = v128.load8x8_s(hb + 8 + (<usize>p << 3)), q = hb + 72 + <usize>(96 * p), x = xb + 4 + (<usize>p << 5);
-    bsc = i32x4.add(bsc, i32x4.dot_i16x8_s(s, v128.load32_splat(xb + 260 + (<usize>p << 2))));
-    acc = groupQ6(acc, q, x, i8x16.shuffle(s, s, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
-    acc = groupQ6(acc, q + 48, x + 16, i8x16.shuffle(s, s, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15));
+  let bsc = i32x4.splat(0);
+  for (let p: usize = 0; p < 8; p++) bsc = i32x4.add(bsc, i32x4.dot_i16x8_s(v128.load8x8_s(hb + 8 + (p << 3)), v128.load32_splat(xb + 260 + (p << 2))));
+  let acc = i32x4.sub(i32x4.splat(0), i32x4.shl(bsc, 5));
+  for (let g: usize = 0; g < 16; g++) {
+    const s = v128.load8x8_s(hb + 8 + ((g >> 1) << 3) + (g & 1));
+    acc = groupQ6(acc, hb + 72 + g * 48, xb + 4 + (g << 4), i8x16.shuffle(s, s, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
   }
-  return i32x4.sub(acc, i32x4.shl(bsc, 5));
+  return acc;
 }
 
 /** Sub-block j's (0..7, a constant after inlining) 6-bit scales of the four rows as i16 lanes
@@ -153,7 +157,9 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
                     i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(n23), bs), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(n23), bs));
       dmin = loadF16x4(hb + 8);
     }
-    acc = f32x4.add(acc, superTerm4(loadF16x4(hb), dmin, load<f32>(xb), isum, msum));
+    // q6_K has no mins: superTerm's second product is ±0, and a sum from +0 gains the same bits from a as from a − (±0)
+    acc = f32x4.add(acc, isQ6<T>() ? mulRound(f32x4.mul(loadF16x4(hb), f32x4.splat(load<f32>(xb))), isum)
+                                   : superTerm4(loadF16x4(hb), dmin, load<f32>(xb), isum, msum));
   }
   storeGroup(yp, acc, r, r0, r1);
 }
