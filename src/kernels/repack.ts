@@ -9,7 +9,7 @@
 // q4_kx4 / q5_kx4 / q6_kx4 (kernels/matmul-kquant-x4.ts): group g is nb super-blocks of 4·B bytes
 // (B = 144 / 176 / 210): q4_K / q5_K: the four rows' d, their dmin, the three words of their packed
 // scales word by word, then the quants (64 bytes of head; q4_K's qs in runs of 4 bytes interleaved
-// over the four rows, q5_K's row by row; KX4_MOVES lists where each part goes). q6_K's bits are
+// over the four rows, q4Runs; q5_K's row by row; KX4_MOVES lists where the other parts go). q6_K's bits are
 // regrouped (q6ToX4): the four rows' d, their 16 scales in pairs of groups, then per group of 16
 // values the four rows' 6-bit values four at a time. Four consecutive values of each of the four
 // rows in one vector let the kernels multiply the four rows by one broadcast run of activations, and
@@ -95,10 +95,21 @@ export function unpackX4(dtype: RepackedDType, bytes: Uint8Array, rows: number, 
 const KX4_MOVES: Readonly<Record<'q4_k' | 'q5_k', readonly (readonly [number, number, number, number])[]>> = {
   // d, dmin, scale words 0..2, then qs (q5_K: qh and qs)
   // (q4_K's qs in runs of 4 bytes: run j of row k at 64 + 16j + 4k)
-  q4_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4],
-    ...Array.from({ length: 32 }, (_, j) => [16 + 4 * j, 4, 64 + 16 * j, 4] as const)],
+  q4_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4]], // qs: q4Runs
   q5_k: [[0, 2, 0, 2], [2, 2, 8, 2], [4, 4, 16, 4], [8, 4, 32, 4], [12, 4, 48, 4], [16, 160, 64, 160]],
 };
+
+/** q4_K's 128 qs bytes of row k between GGUF (at o) and x4 (at at + 64) order, in runs of 4 bytes:
+ *  run j of row k at 64 + 16j + 4k; toX4 false goes back. A loop of bytes: 32 `set`s of 4 bytes
+ *  per block made the repack of a model several times slower. */
+function q4Runs(gguf: Uint8Array, o: number, x4: Uint8Array, at: number, k: number, toX4: boolean): void {
+  for (let j = 0; j < 32; j++) {
+    const g = o + 16 + 4 * j, x = at + 64 + 16 * j + 4 * k;
+    for (let e = 0; e < 4; e++) {
+      if (toX4) x4[x + e] = gguf[g + e]!; else gguf[g + e] = x4[x + e]!;
+    }
+  }
+}
 
 // q6_K x4 super-block (4 × 210 = 840 bytes): row k's f16 d at 2k; row k's i8 scale of group g (16
 // values) at 8 + 8·(g >> 1) + 2k + (g & 1), so a load of 8 bytes gives two groups' scales of the four
@@ -175,6 +186,7 @@ export function repackKX4(type: KQuantType, bytes: Uint8Array, rows: number, col
         const src = (k * nb + b) * BB, at = g0 + b * GROUP_ROWS * BB;
         if (type === 'q6_k') { q6ToX4(group, src, bytes, at, k); continue; }
         for (const [from, len, to, step] of KX4_MOVES[type]) bytes.set(group.subarray(src + from, src + from + len), at + to + step * k);
+        if (type === 'q4_k') q4Runs(group, src, bytes, at, k, true);
       }
     }
   }
@@ -192,6 +204,7 @@ export function unpackKX4(dtype: KRepackedDType, bytes: Uint8Array, rows: number
       const dst = (r * nb + b) * BB, at = (r >> 2) * groupBytes + b * GROUP_ROWS * BB;
       if (type === 'q6_k') { q6FromX4(bytes, at, k, out, dst); continue; }
       for (const [from, len, to, step] of KX4_MOVES[type]) out.set(bytes.subarray(at + to + step * k, at + to + step * k + len), dst + from);
+      if (type === 'q4_k') q4Runs(out, dst, bytes, at, k, false);
     }
   }
   return out;
