@@ -142,15 +142,18 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
       const m6 = i32x4.splat(0x3f3f3f3f), m4 = i32x4.splat(0x0f0f0f0f), m2 = i32x4.splat(0x03030303);
       const s03 = v128.and(w0, m6), s47 = v128.or(v128.and(w2, m4), i32x4.shl(v128.and(i32x4.shr_u(w0, 6), m2), 4));
       const n03 = v128.and(w1, m6), n47 = v128.or(v128.and(i32x4.shr_u(w2, 4), m4), i32x4.shl(v128.and(i32x4.shr_u(w1, 6), m2), 4));
-      // rows 0, 1 (2, 3): their eight scales (mins) as bytes 0..7 and 8..15
-      const s01 = i8x16.shuffle(s03, s47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-      const s23 = i8x16.shuffle(s03, s47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+      // rows 0, 1 (2, 3): their eight mins as bytes 0..7 and 8..15
       const n01 = i8x16.shuffle(n03, n47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
       const n23 = i8x16.shuffle(n03, n47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
       const x = xb + 4;
       if (isQ4<T>()) isum = superSumQ4(q, x, s03, s47);
-      else isum = hsum4i(rowSumQ45<T>(q, x, i16x8.extend_low_i8x16_u(s01)), rowSumQ45<T>(q + PB, x, i16x8.extend_high_i8x16_u(s01)),
-                    rowSumQ45<T>(q + 2 * PB, x, i16x8.extend_low_i8x16_u(s23)), rowSumQ45<T>(q + 3 * PB, x, i16x8.extend_high_i8x16_u(s23)));
+      else {
+        // q5_K, row by row: rows 0, 1 (2, 3)'s eight scales as bytes 0..7 and 8..15
+        const s01 = i8x16.shuffle(s03, s47, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        const s23 = i8x16.shuffle(s03, s47, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+        isum = hsum4i(rowSumQ45<T>(q, x, i16x8.extend_low_i8x16_u(s01)), rowSumQ45<T>(q + PB, x, i16x8.extend_high_i8x16_u(s01)),
+                      rowSumQ45<T>(q + 2 * PB, x, i16x8.extend_low_i8x16_u(s23)), rowSumQ45<T>(q + 3 * PB, x, i16x8.extend_high_i8x16_u(s23)));
+      }
       // Σ x per sub-block of 32 (pairs of q8_K's 16-value bsums; |Σ| ≤ 32·127 fits i16) · the mins
       const bs = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(xb, 276)));
       msum = hsum4i(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(n01), bs), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(n01), bs),

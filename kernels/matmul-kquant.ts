@@ -306,8 +306,8 @@ function rowDecode<T>(wr: usize, xr: usize, nb: i32): f32 {
  *  arithmetic is the one-token kernel's. A function of its own, TN a run-time value: inlined into its
  *  callers' loops, or compiled once per TN as straight-line code, V8 spilled far more of its 32 live
  *  vectors (measured 1.3-2× slower); q4_K / q5_K (24) run fastest inlined (rowTile). */
-function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize, TN: i32): v128 {
-  const wb = quantsAt<u32>(base, b, k, x4), sp = scalesAt<u32>(base, b, k, x4), d = loadF16(scaleAt<u32>(base, b, k, x4, false));
+function termsQ6(base: usize, b: i32, xb: usize, xRow: usize, TN: i32): v128 {
+  const wb = quantsAt<u32>(base, b, 0, false), sp = scalesAt<u32>(base, b, 0, false), d = loadF16(scaleAt<u32>(base, b, 0, false, false));
   const v0 = weightVec<u32>(wb, 0), v1 = weightVec<u32>(wb, 1), v2 = weightVec<u32>(wb, 2), v3 = weightVec<u32>(wb, 3);
   const v4 = weightVec<u32>(wb, 4), v5 = weightVec<u32>(wb, 5), v6 = weightVec<u32>(wb, 6), v7 = weightVec<u32>(wb, 7);
   const v8 = weightVec<u32>(wb, 8), v9 = weightVec<u32>(wb, 9), v10 = weightVec<u32>(wb, 10), v11 = weightVec<u32>(wb, 11);
@@ -339,9 +339,9 @@ function termsQ6(base: usize, b: i32, k: usize, x4: bool, xb: usize, xRow: usize
  *  kernel's (the super-blocks' terms summed in order, as the twin does), so a token's result is the
  *  same bits however many tokens share its tile. */
 @inline function rowTile<T>(base: usize, k: usize, x4: bool, xr: usize, xRow: usize, nb: i32, TN: i32, yp: usize, yRow: usize): void {
-  if (isQ6<T>()) {
+  if (isQ6<T>()) { // GGUF's layout only: q6_K's x4 layout regroups the bits (kernels/matmul-kquant-x4.ts)
     let a = f32x4.splat(0); // lane j: token j (f32 additions lane by lane, as the scalar sum)
-    for (let b = 0; b < nb; b++) a = f32x4.add(a, termsQ6(base, b, k, x4, xr + <usize>b * XB, xRow, TN));
+    for (let b = 0; b < nb; b++) a = f32x4.add(a, termsQ6(base, b, xr + <usize>b * XB, xRow, TN));
     storeTokens(yp, yRow, a, TN);
     return;
   }
