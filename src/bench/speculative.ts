@@ -308,7 +308,7 @@ async function main(): Promise<number> {
     ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
     ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),
     `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
-    `target ${targetPath}${draftPath ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
+    `target ${targetPath}${draftPath && kinds.includes('model') ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',
     'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
   ];
