@@ -17,19 +17,12 @@
 // number of tokens (test/models/batch.test.ts relies on it).
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { hsum4i, loadF16 } from './vector';
+import { hsum4i, loadF16, loadF16Splat, loadF16x4 } from './vector';
 import { storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
 
 @inline function quantBytes<Q>(): usize { return isSigned<Q>() ? 32 : 16; }
-
-/** Four f16 at p (one group's scales of one block) as f32x4. */
-@inline function scales4(p: usize): v128 {
-  // sign-extending load, then the f16 fields moved into f32 position and rebiased by 2^112
-  const bits = v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(<i32>0x8fffe000));
-  return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(<u32>0x77800000)));
-}
 
 /** Σ over one q8_0 row block (32 i8 at wq) × the activation block whose 32 values are widened in
  *  x0..x3: four i32 partial sums (i8·i8 products, pairs added in i32x4.dot_i16x8_s: exact). */
@@ -50,16 +43,19 @@ const XB: usize = 34; // bytes of one q8_0 activation block
                    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w1, cx)));
 }
 
+/** Σ (q − 8)·x over one q4_0 row block with relaxed SIMD (see dotQ4): the pairs' sums of q·x less
+ *  s8 = the pairs' sums of 8·x, then widened: four i32 partial sums. */
+@inline function dotQ4Relaxed(lo: v128, hi: v128, xa: v128, xb: v128, s8: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)), s8));
+}
+
 /** Σ q·x over one q4_0 row block (its nibbles unpacked: lo = elements 0..15, hi = 16..31, q in
- *  0..15 unsigned) × the activation block xa (elements 0..15) and xb (16..31): four i32 partial
- *  sums; the caller takes off 8·Σx. With relaxed SIMD: i16x8.relaxed_dot_i8x16_i7x16_s (x86
- *  pmaddubsw) with the nibbles as the 7-bit operand — exact: a pair of products is at most
- *  2·15·127, two such fit i16 — then one pairwise widening. Otherwise widened to i16 and
- *  i32x4.dot_i16x8_s. Both give the same integers. */
+ *  0..15 unsigned) × the activation block xa (elements 0..15) and xb (16..31), without relaxed SIMD:
+ *  widened to i16 and i32x4.dot_i16x8_s, four i32 partial sums; the caller takes off 8·Σx. With
+ *  relaxed SIMD, dotQ4Relaxed: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) with the nibbles as
+ *  the 7-bit operand — exact: a pair of products is at most 2·15·128 in size. Both give the same
+ *  integers. */
 @inline function dotQ4(lo: v128, hi: v128, xa: v128, xb: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)));
-  }
   return i32x4.add(
     i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), i16x8.extend_low_i8x16_s(xa)),
               i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), i16x8.extend_high_i8x16_s(xa))),
@@ -88,6 +84,14 @@ const XB: usize = 34; // bytes of one q8_0 activation block
     const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
     return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
                   dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));
+  } else if (ASC_FEATURE_RELAXED_SIMD) {
+    // 8·Σx as i16 pairs, 8·(x[2i] + x[2i+1]) (|·| ≤ 2048), taken off each row's i16 pair sums before
+    // they are widened: |Σ q·x pairs − 8·Σx pairs| ≤ 7680 + 4096 fits i16, so the integers are
+    // blockSum's — computed once per block for the four rows, with no reduction to a scalar
+    const xa = v128.load(xb, 2), xc = v128.load(xb, 18), e = i8x16.splat(8);
+    const s8 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, e), i16x8.relaxed_dot_i8x16_i7x16_s(xc, e));
+    return hsum4i(dotQ4Relaxed(lo0, hi0, xa, xc, s8), dotQ4Relaxed(lo1, hi1, xa, xc, s8),
+                  dotQ4Relaxed(lo2, hi2, xa, xc, s8), dotQ4Relaxed(lo3, hi3, xa, xc, s8));
   } else {
     const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
     return i32x4.sub(hsum4i(dotQ4(lo0, hi0, xa, xc), dotQ4(lo1, hi1, xa, xc), dotQ4(lo2, hi2, xa, xc), dotQ4(lo3, hi3, xa, xc)),
@@ -116,15 +120,15 @@ const XB: usize = 34; // bytes of one q8_0 activation block
       lo0 = v128.and(n0, m); hi0 = i8x16.shr_u(n0, 4); lo1 = v128.and(n1, m); hi1 = i8x16.shr_u(n1, 4);
       lo2 = v128.and(n2, m); hi2 = i8x16.shr_u(n2, 4); lo3 = v128.and(n3, m); hi3 = i8x16.shr_u(n3, 4);
     }
-    const dw = scales4(ws);
+    const dw = loadF16x4(ws);                                         // the four rows' scales
     a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                 f32x4.mul(dw, f32x4.splat(loadF16(xb)))));
+                                 f32x4.mul(dw, loadF16Splat(xb))));
     if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + xRow)))));
+                                             f32x4.mul(dw, loadF16Splat(xb + xRow))));
     if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 2 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + 2 * xRow)))));
+                                             f32x4.mul(dw, loadF16Splat(xb + 2 * xRow))));
     if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 3 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, f32x4.splat(loadF16(xb + 3 * xRow)))));
+                                             f32x4.mul(dw, loadF16Splat(xb + 3 * xRow))));
   }
   storeGroup(yp, a0, r, r0, r1);
   if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);

@@ -143,7 +143,11 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights an
           for (let i = at + 8; i < at + 8 + 4 * QB; i++) bytes[i] = edges[i % 3]!;
         }
         const xb = b.u8(xq, weightBytes('q8_0', n * cols));
-        for (let blk = 0; blk < n * nb; blk++) for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = j % 2 ? 127 : 0x81; // 127, -127
+        // blocks of alternating 127, −127; then all 127 and all −127 (q4_0's 8·Σx at its largest, taken
+        // off the i16 pair sums of its relaxed path before they are widened)
+        for (let blk = 0; blk < n * nb; blk++) {
+          for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = blk % 3 === 0 ? (j % 2 ? 127 : 0x81) : blk % 3 === 1 ? 127 : 0x81;
+        }
       }
       const y1 = b.alloc(n * rows * 4), y2 = b.alloc(n * rows * 4), y3 = b.alloc(n * rows * 4);
       plain.matmul(dtype, w4, xq, y1, n, rows, cols, 0, rows);
