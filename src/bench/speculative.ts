@@ -275,13 +275,13 @@ async function main(): Promise<number> {
             const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
-              const calibrated = tuner.calibrations;
+              const calibrated = tuner.calibrations, stopped = tuner.stopped;
               const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner);
               const recalibrations = tuner.calibrations - calibrated;     // inside the timed run: a batch size or context bucket not measured before
               const same = run.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
               const s = run.stats!, a = alphaOf(s);
               const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
-              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run)` : String(gamma);
+              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run${tuner.stopped > stopped ? '; stopped by its realised speed-up' : ''})` : String(gamma);
               lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
                 + `${plain.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / plain.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
                 + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);

@@ -19,7 +19,7 @@ import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } f
 import { SpeculativeMeter, verifyDraft } from './speculative.js';
 import { PROMPT_LOOKUP, type DraftRequest, type Drafter } from './drafter.js';
 import { selfDrafter } from './self-draft.js';
-import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, type StepTimes } from './speculation-cost.js';
+import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, type StepTimes, type TunedRow } from './speculation-cost.js';
 
 /** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
  *  model in the same batched step as everyone else's tokens. */
@@ -242,6 +242,9 @@ export class Scheduler {
     const batch: BatchItem[] = [], who: Request[] = [];
     let budget = this.stepTokens;
     const decodingNow = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread);
+    const watch = this.chooseGammas(decodingNow.filter((r) => r.alpha !== undefined));
+    const t0 = watch === undefined ? 0 : this.tuner!.clock();
+    const before = decodingNow.map((r) => r.seq.tokens.length);
     this.draftAll(decodingNow);
     for (const r of decodingNow) {
       if (r.phase !== 'decode') continue;                                   // its drafter failed
@@ -272,6 +275,7 @@ export class Scheduler {
       } else { this.fail(this.newest(), e); return true; }
     }
     this.s.steps++;
+    const speculated = who.some((r) => r.draft.length > 0);
     if (batch.length > 1) this.s.batchedSteps++;
     this.s.maxBatch = Math.max(this.s.maxBatch, batch.length);
     who.forEach((r, i) => {
@@ -290,13 +294,18 @@ export class Scheduler {
         else r.next = chunk.tokens[0]!;
       } catch (e) { this.fail(r, e); }
     });
+    // a step of one auto drafter's rows alone (no prompt chunks, no other rows): what it realised
+    if (watch !== undefined && speculated && batch.length === decodingNow.length && decodingNow.length === watch.rows) {
+      const emitted = decodingNow.reduce((n, r, i) => n + r.seq.tokens.length - before[i]!, 0);
+      this.tuner!.observe(watch.key, watch.rows, this.tuner!.clock() - t0, emitted, watch.target);
+    }
     return true;
   }
 
   /** Drafts for the speculating requests among `decoding`: one propose() per drafter over all its
-   *  requests, each at most gamma tokens and never past its token limit or its cache. */
+   *  requests, each at most gamma tokens (γ 'auto': chooseGammas' this step) and never past its
+   *  token limit or its cache. */
   private draftAll(decoding: readonly Request[]): void {
-    this.chooseGammas(decoding.filter((r) => r.alpha !== undefined));
     const groups = new Map<Drafter, { reqs: Request[]; asks: DraftRequest[] }>();
     for (const r of decoding) {
       r.draft = [];
@@ -328,25 +337,33 @@ export class Scheduler {
   }
 
   /** γ 'auto': each request's γ for this step, minimising the cost model's T_SD/T_AR with its α and
-   *  the step times of this batch (measured now if its bucket has none). */
-  private chooseGammas(auto: readonly Request[]): void {
+   *  the step times of this batch (measured now if its bucket has none); 0 where this drafter's
+   *  speculating steps realised less than plain decoding in the bucket (GammaTuner.losing). Returns
+   *  the drafter's rows and T_T when they are one drafter's, for the step to report what it realised. */
+  private chooseGammas(auto: readonly Request[]): { key: string; rows: number; target: number } | undefined {
     const byDrafter = new Map<Drafter, Request[]>();
     for (const r of auto) byDrafter.set(r.drafter!, [...(byDrafter.get(r.drafter!) ?? []), r]);
+    let watch: { key: string; rows: number; target: number } | undefined;
     for (const [drafter, reqs] of byDrafter) {
-      let times: StepTimes | undefined;
+      let times: StepTimes | undefined, losing = false, key = '';
+      const rows = reqs.map((r): TunedRow => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 } }));
       try {
         this.tuner ??= new GammaTuner(this.model);
-        times = this.tuner.times(drafter, reqs.map((r) => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 } })));
+        times = this.tuner.times(drafter, rows);
+        key = this.tuner.realisedKey(drafter, rows);
+        losing = times !== undefined && this.tuner.losing(key);
       } catch (e) { for (const r of reqs) this.fail(r, e); continue; }
+      if (times !== undefined && !losing && byDrafter.size === 1) watch = { key, rows: reqs.length, target: times.target };
       // probe (first at γ 'auto''s first step, then every PROBE_EVERY plain steps) with the γ that
       // would pay if the draft fitted well; where even that would not pay, never speculate
-      const probe = times === undefined ? 0 : bestGamma(PROBE_ALPHA, times).gamma;
+      const probe = times === undefined || losing ? 0 : bestGamma(PROBE_ALPHA, times).gamma;
       for (const r of reqs) {
-        let g = times === undefined ? 0 : bestGamma(r.alpha!.alpha, times).gamma;
+        let g = times === undefined || losing ? 0 : bestGamma(r.alpha!.alpha, times).gamma;
         if (g === 0 && r.plainSteps++ % PROBE_EVERY === 0) g = probe;
         r.gammaNow = g;
       }
     }
+    return watch;
   }
 
   /** Verifies a request's draft against its logits rows, emits the accepted run and rolls its cache

@@ -14,6 +14,14 @@
 // per batch size and context bucket (nearest power of two), for the model and per drafter. α is tracked
 // per sequence (`AcceptanceEstimate`); a sequence that chose γ = 0 probes with γ = 1 every
 // PROBE_EVERY steps, so a draft that starts to fit (copying text) is noticed, at a bounded cost.
+//
+// The prediction can be wrong: at 32K tokens × 16 sequences the measured speed-ups fell 0.14–0.23
+// below it, and auto ran at 0.75–0.78× plain decoding (BENCHMARKS §8). So the scheduler also reports
+// what its speculating steps achieved (`observe`): the tokens a row emitted per step over the time of
+// the step, against T_T — the realised speed-up. Where its moving average stays below 1 after
+// REALISED_MIN_STEPS such steps, the drafter decodes plainly in that bucket (no probes either) until
+// the bucket changes (a longer context, a larger batch) and is measured afresh. T_T is the fastest of
+// its calibration runs, so the check leans towards plain decoding.
 
 import type { LanguageModel, ModelCache } from '../models/types.js';
 import type { DraftRequest, Drafter } from './drafter.js';
@@ -74,6 +82,9 @@ export const GAMMA_CANDIDATES = [1, 2, 3, 4, 6, 8] as const;
 export const PROBE_EVERY = 32;
 export const PROBE_ALPHA = 0.9;
 
+/** Speculating steps observed in a bucket before their realised speed-up can stop speculation. */
+export const REALISED_MIN_STEPS = 3;
+
 /** One speculating row of the current step, for calibration. */
 export interface TunedRow {
   readonly cache: ModelCache;
@@ -85,20 +96,22 @@ export interface TunedRow {
 export class GammaTuner {
   private readonly targetTimes = new Map<string, { target: number; verify: Map<number, number> }>();
   private readonly draftTimes = new Map<string, number>();
+  /** Per drafter and bucket: the moving average of speculating steps' realised speed-up, and how many. */
+  private readonly realised = new Map<string, { speedup: number; steps: number }>();
   /** Calibrations run (for tests and the benchmark's notes). */
   calibrations = 0;
+  /** Buckets where the realised speed-up stopped speculation (for tests and the benchmark's notes). */
+  stopped = 0;
 
   /** `clock` in milliseconds: wall time by default; a benchmark on a shared machine may pass the
    *  process's CPU time, which other jobs disturb less. */
-  constructor(private readonly model: LanguageModel, private readonly reps = 3, private readonly clock: () => number = () => performance.now()) {}
+  constructor(private readonly model: LanguageModel, private readonly reps = 3, readonly clock: () => number = () => performance.now()) {}
 
   /** The measured times for this batch, calibrating first when no bucket serves it. `rows`: every
    *  decoding row of the step (their caches are used and left as they were). */
   times(drafter: Drafter, rows: readonly TunedRow[]): StepTimes | undefined {
     if (rows.length === 0) return undefined;
-    const ctx = contextBucket(rows);
-    const batch = this.measuredBatch(rows.length, ctx) ?? rows.length;
-    const bucket = `${batch}:${ctx}`;
+    const bucket = this.bucket(rows);
     let tt = this.targetTimes.get(bucket);
     if (tt === undefined) {
       tt = this.measureTarget(rows);
@@ -113,6 +126,35 @@ export class GammaTuner {
       this.draftTimes.set(dk, td);
     }
     return { target: tt.target, draft: td, verify: tt.verify };
+  }
+
+  /** The key under which `observe` and `losing` keep what `drafter`'s steps over `rows` realised
+   *  (taken before the step: its rows' caches grow in it). */
+  realisedKey(drafter: Drafter, rows: readonly TunedRow[]): string { return `${drafter.name}|${this.bucket(rows)}`; }
+
+  /** Whether speculating steps under `key` (realisedKey) realised less than plain decoding's speed
+   *  (see the file's comment): then the scheduler decodes those rows plainly. */
+  losing(key: string): boolean {
+    const r = this.realised.get(key);
+    return r !== undefined && r.steps >= REALISED_MIN_STEPS && r.speedup < 1;
+  }
+
+  /** A speculating step under `key` (realisedKey) of `rows` rows: it took `ms` on this tuner's
+   *  clock, drafts and verification included, and its rows emitted `emitted` tokens in all.
+   *  `target`: T_T of the bucket (seconds). */
+  observe(key: string, rows: number, ms: number, emitted: number, target: number): void {
+    if (rows === 0 || !(ms > 0)) return;
+    const speedup = (emitted / rows) * target / (ms / 1000);
+    const r = this.realised.get(key);
+    const was = this.losing(key);
+    this.realised.set(key, r === undefined ? { speedup, steps: 1 } : { speedup: 0.7 * r.speedup + 0.3 * speedup, steps: r.steps + 1 });
+    if (!was && this.losing(key)) this.stopped++;
+  }
+
+  /** The key of the times that serve `rows`: batch size (see measuredBatch) and context bucket. */
+  private bucket(rows: readonly TunedRow[]): string {
+    const ctx = contextBucket(rows);
+    return `${this.measuredBatch(rows.length, ctx) ?? rows.length}:${ctx}`;
   }
 
   /** The batch size whose times serve `batch` rows at context bucket `ctx`: its own if measured, else

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
+import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, REALISED_MIN_STEPS, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
 import { Scheduler } from '../../src/generation/scheduler.js';
 import { SequenceState, type GenerationResult } from '../../src/generation/sequence.js';
 import { generateText } from '../../src/generation/generate.js';
@@ -18,6 +18,7 @@ import { loadModel } from '../../src/models/load.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 import { randomIds } from '../../src/testing/random-model.js';
 import { ByteTokenizer, EOS, FakeModel, bytesOf } from './fake-model.js';
+import type { BatchItem } from '../../src/models/types.js';
 
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-12, `${what}: ${a} vs ${b}`);
 const times = (target: number, draft: number, verify: (g: number) => number): StepTimes =>
@@ -58,10 +59,10 @@ test('α per sequence: the prior is 1/2, accepted runs raise it, rejections lowe
   assert.ok(Math.abs(b.alpha - 0.5) < 0.01, `geometric estimate: ${b.alpha}`);
 });
 
-/** A tuner that reports fixed times (no timing in the test). */
+/** A tuner that reports fixed times (no timing in the test); `clock` for the steps' realised speed. */
 class FixedTimes extends GammaTuner {
   asked = 0;
-  constructor(readonly t: StepTimes) { super(new FakeModel()); }
+  constructor(readonly t: StepTimes, clock?: () => number) { super(new FakeModel(), 3, clock); }
   override times(_drafter: Drafter, _rows: readonly TunedRow[]): StepTimes { this.asked++; return this.t; }
 }
 
@@ -112,6 +113,46 @@ test('gamma auto follows the times: plain decoding with probes only where verifi
   const fast = await run(cheap);
   assert.deepEqual(fast.tokens, plain.tokens);
   assert.ok(fast.speculative!.meanAcceptedLength > 4, `copying the prompt with cheap verification drafts long runs: ${JSON.stringify(fast.speculative)}`);
+});
+
+test('gamma auto stops speculating where its steps realise less than plain decoding, whatever the prediction said', async () => {
+  // the calibration promises cheap verification (T_V(γ) = 1.02 T_T), the steps cost what they feed:
+  // 1 ms a token of the step on a clock the fake model advances, so a step verifying γ + 1 tokens
+  // costs γ + 1 plain steps and even fully accepted drafts only break even
+  let now = 0;
+  class Timed extends FakeModel {
+    override forwardBatch(batch: readonly BatchItem[]): Float32Array[] { now += 1.5 * batch.reduce((n, b) => n + b.tokens.length, 0) - 0.5 * batch.length; return super.forwardBatch(batch); }
+  }
+  const model = new Timed({ script, promptLength: tok.encode(prompt).length });
+  const plain = await generateText(new FakeModel({ script, promptLength: tok.encode(prompt).length }), tok, prompt, { temperature: 0 });
+  const tuner = new FixedTimes(times(0.001, 0.000001, () => 0.00102), () => now);
+  assert.ok(bestGamma(0.5, tuner.t).gamma > 0, 'the prediction says speculation pays');
+  const seq = new SequenceState(tok, prompt, { temperature: 0 }, model.vocabSize);
+  const it = new Scheduler(model, { tuner }).submit(seq, { speculate: { draft: oracle(0), gamma: 'auto' } });
+  let r; for (;;) { r = await it.next(); if (r.done) break; }
+  assert.deepEqual(r.value.tokens, plain.tokens);
+  // the 67-token prompt's context bucket is 64 until the cache passes 2^6.5 tokens, then 128: each
+  // bucket speculates REALISED_MIN_STEPS steps (γ = 8, 9 tokens each) and then decodes plainly, no probes
+  assert.equal(tok.encode(prompt).length, 67);
+  assert.equal(tuner.stopped, 2, 'the realised speed-up stopped speculation once per context bucket');
+  assert.equal(r.value.speculative!.steps, 2 * REALISED_MIN_STEPS, JSON.stringify(r.value.speculative));
+  const fed = model.steps.slice(1).map((s) => s[0]!);                  // after the prompt's step
+  assert.deepEqual(fed.slice(0, 2 * REALISED_MIN_STEPS), Array(2 * REALISED_MIN_STEPS).fill(9));
+  assert.ok(fed.slice(2 * REALISED_MIN_STEPS).every((n) => n === 1), `plain steps after the stops: ${fed.join(' ')}`);
+
+  // where the steps cost what the calibration said, speculation goes on
+  now = 0;
+  const fair = new FixedTimes(times(0.001, 0.000001, () => 0.00102), () => now);
+  class Fair extends FakeModel {
+    override forwardBatch(batch: readonly BatchItem[]): Float32Array[] { now += batch.some((b) => b.tokens.length > 1 && b.phase === 'decode') ? 1.02 : 1; return super.forwardBatch(batch); }
+  }
+  const fairModel = new Fair({ script, promptLength: tok.encode(prompt).length });
+  const seq2 = new SequenceState(tok, prompt, { temperature: 0 }, fairModel.vocabSize);
+  const it2 = new Scheduler(fairModel, { tuner: fair }).submit(seq2, { speculate: { draft: oracle(0), gamma: 'auto' } });
+  let r2; for (;;) { r2 = await it2.next(); if (r2.done) break; }
+  assert.deepEqual(r2.value.tokens, plain.tokens);
+  assert.equal(fair.stopped, 0);
+  assert.ok(r2.value.speculative!.steps > REALISED_MIN_STEPS && r2.value.speculative!.meanAcceptedLength > 4, JSON.stringify(r2.value.speculative));
 });
 
 test('gamma auto on a real model with a draft model: calibrates on the running caches, output == plain greedy, pages all returned', async () => {
