@@ -244,7 +244,7 @@ export class Scheduler {
     const decodingNow = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread);
     const watch = this.chooseGammas(decodingNow.filter((r) => r.alpha !== undefined));
     const t0 = watch === undefined ? 0 : this.tuner!.clock();
-    const before = decodingNow.map((r) => r.seq.tokens.length);
+    const before = watch === undefined ? undefined : decodingNow.map((r) => r.seq.tokens.length);
     this.draftAll(decodingNow);
     for (const r of decodingNow) {
       if (r.phase !== 'decode') continue;                                   // its drafter failed
@@ -275,7 +275,6 @@ export class Scheduler {
       } else { this.fail(this.newest(), e); return true; }
     }
     this.s.steps++;
-    const speculated = who.some((r) => r.draft.length > 0);
     if (batch.length > 1) this.s.batchedSteps++;
     this.s.maxBatch = Math.max(this.s.maxBatch, batch.length);
     who.forEach((r, i) => {
@@ -295,7 +294,7 @@ export class Scheduler {
       } catch (e) { this.fail(r, e); }
     });
     // a step of one auto drafter's rows alone (no prompt chunks, no other rows): what it realised
-    if (watch !== undefined && speculated && batch.length === decodingNow.length && decodingNow.length === watch.rows) {
+    if (watch !== undefined && before !== undefined && batch.length === decodingNow.length && decodingNow.length === watch.rows && who.some((r) => r.draft.length > 0)) {
       const emitted = decodingNow.reduce((n, r, i) => n + r.seq.tokens.length - before[i]!, 0);
       this.tuner!.observe(watch.key, watch.rows, this.tuner!.clock() - t0, emitted, watch.target);
     }
