@@ -76,9 +76,13 @@ function superSumQ6(hb: usize, xb: usize): v128 {
   let bsc = i32x4.splat(0);
   for (let p: usize = 0; p < 8; p++) bsc = i32x4.add(bsc, i32x4.dot_i16x8_s(v128.load8x8_s(hb + 8 + (p << 3)), v128.load32_splat(xb + 260 + (p << 2))));
   let acc = i32x4.sub(i32x4.splat(0), i32x4.shl(bsc, 5));
-  for (let g: usize = 0; g < 16; g++) {
-    const s = v128.load8x8_s(hb + 8 + ((g >> 1) << 3) + (g & 1));
-    acc = groupQ6(acc, hb + 72 + g * 48, xb + 4 + (g << 4), i8x16.shuffle(s, s, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+  // pointers stepped rather than addresses computed from g: fewer scalar instructions beside the
+  // vector ones (V8 adds a stack check to each back-edge as well)
+  let q = hb + 72, x = xb + 4, sp = hb + 8;
+  for (let g: usize = 0; g < 16; g++, q += 48, x += 16) {
+    const s = v128.load8x8_s(sp + (g & 1));
+    acc = groupQ6(acc, q, x, i8x16.shuffle(s, s, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+    sp += (g & 1) << 3;
   }
   return acc;
 }
@@ -99,29 +103,38 @@ function superSumQ6(hb: usize, xb: usize): v128 {
   }
 }
 
-/** acc + the four rows' sc_{2c}·(q·x) + sc_{2c+1}·(q·x) over chunk c (0..3, a constant after
- *  inlining) of a q4_K x4 super-block: eight runs of 16 bytes at q + 128c, run j holding row k's qs
- *  bytes 4j..4j+3 at 4k (src/kernels/repack.ts), so values 64c + 4j.. in the low nibbles and
- *  64c + 32 + 4j.. in the high; activations at x. The eight runs' pair sums add in i16 (each at most
- *  2·15·128) and are widened once per sub-block. */
-@inline function chunkQ4(acc: v128, q: usize, x: usize, s03: v128, s47: v128, c: i32): v128 {
-  const m4 = i8x16.splat(15), qc = q + <usize>(128 * c), xc = x + <usize>(64 * c);
-  let lo = i16x8.splat(0), hi = i16x8.splat(0);
-  for (let j = 0; j < 8; j++) {
-    const v = v128.load(qc + (<usize>j << 4)), xj = xc + (<usize>j << 2);
-    lo = i16x8.add(lo, pairSums4(v128.and(v, m4), xj));
-    hi = i16x8.add(hi, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 32));
-  }
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(lo, scale4(s03, s47, 2 * c)), i32x4.dot_i16x8_s(hi, scale4(s03, s47, 2 * c + 1))));
-}
-
 /** The four rows' Σ_s sc_s·(q·x)_s of a q4_K x4 super-block (quants at q, activations at x, scales
- *  s03 / s47 as in scale4): lane k = row k's rowSumQ45 total. A function of its own (see groupDecode). */
+ *  s03 / s47 as in scale4): lane k = row k's rowSumQ45 total. Chunk c (0..3) is eight runs of 16
+ *  bytes at q + 128c, run j holding row k's qs bytes 4j..4j+3 at 4k (src/kernels/repack.ts), so
+ *  values 64c + 4j.. in the low nibbles and 64c + 32 + 4j.. in the high. Each run's pair sums add in
+ *  i16 (at most 2·15·128 apiece, eight fit) and are widened once per sub-block. Run j of all four
+ *  chunks per loop iteration: V8 pays each back-edge a stack check and the loop's address
+ *  arithmetic, as many scalar instructions as one run's vector ones (fully unrolled, its scheduler
+ *  issued all loads first and spilled them). A function of its own (see groupDecode). */
 function superSumQ4(q: usize, x: usize, s03: v128, s47: v128): v128 {
-  let acc = chunkQ4(i32x4.splat(0), q, x, s03, s47, 0);
-  acc = chunkQ4(acc, q, x, s03, s47, 1);
-  acc = chunkQ4(acc, q, x, s03, s47, 2);
-  return chunkQ4(acc, q, x, s03, s47, 3);
+  const m4 = i8x16.splat(15);
+  let l0 = i16x8.splat(0), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+  let xj = x;
+  for (let qj = q, end = q + 128; qj < end; qj += 16) {
+    let v = v128.load(qj);
+    l0 = i16x8.add(l0, pairSums4(v128.and(v, m4), xj));
+    h0 = i16x8.add(h0, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 32));
+    v = v128.load(qj, 128);
+    l1 = i16x8.add(l1, pairSums4(v128.and(v, m4), xj + 64));
+    h1 = i16x8.add(h1, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 96));
+    v = v128.load(qj, 256);
+    l2 = i16x8.add(l2, pairSums4(v128.and(v, m4), xj + 128));
+    h2 = i16x8.add(h2, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 160));
+    v = v128.load(qj, 384);
+    l3 = i16x8.add(l3, pairSums4(v128.and(v, m4), xj + 192));
+    h3 = i16x8.add(h3, pairSums4(v128.and(i16x8.shr_u(v, 4), m4), xj + 224));
+    xj += 4;
+  }
+  const a01 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(l0, scale4(s03, s47, 0)), i32x4.dot_i16x8_s(h0, scale4(s03, s47, 1))),
+                        i32x4.add(i32x4.dot_i16x8_s(l1, scale4(s03, s47, 2)), i32x4.dot_i16x8_s(h1, scale4(s03, s47, 3))));
+  const a23 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(l2, scale4(s03, s47, 4)), i32x4.dot_i16x8_s(h2, scale4(s03, s47, 5))),
+                        i32x4.add(i32x4.dot_i16x8_s(l3, scale4(s03, s47, 6)), i32x4.dot_i16x8_s(h3, scale4(s03, s47, 7))));
+  return i32x4.add(a01, a23);
 }
 
 /** Group g's four rows (at wg) · one token (q8_K at xr): per super-block the rows' exact integer sums

@@ -112,8 +112,9 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   const z = i32x4.splat(0);
   let lo0 = z, hi0 = z, lo1 = z, hi1 = z, lo2 = z, hi2 = z, lo3 = z, hi3 = z;
-  for (let b = 0; b < nb; b++) {
-    const ws = wg + <usize>b * BB, wq = ws + 8, xb = xr + <usize>b * XB;
+  // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
+  for (let ws = wg, xb = xr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB) {
+    const wq = ws + 8;
     if (!isSigned<Q>()) {
       const n0 = v128.load(wq), n1 = v128.load(wq, 16), n2 = v128.load(wq, 32), n3 = v128.load(wq, 48);
       const m = i8x16.splat(15);

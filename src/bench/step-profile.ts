@@ -8,7 +8,7 @@
 // fresh cache (logits of the last token only, as generation asks), repeated --steps times, and
 // --batch is not used. A script, not a `tessera` command:
 //
-//   node dist/src/bench/step-profile.js [--batch 1,16] [--ctx 512] [--dtype q8_0] [--steps 16] [--threads 1]
+//   node dist/src/bench/step-profile.js [--batch 1,16] [--ctx 512] [--dtype q8_0 | --model FILE] [--steps 16] [--threads 1]
 //   node dist/src/bench/step-profile.js --prefill [--ctx 512] [--dtype q8_0] [--steps 2] [--chunk 64] [--threads 1]
 
 import { Session } from 'node:inspector/promises';
@@ -25,6 +25,7 @@ const FLAGS: FlagSpecs = {
   batch: { type: 'integer', list: true, min: 1, max: 64, default: '1,16', placeholder: 'LIST', description: 'sequences decoded together' },
   ctx: { type: 'integer', min: 1, max: 8192, default: 512, placeholder: 'N', description: 'tokens each sequence holds before the timed steps' },
   dtype: { type: 'string', choices: ['q8_0', 'f32'], default: 'q8_0', placeholder: 'TYPE', description: 'weights of the random-weight SmolLM2-135M-shaped file' },
+  model: { type: 'string', placeholder: 'FILE', description: 'profile this GGUF file instead of the SmolLM2-135M-shaped one (--dtype is then not used)' },
   steps: { type: 'integer', min: 1, max: 1000, default: 16, placeholder: 'N', description: 'timed decode steps (with --prefill: timed prefills)' },
   prefill: { type: 'boolean', description: 'profile the prefill of one --ctx-token prompt instead of decode steps' },
   chunk: { type: 'integer', min: 1, max: 4096, default: 64, placeholder: 'N', description: 'prefill chunk (rows per step, loadModel\'s prefillChunk)' },
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
   if (!v) return 0;
   const batches = v.batch as number[], ctx = v.ctx as number, steps = v.steps as number, dtype = v.dtype as string;
   const threads = v.threads as number;
-  const file = benchFile('smollm2-135m', dtype, (path) => process.stderr.write(`writing ${path} (random weights)…\n`));
+  const file = (v.model as string | undefined) ?? benchFile('smollm2-135m', dtype, (path) => process.stderr.write(`writing ${path} (random weights)…\n`));
   const wasm = new URL(kernelBuild() === 'relaxed' ? '../../kernels-relaxed.wasm' : '../../kernels.wasm', import.meta.url);
   const kernelNames = wasmExportNames(new Uint8Array(readFileSync(wasm)));
   // functions the module does not export (attention's tile loop, f16 conversion…) by their names in
@@ -117,6 +118,7 @@ async function main(): Promise<number> {
       console.log(`| ${part} | ${((100 * c) / counted).toFixed(1)}% | ${((c / counted) * wall).toFixed(1)} |${cpuCell}`);
     }
   };
+  const what = (v.model as string | undefined) ?? dtype;
   const threadsLabel = `${threads} thread${threads > 1 ? 's (main thread)' : ''}`;
   try {
     if (prefill) {
@@ -130,7 +132,7 @@ async function main(): Promise<number> {
       const { profile } = await session.post('Profiler.stop');
       // CPU time is of the whole process (every thread): on a shared machine it is what the work cost,
       // where wall time also counts the time the threads waited for a core
-      report(profile, `prefill of ${ctx} tokens, chunk ${v.chunk as number}, ${dtype}, ${threadsLabel}: ${wall.toFixed(0)} ms/prefill ` +
+      report(profile, `prefill of ${ctx} tokens, chunk ${v.chunk as number}, ${what}, ${threadsLabel}: ${wall.toFixed(0)} ms/prefill ` +
         `(${(ctx * 1000 / wall).toFixed(1)} tok/s), ${cpu.toFixed(0)} ms of CPU time per prefill`, wall, 'prefill', threads === 1 ? cpu : undefined);
       return 0;
     }
@@ -147,7 +149,7 @@ async function main(): Promise<number> {
       const wall = (performance.now() - t0) / steps;
       const { profile } = await session.post('Profiler.stop');
       for (const c of caches) c.release();
-      report(profile, `batch ${b}, ctx ${ctx}, ${dtype}, ${threadsLabel}: ${wall.toFixed(1)} ms/step (${(b * 1000 / wall).toFixed(1)} tok/s)`, wall, 'step');
+      report(profile, `batch ${b}, ctx ${ctx}, ${what}, ${threadsLabel}: ${wall.toFixed(1)} ms/step (${(b * 1000 / wall).toFixed(1)} tok/s)`, wall, 'step');
     }
   } finally {
     session.disconnect();
