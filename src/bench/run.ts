@@ -14,15 +14,19 @@ import { randomIds } from '../testing/random-model.js';
 export interface Row {
   model: string; dtype: string; ctx: number; engine: string; threads: number;
   prefillTps: number; decodeTps: number; decodeBytesPerToken: number;
+  /** With alternating rounds (alternate.ts): decodeTps is the median block's; these the slowest and fastest. */
+  decodeRange?: [number, number];
   note?: string;
 }
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const LLAMA_CPP_DIR = join(REPO, 'tools/reference');
+/** llama.cpp's side of the bench (node-llama-cpp; tools/reference/install.sh). */
+export const LLAMA_CPP_SCRIPT = join(LLAMA_CPP_DIR, 'bench-llamacpp.mjs');
 
 /** Why llama.cpp rows cannot be measured here, or undefined when they can. */
 export function llamaCppMissing(): string | undefined {
-  if (!existsSync(join(LLAMA_CPP_DIR, 'bench-llamacpp.mjs'))) return 'not available: llama.cpp rows need a clone of the Tessera repository (tools/reference)';
+  if (!existsSync(LLAMA_CPP_SCRIPT)) return 'not available: llama.cpp rows need a clone of the Tessera repository (tools/reference)';
   if (!existsSync(join(LLAMA_CPP_DIR, 'node_modules/node-llama-cpp'))) return 'not installed: run bash tools/reference/install.sh (~700 MB) for llama.cpp rows';
   return undefined;
 }
@@ -58,12 +62,12 @@ export async function benchTessera(file: string, label: string, dtype: string, c
 }
 
 /** llama.cpp on the same file; a note row when it cannot run or fails. */
-export function benchLlamaCpp(file: string, label: string, dtype: string, ctx: number, threads: number, decodeTokens: number, bytesPerToken: number): Row {
+export function benchLlamaCpp(file: string, label: string, dtype: string, ctx: number, threads: number, decodeTokens: number, bytesPerToken: number,
+                              cacheDType: 'f32' | 'f16'): Row {
   if (!file.endsWith('.gguf')) return noteRow(label, dtype, ctx, 'llama.cpp', threads, 'not measured: llama.cpp reads .gguf files only');
   const missing = llamaCppMissing();
   if (missing) return noteRow(label, dtype, ctx, 'llama.cpp', threads, missing);
-  const script = join(LLAMA_CPP_DIR, 'bench-llamacpp.mjs');
-  const r = spawnSync(process.execPath, [script, '--model', file, '--threads', String(threads), '--ctx', String(ctx), '--decode', String(decodeTokens), '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [LLAMA_CPP_SCRIPT, '--model', file, '--threads', String(threads), '--ctx', String(ctx), '--decode', String(decodeTokens), '--kv', cacheDType, '--json'], { encoding: 'utf8' });
   if (r.status !== 0) {
     process.stderr.write(`bench: llama.cpp failed on ${file}:\n${r.stderr}\n`);
     return noteRow(label, dtype, ctx, 'llama.cpp', threads, 'failed (its error is on stderr)');
@@ -75,12 +79,13 @@ export function benchLlamaCpp(file: string, label: string, dtype: string, ctx: n
 
 /** The table; `load`: the 1-, 5- and 15-minute load averages at the run's start and end (the rows
  *  of a shared machine are only comparable with them). */
-export function formatTable(rows: Row[], sustained: number, load?: { start: number[]; end: number[] }): string {
+export function formatTable(rows: Row[], sustained: number, load?: { start: number[]; end: number[] }, rounds?: { rounds: number; tokens: number }): string {
   const avg = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const lines = [
     `Sustained read bandwidth (native memcmp, ${rows[0]?.threads ?? 1} threads): ${(sustained / 1e9).toFixed(1)} GB/s.`,
     'decode GB/s = (weights + K/V rows read per token) × decode tok/s; both engines use an f16 KV cache unless --kv-type says otherwise.',
     ...(load ? [`Load average (1, 5, 15 min): ${avg(load.start)} at the start, ${avg(load.end)} at the end.`] : []),
+    ...(rounds ? [`decode tok/s: the median of ${rounds.rounds} blocks of ${rounds.tokens} tokens per engine, the engines alternating block by block (the order flipping each round); in brackets the slowest and fastest block.`] : []),
     '',
     '| model | dtype | ctx | engine | threads | prefill tok/s | decode tok/s | decode GB/s | % of sustained | tessera/llama.cpp decode | tessera/llama.cpp prefill |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -90,7 +95,8 @@ export function formatTable(rows: Row[], sustained: number, load?: { start: numb
     const gbs = (r.decodeTps * r.decodeBytesPerToken) / 1e9;
     const peer = rows.find((o) => o !== r && o.note === undefined && o.model === r.model && o.dtype === r.dtype && o.ctx === r.ctx);
     const ratio = (of: (x: Row) => number) => r.engine === 'tessera' && peer ? (of(r) / of(peer)).toFixed(2) : '';
-    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)} | ${r.decodeTps.toFixed(1)} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio((x) => x.decodeTps)} | ${ratio((x) => x.prefillTps)} |`);
+    const range = r.decodeRange ? ` (${r.decodeRange[0].toFixed(1)}–${r.decodeRange[1].toFixed(1)})` : '';
+    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)} | ${r.decodeTps.toFixed(1)}${range} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio((x) => x.decodeTps)} | ${ratio((x) => x.prefillTps)} |`);
   }
   return lines.join('\n') + '\n';
 }

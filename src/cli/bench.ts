@@ -13,7 +13,8 @@ import { infoRecord } from './info.js';
 import { describeModel } from '../models/load.js';
 import { BENCH_PRESETS } from '../testing/checkpoints.js';
 import { BENCH_DTYPES, benchDir, benchFile, benchFilePath, estimatedBenchFileBytes, type BenchDType } from '../bench/bench-files.js';
-import { benchLlamaCpp, benchTessera, formatTable, type Row } from '../bench/run.js';
+import { LLAMA_CPP_SCRIPT, benchLlamaCpp, benchTessera, formatTable, llamaCppMissing, type Row } from '../bench/run.js';
+import { benchAlternating } from '../bench/alternate.js';
 import { benchLlamaCppBatch, benchTesseraBatch, formatBatchTable, type BatchRow } from '../bench/batch.js';
 import { measureReadBandwidth } from '../bench/bandwidth.js';
 
@@ -26,7 +27,8 @@ const FLAGS: FlagSpecs = {
   dtypes: { type: 'string', list: true, choices: BENCH_DTYPES, placeholder: 'LIST', description: `weight types of the --shapes files: ${BENCH_DTYPES.join(', ')} (default f32,q8_0)` },
   ctx: { type: 'integer', list: true, min: 1, default: '512,4096', placeholder: 'LIST', description: "prompt lengths; each is capped at the model's context length" },
   threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
-  'decode-tokens': { type: 'integer', min: 1, default: 32, placeholder: 'N', description: 'tokens decoded per measurement' },
+  'decode-tokens': { type: 'integer', min: 1, default: 32, placeholder: 'N', description: 'tokens decoded per measurement (per block with --rounds)' },
+  rounds: { type: 'integer', min: 1, max: 100, default: 1, placeholder: 'N', description: 'with llama.cpp: decode N blocks on each engine, alternating block by block, and report the median block (both engines loaded at once); 1 = one engine after the other' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], default: 'f16', placeholder: 'f32|f16', description: "KV-cache storage type (f16, as llama.cpp's, so both engines read the same bytes)" },
   batch: { type: 'integer', list: true, min: 1, max: 256, placeholder: 'LIST', description: 'decode this many sequences together instead (e.g. 1,4,16): total tok/s, ms/token per sequence and KV held, next to llama.cpp decoding as many sequences' },
   'llama-cpp': { type: 'boolean', description: 'also measure llama.cpp on .gguf files (default; --no-llama-cpp skips it)', default: true },
@@ -74,6 +76,8 @@ export async function runBench(argv: string[]): Promise<number> {
   const decodeTokens = v['decode-tokens'] as number, kvType = v['kv-type'] as 'f32' | 'f16';
   const shapes = (v.shapes as string[] | undefined) ?? [];
   if (v.shapes === undefined && v.dtypes !== undefined) throw new UsageError('--dtypes applies to --shapes files; give --shapes too', 'bench');
+  if ((v.rounds as number) > 1 && v.batch !== undefined) throw new UsageError('--rounds applies to single-sequence decoding, not --batch', 'bench');
+  if ((v.rounds as number) > 1 && v['llama-cpp'] !== true) throw new UsageError('--rounds alternates Tessera with llama.cpp; drop --no-llama-cpp (or --rounds)', 'bench');
   const dtypes = (v.dtypes as BenchDType[] | undefined) ?? ['f32', 'q8_0'];
   const models = (v.model as string[] | undefined) ?? (shapes.length === 0 ? [DEFAULT_MODEL] : []);
   for (const m of models) if (!existsSync(m)) throw new CliError(`model path ${m} does not exist`, MODEL_HINT);
@@ -86,6 +90,12 @@ export async function runBench(argv: string[]): Promise<number> {
     ...shapes.flatMap((s) => dtypes.map((d) => ({ path: '', label: s, dtype: d }))),
   ];
   const batches = v.batch as number[] | undefined;
+  if ((v.rounds as number) > 1) { // alternating blocks need llama.cpp on every file: refuse before measuring anything
+    const notGguf = models.find((m) => !m.endsWith('.gguf'));
+    if (notGguf) throw new CliError(`--rounds alternates Tessera with llama.cpp, which reads .gguf files only: ${notGguf}`, 'give .gguf models, or drop --rounds');
+    const missing = llamaCppMissing();
+    if (missing) throw new CliError(`--rounds alternates Tessera with llama.cpp, which cannot run here: ${missing}`, 'drop --rounds, or install llama.cpp (bash tools/reference/install.sh)');
+  }
   const loadStart = loadavg();
   const sustained = batches ? 0 : await measureReadBandwidth(threads);
   const rows: Row[] = [], batchRows: BatchRow[] = [], notes = new Set<string>();
@@ -97,8 +107,9 @@ export async function runBench(argv: string[]): Promise<number> {
     }
     const info = describeModel(file);
     const dtype = t.dtype || mainDType(info.dtypes);
-    const maxCtx = (infoRecord(info, 0).max_position_embeddings as number) - decodeTokens - 3;
-    if (maxCtx < 1) throw new CliError(`${file}: context length too short to decode ${decodeTokens} tokens`, 'lower --decode-tokens');
+    const rounds = v.rounds as number, decoded = decodeTokens * rounds; // --rounds: every block grows the context
+    const maxCtx = (infoRecord(info, 0).max_position_embeddings as number) - decoded - 3;
+    if (maxCtx < 1) throw new CliError(`${file}: context length too short to decode ${decoded} tokens`, 'lower --decode-tokens (or --rounds)');
     const ctxs = [...new Set((v.ctx as number[]).map((c) => Math.min(c, maxCtx)))];
     if ((v.ctx as number[]).some((c) => c > maxCtx)) {
       process.stderr.write(`bench: ${t.label}: prompt lengths capped at ${maxCtx} (its context length less the decoded tokens)\n`);
@@ -116,12 +127,17 @@ export async function runBench(argv: string[]): Promise<number> {
       continue;
     }
     for (const ctx of ctxs) {
+      if (rounds > 1) {
+        process.stderr.write(`bench: ${t.label} ${dtype} ctx ${ctx}: llama.cpp and tessera, ${rounds} alternating rounds…\n`);
+        rows.push(...await benchAlternating(file, t.label, dtype, ctx, { threads, decodeTokens, rounds, cacheDType: kvType, script: LLAMA_CPP_SCRIPT }));
+        continue;
+      }
       process.stderr.write(`bench: ${t.label} ${dtype} ctx ${ctx}: tessera…\n`);
       const r = await benchTessera(file, t.label, dtype, ctx, threads, decodeTokens, kvType);
       rows.push(r);
       if (!v['llama-cpp']) continue;
       process.stderr.write(`bench: ${t.label} ${dtype} ctx ${ctx}: llama.cpp…\n`);
-      rows.push(benchLlamaCpp(file, t.label, dtype, ctx, threads, decodeTokens, r.decodeBytesPerToken));
+      rows.push(benchLlamaCpp(file, t.label, dtype, ctx, threads, decodeTokens, r.decodeBytesPerToken, kvType));
     }
   }
   if (batches) {
@@ -129,6 +145,7 @@ export async function runBench(argv: string[]): Promise<number> {
     process.stdout.write(formatBatchTable(batchRows, [...notes]));
     return 0;
   }
-  process.stdout.write(formatTable(rows, sustained, { start: loadStart, end: loadavg() }));
+  process.stdout.write(formatTable(rows, sustained, { start: loadStart, end: loadavg() },
+    (v.rounds as number) > 1 && v['llama-cpp'] === true ? { rounds: v.rounds as number, tokens: decodeTokens } : undefined));
   return 0;
 }

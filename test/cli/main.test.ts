@@ -36,6 +36,9 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['bench', '--shapes', 'gpt-5'], /--shapes must be one of smollm2-135m, llama3.2-1b/],
     [['bench', '--dtypes', 'q8_0'], /--dtypes applies to --shapes files/],
     [['bench', '--batch', '1,0'], /--batch must be an integer ≥ 1 and ≤ 256, got 0/],
+    [['bench', '--rounds', '0'], /--rounds must be an integer ≥ 1 and ≤ 100, got 0/],
+    [['bench', '--rounds', '3', '--batch', '4'], /--rounds applies to single-sequence decoding, not --batch/],
+    [['bench', '--rounds', '3', '--no-llama-cpp'], /--rounds alternates Tessera with llama\.cpp; drop --no-llama-cpp/],
     [['tokenize', '--text', 'x'], /missing required option --model/],
     [['detokenize', '-m', 'm', '--ids', '1', '--file', 'f'], /give one of --ids or --file/],
     [['serve', '--model', 'm', '--port', '70000'], /--port must be an integer ≥ 0 and ≤ 65535, got 70000/],
@@ -134,6 +137,13 @@ test('bench --model measures the given model, caps prompt lengths at its context
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('bench --rounds refuses, before measuring anything, a model llama.cpp cannot read', () => {
+  const r = tessera('bench', '--model', 'models/default', '--rounds', '3');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--rounds alternates Tessera with llama\.cpp, which reads \.gguf files only: models\/default/);
+  assert.equal(r.stdout, '');
 });
 
 test('generate without --max-tokens fits the default to the context the prompt leaves; an explicit value too large is the context error', () => {

@@ -8,12 +8,19 @@
 // one token of every sequence per llama.cpp batch — and the decode is timed (total tokens/s and
 // per-sequence ms/token), as `tessera bench --batch` measures Tessera.
 //
+// With --rounds R (one context, JSON output): after the prefill line, which says "ready", the script
+// waits; each line "decode" on its stdin decodes --decode more tokens (two untimed warm-up steps before
+// the first) and answers with one JSON line of that block's seconds, R times — so `tessera bench
+// --rounds` can alternate the two engines block by block (src/bench/alternate.ts).
+//
 // Usage (after tools/reference/install.sh):
 //   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--parallel 1,4,16] [--kv f16|f32] [--json]
+//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512 --rounds 6 --json   (then "decode" lines on stdin)
 // --kv: the KV cache's type, f16 by default (llama.cpp's own default, and Tessera's).
 // Prints one line per context (and batch): a JSON object with --json, a readable line otherwise.
 
 import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { contextOptions, loadLlama, referenceVersion } from './llama.mjs';
 
@@ -26,6 +33,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '512' },
     seed: { type: 'string', default: '1' },
     parallel: { type: 'string' },
+    rounds: { type: 'string' },
     kv: { type: 'string', default: 'f16' },
     json: { type: 'boolean', default: false },
   },
@@ -49,6 +57,9 @@ if (!contexts.every((c) => Number.isInteger(c) && c > 0)) fail(`--ctx ${args.ctx
 const parallel = args.parallel === undefined ? undefined : args.parallel.split(',').map(Number);
 if (parallel && !parallel.every((b) => Number.isInteger(b) && b > 0 && b <= 64)) fail(`--parallel ${args.parallel} must be a comma-separated list of integers in [1, 64]`);
 if (args.kv !== 'f16' && args.kv !== 'f32') fail(`--kv ${args.kv} must be f16 or f32`);
+const rounds = args.rounds === undefined ? undefined : Number(args.rounds);
+if (rounds !== undefined && !(Number.isInteger(rounds) && rounds > 0 && rounds <= 1000)) fail(`--rounds ${args.rounds} must be an integer in [1, 1000]`);
+if (rounds !== undefined && (contexts.length !== 1 || parallel || !args.json)) fail('--rounds takes one --ctx, no --parallel, and --json');
 
 // The same integer-only PRNG the test checkpoints use (src/data/rng.ts), from the built tree.
 const { mulberry32 } = await import(new URL('../../dist/src/data/rng.js', import.meta.url).href)
@@ -107,7 +118,7 @@ async function batched(ctx, B) {
 
 for (const ctx of contexts) {
   const kvType = args.kv.toUpperCase();
-  const context = await model.createContext({ ...contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)),
+  const context = await model.createContext({ ...contextOptions(threads, ctx + decodeTokens * (rounds ?? 1) + 16, Math.min(batchSize, ctx)),
     experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType });
   const seq = context.getSequence();
   const next = mulberry32(Number(args.seed) + ctx);
@@ -121,15 +132,33 @@ for (const ctx of contexts) {
   let token = out[ctx - 1]?.next?.token;
   if (token == null) fail('llama.cpp returned no token after prefill');
 
-  // Two untimed decode steps first: llama.cpp reserves its single-token graph on the first one.
-  let t1 = 0;
-  for (let i = -2; i < decodeTokens; i++) {
-    if (i === 0) t1 = performance.now();
-    const r = await seq.controlledEvaluate([[token, { generateNext: { token: true, options: { temperature: 0 } } }]]);
-    token = r[0]?.next?.token;
-    if (token == null) fail(`llama.cpp returned no token at decode step ${i}`);
+  /** Decodes `steps` timed tokens after `warm` untimed ones; the timed seconds. */
+  const decode = async (warm, steps) => {
+    let t1 = 0;
+    for (let i = -warm; i < steps; i++) {
+      if (i === 0) t1 = performance.now();
+      const r = await seq.controlledEvaluate([[token, { generateNext: { token: true, options: { temperature: 0 } } }]]);
+      token = r[0]?.next?.token;
+      if (token == null) fail(`llama.cpp returned no token at decode step ${i}`);
+    }
+    return (performance.now() - t1) / 1000;
+  };
+  if (rounds !== undefined) {
+    console.log(JSON.stringify({ engine: 'llama.cpp', reference: referenceVersion(llama), model: basename(args.model), threads, ctx, ready: true,
+      prefillTokensPerSecond: round(ctx / prefillSeconds), kv: args.kv }));
+    const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    for (let r = 0; r < rounds; r++) {
+      const { value, done } = await lines.next();
+      if (done) break;
+      if (value.trim() !== 'decode') fail(`expected "decode" on stdin, got ${JSON.stringify(value.slice(0, 40))}`);
+      // Two untimed steps before the first block: llama.cpp reserves its single-token graph on the first one.
+      console.log(JSON.stringify({ round: r, decodeTokens, decodeSeconds: await decode(r === 0 ? 2 : 0, decodeTokens) }));
+    }
+    await context.dispose();
+    break;
   }
-  const decodeSeconds = (performance.now() - t1) / 1000;
+  // Two untimed decode steps first: llama.cpp reserves its single-token graph on the first one.
+  const decodeSeconds = await decode(2, decodeTokens);
 
   const row = {
     engine: 'llama.cpp',

@@ -1,0 +1,120 @@
+// Tessera and llama.cpp decoding the same file in alternating blocks (`tessera bench --rounds R`).
+// Timing one engine after the other, one block each, lets whatever slows the machine for a minute
+// (clock speed, a neighbour's memory traffic) fall on one engine only: on this shared machine the same
+// decode measured 15.7 tok/s in one run and 19 in another an hour later. Here llama.cpp runs as a
+// child process (tools/reference/bench-llamacpp.mjs --rounds) holding its prefilled context while
+// Tessera holds its own; each round decodes a block of N tokens on each engine, the order flipping
+// round by round, and the table gives each engine's median block (and the slowest and fastest).
+// Only one engine computes at a time: the other waits on a pipe (Tessera's workers sleep after
+// their 200 µs spin). Both contexts grow by N tokens a round.
+
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { loadModel } from '../models/load.js';
+import { randomIds } from '../testing/random-model.js';
+import type { Row } from './run.js';
+
+/** The JSON lines of a child process, one at a time; rejects with its stderr when it exits first. */
+class ChildLines {
+  private readonly lines: string[] = [];
+  private readonly waiting: { resolve: (o: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  private stderr = '';
+  private ended?: Error;
+
+  constructor(private readonly child: ReturnType<typeof spawn>, what: string) {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (!l.startsWith('{')) return;
+      const w = this.waiting.shift();
+      if (w) w.resolve(JSON.parse(l) as Record<string, unknown>); else this.lines.push(l);
+    });
+    child.stdin!.on('error', () => { /* a child that died is reported by 'close' */ });
+    child.stderr!.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-2000); });
+    child.on('close', (code, signal) => {
+      this.ended = new Error(`${what} exited with ${code ?? signal}${this.stderr ? `: ${this.stderr.trim().slice(-500)}` : ''}`);
+      for (const w of this.waiting.splice(0)) w.reject(this.ended);
+    });
+    child.on('error', (e) => {
+      this.ended = new Error(`${what} could not start: ${e.message}`);
+      for (const w of this.waiting.splice(0)) w.reject(this.ended);
+    });
+  }
+
+  next(): Promise<Record<string, unknown>> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(JSON.parse(l) as Record<string, unknown>);
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  send(line: string): void { this.child.stdin!.write(`${line}\n`); }
+}
+
+export interface AlternatingOptions {
+  threads: number; decodeTokens: number; rounds: number; cacheDType: 'f32' | 'f16';
+  /** bench-llamacpp.mjs, or a script speaking its --rounds protocol. */
+  script: string;
+  /** Called as each block starts (the order is what the tests check). */
+  onBlock?: (engine: 'tessera' | 'llama.cpp', round: number) => void;
+}
+
+/** Median of a non-empty list. */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+/** Tessera's and llama.cpp's rows for one file and context, their decode blocks alternating: each
+ *  row's decodeTps is of its median block, decodeRange its slowest and fastest. llama.cpp loads and
+ *  prefills first, then Tessera (neither while the other computes). */
+export async function benchAlternating(file: string, label: string, dtype: string, ctx: number, o: AlternatingOptions): Promise<[Row, Row]> {
+  const { threads, decodeTokens, rounds } = o;
+  const child = spawn(process.execPath, [o.script, '--model', file, '--threads', String(threads), '--ctx', String(ctx), '--decode', String(decodeTokens),
+    '--kv', o.cacheDType, '--rounds', String(rounds), '--json'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const lines = new ChildLines(child, 'llama.cpp bench');
+  try {
+    const ready = await lines.next();
+    if (ready.ready !== true) throw new Error(`llama.cpp bench: expected its "ready" line, got ${JSON.stringify(ready).slice(0, 200)}`);
+    const { model, info } = await loadModel(file, { threads, contextLength: ctx + 2 + rounds * decodeTokens + 1, prefillChunk: 64, cacheDType: o.cacheDType });
+    try {
+      const cache = model.createCache();
+      const prompt = randomIds(1234, ctx, model.vocabSize);
+      const t0 = performance.now();
+      let tok = argmax(model.forward(prompt, cache));
+      const prefillSeconds = (performance.now() - t0) / 1000;
+      for (let i = 0; i < 2; i++) tok = argmax(model.forward([tok], cache)); // untimed, as llama.cpp's two
+      const ours: number[] = [], theirs: number[] = [];
+      const tessera = (round: number) => {
+        o.onBlock?.('tessera', round);
+        const t = performance.now();
+        for (let i = 0; i < decodeTokens; i++) tok = argmax(model.forward([tok], cache));
+        ours.push((performance.now() - t) / 1000);
+      };
+      const llama = async (round: number) => {
+        o.onBlock?.('llama.cpp', round);
+        lines.send('decode');
+        const r = await lines.next();
+        const s = Number(r.decodeSeconds);
+        if (!(s > 0)) throw new Error(`llama.cpp bench: a block without its seconds: ${JSON.stringify(r).slice(0, 200)}`);
+        theirs.push(s);
+      };
+      for (let r = 0; r < rounds; r++) {
+        if (r % 2 === 0) { tessera(r); await llama(r); } else { await llama(r); tessera(r); }
+      }
+      const kvRead = (ctx + 2 + (rounds * decodeTokens) / 2) * info.kvBytesPerToken, bytes = info.weightBytes + kvRead;
+      const row = (engine: string, prefillTps: number, blocks: number[]): Row => ({
+        model: label, dtype, ctx, engine, threads, prefillTps, decodeTps: decodeTokens / median(blocks), decodeBytesPerToken: bytes,
+        decodeRange: [decodeTokens / Math.max(...blocks), decodeTokens / Math.min(...blocks)],
+      });
+      return [row('tessera', ctx / prefillSeconds, ours), row('llama.cpp', Number(ready.prefillTokensPerSecond), theirs)];
+    } finally { model.dispose(); }
+  } finally {
+    child.stdin.end();
+    if (child.exitCode === null) child.kill();
+  }
+}
