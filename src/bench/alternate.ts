@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { loadModel } from '../models/load.js';
 import { randomIds } from '../testing/random-model.js';
-import type { Row } from './run.js';
+import { argmax, type Row } from './run.js';
 
 /** The JSON lines of a child process, one at a time; rejects with its stderr when it exits first. */
 class ChildLines {
@@ -61,12 +61,6 @@ export interface AlternatingOptions {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
 }
 
 /** Tessera's and llama.cpp's rows for one file and context, their decode blocks alternating: each

@@ -36,7 +36,8 @@ export function noteRow(model: string, dtype: string, ctx: number, engine: strin
   return { model, dtype, ctx, engine, threads, prefillTps: NaN, decodeTps: NaN, decodeBytesPerToken: NaN, note };
 }
 
-function argmax(x: Float32Array): number {
+/** The greedy token of a logits row. */
+export function argmax(x: Float32Array): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
   return best;
