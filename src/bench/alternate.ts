@@ -10,9 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { loadModel } from '../models/load.js';
-import { randomIds } from '../testing/random-model.js';
-import { argmax, type Row } from './run.js';
+import { prefillTessera, type Row } from './run.js';
 
 /** The JSON lines of a child process, one at a time; rejects with its stderr when it exits first. */
 class ChildLines {
@@ -74,20 +72,14 @@ export async function benchAlternating(file: string, label: string, dtype: strin
   try {
     const ready = await lines.next();
     if (ready.ready !== true) throw new Error(`llama.cpp bench: expected its "ready" line, got ${JSON.stringify(ready).slice(0, 200)}`);
-    const { model, info } = await loadModel(file, { threads, contextLength: ctx + 2 + rounds * decodeTokens + 1, prefillChunk: 64, cacheDType: o.cacheDType });
+    const warm = 2; // untimed decode steps before the first block, as llama.cpp's two
+    const t = await prefillTessera(file, ctx, warm + rounds * decodeTokens, threads, o.cacheDType);
     try {
-      const cache = model.createCache();
-      const prompt = randomIds(1234, ctx, model.vocabSize);
-      const t0 = performance.now();
-      let tok = argmax(model.forward(prompt, cache));
-      const prefillSeconds = (performance.now() - t0) / 1000;
-      for (let i = 0; i < 2; i++) tok = argmax(model.forward([tok], cache)); // untimed, as llama.cpp's two
+      t.decode(warm);
       const ours: number[] = [], theirs: number[] = [];
       const tessera = (round: number) => {
         o.onBlock?.('tessera', round);
-        const t = performance.now();
-        for (let i = 0; i < decodeTokens; i++) tok = argmax(model.forward([tok], cache));
-        ours.push((performance.now() - t) / 1000);
+        ours.push(t.decode(decodeTokens));
       };
       const llama = async (round: number) => {
         o.onBlock?.('llama.cpp', round);
@@ -100,13 +92,13 @@ export async function benchAlternating(file: string, label: string, dtype: strin
       for (let r = 0; r < rounds; r++) {
         if (r % 2 === 0) { tessera(r); await llama(r); } else { await llama(r); tessera(r); }
       }
-      const kvRead = (ctx + 2 + (rounds * decodeTokens) / 2) * info.kvBytesPerToken, bytes = info.weightBytes + kvRead;
+      const bytes = t.bytesPerToken(warm + rounds * decodeTokens);
       const row = (engine: string, prefillTps: number, blocks: number[]): Row => ({
         model: label, dtype, ctx, engine, threads, prefillTps, decodeTps: decodeTokens / median(blocks), decodeBytesPerToken: bytes,
         decodeRange: [decodeTokens / Math.max(...blocks), decodeTokens / Math.min(...blocks)],
       });
-      return [row('tessera', ctx / prefillSeconds, ours), row('llama.cpp', Number(ready.prefillTokensPerSecond), theirs)];
-    } finally { model.dispose(); }
+      return [row('tessera', ctx / t.prefillSeconds, ours), row('llama.cpp', Number(ready.prefillTokensPerSecond), theirs)];
+    } finally { t.dispose(); }
   } finally {
     child.stdin.end();
     if (child.exitCode === null) child.kill();

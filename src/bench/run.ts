@@ -37,29 +37,53 @@ export function noteRow(model: string, dtype: string, ctx: number, engine: strin
 }
 
 /** The greedy token of a logits row. */
-export function argmax(x: Float32Array): number {
+function argmax(x: Float32Array): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
   return best;
 }
 
-export async function benchTessera(file: string, label: string, dtype: string, ctx: number, threads: number, decodeTokens: number, cacheDType: 'f32' | 'f16'): Promise<Row> {
-  const { model, info } = await loadModel(file, { threads, contextLength: ctx + decodeTokens + 1, prefillChunk: 64, cacheDType });
+/** Tessera with a prompt of `ctx` random ids prefilled, ready to decode up to `decodeTotal` greedy
+ *  tokens in blocks: what both benchTessera and the alternating bench (alternate.ts) time. */
+export interface PrefilledTessera {
+  prefillSeconds: number;
+  /** Greedy decode of n tokens; its seconds. */
+  decode(n: number): number;
+  /** Weights + K/V rows read per decode token, at the mean context of `decoded` tokens past the prompt. */
+  bytesPerToken(decoded: number): number;
+  dispose(): void;
+}
+
+export async function prefillTessera(file: string, ctx: number, decodeTotal: number, threads: number, cacheDType: 'f32' | 'f16'): Promise<PrefilledTessera> {
+  const { model, info } = await loadModel(file, { threads, contextLength: ctx + decodeTotal + 1, prefillChunk: 64, cacheDType });
   try {
     const cache = model.createCache();
     const prompt = randomIds(1234, ctx, model.vocabSize);
     const t0 = performance.now();
     let tok = argmax(model.forward(prompt, cache));
-    const t1 = performance.now();
-    for (let i = 0; i < decodeTokens; i++) tok = argmax(model.forward([tok], cache));
-    const t2 = performance.now();
-    const kvRead = (ctx + decodeTokens / 2) * info.kvBytesPerToken;
+    const prefillSeconds = (performance.now() - t0) / 1000;
+    return {
+      prefillSeconds,
+      decode(n) {
+        const t = performance.now();
+        for (let i = 0; i < n; i++) tok = argmax(model.forward([tok], cache));
+        return (performance.now() - t) / 1000;
+      },
+      bytesPerToken: (decoded) => info.weightBytes + (ctx + decoded / 2) * info.kvBytesPerToken,
+      dispose: () => model.dispose(),
+    };
+  } catch (e) { model.dispose(); throw e; }
+}
+
+export async function benchTessera(file: string, label: string, dtype: string, ctx: number, threads: number, decodeTokens: number, cacheDType: 'f32' | 'f16'): Promise<Row> {
+  const t = await prefillTessera(file, ctx, decodeTokens, threads, cacheDType);
+  try {
+    const seconds = t.decode(decodeTokens);
     return {
       model: label, dtype, ctx, engine: 'tessera', threads,
-      prefillTps: ctx / ((t1 - t0) / 1000), decodeTps: decodeTokens / ((t2 - t1) / 1000),
-      decodeBytesPerToken: info.weightBytes + kvRead,
+      prefillTps: ctx / t.prefillSeconds, decodeTps: decodeTokens / seconds, decodeBytesPerToken: t.bytesPerToken(decodeTokens),
     };
-  } finally { model.dispose(); }
+  } finally { t.dispose(); }
 }
 
 /** llama.cpp on the same file; a note row when it cannot run or fails. */

@@ -9,7 +9,7 @@
 // --batch is not used. A script, not a `tessera` command:
 //
 //   node dist/src/bench/step-profile.js [--batch 1,16] [--ctx 512] [--dtype q8_0 | --model FILE] [--steps 16] [--threads 1]
-//   node dist/src/bench/step-profile.js --prefill [--ctx 512] [--dtype q8_0] [--steps 2] [--chunk 64] [--threads 1]
+//   node dist/src/bench/step-profile.js --prefill [--ctx 512] [--dtype q8_0 | --model FILE] [--steps 2] [--chunk 64] [--threads 1]
 
 import { Session } from 'node:inspector/promises';
 import { readFileSync } from 'node:fs';
@@ -72,7 +72,7 @@ function partOf(fn: string, url: string): string | undefined {
 }
 
 async function main(): Promise<number> {
-  const v = scriptFlags(import.meta.url, FLAGS, 'Where a batched decode step spends its time (V8 sampling profiler; random-weight SmolLM2-135M shape, f16 KV).');
+  const v = scriptFlags(import.meta.url, FLAGS, 'Where a batched decode step spends its time (V8 sampling profiler; random-weight SmolLM2-135M shape or --model FILE, f16 KV).');
   if (!v) return 0;
   const batches = v.batch as number[], ctx = v.ctx as number, steps = v.steps as number, dtype = v.dtype as string;
   const threads = v.threads as number;

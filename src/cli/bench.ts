@@ -146,6 +146,6 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   process.stdout.write(formatTable(rows, sustained, { start: loadStart, end: loadavg() },
-    (v.rounds as number) > 1 && v['llama-cpp'] === true ? { rounds: v.rounds as number, tokens: decodeTokens } : undefined));
+    (v.rounds as number) > 1 ? { rounds: v.rounds as number, tokens: decodeTokens } : undefined));
   return 0;
 }
