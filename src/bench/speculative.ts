@@ -6,11 +6,11 @@
 //   node dist/src/bench/speculative.js --shape smollm2-135m --dtype q8_0 --alpha 0.8 …   random weights, imposed α
 //   node dist/src/bench/speculative.js --model models/long-context --draft-model PATH …  a trained model, real α
 //
-// Each prompt is prefilled once (untimed); every run starts from forks of those caches, so plain and
-// speculative runs decode the same sequences. Greedy, `--new-tokens` per sequence, eos ignored.
-// Throughput is timed from the step after each sequence's first verification (the draft model's own
-// prefill of the prompt and γ 'auto''s calibration happen before it and are left out, for plain
-// runs too) to the last token.
+// Each prompt is prefilled once (untimed), by the target and by the draft model; every run starts
+// from forks of those caches (the draft model's through DraftModel.adopt), so plain and speculative
+// runs decode the same sequences and no run pays a prefill. Greedy, `--new-tokens` per sequence, eos
+// ignored. Throughput is timed from the step after each sequence's first verification (γ 'auto''s
+// calibration happens before it and is left out, for plain runs too) to the last token.
 // Every batch also decodes plainly a second time: the row "plain again" is that run over the first,
 // the noise of the speedups in the same table.
 // With --shape and llama.cpp installed (tools/reference/), llama.cpp's own speculative decoding runs on
@@ -21,7 +21,7 @@
 // with probability α, else by another token — a labelled setting that makes acceptance a parameter
 // while draft and verification costs stay real.
 // Tiled caches (--tile-from P, with --shape and --shared-prompt): the first P prompt positions are
-// prefilled for real and their K/V rows repeated up to the context (kv-tiling.ts, as the long-context
+// prefilled for real, in the target and in the draft model, and their K/V rows repeated up to the context (kv-tiling.ts, as the long-context
 // bench does), and the prompt's ids repeat with the same period, so 16K–64K caches cost seconds
 // instead of a prefill of tens of minutes; a labelled setting for speed (random weights, imposed α),
 // where what the cache holds changes no cost.
@@ -85,6 +85,9 @@ class ImposedAcceptance implements Drafter {
  *  mostly measures the other jobs; CPU time measures the work (plus the pool's brief spin-waits). */
 const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
+/** Gives row i's new sequence what a drafter keeps for it (the draft model: a fork of its prompt cache). */
+type Seed = (seq: SequenceState, i: number) => void;
+
 interface RunResult { tps: number; cpuTps: number; stats?: SpeculativeStats; tokens: number[][] }
 
 /** B sequences decoded together from forks of `prefixes`. Throughput counts the tokens emitted after
@@ -92,11 +95,12 @@ interface RunResult { tps: number; cpuTps: number; stats?: SpeculativeStats; tok
  *  from that step to the last. */
 async function decodeRun(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[],
                          newTokens: number, speculate?: { draft: Drafter; gamma: number | 'auto' }, imposed?: ImposedAcceptance,
-                         reference?: readonly number[][], tuner?: GammaTuner): Promise<RunResult> {
+                         reference?: readonly number[][], tuner?: GammaTuner, seed?: Seed): Promise<RunResult> {
   const scheduler = new Scheduler(model, { stepTokens: 4096, ...(tuner ? { tuner } : {}) });
   const events: { step: number; n: number }[] = [], stepTime = new Map<number, [number, number]>(), second: number[] = [];
   const seqs = prompts.map((p) => new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: newTokens, ignoreEos: true, context: p.slice(0, -1) }, model.vocabSize));
   if (imposed && reference) seqs.forEach((s, i) => imposed.reference.set(s, reference[i]!));
+  if (seed) seqs.forEach(seed);
   const results = await Promise.all(seqs.map(async (seq, i): Promise<GenerationResult> => {
     const it = scheduler.submit(seq, { prefix: { cache: prefixes[i]!, length: prompts[i]!.length - 1 }, speculate });
     let chunks = 0;
@@ -116,14 +120,37 @@ async function decodeRun(model: LanguageModel, tokenizer: Tokenizer, prompts: re
   return { tps: counted / ((w1 - w0) / 1000), cpuTps: counted / ((c1 - c0) / 1000), stats, tokens: results.map((r) => r.tokens) };
 }
 
+/** The cache of prompt `p` (all but its last token) in `model`, prefilled once and kept in `done`.
+ *  With `tiling` (the model loaded through `recording`), the first `from` positions are prefilled
+ *  for real and their K/V rows repeated up to the prompt's end. */
+function prefillOnce(model: LanguageModel, done: Map<string, ModelCache>, p: readonly number[], tiling?: { recorded: Recorded[]; from: number }): ModelCache {
+  const key = p.join();
+  let c = done.get(key);
+  if (c !== undefined) return c;
+  const before = tiling?.recorded.length ?? 0;
+  c = model.createCache();
+  const real = tiling ? tiling.from : p.length - 1;
+  for (let i = 0; i < real; i += 256) model.forward(p.slice(i, Math.min(i + 256, real)), c, { phase: 'prefill' });
+  if (tiling) {
+    // this cache's layers are the ones its slot's creation recorded (the first cache of this model)
+    const layers = tiling.recorded.slice(before);
+    if (layers.length === 0) throw new Error('bench: tiling needs a fresh sequence slot for the prefill');
+    (model as LlamaModel).reserveRows(c, p.length - 1);
+    tile(layers, tiling.from, tiling.from, p.length - 1);
+  }
+  done.set(key, c);
+  return c;
+}
+
 /** Step times of this batch on forks of the prefilled caches (the scheduler's own calibration). */
-function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter, tuner: GammaTuner): StepTimes {
+function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter, tuner: GammaTuner, seed?: Seed): StepTimes {
   const forks = prefixes.map((c, i) => c.fork(prompts[i]!.length - 1));
   const seqs = prompts.map((p) => {
     const seq = new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: 8, context: p.slice(0, -1) }, model.vocabSize);
     seq.fitContext(p.length - 1, model.contextLength);
     return seq;
   });
+  if (seed) seqs.forEach(seed);
   try {
     const t = tuner.times(drafter, forks.map((cache, i) => ({ cache, next: prompts[i]!.at(-1)!, ask: { seq: seqs[i]!, cache, gamma: 1 } })));
     if (t === undefined) throw new Error('bench: no KV memory left to calibrate');
@@ -231,33 +258,22 @@ async function main(): Promise<number> {
     const tiled = tileFrom !== undefined && ctx - 1 > tileFrom, recorded: Recorded[] = [];
     const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}),
       ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
-    const prefilled = new Map<string, ModelCache>();               // one prefill per distinct prompt of this context
-    // the draft model prefills every row's prompt into its own cache (nothing shared): whole prompts
-    const draftOpts = { ...opts, kvBudget: 3 * B * pages * KV_PAGE_TOKENS };
-    const draft = kinds.includes('model') ? await loadModel(draftPath!, { ...draftOpts, ...(draftAttention ? { attention: draftAttention } : {}) }) : undefined;
+    const tiling = tiled ? { recorded, from: tileFrom } : undefined;
+    const prefilled = new Map<string, ModelCache>(), draftPrefilled = new Map<string, ModelCache>();   // one prefill per distinct prompt of this context
+    // the draft model's caches are planned as the target's: prefilled prompts (tiled alike), forks of them
+    const draftRecorded: Recorded[] = [], draftTiling = tiled ? { recorded: draftRecorded, from: tileFrom } : undefined;
+    const draftBackend = attentionBackend(parseAttentionSpec(draftAttention ?? 'dense'));
+    const draft = kinds.includes('model')
+      ? await loadModel(draftPath!, { ...opts, attention: draftTiling ? recording(draftBackend, tileFrom!, draftRecorded) : draftBackend })
+      : undefined;
     try {
       for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
         const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text, shared, tiled ? tileFrom : ctx);
-        const prefixes = prompts.map((p) => {
-          const key = p.join();
-          let c = prefilled.get(key);
-          if (c === undefined) {
-            const before = recorded.length;
-            c = model.createCache();
-            const real = tiled ? tileFrom : p.length - 1;
-            for (let i = 0; i < real; i += 256) model.forward(p.slice(i, Math.min(i + 256, real)), c, { phase: 'prefill' });
-            if (tiled) {
-              // this cache's layers are the ones its slot's creation recorded (the first cache of this model)
-              const layers = recorded.slice(before);
-              if (layers.length === 0) throw new Error('bench: tiling needs a fresh sequence slot for the prefill');
-              (model as LlamaModel).reserveRows(c, p.length - 1);
-              tile(layers, tileFrom, tileFrom, p.length - 1);
-            }
-            prefilled.set(key, c);
-          }
-          return c;
-        });
+        const prefixes = prompts.map((p) => prefillOnce(model, prefilled, p, tiling));
+        // the draft model's prompt caches likewise, once per distinct prompt: every run's draft cache
+        // starts from a fork of them (DraftModel.adopt), so no run pays the draft's prefill
+        const draftPrefixes = draft ? prompts.map((p) => prefillOnce(draft.model, draftPrefilled, p, draftTiling)) : [];
         {
           await decodeRun(model, tokenizer, prompts, prefixes, Math.min(8, newTokens));        // warm-up, untimed
           const plain = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
@@ -272,11 +288,12 @@ async function main(): Promise<number> {
           for (const kind of kinds) {
             const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
-            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner);
+            const seed = inner instanceof DraftModel ? (seq: SequenceState, i: number) => inner.adopt(seq, draftPrefixes[i]!.fork(), prompts[i]!.slice(0, -1)) : undefined;
+            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner, seed);
             const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
               const calibrated = tuner.calibrations, stopped = tuner.stopped;
-              const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner);
+              const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner, seed);
               const recalibrations = tuner.calibrations - calibrated;     // inside the timed run: a batch size or context bucket not measured before
               const same = run.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
               const s = run.stats!, a = alphaOf(s);
@@ -291,7 +308,7 @@ async function main(): Promise<number> {
         }
       }
     } finally {
-      for (const c of prefilled.values()) c.release();
+      for (const c of [...prefilled.values(), ...draftPrefilled.values()]) c.release();
       model.dispose(); draft?.model.dispose();
     }
     if (llama.script) {
@@ -306,7 +323,7 @@ async function main(): Promise<number> {
     `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
-    ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),
+    ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real (target and draft model) and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),
     `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
     `target ${targetPath}${draftPath && kinds.includes('model') ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',

@@ -166,6 +166,17 @@ export class DraftModel implements Drafter {
     return { req, t, feed: ctx.slice(keep) as number[], phase: keep < promptEnd - 1 ? 'prefill' : 'decode', tokens: [], q: [], gamma };
   }
 
+  /** Starts `seq`'s draft cache from `cache`, a cache of the draft model that holds `tokens` (e.g. a
+   *  fork of a prompt prefilled once for many sequences, as the target's own prefix caches are), so
+   *  the first propose() feeds only the context past them. The drafter owns `cache` from here and
+   *  releases it in forget(). Tokens that turn out not to match `seq.context` are truncated away by
+   *  the usual sync, so a wrong prefix costs a refill, never a wrong draft. */
+  adopt(seq: SequenceState, cache: ModelCache, tokens: readonly number[]): void {
+    if (cache.length !== tokens.length) throw new RangeError(`DraftModel.adopt: the cache holds ${cache.length} positions but ${tokens.length} tokens were given`);
+    this.forget(seq);
+    this.tracked.set(seq, { cache, fed: [...tokens] });
+  }
+
   forget(seq: SequenceState): void {
     const t = this.tracked.get(seq);
     if (t === undefined) return;

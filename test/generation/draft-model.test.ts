@@ -64,6 +64,46 @@ test('greedy with a draft model == plain greedy: all accepted, rejections (first
   }
 });
 
+test('adopt: a draft cache started from a prefilled prefix feeds only the rest and drafts what a fresh one drafts; a wrong prefix is cut back', () => {
+  const prompt = tok.encode('the cat sat on the mat. the cat sat on the');
+  const seqOf = () => {
+    const seq = new SequenceState(tok, prompt.slice(-1), { temperature: 0, maxTokens: 16, context: prompt.slice(0, -1) }, 258);
+    seq.fitContext(prompt.length - 1, 512);
+    return seq;
+  };
+  const target = new FakeModel();
+  const draft = (seeded?: number[]) => {
+    const model = new FakeModel(), drafter = new DraftModel(model), seq = seqOf();
+    if (seeded) {
+      const shared = model.createCache();
+      model.forward(seeded, shared);
+      drafter.adopt(seq, shared.fork(), seeded);
+      shared.release();
+    }
+    model.calls.length = 0;
+    const out = drafter.propose([{ seq, cache: target.createCache(), gamma: 4 }])[0]!;
+    const first = model.calls[0]!;
+    drafter.forget(seq);
+    return { tokens: out.tokens, first, live: model.live.size };
+  };
+  const fresh = draft();
+  assert.equal(fresh.first.start, 0, 'a fresh draft cache feeds the whole context');
+  assert.equal(fresh.tokens.length, 4);
+  const seeded = draft(prompt.slice(0, 30));
+  assert.deepEqual(seeded.tokens, fresh.tokens, 'same drafts from the adopted prefix');
+  assert.equal(seeded.first.start, 30, 'only the context past the adopted prefix is fed');
+  assert.deepEqual(seeded.first.tokens, prompt.slice(30));
+  assert.equal(seeded.live, 0, 'forget() released the adopted cache');
+  const wrong = [...prompt.slice(0, 30)];
+  wrong[10] = wrong[10]! ^ 1;
+  const cut = draft(wrong);
+  assert.deepEqual(cut.tokens, fresh.tokens, 'a prefix that differs from the context still drafts right');
+  assert.equal(cut.first.start, 10, 'cut back to the common prefix, then refed');
+  const model = new FakeModel(), c = model.createCache();
+  model.forward(prompt.slice(0, 5), c);
+  assert.throws(() => new DraftModel(model).adopt(seqOf(), c, prompt.slice(0, 6)), /cache holds 5 positions but 6 tokens/);
+});
+
 test('a draft model whose vocabulary differs is refused, naming both sizes', async () => {
   const target = new FakeModel();
   const drafter = new DraftModel(new FakeModel({ vocabSize: 300 }));
