@@ -1,0 +1,32 @@
+// The speculative bench end to end on tiny checkpoints (the --model path: real acceptance, every
+// prompt prefilled once by the target and by the draft model, whose per-run caches start from forks
+// of it, DraftModel.adopt): it completes, prints a row per draft kind and γ, and every speculative
+// row's greedy output is token-identical to the plain run's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
+
+const script = fileURLToPath(new URL('../../src/bench/speculative.js', import.meta.url));
+
+test('speculative bench: draft model, prompt lookup and self, batch 2, output identical to plain decoding in every row', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-spec-bench-'));
+  try {
+    const target = writeTestCheckpoint(join(dir, 't'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const out = execFileSync(process.execPath, [script, '--model', target, '--draft-model', target, '--draft-attention', 'streaming:sinks=4,window=48',
+      '--drafts', 'prompt-lookup,model,self', '--self-attention', 'streaming:sinks=4,window=16', '--texts', 'haystack',
+      '--contexts', '96', '--batches', '2', '--gammas', '3,auto', '--new-tokens', '8', '--threads', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target') && !l.startsWith('|---'));
+    const kinds = rows.map((r) => r.split('|')[4]!.trim());
+    assert.deepEqual(kinds, ['none: plain again (noise)', 'prompt-lookup', 'prompt-lookup', 'model', 'model', 'self', 'self'], out);
+    for (const r of rows) assert.equal(r.split('|').at(-2)!.trim(), '2/2', `output = plain: ${r}`);
+    const model = rows.find((r) => r.split('|')[4]!.trim() === 'model' && r.split('|')[5]!.trim() === '3')!;
+    assert.ok(Number(model.split('|')[12]) > 0, `the draft model's drafts were verified (acceptance rate > 0): ${model}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
