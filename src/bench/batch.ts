@@ -6,12 +6,17 @@
 // batch per step. Prints one markdown table: total decode tok/s, per-sequence ms/token, the speed-up
 // over batch 1, the weight bytes streamed per second (each weight is read once per step) and the KV
 // memory the B sequences hold.
+// With prefillOnce (for long contexts, where B real prefills per batch size take hours), each engine
+// prefills one prompt for real and gives every sequence its own copy of its K/V (Tessera: private
+// copies of the pages, copyCache; llama.cpp: the sequence state saved to a file and loaded into each
+// sequence): the same bytes held and read per sequence as distinct prompts, the same K/V values.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadModel } from '../models/load.js';
 import type { LlamaModel } from '../models/llama.js';
+import type { ModelCache } from '../models/types.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { randomIds } from '../testing/random-model.js';
 
@@ -27,25 +32,37 @@ export interface BatchRow {
   weightBytes: number;
 }
 
-export interface BatchBenchOptions { threads: number; decodeTokens: number; cacheDType: 'f32' | 'f16'; repo: string; llamaCpp: boolean }
+export interface BatchBenchOptions {
+  threads: number; decodeTokens: number; cacheDType: 'f32' | 'f16'; repo: string; llamaCpp: boolean;
+  /** One real prefill per (file, ctx), copied into every sequence, instead of one per sequence. */
+  prefillOnce?: boolean;
+}
 
 const argmax = (x: Float32Array) => { let b = 0; for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i; return b; };
 
 /** Tessera rows for every batch size, one model load per (file, ctx). */
 export async function benchTesseraBatch(file: string, shape: string, dtype: string, ctx: number, batches: readonly number[],
                                         o: BatchBenchOptions): Promise<BatchRow[]> {
-  const B = Math.max(...batches), per = ctx + o.decodeTokens + 3;
+  const once = o.prefillOnce === true;
+  const B = Math.max(...batches) + (once ? 1 : 0), per = ctx + o.decodeTokens + 3;   // + the prompt copied from
   // every sequence holds whole pages
   const kvBudget = B * Math.ceil(per / KV_PAGE_TOKENS) * KV_PAGE_TOKENS;
   const { model, info } = await loadModel(file, { threads: o.threads, contextLength: per, parallel: B, kvBudget, cacheDType: o.cacheDType });
   const m = model as LlamaModel;
   const rows: BatchRow[] = [];
   try {
+    let prompt: { cache: ModelCache; token: number } | undefined;
+    if (once) {
+      process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx}: tessera prefill (once, copied into every sequence)…\n`);
+      const cache = model.createCache();
+      prompt = { cache, token: argmax(model.forward(randomIds(1234, ctx, model.vocabSize), cache)) };
+    }
+    const held = m.kvPages.used;                                          // the prompt copied from is not counted
     for (const b of batches) {
-      process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx} batch ${b}: tessera prefill…\n`);
-      const caches = Array.from({ length: b }, () => model.createCache());
-      const tokens = caches.map((c, i) => argmax(model.forward(randomIds(1234 + i, ctx, model.vocabSize), c)));
-      const kvBytes = m.kvPages.used * KV_PAGE_TOKENS * info.kvBytesPerToken;
+      process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx} batch ${b}: tessera ${prompt ? 'copies of the prompt' : 'prefill'}…\n`);
+      const caches = Array.from({ length: b }, () => (prompt ? m.copyCache(prompt.cache) : model.createCache()));
+      const tokens = caches.map((c, i) => (prompt ? prompt.token : argmax(model.forward(randomIds(1234 + i, ctx, model.vocabSize), c))));
+      const kvBytes = (m.kvPages.used - held) * KV_PAGE_TOKENS * info.kvBytesPerToken;
       let t0 = 0;
       for (let step = -2; step < o.decodeTokens; step++) {               // two untimed warm-up steps, as for llama.cpp
         if (step === 0) t0 = performance.now();
@@ -57,6 +74,7 @@ export async function benchTesseraBatch(file: string, shape: string, dtype: stri
       rows.push({ model: shape, dtype, ctx, batch: b, engine: 'tessera', threads: o.threads,
         decodeTps: (b * o.decodeTokens) / seconds, msPerToken: (1000 * seconds) / o.decodeTokens, kvBytes, weightBytes: info.weightBytes });
     }
+    prompt?.cache.release();
   } finally { model.dispose(); }
   return rows;
 }
@@ -70,7 +88,8 @@ export function benchLlamaCppBatch(file: string, shape: string, dtype: string, c
   }
   process.stderr.write(`bench: ${shape} ${dtype} ctx ${ctx} batch ${batches.join(',')}: llama.cpp…\n`);
   const r = spawnSync(process.execPath, [script, '--model', file, '--threads', String(o.threads), '--ctx', String(ctx),
-    '--decode', String(o.decodeTokens), '--parallel', batches.join(','), '--kv', o.cacheDType, '--json'], { encoding: 'utf8' });
+    '--decode', String(o.decodeTokens), '--parallel', batches.join(','), '--kv', o.cacheDType, '--json',
+    ...(o.prefillOnce ? ['--prefill-once'] : [])], { encoding: 'utf8' });
   if (r.status !== 0) return `llama.cpp failed on ${file}: ${r.stderr.trim().split('\n').at(-1)}`;
   return r.stdout.trim().split('\n').flatMap((l) => { try { return [JSON.parse(l)]; } catch { return []; } })
     .filter((j) => j.parallel !== undefined)

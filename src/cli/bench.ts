@@ -31,6 +31,7 @@ const FLAGS: FlagSpecs = {
   rounds: { type: 'integer', min: 1, max: 100, default: 1, placeholder: 'N', description: 'with llama.cpp: decode N blocks on each engine, alternating block by block, and report the median block (both engines loaded at once); 1 = one engine after the other' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], default: 'f16', placeholder: 'f32|f16', description: "KV-cache storage type (f16, as llama.cpp's, so both engines read the same bytes)" },
   batch: { type: 'integer', list: true, min: 1, max: 256, placeholder: 'LIST', description: 'decode this many sequences together instead (e.g. 1,4,16): total tok/s, ms/token per sequence and KV held, next to llama.cpp decoding as many sequences' },
+  'prefill-once': { type: 'boolean', description: 'with --batch: prefill one prompt per context for real and give every sequence its own copy of its K/V (no pages shared), instead of one prefill per sequence (long contexts)' },
   'llama-cpp': { type: 'boolean', description: 'also measure llama.cpp on .gguf files (default; --no-llama-cpp skips it)', default: true },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -78,6 +79,7 @@ export async function runBench(argv: string[]): Promise<number> {
   if (v.shapes === undefined && v.dtypes !== undefined) throw new UsageError('--dtypes applies to --shapes files; give --shapes too', 'bench');
   if ((v.rounds as number) > 1 && v.batch !== undefined) throw new UsageError('--rounds applies to single-sequence decoding, not --batch', 'bench');
   if ((v.rounds as number) > 1 && v['llama-cpp'] !== true) throw new UsageError('--rounds alternates Tessera with llama.cpp; drop --no-llama-cpp (or --rounds)', 'bench');
+  if (v['prefill-once'] === true && v.batch === undefined) throw new UsageError('--prefill-once applies to --batch', 'bench');
   const dtypes = (v.dtypes as BenchDType[] | undefined) ?? ['f32', 'q8_0'];
   const models = (v.model as string[] | undefined) ?? (shapes.length === 0 ? [DEFAULT_MODEL] : []);
   for (const m of models) if (!existsSync(m)) throw new CliError(`model path ${m} does not exist`, MODEL_HINT);
@@ -116,7 +118,7 @@ export async function runBench(argv: string[]): Promise<number> {
     }
     if (batches) {
       if (info.config.model_type === 'memory_mosaic') throw new CliError(`${file}: --batch measures Llama-family models only`, 'drop --batch for a Memory Mosaic');
-      const o = { threads, decodeTokens, cacheDType: kvType, repo: REPO, llamaCpp: v['llama-cpp'] === true };
+      const o = { threads, decodeTokens, cacheDType: kvType, repo: REPO, llamaCpp: v['llama-cpp'] === true, prefillOnce: v['prefill-once'] === true };
       for (const ctx of ctxs) {
         batchRows.push(...await benchTesseraBatch(file, t.label, dtype, ctx, batches, o));
         if (!o.llamaCpp) { notes.add('llama.cpp rows skipped (--no-llama-cpp).'); continue; }

@@ -289,6 +289,17 @@ export class LlamaModel implements LanguageModel {
     cache.length = n;
   }
 
+  /** A new cache holding private copies of every page of `cache` (nothing shared): what prefilling
+   *  the same prompt again would hold, without the prefill — for a benchmark that needs many long
+   *  sequences of their own memory; generation shares prompts through fork(). */
+  copyCache(cache: ModelCache): ModelCache {
+    if (!(cache instanceof LlamaCache) || cache.owner !== this) throw new Error('copyCache: cache was not created by this model');
+    this.checkLive(cache, 'copyCache');
+    const child = this.forkCache(cache, cache.length) as LlamaCache;
+    if (child.length > 0) this.reservePages(child.slot, 0, child.length);
+    return child;
+  }
+
   forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}): Float32Array {
     return this.forwardBatch([{ cache, tokens, logits: opts.logits ?? 'last', phase: opts.phase }])[0]!;
   }

@@ -38,6 +38,7 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['bench', '--batch', '1,0'], /--batch must be an integer ≥ 1 and ≤ 256, got 0/],
     [['bench', '--rounds', '0'], /--rounds must be an integer ≥ 1 and ≤ 100, got 0/],
     [['bench', '--rounds', '3', '--batch', '4'], /--rounds applies to single-sequence decoding, not --batch/],
+    [['bench', '--prefill-once'], /--prefill-once applies to --batch/],
     [['bench', '--rounds', '3', '--no-llama-cpp'], /--rounds alternates Tessera with llama\.cpp; drop --no-llama-cpp/],
     [['tokenize', '--text', 'x'], /missing required option --model/],
     [['detokenize', '-m', 'm', '--ids', '1', '--file', 'f'], /give one of --ids or --file/],

@@ -130,6 +130,31 @@ test('pages: a released (cancelled) sequence returns its pages at once; shared p
   } finally { model.dispose(); }
 });
 
+test('copyCache: private copies of every page (none shared), decoding as the original does', async () => {
+  const { model } = await loadModel(path, { threads: 1, contextLength: 256 });
+  const m = model as LlamaModel;
+  try {
+    const prompt = randomIds(3, 150, 500);
+    const ref = alone(model, { prompt, decode: 3, join: 0 });
+    const a = model.createCache();
+    const first = argmax(model.forward(prompt, a, { phase: 'prefill' }));
+    assert.equal(m.kvPages.used, 3);
+    const b = m.copyCache(a), c = m.copyCache(a);
+    assert.equal(b.length, 150);
+    assert.equal(m.kvPages.used, 9, 'three pages of its own for each copy');
+    a.release();
+    assert.equal(m.kvPages.used, 6, 'the copies do not hold the original\'s pages');
+    for (const copy of [b, c]) {                                  // each decodes the original's rows
+      const rows = [model.forward([first], copy, { phase: 'decode' }).slice()];
+      for (let i = 1; i < 3; i++) rows.push(model.forward([argmax(rows.at(-1)!)], copy, { phase: 'decode' }).slice());
+      rows.forEach((r, j) => assert.deepEqual(r, ref[j + 1], `copy, decoded row ${j}`));
+    }
+    b.release(); c.release();
+    assert.equal(m.kvPages.used, 0);
+    assert.throws(() => m.copyCache(b), /released/);
+  } finally { model.dispose(); }
+});
+
 test('the page pool reuses freed pages first, so the pages ever written are ids 0 … peak − 1', () => {
   const pool = new KVPagePool(8);
   const first = [pool.alloc(), pool.alloc(), pool.alloc()];

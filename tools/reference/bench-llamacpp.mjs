@@ -6,7 +6,9 @@
 // With --parallel B1,B2,…: for each context C and each B, B sequences of one context (node-llama-cpp's
 // multi-sequence contexts) are each prefilled with C distinct random ids, then decoded together —
 // one token of every sequence per llama.cpp batch — and the decode is timed (total tokens/s and
-// per-sequence ms/token), as `tessera bench --batch` measures Tessera.
+// per-sequence ms/token), as `tessera bench --batch` measures Tessera. With --prefill-once as well,
+// one prompt per context and batch size is prefilled for real, its sequence state saved to a
+// temporary file and loaded into every other sequence (each holds its own copy of the K/V cells).
 //
 // With --rounds R (one context, JSON output): after the prefill line, which says "ready", the script
 // waits; each line "decode" on its stdin decodes --decode more tokens (two untimed warm-up steps before
@@ -14,12 +16,14 @@
 // --rounds` can alternate the two engines block by block (src/bench/alternate.ts).
 //
 // Usage (after tools/reference/install.sh):
-//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--parallel 1,4,16] [--kv f16|f32] [--json]
+//   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512,4096 [--decode 32] [--parallel 1,4,16 [--prefill-once]] [--kv f16|f32] [--json]
 //   node tools/reference/bench-llamacpp.mjs --model FILE.gguf --threads 2 --ctx 512 --rounds 6 --json   (then "decode" lines on stdin)
 // --kv: the KV cache's type, f16 by default (llama.cpp's own default, and Tessera's).
 // Prints one line per context (and batch): a JSON object with --json, a readable line otherwise.
 
-import { basename } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { contextOptions, loadLlama, referenceVersion } from './llama.mjs';
@@ -36,6 +40,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     kv: { type: 'string', default: 'f16' },
     json: { type: 'boolean', default: false },
+    'prefill-once': { type: 'boolean', default: false },
   },
 });
 
@@ -55,6 +60,7 @@ if (!(Number.isInteger(decodeTokens) && decodeTokens > 0)) fail(`--decode ${args
 if (!(Number.isInteger(batchSize) && batchSize > 0)) fail(`--batch ${args.batch} must be a positive integer`);
 if (!contexts.every((c) => Number.isInteger(c) && c > 0)) fail(`--ctx ${args.ctx} must be a comma-separated list of positive integers`);
 const parallel = args.parallel === undefined ? undefined : args.parallel.split(',').map(Number);
+if (args['prefill-once'] && !parallel) fail('--prefill-once applies to --parallel');
 if (parallel && !parallel.every((b) => Number.isInteger(b) && b > 0 && b <= 64)) fail(`--parallel ${args.parallel} must be a comma-separated list of integers in [1, 64]`);
 if (args.kv !== 'f16' && args.kv !== 'f32') fail(`--kv ${args.kv} must be f16 or f32`);
 const rounds = args.rounds === undefined ? undefined : Number(args.rounds);
@@ -73,14 +79,20 @@ const nVocab = model.fileInfo.metadata?.tokenizer?.ggml?.tokens?.length;
 if (!nVocab) fail(`${args.model}: no tokenizer.ggml.tokens in the GGUF metadata`);
 
 if (parallel) {
-  for (const ctx of contexts) for (const B of parallel) await batched(ctx, B);
+  const stateDir = args['prefill-once'] ? mkdtempSync(join(tmpdir(), 'bench-llamacpp-')) : undefined;
+  try {
+    for (const ctx of contexts) for (const B of parallel) await batched(ctx, B, stateDir);
+  } finally { if (stateDir) rmSync(stateDir, { recursive: true, force: true }); }
   await model.dispose();
   await llama.dispose();
   process.exit(0);
 }
 
-/** B sequences of one context, each prefilled with ctx distinct ids, then decoded together. */
-async function batched(ctx, B) {
+/** B sequences of one context, each prefilled with ctx distinct ids, then decoded together. With a
+ *  stateDir (--prefill-once), the first sequence is prefilled, its state saved there and loaded into
+ *  every other sequence (a state loads only into a context with as many sequences: llama.cpp checks
+ *  its number of KV streams, so this is one prefill per batch size). */
+async function batched(ctx, B, stateDir) {
   const kvType = args.kv.toUpperCase();
   const context = await model.createContext({ ...contextOptions(threads, ctx + decodeTokens + 16, Math.min(batchSize, ctx)),
     sequences: B, experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType });
@@ -89,10 +101,18 @@ async function batched(ctx, B) {
   const greedy = { generateNext: { token: true, options: { temperature: 0 } } };
   const t0 = performance.now();
   const tokens = [];
-  for (const seq of seqs) {                               // one prompt after another, like Tessera's bench
+  const file = stateDir && join(stateDir, `prompt-${ctx}-${B}.state`);
+  for (const [i, seq] of seqs.entries()) {                // one prompt after another, like Tessera's bench
+    if (file && i > 0) {
+      await seq.loadStateFromFile(file, { acceptRisk: true });
+      if (seq.contextTokens.length !== ctx) fail(`a loaded sequence holds ${seq.contextTokens.length} tokens, not ${ctx}`);
+      tokens.push(tokens[0]);
+      continue;
+    }
     const prompt = Array.from({ length: ctx }, () => next() % nVocab);
     const out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[ctx - 1], greedy]]);
     tokens.push(out[ctx - 1]?.next?.token);
+    if (file && B > 1) await seq.saveStateToFile(file);
   }
   const prefillSeconds = (performance.now() - t0) / 1000;
   if (tokens.some((t) => t == null)) fail('llama.cpp returned no token after prefill');
