@@ -143,7 +143,10 @@ export async function runBench(argv: string[]): Promise<number> {
     }
   }
   if (batches) {
-    notes.add(`${kvType} KV cache on both engines; ${decodeTokens} timed decode steps after 2 warm-up steps; each sequence prefilled with its own ${(v.ctx as number[]).join('/')} random ids.`);
+    notes.add(`${kvType} KV cache on both engines; ${decodeTokens} timed decode steps after 2 warm-up steps; ` +
+      (v['prefill-once'] === true
+        ? `one prompt of ${(v.ctx as number[]).join('/')} random ids prefilled per context (llama.cpp: per batch size) and copied into every sequence's own KV memory (--prefill-once).`
+        : `each sequence prefilled with its own ${(v.ctx as number[]).join('/')} random ids.`));
     process.stdout.write(formatBatchTable(batchRows, [...notes]));
     return 0;
   }
