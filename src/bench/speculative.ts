@@ -12,7 +12,10 @@
 // ignored. Throughput is timed from the step after each sequence's first verification (γ 'auto''s
 // calibration happens before it and is left out, for plain runs too) to the last token.
 // Every batch also decodes plainly a second time: the row "plain again" is that run over the first,
-// the noise of the speedups in the same table.
+// the noise of the speedups in the same table. With --baseline bracket (the default) a plain run
+// follows every speculative one, and each speculative run is divided by the mean of the plain runs
+// just before and just after it: a slow or fast minute on the machine then moves both sides of the
+// ratio, where one plain run measured first would stand for the whole cell (--baseline first).
 // With --shape and llama.cpp installed (tools/reference/), llama.cpp's own speculative decoding runs on
 // the same GGUF files, threads, context, batch and γ (tools/reference/bench-llamacpp-speculative.mjs:
 // node-llama-cpp's InputLookupTokenPredictor and DraftSequenceTokenPredictor), with real acceptance.
@@ -211,6 +214,7 @@ const FLAGS: FlagSpecs = {
   llamacpp: { type: 'string', default: 'auto', placeholder: 'auto|off|PATH', description: "llama.cpp's speculative rows with --shape (auto: when tools/reference is installed)" },
   'tile-from': { type: 'integer', min: 64, placeholder: 'P', description: 'with --shape and --shared-prompt: prefill P tokens for real and tile their K/V rows up to each context (speed only)' },
   'shared-prompt': { type: 'boolean', description: 'with --shape: every sequence of a batch gets the same random prompt (one prefill, forked: long contexts in less time)' },
+  baseline: { type: 'string', default: 'bracket', placeholder: 'bracket|first', description: 'plain rate of each speedup: the mean of plain runs just before and after it (bracket), or the cell\'s first plain run (first; half the runs)' },
   out: { type: 'string', placeholder: 'PATH', description: 'write the table (markdown) here too' },
 };
 
@@ -235,6 +239,8 @@ async function main(): Promise<number> {
     }
   }
   if (kinds.includes('model') && draftPath === undefined) throw new UsageError('--drafts model needs --draft-model PATH');
+  const baseline = v.baseline as string;
+  if (baseline !== 'bracket' && baseline !== 'first') throw new UsageError(`--baseline ${baseline}: choose bracket or first`);
   const kv = v.kv as string, shared = v['shared-prompt'] === true, tileFrom = v['tile-from'] as number | undefined;
   if (tileFrom !== undefined && !(random && shared)) throw new UsageError('--tile-from needs --shape and --shared-prompt (one prompt per batch, prefilled once, tiled)');
   if (kv !== 'f16' && kv !== 'f32') throw new UsageError(`--kv ${kv}: choose f16 or f32`);
@@ -281,7 +287,9 @@ async function main(): Promise<number> {
           const again = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
           const same = again.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
           process.stderr.write(`bench: ctx ${ctx} batch ${b}: plain again ${again.cpuTps.toFixed(2)} tok/CPU-s (${(again.cpuTps / plain.cpuTps).toFixed(2)}× the first)\n`);
-          lines.push(`| ${targetName(text)} | ${ctx} | ${b} | none: plain again (noise) | 0 | – | ${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | ${same}/${b} |`);
+          const noiseRow = lines.push('') - 1;   // filled in at the end of the cell, with the spread of all its plain runs
+          const plains = [plain, again];
+          let plainSame = same;
           // one tuner for the calibrations shown and the auto runs of every draft kind, as one scheduler
           // keeps it: T_T and T_V(γ) are the target's, measured once per batch and context; T_D per drafter. CPU clock.
           const tuner = new GammaTuner(model, 3, cpuMs);
@@ -296,15 +304,27 @@ async function main(): Promise<number> {
               const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner, seed);
               const recalibrations = tuner.calibrations - calibrated;     // inside the timed run: a batch size or context bucket not measured before
               const same = run.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length;
+              // the plain rate this run is divided by: the plain run before it, or the mean of that and one after it
+              const before = plains.at(-1)!;
+              let base = { tps: plain.tps, cpuTps: plain.cpuTps };
+              if (baseline === 'bracket') {
+                const after = await decodeRun(model, tokenizer, prompts, prefixes, newTokens);
+                plains.push(after);
+                plainSame = Math.min(plainSame, after.tokens.filter((t, i) => t.join() === plain.tokens[i]!.join()).length);
+                base = { tps: (before.tps + after.tps) / 2, cpuTps: (before.cpuTps + after.cpuTps) / 2 };
+              }
               const s = run.stats!, a = alphaOf(s);
               const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
               const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run${tuner.stopped > stopped ? '; stopped by its realised speed-up' : ''})` : String(gamma);
               lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
-                + `${plain.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / plain.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / plain.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
+                + `${base.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / base.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / base.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
                 + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);
               process.stderr.write(lines.at(-1) + '\n');
             }
           }
+          const rates = plains.map((p) => p.cpuTps), lo = Math.min(...rates), hi = Math.max(...rates);
+          lines[noiseRow] = `| ${targetName(text)} | ${ctx} | ${b} | none: plain again (noise; the cell's ${plains.length} plain runs ${lo.toFixed(2)}–${hi.toFixed(2)} tok/CPU-s, ${(hi / lo).toFixed(2)}× apart) | 0 | – | `
+            + `${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | ${plainSame}/${b} |`;
         }
       }
     } finally {
@@ -324,6 +344,9 @@ async function main(): Promise<number> {
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
     ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real (target and draft model) and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),
+    baseline === 'bracket'
+      ? 'Every speculative run is followed by a plain run; its speedup divides it by the mean of the plain runs just before and after it ("plain tok/CPU-s" is that mean). The noise row: the second plain run over the first, and the spread of all the cell\'s plain runs.'
+      : 'Every speedup divides by the cell\'s first plain run ("plain tok/CPU-s"); the noise row: the second plain run over the first.',
     `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
     `target ${targetPath}${draftPath && kinds.includes('model') ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',

@@ -1,7 +1,8 @@
 // The speculative bench end to end on tiny checkpoints (the --model path: real acceptance, every
 // prompt prefilled once by the target and by the draft model, whose per-run caches start from forks
 // of it, DraftModel.adopt): it completes, prints a row per draft kind and γ, and every speculative
-// row's greedy output is token-identical to the plain run's.
+// row's greedy output is token-identical to the plain run's, and each row's plain rate comes from the
+// plain runs around it (--baseline bracket).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -21,8 +22,13 @@ test('speculative bench: draft model, prompt lookup and self, batch 2, output id
       '--drafts', 'prompt-lookup,model,self', '--self-attention', 'streaming:sinks=4,window=16', '--texts', 'haystack',
       '--contexts', '96', '--batches', '2', '--gammas', '3,auto', '--new-tokens', '8', '--threads', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target') && !l.startsWith('|---'));
-    const kinds = rows.map((r) => r.split('|')[4]!.trim());
-    assert.deepEqual(kinds, ['none: plain again (noise)', 'prompt-lookup', 'prompt-lookup', 'model', 'model', 'self', 'self'], out);
+    const kinds = rows.map((r) => r.split('|')[4]!.trim().replace(/ \(noise;.*$/, ''));
+    assert.deepEqual(kinds, ['none: plain again', 'prompt-lookup', 'prompt-lookup', 'model', 'model', 'self', 'self'], out);
+    // --baseline bracket (the default): a plain run after each of the six speculative runs, so the
+    // cell has 8 plain runs, and each row's plain rate is the mean of the two around it
+    assert.match(rows[0]!, /the cell's 8 plain runs \d+\.\d+–\d+\.\d+ tok\/CPU-s/, rows[0]);
+    const rates = rows.slice(1).map((r) => Number(r.split('|')[7]));
+    assert.ok(rates.every((x) => x > 0), `plain rates: ${rates.join(', ')}`);
     for (const r of rows) assert.equal(r.split('|').at(-2)!.trim(), '2/2', `output = plain: ${r}`);
     const model = rows.find((r) => r.split('|')[4]!.trim() === 'model' && r.split('|')[5]!.trim() === '3')!;
     assert.ok(Number(model.split('|')[12]) > 0, `the draft model's drafts were verified (acceptance rate > 0): ${model}`);
