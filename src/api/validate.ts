@@ -214,7 +214,7 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   if (typeof s === 'string') stop = [s];
   else if (Array.isArray(s)) stop = s;
   else if (s !== undefined && s !== null) throw invalidType('stop', 'a string or an array of strings', s);
-  if (stop.length > REQUEST_LIMITS.stopStrings) throw invalidValue('stop', `at most ${REQUEST_LIMITS.stopStrings} stop sequences`, `${stop.length} sequences`);
+  if (stop.length > REQUEST_LIMITS.stopStrings) throw invalidValue('stop', `at most ${REQUEST_LIMITS.stopStrings} stop sequences`, stop.length);
   stop.forEach((x, i) => {
     if (typeof x !== 'string') throw invalidType(`stop[${i}]`, 'a string', x);
     if (x.length === 0) throw invalidValue(`stop[${i}]`, 'a non-empty string', x);

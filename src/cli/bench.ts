@@ -8,7 +8,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_HINT } from './model-flags.js';
+import { MODEL_HINT, THREADS_FLAG } from './model-flags.js';
 import { infoRecord } from './info.js';
 import { describeModel } from '../models/load.js';
 import { BENCH_PRESETS } from '../testing/checkpoints.js';
@@ -26,7 +26,7 @@ const FLAGS: FlagSpecs = {
   shapes: { type: 'string', list: true, choices: BENCH_PRESETS, placeholder: 'LIST', description: `random-weight models with these shapes (${BENCH_PRESETS.join(', ')}), written once to the bench folder; prints their size first` },
   dtypes: { type: 'string', list: true, choices: BENCH_DTYPES, placeholder: 'LIST', description: `weight types of the --shapes files: ${BENCH_DTYPES.join(', ')} (default f32,q8_0)` },
   ctx: { type: 'integer', list: true, min: 1, default: '512,4096', placeholder: 'LIST', description: "prompt lengths; each is capped at the model's context length" },
-  threads: { type: 'integer', min: 1, max: 1024, placeholder: 'N', description: 'threads including the main one (default: all cores)' },
+  threads: { ...THREADS_FLAG, description: 'threads including the main one (default: all cores)' },
   'decode-tokens': { type: 'integer', min: 1, default: 32, placeholder: 'N', description: 'tokens decoded per measurement (per block with --rounds)' },
   rounds: { type: 'integer', min: 1, max: 100, default: 1, placeholder: 'N', description: 'with llama.cpp: decode N blocks on each engine, alternating block by block, and report the median block (both engines loaded at once); 1 = one engine after the other' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], default: 'f16', placeholder: 'f32|f16', description: "KV-cache storage type (f16, as llama.cpp's, so both engines read the same bytes)" },

@@ -5,7 +5,7 @@
 
 import { createInterface } from 'node:readline';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom, speculationFor } from './model-flags.js';
+import { MODEL_FLAGS, SAMPLING_FLAGS, STOP_FLAGS, loadForCli, samplingFrom, speculationFor, stopFrom } from './model-flags.js';
 import { statsLine } from './generate.js';
 import { CHAT_COMMAND_NAMES, CHAT_HELP_TEXT, ChatInput } from './chat-input.js';
 import { DEFAULT_CHATML_TEMPLATE } from '../tokenizer/chat-template.js';
@@ -23,6 +23,7 @@ const FLAGS: FlagSpecs = {
   'chat-template': { type: 'string', placeholder: 'PATH|chatml', description: 'Jinja chat template file (or chatml) for models without one' },
   'max-tokens': { type: 'integer', min: 1, placeholder: 'N', description: `most tokens per reply (default: the model's generation_config max_new_tokens, else ${DEFAULT_REPLY_TOKENS})`, short: 'n' },
   ...SAMPLING_FLAGS,
+  ...STOP_FLAGS,
   stats: { type: 'boolean', description: 'print speed statistics after each reply (stderr)' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
 };
@@ -110,7 +111,7 @@ export async function runChat(argv: string[]): Promise<number> {
       // Inside the try: a conversation too long for the context is refused while rendering.
       const ids = tessera.tokenize(await render(history), { addSpecialTokens: false });
       const it = tessera.generate(ids, {
-        ...samplingFrom(v), speculate: spec.speculate, maxTokens: maxTokens ?? tessera.defaultReplyTokens(ids.length), signal: current.signal,
+        ...samplingFrom(v), speculate: spec.speculate, maxTokens: maxTokens ?? tessera.defaultReplyTokens(ids.length), stop: stopFrom(v), signal: current.signal,
         onPrefillProgress: (done) => { prefilled = done; },
       });
       for (;;) {

@@ -4,7 +4,7 @@
 
 import { existsSync, writeFileSync } from 'node:fs';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_HINT } from './model-flags.js';
+import { MODEL_HINT, THREADS_FLAG } from './model-flags.js';
 import { prepareOutputFile } from './output-path.js';
 import { evalPerplexity } from '../eval/perplexity.js';
 import { CORPUS_NAMES, type CorpusName } from '../data/corpora.js';
@@ -19,7 +19,7 @@ const FLAGS: FlagSpecs = {
   file: { type: 'string', placeholder: 'PATH', description: "your own UTF-8 text to score, tokenized with the model's tokenizer (as llama-perplexity -f)", short: 'f' },
   ctx: { type: 'integer', min: 2, placeholder: 'N', description: 'window length (default: the model\'s training context, at most 1024)' },
   windows: { type: 'integer', min: 1, default: 64, placeholder: 'N', description: 'most windows to score' },
-  threads: { type: 'integer', min: 1, placeholder: 'N', description: 'worker threads (default: all cores)' },
+  threads: { ...THREADS_FLAG, description: 'worker threads (default: all cores)' },
   'per-position': { type: 'boolean', description: 'also print the loss by position (16 buckets)' },
   svg: { type: 'string', placeholder: 'PATH', description: 'write the per-position loss curve as an SVG' },
   json: { type: 'boolean', description: 'print one JSON object (with perPosition) instead of text' },

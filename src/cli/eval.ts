@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, formatHelp, parseFlags, UsageError, type FlagSpecs } from './args.js';
-import { MODEL_HINT } from './model-flags.js';
+import { MODEL_HINT, THREADS_FLAG } from './model-flags.js';
 import { prepareOutputDir } from './output-path.js';
 import { runAccuracyEval } from '../eval/harness.js';
 import { accuracyRows, formatTable, writeAccuracyReport } from '../eval/report.js';
@@ -23,7 +23,7 @@ const FLAGS: FlagSpecs = {
   'decode-last': { type: 'integer', min: 0, default: 0, placeholder: 'K', description: 'feed the last K prompt tokens one at a time (sparse decode path) instead of prefilling them densely' },
   seed: { type: 'integer', default: 1, placeholder: 'S', description: 'task seed' },
   out: { type: 'string', placeholder: 'DIR', description: 'output folder (default results/eval-<timestamp>)' },
-  threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' },
+  threads: THREADS_FLAG,
   'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: 'KV-cache storage type (default f32 here, as the published evaluations were measured)' },
   operator: { type: 'boolean', description: 'operator-level measurement: attention-output error vs fraction of keys, on Q/K/V captured from a forward pass' },
   layers: { type: 'string', placeholder: 'LIST', description: '--operator: layers to measure, e.g. 1,3 (default all)' },

@@ -2,7 +2,7 @@
 // Diagnostics and stats go to stderr, so stdout is only the model's text.
 
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_FLAGS, SAMPLING_FLAGS, loadForCli, samplingFrom, speculationFor } from './model-flags.js';
+import { MODEL_FLAGS, SAMPLING_FLAGS, STOP_FLAGS, loadForCli, samplingFrom, speculationFor, stopFrom } from './model-flags.js';
 import type { GenerationResult } from '../generation/generate.js';
 import { readTextFile } from '../formats/regular-file.js';
 
@@ -18,7 +18,7 @@ const FLAGS: FlagSpecs = {
   'prompt-file': { type: 'string', placeholder: 'PATH', description: 'read the prompt from a file instead' },
   'max-tokens': { type: 'integer', min: 1, placeholder: 'N', description: `most tokens to generate (default ${DEFAULT_MAX_TOKENS}, or what the context leaves after the prompt if less)`, short: 'n' },
   ...SAMPLING_FLAGS,
-  stop: { type: 'string', multiple: true, placeholder: 'STR', description: 'stop before this text' },
+  ...STOP_FLAGS,
   'ignore-eos': { type: 'boolean', description: 'keep generating past end-of-sequence tokens' },
   json: { type: 'boolean', description: 'print one JSON object {text, tokens, prompt_tokens, finish_reason, timings} instead of streaming' },
   help: { type: 'boolean', description: 'show this help', short: 'h' },
@@ -39,7 +39,14 @@ export function statsLine(r: GenerationResult, processed = r.promptTokens): stri
   return `prompt: ${prompt} in ${(t.prefillMs / 1000).toFixed(2)} s${rate(computed, t.prefillMs)} | `
     + `generated: ${r.tokens.length} tokens in ${(t.decodeMs / 1000).toFixed(2)} s${rate(r.tokens.length - 1, t.decodeMs)} | `
     + `finish: ${r.finishReason} | seed: ${r.seed}`
-    + (r.speculative ? ` | speculative: ${r.speculative.accepted}/${r.speculative.drafted} draft tokens accepted, ${r.speculative.meanAcceptedLength.toFixed(2)} tokens per step` : '');
+    + (r.speculative ? ` | speculative: ${speculativeStats(r.speculative)}` : '');
+}
+
+/** Acceptance for the stats line; a run that drafted nothing (no n-gram match, or γ = 0 chosen by
+ *  the cost model) says so instead of "0/0 accepted". */
+function speculativeStats(s: NonNullable<GenerationResult['speculative']>): string {
+  if (s.drafted === 0) return 'no tokens drafted (decoded plainly)';
+  return `${s.accepted}/${s.drafted} draft tokens accepted, ${s.meanAcceptedLength.toFixed(2)} tokens per step`;
 }
 
 export async function runGenerate(argv: string[]): Promise<number> {
@@ -72,7 +79,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
       maxTokens = Math.max(1, Math.min(DEFAULT_MAX_TOKENS, tessera.contextLength - input.length));
     }
     const it = tessera.generate(input, {
-      ...samplingFrom(v), speculate: spec.speculate, maxTokens, stop: (v.stop as string[] | undefined) ?? [],
+      ...samplingFrom(v), speculate: spec.speculate, maxTokens, stop: stopFrom(v),
       ignoreEos: v['ignore-eos'] === true, signal: ac.signal, onPrefillProgress: (done) => { prefilled = done; },
     });
     let result: GenerationResult;

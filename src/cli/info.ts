@@ -2,7 +2,7 @@
 
 import { existsSync } from 'node:fs';
 import { CliError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
-import { MODEL_HINT } from './model-flags.js';
+import { MODEL_HINT, warnBeyondTraining } from './model-flags.js';
 import { DEFAULT_CACHE_DTYPE, describeModel, type ModelInfo } from '../models/load.js';
 import type { CacheDType } from '../kernels/types.js';
 import { derive, type LlamaConfig } from '../models/config.js';
@@ -69,6 +69,7 @@ export async function runInfo(argv: string[]): Promise<number> {
   const kvType: CacheDType = info.config.model_type === 'memory_mosaic' ? 'f32' : (v['kv-type'] as CacheDType | undefined) ?? DEFAULT_CACHE_DTYPE;
   const r0 = infoRecord(info, 0);
   const ctx = (v.ctx as number | undefined) ?? Math.min(r0.max_position_embeddings as number, 4096);
+  warnBeyondTraining(v.ctx as number | undefined, r0.max_position_embeddings as number | undefined);
   const budget = v['kv-budget'] === undefined ? undefined : /^\d+$/.test(v['kv-budget'] as string) ? Number(v['kv-budget']) : v['kv-budget'] as string;
   let rt: ReturnType<ModelInfo['runtime']>;
   try { rt = info.runtime(ctx, { kvBudget: budget, parallel: v.parallel as number | undefined }); } catch (e) { throw new CliError((e as Error).message, 'see --help'); }

@@ -1,7 +1,8 @@
 // Flags shared by the subcommands that load a model or sample from it, and loading with a progress bar.
 
 import { existsSync } from 'node:fs';
-import { CliError, type FlagSpecs, type FlagValues } from './args.js';
+import { CliError, type FlagSpec, type FlagSpecs, type FlagValues } from './args.js';
+import { maxThreads } from '../runtime/pool.js';
 import type { LoadOptions, LoadProgress } from '../models/load.js';
 import { parseAttentionSpec } from '../attention/spec.js';
 import type { SamplingOptions } from '../generation/sampler.js';
@@ -13,9 +14,13 @@ import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 
 export const MODEL_HINT = 'expected a Hugging Face model folder (config.json + *.safetensors) or a .gguf file';
 
+/** --threads of every command that runs a model: its range is the thread pool's, so a value past it
+ *  is a usage error naming the flag (exit 2), not a failure of the pool after loading. */
+export const THREADS_FLAG: FlagSpec = { type: 'integer', min: 1, max: maxThreads(), placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' };
+
 export const MODEL_FLAGS: FlagSpecs = {
   model: { type: 'string', required: true, placeholder: 'PATH', description: 'Hugging Face model folder or .gguf file', short: 'm' },
-  threads: { type: 'integer', min: 1, placeholder: 'N', description: 'threads including the main one (default: all cores; at most 4 × the cores)' },
+  threads: THREADS_FLAG,
   ctx: { type: 'integer', min: 1, placeholder: 'N', description: 'context length / KV-cache capacity in tokens (default: min(model max, 4096))' },
   quantize: { type: 'string', choices: ['q8_0'], placeholder: 'q8_0', description: 'quantise f32/f16/bf16 weights while loading' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], placeholder: 'f32|f16', description: "KV-cache storage type (default f16, as llama.cpp's; f32 doubles the KV memory)" },
@@ -34,6 +39,12 @@ export const SAMPLING_FLAGS: FlagSpecs = {
   seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
   speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]; self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0; a small model sharing the tokenizer draft=model:PATH[,gamma=N][,attention=SPEC] (attention last); gamma=auto or just auto: γ from the cost model' },
 };
+
+/** Stop strings, for the commands that generate (generate, and chat per reply). */
+export const STOP_FLAGS: FlagSpecs = {
+  stop: { type: 'string', multiple: true, placeholder: 'STR', description: 'stop before this text' },
+};
+export const stopFrom = (v: FlagValues): string[] => (v.stop as string[] | undefined) ?? [];
 
 export function samplingFrom(v: FlagValues): SamplingOptions {
   const o: SamplingOptions = {
@@ -141,8 +152,13 @@ export async function loadForCli(v: FlagValues, extra: TesseraOptions = {}): Pro
     progress.done();
   }
   const trained = tessera.config && 'max_position_embeddings' in tessera.config ? tessera.config.max_position_embeddings : undefined;
-  if (opts.contextLength !== undefined && trained !== undefined && opts.contextLength > trained) {
-    process.stderr.write(`warning: --ctx ${opts.contextLength} is beyond the ${trained} positions this model was trained for; text past position ${trained} will likely degrade\n`);
-  }
+  warnBeyondTraining(opts.contextLength, trained);
   return tessera;
+}
+
+/** Warns (stderr) when --ctx asks for more positions than the model was trained for. */
+export function warnBeyondTraining(ctx: number | undefined, trained: number | undefined): void {
+  if (ctx !== undefined && trained !== undefined && ctx > trained) {
+    process.stderr.write(`warning: --ctx ${ctx} is beyond the ${trained} positions this model was trained for; text past position ${trained} will likely degrade\n`);
+  }
 }

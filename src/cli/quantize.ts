@@ -6,6 +6,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, UsageError, formatHelp, parseFlags, type FlagSpecs } from './args.js';
 import { QUANT_RECIPES, quantizeGguf, type QuantRecipe } from '../formats/gguf-requantize.js';
+import { FormatError } from '../formats/errors.js';
 
 const FLAGS: FlagSpecs = {
   type: { type: 'string', required: true, choices: QUANT_RECIPES, placeholder: QUANT_RECIPES.join('|'), description: 'quantisation: K-quant mixes as llama.cpp makes them, or one type throughout' },
@@ -47,11 +48,18 @@ export async function runQuantize(argv: string[]): Promise<number> {
   const recipe = v.type as QuantRecipe;
   const t0 = performance.now();
   const tty = process.stderr.isTTY;
-  const result = quantizeGguf(inPath, resolve(outPath), recipe, {
-    onTensor: (done, total, name, type) => {
-      if (tty) process.stderr.write(`\r\x1b[Kquantize: [${done}/${total}] ${name} → ${type}`);
-    },
-  });
+  let result: ReturnType<typeof quantizeGguf>;
+  try {
+    result = quantizeGguf(inPath, resolve(outPath), recipe, {
+      onTensor: (done, total, name, type) => {
+        if (tty) process.stderr.write(`\r\x1b[Kquantize: [${done}/${total}] ${name} → ${type}`);
+      },
+    });
+  } catch (e) {
+    // a file quantize cannot take (damaged, or already quantised) gets quantize's hint, not the loaders'
+    if (e instanceof FormatError) throw new CliError(e.message, 'quantize takes a GGUF whose weights are f32, f16 or bf16 (as llama.cpp\'s convert_hf_to_gguf.py writes them)');
+    throw e;
+  }
   if (tty) process.stderr.write('\r\x1b[K');
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
   const types = Object.entries(result.types).map(([t, n]) => `${t} ${n}`).join(', ');

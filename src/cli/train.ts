@@ -8,6 +8,7 @@ import { runTraining } from '../training/train-run.js';
 import { readTextFile } from '../formats/regular-file.js';
 import { parseJsonStrict } from '../formats/json-strict.js';
 import { prepareOutputDir } from './output-path.js';
+import { THREADS_FLAG } from './model-flags.js';
 
 /** 1 MiB: a training config is a few hundred bytes. */
 const MAX_CONFIG_FILE_BYTES = 1 << 20;
@@ -24,7 +25,7 @@ const FLAGS: FlagSpecs = {
   lr: { type: 'number', min: 0, exclusiveMin: true, placeholder: 'X', description: 'override the peak learning rate' },
   seed: { type: 'integer', min: 0, placeholder: 'N', description: 'override the seed' },
   out: { type: 'string', placeholder: 'DIR', description: 'override the output folder' },
-  threads: { type: 'integer', min: 1, placeholder: 'N', description: 'override matmul threads' },
+  threads: { ...THREADS_FLAG, description: 'override matmul threads' },
   'eval-every': { type: 'integer', min: 0, placeholder: 'N', description: 'override evalEvery' },
   resume: { type: 'boolean', description: 'continue from OUT/checkpoint (same config)' },
   overwrite: { type: 'boolean', description: 'start over even if OUT/checkpoint holds a checkpoint (it is replaced)' },

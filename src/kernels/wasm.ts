@@ -66,7 +66,8 @@ interface KernelExports {
 /** The two builds of kernels/*.ts: 'relaxed' adds WebAssembly relaxed SIMD (int8 dot products,
  *  kernels/matmul-kquant.ts), 'simd' is plain SIMD. Both compute the same integers (tested). */
 export type KernelBuild = 'simd' | 'relaxed';
-const BUILD_FILES: Record<KernelBuild, string> = { simd: '../../kernels.wasm', relaxed: '../../kernels-relaxed.wasm' };
+/** Each build's file, relative to this module in dist/src/kernels/ (a package must ship both). */
+export const BUILD_FILES: Readonly<Record<KernelBuild, string>> = { simd: '../../kernels.wasm', relaxed: '../../kernels-relaxed.wasm' };
 const cached = new Map<KernelBuild, WebAssembly.Module>();
 let chosen: KernelBuild | undefined;
 

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { maxThreads } from '../../src/runtime/pool.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -46,6 +47,10 @@ test('usage errors exit 2 and name the flag, with a hint', () => {
     [['serve', '--model', 'm', '--api-key', 'k', '--api-key-file', 'f'], /give one of --api-key or --api-key-file/],
     [['serve', '--model', 'm', '--api-key', ''], /--api-key is empty/],
     [['serve', '--model', 'm', '--queue', '-1'], /--queue must be an integer ≥ 0/],
+    // the thread pool's own limit (4 × the cores), checked with the flags rather than after loading
+    [['generate', '--model', 'm', '--prompt', 'hi', '--threads', String(maxThreads() + 1)], new RegExp(`--threads must be an integer ≥ 1 and ≤ ${maxThreads()}, got ${maxThreads() + 1}`)],
+    [['bench', '--threads', '100000'], /--threads must be an integer ≥ 1 and ≤ \d+, got 100000/],
+    [['eval-ppl', '--model', 'm', '--threads', '100000'], /--threads must be an integer ≥ 1 and ≤ \d+/],
   ];
   for (const [argv, re] of cases) {
     const r = tessera(...argv);
@@ -76,7 +81,7 @@ test('--help for the program and each command; --version', () => {
   for (const cmd of ['generate', 'chat', 'info', 'bench']) assert.ok(top.stdout.includes(cmd));
   const flags: Record<string, string[]> = {
     generate: ['--model', '--prompt', '--max-tokens', '--temperature', '--top-k', '--top-p', '--min-p', '--repeat-penalty', '--seed', '--stop', '--threads', '--ctx', '--quantize', '--json'],
-    chat: ['--model', '--system', '--chat-template', '--max-tokens', '--temperature', '--threads', '--ctx'],
+    chat: ['--model', '--system', '--chat-template', '--max-tokens', '--temperature', '--stop', '--threads', '--ctx'],
     info: ['--model', '--ctx', '--json', '--quantize'],
     serve: ['--model', '--host', '--port', '--api-key', '--api-key-file', '--cors', '--parallel', '--kv-budget', '--attention', '--speculate', '--prompt-cache', '--queue', '--max-body', '--timeout', '--grace'],
   };
@@ -226,4 +231,15 @@ test('tessera chat --model models/default (the README example): piped messages g
   // seeded, so fixed: both replies end at the model's end-of-turn token, well within the 512-token bound
   for (const line of stats) assert.match(line, /generated: \d+ tokens .*finish: eos/, line);
   assert.equal(r.stdout.trim().split('\n').length, 2, r.stdout);
+});
+
+test('chat --stop ends each reply before the stop text, as generate --stop does (the README lists it among the sampling flags)', () => {
+  const r = spawnSync(process.execPath, [MAIN, 'chat', '--model', join(ROOT, 'models/default'), '--temperature', '0', '--stop', 'United', '--stats', '--threads', '1'],
+    { encoding: 'utf8', timeout: 120_000, input: 'Tell me about the railroads.\nHello\n' });
+  assert.equal(r.status, 0, r.stderr);
+  // greedy, this model's reply to both begins "They of the United States, …" (without --stop it runs to the 512-token bound)
+  assert.deepEqual(r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.length > 0), ['They of the', 'They of the'], r.stdout);
+  const stats = r.stderr.split('\n').filter((l) => l.startsWith('prompt: '));
+  assert.equal(stats.length, 2, r.stderr);
+  for (const line of stats) assert.match(line, /finish: stop/, line);
 });

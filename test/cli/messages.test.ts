@@ -58,6 +58,8 @@ test('careless command lines: the exit code and a message naming the real proble
       input: `${'word '.repeat(40)}\n`, code: 1, stderr: /the conversation no longer fits the context of 24 tokens/ },
     { what: '--ctx beyond max_position_embeddings', args: [...gen, '--model', model, '--ctx', '1024'], code: 0,
       stderr: /warning: --ctx 1024 is beyond the 512 positions this model was trained for/ },
+    { what: 'info --ctx beyond max_position_embeddings', args: ['info', '--model', model, '--ctx', '1024'], code: 0,
+      stderr: /warning: --ctx 1024 is beyond the 512 positions this model was trained for/ },
     { what: 'eval --operator --budgets -1,2', args: ['eval', '--model', model, '--operator', '--budgets', '-1,2', '--length', '64', '--out', join(dir, 'op')], code: 1,
       stderr: /budget -1 is not a fraction of the keys in \(0, 1\]/ },
     { what: 'eval --operator --budgets 0.1,2', args: ['eval', '--model', model, '--operator', '--budgets', '0.1,2', '--length', '64', '--out', join(dir, 'op')], code: 1,

@@ -75,6 +75,8 @@ test('quantize: refuses to overwrite, to write over its input, and to quantise t
   r = tessera(q8, join(dir, 'twice.gguf'), '--type', 'q4_k_m');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /already quantised \(Q8_0\).*quantise the f16 or f32 GGUF instead/);
+  assert.match(r.stderr, /hint: quantize takes a GGUF whose weights are f32, f16 or bf16/);
+  assert.doesNotMatch(r.stderr, /damaged/);
   assert.equal(existsSync(join(dir, 'twice.gguf')), false);
   assert.equal(tessera(f32, existing, '--type', 'q6_k', '--force').code, 0);
   assert.equal(typesOf(existing)['blk.0.ffn_down.weight'], 'Q6_K');

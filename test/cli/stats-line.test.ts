@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statsLine } from '../../src/cli/generate.js';
 import type { GenerationResult } from '../../src/generation/generate.js';
+import type { SpeculativeStats } from '../../src/generation/speculative.js';
 
 function result(over: Partial<GenerationResult> & { prefillMs: number; decodeMs: number }): GenerationResult {
   const { prefillMs, decodeMs, ...rest } = over;
@@ -29,4 +30,16 @@ test('a finished reply: the whole prompt, cached tokens named, rates of what was
   assert.equal(line, 'prompt: 512 tokens (112 cached) in 0.20 s (2000.0 tok/s) | generated: 5 tokens in 1.00 s (4.0 tok/s) | finish: stop | seed: 7');
   // without the processed count (a caller that does not track prefill) the prompt counts as done
   assert.equal(statsLine(result({ tokens: [1, 2, 3, 4, 5], cachedTokens: 112, prefillMs: 200, decodeMs: 1000 })), line);
+});
+
+test('speculative acceptance in the line; a run that drafted nothing says so rather than "0/0 accepted"', () => {
+  const stats = (drafted: number, accepted: number, steps: number): SpeculativeStats => ({
+    steps, drafted, accepted, rejected: accepted === drafted ? 0 : 1, acceptanceRate: drafted > 0 ? accepted / drafted : 0,
+    meanAcceptedLength: steps > 0 ? 1 + accepted / steps : 0, perPosition: [], acceptedAt: [],
+  });
+  const some = statsLine(result({ tokens: [1, 2, 3], prefillMs: 10, decodeMs: 10, speculative: stats(8, 6, 2) }));
+  assert.match(some, / \| speculative: 6\/8 draft tokens accepted, 4\.00 tokens per step$/);
+  const none = statsLine(result({ tokens: [1, 2, 3], prefillMs: 10, decodeMs: 10, speculative: stats(0, 0, 0) }));
+  assert.match(none, / \| speculative: no tokens drafted \(decoded plainly\)$/);
+  assert.doesNotMatch(none, /0\/0/);
 });

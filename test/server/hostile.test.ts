@@ -148,7 +148,7 @@ test('API key (401 without it, /health open), body limit (413), bad JSON, bad fi
       [chat('hi', { top_p: 0 }), 'top_p', /greater than 0/],
       ['{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e309}', 'temperature', /between 0 and 2/],
       [chat('hi', { logprobs: true, top_logprobs: 21 }), 'top_logprobs', /0 to 20/],
-      [chat('hi', { stop: ['a', 'b', 'c', 'd', 'e'] }), 'stop', /at most 4/],
+      [chat('hi', { stop: ['a', 'b', 'c', 'd', 'e'] }), 'stop', /expected at most 4 stop sequences, but got 5\./],
       [chat('hi', { stop: ['y'.repeat(300)] }), 'stop[0]', /at most 256 characters/],
       [{ messages: Array(4097).fill({ role: 'user', content: 'x' }) }, 'messages', /at most 4096/],
       [chat('hi', { attention: 'magicpig' }), 'attention', /loaded with "dense"/],
