@@ -1,5 +1,6 @@
-// The baselines MagicPIG is measured against (PAPERS.md §1), each a rule that picks which keys one
-// query head attends to during decoding; the chosen rows are then attended with the gathered SIMD
+// The baselines MagicPIG is measured against (PAPERS.md §1), and SnapKV, a draft cache of MagicDec
+// (§2): each a rule that picks which keys one query head attends to during decoding; the chosen rows
+// are then attended with the gathered SIMD
 // kernel (kernels/sparse.ts attendList), optionally with per-key logit offsets:
 //   topk             exact top-k keys by score (+ sinks and local window); k or fraction
 //   quest            pages of 16 keys with per-dim min/max; page score Σ_d max(q_d·min_d, q_d·max_d);

@@ -3,7 +3,7 @@
 // trained on sequences from N training DFAs is scored on sequences of held-out DFAs (languages that
 // differ from every training DFA's): a prediction at a letter position is right when the DFA allows
 // the predicted token after the prefix. Mosaic (short-budget init) vs Llama-architecture transformer
-// at the paper's small size, d = 128, 2 layers, 4 heads, matched parameter counts, equal tokens,
+// at the paper's small size, d = 128, 2 layers (4 heads here), matched parameter counts, equal tokens,
 // against the number of training DFAs.
 //
 // Run:  node dist/src/experiments/regbench.js [--quick] [--steps N] [--dfas 10,100,1000] [--seeds 1,2] [--part grid|lr-check|lr-grid]

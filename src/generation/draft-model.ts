@@ -1,6 +1,6 @@
 // A separate small draft model (PAPERS.md §2, "small draft model"): another loaded Tessera model that
 // shares the target's tokenizer, with a cache of its own per sequence (its own attention backend:
-// load it with a sparse one, e.g. streaming, to keep its cost flat in the context length).
+// load it with a sparse one, e.g. streaming, to keep its reads flat in the context length; the rows stay stored).
 //
 // Each propose() first brings every sequence's draft cache in step with its context: the positions
 // the target rejected last step are truncated away (the longest common prefix of what the cache holds

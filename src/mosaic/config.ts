@@ -1,4 +1,4 @@
-// Memory Mosaic configuration (Zhang, Bottou et al., ICLR 2025; ../shared/docs/PAPERS.md §3) and its
+// Memory Mosaic configuration (Zhang, Bottou et al., ICLR 2025; PAPERS.md §3) and its
 // config.json form. Field names follow the paper's code (nanoMosaics / memory_mosaics Library) with
 // `"model_type": "memory_mosaic"`, so a checkpoint folder is config.json + model.safetensors like any
 // Hugging Face folder. config.json is hostile input: every size is checked before anything is allocated.
