@@ -47,7 +47,11 @@ export async function* runChoices(t: Tessera, prompts: readonly (readonly number
 export function requestError(e: unknown, param: string): unknown {
   if (e instanceof ApiError) return e;
   if (e instanceof ContextOverflowError) return new ApiError(e.message, param, 'context_length_exceeded');
-  if (e instanceof RangeError) return new ApiError(e.message, null, 'invalid_value');
+  if (e instanceof RangeError || e instanceof TypeError) {
+    // the engine's messages start with what they are about: 'prompt[3] = …', 'speculate: …'
+    const about = /^(prompt|speculate)\b/.exec(e.message)?.[1];
+    return new ApiError(e.message, about === 'prompt' ? param : about ?? null, 'invalid_value');
+  }
   return e;
 }
 

@@ -32,8 +32,11 @@ export class PromptCache {
 
   /** The entry sharing the longest prefix with `ids` (at most ids.length − 1 tokens: the last prompt
    *  token is always fed, its logits are needed), pinned; undefined when none shares a token.
-   *  Call `release()` on the handle when the request ends. */
-  lookup(ids: readonly number[]): { cache: ModelCache; length: number; release: () => void } | undefined {
+   *  Call `release()` on the handle when the request no longer needs the entry. `adopt()` hands the
+   *  entry's cache itself to the request (out of the table; the caller owns it and releases it) when
+   *  this handle is its only pin — a request that finds no free sequence slot can then start in the
+   *  slot the entry holds instead of waiting for a second one; undefined otherwise. */
+  lookup(ids: readonly number[]): { cache: ModelCache; length: number; release: () => void; adopt: () => ModelCache | undefined } | undefined {
     let best: Entry | undefined, length = 0;
     for (const e of this.entries) {
       const n = Math.min(commonPrefix(e.tokens, ids), ids.length - 1);
@@ -50,6 +53,14 @@ export class PromptCache {
         if (done) return;
         done = true;
         if (--e.pins === 0 && e.retired) e.cache.release();
+      },
+      adopt: () => {
+        if (done || e.pins !== 1) return undefined;
+        done = true;
+        e.pins = 0;
+        const i = this.entries.indexOf(e);
+        if (i >= 0) this.entries.splice(i, 1);
+        return e.cache;
       },
     };
   }

@@ -134,6 +134,10 @@ export class Tessera {
     return this.longest;
   }
 
+  /** Most characters a text that fits the context can have (contextLength × the longest token's
+   *  characters): a longer one certainly exceeds it, known before tokenizing. */
+  get promptCharLimit(): number { return this.contextLength * this.longestToken(); }
+
   /** Refuses a text prompt known to exceed the context from its length alone, before tokenizing it. */
   private checkPromptLength(chars: number, maxTokens: number): void {
     const longest = this.longestToken();
@@ -202,11 +206,12 @@ export class Tessera {
     const keep = hit?.length ?? 0;
     const seq = new SequenceState(this.tokenizer, ids.slice(keep), { ...opts, context: ids.slice(0, keep) }, this.model.vocabSize);
     const generated: number[] = [];
+    let cachedTokens = keep;   // 0 if the scheduler had it prefill the prefix after all (admit)
     let it: AsyncGenerator<GenerationChunk, GenerationResult, void>;
     try {
       it = Scheduler.of(this.model).submit(seq, {
         signal: opts.signal, prefillChunk: opts.prefillChunk, onPrefillProgress: opts.onPrefillProgress, speculate: opts.speculate,
-        prefix: hit !== undefined ? { cache: hit.cache, length: keep } : undefined,
+        prefix: hit !== undefined ? { cache: hit.cache, length: keep, release: (used) => { if (!used) cachedTokens = 0; hit.release(); }, adopt: hit.adopt } : undefined,
         keepCache: this.prompts.maxEntries > 0 && opts.truncate !== 'start'
           // the cache holds the prompt, then the generated tokens that were fed back (all but the last)
           ? (cache) => this.prompts.keep(cache, [...ids, ...generated].slice(0, cache.length))
@@ -216,7 +221,7 @@ export class Tessera {
     try {
       for (;;) {
         const step = await it.next();
-        if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep, cachedTokens: keep };
+        if (step.done) return { ...step.value, promptTokens: step.value.promptTokens + keep, cachedTokens };
         generated.push(...step.value.tokens);
         yield step.value;
       }

@@ -24,6 +24,9 @@ export const REQUEST_LIMITS = {
   /** Alternatives per token: chat top_logprobs, and completions logprobs (OpenAI allows 5 there). */
   topLogprobs: MAX_TOP_LOGPROBS,
   completionLogprobs: 5,
+  /** Characters in a short string field (model, user, speculate, attention): a response echoes the
+   *  model name in every streamed chunk, so an unbounded one would multiply a request's size. */
+  nameChars: 256,
 } as const;
 
 /** An error with OpenAI's error fields; `status` is the HTTP status a server should answer with. */
@@ -189,10 +192,21 @@ function checkKeys(body: Record<string, unknown>, known: ReadonlySet<string>, un
   if (body.admit !== undefined && typeof body.admit !== 'function') throw invalidType('admit', 'a function', body.admit);
 }
 
+/** An optional short string field: a string of at most REQUEST_LIMITS.nameChars characters. */
+function shortString(body: Record<string, unknown>, param: string, expected = 'a string'): void {
+  const v = body[param];
+  if (v === undefined || v === null) return;
+  if (typeof v !== 'string') throw invalidType(param, expected, v);
+  if (v.length > REQUEST_LIMITS.nameChars) throw new ApiError(`Invalid value for '${param}': expected at most ${REQUEST_LIMITS.nameChars} characters, but got ${v.length}.`, param, 'invalid_value');
+}
+
 /** The fields chat and text completions share. `defaultMaxTokens` applies when neither max field is set. */
 function generationFields(body: Record<string, unknown>): ValidatedGeneration {
-  if (body.model !== undefined && typeof body.model !== 'string') throw invalidType('model', 'a string', body.model);
-  if (body.user !== undefined && typeof body.user !== 'string') throw invalidType('user', 'a string', body.user);
+  if (body.model === null) throw invalidType('model', 'a string', body.model);
+  shortString(body, 'model');
+  if (body.user === null) throw invalidType('user', 'a string', body.user);
+  shortString(body, 'user');
+  if (typeof body.speculate === 'string') shortString(body, 'speculate');
   const n = num(body, 'n', (x) => x >= 1 && x <= REQUEST_LIMITS.choices, `an integer from 1 to ${REQUEST_LIMITS.choices}`, true) ?? 1;
   const maxTokens = num(body, 'max_completion_tokens', (x) => x >= 1, 'an integer ≥ 1', true)
     ?? num(body, 'max_tokens', (x) => x >= 1, 'an integer ≥ 1', true);
@@ -204,10 +218,15 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   const topK = num(body, 'top_k', (x) => x >= -1, 'an integer ≥ -1 (-1 or 0 disables top-k)', true);
   set('topK', topK === undefined ? undefined : Math.max(topK, 0));
   set('minP', num(body, 'min_p', (x) => x >= 0 && x <= 1, 'a number between 0 and 1'));
-  set('repetitionPenalty', num(body, 'repetition_penalty', (x) => x > 0, 'a number greater than 0'));
+  // bounded so that no logit can overflow when divided or multiplied by it (it fails mid-stream otherwise)
+  set('repetitionPenalty', num(body, 'repetition_penalty', (x) => x >= 0.01 && x <= 100, 'a number from 0.01 to 100 (1 = off)'));
   set('frequencyPenalty', num(body, 'frequency_penalty', (x) => x >= -2 && x <= 2, 'a number between -2 and 2'));
   set('presencePenalty', num(body, 'presence_penalty', (x) => x >= -2 && x <= 2, 'a number between -2 and 2'));
   set('seed', num(body, 'seed', () => true, 'a safe integer', true));
+  // choice i samples with seed + i (choices.ts), which must stay a safe integer too
+  if (sampling.seed !== undefined && sampling.seed + n - 1 > Number.MAX_SAFE_INTEGER) {
+    throw invalidValue('seed', `an integer such that seed + n − 1 ≤ ${Number.MAX_SAFE_INTEGER} (choice i samples with seed + i)`, sampling.seed);
+  }
 
   let stop: unknown[] = [];
   const s = body.stop;
@@ -250,6 +269,7 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
         else if (isObject(spec)) {
           for (const key of Object.keys(spec)) if (key !== 'draft' && key !== 'gamma') throw new RangeError(`unknown field ${key.slice(0, 64)}; expected {draft, gamma?: 1..64 or "auto"}`);
           if (spec.gamma !== undefined && typeof spec.gamma !== 'number' && spec.gamma !== 'auto') throw new RangeError(`gamma must be an integer in [1, 64] or "auto", got ${kind(spec.gamma)}`);
+          if (String(spec.draft).length > REQUEST_LIMITS.nameChars) throw new RangeError(`draft: expected at most ${REQUEST_LIMITS.nameChars} characters, got ${String(spec.draft).length}`);
           parsed = parseSpeculateSpec(`draft=${String(spec.draft)}${spec.gamma === undefined ? '' : `,gamma=${spec.gamma}`}`);
         } else throw invalidType('speculate', "a string ('draft=prompt-lookup,gamma=4') or an object", spec);
         // a request must not make the server load files: a draft model is loaded when the server starts
@@ -266,8 +286,8 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
     if (body.ignore_eos) out.ignoreEos = true;
   }
   if (body.attention !== undefined && body.attention !== null) {
-    if (typeof body.attention !== 'string') throw invalidType('attention', 'a string such as "dense" or "magicpig:K=10,L=150"', body.attention);
-    out.attention = body.attention;
+    shortString(body, 'attention', 'a string such as "dense" or "magicpig:K=10,L=150"');
+    out.attention = body.attention as string;
   }
   return out;
 }
@@ -286,7 +306,7 @@ export function validateChatRequest(body: unknown): ValidatedChatRequest {
   if (msgs === undefined) throw new ApiError("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
   if (!Array.isArray(msgs)) throw invalidType('messages', 'an array', msgs);
   if (msgs.length === 0) throw new ApiError("Invalid 'messages': empty array. Expected an array with minimum length 1.", 'messages', 'empty_array');
-  if (msgs.length > REQUEST_LIMITS.messages) throw invalidValue('messages', `at most ${REQUEST_LIMITS.messages} messages`, `${msgs.length} messages`);
+  if (msgs.length > REQUEST_LIMITS.messages) throw invalidValue('messages', `at most ${REQUEST_LIMITS.messages} messages`, msgs.length);
   const messages = msgs.map((m: unknown, i) => {
     if (!isObject(m)) throw invalidType(`messages[${i}]`, 'an object', m);
     for (const key of Object.keys(m)) {
@@ -316,17 +336,18 @@ export function validateCompletionRequest(body: unknown): ValidatedCompletionReq
   checkKeys(body, KNOWN_COMPLETION, UNSUPPORTED_COMPLETION);
   const p = body.prompt;
   if (p === undefined || p === null) throw new ApiError("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
+  if (Array.isArray(p) && p.length === 0) throw new ApiError("Invalid value for 'prompt': expected a string, token ids or a list of prompts, but got an empty array.", 'prompt', 'invalid_value');
   const isIds = (x: unknown): x is number[] => Array.isArray(x) && x.length > 0 && x.every((t) => typeof t === 'number');
   let prompts: (string | number[])[];
   if (typeof p === 'string') prompts = [p];
   else if (isIds(p)) prompts = [p];
   else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || isIds(x))) prompts = p as (string | number[])[];
   else throw invalidType('prompt', 'a string, an array of strings, an array of token ids, or an array of such arrays', p);
-  if (prompts.length > REQUEST_LIMITS.prompts) throw invalidValue('prompt', `at most ${REQUEST_LIMITS.prompts} prompts`, `${prompts.length} prompts`);
+  if (prompts.length > REQUEST_LIMITS.prompts) throw invalidValue('prompt', `at most ${REQUEST_LIMITS.prompts} prompts`, prompts.length);
   if (body.max_completion_tokens !== undefined) throw new ApiError('Unrecognized request argument supplied: max_completion_tokens', 'max_completion_tokens', 'unknown_parameter');
   const v: ValidatedCompletionRequest = { ...generationFields(body), prompts };
   if (prompts.length * v.n > REQUEST_LIMITS.choices) {
-    throw invalidValue('n', `at most ${REQUEST_LIMITS.choices} choices per request (n × prompts)`, `${v.n} × ${prompts.length} prompts`);
+    throw new ApiError(`Invalid value for 'n': expected at most ${REQUEST_LIMITS.choices} choices per request (n × prompts), but got ${v.n} × ${prompts.length} prompts.`, 'n', 'invalid_value');
   }
   const lp = num(body, 'logprobs', (x) => x >= 0 && x <= REQUEST_LIMITS.completionLogprobs, `an integer from 0 to ${REQUEST_LIMITS.completionLogprobs}`, true);
   if (lp !== undefined) v.logprobs = lp;

@@ -55,8 +55,13 @@ export interface SubmitOptions {
   /** Called after each prompt chunk with (tokens done, prompt tokens). */
   onPrefillProgress?: (done: number, total: number) => void;
   /** Start from the first `length` positions of another cache, by reference (cache.fork at
-   *  admission; the prompt goes after them). Ignored with `cache`. */
-  prefix?: { cache: ModelCache; length: number };
+   *  admission; the prompt goes after them). Ignored with `cache`. `release` is called once the
+   *  request no longer needs `cache` to stay alive: after its fork (used = true), or when, to free the
+   *  sequence slots that pinned prefixes hold, the request gave the prefix up and prefills those
+   *  positions itself (used = false; see admit). `adopt`, when given, hands `cache` itself over to the
+   *  request (which then owns it) if nothing else needs it: a request with no free sequence slot starts
+   *  in the prefix's own slot (cut to `length`) instead of waiting for another. */
+  prefix?: { cache: ModelCache; length: number; release?: (used: boolean) => void; adopt?: () => ModelCache | undefined };
   /** Receives the request's own cache when it finished (not aborted, not failed) instead of it
    *  being released — the caller's prompt cache for the next request; the receiver releases it. */
   keepCache?: (cache: ModelCache) => void;
@@ -89,7 +94,9 @@ type Out = { chunk: GenerationChunk } | { result: GenerationResult } | { error: 
 interface Request {
   readonly order: number;
   readonly seq: SequenceState;
-  readonly opts: SubmitOptions;
+  opts: SubmitOptions;
+  /** Prefix positions this request feeds itself after giving its prefix up (progress counts past them). */
+  refed: number;
   readonly ownCache: boolean;
   cache: ModelCache | undefined;
   prompt: readonly number[];
@@ -188,7 +195,7 @@ export class Scheduler {
     }
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
     const r: Request = {
-      order: this.order++, seq, opts, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
+      order: this.order++, seq, opts, refed: 0, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
       phase: 'waiting', drafter, draft: [], q: undefined, meter: drafter ? new SpeculativeMeter() : undefined,
       alpha: drafter && auto ? new AcceptanceEstimate() : undefined, plainSteps: 0, gammaNow: 0, cancelled: false, out: [], wake: undefined,
     };
@@ -280,7 +287,7 @@ export class Scheduler {
     who.forEach((r, i) => {
       if (r.phase === 'prefill') {
         r.fed += batch[i]!.tokens.length;
-        r.opts.onPrefillProgress?.(r.fed, r.prompt.length);
+        if (r.fed > r.refed) r.opts.onPrefillProgress?.(r.fed - r.refed, r.prompt.length - r.refed);
         if (r.fed < r.prompt.length) return;
         r.seq.endPrefill();
         r.phase = 'decode';
@@ -379,19 +386,39 @@ export class Scheduler {
     else r.next = tokens.at(-1)!;
   }
 
-  /** Moves waiting requests to the running set while caches can be had. */
+  /** Moves waiting requests to the running set while caches can be had. A prefix is forked at
+   *  admission and its pin released right after (the fork holds its pages by reference), so a kept
+   *  prompt pins a sequence slot only while requests wait to start from it. */
   private admit(): void {
     while (this.waiting.length > 0) {
       const r = this.waiting[0]!;
       if (r.cache === undefined) {
         if (this.model.parallel - this.ownCaches() <= 0) return;
         const p = r.opts.prefix;
-        try { r.cache = p !== undefined && !p.cache.released ? p.cache.fork(p.length) : this.model.createCache(); } catch (e) {
-          if (e instanceof RangeError && /sequence slots/.test(e.message)) {          // taken outside the scheduler
-            if (this.reclaim()) continue;                                           // an idle cache gave its slot back
-            return;                                                                 // wait
+        try {
+          if (p !== undefined && p.cache.released && !this.dropPrefix(r)) throw new Error('submit: the prefix cache was released before the request started, and its tokens are not in the sequence\'s context');
+          const q = r.opts.prefix;
+          r.cache = q !== undefined ? q.cache.fork(q.length) : this.model.createCache();
+          q?.release?.(true);
+        } catch (e) {
+          if (!(e instanceof RangeError && /sequence slots/.test(e.message))) { this.waiting.shift(); this.fail(r, e); continue; }
+          // no free sequence slot (taken outside the scheduler, or by kept prompts)
+          if (this.reclaim()) continue;                                             // an idle cache gave its slot back
+          const own = r.opts.prefix?.adopt?.();                                     // start in the prefix's own slot
+          if (own === undefined) {
+            // Nothing idle, and no running request will free a slot: the slots are held by kept
+            // prompts that waiting requests are pinned to. Those requests give their prefixes up and
+            // prefill them instead, so the kept prompts can go (else every request would wait forever).
+            if (this.ownCaches() === 0 && this.waiting.some((w) => w.opts.prefix !== undefined)) {
+              let dropped = false;
+              for (const w of this.waiting) if (w.cache === undefined && w.opts.prefix !== undefined) dropped = this.dropPrefix(w) || dropped;
+              if (dropped && this.reclaim()) continue;
+            }
+            return;                                                                   // wait
           }
-          this.waiting.shift(); this.fail(r, e); continue;
+          own.truncate(r.opts.prefix!.length);
+          r.cache = own;
+          r.opts.prefix!.release?.(true);
         }
       }
       this.waiting.shift();
@@ -399,6 +426,18 @@ export class Scheduler {
       r.seq.startPrefill();
       this.active.push(r);
     }
+  }
+
+  /** A waiting request gives its prefix up: it will feed those positions itself, into a cache of its
+   *  own. Only when the sequence knows them (its context: the prefix's tokens, then the prompt). */
+  private dropPrefix(r: Request): boolean {
+    const p = r.opts.prefix!, known = r.seq.context;
+    if (known.length !== p.length + r.prompt.length) return false;
+    r.prompt = [...known.slice(0, p.length), ...r.prompt];
+    r.refed = p.length;
+    r.opts = { ...r.opts, prefix: undefined };
+    p.release?.(false);
+    return true;
   }
 
   /** Asks the reclaimers, in turn, to free one idle cache; whether one did. */

@@ -235,6 +235,12 @@ export class TesseraServer {
     const text = b.prompt ?? b.content;
     if (typeof text !== 'string') throw new ApiError("'prompt' must be a string (the text to tokenize).", b.content !== undefined ? 'content' : 'prompt', 'invalid_type');
     if (b.add_special_tokens !== undefined && typeof b.add_special_tokens !== 'boolean') throw new ApiError("'add_special_tokens' must be a boolean.", 'add_special_tokens', 'invalid_type');
+    // tokenizing runs on the event loop: a text that cannot fit the context is refused from its length,
+    // as completions refuse such a prompt, instead of stalling every stream for seconds
+    if (text.length > t.promptCharLimit) {
+      throw new ApiError(`'${b.content !== undefined ? 'content' : 'prompt'}' has ${text.length} characters, more than a text that fits the context of ${t.contextLength} tokens can have (${t.promptCharLimit}); /tokenize takes text up to that length.`,
+        b.content !== undefined ? 'content' : 'prompt', 'context_length_exceeded');
+    }
     const tokens = t.tokenize(text, { addSpecialTokens: b.add_special_tokens as boolean | undefined });
     return { tokens, count: tokens.length, max_model_len: t.contextLength };
   }
@@ -271,7 +277,13 @@ export class TesseraServer {
     // request gets its 400 even while the server is full; past parallel + maxQueued sequences, 503.
     let want = 0;
     const admit = (sequences: number) => {
-      if (this.inFlight + sequences > t.model.parallel + this.maxQueued) {
+      const limit = t.model.parallel + this.maxQueued;
+      // more sequences than the server ever holds at once: no retry can succeed
+      if (sequences > limit) {
+        throw new ApiError(`This request needs ${sequences} sequences (n × prompts), more than this server runs or queues at once (${limit}: --parallel ${t.model.parallel} + --queue ${this.maxQueued}); ask for fewer choices or prompts.`,
+          typeof b.n === 'number' && b.n > 1 ? 'n' : 'prompt', 'invalid_value');
+      }
+      if (this.inFlight + sequences > limit) {
         throw this.unavailable(`The server is busy: ${this.inFlight} sequences are running or queued (limit ${t.model.parallel + this.maxQueued}). Retry after the Retry-After seconds.`);
       }
       want = sequences;

@@ -145,3 +145,48 @@ test('the waiting queue is bounded: past maxQueued submit throws QueueFullError'
   for (const it of its) for (;;) if ((await it.next()).done) break;
   assert.equal(model.live.size, 0);
 });
+
+test('kept prompts never hold every sequence slot against the requests pinned to them: pins end at the fork, a sole pinner starts in the kept prompt\'s own slot, and otherwise waiting requests give their prefixes up', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-sched-'));
+  try {
+    const path = writeTestCheckpoint(join(dir, 'm'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const opts = { temperature: 0, maxTokens: 6, ignoreEos: true } as const;
+    const prompts = ['alpha beta gamma delta one', 'alpha beta gamma delta two', 'zeta eta theta iota one', 'zeta eta theta iota two', 'omega', 'psi'];
+    const fresh = await load(path, { threads: 1, contextLength: 128, parallel: 2, promptCache: 0 });
+    const want = new Map<string, number[]>();
+    for (const p of prompts) want.set(p, (await fresh.complete(p, opts)).tokens);
+    fresh.dispose();
+    const t = await load(path, { threads: 1, contextLength: 128, parallel: 2, promptCache: 4 });
+    const m = t.model as LlamaModel, stats = () => Scheduler.of(t.model).stats;
+    /** Keeps two prompts, which then hold both sequence slots. */
+    const keepTwo = async () => {
+      await t.complete('alpha beta gamma delta', opts);
+      await t.complete('zeta eta theta iota', opts);
+      assert.equal(m.activeSequences, 2);
+    };
+    const run = (list: string[], what: string) => within(Promise.all(list.map((p) => t.complete(p, opts))), 20_000, what);
+    try {
+      // each request the only one pinned to a kept prompt, no slot free: before, each waited for the
+      // other's slot forever; now each starts in its kept prompt's slot, cut to the shared prefix
+      await keepTwo();
+      let batched = stats().batchedSteps;
+      const [a, b] = await run([prompts[0]!, prompts[2]!], 'two requests, each the only one pinned to a kept prompt');
+      assert.deepEqual([a.tokens, b.tokens], [want.get(prompts[0]!), want.get(prompts[2]!)], 'the tokens of a fresh prefill');
+      assert.ok(a.cachedTokens > 1 && b.cachedTokens > 1, `prefixes used: ${a.cachedTokens}, ${b.cachedTokens}`);
+      assert.ok(stats().batchedSteps - batched >= 4, 'the two ran together');
+      // two requests pinned to each kept prompt: no one can adopt one, nothing runs, so all give
+      // their prefixes up and prefill them; the results say nothing was cached
+      await keepTwo();
+      const four = await run(prompts.slice(0, 4), 'four requests, two pinned to each kept prompt');
+      four.forEach((r, i) => { assert.deepEqual(r.tokens, want.get(prompts[i]!), prompts[i]); assert.equal(r.cachedTokens, 0, prompts[i]); });
+      // prompts that share only the BOS with a kept prompt: the first forks it and lets go of it at
+      // once, the second starts in its slot; they run together, not one after the other
+      await keepTwo();
+      batched = stats().batchedSteps;
+      const [c, d] = await run([prompts[4]!, prompts[5]!], 'two prompts sharing only the BOS with the kept ones');
+      assert.deepEqual([c.tokens, d.tokens], [want.get(prompts[4]!), want.get(prompts[5]!)]);
+      assert.ok(stats().batchedSteps - batched >= 4, `they ran together (${stats().batchedSteps - batched} shared steps)`);
+      assert.equal(stats().running + stats().queued, 0);
+    } finally { t.dispose(); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});

@@ -97,8 +97,12 @@ test('past parallel + queue sequences: 503 with Retry-After in the OpenAI error 
     assert.equal(over.headers.get('retry-after'), '2');
     assert.equal(over.json.error.code, 'service_unavailable');
     assert.match(over.json.error.message, /busy: 3 sequences.*limit 3/);
-    const n = await post(`${s.url}/v1/completions`, { ...body, n: 4 });                 // more choices than fit at once
-    assert.equal(n.status, 503);
+    // more choices than the server ever holds at once: no retry could succeed, so 400 naming n, not 503
+    const n = await post(`${s.url}/v1/completions`, { ...body, n: 4 });
+    assert.equal(n.status, 400);
+    assert.equal(n.json.error.param, 'n');
+    assert.match(n.json.error.message, /needs 4 sequences.*\(3: --parallel 2 \+ --queue 1\)/);
+    assert.equal(n.headers.get('retry-after'), null);
     // while full, a bad request still gets its 400 naming the problem, not a 503 (checked before admission)
     for (const [bad, param, re] of [
       [{ ...body, n: 17 }, 'n', /1 to 16/], [{ ...body, n: -1 }, 'n', /1 to 16/], [{ ...body, n: 2.5 }, 'n', /integer/],
@@ -154,7 +158,18 @@ test('API key (401 without it, /health open), body limit (413), bad JSON, bad fi
       [chat('hi', { attention: 'magicpig' }), 'attention', /loaded with "dense"/],
       [chat('hi', { speculate: 'draft=oracle' }), 'speculate', /unknown draft/],
       [chat('hi', { file: '/etc/passwd' }), 'file', /Unrecognized/],
-      [{ prompt: [[1, 2], [99999]] }, null, /prompt\[0\] = 99999 is not a token id|is not a token id/],
+      [{ prompt: [[1, 2], [99999]] }, 'prompt', /prompt\[0\] = 99999 is not a token id|is not a token id/],
+      [{ prompt: [1.5] }, 'prompt', /is not a token id/],
+      [{ prompt: [] }, 'prompt', /empty array/],
+      // echoed in every streamed chunk: bounded, so a request cannot multiply its own size
+      [chat('hi', { model: 'm'.repeat(300) }), 'model', /at most 256 characters, but got 300/],
+      [chat('hi', { user: 'u'.repeat(300) }), 'user', /at most 256 characters/],
+      [chat('hi', { speculate: 'draft=' + 'p'.repeat(300) }), 'speculate', /at most 256 characters/],
+      // past these, a logit divided or multiplied by the penalty overflows mid-stream
+      [chat('hi', { repetition_penalty: 1e-300 }), 'repetition_penalty', /0\.01 to 100/],
+      [chat('hi', { repetition_penalty: 3e38 }), 'repetition_penalty', /0\.01 to 100/],
+      // choice i samples with seed + i
+      [chat('hi', { seed: Number.MAX_SAFE_INTEGER, n: 3 }), 'seed', /seed \+ n − 1/],
       [{ prompt: 'x', n: 5, logprobs: 9 }, 'logprobs', /0 to 5/],
       [{ prompt: Array(17).fill('a') }, 'prompt', /at most 16 prompts/],
       [{ prompt: ['a', 'b', 'c', 'd', 'e'], n: 4 }, 'n', /at most 16 choices/],
@@ -185,6 +200,12 @@ test('API key (401 without it, /health open), body limit (413), bad JSON, bad fi
     assert.equal((await fetch(`${s.url}/v1/chat/completions`, { headers: key })).status, 405);
     assert.equal((await post(`${s.url}/detokenize`, { tokens: [1, -1] }, key)).json.error.param, 'tokens[1]');
     assert.equal((await post(`${s.url}/tokenize`, { prompt: 'The Congress' }, key)).json.count > 0, true);
+    // a text that cannot fit the context is refused from its length, not tokenized on the event loop
+    const huge = await post(`${s.url}/tokenize`, { prompt: 'x'.repeat(150_000) }, key);
+    assert.equal(huge.status, 400);
+    assert.equal(huge.json.error.code, 'context_length_exceeded');
+    assert.equal(huge.json.error.param, 'prompt');
+    assert.match(huge.json.error.message, /150000 characters, more than a text that fits the context of 128 tokens can have/);
   } finally { await s.close(); }
 });
 
