@@ -17,6 +17,7 @@
 // field names a file.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Tessera } from '../api/tessera.js';
 import { ApiError, JS_ONLY_FIELDS } from '../api/validate.js';
@@ -72,6 +73,8 @@ export class TesseraServer {
   /** Sequences (choices) of requests being answered now. */
   private inFlight = 0;
   private readonly requests = new Set<AbortController>();
+  /** The generation answering on a connection: what its idle timeout does to it (see onIdle). */
+  private readonly answering = new WeakMap<Socket, () => void>();
   private readonly keyHash: Buffer | undefined;
   private readonly maxBody: number;
   private readonly maxQueued: number;
@@ -103,6 +106,7 @@ export class TesseraServer {
       maxHeaderSize: 16 * 1024,
     }, (req, res) => { void this.handle(req, res); });
     this.http.timeout = ms(opts.idleTimeoutMs, 600_000, 'idleTimeoutMs');   // silent sockets (half-open peers) are destroyed
+    this.http.on('timeout', (socket: Socket) => this.onIdle(socket));
     this.http.maxHeadersCount = 100;
   }
 
@@ -263,6 +267,23 @@ export class TesseraServer {
   }
 
   /** A completion or chat request, answered as JSON or as Server-Sent Events. */
+  /** A connection silent for the idle timeout. Without a request in progress (a half-open peer, an
+   *  idle keep-alive) it is closed. With one, the client is still waiting for an answer that has not
+   *  come (queued, or a long answer that is not streamed): the generation is cancelled and the client
+   *  told why, instead of the connection dropping without a word; a stream whose reader stopped reading
+   *  is closed. */
+  private onIdle(socket: Socket): void {
+    const timedOut = this.answering.get(socket);
+    if (timedOut === undefined) socket.destroy();
+    else timedOut();
+  }
+
+  /** What a request gets when its connection stayed silent for the idle timeout. */
+  private idleTimeoutError(): HttpError {
+    return new HttpError(504, `No answer within the server's idle timeout (${this.http.timeout / 1000} s without data on the connection): `
+      + 'the request was cancelled. Ask for stream: true (tokens are sent as they come), or start the server with a longer --timeout.', 'timeout', 'server_error', { Connection: 'close' });
+  }
+
   private async generate(t: Tessera, chat: boolean, body: unknown, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('The request body must be a JSON object.', null, 'invalid_type');
     const b = { ...(body as Record<string, unknown>) };
@@ -273,6 +294,9 @@ export class TesseraServer {
     const abort = new AbortController();
     // the client went away before the answer was complete: cancel (frees the sequences within a step)
     res.on('close', () => { if (!res.writableFinished) abort.abort(new DOMException('the client disconnected', 'AbortError')); });
+    let timedOut = false;
+    const onIdle = () => { timedOut = true; abort.abort(new DOMException('no answer within the idle timeout', 'TimeoutError')); };
+    this.answering.set(req.socket, onIdle);
     // Admission comes after the API has checked the whole request (fields, prompt, context), so a bad
     // request gets its 400 even while the server is full; past parallel + maxQueued sequences, 503.
     let want = 0;
@@ -330,15 +354,19 @@ export class TesseraServer {
         }
         res.end('data: [DONE]\n\n');
       } catch (e) {
+        // timed out with the socket free to take more: the reason in the stream, else the client is gone
+        if (timedOut && !this.closing && !res.destroyed && !res.writableNeedDrain) { res.end(`data: ${JSON.stringify(this.idleTimeoutError().toJSON())}\n\ndata: [DONE]\n\n`); return; }
         if (abort.signal.aborted && !this.closing) { res.destroy(); return; }   // the client is gone
         // headers are sent: the error goes in the stream, as OpenAI's server does
         const err = this.closing ? this.unavailable('The server is shutting down: this request was cancelled.') : asApiError(e);
         res.end(`data: ${JSON.stringify(err.toJSON())}\n\ndata: [DONE]\n\n`);
       }
     } catch (e) {
+      if (timedOut && !this.closing && !res.headersSent && !res.destroyed) throw this.idleTimeoutError();   // nothing sent yet: a 504 saying why
       if (abort.signal.aborted && !this.closing) { res.destroy(); return; }
       throw abort.signal.aborted ? this.unavailable('The server is shutting down: this request was cancelled.') : e;
     } finally {
+      if (this.answering.get(req.socket) === onIdle) this.answering.delete(req.socket);
       if (generating) for (let i = finished; i < want; i++) this.metrics.countFinished('abort');
       this.inFlight -= want;
       this.requests.delete(abort);

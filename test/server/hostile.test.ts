@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import { TesseraServer } from '../../src/server/server.js';
+import { Scheduler } from '../../src/generation/scheduler.js';
 import { MODEL, post, startServer, until, type Running } from './harness.js';
 import { sseData } from '../../src/testing/sse-events.js';
 
@@ -346,5 +347,24 @@ test('--cors: a preflight from the allowed origin gets 204 with the CORS headers
     assert.equal(other.headers.get('access-control-allow-origin'), null);
     const noKey = await fetch(`${s.url}/v1/models`, { headers: { Origin: 'https://app.example' } });
     assert.equal(noKey.status, 401);
+  } finally { await s.close(); }
+});
+
+test('a request still without its answer when the connection has been silent for the idle timeout gets a 504 saying why and is cancelled; a streamed one keeps its connection busy and finishes', async () => {
+  const s = await startServer({ idleTimeoutMs: 150, timeoutCheckMs: 50 }, { promptCache: 0 });
+  try {
+    // ~2000 tokens of the small default model: several hundred ms, far past 150 ms of silence
+    const body = { prompt: 'The', max_tokens: 1900, ignore_eos: true, temperature: 0 };
+    const r = await post(`${s.url}/v1/completions`, body);
+    assert.equal(r.status, 504, JSON.stringify(r.json));
+    assert.deepEqual(Object.keys(r.json.error).sort(), ['code', 'message', 'param', 'type']);
+    assert.equal(r.json.error.code, 'timeout');
+    assert.match(r.json.error.message, /No answer within the server's idle timeout \(0\.15 s without data on the connection\).*stream: true.*--timeout/);
+    assert.ok(await until(() => Scheduler.of(s.t.model).stats.running === 0 && s.pages() === 0), 'the generation was cancelled and its pages freed');
+    const stream = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) });
+    const events: string[] = [];
+    for await (const data of sseData(stream.body!)) events.push(data);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.equal(JSON.parse(events.at(-2)!).choices[0].finish_reason, 'length', events.at(-2));
   } finally { await s.close(); }
 });
