@@ -4,9 +4,10 @@
 //
 // Bounded twice: at most `maxEntries` caches, least recently used evicted first; and an idle entry
 // gives its sequence slot and KV pages back whenever the scheduler runs short of either (a kept cache
-// must never make a live request wait). An entry a request is starting from is pinned until that
-// request ends: one superseded or evicted meanwhile leaves the table at once but is released only
-// when its last pin goes, so it is never released under the scheduler's fork.
+// must never make a live request wait). An entry a request is starting from is pinned until the
+// request has forked it (or adopted it, or given it up; src/generation/scheduler.ts admit): one
+// superseded or evicted meanwhile leaves the table at once but is released only when its last pin
+// goes, so it is never released under the scheduler's fork.
 
 import type { ModelCache } from '../models/types.js';
 

@@ -404,19 +404,24 @@ export class Scheduler {
           if (!(e instanceof RangeError && /sequence slots/.test(e.message))) { this.waiting.shift(); this.fail(r, e); continue; }
           // no free sequence slot (taken outside the scheduler, or by kept prompts)
           if (this.reclaim()) continue;                                             // an idle cache gave its slot back
-          const own = r.opts.prefix?.adopt?.();                                     // start in the prefix's own slot
+          // start in the prefix's own slot (a cache that can restart: its per-sequence state as a fork's)
+          const own = r.opts.prefix?.cache.restart !== undefined ? r.opts.prefix.adopt?.() : undefined;
           if (own === undefined) {
             // Nothing idle, and no running request will free a slot: the slots are held by kept
-            // prompts that waiting requests are pinned to. Those requests give their prefixes up and
-            // prefill them instead, so the kept prompts can go (else every request would wait forever).
-            if (this.ownCaches() === 0 && this.waiting.some((w) => w.opts.prefix !== undefined)) {
+            // prompts that waiting requests are pinned to. The requests pinned to one of them (the
+            // head's, else the first pinned one's) give their prefixes up and prefill them instead,
+            // so that kept prompt can go (else every request would wait forever).
+            if (this.ownCaches() === 0) {
+              const pinned = r.opts.prefix?.cache ?? this.waiting.find((w) => w.cache === undefined && w.opts.prefix !== undefined)?.opts.prefix?.cache;
               let dropped = false;
-              for (const w of this.waiting) if (w.cache === undefined && w.opts.prefix !== undefined) dropped = this.dropPrefix(w) || dropped;
+              if (pinned !== undefined) {
+                for (const w of this.waiting) if (w.cache === undefined && w.opts.prefix?.cache === pinned) dropped = this.dropPrefix(w) || dropped;
+              }
               if (dropped && this.reclaim()) continue;
             }
             return;                                                                   // wait
           }
-          own.truncate(r.opts.prefix!.length);
+          own.restart!(r.opts.prefix!.length);
           r.cache = own;
           r.opts.prefix!.release?.(true);
         }
@@ -483,6 +488,9 @@ export class Scheduler {
   }
 
   private close(r: Request): void {
+    // a request that ends before it started gives its prefix's pin back now, not when its caller
+    // notices: a pin left over would keep a kept prompt from being adopted or evicted in this step
+    if (r.phase === 'waiting') r.opts.prefix?.release?.(false);
     r.phase = 'done';
     r.drafter?.forget(r.seq);
     if (r.ownCache) r.cache?.release();

@@ -97,6 +97,14 @@ class LlamaCache implements ModelCache {
     this.length = n;
   }
 
+  restart(n: number): void {
+    this.owner.checkLive(this, 'restart');
+    if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`restart: n must be an integer in [0, ${this.length}], got ${n}`);
+    this.owner.trimPages(this.slot, n);
+    for (const l of attentions(this.slot)) l.reset(n);       // as forkCache starts a child
+    this.length = n;
+  }
+
   fork(n = this.length): ModelCache {
     this.owner.checkLive(this, 'fork');
     if (!Number.isInteger(n) || n < 0 || n > this.length) throw new RangeError(`fork: n must be an integer in [0, ${this.length}], got ${n}`);

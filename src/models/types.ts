@@ -15,6 +15,12 @@ export interface ModelCache {
   fork(n?: number): ModelCache;
   /** Gives the cache's memory back to the model. Idempotent. */
   release(): void;
+  /** Keeps the first n positions and puts every per-sequence state (sparse attention's selections,
+   *  tables, random streams) where fork(n) would start a new cache: this cache then serves another
+   *  sequence that shares those n positions (the scheduler's "start in a kept prompt's own slot").
+   *  Unlike truncate, which rolls one sequence back and keeps its state, even at n = length. Optional:
+   *  a cache without it is never handed to another sequence. */
+  restart?(n: number): void;
 }
 
 /** One sequence's part of a batched forward step: its cache, its new tokens (one when decoding, a

@@ -174,19 +174,67 @@ test('kept prompts never hold every sequence slot against the requests pinned to
       assert.deepEqual([a.tokens, b.tokens], [want.get(prompts[0]!), want.get(prompts[2]!)], 'the tokens of a fresh prefill');
       assert.ok(a.cachedTokens > 1 && b.cachedTokens > 1, `prefixes used: ${a.cachedTokens}, ${b.cachedTokens}`);
       assert.ok(stats().batchedSteps - batched >= 4, 'the two ran together');
-      // two requests pinned to each kept prompt: no one can adopt one, nothing runs, so all give
-      // their prefixes up and prefill them; the results say nothing was cached
+      // two requests pinned to each kept prompt: no one can adopt one and nothing runs, so the two
+      // pinned to the first request's kept prompt give their prefixes up and prefill them (their
+      // results say nothing was cached); that frees a slot, and the other two keep their prefix
       await keepTwo();
       const four = await run(prompts.slice(0, 4), 'four requests, two pinned to each kept prompt');
-      four.forEach((r, i) => { assert.deepEqual(r.tokens, want.get(prompts[i]!), prompts[i]); assert.equal(r.cachedTokens, 0, prompts[i]); });
+      four.forEach((r, i) => assert.deepEqual(r.tokens, want.get(prompts[i]!), prompts[i]));
+      assert.deepEqual(four.map((r) => r.cachedTokens > 0), [false, false, true, true], `cached: ${four.map((r) => r.cachedTokens).join(', ')}`);
       // prompts that share only the BOS with a kept prompt: the first forks it and lets go of it at
       // once, the second starts in its slot; they run together, not one after the other
       await keepTwo();
       batched = stats().batchedSteps;
       const [c, d] = await run([prompts[4]!, prompts[5]!], 'two prompts sharing only the BOS with the kept ones');
       assert.deepEqual([c.tokens, d.tokens], [want.get(prompts[4]!), want.get(prompts[5]!)]);
+      assert.deepEqual([c.cachedTokens, d.cachedTokens], [1, 1], 'each started from the BOS of a kept prompt');
       assert.ok(stats().batchedSteps - batched >= 4, `they ran together (${stats().batchedSteps - batched} shared steps)`);
       assert.equal(stats().running + stats().queued, 0);
+    } finally { t.dispose(); }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('a request that starts in a kept prompt\'s own slot gets the per-sequence attention state a fork would (sparse backends, the whole kept history shared), and a cancelled waiting request gives its pin back at once', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-sched-'));
+  try {
+    const path = writeTestCheckpoint(join(dir, 'm'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
+    const opts = { temperature: 0, maxTokens: 16, ignoreEos: true } as const;
+    const P1 = Array.from({ length: 120 }, (_, i) => 3 + ((i * 37) % 200)), Q1 = Array.from({ length: 120 }, (_, i) => 201 + ((i * 13) % 40));
+    for (const attention of ['quest:dense=none', 'oracle-sampling:dense=none']) {
+      const base = { threads: 1, contextLength: 256, attention, promptCache: 4 };
+      /** P1 and Q1 kept, then a chat's next turn of each: its whole kept history and 3 new tokens. */
+      const turns = async (t: Tessera) => {
+        const [a, b] = [await t.complete(P1, opts), await t.complete(Q1, opts)];
+        const next = (p: number[], r: { tokens: number[] }, extra: number[]) => [...p, ...r.tokens].slice(0, p.length + opts.maxTokens - 1).concat(extra);
+        return [next(P1, a, [9, 10, 11]), next(Q1, b, [12, 13, 14])] as const;
+      };
+      // parallel 3: each next turn forks its kept prompt; parallel 2: no slot is free, so each starts in its kept prompt's own slot
+      const forked = await load(path, { ...base, parallel: 3 });
+      const [p2, q2] = await turns(forked);
+      const viaFork = await Promise.all([forked.complete(p2, opts), forked.complete(q2, opts)]);
+      forked.dispose();
+      const adopting = await load(path, { ...base, parallel: 2 });
+      await turns(adopting);
+      const viaAdopt = await within(Promise.all([adopting.complete(p2, opts), adopting.complete(q2, opts)]), 20_000, `${attention}: two next turns`);
+      adopting.dispose();
+      for (let i = 0; i < 2; i++) {
+        assert.ok(viaAdopt[i]!.cachedTokens === p2.length - 3, `${attention}: the whole kept history reused (${viaAdopt[i]!.cachedTokens})`);
+        assert.deepEqual(viaAdopt[i]!.tokens, viaFork[i]!.tokens, `${attention}: turn ${i} as from a fork`);
+      }
+    }
+    // a waiting request cancelled before it starts gives its pin back in that step: the other request
+    // pinned to the same kept prompt is then its only pinner and starts in its slot, keeping the prefix
+    const t = await load(path, { threads: 1, contextLength: 256, parallel: 2, promptCache: 4 });
+    try {
+      await t.complete(P1, opts); await t.complete(Q1, opts);
+      const stop = new AbortController();
+      const gone = t.complete([...P1, 7], { ...opts, signal: stop.signal });
+      const [a, b] = [t.complete([...P1, 8], opts), t.complete([...Q1, 8], opts)];
+      stop.abort();
+      const [ra, rb, rg] = await within(Promise.all([a, b, gone]), 20_000, 'after a cancelled waiting request');
+      assert.equal(rg.finishReason, 'abort');
+      assert.equal(rg.cachedTokens, 0, 'the cancelled request used no prefix');
+      assert.ok(ra.cachedTokens >= P1.length && rb.cachedTokens >= Q1.length, `prefixes kept: ${ra.cachedTokens}, ${rb.cachedTokens}`);
     } finally { t.dispose(); }
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
