@@ -243,7 +243,15 @@ export class Tessera {
   /** Logits of every position (n, V) row-major for `tokens` (in a fresh cache; for evaluation). */
   async logits(tokens: readonly number[]): Promise<Float32Array> {
     if (this.disposed) throw new Error('this Tessera instance was disposed');
-    return evaluateLogits(this.model, tokens);
+    for (;;) {
+      try {
+        return evaluateLogits(this.model, tokens);
+      } catch (e) {
+        // every sequence slot taken: kept prompts give theirs back first (as they do for generation)
+        if (e instanceof RangeError && /sequence slots/.test(e.message) && this.prompts.evictOne()) continue;
+        throw e;
+      }
+    }
   }
 
   /** Frees the model's memory and threads. The instance is unusable afterwards. */

@@ -190,6 +190,10 @@ test('kept prompts never hold every sequence slot against the requests pinned to
       assert.deepEqual([c.cachedTokens, d.cachedTokens], [1, 1], 'each started from the BOS of a kept prompt');
       assert.ok(stats().batchedSteps - batched >= 4, `they ran together (${stats().batchedSteps - batched} shared steps)`);
       assert.equal(stats().running + stats().queued, 0);
+      // logits() of a fresh sequence, with kept prompts holding both slots: they give one back
+      await keepTwo();
+      const logits = await within(t.logits(t.tokenize('alpha')), 10_000, 'logits() with every slot held by kept prompts');
+      assert.equal(logits.length, t.tokenize('alpha').length * t.model.vocabSize);
     } finally { t.dispose(); }
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
