@@ -218,7 +218,8 @@ function generationFields(body: Record<string, unknown>): ValidatedGeneration {
   const topK = num(body, 'top_k', (x) => x >= -1, 'an integer ≥ -1 (-1 or 0 disables top-k)', true);
   set('topK', topK === undefined ? undefined : Math.max(topK, 0));
   set('minP', num(body, 'min_p', (x) => x >= 0 && x <= 1, 'a number between 0 and 1'));
-  // bounded so that no logit can overflow when divided or multiplied by it (it fails mid-stream otherwise)
+  // bounded so that a model's ordinary logits cannot overflow when divided or multiplied by it (1e-300
+  // or 3e38 failed mid-stream); the sampler still refuses any logit that does overflow
   set('repetitionPenalty', num(body, 'repetition_penalty', (x) => x >= 0.01 && x <= 100, 'a number from 0.01 to 100 (1 = off)'));
   set('frequencyPenalty', num(body, 'frequency_penalty', (x) => x >= -2 && x <= 2, 'a number between -2 and 2'));
   set('presencePenalty', num(body, 'presence_penalty', (x) => x >= -2 && x <= 2, 'a number between -2 and 2'));

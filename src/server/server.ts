@@ -266,7 +266,6 @@ export class TesseraServer {
     res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE }).end(text);
   }
 
-  /** A completion or chat request, answered as JSON or as Server-Sent Events. */
   /** A connection silent for the idle timeout. Without a request in progress (a half-open peer, an
    *  idle keep-alive) it is closed. With one, the client is still waiting for an answer that has not
    *  come (queued, or a long answer that is not streamed): the generation is cancelled and the client
@@ -284,6 +283,7 @@ export class TesseraServer {
       + 'the request was cancelled. Ask for stream: true (tokens are sent as they come), or start the server with a longer --timeout.', 'timeout', 'server_error', { Connection: 'close' });
   }
 
+  /** A completion or chat request, answered as JSON or as Server-Sent Events. */
   private async generate(t: Tessera, chat: boolean, body: unknown, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('The request body must be a JSON object.', null, 'invalid_type');
     const b = { ...(body as Record<string, unknown>) };
