@@ -39,11 +39,15 @@ export function runLlamaCpp(script: string, model: string, contexts: number[], t
   return runScript(args).map((o) => ({ ctx: Number(o.ctx), decodeTokensPerSecond: Number(o.decodeTokensPerSecond), prefillSeconds: Number(o.prefillSeconds), reference: String(o.reference) }));
 }
 
-/** One run of bench-llamacpp-speculative.mjs: a predictor on B sequences of one context. */
+/** One run of bench-llamacpp-speculative.mjs: a predictor on B sequences of one context, or (`costs`)
+ *  llama.cpp's own T_T and T_V(γ) on them, measured as Tessera's GammaTuner measures its own. */
 export interface LlamaCppSpeculativeRow {
-  ctx: number; parallel: number; predictor: 'plain' | 'lookup' | 'draft'; gamma: number;
+  ctx: number; parallel: number; predictor: 'plain' | 'lookup' | 'draft' | 'costs'; gamma: number;
   decodeTokensPerSecond: number; decodeTokensPerCpuSecond: number; validated: number; refuted: number;
   acceptanceRate?: number; sameAsPlain?: number; reference: string;
+  /** costs only: T_T in ms (fastest wall time), T_V(γ)/T_T for each of `gammas` (a token sampled at
+   *  every position), and the forward pass alone over T_T (the last position's token only). */
+  targetMs?: number; gammas?: number[]; verifyOverTarget?: number[]; forwardOverTarget?: number[];
 }
 
 /** llama.cpp's plain decoding and its own speculative decoding (prompt lookup, `draft` model) of the
@@ -57,5 +61,7 @@ export function runLlamaCppSpeculative(script: string, model: string, draft: str
     decodeTokensPerSecond: Number(o.decodeTokensPerSecond), decodeTokensPerCpuSecond: Number(o.decodeTokensPerCpuSecond),
     validated: Number(o.validated), refuted: Number(o.refuted), acceptanceRate: o.acceptanceRate === undefined ? undefined : Number(o.acceptanceRate),
     sameAsPlain: o.sameAsPlain === undefined ? undefined : Number(o.sameAsPlain), reference: String(o.reference),
+    ...(o.predictor === 'costs' ? { targetMs: Number(o.targetMs), gammas: (o.gammas as number[]).map(Number), verifyOverTarget: (o.verifyOverTarget as number[]).map(Number),
+      forwardOverTarget: (o.forwardOverTarget as number[]).map(Number) } : {}),
   }));
 }

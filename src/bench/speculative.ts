@@ -171,6 +171,13 @@ function llamaCppLines(rows: readonly LlamaCppSpeculativeRow[], file: string): s
   const names = { lookup: 'prompt lookup (InputLookupTokenPredictor)', draft: 'model (DraftSequenceTokenPredictor)' };
   return rows.filter((r) => r.predictor !== 'plain').map((r) => {
     const plain = rows.find((p) => p.predictor === 'plain' && p.ctx === r.ctx && p.parallel === r.parallel)!;
+    if (r.predictor === 'costs') {
+      // llama.cpp's own verification cost, measured like Tessera's T_V(γ)/T_T column (fastest of 3, wall
+      // time): a token sampled at every position, and in brackets the forward pass alone
+      const at = (xs: number[], g: number) => { const i = r.gammas!.indexOf(g); return i < 0 ? '–' : xs[i]!.toFixed(2); };
+      const tv = [1, 2, 3, 4, 6, 8].map((g) => `${at(r.verifyOverTarget!, g)} (${at(r.forwardOverTarget!, g)})`).join(' / ');
+      return `| ${name} | ${r.ctx} | ${r.parallel} | none: llama.cpp's verification cost (T_T = ${r.targetMs!.toFixed(1)} ms wall; in brackets its forward pass alone) | – | – | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | – | – | – | – | – | – | – | ${tv} | – |`;
+    }
     const rate = r.acceptanceRate === undefined ? '– (nothing drafted)' : r.acceptanceRate.toFixed(2);
     return `| ${name} | ${r.ctx} | ${r.parallel} | ${names[r.predictor as 'lookup' | 'draft']} | ${r.gamma} | real: ${rate} | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | `
       + `${r.decodeTokensPerCpuSecond.toFixed(2)} | ${(r.decodeTokensPerCpuSecond / plain.decodeTokensPerCpuSecond).toFixed(2)} | – | ${(r.decodeTokensPerSecond / plain.decodeTokensPerSecond).toFixed(2)} | `
@@ -333,7 +340,7 @@ async function main(): Promise<number> {
     }
     if (llama.script) {
       const gamma = gammas.find((g): g is number => g !== 'auto') ?? 4;
-      const predictors = ['plain', ...(kinds.includes('prompt-lookup') ? ['lookup'] : []), ...(kinds.includes('model') ? ['draft'] : [])];
+      const predictors = ['plain', ...(kinds.includes('prompt-lookup') ? ['lookup'] : []), ...(kinds.includes('model') ? ['draft'] : []), 'costs'];
       process.stderr.write(`bench: ctx ${ctx}: llama.cpp (${predictors.join(', ')}, γ = ${gamma})…\n`);
       lines.push(...llamaCppLines(runLlamaCppSpeculative(llama.script, targetPath, draftPath, [ctx], batches, gamma, threads, newTokens, predictors, kv, shared), targetPath));
     }

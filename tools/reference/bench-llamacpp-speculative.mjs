@@ -9,7 +9,13 @@
 //   lookup  evaluate() with an InputLookupTokenPredictor over the prompt, at most γ tokens per guess;
 //   draft   evaluate() with a DraftSequenceTokenPredictor on a context of --draft, exactly γ tokens
 //           per guess (minTokens = maxTokens = γ, minConfidence 0: the target waits for γ draft tokens
-//           at every step, as in Tessera's rows, instead of taking whatever the draft has ready).
+//           at every step, as in Tessera's rows, instead of taking whatever the draft has ready);
+//   costs   the cost model's T_T and T_V(γ) as Tessera's GammaTuner measures them: every sequence fed
+//           1 token (T_T) or γ + 1 tokens with a token sampled at each (T_V(γ), γ = 1, 2, 3, 4, 6, 8)
+//           in one llama.cpp batch, then erased back, and again with the last position's token only
+//           (the forward pass alone); the fastest of --reps, after one untimed step. Whether
+//           verifying γ + 1 tokens costs about one step (memory-bound) or γ + 1 (compute-bound) on
+//           this CPU is then measured on llama.cpp's native kernels too, not only on Tessera's.
 // Rows decode concurrently (node-llama-cpp puts the B sequences' steps into one llama.cpp batch).
 // Throughput counts the tokens after every sequence's first one (the draft's own prefill of the
 // prompt happens before it) over the time from then to the last, in wall time and in CPU time of this
@@ -39,6 +45,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '1' },
     kv: { type: 'string', default: 'f16' },
     predictors: { type: 'string', default: 'plain,lookup,draft' },
+    reps: { type: 'string', default: '3' },
     'shared-prompt': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
@@ -52,16 +59,18 @@ function fail(msg) {
 const positiveInts = (s) => s.split(',').map(Number);
 if (!args.model) fail('--model FILE.gguf is required');
 if (!args.threads) fail('--threads N is required (node-llama-cpp would otherwise pick its own count)');
-const threads = Number(args.threads), gamma = Number(args.gamma), decodeTokens = Number(args.decode);
+const threads = Number(args.threads), gamma = Number(args.gamma), decodeTokens = Number(args.decode), reps = Number(args.reps);
 const contexts = positiveInts(args.ctx), batches = positiveInts(args.parallel);
 const predictors = args.predictors.split(',');
-for (const [name, x] of [['--threads', threads], ['--gamma', gamma], ['--decode', decodeTokens]]) {
+/** γ values whose T_V(γ) the costs run measures: Tessera's GAMMA_CANDIDATES (src/generation/speculation-cost.ts). */
+const COST_GAMMAS = [1, 2, 3, 4, 6, 8];
+for (const [name, x] of [['--threads', threads], ['--gamma', gamma], ['--decode', decodeTokens], ['--reps', reps]]) {
   if (!(Number.isInteger(x) && x > 0)) fail(`${name} must be a positive integer`);
 }
 if (!contexts.every((c) => Number.isInteger(c) && c > 1)) fail(`--ctx ${args.ctx} must be a comma-separated list of integers above 1`);
 if (!batches.every((b) => Number.isInteger(b) && b > 0 && b <= 64)) fail(`--parallel ${args.parallel} must be a comma-separated list of integers in [1, 64]`);
-const unknown = predictors.filter((p) => !['plain', 'lookup', 'draft'].includes(p));
-if (unknown.length > 0) fail(`--predictors: unknown ${unknown.join(', ')}; choose from plain, lookup, draft`);
+const unknown = predictors.filter((p) => !['plain', 'lookup', 'draft', 'costs'].includes(p));
+if (unknown.length > 0) fail(`--predictors: unknown ${unknown.join(', ')}; choose from plain, lookup, draft, costs`);
 if (predictors.includes('draft') && !args.draft) fail('--predictors draft needs --draft DRAFT.gguf (a model of the same vocabulary)');
 if (args.kv !== 'f16' && args.kv !== 'f32') fail(`--kv ${args.kv} must be f16 or f32`);
 
@@ -96,7 +105,7 @@ await draftModel?.dispose();
 await llama.dispose();
 
 async function measure(ctx, B) {
-  const size = ctx + decodeTokens + 2 * gamma + 16;
+  const size = ctx + decodeTokens + 2 * Math.max(gamma, ...COST_GAMMAS) + 16;
   const context = await model.createContext({ ...contextOptions(threads, size, Math.min(512, ctx)), sequences: B, ...kvOptions });
   const draftContext = draftModel ? await draftModel.createContext({ ...contextOptions(threads, size, Math.min(512, ctx)), sequences: B, ...kvOptions }) : undefined;
   const switches = Array.from({ length: B }, () => new Switchable());
@@ -109,6 +118,13 @@ async function measure(ctx, B) {
   const prefillSeconds = (performance.now() - t0) / 1000;
   let reference;
   for (const kind of predictors) {
+    if (kind === 'costs') {
+      const row = { engine: 'llama.cpp', reference: referenceVersion(llama), model: basename(args.model), threads, ctx, parallel: B, kv: args.kv,
+        predictor: kind, prefillSeconds: round(prefillSeconds), reps, ...(await costs(seqs, prompts, ctx)) };
+      if (args.json) console.log(JSON.stringify(row));
+      else console.log(`llama.cpp ${row.model} ctx=${ctx} parallel=${B} costs: T_T ${row.targetMs} ms, T_V(γ)/T_T ${COST_GAMMAS.map((g, i) => `γ=${g} ${row.verifyOverTarget[i]} (forward alone ${row.forwardOverTarget[i]})`).join(', ')}`);
+      continue;
+    }
     const before = seqs.map((s) => ({ ...s.tokenPredictions }));
     switches.forEach((s, b) => {
       s.inner = kind === 'lookup' ? new mod.InputLookupTokenPredictor({ predictionLength: { min: 1, max: gamma } })
@@ -139,6 +155,39 @@ async function measure(ctx, B) {
   }
   await context.dispose();
   await draftContext?.dispose();
+}
+
+/** T_T and T_V(γ) in ms of wall time (fastest of `reps`; CPU time beside it), each sequence fed γ + 1
+ *  copies of its prompt's last token, then erased back to the prompt. Two ways: with a sampled token
+ *  at every position (what a verification step asks; node-llama-cpp samples each position in its own
+ *  call, a few ms apiece), and with the last position's only (the forward pass alone: the lower bound
+ *  of a verification's cost in llama.cpp). */
+async function costs(seqs, prompts, ctx) {
+  const step = async (g, every) => {
+    const t0 = clock();
+    await Promise.all(seqs.map((seq, b) => seq.controlledEvaluate(Array.from({ length: g + 1 }, (_, i) =>
+      (every || i === g ? [prompts[b].at(-1), { generateNext: { token: true, options: greedy } }] : prompts[b].at(-1))))));
+    const t1 = clock();
+    for (const [b, seq] of seqs.entries()) {
+      await seq.eraseContextTokenRanges([{ start: ctx - 1, end: seq.nextTokenIndex }]);
+      if (seq.nextTokenIndex !== ctx - 1) fail(`costs: sequence ${b} holds ${seq.nextTokenIndex} tokens after erasing, not ${ctx - 1}`);
+    }
+    return { wall: t1.wall - t0.wall, cpu: t1.cpu - t0.cpu };
+  };
+  const fastest = async (g, every) => {
+    let wall = Infinity, cpu = Infinity;
+    for (let i = 0; i < reps; i++) { const t = await step(g, every); wall = Math.min(wall, t.wall); cpu = Math.min(cpu, t.cpu); }
+    return { wall, cpu };
+  };
+  await step(0, true);                                             // warm-up
+  const target = await fastest(0, true), verify = [], forward = [];
+  for (const g of COST_GAMMAS) { verify.push(await fastest(g, true)); forward.push(await fastest(g, false)); }
+  return {
+    gammas: COST_GAMMAS, targetMs: round(target.wall), targetCpuMs: round(target.cpu),
+    verifyMs: verify.map((t) => round(t.wall)), verifyOverTarget: verify.map((t) => round(t.wall / target.wall)),
+    verifyOverTargetCpu: verify.map((t) => round(t.cpu / target.cpu)),
+    forwardMs: forward.map((t) => round(t.wall)), forwardOverTarget: forward.map((t) => round(t.wall / target.wall)),
+  };
 }
 
 /** Now, in ms of wall time and of this process's CPU time (all threads). */
