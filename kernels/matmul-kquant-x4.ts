@@ -25,7 +25,7 @@
 // bits again (test/models/batch.test.ts relies on a row's result not depending on the number of tokens).
 // rows % 4 == 0, cols % 256 == 0. Weight types are the marker type parameters of matmul-kquant.ts.
 
-import { hsum4i, loadF16x4 } from './vector';
+import { hsum4i, loadSmallF16x4 } from './vector';
 import { storeGroup } from './matmul-quant-x4';
 import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles, rowToF32KX4 } from './matmul-kquant';
 
@@ -110,7 +110,7 @@ import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles
       }
       sp += (g & 1) << 3;
     }
-    const d = loadF16x4(hb);
+    const d = loadSmallF16x4(hb);
     f0 = f32x4.add(f0, mulRound(f32x4.mul(d, f32x4.splat(load<f32>(xb))), i0));
     f1 = f32x4.add(f1, mulRound(f32x4.mul(d, f32x4.splat(load<f32>(xb + xRow))), i1));
     if (TN > 2) {
@@ -269,7 +269,7 @@ function superSumQ4(q: usize, x: usize, s03: v128, s47: v128): v128 {
       }
     }
     const n03 = low6(w1), n47 = high6(w1, i32x4.shr_u(w2, 4)), n01 = rows01(n03, n47), n23 = rows23(n03, n47);
-    const d = loadF16x4(hb), dmin = loadF16x4(hb + 8);
+    const d = loadSmallF16x4(hb), dmin = loadSmallF16x4(hb + 8);
     f0 = f32x4.add(f0, superTerm4(d, dmin, load<f32>(xb), i0, minSums(n01, n23, xb)));
     f1 = f32x4.add(f1, superTerm4(d, dmin, load<f32>(xb + xRow), i1, minSums(n01, n23, xb + xRow)));
     if (TN > 2) {
@@ -311,11 +311,11 @@ function groupDecode<T>(wg: usize, xr: usize, nb: i32, yp: usize, r: i32, r0: i3
                       rowSumQ45<T>(q + 2 * PB, x, i16x8.extend_low_i8x16_u(s23)), rowSumQ45<T>(q + 3 * PB, x, i16x8.extend_high_i8x16_u(s23)));
       }
       msum = minSums(n01, n23, xb);
-      dmin = loadF16x4(hb + 8);
+      dmin = loadSmallF16x4(hb + 8);
     }
     // q6_K has no mins: superTerm's second product is ±0, and a sum from +0 gains the same bits from a as from a − (±0)
-    acc = f32x4.add(acc, isQ6<T>() ? mulRound(f32x4.mul(loadF16x4(hb), f32x4.splat(load<f32>(xb))), isum)
-                                   : superTerm4(loadF16x4(hb), dmin, load<f32>(xb), isum, msum));
+    acc = f32x4.add(acc, isQ6<T>() ? mulRound(f32x4.mul(loadSmallF16x4(hb), f32x4.splat(load<f32>(xb))), isum)
+                                   : superTerm4(loadSmallF16x4(hb), dmin, load<f32>(xb), isum, msum));
   }
   storeGroup(yp, acc, r, r0, r1);
 }

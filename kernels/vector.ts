@@ -46,15 +46,47 @@ const F16_REBIAS: u32 = 0x77800000;
   return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(F16_REBIAS)));
 }
 
+// Subnormal f16 values and the multiply above: the product is exact, but an f32 operand that is
+// subnormal costs the x86 core a microcode assist of ~100 cycles (WebAssembly keeps IEEE subnormals:
+// no flush-to-zero). K-quant super-block scales are mostly subnormal in real files (q6_K's d is about
+// the weights' scale / 4064, below f16's smallest normal 6.1e-5 for weights of std ~0.02), one load
+// per 4 rows × 256 values, and the assists made q6_K decode 1.7× slower than on normal scales
+// (BENCHMARKS §4, *Subnormal scales*). Loads of such values take the integer path below.
+const F16_MIN_NORMAL_MAG: i32 = 0x400;        // the f16 magnitude bits of 2^-14
+const F16_SUBNORMAL_UNIT: f32 = 5.9604644775390625e-8; // 2^-24, one unit of an f16 subnormal's mantissa
+
+/** Four f16 at p as f32, the same values as loadF16x4, with no subnormal f32 operand: for values that
+ *  are often subnormal (K-quant scales). Normal values take loadF16x4's bits with the exponent
+ *  rebiased by an integer add (112 = 127 − 15) instead of the multiply; when a lane's exponent field
+ *  is zero (a subnormal, or zero), all four go the exact way below, a branch that a file whose scales
+ *  are all normal, or mostly subnormal, predicts alike. */
+@inline export function loadSmallF16x4(p: usize): v128 {
+  const h = v128.load16x4_s(p), bits = v128.and(i32x4.shl(h, 13), i32x4.splat(<i32>0x8fffe000));
+  if (i32x4.all_true(v128.and(bits, i32x4.splat(0x0f800000)))) return i32x4.add(bits, i32x4.splat(112 << 23));
+  return f16x4Subnormal(h);
+}
+
+/** Four f16 (sign-extended into i32 lanes) as f32 where some are subnormal: normal lanes by the
+ *  integer rebias, subnormal ones (and zero) as their mantissa converted from i32 (exact) times 2^-24,
+ *  a product of normal f32 values; the sign (bit 31 of the sign-extended lane) or-ed back. */
+function f16x4Subnormal(h: v128): v128 {
+  const mag = v128.and(h, i32x4.splat(0x7fff));
+  const normal = i32x4.add(i32x4.shl(mag, 13), i32x4.splat(112 << 23));
+  const small = f32x4.mul(f32x4.convert_i32x4_s(mag), f32x4.splat(F16_SUBNORMAL_UNIT));
+  const value = v128.bitselect(small, normal, i32x4.lt_s(mag, i32x4.splat(F16_MIN_NORMAL_MAG)));
+  return v128.or(value, v128.and(h, i32x4.splat(<i32>0x80000000)));
+}
+
 /** Loads 4 bf16 at p as 4 f32 (bf16 is the top half of an f32). */
 @inline export function loadBF16x4(p: usize): v128 {
   return i32x4.shl(v128.load16x4_u(p), 16);
 }
 
-/** One f16 at p as f32 (finite values). */
+/** One f16 at p as f32 (finite values), with no subnormal f32 operand (see loadSmallF16x4: a
+ *  select between the integer rebias and the mantissa × 2^-24). */
 @inline export function loadF16(p: usize): f32 {
-  const h = <u32>load<u16>(p);
-  const mag = reinterpret<f32>((h & 0x7fff) << 13) * reinterpret<f32>(F16_REBIAS);
+  const h = <u32>load<u16>(p), m = h & 0x7fff;
+  const mag = select<f32>(<f32>m * F16_SUBNORMAL_UNIT, reinterpret<f32>((m << 13) + (112 << 23)), <i32>m < F16_MIN_NORMAL_MAG);
   return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
 }
 

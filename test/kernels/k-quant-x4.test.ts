@@ -191,3 +191,42 @@ test('rowToF32 of a K-quant x4 row equals toF32 of the same GGUF row, bit for bi
     }
   }
 });
+
+test('K-quant x4 matmuls with subnormal, zero and negative f16 scales (real files\' q6_K d is mostly subnormal) equal the twin bit for bit, both builds', () => {
+  // Super-block columns take turns: every row's d (and dmin) normal, every one subnormal, or mixed
+  // within a group of four rows — the kernels convert four rows' scales at once and branch on them.
+  const NORMAL = [0x0400, 0x3c00, 0x1234, 0x7bff, 0x8400, 0x2001];
+  const SUBNORMAL = [0x0001, 0x03ff, 0x0141, 0x8142, 0x813f, 0x0200];
+  const MIXED = [0x0141, 0x3c00, 0x0000, 0x8142, 0x8000, 0x0400, 0x03ff, 0x1234];
+  const b = makeBench(256);
+  const ks = builds(b);
+  let seed = 900;
+  for (const type of TYPES) {
+    const dtype = x4Of(type), rows = 12, cols = 768, nb = cols / 256, bb = weightBytes(type, 256);
+    for (const n of [1, 2, 5]) {
+      const { w, w4, xq } = setup(b, type, rows, cols, n, seed++);
+      const bytes = b.u8(w, weightBytes(type, rows * cols));
+      let subnormal = 0;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < nb; c++) {
+          const list = [NORMAL, SUBNORMAL, MIXED][c % 3]!, o = (r * nb + c) * bb;
+          const d = list[(r + c) % list.length]!, dmin = list[(r + 2 * c + 1) % list.length]!;
+          if ((d & 0x7c00) === 0 && (d & 0x3ff) !== 0) subnormal++;
+          const at = type === 'q6_k' ? [[208, d]] : [[0, d], [2, dmin]];
+          for (const [off, v] of at) { bytes[o + off!] = v! & 255; bytes[o + off! + 1] = v! >> 8; }
+        }
+      }
+      assert.ok(subnormal >= rows, `${dtype}: the data has subnormal scales (${subnormal})`);
+      b.u8(w4, bytes.length).set(bytes);
+      repackKX4(type, b.u8(w4, bytes.length), rows, cols);
+      const size = n * rows * 4, yRef = b.alloc(size), yGguf = b.alloc(size), y = b.alloc(size);
+      b.ref.matmul(type, w, xq, yRef, n, rows, cols, 0, rows);
+      b.wasm.matmul(type, w, xq, yGguf, n, rows, cols, 0, rows);
+      assertBytesEqual(b.u8(yGguf, size), b.u8(yRef, size), `${type} n=${n}: SIMD GGUF layout vs twin`);
+      for (const [name, k] of ks) {
+        k.matmul(dtype, w4, xq, y, n, rows, cols, 0, rows);
+        assertBytesEqual(b.u8(y, size), b.u8(yRef, size), `${dtype} ${name} n=${n}: SIMD vs twin`);
+      }
+    }
+  }
+});

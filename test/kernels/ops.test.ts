@@ -223,4 +223,10 @@ test('toF32 f16 widens every finite f16 bit pattern exactly (sign, subnormals, Â
   for (let i = 0; i < bits.length; i++) {
     if (!Object.is(w[i], r[i])) assert.fail(`f16 0x${bits[i]!.toString(16)}: wasm ${w[i]} reference ${r[i]}`);
   }
+  // three at a time: the kernel's scalar tail (loadF16), which the matmuls' block scales use too
+  w.fill(12345);
+  for (let i = 0; i < bits.length; i += 3) b.wasm.toF32('f16', src + 2 * i, dw + 4 * i, Math.min(3, bits.length - i));
+  for (let i = 0; i < bits.length; i++) {
+    if (!Object.is(w[i], r[i])) assert.fail(`f16 0x${bits[i]!.toString(16)} (scalar): wasm ${w[i]} reference ${r[i]}`);
+  }
 });
