@@ -62,6 +62,7 @@ const FLAGS: FlagSpecs = {
   cold: { type: 'boolean', description: 'read 256 MB before every timed call, so that weights or K/V rows come from memory' },
   shape: { type: 'string', choices: ['smollm2-135m', 'llama3.2-1b'], default: 'smollm2-135m', placeholder: 'NAME', description: 'matmul: the model whose matrices are timed' },
   shapes: { type: 'string', list: true, placeholder: 'LIST', description: 'matmul: ROWSxCOLS matrix shapes to time instead of --shape\'s (e.g. 2048x8192)' },
+  'weight-scale': { type: 'number', default: 1, min: 1e-6, max: 1e6, placeholder: 'S', description: 'matmul: weights uniform in ±S (0.02: the size of a real model\'s, whose K-quant scales are f16 subnormals)' },
 };
 
 /** Matrices (rows × cols) of each shape: q|k|v, o, gate|up, down. */
@@ -125,13 +126,13 @@ function rand01(seed: number): () => number { const r = uniform01(seed); return 
 type WeightsOf = (dtype: WeightDType, values: Float32Array, rows: number) => Uint8Array;
 
 function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], pairs: [WeightDType, WeightDType][], ns: number[],
-                      shapes: [number, number][], weightsOfA: WeightsOf): Generator<Case> {
+                      shapes: [number, number][], weightsOfA: WeightsOf, weightScale = 1): Generator<Case> {
   const N = Math.max(...ns), rand = rand01(1);
   for (const [dtypeA, dtypeB] of pairs) {
     for (const [R, C] of shapes) {
       if (C % blockValues(dtypeA) !== 0) continue; // K-quants need whole super-blocks of 256
       if (R % 4 !== 0 && (dtypeA.endsWith('x4') || dtypeB.endsWith('x4'))) continue; // the x4 layouts take whole groups of four rows
-      const values = Float32Array.from({ length: R * C }, rand);
+      const values = Float32Array.from({ length: R * C }, () => rand() * weightScale);
       const wa = weightsOfA(dtypeA, values, R), wb = dtypeB === dtypeA && weightsOfA === weightsOf ? wa : weightsOf(dtypeB, values, R);
       const format = activationFormat(dtypeA);
       const xqBytes = format === 'f32' ? 0 : activationBytes(format, N * C);
@@ -249,7 +250,7 @@ async function main(): Promise<number> {
   const load0 = load();
   const cases = op === 'matmul'
     ? matmulCases(modules, dtypes.map((d) => { const [a, b] = d.split(':'); return [a, b ?? a] as [WeightDType, WeightDType]; }),
-      (v.n as number[] | undefined) ?? [1, 4, 64], shapes.length > 0 ? shapes : MATMUL_SHAPES[v.shape as string]!, weightsOfA)
+      (v.n as number[] | undefined) ?? [1, 4, 64], shapes.length > 0 ? shapes : MATMUL_SHAPES[v.shape as string]!, weightsOfA, v['weight-scale'] as number)
     : attentionCases(modules, dtypes as CacheDType[], (v.ctx as number[] | undefined) ?? [512, 4096, 16384], (v.n as number[] | undefined) ?? [1, 5]);
   const lines = [HEADERS[op as keyof typeof HEADERS]];
   for (const c of cases) {

@@ -191,6 +191,31 @@ test('generate --json prints exactly one JSON object on stdout (tiny random chec
   }
 });
 
+test('generate --speculate … --json: the tokens of plain greedy, and the speculative timings consistent with each other', () => {
+  // a prompt that repeats itself: prompt lookup finds n-grams to draft from
+  const prompt = 'the state of the union is strong. the state of the union is strong. the state of the union is';
+  const args = ['generate', '--model', 'models/default', '--prompt', prompt, '--max-tokens', '24', '--temperature', '0', '--ignore-eos', '--json', '--threads', '1'];
+  const plain = tessera(...args);
+  assert.equal(plain.code, 0, plain.stderr);
+  const p = JSON.parse(plain.stdout) as { tokens: number[]; timings: Record<string, unknown> };
+  assert.equal(p.timings.speculative, undefined, 'no speculative timings without --speculate');
+  const r = tessera(...args, '--speculate', 'draft=prompt-lookup,gamma=4');
+  assert.equal(r.code, 0, r.stderr);
+  const o = JSON.parse(r.stdout) as { tokens: number[]; timings: { speculative: {
+    steps: number; drafted: number; accepted: number; acceptance_rate: number; mean_accepted_length: number;
+    per_position_acceptance: number[]; accepted_per_position: number[] } } };
+  assert.deepEqual(o.tokens, p.tokens, 'greedy speculation is token-identical to plain greedy');
+  const s = o.timings.speculative;
+  assert.ok(s.steps > 0 && s.drafted > 0, `it drafted (${JSON.stringify(s)})`);
+  assert.ok(s.accepted <= s.drafted && s.drafted <= 4 * s.steps);
+  assert.equal(s.acceptance_rate, s.accepted / s.drafted);
+  assert.equal(s.mean_accepted_length, 1 + s.accepted / s.steps);
+  assert.ok(s.accepted_per_position.length <= 4);
+  assert.equal(s.accepted_per_position.reduce((a, b) => a + b, 0), s.accepted, 'per-position counts add up to the accepted tokens');
+  assert.deepEqual(s.per_position_acceptance, s.accepted_per_position.map((n) => n / s.steps));
+  for (let j = 1; j < s.accepted_per_position.length; j++) assert.ok(s.accepted_per_position[j]! <= s.accepted_per_position[j - 1]!, 'never rises with the position');
+});
+
 test('chat reads piped lines; SIGINT stops the current reply, not the process; """ makes one message of many lines; unknown /commands are refused; /exit quits', async () => {
   const { writeTestCheckpoint } = await import('../../src/testing/checkpoints.js');
   const { spawn } = await import('node:child_process');
