@@ -176,12 +176,12 @@ function llamaCppLines(rows: readonly LlamaCppSpeculativeRow[], file: string): s
       // time): a token sampled at every position, and in brackets the forward pass alone
       const at = (xs: number[], g: number) => { const i = r.gammas!.indexOf(g); return i < 0 ? '–' : xs[i]!.toFixed(2); };
       const tv = [1, 2, 3, 4, 6, 8].map((g) => `${at(r.verifyOverTarget!, g)} (${at(r.forwardOverTarget!, g)})`).join(' / ');
-      return `| ${name} | ${r.ctx} | ${r.parallel} | none: llama.cpp's verification cost (T_T = ${r.targetMs!.toFixed(1)} ms wall; in brackets its forward pass alone) | – | – | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | – | – | – | – | – | – | – | ${tv} | – |`;
+      return `| ${name} | ${r.ctx} | ${r.parallel} | none: llama.cpp's verification cost (T_T = ${r.targetMs!.toFixed(1)} ms wall; in brackets its forward pass alone) | – | – | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | – | – | – | – | – | – | – | – | ${tv} | – |`;
     }
     const rate = r.acceptanceRate === undefined ? '– (nothing drafted)' : r.acceptanceRate.toFixed(2);
     return `| ${name} | ${r.ctx} | ${r.parallel} | ${names[r.predictor as 'lookup' | 'draft']} | ${r.gamma} | real: ${rate} | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | `
       + `${r.decodeTokensPerCpuSecond.toFixed(2)} | ${(r.decodeTokensPerCpuSecond / plain.decodeTokensPerCpuSecond).toFixed(2)} | – | ${(r.decodeTokensPerSecond / plain.decodeTokensPerSecond).toFixed(2)} | `
-      + `${rate} (${r.validated} validated, ${r.refuted} refuted) | – | – | – | ${r.sameAsPlain ?? '–'}/${r.parallel} |`;
+      + `${rate} (${r.validated} validated, ${r.refuted} refuted) | – | – | – | – | ${r.sameAsPlain ?? '–'}/${r.parallel} |`;
   });
 }
 
@@ -255,8 +255,8 @@ async function main(): Promise<number> {
   const B = Math.max(...batches), load0 = loadavg()[0]!;
   const draftAttention = v['draft-attention'] as string | undefined;
   const lines = [
-    `| target | ctx | batch | draft | γ | α | plain tok/CPU-s | speculative tok/CPU-s | speedup (CPU) | predicted | speedup (wall) | acceptance rate | mean acc. length | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) | output = plain |`,
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    `| target | ctx | batch | draft | γ | α | plain tok/CPU-s | speculative tok/CPU-s | speedup (CPU) | predicted | speedup (wall) | acceptance rate | mean acc. length | per-position acceptance (j = 1, 2, …) | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) | output = plain |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const started = new Date().toISOString();
   const targetName = (text: string) => (random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`);
@@ -324,14 +324,14 @@ async function main(): Promise<number> {
               const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
               const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run${tuner.stopped > stopped ? '; stopped by its realised speed-up' : ''})` : String(gamma);
               lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
-                + `${base.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / base.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / base.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | `
+                + `${base.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / base.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / base.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | ${s.perPosition.length > 0 ? s.perPosition.map((x) => x.toFixed(2)).join(' / ') : '–'} | `
                 + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);
               process.stderr.write(lines.at(-1) + '\n');
             }
           }
           const rates = plains.map((p) => p.cpuTps), lo = Math.min(...rates), hi = Math.max(...rates);
           lines[noiseRow] = `| ${targetName(text)} | ${ctx} | ${b} | none: plain again (noise; the cell's ${plains.length} plain runs ${lo.toFixed(2)}–${hi.toFixed(2)} tok/CPU-s, ${(hi / lo).toFixed(2)}× apart) | 0 | – | `
-            + `${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | ${plainSame}/${b} |`;
+            + `${plain.cpuTps.toFixed(2)} | ${again.cpuTps.toFixed(2)} | ${(again.cpuTps / plain.cpuTps).toFixed(2)} | 1.00 | ${(again.tps / plain.tps).toFixed(2)} | – | – | – | – | – | ${plainSame}/${b} |`;
         }
       }
     } finally {

@@ -32,6 +32,13 @@ test('speculative bench: draft model, prompt lookup and self, batch 2, output id
     for (const r of rows) assert.equal(r.split('|').at(-2)!.trim(), '2/2', `output = plain: ${r}`);
     const model = rows.find((r) => r.split('|')[4]!.trim() === 'model' && r.split('|')[5]!.trim() === '3')!;
     assert.ok(Number(model.split('|')[12]) > 0, `the draft model's drafts were verified (acceptance rate > 0): ${model}`);
+    // the aggregate per-position acceptance: at most γ = 3 positions, never rising with the position,
+    // and (each a fraction of the drafts) summing to mean acceptance length − 1
+    const perPosition = model.split('|')[14]!.trim().split(' / ').map(Number);
+    assert.ok(perPosition.length >= 1 && perPosition.length <= 3, model);
+    for (let j = 1; j < perPosition.length; j++) assert.ok(perPosition[j]! <= perPosition[j - 1]!, model);
+    const sum = perPosition.reduce((a, x) => a + x, 0);
+    assert.ok(Math.abs(sum - (Number(model.split('|')[13]) - 1)) < 0.02, `Σ per-position ${sum} vs mean length − 1: ${model}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
