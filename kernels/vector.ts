@@ -50,7 +50,7 @@ const F16_REBIAS: u32 = 0x77800000;
 // subnormal costs the x86 core a microcode assist of ~100 cycles (WebAssembly keeps IEEE subnormals:
 // no flush-to-zero). K-quant super-block scales are mostly subnormal in real files (q6_K's d is about
 // the weights' scale / 4064, below f16's smallest normal 6.1e-5 for weights of std ~0.02), one load
-// per 4 rows × 256 values, and the assists made q6_K decode 1.7× slower than on normal scales
+// per 4 rows × 256 values, and the assists made the q6_K kernel 1.6× slower than on normal scales
 // (BENCHMARKS §4, *Subnormal K-quant scales*). Loads of such values take the integer path below.
 const F16_MIN_NORMAL_MAG: i32 = 0x400;        // the f16 magnitude bits of 2^-14
 const F16_SUBNORMAL_UNIT: f32 = 5.9604644775390625e-8; // 2^-24, one unit of an f16 subnormal's mantissa

@@ -38,7 +38,7 @@ import { PROMPT_LOOKUP, type Draft, type DraftRequest, type Drafter } from '../g
 import { DraftModel } from '../generation/draft-model.js';
 import { selfDrafter } from '../generation/self-draft.js';
 import { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
-import { GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
+import { GAMMA_CANDIDATES, GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { attentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
@@ -175,7 +175,7 @@ function llamaCppLines(rows: readonly LlamaCppSpeculativeRow[], file: string): s
       // llama.cpp's own verification cost, measured like Tessera's T_V(γ)/T_T column (fastest of 3, wall
       // time): a token sampled at every position, and in brackets the forward pass alone
       const at = (xs: number[], g: number) => { const i = r.gammas!.indexOf(g); return i < 0 ? '–' : xs[i]!.toFixed(2); };
-      const tv = [1, 2, 3, 4, 6, 8].map((g) => `${at(r.verifyOverTarget!, g)} (${at(r.forwardOverTarget!, g)})`).join(' / ');
+      const tv = GAMMA_CANDIDATES.map((g) => `${at(r.verifyOverTarget!, g)} (${at(r.forwardOverTarget!, g)})`).join(' / ');
       return `| ${name} | ${r.ctx} | ${r.parallel} | none: llama.cpp's verification cost (T_T = ${r.targetMs!.toFixed(1)} ms wall; in brackets its forward pass alone) | – | – | ${plain.decodeTokensPerCpuSecond.toFixed(2)} | – | – | – | – | – | – | – | – | ${tv} | – |`;
     }
     const rate = r.acceptanceRate === undefined ? '– (nothing drafted)' : r.acceptanceRate.toFixed(2);
@@ -305,7 +305,7 @@ async function main(): Promise<number> {
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
             const seed = inner instanceof DraftModel ? (seq: SequenceState, i: number) => inner.adopt(seq, draftPrefixes[i]!.fork(), prompts[i]!.slice(0, -1)) : undefined;
             const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner, seed);
-            const tv = [1, 2, 3, 4, 6, 8].map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
+            const tv = GAMMA_CANDIDATES.map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
               const calibrated = tuner.calibrations, stopped = tuner.stopped;
               const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner, seed);

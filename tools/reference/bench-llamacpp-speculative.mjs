@@ -62,8 +62,6 @@ if (!args.threads) fail('--threads N is required (node-llama-cpp would otherwise
 const threads = Number(args.threads), gamma = Number(args.gamma), decodeTokens = Number(args.decode), reps = Number(args.reps);
 const contexts = positiveInts(args.ctx), batches = positiveInts(args.parallel);
 const predictors = args.predictors.split(',');
-/** γ values whose T_V(γ) the costs run measures: Tessera's GAMMA_CANDIDATES (src/generation/speculation-cost.ts). */
-const COST_GAMMAS = [1, 2, 3, 4, 6, 8];
 for (const [name, x] of [['--threads', threads], ['--gamma', gamma], ['--decode', decodeTokens], ['--reps', reps]]) {
   if (!(Number.isInteger(x) && x > 0)) fail(`${name} must be a positive integer`);
 }
@@ -77,6 +75,8 @@ if (args.kv !== 'f16' && args.kv !== 'f32') fail(`--kv ${args.kv} must be f16 or
 // The same integer-only PRNG the test checkpoints use (src/data/rng.ts), from the built tree.
 const { mulberry32 } = await import(new URL('../../dist/src/data/rng.js', import.meta.url).href)
   .catch(() => fail('dist/ is missing: run `npm run build` in the repository first'));
+// the γ values whose T_V(γ) the costs run measures: those Tessera's cost model calibrates
+const { GAMMA_CANDIDATES: COST_GAMMAS } = await import(new URL('../../dist/src/generation/speculation-cost.js', import.meta.url).href);
 
 const { mod, llama } = await loadLlama(threads);
 const model = await llama.loadModel({ modelPath: args.model, gpuLayers: 0 });
