@@ -25,7 +25,7 @@
 // bits again (test/models/batch.test.ts relies on a row's result not depending on the number of tokens).
 // rows % 4 == 0, cols % 256 == 0. Weight types are the marker type parameters of matmul-kquant.ts.
 
-import { hsum4i, loadSmallF16x4 } from './vector';
+import { hsum4i, loadSmallF16x4, pairSums4 } from './vector';
 import { storeGroup } from './matmul-quant-x4';
 import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles, rowToF32KX4 } from './matmul-kquant';
 
@@ -40,16 +40,6 @@ import { XB, headBytes, isQ4, isQ5, isQ6, kBytes, partBytes, rowSumQ45, rowTiles
 @inline function superTerm4(d: v128, dmin: v128, dx: f32, isum: v128, msum: v128): v128 {
   const vx = f32x4.splat(dx);
   return f32x4.sub(mulRound(f32x4.mul(d, vx), isum), mulRound(f32x4.mul(dmin, vx), msum));
-}
-
-/** The i16 pair sums of w (16 u8 lanes ≤ 63: four values of each of four rows) against the four q8
- *  activations at x broadcast to each row: lanes 2k, 2k+1 are row k's. pairSums of matmul-kquant.ts
- *  with the activations splatted (relaxed: pmaddubsw; plain: widened, dotted, narrowed; exact). */
-@inline function pairSums4(w: v128, x: usize): v128 {
-  const xs = v128.load32_splat(x);
-  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(xs, w);
-  const xw = i16x8.extend_low_i8x16_s(xs);
-  return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), xw), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), xw));
 }
 
 /** acc + the four rows' Σ sc·(q·x) over one q6_K group of 16 values: its 48 bytes at q (three

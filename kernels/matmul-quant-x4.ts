@@ -1,24 +1,29 @@
 // Y (n, rows) = Xq (n, cols) · Wᵀ for rows [r0, r1), W in a repacked "x4" layout of q8_0 or q4_0
 // (made at load by src/kernels/repack.ts), Xq = X quantised to q8_0 blocks by quantizeQ8.
-// Four weight rows are interleaved block by block, so one activation block — loaded, widened and
-// with its scale once — serves four rows, and the four rows' f16 scales lie together ahead of their
-// quants, converted four at a time. Group g (rows 4g..4g+3) starts at w + g·nb·4·(2 + QB) and holds
-// nb blocks of 8 + 4·QB bytes, in order: block b at b·(8 + 4·QB) holds the four rows' f16 d, then
-// row k's QB quant bytes at 8 + QB·k — one forward stream (scales in a region of their own made a
-// second stream in the same pages, which halved the speed from memory at 2048 columns),
-// QB = 32 (q8_0: 32 × i8) or 16 (q4_0: GGUF's nibbles, byte j = q[j] | q[j+16] << 4, value d·(q − 8)).
+// Four weight rows are interleaved block by block, so one activation block — loaded with its scale
+// once — serves four rows, and the four rows' f16 scales lie together ahead of their quants,
+// converted four at a time. Group g (rows 4g..4g+3) starts at w + g·nb·4·(2 + QB) and holds nb
+// blocks of 8 + 4·QB bytes: the four rows' f16 d, then their quants — one forward stream (scales in
+// a region of their own made a second stream in the same pages, which halved the speed from memory
+// at 2048 columns). QB = 32 (q8_0: 32 × i8, row k's at 8 + 32k) or 16 (q4_0: GGUF's nibbles, byte
+// j = q[j] | q[j+16] << 4, value d·(q − 8), in runs of 4 bytes: row k's bytes 4j..4j+3 at
+// 8 + 16j + 4k, so a vector holds four consecutive values of each of the four rows).
 // Arithmetic per row and block as llama.cpp's ggml_vec_dot_q{8,4}_0_q8_0: an exact integer dot
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
 // TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0; q8_0x4 quants
 // in −127..127 (see dotQ8Relaxed).
-// Several tokens (batched decode, prefill) run as register tiles of 4 rows × 4 tokens (groupTile):
-// per block a group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens.
-// The per-token arithmetic stays the one-token kernel's, so a row's result is the same bits for any
-// number of tokens (test/models/batch.test.ts relies on it).
+// Several tokens (batched decode, prefill) run as register tiles of 4 rows × 4 tokens: per block a
+// group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens. The per-token
+// arithmetic stays the one-token kernel's, so a row's result is the same bits for any number of
+// tokens (test/models/batch.test.ts relies on it).
+// q8_0: lane k of the i32 sums is one row's partial sum, the four rows reduced together (hsum4i).
+// q4_0: lane k is row k's from the start — one broadcast run of four activations multiplies the
+// four rows' nibbles (pairSums4: pmaddubsw with the nibbles as the 7-bit operand), no reductions,
+// about half the vector operations per block of the row-by-row form (groupTileQ4_0).
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { hsum4i, loadF16, loadF16Splat, loadF16x4 } from './vector';
-import { storeScaled16 } from './quant';
+import { dot4, hsum4i, loadF16, loadF16Splat, loadF16x4 } from './vector';
+import { q8BlockSums, storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
 
@@ -43,95 +48,89 @@ const XB: usize = 34; // bytes of one q8_0 activation block
                    i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w1, cx)));
 }
 
-/** Σ (q − 8)·x over one q4_0 row block with relaxed SIMD (see dotQ4): the pairs' sums of q·x less
- *  s8 = the pairs' sums of 8·x, then widened: four i32 partial sums. */
-@inline function dotQ4Relaxed(lo: v128, hi: v128, xa: v128, xb: v128, s8: v128): v128 {
-  return i32x4.extadd_pairwise_i16x8_s(i16x8.sub(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xb, hi)), s8));
-}
-
-/** Σ q·x over one q4_0 row block (its nibbles unpacked: lo = elements 0..15, hi = 16..31, q in
- *  0..15 unsigned) × the activation block xa (elements 0..15) and xb (16..31), without relaxed SIMD:
- *  widened to i16 and i32x4.dot_i16x8_s, four i32 partial sums; the caller takes off 8·Σx. With
- *  relaxed SIMD, dotQ4Relaxed: i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) with the nibbles as
- *  the 7-bit operand — exact: a pair of products is at most 2·15·128 in size. Both give the same
- *  integers. */
-@inline function dotQ4(lo: v128, hi: v128, xa: v128, xb: v128): v128 {
-  return i32x4.add(
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), i16x8.extend_low_i8x16_s(xa)),
-              i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), i16x8.extend_high_i8x16_s(xa))),
-    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), i16x8.extend_low_i8x16_s(xb)),
-              i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), i16x8.extend_high_i8x16_s(xb))));
-}
-
-/** Σx of one activation block as i32 (its 32 values in xa, xb). */
-@inline function blockSum(xa: v128, xb: v128): i32 {
-  const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(xa), i16x8.extadd_pairwise_i8x16_s(xb)));
-  const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-  return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
-}
-
-/** Σ over one block of the four rows at wq (quants only) × one activation block at xb, exact: lane k
- *  = row k's integer block sum. `lo`/`hi`: q4_0's nibbles of the four rows, unpacked once per block
- *  by the caller (unused for q8_0, whose quants are read at wq). */
-@inline function blockSums<Q>(wq: usize, xb: usize, lo0: v128, hi0: v128, lo1: v128, hi1: v128,
-                              lo2: v128, hi2: v128, lo3: v128, hi3: v128): v128 {
-  if (isSigned<Q>() && ASC_FEATURE_RELAXED_SIMD) {
+/** Σ over one q8_0 block of the four rows at wq (quants only) × one activation block at xb, exact:
+ *  lane k = row k's integer block sum. */
+@inline function blockSumsQ8(wq: usize, xb: usize): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
     const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
     const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
     return hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
                   dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc));
-  } else if (isSigned<Q>()) {
-    const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
-    return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
-                  dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));
-  } else if (ASC_FEATURE_RELAXED_SIMD) {
-    // 8·Σx as i16 pairs, 8·(x[2i] + x[2i+1]) (|·| ≤ 2048), taken off each row's i16 pair sums before
-    // they are widened: |Σ q·x pairs − 8·Σx pairs| ≤ 7680 + 4096 fits i16, so the integers are
-    // blockSum's — computed once per block for the four rows, with no reduction to a scalar
-    const xa = v128.load(xb, 2), xc = v128.load(xb, 18), e = i8x16.splat(8);
-    const s8 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xa, e), i16x8.relaxed_dot_i8x16_i7x16_s(xc, e));
-    return hsum4i(dotQ4Relaxed(lo0, hi0, xa, xc, s8), dotQ4Relaxed(lo1, hi1, xa, xc, s8),
-                  dotQ4Relaxed(lo2, hi2, xa, xc, s8), dotQ4Relaxed(lo3, hi3, xa, xc, s8));
-  } else {
-    const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
-    return i32x4.sub(hsum4i(dotQ4(lo0, hi0, xa, xc), dotQ4(lo1, hi1, xa, xc), dotQ4(lo2, hi2, xa, xc), dotQ4(lo3, hi3, xa, xc)),
-                     i32x4.splat(blockSum(xa, xc) << 3));
   }
+  const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
+  return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
+                dotQ8(wq + 64, x0, x1, x2, x3), dotQ8(wq + 96, x0, x1, x2, x3));
 }
 
-/** The four rows of group g (at wg) · TN activation rows (xr + j·xRow, TN = 1..4, a constant after
- *  inlining): a register tile of 4 rows × TN tokens. Per block the group's scales are converted and
- *  (q4_0) its nibbles unpacked once for all TN tokens; per (row, token) the arithmetic is the one-token
- *  kernel's: the exact integer block sum, then acc += f32(sumi) · (d_w · d_x), blocks in order — so a
- *  token's result does not depend on how many tokens share its tile. Lane k of token j's vector =
- *  row k; stored at yp + j·yRow (the rows inside [r0, r1)). */
-@inline function groupTile<Q>(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32,
-                              yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
-  const QB = quantBytes<Q>();
-  const BB = 8 + (QB << 2); // one block of the group: four f16 scales, then four rows' quants
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  const z = i32x4.splat(0);
-  let lo0 = z, hi0 = z, lo1 = z, hi1 = z, lo2 = z, hi2 = z, lo3 = z, hi3 = z;
+/** The four rows' i16 pair sums of one q4_0 run (lo / hi: its low / high nibbles, four values of
+ *  each row) against the broadcast runs of four activations at x + 2 and x + 18 (x: the activation
+ *  block, stepped by 4 per run). */
+@inline function runSums(lo: v128, hi: v128, x: usize): v128 {
+  return i16x8.add(dot4(lo, v128.load32_splat(x, 2)), dot4(hi, v128.load32_splat(x, 18)));
+}
+
+/** q4_0: acc + f32(the four rows' exact block sums) · (d_w · d_x), from the block's pair sums p
+ *  (lanes 2k, 2k + 1: row k's Σ q·x) and its entry s in the activations' block sums (i32 Σx, f32 d_x):
+ *  Σ (q − 8)·x = Σ q·x − 8·Σx. */
+@inline function blockTermQ4(acc: v128, p: v128, s: usize, dw: v128): v128 {
+  const sumi = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), i32x4.shl(v128.load32_splat(s), 3));
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, v128.load32_splat(s, 4))));
+}
+
+/** q4_0: group g's four rows (at wg) · TN tokens (1..4, a constant after inlining; xr + j·xRow, their
+ *  block sums at sr + j·sRow), stored at yp + j·yRow. A block's four runs of 16 bytes (row k's bytes
+ *  4j..4j+3 at 4k: values 4j..4j+3 in the low nibbles, 16 + 4j.. in the high) are unpacked once for
+ *  the TN tokens and multiply each token's broadcast runs of activations (runSums); the eight
+ *  products of a block add in i16 (each pair sum is at most 2·15·128 in size, eight fit), then
+ *  blockTermQ4. The same integers and f32 steps for any TN. */
+@inline function groupTileQ4_0(wg: usize, xr: usize, sr: usize, xRow: usize, sRow: usize, nb: i32, TN: i32,
+                               yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
+  const BB: usize = 72, m = i8x16.splat(15), z = i32x4.splat(0);
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
-  for (let ws = wg, xb = xr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB) {
-    const wq = ws + 8;
-    if (!isSigned<Q>()) {
-      const n0 = v128.load(wq), n1 = v128.load(wq, 16), n2 = v128.load(wq, 32), n3 = v128.load(wq, 48);
+  for (let ws = wg, x0 = xr, s0 = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, x0 += XB, s0 += 8) {
+    let p0 = z, p1 = z, p2 = z, p3 = z;
+    // one run per iteration (written out, V8 issued all of a block's loads first and spilled them),
+    // each token's activations at a pointer of its own: constant offsets, no address arithmetic
+    for (let q = ws + 8, qe = ws + BB, t0 = x0, t1 = x0 + xRow, t2 = x0 + 2 * xRow, t3 = x0 + 3 * xRow; q < qe;
+         q += 16, t0 += 4, t1 += 4, t2 += 4, t3 += 4) {
       // high nibbles by a 16-bit shift and the low-nibble mask: the same bytes as i8x16.shr_u, which
       // x86 has no instruction for (V8 emits a 16-bit shift and builds a mask of its own each time)
-      const m = i8x16.splat(15);
-      lo0 = v128.and(n0, m); hi0 = v128.and(i16x8.shr_u(n0, 4), m); lo1 = v128.and(n1, m); hi1 = v128.and(i16x8.shr_u(n1, 4), m);
-      lo2 = v128.and(n2, m); hi2 = v128.and(i16x8.shr_u(n2, 4), m); lo3 = v128.and(n3, m); hi3 = v128.and(i16x8.shr_u(n3, 4), m);
+      const v = v128.load(q), lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+      p0 = i16x8.add(p0, runSums(lo, hi, t0));
+      if (TN > 1) p1 = i16x8.add(p1, runSums(lo, hi, t1));
+      if (TN > 2) p2 = i16x8.add(p2, runSums(lo, hi, t2));
+      if (TN > 3) p3 = i16x8.add(p3, runSums(lo, hi, t3));
     }
     const dw = loadF16x4(ws);                                         // the four rows' scales
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                 f32x4.mul(dw, loadF16Splat(xb))));
-    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, loadF16Splat(xb + xRow))));
-    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 2 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, loadF16Splat(xb + 2 * xRow))));
-    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSums<Q>(wq, xb + 3 * xRow, lo0, hi0, lo1, hi1, lo2, hi2, lo3, hi3)),
-                                             f32x4.mul(dw, loadF16Splat(xb + 3 * xRow))));
+    a0 = blockTermQ4(a0, p0, s0, dw);
+    if (TN > 1) a1 = blockTermQ4(a1, p1, s0 + sRow, dw);
+    if (TN > 2) a2 = blockTermQ4(a2, p2, s0 + 2 * sRow, dw);
+    if (TN > 3) a3 = blockTermQ4(a3, p3, s0 + 3 * sRow, dw);
+  }
+  storeGroup(yp, a0, r, r0, r1);
+  if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);
+  if (TN > 2) storeGroup(yp + 2 * yRow, a2, r, r0, r1);
+  if (TN > 3) storeGroup(yp + 3 * yRow, a3, r, r0, r1);
+}
+
+/** q8_0: the four rows of group g (at wg) · TN activation rows (xr + j·xRow, TN = 1..4, a constant
+ *  after inlining): a register tile of 4 rows × TN tokens. Per block the group's scales are converted
+ *  once for all TN tokens; per (row, token) the arithmetic is the one-token kernel's: the exact
+ *  integer block sum, then acc += f32(sumi) · (d_w · d_x), blocks in order — so a token's result does
+ *  not depend on how many tokens share its tile. Lane k of token j's vector = row k; stored at
+ *  yp + j·yRow (the rows inside [r0, r1)). */
+@inline function groupTileQ8_0(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32,
+                               yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
+  const BB: usize = 136; // one block of the group: four f16 scales, then four rows' 32 quants
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
+  for (let ws = wg, xb = xr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB) {
+    const wq = ws + 8, dw = loadF16x4(ws);                            // the four rows' scales
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb)), f32x4.mul(dw, loadF16Splat(xb))));
+    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow)), f32x4.mul(dw, loadF16Splat(xb + xRow))));
+    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow)), f32x4.mul(dw, loadF16Splat(xb + 2 * xRow))));
+    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow)), f32x4.mul(dw, loadF16Splat(xb + 3 * xRow))));
   }
   storeGroup(yp, a0, r, r0, r1);
   if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);
@@ -151,17 +150,27 @@ const XB: usize = 34; // bytes of one q8_0 activation block
 @inline function matmulQuantX4<Q>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * ((2 + quantBytes<Q>()) << 2);
-  const xRow = <usize>nb * XB;
+  const xRow = <usize>nb * XB, sRow = <usize>nb << 3, sums = q8BlockSums(x, n * nb);
   const yRow = <usize>rows << 2;
   // Each group's weights are read from memory once and stay in cache for every token tile.
   for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
     const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
     let t = 0;
-    for (; t + 4 <= n; t += 4) groupTile<Q>(wg, x + <usize>t * xRow, xRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);
-    const left = n - t, xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
-    if (left == 3) groupTile<Q>(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
-    else if (left == 2) groupTile<Q>(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
-    else if (left == 1) groupTile<Q>(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
+    for (; t + 4 <= n; t += 4) {
+      const xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
+      if (isSigned<Q>()) groupTileQ8_0(wg, xt, xRow, nb, 4, yt, yRow, r, r0, r1);
+      else groupTileQ4_0(wg, xt, sums + <usize>t * sRow, xRow, sRow, nb, 4, yt, yRow, r, r0, r1);
+    }
+    const left = n - t, xt = x + <usize>t * xRow, st = sums + <usize>t * sRow, yt = yg + <usize>t * yRow;
+    if (isSigned<Q>()) {
+      if (left == 3) groupTileQ8_0(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
+      else if (left == 2) groupTileQ8_0(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
+      else if (left == 1) groupTileQ8_0(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
+    } else {
+      if (left == 3) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
+      else if (left == 2) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
+      else if (left == 1) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
+    }
   }
 }
 
@@ -172,12 +181,15 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   for (let b = 0; b < nb; b++) {
     const ws = wg + <usize>b * (8 + (QB << 2));
     const d = f32x4.splat(loadF16(ws + (k << 1)));
-    const q = ws + 8 + k * QB, dp = dst + (<usize>b << 7);
+    const dp = dst + (<usize>b << 7);
     if (isSigned<Q>()) {
+      const q = ws + 8 + (k << 5);
       storeScaled16(dp, v128.load(q), d);
       storeScaled16(dp + 64, v128.load(q, 16), d);
     } else {
-      const v = v128.load(q);
+      // row k's four runs of 4 bytes (at 8 + 16j + 4k) gathered into its 16 GGUF bytes
+      const q = ws + 8 + (k << 2);
+      const v = i32x4(load<i32>(q), load<i32>(q, 16), load<i32>(q, 32), load<i32>(q, 48));
       storeScaled16(dp, i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8)), d);
       storeScaled16(dp + 64, i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8)), d);
     }

@@ -14,11 +14,19 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
   return f32x4.add(v, v128.or(f32x4.splat(0.49999997), v128.and(v, i32x4.splat(0x80000000))));
 }
 
-/** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32); count % 32 == 0. */
+/** Where q8_0 activations' block sums start (src/kernels/types.ts q8BlockSumsOffset): after the nb
+ *  blocks of 34 bytes, rounded up to 16. */
+@inline export function q8BlockSums(xq: usize, nb: i32): usize {
+  return xq + ((<usize>nb * 34 + 15) & ~<usize>15);
+}
+
+/** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
+ *  8 bytes: the i32 Σq of its quants and its d as f32 (activationBytes); count % 32 == 0. */
 export function quantizeQ8(x: usize, xq: usize, count: i32): void {
-  const nb = count >> 5;
+  const nb = count >> 5, sums = q8BlockSums(xq, nb), end = xq + <usize>nb * 34;
+  memory.fill(end, 0, sums - end); // the padding too: every byte of activationBytes defined
   for (let b = 0; b < nb; b++) {
-    const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34;
+    const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34, sp = sums + (<usize>b << 3);
     // amax over the block as the largest |x| bit pattern (for non-negative floats the integer order
     // is the float order; a NaN's bits exceed inf's, so a NaN still wins), in a tree of i32x4.max_s
     const abs = i32x4.splat(0x7fffffff);
@@ -31,7 +39,9 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
     const d: f32 = reinterpret<f32>(max<i32>(i32x4.extract_lane(h, 0), i32x4.extract_lane(h, 1))) / 127.0;
     const id: f32 = d != 0 ? 1.0 / d : 0.0;
     store<u16>(qp, <u16>f32ToF16Bits(d));
+    store<f32>(sp, loadF16(qp), 4);
     const idv = f32x4.splat(id);
+    let qsum = i16x8.splat(0);
     for (let k: usize = 0; k < 2; k++) {
       const p = xp + (k << 6);
       const q0 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p), idv)));
@@ -40,7 +50,10 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
       const q3 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p, 48), idv)));
       const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
       v128.store(qp + 2 + (k << 4), q);
+      qsum = i16x8.add(qsum, i16x8.extadd_pairwise_i8x16_s(q));
     }
+    const s = i32x4.extadd_pairwise_i16x8_s(qsum), t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+    store<i32>(sp, i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1));
   }
 }
 

@@ -152,3 +152,16 @@ export function f32ToF16Bits(f: f32): u32 {
   const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
+
+/** The i16 pair sums of w (16 u8 lanes ≤ 63: four values of each of four rows) against xs, four q8
+ *  activations broadcast to each row: lanes 2k, 2k+1 are row k's — the product of the x4 layouts of
+ *  q4_0, q4_K and q6_K (src/kernels/repack.ts). pairSums of matmul-kquant.ts with the activations
+ *  splatted (relaxed: pmaddubsw; plain: widened, dotted, narrowed; exact). */
+@inline export function dot4(w: v128, xs: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(xs, w);
+  const xw = i16x8.extend_low_i8x16_s(xs);
+  return i16x8.narrow_i32x4_s(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(w), xw), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(w), xw));
+}
+
+/** dot4 against the four activations at x. */
+@inline export function pairSums4(w: v128, x: usize): v128 { return dot4(w, v128.load32_splat(x)); }

@@ -137,7 +137,8 @@ function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], pairs: 
       const format = activationFormat(dtypeA);
       const xqBytes = format === 'f32' ? 0 : activationBytes(format, N * C);
       // B's weights (a layout of their own, or A's again) after A's
-      const W = 65536, WB = W + wa.length, X = WB + wb.length, XQ = X + N * C * 4, YA = XQ + xqBytes, YB = YA + N * R * 4;
+      // each build quantises the activations into its own buffer (q8_0's block sums are newer than some builds)
+      const W = 65536, WB = W + wa.length, X = WB + wb.length, XQA = X + N * C * 4, XQB = XQA + xqBytes, YA = XQB + xqBytes, YB = YA + N * R * 4;
       const pages = Math.ceil((YB + N * R * 4 + 4096) / 65536);
       const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       new Uint8Array(memory.buffer, W, wa.length).set(wa);
@@ -145,11 +146,14 @@ function* matmulCases(modules: [WebAssembly.Module, WebAssembly.Module], pairs: 
       const xs = new Float32Array(memory.buffer, X, N * C);
       for (let i = 0; i < xs.length; i++) xs[i] = rand();
       const [ka, kb] = modules.map((m) => createWasmKernels(m, memory)) as [Kernels, Kernels];
-      if (format === 'q8_0') ka.quantizeQ8(X, XQ, N * C);
-      if (format === 'q8_K') ka.quantizeQ8K(X, XQ, N * C);
-      const x = format === 'f32' ? X : XQ;
       for (const n of ns) {
-        const run = (k: Kernels, dtype: WeightDType, w: number, y: number) => () => k.matmul(dtype, w, x, y, n, R, C, 0, R);
+        // quantised for exactly the n rows of the call (the layout of q8_0's block sums depends on n)
+        for (const [k, xq] of [[ka, XQA], [kb, XQB]] as const) {
+          if (format === 'q8_0') k.quantizeQ8(X, xq, n * C);
+          if (format === 'q8_K') k.quantizeQ8K(X, xq, n * C);
+        }
+        const run = (k: Kernels, dtype: WeightDType, w: number, y: number) => () =>
+          k.matmul(dtype, w, format === 'f32' ? X : k === ka ? XQA : XQB, y, n, R, C, 0, R);
         const gmac = (us: number) => (n * R * C / us / 1e3).toFixed(1);
         const gbs = (us: number) => (wa.length / us / 1e3).toFixed(1); // weight bytes per call (the same in both layouts)
         yield {

@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { weightBytes, type WeightDType } from '../kernels/types.js';
+import { activationBytes, weightBytes, type WeightDType } from '../kernels/types.js';
 import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { Arena, planArena } from '../runtime/arena.js';
@@ -65,7 +65,7 @@ async function layerSequence(threads: number, dtype: WeightDType, layers: number
   const pool = await ThreadPool.create({ threads, kernels: 'wasm' });
   const parts: Array<{ arena: Arena; ptrs: number[] }> = [];
   for (let l = 0; l < layers; l++) {
-    const sizes = [...mats.map(([r, c]) => weightBytes(dtype, r * c)), ffn * 4, weightBytes('q8_0', ffn), ffn * 4];
+    const sizes = [...mats.map(([r, c]) => weightBytes(dtype, r * c)), ffn * 4, activationBytes('q8_0', ffn), ffn * 4];
     const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: `layer ${l}` });
     const ptrs = sizes.map((b) => arena.alloc(b));
     mats.forEach(([r, c], i) => fillRandom(arena, dtype, ptrs[i]!, r * c));
@@ -99,7 +99,7 @@ export async function threadsBench(maxThreads = Math.max(2, availableParallelism
   for (const { rows, cols } of shapes) {
     for (const dtype of dtypes) {
       const wBytes = weightBytes(dtype, rows * cols);
-      const sizes = [wBytes, cols * 4, weightBytes('q8_0', cols), rows * 4, rows * 4];
+      const sizes = [wBytes, cols * 4, activationBytes('q8_0', cols), rows * 4, rows * 4];
       const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: `${rows}x${cols} ${dtype}` });
       const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
       fillRandom(arena, dtype, w, rows * cols);

@@ -6,10 +6,10 @@
 
 import {
   ATTENTION_CHUNK, ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionChunkCount, attentionPartialSlot, attentionSplitsKeys, attentionUnits,
-  checkSplitsKeys, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
+  checkSplitsKeys, q8BlockSumsOffset, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
-import { unpackKX4, type KRepackedDType } from './repack.js';
+import { unpackKX4, x4QuantAt, type KRepackedDType } from './repack.js';
 
 const f32 = Math.fround;
 
@@ -165,6 +165,21 @@ function finishPartial(o: Float32Array, l: number): void {
 
 // ---- the kernels --------------------------------------------------------------------------------
 
+/** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
+ *  at xq (count values): zeros up to them, then per block the i32 Σq and d as f32. quantizeQ8 ends with it; a test that
+ *  edits quants by hand calls it again. */
+export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number): void {
+  const nb = count / 32, Q = new Uint8Array(buffer, xq, nb * 34), at = q8BlockSumsOffset(count);
+  new Uint8Array(buffer, xq + nb * 34, at - nb * 34).fill(0);        // the padding: every byte defined
+  const sums = new DataView(buffer, xq + at, nb * 8);
+  for (let b = 0; b < nb; b++) {
+    let s = 0;
+    for (let j = 0; j < 32; j++) s += (Q[b * 34 + 2 + j]! << 24) >> 24;
+    sums.setInt32(b * 8, s, true);
+    sums.setFloat32(b * 8 + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)), true);
+  }
+}
+
 export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
   const F = (p: Ptr, count: number): Float32Array => new Float32Array(memory.buffer, p, count);
   const I = (p: Ptr, count: number): Int32Array => new Int32Array(memory.buffer, p, count);
@@ -241,16 +256,15 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
 
   /** Scales (nb) and signed q values (nb × 32) of row r of a q8_0x4 / q4_0x4 matrix (layout in ./repack.ts). */
   function rowBlocksX4(dtype: 'q8_0x4' | 'q4_0x4', base: Ptr, r: number, nb: number): { d: Float32Array; q: Int8Array } {
-    const QB = dtype === 'q8_0x4' ? 32 : 16, k = r & 3;
+    const gguf = dtype === 'q8_0x4' ? 'q8_0' : 'q4_0', QB = gguf === 'q8_0' ? 32 : 16, k = r & 3;
     const group = U8(base + (r >> 2) * nb * 4 * (QB + 2), nb * 4 * (QB + 2));
     const d = new Float32Array(nb), q = new Int8Array(nb * 32);
     for (let b = 0; b < nb; b++) {
       const at = b * 4 * (QB + 2);
       d[b] = f16ToF32(group[at + 2 * k]! | (group[at + 2 * k + 1]! << 8));
-      const o = at + 8 + QB * k;
       for (let j = 0; j < 32; j++) {
-        if (dtype === 'q8_0x4') q[b * 32 + j] = (group[o + j]! << 24) >> 24;
-        else q[b * 32 + j] = ((j < 16 ? group[o + j]! : group[o + j - 16]! >> 4) & 15) - 8;
+        if (gguf === 'q8_0') q[b * 32 + j] = (group[at + x4QuantAt(gguf, k, j)]! << 24) >> 24;
+        else q[b * 32 + j] = ((j < 16 ? group[at + x4QuantAt(gguf, k, j)]! : group[at + x4QuantAt(gguf, k, j - 16)]! >> 4) & 15) - 8;
       }
     }
     return { d, q };
@@ -327,6 +341,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
     quantizeQ8(x, xq, count) {
       const X = F(x, count), Q = U8(xq, (count / 32) * 34);
       for (let b = 0; b < count / 32; b++) quantizeBlockQ8_0(X, b * 32, Q, b * 34);
+      writeQ8BlockSums(memory.buffer, xq, count);
     },
 
     quantizeQ8K(x, xq, count) {

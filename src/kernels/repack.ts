@@ -5,7 +5,9 @@
 // Files keep GGUF's layout; this is done in place after a tensor is read.
 // q8_0x4 / q4_0x4 (kernels/matmul-quant-x4.ts): group g (rows 4g..4g+3) is nb·4·(2 + QB) bytes
 // (nb = cols/32 blocks, QB = 32 for q8_0, 16 for q4_0): nb blocks of 8 + 4·QB bytes — block b's
-// scales of rows 4g..4g+3, then row 4g+k's QB quant bytes at 8 + QB·k.
+// scales of rows 4g..4g+3, then the quants (x4QuantAt): q8_0's row k's 32 bytes at 8 + 32k; q4_0's
+// in runs of 4 bytes, row k's bytes 4j..4j+3 at 8 + 16j + 4k (as q4_K's), so a vector holds four
+// consecutive values of each of the four rows.
 // q4_kx4 / q5_kx4 / q6_kx4 (kernels/matmul-kquant-x4.ts): group g is nb super-blocks of 4·B bytes
 // (B = 144 / 176 / 210): q4_K / q5_K: the four rows' d, their dmin, the three words of their packed
 // scales word by word, then the quants (64 bytes of head; q4_K's qs in runs of 4 bytes interleaved
@@ -50,6 +52,11 @@ function holdsQ8Minimum(bytes: Uint8Array): boolean {
 /** Quant bytes of one row's block. */
 function quantBytes(dtype: 'q8_0' | 'q4_0'): number { return dtype === 'q8_0' ? 32 : 16; }
 
+/** Where row k's (0..3) quant byte j of a block lies in the x4 block (from the block's start). */
+export function x4QuantAt(dtype: 'q8_0' | 'q4_0', k: number, j: number): number {
+  return dtype === 'q8_0' ? 8 + 32 * k + j : 8 + 16 * (j >> 2) + 4 * k + (j & 3);
+}
+
 /** Rewrites `bytes` (rows × cols values in GGUF q8_0 / q4_0 blocks, rows % 4 == 0, cols % 32 == 0)
  *  into the x4 layout, in place (one group of four rows copied aside at a time). */
 export function repackX4(dtype: 'q8_0' | 'q4_0', bytes: Uint8Array, rows: number, cols: number): void {
@@ -65,7 +72,7 @@ export function repackX4(dtype: 'q8_0' | 'q4_0', bytes: Uint8Array, rows: number
         const at = g0 + b * GROUP_ROWS * BB;
         bytes[at + 2 * k] = group[src]!;
         bytes[at + 2 * k + 1] = group[src + 1]!;
-        bytes.set(group.subarray(src + 2, src + BB), at + 8 + QB * k);
+        for (let j = 0; j < QB; j++) bytes[at + x4QuantAt(dtype, k, j)] = group[src + 2 + j]!;
       }
     }
   }
@@ -83,8 +90,7 @@ export function unpackX4(dtype: RepackedDType, bytes: Uint8Array, rows: number, 
       const at = g0 + b * GROUP_ROWS * BB;
       out[dst] = bytes[at + 2 * k]!;
       out[dst + 1] = bytes[at + 2 * k + 1]!;
-      const q = at + 8 + QB * k;
-      out.set(bytes.subarray(q, q + QB), dst + 2);
+      for (let j = 0; j < QB; j++) out[dst + 2 + j] = bytes[at + x4QuantAt(base, k, j)]!;
     }
   }
   return out;

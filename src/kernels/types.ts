@@ -38,9 +38,19 @@ export function activationFormat(dtype: WeightDType): ActivationFormat {
   }
 }
 
-/** Bytes of `count` activations in a quantised format (count a multiple of its block: 32 or 256). */
+/** Bytes of `count` activations in a quantised format (count a multiple of its block: 32 or 256).
+ *  q8_0: count/32 blocks of 34 bytes (GGUF's block_q8_0: f16 d, 32 i8 q), then, from
+ *  q8BlockSumsOffset, one entry of 8 bytes per block: the i32 Σq of its quants and its d as f32 (what
+ *  q4_0's offset 8 and the x4 kernels' scales take per block; llama.cpp's q8_1 keeps such a sum too).
+ *  q8_K: count/256 blocks of 292 bytes (f32 d, 256 i8 q, 16 i16 sums of 16 q). */
 export function activationBytes(format: 'q8_0' | 'q8_K', count: number): number {
-  return format === 'q8_0' ? (count / 32) * 34 : (count / 256) * 292;
+  return format === 'q8_0' ? q8BlockSumsOffset(count) + (count / 32) * 8 : (count / 256) * 292;
+}
+
+/** Byte offset of q8_0 activations' block sums (see activationBytes): the blocks' end, rounded up to 16
+ *  (kernels/quant.ts computes the same). */
+export function q8BlockSumsOffset(count: number): number {
+  return Math.ceil((count / 32) * 34 / 16) * 16;
 }
 
 /** Values per block of a weight dtype: a matrix's cols must be a multiple of it. */
@@ -175,12 +185,14 @@ export const ATTENTION_ITEM_WORDS = 8;
 export interface Kernels {
   /** Y (n, rows) = X (n, cols) · Wᵀ for output rows [r0, r1); W (rows, cols) stored as `dtype`.
    *  For quantised dtypes `x` must point to X already in activationFormat(dtype): q8_0 blocks from
-   *  `quantizeQ8(x, xq, n*cols)` for q8_0 / q4_0, q8_K from `quantizeQ8K` for K-quants (llama.cpp
-   *  does the same, so the integer dot products match it); otherwise `x` is f32.
+   *  `quantizeQ8(x, xq, n*cols)` for q8_0 / q4_0 — for exactly these n rows, as the block sums after
+   *  the blocks lie where n·cols puts them — q8_K from `quantizeQ8K` for K-quants (llama.cpp does the
+   *  same, so the integer dot products match it); otherwise `x` is f32.
    *  cols must be a multiple of blockValues(dtype). n = 1 is the decode (matrix–vector) case. */
   matmul(dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
 
-  /** xq = q8_0 blocks of x (count values, count % 32 == 0): per block d = max|x|/127, q = round(x/d). */
+  /** xq = q8_0 blocks of x (count values, count % 32 == 0): per block d = max|x|/127, q = round(x/d);
+   *  then the blocks' sums (activationBytes('q8_0', count) bytes in all). */
   quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
 
   /** xq = q8_K super-blocks of x (count % 256 == 0), llama.cpp's quantize_row_q8_K_ref: per 256 values

@@ -15,7 +15,7 @@
 // All buffers are allocated once, in the constructor; forward() allocates no wasm memory.
 
 import type { Ptr } from '../kernels/types.js';
-import { activationFormat, type ActivationFormat } from '../kernels/types.js';
+import { activationBytes, activationFormat, type ActivationFormat } from '../kernels/types.js';
 import { planArena, type Arena } from '../runtime/arena.js';
 import { matmulOp } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
@@ -30,7 +30,7 @@ import type { BatchItem, ForwardOptions, LanguageModel, ModelCache } from './typ
 import type { Mat, ModelWeights } from './weights.js';
 
 /** Bytes of the quantised-input scratch for `count` values: room for q8_0 or q8_K (see matmul). */
-const q8Bytes = (count: number) => Math.max(Math.ceil(count / 32) * 34, Math.ceil(count / 256) * 292);
+const q8Bytes = (count: number) => Math.max(activationBytes('q8_0', Math.ceil(count / 32) * 32), activationBytes('q8_K', Math.ceil(count / 256) * 256));
 
 /** Scratch buffers of one layer arena for C rows per step: declared once, both planned and allocated
  *  from this layout. Shapes in rows × floats. */

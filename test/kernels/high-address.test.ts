@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import { createReferenceKernels, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../../src/kernels/wasm.js';
-import { attentionStateBytes } from '../../src/kernels/types.js';
+import { activationBytes, attentionStateBytes } from '../../src/kernels/types.js';
 import { assertClose, randomF32, rng } from './harness.js';
 
 test('kernels read and write above 2 GiB', (t) => {
@@ -22,7 +22,7 @@ test('kernels read and write above 2 GiB', (t) => {
   const rows = 17, cols = 96;
   let top = 2 ** 31 + 4096 + 4;
   const alloc = (bytes: number): number => { const p = top; top += Math.ceil(bytes / 16) * 16 + 4; return p; };
-  const w = alloc(rows * cols * 4), wq = alloc((rows * cols / 32) * 34), x = alloc(cols * 4), xq = alloc((cols / 32) * 34);
+  const w = alloc(rows * cols * 4), wq = alloc((rows * cols / 32) * 34), x = alloc(cols * 4), xq = alloc(activationBytes('q8_0', cols));
   const yr = alloc(rows * 4), yw = alloc(rows * 4);
   const values = randomF32(rand, rows * cols);
   f32(w, rows * cols).set(values);

@@ -5,10 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
+import { quantizeToQ4_0, quantizeToQ8_0, writeQ8BlockSums } from '../../src/kernels/reference.js';
 import { repackForMatmul, repackX4, unpackX4, type RepackedDType } from '../../src/kernels/repack.js';
 import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
-import { weightBytes } from '../../src/kernels/types.js';
+import { activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { assertBytesEqual, makeBench, randomF32, rng, type Bench } from './harness.js';
 
 const BASES = ['q8_0', 'q4_0'] as const;
@@ -63,7 +63,7 @@ function setup(b: Bench, base: 'q8_0' | 'q4_0', rows: number, cols: number, n: n
   b.u8(w, blocks.length).set(blocks);
   b.u8(w4, blocks.length).set(blocks);
   repackX4(base, b.u8(w4, blocks.length), rows, cols);
-  const xf = b.alloc(n * cols * 4), xq = b.alloc(weightBytes('q8_0', n * cols));
+  const xf = b.alloc(n * cols * 4), xq = b.alloc(activationBytes('q8_0', n * cols));
   b.f32(xf, n * cols).set(randomF32(rand, n * cols, 3));
   b.ref.quantizeQ8(xf, xq, n * cols);
   return { w, w4, xq, dtype: (base === 'q8_0' ? 'q8_0x4' : 'q4_0x4') as RepackedDType };
@@ -142,12 +142,13 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights an
           const at = blk * (8 + 4 * QB);
           for (let i = at + 8; i < at + 8 + 4 * QB; i++) bytes[i] = edges[i % 3]!;
         }
-        const xb = b.u8(xq, weightBytes('q8_0', n * cols));
+        const xb = b.u8(xq, n * nb * 34);
         // blocks of alternating 127, −127; then all 127 and all −127 (q4_0's 8·Σx at its largest, taken
-        // off the i16 pair sums of its relaxed path before they are widened)
+        // off the block's integer sum; the nibble pair sums of 15·127 at their largest in i16)
         for (let blk = 0; blk < n * nb; blk++) {
           for (let j = 0; j < 32; j++) xb[blk * 34 + 2 + j] = blk % 3 === 0 ? (j % 2 ? 127 : 0x81) : blk % 3 === 1 ? 127 : 0x81;
         }
+        writeQ8BlockSums(b.memory.buffer, xq, n * cols);
       }
       const y1 = b.alloc(n * rows * 4), y2 = b.alloc(n * rows * 4), y3 = b.alloc(n * rows * 4);
       plain.matmul(dtype, w4, xq, y1, n, rows, cols, 0, rows);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
-import { weightBytes, type WeightDType } from '../../src/kernels/types.js';
+import { activationBytes, weightBytes, type WeightDType } from '../../src/kernels/types.js';
 import { createWasmKernels, kernelBuild, kernelModule, type KernelBuild } from '../../src/kernels/wasm.js';
 import { assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits, type Bench } from './harness.js';
 
@@ -31,7 +31,7 @@ function runCase(b: Bench, dtype: WeightDType, rows: number, cols: number, n: nu
   b.f32(xf, n * cols).set(randomF32(rand, n * cols));
   let x = xf;
   if (quant) {
-    x = b.alloc(weightBytes('q8_0', n * cols));
+    x = b.alloc(activationBytes('q8_0', n * cols));
     b.ref.quantizeQ8(xf, x, n * cols);
   }
   const yRef = b.alloc(n * rows * 4), yWasm = b.alloc(n * rows * 4);

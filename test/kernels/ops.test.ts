@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { f16ToF32, quantizeToQ4_0, quantizeToQ8_0 } from '../../src/kernels/reference.js';
 import type { WeightDType } from '../../src/kernels/types.js';
-import { weightBytes } from '../../src/kernels/types.js';
+import { activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { assertBytesEqual, assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits } from './harness.js';
 
 const b = makeBench(64);
@@ -13,14 +13,14 @@ test('quantizeQ8 is bit-identical to the reference (incl. ties, zero and constan
   for (const count of [32, 96, 4032]) {
     b.reset();
     const rand = rng(count);
-    const x = b.alloc(count * 4), qr = b.alloc(weightBytes('q8_0', count)), qw = b.alloc(weightBytes('q8_0', count));
+    const x = b.alloc(count * 4), qr = b.alloc(activationBytes('q8_0', count)), qw = b.alloc(activationBytes('q8_0', count));
     const v = randomF32(rand, count, 3);
     v.fill(0, 0, 32); // an all-zero block: d = 0, id = 0
     if (count >= 96) { v.fill(0.5, 32, 64); v[64] = 127; v[65] = 2.5; v[66] = -2.5; v[67] = 0.5; v[68] = -1.5; } // d = 1: exact ties
     b.f32(x, count).set(v);
     b.ref.quantizeQ8(x, qr, count);
     b.wasm.quantizeQ8(x, qw, count);
-    assertBytesEqual(b.u8(qw, weightBytes('q8_0', count)), b.u8(qr, weightBytes('q8_0', count)), `quantizeQ8 count=${count}`);
+    assertBytesEqual(b.u8(qw, activationBytes('q8_0', count)), b.u8(qr, activationBytes('q8_0', count)), `quantizeQ8 count=${count}`);
     if (count >= 96) {
       const q = new Int8Array(b.memory.buffer, qr + 2 * 34 + 2, 5);
       assert.deepEqual([...q], [127, 3, -3, 1, -2], 'roundf rounds ties away from zero');
@@ -38,11 +38,11 @@ test('quantizeQ8 rounds every value next to a half-integer like roundf (d = 1: b
   }
   const blocks = Math.ceil(vals.length / 31), count = blocks * 32, v = new Float32Array(count);
   for (let i = 0; i < blocks; i++) { v[i * 32] = 127; v.set(vals.slice(i * 31, i * 31 + 31), i * 32 + 1); }
-  const x = b.alloc(count * 4), qr = b.alloc(weightBytes('q8_0', count)), qw = b.alloc(weightBytes('q8_0', count));
+  const x = b.alloc(count * 4), qr = b.alloc(activationBytes('q8_0', count)), qw = b.alloc(activationBytes('q8_0', count));
   b.f32(x, count).set(v);
   b.ref.quantizeQ8(x, qr, count);
   b.wasm.quantizeQ8(x, qw, count);
-  assertBytesEqual(b.u8(qw, weightBytes('q8_0', count)), b.u8(qr, weightBytes('q8_0', count)), 'quantizeQ8 near half-integers');
+  assertBytesEqual(b.u8(qw, activationBytes('q8_0', count)), b.u8(qr, activationBytes('q8_0', count)), 'quantizeQ8 near half-integers');
 });
 
 test('storeRows f16 gives the reference\'s bits for every f16 value, every midpoint between two and its f32 neighbours', () => {

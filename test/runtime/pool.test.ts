@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Worker } from 'node:worker_threads';
 import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
-import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, weightBytes } from '../../src/kernels/types.js';
+import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
 import { attentionBatchOp, attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
@@ -81,7 +81,7 @@ describe('ThreadPool with reference kernels', () => {
       for (const cols of quant ? [32, 96] : [33, 64]) {
         for (const rows of [1, 2, 3, 8, 9, 17, 64, 257]) {
           for (const n of [1, 3]) {
-            const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, weightBytes('q8_0', n * 96), n * rows * 4, n * rows * 4];
+            const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * 96), n * rows * 4, n * rows * 4];
             const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'matmul' });
             const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
             pool.register(arena);
