@@ -120,17 +120,18 @@ const XB: usize = 34; // bytes of one q8_0 activation block
  *  integer block sum, then acc += f32(sumi) · (d_w · d_x), blocks in order — so a token's result does
  *  not depend on how many tokens share its tile. Lane k of token j's vector = row k; stored at
  *  yp + j·yRow (the rows inside [r0, r1)). */
-@inline function groupTileQ8_0(wg: usize, xr: usize, xRow: usize, nb: i32, TN: i32,
+@inline function groupTileQ8_0(wg: usize, xr: usize, sr: usize, xRow: usize, sRow: usize, nb: i32, TN: i32,
                                yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
   const BB: usize = 136; // one block of the group: four f16 scales, then four rows' 32 quants
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
-  for (let ws = wg, xb = xr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB) {
+  // pointers stepped rather than addresses computed from b: fewer scalar instructions per block;
+  // the activation's scale as f32 from its block sums (s + 4): one broadcast load
+  for (let ws = wg, xb = xr, s = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB, s += 8) {
     const wq = ws + 8, dw = loadF16x4(ws);                            // the four rows' scales
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb)), f32x4.mul(dw, loadF16Splat(xb))));
-    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow)), f32x4.mul(dw, loadF16Splat(xb + xRow))));
-    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow)), f32x4.mul(dw, loadF16Splat(xb + 2 * xRow))));
-    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow)), f32x4.mul(dw, loadF16Splat(xb + 3 * xRow))));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb)), f32x4.mul(dw, v128.load32_splat(s, 4))));
+    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow)), f32x4.mul(dw, v128.load32_splat(s + sRow, 4))));
+    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow)), f32x4.mul(dw, v128.load32_splat(s + 2 * sRow, 4))));
+    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow)), f32x4.mul(dw, v128.load32_splat(s + 3 * sRow, 4))));
   }
   storeGroup(yp, a0, r, r0, r1);
   if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);
@@ -158,14 +159,14 @@ const XB: usize = 34; // bytes of one q8_0 activation block
     let t = 0;
     for (; t + 4 <= n; t += 4) {
       const xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
-      if (isSigned<Q>()) groupTileQ8_0(wg, xt, xRow, nb, 4, yt, yRow, r, r0, r1);
+      if (isSigned<Q>()) groupTileQ8_0(wg, xt, sums + <usize>t * sRow, xRow, sRow, nb, 4, yt, yRow, r, r0, r1);
       else groupTileQ4_0(wg, xt, sums + <usize>t * sRow, xRow, sRow, nb, 4, yt, yRow, r, r0, r1);
     }
     const left = n - t, xt = x + <usize>t * xRow, st = sums + <usize>t * sRow, yt = yg + <usize>t * yRow;
     if (isSigned<Q>()) {
-      if (left == 3) groupTileQ8_0(wg, xt, xRow, nb, 3, yt, yRow, r, r0, r1);
-      else if (left == 2) groupTileQ8_0(wg, xt, xRow, nb, 2, yt, yRow, r, r0, r1);
-      else if (left == 1) groupTileQ8_0(wg, xt, xRow, nb, 1, yt, yRow, r, r0, r1);
+      if (left == 3) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
+      else if (left == 2) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
+      else if (left == 1) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
     } else {
       if (left == 3) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
       else if (left == 2) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
