@@ -5,6 +5,10 @@
 // child process (tools/reference/bench-llamacpp.mjs --rounds) holding its prefilled context while
 // Tessera holds its own; each round decodes a block of N tokens on each engine, the order flipping
 // round by round, and the table gives each engine's median block (and the slowest and fastest).
+// With prefillRounds P > 1, each engine prefills the same prompt P times (a fresh cache each time,
+// alternating) before the blocks, and the table gives the median prefill: one prefill of a few
+// seconds is at the mercy of the machine, and llama.cpp's 1B q4_0 prefill at 512 tokens read 138 and
+// 186 tok/s in two runs an hour apart.
 // Only one engine computes at a time: the other waits on a pipe (Tessera's workers sleep after
 // their 200 µs spin). Both contexts grow by N tokens a round.
 
@@ -51,8 +55,12 @@ export interface AlternatingOptions {
   threads: number; decodeTokens: number; rounds: number; cacheDType: 'f32' | 'f16';
   /** bench-llamacpp.mjs, or a script speaking its --rounds protocol. */
   script: string;
-  /** Called as each block starts (the order is what the tests check). */
-  onBlock?: (engine: 'tessera' | 'llama.cpp', round: number) => void;
+  /** Prefills per engine (default 1): the first right after loading, then prefills of the same prompt
+   *  into a fresh cache (llama.cpp: its sequence cleared), alternating, before the decode blocks. */
+  prefillRounds?: number;
+  /** Called as each block (and each prefill after the first, as 'prefill tessera' / 'prefill
+   *  llama.cpp') starts (the order is what the tests check). */
+  onBlock?: (engine: 'tessera' | 'llama.cpp' | 'prefill tessera' | 'prefill llama.cpp', round: number) => void;
 }
 
 /** Median of a non-empty list. */
@@ -75,6 +83,21 @@ export async function benchAlternating(file: string, label: string, dtype: strin
     const warm = 2; // untimed decode steps before the first block, as llama.cpp's two
     const t = await prefillTessera(file, ctx, warm + rounds * decodeTokens, threads, o.cacheDType);
     try {
+      // prefill rounds: llama.cpp's first prefill (before "ready") and Tessera's (just now) came one
+      // after the other; then round r prefills both again, the order flipping round by round
+      const ourPrefills = [t.prefillSeconds], theirPrefills = [ctx / Number(ready.prefillTokensPerSecond)];
+      for (let r = 1; r < (o.prefillRounds ?? 1); r++) {
+        const llamaPrefill = async () => {
+          o.onBlock?.('prefill llama.cpp', r);
+          lines.send('prefill');
+          const p = await lines.next();
+          const s = Number(p.prefillSeconds);
+          if (!(s > 0)) throw new Error(`llama.cpp bench: a prefill without its seconds: ${JSON.stringify(p).slice(0, 200)}`);
+          theirPrefills.push(s);
+        };
+        const ourPrefill = () => { o.onBlock?.('prefill tessera', r); ourPrefills.push(t.prefillAgain()); };
+        if (r % 2 === 1) { await llamaPrefill(); ourPrefill(); } else { ourPrefill(); await llamaPrefill(); }
+      }
       t.decode(warm);
       const ours: number[] = [], theirs: number[] = [];
       const tessera = (round: number) => {
@@ -93,11 +116,12 @@ export async function benchAlternating(file: string, label: string, dtype: strin
         if (r % 2 === 0) { tessera(r); await llama(r); } else { await llama(r); tessera(r); }
       }
       const bytes = t.bytesPerToken(warm + rounds * decodeTokens);
-      const row = (engine: string, prefillTps: number, blocks: number[]): Row => ({
-        model: label, dtype, ctx, engine, threads, prefillTps, decodeTps: decodeTokens / median(blocks), decodeBytesPerToken: bytes,
+      const row = (engine: string, prefills: number[], blocks: number[]): Row => ({
+        model: label, dtype, ctx, engine, threads, prefillTps: ctx / median(prefills), decodeTps: decodeTokens / median(blocks), decodeBytesPerToken: bytes,
         decodeRange: [decodeTokens / Math.max(...blocks), decodeTokens / Math.min(...blocks)],
+        ...(prefills.length > 1 ? { prefillRange: [ctx / Math.max(...prefills), ctx / Math.min(...prefills)] as [number, number] } : {}),
       });
-      return [row('tessera', ctx / t.prefillSeconds, ours), row('llama.cpp', Number(ready.prefillTokensPerSecond), theirs)];
+      return [row('tessera', ourPrefills, ours), row('llama.cpp', theirPrefills, theirs)];
     } finally { t.dispose(); }
   } finally {
     child.stdin.end();

@@ -16,6 +16,8 @@ export interface Row {
   prefillTps: number; decodeTps: number; decodeBytesPerToken: number;
   /** With alternating rounds (alternate.ts): decodeTps is the median block's; these the slowest and fastest. */
   decodeRange?: [number, number];
+  /** With alternating prefills (--prefill-rounds): prefillTps is the median prefill's; these the slowest and fastest. */
+  prefillRange?: [number, number];
   note?: string;
 }
 
@@ -46,7 +48,10 @@ function argmax(x: Float32Array): number {
 /** Tessera with a prompt of `ctx` random ids prefilled, ready to decode up to `decodeTotal` greedy
  *  tokens in blocks: what both benchTessera and the alternating bench (alternate.ts) time. */
 export interface PrefilledTessera {
+  /** The seconds of the prefill that made the current cache. */
   prefillSeconds: number;
+  /** Prefills the same prompt again into a fresh cache, which decoding then continues from; its seconds. */
+  prefillAgain(): number;
   /** Greedy decode of n tokens; its seconds. */
   decode(n: number): number;
   /** Weights + K/V rows read per decode token, at the mean context of `decoded` tokens past the prompt. */
@@ -57,13 +62,20 @@ export interface PrefilledTessera {
 export async function prefillTessera(file: string, ctx: number, decodeTotal: number, threads: number, cacheDType: 'f32' | 'f16'): Promise<PrefilledTessera> {
   const { model, info } = await loadModel(file, { threads, contextLength: ctx + decodeTotal + 1, prefillChunk: 64, cacheDType });
   try {
-    const cache = model.createCache();
     const prompt = randomIds(1234, ctx, model.vocabSize);
-    const t0 = performance.now();
-    let tok = argmax(model.forward(prompt, cache));
-    const prefillSeconds = (performance.now() - t0) / 1000;
-    return {
-      prefillSeconds,
+    let cache = model.createCache(), tok = 0;
+    const prefill = (): number => {
+      const t0 = performance.now();
+      tok = argmax(model.forward(prompt, cache));
+      return (performance.now() - t0) / 1000;
+    };
+    const prefilled: PrefilledTessera = {
+      prefillSeconds: prefill(),
+      prefillAgain() {
+        cache.release();
+        cache = model.createCache();
+        return (prefilled.prefillSeconds = prefill());
+      },
       decode(n) {
         const t = performance.now();
         for (let i = 0; i < n; i++) tok = argmax(model.forward([tok], cache));
@@ -72,6 +84,7 @@ export async function prefillTessera(file: string, ctx: number, decodeTotal: num
       bytesPerToken: (decoded) => info.weightBytes + (ctx + decoded / 2) * info.kvBytesPerToken,
       dispose: () => model.dispose(),
     };
+    return prefilled;
   } catch (e) { model.dispose(); throw e; }
 }
 
@@ -104,13 +117,15 @@ export function benchLlamaCpp(file: string, label: string, dtype: string, ctx: n
 
 /** The table; `load`: the 1-, 5- and 15-minute load averages at the run's start and end (the rows
  *  of a shared machine are only comparable with them). */
-export function formatTable(rows: Row[], sustained: number, load?: { start: number[]; end: number[] }, rounds?: { rounds: number; tokens: number }): string {
+export function formatTable(rows: Row[], sustained: number, load?: { start: number[]; end: number[] }, rounds?: { rounds: number; tokens: number; prefills?: number }): string {
   const avg = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const lines = [
     `Sustained read bandwidth (native memcmp, ${rows[0]?.threads ?? 1} threads): ${(sustained / 1e9).toFixed(1)} GB/s.`,
     'decode GB/s = (weights + K/V rows read per token) × decode tok/s; both engines use an f16 KV cache unless --kv-type says otherwise.',
     ...(load ? [`Load average (1, 5, 15 min): ${avg(load.start)} at the start, ${avg(load.end)} at the end.`] : []),
     ...(rounds ? [`decode tok/s: the median of ${rounds.rounds} blocks of ${rounds.tokens} tokens per engine, the engines alternating block by block (the order flipping each round); in brackets the slowest and fastest block.`] : []),
+    ...(rounds?.prefills !== undefined && rounds.prefills > 1
+      ? [`prefill tok/s: the median of ${rounds.prefills} prefills of the same prompt into a fresh cache per engine, alternating (the first of each right after loading); in brackets the slowest and fastest.`] : []),
     '',
     '| model | dtype | ctx | engine | threads | prefill tok/s | decode tok/s | decode GB/s | % of sustained | tessera/llama.cpp decode | tessera/llama.cpp prefill |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -121,7 +136,8 @@ export function formatTable(rows: Row[], sustained: number, load?: { start: numb
     const peer = rows.find((o) => o !== r && o.note === undefined && o.model === r.model && o.dtype === r.dtype && o.ctx === r.ctx);
     const ratio = (of: (x: Row) => number) => r.engine === 'tessera' && peer ? (of(r) / of(peer)).toFixed(2) : '';
     const range = r.decodeRange ? ` (${r.decodeRange[0].toFixed(1)}–${r.decodeRange[1].toFixed(1)})` : '';
-    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)} | ${r.decodeTps.toFixed(1)}${range} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio((x) => x.decodeTps)} | ${ratio((x) => x.prefillTps)} |`);
+    const prefillRange = r.prefillRange ? ` (${r.prefillRange[0].toFixed(1)}–${r.prefillRange[1].toFixed(1)})` : '';
+    lines.push(`| ${r.model} | ${r.dtype} | ${r.ctx} | ${r.engine} | ${r.threads} | ${r.prefillTps.toFixed(1)}${prefillRange} | ${r.decodeTps.toFixed(1)}${range} | ${gbs.toFixed(2)} | ${((100 * gbs * 1e9) / sustained).toFixed(0)}% | ${ratio((x) => x.decodeTps)} | ${ratio((x) => x.prefillTps)} |`);
   }
   return lines.join('\n') + '\n';
 }

@@ -29,6 +29,7 @@ const FLAGS: FlagSpecs = {
   threads: { ...THREADS_FLAG, description: 'threads including the main one (default: all cores)' },
   'decode-tokens': { type: 'integer', min: 1, default: 32, placeholder: 'N', description: 'tokens decoded per measurement (per block with --rounds)' },
   rounds: { type: 'integer', min: 1, max: 100, default: 1, placeholder: 'N', description: 'with llama.cpp: decode N blocks on each engine, alternating block by block, and report the median block (both engines loaded at once); 1 = one engine after the other' },
+  'prefill-rounds': { type: 'integer', min: 1, max: 100, default: 1, placeholder: 'N', description: 'with --rounds: prefill the prompt N times on each engine (a fresh cache each time, alternating) and report the median prefill' },
   'kv-type': { type: 'string', choices: ['f32', 'f16'], default: 'f16', placeholder: 'f32|f16', description: "KV-cache storage type (f16, as llama.cpp's, so both engines read the same bytes)" },
   batch: { type: 'integer', list: true, min: 1, max: 256, placeholder: 'LIST', description: 'decode this many sequences together instead (e.g. 1,4,16): total tok/s, ms/token per sequence and KV held, next to llama.cpp decoding as many sequences' },
   'prefill-once': { type: 'boolean', description: 'with --batch: prefill one prompt per context for real and give every sequence its own copy of its K/V (no pages shared), instead of one prefill per sequence (long contexts)' },
@@ -79,6 +80,7 @@ export async function runBench(argv: string[]): Promise<number> {
   if (v.shapes === undefined && v.dtypes !== undefined) throw new UsageError('--dtypes applies to --shapes files; give --shapes too', 'bench');
   if ((v.rounds as number) > 1 && v.batch !== undefined) throw new UsageError('--rounds applies to single-sequence decoding, not --batch', 'bench');
   if ((v.rounds as number) > 1 && v['llama-cpp'] !== true) throw new UsageError('--rounds alternates Tessera with llama.cpp; drop --no-llama-cpp (or --rounds)', 'bench');
+  if ((v['prefill-rounds'] as number) > 1 && (v.rounds as number) < 2) throw new UsageError('--prefill-rounds alternates the engines\' prefills within --rounds; add --rounds 2 or more', 'bench');
   if (v['prefill-once'] === true && v.batch === undefined) throw new UsageError('--prefill-once applies to --batch', 'bench');
   const dtypes = (v.dtypes as BenchDType[] | undefined) ?? ['f32', 'q8_0'];
   const models = (v.model as string[] | undefined) ?? (shapes.length === 0 ? [DEFAULT_MODEL] : []);
@@ -131,7 +133,7 @@ export async function runBench(argv: string[]): Promise<number> {
     for (const ctx of ctxs) {
       if (rounds > 1) {
         process.stderr.write(`bench: ${t.label} ${dtype} ctx ${ctx}: llama.cpp and tessera, ${rounds} alternating rounds…\n`);
-        rows.push(...await benchAlternating(file, t.label, dtype, ctx, { threads, decodeTokens, rounds, cacheDType: kvType, script: LLAMA_CPP_SCRIPT }));
+        rows.push(...await benchAlternating(file, t.label, dtype, ctx, { threads, decodeTokens, rounds, prefillRounds: v['prefill-rounds'] as number, cacheDType: kvType, script: LLAMA_CPP_SCRIPT }));
         continue;
       }
       process.stderr.write(`bench: ${t.label} ${dtype} ctx ${ctx}: tessera…\n`);
@@ -151,6 +153,6 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   process.stdout.write(formatTable(rows, sustained, { start: loadStart, end: loadavg() },
-    (v.rounds as number) > 1 ? { rounds: v.rounds as number, tokens: decodeTokens } : undefined));
+    (v.rounds as number) > 1 ? { rounds: v.rounds as number, tokens: decodeTokens, prefills: v['prefill-rounds'] as number } : undefined));
   return 0;
 }

@@ -7,18 +7,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchAlternating } from '../../src/bench/alternate.js';
+import { formatTable } from '../../src/bench/run.js';
 import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 
-/** A fake bench-llamacpp.mjs: `ready` after "prefill", then one block per "decode" line with the
- *  seconds of SECONDS in turn; with FAIL_AT it dies at that block instead. */
+/** A fake bench-llamacpp.mjs: `ready` after "prefill" (at 123.5 tok/s), then a prefill
+ *  per "prefill" line before the first block (seconds of PREFILL_LIST in turn), and one block per
+ *  "decode" line with the seconds of SECONDS in turn; with FAIL_AT it dies at that block instead. */
 const FAKE = `
 import { createInterface } from 'node:readline';
 const seconds = JSON.parse(process.env.SECONDS_LIST), failAt = Number(process.env.FAIL_AT ?? -1);
 if (process.env.NOT_READY) { console.log(JSON.stringify({ hello: 1 })); process.exit(0); }
 console.log('loading…');
 console.log(JSON.stringify({ ready: true, prefillTokensPerSecond: 123.5, ctx: 1 }));
-let r = 0;
+const prefills = JSON.parse(process.env.PREFILL_LIST ?? '[]');
+let r = 0, p = 0;
 for await (const line of createInterface({ input: process.stdin })) {
+  if (line === 'prefill' && r === 0) { console.log(JSON.stringify({ prefillSeconds: prefills[p++] })); continue; }
   if (line !== 'decode') { process.stderr.write('bad line ' + line); process.exit(2); }
   if (r === failAt) { process.stderr.write('llama.cpp fell over at block ' + r); process.exit(3); }
   console.log(JSON.stringify({ round: r, decodeSeconds: seconds[r++] }));
@@ -44,6 +48,25 @@ test('benchAlternating: median and range per engine, blocks alternating, the chi
     assert.ok(ours.decodeRange![0] <= ours.decodeTps && ours.decodeTps <= ours.decodeRange![1], JSON.stringify(ours));
     assert.ok(ours.prefillTps > 0 && ours.decodeBytesPerToken > 0);
     assert.deepEqual(order, ['tessera 0', 'llama.cpp 0', 'llama.cpp 1', 'tessera 1', 'tessera 2', 'llama.cpp 2', 'llama.cpp 3', 'tessera 3', 'tessera 4', 'llama.cpp 4']);
+
+    // --prefill-rounds 4: three more prefills per engine, alternating before the blocks; the median
+    // of llama.cpp's four (16/123.5 s from "ready"'s 123.5 tok/s, then 0.02, 0.04, 0.005 s) and their range
+    process.env.PREFILL_LIST = JSON.stringify([0.02, 0.04, 0.005]);
+    order.length = 0;
+    const [ours4, theirs4] = await benchAlternating(file, 'tiny', 'f32', 16, { ...o, rounds: 2, prefillRounds: 4 });
+    const theirSeconds = [16 / 123.5, 0.02, 0.04, 0.005].sort((a, b) => a - b);
+    assert.ok(Math.abs(theirs4.prefillTps - 16 / ((theirSeconds[1]! + theirSeconds[2]!) / 2)) < 1e-6, `median prefill: ${theirs4.prefillTps}`);
+    assert.deepEqual(theirs4.prefillRange!.map((x) => Math.round(x * 1e6)), [123.5, 16 / 0.005].map((x) => Math.round(x * 1e6)));
+    assert.ok(ours4.prefillRange![0] <= ours4.prefillTps && ours4.prefillTps <= ours4.prefillRange![1], JSON.stringify(ours4));
+    assert.deepEqual(order, ['prefill llama.cpp 1', 'prefill tessera 1', 'prefill tessera 2', 'prefill llama.cpp 2', 'prefill llama.cpp 3',
+      'prefill tessera 3', 'tessera 0', 'llama.cpp 0', 'llama.cpp 1', 'tessera 1']);
+    assert.equal(theirs.prefillRange, undefined, 'one prefill: no range');
+    // the table: each prefill's median with its range, the ratio of the medians, and what they are
+    const table = formatTable([ours4, theirs4], 1e10, undefined, { rounds: 2, tokens: 4, prefills: 4 });
+    assert.match(table, /prefill tok\/s: the median of 4 prefills of the same prompt/);
+    assert.match(table, new RegExp(`\\| llama\\.cpp \\| 1 \\| ${theirs4.prefillTps.toFixed(1)} \\(123\\.5–3200\\.0\\) \\|`));
+    assert.ok(table.includes(`| ${(ours4.prefillTps / theirs4.prefillTps).toFixed(2)} |\n`), table);
+    delete process.env.PREFILL_LIST;
 
     process.env.FAIL_AT = '2';
     await assert.rejects(benchAlternating(file, 'tiny', 'f32', 16, o), /llama\.cpp bench exited with 3: llama\.cpp fell over at block 2/);

@@ -11,7 +11,8 @@
 // temporary file and loaded into every other sequence (each holds its own copy of the K/V cells).
 //
 // With --rounds R (one context, JSON output): after the prefill line, which says "ready", the script
-// waits; each line "decode" on its stdin decodes --decode more tokens (two untimed warm-up steps before
+// waits; each line "prefill" before the first "decode" clears the sequence and prefills the prompt
+// again (replying with its seconds); each line "decode" on its stdin decodes --decode more tokens (two untimed warm-up steps before
 // the first) and answers with one JSON line of that block's seconds, R times — so `tessera bench
 // --rounds` can alternate the two engines block by block (src/bench/alternate.ts).
 //
@@ -146,11 +147,16 @@ for (const ctx of contexts) {
 
   // Prefill: all but the last prompt token without logits, then the last one producing the first
   // generated token (llama.cpp computes logits only where asked, as Tessera's 'last' does).
-  const t0 = performance.now();
-  const out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[ctx - 1], { generateNext: { token: true, options: { temperature: 0 } } }]]);
-  const prefillSeconds = (performance.now() - t0) / 1000;
-  let token = out[ctx - 1]?.next?.token;
-  if (token == null) fail('llama.cpp returned no token after prefill');
+  let token;
+  const prefill = async () => {
+    const t0 = performance.now();
+    const out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt[ctx - 1], { generateNext: { token: true, options: { temperature: 0 } } }]]);
+    const seconds = (performance.now() - t0) / 1000;
+    token = out[ctx - 1]?.next?.token;
+    if (token == null) fail('llama.cpp returned no token after prefill');
+    return seconds;
+  };
+  const prefillSeconds = await prefill();
 
   /** Decodes `steps` timed tokens after `warm` untimed ones; the timed seconds. */
   const decode = async (warm, steps) => {
@@ -170,7 +176,13 @@ for (const ctx of contexts) {
     for (let r = 0; r < rounds; r++) {
       const { value, done } = await lines.next();
       if (done) break;
-      if (value.trim() !== 'decode') fail(`expected "decode" on stdin, got ${JSON.stringify(value.slice(0, 40))}`);
+      if (value.trim() === 'prefill' && r === 0) { // before the first block: the prompt again, from an empty sequence
+        await seq.clearHistory();
+        console.log(JSON.stringify({ prefillSeconds: await prefill() }));
+        r--;
+        continue;
+      }
+      if (value.trim() !== 'decode') fail(`expected "decode" (or, before it, "prefill") on stdin, got ${JSON.stringify(value.slice(0, 40))}`);
       // Two untimed steps before the first block: llama.cpp reserves its single-token graph on the first one.
       console.log(JSON.stringify({ round: r, decodeTokens, decodeSeconds: await decode(r === 0 ? 2 : 0, decodeTokens) }));
     }
