@@ -9,7 +9,10 @@
 //              distinct draws)
 //   dense layers (DenseAttention), dense                                  every key
 // Two means: over decode steps × sparse layers (`fraction`), and over decode steps × every layer,
-// a dense layer counting all its keys (`allLayersFraction`: what the whole model reads).
+// a dense layer counting all its keys (`allLayersFraction`: what the whole model reads). The same
+// decode attends are timed (`attendMicros`: the sum over layers of each layer's median call, so a
+// one-off cost such as MagicPIG building its tables in its first decode step does not count): keys
+// read say what a draft costs in memory, the time what it costs on this machine.
 
 import type { AttentionBackend } from '../attention/create.js';
 import { DenseAttention } from '../attention/dense.js';
@@ -25,6 +28,9 @@ export interface KeysStats {
   steps: number;
   /** Layers that ran fully dense. */
   denseLayers: number;
+  /** Microseconds of one decode step's attention, every layer: the sum of each layer's median decode
+   *  attend (wall clock, the backend's thread pool included); NaN if no decode step. */
+  attendMicros: number;
 }
 
 interface MagicPigLike { lastSampled: number; p: { sinks: number }; tables: { hashedEnd: number } }
@@ -36,6 +42,7 @@ export class KeysMeter {
   private allSum = 0;
   private allCount = 0;
   private dense = new Set<number>();
+  private readonly micros = new Map<number, number[]>(); // layer → its decode attends' µs
 
   constructor(readonly spec: AttentionSpec) {}
 
@@ -56,9 +63,12 @@ export class KeysMeter {
           ...(observe ? { observe } : {}),
           reset: (n) => layer.reset(n),
           attend(q, qPos, out, n, length, phase) {
-            layer.attend(q, qPos, out, n, length, phase);
             // what the backends answer sparsely: one token that is not a prompt token
-            if (n === 1 && phase !== 'prefill') meter.record(layer, length, isDense);
+            if (n !== 1 || phase === 'prefill') { layer.attend(q, qPos, out, n, length, phase); return; }
+            const t0 = performance.now();
+            layer.attend(q, qPos, out, n, length, phase);
+            meter.time(d.layer, (performance.now() - t0) * 1000);
+            meter.record(layer, length, isDense);
           },
         };
         return wrapped;
@@ -81,13 +91,24 @@ export class KeysMeter {
     this.allCount++;
   }
 
+  private time(layer: number, us: number): void {
+    let list = this.micros.get(layer);
+    if (!list) this.micros.set(layer, list = []);
+    list.push(us);
+  }
+
   stats(): KeysStats {
+    let attendMicros = this.micros.size > 0 ? 0 : NaN;
+    for (const list of this.micros.values()) {
+      const sorted = [...list].sort((a, b) => a - b), m = sorted.length >> 1;
+      attendMicros += sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2;
+    }
     return {
       fraction: this.count > 0 ? this.sum / this.count : NaN,
       allLayersFraction: this.allCount > 0 ? this.allSum / this.allCount : NaN,
-      steps: this.count, denseLayers: this.dense.size,
+      steps: this.count, denseLayers: this.dense.size, attendMicros,
     };
   }
 
-  reset(): void { this.sum = 0; this.count = 0; this.allSum = 0; this.allCount = 0; }
+  reset(): void { this.sum = 0; this.count = 0; this.allSum = 0; this.allCount = 0; this.micros.clear(); }
 }

@@ -29,9 +29,13 @@ test('acceptance: self-speculation, prompt lookup and a draft model, each token-
   // 4 sinks + a 28-token window of a cache near 256 positions (the draft model's one layer; the
   // target's two layers for self-speculation)
   for (const r of [self, model]) assert.ok(r.keysFraction > 0.08 && r.keysFraction < 0.16, `${r.draft}: ${r.keysFraction}`);
+  // the draft step's attention is timed for the drafts that read keys: a positive time, none for prompt lookup
+  assert.ok(Number.isNaN(lookup.attendMicros));
+  for (const r of [self, model]) assert.ok(r.attendMicros > 0 && r.attendMicros < 1e6, `${r.draft}: ${r.attendMicros} µs`);
   const table = acceptanceTable(rows, base.contexts);
   assert.match(table, /`prompt-lookup` \| [\d.]+ \/ [\d.]+ \(–\)/);
-  assert.match(table, /window=28` \| [\d.]+ \/ [\d.]+ \([\d.]+% of its own cache\)/);
+  assert.match(table, /window=28` \| [\d.]+ \/ [\d.]+ \([\d.]+% of its own cache, \d+ µs\)/);
+  assert.match(table, /`streaming:sinks=4,window=28` \| [\d.]+ \/ [\d.]+ \([\d.]+%, \d+ µs\)/);
 });
 
 test('acceptance: γ is the run\'s, not a draft\'s; an unknown draft is refused', async () => {

@@ -11,7 +11,9 @@
 // per-position acceptance. Every speculative run is checked token for token against plain decoding
 // (greedy), so the table cannot come from a broken draft. The draft's cost is the keys its draft
 // steps read (src/eval/keys-meter.ts), as a fraction of the context, over every layer: the target's
-// keys for self-speculation, the draft model's own cache for a draft model, none for prompt lookup.
+// keys for self-speculation, the draft model's own cache for a draft model, none for prompt lookup;
+// and the time of a draft step's attention (every layer, the median call of each): drafts compared
+// at equal keys read, or at equal time on this machine.
 //
 //   node dist/src/experiments/long-context/acceptance.js [--model models/long-context] [--contexts 512,1024,2048]
 //        [--drafts "streaming:sinks=16,window=48;snapkv:budget=64"] [--n 6] [--tokens 64] [--gamma 4]
@@ -63,6 +65,9 @@ export interface AcceptanceRow {
   keysFraction: number;
   /** Whose keys keysFraction counts. */
   keysOf: 'target' | 'draft model' | 'none';
+  /** Microseconds of a draft step's attention, every layer of the model whose keys keysFraction
+   *  counts (KeysMeter's attendMicros: the sum of each layer's median); NaN for prompt lookup. */
+  attendMicros: number;
   /** Greedy only: speculative runs whose tokens equal plain decoding's (must be all). */
   identical?: number;
 }
@@ -98,7 +103,9 @@ export async function measureAcceptance(o: AcceptanceOptions): Promise<Acceptanc
           }
         }
         const keysOf = meter === undefined ? 'none' : typeof speculate.draft === 'object' ? 'draft model' : 'target';
-        rows.push({ draft, context, prompts, ...pooled(runs, o.gamma), keysFraction: meter?.stats().allLayersFraction ?? NaN, keysOf, ...(o.temperature === 0 ? { identical } : {}) });
+        const keys = meter?.stats();
+        rows.push({ draft, context, prompts, ...pooled(runs, o.gamma), keysFraction: keys?.allLayersFraction ?? NaN, keysOf,
+          attendMicros: keys?.attendMicros ?? NaN, ...(o.temperature === 0 ? { identical } : {}) });
       }
     } finally { dispose(); }
   }
@@ -147,7 +154,7 @@ export function pooled(runs: readonly SpeculativeStats[], gamma: number) {
 /** The rows as a Markdown table: one row per draft, acceptance rate / mean accepted length per context. */
 export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readonly number[]): string {
   const drafts = [...new Set(rows.map((r) => r.draft))];
-  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length (keys read)`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
+  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length (keys read, attention µs)`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
     `|---|${contexts.map(() => '---:').join('|')}|---|`];
   for (const d of drafts) {
     const cells = contexts.map((c) => {
@@ -160,11 +167,12 @@ export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readon
   return out.join('\n');
 }
 
-/** The keys cell: the target's keys read, the draft model's own (its cache), or none (prompt lookup). */
+/** The keys cell: the target's keys read, the draft model's own (its cache), or none (prompt lookup),
+ *  and the draft step's attention time. */
 function keysCell(r: AcceptanceRow): string {
   if (r.keysOf === 'none') return '–';
-  const pct = `${(100 * r.keysFraction).toFixed(1)}%`;
-  return r.keysOf === 'draft model' ? `${pct} of its own cache` : pct;
+  const pct = `${(100 * r.keysFraction).toFixed(1)}%`, us = `${r.attendMicros.toFixed(0)} µs`;
+  return r.keysOf === 'draft model' ? `${pct} of its own cache, ${us}` : `${pct}, ${us}`;
 }
 
 const FLAGS: FlagSpecs = {
