@@ -154,7 +154,8 @@ export function pooled(runs: readonly SpeculativeStats[], gamma: number) {
 /** The rows as a Markdown table: one row per draft, acceptance rate / mean accepted length per context. */
 export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readonly number[]): string {
   const drafts = [...new Set(rows.map((r) => r.draft))];
-  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length (keys read, attention µs)`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
+  const timed = rows.some((r) => Number.isFinite(r.attendMicros));
+  const out = [`| draft | ${contexts.map((c) => `${c} tokens: rate / mean length (keys read${timed ? ', attention µs' : ''})`).join(' | ')} | per-position rate at ${contexts.at(-1)} |`,
     `|---|${contexts.map(() => '---:').join('|')}|---|`];
   for (const d of drafts) {
     const cells = contexts.map((c) => {
@@ -171,8 +172,9 @@ export function acceptanceTable(rows: readonly AcceptanceRow[], contexts: readon
  *  and the draft step's attention time. */
 function keysCell(r: AcceptanceRow): string {
   if (r.keysOf === 'none') return '–';
-  const pct = `${(100 * r.keysFraction).toFixed(1)}%`, us = `${r.attendMicros.toFixed(0)} µs`;
-  return r.keysOf === 'draft model' ? `${pct} of its own cache, ${us}` : `${pct}, ${us}`;
+  // rows kept from before the timing have no attendMicros
+  const pct = `${(100 * r.keysFraction).toFixed(1)}%`, us = Number.isFinite(r.attendMicros) ? `, ${r.attendMicros.toFixed(0)} µs` : '';
+  return r.keysOf === 'draft model' ? `${pct} of its own cache${us}` : `${pct}${us}`;
 }
 
 const FLAGS: FlagSpecs = {
