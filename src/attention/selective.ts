@@ -29,6 +29,7 @@ import { checkParams, denseLayers, numParam, type KVStore } from './kv-store.js'
 import { rng } from './lsh-math.js';
 import { deriveSeed } from '../data/rng.js';
 import { sparseKernels, type SparseKernels } from './sparse-kernels.js';
+import { attendListOp } from './sparse-pool-ops.js';
 import type { AttentionPhase, LayerAttention } from './types.js';
 
 export type SelectiveKind = 'topk' | 'quest' | 'streaming' | 'oracle-sampling' | 'snapkv';
@@ -42,6 +43,9 @@ interface Selection {
   /** Key-sized rows the last select read, given its `count` ids (default: count). */
   touched?(ids: Int32Array, count: number): number;
   readonly biased: boolean;
+  /** Whether every head gets the same ids, not depending on h or q (StreamingLLM): the decode step
+   *  then selects once and splits the heads over the thread pool (attendListOp). */
+  readonly sameForEveryHead?: boolean;
   /** Called on store with the new f32 key rows (quest keeps page bounds). */
   onStore?(k: Float32Array, p0: number, n: number): void;
   readonly bytesPerToken: number;
@@ -73,7 +77,7 @@ function sinksAndWindow(ids: Int32Array, length: number, sinks: number, window: 
 
 function streaming(p: Params): (c: Ctx) => Selection {
   const sinks = numParam('streaming', p, 'sinks', 4, 0, 1 << 24), window = numParam('streaming', p, 'window', 256, 1, 1 << 24);
-  return () => ({ biased: false, bytesPerToken: 0, select: (_h, _q, length, ids) => sinksAndWindow(ids, length, sinks, window) });
+  return () => ({ biased: false, bytesPerToken: 0, sameForEveryHead: true, select: (_h, _q, length, ids) => sinksAndWindow(ids, length, sinks, window) });
 }
 
 function topk(p: Params): (c: Ctx) => Selection {
@@ -270,6 +274,7 @@ class SelectiveAttention implements LayerAttention {
   private readonly kv: KVStore;
   private readonly sel: Selection;
   private readonly ids: Ptr; private readonly bias: Ptr; private readonly part: Ptr; private readonly lse: Ptr;
+  private readonly parts: Ptr; private readonly lses: Ptr;
   private readonly scratchQ: Ptr;
   private readonly sk: SparseKernels;
   /** Keys read per query head at the last decode step (mean over heads; see the header). */
@@ -279,8 +284,8 @@ class SelectiveAttention implements LayerAttention {
               make: (c: Ctx) => Selection) {
     if (d.headDim % 4 !== 0) throw new RangeError(`sparse attention: head_dim must be a multiple of 4, got ${d.headDim}`);
     this.kv = kv;
-    const { ids, bias, scores, part, lse, scratchQ } = allocLayout(arena, selectiveScratch(d));
-    this.ids = ids; this.bias = bias; this.part = part; this.lse = lse; this.scratchQ = scratchQ;
+    const { ids, bias, scores, part, lse, parts, lses, scratchQ } = allocLayout(arena, selectiveScratch(d));
+    this.ids = ids; this.bias = bias; this.part = part; this.lse = lse; this.parts = parts; this.lses = lses; this.scratchQ = scratchQ;
     this.sk = sparseKernels(arena.kernelKind, arena.memory);
     this.sel = make({ d, kv: this.kv, sk: () => this.sk, scores, arena, scratchQ });
     this.bytesPerToken = 2 * this.kv.rowBytes + this.sel.bytesPerToken;
@@ -305,6 +310,16 @@ class SelectiveAttention implements LayerAttention {
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
     this.kv.bind();
+    if (this.sel.sameForEveryHead) {
+      // one key list for every head (StreamingLLM's sinks and window): chosen once, the heads split
+      // over the thread pool; each head's arithmetic is the sequential loop's below, so the same bits
+      const count = this.sel.select(0, new Float32Array(0), length, ids, bias);
+      this.pool.run(attendListOp, this.arena, q, this.kv.k, this.kv.v, this.kv.f16, this.kv, D, 1 / Math.sqrt(D), this.ids, count,
+        this.parts, this.lses, H, G);
+      for (let h = 0; h < H; h++) this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.parts + h * (D + 4) * 4, D));
+      this.lastTouched = this.sel.touched?.(ids, count) ?? count;
+      return;
+    }
     let touched = 0;
     for (let h = 0; h < H; h++) {
       const qh = this.arena.f32(q + h * D * 4, D).slice(), g = Math.floor(h / (H / G));
@@ -329,6 +344,7 @@ function selectiveScratch(d: LayerAttentionDims) {
     ids: d.capacity * 4, bias: d.capacity * 4,   // chosen keys and their logit offsets
     scores: d.capacity * 4,                      // scores of every key (topk, oracle sampling)
     part: (d.headDim + 4) * 4, lse: 16,          // attendList's output and log-sum-exp
+    parts: d.heads * (d.headDim + 4) * 4, lses: d.heads * 4, // the same for every head at once (attendListOp)
     scratchQ: d.headDim * 4,                     // one query head
   };
 }

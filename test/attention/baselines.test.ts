@@ -53,6 +53,25 @@ describe('baselines', () => {
     assert.ok(maxAbsDiff(decode(L, q), denseRef(L, q, () => [0, 1, ...Array.from({ length: 10 }, (_, i) => n - 10 + i)])) < 2e-5);
   });
 
+  test('streaming splits its heads over the thread pool: the same bits as the one-head-at-a-time loop (topk:k=0, the same keys)', async () => {
+    const split = await ThreadPool.create({ threads: 2, kernels: 'wasm', minSplitBytes: 0 });   // every job split
+    try {
+      for (const dtype of ['f32', 'f16'] as const) {
+        const dims = { capacity: 1024, dtype, heads: 8, kvHeads: 2, headDim: 64 };
+        const a = makeLayer(split, 'streaming:sinks=4,window=200', dims), b = makeLayer(split, 'topk:k=0,sinks=4,window=200', dims);
+        const kv = realisticKV(17, 600, 2, 64);
+        storeRows(a, kv.keys, kv.values);
+        storeRows(b, kv.keys, kv.values);
+        const q = kv.query(8);
+        assert.deepEqual(decode(a, q), decode(b, q), `${dtype}: every head, every bit`);
+        assert.equal((a.att as unknown as { lastTouched: number }).lastTouched, 204);
+        assert.equal((b.att as unknown as { lastTouched: number }).lastTouched, 204);
+        const n = a.keys.length;
+        assert.ok(maxAbsDiff(decode(a, q), denseRef(a, q, () => [0, 1, 2, 3, ...Array.from({ length: 200 }, (_, i) => n - 200 + i)])) < 2e-5);
+      }
+    } finally { split.dispose(); }
+  });
+
   test('quest:budget=0.1 attends the top pages by Σ max(q·min, q·max) before the window, and the window; page bounds count as keys', () => {
     const { L, q } = setup(pool, 'quest:budget=0.1', 330);
     const n = L.keys.length, { heads: H, kvHeads: G, headDim: D } = L.d, keep = Math.ceil(0.1 * n / 16);
