@@ -206,7 +206,7 @@ for (const [file, bold] of [['docs/results/selfspec-acceptance-4k-greedy.json', 
 // self-speculation at equal keys and equal time (BENCHMARKS §9): every row's rate, keys read and µs
 for (const draft of ['streaming:sinks=16,window=240', 'streaming:sinks=16,window=496', 'streaming:sinks=16,window=1008', 'streaming:sinks=16,window=2032',
   'snapkv:budget=512', 'magicpig:dense=none', 'magicpig:dense=0']) {
-  QUOTED.push({ doc: 'docs/BENCHMARKS.md', file: 'docs/results/selfspec-equal-time-4k-greedy.json', quote: (d) => {
+  QUOTED.push({ doc: 'docs/BENCHMARKS.md', file: 'docs/results/selfspec-equal-time-4k-greedy-2.json', quote: (d) => {
     const cell = (c: number) => { const r = d.rows.find((x: any) => x.draft === draft && x.context === c);
       return `${r.acceptanceRate.toFixed(2)} (${(100 * r.keysFraction).toFixed(1)}%, ${r.attendMicros.toFixed(0)} µs)`; };
     return `| ${cell(2048)} | ${cell(4096)} |`;
