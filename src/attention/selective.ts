@@ -43,9 +43,10 @@ interface Selection {
   /** Key-sized rows the last select read, given its `count` ids (default: count). */
   touched?(ids: Int32Array, count: number): number;
   readonly biased: boolean;
-  /** Whether every head gets the same ids, not depending on h or q (StreamingLLM): the decode step
-   *  then selects once and splits the heads over the thread pool (attendListOp). */
-  readonly sameForEveryHead?: boolean;
+  /** Which heads get the same ids, whatever their query: 'all' (StreamingLLM) or those of one KV
+   *  head ('group': SnapKV's GQA-summed choice). The decode step then selects once per list and
+   *  splits the heads over the thread pool (attendListOp). */
+  readonly sharedBy?: 'all' | 'group';
   /** Called on store with the new f32 key rows (quest keeps page bounds). */
   onStore?(k: Float32Array, p0: number, n: number): void;
   readonly bytesPerToken: number;
@@ -77,7 +78,7 @@ function sinksAndWindow(ids: Int32Array, length: number, sinks: number, window: 
 
 function streaming(p: Params): (c: Ctx) => Selection {
   const sinks = numParam('streaming', p, 'sinks', 4, 0, 1 << 24), window = numParam('streaming', p, 'window', 256, 1, 1 << 24);
-  return () => ({ biased: false, bytesPerToken: 0, sameForEveryHead: true, select: (_h, _q, length, ids) => sinksAndWindow(ids, length, sinks, window) });
+  return () => ({ biased: false, bytesPerToken: 0, sharedBy: 'all', select: (_h, _q, length, ids) => sinksAndWindow(ids, length, sinks, window) });
 }
 
 function topk(p: Params): (c: Ctx) => Selection {
@@ -244,7 +245,7 @@ function snapkv(p: Params): (c: Ctx) => Selection {
       chosenFor = -1;
     };
     return {
-      biased: false, bytesPerToken: 0,
+      biased: false, bytesPerToken: 0, sharedBy: 'group',
       observe(q, pos, n) {
         for (let i = 0; i < n; i++) {
           const slot = pos[i]! % window;
@@ -310,16 +311,7 @@ class SelectiveAttention implements LayerAttention {
     const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, es = this.kv.f16 ? 2 : 4;
     const ids = this.arena.i32(this.ids, capacity), bias = this.arena.f32(this.bias, capacity);
     this.kv.bind();
-    if (this.sel.sameForEveryHead) {
-      // one key list for every head (StreamingLLM's sinks and window): chosen once, the heads split
-      // over the thread pool; each head's arithmetic is the sequential loop's below, so the same bits
-      const count = this.sel.select(0, new Float32Array(0), length, ids, bias);
-      this.pool.run(attendListOp, this.arena, q, this.kv.k, this.kv.v, this.kv.f16, this.kv, D, 1 / Math.sqrt(D), this.ids, count,
-        this.parts, this.lses, H, G);
-      for (let h = 0; h < H; h++) this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.parts + h * (D + 4) * 4, D));
-      this.lastTouched = this.sel.touched?.(ids, count) ?? count;
-      return;
-    }
+    if (this.sel.sharedBy !== undefined && this.attendShared(q, out, length, this.sel.sharedBy === 'all' ? 1 : G)) return;
     let touched = 0;
     for (let h = 0; h < H; h++) {
       const qh = this.arena.f32(q + h * D * 4, D).slice(), g = Math.floor(h / (H / G));
@@ -332,6 +324,27 @@ class SelectiveAttention implements LayerAttention {
     this.lastTouched = touched / H;
   }
 
+  /** The decode step of a selection shared by heads: one key list per KV head (lists = G) or for
+   *  all (lists = 1), chosen once, then the heads split over the thread pool; each head's arithmetic is
+   *  the one-head-at-a-time loop's, so the same bits. False (nothing done) when the lists' lengths
+   *  differ: the op takes one count. */
+  private attendShared(q: Ptr, out: Ptr, length: number, lists: number): boolean {
+    const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, bias = this.arena.f32(this.bias, capacity), none = new Float32Array(0);
+    let count = -1, touched = 0;
+    for (let l = 0; l < lists; l++) {
+      const ids = this.arena.i32(this.ids + l * capacity * 4, capacity);
+      const c = this.sel.select(l * (H / G), none, length, ids, bias);
+      if (count >= 0 && c !== count) return false;
+      count = c;
+      touched += this.sel.touched?.(ids, c) ?? c;
+    }
+    this.pool.run(attendListOp, this.arena, q, this.kv.k, this.kv.v, this.kv.f16, this.kv, D, 1 / Math.sqrt(D),
+      this.ids, lists === 1 ? 0 : capacity * 4, count, this.parts, this.lses, H, G);
+    for (let h = 0; h < H; h++) this.arena.f32(out + h * D * 4, D).set(this.arena.f32(this.parts + h * (D + 4) * 4, D));
+    this.lastTouched = touched / lists;
+    return true;
+  }
+
   // rows are indexed by position; the selection rule keeps its own state in step (quest's page
   // bounds, oracle sampling's stream)
   truncate(n: number): void { this.sel.truncate?.(n); }
@@ -341,7 +354,7 @@ class SelectiveAttention implements LayerAttention {
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).
 function selectiveScratch(d: LayerAttentionDims) {
   return {
-    ids: d.capacity * 4, bias: d.capacity * 4,   // chosen keys and their logit offsets
+    ids: d.kvHeads * d.capacity * 4, bias: d.capacity * 4,   // chosen keys (a list per KV head) and their logit offsets
     scores: d.capacity * 4,                      // scores of every key (topk, oracle sampling)
     part: (d.headDim + 4) * 4, lse: 16,          // attendList's output and log-sum-exp
     parts: d.heads * (d.headDim + 4) * 4, lses: d.heads * 4, // the same for every head at once (attendListOp)

@@ -34,23 +34,25 @@ export const magicpigOp = family.op('magicpig', {
   slice(k, a, r0, r1) { k.magicpigDecode(a[0]!, r0, r1); },
 });
 
-/** SparseKernels.attendList for query heads [0, H) over one key list (ids, count; no bias), split by
- *  heads: head h reads q + h·D floats and KV head g = ⌊h / (H/G)⌋ (k, v: the pools' bases; rows of
- *  `rows`), and writes its D + 2 floats at parts + h·(D + 4) floats and its lse at lse + h floats
- *  (slots of their own: no two heads write the same floats). */
+/** SparseKernels.attendList for query heads [0, H), split by heads, over key lists chosen per KV
+ *  head (ids + g·idsStride bytes, `count` ids each; idsStride 0: one list for every head; no bias):
+ *  head h reads q + h·D floats and KV head g = ⌊h / (H/G)⌋ (k, v: the pools' bases; rows of `rows`),
+ *  and writes its D + 2 floats at parts + h·(D + 4) floats and its lse at lse + h floats (slots of
+ *  their own: no two heads write the same floats). */
 export const attendListOp = family.op('attendList', {
-  args: ['q', 'k', 'v', 'f16', 'rowBytes', 'pages', 'pageShift', 'D', 'scale', 'ids', 'count', 'parts', 'lse', 'group', 'kvStride'],
-  prepare(a, _threads, q: Ptr, k: Ptr, v: Ptr, f16: boolean, rows: KVRows, D: number, scale: number, ids: Ptr, count: number,
-          parts: Ptr, lse: Ptr, H: number, G: number) {
+  args: ['q', 'k', 'v', 'f16', 'rowBytes', 'pages', 'pageShift', 'D', 'scale', 'ids', 'idsStride', 'count', 'parts', 'lse', 'group', 'kvStride'],
+  prepare(a, _threads, q: Ptr, k: Ptr, v: Ptr, f16: boolean, rows: KVRows, D: number, scale: number, ids: Ptr, idsStride: number,
+          count: number, parts: Ptr, lse: Ptr, H: number, G: number) {
     a[0] = q; a[1] = k; a[2] = v; a[3] = f16 ? 1 : 0; a[4] = rows.rowBytes; a[5] = rows.pages; a[6] = rows.pageShift;
-    a[7] = D; a[8] = scale; a[9] = ids; a[10] = count; a[11] = parts; a[12] = lse; a[13] = H / G; a[14] = D * (f16 ? 2 : 4);
+    a[7] = D; a[8] = scale; a[9] = ids; a[10] = idsStride; a[11] = count; a[12] = parts; a[13] = lse; a[14] = H / G; a[15] = D * (f16 ? 2 : 4);
     return { total: H, unit: 1, work: H * count * D * (f16 ? 2 : 4) * 2 };
   },
   slice(k, a, h0, h1) {
     const D = a[7]!, rows: KVRows = { rowBytes: a[4]!, pages: a[5]!, pageShift: a[6]! };
     for (let h = h0; h < h1; h++) {
-      const g = Math.floor(h / a[13]!), kv = g * a[14]!;
-      k.attendList(a[0]! + h * D * 4, a[1]! + kv, a[2]! + kv, a[3] !== 0, rows, D, a[8]!, a[9]!, 0, a[10]!, a[11]! + h * (D + 4) * 4, a[12]! + h * 4);
+      const g = Math.floor(h / a[14]!), kv = g * a[15]!;
+      k.attendList(a[0]! + h * D * 4, a[1]! + kv, a[2]! + kv, a[3] !== 0, rows, D, a[8]!, a[9]! + g * a[10]!, 0, a[11]!,
+        a[12]! + h * (D + 4) * 4, a[13]! + h * 4);
     }
   },
 });

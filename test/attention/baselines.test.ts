@@ -72,6 +72,24 @@ describe('baselines', () => {
     } finally { split.dispose(); }
   });
 
+  test('snapkv splits its heads over the thread pool, each KV head\'s list chosen once: the same bits on one thread and split', async () => {
+    const split = await ThreadPool.create({ threads: 2, kernels: 'wasm', minSplitBytes: 0 }), one = await ThreadPool.create({ threads: 1, kernels: 'wasm' });
+    try {
+      const n = 600, obs = 8, dims = { capacity: 1024, heads: 8, kvHeads: 2, headDim: 64 };
+      const outs = [split, one].map((p) => {
+        const L = makeLayer(p, 'snapkv:budget=72,window=8', dims), { heads: H, headDim: D } = L.d, qDim = H * D;
+        const kv = realisticKV(23, n + 1, L.d.kvHeads, D);
+        storeRows(L, kv.keys.slice(0, n), kv.values.slice(0, n));
+        for (let i = 0; i < obs; i++) L.arena.f32(L.q + i * qDim * 4, qDim).set(kv.query(H));
+        L.arena.i32(L.pos, obs).set(Array.from({ length: obs }, (_, i) => n - obs + i));
+        L.att.attend(L.q, L.pos, L.out, obs, n, 'prefill');
+        storeRows(L, kv.keys.slice(n, n + 1), kv.values.slice(n, n + 1));
+        return decode(L, kv.query(H));
+      });
+      assert.deepEqual(outs[0], outs[1]);
+    } finally { split.dispose(); one.dispose(); }
+  });
+
   test('quest:budget=0.1 attends the top pages by Σ max(q·min, q·max) before the window, and the window; page bounds count as keys', () => {
     const { L, q } = setup(pool, 'quest:budget=0.1', 330);
     const n = L.keys.length, { heads: H, kvHeads: G, headDim: D } = L.d, keep = Math.ceil(0.1 * n / 16);
