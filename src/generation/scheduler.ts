@@ -343,7 +343,8 @@ export class Scheduler {
   }
 
   /** γ 'auto': each request's γ for this step, minimising the cost model's T_SD/T_AR with its α and
-   *  the step times of this batch (measured now if its bucket has none); 0 where this drafter's
+   *  the step times of this batch (measured now if its bucket has none and a row has enough tokens left,
+   *  GammaTuner.times); 0 where this drafter's
    *  speculating steps realised less than plain decoding in the bucket (GammaTuner.losing). Returns
    *  the drafter's rows and T_T when they are one drafter's, for the step to report what it realised. */
   private chooseGammas(auto: readonly Request[]): { key: string; rows: number; target: number } | undefined {
@@ -352,7 +353,7 @@ export class Scheduler {
     let watch: { key: string; rows: number; target: number } | undefined;
     for (const [drafter, reqs] of byDrafter) {
       let times: StepTimes | undefined, losing = false, key = '';
-      const rows = reqs.map((r): TunedRow => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 } }));
+      const rows = reqs.map((r): TunedRow => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 }, remaining: r.seq.remaining }));
       try {
         this.tuner ??= new GammaTuner(this.model);
         times = this.tuner.times(drafter, rows);

@@ -253,6 +253,8 @@ export class SequenceState {
   get prompt(): readonly number[] { return this.ids; }
   /** Most tokens this sequence may generate (after fitContext). */
   get tokenLimit(): number { return this.maxTokens; }
+  /** Tokens it may still emit: its max tokens less those emitted. */
+  get remaining(): number { return this.maxTokens - this.tokens.length; }
   get seed(): number { return this.sampler.seed; }
   /** Context + prompt + generated tokens so far (what a draft is looked up in). */
   get context(): readonly number[] { return this.history; }

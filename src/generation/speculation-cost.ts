@@ -85,12 +85,25 @@ export const PROBE_ALPHA = 0.9;
 /** Speculating steps observed in a bucket before their realised speed-up can stop speculation. */
 export const REALISED_MIN_STEPS = 3;
 
+/** A calibration costs about as much as 30–45 plain steps (T_T and T_V at every γ candidate, `reps`
+ *  times each: measured with the default model, where five of them made a 128-token `generate
+ *  --speculate auto` 1.6–2.4× slower than plain decoding). So a bucket is calibrated only when some
+ *  row may still emit at least this many tokens, enough for the calibration to cost ≤ ~10% of the
+ *  rest; times measured earlier (another request, the same bucket) are used whatever is left. */
+export const CALIBRATE_MIN_REMAINING = 512;
+
+/** Contexts below this share one bucket: at short contexts attention is a small part of a step, and
+ *  a bucket per power of two recalibrated a short prompt's generation every time it doubled. */
+export const MIN_CONTEXT_BUCKET = 1024;
+
 /** One speculating row of the current step, for calibration. */
 export interface TunedRow {
   readonly cache: ModelCache;
   /** The token the target is fed next. */
   readonly next: number;
   readonly ask: DraftRequest;
+  /** Tokens the row may still emit (its max tokens less those emitted); undefined: unknown. */
+  readonly remaining?: number;
 }
 
 export class GammaTuner {
@@ -105,15 +118,18 @@ export class GammaTuner {
 
   /** `clock` in milliseconds: wall time by default; a benchmark on a shared machine may pass the
    *  process's CPU time, which other jobs disturb less. */
-  constructor(private readonly model: LanguageModel, private readonly reps = 3, readonly clock: () => number = () => performance.now()) {}
+  constructor(private readonly model: LanguageModel, private readonly reps = 3, readonly clock: () => number = () => performance.now(),
+              private readonly minRemaining = CALIBRATE_MIN_REMAINING) {}
 
-  /** The measured times for this batch, calibrating first when no bucket serves it. `rows`: every
-   *  decoding row of the step (their caches are used and left as they were). */
+  /** The measured times for this batch, calibrating first when no bucket serves it — only where a
+   *  row may still emit minRemaining tokens (CALIBRATE_MIN_REMAINING), else undefined: plain
+   *  decoding. `rows`: every decoding row of the step (their caches are used and left as they were). */
   times(drafter: Drafter, rows: readonly TunedRow[]): StepTimes | undefined {
     if (rows.length === 0) return undefined;
     const bucket = this.bucket(rows);
     let tt = this.targetTimes.get(bucket);
     if (tt === undefined) {
+      if (!rows.some((r) => (r.remaining ?? Infinity) >= this.minRemaining)) return undefined;
       tt = this.measureTarget(rows);
       if (tt === undefined) return undefined;
       this.targetTimes.set(bucket, tt);
@@ -215,8 +231,8 @@ export class GammaTuner {
 }
 
 /** Context bucket: the power of two nearest the mean cache length (on a log scale), so a sequence
- *  that starts at a power of two does not recalibrate a few tokens later. */
+ *  that starts at a power of two does not recalibrate a few tokens later; MIN_CONTEXT_BUCKET at least. */
 function contextBucket(rows: readonly TunedRow[]): number {
   const mean = rows.reduce((s, r) => s + r.cache.length, 0) / rows.length;
-  return 2 ** Math.round(Math.log2(Math.max(mean, 1)));
+  return Math.max(MIN_CONTEXT_BUCKET, 2 ** Math.round(Math.log2(Math.max(mean, 1))));
 }

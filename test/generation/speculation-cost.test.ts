@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, REALISED_MIN_STEPS, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
+import { AcceptanceEstimate, CALIBRATE_MIN_REMAINING, GammaTuner, MIN_CONTEXT_BUCKET, PROBE_ALPHA, PROBE_EVERY, REALISED_MIN_STEPS, bestGamma, costRatio, expectedTokens, type StepTimes, type TunedRow } from '../../src/generation/speculation-cost.js';
 import { Scheduler } from '../../src/generation/scheduler.js';
 import { SequenceState, type GenerationResult } from '../../src/generation/sequence.js';
 import { generateText } from '../../src/generation/generate.js';
@@ -131,14 +131,14 @@ test('gamma auto stops speculating where its steps realise less than plain decod
   const it = new Scheduler(model, { tuner }).submit(seq, { speculate: { draft: oracle(0), gamma: 'auto' } });
   let r; for (;;) { r = await it.next(); if (r.done) break; }
   assert.deepEqual(r.value.tokens, plain.tokens);
-  // the 67-token prompt's context bucket is 64 until the cache passes 2^6.5 tokens, then 128: each
-  // bucket speculates REALISED_MIN_STEPS steps (γ = 8, 9 tokens each) and then decodes plainly, no probes
+  // the 67-token prompt and its continuation lie in one context bucket (below MIN_CONTEXT_BUCKET): it
+  // speculates REALISED_MIN_STEPS steps (γ = 8, 9 tokens each) and then decodes plainly, no probes
   assert.equal(tok.encode(prompt).length, 67);
-  assert.equal(tuner.stopped, 2, 'the realised speed-up stopped speculation once per context bucket');
-  assert.equal(r.value.speculative!.steps, 2 * REALISED_MIN_STEPS, JSON.stringify(r.value.speculative));
+  assert.equal(tuner.stopped, 1, 'the realised speed-up stopped speculation in the bucket');
+  assert.equal(r.value.speculative!.steps, REALISED_MIN_STEPS, JSON.stringify(r.value.speculative));
   const fed = model.steps.slice(1).map((s) => s[0]!);                  // after the prompt's step
-  assert.deepEqual(fed.slice(0, 2 * REALISED_MIN_STEPS), Array(2 * REALISED_MIN_STEPS).fill(9));
-  assert.ok(fed.slice(2 * REALISED_MIN_STEPS).every((n) => n === 1), `plain steps after the stops: ${fed.join(' ')}`);
+  assert.deepEqual(fed.slice(0, REALISED_MIN_STEPS), Array(REALISED_MIN_STEPS).fill(9));
+  assert.ok(fed.slice(REALISED_MIN_STEPS).every((n) => n === 1), `plain steps after the stop: ${fed.join(' ')}`);
 
   // where the steps cost what the calibration said, speculation goes on
   now = 0;
@@ -164,7 +164,7 @@ test('gamma auto on a real model with a draft model: calibrates on the running c
     try {
       const prompts = [randomIds(21, 60, 500), randomIds(22, 90, 500)];
       const plain = await Promise.all(prompts.map((p) => generateText(model, tokenizer, p, { temperature: 0, maxTokens: 30 })));
-      const tuner = new GammaTuner(model);
+      const tuner = new GammaTuner(model, 3, undefined, 0);                // calibrates however few tokens are left
       const scheduler = new Scheduler(model, { tuner });
       const drafter = new DraftModel(near);
       const out = await Promise.all(prompts.map(async (p) => {
@@ -175,13 +175,21 @@ test('gamma auto on a real model with a draft model: calibrates on the running c
       out.forEach((r, i) => assert.deepEqual(r.tokens, plain[i]!.tokens, `sequence ${i}`));
       assert.ok(tuner.calibrations >= 1, 'the tuner measured this batch');
       assert.equal(drafter.sequences, 0);
+      // with the default tuner, 30 tokens are too few to pay for a calibration: plain decoding, same tokens
+      const short = new GammaTuner(model), s2 = new Scheduler(model, { tuner: short });
+      const seq = new SequenceState(tokenizer, prompts[0]!, { temperature: 0, maxTokens: 30 }, model.vocabSize);
+      const it = s2.submit(seq, { speculate: { draft: drafter, gamma: 'auto' } });
+      let r; for (;;) { r = await it.next(); if (r.done) break; }
+      assert.deepEqual(r.value.tokens, plain[0]!.tokens);
+      assert.equal(short.calibrations, 0);
+      assert.equal(drafter.sequences, 0);
       for (const m of [model, near]) assert.equal((m as unknown as { kvPages: { used: number } }).kvPages.used, 0);
     } finally { model.dispose(); near.dispose(); }
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('gamma auto: a batch that shrinks as its sequences finish reuses its calibration; a larger batch or another context calibrates', () => {
-  const model = new FakeModel({ suppress: [EOS], contextLength: 2048 });
+  const model = new FakeModel({ suppress: [EOS], contextLength: 8192 });
   const tuner = new GammaTuner(model, 1);
   const drafter: Drafter = { name: 'one', forget: () => {}, propose: (reqs) => reqs.map(() => ({ tokens: [1] })) };
   const row = (length: number): TunedRow => {
@@ -199,5 +207,25 @@ test('gamma auto: a batch that shrinks as its sequences finish reuses its calibr
   assert.equal(at(8), 2, 'a batch larger than any measured is calibrated');
   assert.equal(at(6), 2);
   assert.equal(rows[0]!.cache.length, 100, 'calibration leaves the caches as they were');
-  assert.equal(tuner.times(drafter, [row(1000)]) !== undefined && tuner.calibrations, 3, 'another context bucket is calibrated');
+  assert.equal(tuner.times(drafter, [row(1000)]) !== undefined && tuner.calibrations, 2, `${MIN_CONTEXT_BUCKET - 24} tokens: the same bucket as 100 (below MIN_CONTEXT_BUCKET)`);
+  assert.equal(tuner.times(drafter, [row(4000)]) !== undefined && tuner.calibrations, 3, 'another context bucket is calibrated');
+});
+
+test('gamma auto calibrates only where a row has CALIBRATE_MIN_REMAINING tokens left; times measured before serve any row', () => {
+  const model = new FakeModel({ suppress: [EOS], contextLength: 2048 });
+  const tuner = new GammaTuner(model, 1);
+  const drafter: Drafter = { name: 'one', forget: () => {}, propose: (reqs) => reqs.map(() => ({ tokens: [1] })) };
+  const row = (remaining: number | undefined): TunedRow => {
+    const cache = model.createCache();
+    model.forward(randomIds(3, 100, 200), cache);
+    const seq = new SequenceState(tok, 'x', {}, model.vocabSize);
+    return { cache, next: 5, ask: { seq, cache, gamma: 1 }, ...(remaining === undefined ? {} : { remaining }) };
+  };
+  assert.equal(tuner.times(drafter, [row(30), row(CALIBRATE_MIN_REMAINING - 1)]), undefined, 'too few tokens left: plain decoding, nothing measured');
+  assert.equal(tuner.calibrations, 0);
+  assert.ok(tuner.times(drafter, [row(30), row(CALIBRATE_MIN_REMAINING)]) !== undefined, 'one row with enough left: calibrated');
+  assert.equal(tuner.calibrations, 1);
+  assert.ok(tuner.times(drafter, [row(2)]) !== undefined, 'the bucket measured: its times serve a row with 2 tokens left');
+  assert.equal(tuner.calibrations, 1);
+  assert.ok(new GammaTuner(model, 1).times(drafter, [row(undefined)]) !== undefined, 'rows of unknown length (a benchmark\'s) calibrate');
 });
