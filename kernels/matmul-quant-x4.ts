@@ -18,11 +18,12 @@
 // tokens (test/models/batch.test.ts relies on it).
 // q8_0: lane k of the i32 sums is one row's partial sum, the four rows reduced together (hsum4i).
 // q4_0: lane k is row k's from the start — one broadcast run of four activations multiplies the
-// four rows' nibbles (pairSums4: pmaddubsw with the nibbles as the 7-bit operand), no reductions,
-// about half the vector operations per block of the row-by-row form (groupTileQ4_0).
+// four rows' nibbles (dot4: pmaddubsw with the nibbles as the 7-bit operand), no reductions, about
+// half the vector operations per block of the row-by-row form (groupTileQ4_0). Both take q4_0's
+// offset (8·Σx) and the activation's scale from the block sums that quantizeQ8 writes.
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { dot4, hsum4i, loadF16, loadF16Splat, loadF16x4 } from './vector';
+import { dot4, hsum4i, loadF16, loadF16x4 } from './vector';
 import { q8BlockSums, storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
@@ -148,6 +149,13 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   if (r + 3 >= r0 && r + 3 < r1) store<f32>(yp, f32x4.extract_lane(v, 3), 12);
 }
 
+/** The x4 tile of the weight type Q: 4 rows × TN tokens. */
+@inline function groupTile<Q>(wg: usize, xr: usize, sr: usize, xRow: usize, sRow: usize, nb: i32, TN: i32,
+                              yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
+  if (isSigned<Q>()) groupTileQ8_0(wg, xr, sr, xRow, sRow, nb, TN, yp, yRow, r, r0, r1);
+  else groupTileQ4_0(wg, xr, sr, xRow, sRow, nb, TN, yp, yRow, r, r0, r1);
+}
+
 @inline function matmulQuantX4<Q>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * ((2 + quantBytes<Q>()) << 2);
@@ -157,21 +165,11 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
     const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
     let t = 0;
-    for (; t + 4 <= n; t += 4) {
-      const xt = x + <usize>t * xRow, yt = yg + <usize>t * yRow;
-      if (isSigned<Q>()) groupTileQ8_0(wg, xt, sums + <usize>t * sRow, xRow, sRow, nb, 4, yt, yRow, r, r0, r1);
-      else groupTileQ4_0(wg, xt, sums + <usize>t * sRow, xRow, sRow, nb, 4, yt, yRow, r, r0, r1);
-    }
+    for (; t + 4 <= n; t += 4) groupTile<Q>(wg, x + <usize>t * xRow, sums + <usize>t * sRow, xRow, sRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);
     const left = n - t, xt = x + <usize>t * xRow, st = sums + <usize>t * sRow, yt = yg + <usize>t * yRow;
-    if (isSigned<Q>()) {
-      if (left == 3) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
-      else if (left == 2) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
-      else if (left == 1) groupTileQ8_0(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
-    } else {
-      if (left == 3) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
-      else if (left == 2) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
-      else if (left == 1) groupTileQ4_0(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
-    }
+    if (left == 3) groupTile<Q>(wg, xt, st, xRow, sRow, nb, 3, yt, yRow, r, r0, r1);
+    else if (left == 2) groupTile<Q>(wg, xt, st, xRow, sRow, nb, 2, yt, yRow, r, r0, r1);
+    else if (left == 1) groupTile<Q>(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
   }
 }
 

@@ -38,14 +38,6 @@ const F16_REBIAS: u32 = 0x77800000;
   return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(F16_REBIAS)));
 }
 
-/** One f16 at p as f32 in all four lanes (finite values; reads the 4 bytes at p). The 32-bit splat
- *  puts the f16 in each lane's low half; << 16 then an arithmetic >> 3 is loadF16x4's sign-extended
- *  << 13, so the value is the same — without loadF16's scalar work and the move into a vector. */
-@inline export function loadF16Splat(p: usize): v128 {
-  const bits = v128.and(i32x4.shr_s(i32x4.shl(v128.load32_splat(p), 16), 3), i32x4.splat(<i32>0x8fffe000));
-  return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(F16_REBIAS)));
-}
-
 // Subnormal f16 values and the multiply above: the product is exact, but an f32 operand that is
 // subnormal costs the x86 core a microcode assist of ~100 cycles (WebAssembly keeps IEEE subnormals:
 // no flush-to-zero). K-quant super-block scales are mostly subnormal in real files (q6_K's d is about

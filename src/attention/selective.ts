@@ -329,11 +329,11 @@ class SelectiveAttention implements LayerAttention {
    *  the one-head-at-a-time loop's, so the same bits. False (nothing done) when the lists' lengths
    *  differ: the op takes one count. */
   private attendShared(q: Ptr, out: Ptr, length: number, lists: number): boolean {
-    const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, bias = this.arena.f32(this.bias, capacity), none = new Float32Array(0);
+    const { heads: H, kvHeads: G, headDim: D, capacity } = this.d, bias = this.arena.f32(this.bias, capacity);
     let count = -1, touched = 0;
     for (let l = 0; l < lists; l++) {
       const ids = this.arena.i32(this.ids + l * capacity * 4, capacity);
-      const c = this.sel.select(l * (H / G), none, length, ids, bias);
+      const c = this.sel.select(l * (H / G), NO_QUERY, length, ids, bias);   // a shared selection reads no query
       if (count >= 0 && c !== count) return false;
       count = c;
       touched += this.sel.touched?.(ids, c) ?? c;
@@ -350,6 +350,9 @@ class SelectiveAttention implements LayerAttention {
   truncate(n: number): void { this.sel.truncate?.(n); }
   reset(n: number): void { this.sel.reset?.(n); }
 }
+
+/** The query passed to a selection shared by heads (it reads none). */
+const NO_QUERY = new Float32Array(0);
 
 // ids and bias hold up to capacity entries (oracle sampling draws at most that many keys).
 function selectiveScratch(d: LayerAttentionDims) {

@@ -63,6 +63,15 @@ export interface AlternatingOptions {
   onBlock?: (engine: 'tessera' | 'llama.cpp' | 'prefill tessera' | 'prefill llama.cpp', round: number) => void;
 }
 
+/** Sends `command` to the llama.cpp child and returns the seconds its reply gives in `field`. */
+async function childSeconds(lines: ChildLines, command: 'prefill' | 'decode', field: string): Promise<number> {
+  lines.send(command);
+  const r = await lines.next();
+  const s = Number(r[field]);
+  if (!(s > 0)) throw new Error(`llama.cpp bench: a ${command} reply without its seconds: ${JSON.stringify(r).slice(0, 200)}`);
+  return s;
+}
+
 /** Median of a non-empty list. */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
@@ -89,11 +98,7 @@ export async function benchAlternating(file: string, label: string, dtype: strin
       for (let r = 1; r < (o.prefillRounds ?? 1); r++) {
         const llamaPrefill = async () => {
           o.onBlock?.('prefill llama.cpp', r);
-          lines.send('prefill');
-          const p = await lines.next();
-          const s = Number(p.prefillSeconds);
-          if (!(s > 0)) throw new Error(`llama.cpp bench: a prefill without its seconds: ${JSON.stringify(p).slice(0, 200)}`);
-          theirPrefills.push(s);
+          theirPrefills.push(await childSeconds(lines, 'prefill', 'prefillSeconds'));
         };
         const ourPrefill = () => { o.onBlock?.('prefill tessera', r); ourPrefills.push(t.prefillAgain()); };
         if (r % 2 === 1) { await llamaPrefill(); ourPrefill(); } else { ourPrefill(); await llamaPrefill(); }
@@ -106,11 +111,7 @@ export async function benchAlternating(file: string, label: string, dtype: strin
       };
       const llama = async (round: number) => {
         o.onBlock?.('llama.cpp', round);
-        lines.send('decode');
-        const r = await lines.next();
-        const s = Number(r.decodeSeconds);
-        if (!(s > 0)) throw new Error(`llama.cpp bench: a block without its seconds: ${JSON.stringify(r).slice(0, 200)}`);
-        theirs.push(s);
+        theirs.push(await childSeconds(lines, 'decode', 'decodeSeconds'));
       };
       for (let r = 0; r < rounds; r++) {
         if (r % 2 === 0) { tessera(r); await llama(r); } else { await llama(r); tessera(r); }
