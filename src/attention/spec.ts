@@ -30,6 +30,22 @@ export function parseAttentionSpec(text: string): AttentionSpec {
   return { kind: kindText as AttentionKind, params };
 }
 
+/** A spec whose one parameter may list several values joined by '/': one spec per value, in order
+ *  ("streaming:sinks=4,window=64/256/1024": three windows; draft budgets the cost model chooses
+ *  among). A spec without '/' gives itself alone. */
+export function parseAttentionAlternatives(text: string): AttentionSpec[] {
+  const [kindText, paramText] = splitOnce(text.trim(), ':');
+  const parts = paramText === undefined ? [] : paramText.split(',');
+  const listed = parts.flatMap((part, i) => (splitOnce(part, '=')[1]?.includes('/') ? [i] : []));
+  if (listed.length === 0) return [parseAttentionSpec(text)];
+  if (listed.length > 1) throw new RangeError(`attention: only one parameter may list alternatives (a/b/c), got ${listed.length} in "${text}"`);
+  const [key, values] = splitOnce(parts[listed[0]!]!, '=');
+  const alternatives = values!.split('/');
+  if (alternatives.some((v) => v === '')) throw new RangeError(`attention: ${key}=${values} has an empty alternative (in "${text}")`);
+  if (new Set(alternatives).size !== alternatives.length) throw new RangeError(`attention: ${key}=${values} lists a value twice (in "${text}")`);
+  return alternatives.map((value) => parseAttentionSpec(`${kindText}:${parts.map((p, i) => (i === listed[0] ? `${key}=${value}` : p)).join(',')}`));
+}
+
 export function formatAttentionSpec(s: AttentionSpec): string {
   const p = Object.entries(s.params).map(([k, v]) => `${k}=${v}`).join(',');
   return p ? `${s.kind}:${p}` : s.kind;

@@ -38,7 +38,7 @@ import { PROMPT_LOOKUP, type Draft, type DraftRequest, type Drafter } from '../g
 import { DraftModel } from '../generation/draft-model.js';
 import { selfDrafter } from '../generation/self-draft.js';
 import { combineSpeculativeStats, type SpeculativeStats } from '../generation/speculative.js';
-import { GAMMA_CANDIDATES, GammaTuner, bestGamma, costRatio, type StepTimes } from '../generation/speculation-cost.js';
+import { GAMMA_CANDIDATES, GammaTuner, bestDraft, costRatio, type StepTimes } from '../generation/speculation-cost.js';
 import { KV_PAGE_TOKENS } from '../attention/kv-pages.js';
 import { attentionBackend } from '../attention/create.js';
 import { parseAttentionSpec } from '../attention/spec.js';
@@ -145,8 +145,9 @@ function prefillOnce(model: LanguageModel, done: Map<string, ModelCache>, p: rea
   return c;
 }
 
-/** Step times of this batch on forks of the prefilled caches (the scheduler's own calibration). */
-function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter, tuner: GammaTuner, seed?: Seed): StepTimes {
+/** Step times of this batch on forks of the prefilled caches (the scheduler's own calibration), one
+ *  per draft budget of the drafter. */
+function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: readonly number[][], prefixes: readonly ModelCache[], drafter: Drafter, tuner: GammaTuner, seed?: Seed): StepTimes[] {
   const forks = prefixes.map((c, i) => c.fork(prompts[i]!.length - 1));
   const seqs = prompts.map((p) => {
     const seq = new SequenceState(tokenizer, p.slice(-1), { temperature: 0, maxTokens: 8, context: p.slice(0, -1) }, model.vocabSize);
@@ -155,9 +156,12 @@ function measureTimes(model: LanguageModel, tokenizer: Tokenizer, prompts: reado
   });
   if (seed) seqs.forEach(seed);
   try {
-    const t = tuner.times(drafter, forks.map((cache, i) => ({ cache, next: prompts[i]!.at(-1)!, ask: { seq: seqs[i]!, cache, gamma: 1 } })));
-    if (t === undefined) throw new Error('bench: no KV memory left to calibrate');
-    return t;
+    const rows = forks.map((cache, i) => ({ cache, next: prompts[i]!.at(-1)!, ask: { seq: seqs[i]!, cache, gamma: 1 } }));
+    return Array.from({ length: drafter.budgets?.length ?? 1 }, (_, b) => {
+      const t = tuner.times(drafter, rows, b);
+      if (t === undefined) throw new Error('bench: no KV memory left to calibrate');
+      return t;
+    });
   } finally {
     for (const s of seqs) drafter.forget(s);
     for (const f of forks) f.release();
@@ -210,9 +214,9 @@ const FLAGS: FlagSpecs = {
   contexts: { type: 'string', default: '1024,4096', placeholder: 'LIST', description: 'context lengths' },
   batches: { type: 'string', default: '1,4', placeholder: 'LIST', description: 'batch sizes' },
   gammas: { type: 'string', default: '4,auto', placeholder: 'LIST', description: 'draft lengths (auto: the cost model)' },
-  drafts: { type: 'string', default: 'prompt-lookup,model', placeholder: 'LIST', description: 'draft kinds: prompt-lookup, model, self' },
+  drafts: { type: 'string', default: 'prompt-lookup,model', placeholder: 'LIST', description: 'draft kinds: prompt-lookup, model, self (one per --self-attention spec), self-budgets (all of them, the budget chosen by gamma auto)' },
   'draft-attention': { type: 'string', placeholder: 'SPEC', description: 'attention of the draft model (e.g. streaming:sinks=4,window=128)' },
-  'self-attention': { type: 'string', default: 'streaming:sinks=16,window=256', placeholder: 'SPEC', description: 'draft attention of the self drafts' },
+  'self-attention': { type: 'string', default: 'streaming:sinks=16,window=256', placeholder: 'SPEC[;SPEC…]', description: 'draft attentions of the self drafts, ";"-separated: each one a draft kind of its own row (the model holds them all)' },
   texts: { type: 'string', default: 'haystack,names', placeholder: 'LIST', description: 'prompt texts with --model: haystack, names' },
   alpha: { type: 'number', default: 0.8, min: 0, max: 1, placeholder: 'A', description: 'imposed acceptance with --shape' },
   'new-tokens': { type: 'integer', default: 32, min: 4, placeholder: 'N', description: 'tokens generated per sequence' },
@@ -254,6 +258,11 @@ async function main(): Promise<number> {
   const llama = random ? llamaCppScript(v.llamacpp as string, 'bench-llamacpp-speculative.mjs') : { note: "llama.cpp rows need --shape (a GGUF file)" };
   const B = Math.max(...batches), load0 = loadavg()[0]!;
   const draftAttention = v['draft-attention'] as string | undefined;
+  const selfSpecs = String(v['self-attention']).split(';').map((x) => x.trim()).filter((x) => x.length > 0);
+  const selfKinds = kinds.includes('self') || kinds.includes('self-budgets');
+  if (selfKinds && selfSpecs.length === 0) throw new UsageError('--drafts self needs --self-attention SPEC[;SPEC…]');
+  const unknown = kinds.find((k) => !['prompt-lookup', 'model', 'self', 'self-budgets'].includes(k));
+  if (unknown !== undefined) throw new UsageError(`--drafts: unknown draft kind ${unknown}; choose among prompt-lookup, model, self, self-budgets`);
   const lines = [
     `| target | ctx | batch | draft | γ | α | plain tok/CPU-s | speculative tok/CPU-s | speedup (CPU) | predicted | speedup (wall) | acceptance rate | mean acc. length | per-position acceptance (j = 1, 2, …) | T_D/T_T | T_V(γ)/T_T (γ=1,2,3,4,6,8) | output = plain |`,
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -269,7 +278,7 @@ async function main(): Promise<number> {
     const kvPages = shared ? pages + 3 * B * growth : 3 * B * pages;
     const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: kvPages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
     const tiled = tileFrom !== undefined && ctx - 1 > tileFrom, recorded: Recorded[] = [];
-    const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(kinds.includes('self') ? { draftAttention: v['self-attention'] as string } : {}),
+    const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(selfKinds ? { draftAttention: selfSpecs } : {}),
       ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
     const tiling = tiled ? { recorded, from: tileFrom } : undefined;
     const prefilled = new Map<string, ModelCache>(), draftPrefilled = new Map<string, ModelCache>();   // one prefill per distinct prompt of this context
@@ -300,13 +309,20 @@ async function main(): Promise<number> {
           // one tuner for the calibrations shown and the auto runs of every draft kind, as one scheduler
           // keeps it: T_T and T_V(γ) are the target's, measured once per batch and context; T_D per drafter. CPU clock.
           const tuner = new GammaTuner(model, 3, cpuMs);
-          for (const kind of kinds) {
-            const inner: Drafter = kind === 'prompt-lookup' ? PROMPT_LOOKUP : kind === 'self' ? selfDrafter(model) : new DraftModel(draft!.model, { name: 'draft model' });
+          // each self-draft attention is a draft kind of its own (a fixed budget)
+          // each self-draft attention is a draft kind of its own (a fixed budget); 'self-budgets' drafts
+          // through all of them, the cost model choosing the budget with γ (gamma auto only)
+          const drafters = kinds.flatMap((kind) => kind === 'self'
+            ? selfSpecs.map((spec, i) => ({ kind: `self (${spec})`, inner: selfDrafter(model, [i]) as Drafter }))
+            : kind === 'self-budgets' ? [{ kind: 'self, budget chosen by the cost model', inner: selfDrafter(model) }]
+              : [{ kind, inner: kind === 'prompt-lookup' ? PROMPT_LOOKUP : new DraftModel(draft!.model, { name: 'draft model' }) as Drafter }]);
+          for (const { kind, inner } of drafters) {
             const drafter = random ? new ImposedAcceptance(inner, alpha, model.vocabSize) : inner;
             const seed = inner instanceof DraftModel ? (seq: SequenceState, i: number) => inner.adopt(seq, draftPrefixes[i]!.fork(), prompts[i]!.slice(0, -1)) : undefined;
-            const times = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner, seed);
+            const perBudget = measureTimes(model, tokenizer, prompts, prefixes, drafter, tuner, seed), times = perBudget[0]!;
             const tv = GAMMA_CANDIDATES.map((g) => { const t = times.verify.get(g); return t === undefined ? '–' : (t / times.target).toFixed(2); }).join(' / ');
             for (const gamma of gammas) {
+              if ((inner.budgets?.length ?? 1) > 1 && gamma !== 'auto') continue;          // several budgets: chosen by gamma auto
               const calibrated = tuner.calibrations, stopped = tuner.stopped;
               const run = await decodeRun(model, tokenizer, prompts, prefixes, newTokens, { draft: drafter, gamma }, drafter instanceof ImposedAcceptance ? drafter : undefined, plain.tokens, tuner, seed);
               const recalibrations = tuner.calibrations - calibrated;     // inside the timed run: a batch size or context bucket not measured before
@@ -321,11 +337,14 @@ async function main(): Promise<number> {
                 base = { tps: (before.tps + after.tps) / 2, cpuTps: (before.cpuTps + after.cpuTps) / 2 };
               }
               const s = run.stats!, a = alphaOf(s);
-              const predicted = gamma === 'auto' ? 1 / bestGamma(a, times).ratio : 1 / costRatio(gamma, a, times);
-              const g = gamma === 'auto' ? `auto (${bestGamma(a, times).gamma} at measured α; ${recalibrations} calibrations in the run${tuner.stopped > stopped ? '; stopped by its realised speed-up' : ''})` : String(gamma);
-              lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
+              // several budgets: the best of them at the run's α (the run's own choice used α per budget)
+              const best = bestDraft(perBudget.map(() => a), perBudget);
+              const predicted = gamma === 'auto' ? 1 / best.ratio : 1 / costRatio(gamma, a, times);
+              const g = gamma === 'auto' ? `auto (${best.gamma}${perBudget.length > 1 && best.gamma > 0 ? ` with budget ${best.budget}` : ''} at measured α; ${recalibrations} calibrations in the run${tuner.stopped > stopped ? '; stopped by its realised speed-up' : ''})` : String(gamma);
+              const budgets = s.byBudget ? ` (verifications per budget: ${Object.entries(s.byBudget).map(([n, x]) => `${n}: ${x.steps}, acceptance ${x.drafted > 0 ? (x.accepted / x.drafted).toFixed(2) : '–'}`).join('; ')})` : '';
+              lines.push(`| ${targetName(text)} | ${ctx} | ${b} | ${kind}${budgets}${random ? ' (imposed)' : ''} | ${g} | ${random ? `${alpha} imposed, ${a.toFixed(2)} measured` : a.toFixed(2)} | `
                 + `${base.cpuTps.toFixed(2)} | ${run.cpuTps.toFixed(2)} | ${(run.cpuTps / base.cpuTps).toFixed(2)} | ${predicted.toFixed(2)} | ${(run.tps / base.tps).toFixed(2)} | ${s.acceptanceRate.toFixed(2)} | ${s.meanAcceptedLength.toFixed(2)} | ${s.perPosition.length > 0 ? s.perPosition.map((x) => x.toFixed(2)).join(' / ') : '–'} | `
-                + `${(times.draft / times.target).toFixed(2)} | ${tv} | ${same}/${b} |`);
+                + `${perBudget.map((t) => (t.draft / t.target).toFixed(2)).join(' / ')} | ${tv} | ${same}/${b} |`);
               process.stderr.write(lines.at(-1) + '\n');
             }
           }
@@ -355,7 +374,7 @@ async function main(): Promise<number> {
       ? 'Every speculative run is followed by a plain run; its speedup divides it by the mean of the plain runs just before and after it ("plain tok/CPU-s" is that mean). The noise row: the second plain run over the first, and the spread of all the cell\'s plain runs.'
       : 'Every speedup divides by the cell\'s first plain run ("plain tok/CPU-s"); the noise row: the second plain run over the first.',
     `Greedy, ${newTokens} new tokens per sequence, eos ignored, ${kv} KV cache; "output = plain": sequences whose speculative output is token-identical to the plain run's.`,
-    `target ${targetPath}${draftPath && kinds.includes('model') ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${kinds.includes('self') ? `, self drafts through ${v['self-attention'] as string}` : ''}.`,
+    `target ${targetPath}${draftPath && kinds.includes('model') ? `, draft model ${draftPath}${draftAttention ? ` (attention ${draftAttention})` : ''}` : ''}${selfKinds ? `, self drafts through ${selfSpecs.join('; ')}` : ''}.`,
     'Speeds are tokens per CPU-second of this process (all its threads; the machine was shared), so the runs compare the work they did; "speedup (wall)" is the same ratio in wall time. T_T, T_D and T_V(γ) are measured in CPU time too (GammaTuner, fastest of 3).',
     'α: the i.i.d. acceptance estimate accepted / (accepted + drafts with a rejection); predicted: 1 / (T_SD/T_AR) of the cost model with that α and the times measured before the runs; auto: its best γ at that α.',
   ];

@@ -100,6 +100,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
             steps: result.speculative.steps, drafted: result.speculative.drafted, accepted: result.speculative.accepted,
             acceptance_rate: result.speculative.acceptanceRate, mean_accepted_length: result.speculative.meanAcceptedLength,
             per_position_acceptance: result.speculative.perPosition, accepted_per_position: result.speculative.acceptedAt,
+            ...(result.speculative.byBudget ? { by_budget: result.speculative.byBudget } : {}),
           } } : {}),
         },
       }) + '\n');

@@ -24,6 +24,8 @@ export interface DraftRequest {
   readonly cache: ModelCache;
   /** Most tokens to propose (≥ 1): the sequence's γ, cut to its token limit and cache room. */
   readonly gamma: number;
+  /** Which of the drafter's `budgets` to draft with (default 0). */
+  readonly budget?: number;
 }
 
 /** Up to γ proposed tokens; `q[i]` (V), when given, is the processed draft distribution token i was
@@ -36,6 +38,10 @@ export interface Draft {
 export interface Drafter {
   /** Names the drafter in errors and benchmark tables. */
   readonly name: string;
+  /** Draft budgets the drafter can draft with (e.g. StreamingLLM windows), named for tables and
+   *  timings; `gamma: 'auto'` chooses one per sequence and step with γ (speculation-cost.ts).
+   *  Absent: one. */
+  readonly budgets?: readonly string[];
   /** Vocabulary the drafter proposes from, when it has one of its own (a draft model): a target with
    *  another vocabulary is refused. */
   readonly vocabSize?: number;

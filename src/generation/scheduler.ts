@@ -19,7 +19,7 @@ import type { FinishReason, GenerationChunk, GenerationResult, SequenceState } f
 import { SpeculativeMeter, verifyDraft } from './speculative.js';
 import { PROMPT_LOOKUP, type DraftRequest, type Drafter } from './drafter.js';
 import { selfDrafter } from './self-draft.js';
-import { AcceptanceEstimate, GammaTuner, PROBE_ALPHA, PROBE_EVERY, bestGamma, type StepTimes, type TunedRow } from './speculation-cost.js';
+import { AutoSpeculation, GammaTuner, type StepTimes, type TunedRow } from './speculation-cost.js';
 
 /** Speculative decoding for one request: a draft of up to `gamma` tokens per step, verified by the
  *  model in the same batched step as everyone else's tokens. */
@@ -109,9 +109,9 @@ interface Request {
   /** The draft fed after `next` in the current step, and the distributions it was drawn from. */
   draft: number[];
   q: Float64Array[] | undefined;
-  /** γ 'auto': the sequence's acceptance estimate, steps at γ = 0, and this step's γ. */
-  alpha: AcceptanceEstimate | undefined;
-  plainSteps: number;
+  /** γ 'auto': the sequence's acceptance per draft budget and its choice; this step's budget and γ. */
+  auto: AutoSpeculation | undefined;
+  budgetNow: number;
   gammaNow: number;
   meter: SpeculativeMeter | undefined;
   cancelled: boolean;
@@ -182,7 +182,7 @@ export class Scheduler {
       const d = opts.speculate.draft;
       if (d === 'prompt-lookup') drafter = PROMPT_LOOKUP;
       else if (d === 'self') {
-        if (this.model.hasDraftAttention !== true) {
+        if ((this.model.draftAttentions ?? []).length === 0) {
           throw new RangeError("speculate: draft 'self' needs a model loaded with a draft attention (load option draftAttention, e.g. 'streaming:window=256'; --speculate draft=streaming:window=256)");
         }
         drafter = this.self ??= selfDrafter(this.model);
@@ -192,12 +192,16 @@ export class Scheduler {
         throw new RangeError(`speculate: the draft ${drafter.name} has a vocabulary of ${drafter.vocabSize} tokens but the model has ${this.model.vocabSize}; a draft must share the model's tokenizer`);
       }
       if (!auto && (!Number.isInteger(gamma) || gamma < 1 || gamma > 64)) throw new RangeError(`speculate: gamma must be an integer in [1, 64] or 'auto', got ${String(opts.speculate.gamma)}`);
+      const budgets = drafter.budgets?.length ?? 1;
+      if (!auto && budgets > 1) {
+        throw new RangeError(`speculate: the draft ${drafter.name} has ${budgets} draft budgets (${drafter.budgets!.join('; ')}); the cost model chooses among them, which needs gamma 'auto'`);
+      }
     }
     if (this.waiting.length >= this.maxQueued) throw new QueueFullError(this.waiting.length);
     const r: Request = {
       order: this.order++, seq, opts, refed: 0, ownCache: opts.cache === undefined, cache: opts.cache, prompt, fed: 0, next: -1,
       phase: 'waiting', drafter, draft: [], q: undefined, meter: drafter ? new SpeculativeMeter() : undefined,
-      alpha: drafter && auto ? new AcceptanceEstimate() : undefined, plainSteps: 0, gammaNow: 0, cancelled: false, out: [], wake: undefined,
+      auto: drafter && auto ? new AutoSpeculation(drafter.budgets?.length ?? 1) : undefined, budgetNow: 0, gammaNow: 0, cancelled: false, out: [], wake: undefined,
     };
     this.waiting.push(r);
     const it = this.stream(r);
@@ -249,7 +253,7 @@ export class Scheduler {
     const batch: BatchItem[] = [], who: Request[] = [];
     let budget = this.stepTokens;
     const decodingNow = this.active.filter((r) => r.phase === 'decode' && r.out.length < this.maxUnread);
-    const watch = this.chooseGammas(decodingNow.filter((r) => r.alpha !== undefined));
+    const watch = this.chooseGammas(decodingNow.filter((r) => r.auto !== undefined));
     const t0 = watch === undefined ? 0 : this.tuner!.clock();
     const before = watch === undefined ? undefined : decodingNow.map((r) => r.seq.tokens.length);
     this.draftAll(decodingNow);
@@ -317,13 +321,13 @@ export class Scheduler {
       r.draft = [];
       r.q = undefined;
       if (r.drafter === undefined || r.phase !== 'decode') continue;
-      const gamma = r.alpha !== undefined ? r.gammaNow : r.opts.speculate!.gamma as number | undefined ?? 4;
+      const gamma = r.auto !== undefined ? r.gammaNow : r.opts.speculate!.gamma as number | undefined ?? 4;
       const room = Math.min(gamma, r.seq.tokenLimit - r.seq.tokens.length - 1, r.cache!.capacity - r.cache!.length - 1);
       if (room <= 0) continue;
       let g = groups.get(r.drafter);
       if (g === undefined) { g = { reqs: [], asks: [] }; groups.set(r.drafter, g); }
       g.reqs.push(r);
-      g.asks.push({ seq: r.seq, cache: r.cache!, gamma: room });            // the context ends with r.next
+      g.asks.push({ seq: r.seq, cache: r.cache!, gamma: room, budget: r.auto !== undefined ? r.budgetNow : 0 });   // the context ends with r.next
     }
     for (const [drafter, { reqs, asks }] of groups) {
       try {
@@ -342,9 +346,9 @@ export class Scheduler {
     }
   }
 
-  /** γ 'auto': each request's γ for this step, minimising the cost model's T_SD/T_AR with its α and
-   *  the step times of this batch (measured now if its bucket has none and a row has enough tokens left,
-   *  GammaTuner.times); 0 where this drafter's
+  /** γ 'auto': each request's draft budget and γ for this step, minimising the cost model's T_SD/T_AR
+   *  with its α per budget and the step times of this batch (measured now if its bucket has none and a
+   *  row has enough tokens left, GammaTuner.times; AutoSpeculation.choose); 0 where this drafter's
    *  speculating steps realised less than plain decoding in the bucket (GammaTuner.losing). Returns
    *  the drafter's rows and T_T when they are one drafter's, for the step to report what it realised. */
   private chooseGammas(auto: readonly Request[]): { key: string; rows: number; target: number } | undefined {
@@ -352,22 +356,21 @@ export class Scheduler {
     for (const r of auto) byDrafter.set(r.drafter!, [...(byDrafter.get(r.drafter!) ?? []), r]);
     let watch: { key: string; rows: number; target: number } | undefined;
     for (const [drafter, reqs] of byDrafter) {
-      let times: StepTimes | undefined, losing = false, key = '';
+      let times: StepTimes[] | undefined, losing = false, key = '';
       const rows = reqs.map((r): TunedRow => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 }, remaining: r.seq.remaining }));
       try {
         this.tuner ??= new GammaTuner(this.model);
-        times = this.tuner.times(drafter, rows);
+        const first = this.tuner.times(drafter, rows);
+        // T_T and T_V are the target's, measured once; T_D per budget, each at its first use here
+        times = first === undefined ? undefined : [first, ...(drafter.budgets ?? []).slice(1).map((_, b) => this.tuner!.times(drafter, rows, b + 1)!)];
         key = this.tuner.realisedKey(drafter, rows);
         losing = times !== undefined && this.tuner.losing(key);
       } catch (e) { for (const r of reqs) this.fail(r, e); continue; }
-      if (times !== undefined && !losing && byDrafter.size === 1) watch = { key, rows: reqs.length, target: times.target };
-      // probe (first at γ 'auto''s first step, then every PROBE_EVERY plain steps) with the γ that
-      // would pay if the draft fitted well; where even that would not pay, never speculate
-      const probe = times === undefined || losing ? 0 : bestGamma(PROBE_ALPHA, times).gamma;
+      if (times !== undefined && !losing && byDrafter.size === 1) watch = { key, rows: reqs.length, target: times[0]!.target };
       for (const r of reqs) {
-        let g = times === undefined || losing ? 0 : bestGamma(r.alpha!.alpha, times).gamma;
-        if (g === 0 && r.plainSteps++ % PROBE_EVERY === 0) g = probe;
-        r.gammaNow = g;
+        const c = r.auto!.choose(losing ? undefined : times);
+        r.budgetNow = c.budget;
+        r.gammaNow = c.gamma;
       }
     }
     return watch;
@@ -378,8 +381,9 @@ export class Scheduler {
   private verify(r: Request, rows: Float32Array): void {
     const fedAt = r.cache!.length - 1 - r.draft.length;                  // position of r.next
     const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft, r.q);
-    r.meter!.record(r.draft.length, accepted);
-    r.alpha?.record(r.draft.length, accepted);
+    const budget = r.auto !== undefined ? r.budgetNow : 0;
+    r.meter!.record(r.draft.length, accepted, r.drafter!.budgets !== undefined && r.drafter!.budgets.length > 1 ? r.drafter!.budgets[budget] : undefined);
+    r.auto?.record(budget, r.draft.length, accepted);
     const { chunk, done, consumed } = r.seq.acceptMany(tokens);
     r.cache!.truncate(fedAt + 1 + Math.min(accepted, consumed - 1));
     if (chunk.tokens.length > 0) this.push(r, { chunk });

@@ -22,6 +22,8 @@ export interface SelfDraftRow {
   next: number;
   /** Most draft tokens for this sequence (≥ 1). */
   gamma: number;
+  /** The model's draft attention to draft through (default 0). */
+  attention?: number;
 }
 
 export interface SelfDraft {
@@ -40,7 +42,7 @@ export function selfDrafts(model: LanguageModel, rows: readonly SelfDraftRow[]):
     for (;;) {
       const idx = rows.flatMap((_, i) => (live[i] ? [i] : []));
       if (idx.length === 0) break;
-      const logits = model.forwardBatch(idx.map((i) => ({ cache: rows[i]!.cache, tokens: [feed[i]!], logits: 'last' as const, draft: true })));
+      const logits = model.forwardBatch(idx.map((i) => ({ cache: rows[i]!.cache, tokens: [feed[i]!], logits: 'last' as const, draft: rows[i]!.attention ?? 0 })));
       idx.forEach((i, j) => {
         const r = rows[i]!, d = drafts[i]!;
         const q = r.seq.distribution(logits[j]!, d.tokens);
@@ -60,11 +62,22 @@ export function selfDrafts(model: LanguageModel, rows: readonly SelfDraftRow[]):
 }
 
 /** The model as its own drafter (the scheduler's 'self' draft): the context ends with the token each
- *  sequence feeds next, and nothing is kept between calls. */
-export function selfDrafter(model: LanguageModel): Drafter {
+ *  sequence feeds next, and nothing is kept between calls. `attentions`: the model's draft attentions
+ *  it drafts through, its budgets (default all of them). */
+export function selfDrafter(model: LanguageModel, attentions?: readonly number[]): Drafter {
+  const all = model.draftAttentions ?? [];
+  const use = attentions ?? all.map((_, i) => i);
+  if (use.length === 0 || use.some((a) => !Number.isInteger(a) || a < 0 || a >= all.length)) {
+    throw new RangeError(`selfDrafter: draft attentions [${use.join(', ')}] are not among the model's ${all.length}`);
+  }
   return {
-    name: 'self',
-    propose: (requests) => selfDrafts(model, requests.map((r) => ({ cache: r.cache, seq: r.seq, next: r.seq.context.at(-1)!, gamma: r.gamma }))),
+    name: use.length === 1 && attentions !== undefined ? `self (${all[use[0]!]!})` : 'self',
+    budgets: use.map((a) => all[a]!),
+    propose: (requests) => selfDrafts(model, requests.map((r) => {
+      const b = r.budget ?? 0;
+      if (!Number.isInteger(b) || b < 0 || b >= use.length) throw new RangeError(`self draft: budget ${String(r.budget)} is not one of its ${use.length}`);
+      return { cache: r.cache, seq: r.seq, next: r.seq.context.at(-1)!, gamma: r.gamma, attention: use[b]! };
+    })),
     forget: () => {},
   };
 }

@@ -75,12 +75,69 @@ export class AcceptanceEstimate {
   get alpha(): number { return this.hits / this.trials; }
 }
 
+/** The draft budget (index into `times`, one StepTimes per budget: T_T and T_V are the target's and
+ *  the same in all, T_D the budget's own) and γ of lowest predicted ratio, with α per budget; ties go
+ *  to the earlier budget. γ = 0 (ratio 1) where no budget is predicted to pay. */
+export function bestDraft(alphas: readonly number[], times: readonly StepTimes[], maxGamma = Infinity): { budget: number; gamma: number; ratio: number } {
+  let best = { budget: 0, gamma: 0, ratio: 1 };
+  times.forEach((t, b) => {
+    const g = bestGamma(alphas[b]!, t, maxGamma);
+    if (g.ratio < best.ratio) best = { budget: b, ...g };
+  });
+  return best;
+}
+
 /** γ candidates calibrated (T_V measured) and chosen from. */
 export const GAMMA_CANDIDATES = [1, 2, 3, 4, 6, 8] as const;
 /** A sequence at γ = 0 probes once every this many steps (and at its first): with the γ that would
  *  be best at α = PROBE_ALPHA, or not at all where even that would not pay. */
 export const PROBE_EVERY = 32;
 export const PROBE_ALPHA = 0.9;
+
+/** γ 'auto' for one sequence: its α per draft budget (AcceptanceEstimate) and each step's choice of
+ *  budget and γ (bestDraft). Where nothing is predicted to pay it decodes plainly and probes, at its
+ *  first plain step and every PROBE_EVERY, with the γ that would pay at α = PROBE_ALPHA, in the budget
+ *  verified least recently among those where that pays (so every budget's α gets measured). While it
+ *  speculates with a drafter of several budgets, every PROBE_EVERY-th step drafts with the budget
+ *  verified least recently instead, at the same γ: a budget's α is only known by trying it, and
+ *  a larger budget may accept enough more to pay for its cost. */
+export class AutoSpeculation {
+  readonly alphas: AcceptanceEstimate[];
+  private readonly lastTried: number[];
+  private plainSteps = 0;
+  private steps = 0;
+  constructor(budgets = 1) {
+    this.alphas = Array.from({ length: budgets }, () => new AcceptanceEstimate());
+    this.lastTried = new Array<number>(budgets).fill(-Infinity);
+  }
+
+  /** This step's budget and γ (0: plain decoding). `times`: one per budget; undefined: decode
+   *  plainly without probing (no times measured, or the realised speed-up check stopped it). */
+  choose(times: readonly StepTimes[] | undefined): { budget: number; gamma: number } {
+    this.steps++;
+    if (times === undefined) { this.plainSteps++; return { budget: 0, gamma: 0 }; }
+    const best = bestDraft(this.alphas.map((a) => a.alpha), times);
+    if (best.gamma === 0) {
+      if (this.plainSteps++ % PROBE_EVERY !== 0) return { budget: 0, gamma: 0 };
+      // probe: budgets where a well-fitting draft would pay, the least recently verified first, then the cheapest
+      const paying = times.map((t, b) => ({ b, ...bestGamma(PROBE_ALPHA, t) })).filter((p) => p.gamma > 0);
+      paying.sort((x, y) => this.lastTried[x.b]! - this.lastTried[y.b]! || x.ratio - y.ratio);
+      return paying.length === 0 ? { budget: 0, gamma: 0 } : { budget: paying[0]!.b, gamma: paying[0]!.gamma };
+    }
+    if (times.length > 1 && this.steps % PROBE_EVERY === 0) {
+      let other = -1;
+      for (let b = 0; b < times.length; b++) if (b !== best.budget && (other < 0 || this.lastTried[b]! < this.lastTried[other]!)) other = b;
+      if (times[other]!.verify.has(best.gamma)) return { budget: other, gamma: best.gamma };
+    }
+    return { budget: best.budget, gamma: best.gamma };
+  }
+
+  /** A verification of a draft made with `budget`: `accepted` of `drafted` tokens kept. */
+  record(budget: number, drafted: number, accepted: number): void {
+    this.alphas[budget]!.record(drafted, accepted);
+    this.lastTried[budget] = this.steps;
+  }
+}
 
 /** Speculating steps observed in a bucket before their realised speed-up can stop speculation. */
 export const REALISED_MIN_STEPS = 3;
@@ -121,10 +178,10 @@ export class GammaTuner {
   constructor(private readonly model: LanguageModel, private readonly reps = 3, readonly clock: () => number = () => performance.now(),
               private readonly minRemaining = CALIBRATE_MIN_REMAINING) {}
 
-  /** The measured times for this batch, calibrating first when no bucket serves it — only where a
+  /** The measured times for this batch (T_D of the drafter's `budget`), calibrating first when no bucket serves it — only where a
    *  row may still emit minRemaining tokens (CALIBRATE_MIN_REMAINING), else undefined: plain
    *  decoding. `rows`: every decoding row of the step (their caches are used and left as they were). */
-  times(drafter: Drafter, rows: readonly TunedRow[]): StepTimes | undefined {
+  times(drafter: Drafter, rows: readonly TunedRow[], budget = 0): StepTimes | undefined {
     if (rows.length === 0) return undefined;
     const bucket = this.bucket(rows);
     let tt = this.targetTimes.get(bucket);
@@ -135,10 +192,10 @@ export class GammaTuner {
       this.targetTimes.set(bucket, tt);
       this.calibrations++;
     }
-    const dk = `${drafter.name}|${bucket}`;
+    const dk = `${drafter.name}#${budget}|${bucket}`;
     let td = this.draftTimes.get(dk);
     if (td === undefined) {
-      td = this.measureDraft(drafter, rows);
+      td = this.measureDraft(drafter, rows, budget);
       this.draftTimes.set(dk, td);
     }
     return { target: tt.target, draft: td, verify: tt.verify };
@@ -215,10 +272,10 @@ export class GammaTuner {
     }
   }
 
-  /** T_D: the drafter asked for one token per row, after a first call that brings its state up to
-   *  date (a draft model's prefill of the prompt); the fastest of `reps` timed calls. */
-  private measureDraft(drafter: Drafter, rows: readonly TunedRow[]): number {
-    const asks = rows.map((r) => ({ ...r.ask, gamma: 1 }));
+  /** T_D: the drafter asked for one token per row with `budget`, after a first call that brings its
+   *  state up to date (a draft model's prefill of the prompt); the fastest of `reps` timed calls. */
+  private measureDraft(drafter: Drafter, rows: readonly TunedRow[], budget: number): number {
+    const asks = rows.map((r) => ({ ...r.ask, gamma: 1, budget }));
     drafter.propose(asks);
     let best = Infinity;
     for (let i = 0; i < this.reps; i++) {

@@ -13,7 +13,8 @@
 // Shape legend: γ = draft length, V = vocabulary size; rows (γ + 1, V) row-major.
 
 import { attentionBackend } from '../attention/create.js';
-import { parseAttentionSpec, type AttentionKind, type AttentionSpec } from '../attention/spec.js';
+import { parseAttentionAlternatives, type AttentionKind, type AttentionSpec } from '../attention/spec.js';
+import { MAX_DRAFT_ATTENTIONS } from '../models/types.js';
 import type { SequenceState } from './sequence.js';
 
 export interface Verified {
@@ -98,6 +99,9 @@ export interface SpeculativeStats {
   perPosition: number[];
   /** The counts behind perPosition: drafts whose token j was accepted. */
   acceptedAt: number[];
+  /** A drafter of several draft budgets (γ 'auto' chose one per step): per budget, the drafts made
+   *  with it, their tokens, and those accepted. */
+  byBudget?: Record<string, { steps: number; drafted: number; accepted: number }>;
 }
 
 /** Accumulates SpeculativeStats over a sequence's verification steps. */
@@ -107,40 +111,51 @@ export class SpeculativeMeter {
   private accepted = 0;
   private rejected = 0;
   private readonly took: number[] = [];
+  private byBudget: SpeculativeStats['byBudget'];
 
-  /** One verification: `drafted` draft tokens scored, the first `accepted` of them kept. */
-  record(drafted: number, accepted: number): void {
+  /** One verification: `drafted` draft tokens scored, the first `accepted` of them kept; `budget`
+   *  names the draft budget it was made with, for a drafter of several. */
+  record(drafted: number, accepted: number, budget?: string): void {
     this.steps++;
     this.drafted += drafted;
     this.accepted += accepted;
     if (accepted < drafted) this.rejected++;
     for (let j = 0; j < accepted; j++) this.took[j] = (this.took[j] ?? 0) + 1;
+    if (budget !== undefined) addBudget(this.byBudget ??= {}, budget, { steps: 1, drafted, accepted });
   }
 
   get stats(): SpeculativeStats {
-    return speculativeStats(this.steps, this.drafted, this.accepted, this.rejected, this.took);
+    return speculativeStats(this.steps, this.drafted, this.accepted, this.rejected, this.took, this.byBudget);
   }
 }
 
-function speculativeStats(steps: number, drafted: number, accepted: number, rejected: number, acceptedAt: readonly number[]): SpeculativeStats {
+function addBudget(into: NonNullable<SpeculativeStats['byBudget']>, budget: string, x: { steps: number; drafted: number; accepted: number }): void {
+  const b = into[budget] ??= { steps: 0, drafted: 0, accepted: 0 };
+  b.steps += x.steps; b.drafted += x.drafted; b.accepted += x.accepted;
+}
+
+function speculativeStats(steps: number, drafted: number, accepted: number, rejected: number, acceptedAt: readonly number[],
+                          byBudget?: SpeculativeStats['byBudget']): SpeculativeStats {
   return {
     steps, drafted, accepted, rejected,
     acceptanceRate: drafted > 0 ? accepted / drafted : 0,
     meanAcceptedLength: steps > 0 ? 1 + accepted / steps : 0,
     perPosition: acceptedAt.map((n) => n / steps),
     acceptedAt: [...acceptedAt],
+    ...(byBudget !== undefined ? { byBudget: structuredClone(byBudget) } : {}),
   };
 }
 
 /** The aggregate over many sequences (a benchmark's): counts summed, rates recomputed from them. */
 export function combineSpeculativeStats(all: readonly SpeculativeStats[]): SpeculativeStats {
-  let steps = 0, drafted = 0, accepted = 0, rejected = 0;
+  let steps = 0, drafted = 0, accepted = 0, rejected = 0, byBudget: SpeculativeStats['byBudget'];
   const at: number[] = [];
   for (const s of all) {
     steps += s.steps; drafted += s.drafted; accepted += s.accepted; rejected += s.rejected;
     s.acceptedAt.forEach((n, j) => { at[j] = (at[j] ?? 0) + n; });
+    for (const [name, x] of Object.entries(s.byBudget ?? {})) addBudget(byBudget ??= {}, name, x);
   }
-  return speculativeStats(steps, drafted, accepted, rejected, at);
+  return speculativeStats(steps, drafted, accepted, rejected, at, byBudget);
 }
 
 /** Drafts `--speculate` names: prompt lookup, or self-speculation through one of these attentions. */
@@ -152,19 +167,22 @@ const SELF_DRAFT_KINDS: readonly AttentionKind[] = ['streaming', 'snapkv', 'magi
 export interface SpeculateSpec {
   draft: 'prompt-lookup' | 'self' | { model: string; attention?: string };
   gamma: number | 'auto';
-  /** Self-speculation: the model's draft attention. */
-  attention?: AttentionSpec;
+  /** Self-speculation: the model's draft attention; several (one parameter listing values a/b/c)
+   *  are draft budgets the cost model chooses among, per sequence and step (gamma auto). */
+  attention?: AttentionSpec[];
 }
 
-const SPEC_HINT = 'use auto, or draft=prompt-lookup | streaming:window=256 | snapkv:budget=512 | magicpig:dense=0 | model:PATH, then [,gamma=N|auto] (a draft model also [,attention=SPEC], last)';
+const SPEC_HINT = 'use auto, or draft=prompt-lookup | streaming:window=256 (window=64/256/1024: budgets the cost model chooses among) | snapkv:budget=512 | magicpig:dense=0 | model:PATH, then [,gamma=N|auto] (a draft model also [,attention=SPEC], last)';
 
 /** `--speculate draft=prompt-lookup,gamma=4` (or just `prompt-lookup`); a self-speculation draft
  *  attention `draft=streaming:sinks=4,window=256,gamma=3` (the attention's own parameters follow its
- *  name; the model is then loaded with it as `draftAttention`); or a draft model
+ *  name; the model is then loaded with it as `draftAttention`), or several draft budgets of one
+ *  kind, `draft=streaming:sinks=4,window=64/256/1024` (gamma auto: the cost model chooses the
+ *  budget with γ); or a draft model
  *  `draft=model:PATH[,gamma=N][,attention=SPEC]` — attention last, since its SPEC has commas.
  *  `gamma=auto` lets the cost model choose γ, and `auto` alone is prompt lookup with gamma=auto. */
 export function parseSpeculateSpec(spec: string): SpeculateSpec {
-  let draft: string | undefined, gamma: number | 'auto' = 4, attention: string | undefined;
+  let draft: string | undefined, gamma: number | 'auto' = 4, attention: string | undefined, gammaGiven = false;
   const at = spec.search(/(^|,)\s*attention=/);
   if (at >= 0) {
     attention = spec.slice(spec.indexOf('attention=', at) + 'attention='.length).trim();
@@ -176,6 +194,7 @@ export function parseSpeculateSpec(spec: string): SpeculateSpec {
     const [key, value] = eq >= 0 ? [part.slice(0, eq), part.slice(eq + 1)] : ['draft', part];
     if (key === 'draft') draft = value;
     else if (key === 'gamma') {
+      gammaGiven = true;
       gamma = value === 'auto' ? 'auto' : Number(value);
       if (gamma !== 'auto' && (!Number.isInteger(gamma) || gamma < 1 || gamma > 64)) throw new RangeError(`--speculate: gamma must be an integer in [1, 64] or auto, got "${value}"`);
     } else if (draft !== undefined && draft.includes(':') && !draft.startsWith('model:')) draft += `,${part}`;   // a parameter of the draft attention
@@ -193,7 +212,12 @@ export function parseSpeculateSpec(spec: string): SpeculateSpec {
   if (!(SELF_DRAFT_KINDS as readonly string[]).includes(kind)) {
     throw new RangeError(`--speculate: unknown draft "${draft ?? ''}"; use prompt-lookup, model:PATH, or self-speculation through a sparse attention: ${SELF_DRAFT_KINDS.join(', ')} (e.g. draft=streaming:sinks=4,window=256, draft=snapkv:budget=512, draft=magicpig:dense=0)`);
   }
-  const selfAttention = parseAttentionSpec(draft!);
-  attentionBackend(selfAttention);                                               // its parameters are checked now
-  return { draft: 'self', gamma, attention: selfAttention };
+  const budgets = parseAttentionAlternatives(draft!);
+  for (const b of budgets) attentionBackend(b);                                  // their parameters are checked now
+  if (budgets.length > 1) {
+    if (budgets.length > MAX_DRAFT_ATTENTIONS) throw new RangeError(`--speculate: ${budgets.length} draft budgets in "${draft!}"; list at most ${MAX_DRAFT_ATTENTIONS}`);
+    if (gammaGiven && gamma !== 'auto') throw new RangeError(`--speculate: several draft budgets ("${draft!}") are chosen among by the cost model, which needs gamma=auto (got gamma=${gamma})`);
+    gamma = 'auto';
+  }
+  return { draft: 'self', gamma, attention: budgets };
 }

@@ -67,18 +67,18 @@ type LayerScratch = Pointers<ReturnType<typeof layerScratchLayout>>;
 type HeadScratch = Pointers<ReturnType<typeof headScratchLayout>>;
 
 /** One sequence slot: its page list and its attention state in every layer. A slot is taken by a
- *  cache and given back when the cache is released (or garbage-collected unreleased). `draft`: the
- *  draft attention of every layer (self-speculation), reading and writing the same K/V rows. */
+ *  cache and given back when the cache is released (or garbage-collected unreleased). `drafts[i]`:
+ *  draft attention i of every layer (self-speculation), reading and writing the same K/V rows. */
 interface Slot {
   readonly index: number;
   readonly pages: SequencePages;
   readonly layers: LayerAttention[];
-  readonly draft: LayerAttention[];
+  readonly drafts: LayerAttention[][];
   busy: boolean;
 }
 
-/** Every attention state of a slot: the model's, then the draft's. */
-const attentions = (slot: Slot): LayerAttention[] => (slot.draft.length > 0 ? [...slot.layers, ...slot.draft] : slot.layers);
+/** Every attention state of a slot: the model's, then the drafts'. */
+const attentions = (slot: Slot): LayerAttention[] => (slot.drafts.length > 0 ? [...slot.layers, ...slot.drafts.flat()] : slot.layers);
 
 class LlamaCache implements ModelCache {
   length = 0;
@@ -127,9 +127,9 @@ export interface LlamaModelOptions {
   invFreq: Float32Array;
   /** Attention backend of each layer (dense, or a sparse one behind the same interface). */
   attention: (layer: number) => AttentionBackend;
-  /** Draft attention of each layer (self-speculation: batch items with `draft: true` attend through
-   *  it, over the same K/V rows); none when absent. */
-  draftAttention?: (layer: number) => AttentionBackend;
+  /** Draft attentions of each layer (self-speculation: a batch item with `draft: i` attends through
+   *  the i-th, `true` the first, over the same K/V rows), each with its name; none when absent. */
+  draftAttentions?: readonly { name: string; backend: (layer: number) => AttentionBackend }[];
   /** Most sequences (caches) alive at once. */
   parallel: number;
   /** KV pages of the shared pool (KV_PAGE_TOKENS tokens each). */
@@ -138,9 +138,10 @@ export interface LlamaModelOptions {
 
 /** Bytes one layer arena needs for its KV pool, the sequence slots' attention state and scratch. */
 export function layerRuntimeBytes(c: LlamaConfig, o: Pick<LlamaModelOptions, 'capacity' | 'chunk' | 'cacheDType' | 'parallel' | 'kvPages'>,
-                                  backend: AttentionBackend, layer: number, draft?: AttentionBackend): number {
+                                  backend: AttentionBackend, layer: number, drafts: readonly AttentionBackend[] = []): number {
   const kv = LayerKV.sizes(layerKVDims(c, o));
-  const slot = backend.slotBytes(attentionDims(c, o, layer)) + (draft ? draft.slotBytes(attentionDims(c, o, layer)) + 64 : 0);
+  const dims = attentionDims(c, o, layer);
+  const slot = backend.slotBytes(dims) + drafts.reduce((sum, d) => sum + d.slotBytes(dims) + 64, 0);
   return planArena(kv) + 64 + o.parallel * (slot + 64 * 24) + layoutBytes(layerScratchLayout(c, o.chunk));
 }
 
@@ -192,8 +193,8 @@ export class LlamaModel implements LanguageModel {
     this.head = allocLayout(w.head, headScratchLayout(config, opts.chunk));
   }
 
-  /** Whether batch items may ask for the draft attention (the model was loaded with one). */
-  get hasDraftAttention(): boolean { return this.opts.draftAttention !== undefined; }
+  /** Draft attentions batch items may ask for (those the model was loaded with), by name. */
+  get draftAttentions(): readonly string[] { return (this.opts.draftAttentions ?? []).map((d) => d.name); }
 
   /** Sequences that can be alive at once, and how many are. */
   get parallel(): number { return this.opts.parallel; }
@@ -241,9 +242,8 @@ export class LlamaModel implements LanguageModel {
       const dims = (l: number) => attentionDims(this.config, this.opts, l);
       const stores = this.w.layers.map((_, l) => new KVStore(this.layerKV[l]!, pages, dims(l), index));
       const layers = this.w.layers.map((L, l) => this.opts.attention(l).create(L.arena, this.pool, dims(l), stores[l]!));
-      const make = this.opts.draftAttention;
-      const draft = make ? this.w.layers.map((L, l) => make(l).create(L.arena, this.pool, dims(l), stores[l]!)) : [];
-      slot = { index, pages, layers, draft, busy: false };
+      const drafts = (this.opts.draftAttentions ?? []).map((d) => this.w.layers.map((L, l) => d.backend(l).create(L.arena, this.pool, dims(l), stores[l]!)));
+      slot = { index, pages, layers, drafts, busy: false };
       this.slots.push(slot);
     }
     slot.busy = true;
@@ -324,8 +324,12 @@ export class LlamaModel implements LanguageModel {
       if (seen.has(cache)) throw new Error(`forward: the same cache appears twice in one batch${where}`);
       seen.add(cache);
       if (n === 0) throw new RangeError(`forward: no tokens${where}`);
-      if (item.draft && !this.opts.draftAttention) throw new Error(`forward: a draft row needs a model loaded with a draft attention (draftAttention)${where}`);
-      if (item.draft && item.phase === 'prefill') throw new RangeError(`forward: a draft row cannot be a prompt row (phase 'prefill')${where}`);
+      if (item.draft !== undefined && item.draft !== false) {
+        const d = draftIndex(item.draft), count = this.opts.draftAttentions?.length ?? 0;
+        if (count === 0) throw new Error(`forward: a draft row needs a model loaded with a draft attention (draftAttention)${where}`);
+        if (!Number.isInteger(d) || d < 0 || d >= count) throw new RangeError(`forward: draft ${String(item.draft)} is not one of the model's ${count} draft attentions (0 to ${count - 1})${where}`);
+      }
+      if (item.draft !== undefined && item.draft !== false && item.phase === 'prefill') throw new RangeError(`forward: a draft row cannot be a prompt row (phase 'prefill')${where}`);
       if (cache.length + n > cache.capacity) {
         throw new RangeError(`forward: ${cache.length} cached + ${n} new tokens exceed the context length of ${cache.capacity}${where}`);
       }
@@ -361,8 +365,9 @@ export class LlamaModel implements LanguageModel {
         const item = batch[b]!, cache = item.cache as LlamaCache, n = item.tokens.length;
         const m = Math.min(n - done[b]!, C - rows);
         if (m <= 0) continue;
-        segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length, draft: item.draft === true,
-          phase: item.draft ? 'decode' : item.phase ?? (n > 1 ? 'prefill' : 'decode') });
+        const draft = item.draft === undefined || item.draft === false ? -1 : draftIndex(item.draft);
+        segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length, draft,
+          phase: draft >= 0 ? 'decode' : item.phase ?? (n > 1 ? 'prefill' : 'decode') });
         rows += m;
       }
       this.step(batch, segs, rows, dest);
@@ -467,13 +472,13 @@ export class LlamaModel implements LanguageModel {
     // single queries that are plain dense attention run together in one job after the loop
     const dense: DenseQuery[] = [];
     for (const g of segs) {
-      const att = (g.draft ? g.cache.slot.draft : g.cache.slot.layers)[l]!;
+      const att = (g.draft >= 0 ? g.cache.slot.drafts[g.draft]! : g.cache.slot.layers)[l]!;
       att.store(kk + g.row * kvDim * 4, v + g.row * kvDim * 4, g.p0, g.m);
       const gq = q + g.row * qDim * 4, gPos = s.pos + g.row * 4, gOut = s.att + g.row * qDim * 4;   // (m, qDim)
       const kv = g.m === 1 ? att.denseStore?.(g.phase) : undefined;
       if (kv !== undefined) dense.push({ kv, q: gq, qPos: gPos, out: gOut, n: 1, length: g.p0 + 1 });
       else att.attend(gq, gPos, gOut, g.m, g.p0 + g.m, g.phase);
-      if (g.phase === 'prefill') g.cache.slot.draft[l]?.observe?.(gq, gPos, g.m, g.p0 + g.m);
+      if (g.phase === 'prefill') for (const d of g.cache.slot.drafts) d[l]!.observe?.(gq, gPos, g.m, g.p0 + g.m);
     }
     attendDenseBatch(this.pool, dense);
     this.newInput();
@@ -522,4 +527,8 @@ export class LlamaModel implements LanguageModel {
 
 /** The rows one sequence contributes to a step: tokens [start, start + m) of batch item b, at rows
  *  [row, row + m) of the step and positions [p0, p0 + m) of its cache. */
-interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase; draft: boolean }
+/** `draft`: the draft attention its rows attend through, -1 for the model's own. */
+interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase; draft: number }
+
+/** A batch item's draft attention: `true` is the first. */
+const draftIndex = (draft: true | number): number => (draft === true ? 0 : draft);

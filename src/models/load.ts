@@ -6,7 +6,7 @@
 
 import type { LlamaConfig } from './config.js';
 import { derive } from './config.js';
-import type { LanguageModel } from './types.js';
+import { MAX_DRAFT_ATTENTIONS, type LanguageModel } from './types.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import type { CacheDType, Ptr, WeightDType } from '../kernels/types.js';
 import { weightBytes } from '../kernels/types.js';
@@ -15,7 +15,7 @@ import type { TensorEntry } from '../formats/tensor-source.js';
 import { Arena, planArena, MAX_ARENA_BYTES } from '../runtime/arena.js';
 import { ThreadPool } from '../runtime/pool.js';
 import { attentionBackend, type AttentionBackend } from '../attention/create.js';
-import { DENSE, parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
+import { DENSE, formatAttentionSpec, parseAttentionSpec, type AttentionSpec } from '../attention/spec.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { layerTensorNames, type LayerWeights, type Mat, type ModelWeights } from './weights.js';
 import { LlamaModel, headScratchLayout, layerRuntimeBytes } from './llama.js';
@@ -42,6 +42,8 @@ export interface LoadProgress {
   loadedBytes: number;
   totalBytes: number;
 }
+
+type DraftAttentionOption = AttentionSpec | string | AttentionBackend;
 
 export interface LoadOptions {
   /** Worker threads including the main thread (default: number of cores; a Memory Mosaic's
@@ -70,8 +72,10 @@ export interface LoadOptions {
   attention?: AttentionSpec | string | AttentionBackend;
   /** A second attention for every layer, over the same K/V rows, for self-speculative decoding
    *  (`speculate: { draft: 'self' }`): e.g. "streaming:sinks=4,window=256", "snapkv:budget=512",
-   *  "magicpig:dense=0". Its per-sequence state is planned into the arenas like the main one's. */
-  draftAttention?: AttentionSpec | string | AttentionBackend;
+   *  "magicpig:dense=0". Its per-sequence state is planned into the arenas like the main one's.
+   *  A list gives several (draft budgets the cost model chooses among, or draft kinds a benchmark
+   *  compares); a batch item picks one by its index (`BatchItem.draft`). */
+  draftAttention?: DraftAttentionOption | readonly DraftAttentionOption[];
   /** false: the model alone, for a checkpoint of token ids without a tokenizer.json (a model trained
    *  on a synthetic task); the result's tokenizer then throws when used. Default true. */
   tokenizer?: boolean;
@@ -160,10 +164,10 @@ const sizesOf = (ts: Record<string, TensorPlan | null>) => Object.values(ts).fil
 
 interface Runtime { capacity: number; chunk: number; cacheDType: CacheDType; parallel: number; kvPages: number }
 
-function arenaSizes(ck: Checkpoint, plan: Plan, r: Runtime, backend: AttentionBackend, draft?: AttentionBackend) {
+function arenaSizes(ck: Checkpoint, plan: Plan, r: Runtime, backend: AttentionBackend, drafts: readonly AttentionBackend[]) {
   const c = ck.config;
   const head = planArena([plan.embed.bytes, plan.norm.bytes, ...(plan.lmHead ? [plan.lmHead.bytes] : [])]) + 64 + layoutBytes(headScratchLayout(c, r.chunk));
-  const layers = plan.layers.map((l, layer) => planArena(sizesOf(l)) + 64 + layerRuntimeBytes(c, r, backend, layer, draft));
+  const layers = plan.layers.map((l, layer) => planArena(sizesOf(l)) + 64 + layerRuntimeBytes(c, r, backend, layer, drafts));
   return { head, layers };
 }
 
@@ -188,7 +192,7 @@ export function kvBudgetTokens(budget: number | string, kvBytesPerToken: number)
   return tokens;
 }
 
-function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend, draft?: AttentionBackend): ModelInfo {
+function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDType, backend: AttentionBackend, drafts: readonly AttentionBackend[]): ModelInfo {
   const all = [plan.embed, plan.norm, plan.lmHead, ...plan.layers.flatMap((l) => Object.values(l))].filter((t): t is TensorPlan => t !== null);
   const dtypes: Record<string, number> = {};
   let parameters = 0, wBytes = 0;
@@ -203,12 +207,12 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
     path: ck.path, format: ck.format, config: c, parameters, dtypes, weightBytes: wBytes,
     kvBytesPerToken: 2 * kvDim * es * c.num_hidden_layers,
     memoryNeeded: (ctx: number, kvTokens = ctx, parallel = 1) => {
-      const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend, draft);
+      const s = arenaSizes(ck, plan, { capacity: ctx, chunk, cacheDType, parallel, kvPages: Math.ceil(kvTokens / KV_PAGE_TOKENS) }, backend, drafts);
       return s.head + s.layers.reduce((a, b) => a + b, 0);
     },
     runtime: (ctx, opts = {}) => {
-      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, wBytes, opts, draft);
-      const s = arenaSizes(ck, plan, r, backend, draft);
+      const r = planRuntime(ck, plan, { capacity: ctx, chunk, cacheDType }, backend, 2 * kvDim * es * c.num_hidden_layers, wBytes, opts, drafts);
+      const s = arenaSizes(ck, plan, r, backend, drafts);
       return { parallel: r.parallel, kvBudgetTokens: r.kvPages * KV_PAGE_TOKENS, memoryBytes: s.head + s.layers.reduce((a, b) => a + b, 0) };
     },
   };
@@ -218,8 +222,8 @@ function describe(ck: Checkpoint, plan: Plan, chunk: number, cacheDType: CacheDT
  *  and to half of the machine's memory beside the weights (never below one full context). */
 function planRuntime(ck: Checkpoint, plan: Plan, base: Omit<Runtime, 'parallel' | 'kvPages'>, backend: AttentionBackend,
                      kvBytesPerToken: number, weightBytes: number, opts: Pick<LoadOptions, 'parallel' | 'kvBudget'>,
-                     draft?: AttentionBackend): Runtime {
-  const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend, draft).layers.every((b) => b <= MAX_ARENA_BYTES);
+                     drafts: readonly AttentionBackend[]): Runtime {
+  const fits = (r: Runtime) => arenaSizes(ck, plan, r, backend, drafts).layers.every((b) => b <= MAX_ARENA_BYTES);
   const minPages = Math.ceil(base.capacity / KV_PAGE_TOKENS);
   let parallel = opts.parallel ?? DEFAULT_PARALLEL;
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 4096) throw new RangeError(`loadModel: parallel must be an integer in [1, 4096], got ${opts.parallel}`);
@@ -250,6 +254,21 @@ function backendOf(spec: AttentionSpec | string | AttentionBackend | undefined):
   return attentionBackend(typeof spec === 'string' ? parseAttentionSpec(spec) : spec ?? DENSE);
 }
 
+function draftOptions(opt: LoadOptions['draftAttention']): readonly DraftAttentionOption[] {
+  if (opt === undefined) return [];
+  const list = Array.isArray(opt) ? opt as readonly DraftAttentionOption[] : [opt as DraftAttentionOption];
+  if (list.length === 0 || list.length > MAX_DRAFT_ATTENTIONS) {
+    throw new RangeError(`loadModel: draftAttention lists ${list.length} attentions; give 1 to ${MAX_DRAFT_ATTENTIONS}`);
+  }
+  return list;
+}
+
+const draftBackends = (opt: LoadOptions['draftAttention']): AttentionBackend[] => draftOptions(opt).map(backendOf);
+
+/** A draft attention's name: its spec, or its place in the list for a backend object. */
+const draftNames = (opt: LoadOptions['draftAttention']): string[] =>
+  draftOptions(opt).map((o, i) => (typeof o === 'string' ? o.trim() : 'create' in o ? `draft attention ${i}` : formatAttentionSpec(o)));
+
 const isMosaic = (path: string) => existsSync(path) && statSync(path).isDirectory() && isMosaicFolder(path);
 
 /** ModelInfo of a Memory Mosaic folder: f32 weights; per position and layer the cache keeps five
@@ -271,7 +290,7 @@ export function describeModel(path: string, opts: Pick<LoadOptions, 'quantize' |
   const ck = openCheckpoint(path);
   try {
     return describe(ck, planTensors(ck, opts.quantize), opts.prefillChunk ?? 64, opts.cacheDType ?? DEFAULT_CACHE_DTYPE, backend,
-      opts.draftAttention === undefined ? undefined : backendOf(opts.draftAttention));
+      draftBackends(opts.draftAttention));
   } finally { ck.source.close(); }
 }
 
@@ -302,7 +321,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     return { model: m.model, tokenizer: m.tokenizer!, config: m.config, info, generationConfig: m.generationConfig };
   }
   const backend = backendOf(opts.attention);
-  const draft = opts.draftAttention === undefined ? undefined : backendOf(opts.draftAttention);
+  const drafts = draftBackends(opts.draftAttention);
   const ck = openCheckpoint(path);
   let pool: ThreadPool | null = null;
   try {
@@ -321,10 +340,10 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     if (!Number.isInteger(chunk) || chunk < 1 || chunk > 4096) throw new RangeError(`loadModel: prefillChunk must be an integer in [1, 4096], got ${chunk}`);
     const plan = planTensors(ck, opts.quantize);
-    const info = describe(ck, plan, chunk, cacheDType, backend, draft);
+    const info = describe(ck, plan, chunk, cacheDType, backend, drafts);
     const tokenizer = opts.tokenizer === false ? noTokenizer(path) : ck.tokenizer();
-    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts, draft);
-    const sizes = arenaSizes(ck, plan, runtime, backend, draft);
+    const runtime = planRuntime(ck, plan, { capacity, chunk, cacheDType }, backend, info.kvBytesPerToken, info.weightBytes, opts, drafts);
+    const sizes = arenaSizes(ck, plan, runtime, backend, drafts);
     sizes.layers.forEach((bytes, i) => {
       if (bytes > MAX_ARENA_BYTES) {
         throw new RangeError(`loadModel: layer ${i} needs ${(bytes / 2 ** 30).toFixed(2)} GiB (weights + a KV budget of ${runtime.kvPages * KV_PAGE_TOKENS} tokens + ` +
@@ -397,7 +416,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     }
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };
     const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
-    const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend, draftAttention: draft && (() => draft) });
+    const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend,
+      draftAttentions: drafts.map((d, i) => ({ name: draftNames(opts.draftAttention)[i]!, backend: () => d })) });
     opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
     return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
   } catch (e) {

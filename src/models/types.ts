@@ -23,6 +23,9 @@ export interface ModelCache {
   restart?(n: number): void;
 }
 
+/** Most draft attentions one model holds (each adds its per-sequence state to every layer arena). */
+export const MAX_DRAFT_ATTENTIONS = 8;
+
 /** One sequence's part of a batched forward step: its cache, its new tokens (one when decoding, a
  *  chunk when prefilling), which logits to return and the attention phase. */
 export interface BatchItem {
@@ -31,10 +34,11 @@ export interface BatchItem {
   /** 'last' (default): the last token's (vocab); 'all': (n, vocab) row-major; 'none': nothing. */
   logits?: 'last' | 'all' | 'none';
   phase?: 'prefill' | 'decode';
-  /** Attend through the model's draft attention (self-speculative decoding; a model loaded with
-   *  `draftAttention`): the rows are stored at their positions like any others, for the
-   *  verification step to overwrite with exact ones. Decode rows only. */
-  draft?: boolean;
+  /** Attend through one of the model's draft attentions (self-speculative decoding; a model loaded
+   *  with `draftAttention`): `true` or 0 the first, i the i-th of a list. The rows are stored at
+   *  their positions like any others, for the verification step to overwrite with exact ones.
+   *  Decode rows only. */
+  draft?: boolean | number;
 }
 
 export interface ForwardOptions {
@@ -51,8 +55,9 @@ export interface LanguageModel {
   readonly contextLength: number;
   /** Most caches (sequences) alive at once; createCache throws past it until one is released. */
   readonly parallel: number;
-  /** Whether batch items may set `draft` (a model loaded with a draft attention). */
-  readonly hasDraftAttention?: boolean;
+  /** The draft attentions batch items may ask for with `draft` (a model loaded with
+   *  `draftAttention`), named by their specs; empty or absent: none. */
+  readonly draftAttentions?: readonly string[];
   /** Occupancy of the KV page pool, for models whose KV memory is paged (for monitoring): pages in
    *  all, in use, and most in use at once so far. */
   readonly kvPages?: { readonly pages: number; readonly used: number; readonly peak: number };

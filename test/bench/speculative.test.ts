@@ -14,19 +14,25 @@ import { writeTestCheckpoint } from '../../src/testing/checkpoints.js';
 
 const script = fileURLToPath(new URL('../../src/bench/speculative.js', import.meta.url));
 
-test('speculative bench: draft model, prompt lookup and self, batch 2, output identical to plain decoding in every row', () => {
+test('speculative bench: draft model, prompt lookup, two self drafts and the budget between them, batch 2, output identical to plain decoding in every row', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-spec-bench-'));
   try {
     const target = writeTestCheckpoint(join(dir, 't'), 'llama3-tiny', { formats: ['hf'] }).hfDir!;
     const out = execFileSync(process.execPath, [script, '--model', target, '--draft-model', target, '--draft-attention', 'streaming:sinks=4,window=48',
-      '--drafts', 'prompt-lookup,model,self', '--self-attention', 'streaming:sinks=4,window=16', '--texts', 'haystack',
+      '--drafts', 'prompt-lookup,model,self,self-budgets', '--self-attention', 'streaming:sinks=4,window=16;snapkv:budget=24,window=8', '--texts', 'haystack',
       '--contexts', '96', '--batches', '2', '--gammas', '3,auto', '--new-tokens', '8', '--threads', '1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const rows = out.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target') && !l.startsWith('|---'));
-    const kinds = rows.map((r) => r.split('|')[4]!.trim().replace(/ \(noise;.*$/, ''));
-    assert.deepEqual(kinds, ['none: plain again', 'prompt-lookup', 'prompt-lookup', 'model', 'model', 'self', 'self'], out);
-    // --baseline bracket (the default): a plain run after each of the six speculative runs, so the
-    // cell has 8 plain runs, and each row's plain rate is the mean of the two around it
-    assert.match(rows[0]!, /the cell's 8 plain runs \d+\.\d+–\d+\.\d+ tok\/CPU-s/, rows[0]);
+    const kinds = rows.map((r) => r.split('|')[4]!.trim().replace(/ \((noise|verifications per budget);.*$/, '').replace(/ \(verifications per budget:.*$/, ''));
+    const [streaming, snapkv] = ['self (streaming:sinks=4,window=16)', 'self (snapkv:budget=24,window=8)'];
+    assert.deepEqual(kinds, ['none: plain again', 'prompt-lookup', 'prompt-lookup', 'model', 'model', streaming, streaming, snapkv, snapkv,
+      'self, budget chosen by the cost model'], out);
+    // both self drafts' T_D in the row that chooses between them; γ auto only
+    const chosen = rows.at(-1)!.split('|');
+    assert.match(chosen[5]!, /^ auto \(\d( with budget \d)? at measured α/, rows.at(-1));
+    assert.match(chosen[15]!, /^ \d+\.\d\d \/ \d+\.\d\d $/, rows.at(-1));
+    // --baseline bracket (the default): a plain run after each of the nine speculative runs, so the
+    // cell has 11 plain runs, and each row's plain rate is the mean of the two around it
+    assert.match(rows[0]!, /the cell's 11 plain runs \d+\.\d+–\d+\.\d+ tok\/CPU-s/, rows[0]);
     const rates = rows.slice(1).map((r) => Number(r.split('|')[7]));
     assert.ok(rates.every((x) => x > 0), `plain rates: ${rates.join(', ')}`);
     for (const r of rows) assert.equal(r.split('|').at(-2)!.trim(), '2/2', `output = plain: ${r}`);

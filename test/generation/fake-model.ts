@@ -51,6 +51,9 @@ export interface FakeModelOptions {
   /** Makes the model accept draft rows (`BatchItem.draft`), whose argmax follows this script (as
    *  `script` does for the target) — the stand-in of a sparse draft attention. */
   draftScript?: readonly number[];
+  /** Several draft attentions (draft budgets): draft rows through attention i follow draftScripts[i]
+   *  (instead of draftScript). */
+  draftScripts?: readonly (readonly number[])[];
 }
 
 export class FakeModel implements LanguageModel {
@@ -70,7 +73,12 @@ export class FakeModel implements LanguageModel {
     this.out = new Float32Array(this.vocabSize);
     this.parallel = opts.parallel ?? 64;
   }
-  get hasDraftAttention(): boolean { return this.opts.draftScript !== undefined; }
+  get draftAttentions(): string[] {
+    const scripts = this.opts.draftScripts ?? (this.opts.draftScript ? [this.opts.draftScript] : []);
+    return scripts.map((_, i) => `fake draft ${i}`);
+  }
+  /** Batch items through each draft attention so far (index: the attention). */
+  readonly draftRows: number[] = [];
 
   createCache(capacity?: number): FakeCache {
     if (this.live.size >= this.parallel) throw new RangeError(`FakeModel: all ${this.parallel} sequence slots are in use`);
@@ -82,14 +90,16 @@ export class FakeModel implements LanguageModel {
   forwardBatch(batch: readonly BatchItem[]): Float32Array[] {
     this.steps.push(batch.map((b) => b.tokens.length));
     return batch.map((b) => {
-      if (b.draft && !this.hasDraftAttention) throw new Error('FakeModel: no draft attention');
-      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'all' ? 'all' : 'last' }, b.draft === true);
+      const d = b.draft === undefined || b.draft === false ? -1 : b.draft === true ? 0 : b.draft;
+      if (d >= this.draftAttentions.length) throw new Error(`FakeModel: no draft attention ${d}`);
+      if (d >= 0) this.draftRows[d] = (this.draftRows[d] ?? 0) + 1;
+      const out = this.forward(b.tokens, b.cache, { logits: b.logits === 'all' ? 'all' : 'last' }, d);
       return b.logits === 'none' ? new Float32Array(0) : out.slice();
     });
   }
 
   /** Logits (V) after the context tokens[0..end) — the independent definition tests compare against. */
-  logitsAt(tokens: readonly number[], end: number, out: Float32Array = new Float32Array(this.vocabSize), draft = false): Float32Array {
+  logitsAt(tokens: readonly number[], end: number, out: Float32Array = new Float32Array(this.vocabSize), draft = -1): Float32Array {
     let h = hashContext(tokens, end);
     for (let v = 0; v < this.vocabSize; v++) {
       h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
@@ -97,7 +107,8 @@ export class FakeModel implements LanguageModel {
       out[v] = ((h >>> 8) / 2 ** 24) * 8 - 4; // uniform in [−4, 4)
     }
     for (const s of this.opts.suppress ?? []) out[s] = -30;
-    const { promptLength } = this.opts, script = draft ? this.opts.draftScript : this.opts.script;
+    const { promptLength } = this.opts;
+    const script = draft < 0 ? this.opts.script : (this.opts.draftScripts ?? [this.opts.draftScript!])[draft];
     if (script && promptLength !== undefined) {
       const step = end - promptLength;
       if (step >= 0 && step < script.length) out[script[step]] = 20;
@@ -105,7 +116,7 @@ export class FakeModel implements LanguageModel {
     return out;
   }
 
-  forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}, draft = false): Float32Array {
+  forward(tokens: ArrayLike<number>, cache: ModelCache, opts: ForwardOptions = {}, draft = -1): Float32Array {
     const c = cache as FakeCache;
     if (c.released) throw new Error('FakeModel: cache released');
     const mode = opts.logits ?? 'last';

@@ -77,8 +77,17 @@ test('self-speculation needs a draft attention; --speculate parses draft attenti
   const m = new FakeModel({});
   await assert.rejects(generateText(m, tok, 'ab', { temperature: 0, speculate: SELF }), /needs a model loaded with a draft attention/);
   assert.deepEqual(parseSpeculateSpec('draft=streaming:sinks=4,window=256,gamma=3'),
-    { draft: 'self', gamma: 3, attention: { kind: 'streaming', params: { sinks: 4, window: 256 } } });
-  assert.deepEqual(parseSpeculateSpec('gamma=2,draft=snapkv:budget=512'), { draft: 'self', gamma: 2, attention: { kind: 'snapkv', params: { budget: 512 } } });
+    { draft: 'self', gamma: 3, attention: [{ kind: 'streaming', params: { sinks: 4, window: 256 } }] });
+  assert.deepEqual(parseSpeculateSpec('gamma=2,draft=snapkv:budget=512'), { draft: 'self', gamma: 2, attention: [{ kind: 'snapkv', params: { budget: 512 } }] });
+  // draft budgets: one parameter lists values; the cost model chooses among them (gamma auto)
+  assert.deepEqual(parseSpeculateSpec('draft=streaming:sinks=4,window=64/256'),
+    { draft: 'self', gamma: 'auto', attention: [{ kind: 'streaming', params: { sinks: 4, window: 64 } }, { kind: 'streaming', params: { sinks: 4, window: 256 } }] });
+  assert.throws(() => parseSpeculateSpec('draft=streaming:window=64/256,gamma=4'), /several draft budgets .* needs gamma=auto/);
+  assert.throws(() => parseSpeculateSpec('draft=streaming:sinks=2/4,window=64/256'), /only one parameter may list alternatives/);
+  assert.throws(() => parseSpeculateSpec('draft=streaming:window=64//256'), /empty alternative/);
+  assert.throws(() => parseSpeculateSpec('draft=streaming:window=64/64'), /lists a value twice/);
+  assert.throws(() => parseSpeculateSpec('draft=streaming:window=1/2/3/4/5/6/7/8/9'), /9 draft budgets .* at most 8/);
+  assert.throws(() => parseSpeculateSpec('draft=snapkv:budget=64/16,window=32'), /window \(32\) must not exceed its budget \(16\)/);
   assert.throws(() => parseSpeculateSpec('draft=dense'), /unknown draft "dense".*streaming, snapkv, magicpig/);
   assert.throws(() => parseSpeculateSpec('draft=snapkv:budget=16,window=32'), /window \(32\) must not exceed its budget \(16\)/);
   assert.throws(() => parseSpeculateSpec('draft=streaming:width=3'), /streaming has no parameter "width"/);

@@ -120,8 +120,9 @@ async function loadDraft(o: AcceptanceOptions, draft: string, contextLength: num
   const parsed = parseSpeculateSpec(`draft=${draft}`);
   const common = { contextLength, threads: o.threads ?? 2, parallel: 2, cacheDType: 'f32' } as const;   // as BENCHMARKS §9 was measured
   if (parsed.draft === 'self') {
-    const meter = new KeysMeter(parsed.attention!);
-    const { model, tokenizer } = await loadModel(o.model, { ...common, draftAttention: meter.wrap(attentionBackend(parsed.attention!)) });
+    if (parsed.attention!.length !== 1) throw new RangeError(`acceptance: the draft "${draft}" lists ${parsed.attention!.length} budgets; measure one per draft`);
+    const attention = parsed.attention![0]!, meter = new KeysMeter(attention);
+    const { model, tokenizer } = await loadModel(o.model, { ...common, draftAttention: meter.wrap(attentionBackend(attention)) });
     return { speculate: { draft: 'self', gamma: o.gamma } as SpeculateOptions, meter, model, tokenizer, dispose: () => model.dispose() };
   }
   const { model, tokenizer } = await loadModel(o.model, common);
