@@ -268,15 +268,18 @@ async function main(): Promise<number> {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const started = new Date().toISOString();
+  const texts = random ? ['random'] : list(v.texts);
   const targetName = (text: string) => (random ? `${shape} ${v.dtype as string} (random)` : `${targetPath}, ${text}`);
   for (const ctx of contexts) {
     const per = ctx + newTokens + 16;
     const pages = Math.ceil(per / KV_PAGE_TOKENS) + 2;
-    // KV pages: every row's own prompt, or with --shared-prompt one prompt (forks share its pages) and
-    // each row's own pages past it (a copied partial page, the new tokens, a calibration's γ + 1)
+    // KV pages and sequence slots: the prompts prefilled once and kept for the whole context (one per
+    // row and text, or with --shared-prompt one), every row's own pages past its prompt (a copied
+    // partial page, the new tokens, a calibration's γ + 1), and the runs' and calibrations' forks
     const growth = Math.ceil((newTokens + 32) / KV_PAGE_TOKENS) + 2;
-    const kvPages = shared ? pages + 3 * B * growth : 3 * B * pages;
-    const opts = { threads, contextLength: per, parallel: 2 * B + 2, kvBudget: kvPages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
+    const kept = shared ? 1 : texts.length * B;
+    const kvPages = kept * pages + 3 * B * growth;
+    const opts = { threads, contextLength: per, parallel: kept + 2 * B + 2, kvBudget: kvPages * KV_PAGE_TOKENS, cacheDType: kv as 'f16' | 'f32' };
     const tiled = tileFrom !== undefined && ctx - 1 > tileFrom, recorded: Recorded[] = [];
     const { model, tokenizer } = await loadModel(targetPath, { ...opts, ...(selfKinds ? { draftAttention: selfSpecs } : {}),
       ...(tiled ? { attention: recording(attentionBackend(parseAttentionSpec('dense')), tileFrom, recorded) } : {}) });
@@ -289,7 +292,7 @@ async function main(): Promise<number> {
       ? await loadModel(draftPath!, { ...opts, attention: draftTiling ? recording(draftBackend, tileFrom!, draftRecorded) : draftBackend })
       : undefined;
     try {
-      for (const [b, text] of batches.flatMap((b) => (random ? ['random'] : list(v.texts)).map((t) => [b, t] as const))) {
+      for (const [b, text] of batches.flatMap((b) => texts.map((t) => [b, t] as const))) {
         process.stderr.write(`bench: ctx ${ctx} batch ${b} ${text}: prefill…\n`);
         const prompts = makePrompts(tokenizer, model.vocabSize, ctx, b, text, shared, tiled ? tileFrom : ctx);
         const prefixes = prompts.map((p) => prefillOnce(model, prefilled, p, tiling));

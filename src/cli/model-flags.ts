@@ -37,7 +37,7 @@ export const SAMPLING_FLAGS: FlagSpecs = {
   'min-p': { type: 'number', min: 0, max: 1, default: 0.05, placeholder: 'P', description: 'drop tokens below P × the top probability; 0 = off' },
   'repeat-penalty': { type: 'number', min: 0, exclusiveMin: true, default: 1, placeholder: 'R', description: 'repetition penalty over the last 64 tokens; 1 = off' },
   seed: { type: 'integer', placeholder: 'S', description: 'random seed (default: random; printed with the stats)' },
-  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]; self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0; a small model sharing the tokenizer draft=model:PATH[,gamma=N][,attention=SPEC] (attention last); gamma=auto or just auto: γ from the cost model' },
+  speculate: { type: 'string', placeholder: 'SPEC', description: 'speculative decoding, lossless: draft=prompt-lookup[,gamma=4]; self-speculation draft=streaming:window=256 | snapkv:budget=512 | magicpig:dense=0 (window=64/256/1024: draft budgets the cost model chooses among, with gamma auto); a small model sharing the tokenizer draft=model:PATH[,gamma=N][,attention=SPEC] (attention last); gamma=auto or just auto: γ from the cost model' },
 };
 
 /** Stop strings, for the commands that generate (generate, and chat per reply). */
