@@ -369,7 +369,7 @@ async function main(): Promise<number> {
   }
   if (llama.note) lines.push('', llama.note);
   const notes = [
-    `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).join(' ')}`,
+    `Command: node dist/src/bench/speculative.js ${process.argv.slice(2).map((a) => (/[^\w@%+=:,./-]/.test(a) ? `'${a.replace(/'/g, "'\\''")}'` : a)).join(' ')}`,
     `Started ${started}, ${threads} threads, load average ${load0.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (1-minute).`,
     ...(shared ? ['Every sequence of a batch has the same random prompt (prefilled once; the rows decode from forks of that cache, llama.cpp prefills each of its sequences).'] : []),
     ...(tileFrom !== undefined ? [`Tiled caches: contexts above ${tileFrom} tokens prefill ${tileFrom} random tokens for real (target and draft model) and repeat their K/V rows (and the prompt's ids) up to the context; llama.cpp prefills the whole prompt.`] : []),

@@ -98,9 +98,10 @@ export const PROBE_ALPHA = 0.9;
  *  budget and γ (bestDraft). Where nothing is predicted to pay it decodes plainly and probes, at its
  *  first plain step and every PROBE_EVERY, with the γ that would pay at α = PROBE_ALPHA, in the budget
  *  verified least recently among those where that pays (so every budget's α gets measured). While it
- *  speculates with a drafter of several budgets, every PROBE_EVERY-th step drafts with the budget
- *  verified least recently instead, at the same γ: a budget's α is only known by trying it, and
- *  a larger budget may accept enough more to pay for its cost. */
+ *  speculates with a drafter of several budgets, it drafts once with each budget not yet verified
+ *  (right after the chosen one's first verification), then every PROBE_EVERY-th step with the budget
+ *  verified least recently, at the same γ: a budget's α is only known by trying it, and a larger
+ *  budget may accept enough more to pay for its cost. */
 export class AutoSpeculation {
   readonly alphas: AcceptanceEstimate[];
   private readonly lastTried: number[];
@@ -124,7 +125,10 @@ export class AutoSpeculation {
       paying.sort((x, y) => this.lastTried[x.b]! - this.lastTried[y.b]! || x.ratio - y.ratio);
       return paying.length === 0 ? { budget: 0, gamma: 0 } : { budget: paying[0]!.b, gamma: paying[0]!.gamma };
     }
-    if (times.length > 1 && this.steps % PROBE_EVERY === 0) {
+    // explore: a budget never verified as soon as the best one has been (each once, in order), then
+    // every PROBE_EVERY-th step the one verified least recently
+    const fresh = this.lastTried[best.budget]! > -Infinity && this.lastTried.some((t) => t === -Infinity);
+    if (times.length > 1 && (fresh || this.steps % PROBE_EVERY === 0)) {
       let other = -1;
       for (let b = 0; b < times.length; b++) if (b !== best.budget && (other < 0 || this.lastTried[b]! < this.lastTried[other]!)) other = b;
       if (times[other]!.verify.has(best.gamma)) return { budget: other, gamma: best.gamma };

@@ -56,6 +56,14 @@ test('AutoSpeculation: probes the budgets in turn while plain, explores the othe
   }
   assert.ok(used[1]! >= 4 * PROBE_EVERY - 5, `budget 1 speculates: ${used.join(', ')}`);
   assert.ok(used[0]! >= 3 && used[0]! <= 5, `budget 0 explored once per ${PROBE_EVERY} steps: ${used.join(', ')}`);
+  // speculating from the first step (cheap verification): the chosen budget, then each budget not yet
+  // verified once, right away; then bestDraft's choice at the α each budget has
+  const cheap = [times(1, 0.001, (g) => 1 + 0.05 * g), times(1, 0.002, (g) => 1 + 0.05 * g), times(1, 0.003, (g) => 1 + 0.05 * g)];
+  const b = new AutoSpeculation(3), seen: number[] = [];
+  for (let i = 0; i < 3; i++) { const c = b.choose(cheap); assert.ok(c.gamma > 0); seen.push(c.budget); b.record(c.budget, c.gamma, c.budget === 2 ? c.gamma : 0); }
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.equal(b.choose(cheap).budget, 2, 'the one budget that accepted');
+  assert.deepEqual(b.choose(cheap), { budget: bestDraft(b.alphas.map((a) => a.alpha), cheap).budget, gamma: bestDraft(b.alphas.map((a) => a.alpha), cheap).gamma });
   // no times (not calibrated, or stopped by the realised speed-up): plain, no probe
   assert.deepEqual(new AutoSpeculation(2).choose(undefined), { budget: 0, gamma: 0 });
 });
