@@ -165,5 +165,20 @@ test('a model with several draft attentions: each draft row attends as a model l
       assert.ok(by.every((b) => specs.every((name) => (b[name]?.steps ?? 0) > 0)), `both budgets drafted for each request: ${JSON.stringify(by)}`);
       assert.equal((both.model as unknown as { kvPages: { used: number } }).kvPages.used, 0, 'every page returned');
     } finally { both.model.dispose(); }
+
+    // the most draft attentions a model holds, of every kind, planned into the arenas: every slot
+    // taken and each attention drafted through; one more is refused
+    const eight = ['snapkv:budget=24,window=8', 'streaming:sinks=2,window=16', 'quest:budget=0.2', 'topk:k=8', 'oracle-sampling',
+      'magicpig:K=4,L=8,dense=none', 'magicpig:K=6,L=12,dense=none', 'streaming:sinks=4,window=8'];
+    const many = await loadModel(path, { threads: 1, contextLength: 300, draftAttention: eight, parallel: 4 });
+    try {
+      const caches = Array.from({ length: 4 }, () => many.model.createCache());
+      for (const c of caches) many.model.forwardBatch([{ cache: c, tokens: randomIds(51, 200, 500), phase: 'prefill', logits: 'none' }]);
+      for (let i = 0; i < eight.length; i++) {
+        const out = many.model.forwardBatch([{ cache: caches[i % 4]!, tokens: [7], draft: i }])[0]!;
+        assert.ok(out.every(Number.isFinite), eight[i]);
+      }
+    } finally { many.model.dispose(); }
+    await assert.rejects(loadModel(path, { threads: 1, contextLength: 300, draftAttention: [...eight, 'topk:k=4'] }), /draftAttention lists 9 attentions; give 1 to 8/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
