@@ -312,11 +312,10 @@ async function main(): Promise<number> {
           // one tuner for the calibrations shown and the auto runs of every draft kind, as one scheduler
           // keeps it: T_T and T_V(γ) are the target's, measured once per batch and context; T_D per drafter. CPU clock.
           const tuner = new GammaTuner(model, 3, cpuMs);
-          // each self-draft attention is a draft kind of its own (a fixed budget)
           // each self-draft attention is a draft kind of its own (a fixed budget); 'self-budgets' drafts
           // through all of them, the cost model choosing the budget with γ (gamma auto only)
           const drafters = kinds.flatMap((kind) => kind === 'self'
-            ? selfSpecs.map((spec, i) => ({ kind: `self (${spec})`, inner: selfDrafter(model, [i]) as Drafter }))
+            ? selfSpecs.map((spec, i) => ({ kind: `self (${spec})`, inner: selfDrafter(model, [i]) }))
             : kind === 'self-budgets' ? [{ kind: 'self, budget chosen by the cost model', inner: selfDrafter(model) }]
               : [{ kind, inner: kind === 'prompt-lookup' ? PROMPT_LOOKUP : new DraftModel(draft!.model, { name: 'draft model' }) as Drafter }]);
           for (const { kind, inner } of drafters) {

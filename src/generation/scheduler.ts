@@ -109,7 +109,8 @@ interface Request {
   /** The draft fed after `next` in the current step, and the distributions it was drawn from. */
   draft: number[];
   q: Float64Array[] | undefined;
-  /** γ 'auto': the sequence's acceptance per draft budget and its choice; this step's budget and γ. */
+  /** γ 'auto': the sequence's acceptance per draft budget and its choice; this step's budget (0 but
+   *  with γ 'auto') and γ. */
   auto: AutoSpeculation | undefined;
   budgetNow: number;
   gammaNow: number;
@@ -327,7 +328,7 @@ export class Scheduler {
       let g = groups.get(r.drafter);
       if (g === undefined) { g = { reqs: [], asks: [] }; groups.set(r.drafter, g); }
       g.reqs.push(r);
-      g.asks.push({ seq: r.seq, cache: r.cache!, gamma: room, budget: r.auto !== undefined ? r.budgetNow : 0 });   // the context ends with r.next
+      g.asks.push({ seq: r.seq, cache: r.cache!, gamma: room, budget: r.budgetNow });   // the context ends with r.next
     }
     for (const [drafter, { reqs, asks }] of groups) {
       try {
@@ -360,9 +361,10 @@ export class Scheduler {
       const rows = reqs.map((r): TunedRow => ({ cache: r.cache!, next: r.next, ask: { seq: r.seq, cache: r.cache!, gamma: 1 }, remaining: r.seq.remaining }));
       try {
         this.tuner ??= new GammaTuner(this.model);
-        const first = this.tuner.times(drafter, rows);
-        // T_T and T_V are the target's, measured once; T_D per budget, each at its first use here
-        times = first === undefined ? undefined : [first, ...(drafter.budgets ?? []).slice(1).map((_, b) => this.tuner!.times(drafter, rows, b + 1)!)];
+        // T_T and T_V are the target's, measured once (undefined: not calibrated here, plain
+        // decoding); T_D per budget, each at its first use here
+        const first = this.tuner.times(drafter, rows), tuner = this.tuner;
+        times = first && (drafter.budgets ?? ['']).map((_, b) => (b === 0 ? first : tuner.times(drafter, rows, b)!));
         key = this.tuner.realisedKey(drafter, rows);
         losing = times !== undefined && this.tuner.losing(key);
       } catch (e) { for (const r of reqs) this.fail(r, e); continue; }
@@ -381,9 +383,9 @@ export class Scheduler {
   private verify(r: Request, rows: Float32Array): void {
     const fedAt = r.cache!.length - 1 - r.draft.length;                  // position of r.next
     const { tokens, accepted } = verifyDraft(r.seq, rows, this.model.vocabSize, r.draft, r.q);
-    const budget = r.auto !== undefined ? r.budgetNow : 0;
-    r.meter!.record(r.draft.length, accepted, r.drafter!.budgets !== undefined && r.drafter!.budgets.length > 1 ? r.drafter!.budgets[budget] : undefined);
-    r.auto?.record(budget, r.draft.length, accepted);
+    const budgets = r.drafter!.budgets ?? [];
+    r.meter!.record(r.draft.length, accepted, budgets.length > 1 ? budgets[r.budgetNow] : undefined);
+    r.auto?.record(r.budgetNow, r.draft.length, accepted);
     const { chunk, done, consumed } = r.seq.acceptMany(tokens);
     r.cache!.truncate(fedAt + 1 + Math.min(accepted, consumed - 1));
     if (chunk.tokens.length > 0) this.push(r, { chunk });

@@ -324,12 +324,13 @@ export class LlamaModel implements LanguageModel {
       if (seen.has(cache)) throw new Error(`forward: the same cache appears twice in one batch${where}`);
       seen.add(cache);
       if (n === 0) throw new RangeError(`forward: no tokens${where}`);
-      if (item.draft !== undefined && item.draft !== false) {
-        const d = draftIndex(item.draft), count = this.opts.draftAttentions?.length ?? 0;
+      const d = draftIndex(item.draft);
+      if (item.draft !== undefined && item.draft !== false) {        // a number must name one (-1 too is refused)
+        const count = this.opts.draftAttentions?.length ?? 0;
         if (count === 0) throw new Error(`forward: a draft row needs a model loaded with a draft attention (draftAttention)${where}`);
         if (!Number.isInteger(d) || d < 0 || d >= count) throw new RangeError(`forward: draft ${String(item.draft)} is not one of the model's ${count} draft attentions (0 to ${count - 1})${where}`);
       }
-      if (item.draft !== undefined && item.draft !== false && item.phase === 'prefill') throw new RangeError(`forward: a draft row cannot be a prompt row (phase 'prefill')${where}`);
+      if (d !== NO_DRAFT && item.phase === 'prefill') throw new RangeError(`forward: a draft row cannot be a prompt row (phase 'prefill')${where}`);
       if (cache.length + n > cache.capacity) {
         throw new RangeError(`forward: ${cache.length} cached + ${n} new tokens exceed the context length of ${cache.capacity}${where}`);
       }
@@ -365,9 +366,9 @@ export class LlamaModel implements LanguageModel {
         const item = batch[b]!, cache = item.cache as LlamaCache, n = item.tokens.length;
         const m = Math.min(n - done[b]!, C - rows);
         if (m <= 0) continue;
-        const draft = item.draft === undefined || item.draft === false ? -1 : draftIndex(item.draft);
+        const draft = draftIndex(item.draft);
         segs.push({ b, cache, start: done[b]!, m, row: rows, p0: cache.length, draft,
-          phase: draft >= 0 ? 'decode' : item.phase ?? (n > 1 ? 'prefill' : 'decode') });
+          phase: draft !== NO_DRAFT ? 'decode' : item.phase ?? (n > 1 ? 'prefill' : 'decode') });
         rows += m;
       }
       this.step(batch, segs, rows, dest);
@@ -472,7 +473,7 @@ export class LlamaModel implements LanguageModel {
     // single queries that are plain dense attention run together in one job after the loop
     const dense: DenseQuery[] = [];
     for (const g of segs) {
-      const att = (g.draft >= 0 ? g.cache.slot.drafts[g.draft]! : g.cache.slot.layers)[l]!;
+      const att = (g.draft !== NO_DRAFT ? g.cache.slot.drafts[g.draft]! : g.cache.slot.layers)[l]!;
       att.store(kk + g.row * kvDim * 4, v + g.row * kvDim * 4, g.p0, g.m);
       const gq = q + g.row * qDim * 4, gPos = s.pos + g.row * 4, gOut = s.att + g.row * qDim * 4;   // (m, qDim)
       const kv = g.m === 1 ? att.denseStore?.(g.phase) : undefined;
@@ -527,8 +528,9 @@ export class LlamaModel implements LanguageModel {
 
 /** The rows one sequence contributes to a step: tokens [start, start + m) of batch item b, at rows
  *  [row, row + m) of the step and positions [p0, p0 + m) of its cache. */
-/** `draft`: the draft attention its rows attend through, -1 for the model's own. */
+/** `draft`: the draft attention its rows attend through, NO_DRAFT for the model's own. */
 interface Segment { b: number; cache: LlamaCache; start: number; m: number; row: number; p0: number; phase: AttentionPhase; draft: number }
 
-/** A batch item's draft attention: `true` is the first. */
-const draftIndex = (draft: true | number): number => (draft === true ? 0 : draft);
+/** A batch item's draft attention (`true` is the first), or NO_DRAFT for the model's own attention. */
+const NO_DRAFT = -1;
+const draftIndex = (draft: BatchItem['draft']): number => (draft === undefined || draft === false ? NO_DRAFT : draft === true ? 0 : draft);

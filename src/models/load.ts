@@ -417,7 +417,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
     const weights: ModelWeights = { head, embed, norm, lmHead, layers };
     const invFreq = ropeInverseFrequencies(c, derive(c).headDim, ck.ropeFreqDivisors);
     const model = new LlamaModel(c, weights, pool, { ...runtime, invFreq, attention: () => backend,
-      draftAttentions: drafts.map((d, i) => ({ name: draftNames(opts.draftAttention)[i]!, backend: () => d })) });
+      draftAttentions: draftNames(opts.draftAttention).map((name, i) => ({ name, backend: () => drafts[i]! })) });
     opts.onProgress?.({ stage: 'ready', loadedBytes: total, totalBytes: total });
     return { model, tokenizer, config: c, info, generationConfig: ck.generationConfig };
   } catch (e) {
