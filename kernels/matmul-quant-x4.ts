@@ -10,8 +10,7 @@
 // 8 + 16j + 4k, so a vector holds four consecutive values of each of the four rows).
 // Arithmetic per row and block as llama.cpp's ggml_vec_dot_q{8,4}_0_q8_0: an exact integer dot
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
-// TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0; q8_0x4 quants
-// in −127..127 (see dotQ8Relaxed).
+// TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0.
 // Several tokens (batched decode, prefill) run as register tiles of 4 rows × 4 tokens: per block a
 // group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens. The per-token
 // arithmetic stays the one-token kernel's, so a row's result is the same bits for any number of
@@ -23,10 +22,11 @@
 // offset (8·Σx) and the activation's scale from the block sums that quantizeQ8 writes.
 // The weight type is a marker Q: i8 = q8_0, u8 = q4_0.
 
-import { dot4, hsum4i, loadF16, loadF16x4 } from './vector';
+import { dot4, hsum4i, loadF16, loadF16x4, pairsToI32 } from './vector';
 import { q8BlockSums, storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
+const SB: usize = 16; // bytes of its entry in the block sums (src/kernels/types.ts Q8_SUMS_BYTES)
 
 @inline function quantBytes<Q>(): usize { return isSigned<Q>() ? 32 : 16; }
 
@@ -38,25 +38,27 @@ const XB: usize = 34; // bytes of one q8_0 activation block
     i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(wq, 16), x2), i32x4.dot_i16x8_s(v128.load8x8_s(wq, 24), x3)));
 }
 
-/** The same sums with relaxed SIMD, llama.cpp's sign trick: w·x = (w·sign x)·|x|, with |x| (0..127:
- *  quantizeQ8 never writes −128) as the 7-bit operand of i16x8.relaxed_dot_i8x16_i7x16_s (x86
- *  pmaddubsw) and x's sign moved onto the weight ((w ^ m) − m, m = x < 0). Exact when no weight is
- *  −128 (repackForMatmul keeps such matrices in GGUF's layout): a pair of products is at most
- *  2·127·127, which fits i16. ax/cx: |x| of elements 0..15 / 16..31, ma/mc: their sign masks. */
+/** The same sums with relaxed SIMD, llama.cpp's sign trick without its second operation: w·x =
+ *  (w·sign x)·|x|, with |x| (0..127: quantizeQ8 never writes −128) as the 7-bit operand of
+ *  i16x8.relaxed_dot_i8x16_i7x16_s (x86 pmaddubsw) and x's sign moved onto the weight by w ^ m
+ *  (m = x < 0), which is −w − 1 where x < 0: the sums miss Σ|x| over x < 0, which quantizeQ8 keeps in
+ *  the block sums and blockSumsQ8 adds once for the four rows (one operation per 16 products fewer
+ *  than (w ^ m) − m). Exact for every i8 weight, −128 included: a pair of products is at most
+ *  2·127·128, which fits i16. ax/cx: |x| of elements 0..15 / 16..31, ma/mc: their sign masks. */
 @inline function dotQ8Relaxed(wq: usize, ax: v128, cx: v128, ma: v128, mc: v128): v128 {
-  const w0 = i8x16.sub(v128.xor(v128.load(wq), ma), ma), w1 = i8x16.sub(v128.xor(v128.load(wq, 16), mc), mc);
-  return i32x4.add(i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w0, ax)),
-                   i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(w1, cx)));
+  return i32x4.add(pairsToI32(i16x8.relaxed_dot_i8x16_i7x16_s(v128.xor(v128.load(wq), ma), ax)),
+                   pairsToI32(i16x8.relaxed_dot_i8x16_i7x16_s(v128.xor(v128.load(wq, 16), mc), cx)));
 }
 
-/** Σ over one q8_0 block of the four rows at wq (quants only) × one activation block at xb, exact:
- *  lane k = row k's integer block sum. */
-@inline function blockSumsQ8(wq: usize, xb: usize): v128 {
+/** Σ over one q8_0 block of the four rows at wq (quants only) × one activation block at xb (its entry
+ *  in the block sums at s), exact: lane k = row k's integer block sum. */
+@inline function blockSumsQ8(wq: usize, xb: usize, s: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
     const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
     const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
-    return hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
-                  dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc));
+    return i32x4.add(hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
+                            dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc)),
+                     v128.load32_splat(s, 8));
   }
   const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
   return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
@@ -74,7 +76,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
  *  (lanes 2k, 2k + 1: row k's Σ q·x) and its entry s in the activations' block sums (i32 Σx, f32 d_x):
  *  Σ (q − 8)·x = Σ q·x − 8·Σx. */
 @inline function blockTermQ4(acc: v128, p: v128, s: usize, dw: v128): v128 {
-  const sumi = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(p), i32x4.shl(v128.load32_splat(s), 3));
+  const sumi = i32x4.sub(pairsToI32(p), i32x4.shl(v128.load32_splat(s), 3));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, v128.load32_splat(s, 4))));
 }
 
@@ -89,7 +91,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   const BB: usize = 72, m = i8x16.splat(15), z = i32x4.splat(0);
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
-  for (let ws = wg, x0 = xr, s0 = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, x0 += XB, s0 += 8) {
+  for (let ws = wg, x0 = xr, s0 = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, x0 += XB, s0 += SB) {
     let p0 = z, p1 = z, p2 = z, p3 = z;
     // one run per iteration (written out, V8 issued all of a block's loads first and spilled them),
     // each token's activations at a pointer of its own: constant offsets, no address arithmetic
@@ -127,12 +129,12 @@ const XB: usize = 34; // bytes of one q8_0 activation block
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   // pointers stepped rather than addresses computed from b: fewer scalar instructions per block;
   // the activation's scale as f32 from its block sums (s + 4): one broadcast load
-  for (let ws = wg, xb = xr, s = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB, s += 8) {
+  for (let ws = wg, xb = xr, s = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB, s += SB) {
     const wq = ws + 8, dw = loadF16x4(ws);                            // the four rows' scales
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb)), f32x4.mul(dw, v128.load32_splat(s, 4))));
-    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow)), f32x4.mul(dw, v128.load32_splat(s + sRow, 4))));
-    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow)), f32x4.mul(dw, v128.load32_splat(s + 2 * sRow, 4))));
-    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow)), f32x4.mul(dw, v128.load32_splat(s + 3 * sRow, 4))));
+    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb, s)), f32x4.mul(dw, v128.load32_splat(s, 4))));
+    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow, s + sRow)), f32x4.mul(dw, v128.load32_splat(s + sRow, 4))));
+    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow, s + 2 * sRow)), f32x4.mul(dw, v128.load32_splat(s + 2 * sRow, 4))));
+    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow, s + 3 * sRow)), f32x4.mul(dw, v128.load32_splat(s + 3 * sRow, 4))));
   }
   storeGroup(yp, a0, r, r0, r1);
   if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);
@@ -159,7 +161,7 @@ const XB: usize = 34; // bytes of one q8_0 activation block
 @inline function matmulQuantX4<Q>(w: usize, x: usize, y: usize, n: i32, rows: i32, cols: i32, r0: i32, r1: i32): void {
   const nb = cols >> 5;
   const groupBytes = <usize>nb * ((2 + quantBytes<Q>()) << 2);
-  const xRow = <usize>nb * XB, sRow = <usize>nb << 3, sums = q8BlockSums(x, n * nb);
+  const xRow = <usize>nb * XB, sRow = <usize>nb * SB, sums = q8BlockSums(x, n * nb);
   const yRow = <usize>rows << 2;
   // Each group's weights are read from memory once and stay in cache for every token tile.
   for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {

@@ -21,12 +21,13 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 }
 
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
- *  8 bytes: the i32 Σq of its quants and its d as f32 (activationBytes); count % 32 == 0. */
+ *  16 bytes: the i32 Σq of its quants, its d as f32, the i32 Σ|q| of its negative quants, and 4 zero
+ *  bytes (activationBytes); count % 32 == 0. */
 export function quantizeQ8(x: usize, xq: usize, count: i32): void {
   const nb = count >> 5, sums = q8BlockSums(xq, nb), end = xq + <usize>nb * 34;
   memory.fill(end, 0, sums - end); // the padding too: every byte of activationBytes defined
   for (let b = 0; b < nb; b++) {
-    const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34, sp = sums + (<usize>b << 3);
+    const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34, sp = sums + (<usize>b << 4);
     // amax over the block as the largest |x| bit pattern (for non-negative floats the integer order
     // is the float order; a NaN's bits exceed inf's, so a NaN still wins), in a tree of i32x4.max_s
     const abs = i32x4.splat(0x7fffffff);
@@ -41,7 +42,7 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
     store<u16>(qp, <u16>f32ToF16Bits(d));
     store<f32>(sp, loadF16(qp), 4);
     const idv = f32x4.splat(id);
-    let qsum = i16x8.splat(0);
+    let qsum = i16x8.splat(0), nsum = i16x8.splat(0);
     for (let k: usize = 0; k < 2; k++) {
       const p = xp + (k << 6);
       const q0 = i32x4.trunc_sat_f32x4_s(roundAwayBiased(f32x4.mul(v128.load(p), idv)));
@@ -51,9 +52,13 @@ export function quantizeQ8(x: usize, xq: usize, count: i32): void {
       const q = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3));
       v128.store(qp + 2 + (k << 4), q);
       qsum = i16x8.add(qsum, i16x8.extadd_pairwise_i8x16_s(q));
+      nsum = i16x8.add(nsum, i16x8.extadd_pairwise_i8x16_s(i8x16.min_s(q, i8x16.splat(0))));
     }
     const s = i32x4.extadd_pairwise_i16x8_s(qsum), t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
     store<i32>(sp, i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1));
+    const u = i32x4.extadd_pairwise_i16x8_s(nsum), v = i32x4.add(u, i32x4.shuffle(u, u, 2, 3, 0, 1));
+    store<i32>(sp, -(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)), 8);
+    store<i32>(sp, 0, 12);
   }
 }
 

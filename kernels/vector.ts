@@ -145,6 +145,11 @@ export function f32ToF16Bits(f: f32): u32 {
   return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
+/** i32 lane k = i16 lanes 2k + 2k+1 of v: i32x4.extadd_pairwise_i16x8_s, written as a dot product with
+ *  ones because V8 (x64) emits extadd as pmaddwd with a constant it reloads from memory through a
+ *  scalar register every time; a v128 constant is hoisted out of the loop and stays in a register. */
+@inline export function pairsToI32(v: v128): v128 { return i32x4.dot_i16x8_s(v, i16x8.splat(1)); }
+
 /** The i16 pair sums of w (16 u8 lanes ≤ 63: four values of each of four rows) against xs, four q8
  *  activations broadcast to each row: lanes 2k, 2k+1 are row k's — the product of the x4 layouts of
  *  q4_0, q4_K and q6_K (src/kernels/repack.ts). pairSums of matmul-kquant.ts with the activations

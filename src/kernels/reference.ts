@@ -6,7 +6,7 @@
 
 import {
   ATTENTION_CHUNK, ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionChunkCount, attentionPartialSlot, attentionSplitsKeys, attentionUnits,
-  checkSplitsKeys, q8BlockSumsOffset, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
+  checkSplitsKeys, q8BlockSumsOffset, Q8_SUMS_BYTES, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
 import { unpackKX4, x4QuantAt, type KRepackedDType } from './repack.js';
@@ -166,17 +166,25 @@ function finishPartial(o: Float32Array, l: number): void {
 // ---- the kernels --------------------------------------------------------------------------------
 
 /** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
- *  at xq (count values): zeros up to them, then per block the i32 Σq and d as f32. quantizeQ8 ends with it; a test that
- *  edits quants by hand calls it again. */
+ *  at xq (count values): zeros up to them, then per block the i32 Σq, d as f32, the i32 Σ|q| of the
+ *  negative quants and 4 zero bytes. quantizeQ8 ends with it; a test that edits quants by hand calls
+ *  it again. */
 export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number): void {
   const nb = count / 32, Q = new Uint8Array(buffer, xq, nb * 34), at = q8BlockSumsOffset(count);
   new Uint8Array(buffer, xq + nb * 34, at - nb * 34).fill(0);        // the padding: every byte defined
-  const sums = new DataView(buffer, xq + at, nb * 8);
+  const sums = new DataView(buffer, xq + at, nb * Q8_SUMS_BYTES);
   for (let b = 0; b < nb; b++) {
-    let s = 0;
-    for (let j = 0; j < 32; j++) s += (Q[b * 34 + 2 + j]! << 24) >> 24;
-    sums.setInt32(b * 8, s, true);
-    sums.setFloat32(b * 8 + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)), true);
+    let s = 0, neg = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = (Q[b * 34 + 2 + j]! << 24) >> 24;
+      s += q;
+      if (q < 0) neg -= q;
+    }
+    const e = b * Q8_SUMS_BYTES;
+    sums.setInt32(e, s, true);
+    sums.setFloat32(e + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)), true);
+    sums.setInt32(e + 8, neg, true);
+    sums.setInt32(e + 12, 0, true);
   }
 }
 

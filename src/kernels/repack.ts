@@ -27,26 +27,15 @@ export const GROUP_ROWS = 4;
 
 /** Readies a matrix just read (`bytes`, rows × cols in `dtype`) for the matmul kernels: q8_0, q4_0,
  *  q4_k, q5_k and q6_k with rows % 4 == 0 are repacked in place into their x4 layouts and that dtype
- *  is returned; anything else is left as it is and `dtype` returned. A q8_0 matrix holding the quant −128 stays in GGUF's
- *  layout too: the relaxed-SIMD kernel takes |x| as its 7-bit operand and moves x's sign onto the
- *  weight, and −(−128) does not fit int8 (llama.cpp's quantiser never writes −128; other tools may). */
+ *  is returned; anything else is left as it is and `dtype` returned. */
 export function repackForMatmul(dtype: WeightDType, bytes: Uint8Array, rows: number, cols: number): WeightDType {
   if ((dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') && rows % GROUP_ROWS === 0) {
     repackKX4(dtype, bytes, rows, cols);
     return `${dtype}x4`;
   }
   if ((dtype !== 'q8_0' && dtype !== 'q4_0') || rows % GROUP_ROWS !== 0) return dtype;
-  if (dtype === 'q8_0' && holdsQ8Minimum(bytes)) return dtype;
   repackX4(dtype, bytes, rows, cols);
   return dtype === 'q8_0' ? 'q8_0x4' : 'q4_0x4';
-}
-
-/** Whether any quant of these GGUF q8_0 blocks is −128 (byte 0x80). */
-function holdsQ8Minimum(bytes: Uint8Array): boolean {
-  for (let o = 0; o < bytes.length; o += 34) {
-    for (let j = o + 2; j < o + 34; j++) if (bytes[j] === 0x80) return true;
-  }
-  return false;
 }
 
 /** Quant bytes of one row's block. */

@@ -40,12 +40,17 @@ export function activationFormat(dtype: WeightDType): ActivationFormat {
 
 /** Bytes of `count` activations in a quantised format (count a multiple of its block: 32 or 256).
  *  q8_0: count/32 blocks of 34 bytes (GGUF's block_q8_0: f16 d, 32 i8 q), then, from
- *  q8BlockSumsOffset, one entry of 8 bytes per block: the i32 Σq of its quants and its d as f32 (what
- *  q4_0's offset 8 and the x4 kernels' scales take per block; llama.cpp's q8_1 keeps such a sum too).
+ *  q8BlockSumsOffset, one entry of Q8_SUMS_BYTES per block: the i32 Σq of its quants, its d as f32, the
+ *  i32 Σ|q| of its negative quants and 4 zero bytes (what q4_0's offset 8, the x4 kernels' scales and
+ *  q8_0 x4's sign trick take per block; llama.cpp's q8_1 keeps such a sum too).
  *  q8_K: count/256 blocks of 292 bytes (f32 d, 256 i8 q, 16 i16 sums of 16 q). */
 export function activationBytes(format: 'q8_0' | 'q8_K', count: number): number {
-  return format === 'q8_0' ? q8BlockSumsOffset(count) + (count / 32) * 8 : (count / 256) * 292;
+  return format === 'q8_0' ? q8BlockSumsOffset(count) + (count / 32) * Q8_SUMS_BYTES : (count / 256) * 292;
 }
+
+/** Bytes of one q8_0 activation block's entry in its block sums (kernels/quant.ts and
+ *  kernels/matmul-quant-x4.ts step by the same). */
+export const Q8_SUMS_BYTES = 16;
 
 /** Byte offset of q8_0 activations' block sums (see activationBytes): the blocks' end, rounded up to 16
  *  (kernels/quant.ts computes the same). */

@@ -46,12 +46,24 @@ test('repackForMatmul repacks q8_0 / q4_0 with rows % 4 == 0 and leaves everythi
   assert.throws(() => repackX4('q4_0', new Uint8Array(18 * 3), 4, 32), /needs .* 72 bytes, got 54/);
 });
 
-test('a q8_0 matrix holding the quant −128 stays in GGUF layout (the relaxed kernel cannot negate it)', () => {
-  const blocks = quantizeToQ8_0(randomF32(rng(6), 8 * 64));
-  blocks[34 * 5 + 2 + 7] = 0x80;
-  const bytes = blocks.slice();
-  assert.equal(repackForMatmul('q8_0', bytes, 8, 64), 'q8_0');
-  assert.deepEqual(bytes, blocks);
+test('a q8_0 matrix holding the quant −128 (which llama.cpp never writes, other tools may) is repacked and multiplied exactly', () => {
+  const b = makeBench(16);
+  const rows = 8, cols = 64, n = 3;
+  const blocks = quantizeToQ8_0(randomF32(rng(6), rows * cols));
+  for (const at of [34 * 5 + 2 + 7, 34 * 2 + 2, 34 * 15 + 33]) blocks[at] = 0x80;
+  const w = b.alloc(blocks.length), w4 = b.alloc(blocks.length);
+  b.u8(w, blocks.length).set(blocks);
+  b.u8(w4, blocks.length).set(blocks);
+  assert.equal(repackForMatmul('q8_0', b.u8(w4, blocks.length), rows, cols), 'q8_0x4');
+  const xf = b.alloc(n * cols * 4), xq = b.alloc(activationBytes('q8_0', n * cols));
+  b.f32(xf, n * cols).set(randomF32(rng(7), n * cols, 3));
+  b.ref.quantizeQ8(xf, xq, n * cols);
+  const want = b.alloc(n * rows * 4), got = b.alloc(n * rows * 4);
+  b.ref.matmul('q8_0', w, xq, want, n, rows, cols, 0, rows);
+  for (const k of [b.ref, b.wasm]) {
+    k.matmul('q8_0x4', w4, xq, got, n, rows, cols, 0, rows);
+    assertBytesEqual(b.u8(got, n * rows * 4), b.u8(want, n * rows * 4), 'q8_0x4 with −128 vs the GGUF-layout twin');
+  }
 });
 
 /** Writes a random matrix in GGUF blocks and its x4 repack, and a quantised input of n rows. */
@@ -134,10 +146,10 @@ test('the plain and relaxed SIMD builds give the same x4 matmuls, and weights an
     for (const [rows, cols, n] of [[8, 512, 1], [20, 768, 5], [4, 2560, 16]] as const) {
       const { w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
       if (rows === 4) {
-        // extremes: q4_0 nibbles 0 and 15, q8_0 quants ±127, against activations ±127 (the largest
-        // products the 7-bit path sees: a pair of 127·127 must not saturate i16)
+        // extremes: q4_0 nibbles 0 and 15, q8_0 quants ±127 and −128, against activations ±127 (the
+        // largest products the 7-bit path sees: a pair of 127·128 must not saturate i16)
         const bytes = b.u8(w4, weightBytes(dtype, rows * cols)), nb = cols / 32, QB = base === 'q8_0' ? 32 : 16;
-        const edges = base === 'q4_0' ? [0x00, 0xff, 0x0f] : [0x7f, 0x81, 0x7f];
+        const edges = base === 'q4_0' ? [0x00, 0xff, 0x0f] : [0x7f, 0x81, 0x80];
         for (let blk = 0; blk < nb; blk++) {                  // the quants of each block, after its four scales
           const at = blk * (8 + 4 * QB);
           for (let i = at + 8; i < at + 8 + 4 * QB; i++) bytes[i] = edges[i % 3]!;
