@@ -22,11 +22,12 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
  *  16 bytes: the i32 Σq of its quants, its d as f32, the i32 Σ|q| of its negative quants, and 4 zero
- *  bytes (activationBytes); count % 32 == 0. */
-export function quantizeQ8(x: usize, xq: usize, count: i32): void {
+ *  bytes (activationBytes); count % 32 == 0. Only blocks [b0, b1) and their sums are written (the
+ *  padding by the range that ends at the last block), so threads can share one call's blocks. */
+export function quantizeQ8(x: usize, xq: usize, count: i32, b0: i32, b1: i32): void {
   const nb = count >> 5, sums = q8BlockSums(xq, nb), end = xq + <usize>nb * 34;
-  memory.fill(end, 0, sums - end); // the padding too: every byte of activationBytes defined
-  for (let b = 0; b < nb; b++) {
+  if (b1 == nb) memory.fill(end, 0, sums - end); // the padding too: every byte of activationBytes defined
+  for (let b = b0; b < b1; b++) {
     const xp = x + (<usize>b << 7), qp = xq + <usize>b * 34, sp = sums + (<usize>b << 4);
     // amax over the block as the largest |x| bit pattern (for non-negative floats the integer order
     // is the float order; a NaN's bits exceed inf's, so a NaN still wins), in a tree of i32x4.max_s

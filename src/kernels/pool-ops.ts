@@ -93,3 +93,51 @@ export const attentionBatchOp = family.op('attentionBatch', {
     k.attentionBatchMerge(a[0]!, a[1]!, a[5]!, a[6]!, a[7]!); // only the items split by key chunks
   },
 });
+
+/** Kernels.quantizeQ8 of `count` values (a prefill chunk's or a batch's rows before a q8_0 / q4_0
+ *  matmul), split by blocks: every block and its sums are written by one thread, the same bytes as
+ *  one call. */
+export const quantizeQ8Op = family.op('quantizeQ8', {
+  args: ['x', 'xq', 'count'],
+  prepare(a, _threads, x: Ptr, xq: Ptr, count: number) {
+    a[0] = x; a[1] = xq; a[2] = count;
+    return { total: count / 32, unit: 1, work: count * 4 };
+  },
+  slice(k, a, r0, r1) {
+    k.quantizeQ8(a[0]!, a[1]!, a[2]!, r0, r1);
+  },
+});
+
+/** The gated activations of the feed-forward block. */
+export type Gate = 'silu' | 'gelu';
+const GATES: readonly Gate[] = ['silu', 'gelu'];
+
+/** Kernels.siluMulStacked / geluMulStacked: out (n, F) from the stacked gate|up rows gu (n, 2F),
+ *  split by rows (element-wise: the same bits on any split). */
+export const gatedStackedOp = family.op('gatedStacked', {
+  args: ['gate', 'gu', 'out', 'n', 'F'],
+  prepare(a, _threads, gate: Gate, gu: Ptr, out: Ptr, n: number, F: number) {
+    a[0] = GATES.indexOf(gate); a[1] = gu; a[2] = out; a[3] = n; a[4] = F;
+    if (a[0] < 0) throw new Error(`ThreadPool.gatedStacked: unknown gate ${JSON.stringify(gate)}`);
+    return { total: n, unit: 1, work: n * F * 12 };
+  },
+  slice(k, a, r0, r1) {
+    const F = a[4]!, gu = a[1]! + r0 * F * 8, out = a[2]! + r0 * F * 4;
+    if (a[0] === 0) k.siluMulStacked(gu, out, r1 - r0, F);
+    else k.geluMulStacked(gu, out, r1 - r0, F);
+  },
+});
+
+/** Kernels.siluMul / geluMul: gate (count) = act(gate) ⊙ up, split by elements in runs of 64. */
+export const gatedOp = family.op('gated', {
+  args: ['gate', 'g', 'up', 'count'],
+  prepare(a, _threads, gate: Gate, g: Ptr, up: Ptr, count: number) {
+    a[0] = GATES.indexOf(gate); a[1] = g; a[2] = up; a[3] = count;
+    if (a[0] < 0) throw new Error(`ThreadPool.gated: unknown gate ${JSON.stringify(gate)}`);
+    return { total: count, unit: 64, work: count * 12 };
+  },
+  slice(k, a, r0, r1) {
+    if (a[0] === 0) k.siluMul(a[1]! + r0 * 4, a[2]! + r0 * 4, r1 - r0);
+    else k.geluMul(a[1]! + r0 * 4, a[2]! + r0 * 4, r1 - r0);
+  },
+});

@@ -6,7 +6,7 @@
 
 import {
   ATTENTION_CHUNK, ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionChunkCount, attentionPartialSlot, attentionSplitsKeys, attentionUnits,
-  checkSplitsKeys, q8BlockSumsOffset, Q8_SUMS_BYTES, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
+  checkBlockRange, checkSplitsKeys, q8BlockSumsOffset, Q8_SUMS_BYTES, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
 import { unpackKX4, x4QuantAt, type KRepackedDType } from './repack.js';
@@ -167,13 +167,13 @@ function finishPartial(o: Float32Array, l: number): void {
 
 /** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
  *  at xq (count values): zeros up to them, then per block the i32 Σq, d as f32, the i32 Σ|q| of the
- *  negative quants and 4 zero bytes. quantizeQ8 ends with it; a test that edits quants by hand calls
+ *  negative quants and 4 zero bytes (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends with it; a test that edits quants by hand calls
  *  it again. */
-export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number): void {
+export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number, b0 = 0, b1 = count / 32): void {
   const nb = count / 32, Q = new Uint8Array(buffer, xq, nb * 34), at = q8BlockSumsOffset(count);
-  new Uint8Array(buffer, xq + nb * 34, at - nb * 34).fill(0);        // the padding: every byte defined
+  if (b1 === nb) new Uint8Array(buffer, xq + nb * 34, at - nb * 34).fill(0); // the padding: every byte defined
   const sums = new DataView(buffer, xq + at, nb * Q8_SUMS_BYTES);
-  for (let b = 0; b < nb; b++) {
+  for (let b = b0; b < b1; b++) {
     let s = 0, neg = 0;
     for (let j = 0; j < 32; j++) {
       const q = (Q[b * 34 + 2 + j]! << 24) >> 24;
@@ -346,10 +346,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       }
     },
 
-    quantizeQ8(x, xq, count) {
+    quantizeQ8(x, xq, count, b0 = 0, b1 = count / 32) {
+      checkBlockRange('quantizeQ8', count, b0, b1);
       const X = F(x, count), Q = U8(xq, (count / 32) * 34);
-      for (let b = 0; b < count / 32; b++) quantizeBlockQ8_0(X, b * 32, Q, b * 34);
-      writeQ8BlockSums(memory.buffer, xq, count);
+      for (let b = b0; b < b1; b++) quantizeBlockQ8_0(X, b * 32, Q, b * 34);
+      writeQ8BlockSums(memory.buffer, xq, count, b0, b1);
     },
 
     quantizeQ8K(x, xq, count) {

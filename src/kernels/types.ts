@@ -145,6 +145,15 @@ export function checkSplitsKeys(n: number, S: number): void {
   }
 }
 
+/** Throws unless [b0, b1) is a range of whole blocks inside the count / 32 blocks of a quantisation
+ *  (Kernels.quantizeQ8's slices). */
+export function checkBlockRange(name: string, count: number, b0: number, b1: number): void {
+  const nb = count / 32;
+  if (!(Number.isInteger(nb) && Number.isInteger(b0) && Number.isInteger(b1) && 0 <= b0 && b0 <= b1 && b1 <= nb)) {
+    throw new RangeError(`${name}: blocks [${b0}, ${b1}) are not a range inside the ${nb} blocks of ${count} values (count % 32 == 0, 0 ≤ b0 ≤ b1 ≤ count/32)`);
+  }
+}
+
 /** Byte offset of partial slot j in an attention state at `state` (kernels/attention.ts partialSlot):
  *  (n, H, D) f32 unnormalised outputs, then (n, H, 2) f32 max and sum. */
 export function attentionPartialSlot(state: Ptr, n: number, H: number, Hkv: number, D: number, j: number): Ptr {
@@ -197,8 +206,10 @@ export interface Kernels {
   matmul(dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
 
   /** xq = q8_0 blocks of x (count values, count % 32 == 0): per block d = max|x|/127, q = round(x/d);
-   *  then the blocks' sums (activationBytes('q8_0', count) bytes in all). */
-  quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+   *  then the blocks' sums (activationBytes('q8_0', count) bytes in all). With [b0, b1) only those
+   *  blocks and their sums (the padding before the sums with the range ending at the last block):
+   *  slices that cover [0, count/32) write what one call does. */
+  quantizeQ8(x: Ptr, xq: Ptr, count: number, b0?: number, b1?: number): void;
 
   /** xq = q8_K super-blocks of x (count % 256 == 0), llama.cpp's quantize_row_q8_K_ref: per 256 values
    *  max = the value of largest magnitude, d = max/−127, q = min(127, round-half-even(x/d)), plus the

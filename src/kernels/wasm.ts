@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { checkSplitsKeys, weightBytes, type Kernels, type Ptr } from './types.js';
+import { checkBlockRange, checkSplitsKeys, weightBytes, type Kernels, type Ptr } from './types.js';
 
 /** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
 interface KernelExports {
@@ -28,7 +28,7 @@ interface KernelExports {
   rowToF32Q4_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
   rowToF32Q5_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
   rowToF32Q6_Kx4(w: Ptr, row: number, cols: number, dst: Ptr): void;
-  quantizeQ8(x: Ptr, xq: Ptr, count: number): void;
+  quantizeQ8(x: Ptr, xq: Ptr, count: number, b0: number, b1: number): void;
   quantizeQ8K(x: Ptr, xq: Ptr, count: number): void;
   toF32F32(src: Ptr, dst: Ptr, count: number): void;
   toF32F16(src: Ptr, dst: Ptr, count: number): void;
@@ -147,7 +147,7 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         default: { const never: never = dtype; throw new Error(`matmul: unknown dtype ${String(never)}`); }
       }
     },
-    quantizeQ8: (x, xq, count) => k.quantizeQ8(x, xq, count),
+    quantizeQ8: (x, xq, count, b0 = 0, b1 = count / 32) => { checkBlockRange('quantizeQ8', count, b0, b1); k.quantizeQ8(x, xq, count, b0, b1); },
     quantizeQ8K: (x, xq, count) => k.quantizeQ8K(x, xq, count),
     toF32(dtype, src, dst, count) {
       switch (dtype) {

@@ -17,7 +17,7 @@
 import type { Ptr } from '../kernels/types.js';
 import { activationBytes, activationFormat, type ActivationFormat } from '../kernels/types.js';
 import { planArena, type Arena } from '../runtime/arena.js';
-import { matmulOp } from '../kernels/pool-ops.js';
+import { gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../kernels/pool-ops.js';
 import type { ThreadPool } from '../runtime/pool.js';
 import { allocLayout, layoutBytes, type Pointers } from '../runtime/layout.js';
 import type { AttentionBackend, LayerAttentionDims } from '../attention/create.js';
@@ -430,7 +430,7 @@ export class LlamaModel implements LanguageModel {
     const format = activationFormat(W.dtype);
     if (format !== 'f32') {
       if (this.xqHolds !== x || this.xqFormat !== format) {
-        if (format === 'q8_0') a.kernels.quantizeQ8(x, xq, n * W.cols);
+        if (format === 'q8_0') this.pool.run(quantizeQ8Op, a, x, xq, n * W.cols);
         else a.kernels.quantizeQ8K(x, xq, n * W.cols);
         this.xqHolds = x;
         this.xqFormat = format;
@@ -493,13 +493,11 @@ export class LlamaModel implements LanguageModel {
     if (L.gateUp) {
       this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                     // (n, 2F)
       // straight from the stacked rows: no copy of them into gate and up first
-      if (c.hidden_act === 'silu') k.siluMulStacked(s.gateUp, s.gate, n, F); // (n, F)
-      else k.geluMulStacked(s.gateUp, s.gate, n, F);
+      this.pool.run(gatedStackedOp, a, c.hidden_act === 'silu' ? 'silu' : 'gelu', s.gateUp, s.gate, n, F); // (n, F)
     } else {
       this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                         // (n, F)
       this.matmul(a, L.up, s.xn, s.xq, s.up, n);                             // (n, F)
-      if (c.hidden_act === 'silu') k.siluMul(s.gate, s.up, n * F);
-      else k.geluMul(s.gate, s.up, n * F);
+      this.pool.run(gatedOp, a, c.hidden_act === 'silu' ? 'silu' : 'gelu', s.gate, s.up, n * F);
     }
     this.newInput();
     this.matmul(a, L.down, s.gate, s.xq, s.o, n);                            // (n, d)

@@ -28,6 +28,22 @@ test('quantizeQ8 is bit-identical to the reference (incl. ties, zero and constan
   }
 });
 
+test('quantizeQ8 in block ranges (threads sharing one call) writes the bytes of one call, sums and padding included; a bad range is refused', () => {
+  b.reset();
+  const count = 40 * 32, bytes = activationBytes('q8_0', count);
+  const x = b.alloc(count * 4), whole = b.alloc(bytes), parts = b.alloc(bytes);
+  b.f32(x, count).set(randomF32(rng(41), count, 3));
+  for (const k of [b.ref, b.wasm]) {
+    k.quantizeQ8(x, whole, count);
+    b.u8(parts, bytes).fill(0xa5);                      // what a slice leaves unwritten would show
+    for (const [b0, b1] of [[17, 40], [0, 5], [5, 5], [5, 17]]) k.quantizeQ8(x, parts, count, b0, b1);
+    assertBytesEqual(b.u8(parts, bytes), b.u8(whole, bytes), 'quantizeQ8 in four ranges vs one call');
+    assert.throws(() => k.quantizeQ8(x, parts, count, 3, 41), /quantizeQ8: blocks \[3, 41\) are not a range inside the 40 blocks/);
+    assert.throws(() => k.quantizeQ8(x, parts, count, 5, 4), /not a range/);
+    assert.throws(() => k.quantizeQ8(x, parts, 100), /not a range inside the 3.125 blocks of 100 values/);
+  }
+});
+
 test('quantizeQ8 rounds every value next to a half-integer like roundf (d = 1: blocks holding 127)', () => {
   b.reset();
   // k + 0.5 and its f32 neighbours, k + 0.49999997, and small fractions, both signs, for k in 0..126

@@ -8,7 +8,7 @@ import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
-import { attentionBatchOp, attentionOp, matmulOp } from '../../src/kernels/pool-ops.js';
+import { attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
 import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
 import { unitThreadsOp } from './test-ops.js';
@@ -380,5 +380,45 @@ describe('ThreadPool failures and lifetime', () => {
     assert.equal(maxThreads(), Math.min(256, 4 * availableParallelism()));
     await assert.rejects(ThreadPool.create({ threads: maxThreads() + 1, kernels: 'reference' }),
       new RegExp(`threads must be an integer from 1 to ${maxThreads()} \\(4 × this machine's ${availableParallelism()} cores\\), got ${maxThreads() + 1}; leave it unset`));
+  });
+});
+
+describe('element-wise ops on the pool (SIMD kernels)', () => {
+  test('quantizeQ8Op, gatedStackedOp and gatedOp: the same bytes on 1, 2 and 3 threads as one kernel call', async () => {
+    const n = 13, F = 96, count = n * F, rand = rng(51);
+    const sizes = [count * 8, count * 4, count * 4, count * 4, activationBytes('q8_0', count), activationBytes('q8_0', count)];
+    const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'element-wise' });
+    const [gu, gate, up, out, xq, xqPool] = sizes.map((b) => arena.alloc(b)) as [number, number, number, number, number, number];
+    fillF32(arena, gu, 2 * count, rand);
+    fillF32(arena, up, count, rand);
+    const k = arena.kernels;
+    for (const act of ['silu', 'gelu'] as const) {
+      // expected: the kernels called once on this thread
+      if (act === 'silu') k.siluMulStacked(gu, out, n, F); else k.geluMulStacked(gu, out, n, F);
+      const stacked = arena.f32(out, count).slice();
+      arena.f32(gate, count).set(arena.f32(gu, count));
+      if (act === 'silu') k.siluMul(gate, up, count); else k.geluMul(gate, up, count);
+      const gated = arena.f32(gate, count).slice();
+      k.quantizeQ8(out, xq, count);
+      const quantised = arena.u8(xq, activationBytes('q8_0', count)).slice();
+      for (const threads of [1, 2, 3]) {
+        const pool = await ThreadPool.create({ threads, kernels: 'wasm', minSplitBytes: 0 });
+        try {
+          pool.register(arena);
+          arena.f32(out, count).fill(777);
+          pool.run(gatedStackedOp, arena, act, gu, out, n, F);
+          assert.deepEqual(arena.f32(out, count), stacked, `${act} stacked, ${threads} threads`);
+          arena.f32(gate, count).set(arena.f32(gu, count));
+          pool.run(gatedOp, arena, act, gate, up, count);
+          assert.deepEqual(arena.f32(gate, count), gated, `${act}, ${threads} threads`);
+          arena.u8(xqPool, activationBytes('q8_0', count)).fill(0xa5);
+          pool.run(quantizeQ8Op, arena, out, xqPool, count);
+          assert.deepEqual(arena.u8(xqPool, activationBytes('q8_0', count)), quantised, `quantizeQ8, ${threads} threads`);
+          assert.throws(() => pool.run(gatedOp, arena, 'relu' as never, gate, up, count), /ThreadPool.gated: unknown gate "relu"/);
+        } finally {
+          pool.dispose();
+        }
+      }
+    }
   });
 });
