@@ -12,7 +12,8 @@
 // product, then sum += f32(sumi) · (d_w · d_x) in f32, blocks in order — the same operations as the
 // TypeScript twin, so results are bit-identical to it. rows % 4 == 0, cols % 32 == 0.
 // Several tokens (batched decode, prefill) run as register tiles of 4 rows × 4 tokens: per block a
-// group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens. The per-token
+// group's scales are converted, and q4_0's nibbles unpacked, once for the four tokens (relaxed q8_0
+// from PAIR_TILE_TOKENS tokens: 8 rows × 2 tokens, pairTileQ8_0). The per-token
 // arithmetic stays the one-token kernel's, so a row's result is the same bits for any number of
 // tokens (test/models/batch.test.ts relies on it).
 // q8_0: lane k of the i32 sums is one row's partial sum, the four rows reduced together (hsum4i).
@@ -26,7 +27,8 @@ import { dot4, hsum4i, loadF16, loadF16x4, pairsToI32 } from './vector';
 import { q8BlockSums, storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
-const SB: usize = 16; // bytes of its entry in the block sums (src/kernels/types.ts Q8_SUMS_BYTES)
+const SB: usize = 16;
+const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 // bytes of its entry in the block sums (src/kernels/types.ts Q8_SUMS_BYTES)
 
 @inline function quantBytes<Q>(): usize { return isSigned<Q>() ? 32 : 16; }
 
@@ -117,6 +119,43 @@ const SB: usize = 16; // bytes of its entry in the block sums (src/kernels/types
   if (TN > 3) storeGroup(yp + 3 * yRow, a3, r, r0, r1);
 }
 
+/** q8_0 (relaxed): acc + one group's four rows (quants at wq, scales dw) × one activation block
+ *  split into |x| (ax, cx) and sign masks (ma, mc), its Σ|x| over x < 0 broadcast in c and its scale
+ *  in d: blockSumsQ8's integers, then groupTileQ8_0's f32 steps. */
+@inline function termQ8Relaxed(acc: v128, wq: usize, ax: v128, cx: v128, ma: v128, mc: v128, c: v128, d: v128, dw: v128): v128 {
+  const sumi = i32x4.add(hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
+                                dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc)), c);
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, d)));
+}
+
+/** q8_0 (relaxed): two groups' eight rows (at wg and wg + gBytes) · two tokens (xr, xr + xRow; block
+ *  sums at sr, sr + sRow), stored at yp (the second group at yp + 16) + j·yRow. Per block and token the
+ *  activation is split into |x| and signs once for the eight rows (in groupTileQ8_0 once per four),
+ *  and the loop's own work is shared by 16 (row, token) pairs. The same integers and f32 steps per
+ *  (row, token) as groupTileQ8_0, so the same bits. */
+@inline function pairTileQ8_0(wg: usize, gBytes: usize, xr: usize, sr: usize, xRow: usize, sRow: usize, nb: i32,
+                              yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
+  const BB: usize = 136, zero = i8x16.splat(0);
+  let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
+  for (let ws = wg, xb = xr, s = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB, s += SB) {
+    const wq = ws + 8, vq = wq + gBytes, dw = loadF16x4(ws), dv = loadF16x4(ws + gBytes);
+    let xa = v128.load(xb, 2), xc = v128.load(xb, 18);
+    let ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, zero), mc = i8x16.lt_s(xc, zero);
+    let c = v128.load32_splat(s, 8), d = v128.load32_splat(s, 4);
+    a0 = termQ8Relaxed(a0, wq, ax, cx, ma, mc, c, d, dw);
+    b0 = termQ8Relaxed(b0, vq, ax, cx, ma, mc, c, d, dv);
+    xa = v128.load(xb + xRow, 2); xc = v128.load(xb + xRow, 18);
+    ax = i8x16.abs(xa); cx = i8x16.abs(xc); ma = i8x16.lt_s(xa, zero); mc = i8x16.lt_s(xc, zero);
+    c = v128.load32_splat(s + sRow, 8); d = v128.load32_splat(s + sRow, 4);
+    a1 = termQ8Relaxed(a1, wq, ax, cx, ma, mc, c, d, dw);
+    b1 = termQ8Relaxed(b1, vq, ax, cx, ma, mc, c, d, dv);
+  }
+  storeGroup(yp, a0, r, r0, r1);
+  storeGroup(yp + 16, b0, r + 4, r0, r1);
+  storeGroup(yp + yRow, a1, r, r0, r1);
+  storeGroup(yp + yRow + 16, b1, r + 4, r0, r1);
+}
+
 /** q8_0: the four rows of group g (at wg) · TN activation rows (xr + j·xRow, TN = 1..4, a constant
  *  after inlining): a register tile of 4 rows × TN tokens. Per block the group's scales are converted
  *  once for all TN tokens; per (row, token) the arithmetic is the one-token kernel's: the exact
@@ -164,7 +203,24 @@ const SB: usize = 16; // bytes of its entry in the block sums (src/kernels/types
   const xRow = <usize>nb * XB, sRow = <usize>nb * SB, sums = q8BlockSums(x, n * nb);
   const yRow = <usize>rows << 2;
   // Each group's weights are read from memory once and stay in cache for every token tile.
-  for (let g = r0 >> 2; g < (r1 + 3) >> 2; g++) {
+  let g = r0 >> 2;
+  const gEnd = (r1 + 3) >> 2;
+  if (ASC_FEATURE_RELAXED_SIMD && isSigned<Q>() && n >= PAIR_TILE_TOKENS) {
+    // relaxed q8_0 with many tokens: tiles of two groups × two tokens (an odd last token by the
+    // four-row tile). Fewer tokens keep the four-row tile: reading two groups' weights at once was
+    // slower where they come from memory (a 16384×2048 matrix at 4 tokens: 0.83×)
+    for (; g + 2 <= gEnd; g += 2) {
+      const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
+      let t = 0;
+      for (; t + 2 <= n; t += 2) pairTileQ8_0(wg, groupBytes, x + <usize>t * xRow, sums + <usize>t * sRow, xRow, sRow, nb, yg + <usize>t * yRow, yRow, r, r0, r1);
+      if (t < n) {
+        const xt = x + <usize>t * xRow, st = sums + <usize>t * sRow, yt = yg + <usize>t * yRow;
+        groupTile<Q>(wg, xt, st, xRow, sRow, nb, 1, yt, yRow, r, r0, r1);
+        groupTile<Q>(wg + groupBytes, xt, st, xRow, sRow, nb, 1, yt + 16, yRow, r + 4, r0, r1);
+      }
+    }
+  }
+  for (; g < gEnd; g++) {
     const wg = w + <usize>g * groupBytes, r = g << 2, yg = y + (<usize>r << 2);
     let t = 0;
     for (; t + 4 <= n; t += 4) groupTile<Q>(wg, x + <usize>t * xRow, sums + <usize>t * sRow, xRow, sRow, nb, 4, yg + <usize>t * yRow, yRow, r, r0, r1);

@@ -113,14 +113,15 @@ test('x4 matmuls equal the GGUF-layout reference and the SIMD kernel equals the 
 });
 
 test('x4 matmuls over many groups and token tiles equal the twin in both builds (every tile remainder, odd row ranges)', () => {
-  // 652 rows (163 groups), n = 1…9 tokens: 4-token tiles with every remainder, ranges cutting groups.
+  // 652 rows (163 groups), n = 1…16 tokens: 4-token tiles with every remainder, relaxed q8_0's tiles
+  // of two groups × two tokens from 8 tokens (an odd last token, an odd last group), ranges cutting groups.
   const b = makeBench(64);
   const builds = kernelBuild() === 'relaxed' ? [kernelModule('simd'), kernelModule('relaxed')] : [kernelModule('simd')];
   const kernels = builds.map((m) => createWasmKernels(m, b.memory));
   let seed = 900;
   for (const base of BASES) {
     const rows = 652, cols = 96;
-    for (const n of [1, 3, 4, 6, 9]) {
+    for (const n of [1, 3, 4, 6, 8, 9, 11, 16]) {
       const { w4, xq, dtype } = setup(b, base, rows, cols, n, seed++);
       const yRef = b.alloc(n * rows * 4), y = b.alloc(n * rows * 4);
       for (const [r0, r1] of [[0, rows], [5, 641], [318, 652]] as const) {
