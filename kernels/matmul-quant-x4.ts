@@ -75,10 +75,10 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
 }
 
 /** q4_0: acc + f32(the four rows' exact block sums) · (d_w · d_x), from the block's pair sums p
- *  (lanes 2k, 2k + 1: row k's Σ q·x) and its entry s in the activations' block sums (i32 Σx, f32 d_x):
- *  Σ (q − 8)·x = Σ q·x − 8·Σx. */
+ *  (lanes 2k, 2k + 1: row k's Σ q·x) and its entry s in the activations' block sums (f32 d_x at 4,
+ *  i32 8·Σx at 12): Σ (q − 8)·x = Σ q·x − 8·Σx. */
 @inline function blockTermQ4(acc: v128, p: v128, s: usize, dw: v128): v128 {
-  const sumi = i32x4.sub(pairsToI32(p), i32x4.shl(v128.load32_splat(s), 3));
+  const sumi = i32x4.sub(pairsToI32(p), v128.load32_splat(s, 12));
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, v128.load32_splat(s, 4))));
 }
 

@@ -167,7 +167,7 @@ function finishPartial(o: Float32Array, l: number): void {
 
 /** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
  *  at xq (count values): zeros up to them, then per block the i32 Σq, d as f32, the i32 Σ|q| of the
- *  negative quants and 4 zero bytes (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends with it; a test that edits quants by hand calls
+ *  negative quants and the i32 8·Σq (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends with it; a test that edits quants by hand calls
  *  it again. */
 export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number, b0 = 0, b1 = count / 32): void {
   const nb = count / 32, Q = new Uint8Array(buffer, xq, nb * 34), at = q8BlockSumsOffset(count);
@@ -184,7 +184,7 @@ export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number
     sums.setInt32(e, s, true);
     sums.setFloat32(e + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)), true);
     sums.setInt32(e + 8, neg, true);
-    sums.setInt32(e + 12, 0, true);
+    sums.setInt32(e + 12, 8 * s, true);
   }
 }
 
