@@ -1,5 +1,6 @@
 // The dense kernels' thread-pool ops (src/runtime/pool-op.ts): matmul split by rows, attention by
-// query heads or, past one chunk of keys with few queries, by (key chunk, KV head). Run them with
+// query heads or, past one chunk of keys with few queries, by (key chunk, KV head), the q8_0
+// quantisation by blocks and the feed-forward gates by rows or values. Run them with
 // `pool.run(matmulOp, arena, …)`; the arguments are those of the kernel (types.ts) without its
 // [r0, r1) range, which the pool chooses.
 
