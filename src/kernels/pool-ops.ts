@@ -101,6 +101,7 @@ export const attentionBatchOp = family.op('attentionBatch', {
 export const quantizeQ8Op = family.op('quantizeQ8', {
   args: ['x', 'xq', 'count'],
   prepare(a, _threads, x: Ptr, xq: Ptr, count: number) {
+    if (!(Number.isInteger(count) && count >= 0 && count % 32 === 0)) throw new RangeError(`ThreadPool.quantizeQ8: count must be a multiple of 32, got ${count}`);
     a[0] = x; a[1] = xq; a[2] = count;
     return { total: count / 32, unit: 1, work: count * 4 };
   },

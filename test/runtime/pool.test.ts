@@ -415,6 +415,7 @@ describe('element-wise ops on the pool (SIMD kernels)', () => {
           pool.run(quantizeQ8Op, arena, out, xqPool, count);
           assert.deepEqual(arena.u8(xqPool, activationBytes('q8_0', count)), quantised, `quantizeQ8, ${threads} threads`);
           assert.throws(() => pool.run(gatedOp, arena, 'relu' as never, gate, up, count), /ThreadPool.gated: unknown gate "relu"/);
+          assert.throws(() => pool.run(quantizeQ8Op, arena, out, xqPool, count - 16), /ThreadPool.quantizeQ8: count must be a multiple of 32, got 1232/);
         } finally {
           pool.dispose();
         }
