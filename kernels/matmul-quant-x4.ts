@@ -27,8 +27,8 @@ import { dot4, hsum4i, loadF16, loadF16x4, pairsToI32 } from './vector';
 import { q8BlockSums, storeScaled16 } from './quant';
 
 const XB: usize = 34; // bytes of one q8_0 activation block
-const SB: usize = 16;
-const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 // bytes of its entry in the block sums (src/kernels/types.ts Q8_SUMS_BYTES)
+const SB: usize = 16; // bytes of its entry in the block sums (src/kernels/types.ts Q8_SUMS_BYTES)
+const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0
 
 @inline function quantBytes<Q>(): usize { return isSigned<Q>() ? 32 : 16; }
 
@@ -52,15 +52,20 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
                    pairsToI32(i16x8.relaxed_dot_i8x16_i7x16_s(v128.xor(v128.load(wq, 16), mc), cx)));
 }
 
+/** Relaxed: the four rows' (quants at wq) exact block sums against one activation block split into
+ *  |x| (ax, cx) and sign masks (ma, mc), with its Σ|x| over x < 0 broadcast in c: lane k = row k's. */
+@inline function sumsQ8Relaxed(wq: usize, ax: v128, cx: v128, ma: v128, mc: v128, c: v128): v128 {
+  return i32x4.add(hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
+                          dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc)), c);
+}
+
 /** Σ over one q8_0 block of the four rows at wq (quants only) × one activation block at xb (its entry
  *  in the block sums at s), exact: lane k = row k's integer block sum. */
 @inline function blockSumsQ8(wq: usize, xb: usize, s: usize): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) {
     const xa = v128.load(xb, 2), xc = v128.load(xb, 18);
     const ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, i8x16.splat(0)), mc = i8x16.lt_s(xc, i8x16.splat(0));
-    return i32x4.add(hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
-                            dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc)),
-                     v128.load32_splat(s, 8));
+    return sumsQ8Relaxed(wq, ax, cx, ma, mc, v128.load32_splat(s, 8));
   }
   const x0 = v128.load8x8_s(xb, 2), x1 = v128.load8x8_s(xb, 10), x2 = v128.load8x8_s(xb, 18), x3 = v128.load8x8_s(xb, 26);
   return hsum4i(dotQ8(wq, x0, x1, x2, x3), dotQ8(wq + 32, x0, x1, x2, x3),
@@ -78,8 +83,12 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
  *  (lanes 2k, 2k + 1: row k's Σ q·x) and its entry s in the activations' block sums (f32 d_x at 4,
  *  i32 8·Σx at 12): Σ (q − 8)·x = Σ q·x − 8·Σx. */
 @inline function blockTermQ4(acc: v128, p: v128, s: usize, dw: v128): v128 {
-  const sumi = i32x4.sub(pairsToI32(p), v128.load32_splat(s, 12));
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, v128.load32_splat(s, 4))));
+  return scaledAdd(acc, i32x4.sub(pairsToI32(p), v128.load32_splat(s, 12)), dw, v128.load32_splat(s, 4));
+}
+
+/** acc + f32(sumi) · (dw · dx): one block's step of llama.cpp's (and the twin's) f32 sum, four rows. */
+@inline function scaledAdd(acc: v128, sumi: v128, dw: v128, dx: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, dx)));
 }
 
 /** q4_0: group g's four rows (at wg) · TN tokens (1..4, a constant after inlining; xr + j·xRow, their
@@ -119,15 +128,6 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
   if (TN > 3) storeGroup(yp + 3 * yRow, a3, r, r0, r1);
 }
 
-/** q8_0 (relaxed): acc + one group's four rows (quants at wq, scales dw) × one activation block
- *  split into |x| (ax, cx) and sign masks (ma, mc), its Σ|x| over x < 0 broadcast in c and its scale
- *  in d: blockSumsQ8's integers, then groupTileQ8_0's f32 steps. */
-@inline function termQ8Relaxed(acc: v128, wq: usize, ax: v128, cx: v128, ma: v128, mc: v128, c: v128, d: v128, dw: v128): v128 {
-  const sumi = i32x4.add(hsum4i(dotQ8Relaxed(wq, ax, cx, ma, mc), dotQ8Relaxed(wq + 32, ax, cx, ma, mc),
-                                dotQ8Relaxed(wq + 64, ax, cx, ma, mc), dotQ8Relaxed(wq + 96, ax, cx, ma, mc)), c);
-  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(sumi), f32x4.mul(dw, d)));
-}
-
 /** q8_0 (relaxed): two groups' eight rows (at wg and wg + gBytes) · two tokens (xr, xr + xRow; block
  *  sums at sr, sr + sRow), stored at yp (the second group at yp + 16) + j·yRow. Per block and token the
  *  activation is split into |x| and signs once for the eight rows (in groupTileQ8_0 once per four),
@@ -142,13 +142,13 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
     let xa = v128.load(xb, 2), xc = v128.load(xb, 18);
     let ax = i8x16.abs(xa), cx = i8x16.abs(xc), ma = i8x16.lt_s(xa, zero), mc = i8x16.lt_s(xc, zero);
     let c = v128.load32_splat(s, 8), d = v128.load32_splat(s, 4);
-    a0 = termQ8Relaxed(a0, wq, ax, cx, ma, mc, c, d, dw);
-    b0 = termQ8Relaxed(b0, vq, ax, cx, ma, mc, c, d, dv);
+    a0 = scaledAdd(a0, sumsQ8Relaxed(wq, ax, cx, ma, mc, c), dw, d);
+    b0 = scaledAdd(b0, sumsQ8Relaxed(vq, ax, cx, ma, mc, c), dv, d);
     xa = v128.load(xb + xRow, 2); xc = v128.load(xb + xRow, 18);
     ax = i8x16.abs(xa); cx = i8x16.abs(xc); ma = i8x16.lt_s(xa, zero); mc = i8x16.lt_s(xc, zero);
     c = v128.load32_splat(s + sRow, 8); d = v128.load32_splat(s + sRow, 4);
-    a1 = termQ8Relaxed(a1, wq, ax, cx, ma, mc, c, d, dw);
-    b1 = termQ8Relaxed(b1, vq, ax, cx, ma, mc, c, d, dv);
+    a1 = scaledAdd(a1, sumsQ8Relaxed(wq, ax, cx, ma, mc, c), dw, d);
+    b1 = scaledAdd(b1, sumsQ8Relaxed(vq, ax, cx, ma, mc, c), dv, d);
   }
   storeGroup(yp, a0, r, r0, r1);
   storeGroup(yp + 16, b0, r + 4, r0, r1);
@@ -170,10 +170,10 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0 
   // the activation's scale as f32 from its block sums (s + 4): one broadcast load
   for (let ws = wg, xb = xr, s = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, xb += XB, s += SB) {
     const wq = ws + 8, dw = loadF16x4(ws);                            // the four rows' scales
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb, s)), f32x4.mul(dw, v128.load32_splat(s, 4))));
-    if (TN > 1) a1 = f32x4.add(a1, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + xRow, s + sRow)), f32x4.mul(dw, v128.load32_splat(s + sRow, 4))));
-    if (TN > 2) a2 = f32x4.add(a2, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 2 * xRow, s + 2 * sRow)), f32x4.mul(dw, v128.load32_splat(s + 2 * sRow, 4))));
-    if (TN > 3) a3 = f32x4.add(a3, f32x4.mul(f32x4.convert_i32x4_s(blockSumsQ8(wq, xb + 3 * xRow, s + 3 * sRow)), f32x4.mul(dw, v128.load32_splat(s + 3 * sRow, 4))));
+    a0 = scaledAdd(a0, blockSumsQ8(wq, xb, s), dw, v128.load32_splat(s, 4));
+    if (TN > 1) a1 = scaledAdd(a1, blockSumsQ8(wq, xb + xRow, s + sRow), dw, v128.load32_splat(s + sRow, 4));
+    if (TN > 2) a2 = scaledAdd(a2, blockSumsQ8(wq, xb + 2 * xRow, s + 2 * sRow), dw, v128.load32_splat(s + 2 * sRow, 4));
+    if (TN > 3) a3 = scaledAdd(a3, blockSumsQ8(wq, xb + 3 * xRow, s + 3 * sRow), dw, v128.load32_splat(s + 3 * sRow, 4));
   }
   storeGroup(yp, a0, r, r0, r1);
   if (TN > 1) storeGroup(yp + yRow, a1, r, r0, r1);

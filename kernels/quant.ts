@@ -20,10 +20,17 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
   return xq + ((<usize>nb * 34 + 15) & ~<usize>15);
 }
 
+/** i32 Σ of the eight i16 lanes of v. */
+@inline function sumI16x8(v: v128): i32 {
+  const s = i32x4.extadd_pairwise_i16x8_s(v), t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+  return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
+}
+
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
  *  16 bytes: the i32 Σq of its quants, its d as f32, the i32 Σ|q| of its negative quants, and the
- *  i32 8·Σq, q4_0's offset (activationBytes); count % 32 == 0. Only blocks [b0, b1) and their sums are written (the
- *  padding by the range that ends at the last block), so threads can share one call's blocks. */
+ *  i32 8·Σq, q4_0's offset (activationBytes); count % 32 == 0. Only blocks [b0, b1) and their sums
+ *  are written (the padding by the range that ends at the last block), so threads can share one
+ *  call's blocks. */
 export function quantizeQ8(x: usize, xq: usize, count: i32, b0: i32, b1: i32): void {
   const nb = count >> 5, sums = q8BlockSums(xq, nb), end = xq + <usize>nb * 34;
   if (b1 == nb) memory.fill(end, 0, sums - end); // the padding too: every byte of activationBytes defined
@@ -55,11 +62,9 @@ export function quantizeQ8(x: usize, xq: usize, count: i32, b0: i32, b1: i32): v
       qsum = i16x8.add(qsum, i16x8.extadd_pairwise_i8x16_s(q));
       nsum = i16x8.add(nsum, i16x8.extadd_pairwise_i8x16_s(i8x16.min_s(q, i8x16.splat(0))));
     }
-    const s = i32x4.extadd_pairwise_i16x8_s(qsum), t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-    const qs = i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
+    const qs = sumI16x8(qsum);
     store<i32>(sp, qs);
-    const u = i32x4.extadd_pairwise_i16x8_s(nsum), v = i32x4.add(u, i32x4.shuffle(u, u, 2, 3, 0, 1));
-    store<i32>(sp, -(i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)), 8);
+    store<i32>(sp, -sumI16x8(nsum), 8);
     store<i32>(sp, qs << 3, 12);
   }
 }

@@ -40,6 +40,9 @@ function argmax(x: Float32Array): number {
   return best;
 }
 
+/** The bits of x, to compare two builds' logits exactly. */
+function bits(x: Float32Array): Uint32Array { return new Uint32Array(x.buffer, x.byteOffset, x.length); }
+
 function median(xs: number[]): number { return [...xs].sort((p, q) => p - q)[xs.length >> 1]!; }
 
 function load(): string { return loadavg().map((x) => x.toFixed(1)).join(' '); }
@@ -74,7 +77,6 @@ async function main(): Promise<number> {
       }
     }
     const [A, B] = builds as [Build, Build];
-    const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
     const same = A.tokens.join() === B.tokens.join() && bits(A.last).every((w, i) => w === bits(B.last)[i]);
     const [ma, mb] = [median(A.times), median(B.times)];
     console.log(`Decode A/B, ${v.model as string}, ${ctx}-token prompt, ${threads} thread${threads > 1 ? 's' : ''} per build, ${rounds} alternating ` +
@@ -102,7 +104,6 @@ function prefillAB(builds: [Build, Build], dirs: [string, string][], model: stri
     }
   }
   const [A, B] = builds;
-  const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
   const same = bits(A.last).every((w, i) => w === bits(B.last)[i]);
   const [ma, mb] = [median(A.times), median(B.times)];
   console.log(`Prefill A/B, ${model}, ${ctx}-token prompt into a fresh cache, ${threads} thread${threads > 1 ? 's' : ''} per build, ${rounds} alternating ` +

@@ -167,8 +167,8 @@ function finishPartial(o: Float32Array, l: number): void {
 
 /** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
  *  at xq (count values): zeros up to them, then per block the i32 Σq, d as f32, the i32 Σ|q| of the
- *  negative quants and the i32 8·Σq (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends with it; a test that edits quants by hand calls
- *  it again. */
+ *  negative quants and the i32 8·Σq (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends
+ *  with it; a test that edits quants by hand calls it again. */
 export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number, b0 = 0, b1 = count / 32): void {
   const nb = count / 32, Q = new Uint8Array(buffer, xq, nb * 34), at = q8BlockSumsOffset(count);
   if (b1 === nb) new Uint8Array(buffer, xq + nb * 34, at - nb * 34).fill(0); // the padding: every byte defined

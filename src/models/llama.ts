@@ -487,17 +487,17 @@ export class LlamaModel implements LanguageModel {
     k.add(s.x, s.o, n * d);
 
     // feed-forward block
-    const F = c.intermediate_size;
+    const F = c.intermediate_size, gateAct = c.hidden_act === 'silu' ? 'silu' : 'gelu';
     k.rmsNorm(s.x, L.ffnNorm, s.xn, n, d, c.rms_norm_eps);
     this.newInput();
     if (L.gateUp) {
       this.matmul(a, L.gateUp, s.xn, s.xq, s.gateUp, n);                     // (n, 2F)
       // straight from the stacked rows: no copy of them into gate and up first
-      this.pool.run(gatedStackedOp, a, c.hidden_act === 'silu' ? 'silu' : 'gelu', s.gateUp, s.gate, n, F); // (n, F)
+      this.pool.run(gatedStackedOp, a, gateAct, s.gateUp, s.gate, n, F); // (n, F)
     } else {
       this.matmul(a, L.gate, s.xn, s.xq, s.gate, n);                         // (n, F)
       this.matmul(a, L.up, s.xn, s.xq, s.up, n);                             // (n, F)
-      this.pool.run(gatedOp, a, c.hidden_act === 'silu' ? 'silu' : 'gelu', s.gate, s.up, n * F);
+      this.pool.run(gatedOp, a, gateAct, s.gate, s.up, n * F);
     }
     this.newInput();
     this.matmul(a, L.down, s.gate, s.xq, s.o, n);                            // (n, d)
