@@ -99,14 +99,21 @@ const PAIR_TILE_TOKENS = 8; // tokens from which relaxed q8_0 runs pairTileQ8_0
  *  blockTermQ4. The same integers and f32 steps for any TN. */
 @inline function groupTileQ4_0(wg: usize, xr: usize, sr: usize, xRow: usize, sRow: usize, nb: i32, TN: i32,
                                yp: usize, yRow: usize, r: i32, r0: i32, r1: i32): void {
-  const BB: usize = 72, m = i8x16.splat(15), z = i32x4.splat(0);
+  const BB: usize = 72, m = i8x16.splat(15);
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   // pointers stepped rather than addresses computed from b: fewer scalar instructions per block
   for (let ws = wg, x0 = xr, s0 = sr, end = wg + <usize>nb * BB; ws < end; ws += BB, x0 += XB, s0 += SB) {
-    let p0 = z, p1 = z, p2 = z, p3 = z;
-    // one run per iteration (written out, V8 issued all of a block's loads first and spilled them),
-    // each token's activations at a pointer of its own: constant offsets, no address arithmetic
-    for (let q = ws + 8, qe = ws + BB, t0 = x0, t1 = x0 + xRow, t2 = x0 + 2 * xRow, t3 = x0 + 3 * xRow; q < qe;
+    // the block's first run ahead of the loop, so that the pair sums start from its products rather
+    // than from zero: one i16 add fewer per token and block
+    const v = v128.load(ws, 8), lo = v128.and(v, m), hi = v128.and(i16x8.shr_u(v, 4), m);
+    let p0 = runSums(lo, hi, x0), p1 = p0, p2 = p0, p3 = p0;
+    if (TN > 1) p1 = runSums(lo, hi, x0 + xRow);
+    if (TN > 2) p2 = runSums(lo, hi, x0 + 2 * xRow);
+    if (TN > 3) p3 = runSums(lo, hi, x0 + 3 * xRow);
+    // the other runs one per iteration (written out, V8 issued all of a block's loads first and
+    // spilled them), each token's activations at a pointer of its own: constant offsets, no address
+    // arithmetic
+    for (let q = ws + 24, qe = ws + BB, t0 = x0 + 4, t1 = t0 + xRow, t2 = t0 + 2 * xRow, t3 = t0 + 3 * xRow; q < qe;
          q += 16, t0 += 4, t1 += 4, t2 += 4, t3 += 4) {
       // high nibbles by a 16-bit shift and the low-nibble mask: the same bytes as i8x16.shr_u, which
       // x86 has no instruction for (V8 emits a 16-bit shift and builds a mask of its own each time)
