@@ -27,7 +27,8 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 }
 
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
- *  16 bytes: the i32 Σq of its quants, its d as f32, the i32 Σ|q| of its negative quants, and the
+ *  16 bytes: the i32 Σq of its quants, its d × 2^112 as f32 (exact and finite for every f16; the x4
+ *  kernels' weight scales come as value × 2^-112, loadF16x4Scaled), the i32 Σ|q| of its negative quants, and the
  *  i32 8·Σq, q4_0's offset (activationBytes); count % 32 == 0. Only blocks [b0, b1) and their sums
  *  are written (the padding by the range that ends at the last block), so threads can share one
  *  call's blocks. */
@@ -48,7 +49,7 @@ export function quantizeQ8(x: usize, xq: usize, count: i32, b0: i32, b1: i32): v
     const d: f32 = reinterpret<f32>(max<i32>(i32x4.extract_lane(h, 0), i32x4.extract_lane(h, 1))) / 127.0;
     const id: f32 = d != 0 ? 1.0 / d : 0.0;
     store<u16>(qp, <u16>f32ToF16Bits(d));
-    store<f32>(sp, loadF16(qp), 4);
+    store<f32>(sp, loadF16(qp) * reinterpret<f32>(<u32>(127 + 112) << 23), 4);
     const idv = f32x4.splat(id);
     let qsum = i16x8.splat(0), nsum = i16x8.splat(0);
     for (let k: usize = 0; k < 2; k++) {

@@ -34,8 +34,14 @@ const F16_REBIAS: u32 = 0x77800000;
  *  the f16 sign lands on bit 31 with copies on bits 28-30, which the mask clears, leaving sign,
  *  exponent and mantissa in f32 position; the multiply rebiases (4 operations instead of f16x4's 7). */
 @inline export function loadF16x4(p: usize): v128 {
-  const bits = v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(<i32>0x8fffe000));
-  return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(F16_REBIAS)));
+  return f32x4.mul(loadF16x4Scaled(p), f32x4.splat(reinterpret<f32>(F16_REBIAS)));
+}
+
+/** loadF16x4 without its multiply: the four f32 are worth value × 2^-112 (exact; subnormal where the
+ *  f16 is), for a product whose other factor carries the 2^112 (the q8_0 activations' scale in their
+ *  block sums, kernels/quant.ts): the same real product, rounded once, so the same bits. */
+@inline export function loadF16x4Scaled(p: usize): v128 {
+  return v128.and(i32x4.shl(v128.load16x4_s(p), 13), i32x4.splat(<i32>0x8fffe000));
 }
 
 // Subnormal f16 values and the multiply above: the product is exact, but an f32 operand that is

@@ -166,7 +166,7 @@ function finishPartial(o: Float32Array, l: number): void {
 // ---- the kernels --------------------------------------------------------------------------------
 
 /** Writes the block sums of q8_0 activations (src/kernels/types.ts activationBytes) from their blocks
- *  at xq (count values): zeros up to them, then per block the i32 Σq, d as f32, the i32 Σ|q| of the
+ *  at xq (count values): zeros up to them, then per block the i32 Σq, d × 2^112 as f32, the i32 Σ|q| of the
  *  negative quants and the i32 8·Σq (blocks [b0, b1) only, as quantizeQ8's range). quantizeQ8 ends
  *  with it; a test that edits quants by hand calls it again. */
 export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number, b0 = 0, b1 = count / 32): void {
@@ -182,7 +182,7 @@ export function writeQ8BlockSums(buffer: ArrayBufferLike, xq: Ptr, count: number
     }
     const e = b * Q8_SUMS_BYTES;
     sums.setInt32(e, s, true);
-    sums.setFloat32(e + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)), true);
+    sums.setFloat32(e + 4, f16ToF32(Q[b * 34]! | (Q[b * 34 + 1]! << 8)) * 2 ** 112, true);
     sums.setInt32(e + 8, neg, true);
     sums.setInt32(e + 12, 8 * s, true);
   }
