@@ -10,6 +10,13 @@ import { attentionSplitsKeys, attentionUnitCost, attentionUnits, weightBytes, ty
 
 /** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
 export const ROW_ALIGN = 8;
+/** Matmuls of at least this many tokens (a prefill chunk) split into claimed chunks of rows,
+ *  CLAIMED_CHUNKS per thread (JobSplit.chunks): on a machine whose cores run at unequal speeds (a
+ *  core shared with another machine's work) the faster thread takes more. Fewer tokens (decode,
+ *  small batches) keep one fixed slice per thread: claimed blocks made one-row decode 6% slower
+ *  (docs/BENCHMARKS.md §4). */
+export const CLAIMED_MIN_TOKENS = 16;
+export const CLAIMED_CHUNKS = 8;
 
 // Dtypes travel as indices into these tables.
 const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0x4', 'q4_0x4', 'q4_kx4', 'q5_kx4', 'q6_kx4'];
@@ -24,7 +31,7 @@ export const matmulOp = family.op('matmul', {
     const dt = WEIGHT_DTYPES.indexOf(dtype);
     if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
     a[0] = dt; a[1] = w; a[2] = x; a[3] = y; a[4] = n; a[5] = rows; a[6] = cols;
-    return { total: rows, unit: ROW_ALIGN, work: n * weightBytes(dtype, rows * cols) };
+    return { total: rows, unit: ROW_ALIGN, work: n * weightBytes(dtype, rows * cols), ...(n >= CLAIMED_MIN_TOKENS ? { chunks: CLAIMED_CHUNKS } : {}) };
   },
   slice(k, a, r0, r1) {
     k.matmul(WEIGHT_DTYPES[a[0]!]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);

@@ -26,6 +26,12 @@ export interface JobSplit {
   /** The relative cost of unit u (0 ≤ u < total) when units differ in size: the slices then get
    *  equal shares of the cost rather than of the units (protocol.ts splitRangeByCost). */
   cost?: (u: number) => number;
+  /** Claimed instead of fixed slices: the units cut into about this many chunks per thread (each a
+   *  multiple of `unit`), which the threads take in turn until none is left (protocol.ts
+   *  runOwnPart), so a thread on a slower core does less. For jobs long enough that a chunk's call
+   *  costs nothing next to its work, whose units write disjoint outputs (then any split gives the
+   *  same bits); not with `cost`. */
+  chunks?: number;
 }
 
 export interface PoolOpSpec<K, A extends readonly unknown[]> {

@@ -26,8 +26,8 @@ import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import type { KernelFamily, PoolOp } from './pool-op.js';
 import {
-  ARENA, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP, MAX_THREADS, OP, Op, PENDING, RANGES, SEQ,
-  createControl, readError, splitRange, splitRangeByCost, type Control, type LoadOpsMessage, type RegisterMessage,
+  ARENA, CLAIM_END, CLAIM_NEXT, CLAIM_SIZE, CLAIM_START, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP,
+  MAX_THREADS, OP, Op, PENDING, RANGES, SEQ, createControl, readError, runOwnPart, splitRange, splitRangeByCost, type Control, type LoadOpsMessage, type RegisterMessage,
 } from './protocol.js';
 import type { WorkerInit } from './worker.js';
 
@@ -179,7 +179,7 @@ export class ThreadPool {
     // Loading posts a job of its own, so it comes before this job's arguments are written.
     const id = this.opIds.get(erased) ?? (this.workers.length > 0 ? this.loadOp(erased) : 0);
     const c = this.control;
-    const { start = 0, total, unit, work, cost } = op.prepare(c.args, this.threads, ...call);
+    const { start = 0, total, unit, work, cost, chunks } = op.prepare(c.args, this.threads, ...call);
     if (cost === undefined || this.threads === 1) splitRange(total, this.threads, unit, c.ints, RANGES);
     else splitRangeByCost(total, this.threads, unit, cost, c.ints, RANGES);
     if (start !== 0) for (let t = 0; t < 2 * this.threads; t++) c.ints[RANGES + t]! += start;
@@ -189,6 +189,15 @@ export class ThreadPool {
     if (busy <= 1 || work < this.minSplitBytes) {
       if (total > 0) op.slice(kernels as K, c.args, start, start + total);
     } else {
+      let size = 0;
+      if (chunks !== undefined && cost === undefined) {
+        const units = Math.ceil(total / unit);
+        size = Math.max(1, Math.ceil(units / (this.threads * Math.max(1, Math.floor(chunks))))) * unit;
+        Atomics.store(c.ints, CLAIM_START, start);
+        Atomics.store(c.ints, CLAIM_END, start + total);
+        Atomics.store(c.ints, CLAIM_NEXT, 0);
+      }
+      Atomics.store(c.ints, CLAIM_SIZE, size);
       this.dispatch(id, arena.id, erased, kernels);
     }
     op.finish?.(kernels as K, c.args);
@@ -270,8 +279,8 @@ export class ThreadPool {
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
-      const r0 = ints[RANGES]!, r1 = ints[RANGES + 1]!;
-      try { if (r0 < r1) own.slice(ownKernels, this.control.args, r0, r1); } catch (err) { ownError = err; }
+      const args = this.control.args;
+      try { runOwnPart(ints, 0, (r0, r1) => own.slice(ownKernels, args, r0, r1)); } catch (err) { ownError = err; }
     }
     const deadOwing = this.waitForWorkers(seq, timeoutMs);
     const dead = deadOwing ?? Atomics.load(ints, DEAD) - 1; // or one whose exit handler reported its job

@@ -20,6 +20,13 @@ export const ARENA = 3;        // arena id of the current job
 export const ERROR = 4;        // 0, or 1 + thread index of the first worker that failed
 export const ERROR_LEN = 5;    // bytes of the UTF-8 error message
 export const DEAD = 6;         // 0, or 1 + thread index of the first worker whose exit handler ran
+// A claimed job (JobSplit.chunks): its units [CLAIM_START, CLAIM_END) cut into chunks of CLAIM_SIZE
+// units that the threads take in turn, chunk CLAIM_NEXT next (an atomic counter); CLAIM_SIZE 0: the
+// job runs the fixed RANGES instead.
+export const CLAIM_START = 7;
+export const CLAIM_END = 8;
+export const CLAIM_SIZE = 9;
+export const CLAIM_NEXT = 10;
 export const RANGES = 16;      // [r0, r1) of thread t at RANGES + 2t, RANGES + 2t + 1
 export const DONE = RANGES + 2 * MAX_THREADS;   // DONE + t: SEQ of the last job thread t finished
 export const EXITED = DONE + MAX_THREADS;       // EXITED + t: 1 once thread t's exit handler ran
@@ -135,4 +142,22 @@ export function readError(c: Control): { thread: number; message: string } | und
   // TextDecoder refuses views of shared memory: copy the bytes out first.
   const bytes = c.message.slice(0, Atomics.load(c.ints, ERROR_LEN));
   return { thread: who - 1, message: new TextDecoder().decode(bytes) };
+}
+
+/** Runs this thread's part of the current job: its fixed range [RANGES[2t], RANGES[2t + 1]), or, in a
+ *  claimed job, chunk after chunk taken from CLAIM_NEXT until none is left, so a thread that runs
+ *  slower (a core shared with another machine's work) takes fewer. */
+export function runOwnPart(ints: Int32Array, thread: number, slice: (r0: number, r1: number) => void): void {
+  const size = Atomics.load(ints, CLAIM_SIZE);
+  if (size === 0) {
+    const r0 = ints[RANGES + 2 * thread]!, r1 = ints[RANGES + 2 * thread + 1]!;
+    if (r0 < r1) slice(r0, r1);
+    return;
+  }
+  const start = Atomics.load(ints, CLAIM_START), end = Atomics.load(ints, CLAIM_END);
+  for (;;) {
+    const r0 = start + Atomics.add(ints, CLAIM_NEXT, 1) * size;
+    if (r0 >= end) return;
+    slice(r0, Math.min(end, r0 + size));
+  }
 }

@@ -13,7 +13,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import type { KernelKind } from './kernel-factory.js';
 import { importPoolOp, type KernelFamily, type PoolOp } from './pool-op.js';
 import {
-  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, RANGES, SEQ, controlViews, writeError, type LoadOpsMessage, type PortMessage,
+  ARENA, DEAD, DONE, EXITED, EXIT_CODE, OP, Op, PENDING, SEQ, controlViews, runOwnPart, writeError, type LoadOpsMessage, type PortMessage,
 } from './protocol.js';
 
 export interface WorkerInit {
@@ -74,8 +74,8 @@ function runJob(op: number): void {
         kernels = def.family.bind(init.kind, arena.memory, init.module);
         arena.kernels.set(def.family, kernels);
       }
-      const r0 = ints[RANGES + 2 * init.index]!, r1 = ints[RANGES + 2 * init.index + 1]!;
-      if (r0 < r1) def.slice(kernels, args, r0, r1);
+      const bound = kernels;
+      runOwnPart(ints, init.index, (r0, r1) => def.slice(bound, args, r0, r1));
     }
   }
 }

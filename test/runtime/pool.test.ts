@@ -8,10 +8,10 @@ import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
-import { attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
+import { CLAIMED_MIN_TOKENS, attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
 import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
-import { unitThreadsOp } from './test-ops.js';
+import { claimedUnitsOp, unitThreadsOp } from './test-ops.js';
 
 const rng = uniform01;
 
@@ -80,7 +80,7 @@ describe('ThreadPool with reference kernels', () => {
       const quant = dtype === 'q8_0' || dtype === 'q4_0';
       for (const cols of quant ? [32, 96] : [33, 64]) {
         for (const rows of [1, 2, 3, 8, 9, 17, 64, 257]) {
-          for (const n of [1, 3]) {
+          for (const n of [1, 3, CLAIMED_MIN_TOKENS]) { // the last in claimed chunks of rows
             const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * 96), n * rows * 4, n * rows * 4];
             const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'matmul' });
             const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
@@ -192,6 +192,57 @@ describe('ThreadPool with the SIMD kernels', () => {
           }
           pool.run(attentionOp, arena, q, pos, k, v, o2, cacheDType, n, S, H, Hkv, D, scale, 0, 0, state);
           assert.deepEqual(arena.f32(o2, n * H * D), arena.f32(o1, n * H * D), `${cacheDType} H=${H} Hkv=${Hkv} D=${D} n=${n} S=${S}`);
+          pool.unregister(arena);
+        }
+      }
+    } finally {
+      pool.dispose();
+    }
+  });
+});
+
+describe('claimed chunks', () => {
+  test('every unit runs once, in chunks of whole units, and a slower thread takes fewer', async () => {
+    const pool = await ThreadPool.create({ threads: 3, kernels: 'reference', minSplitBytes: 0 });
+    try {
+      const arena = Arena.create(4096, { kernels: 'reference' });
+      pool.register(arena);
+      const total = 120, unit = 2, chunks = 5, size = Math.ceil(total / unit / (3 * chunks)) * unit; // 8 units a chunk
+      const visits = arena.alloc(total * 4), owners = arena.alloc(total * 4);
+      // The workers sleep 40 ms after each chunk: the calling thread takes every chunk left meanwhile.
+      pool.run(claimedUnitsOp, arena, visits, owners, total, unit, chunks, 40);
+      assert.deepEqual(Array.from(arena.i32(visits, total)), new Array<number>(total).fill(1));
+      const own = Array.from(arena.i32(owners, total));
+      for (let c = 0; c < total; c += size) assert.equal(new Set(own.slice(c, c + size)).size, 1, `chunk at ${c}: ${own.join(' ')}`);
+      const count = (t: number): number => own.filter((x) => x === t).length;
+      for (const t of new Set(own)) if (t !== 0) assert.ok(count(0) > count(t), `units by thread: ${own.join(' ')}`);
+      // A fast job: every unit still once, whichever threads took them.
+      arena.i32(visits, total).fill(0);
+      pool.run(claimedUnitsOp, arena, visits, owners, 37, 1, 3, 0);
+      assert.deepEqual(Array.from(arena.i32(visits, 37)), new Array<number>(37).fill(1));
+    } finally {
+      pool.dispose();
+    }
+  });
+
+  test(`matmul of ${CLAIMED_MIN_TOKENS} or more tokens in claimed chunks equals one thread (SIMD kernels)`, async () => {
+    const pool = await ThreadPool.create({ threads: 3, kernels: 'wasm', minSplitBytes: 0 });
+    try {
+      const rand = rng(71);
+      for (const dtype of ['f32', 'q8_0', 'q4_0'] as WeightDType[]) {
+        for (const [rows, n] of [[264, CLAIMED_MIN_TOKENS], [1000, 21], [8, 17]] as const) {
+          const cols = 64, quant = dtype !== 'f32';
+          const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * cols), n * rows * 4, n * rows * 4];
+          const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'matmul' });
+          const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
+          pool.register(arena);
+          fillWeights(arena, dtype, w, rows, cols, rand);
+          fillF32(arena, x, n * cols, rand);
+          let input = x;
+          if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
+          arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
+          pool.run(matmulOp, arena, dtype, w, input, y2, n, rows, cols);
+          assert.deepEqual(arena.f32(y2, n * rows), arena.f32(y1, n * rows), `${dtype} rows=${rows} n=${n}`);
           pool.unregister(arena);
         }
       }

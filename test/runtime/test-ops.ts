@@ -3,6 +3,9 @@
 //   unitThreads: writes, for each unit r of [0, total), the threadId of the thread that ran it
 //     into the i32 at out + 4r (so a test can see which threads took part); with `costs`, the
 //     units' costs, which the split then follows;
+//   claimedUnits: a claimed job (JobSplit.chunks) over [0, total) in chunks of whole `unit`s: adds 1
+//     to the i32 at visits + 4r and writes threadId to the i32 at owners + 4r for each unit r it runs;
+//     workers (not the calling thread) sleep `workerMs` per chunk, as threads on a slower core;
 //   testExit (test/runtime/worker-death.test.ts): pool thread t (a worker, t ≥ 1) calls
 //     process.exit(code) in the middle of the job, as a crash inside a kernel would; its slices are
 //     one unit per thread, so thread t runs exactly unit t.
@@ -18,6 +21,18 @@ export const unitThreadsOp = family.op('unitThreads', {
     return { total, unit: 1, work: Infinity, cost: costs && ((u: number) => costs[u]!) };
   },
   slice(mem, a, r0, r1) { for (let r = r0; r < r1; r++) mem[a[0]! / 4 + r] = threadId; },
+});
+
+export const claimedUnitsOp = family.op('claimedUnits', {
+  args: ['visits', 'owners', 'workerMs'],
+  prepare(a, _threads, visits: number, owners: number, total: number, unit: number, chunks: number, workerMs: number) {
+    a[0] = visits; a[1] = owners; a[2] = workerMs;
+    return { total, unit, work: Infinity, chunks };
+  },
+  slice(mem, a, r0, r1) {
+    for (let r = r0; r < r1; r++) { mem[a[0]! / 4 + r]! += 1; mem[a[1]! / 4 + r] = threadId; }
+    if (threadId !== 0 && a[2]! > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, a[2]!);
+  },
 });
 
 export const exitOp = family.op('testExit', {
