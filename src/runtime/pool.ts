@@ -4,7 +4,9 @@
 // them. Calls are synchronous for the caller: the main thread publishes the job in a shared control
 // block (protocol.ts), wakes the workers, computes its own slice, then waits in Atomics.wait until
 // every worker has reported. Work is split into contiguous slices of the op's units (rows, heads,
-// (sequence, head) pairs…); thread 0 (the main thread) takes the first slice, never the longest.
+// (sequence, head) pairs…); thread 0 (the main thread) takes the first slice, never the longest. An
+// op may ask for claimed chunks instead (JobSplit.chunks): every thread takes chunk after chunk
+// from an atomic counter (protocol.ts runOwnPart).
 // The first time a pool posts an op, the workers import the module that defines it (a LoadOps job).
 //
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
