@@ -17,6 +17,9 @@ export const ROW_ALIGN = 8;
  *  (docs/BENCHMARKS.md §4). */
 export const CLAIMED_MIN_TOKENS = 16;
 export const CLAIMED_CHUNKS = 8;
+/** The same for attention over query heads (whole GQA groups where they divide over the threads):
+ *  fewer, larger chunks, a group's K/V rows read once per chunk. */
+export const CLAIMED_ATTENTION_CHUNKS = 4;
 
 // Dtypes travel as indices into these tables.
 const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0x4', 'q4_0x4', 'q4_kx4', 'q5_kx4', 'q6_kx4'];
@@ -62,7 +65,8 @@ export const attentionOp = family.op('attention', {
     // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
     // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
     const unit = Hkv % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    return { total: H, unit, work };
+    // a prefill chunk's: claimed chunks of heads, as the matmuls' rows
+    return { total: H, unit, work, ...(n >= CLAIMED_MIN_TOKENS ? { chunks: CLAIMED_ATTENTION_CHUNKS } : {}) };
   },
   slice(k, a, r0, r1) {
     const ct = CACHE_DTYPES[a[5]!]!;
