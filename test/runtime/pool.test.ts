@@ -65,6 +65,25 @@ function attentionProblem(kernels: 'reference' | 'wasm', cacheDType: CacheDType,
   return { arena, q, pos, kf, vf, k, v, o1, o2, state, positions };
 }
 
+/** One matmul problem in its own arena registered with `pool`: random weights of `dtype` and
+ *  activations (quantised to q8_0 for the quantised types), the single-thread kernel's output y1 and
+ *  the pool's y2 over the same inputs. The caller unregisters the arena. */
+function matmulBothWays(pool: ThreadPool, kernels: 'reference' | 'wasm', dtype: WeightDType, rows: number, cols: number, n: number,
+                        rand: () => number) {
+  const quant = dtype === 'q8_0' || dtype === 'q4_0';
+  const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * Math.ceil(cols / 32) * 32), n * rows * 4, n * rows * 4];
+  const arena = Arena.create(planArena(sizes), { kernels, label: 'matmul' });
+  const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
+  pool.register(arena);
+  fillWeights(arena, dtype, w, rows, cols, rand);
+  fillF32(arena, x, n * cols, rand);
+  let input = x;
+  if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
+  arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
+  pool.run(matmulOp, arena, dtype, w, input, y2, n, rows, cols);
+  return { arena, w, x, single: arena.f32(y1, n * rows), pooled: arena.f32(y2, n * rows) };
+}
+
 const THREADS = 3; // more threads than CI cores on purpose: splits into 3 slices must still be exact
 
 describe('ThreadPool with reference kernels', () => {
@@ -81,17 +100,7 @@ describe('ThreadPool with reference kernels', () => {
       for (const cols of quant ? [32, 96] : [33, 64]) {
         for (const rows of [1, 2, 3, 8, 9, 17, 64, 257]) {
           for (const n of [1, 3, CLAIMED_MIN_TOKENS]) { // the last in claimed chunks of rows
-            const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * 96), n * rows * 4, n * rows * 4];
-            const arena = Arena.create(planArena(sizes), { kernels: 'reference', label: 'matmul' });
-            const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
-            pool.register(arena);
-            fillWeights(arena, dtype, w, rows, cols, rand);
-            fillF32(arena, x, n * cols, rand);
-            let input = x;
-            if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
-            arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
-            pool.run(matmulOp, arena, dtype, w, input, y2, n, rows, cols);
-            const single = arena.f32(y1, n * rows), pooled = arena.f32(y2, n * rows);
+            const { arena, w, x, single, pooled } = matmulBothWays(pool, 'reference', dtype, rows, cols, n, rand);
             assert.deepEqual(pooled, single, `${dtype} n=${n} rows=${rows} cols=${cols}`);
             assert.ok(single.some((v) => v !== 0) && single.every(Number.isFinite));
             if (dtype === 'f32') {
@@ -231,18 +240,8 @@ describe('claimed chunks', () => {
       const rand = rng(71);
       for (const dtype of ['f32', 'q8_0', 'q4_0'] as WeightDType[]) {
         for (const [rows, n] of [[264, CLAIMED_MIN_TOKENS], [1000, 21], [8, 17]] as const) {
-          const cols = 64, quant = dtype !== 'f32';
-          const sizes = [weightBytes(dtype, rows * cols), n * cols * 4, activationBytes('q8_0', n * cols), n * rows * 4, n * rows * 4];
-          const arena = Arena.create(planArena(sizes), { kernels: 'wasm', label: 'matmul' });
-          const [w, x, xq, y1, y2] = sizes.map((s) => arena.alloc(s)) as [number, number, number, number, number];
-          pool.register(arena);
-          fillWeights(arena, dtype, w, rows, cols, rand);
-          fillF32(arena, x, n * cols, rand);
-          let input = x;
-          if (quant) { arena.kernels.quantizeQ8(x, xq, n * cols); input = xq; }
-          arena.kernels.matmul(dtype, w, input, y1, n, rows, cols, 0, rows);
-          pool.run(matmulOp, arena, dtype, w, input, y2, n, rows, cols);
-          assert.deepEqual(arena.f32(y2, n * rows), arena.f32(y1, n * rows), `${dtype} rows=${rows} n=${n}`);
+          const { arena, single, pooled } = matmulBothWays(pool, 'wasm', dtype, rows, 64, n, rand);
+          assert.deepEqual(pooled, single, `${dtype} rows=${rows} n=${n}`);
           pool.unregister(arena);
         }
       }
