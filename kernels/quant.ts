@@ -27,7 +27,7 @@ import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 }
 
 /** xq (count/32 blocks of 34 bytes) = q8_0 of x (count f32), zeros up to q8BlockSums, then per block
- *  16 bytes: the i32 Σq of its quants, its d × 2^112 as f32 (exact and finite for every f16; the x4
+ *  16 bytes: the i32 Σq of its quants, its d × 2^112 as f32 (exact and finite for every finite f16; the x4
  *  kernels' weight scales come as value × 2^-112, loadF16x4Scaled), the i32 Σ|q| of its negative quants, and the
  *  i32 8·Σq, q4_0's offset (activationBytes); count % 32 == 0. Only blocks [b0, b1) and their sums
  *  are written (the padding by the range that ends at the last block), so threads can share one

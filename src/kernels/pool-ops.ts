@@ -64,9 +64,11 @@ export const attentionOp = family.op('attention', {
     // Keeping a group's heads on one thread lets it read that KV head once per group — but only
     // when the groups divide evenly over the threads (3 KV heads on 2 threads would leave one thread
     // 2/3 of the work; split by single heads instead, re-reading one group's rows from cache).
+    // A prefill chunk's takes claimed chunks of heads, as the matmuls' rows, in whole groups whatever
+    // the threads: the chunks, not the threads, share the groups out.
+    if (n >= CLAIMED_MIN_TOKENS) return { total: H, unit: H % Hkv === 0 ? H / Hkv : 1, work, chunks: CLAIMED_ATTENTION_CHUNKS };
     const unit = Hkv % threads === 0 && H % Hkv === 0 ? H / Hkv : 1;
-    // a prefill chunk's: claimed chunks of heads, as the matmuls' rows
-    return { total: H, unit, work, ...(n >= CLAIMED_MIN_TOKENS ? { chunks: CLAIMED_ATTENTION_CHUNKS } : {}) };
+    return { total: H, unit, work };
   },
   slice(k, a, r0, r1) {
     const ct = CACHE_DTYPES[a[5]!]!;

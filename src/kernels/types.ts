@@ -41,7 +41,8 @@ export function activationFormat(dtype: WeightDType): ActivationFormat {
 /** Bytes of `count` activations in a quantised format (count a multiple of its block: 32 or 256).
  *  q8_0: count/32 blocks of 34 bytes (GGUF's block_q8_0: f16 d, 32 i8 q), then, from
  *  q8BlockSumsOffset, one entry of Q8_SUMS_BYTES per block: the i32 Σq of its quants, its d × 2^112 as
- *  f32 (exact and finite; the x4 kernels multiply it by weight scales read as value × 2^-112), the
+ *  f32 (exact and finite for a finite d; the x4 kernels multiply it by weight scales read as value ×
+ *  2^-112), the
  *  i32 Σ|q| of its negative quants and the i32 8·Σq (what q4_0's offset 8, the x4 kernels' scales and
  *  q8_0 x4's sign trick take per block; llama.cpp's q8_1 keeps such a sum too).
  *  q8_K: count/256 blocks of 292 bytes (f32 d, 256 i8 q, 16 i16 sums of 16 q). */

@@ -265,8 +265,8 @@ export class ThreadPool {
     return this.opIds.get(op)!;
   }
 
-  /** Posts job `op` to every worker, runs `own`'s slice [RANGES[0], RANGES[1]) on this thread (if
-   *  given), waits for all, and rethrows the first failure as `ThreadPool.<opName>: …`. */
+  /** Posts job `op` to every worker, runs `own`'s part on this thread (if given: the slice
+   *  [RANGES[0], RANGES[1]), or claimed chunks, protocol.ts runOwnPart), waits for all, and rethrows the first failure as `ThreadPool.<opName>: …`. */
   private dispatch(op: number, arenaId: number, own: PoolOp<unknown, never> | undefined, ownKernels?: unknown,
                    timeoutMs = Infinity, opName = this.opNames.get(op) ?? String(op)): void {
     const ints = this.control.ints;

@@ -191,7 +191,8 @@ describe('ThreadPool with the SIMD kernels', () => {
     try {
       const rand = rng(31);
       for (const cacheDType of ['f16', 'f32'] as CacheDType[]) {
-        for (const [H, Hkv, D, n, S] of [[9, 3, 64, 21, 333], [8, 2, 32, 7, 130], [4, 4, 16, 5, 70]] as const) {
+        // 21 and 17 queries: claimed chunks of heads (one GQA group each; 32/8 heads: 8 chunks over 3 threads)
+        for (const [H, Hkv, D, n, S] of [[9, 3, 64, 21, 333], [32, 8, 16, 17, 140], [8, 2, 32, 7, 130], [4, 4, 16, 5, 70]] as const) {
           const { arena, q, pos, k, v, o1, o2, state } = attentionProblem('wasm', cacheDType, n, S, H, Hkv, D, rand);
           pool.register(arena);
           const scale = 1 / Math.sqrt(D);
@@ -216,18 +217,21 @@ describe('claimed chunks', () => {
     try {
       const arena = Arena.create(4096, { kernels: 'reference' });
       pool.register(arena);
-      const total = 120, unit = 2, chunks = 5, size = Math.ceil(total / unit / (3 * chunks)) * unit; // 8 units a chunk
+      const total = 240, unit = 2, chunks = 10, size = Math.ceil(total / unit / (3 * chunks)) * unit; // 30 chunks of 8 units
       const visits = arena.alloc(total * 4), owners = arena.alloc(total * 4);
-      // The workers sleep 40 ms after each chunk: the calling thread takes every chunk left meanwhile.
-      pool.run(claimedUnitsOp, arena, visits, owners, total, unit, chunks, 40);
+      // After each chunk the calling thread sleeps 5 ms, the workers 40 ms: all three take chunks, the
+      // calling thread most (about 22 of the 30 against 4 each).
+      pool.run(claimedUnitsOp, arena, visits, owners, total, unit, chunks, 5, 40);
       assert.deepEqual(Array.from(arena.i32(visits, total)), new Array<number>(total).fill(1));
       const own = Array.from(arena.i32(owners, total));
       for (let c = 0; c < total; c += size) assert.equal(new Set(own.slice(c, c + size)).size, 1, `chunk at ${c}: ${own.join(' ')}`);
       const count = (t: number): number => own.filter((x) => x === t).length;
-      for (const t of new Set(own)) if (t !== 0) assert.ok(count(0) > count(t), `units by thread: ${own.join(' ')}`);
+      const ran = new Set(own);
+      assert.equal(ran.size, 3, `every thread took chunks: ${own.join(' ')}`);
+      for (const t of ran) if (t !== 0) assert.ok(count(0) > count(t), `units by thread: ${own.join(' ')}`);
       // A fast job: every unit still once, whichever threads took them.
       arena.i32(visits, total).fill(0);
-      pool.run(claimedUnitsOp, arena, visits, owners, 37, 1, 3, 0);
+      pool.run(claimedUnitsOp, arena, visits, owners, 37, 1, 3, 0, 0);
       assert.deepEqual(Array.from(arena.i32(visits, 37)), new Array<number>(37).fill(1));
     } finally {
       pool.dispose();

@@ -5,7 +5,7 @@
 //     units' costs, which the split then follows;
 //   claimedUnits: a claimed job (JobSplit.chunks) over [0, total) in chunks of whole `unit`s: adds 1
 //     to the i32 at visits + 4r and writes threadId to the i32 at owners + 4r for each unit r it runs;
-//     workers (not the calling thread) sleep `workerMs` per chunk, as threads on a slower core;
+//     after each chunk the calling thread sleeps `mainMs` and the workers `workerMs` (slower cores);
 //   testExit (test/runtime/worker-death.test.ts): pool thread t (a worker, t ≥ 1) calls
 //     process.exit(code) in the middle of the job, as a crash inside a kernel would; its slices are
 //     one unit per thread, so thread t runs exactly unit t.
@@ -24,14 +24,15 @@ export const unitThreadsOp = family.op('unitThreads', {
 });
 
 export const claimedUnitsOp = family.op('claimedUnits', {
-  args: ['visits', 'owners', 'workerMs'],
-  prepare(a, _threads, visits: number, owners: number, total: number, unit: number, chunks: number, workerMs: number) {
-    a[0] = visits; a[1] = owners; a[2] = workerMs;
+  args: ['visits', 'owners', 'mainMs', 'workerMs'],
+  prepare(a, _threads, visits: number, owners: number, total: number, unit: number, chunks: number, mainMs: number, workerMs: number) {
+    a[0] = visits; a[1] = owners; a[2] = mainMs; a[3] = workerMs;
     return { total, unit, work: Infinity, chunks };
   },
   slice(mem, a, r0, r1) {
     for (let r = r0; r < r1; r++) { mem[a[0]! / 4 + r]! += 1; mem[a[1]! / 4 + r] = threadId; }
-    if (threadId !== 0 && a[2]! > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, a[2]!);
+    const ms = threadId === 0 ? a[2]! : a[3]!;
+    if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   },
 });
 
