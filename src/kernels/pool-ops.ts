@@ -10,13 +10,23 @@ import { attentionSplitsKeys, attentionUnitCost, attentionUnits, weightBytes, ty
 
 /** Matmul slices start at multiples of this many rows (keeps the SIMD kernels' row blocks whole). */
 export const ROW_ALIGN = 8;
-/** Matmuls of at least this many tokens (a prefill chunk) split into claimed chunks of rows,
- *  CLAIMED_CHUNKS per thread (JobSplit.chunks): on a machine whose cores run at unequal speeds (a
- *  core shared with another machine's work) the faster thread takes more. Fewer tokens (decode,
- *  small batches) keep one fixed slice per thread: claimed blocks made one-row decode 6% slower
+/** Matmuls of at least this many tokens (a prefill chunk) split into claimed chunks of rows, up to
+ *  CLAIMED_CHUNKS per thread and none of less than CLAIMED_CHUNK_WORK bytes of `work` (n × the
+ *  weights' bytes), so a chunk's call costs nothing next to it (JobSplit.chunks): on a machine whose
+ *  cores run at unequal speeds (a core shared with another machine's work) the faster thread takes
+ *  more. Fewer tokens (decode), and jobs too small for two such chunks per thread (a batch of small
+ *  matrices), keep one fixed slice per thread: claimed blocks made one-row decode 6% slower
  *  (docs/BENCHMARKS.md §4). */
 export const CLAIMED_MIN_TOKENS = 16;
 export const CLAIMED_CHUNKS = 8;
+export const CLAIMED_CHUNK_WORK = 4 << 20;
+
+/** Claimed chunks per thread for a matmul of n tokens and `work` bytes, or undefined: fixed slices. */
+export function matmulChunks(n: number, work: number, threads: number): number | undefined {
+  if (n < CLAIMED_MIN_TOKENS) return undefined;
+  const perThread = Math.min(CLAIMED_CHUNKS, Math.floor(work / CLAIMED_CHUNK_WORK / threads));
+  return perThread >= 2 ? perThread : undefined;
+}
 /** The same for attention over query heads (whole GQA groups where they divide over the threads):
  *  fewer, larger chunks, a group's K/V rows read once per chunk. */
 export const CLAIMED_ATTENTION_CHUNKS = 4;
@@ -30,11 +40,12 @@ const family = defineKernelFamily<Kernels>(import.meta.url, 'kernels', createKer
 /** Kernels.matmul over rows [0, rows), split by rows across the threads. */
 export const matmulOp = family.op('matmul', {
   args: ['dtype', 'w', 'x', 'y', 'n', 'rows', 'cols'],
-  prepare(a, _threads, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number) {
+  prepare(a, threads, dtype: WeightDType, w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number) {
     const dt = WEIGHT_DTYPES.indexOf(dtype);
     if (dt < 0) throw new Error(`ThreadPool.matmul: unknown weight dtype ${JSON.stringify(dtype)}`);
     a[0] = dt; a[1] = w; a[2] = x; a[3] = y; a[4] = n; a[5] = rows; a[6] = cols;
-    return { total: rows, unit: ROW_ALIGN, work: n * weightBytes(dtype, rows * cols), ...(n >= CLAIMED_MIN_TOKENS ? { chunks: CLAIMED_CHUNKS } : {}) };
+    const work = n * weightBytes(dtype, rows * cols), chunks = matmulChunks(n, work, threads);
+    return { total: rows, unit: ROW_ALIGN, work, ...(chunks !== undefined ? { chunks } : {}) };
   },
   slice(k, a, r0, r1) {
     k.matmul(WEIGHT_DTYPES[a[0]!]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, r0, r1);

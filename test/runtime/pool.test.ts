@@ -8,7 +8,7 @@ import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
-import { CLAIMED_MIN_TOKENS, attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
+import { CLAIMED_CHUNKS, CLAIMED_CHUNK_WORK, CLAIMED_MIN_TOKENS, matmulChunks, attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
 import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
 import { claimedUnitsOp, unitThreadsOp } from './test-ops.js';
@@ -99,7 +99,7 @@ describe('ThreadPool with reference kernels', () => {
       const quant = dtype === 'q8_0' || dtype === 'q4_0';
       for (const cols of quant ? [32, 96] : [33, 64]) {
         for (const rows of [1, 2, 3, 8, 9, 17, 64, 257]) {
-          for (const n of [1, 3, CLAIMED_MIN_TOKENS]) { // the last in claimed chunks of rows
+          for (const n of [1, 3, CLAIMED_MIN_TOKENS]) {
             const { arena, w, x, single, pooled } = matmulBothWays(pool, 'reference', dtype, rows, cols, n, rand);
             assert.deepEqual(pooled, single, `${dtype} n=${n} rows=${rows} cols=${cols}`);
             assert.ok(single.some((v) => v !== 0) && single.every(Number.isFinite));
@@ -238,16 +238,23 @@ describe('claimed chunks', () => {
     }
   });
 
+  test('which matmuls claim chunks: prefill-sized ones, up to CLAIMED_CHUNKS per thread, none below CLAIMED_CHUNK_WORK', () => {
+    assert.equal(matmulChunks(CLAIMED_MIN_TOKENS - 1, 1e12, 2), undefined); // decode, small batches
+    assert.equal(matmulChunks(CLAIMED_MIN_TOKENS, 3 * 2 * CLAIMED_CHUNK_WORK, 2), 3);
+    assert.equal(matmulChunks(64, 2 * 2 * CLAIMED_CHUNK_WORK - 1, 2), undefined); // less than two chunks' work per thread
+    assert.equal(matmulChunks(64, 1e12, 2), CLAIMED_CHUNKS);
+  });
+
   test(`matmul of ${CLAIMED_MIN_TOKENS} or more tokens in claimed chunks equals one thread (SIMD kernels)`, async () => {
     const pool = await ThreadPool.create({ threads: 3, kernels: 'wasm', minSplitBytes: 0 });
     try {
       const rand = rng(71);
-      for (const dtype of ['f32', 'q8_0', 'q4_0'] as WeightDType[]) {
-        for (const [rows, n] of [[264, CLAIMED_MIN_TOKENS], [1000, 21], [8, 17]] as const) {
-          const { arena, single, pooled } = matmulBothWays(pool, 'wasm', dtype, rows, 64, n, rand);
-          assert.deepEqual(pooled, single, `${dtype} rows=${rows} n=${n}`);
-          pool.unregister(arena);
-        }
+      const cols = 1024;
+      for (const [dtype, rows, n] of [['f32', 1024, CLAIMED_MIN_TOKENS], ['q8_0', 1000, 64], ['q4_0', 1024, 64]] as const) {
+        assert.ok(matmulChunks(n, n * weightBytes(dtype, rows * cols), 3) !== undefined, `${dtype}: claimed`);
+        const { arena, single, pooled } = matmulBothWays(pool, 'wasm', dtype, rows, cols, n, rand);
+        assert.deepEqual(pooled, single, `${dtype} rows=${rows} n=${n}`);
+        pool.unregister(arena);
       }
     } finally {
       pool.dispose();
