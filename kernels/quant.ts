@@ -3,7 +3,7 @@
 // quantizeQ8 follows llama.cpp's quantize_row_q8_0_ref: d = amax/127, id = 1/d (0 if d == 0),
 // q = roundf(x·id) (half away from zero), d stored as f16.
 
-import { loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
+import { F16_REBIAS, loadF16, loadF16x4, loadBF16x4, f32ToF16Bits } from './vector';
 
 /** roundf on four lanes (half away from zero), for |v| < 2^23 or ±inf or NaN, still as f32 except for
  *  the final truncation, which the caller's conversion does: v + copysign(0.49999997, v) rounds (in
@@ -49,7 +49,7 @@ export function quantizeQ8(x: usize, xq: usize, count: i32, b0: i32, b1: i32): v
     const d: f32 = reinterpret<f32>(max<i32>(i32x4.extract_lane(h, 0), i32x4.extract_lane(h, 1))) / 127.0;
     const id: f32 = d != 0 ? 1.0 / d : 0.0;
     store<u16>(qp, <u16>f32ToF16Bits(d));
-    store<f32>(sp, loadF16(qp) * reinterpret<f32>(<u32>(127 + 112) << 23), 4);
+    store<f32>(sp, loadF16(qp) * reinterpret<f32>(F16_REBIAS), 4);
     const idv = f32x4.splat(id);
     let qsum = i16x8.splat(0), nsum = i16x8.splat(0);
     for (let k: usize = 0; k < 2; k++) {

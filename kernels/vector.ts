@@ -21,7 +21,7 @@
 }
 
 // 2^112 as f32 bits: rebiases an f16 exponent (bias 15) to f32 (bias 127); exact for subnormals too.
-const F16_REBIAS: u32 = 0x77800000;
+export const F16_REBIAS: u32 = 0x77800000;
 
 /** Four f16 values (one per i32 lane, zero-extended) -> four f32. Finite values only (inf/NaN
  *  weights do not occur); subnormals are exact because the rebias is a multiplication. */

@@ -27,8 +27,8 @@ export function matmulChunks(n: number, work: number, threads: number): number |
   const perThread = Math.min(CLAIMED_CHUNKS, Math.floor(work / CLAIMED_CHUNK_WORK / threads));
   return perThread >= 2 ? perThread : undefined;
 }
-/** The same for attention over query heads (whole GQA groups where they divide over the threads):
- *  fewer, larger chunks, a group's K/V rows read once per chunk. */
+/** The same for a prefill chunk's attention over query heads, in whole GQA groups whatever the
+ *  thread count: fewer, larger chunks, a group's K/V rows read once per chunk. */
 export const CLAIMED_ATTENTION_CHUNKS = 4;
 
 // Dtypes travel as indices into these tables.

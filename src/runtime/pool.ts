@@ -194,7 +194,7 @@ export class ThreadPool {
       let size = 0;
       if (chunks !== undefined && cost === undefined) {
         const units = Math.ceil(total / unit);
-        size = Math.max(1, Math.ceil(units / (this.threads * Math.max(1, Math.floor(chunks))))) * unit;
+        size = Math.max(1, Math.ceil(units / (this.threads * Math.max(1, chunks)))) * unit;
         Atomics.store(c.ints, CLAIM_START, start);
         Atomics.store(c.ints, CLAIM_END, start + total);
         Atomics.store(c.ints, CLAIM_NEXT, 0);
@@ -281,8 +281,7 @@ export class ThreadPool {
     Atomics.notify(ints, SEQ);
     let ownError: unknown;
     if (own !== undefined) {
-      const args = this.control.args;
-      try { runOwnPart(ints, 0, (r0, r1) => own.slice(ownKernels, args, r0, r1)); } catch (err) { ownError = err; }
+      try { runOwnPart(ints, 0, own, ownKernels, this.control.args); } catch (err) { ownError = err; }
     }
     const deadOwing = this.waitForWorkers(seq, timeoutMs);
     const dead = deadOwing ?? Atomics.load(ints, DEAD) - 1; // or one whose exit handler reported its job

@@ -147,17 +147,18 @@ export function readError(c: Control): { thread: number; message: string } | und
 /** Runs this thread's part of the current job: its fixed range [RANGES[2t], RANGES[2t + 1]), or, in a
  *  claimed job, chunk after chunk taken from CLAIM_NEXT until none is left, so a thread that runs
  *  slower (a core shared with another machine's work) takes fewer. */
-export function runOwnPart(ints: Int32Array, thread: number, slice: (r0: number, r1: number) => void): void {
+export function runOwnPart<K>(ints: Int32Array, thread: number, op: { slice(kernels: K, args: Float64Array, r0: number, r1: number): void },
+                              kernels: K, args: Float64Array): void {
   const size = Atomics.load(ints, CLAIM_SIZE);
   if (size === 0) {
     const r0 = ints[RANGES + 2 * thread]!, r1 = ints[RANGES + 2 * thread + 1]!;
-    if (r0 < r1) slice(r0, r1);
+    if (r0 < r1) op.slice(kernels, args, r0, r1);
     return;
   }
   const start = Atomics.load(ints, CLAIM_START), end = Atomics.load(ints, CLAIM_END);
   for (;;) {
     const r0 = start + Atomics.add(ints, CLAIM_NEXT, 1) * size;
     if (r0 >= end) return;
-    slice(r0, Math.min(end, r0 + size));
+    op.slice(kernels, args, r0, Math.min(end, r0 + size));
   }
 }

@@ -74,8 +74,7 @@ function runJob(op: number): void {
         kernels = def.family.bind(init.kind, arena.memory, init.module);
         arena.kernels.set(def.family, kernels);
       }
-      const bound = kernels;
-      runOwnPart(ints, init.index, (r0, r1) => def.slice(bound, args, r0, r1));
+      runOwnPart(ints, init.index, def, kernels, args);
     }
   }
 }
