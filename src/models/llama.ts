@@ -393,10 +393,8 @@ export class LlamaModel implements LanguageModel {
       segs.forEach((s, i) => { if (s.cache.slot.pages.ids.length > before[i]!) this.trimPages(s.cache.slot, Math.max(s.cache.length, before[i]! * KV_PAGE_TOKENS)); });
       throw e;
     }
-    this.embed(batch, segs);
-    for (let l = 0; l < this.w.layers.length; l++) this.layer(l, segs, rows);
-    for (const s of segs) s.cache.length = s.p0 + s.m;
-    // logits: rows of 'all' items, and each 'last' item's final token if it is in this step
+    // logits: rows of 'all' items, and each 'last' item's final token if it is in this step (rows
+    // in ascending order)
     const V = this.vocabSize, d = this.config.hidden_size, h = this.w.head;
     const want: [row: number, out: Float32Array, at: number][] = [];
     for (const s of segs) {
@@ -404,9 +402,14 @@ export class LlamaModel implements LanguageModel {
       if (mode === 'all') for (let i = 0; i < s.m; i++) want.push([s.row + i, this.all, dest[s.b]! + (s.start + i) * V]);
       else if (mode === 'last' && s.start + s.m === item.tokens.length) want.push([s.row + s.m - 1, this.last, dest[s.b]!]);
     }
+    this.embed(batch, segs);
+    const last = this.w.layers.length - 1;
+    for (let l = 0; l < last; l++) this.layer(l, segs, rows);
+    this.layer(last, segs, rows, want.map(([row]) => row));
+    for (const s of segs) s.cache.length = s.p0 + s.m;
     if (want.length === 0) return;
-    const x = h.f32(this.head.x, rows * d), sel = h.f32(this.head.sel, want.length * d);
-    want.forEach(([row], i) => sel.set(x.subarray(row * d, (row + 1) * d), i * d));
+    // the last layer left the wanted rows' hidden states first, in order (layer's `keep`)
+    h.f32(this.head.sel, want.length * d).set(h.f32(this.head.x, want.length * d));
     this.logits(want.length);
     const logits = h.f32(this.head.logits, want.length * V);
     want.forEach(([, out, at], i) => out.set(logits.subarray(i * V, (i + 1) * V), at));
@@ -441,7 +444,13 @@ export class LlamaModel implements LanguageModel {
     }
   }
 
-  private layer(l: number, segs: Segment[], n: number): void {
+  /** Layer l over the step's n rows. With `keep` (ascending rows; the last layer's), everything
+   *  after attention — the output projection, the feed-forward block, the residual out — runs for
+   *  those rows alone, moved to the front: the rows whose logits are wanted. A prompt's other rows
+   *  need nothing past their K/V rows, which attention has stored (llama.cpp skips them too, its
+   *  inp_out_ids): about one layer's matmuls fewer per prompt token. The quantised x4 kernels give a
+   *  row the same bits for any number of rows (the f32 kernel the same to rounding). */
+  private layer(l: number, segs: Segment[], n: number, keep?: readonly number[]): void {
     const L = this.w.layers[l]!, s = this.scratch[l]!, a = L.arena, k = a.kernels;
     const c = this.config, d = c.hidden_size, { qDim, kvDim, headDim } = this.dims;
     const style = c.rope_style ?? 'neox';
@@ -482,6 +491,17 @@ export class LlamaModel implements LanguageModel {
       if (g.phase === 'prefill') for (const d of g.cache.slot.drafts) d[l]!.observe?.(gq, gPos, g.m, g.p0 + g.m);
     }
     attendDenseBatch(this.pool, dense);
+    if (keep !== undefined && keep.length < n) {
+      // rows only move toward the front (keep[i] >= i), in order: an in-place gather
+      const att = a.f32(s.att, n * qDim), x = a.f32(s.x, n * d);
+      keep.forEach((row, i) => {
+        if (row === i) return;
+        att.copyWithin(i * qDim, row * qDim, (row + 1) * qDim);
+        x.copyWithin(i * d, row * d, (row + 1) * d);
+      });
+      n = keep.length;
+      if (n === 0) return;
+    }
     this.newInput();
     this.matmul(a, L.o, s.att, s.xq, s.o, n);                                // (n, d)
     k.add(s.x, s.o, n * d);

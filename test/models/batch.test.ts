@@ -226,6 +226,30 @@ test('sequence slots: past `parallel` live caches createCache says what to do; a
   } finally { model.dispose(); }
 });
 
+test('the last layer runs past attention only for rows whose logits are wanted: a prompt\'s last logits == its row of logits \'all\'', async () => {
+  // 150 tokens: three steps of at most 64 rows, the first two with no wanted row (their last layer
+  // stops after storing K/V), the third with one (the prompt's last). The q8_0 x4 kernels give a row
+  // the same bits whatever the number of rows; the f32 kernel orders a lone row's sums otherwise.
+  for (const quantize of ['q8_0', undefined] as const) {
+    const { model } = await loadModel(path, { threads: 2, contextLength: 256, quantize });
+    try {
+      const V = model.vocabSize, prompt = randomIds(11, 150, V), what = quantize ?? 'f32';
+      const a = model.createCache(), b = model.createCache();
+      const last = Float32Array.from(model.forward(prompt, a, { phase: 'prefill' }));
+      const all = model.forward(prompt, b, { phase: 'prefill', logits: 'all' });
+      const row = all.subarray((prompt.length - 1) * V, prompt.length * V);
+      if (quantize) assert.deepEqual(last, Float32Array.from(row), `${what}: the last row's logits`);
+      else assert.ok(relErr(last, row) <= TOLERANCE.f32, `${what}: logits differ by ${relErr(last, row).toExponential(2)}`);
+      // the pruned rows' K/V were stored all the same: both caches decode alike
+      const next = argmax(last);
+      const da = model.forward([next], a), db = model.forward([next], b);
+      if (quantize) assert.deepEqual(Float32Array.from(da), Float32Array.from(db), `${what}: the next step's logits`);
+      else assert.ok(relErr(da, db) <= TOLERANCE.f32, `${what}: next-step logits differ by ${relErr(da, db).toExponential(2)}`);
+      a.release(); b.release();
+    } finally { model.dispose(); }
+  }
+});
+
 test('q8_0: a 5-token verification step and 4 batched sequences give exactly the logits of one-token decoding', async () => {
   // The x4 kernels do each row's arithmetic the same way whatever the number of rows, so
   // speculative verification and batching cannot flip an int8 activation rounding and drift.
