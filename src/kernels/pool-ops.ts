@@ -14,11 +14,14 @@ export const ROW_ALIGN = 8;
  *  CLAIMED_CHUNKS per thread and none of less than CLAIMED_CHUNK_WORK bytes of `work` (n × the
  *  weights' bytes), so a chunk's call costs nothing next to it (JobSplit.chunks): on a machine whose
  *  cores run at unequal speeds (a core shared with another machine's work) the faster thread takes
- *  more. Fewer tokens (decode), and jobs too small for two such chunks per thread (a batch of small
+ *  more. Many small chunks rather than a few large ones: the thread that finds none left waits for
+ *  the other's last chunk, on average half a chunk (1B q4_0 prefill, 2 threads: the main thread's
+ *  waits at the end of the matmuls 190–270 ms a prompt with 8 chunks per thread, 10–90 with 32).
+ *  Fewer tokens (decode), and jobs too small for two such chunks per thread (a batch of small
  *  matrices), keep one fixed slice per thread: claimed blocks made one-row decode 6% slower
  *  (docs/BENCHMARKS.md §4). */
 export const CLAIMED_MIN_TOKENS = 16;
-export const CLAIMED_CHUNKS = 8;
+export const CLAIMED_CHUNKS = 32;
 export const CLAIMED_CHUNK_WORK = 4 << 20;
 
 /** Claimed chunks per thread for a matmul of n tokens and `work` bytes, or undefined: fixed slices. */
