@@ -27,14 +27,12 @@
 // or, flash-decoding style, by units that threads share (attentionChunks*) and attentionMerge.
 // Token t attends to rows s <= qPos[t], s < S; query head h reads KV head h / (H / Hkv).
 
-import { expS, expV, hmax, hsum } from './vector';
+import { F16_REBIAS, expS, expV, hmax, hsum } from './vector';
 
 /** Keys per tile (a multiple of 4). */
 const TILE = 32;
 /** Most query rows (query, head) in one block; a GQA group of more heads is split. */
 const ROWS = 32;
-/** 2^112 as f32: an f16 V vector is read as value × 2^-112 (f16Bits), so p is stored × 2^112. */
-const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
 
 /** c + a·b. The relaxed build fuses it (x86 with FMA: one vfmadd instead of a multiply and an add,
  *  measured 1.3–1.7× faster with an f16 cache, BENCHMARKS §4); the plain build rounds the product
@@ -244,7 +242,8 @@ const P_F16: f32 = reinterpret<f32>(<u32>(127 + 112) << 23);
   for (let i = 1; i < nv; i++) mx = f32x4.pmax(mx, v128.load(pr + (<usize>i << 4)));
   const mt = max<f32>(m, hmax(mx));
   const corr: f32 = mt == m ? 1 : expS(m - mt); // 0 on the row's first tile (m = −inf)
-  const mv = f32x4.splat(mt), pf = f32x4.splat(P_F16);
+  // an f16 V vector is read as value × 2^-112 (f16Bits), so p is stored × 2^112
+  const mv = f32x4.splat(mt), pf = f32x4.splat(reinterpret<f32>(F16_REBIAS));
   let sum = f32x4.splat(0);
   for (let i = 0; i < nv; i++) {
     const at = pr + (<usize>i << 4);
