@@ -16,18 +16,21 @@ export const ROW_ALIGN = 8;
  *  cores run at unequal speeds (a core shared with another machine's work) the faster thread takes
  *  more. Many small chunks rather than a few large ones: the thread that finds none left waits for
  *  the other's last chunk, on average half a chunk (1B q4_0 prefill, 2 threads: the main thread's
- *  waits at the end of the matmuls 190–270 ms a prompt with 8 chunks per thread, 10–90 with 32).
- *  Fewer tokens (decode), and jobs too small for two such chunks per thread (a batch of small
- *  matrices), keep one fixed slice per thread: claimed blocks made one-row decode 6% slower
- *  (docs/BENCHMARKS.md §4). */
+ *  waits at the end of the matmuls 190–270 ms a prompt with 8 chunks per thread, 10–90 with 32). */
 export const CLAIMED_MIN_TOKENS = 16;
 export const CLAIMED_CHUNKS = 32;
 export const CLAIMED_CHUNK_WORK = 4 << 20;
+/** Fewer tokens (decode, a small batch): up to DECODE_CHUNKS chunks per thread of at least
+ *  DECODE_CHUNK_WORK bytes. Each thread reads its own chunks in order, so its weights stay one
+ *  sequential stream, and steals only at the end (protocol.ts runOwnPart); a matrix too small for two
+ *  such chunks per thread keeps one fixed slice per thread. */
+export const DECODE_CHUNKS = 16;
+export const DECODE_CHUNK_WORK = 512 << 10;
 
 /** Claimed chunks per thread for a matmul of n tokens and `work` bytes, or undefined: fixed slices. */
 export function matmulChunks(n: number, work: number, threads: number): number | undefined {
-  if (n < CLAIMED_MIN_TOKENS) return undefined;
-  const perThread = Math.min(CLAIMED_CHUNKS, Math.floor(work / CLAIMED_CHUNK_WORK / threads));
+  const [most, least] = n < CLAIMED_MIN_TOKENS ? [DECODE_CHUNKS, DECODE_CHUNK_WORK] : [CLAIMED_CHUNKS, CLAIMED_CHUNK_WORK];
+  const perThread = Math.min(most, Math.floor(work / least / threads));
   return perThread >= 2 ? perThread : undefined;
 }
 /** The same for a prefill chunk's attention over query heads, in whole GQA groups whatever the

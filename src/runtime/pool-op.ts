@@ -27,10 +27,10 @@ export interface JobSplit {
    *  equal shares of the cost rather than of the units (protocol.ts splitRangeByCost). */
   cost?: (u: number) => number;
   /** Claimed instead of fixed slices: the units cut into about this many chunks per thread (each a
-   *  multiple of `unit`), which the threads take in turn until none is left (protocol.ts
-   *  runOwnPart), so a thread on a slower core does less. For jobs long enough that a chunk's call
-   *  costs nothing next to its work, whose units write disjoint outputs (then any split gives the
-   *  same bits); not with `cost`. */
+   *  multiple of `unit`); each thread takes its own slice's chunks in order, then the others' last
+   *  ones until none is left (protocol.ts runOwnPart), so a thread on a slower core does less. For
+   *  jobs long enough that a chunk's call costs nothing next to its work, whose units write disjoint
+   *  outputs (then any split gives the same bits); not with `cost`. */
   chunks?: number;
 }
 

@@ -5,8 +5,8 @@
 // block (protocol.ts), wakes the workers, computes its own slice, then waits in Atomics.wait until
 // every worker has reported. Work is split into contiguous slices of the op's units (rows, heads,
 // (sequence, head) pairs…); thread 0 (the main thread) takes the first slice, never the longest. An
-// op may ask for claimed chunks instead (JobSplit.chunks): every thread takes chunk after chunk
-// from an atomic counter (protocol.ts runOwnPart).
+// op may ask for claimed chunks instead (JobSplit.chunks): every thread takes its own slice's chunks
+// in order, then steals the others' last chunks (protocol.ts runOwnPart).
 // The first time a pool posts an op, the workers import the module that defines it (a LoadOps job).
 //
 // Lifetime: workers are unref'd, so a script that forgets dispose() still exits. dispose() is
@@ -28,8 +28,8 @@ import type { Arena } from './arena.js';
 import { checkKernelKind, type KernelKind } from './kernel-factory.js';
 import type { KernelFamily, PoolOp } from './pool-op.js';
 import {
-  ARENA, CLAIM_END, CLAIM_NEXT, CLAIM_SIZE, CLAIM_START, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP,
-  MAX_THREADS, OP, Op, PENDING, RANGES, SEQ, createControl, readError, runOwnPart, splitRange, splitRangeByCost, type Control, type LoadOpsMessage, type RegisterMessage,
+  ARENA, CLAIM_END, CLAIM_SIZE, CLAIM_START, CONTROL_OP_NAMES, DEAD, DONE, ERROR, EXITED, EXIT_CODE, FIRST_POOL_OP,
+  MAX_THREADS, OP, Op, PENDING, RANGES, SEQ, createControl, readError, MAX_CLAIM_CHUNKS, runOwnPart, splitRange, splitRangeByCost, writeClaims, type Control, type LoadOpsMessage, type RegisterMessage,
 } from './protocol.js';
 import type { WorkerInit } from './worker.js';
 
@@ -194,10 +194,11 @@ export class ThreadPool {
       let size = 0;
       if (chunks !== undefined && cost === undefined) {
         const units = Math.ceil(total / unit);
-        size = Math.max(1, Math.ceil(units / (this.threads * Math.max(1, chunks)))) * unit;
+        // no more chunks than a claim word indexes
+        size = Math.max(1, Math.ceil(units / (this.threads * Math.max(1, chunks))), Math.ceil(units / MAX_CLAIM_CHUNKS)) * unit;
         Atomics.store(c.ints, CLAIM_START, start);
         Atomics.store(c.ints, CLAIM_END, start + total);
-        Atomics.store(c.ints, CLAIM_NEXT, 0);
+        writeClaims(c.ints, Math.ceil(total / size), this.threads);
       }
       Atomics.store(c.ints, CLAIM_SIZE, size);
       this.dispatch(id, arena.id, erased, kernels);

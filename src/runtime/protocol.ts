@@ -21,17 +21,21 @@ export const ERROR = 4;        // 0, or 1 + thread index of the first worker tha
 export const ERROR_LEN = 5;    // bytes of the UTF-8 error message
 export const DEAD = 6;         // 0, or 1 + thread index of the first worker whose exit handler ran
 // A claimed job (JobSplit.chunks): its units [CLAIM_START, CLAIM_END) cut into chunks of CLAIM_SIZE
-// units that the threads take in turn, chunk CLAIM_NEXT next (an atomic counter); CLAIM_SIZE 0: the
-// job runs the fixed RANGES instead.
+// units; thread t owns chunks [lo, hi), packed as lo << 16 | hi in CLAIMS + t, and takes them from
+// the front, then steals from the back of the thread with most left (runOwnPart). CLAIM_SIZE 0: the
+// job runs the fixed RANGES instead. CLAIM_THREADS: the threads that own chunks.
 export const CLAIM_START = 7;
 export const CLAIM_END = 8;
 export const CLAIM_SIZE = 9;
-export const CLAIM_NEXT = 10;
+export const CLAIM_THREADS = 10;
+/** The most chunks one claimed job may have (a chunk index fits in 16 bits). */
+export const MAX_CLAIM_CHUNKS = 0xffff;
 export const RANGES = 16;      // [r0, r1) of thread t at RANGES + 2t, RANGES + 2t + 1
 export const DONE = RANGES + 2 * MAX_THREADS;   // DONE + t: SEQ of the last job thread t finished
 export const EXITED = DONE + MAX_THREADS;       // EXITED + t: 1 once thread t's exit handler ran
 export const EXIT_CODE = EXITED + MAX_THREADS;  // EXIT_CODE + t: the code it exited with
-const INT_WORDS = EXIT_CODE + MAX_THREADS;
+export const CLAIMS = EXIT_CODE + MAX_THREADS;  // CLAIMS + t: thread t's chunks left, lo << 16 | hi
+const INT_WORDS = CLAIMS + MAX_THREADS;
 
 const ARGS_OFFSET = INT_WORDS * 4;    // Float64 job arguments (pointers and sizes are exact in f64)
 const MESSAGE_OFFSET = ARGS_OFFSET + MAX_ARGS * 8;
@@ -145,8 +149,10 @@ export function readError(c: Control): { thread: number; message: string } | und
 }
 
 /** Runs this thread's part of the current job: its fixed range [RANGES[2t], RANGES[2t + 1]), or, in a
- *  claimed job, chunk after chunk taken from CLAIM_NEXT until none is left, so a thread that runs
- *  slower (a core shared with another machine's work) takes fewer. */
+ *  claimed job, its own chunks from the front (one pass over its units in order, as a fixed range
+ *  reads them: a one-token matmul's weights stay one sequential stream), then chunks stolen from the
+ *  back of whichever thread has most left, so a thread that runs slower (a core shared with another
+ *  machine's work, a late start) ends at most one chunk after the others. */
 export function runOwnPart<K>(ints: Int32Array, thread: number, op: { slice(kernels: K, args: Float64Array, r0: number, r1: number): void },
                               kernels: K, args: Float64Array): void {
   const size = Atomics.load(ints, CLAIM_SIZE);
@@ -156,9 +162,37 @@ export function runOwnPart<K>(ints: Int32Array, thread: number, op: { slice(kern
     return;
   }
   const start = Atomics.load(ints, CLAIM_START), end = Atomics.load(ints, CLAIM_END);
-  for (;;) {
-    const r0 = start + Atomics.add(ints, CLAIM_NEXT, 1) * size;
-    if (r0 >= end) return;
+  const threads = Atomics.load(ints, CLAIM_THREADS);
+  const run = (chunk: number): void => {
+    const r0 = start + chunk * size;
     op.slice(kernels, args, r0, Math.min(end, r0 + size));
+  };
+  for (;;) { // own chunks, front first
+    const w = Atomics.load(ints, CLAIMS + thread), lo = w >>> 16, hi = w & 0xffff;
+    if (lo >= hi) break;
+    if (Atomics.compareExchange(ints, CLAIMS + thread, w, ((lo + 1) << 16) | hi) === w) run(lo);
   }
+  for (;;) { // then the others', back first
+    let victim = -1, most = 0, vw = 0;
+    for (let v = 0; v < threads; v++) {
+      if (v === thread) continue;
+      const w = Atomics.load(ints, CLAIMS + v), left = (w & 0xffff) - (w >>> 16);
+      if (left > most) { most = left; victim = v; vw = w; }
+    }
+    if (victim < 0) return;
+    const lo = vw >>> 16, hi = vw & 0xffff;
+    if (Atomics.compareExchange(ints, CLAIMS + victim, vw, (lo << 16) | (hi - 1)) === vw) run(hi - 1);
+  }
+}
+
+/** Writes the chunks' owners for a claimed job of `chunks` chunks: contiguous runs as splitRange
+ *  cuts them (the main thread's never the longest), packed as runOwnPart reads them. */
+export function writeClaims(ints: Int32Array, chunks: number, threads: number): void {
+  if (!(Number.isInteger(chunks) && chunks >= 1 && chunks <= MAX_CLAIM_CHUNKS)) {
+    throw new RangeError(`claimed job: ${chunks} chunks; at most ${MAX_CLAIM_CHUNKS}`);
+  }
+  const cut = new Int32Array(2 * threads);
+  splitRange(chunks, threads, 1, cut);
+  for (let t = 0; t < threads; t++) Atomics.store(ints, CLAIMS + t, (cut[2 * t]! << 16) | cut[2 * t + 1]!);
+  Atomics.store(ints, CLAIM_THREADS, threads);
 }

@@ -8,7 +8,7 @@ import type { CacheDType, WeightDType } from '../../src/kernels/types.js';
 import { ATTENTION_ITEM, ATTENTION_ITEM_WORDS, attentionSplitsKeys, attentionStateBytes, attentionUnits, activationBytes, weightBytes } from '../../src/kernels/types.js';
 import { Arena, RESERVED_BYTES, planArena } from '../../src/runtime/arena.js';
 import { availableParallelism } from 'node:os';
-import { CLAIMED_CHUNKS, CLAIMED_CHUNK_WORK, CLAIMED_MIN_TOKENS, matmulChunks, attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
+import { CLAIMED_CHUNKS, CLAIMED_CHUNK_WORK, CLAIMED_MIN_TOKENS, DECODE_CHUNKS, DECODE_CHUNK_WORK, matmulChunks, attentionBatchOp, attentionOp, gatedOp, gatedStackedOp, matmulOp, quantizeQ8Op } from '../../src/kernels/pool-ops.js';
 import { ThreadPool, maxThreads } from '../../src/runtime/pool.js';
 import { uniform01 } from '../../src/data/rng.js';
 import { claimedUnitsOp, unitThreadsOp } from './test-ops.js';
@@ -212,16 +212,16 @@ describe('ThreadPool with the SIMD kernels', () => {
 });
 
 describe('claimed chunks', () => {
-  test('every unit runs once, in chunks of whole units, and a slower thread takes fewer', async () => {
+  test('every unit runs once, in chunks of whole units; each thread runs its own chunks first, in order, and a slower thread takes fewer', async () => {
     const pool = await ThreadPool.create({ threads: 3, kernels: 'reference', minSplitBytes: 0 });
     try {
       const arena = Arena.create(4096, { kernels: 'reference' });
       pool.register(arena);
       const total = 240, unit = 2, chunks = 10, size = Math.ceil(total / unit / (3 * chunks)) * unit; // 30 chunks of 8 units
-      const visits = arena.alloc(total * 4), owners = arena.alloc(total * 4);
+      const visits = arena.alloc(total * 4), owners = arena.alloc(total * 4), order = arena.alloc((total + 1) * 4);
       // After each chunk the calling thread sleeps 5 ms, the workers 40 ms: all three take chunks, the
       // calling thread most (about 22 of the 30 against 4 each).
-      pool.run(claimedUnitsOp, arena, visits, owners, total, unit, chunks, 5, 40);
+      pool.run(claimedUnitsOp, arena, visits, owners, total, unit, chunks, 5, 40, order);
       assert.deepEqual(Array.from(arena.i32(visits, total)), new Array<number>(total).fill(1));
       const own = Array.from(arena.i32(owners, total));
       for (let c = 0; c < total; c += size) assert.equal(new Set(own.slice(c, c + size)).size, 1, `chunk at ${c}: ${own.join(' ')}`);
@@ -229,28 +229,43 @@ describe('claimed chunks', () => {
       const ran = new Set(own);
       assert.equal(ran.size, 3, `every thread took chunks: ${own.join(' ')}`);
       for (const t of ran) if (t !== 0) assert.ok(count(0) > count(t), `units by thread: ${own.join(' ')}`);
+      // Thread t owns the chunks [10t, 10t + 10): it runs a prefix of them, front first and in order
+      // (its weights stay one stream); the others steal the rest, back first.
+      const started = Array.from(arena.i32(order + 4, total));
+      for (let t = 0; t < 3; t++) {
+        const chunkOwners = Array.from({ length: 10 }, (_, c) => own[(10 * t + c) * size]!);
+        const when = Array.from({ length: 10 }, (_, c) => started[(10 * t + c) * size]!);
+        const k = chunkOwners.filter((x) => x === chunkOwners[0]).length;
+        const what = `thread ${t}'s chunks: run by ${chunkOwners.join(' ')}, started ${when.join(' ')}`;
+        assert.ok(chunkOwners.slice(0, k).every((x) => x === chunkOwners[0]), what);
+        for (let c = 1; c < k; c++) assert.ok(when[c]! > when[c - 1]!, what);
+        for (let c = k + 1; c < 10; c++) assert.ok(when[c]! < when[c - 1]!, what);
+      }
+      assert.ok(own.slice(0, 10 * size).every((x) => x === 0), `the calling thread's own chunks: ${own.join(' ')}`);
       // A fast job: every unit still once, whichever threads took them.
       arena.i32(visits, total).fill(0);
-      pool.run(claimedUnitsOp, arena, visits, owners, 37, 1, 3, 0, 0);
+      pool.run(claimedUnitsOp, arena, visits, owners, 37, 1, 3, 0, 0, order);
       assert.deepEqual(Array.from(arena.i32(visits, 37)), new Array<number>(37).fill(1));
     } finally {
       pool.dispose();
     }
   });
 
-  test('which matmuls claim chunks: prefill-sized ones, up to CLAIMED_CHUNKS per thread, none below CLAIMED_CHUNK_WORK', () => {
-    assert.equal(matmulChunks(CLAIMED_MIN_TOKENS - 1, 1e12, 2), undefined); // decode, small batches
+  test('which matmuls claim chunks: up to CLAIMED_CHUNKS per thread (prefill) or DECODE_CHUNKS (fewer tokens), none below CLAIMED_CHUNK_WORK or DECODE_CHUNK_WORK', () => {
+    assert.equal(matmulChunks(1, 1e12, 2), DECODE_CHUNKS);
+    assert.equal(matmulChunks(CLAIMED_MIN_TOKENS - 1, 3 * 2 * DECODE_CHUNK_WORK, 2), 3);
+    assert.equal(matmulChunks(1, 2 * 2 * DECODE_CHUNK_WORK - 1, 2), undefined); // a small matrix: fixed slices
     assert.equal(matmulChunks(CLAIMED_MIN_TOKENS, 3 * 2 * CLAIMED_CHUNK_WORK, 2), 3);
     assert.equal(matmulChunks(64, 2 * 2 * CLAIMED_CHUNK_WORK - 1, 2), undefined); // less than two chunks' work per thread
     assert.equal(matmulChunks(64, 1e12, 2), CLAIMED_CHUNKS);
   });
 
-  test(`matmul of ${CLAIMED_MIN_TOKENS} or more tokens in claimed chunks equals one thread (SIMD kernels)`, async () => {
+  test('matmul in claimed chunks (one token, and prefill-sized) equals one thread (SIMD kernels)', async () => {
     const pool = await ThreadPool.create({ threads: 3, kernels: 'wasm', minSplitBytes: 0 });
     try {
       const rand = rng(71);
       const cols = 1024;
-      for (const [dtype, rows, n] of [['f32', 1024, CLAIMED_MIN_TOKENS], ['q8_0', 1000, 64], ['q4_0', 1024, 64]] as const) {
+      for (const [dtype, rows, n] of [['f32', 1024, 1], ['f32', 1024, CLAIMED_MIN_TOKENS], ['q8_0', 1000, 64], ['q4_0', 1024, 64]] as const) {
         assert.ok(matmulChunks(n, n * weightBytes(dtype, rows * cols), 3) !== undefined, `${dtype}: claimed`);
         const { arena, single, pooled } = matmulBothWays(pool, 'wasm', dtype, rows, cols, n, rand);
         assert.deepEqual(pooled, single, `${dtype} rows=${rows} n=${n}`);
