@@ -3,7 +3,7 @@
 // read back unsigned) into the imported shared memory; they allocate nothing and use no static
 // data, so the first 64 KiB of every memory stay untouched.
 export function kernelsVersion(): i32 { return 1; }
-export { matmulF32, matmulF16, matmulBF16 } from './matmul';
+export { matmulF32, matmulF16, matmulBF16, matmulF32Panels, matmulF16Panels, matmulBF16Panels } from './matmul';
 export { matmulQ8_0, matmulQ4_0 } from './matmul-quant';
 export { matmulQ8_0x4, matmulQ4_0x4, rowToF32Q8_0x4, rowToF32Q4_0x4 } from './matmul-quant-x4';
 export { matmulQ4_K, matmulQ5_K, matmulQ6_K, quantizeQ8K, toF32Q4_K, toF32Q5_K, toF32Q6_K } from './matmul-kquant';

@@ -5,7 +5,7 @@
 import { createReferenceKernels, f32ToBF16, f32ToF16, quantizeToQ4_0, quantizeToQ8_0 } from '../kernels/reference.js';
 import { createWasmKernels, kernelModule } from '../kernels/wasm.js';
 import { quantizeToK, type KQuantType } from '../kernels/k-quants.js';
-import { repackKX4, repackX4 } from '../kernels/repack.js';
+import { panelBase, repackKX4, repackPanels, repackX4 } from '../kernels/repack.js';
 import type { FlagSpecs } from '../cli/args.js';
 import { isMainModule, runScript, scriptFlags } from '../cli/script.js';
 import { activationBytes, activationFormat, attentionStateBytes, blockValues, weightBytes, type Kernels, type WeightDType } from '../kernels/types.js';
@@ -33,6 +33,11 @@ export function weightsOf(dtype: WeightDType, values: Float32Array, rows: number
       const base = dtype.slice(0, 4) as KQuantType;
       const w = quantizeToK(base, values);
       repackKX4(base, w, rows, values.length / rows);
+      return w;
+    }
+    case 'f32p': case 'f16p': case 'bf16p': {
+      const base = panelBase(dtype), w = weightsOf(base, values, rows);
+      repackPanels(base, w, rows, values.length / rows);
       return w;
     }
   }

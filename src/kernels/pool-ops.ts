@@ -38,7 +38,7 @@ export function matmulChunks(n: number, work: number, threads: number): number |
 export const CLAIMED_ATTENTION_CHUNKS = 4;
 
 // Dtypes travel as indices into these tables.
-const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0x4', 'q4_0x4', 'q4_kx4', 'q5_kx4', 'q6_kx4'];
+const WEIGHT_DTYPES: readonly WeightDType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0x4', 'q4_0x4', 'q4_kx4', 'q5_kx4', 'q6_kx4', 'f32p', 'f16p', 'bf16p'];
 const CACHE_DTYPES: readonly CacheDType[] = ['f32', 'f16'];
 
 const family = defineKernelFamily<Kernels>(import.meta.url, 'kernels', createKernels);

@@ -9,7 +9,7 @@ import {
   checkBlockRange, checkSplitsKeys, q8BlockSumsOffset, Q8_SUMS_BYTES, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
-import { unpackKX4, x4QuantAt, type KRepackedDType } from './repack.js';
+import { isPanelDType, panelBase, panelIndex, unpackKX4, x4QuantAt, type KRepackedDType, type PanelDType } from './repack.js';
 
 const f32 = Math.fround;
 
@@ -238,7 +238,12 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
   };
 
   /** Weight row r as f32 values (cols), for the float dtypes. */
-  function weightRow(dtype: 'f32' | 'f16' | 'bf16', w: Ptr, r: number, cols: number): Float32Array {
+  function weightRow(dtype: 'f32' | 'f16' | 'bf16' | PanelDType, w: Ptr, r: number, cols: number): Float32Array {
+    if (isPanelDType(dtype)) {
+      const base = panelBase(dtype), es = base === 'f32' ? 4 : 2, out = new Float32Array(cols);
+      for (let c = 0; c < cols; c++) out[c] = weightRow(base, w + panelIndex(cols, r, c) * es, 0, 1)[0]!;
+      return out;
+    }
     if (dtype === 'f32') return F(w + r * cols * 4, cols);
     const h = U16(w + r * cols * 2, cols);
     const out = new Float32Array(cols);
@@ -373,7 +378,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
         case 'q4_k': case 'q5_k': case 'q6_k':
           D.set(dequantizeK(dtype, U8(src, (count / QK_K) * K_BLOCK_BYTES[dtype]), count));
           return;
-        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
+        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': case 'f32p': case 'f16p': case 'bf16p':
+          throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },
@@ -382,6 +388,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
       if (dtype === 'q8_0x4' || dtype === 'q4_0x4') {
         const { d, q } = rowBlocksX4(dtype, w, row, cols / 32), D = F(dst, cols);
         for (let i = 0; i < cols; i++) D[i] = d[i >> 5]! * q[i]!;
+      } else if (isPanelDType(dtype)) {
+        F(dst, cols).set(weightRow(dtype, w, row, cols));
       } else if (dtype === 'q4_kx4' || dtype === 'q5_kx4' || dtype === 'q6_kx4') {
         const type = dtype.slice(0, 4) as KQuantType, rowBytes = weightBytes(type, cols);
         const group = kBlocks(dtype, w + (row >> 2) * 4 * rowBytes, 4, cols);

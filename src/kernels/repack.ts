@@ -16,6 +16,11 @@
 // values the four rows' 6-bit values four at a time. Four consecutive values of each of the four
 // rows in one vector let the kernels multiply the four rows by one broadcast run of activations, and
 // q6_K's grouping unpacks 64 values in 11 vector operations (17 from GGUF's ql / qh).
+// f32p / f16p / bf16p (kernels/matmul.ts matmulPanels): float matrices wider than one panel, with
+// rows % 32 == 0 and cols % 2048 == 0: group g (rows 32g..32g+31) is 32·cols values; inside it, panel
+// p (columns 2048p..2048p+2047) is 32·2048 values at 32·2048·p, row k of the group's 2048 values at
+// 2048·k. One token's matmul then reads the weights in memory order while one panel's 8 KiB of X
+// stays in L1.
 import type { WeightDType } from './types.js';
 import { K_BLOCK_BYTES, type KQuantType } from './k-quants.js';
 
@@ -26,9 +31,14 @@ export type KRepackedDType = 'q4_kx4' | 'q5_kx4' | 'q6_kx4';
 export const GROUP_ROWS = 4;
 
 /** Readies a matrix just read (`bytes`, rows × cols in `dtype`) for the matmul kernels: q8_0, q4_0,
- *  q4_k, q5_k and q6_k with rows % 4 == 0 are repacked in place into their x4 layouts and that dtype
- *  is returned; anything else is left as it is and `dtype` returned. */
+ *  q4_k, q5_k and q6_k with rows % 4 == 0 are repacked in place into their x4 layouts, and f32, f16
+ *  and bf16 ones wider than a panel (panelsFit) into panels, and that dtype is returned; anything
+ *  else is left as it is and `dtype` returned. */
 export function repackForMatmul(dtype: WeightDType, bytes: Uint8Array, rows: number, cols: number): WeightDType {
+  if ((dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') && panelsFit(rows, cols)) {
+    repackPanels(dtype, bytes, rows, cols);
+    return `${dtype}p`;
+  }
   if ((dtype === 'q4_k' || dtype === 'q5_k' || dtype === 'q6_k') && rows % GROUP_ROWS === 0) {
     repackKX4(dtype, bytes, rows, cols);
     return `${dtype}x4`;
@@ -200,6 +210,79 @@ export function unpackKX4(dtype: KRepackedDType, bytes: Uint8Array, rows: number
       if (type === 'q6_k') { q6FromX4(bytes, at, k, out, dst); continue; }
       for (const [from, len, to, step] of KX4_MOVES[type]) out.set(bytes.subarray(at + to + step * k, at + to + step * k + len), dst + from);
       if (type === 'q4_k') q4Runs(out, dst, bytes, at, k, false);
+    }
+  }
+  return out;
+}
+
+// ---- panels of wide float matrices ---------------------------------------------------------------
+
+/** Rows per group and columns per panel of the panel layout (kernels/matmul.ts declares the same). */
+export const PANEL_ROWS = 32;
+export const PANEL_COLS = 2048;
+export type PanelDType = 'f32p' | 'f16p' | 'bf16p';
+type FloatDType = 'f32' | 'f16' | 'bf16';
+
+export function isPanelDType(dtype: WeightDType): dtype is PanelDType {
+  return dtype === 'f32p' || dtype === 'f16p' || dtype === 'bf16p';
+}
+
+/** The row-major dtype of a panel dtype's values. */
+export function panelBase(dtype: PanelDType): FloatDType {
+  return dtype.slice(0, -1) as FloatDType;
+}
+
+/** Whether a float matrix goes into panels: wider than one panel, in whole groups and panels. */
+export function panelsFit(rows: number, cols: number): boolean {
+  return cols > PANEL_COLS && cols % PANEL_COLS === 0 && rows % PANEL_ROWS === 0;
+}
+
+/** Index of value (r, c) of a rows × cols matrix in the panel layout, in values. */
+export function panelIndex(cols: number, r: number, c: number): number {
+  return (r - (r % PANEL_ROWS)) * cols + (c - (c % PANEL_COLS)) * PANEL_ROWS + (r % PANEL_ROWS) * PANEL_COLS + (c % PANEL_COLS);
+}
+
+/** Where each panel of row r lies (byte pointer from w) and its first column. */
+export function panelRowParts(dtype: PanelDType, w: number, r: number, cols: number): [number, number][] {
+  const es = dtype === 'f32p' ? 4 : 2, parts: [number, number][] = [];
+  for (let c = 0; c < cols; c += PANEL_COLS) parts.push([w + panelIndex(cols, r, c) * es, c]);
+  return parts;
+}
+
+function checkPanels(fn: string, dtype: string, bytes: Uint8Array, rows: number, cols: number, es: number): void {
+  if (!panelsFit(rows, cols) || bytes.length !== rows * cols * es) {
+    throw new RangeError(`${fn}: ${rows}×${cols} ${dtype} needs rows % ${PANEL_ROWS} == 0, cols a multiple of ${PANEL_COLS} above it, and ${rows * cols * es} bytes, got ${bytes.length}`);
+  }
+}
+
+/** Rewrites `bytes` (rows × cols row-major values of a float dtype) into panels, in place (one group
+ *  of rows copied aside at a time). */
+export function repackPanels(dtype: FloatDType, bytes: Uint8Array, rows: number, cols: number): void {
+  const es = dtype === 'f32' ? 4 : 2;
+  checkPanels('repackPanels', dtype, bytes, rows, cols, es);
+  const groupBytes = PANEL_ROWS * cols * es, runBytes = PANEL_COLS * es, rowBytes = cols * es;
+  const group = new Uint8Array(groupBytes);
+  for (let g = 0; g < rows / PANEL_ROWS; g++) {
+    const base = g * groupBytes;
+    group.set(bytes.subarray(base, base + groupBytes));
+    for (let k = 0; k < PANEL_ROWS; k++) {
+      for (let p = 0; p < cols / PANEL_COLS; p++) {
+        const from = k * rowBytes + p * runBytes;
+        bytes.set(group.subarray(from, from + runBytes), base + (p * PANEL_ROWS + k) * runBytes);
+      }
+    }
+  }
+}
+
+/** The row-major values of a panel matrix again (a copy): the inverse of repackPanels. */
+export function unpackPanels(dtype: PanelDType, bytes: Uint8Array, rows: number, cols: number): Uint8Array {
+  const es = dtype === 'f32p' ? 4 : 2;
+  checkPanels('unpackPanels', dtype, bytes, rows, cols, es);
+  const out = new Uint8Array(bytes.length), runBytes = PANEL_COLS * es;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c += PANEL_COLS) {
+      const from = panelIndex(cols, r, c) * es;
+      out.set(bytes.subarray(from, from + runBytes), (r * cols + c) * es);
     }
   }
   return out;

@@ -22,9 +22,12 @@ export type Ptr = number;
  *  q8_0x4 / q4_0x4: the same blocks repacked in memory at load (./repack.ts), four rows interleaved
  *        with their scales apart; never in a file. Same size as q8_0 / q4_0, rows % 4 == 0.
  *  q4_kx4 / q5_kx4 / q6_kx4: the K-quant super-blocks repacked likewise (./repack.ts); same size
- *        as q4_k / q5_k / q6_k, rows % 4 == 0. */
+ *        as q4_k / q5_k / q6_k, rows % 4 == 0.
+ *  f32p / f16p / bf16p: wide float matrices in panels (./repack.ts), made at load: groups of 32 rows,
+ *        each cut into panels of 2048 columns; rows % 32 == 0, cols % 2048 == 0. A row's dot product
+ *        is the sum of its panels' in order. Same size as f32 / f16 / bf16. */
 export type WeightDType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_0x4' | 'q4_0x4'
-  | 'q4_kx4' | 'q5_kx4' | 'q6_kx4';
+  | 'q4_kx4' | 'q5_kx4' | 'q6_kx4' | 'f32p' | 'f16p' | 'bf16p';
 
 /** The form a matmul takes its input X in: f32, q8_0 blocks (for q8_0 / q4_0 weights) or q8_K
  *  super-blocks (for K-quant weights) — llama.cpp's pairing, so the integer dot products match it. */
@@ -92,8 +95,8 @@ export type RopeStyle = 'neox' | 'normal';
 /** Bytes needed to store `count` elements of a weight dtype (count a multiple of blockValues(dtype)). */
 export function weightBytes(dtype: WeightDType, count: number): number {
   switch (dtype) {
-    case 'f32': return count * 4;
-    case 'f16': case 'bf16': return count * 2;
+    case 'f32': case 'f32p': return count * 4;
+    case 'f16': case 'bf16': case 'f16p': case 'bf16p': return count * 2;
     case 'q8_0': case 'q8_0x4': return (count / 32) * 34;
     case 'q4_0': case 'q4_0x4': return (count / 32) * 18;
     case 'q4_k': case 'q4_kx4': return (count / 256) * 144;

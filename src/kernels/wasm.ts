@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
+import { isPanelDType, panelBase, panelRowParts, PANEL_COLS } from './repack.js';
 import { checkBlockRange, checkSplitsKeys, weightBytes, type Kernels, type Ptr } from './types.js';
 
 /** Raw exports of kernels/index.ts (pointers and counts as i32, floats as f32). */
@@ -13,6 +14,9 @@ interface KernelExports {
   matmulF32(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulBF16(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulF32Panels(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulF16Panels(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
+  matmulBF16Panels(w: Ptr, x: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ8_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ4_0(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
   matmulQ8_0x4(w: Ptr, xq: Ptr, y: Ptr, n: number, rows: number, cols: number, r0: number, r1: number): void;
@@ -134,6 +138,9 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'f32': return k.matmulF32(w, x, y, n, rows, cols, r0, r1);
         case 'f16': return k.matmulF16(w, x, y, n, rows, cols, r0, r1);
         case 'bf16': return k.matmulBF16(w, x, y, n, rows, cols, r0, r1);
+        case 'f32p': return k.matmulF32Panels(w, x, y, n, rows, cols, r0, r1);
+        case 'f16p': return k.matmulF16Panels(w, x, y, n, rows, cols, r0, r1);
+        case 'bf16p': return k.matmulBF16Panels(w, x, y, n, rows, cols, r0, r1);
         case 'q8_0': return k.matmulQ8_0(w, x, y, n, rows, cols, r0, r1);
         case 'q4_0': return k.matmulQ4_0(w, x, y, n, rows, cols, r0, r1);
         case 'q8_0x4': return k.matmulQ8_0x4(w, x, y, n, rows, cols, r0, r1);
@@ -159,12 +166,14 @@ export function createWasmKernels(module: WebAssembly.Module, memory: WebAssembl
         case 'q4_k': return k.toF32Q4_K(src, dst, count);
         case 'q5_k': return k.toF32Q5_K(src, dst, count);
         case 'q6_k': return k.toF32Q6_K(src, dst, count);
-        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
+        case 'q8_0x4': case 'q4_0x4': case 'q4_kx4': case 'q5_kx4': case 'q6_kx4': case 'f32p': case 'f16p': case 'bf16p':
+          throw new Error(`toF32: ${dtype} has its rows interleaved; read rows with rowToF32`);
         default: { const never: never = dtype; throw new Error(`toF32: unknown dtype ${String(never)}`); }
       }
     },
     rowToF32(dtype, w, row, cols, dst) {
-      if (dtype === 'q8_0x4') k.rowToF32Q8_0x4(w, row, cols, dst);
+      if (isPanelDType(dtype)) for (const [at, c0] of panelRowParts(dtype, w, row, cols)) this.toF32(panelBase(dtype), at, dst + 4 * c0, PANEL_COLS);
+      else if (dtype === 'q8_0x4') k.rowToF32Q8_0x4(w, row, cols, dst);
       else if (dtype === 'q4_0x4') k.rowToF32Q4_0x4(w, row, cols, dst);
       else if (dtype === 'q4_kx4') k.rowToF32Q4_Kx4(w, row, cols, dst);
       else if (dtype === 'q5_kx4') k.rowToF32Q5_Kx4(w, row, cols, dst);

@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeTestCheckpoint, TINY_PRESETS, type TestCheckpoint } from '../../src/testing/checkpoints.js';
+import { presetConfig, writeRandomGguf, writeTestCheckpoint, TINY_PRESETS, type TestCheckpoint } from '../../src/testing/checkpoints.js';
+import { panelsFit, PANEL_COLS } from '../../src/kernels/repack.js';
 import { randomIds } from '../../src/testing/random-model.js';
 import { loadModel, type LoadOptions } from '../../src/models/load.js';
 
@@ -164,4 +165,18 @@ test('truncate then re-feed gives the same logits (rollback)', async () => {
     const b = model.forward([5], cache);
     assert.ok(maxRelDiff(b, a) < 1e-6);
   } finally { model.dispose(); }
+});
+
+test('a feed-forward block wider than one panel (its down projection in panels, f32 and f16): the SIMD kernels equal the twins, and decode steps and chunks equal one forward', async () => {
+  const config = { ...presetConfig('llama3-tiny'), intermediate_size: 2 * PANEL_COLS };
+  assert.ok(panelsFit(config.hidden_size, config.intermediate_size), 'the down projection goes into panels');
+  const ids = randomIds(5, 40, config.vocab_size);
+  for (const outType of ['f32', 'f16'] as const) {
+    const file = writeRandomGguf(join(dir, `wide-ffn-${outType}.gguf`), config, outType);
+    const wasm = await logitsOf(file, ids, [ids.length], { kernels: 'wasm' });
+    const ref = await logitsOf(file, ids, [ids.length], { kernels: 'reference', threads: 1 });
+    assert.ok(maxRelDiff(wasm, ref) < 1e-5, `${outType}: relative difference ${maxRelDiff(wasm, ref)}`);
+    const pieces = await logitsOf(file, ids, [1, 1, 1, 17, 20]);
+    assert.ok(maxRelDiff(pieces, wasm) < 1e-5, `${outType}: pieces against one forward ${maxRelDiff(pieces, wasm)}`);
+  }
 });
