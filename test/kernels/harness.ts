@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { createReferenceKernels, f32ToBF16, f32ToF16 } from '../../src/kernels/reference.js';
-import { createWasmKernels, kernelModule } from '../../src/kernels/wasm.js';
+import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
 import type { Kernels, Ptr } from '../../src/kernels/types.js';
 import { uniform01 } from '../../src/data/rng.js';
 
@@ -40,6 +40,14 @@ export function makeBench(pages = 256): Bench {
     i32: (p, n) => new Int32Array(memory.buffer, p, n),
     u16: (p, n) => new Uint16Array(memory.buffer, p, n),
   };
+}
+
+/** The SIMD builds bound to the bench's memory: both where the engine runs relaxed SIMD, else the
+ *  plain one. */
+export function simdBuilds(b: Bench): [string, Kernels][] {
+  const list: [string, Kernels][] = [['simd', createWasmKernels(kernelModule('simd'), b.memory)]];
+  if (kernelBuild() === 'relaxed') list.push(['relaxed', createWasmKernels(kernelModule('relaxed'), b.memory)]);
+  return list;
 }
 
 /** Seeded uniform [0, 1) numbers so failures reproduce. */

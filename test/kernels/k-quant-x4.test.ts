@@ -7,19 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quantizeToK, type KQuantType } from '../../src/kernels/k-quants.js';
 import { repackForMatmul, repackKX4, unpackKX4, type KRepackedDType } from '../../src/kernels/repack.js';
-import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
-import { activationBytes, weightBytes, type Kernels } from '../../src/kernels/types.js';
-import { assertBytesEqual, makeBench, randomF32, rng, type Bench } from './harness.js';
+import { activationBytes, weightBytes } from '../../src/kernels/types.js';
+import { assertBytesEqual, makeBench, simdBuilds, randomF32, rng, type Bench } from './harness.js';
 
 const TYPES: KQuantType[] = ['q4_k', 'q5_k', 'q6_k'];
 const x4Of = (type: KQuantType): KRepackedDType => `${type}x4`;
-
-/** Both SIMD builds where the engine runs relaxed SIMD, else the plain one. */
-function builds(b: Bench): [string, Kernels][] {
-  const list: [string, Kernels][] = [['simd', createWasmKernels(kernelModule('simd'), b.memory)]];
-  if (kernelBuild() === 'relaxed') list.push(['relaxed', createWasmKernels(kernelModule('relaxed'), b.memory)]);
-  return list;
-}
 
 /** Random weights (rows × cols, outliers for uneven scales) in GGUF super-blocks and repacked, and
  *  q8_K activations of n tokens. */
@@ -91,7 +83,7 @@ test('repackForMatmul repacks q4_k / q5_k / q6_k with rows % 4 == 0 and leaves r
 
 test('K-quant x4 matmuls equal the twin (x4 and GGUF layouts) and the GGUF-layout SIMD kernel bit for bit, both builds, odd sizes and row ranges', () => {
   const b = makeBench(256);
-  const ks = builds(b);
+  const ks = simdBuilds(b);
   let seed = 500;
   for (const type of TYPES) {
     const dtype = x4Of(type);
@@ -123,7 +115,7 @@ test('K-quant x4 matmuls equal the twin (x4 and GGUF layouts) and the GGUF-layou
 
 test('K-quant x4 matmuls: a token gives the same bits alone (the group decode kernel) as in tiles of 1…9 tokens, both builds', () => {
   const b = makeBench(64);
-  const ks = builds(b);
+  const ks = simdBuilds(b);
   for (const type of TYPES) {
     const rows = 36, cols = 512, n = 9, dtype = x4Of(type);
     const { w4, xq } = setup(b, type, rows, cols, n, 41);
@@ -142,7 +134,7 @@ test('K-quant x4 matmuls: a token gives the same bits alone (the group decode ke
 
 test('K-quant x4 matmuls are exact at the ends of the ranges: largest quants, scales and mins against activations ±127, both builds', () => {
   const b = makeBench(64);
-  const ks = builds(b);
+  const ks = simdBuilds(b);
   for (const type of TYPES) {
     const rows = 8, cols = 512, n = 2, dtype = x4Of(type);
     const { w, w4, xq } = setup(b, type, rows, cols, n, 77);
@@ -199,7 +191,7 @@ test('K-quant x4 matmuls with subnormal, zero and negative f16 scales (real file
   const SUBNORMAL = [0x0001, 0x03ff, 0x0141, 0x8142, 0x813f, 0x0200];
   const MIXED = [0x0141, 0x3c00, 0x0000, 0x8142, 0x8000, 0x0400, 0x03ff, 0x1234];
   const b = makeBench(256);
-  const ks = builds(b);
+  const ks = simdBuilds(b);
   let seed = 900;
   for (const type of TYPES) {
     const dtype = x4Of(type), rows = 12, cols = 768, nb = cols / 256, bb = weightBytes(type, 256);

@@ -6,19 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isPanelDType, panelIndex, panelsFit, PANEL_COLS, PANEL_ROWS, repackForMatmul, repackPanels, unpackPanels } from '../../src/kernels/repack.js';
-import { createWasmKernels, kernelBuild, kernelModule } from '../../src/kernels/wasm.js';
 import { weightBytes, type Kernels } from '../../src/kernels/types.js';
-import { assertBytesEqual, assertClose, makeBench, randomF32, rng, toBF16Bits, toF16Bits, type Bench } from './harness.js';
+import { assertBytesEqual, assertClose, makeBench, simdBuilds, randomF32, rng, toBF16Bits, toF16Bits, type Bench } from './harness.js';
 
 const FLOATS = ['f32', 'f16', 'bf16'] as const;
 type Float = typeof FLOATS[number];
-
-/** Both SIMD builds where the engine runs relaxed SIMD, else the plain one. */
-function builds(b: Bench): [string, Kernels][] {
-  const list: [string, Kernels][] = [['simd', createWasmKernels(kernelModule('simd'), b.memory)]];
-  if (kernelBuild() === 'relaxed') list.push(['relaxed', createWasmKernels(kernelModule('relaxed'), b.memory)]);
-  return list;
-}
 
 function bytesOf(dtype: Float, values: Float32Array): Uint8Array {
   if (dtype === 'f32') return new Uint8Array(values.buffer.slice(0));
@@ -74,7 +66,7 @@ function setup(b: Bench, dtype: Float, rows: number, cols: number, n: number, se
 
 test('panel matmuls equal the row-major kernels panel by panel, summed in panel order, bit for bit (both builds)', () => {
   const b = makeBench(512);
-  const ks = builds(b);
+  const ks = simdBuilds(b);
   const rows = 96, cols = 3 * PANEL_COLS, P = PANEL_COLS;
   for (const dtype of FLOATS) {
     const es = dtype === 'f32' ? 4 : 2;
@@ -103,7 +95,7 @@ test('panel matmuls equal the row-major kernels panel by panel, summed in panel 
 
 test('panel matmuls match the twin on any range, odd ones included, and write no row outside it; rowToF32 reads a row back', () => {
   const b = makeBench(512);
-  const ks: [string, Kernels][] = [['twin', b.ref], ...builds(b)];
+  const ks: [string, Kernels][] = [['twin', b.ref], ...simdBuilds(b)];
   const rows = 64, cols = 2 * PANEL_COLS;
   for (const dtype of FLOATS) {
     for (const n of [1, 3, 6]) {
