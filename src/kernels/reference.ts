@@ -9,7 +9,7 @@ import {
   checkBlockRange, checkSplitsKeys, q8BlockSumsOffset, Q8_SUMS_BYTES, weightBytes, type CacheDType, type Kernels, type Ptr, type RopeStyle, type WeightDType,
 } from './types.js';
 import { dequantizeK, kBlockInts, quantizeBlockQ8_K, K_BLOCK_BYTES, Q8_K_BYTES, QK_K, type KBlockInts, type KQuantType } from './k-quants.js';
-import { isPanelDType, panelBase, panelIndex, unpackKX4, x4QuantAt, type KRepackedDType, type PanelDType } from './repack.js';
+import { isPanelDType, panelBase, panelRowParts, PANEL_COLS, unpackKX4, x4QuantAt, type KRepackedDType, type PanelDType } from './repack.js';
 
 const f32 = Math.fround;
 
@@ -240,8 +240,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): Kernels {
   /** Weight row r as f32 values (cols), for the float dtypes. */
   function weightRow(dtype: 'f32' | 'f16' | 'bf16' | PanelDType, w: Ptr, r: number, cols: number): Float32Array {
     if (isPanelDType(dtype)) {
-      const base = panelBase(dtype), es = base === 'f32' ? 4 : 2, out = new Float32Array(cols);
-      for (let c = 0; c < cols; c++) out[c] = weightRow(base, w + panelIndex(cols, r, c) * es, 0, 1)[0]!;
+      const out = new Float32Array(cols);
+      for (const [at, c0] of panelRowParts(dtype, w, r, cols)) out.set(weightRow(panelBase(dtype), at, 0, PANEL_COLS), c0);
       return out;
     }
     if (dtype === 'f32') return F(w + r * cols * 4, cols);

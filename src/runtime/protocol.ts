@@ -163,14 +163,12 @@ export function runOwnPart<K>(ints: Int32Array, thread: number, op: { slice(kern
   }
   const start = Atomics.load(ints, CLAIM_START), end = Atomics.load(ints, CLAIM_END);
   const threads = Atomics.load(ints, CLAIM_THREADS);
-  const run = (chunk: number): void => {
-    const r0 = start + chunk * size;
-    op.slice(kernels, args, r0, Math.min(end, r0 + size));
-  };
   for (;;) { // own chunks, front first
     const w = Atomics.load(ints, CLAIMS + thread), lo = w >>> 16, hi = w & 0xffff;
     if (lo >= hi) break;
-    if (Atomics.compareExchange(ints, CLAIMS + thread, w, ((lo + 1) << 16) | hi) === w) run(lo);
+    if (Atomics.compareExchange(ints, CLAIMS + thread, w, ((lo + 1) << 16) | hi) === w) {
+      op.slice(kernels, args, start + lo * size, Math.min(end, start + (lo + 1) * size));
+    }
   }
   for (;;) { // then the others', back first
     let victim = -1, most = 0, vw = 0;
@@ -181,9 +179,14 @@ export function runOwnPart<K>(ints: Int32Array, thread: number, op: { slice(kern
     }
     if (victim < 0) return;
     const lo = vw >>> 16, hi = vw & 0xffff;
-    if (Atomics.compareExchange(ints, CLAIMS + victim, vw, (lo << 16) | (hi - 1)) === vw) run(hi - 1);
+    if (Atomics.compareExchange(ints, CLAIMS + victim, vw, (lo << 16) | (hi - 1)) === vw) {
+      op.slice(kernels, args, start + (hi - 1) * size, Math.min(end, start + hi * size));
+    }
   }
 }
+
+/** writeClaims's scratch (one per thread that posts jobs: a decode step posts dozens). */
+const claimCut = new Int32Array(2 * MAX_THREADS);
 
 /** Writes the chunks' owners for a claimed job of `chunks` chunks: contiguous runs as splitRange
  *  cuts them (the main thread's never the longest), packed as runOwnPart reads them. */
@@ -191,8 +194,7 @@ export function writeClaims(ints: Int32Array, chunks: number, threads: number): 
   if (!(Number.isInteger(chunks) && chunks >= 1 && chunks <= MAX_CLAIM_CHUNKS)) {
     throw new RangeError(`claimed job: ${chunks} chunks; at most ${MAX_CLAIM_CHUNKS}`);
   }
-  const cut = new Int32Array(2 * threads);
-  splitRange(chunks, threads, 1, cut);
-  for (let t = 0; t < threads; t++) Atomics.store(ints, CLAIMS + t, (cut[2 * t]! << 16) | cut[2 * t + 1]!);
+  splitRange(chunks, threads, 1, claimCut);
+  for (let t = 0; t < threads; t++) Atomics.store(ints, CLAIMS + t, (claimCut[2 * t]! << 16) | claimCut[2 * t + 1]!);
   Atomics.store(ints, CLAIM_THREADS, threads);
 }
